@@ -1,0 +1,238 @@
+/* Diagnostics, progress and JSON events; see log.h. */
+#include "log.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *prog_name = "mcast";
+static int verbosity_level = 1;
+static int json_mode;
+static int progress_shown;
+static int stderr_tty = -1;
+static struct timespec progress_last;
+
+void mc_log_init(const char *prog, int verbosity, int json)
+{
+	const char *slash = strrchr(prog, '/');
+
+	prog_name = slash ? slash + 1 : prog;
+	verbosity_level = verbosity;
+	json_mode = json;
+	stderr_tty = isatty(STDERR_FILENO);
+}
+
+const char *mc_log_prog(void) { return prog_name; }
+int mc_log_verbosity(void) { return verbosity_level; }
+int mc_log_json(void) { return json_mode; }
+
+static void vsay(const char *fmt, va_list ap)
+{
+	mc_progress_end();
+	fprintf(stderr, "%s: ", prog_name);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void mc_err(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsay(fmt, ap);
+	va_end(ap);
+}
+
+void mc_warn(const char *fmt, ...)
+{
+	va_list ap;
+	if (verbosity_level < 1)
+		return;
+	va_start(ap, fmt);
+	vsay(fmt, ap);
+	va_end(ap);
+}
+
+void mc_info(const char *fmt, ...)
+{
+	va_list ap;
+	if (verbosity_level < 1)
+		return;
+	va_start(ap, fmt);
+	vsay(fmt, ap);
+	va_end(ap);
+}
+
+void mc_debug(const char *fmt, ...)
+{
+	va_list ap;
+	if (verbosity_level < 2)
+		return;
+	va_start(ap, fmt);
+	vsay(fmt, ap);
+	va_end(ap);
+}
+
+void mc_progress(int force, const char *fmt, ...)
+{
+	struct timespec now;
+	va_list ap;
+
+	if (stderr_tty < 0)
+		stderr_tty = isatty(STDERR_FILENO);
+	if (!stderr_tty || verbosity_level < 1)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!force && progress_shown &&
+	    (now.tv_sec - progress_last.tv_sec) * 1000 + (now.tv_nsec - progress_last.tv_nsec) / 1000000 < 200)
+		return;
+	progress_last = now;
+	fputs("\r\033[K", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fflush(stderr);
+	progress_shown = 1;
+}
+
+void mc_progress_end(void)
+{
+	if (progress_shown) {
+		fputs("\r\033[K", stderr);
+		progress_shown = 0;
+	}
+}
+
+static void put(struct mc_json *j, const char *s, size_t n)
+{
+	if (j->len + n + 1 >= sizeof j->buf) {
+		j->overflow = 1;
+		return;
+	}
+	memcpy(j->buf + j->len, s, n);
+	j->len += n;
+	j->buf[j->len] = '\0';
+}
+
+void mc_json_escape(char *buf, size_t cap, size_t *len, const char *s)
+{
+	char tmp[8];
+	size_t n = *len;
+
+#define PUTC(c) do { if (n + 2 < cap) buf[n++] = (c); } while (0)
+	PUTC('"');
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\') {
+			PUTC('\\');
+			PUTC((char)*p);
+		} else if (*p < 0x20 || *p == 0x7f) {
+			snprintf(tmp, sizeof tmp, "\\u%04x", *p);
+			for (char *t = tmp; *t; t++)
+				PUTC(*t);
+		} else {
+			PUTC((char)*p);
+		}
+	}
+	PUTC('"');
+#undef PUTC
+	if (n < cap)
+		buf[n] = '\0';
+	*len = n;
+}
+
+static void key(struct mc_json *j, const char *k)
+{
+	size_t n = j->len;
+	put(j, ",", 1);
+	n = j->len;
+	mc_json_escape(j->buf, sizeof j->buf, &n, k);
+	j->len = n;
+	put(j, ":", 1);
+}
+
+void mc_json_begin(struct mc_json *j, const char *event)
+{
+	j->len = 0;
+	j->overflow = 0;
+	j->buf[0] = '\0';
+	put(j, "{\"event\":", 9);
+	size_t n = j->len;
+	mc_json_escape(j->buf, sizeof j->buf, &n, event);
+	j->len = n;
+}
+
+void mc_json_str(struct mc_json *j, const char *k, const char *val)
+{
+	key(j, k);
+	size_t n = j->len;
+	mc_json_escape(j->buf, sizeof j->buf, &n, val ? val : "");
+	j->len = n;
+}
+
+void mc_json_u64(struct mc_json *j, const char *k, uint64_t val)
+{
+	char tmp[32];
+	key(j, k);
+	put(j, tmp, (size_t)snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)val));
+}
+
+void mc_json_i64(struct mc_json *j, const char *k, int64_t val)
+{
+	char tmp[32];
+	key(j, k);
+	put(j, tmp, (size_t)snprintf(tmp, sizeof tmp, "%lld", (long long)val));
+}
+
+void mc_json_dbl(struct mc_json *j, const char *k, double val)
+{
+	char tmp[64];
+	key(j, k);
+	put(j, tmp, (size_t)snprintf(tmp, sizeof tmp, "%.6g", val));
+}
+
+void mc_json_bool(struct mc_json *j, const char *k, int val)
+{
+	key(j, k);
+	put(j, val ? "true" : "false", val ? 4 : 5);
+}
+
+void mc_json_raw(struct mc_json *j, const char *k, const char *raw)
+{
+	key(j, k);
+	put(j, raw, strlen(raw));
+}
+
+void mc_json_end(struct mc_json *j)
+{
+	if (!json_mode)
+		return;
+	put(j, "}", 1);
+	mc_progress_end();
+	fwrite(j->buf, 1, j->len, stdout);
+	fputc('\n', stdout);
+	fflush(stdout);
+}
+
+int mc_log_close_stdout(void)
+{
+	if (fflush(stdout) != 0 || ferror(stdout) || fclose(stdout) != 0) {
+		if (errno != EPIPE) {
+			mc_err("standard output: %s", strerror(errno ? errno : EIO));
+			return -1;
+		}
+		mc_err("standard output: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+char *mc_hex(const uint8_t *p, size_t n, char *out)
+{
+	static const char d[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = d[p[i] >> 4];
+		out[2 * i + 1] = d[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+	return out;
+}

@@ -1,0 +1,65 @@
+/* Diagnostics, progress line and --json events: the one output layer of every program. */
+#ifndef MC_LOG_H
+#define MC_LOG_H
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/*
+ * Talk goes to stderr as "prog: object: reason"; data and --json lines go to
+ * stdout. mc_log_init() must run first. Verbosity: 0 quiet (errors only),
+ * 1 normal, 2 verbose.
+ */
+void mc_log_init(const char *prog, int verbosity, int json);
+const char *mc_log_prog(void);
+int mc_log_verbosity(void);
+int mc_log_json(void);
+
+/* Errors always print; warnings and info need verbosity >= 1, debug >= 2. */
+void mc_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void mc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void mc_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void mc_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Progress line: redrawn in place on stderr only when stderr is a terminal and
+ * verbosity >= 1; rate limited to ~5 updates a second unless force is set.
+ * mc_progress_end() clears it before other output.
+ */
+void mc_progress(int force, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void mc_progress_end(void);
+
+/*
+ * One JSON object per line on stdout. Build with begin/field calls, then
+ * mc_json_end() writes and flushes it. Strings are escaped. Calls are no-ops
+ * unless --json was given. Example:
+ *   struct mc_json j; mc_json_begin(&j, "done");
+ *   mc_json_u64(&j, "bytes", n); mc_json_end(&j);
+ * gives {"event":"done","bytes":123}
+ */
+struct mc_json {
+	char buf[8192];
+	size_t len;
+	int overflow;
+};
+void mc_json_begin(struct mc_json *j, const char *event);
+void mc_json_str(struct mc_json *j, const char *key, const char *val);
+void mc_json_u64(struct mc_json *j, const char *key, uint64_t val);
+void mc_json_i64(struct mc_json *j, const char *key, int64_t val);
+void mc_json_dbl(struct mc_json *j, const char *key, double val);
+void mc_json_bool(struct mc_json *j, const char *key, int val);
+/* Raw JSON value (an array or object the caller built with mc_json_escape). */
+void mc_json_raw(struct mc_json *j, const char *key, const char *raw);
+void mc_json_end(struct mc_json *j);
+
+/* Appends s as a JSON string literal (with quotes) to buf of size cap at *len. */
+void mc_json_escape(char *buf, size_t cap, size_t *len, const char *s);
+
+/* Checks that stdout could be flushed and closed: returns 0, or -1 after an error message. */
+int mc_log_close_stdout(void);
+
+/* Hex of n bytes into out (2n+1 bytes). */
+char *mc_hex(const uint8_t *p, size_t n, char *out);
+
+#endif

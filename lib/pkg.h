@@ -1,0 +1,135 @@
+/* The package file format (mcast-package(5)): header, manifest, payload. */
+#ifndef MC_PKG_H
+#define MC_PKG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Layout, all integers big-endian:
+ *   header   64 bytes at offset 0 (magic, version, offsets, lengths, id)
+ *   manifest at offset 64, manifest_len bytes
+ *   zero padding up to payload_off = round_up(64 + manifest_len, 4096)
+ *   payload  payload_len bytes, split into chunks of chunk_size (last shorter)
+ * The package id is XXH3-128 of the manifest bytes (canonical, big-endian).
+ */
+#define MC_PKG_MAGIC "\211MCPKG\r\n" /* 8 bytes, PNG-style: catches text-mode and 7-bit damage */
+#define MC_PKG_MAGIC_LEN 8
+#define MC_PKG_VERSION 1
+#define MC_PKG_HDR_SIZE 64
+#define MC_PKG_ALIGN 4096
+#define MC_ID_LEN 16
+#define MC_DIGEST_LEN 16
+#define MC_NAME_MAX 255
+#define MC_CHUNK_MIN (64u * 1024)
+#define MC_CHUNK_MAX (64u * 1024 * 1024)
+/* Bound on manifest size a reader accepts (2^24 chunks of 16 bytes + fields). */
+#define MC_MANIFEST_MAX (16u * 1024 * 1024 * 16 + 4096)
+
+enum mc_comp { MC_COMP_NONE = 0, MC_COMP_GZIP = 1, MC_COMP_ZSTD = 2, MC_COMP_XZ = 3 };
+enum mc_kind { MC_KIND_RAW = 0, MC_KIND_TAR = 1 };
+
+struct mc_manifest {
+	char name[MC_NAME_MAX + 1];
+	char version[MC_NAME_MAX + 1];
+	uint64_t ctime;          /* seconds since the epoch */
+	uint8_t compression;     /* enum mc_comp */
+	uint8_t kind;            /* enum mc_kind */
+	uint32_t chunk_size;
+	uint64_t payload_size;
+	uint32_t nchunks;        /* ceil(payload_size / chunk_size) */
+	uint8_t payload_digest[MC_DIGEST_LEN];
+	const uint8_t *digests;  /* nchunks * 16 bytes, points into raw */
+	uint8_t *raw;            /* the encoded manifest, owned */
+	uint32_t raw_len;
+	uint8_t id[MC_ID_LEN];   /* XXH3-128 of raw */
+};
+
+struct mc_pkg_layout {
+	uint64_t manifest_off, manifest_len;
+	uint64_t payload_off, payload_len;
+	uint64_t file_size;
+};
+
+/* XXH3-128 of n bytes in canonical (big-endian) form. */
+void mc_digest(const void *p, size_t n, uint8_t out[MC_DIGEST_LEN]);
+
+/*
+ * Parses and validates an encoded manifest (from a file or the wire): every
+ * count and length must add up exactly to len, nchunks must match
+ * payload_size and chunk_size. Copies buf. Returns 0, or -1 with a reason in
+ * err (no file name: the caller adds it).
+ */
+int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, char *err, size_t errlen);
+void mc_manifest_free(struct mc_manifest *m);
+
+/* Offset and length of chunk i inside the payload. */
+uint64_t mc_manifest_chunk_off(const struct mc_manifest *m, uint32_t i);
+uint32_t mc_manifest_chunk_len(const struct mc_manifest *m, uint32_t i);
+
+/* Where everything lives in the file for this manifest. */
+void mc_manifest_layout(const struct mc_manifest *m, struct mc_pkg_layout *l);
+
+/* Encodes the 64-byte header for m. */
+void mc_pkg_header_encode(const struct mc_manifest *m, uint8_t out[MC_PKG_HDR_SIZE]);
+
+/*
+ * Decodes a header and checks it against the file size (sizes must add up,
+ * nothing may point past the file). Returns 0 or -1 with a reason in err.
+ */
+int mc_pkg_header_decode(const uint8_t in[MC_PKG_HDR_SIZE], uint64_t file_size,
+			 struct mc_pkg_layout *l, uint8_t id[MC_ID_LEN], char *err, size_t errlen);
+
+/* Writes header, manifest and padding at the start of fd (pwrite). Returns 0 or -1 (errno set). */
+int mc_pkg_write_head(int fd, const struct mc_manifest *m);
+
+/* Names of compressions and kinds ("zstd", "tar", ...). */
+const char *mc_comp_name(unsigned c);
+const char *mc_kind_name(unsigned k);
+/* Package id as 32 hex digits. */
+char *mc_id_hex(const uint8_t id[MC_ID_LEN], char out[2 * MC_ID_LEN + 1]);
+/* Parses a full id (32 hex) or a prefix of at least 8 hex digits; returns its length in hex digits or -1. */
+int mc_id_parse(const char *s, uint8_t id[MC_ID_LEN]);
+/* 1 when id starts with the first nhex hex digits of want. */
+int mc_id_match(const uint8_t id[MC_ID_LEN], const uint8_t want[MC_ID_LEN], int nhex);
+
+/* An open package (read-only). */
+struct mc_pkg {
+	int fd;
+	char *path;
+	struct mc_manifest m;
+	struct mc_pkg_layout l;
+};
+
+/* Opens and validates header and manifest (not the chunks). Returns 0 or -1 with "path: reason" in err. */
+int mc_pkg_open(const char *path, struct mc_pkg *p, char *err, size_t errlen);
+void mc_pkg_close(struct mc_pkg *p);
+
+/*
+ * Reads chunk i into buf (at least chunk_size bytes) and checks its digest.
+ * Returns 1 intact, 0 damaged (or short), -1 I/O error (errno set).
+ */
+int mc_pkg_check_chunk(const struct mc_pkg *p, uint32_t i, uint8_t *buf);
+
+/* Options of mc_pkg_create (mcast-pack create). */
+struct mc_pkg_create_opts {
+	const char *output;
+	const char *name;      /* NULL: basename of output without .mcpkg */
+	const char *version;   /* NULL: "" */
+	unsigned compression;  /* enum mc_comp */
+	int level;             /* -1: library default */
+	unsigned threads;      /* compressor threads, 0 or 1: one */
+	uint32_t chunk_size;
+	int64_t mtime;         /* -1: none; else clamp entry mtimes and set ctime (SOURCE_DATE_EPOCH / --mtime) */
+	const char *const *paths; /* "-" alone: raw image from stdin */
+	unsigned npaths;
+};
+
+/*
+ * Builds a package: writes a temporary file beside output and renames it
+ * into place only when complete. Never leaves a partial file under the final
+ * name. Returns 0 and fills id, or -1 with "culprit: reason" in err.
+ */
+int mc_pkg_create(const struct mc_pkg_create_opts *o, uint8_t id[MC_ID_LEN], char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,305 @@
+/* Durable receive state; see state.h for the file layout and the crash rules. */
+#include "state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define STATE_MAGIC "MCSTATE1"
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+int mc_state_init(struct mc_state *st, const uint8_t id[MC_ID_LEN], uint32_t nchunks)
+{
+	memcpy(st->id, id, MC_ID_LEN);
+	st->nchunks = nchunks;
+	st->nhave = 0;
+	st->have = calloc((size_t)nchunks / 8 + 1, 1);
+	return st->have ? 0 : -1;
+}
+
+void mc_state_free(struct mc_state *st)
+{
+	free(st->have);
+	st->have = NULL;
+}
+
+void mc_state_set(struct mc_state *st, uint32_t i)
+{
+	if (!mc_state_has(st, i)) {
+		st->have[i >> 3] |= (uint8_t)(1u << (i & 7));
+		st->nhave++;
+	}
+}
+
+void mc_state_clear(struct mc_state *st, uint32_t i)
+{
+	if (mc_state_has(st, i)) {
+		st->have[i >> 3] &= (uint8_t)~(1u << (i & 7));
+		st->nhave--;
+	}
+}
+
+static char *suffixed(const char *pkg, const char *suffix)
+{
+	size_t n = strlen(pkg), s = strlen(suffix);
+	char *p = malloc(n + s + 1);
+
+	if (p) {
+		memcpy(p, pkg, n);
+		memcpy(p + n, suffix, s + 1);
+	}
+	return p;
+}
+
+char *mc_state_part_path(const char *pkg) { return suffixed(pkg, ".part"); }
+char *mc_state_file_path(const char *pkg) { return suffixed(pkg, ".state"); }
+
+int mc_state_load(const char *pkg, struct mc_state *st, char *err, size_t errlen)
+{
+	char *path = mc_state_file_path(pkg);
+	uint8_t *buf = NULL;
+	int fd = -1, rc = -1;
+	struct stat sb;
+
+	st->have = NULL;
+	if (path == NULL) {
+		snprintf(err, errlen, "%s.state: out of memory", pkg);
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			rc = 0;
+		else
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &sb) < 0 || sb.st_size < 40 || sb.st_size > (1 << 22) + 40) {
+		snprintf(err, errlen, "%s: not a state file (size)", path);
+		goto out;
+	}
+	buf = malloc((size_t)sb.st_size);
+	if (buf == NULL || pread(fd, buf, (size_t)sb.st_size, 0) != sb.st_size) {
+		snprintf(err, errlen, "%s: cannot read", path);
+		goto out;
+	}
+	size_t len = (size_t)sb.st_size;
+	uint32_t n = get32(buf + 24);
+	if (memcmp(buf, STATE_MAGIC, 8) != 0 || len != 32 + (size_t)n / 8 + 1 + 8 ||
+	    XXH64(buf, len - 8, 0) != ((uint64_t)get32(buf + len - 8) << 32 | get32(buf + len - 4))) {
+		snprintf(err, errlen, "%s: damaged state file", path);
+		goto out;
+	}
+	if (mc_state_init(st, buf + 8, n) < 0) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	memcpy(st->have, buf + 32, (size_t)n / 8 + 1);
+	/* Recount rather than trust the stored count, and clear bits past nchunks. */
+	if (n % 8)
+		st->have[n / 8] &= (uint8_t)((1u << (n % 8)) - 1);
+	else
+		st->have[n / 8] = 0;
+	st->nhave = 0;
+	for (uint32_t i = 0; i < n; i++)
+		st->nhave += mc_state_has(st, i);
+	rc = 1;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	free(path);
+	return rc;
+}
+
+static int fsync_dir_of(const char *path)
+{
+	char *copy = strdup(path);
+	int fd, rc = -1;
+
+	if (copy == NULL)
+		return -1;
+	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		rc = fsync(fd);
+		close(fd);
+	}
+	free(copy);
+	return rc;
+}
+
+int mc_state_save(const char *pkg, const struct mc_state *st, char *err, size_t errlen)
+{
+	size_t bm = (size_t)st->nchunks / 8 + 1, len = 32 + bm + 8;
+	char *path = mc_state_file_path(pkg), *tmp = suffixed(pkg, ".state.tmp");
+	uint8_t *buf = malloc(len);
+	int fd = -1, rc = -1;
+
+	if (path == NULL || tmp == NULL || buf == NULL) {
+		snprintf(err, errlen, "%s.state: out of memory", pkg);
+		goto out;
+	}
+	memcpy(buf, STATE_MAGIC, 8);
+	memcpy(buf + 8, st->id, MC_ID_LEN);
+	put32(buf + 24, st->nchunks);
+	put32(buf + 28, st->nhave);
+	memcpy(buf + 32, st->have, bm);
+	uint64_t h = XXH64(buf, len - 8, 0);
+	put32(buf + len - 8, (uint32_t)(h >> 32));
+	put32(buf + len - 4, (uint32_t)h);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, buf, len) != (ssize_t)len || fsync(fd) < 0) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno ? errno : EIO));
+		goto out;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	fsync_dir_of(path);
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0 && tmp)
+		unlink(tmp);
+	free(buf);
+	free(path);
+	free(tmp);
+	return rc;
+}
+
+void mc_state_remove(const char *pkg)
+{
+	char *path = mc_state_file_path(pkg);
+
+	if (path) {
+		unlink(path);
+		free(path);
+	}
+}
+
+int mc_state_open_part(const char *pkg, char *err, size_t errlen)
+{
+	char *path = mc_state_part_path(pkg);
+	int fd;
+
+	if (path == NULL) {
+		snprintf(err, errlen, "%s.part: out of memory", pkg);
+		return -1;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	} else if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		snprintf(err, errlen, "%s: in use by another process", path);
+		close(fd);
+		fd = -1;
+		errno = EWOULDBLOCK;
+	}
+	free(path);
+	return fd;
+}
+
+int mc_state_read_part_manifest(int fd, struct mc_manifest *m)
+{
+	uint8_t hdr[MC_PKG_HDR_SIZE], id[MC_ID_LEN];
+	struct mc_pkg_layout l;
+	struct stat sb;
+	char err[256];
+	uint8_t *buf;
+	int ok = 0;
+
+	if (fstat(fd, &sb) < 0 || pread(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr)
+		return 0;
+	/* The payload may not be all there yet: check offsets against the full size the header claims. */
+	if (mc_pkg_header_decode(hdr, UINT64_MAX, &l, id, err, sizeof err) < 0)
+		return 0;
+	if (l.manifest_len > MC_MANIFEST_MAX || l.manifest_off + l.manifest_len > (uint64_t)sb.st_size)
+		return 0;
+	buf = malloc(l.manifest_len);
+	if (buf == NULL)
+		return 0;
+	if (pread(fd, buf, l.manifest_len, (off_t)l.manifest_off) == (ssize_t)l.manifest_len &&
+	    mc_manifest_parse(buf, l.manifest_len, m, err, sizeof err) == 0) {
+		ok = memcmp(m->id, id, MC_ID_LEN) == 0;
+		if (!ok)
+			mc_manifest_free(m);
+	}
+	free(buf);
+	return ok;
+}
+
+long mc_state_rescan(int fd, const struct mc_manifest *m, struct mc_state *st, uint8_t *buf)
+{
+	struct mc_pkg_layout l;
+	uint8_t d[MC_DIGEST_LEN];
+	long found = 0;
+
+	mc_manifest_layout(m, &l);
+	for (uint32_t i = 0; i < m->nchunks; i++) {
+		if (mc_state_has(st, i))
+			continue;
+		uint32_t len = mc_manifest_chunk_len(m, i);
+		ssize_t r = pread(fd, buf, len, (off_t)(l.payload_off + mc_manifest_chunk_off(m, i)));
+		if (r < 0)
+			return -1;
+		if ((uint32_t)r != len)
+			continue;
+		mc_digest(buf, len, d);
+		if (memcmp(d, m->digests + (size_t)i * MC_DIGEST_LEN, MC_DIGEST_LEN) == 0) {
+			mc_state_set(st, i);
+			found++;
+		}
+	}
+	return found;
+}
+
+int mc_state_finish(const char *pkg, int fd, const struct mc_manifest *m, char *err, size_t errlen)
+{
+	char *part = mc_state_part_path(pkg);
+	struct mc_pkg_layout l;
+	int rc = -1;
+
+	mc_manifest_layout(m, &l);
+	if (part == NULL) {
+		snprintf(err, errlen, "%s: out of memory", pkg);
+		return -1;
+	}
+	if (ftruncate(fd, (off_t)l.file_size) < 0 || fsync(fd) < 0) {
+		snprintf(err, errlen, "%s: %s", part, strerror(errno));
+		goto out;
+	}
+	if (rename(part, pkg) < 0) {
+		snprintf(err, errlen, "%s: %s", pkg, strerror(errno));
+		goto out;
+	}
+	fsync_dir_of(pkg);
+	mc_state_remove(pkg);
+	rc = 0;
+out:
+	free(part);
+	return rc;
+}

@@ -1,0 +1,79 @@
+/* Durable receive state beside a partial package: PKG.part and PKG.state. */
+#ifndef MC_STATE_H
+#define MC_STATE_H
+
+#include <stdint.h>
+
+#include "pkg.h"
+
+/*
+ * PKG.part has the final package layout (header, manifest, payload at their
+ * offsets). PKG.state records which chunks of PKG.part were verified against
+ * the manifest. It is written to PKG.state.tmp, fsync'd, renamed over
+ * PKG.state and the directory fsync'd, only after PKG.part was fdatasync'd,
+ * so after a crash or power loss it never claims a chunk that is not on disk.
+ *
+ * State file, big-endian: magic "MCSTATE1" (8), package id (16), nchunks (4),
+ * verified count (4), bitmap (ceil(nchunks/8) bytes, chunk i is bit i%8 of
+ * byte i/8), XXH64 of everything before it (8).
+ */
+struct mc_state {
+	uint8_t id[MC_ID_LEN];
+	uint32_t nchunks;
+	uint32_t nhave;
+	uint8_t *have; /* bitmap */
+};
+
+/* Allocates an empty state for nchunks. Returns 0 or -1 (ENOMEM). */
+int mc_state_init(struct mc_state *st, const uint8_t id[MC_ID_LEN], uint32_t nchunks);
+void mc_state_free(struct mc_state *st);
+static inline int mc_state_has(const struct mc_state *st, uint32_t i)
+{
+	return (st->have[i >> 3] >> (i & 7)) & 1;
+}
+void mc_state_set(struct mc_state *st, uint32_t i);
+void mc_state_clear(struct mc_state *st, uint32_t i);
+
+/* Malloc'd "PKG.part", "PKG.state" for the final name PKG. */
+char *mc_state_part_path(const char *pkg);
+char *mc_state_file_path(const char *pkg);
+
+/*
+ * Loads PKG.state. Returns 1 loaded, 0 when there is none, -1 when it is
+ * damaged or unreadable (reason in err; the caller may rescan PKG.part).
+ */
+int mc_state_load(const char *pkg, struct mc_state *st, char *err, size_t errlen);
+
+/* Atomically replaces PKG.state (see above). Returns 0 or -1 with reason in err. */
+int mc_state_save(const char *pkg, const struct mc_state *st, char *err, size_t errlen);
+
+/* Removes PKG.state (missing is fine). */
+void mc_state_remove(const char *pkg);
+
+/*
+ * Opens (or creates, 0644) PKG.part for read/write and takes an exclusive
+ * lock so two programs never fill the same file. Returns the fd, or -1 with
+ * reason in err (EWOULDBLOCK: "in use by another process").
+ */
+int mc_state_open_part(const char *pkg, char *err, size_t errlen);
+
+/*
+ * Reads the manifest from an existing PKG.part's head, if it holds a valid
+ * one. Returns 1 (m filled), 0 none or invalid.
+ */
+int mc_state_read_part_manifest(int fd, struct mc_manifest *m);
+
+/*
+ * Verifies every chunk of PKG.part not yet marked in st against m and marks
+ * those that are intact (used when the state file is lost or stale).
+ * buf must hold chunk_size bytes. Returns the number found, or -1 on I/O error.
+ */
+long mc_state_rescan(int fd, const struct mc_manifest *m, struct mc_state *st, uint8_t *buf);
+
+/*
+ * Finishes: truncates PKG.part to the package size, fsyncs it, renames it to
+ * PKG, fsyncs the directory and removes PKG.state. Returns 0 or -1 with reason in err.
+ */
+int mc_state_finish(const char *pkg, int fd, const struct mc_manifest *m, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,143 @@
+/* The wire format (mcast-protocol(7)): the only code that knows packet byte layouts. */
+#ifndef MC_WIRE_H
+#define MC_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pkg.h"
+
+/*
+ * Every packet starts with a 12-byte common header, big-endian:
+ *   0  magic "MCS" (3)   3 version (1)   4 type (1)   5 flags (1)
+ *   6  reserved, zero (2)                8 session id (4)
+ * Sender packets go to GROUP:PORT, receiver feedback to GROUP:PORT+1.
+ */
+#define MC_WIRE_VERSION 1
+#define MC_WIRE_HDR 12
+#define MC_WIRE_DATA_HDR 32
+#define MC_WIRE_FEEDBACK_MAX 1200 /* feedback datagrams stay below any sane MTU */
+#define MC_WIRE_NACK_MAX ((MC_WIRE_FEEDBACK_MAX - 28) / 8)
+#define MC_WIRE_CTRL_MAX 64
+#define MC_RS_MAX 255 /* Reed-Solomon over GF(2^8): at most 255 symbols per block */
+
+enum mc_wire_type {
+	MC_PKT_ANNOUNCE = 1, /* sender: session description, >= once a second */
+	MC_PKT_MANIFEST = 2, /* sender: manifest fragment */
+	MC_PKT_DATA = 3,     /* sender: one source or repair symbol */
+	MC_PKT_END = 4,      /* sender: session over */
+	MC_PKT_CTRL = 5,     /* sender: per-receiver verdicts (welcome, leave, done) */
+	MC_PKT_HELLO = 16,   /* receiver: joined / still here / waiting for a package */
+	MC_PKT_NACK = 17,    /* receiver: symbols still needed per block */
+	MC_PKT_DONE = 18,    /* receiver: complete and verified */
+	MC_PKT_BYE = 19,     /* receiver: leaving incomplete */
+};
+
+/* Flags in the common header. */
+#define MC_FLAG_IDLE 0x01   /* ANNOUNCE: sender has nothing queued, waiting for NACKs */
+#define MC_FLAG_ENDING 0x02 /* ANNOUNCE: session ends soon (linger) */
+
+enum mc_ctrl_code { MC_CTRL_WELCOME = 1, MC_CTRL_LEAVE = 2, MC_CTRL_DONE = 3 };
+enum mc_end_reason { MC_END_COMPLETE = 0, MC_END_MAX_TIME = 1, MC_END_SIGNAL = 2, MC_END_NOBODY = 3 };
+
+#define MC_NEED_ALL 0xffff
+
+struct mc_announce {
+	uint8_t id[MC_ID_LEN];
+	uint64_t payload_size;
+	uint32_t manifest_len;
+	uint32_t chunk_size;
+	uint32_t nchunks;
+	uint16_t symbol_size;   /* bytes of payload per DATA packet */
+	uint16_t kmax;          /* source symbols per full coding block */
+	uint32_t pass;          /* 1 = first pass */
+	uint32_t cursor;        /* global block index the sender is at */
+	uint64_t rate;          /* bits per second */
+	uint16_t joined, complete;
+	uint16_t max_passes;    /* slow-receiver policy */
+	char name[MC_NAME_MAX + 1];
+};
+
+struct mc_data {
+	uint32_t chunk;
+	uint64_t block_off;     /* byte offset of the block in the payload */
+	uint32_t block_len;     /* bytes of payload in the block */
+	uint16_t k;             /* source symbols in the block */
+	uint16_t esi;           /* < k: source symbol; >= k: repair symbol */
+	const uint8_t *sym;     /* symbol_size bytes */
+	uint16_t sym_len;
+};
+
+struct mc_manifest_frag {
+	uint32_t total, offset;
+	uint16_t len;
+	const uint8_t *bytes;
+};
+
+struct mc_ctrl_entry {
+	uint64_t rid;
+	uint8_t code;
+};
+
+struct mc_nack_entry {
+	uint32_t block;  /* global block index: chunk * blocks_per_chunk + block in chunk */
+	uint16_t run;    /* this and the next run-1 blocks */
+	uint16_t need;   /* symbols still needed in each, MC_NEED_ALL: the whole block */
+};
+
+struct mc_hello {
+	uint64_t rid;
+	uint8_t want_id[MC_ID_LEN]; /* zero: any */
+	uint32_t have, total;       /* verified chunks, chunks (0 if unknown) */
+	char name[MC_NAME_MAX + 1]; /* wanted package name, "" for any */
+};
+
+struct mc_pkt {
+	uint8_t type, flags;
+	uint32_t session;
+	union {
+		struct mc_announce ann;
+		struct mc_data data;
+		struct mc_manifest_frag man;
+		struct {
+			uint8_t id[MC_ID_LEN];
+			uint8_t reason;
+		} end;
+		struct {
+			uint16_t n;
+			struct mc_ctrl_entry e[MC_WIRE_CTRL_MAX];
+		} ctrl;
+		struct mc_hello hello;
+		struct {
+			uint64_t rid;
+			uint32_t pass;
+			uint16_t n;
+			struct mc_nack_entry e[MC_WIRE_NACK_MAX];
+		} nack;
+		struct {
+			uint64_t rid;
+			uint8_t id[MC_ID_LEN];
+		} done; /* DONE and BYE */
+	} u;
+};
+
+/*
+ * Decodes a datagram. Anything malformed (bad magic, other version, unknown
+ * type, lengths that do not add up) returns a negative mc_wire_err and
+ * touches nothing but *p. Pointers in *p point into buf.
+ */
+enum mc_wire_err { MC_WIRE_EMAGIC = -1, MC_WIRE_EVERSION = -2, MC_WIRE_ETYPE = -3, MC_WIRE_ESHORT = -4, MC_WIRE_EFIELD = -5 };
+int mc_wire_decode(const uint8_t *buf, size_t len, struct mc_pkt *p);
+
+/*
+ * Encoders write into out (cap bytes) and return the length, or 0 when it
+ * does not fit. mc_wire_encode_data_hdr writes only the 32-byte header of a
+ * DATA packet so the caller can gather the symbol from elsewhere.
+ */
+size_t mc_wire_encode(const struct mc_pkt *p, uint8_t *out, size_t cap);
+void mc_wire_encode_data_hdr(uint32_t session, const struct mc_data *d, uint8_t out[MC_WIRE_DATA_HDR]);
+
+/* Name of a packet type, for logs. */
+const char *mc_wire_type_name(unsigned type);
+
+#endif
