@@ -1,0 +1,286 @@
+/* Multicast sockets and batched I/O; see net.h. */
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/udp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
+#define SOCKBUF (32 * 1024 * 1024)
+
+int mc_net_group(const char *group, uint16_t port, const char *iface, struct mc_group *g, char *err, size_t errlen)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&g->sa;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&g->sa;
+
+	memset(g, 0, sizeof *g);
+	if (iface && *iface) {
+		g->ifindex = if_nametoindex(iface);
+		if (g->ifindex == 0) {
+			snprintf(err, errlen, "interface %s: %s", iface, strerror(errno));
+			return -1;
+		}
+	}
+	if (inet_pton(AF_INET, group, &s4->sin_addr) == 1) {
+		if (!IN_MULTICAST(ntohl(s4->sin_addr.s_addr))) {
+			snprintf(err, errlen, "group %s: not an IPv4 multicast address (224.0.0.0/4)", group);
+			return -1;
+		}
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		g->salen = sizeof *s4;
+		g->family = AF_INET;
+		snprintf(g->text, sizeof g->text, "%s:%u", group, port);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, group, &s6->sin6_addr) == 1) {
+		if (!IN6_IS_ADDR_MULTICAST(&s6->sin6_addr)) {
+			snprintf(err, errlen, "group %s: not an IPv6 multicast address (ff00::/8)", group);
+			return -1;
+		}
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		s6->sin6_scope_id = g->ifindex;
+		g->salen = sizeof *s6;
+		g->family = AF_INET6;
+		snprintf(g->text, sizeof g->text, "[%s]:%u", group, port);
+		return 0;
+	}
+	snprintf(err, errlen, "group %s: not an IP address", group);
+	return -1;
+}
+
+void mc_net_group_port(const struct mc_group *g, uint16_t port, struct mc_group *out)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	*out = *g;
+	if (g->family == AF_INET) {
+		((struct sockaddr_in *)&out->sa)->sin_port = htons(port);
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&g->sa)->sin_addr, host, sizeof host);
+		snprintf(out->text, sizeof out->text, "%s:%u", host, port);
+	} else {
+		((struct sockaddr_in6 *)&out->sa)->sin6_port = htons(port);
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&g->sa)->sin6_addr, host, sizeof host);
+		snprintf(out->text, sizeof out->text, "[%s]:%u", host, port);
+	}
+}
+
+/* Root may exceed net.core.[rw]mem_max with the FORCE variants; others get what the sysctl allows. */
+static void bigbuf(int fd, int opt, int force)
+{
+	int v = SOCKBUF;
+
+	if (setsockopt(fd, SOL_SOCKET, force, &v, sizeof v) < 0)
+		setsockopt(fd, SOL_SOCKET, opt, &v, sizeof v);
+}
+
+int mc_net_listen(const struct mc_group *g, int gro, char *err, size_t errlen)
+{
+	int fd, one = 1;
+
+	fd = socket(g->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: socket: %s", g->text, strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+	bigbuf(fd, SO_RCVBUF, SO_RCVBUFFORCE);
+	if (gro)
+		setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
+	/* Binding to the group itself keeps other groups sharing the port out of this socket. */
+	if (bind(fd, (const struct sockaddr *)&g->sa, g->salen) < 0) {
+		snprintf(err, errlen, "%s: bind: %s", g->text, strerror(errno));
+		goto fail;
+	}
+	if (g->family == AF_INET) {
+		struct ip_mreqn mr;
+		memset(&mr, 0, sizeof mr);
+		mr.imr_multiaddr = ((const struct sockaddr_in *)&g->sa)->sin_addr;
+		mr.imr_ifindex = (int)g->ifindex;
+		if (setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr) < 0) {
+			snprintf(err, errlen, "%s: join: %s", g->text, strerror(errno));
+			goto fail;
+		}
+		int zero = 0;
+		setsockopt(fd, IPPROTO_IP, IP_MULTICAST_ALL, &zero, sizeof zero);
+		setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+	} else {
+		struct ipv6_mreq mr;
+		memset(&mr, 0, sizeof mr);
+		mr.ipv6mr_multiaddr = ((const struct sockaddr_in6 *)&g->sa)->sin6_addr;
+		mr.ipv6mr_interface = g->ifindex;
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &mr, sizeof mr) < 0) {
+			snprintf(err, errlen, "%s: join: %s", g->text, strerror(errno));
+			goto fail;
+		}
+	}
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+int mc_net_sender(const struct mc_group *g, int ttl, char *err, size_t errlen)
+{
+	int fd, one = 1;
+
+	fd = socket(g->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: socket: %s", g->text, strerror(errno));
+		return -1;
+	}
+	bigbuf(fd, SO_SNDBUF, SO_SNDBUFFORCE);
+	if (g->family == AF_INET) {
+		unsigned char t = (unsigned char)ttl, loop = 1;
+		struct ip_mreqn mr;
+		memset(&mr, 0, sizeof mr);
+		mr.imr_ifindex = (int)g->ifindex;
+		if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &t, sizeof t) < 0 ||
+		    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &loop, sizeof loop) < 0 ||
+		    (g->ifindex && setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof mr) < 0)) {
+			snprintf(err, errlen, "%s: multicast options: %s", g->text, strerror(errno));
+			goto fail;
+		}
+	} else {
+		int hops = ttl;
+		unsigned idx = g->ifindex;
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof hops) < 0 ||
+		    setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &one, sizeof one) < 0 ||
+		    (idx && setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &idx, sizeof idx) < 0)) {
+			snprintf(err, errlen, "%s: multicast options: %s", g->text, strerror(errno));
+			goto fail;
+		}
+	}
+	/* Never fragment: datagrams are sized to the MTU, a bigger one is a bug to see, not to hide. */
+	if (g->family == AF_INET) {
+		int pmtu = IP_PMTUDISC_PROBE;
+		setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
+	}
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+int mc_net_gso_ok(int fd)
+{
+	int v = 0;
+	socklen_t l = sizeof v;
+
+	return getsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, &l) == 0;
+}
+
+int mc_net_send(int fd, const struct mc_group *g, const void *buf, size_t len)
+{
+	if (sendto(fd, buf, len, 0, (const struct sockaddr *)&g->sa, g->salen) < 0)
+		return -1;
+	return 0;
+}
+
+int mc_net_rx_init(struct mc_rx *rx, unsigned n, size_t size)
+{
+	memset(rx, 0, sizeof *rx);
+	rx->n = n;
+	rx->size = size;
+	rx->bufs = malloc((size_t)n * size);
+	rx->msgs = calloc(n, sizeof *rx->msgs);
+	rx->iov = calloc(n, sizeof *rx->iov);
+	rx->from = calloc(n, sizeof *rx->from);
+	rx->cmsg = calloc(n, sizeof *rx->cmsg);
+	rx->segsize = calloc(n, sizeof *rx->segsize);
+	if (!rx->bufs || !rx->msgs || !rx->iov || !rx->from || !rx->cmsg || !rx->segsize) {
+		mc_net_rx_free(rx);
+		return -1;
+	}
+	return 0;
+}
+
+void mc_net_rx_free(struct mc_rx *rx)
+{
+	free(rx->bufs);
+	free(rx->msgs);
+	free(rx->iov);
+	free(rx->from);
+	free(rx->cmsg);
+	free(rx->segsize);
+	memset(rx, 0, sizeof *rx);
+}
+
+int mc_net_rx(int fd, struct mc_rx *rx)
+{
+	int r;
+
+	for (unsigned i = 0; i < rx->n; i++) {
+		rx->iov[i].iov_base = rx->bufs + (size_t)i * rx->size;
+		rx->iov[i].iov_len = rx->size;
+		memset(&rx->msgs[i].msg_hdr, 0, sizeof rx->msgs[i].msg_hdr);
+		rx->msgs[i].msg_hdr.msg_iov = &rx->iov[i];
+		rx->msgs[i].msg_hdr.msg_iovlen = 1;
+		rx->msgs[i].msg_hdr.msg_name = &rx->from[i];
+		rx->msgs[i].msg_hdr.msg_namelen = sizeof rx->from[i];
+		rx->msgs[i].msg_hdr.msg_control = rx->cmsg[i];
+		rx->msgs[i].msg_hdr.msg_controllen = sizeof rx->cmsg[i];
+	}
+	r = recvmmsg(fd, rx->msgs, rx->n, MSG_DONTWAIT, NULL);
+	if (r < 0)
+		return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+	for (int i = 0; i < r; i++) {
+		struct msghdr *mh = &rx->msgs[i].msg_hdr;
+		rx->segsize[i] = 0;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c))
+			if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+				int v;
+				memcpy(&v, CMSG_DATA(c), sizeof v);
+				if (v > 0 && v < 65536)
+					rx->segsize[i] = (uint16_t)v;
+			}
+	}
+	return r;
+}
+
+size_t mc_net_rx_seg(const struct mc_rx *rx, unsigned i, unsigned j, const uint8_t **p)
+{
+	size_t total = rx->msgs[i].msg_len;
+	size_t seg = rx->segsize[i] ? rx->segsize[i] : total;
+	size_t off = (size_t)j * seg;
+
+	if (seg == 0 || off >= total)
+		return 0;
+	*p = rx->bufs + (size_t)i * rx->size + off;
+	return total - off < seg ? total - off : seg;
+}
+
+char *mc_net_addr_str(const struct sockaddr_storage *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &s->sin_addr, host, sizeof host);
+		snprintf(buf, len, "%s:%u", host, ntohs(s->sin_port));
+	} else if (sa->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof host);
+		snprintf(buf, len, "[%s]:%u", host, ntohs(s->sin6_port));
+	} else {
+		snprintf(buf, len, "?");
+	}
+	return buf;
+}
