@@ -1,0 +1,192 @@
+/* Block geometry and Reed-Solomon coding with ISA-L; see fec.h. */
+#include "fec.h"
+
+#include <isa-l/erasure_code.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RS_N 255
+#define CACHE 4
+
+struct mc_fec {
+	struct {
+		int k;
+		unsigned long use;
+		uint8_t *a; /* RS_N x k, rows 0..k-1 the identity */
+	} m[CACHE];
+	unsigned long clock;
+	uint8_t tbls[32 * 255 * 64];
+	uint8_t rows[255 * 255];
+	uint8_t sub[255 * 255], inv[255 * 255];
+};
+
+int mc_geom_init(struct mc_geom *g, uint64_t payload_size, uint32_t chunk_size, uint16_t sym, uint16_t kmax)
+{
+	memset(g, 0, sizeof *g);
+	if (sym == 0 || kmax == 0 || kmax >= RS_N || chunk_size == 0 || payload_size == 0)
+		return -1;
+	uint64_t nchunks = (payload_size + chunk_size - 1) / chunk_size;
+	uint64_t block = (uint64_t)kmax * sym;
+	uint64_t bpc = (chunk_size + block - 1) / block;
+	if (nchunks > UINT32_MAX || nchunks * bpc > UINT32_MAX)
+		return -1;
+	g->payload_size = payload_size;
+	g->chunk_size = chunk_size;
+	g->nchunks = (uint32_t)nchunks;
+	g->sym = sym;
+	g->kmax = kmax;
+	g->bpc = (uint32_t)bpc;
+	g->nblocks = (uint32_t)(nchunks * bpc);
+	return 0;
+}
+
+uint32_t mc_geom_chunk_blocks(const struct mc_geom *g, uint32_t c)
+{
+	uint64_t off = (uint64_t)c * g->chunk_size;
+	uint64_t len = g->payload_size - off < g->chunk_size ? g->payload_size - off : g->chunk_size;
+	uint64_t block = (uint64_t)g->kmax * g->sym;
+
+	return (uint32_t)((len + block - 1) / block);
+}
+
+int mc_geom_block(const struct mc_geom *g, uint32_t gb, struct mc_block *b)
+{
+	if (gb >= g->nblocks)
+		return -1;
+	uint32_t c = gb / g->bpc, i = gb % g->bpc;
+	uint64_t coff = (uint64_t)c * g->chunk_size;
+	uint64_t clen = g->payload_size - coff < g->chunk_size ? g->payload_size - coff : g->chunk_size;
+	uint64_t block = (uint64_t)g->kmax * g->sym;
+	uint64_t boff = (uint64_t)i * block;
+
+	if (boff >= clen)
+		return -1;
+	b->chunk = c;
+	b->index = i;
+	b->off = coff + boff;
+	b->len = (uint32_t)(clen - boff < block ? clen - boff : block);
+	b->k = (uint16_t)((b->len + g->sym - 1) / g->sym);
+	return 0;
+}
+
+uint16_t mc_geom_sym_for_mtu(unsigned mtu, int ipv6)
+{
+	unsigned over = (ipv6 ? 40 : 20) + 8 + 32; /* IP, UDP, DATA header */
+	unsigned s;
+
+	if (mtu < over + 64)
+		return 0;
+	s = (mtu - over) / 64 * 64;
+	return (uint16_t)(s > 65472 - 32 ? 65472 - 32 : s);
+}
+
+struct mc_fec *mc_fec_new(void)
+{
+	return calloc(1, sizeof(struct mc_fec));
+}
+
+void mc_fec_free(struct mc_fec *f)
+{
+	if (f == NULL)
+		return;
+	for (int i = 0; i < CACHE; i++)
+		free(f->m[i].a);
+	free(f);
+}
+
+/* The 255 x k systematic Cauchy matrix for k, built once and kept in a small cache. */
+static const uint8_t *matrix(struct mc_fec *f, int k)
+{
+	int victim = 0;
+
+	for (int i = 0; i < CACHE; i++) {
+		if (f->m[i].a && f->m[i].k == k) {
+			f->m[i].use = ++f->clock;
+			return f->m[i].a;
+		}
+		if (f->m[i].use < f->m[victim].use)
+			victim = i;
+	}
+	uint8_t *a = malloc((size_t)RS_N * k);
+	if (a == NULL)
+		return NULL;
+	gf_gen_cauchy1_matrix(a, RS_N, k);
+	free(f->m[victim].a);
+	f->m[victim].a = a;
+	f->m[victim].k = k;
+	f->m[victim].use = ++f->clock;
+	return a;
+}
+
+int mc_fec_encode(struct mc_fec *f, int k, int len, uint8_t *const *src, const uint8_t *esi, int n, uint8_t **out)
+{
+	const uint8_t *a;
+
+	if (k <= 0 || k >= RS_N || n <= 0 || n > RS_N || len <= 0)
+		return -1;
+	if ((a = matrix(f, k)) == NULL)
+		return -1;
+	for (int r = 0; r < n; r++) {
+		if (esi[r] < k)
+			return -1;
+		memcpy(f->rows + (size_t)r * k, a + (size_t)esi[r] * k, (size_t)k);
+	}
+	ec_init_tables(k, n, f->rows, f->tbls);
+	ec_encode_data(len, k, n, f->tbls, (uint8_t **)src, out);
+	return 0;
+}
+
+/*
+ * With M the missing sources (m of them) and R the first m repair rows:
+ * y_R = A[R][M] x_M + A[R][K] x_K, so x_M = inv(A[R][M]) (A[R][K] x_K + y_R)
+ * (addition is XOR). One m x k matrix C = [inv*A[R][K] | inv] applied to the
+ * k inputs (known sources, then the m repairs) yields x_M in one ISA-L pass.
+ */
+int mc_fec_decode(struct mc_fec *f, int k, int len, uint8_t **src, const uint8_t *present,
+		  uint8_t *const *rep, const uint8_t *rep_esi, int nrep)
+{
+	int miss[RS_N], known[RS_N], m = 0, nk = 0;
+	uint8_t *in[RS_N], *out[RS_N];
+	const uint8_t *a;
+
+	if (k <= 0 || k >= RS_N || len <= 0)
+		return -1;
+	for (int i = 0; i < k; i++) {
+		if (present[i])
+			known[nk++] = i;
+		else
+			miss[m++] = i;
+	}
+	if (m == 0)
+		return 0;
+	if (nrep < m || (a = matrix(f, k)) == NULL)
+		return -1;
+	for (int r = 0; r < m; r++) {
+		if (rep_esi[r] < k)
+			return -1;
+		for (int c = 0; c < m; c++)
+			f->sub[r * m + c] = a[(size_t)rep_esi[r] * k + miss[c]];
+	}
+	if (gf_invert_matrix(f->sub, f->inv, m) < 0)
+		return -1;
+	/* C = [inv * A[R][known] | inv], m rows by k columns. */
+	for (int r = 0; r < m; r++) {
+		for (int c = 0; c < nk; c++) {
+			uint8_t s = 0;
+			for (int t = 0; t < m; t++)
+				s ^= gf_mul(f->inv[r * m + t], a[(size_t)rep_esi[t] * k + known[c]]);
+			f->rows[(size_t)r * k + c] = s;
+		}
+		for (int t = 0; t < m; t++)
+			f->rows[(size_t)r * k + nk + t] = f->inv[r * m + t];
+	}
+	for (int c = 0; c < nk; c++)
+		in[c] = src[known[c]];
+	for (int t = 0; t < m; t++)
+		in[nk + t] = rep[t];
+	for (int r = 0; r < m; r++)
+		out[r] = src[miss[r]];
+	ec_init_tables(k, m, f->rows, f->tbls);
+	ec_encode_data(len, k, m, f->tbls, in, out);
+	return 0;
+}

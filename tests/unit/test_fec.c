@@ -1,0 +1,82 @@
+/* Unit tests of block geometry and Reed-Solomon encode/decode (fec.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fec.h"
+#include "tap.h"
+
+static int roundtrip(struct mc_fec *f, int k, int len, int nloss, unsigned seed)
+{
+	uint8_t *src[255], *orig[255], *rep[255], esi[255], present[255];
+	int ok = 0, nrep = nloss + 2;
+
+	srand(seed);
+	for (int i = 0; i < k; i++) {
+		src[i] = malloc((size_t)len);
+		orig[i] = malloc((size_t)len);
+		for (int j = 0; j < len; j++)
+			orig[i][j] = (uint8_t)rand();
+		memcpy(src[i], orig[i], (size_t)len);
+		present[i] = 1;
+	}
+	for (int r = 0; r < nrep; r++) {
+		rep[r] = malloc((size_t)len);
+		/* Skip a few rows when there is room: any rows must work, not only the first. */
+		int skip = 255 - k - nrep < 3 ? 255 - k - nrep : 3;
+		esi[r] = (uint8_t)(k + skip + r);
+	}
+	if (mc_fec_encode(f, k, len, src, esi, nrep, rep) == 0) {
+		/* Lose nloss random sources and the first repair symbol. */
+		for (int l = 0; l < nloss;) {
+			int i = rand() % k;
+			if (present[i]) {
+				present[i] = 0;
+				memset(src[i], 0xee, (size_t)len);
+				l++;
+			}
+		}
+		if (mc_fec_decode(f, k, len, src, present, rep + 1, esi + 1, nrep - 1) == 0) {
+			ok = 1;
+			for (int i = 0; i < k; i++)
+				if (memcmp(src[i], orig[i], (size_t)len) != 0)
+					ok = 0;
+		}
+	}
+	for (int i = 0; i < k; i++) {
+		free(src[i]);
+		free(orig[i]);
+	}
+	for (int r = 0; r < nrep; r++)
+		free(rep[r]);
+	return ok;
+}
+
+int main(void)
+{
+	struct mc_fec *f = mc_fec_new();
+	struct mc_geom g;
+	struct mc_block b;
+
+	ok(f != NULL, "coder allocates");
+	ok(roundtrip(f, 1, 100, 1, 1), "k=1 rebuilt from one repair symbol");
+	ok(roundtrip(f, 64, 1408, 5, 2), "k=64 five losses rebuilt");
+	ok(roundtrip(f, 128, 1408, 40, 3), "k=128 forty losses rebuilt");
+	ok(roundtrip(f, 200, 64, 50, 4), "k=200 fifty losses rebuilt");
+	ok(roundtrip(f, 7, 33, 7, 5), "all sources lost, rebuilt from repairs only");
+	{
+		uint8_t *s[2], p[2] = {0, 0}, buf[2][16];
+		s[0] = buf[0];
+		s[1] = buf[1];
+		ok(mc_fec_decode(f, 2, 16, s, p, NULL, NULL, 1) < 0, "too few symbols is refused");
+	}
+	ok(mc_geom_init(&g, 3 * 1048576 + 5, 1048576, 1408, 128) == 0, "geometry of 3 MiB + 5");
+	ok(g.nchunks == 4 && g.bpc == 6, "4 chunks of 6 blocks (%u, %u)", g.nchunks, g.bpc);
+	ok(mc_geom_block(&g, 5, &b) == 0 && b.len == 1048576 - 5 * 128 * 1408 && b.k == (b.len + 1407) / 1408,
+	   "last block of a chunk is short");
+	ok(mc_geom_block(&g, 18, &b) == 0 && b.len == 5 && b.k == 1 && b.off == 3 * 1048576, "tail block");
+	ok(mc_geom_block(&g, 19, &b) < 0, "hole after the tail block");
+	ok(mc_geom_block(&g, 24, &b) < 0, "out of range");
+	ok(mc_geom_sym_for_mtu(1500, 0) == 1408 && mc_geom_sym_for_mtu(1500, 1) == 1408, "1408-byte symbols at MTU 1500");
+	mc_fec_free(f);
+	return tap_done();
+}
