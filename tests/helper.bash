@@ -1,0 +1,497 @@
+# tests/helper.bash: what every bats suite of mcast loads (`load helper`).
+# Program wrappers (run_pack ... run_sched) honouring MCAST_BIN and
+# EXEC_PREFIX, private network namespaces (one-host loopback, bridged LAN),
+# nftables loss, background processes, nginx and a misbehaving HTTP server,
+# and a teardown that removes all of it even when a test fails.
+#
+# Traffic stays inside namespaces this file makes: hosts get 198.18.0.0/15 and
+# 2001:db8::/32 addresses, multicast uses 239.0.0.0/8 and ff15::/16. Nothing
+# here touches the root namespace's links or routes.
+#
+# A suite that defines its own teardown() must call mc_cleanup from it.
+
+MCAST_ROOT=${MCAST_ROOT:-$(cd "${BATS_TEST_DIRNAME:-$(dirname "${BASH_SOURCE[0]}")}/.." && pwd)}
+MCAST_BIN=${MCAST_BIN:-$MCAST_ROOT/bin}
+EXEC_PREFIX=${EXEC_PREFIX:-}
+MCAST_TESTS=$MCAST_ROOT/tests
+export MCAST_ROOT MCAST_BIN EXEC_PREFIX
+
+# Scratch: bats gives each test its own directory (and each file one, for
+# setup_file); outside bats make one.
+if [ -z "${BATS_TEST_TMPDIR:-}" ]; then
+	if [ -n "${BATS_FILE_TMPDIR:-}" ]; then
+		BATS_TEST_TMPDIR=$BATS_FILE_TMPDIR
+	else
+		BATS_TEST_TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/mcast-test.XXXXXX")
+	fi
+fi
+MC_STATE=$BATS_TEST_TMPDIR/.mc # pids, namespaces and servers to clean up
+mkdir -p "$MC_STATE" 2>/dev/null
+
+# Namespace names carry the pid of the test process, so parallel runs never
+# clash and mc_reap_stale can tell leftovers of dead runs from live ones.
+MC_NS_PREFIX=${MC_NS_PREFIX:-mct$$x${BATS_SUITE_TEST_NUMBER:-0}}
+
+# ---------------------------------------------------------------------------
+# Running the programs
+
+# _mc_argv CMD ARG...: expand CMD into the real argv in the array MC_ARGV.
+# run_<prog>, ns_exec and with_timeout compose in any order, e.g.
+#   with_timeout 20 ns_exec h1 run_recv -o out.mcpkg
+# and the result is a plain exec chain (ip netns exec, timeout, the program),
+# so a background job's pid is the process that runs, not a subshell.
+_mc_argv() {
+	local cmd=$1
+	shift
+	case $cmd in
+	run_pack|run_send|run_recv|run_repair|run_sched)
+		# shellcheck disable=SC2206  # EXEC_PREFIX is a word list on purpose
+		MC_ARGV=($EXEC_PREFIX "$MCAST_BIN/mcast-${cmd#run_}" "$@")
+		;;
+	udp_tool)
+		MC_ARGV=(python3 "$MCAST_TESTS/udp-tool.py" "$@")
+		;;
+	ns_exec)
+		local host=$1
+		shift
+		[ $# -gt 0 ] || { echo "ns_exec: no command" >&2; return 2; }
+		_mc_argv "$@" || return
+		MC_ARGV=(ip netns exec "$(ns_name "$host")" "${MC_ARGV[@]}")
+		;;
+	with_timeout)
+		local secs=$1
+		shift
+		[ $# -gt 0 ] || { echo "with_timeout: no command" >&2; return 2; }
+		_mc_argv "$@" || return
+		MC_ARGV=(timeout -k 5 "$secs" "${MC_ARGV[@]}")
+		;;
+	*)
+		if [ "$(type -t "$cmd")" = function ]; then
+			# Any other shell function: run it in a bash that loads this file.
+			MC_ARGV=(env MC_HELPER_FN="$cmd" bash -c \
+				'. "$MCAST_ROOT/tests/helper.bash"; "$MC_HELPER_FN" "$@"' "$cmd" "$@")
+		else
+			MC_ARGV=("$cmd" "$@")
+		fi
+		;;
+	esac
+}
+
+_mc_exec() {
+	local MC_ARGV
+	_mc_argv "$@" || return
+	"${MC_ARGV[@]}"
+}
+
+# run_pack ARG...: run bin/mcast-pack (from $MCAST_BIN, under $EXEC_PREFIX).
+# Use under bats `run`:  run -3 --separate-stderr run_pack verify x.mcpkg
+run_pack() { _mc_exec run_pack "$@"; }
+run_send() { _mc_exec run_send "$@"; }
+run_recv() { _mc_exec run_recv "$@"; }
+run_repair() { _mc_exec run_repair "$@"; }
+run_sched() { _mc_exec run_sched "$@"; }
+
+# with_timeout SECS CMD ARG...: run CMD, killed after SECS (status 124, as
+# timeout(1)); SIGKILL 5 s later if it ignores SIGTERM. CMD may be a program,
+# run_<prog>, ns_exec ..., or a shell function.
+with_timeout() { _mc_exec with_timeout "$@"; }
+
+# ns_exec HOST CMD ARG...: run CMD inside HOST's namespace.
+ns_exec() { _mc_exec ns_exec "$@"; }
+
+# udp_tool send|recv ...: tests/udp-tool.py, to check that multicast flows
+# and to throw garbage datagrams at a session (see its --help).
+udp_tool() { _mc_exec udp_tool "$@"; }
+
+# ---------------------------------------------------------------------------
+# Background processes
+
+# bg_start NAME CMD ARG...: start CMD in the background (same forms as
+# with_timeout), stdout to $BATS_TEST_TMPDIR/NAME.out, stderr to NAME.err.
+# Sets BG_PID; bg_pid NAME prints it later. Killed in teardown.
+bg_start() {
+	local name=$1 MC_ARGV
+	shift
+	_mc_argv "$@" || return
+	"${MC_ARGV[@]}" >"$BATS_TEST_TMPDIR/$name.out" 2>"$BATS_TEST_TMPDIR/$name.err" </dev/null &
+	BG_PID=$!
+	echo "$BG_PID" >"$MC_STATE/bg.$name"
+	echo "$BG_PID" >>"$MC_STATE/pids"
+}
+
+bg_pid() { cat "$MC_STATE/bg.$1"; }
+
+# bg_wait NAME [SECS]: wait for NAME to end (at most SECS, default 60) and
+# return its exit status; 124 if it still runs then (it is killed).
+bg_wait() {
+	local pid st deadline
+	pid=$(bg_pid "$1") || return 1
+	deadline=$((SECONDS + ${2:-60}))
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			echo "bg_wait: $1 (pid $pid) still running after ${2:-60}s; killing it" >&2
+			bg_kill "$1" KILL
+			wait "$pid" 2>/dev/null
+			return 124
+		fi
+		# wait returns as soon as our own child exits; poll for others
+		sleep 0.05
+	done
+	wait "$pid" 2>/dev/null
+	st=$?
+	return $st
+}
+
+# _mc_descendants PID: the pids below PID, deepest first.
+_mc_descendants() {
+	local c
+	for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+		_mc_descendants "$c"
+		echo "$c"
+	done
+}
+
+# bg_kill NAME [SIG]: send SIG (default TERM) to NAME's process and every
+# process below it (so SIGKILL reaches the program under timeout/valgrind).
+bg_kill() {
+	local pid p
+	pid=$(bg_pid "$1") || return 1
+	for p in $(_mc_descendants "$pid") "$pid"; do
+		kill -s "${2:-TERM}" "$p" 2>/dev/null
+	done
+	return 0
+}
+
+# wait_for SECS CMD ARG...: poll CMD every 0.1 s until it succeeds; 1 on timeout.
+wait_for() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ "$SECONDS" -lt "$deadline" ] || return 1
+		sleep 0.1
+	done
+}
+
+# ---------------------------------------------------------------------------
+# Network namespaces
+
+# ns_name HOST: the netns name of HOST (as made by ns_lo or lan_create).
+ns_name() { printf '%s-%s\n' "$MC_NS_PREFIX" "$1"; }
+
+_mc_ns_add() {
+	local ns
+	ns=$(ns_name "$1")
+	ip netns add "$ns" || return 1
+	echo "$ns" >>"$MC_STATE/netns"
+	ip -n "$ns" link set lo up multicast on
+}
+
+# ns_lo [HOST]: a one-host namespace (default HOST "local") where multicast
+# goes over lo: lo up with multicast on, route 224.0.0.0/4 dev lo, and the
+# address 198.18.0.1 (on a dummy link when the kernel has them, else on lo).
+# IPv4 only: IPv6 multicast over lo does not work, use lan_create.
+ns_lo() {
+	local host=${1:-local} ns
+	ns=$(ns_name "$host")
+	_mc_ns_add "$host" || return 1
+	ip -n "$ns" route add 224.0.0.0/4 dev lo || return 1
+	if ip -n "$ns" link add mc0 type dummy 2>/dev/null; then
+		ip -n "$ns" addr add 198.18.0.1/24 dev mc0 &&
+			ip -n "$ns" link set mc0 up || return 1
+	else
+		ip -n "$ns" addr add 198.18.0.1/32 dev lo || return 1
+	fi
+	echo "$host" >>"$MC_STATE/hosts"
+	NS_HOST=$host
+}
+
+# lan_create N: hosts h1..hN, each in its own namespace, joined by a bridge
+# (multicast_snooping 0) in a namespace of its own ("br"). Host hI has eth0
+# with 198.18.0.I/24 and 2001:db8::I/64 (nodad, no link-local), and routes
+# 239.0.0.0/8 and ff15::/16 via eth0. Sets LAN_HOSTS=(h1 ... hN).
+lan_create() {
+	local n=$1 i host ns br
+	[ "$n" -ge 1 ] && [ "$n" -le 250 ] || { echo "lan_create: 1..250 hosts" >&2; return 2; }
+	_mc_ns_add br || return 1
+	br=$(ns_name br)
+	ip -n "$br" link add br0 type bridge mcast_snooping 0 || return 1
+	ip -n "$br" link set br0 up || return 1
+	LAN_HOSTS=()
+	for ((i = 1; i <= n; i++)); do
+		host=h$i
+		ns=$(ns_name "$host")
+		_mc_ns_add "$host" || return 1
+		ip -n "$br" link add "v$i" type veth peer name eth0 netns "$ns" || return 1
+		ip -n "$br" link set "v$i" master br0 || return 1
+		ip -n "$br" link set "v$i" up || return 1
+		# No link-local (and so no DAD); the test addresses are added nodad.
+		ip -n "$ns" link set eth0 addrgenmode none 2>/dev/null
+		ip -n "$ns" link set eth0 up multicast on || return 1
+		ip -n "$ns" addr add "198.18.0.$i/24" dev eth0 || return 1
+		ip -n "$ns" -6 addr add "2001:db8::$i/64" dev eth0 nodad || return 1
+		ip -n "$ns" route add 239.0.0.0/8 dev eth0 || return 1
+		ip -n "$ns" -6 route add ff15::/16 dev eth0 || return 1
+		echo "$host" >>"$MC_STATE/hosts"
+		LAN_HOSTS+=("$host")
+	done
+}
+
+# ns_addr HOST / ns_addr6 HOST: HOST's test address (198.18.0.I, 2001:db8::I).
+ns_addr() {
+	case $1 in
+	h[0-9]*) echo "198.18.0.${1#h}" ;;
+	*) echo 198.18.0.1 ;;
+	esac
+}
+ns_addr6() {
+	case $1 in
+	h[0-9]*) echo "2001:db8::${1#h}" ;;
+	*) echo "ns_addr6: $1 has no IPv6 test address" >&2; return 1 ;;
+	esac
+}
+
+# ns_loss HOST PCT [PORT...]: drop PCT% of UDP packets arriving at HOST (to
+# the given destination ports, or to every UDP port), with real kernel loss
+# from nftables in HOST's namespace. ns_loss HOST 0 removes the rule.
+ns_loss() {
+	local host=$1 pct=$2 ns port
+	shift 2
+	ns=$(ns_name "$host")
+	ip netns exec "$ns" nft delete table inet loss 2>/dev/null
+	[ "$pct" -gt 0 ] || return 0
+	ip netns exec "$ns" nft add table inet loss || return 1
+	ip netns exec "$ns" nft add chain inet loss in \
+		'{ type filter hook input priority 0; policy accept; }' || return 1
+	if [ $# -eq 0 ]; then
+		ip netns exec "$ns" nft add rule inet loss in \
+			meta l4proto udp numgen random mod 100 "<" "$pct" counter drop || return 1
+	fi
+	for port in "$@"; do
+		ip netns exec "$ns" nft add rule inet loss in \
+			udp dport "$port" numgen random mod 100 "<" "$pct" counter drop || return 1
+	done
+}
+
+# ns_loss_count HOST: packets dropped so far by HOST's loss rules.
+ns_loss_count() {
+	ip netns exec "$(ns_name "$1")" nft list table inet loss 2>/dev/null |
+		awk '/drop/ { for (i = 1; i < NF; i++) if ($i == "packets") n += $(i + 1) }
+		     END { print n + 0 }'
+}
+
+# ---------------------------------------------------------------------------
+# HTTP sources
+
+# nginx_start HOST DIR [-s] [-a ADDR] [-p PORT] [-c DIRECTIVES]: serve DIR
+# with nginx in HOST's namespace ("-" for the root namespace, on 127.0.0.1
+# and a free port). -s: HTTPS with a self-signed certificate (NGINX_CERT, for
+# --cacert). -a: listen address (default 127.0.0.1). -p: port (default 8080,
+# 8443 with -s). -c: extra directives for the server block, e.g. 'max_ranges 0;'.
+# Sets NGINX_URL (no trailing slash) and NGINX_DIR (its config, pid and logs:
+# access.log records each request with its Range and bytes sent).
+nginx_start() {
+	local host=$1 dir=$2 tls= addr=127.0.0.1 port= extra= d ns_cmd=() OPTIND=1 o
+	shift 2
+	while getopts sa:p:c: o; do
+		case $o in
+		s) tls=1 ;;
+		a) addr=$OPTARG ;;
+		p) port=$OPTARG ;;
+		c) extra=$OPTARG ;;
+		*) echo "nginx_start: bad option" >&2; return 2 ;;
+		esac
+	done
+	dir=$(cd "$dir" && pwd) || return 1
+	if [ "$host" = - ]; then
+		[ -n "$port" ] || port=$(mc_free_port) || return 1
+	else
+		ns_cmd=(ip netns exec "$(ns_name "$host")")
+		[ -n "$port" ] || port=$([ -n "$tls" ] && echo 8443 || echo 8080)
+	fi
+	d=$(mktemp -d "$BATS_TEST_TMPDIR/nginx.XXXX") || return 1
+	mkdir -p "$d/tmp" "$d/logs"
+	local listen="listen $addr:$port;"
+	case $addr in *:*) listen="listen [$addr]:$port;" ;; esac
+	local scheme=http urladdr=$addr
+	case $addr in *:*) urladdr="[$addr]" ;; esac
+	local tlsconf=
+	if [ -n "$tls" ]; then
+		scheme=https
+		listen="${listen%;} ssl;"
+		mc_make_cert "$d" "$addr" || return 1
+		tlsconf="ssl_certificate $d/cert.pem; ssl_certificate_key $d/key.pem;"
+		NGINX_CERT=$d/cert.pem
+	fi
+	cat >"$d/nginx.conf" <<EOF
+user root root;
+daemon on;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/logs/error.log info;
+events { worker_connections 64; }
+http {
+	log_format mcast '\$request "\$http_range" \$status \$body_bytes_sent';
+	access_log $d/logs/access.log mcast;
+	client_body_temp_path $d/tmp/body;
+	proxy_temp_path $d/tmp/proxy;
+	fastcgi_temp_path $d/tmp/fastcgi;
+	uwsgi_temp_path $d/tmp/uwsgi;
+	scgi_temp_path $d/tmp/scgi;
+	types { application/octet-stream mcpkg; }
+	default_type application/octet-stream;
+	sendfile on;
+	keepalive_requests 10000;
+	server {
+		$listen
+		server_name localhost;
+		root $dir;
+		$tlsconf
+		$extra
+	}
+}
+EOF
+	"${ns_cmd[@]}" nginx -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log" -q || {
+		cat "$d/logs/error.log" >&2
+		return 1
+	}
+	echo "$d" >>"$MC_STATE/nginx"
+	NGINX_DIR=$d
+	NGINX_URL=$scheme://$urladdr:$port
+	# nginx daemonises before it listens: wait until it answers.
+	wait_for 10 "${ns_cmd[@]}" bash -c "exec 3<>/dev/tcp/$addr/$port" 2>/dev/null || {
+		echo "nginx_start: $NGINX_URL does not answer" >&2
+		return 1
+	}
+}
+
+# nginx_stop [DIR]: stop the nginx whose private directory is DIR (default the
+# last started). Teardown stops all of them.
+nginx_stop() {
+	local d=${1:-$NGINX_DIR} pid
+	[ -f "$d/nginx.pid" ] || return 0
+	pid=$(cat "$d/nginx.pid")
+	kill -QUIT "$pid" 2>/dev/null
+	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+	kill -KILL "$pid" 2>/dev/null
+	return 0
+}
+
+# mc_make_cert DIR [ADDR]: self-signed certificate DIR/cert.pem, key DIR/key.pem,
+# valid for localhost, 127.0.0.1, 198.18.0.1-9 and 2001:db8::1-9 (and ADDR).
+mc_make_cert() {
+	local d=$1 addr=${2:-127.0.0.1} san="DNS:localhost,IP:127.0.0.1,IP:::1" i
+	for i in 1 2 3 4 5 6 7 8 9; do san="$san,IP:198.18.0.$i,IP:2001:db8::$i"; done
+	case ",$san," in *",IP:$addr,"*) ;; *) san="$san,IP:$addr" ;; esac
+	openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 2 \
+		-subj "/CN=mcast test" -addext "subjectAltName=$san" \
+		-keyout "$d/key.pem" -out "$d/cert.pem" >/dev/null 2>&1
+}
+
+# mc_free_port: a TCP port free on 127.0.0.1 in the current namespace.
+mc_free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# flaky_start HOST DIR [OPTION...]: serve DIR with tests/flaky-http.py, an HTTP
+# server that misbehaves on purpose, in HOST's namespace ("-": root namespace).
+# Options are flaky-http.py's: --no-ranges (200 and the whole file, whatever
+# the Range), --close-after BYTES (drop the connection after BYTES of a body),
+# --status CODE (answer every request with CODE), --fail-first N (503 with
+# Retry-After: 1 for the first N requests), --corrupt OFF (flip the byte at
+# offset OFF of every file served; repeatable), --addr, --port.
+# Sets FLAKY_URL and FLAKY_LOG (one JSON line per request).
+flaky_start() {
+	local host=$1 dir=$2 port=8081 addr=127.0.0.1 a ns_cmd=() prev=
+	shift 2
+	for a in "$@"; do
+		case $prev in --port) port=$a ;; --addr) addr=$a ;; esac
+		prev=$a
+	done
+	if [ "$host" = - ]; then
+		port=$(mc_free_port) || return 1
+	else
+		ns_cmd=(ip netns exec "$(ns_name "$host")")
+	fi
+	FLAKY_LOG=$(mktemp "$BATS_TEST_TMPDIR/flaky.XXXX.log")
+	"${ns_cmd[@]}" python3 "$MCAST_TESTS/flaky-http.py" --dir "$dir" --log "$FLAKY_LOG" \
+		"$@" --addr "$addr" --port "$port" >"$FLAKY_LOG.out" 2>&1 </dev/null &
+	echo $! >>"$MC_STATE/pids"
+	local urladdr=$addr
+	case $addr in *:*) urladdr="[$addr]" ;; esac
+	FLAKY_URL=http://$urladdr:$port
+	wait_for 10 "${ns_cmd[@]}" bash -c "exec 3<>/dev/tcp/$addr/$port" 2>/dev/null || {
+		echo "flaky_start: $FLAKY_URL does not answer" >&2
+		cat "$FLAKY_LOG.out" >&2
+		return 1
+	}
+}
+
+# ---------------------------------------------------------------------------
+# Cleanup
+
+# mc_cleanup: stop everything this test started and remove its namespaces.
+# Called by the default teardown(); safe to call twice.
+mc_cleanup() {
+	local p d ns
+	if [ -f "$MC_STATE/pids" ]; then
+		for p in $(cat "$MC_STATE/pids"); do
+			for d in $(_mc_descendants "$p") "$p"; do kill -TERM "$d" 2>/dev/null; done
+		done
+	fi
+	if [ -f "$MC_STATE/nginx" ]; then
+		while read -r d; do nginx_stop "$d"; done <"$MC_STATE/nginx"
+	fi
+	if [ -f "$MC_STATE/netns" ]; then
+		while read -r ns; do
+			for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+		done <"$MC_STATE/netns"
+	fi
+	if [ -f "$MC_STATE/pids" ]; then
+		sleep 0.1
+		for p in $(cat "$MC_STATE/pids"); do
+			for d in $(_mc_descendants "$p") "$p"; do kill -KILL "$d" 2>/dev/null; done
+		done
+		rm -f "$MC_STATE/pids"
+	fi
+	if [ -f "$MC_STATE/netns" ]; then
+		while read -r ns; do ip netns del "$ns" 2>/dev/null; done <"$MC_STATE/netns"
+		rm -f "$MC_STATE/netns"
+	fi
+	rm -f "$MC_STATE/nginx" "$MC_STATE/hosts"
+	return 0
+}
+
+# mc_reap_stale: delete mct* namespaces left by test processes that are gone
+# (a run killed before its teardown). run-all.sh calls it first.
+mc_reap_stale() {
+	local ns pid p
+	for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }'); do
+		case $ns in mct[0-9]*x*) ;; *) continue ;; esac
+		pid=${ns#mct}
+		pid=${pid%%x*}
+		kill -0 "$pid" 2>/dev/null && continue
+		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+		ip netns del "$ns" 2>/dev/null
+	done
+	return 0
+}
+
+# Default teardown; a suite that needs its own must call mc_cleanup in it.
+teardown() { mc_cleanup; }
+
+# require_root: skip the test unless it runs as root (namespaces, nftables).
+require_root() {
+	[ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces)"
+}
+
+# require_prog PROG...: skip unless every PROG is built in $MCAST_BIN and is
+# more than a placeholder (placeholders print "not implemented" and exit 1).
+require_prog() {
+	local p
+	for p in "$@"; do
+		[ -x "$MCAST_BIN/$p" ] || skip "$p not built"
+		if "$MCAST_BIN/$p" --version 2>&1 | grep -qi 'not implemented'; then
+			skip "$p not implemented yet"
+		fi
+	done
+}
