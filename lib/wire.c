@@ -45,9 +45,10 @@ static size_t put_name(uint8_t *p, size_t avail, const char *name)
 	return n + 1;
 }
 
-void mc_wire_encode_data_hdr(uint32_t session, const struct mc_data *d, uint8_t out[MC_WIRE_DATA_HDR])
+void mc_wire_encode_data_hdr(uint32_t session, uint16_t pass, const struct mc_data *d, uint8_t out[MC_WIRE_DATA_HDR])
 {
 	put_hdr(out, MC_PKT_DATA, 0, session);
+	put16(out + 6, pass);
 	put32(out + 12, d->chunk);
 	put64(out + 16, d->block_off);
 	put32(out + 24, d->block_len);
@@ -100,7 +101,7 @@ size_t mc_wire_encode(const struct mc_pkt *p, uint8_t *out, size_t cap)
 	case MC_PKT_DATA:
 		if (cap < MC_WIRE_DATA_HDR + (size_t)p->u.data.sym_len)
 			return 0;
-		mc_wire_encode_data_hdr(p->session, &p->u.data, out);
+		mc_wire_encode_data_hdr(p->session, p->pass, &p->u.data, out);
 		memcpy(out + MC_WIRE_DATA_HDR, p->u.data.sym, p->u.data.sym_len);
 		n = MC_WIRE_DATA_HDR + (size_t)p->u.data.sym_len;
 		break;
@@ -176,6 +177,7 @@ int mc_wire_decode(const uint8_t *b, size_t len, struct mc_pkt *p)
 		return MC_WIRE_EVERSION;
 	p->type = b[4];
 	p->flags = b[5];
+	p->pass = get16(b + 6);
 	p->session = get32(b + 8);
 	switch (p->type) {
 	case MC_PKT_ANNOUNCE: {

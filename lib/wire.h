@@ -10,7 +10,8 @@
 /*
  * Every packet starts with a 12-byte common header, big-endian:
  *   0  magic "MCS" (3)   3 version (1)   4 type (1)   5 flags (1)
- *   6  reserved, zero (2)                8 session id (4)
+ *   6  pass (2): DATA: the sender's pass, modulo 65536; others zero
+ *   8  session id (4)
  * Sender packets go to GROUP:PORT, receiver feedback to GROUP:PORT+1.
  */
 #define MC_WIRE_VERSION 1
@@ -36,6 +37,7 @@ enum mc_wire_type {
 /* Flags in the common header. */
 #define MC_FLAG_IDLE 0x01   /* ANNOUNCE: sender has nothing queued, waiting for NACKs */
 #define MC_FLAG_ENDING 0x02 /* ANNOUNCE: session ends soon (linger) */
+#define MC_FLAG_WELCOMED 0x01 /* HELLO: the sender already welcomed this receiver */
 
 enum mc_ctrl_code { MC_CTRL_WELCOME = 1, MC_CTRL_LEAVE = 2, MC_CTRL_DONE = 3 };
 enum mc_end_reason { MC_END_COMPLETE = 0, MC_END_MAX_TIME = 1, MC_END_SIGNAL = 2, MC_END_NOBODY = 3 };
@@ -94,6 +96,7 @@ struct mc_hello {
 
 struct mc_pkt {
 	uint8_t type, flags;
+	uint16_t pass;  /* DATA only */
 	uint32_t session;
 	union {
 		struct mc_announce ann;
@@ -135,7 +138,7 @@ int mc_wire_decode(const uint8_t *buf, size_t len, struct mc_pkt *p);
  * DATA packet so the caller can gather the symbol from elsewhere.
  */
 size_t mc_wire_encode(const struct mc_pkt *p, uint8_t *out, size_t cap);
-void mc_wire_encode_data_hdr(uint32_t session, const struct mc_data *d, uint8_t out[MC_WIRE_DATA_HDR]);
+void mc_wire_encode_data_hdr(uint32_t session, uint16_t pass, const struct mc_data *d, uint8_t out[MC_WIRE_DATA_HDR]);
 
 /* Name of a packet type, for logs. */
 const char *mc_wire_type_name(unsigned type);

@@ -1,0 +1,455 @@
+/* The sender schedule; see sender.h and mcast-protocol(7). No sockets, clocks or files here. */
+#include "sender.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define QMAX 4096
+
+struct qent {
+	unsigned peer;
+	unsigned kind;
+};
+
+struct mc_sender {
+	struct mc_sender_cfg cfg;
+	uint32_t session;
+	uint64_t start_ms, pass1_end_ms, last_change_ms;
+	uint32_t pass, cursor;
+	int pass1_done, state, reason;
+	uint16_t *demand;   /* per block: symbols wanted, 0 none */
+	uint8_t *next_esi;  /* per block: next ESI to send when serving demand */
+	uint32_t npending;
+	struct mc_peer *peers;
+	unsigned npeers, cap;
+	unsigned *hash;     /* open addressing: peer index + 1, 0 empty */
+	unsigned hcap;
+	struct qent ctrl[QMAX];
+	unsigned cq_head, cq_len;
+	struct qent ev[QMAX];
+	unsigned eq_head, eq_len;
+	int ever_joined;
+	struct mc_sender_stats st;
+};
+
+static void push(struct qent *q, unsigned *head, unsigned *len, unsigned peer, unsigned kind)
+{
+	if (*len == QMAX)
+		return; /* receivers repeat themselves; dropping a verdict only delays it */
+	q[(*head + *len) % QMAX] = (struct qent){peer, kind};
+	(*len)++;
+}
+
+static int pop(struct qent *q, unsigned *head, unsigned *len, struct qent *out)
+{
+	if (*len == 0)
+		return 0;
+	*out = q[*head];
+	*head = (*head + 1) % QMAX;
+	(*len)--;
+	return 1;
+}
+
+struct mc_sender *mc_sender_new(const struct mc_sender_cfg *cfg, uint32_t session, uint64_t now_ms)
+{
+	struct mc_sender *s = calloc(1, sizeof *s);
+
+	if (s == NULL)
+		return NULL;
+	s->cfg = *cfg;
+	s->session = session;
+	s->start_ms = now_ms;
+	s->last_change_ms = now_ms;
+	s->pass = 1;
+	s->demand = calloc(cfg->geom.nblocks ? cfg->geom.nblocks : 1, sizeof *s->demand);
+	s->next_esi = calloc(cfg->geom.nblocks ? cfg->geom.nblocks : 1, 1);
+	s->hcap = 1024;
+	s->hash = calloc(s->hcap, sizeof *s->hash);
+	if (!s->demand || !s->next_esi || !s->hash || cfg->geom.nblocks == 0) {
+		mc_sender_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void mc_sender_free(struct mc_sender *s)
+{
+	if (s == NULL)
+		return;
+	free(s->demand);
+	free(s->next_esi);
+	free(s->peers);
+	free(s->hash);
+	free(s);
+}
+
+static unsigned hslot(uint64_t rid, unsigned cap)
+{
+	rid ^= rid >> 33;
+	rid *= 0xff51afd7ed558ccdULL;
+	rid ^= rid >> 33;
+	return (unsigned)rid & (cap - 1);
+}
+
+static struct mc_peer *find_peer(struct mc_sender *s, uint64_t rid)
+{
+	for (unsigned h = hslot(rid, s->hcap);; h = (h + 1) & (s->hcap - 1)) {
+		if (s->hash[h] == 0)
+			return NULL;
+		if (s->peers[s->hash[h] - 1].rid == rid)
+			return &s->peers[s->hash[h] - 1];
+	}
+}
+
+static struct mc_peer *add_peer(struct mc_sender *s, uint64_t rid)
+{
+	if (s->npeers >= 65535)
+		return NULL; /* bound what hostile feedback can make us allocate */
+	if (s->npeers == s->cap) {
+		unsigned ncap = s->cap ? s->cap * 2 : 16;
+		struct mc_peer *np = realloc(s->peers, ncap * sizeof *np);
+		if (np == NULL)
+			return NULL;
+		s->peers = np;
+		s->cap = ncap;
+	}
+	if ((s->npeers + 1) * 2 > s->hcap) {
+		unsigned ncap = s->hcap * 2, *nh = calloc(ncap, sizeof *nh);
+		if (nh == NULL)
+			return NULL;
+		for (unsigned i = 0; i < s->npeers; i++) {
+			unsigned h = hslot(s->peers[i].rid, ncap);
+			while (nh[h])
+				h = (h + 1) & (ncap - 1);
+			nh[h] = i + 1;
+		}
+		free(s->hash);
+		s->hash = nh;
+		s->hcap = ncap;
+	}
+	struct mc_peer *p = &s->peers[s->npeers];
+	memset(p, 0, sizeof *p);
+	p->rid = rid;
+	unsigned h = hslot(rid, s->hcap);
+	while (s->hash[h])
+		h = (h + 1) & (s->hcap - 1);
+	s->hash[h] = ++s->npeers;
+	return p;
+}
+
+static unsigned idx(const struct mc_sender *s, const struct mc_peer *p)
+{
+	return (unsigned)(p - s->peers);
+}
+
+/* A receiver (new, or back after falling silent) joins: counted, welcomed. */
+static void join(struct mc_sender *s, struct mc_peer *p, uint64_t now)
+{
+	p->joined_ms = now;
+	p->join_pass = s->pass;
+	p->done = p->left = p->gone = p->told_leave = p->acked_done = 0;
+	p->welcomed = 1;
+	s->ever_joined = 1;
+	s->st.joined++;
+	s->last_change_ms = now;
+	push(s->ctrl, &s->cq_head, &s->cq_len, idx(s, p), MC_CTRL_WELCOME);
+	push(s->ev, &s->eq_head, &s->eq_len, idx(s, p), MC_SEV_JOIN);
+}
+
+static void add_demand(struct mc_sender *s, uint32_t gb, uint16_t need)
+{
+	struct mc_block b;
+
+	if (mc_geom_block(&s->cfg.geom, gb, &b) < 0)
+		return;
+	if (need == MC_NEED_ALL || need > b.k)
+		need = b.k;
+	if (need == 0)
+		return;
+	if (s->demand[gb] == 0)
+		s->npending++;
+	if (need > s->demand[gb])
+		s->demand[gb] = need;
+}
+
+static int wants_us(const struct mc_sender *s, const struct mc_hello *h)
+{
+	static const uint8_t zero[MC_ID_LEN];
+
+	if (memcmp(h->want_id, zero, MC_ID_LEN) != 0 && memcmp(h->want_id, s->cfg.id, MC_ID_LEN) != 0)
+		return 0;
+	return h->name[0] == '\0' || strcmp(h->name, s->cfg.name) == 0;
+}
+
+void mc_sender_feedback(struct mc_sender *s, uint64_t now, const struct mc_pkt *p, const struct sockaddr_storage *addr)
+{
+	struct mc_peer *peer;
+	uint64_t rid;
+
+	if (s->state == MC_SENDER_OVER)
+		return;
+	switch (p->type) {
+	case MC_PKT_HELLO:
+		/* Waiting receivers say hello with session 0; others name this session. */
+		if ((p->session != 0 && p->session != s->session) || !wants_us(s, &p->u.hello))
+			return;
+		rid = p->u.hello.rid;
+		break;
+	case MC_PKT_NACK:
+		if (p->session != s->session)
+			return;
+		rid = p->u.nack.rid;
+		break;
+	case MC_PKT_DONE:
+	case MC_PKT_BYE:
+		if (p->session != s->session || memcmp(p->u.done.id, s->cfg.id, MC_ID_LEN) != 0)
+			return;
+		rid = p->u.done.rid;
+		break;
+	default:
+		return;
+	}
+	peer = find_peer(s, rid);
+	if (peer == NULL) {
+		if (p->type == MC_PKT_BYE)
+			return;
+		if ((peer = add_peer(s, rid)) == NULL) {
+			s->st.feedback_bad++;
+			return;
+		}
+		if (addr)
+			peer->addr = *addr;
+		peer->heard_ms = now;
+		if (p->type == MC_PKT_DONE) {
+			/* Completed without us seeing its hello: count it as joined and done. */
+			join(s, peer, now);
+		} else {
+			join(s, peer, now);
+		}
+	} else if (peer->gone) {
+		s->st.gone--;
+		join(s, peer, now);
+	}
+	peer->heard_ms = now;
+	if (addr)
+		peer->addr = *addr;
+	if (peer->told_leave) {
+		/* Repeat the verdict until it stops talking. */
+		if (p->type != MC_PKT_BYE)
+			push(s->ctrl, &s->cq_head, &s->cq_len, idx(s, peer), MC_CTRL_LEAVE);
+		return;
+	}
+	switch (p->type) {
+	case MC_PKT_HELLO:
+		peer->have = p->u.hello.have;
+		peer->total = p->u.hello.total;
+		if (!(p->flags & MC_FLAG_WELCOMED) && !peer->done)
+			push(s->ctrl, &s->cq_head, &s->cq_len, idx(s, peer), MC_CTRL_WELCOME);
+		break;
+	case MC_PKT_NACK:
+		s->st.nacks++;
+		peer->nacks++;
+		for (unsigned i = 0; i < p->u.nack.n; i++) {
+			const struct mc_nack_entry *e = &p->u.nack.e[i];
+			if (e->block >= s->cfg.geom.nblocks || e->run == 0 || (e->need > MC_RS_MAX && e->need != MC_NEED_ALL)) {
+				s->st.feedback_bad++;
+				continue;
+			}
+			uint32_t end = e->block + e->run > s->cfg.geom.nblocks ? s->cfg.geom.nblocks : e->block + e->run;
+			for (uint32_t gb = e->block; gb < end; gb++)
+				add_demand(s, gb, e->need);
+			s->st.nack_entries++;
+		}
+		break;
+	case MC_PKT_DONE:
+		if (!peer->done) {
+			peer->done = 1;
+			s->st.complete++;
+			s->last_change_ms = now;
+			push(s->ev, &s->eq_head, &s->eq_len, idx(s, peer), MC_SEV_DONE);
+		}
+		push(s->ctrl, &s->cq_head, &s->cq_len, idx(s, peer), MC_CTRL_DONE);
+		break;
+	case MC_PKT_BYE:
+		if (!peer->left && !peer->done) {
+			peer->left = 1;
+			s->st.left++;
+			s->last_change_ms = now;
+			push(s->ev, &s->eq_head, &s->eq_len, idx(s, peer), MC_SEV_BYE);
+		}
+		break;
+	}
+}
+
+int mc_sender_tick(struct mc_sender *s, uint64_t now)
+{
+	unsigned active = 0;
+
+	if (s->state == MC_SENDER_OVER)
+		return s->state;
+	for (unsigned i = 0; i < s->npeers; i++) {
+		struct mc_peer *p = &s->peers[i];
+		if (p->done || p->left || p->gone)
+			continue;
+		if (now - p->heard_ms > s->cfg.peer_timeout_ms) {
+			p->gone = 1;
+			s->st.gone++;
+			s->last_change_ms = now;
+			push(s->ev, &s->eq_head, &s->eq_len, i, MC_SEV_GONE);
+			continue;
+		}
+		if (s->cfg.max_passes && s->pass > p->join_pass + s->cfg.max_passes) {
+			/* Slow-receiver policy: it had its passes; the rest come from mcast-repair. */
+			p->told_leave = p->left = 1;
+			s->st.left++;
+			s->last_change_ms = now;
+			push(s->ctrl, &s->cq_head, &s->cq_len, i, MC_CTRL_LEAVE);
+			push(s->ev, &s->eq_head, &s->eq_len, i, MC_SEV_LEAVE);
+			continue;
+		}
+		active++;
+	}
+	s->st.active = active;
+	if (s->cfg.max_time_ms && now - s->start_ms >= s->cfg.max_time_ms) {
+		s->state = MC_SENDER_OVER;
+		s->reason = MC_END_MAX_TIME;
+	} else if (active == 0) {
+		if (!s->ever_joined) {
+			if (s->pass1_done && now - s->pass1_end_ms >= s->cfg.linger_ms) {
+				s->state = MC_SENDER_OVER;
+				s->reason = MC_END_NOBODY;
+			}
+		} else if (now - s->last_change_ms >= s->cfg.linger_ms) {
+			s->state = MC_SENDER_OVER;
+			s->reason = MC_END_COMPLETE;
+		}
+	}
+	return s->state;
+}
+
+/* Next ESI in the block's cycle: after the first pass's rows, the remaining repair rows, then all 255 again. */
+static uint8_t take_esi(struct mc_sender *s, uint32_t gb)
+{
+	uint8_t e = s->next_esi[gb];
+
+	s->next_esi[gb] = (uint8_t)(e + 1 >= MC_RS_MAX ? 0 : e + 1);
+	return e;
+}
+
+int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
+{
+	const struct mc_geom *g = &s->cfg.geom;
+
+	if (mc_sender_tick(s, now) == MC_SENDER_OVER)
+		return MC_SENDER_OVER;
+	if (!s->pass1_done) {
+		while (s->cursor < g->nblocks && mc_geom_block(g, s->cursor, &job->b) < 0)
+			s->cursor++;
+		if (s->cursor < g->nblocks) {
+			uint32_t gb = s->cursor++;
+			uint16_t k = job->b.k, r = (uint16_t)((k * s->cfg.fec_pct + 99) / 100);
+			if (k + r > MC_RS_MAX)
+				r = (uint16_t)(MC_RS_MAX - k);
+			job->block = gb;
+			job->pass = s->pass;
+			job->n = (uint16_t)(k + r);
+			for (unsigned i = 0; i < job->n; i++)
+				job->esi[i] = (uint8_t)i;
+			s->next_esi[gb] = (uint8_t)(k + r < MC_RS_MAX ? k + r : 0);
+			if (s->demand[gb]) {
+				s->demand[gb] = 0;
+				s->npending--;
+			}
+			s->st.symbols += job->n;
+			s->st.repair_symbols += r;
+			if (s->cursor >= g->nblocks) {
+				s->pass1_done = 1;
+				s->pass1_end_ms = now;
+				s->pass = 2;
+				s->cursor = 0;
+				s->st.passes = 1;
+			}
+			s->state = MC_SENDER_RUN;
+			return MC_SENDER_RUN;
+		}
+	}
+	for (int wrapped = 0; wrapped < 2; wrapped++) {
+		if (s->npending == 0)
+			break;
+		while (s->cursor < g->nblocks && s->demand[s->cursor] == 0)
+			s->cursor++;
+		if (s->cursor < g->nblocks) {
+			uint32_t gb = s->cursor++;
+			if (mc_geom_block(g, gb, &job->b) < 0) {
+				s->demand[gb] = 0;
+				s->npending--;
+				continue;
+			}
+			uint16_t need = s->demand[gb];
+			/* The same proportion of extra symbols as the first pass, so a lossy receiver rarely asks twice. */
+			uint32_t n = need + (need * s->cfg.fec_pct + 99) / 100;
+			if (n > MC_RS_MAX)
+				n = MC_RS_MAX;
+			s->demand[gb] = 0;
+			s->npending--;
+			job->block = gb;
+			job->pass = s->pass;
+			job->n = (uint16_t)n;
+			for (unsigned i = 0; i < n; i++)
+				job->esi[i] = take_esi(s, gb);
+			s->st.symbols += n;
+			s->st.repair_symbols += n;
+			s->state = MC_SENDER_RUN;
+			return MC_SENDER_RUN;
+		}
+		/* End of a sweep with demand left behind the cursor: a new pass. */
+		s->cursor = 0;
+		s->pass++;
+		s->st.passes = s->pass - 1;
+	}
+	s->state = MC_SENDER_IDLE;
+	return MC_SENDER_IDLE;
+}
+
+int mc_sender_ctrl(struct mc_sender *s, struct mc_pkt *p)
+{
+	struct qent q;
+
+	p->type = MC_PKT_CTRL;
+	p->flags = 0;
+	p->pass = 0;
+	p->session = s->session;
+	p->u.ctrl.n = 0;
+	while (p->u.ctrl.n < MC_WIRE_CTRL_MAX && pop(s->ctrl, &s->cq_head, &s->cq_len, &q)) {
+		p->u.ctrl.e[p->u.ctrl.n].rid = s->peers[q.peer].rid;
+		p->u.ctrl.e[p->u.ctrl.n].code = (uint8_t)q.kind;
+		p->u.ctrl.n++;
+	}
+	return p->u.ctrl.n > 0;
+}
+
+uint8_t mc_sender_announce(const struct mc_sender *s, struct mc_announce *a)
+{
+	a->pass = s->pass;
+	a->cursor = s->cursor;
+	a->joined = (uint16_t)(s->st.joined > 65535 ? 65535 : s->st.joined);
+	a->complete = (uint16_t)(s->st.complete > 65535 ? 65535 : s->st.complete);
+	a->max_passes = (uint16_t)s->cfg.max_passes;
+	return s->state == MC_SENDER_IDLE ? MC_FLAG_IDLE : 0;
+}
+
+int mc_sender_end_reason(const struct mc_sender *s) { return s->reason; }
+const struct mc_sender_stats *mc_sender_stats(const struct mc_sender *s) { return &s->st; }
+unsigned mc_sender_npeers(const struct mc_sender *s) { return s->npeers; }
+const struct mc_peer *mc_sender_peer(const struct mc_sender *s, unsigned i) { return &s->peers[i]; }
+
+int mc_sender_event(struct mc_sender *s, unsigned *peer, unsigned *kind)
+{
+	struct qent q;
+
+	if (!pop(s->ev, &s->eq_head, &s->eq_len, &q))
+		return 0;
+	*peer = q.peer;
+	*kind = q.kind;
+	return 1;
+}

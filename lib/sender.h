@@ -1,0 +1,97 @@
+/* The sender schedule: a pure state machine (feedback and time in; what to send and when to stop out). */
+#ifndef MC_SENDER_H
+#define MC_SENDER_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "fec.h"
+#include "wire.h"
+
+/*
+ * Pass 1 sweeps every block in order: its k source symbols and
+ * ceil(k * fec / 100) repair symbols. NACKs raise a per-block demand (the
+ * largest need any receiver reported); the cursor serves a block's demand
+ * when it next reaches that block, with fresh repair symbols (ESIs cycle
+ * k..254, then 0..254 again), so one packet heals different losses at many
+ * receivers. Later passes visit only blocks with demand. See
+ * mcast-protocol(7) for the end rule and the slow-receiver policy.
+ */
+struct mc_sender_cfg {
+	struct mc_geom geom;
+	unsigned fec_pct;          /* repair symbols per block in the first pass, percent of k */
+	uint64_t linger_ms;
+	uint64_t max_time_ms;      /* 0: no limit */
+	uint64_t peer_timeout_ms;  /* a silent receiver is no longer waited for */
+	unsigned max_passes;       /* passes a receiver may take after joining before it is told to leave; 0: never */
+	uint8_t id[MC_ID_LEN];     /* the package: HELLOs for another id or name are not ours */
+	char name[MC_NAME_MAX + 1];
+};
+
+struct mc_sender_job {
+	uint32_t block;        /* global block number */
+	struct mc_block b;
+	uint32_t pass;
+	uint16_t n;            /* symbols to send */
+	uint8_t esi[255];
+};
+
+struct mc_peer {
+	uint64_t rid;
+	struct sockaddr_storage addr;
+	uint64_t joined_ms, heard_ms;
+	uint32_t join_pass;
+	uint32_t have, total;
+	uint32_t nacks;
+	uint8_t welcomed, done, left, gone, told_leave, acked_done;
+};
+
+struct mc_sender_stats {
+	uint64_t symbols, repair_symbols, passes;
+	uint64_t nacks, nack_entries, feedback_bad;
+	uint32_t joined, complete, active, gone, left;
+};
+
+enum mc_sender_state { MC_SENDER_RUN = 0, MC_SENDER_IDLE = 1, MC_SENDER_OVER = 2 };
+
+struct mc_sender;
+
+/* Returns a new schedule starting at time now_ms, or NULL (ENOMEM or bad geometry). */
+struct mc_sender *mc_sender_new(const struct mc_sender_cfg *cfg, uint32_t session, uint64_t now_ms);
+void mc_sender_free(struct mc_sender *s);
+
+/* Feeds one decoded feedback packet (HELLO, NACK, DONE, BYE) from addr. Out-of-bounds numbers are dropped and counted. */
+void mc_sender_feedback(struct mc_sender *s, uint64_t now_ms, const struct mc_pkt *p, const struct sockaddr_storage *addr);
+
+/*
+ * Next block to send. Returns MC_SENDER_RUN with *job filled, MC_SENDER_IDLE
+ * when nothing is wanted right now (call again after feedback or time), or
+ * MC_SENDER_OVER when the session has ended (see mc_sender_end_reason).
+ */
+int mc_sender_next(struct mc_sender *s, uint64_t now_ms, struct mc_sender_job *job);
+
+/* Advances timers (peer timeouts, end rule) without sending. Returns the state as mc_sender_next would. */
+int mc_sender_tick(struct mc_sender *s, uint64_t now_ms);
+
+/* Pending verdicts for receivers (welcome, leave, done). Returns 1 with *p filled, 0 when none. */
+int mc_sender_ctrl(struct mc_sender *s, struct mc_pkt *p);
+
+/* Fills the dynamic fields of an announcement (pass, cursor, counts) and returns header flags. */
+uint8_t mc_sender_announce(const struct mc_sender *s, struct mc_announce *a);
+
+int mc_sender_end_reason(const struct mc_sender *s);
+const struct mc_sender_stats *mc_sender_stats(const struct mc_sender *s);
+
+/* Peers, for events: count and i-th (stable until the next feedback call). */
+unsigned mc_sender_npeers(const struct mc_sender *s);
+const struct mc_peer *mc_sender_peer(const struct mc_sender *s, unsigned i);
+
+/* Events since the last call: returns 1 and the peer index and kind (MC_PKT_HELLO joined, MC_PKT_DONE, MC_PKT_BYE, MC_CTRL_LEAVE as 0x100, 0x101 gone). */
+int mc_sender_event(struct mc_sender *s, unsigned *peer, unsigned *kind);
+#define MC_SEV_JOIN 1
+#define MC_SEV_DONE 2
+#define MC_SEV_BYE 3
+#define MC_SEV_LEAVE 4
+#define MC_SEV_GONE 5
+
+#endif
