@@ -1,8 +1,637 @@
-/* mcast-sched: placeholder until its issue lands. */
+/*
+ * mcast-sched: waits until enough receivers asked for a package, or long
+ * enough, then chain-loads COMMAND (usually mcast-send) as s6 and execline do.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
-int main(void)
+#include "defaults.h"
+#include "exitcode.h"
+#include "log.h"
+#include "net.h"
+#include "opt.h"
+#include "sched.h"
+#include "wire.h"
+
+#define MAX_WAIT_MS (366ULL * 86400 * 1000) /* a year: anything longer is a typo */
+#define TICK_MS 1000                         /* status file and progress line refresh */
+
+static const char usage_text[] =
+	"usage: mcast-sched [-g GROUP] [-p PORT] [-i IFACE] [--min-clients N] [--max-wait DUR]\n"
+	"                   [--package NAME] [--status FILE] [--start-empty] [--json] [-q] [-v]\n"
+	"                   -- COMMAND [ARG...]\n"
+	"       mcast-sched -h | --help | --version\n";
+
+static volatile sig_atomic_t got_usr1, got_term;
+
+static void usage(FILE *f, int status) __attribute__((noreturn));
+static void usage(FILE *f, int status)
 {
-	fprintf(stderr, "mcast-sched: not implemented yet\n");
-	return 1;
+	fputs(usage_text, f);
+	if (f == stdout) {
+		fputs("\nWaits until N receivers asked for the package on GROUP:PORT+1, or DUR passed,\n"
+		      "then runs COMMAND with MCAST_CLIENTS and MCAST_CLIENT_LIST set.\n"
+		      "  -g GROUP          multicast group (default " MC_DEFAULT_GROUP4 ")\n"
+		      "  -p PORT           data port; receivers ask on PORT+1 (default 7077)\n"
+		      "  -i IFACE          interface to listen on\n"
+		      "  --min-clients N   start once N distinct receivers asked\n"
+		      "  --max-wait DUR    start after DUR (90s, 5m, 2h) with whoever asked\n"
+		      "  --package NAME    count only receivers asking for NAME (or for any)\n"
+		      "  --status FILE     keep a JSON status in FILE, rewritten atomically\n"
+		      "  --start-empty     at --max-wait, start even when nobody asked\n"
+		      "  --json            one JSON event per line on stdout\n"
+		      "  -q, -v            quieter, more verbose\n"
+		      "SIGUSR1 starts COMMAND at once.\n", f);
+		if (mc_log_close_stdout() < 0)
+			exit(MC_EXIT_RUNTIME);
+	}
+	exit(status);
+}
+
+static void version(void) __attribute__((noreturn));
+static void version(void)
+{
+	printf("mcast-sched %s\n", MC_VERSION);
+	exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
+}
+
+static void bad(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void bad(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", mc_log_prog());
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	usage(stderr, MC_EXIT_USAGE);
+}
+
+static void on_signal(int sig)
+{
+	if (sig == SIGUSR1)
+		got_usr1 = 1;
+	else
+		got_term = sig;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* 0 when path could be executed, else the status a shell gives: 127 absent, 126 not runnable. */
+static int probe(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return errno == ENOENT || errno == ENOTDIR ? MC_EXIT_NOT_FOUND : MC_EXIT_CANNOT_RUN;
+	if (S_ISDIR(st.st_mode) || access(path, X_OK) < 0)
+		return MC_EXIT_CANNOT_RUN;
+	return 0;
+}
+
+/*
+ * Looks COMMAND up as execvp will, before the wait: a typo in a crontab
+ * should fail at once, not after thirty minutes of counting.
+ */
+static int find_command(const char *cmd)
+{
+	char path[PATH_MAX], defpath[256];
+	const char *p, *end;
+	int res = MC_EXIT_NOT_FOUND;
+
+	if (!*cmd)
+		return MC_EXIT_NOT_FOUND;
+	if (strchr(cmd, '/'))
+		return probe(cmd);
+	p = getenv("PATH");
+	if (!p) {
+		if (confstr(_CS_PATH, defpath, sizeof defpath) == 0)
+			snprintf(defpath, sizeof defpath, "/bin:/usr/bin");
+		p = defpath;
+	}
+	for (;; p = end + 1) {
+		size_t n;
+		end = strchrnul(p, ':');
+		n = (size_t)(end - p);
+		if (n == 0)
+			snprintf(path, sizeof path, "%s", cmd);
+		else
+			snprintf(path, sizeof path, "%.*s/%s", (int)n, p, cmd);
+		int r = probe(path);
+		if (r == 0)
+			return 0;
+		if (r == MC_EXIT_CANNOT_RUN)
+			res = r; /* execvp reports EACCES when it found only unrunnable ones */
+		if (!*end)
+			break;
+	}
+	return res;
+}
+
+static char *host_str(const struct sockaddr_storage *sa, char *buf, size_t len)
+{
+	socklen_t sl = sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+
+	if (getnameinfo((const struct sockaddr *)sa, sl, buf, (socklen_t)len, NULL, 0, NI_NUMERICHOST) != 0)
+		snprintf(buf, len, "?");
+	return buf;
+}
+
+static char *rid_str(uint64_t rid, char buf[17])
+{
+	snprintf(buf, 17, "%016llx", (unsigned long long)rid);
+	return buf;
+}
+
+struct run {
+	struct mc_sched s;
+	struct mc_group fb;
+	const char *status;
+	char **cmd;
+	char cond[128];
+	int status_warned;
+};
+
+static void esc(FILE *f, const char *s)
+{
+	char buf[2048];
+	size_t n = 0;
+
+	mc_json_escape(buf, sizeof buf, &n, s ? s : "");
+	fputs(buf, f);
+}
+
+/* Rewrites the status file through a temporary beside it and rename(2), so readers never see half of it. */
+static int write_status(struct run *r, uint64_t now, const char *state)
+{
+	const struct mc_sched *s = &r->s;
+	char tmp[PATH_MAX], id[17];
+	uint64_t rem = mc_sched_remaining(s, now);
+	FILE *f = NULL;
+	int fd, rc = -1;
+
+	if (!r->status)
+		return 0;
+	if (snprintf(tmp, sizeof tmp, "%s.XXXXXX", r->status) >= (int)sizeof tmp) {
+		errno = ENAMETOOLONG;
+		goto out;
+	}
+	fd = mkstemp(tmp);
+	if (fd < 0)
+		goto out;
+	fchmod(fd, 0644);
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		unlink(tmp);
+		goto out;
+	}
+	fprintf(f, "{\"state\":");
+	esc(f, state);
+	fprintf(f, ",\"pid\":%ld,\"group\":", (long)getpid());
+	esc(f, r->fb.text);
+	fprintf(f, ",\"package\":");
+	esc(f, s->package);
+	fprintf(f, ",\"condition\":");
+	esc(f, r->cond);
+	fprintf(f, ",\"min_clients\":%llu", (unsigned long long)s->cfg.min_clients);
+	if (s->cfg.has_max_wait)
+		fprintf(f, ",\"max_wait\":%.3f,\"remaining\":%.3f", s->cfg.max_wait_ms / 1000.0,
+			(s->decision == MC_SCHED_WAIT ? rem : 0) / 1000.0);
+	else
+		fprintf(f, ",\"max_wait\":null,\"remaining\":null");
+	fprintf(f, ",\"start_empty\":%s,\"waited\":%.3f,\"reason\":", s->cfg.start_empty ? "true" : "false",
+		mc_sched_waited(s, now) / 1000.0);
+	if (s->decision == MC_SCHED_WAIT)
+		fputs("null", f);
+	else
+		esc(f, mc_sched_reason_name(s->reason));
+	fprintf(f, ",\"command\":");
+	esc(f, r->cmd[0]);
+	fprintf(f, ",\"clients\":%zu,\"ids\":[", s->n);
+	for (size_t i = 0; i < s->n; i++)
+		fprintf(f, "%s\"%s\"", i ? "," : "", rid_str(s->clients[i].rid, id));
+	fprintf(f, "],\"receivers\":[");
+	for (size_t i = 0; i < s->n; i++) {
+		const struct mc_sched_client *c = &s->clients[i];
+		fprintf(f, "%s{\"id\":\"%s\",\"address\":", i ? "," : "", rid_str(c->rid, id));
+		esc(f, c->addr);
+		fprintf(f, ",\"package\":");
+		esc(f, c->name);
+		fprintf(f, ",\"since\":%.3f,\"last\":%.3f,\"hellos\":%llu}",
+			(c->first_ms - s->start_ms) / 1000.0, (c->last_ms - s->start_ms) / 1000.0,
+			(unsigned long long)c->hellos);
+	}
+	fprintf(f, "],\"ignored_hellos\":%llu}\n", (unsigned long long)s->ignored);
+	if (ferror(f)) {
+		fclose(f);
+		unlink(tmp);
+		errno = EIO;
+		goto out;
+	}
+	if (fclose(f) != 0) {
+		unlink(tmp);
+		goto out;
+	}
+	if (rename(tmp, r->status) < 0) {
+		int e = errno;
+		unlink(tmp);
+		errno = e;
+		goto out;
+	}
+	rc = 0;
+out:
+	if (rc < 0 && !r->status_warned) {
+		mc_warn("%s: %s", r->status, strerror(errno));
+		r->status_warned = 1;
+	}
+	return rc;
+}
+
+/* One line per receiver, "ID ADDRESS", for COMMAND to read; left in place since this process becomes COMMAND. */
+static int write_client_list(const struct mc_sched *s, char *path, size_t len)
+{
+	const char *dir = getenv("TMPDIR");
+	char id[17];
+	FILE *f;
+	int fd;
+
+	snprintf(path, len, "%s/mcast-sched-clients.XXXXXX", dir && *dir ? dir : "/tmp");
+	fd = mkstemp(path);
+	if (fd < 0)
+		return -1;
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	for (size_t i = 0; i < s->n; i++)
+		fprintf(f, "%s %s\n", rid_str(s->clients[i].rid, id), s->clients[i].addr);
+	if (ferror(f) | (fclose(f) != 0)) {
+		unlink(path);
+		return -1;
+	}
+	return 0;
+}
+
+static void progress(struct run *r, uint64_t now, int force)
+{
+	char w[32], left[32];
+	uint64_t rem = mc_sched_remaining(&r->s, now);
+
+	mc_sched_fmt_ms(mc_sched_waited(&r->s, now) / 1000 * 1000, w, sizeof w);
+	if (rem != UINT64_MAX)
+		mc_sched_fmt_ms((rem + 999) / 1000 * 1000, left, sizeof left);
+	if (r->s.cfg.min_clients)
+		mc_progress(force, "waiting: %zu/%llu clients, %s waited%s%s%s", r->s.n,
+			    (unsigned long long)r->s.cfg.min_clients, w,
+			    rem != UINT64_MAX ? ", " : "", rem != UINT64_MAX ? left : "",
+			    rem != UINT64_MAX ? " left" : "");
+	else
+		mc_progress(force, "waiting: %zu client%s, %s waited%s%s%s", r->s.n, r->s.n == 1 ? "" : "s", w,
+			    rem != UINT64_MAX ? ", " : "", rem != UINT64_MAX ? left : "",
+			    rem != UINT64_MAX ? " left" : "");
+}
+
+static void new_client(struct run *r, const struct mc_sched_client *c, uint64_t now)
+{
+	struct mc_json j;
+	char id[17];
+
+	rid_str(c->rid, id);
+	mc_info("client %zu: %s at %s%s%s", r->s.n, id, c->addr, c->name[0] ? " asking for " : "", c->name);
+	mc_json_begin(&j, "client");
+	mc_json_str(&j, "id", id);
+	mc_json_str(&j, "address", c->addr);
+	mc_json_str(&j, "package", c->name);
+	mc_json_u64(&j, "clients", r->s.n);
+	mc_json_dbl(&j, "waited", mc_sched_waited(&r->s, now) / 1000.0);
+	mc_json_end(&j);
+}
+
+/* Reads every queued datagram and feeds the hellos in. Returns -1 on a socket error. */
+static int drain(struct run *r, int fd, struct mc_rx *rx)
+{
+	int n;
+
+	while ((n = mc_net_rx(fd, rx)) > 0) {
+		uint64_t now = now_ms();
+		for (unsigned i = 0; i < (unsigned)n; i++) {
+			const uint8_t *d;
+			size_t len;
+			char host[MC_SCHED_ADDR_MAX];
+			for (unsigned k = 0; (len = mc_net_rx_seg(rx, i, k, &d)) > 0; k++) {
+				struct mc_pkt p;
+				int rc;
+				if (mc_wire_decode(d, len, &p) < 0 || p.type != MC_PKT_HELLO)
+					continue;
+				host_str(&rx->from[i], host, sizeof host);
+				mc_debug("hello from %s id %016llx for %s", host,
+					 (unsigned long long)p.u.hello.rid,
+					 p.u.hello.name[0] ? p.u.hello.name : "any package");
+				rc = mc_sched_hello(&r->s, p.u.hello.rid, p.u.hello.name, host, now);
+				if (rc < 0) {
+					mc_err("out of memory counting receivers");
+					return -1;
+				}
+				if (rc == 1) {
+					new_client(r, &r->s.clients[r->s.n - 1], now);
+					write_status(r, now, "waiting");
+				}
+			}
+		}
+	}
+	if (n < 0) {
+		mc_err("%s: receive: %s", r->fb.text, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum { O_JSON = 256, O_MAX_WAIT, O_MIN_CLIENTS, O_PACKAGE, O_START_EMPTY, O_STATUS, O_VERSION };
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "max-wait", required_argument, NULL, O_MAX_WAIT },
+		{ "min-clients", required_argument, NULL, O_MIN_CLIENTS },
+		{ "package", required_argument, NULL, O_PACKAGE },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "start-empty", no_argument, NULL, O_START_EMPTY },
+		{ "status", required_argument, NULL, O_STATUS },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *group = MC_DEFAULT_GROUP4, *iface = NULL;
+	struct mc_sched_cfg cfg = { 0 };
+	struct run r;
+	struct mc_group g;
+	struct mc_rx rx = { 0 };
+	struct sigaction sa;
+	sigset_t block, orig;
+	uint64_t port = MC_DEFAULT_PORT, v, start, next_tick;
+	int c, verbosity = 1, json = 0, fd = -1, status = MC_EXIT_RUNTIME;
+	enum mc_sched_decision d;
+	char err[256], list[PATH_MAX] = "", w[32];
+
+	memset(&r, 0, sizeof r);
+	mc_log_init(argv[0], 1, 0);
+	/* "+": options end at COMMAND even without "--", so its own options stay its own. */
+	while ((c = getopt_long(argc, argv, "+g:hi:p:qv", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'g':
+			group = optarg;
+			break;
+		case 'h':
+			usage(stdout, MC_EXIT_OK);
+		case 'i':
+			iface = optarg;
+			break;
+		case 'p':
+			if (mc_opt_uint(optarg, 1, 65534, &port) < 0)
+				bad("-p: %s: not a port number (1-65534; receivers ask on PORT+1)", optarg);
+			break;
+		case 'q':
+			verbosity = 0;
+			break;
+		case 'v':
+			verbosity++;
+			break;
+		case O_JSON:
+			json = 1;
+			break;
+		case O_MAX_WAIT:
+			if (mc_opt_duration(optarg, 0, MAX_WAIT_MS, &v) < 0)
+				bad("--max-wait: %s: not a duration (90s, 5m, 2h; at most 366d)", optarg);
+			cfg.has_max_wait = 1;
+			cfg.max_wait_ms = v;
+			break;
+		case O_MIN_CLIENTS:
+			if (mc_opt_uint(optarg, 1, MC_SCHED_CLIENTS_MAX, &v) < 0)
+				bad("--min-clients: %s: not a number of clients (1-%u)", optarg, MC_SCHED_CLIENTS_MAX);
+			cfg.min_clients = v;
+			break;
+		case O_PACKAGE:
+			if (strlen(optarg) > MC_SCHED_NAME_MAX)
+				bad("--package: name longer than %d bytes", MC_SCHED_NAME_MAX);
+			cfg.package = optarg;
+			break;
+		case O_START_EMPTY:
+			cfg.start_empty = 1;
+			break;
+		case O_STATUS:
+			if (!*optarg)
+				bad("--status: empty file name");
+			r.status = optarg;
+			break;
+		case O_VERSION:
+			version();
+		default:
+			usage(stderr, MC_EXIT_USAGE);
+		}
+	}
+	if (optind >= argc)
+		bad("missing COMMAND after --");
+	r.cmd = argv + optind;
+	mc_log_init(argv[0], verbosity, json);
+
+	if (mc_net_group(group, (uint16_t)(port + 1), iface, &r.fb, err, sizeof err) < 0)
+		bad("%s", err);
+	status = find_command(r.cmd[0]);
+	if (status == MC_EXIT_NOT_FOUND) {
+		mc_err("%s: command not found", r.cmd[0]);
+		return status;
+	}
+	if (status == MC_EXIT_CANNOT_RUN) {
+		mc_err("%s: cannot run: %s", r.cmd[0], strerror(EACCES));
+		return status;
+	}
+	status = MC_EXIT_RUNTIME;
+
+	/* Signals stay blocked except inside ppoll, so none slips between a check and the wait. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR1);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	sigprocmask(SIG_BLOCK, &block, &orig);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigset_t waitmask = orig;
+	sigdelset(&waitmask, SIGUSR1);
+	sigdelset(&waitmask, SIGINT);
+	sigdelset(&waitmask, SIGTERM);
+	sigdelset(&waitmask, SIGHUP);
+
+	start = now_ms();
+	if (mc_sched_init(&r.s, &cfg, start) < 0) {
+		mc_err("--package: name too long");
+		status = MC_EXIT_USAGE;
+		goto out;
+	}
+	mc_sched_condition(&r.s, r.cond, sizeof r.cond);
+	g = r.fb;
+	fd = mc_net_listen(&g, 0, err, sizeof err);
+	if (fd < 0) {
+		mc_err("%s", err);
+		goto out;
+	}
+	if (mc_net_rx_init(&rx, 64, 2048) < 0) {
+		mc_err("out of memory");
+		goto out;
+	}
+	if (r.status && write_status(&r, start, "waiting") < 0) {
+		mc_err("--status: %s: cannot write", r.status);
+		goto out;
+	}
+	mc_info("waiting on %s for %s%s%s, then %s", r.fb.text, r.cond,
+		r.s.package[0] ? " asking for " : "", r.s.package, r.cmd[0]);
+	{
+		struct mc_json j;
+		mc_json_begin(&j, "wait");
+		mc_json_str(&j, "group", r.fb.text);
+		mc_json_str(&j, "package", r.s.package);
+		mc_json_str(&j, "condition", r.cond);
+		mc_json_u64(&j, "min_clients", cfg.min_clients);
+		if (cfg.has_max_wait)
+			mc_json_dbl(&j, "max_wait", cfg.max_wait_ms / 1000.0);
+		mc_json_str(&j, "command", r.cmd[0]);
+		mc_json_end(&j);
+	}
+
+	next_tick = start + TICK_MS;
+	for (;;) {
+		uint64_t now = now_ms(), rem, timeout;
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		struct timespec ts;
+
+		if (got_term)
+			break;
+		d = mc_sched_poll(&r.s, now, got_usr1);
+		if (d != MC_SCHED_WAIT)
+			break;
+		if (now >= next_tick) {
+			write_status(&r, now, "waiting");
+			next_tick = now + TICK_MS;
+		}
+		progress(&r, now, 0);
+		rem = mc_sched_remaining(&r.s, now);
+		timeout = next_tick - now;
+		if (rem < timeout)
+			timeout = rem;
+		ts.tv_sec = (time_t)(timeout / 1000);
+		ts.tv_nsec = (long)(timeout % 1000) * 1000000;
+		if (ppoll(&pfd, 1, &ts, &waitmask) < 0) {
+			if (errno == EINTR)
+				continue;
+			mc_err("poll: %s", strerror(errno));
+			goto out;
+		}
+		if ((pfd.revents & POLLIN) && drain(&r, fd, &rx) < 0)
+			goto out;
+	}
+	mc_progress_end();
+
+	if (got_term) {
+		/* Cancelled (cron job killed, Ctrl-C): say so in the status, then die of the same signal. */
+		int sig = got_term;
+		mc_info("%s: cancelled with %zu client%s", strsignal(sig), r.s.n, r.s.n == 1 ? "" : "s");
+		write_status(&r, now_ms(), "cancelled");
+		close(fd);
+		fflush(stdout);
+		signal(sig, SIG_DFL);
+		sigprocmask(SIG_SETMASK, &orig, NULL);
+		raise(sig);
+		status = 128 + sig;
+		goto out;
+	}
+
+	uint64_t end = now_ms();
+	mc_sched_fmt_ms(mc_sched_waited(&r.s, end) / 1000 * 1000, w, sizeof w);
+	if (d == MC_SCHED_EMPTY) {
+		struct mc_json j;
+		mc_err("no client asked %s%swithin %s: not running %s (nobody to send to; --start-empty runs it anyway)",
+		       r.s.package[0] ? "for " : "", r.s.package[0] ? r.s.package : "", w, r.cmd[0]);
+		write_status(&r, end, "empty");
+		mc_json_begin(&j, "empty");
+		mc_json_str(&j, "reason", mc_sched_reason_name(r.s.reason));
+		mc_json_u64(&j, "clients", 0);
+		mc_json_dbl(&j, "waited", mc_sched_waited(&r.s, end) / 1000.0);
+		mc_json_end(&j);
+		status = MC_EXIT_INCOMPLETE;
+		goto out;
+	}
+
+	if (write_client_list(&r.s, list, sizeof list) < 0) {
+		mc_err("%s: %s", list, strerror(errno));
+		goto out;
+	}
+	{
+		char num[32];
+		struct mc_json j;
+		snprintf(num, sizeof num, "%zu", r.s.n);
+		if (setenv("MCAST_CLIENTS", num, 1) < 0 || setenv("MCAST_CLIENT_LIST", list, 1) < 0) {
+			mc_err("environment: %s", strerror(errno));
+			goto out;
+		}
+		mc_info("starting %s: %s, %zu client%s after %s", r.cmd[0], mc_sched_reason_name(r.s.reason),
+			r.s.n, r.s.n == 1 ? "" : "s", w);
+		write_status(&r, end, "started");
+		mc_json_begin(&j, "start");
+		mc_json_str(&j, "reason", mc_sched_reason_name(r.s.reason));
+		mc_json_u64(&j, "clients", r.s.n);
+		mc_json_dbl(&j, "waited", mc_sched_waited(&r.s, end) / 1000.0);
+		mc_json_str(&j, "client_list", list);
+		mc_json_str(&j, "command", r.cmd[0]);
+		mc_json_end(&j);
+	}
+
+	/* The feedback socket is close-on-exec: COMMAND (mcast-send) binds PORT+1 itself. */
+	mc_net_rx_free(&rx);
+	mc_sched_free(&r.s);
+	close(fd);
+	fd = -1;
+	fflush(stdout);
+	fflush(stderr);
+	signal(SIGUSR1, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	sigprocmask(SIG_SETMASK, &orig, NULL);
+	execvp(r.cmd[0], r.cmd);
+	status = errno == ENOENT || errno == ENOTDIR ? MC_EXIT_NOT_FOUND : MC_EXIT_CANNOT_RUN;
+	mc_err("%s: %s", r.cmd[0], strerror(errno));
+	unlink(list);
+out:
+	mc_progress_end();
+	mc_net_rx_free(&rx);
+	mc_sched_free(&r.s);
+	if (fd >= 0)
+		close(fd);
+	return status;
 }
