@@ -27,7 +27,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 BINOUT ?= bin
 
-.PHONY: all deps check check-fast check-asan unit bats lint demo fuzz bench install uninstall clean
+.PHONY: all deps check check-fast check-asan unit units bats lint demo fuzz fuzz-check bench install uninstall clean
 all: $(addprefix $(BINOUT)/,$(PROGS))
 
 $(B)/lib/%.o: lib/%.c $(LIB_HDR)
@@ -49,15 +49,32 @@ $(B)/tests/%: tests/unit/%.c tests/unit/tap.h $(B)/libmcast.a $(LIB_HDR)
 deps:
 	sh tests/deps.sh
 
-# check: strict build, unit tests, bats suites, man lint; then everything again under ASan+UBSan.
+# check: man lint, strict build, unit tests, bats suites, a short fuzz run;
+# then everything again under ASan+UBSan. Every stage runs even when an
+# earlier one failed, so one run counts all tests; the status is the worst.
+# Counts go to $(MCAST_COUNTS) (one line per run-all.sh), for .ci/run.
+MCAST_COUNTS ?= $(CURDIR)/build/test-counts
+export MCAST_COUNTS
+
 check:
-	$(MAKE) WERROR=-Werror all units
+	@st=0; \
+	$(MAKE) lint || st=1; \
+	if $(MAKE) WERROR=-Werror all units; then \
+	  sh tests/run-all.sh plain || st=1; \
+	else echo "check: build failed" >&2; echo "build 0 1 0" >>$(MCAST_COUNTS); st=1; fi; \
+	$(MAKE) fuzz-check || st=1; \
+	$(MAKE) check-asan || st=1; \
+	exit $$st
+
+check-fast: all units
 	sh tests/run-all.sh plain
-	$(MAKE) check-asan
 
 check-asan:
-	$(MAKE) B=build-asan BINOUT=build-asan/bin WERROR=-Werror CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' all units
-	MCAST_BIN=$(CURDIR)/build-asan/bin MCAST_UNIT=$(CURDIR)/build-asan/tests sh tests/run-all.sh asan
+	@if $(MAKE) B=build-asan BINOUT=build-asan/bin WERROR=-Werror CFLAGS='$(ASAN_CFLAGS)' all units; then \
+	  MCAST_BIN=$(CURDIR)/build-asan/bin MCAST_UNIT=$(CURDIR)/build-asan/tests sh tests/run-all.sh asan; \
+	else echo "check-asan: build failed" >&2; echo "build-asan 0 1 0" >>$(MCAST_COUNTS); exit 1; fi
+
+ASAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 units: $(UNIT_BIN)
 
@@ -67,14 +84,22 @@ unit: units
 bats: all
 	bats tests/*.bats
 
+# Man pages must be free of mandoc warnings and errors (style notes allowed).
 lint:
-	mandoc -Tlint -Wwarning man/*.[157]
+	@set -- man/*.[157]; if [ -e "$$1" ]; then echo "mandoc -Tlint -Wwarning $$*"; mandoc -Tlint -Wwarning "$$@"; \
+	else echo "lint: no man pages yet"; fi
 
 demo: all
 	sh examples/demo.sh
 
+# tests/fuzz/Makefile (when present) provides `run` (open-ended) and `check`
+# (each target for a bounded short time, part of make check).
 fuzz:
-	$(MAKE) -C tests/fuzz run
+	@if [ -f tests/fuzz/Makefile ]; then $(MAKE) -C tests/fuzz run; else echo "fuzz: no tests/fuzz/Makefile yet"; fi
+
+fuzz-check:
+	@if [ -f tests/fuzz/Makefile ] && grep -q '^check:' tests/fuzz/Makefile; then $(MAKE) -C tests/fuzz check; \
+	else echo "fuzz-check: no fuzz targets yet"; fi
 
 bench: all
 	sh bench/pack
@@ -82,16 +107,14 @@ bench: all
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
 	install -m 755 $(addprefix $(BINOUT)/,$(PROGS)) $(DESTDIR)$(BINDIR)
-	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1
-	install -m 644 man/*.5 $(DESTDIR)$(MANDIR)/man5
-	install -m 644 man/*.7 $(DESTDIR)$(MANDIR)/man7
-	install -m 644 completions/bash/* $(DESTDIR)$(BASHCOMPDIR)
-	install -m 644 completions/zsh/* $(DESTDIR)$(ZSHCOMPDIR)
+	for s in 1 5 7; do for f in man/*.$$s; do [ ! -e "$$f" ] || install -m 644 "$$f" $(DESTDIR)$(MANDIR)/man$$s || exit 1; done; done
+	install -m 644 $(addprefix completions/bash/,$(PROGS)) $(DESTDIR)$(BASHCOMPDIR)
+	install -m 644 $(addprefix completions/zsh/_,$(PROGS)) $(DESTDIR)$(ZSHCOMPDIR)
 
 uninstall:
 	for p in $(PROGS); do rm -f $(DESTDIR)$(BINDIR)/$$p $(DESTDIR)$(MANDIR)/man1/$$p.1 \
 	  $(DESTDIR)$(BASHCOMPDIR)/$$p $(DESTDIR)$(ZSHCOMPDIR)/_$$p; done
-	rm -f $(DESTDIR)$(MANDIR)/man5/mcast-package.5 $(DESTDIR)$(MANDIR)/man7/mcast-protocol.7
+	rm -f $(DESTDIR)$(MANDIR)/man1/mcast.1 $(DESTDIR)$(MANDIR)/man5/mcast-package.5 $(DESTDIR)$(MANDIR)/man7/mcast-protocol.7
 
 clean:
 	rm -rf build build-asan bin tests/fuzz/build

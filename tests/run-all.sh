@@ -1,0 +1,127 @@
+#!/bin/sh
+# run-all.sh MODE: run mcast's tests and count them. MODE is plain, asan or
+# unit (unit: only the C unit tests). Runs every unit test binary in
+# $MCAST_UNIT (default build/tests) and parses its TAP, then every bats suite
+# (tests/*.bats, or $MCAST_SUITES) with `bats --tap` against $MCAST_BIN.
+# Prints the diagnostics of each failure, keeps full logs in
+# $MCAST_LOGS/MODE (default build/test-logs/MODE), and appends one line
+# "MODE PASSED FAILED SKIPPED" to $MCAST_COUNTS (default
+# build/test-counts) for .ci/run's closing line. Exits 1 if anything failed.
+# In asan mode sanitizer reports go to log files; each one is a failure, so a
+# report under a test that ignored the exit status still fails the run.
+set -u
+
+mode=${1:-plain}
+case $mode in plain|asan|unit) ;; *) echo "usage: run-all.sh plain|asan|unit" >&2; exit 2 ;; esac
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+unit_dir=${MCAST_UNIT:-$root/build/tests}
+counts=${MCAST_COUNTS:-$root/build/test-counts}
+logs=${MCAST_LOGS:-$root/build/test-logs}/$mode
+suites=${MCAST_SUITES:-$(ls "$root"/tests/*.bats 2>/dev/null)}
+unit_timeout=${MCAST_UNIT_TIMEOUT:-300}
+export BATS_TEST_TIMEOUT="${BATS_TEST_TIMEOUT:-300}"
+export MCAST_BIN="${MCAST_BIN:-$root/bin}"
+
+mkdir -p "$logs" "$(dirname "$counts")" || exit 1
+rm -f "$logs"/*.tap "$logs"/san.* 2>/dev/null
+
+if [ "$mode" = asan ]; then
+	# Sanitizers exit with statuses no program contract uses, and log to files.
+	export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:exitcode=86:log_path=$logs/san.asan}"
+	export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=87:log_path=$logs/san.ubsan}"
+	export LSAN_OPTIONS="${LSAN_OPTIONS:-exitcode=86}"
+fi
+
+passed=0 failed=0 skipped=0
+
+# Remove namespaces left by runs killed before their teardown.
+if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null; then
+	BATS_TEST_TMPDIR=$logs bash -c '. "$1/tests/helper.bash"; mc_reap_stale; mc_cleanup' _ "$root" 2>/dev/null
+fi
+
+# tap_count NAME FILE STATUS: add the results in TAP FILE of a run that exited
+# with STATUS; print the failures with their diagnostics.
+tap_count() {
+	name=$1 file=$2 st=$3
+	set -- $(awk '
+		/^ok / { if ($0 ~ /# *[Ss][Kk][Ii][Pp]/) s++; else p++; next }
+		/^not ok / { if ($0 ~ /# *TODO/) s++; else f++; next }
+		/^1\.\.[0-9]+/ { split($0, a, "\\.\\."); plan = a[2] + 0; hasplan = 1 }
+		END { printf "%d %d %d %d %d\n", p, f, s, plan, hasplan }' "$file")
+	p=$1 f=$2 s=$3 plan=$4 hasplan=$5
+	awk '
+		/^not ok / && $0 !~ /# *TODO/ { show = 1; print "  " $0; next }
+		/^(ok|not ok) / { show = 0; next }
+		show && /^#/ { print "    " $0 }' "$file"
+	extra=0
+	ran=$((p + f + s))
+	if [ "$hasplan" -eq 1 ] && [ "$plan" -ne "$ran" ]; then
+		echo "  not ok - $name: planned $plan tests, ran $ran"
+		extra=1
+	elif [ "$hasplan" -eq 0 ]; then
+		echo "  not ok - $name: no TAP plan (crashed?)"
+		extra=1
+	elif [ "$st" -ne 0 ] && [ "$f" -eq 0 ]; then
+		echo "  not ok - $name: exited with status $st and no failing test"
+		extra=1
+	fi
+	if [ "$extra" -eq 1 ]; then
+		echo "    last lines of $file:"
+		tail -n 15 "$file" | sed 's/^/    | /'
+	fi
+	f=$((f + extra))
+	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+	printf 'run-all %s: %-28s passed %d, failed %d, skipped %d\n' "$mode" "$name" "$p" "$f" "$s"
+}
+
+# san_count WHAT: each new sanitizer log is one failure, shown in full.
+san_count() {
+	for log in "$logs"/san.*; do
+		[ -f "$log" ] || continue
+		echo "  not ok - $1: sanitizer report $log"
+		sed 's/^/    | /' "$log" | head -n 60
+		failed=$((failed + 1))
+		mv "$log" "$logs/reported.$(basename "$log")"
+	done
+}
+
+start=$(date +%s)
+
+# Unit tests of lib/: every executable in the unit directory.
+nunit=0
+if [ -d "$unit_dir" ]; then
+	for t in "$unit_dir"/*; do
+		[ -f "$t" ] && [ -x "$t" ] || continue
+		nunit=$((nunit + 1))
+		name=unit/$(basename "$t")
+		out=$logs/$(basename "$t").tap
+		(cd "$root" && timeout -k 5 "$unit_timeout" "$t") >"$out" 2>"$out.err"
+		st=$?
+		[ "$st" -eq 124 ] && echo "not ok - timed out after ${unit_timeout}s" >>"$out"
+		cat "$out.err" >>"$out"
+		tap_count "$name" "$out" "$st"
+		san_count "$name"
+	done
+fi
+[ "$nunit" -gt 0 ] || echo "run-all $mode: no unit test binaries in $unit_dir"
+
+# bats suites against the programs in $MCAST_BIN.
+if [ "$mode" != unit ]; then
+	if ! command -v bats >/dev/null; then
+		echo "  not ok - bats is not installed (run make deps)"
+		failed=$((failed + 1))
+	else
+		for s in $suites; do
+			name=$(basename "$s")
+			out=$logs/$name.tap
+			(cd "$root" && bats --tap "$s") >"$out" 2>&1
+			tap_count "$name" "$out" "$?"
+			san_count "$name"
+		done
+	fi
+fi
+
+echo "$mode $passed $failed $skipped" >>"$counts"
+echo "run-all $mode: passed $passed, failed $failed, skipped $skipped in $(($(date +%s) - start))s (logs in $logs)"
+[ "$failed" -eq 0 ]
