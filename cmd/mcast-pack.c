@@ -1,8 +1,541 @@
-/* mcast-pack: placeholder until the foundation issue lands. */
+/* mcast-pack: build, describe, list, verify and extract mcast image packages. */
+#include <archive_entry.h>
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
-int main(void)
+#include "defaults.h"
+#include "exitcode.h"
+#include "log.h"
+#include "opt.h"
+#include "pkg.h"
+
+enum { OPT_CHUNK_SIZE = 256, OPT_HELP, OPT_JSON, OPT_MTIME, OPT_VERSION };
+
+static const char usage_text[] =
+	"usage: mcast-pack create [-qv] [--json] -o PKG [-n NAME] [-V VERSION] [-z zstd|gzip|xz|none]\n"
+	"                         [-l LEVEL] [-j THREADS] [--chunk-size SIZE] [--mtime SECONDS] PATH ...\n"
+	"       mcast-pack info [-qv] [--json] PKG\n"
+	"       mcast-pack list [-qv] [--json] PKG\n"
+	"       mcast-pack verify [-qv] [--json] PKG\n"
+	"       mcast-pack extract [-qv] [--json] [-C DIR] PKG\n"
+	"       mcast-pack extract [-qv] -O PKG\n"
+	"       mcast-pack -h | --help | --version\n";
+
+static void usage(void) __attribute__((noreturn));
+static void usage(void)
 {
-	fprintf(stderr, "mcast-pack: not implemented yet\n");
-	return 1;
+	fputs(usage_text, stderr);
+	exit(MC_EXIT_USAGE);
+}
+
+static void usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "mcast-pack: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	usage();
+}
+
+static void help(void) __attribute__((noreturn));
+static void help(void)
+{
+	fputs(usage_text, stdout);
+	fputs("\n"
+	      "  create   build PKG from files, directory trees (stored as their contents) or - (raw image on stdin)\n"
+	      "  info     describe PKG            list     list its entries\n"
+	      "  verify   check every chunk (exit 3 when damaged, naming the bad chunks)\n"
+	      "  extract  extract into DIR (default .) refusing unsafe paths, or -O the payload to stdout\n"
+	      "\n"
+	      "  -o PKG          output package          -n NAME      package name (default: PKG without .mcpkg)\n"
+	      "  -V VERSION      package version         -z COMP      compression (default zstd)\n"
+	      "  -l LEVEL        compression level       -j THREADS   compressor threads (zstd, xz)\n"
+	      "  --chunk-size S  verification chunk (default 1M, 64K..64M, multiple of 4K)\n"
+	      "  --mtime SECONDS clamp times for a reproducible package (default: $SOURCE_DATE_EPOCH)\n"
+	      "  -C DIR          extract into DIR        -O           payload to standard output\n"
+	      "  -q, -v          quieter, more verbose   --json       JSON lines on stdout\n"
+	      "  -h, --help      this help               --version    program version\n"
+	      "\nSee mcast-pack(1) and mcast-package(5).\n",
+	      stdout);
+	exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
+}
+
+static int exit_for_errno(int e)
+{
+	return e == EBADMSG ? MC_EXIT_INCOMPLETE : MC_EXIT_RUNTIME;
+}
+
+struct args {
+	const char *cmd;
+	const char *output, *name, *version, *dir;
+	unsigned compression;
+	int level, to_stdout;
+	unsigned threads;
+	uint32_t chunk_size;
+	int64_t mtime;
+	int verbosity, json;
+};
+
+static int open_pkg(const char *path, unsigned flags, struct mc_pkg *p)
+{
+	char err[512];
+
+	if (mc_pkg_open_flags(path, flags, p, err, sizeof err) < 0) {
+		int rc = exit_for_errno(errno);
+		mc_err("%s", err);
+		return rc;
+	}
+	return 0;
+}
+
+static int cmd_create(const struct args *a, char **paths, int npaths)
+{
+	struct mc_pkg_create_opts o = {
+		.output = a->output, .name = a->name, .version = a->version,
+		.compression = a->compression, .level = a->level, .threads = a->threads,
+		.chunk_size = a->chunk_size, .mtime = a->mtime,
+		.paths = (const char *const *)paths, .npaths = (unsigned)npaths,
+	};
+	uint8_t id[MC_ID_LEN];
+	char err[1024], hex[2 * MC_ID_LEN + 1];
+	struct mc_pkg p;
+
+	if (mc_pkg_create(&o, id, err, sizeof err) < 0) {
+		mc_err("%s", err);
+		return MC_EXIT_RUNTIME;
+	}
+	mc_id_hex(id, hex);
+	if (open_pkg(a->output, 0, &p) != 0)
+		return MC_EXIT_RUNTIME;
+	if (mc_log_json()) {
+		struct mc_json j;
+		mc_json_begin(&j, "create");
+		mc_json_str(&j, "path", a->output);
+		mc_json_str(&j, "id", hex);
+		mc_json_str(&j, "name", p.m.name);
+		mc_json_str(&j, "version", p.m.version);
+		mc_json_str(&j, "compression", mc_comp_name(p.m.compression));
+		mc_json_str(&j, "kind", mc_kind_name(p.m.kind));
+		mc_json_u64(&j, "payload_size", p.m.payload_size);
+		mc_json_u64(&j, "file_size", p.l.file_size);
+		mc_json_u64(&j, "chunks", p.m.nchunks);
+		mc_json_end(&j);
+	} else {
+		char sz[32];
+		mc_info("%s: created, id %s, %s in %u chunks", a->output, hex,
+			mc_fmt_size(p.l.file_size, sz, sizeof sz), p.m.nchunks);
+	}
+	mc_pkg_close(&p);
+	return MC_EXIT_OK;
+}
+
+static int cmd_info(const char *path)
+{
+	struct mc_pkg p;
+	char hex[2 * MC_ID_LEN + 1], dig[2 * MC_DIGEST_LEN + 1], when[64], sz[32];
+	time_t t;
+	struct tm tm;
+	int rc = open_pkg(path, 0, &p);
+
+	if (rc)
+		return rc;
+	mc_id_hex(p.m.id, hex);
+	mc_hex(p.m.payload_digest, MC_DIGEST_LEN, dig);
+	t = (time_t)p.m.ctime;
+	if (gmtime_r(&t, &tm) == NULL || strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(when, sizeof when, "%llu", (unsigned long long)p.m.ctime);
+	if (mc_log_json()) {
+		struct mc_json j;
+		mc_json_begin(&j, "info");
+		mc_json_str(&j, "path", path);
+		mc_json_str(&j, "id", hex);
+		mc_json_str(&j, "name", p.m.name);
+		mc_json_str(&j, "version", p.m.version);
+		mc_json_u64(&j, "ctime", p.m.ctime);
+		mc_json_str(&j, "kind", mc_kind_name(p.m.kind));
+		mc_json_str(&j, "compression", mc_comp_name(p.m.compression));
+		mc_json_u64(&j, "chunk_size", p.m.chunk_size);
+		mc_json_u64(&j, "chunks", p.m.nchunks);
+		mc_json_u64(&j, "payload_offset", p.l.payload_off);
+		mc_json_u64(&j, "payload_size", p.m.payload_size);
+		mc_json_u64(&j, "manifest_size", p.l.manifest_len);
+		mc_json_u64(&j, "file_size", p.l.file_size);
+		mc_json_str(&j, "payload_digest", dig);
+		mc_json_end(&j);
+	} else {
+		printf("id:             %s\n", hex);
+		printf("name:           %s\n", p.m.name);
+		printf("version:        %s\n", p.m.version);
+		printf("created:        %s\n", when);
+		printf("kind:           %s\n", mc_kind_name(p.m.kind));
+		printf("compression:    %s\n", mc_comp_name(p.m.compression));
+		printf("chunk size:     %u (%s)\n", p.m.chunk_size, mc_fmt_size(p.m.chunk_size, sz, sizeof sz));
+		printf("chunks:         %u\n", p.m.nchunks);
+		printf("payload size:   %llu (%s)\n", (unsigned long long)p.m.payload_size,
+		       mc_fmt_size(p.m.payload_size, sz, sizeof sz));
+		printf("file size:      %llu (%s)\n", (unsigned long long)p.l.file_size,
+		       mc_fmt_size(p.l.file_size, sz, sizeof sz));
+		printf("payload digest: %s\n", dig);
+	}
+	mc_pkg_close(&p);
+	return MC_EXIT_OK;
+}
+
+static const char *entry_type(struct archive_entry *e)
+{
+	if (archive_entry_hardlink(e))
+		return "hardlink";
+	switch (archive_entry_filetype(e)) {
+	case AE_IFREG: return "file";
+	case AE_IFDIR: return "dir";
+	case AE_IFLNK: return "symlink";
+	case AE_IFCHR: return "char";
+	case AE_IFBLK: return "block";
+	case AE_IFIFO: return "fifo";
+	case AE_IFSOCK: return "socket";
+	default: return "other";
+	}
+}
+
+static void list_one(void *arg, struct archive_entry *e)
+{
+	const char *link = archive_entry_hardlink(e) ? archive_entry_hardlink(e) : archive_entry_symlink(e);
+
+	(void)arg;
+	if (mc_log_json()) {
+		struct mc_json j;
+		mc_json_begin(&j, "entry");
+		mc_json_str(&j, "path", archive_entry_pathname(e));
+		mc_json_str(&j, "type", entry_type(e));
+		mc_json_u64(&j, "size", archive_entry_size_is_set(e) ? (uint64_t)archive_entry_size(e) : 0);
+		mc_json_u64(&j, "mode", archive_entry_perm(e));
+		mc_json_i64(&j, "mtime", archive_entry_mtime(e));
+		mc_json_i64(&j, "uid", archive_entry_uid(e));
+		mc_json_i64(&j, "gid", archive_entry_gid(e));
+		if (link)
+			mc_json_str(&j, "target", link);
+		mc_json_end(&j);
+	} else if (mc_log_verbosity() >= 2) {
+		const char *u = archive_entry_uname(e), *g = archive_entry_gname(e);
+		char ubuf[24], gbuf[24];
+		if (u == NULL)
+			snprintf(ubuf, sizeof ubuf, "%lld", (long long)archive_entry_uid(e)), u = ubuf;
+		if (g == NULL)
+			snprintf(gbuf, sizeof gbuf, "%lld", (long long)archive_entry_gid(e)), g = gbuf;
+		printf("%s %s/%s %12lld %s%s%s\n", archive_entry_strmode(e), u, g,
+		       archive_entry_size_is_set(e) ? (long long)archive_entry_size(e) : 0LL, archive_entry_pathname(e),
+		       link ? (archive_entry_hardlink(e) ? " link to " : " -> ") : "", link ? link : "");
+	} else {
+		printf("%s\n", archive_entry_pathname(e));
+	}
+}
+
+static int cmd_list(const char *path)
+{
+	struct mc_pkg p;
+	char err[512];
+	int rc = open_pkg(path, 0, &p);
+
+	if (rc)
+		return rc;
+	if (mc_pkg_list(&p, list_one, NULL, err, sizeof err) < 0) {
+		rc = exit_for_errno(errno);
+		mc_err("%s", err);
+	}
+	mc_pkg_close(&p);
+	return rc;
+}
+
+struct vstate {
+	const struct mc_pkg *p;
+	char list[4096];
+	size_t len;
+	unsigned listed;
+};
+
+static void verify_bad(void *arg, uint32_t i)
+{
+	struct vstate *v = arg;
+	uint64_t a, b;
+	char num[16];
+
+	mc_pkg_chunk_range(v->p, i, &a, &b);
+	if (mc_log_json()) {
+		struct mc_json j;
+		mc_json_begin(&j, "bad_chunk");
+		mc_json_u64(&j, "index", i);
+		mc_json_u64(&j, "offset", a);
+		mc_json_u64(&j, "length", b - a + 1);
+		mc_json_end(&j);
+	}
+	mc_err("%s: chunk %u (bytes %llu-%llu): damaged or missing", v->p->path, i, (unsigned long long)a,
+	       (unsigned long long)b);
+	/* The summary lists the first bad chunks only: one line must stay bounded. */
+	int n = snprintf(num, sizeof num, "%s%u", v->listed ? "," : "", i);
+	if (v->len + (size_t)n + 2 < sizeof v->list) {
+		memcpy(v->list + v->len, num, (size_t)n);
+		v->len += (size_t)n;
+		v->listed++;
+	}
+}
+
+static void verify_progress(void *arg, uint64_t done)
+{
+	struct vstate *v = arg;
+	mc_progress(0, "verify: %llu%%", (unsigned long long)(v->p->m.payload_size ? done * 100 / v->p->m.payload_size : 100));
+}
+
+static int cmd_verify(const char *path)
+{
+	struct mc_pkg p;
+	struct vstate v = {.p = &p};
+	struct mc_pkg_verify_cb cb = {verify_bad, verify_progress, &v};
+	char err[512], hex[2 * MC_ID_LEN + 1], arr[4200];
+	uint8_t *buf;
+	int ok = 0, rc = open_pkg(path, MC_PKG_OPEN_PARTIAL, &p);
+	long bad;
+
+	if (rc)
+		return rc;
+	buf = malloc(p.m.chunk_size);
+	if (buf == NULL) {
+		mc_err("%s: %s", path, strerror(ENOMEM));
+		mc_pkg_close(&p);
+		return MC_EXIT_RUNTIME;
+	}
+	bad = mc_pkg_verify(&p, &cb, buf, &ok, err, sizeof err);
+	mc_progress_end();
+	free(buf);
+	if (bad < 0) {
+		mc_err("%s", err);
+		mc_pkg_close(&p);
+		return MC_EXIT_RUNTIME;
+	}
+	int trailing = p.file_size > p.l.file_size;
+	int intact = bad == 0 && ok && !trailing;
+	if (p.file_size < p.l.file_size)
+		mc_err("%s: truncated: %llu of %llu bytes", path, (unsigned long long)p.file_size,
+		       (unsigned long long)p.l.file_size);
+	if (trailing)
+		mc_err("%s: %llu bytes after the end of the payload", path,
+		       (unsigned long long)(p.file_size - p.l.file_size));
+	if (bad == 0 && !ok)
+		mc_err("%s: payload digest does not match the manifest", path);
+	mc_id_hex(p.m.id, hex);
+	if (mc_log_json()) {
+		struct mc_json j;
+		snprintf(arr, sizeof arr, "[%.*s]", (int)v.len, v.list);
+		mc_json_begin(&j, "verify");
+		mc_json_str(&j, "path", path);
+		mc_json_str(&j, "id", hex);
+		mc_json_bool(&j, "ok", intact);
+		mc_json_u64(&j, "chunks", p.m.nchunks);
+		mc_json_u64(&j, "bad", (uint64_t)bad);
+		mc_json_raw(&j, "bad_chunks", arr);
+		mc_json_bool(&j, "payload_digest_ok", ok);
+		mc_json_end(&j);
+	}
+	if (intact)
+		mc_info("%s: ok, %u chunks verified, id %s", path, p.m.nchunks, hex);
+	else
+		mc_err("%s: damaged: %ld of %u chunks bad%s", path, bad, p.m.nchunks,
+		       bad ? "; run mcast-repair" : "");
+	mc_pkg_close(&p);
+	return intact ? MC_EXIT_OK : MC_EXIT_INCOMPLETE;
+}
+
+static void extract_refused(void *arg, const char *path, const char *why)
+{
+	mc_err("%s: %s: refused: %s", (const char *)arg, path, why);
+}
+
+static int cmd_extract(const struct args *a, const char *path)
+{
+	struct mc_pkg p;
+	char err[1024];
+	unsigned refused = 0;
+	int rc = open_pkg(path, 0, &p);
+
+	if (rc)
+		return rc;
+	if (a->to_stdout) {
+		if (mc_pkg_extract_fd(&p, STDOUT_FILENO, err, sizeof err) < 0) {
+			rc = exit_for_errno(errno);
+			mc_err("%s", err);
+		}
+	} else {
+		const char *dir = a->dir ? a->dir : ".";
+		if (mc_pkg_extract(&p, dir, extract_refused, (void *)path, &refused, err, sizeof err) < 0) {
+			rc = exit_for_errno(errno);
+			mc_err("%s", err);
+		} else if (refused) {
+			mc_err("%s: %u entries refused", path, refused);
+			rc = MC_EXIT_RUNTIME;
+		}
+		if (mc_log_json()) {
+			struct mc_json j;
+			mc_json_begin(&j, "extract");
+			mc_json_str(&j, "path", path);
+			mc_json_str(&j, "dir", dir);
+			mc_json_bool(&j, "ok", rc == 0);
+			mc_json_u64(&j, "refused", refused);
+			mc_json_end(&j);
+		} else if (rc == 0) {
+			mc_info("%s: extracted into %s", path, dir);
+		}
+	}
+	mc_pkg_close(&p);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"chunk-size", required_argument, NULL, OPT_CHUNK_SIZE},
+		{"help", no_argument, NULL, OPT_HELP},
+		{"json", no_argument, NULL, OPT_JSON},
+		{"mtime", required_argument, NULL, OPT_MTIME},
+		{"version", no_argument, NULL, OPT_VERSION},
+		{NULL, 0, NULL, 0},
+	};
+	static const char *const cmds[] = {"create", "extract", "info", "list", "verify"};
+	struct args a = {.compression = MC_COMP_ZSTD, .level = -1, .chunk_size = MC_DEFAULT_CHUNK,
+			 .mtime = -1, .verbosity = 1};
+	const char *level_arg = NULL, *mtime_arg = NULL, *sde;
+	uint64_t v;
+	int c, rc;
+
+	mc_log_init("mcast-pack", 1, 0);
+	if (argc > 1 && argv[1][0] != '-') {
+		for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+			if (strcmp(argv[1], cmds[i]) == 0)
+				a.cmd = cmds[i];
+		if (a.cmd == NULL)
+			usage_error("%s: unknown command", argv[1]);
+		argv++;
+		argc--;
+	}
+	while ((c = getopt_long(argc, argv, "C:OV:hj:l:n:o:qvz:", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'C':
+			a.dir = optarg;
+			break;
+		case 'O':
+			a.to_stdout = 1;
+			break;
+		case 'V':
+			a.version = optarg;
+			break;
+		case 'h':
+		case OPT_HELP:
+			help();
+		case 'j':
+			if (mc_opt_uint(optarg, 0, 256, &v) < 0)
+				usage_error("-j %s: threads must be a number from 0 to 256", optarg);
+			a.threads = (unsigned)v;
+			break;
+		case 'l':
+			level_arg = optarg;
+			break;
+		case 'n':
+			a.name = optarg;
+			break;
+		case 'o':
+			a.output = optarg;
+			break;
+		case 'q':
+			a.verbosity = 0;
+			break;
+		case 'v':
+			a.verbosity = 2;
+			break;
+		case 'z': {
+			int z = mc_comp_parse(optarg);
+			if (z < 0)
+				usage_error("-z %s: compression must be zstd, gzip, xz or none", optarg);
+			a.compression = (unsigned)z;
+			break;
+		}
+		case OPT_CHUNK_SIZE:
+			if (mc_opt_size(optarg, MC_CHUNK_MIN, MC_CHUNK_MAX, &v) < 0 || v % 4096)
+				usage_error("--chunk-size %s: must be a size from 64K to 64M, a multiple of 4K", optarg);
+			a.chunk_size = (uint32_t)v;
+			break;
+		case OPT_JSON:
+			a.json = 1;
+			break;
+		case OPT_MTIME:
+			mtime_arg = optarg;
+			break;
+		case OPT_VERSION:
+			printf("mcast-pack %s (package format %d)\n", MC_VERSION, MC_PKG_VERSION);
+			return mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	mc_log_init("mcast-pack", a.verbosity, a.json);
+	if (a.cmd == NULL)
+		usage_error("missing command (create, info, list, verify or extract)");
+	if (level_arg) {
+		uint64_t lo = a.compression == MC_COMP_ZSTD ? 1 : 0, hi = a.compression == MC_COMP_ZSTD ? 22 : 9;
+		if (a.compression == MC_COMP_NONE)
+			usage_error("-l %s: -z none has no level", level_arg);
+		if (mc_opt_uint(level_arg, lo, hi, &v) < 0)
+			usage_error("-l %s: %s level must be a number from %llu to %llu", level_arg,
+				    mc_comp_name(a.compression), (unsigned long long)lo, (unsigned long long)hi);
+		a.level = (int)v;
+	}
+	if (mtime_arg) {
+		const char *s = mtime_arg[0] == '@' ? mtime_arg + 1 : mtime_arg;
+		if (mc_opt_uint(s, 0, INT64_MAX, &v) < 0)
+			usage_error("--mtime %s: must be seconds since the epoch", mtime_arg);
+		a.mtime = (int64_t)v;
+	} else if ((sde = getenv("SOURCE_DATE_EPOCH")) != NULL && *sde) {
+		if (mc_opt_uint(sde, 0, INT64_MAX, &v) < 0)
+			usage_error("SOURCE_DATE_EPOCH=%s: must be seconds since the epoch", sde);
+		a.mtime = (int64_t)v;
+	}
+	if (strcmp(a.cmd, "create") != 0 &&
+	    (a.output || a.name || a.version || level_arg || a.threads || mtime_arg ||
+	     a.chunk_size != MC_DEFAULT_CHUNK || a.compression != MC_COMP_ZSTD))
+		usage_error("%s: -o, -n, -V, -z, -l, -j, --chunk-size and --mtime are for create", a.cmd);
+	if (strcmp(a.cmd, "extract") != 0 && (a.dir || a.to_stdout))
+		usage_error("%s: -C and -O are for extract", a.cmd);
+
+	if (strcmp(a.cmd, "create") == 0) {
+		if (a.output == NULL)
+			usage_error("create: -o PKG is required");
+		if (argc < 1)
+			usage_error("create: no PATH to pack");
+		rc = cmd_create(&a, argv, argc);
+	} else {
+		if (argc != 1)
+			usage_error("%s: expects one PKG, got %d arguments", a.cmd, argc);
+		if (strcmp(a.cmd, "info") == 0)
+			rc = cmd_info(argv[0]);
+		else if (strcmp(a.cmd, "list") == 0)
+			rc = cmd_list(argv[0]);
+		else if (strcmp(a.cmd, "verify") == 0)
+			rc = cmd_verify(argv[0]);
+		else {
+			if (a.to_stdout && (a.dir || a.json))
+				usage_error("extract: -O writes the payload to stdout; no -C or --json with it");
+			rc = cmd_extract(&a, argv[0]);
+		}
+	}
+	if (mc_log_close_stdout() < 0 && rc == MC_EXIT_OK)
+		rc = MC_EXIT_RUNTIME;
+	return rc;
 }

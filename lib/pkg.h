@@ -53,6 +53,8 @@ struct mc_pkg_layout {
 
 /* XXH3-128 of n bytes in canonical (big-endian) form. */
 void mc_digest(const void *p, size_t n, uint8_t out[MC_DIGEST_LEN]);
+/* Canonical digest of a streaming XXH3_state_t (from xxhash.h) fed with XXH3_128bits_update. */
+void mc_digest_final(void *xxh3_state, uint8_t out[MC_DIGEST_LEN]);
 
 /*
  * Parses and validates an encoded manifest (from a file or the wire): every
@@ -62,6 +64,14 @@ void mc_digest(const void *p, size_t n, uint8_t out[MC_DIGEST_LEN]);
  */
 int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, char *err, size_t errlen);
 void mc_manifest_free(struct mc_manifest *m);
+
+/*
+ * Encodes m (name, version, ctime, compression, kind, chunk_size,
+ * payload_size, nchunks, payload_digest) with the nchunks*16 bytes of
+ * digests into m->raw, pointing m->digests into it and setting m->id.
+ * Returns 0, or -1 with a reason in err (too long a name, too many chunks).
+ */
+int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err, size_t errlen);
 
 /* Offset and length of chunk i inside the payload. */
 uint64_t mc_manifest_chunk_off(const struct mc_manifest *m, uint32_t i);
@@ -86,6 +96,8 @@ int mc_pkg_write_head(int fd, const struct mc_manifest *m);
 /* Names of compressions and kinds ("zstd", "tar", ...). */
 const char *mc_comp_name(unsigned c);
 const char *mc_kind_name(unsigned k);
+/* enum mc_comp for "none", "gzip", "zstd", "xz"; -1 for anything else. */
+int mc_comp_parse(const char *s);
 /* Package id as 32 hex digits. */
 char *mc_id_hex(const uint8_t id[MC_ID_LEN], char out[2 * MC_ID_LEN + 1]);
 /* Parses a full id (32 hex) or a prefix of at least 8 hex digits; returns its length in hex digits or -1. */
@@ -99,10 +111,20 @@ struct mc_pkg {
 	char *path;
 	struct mc_manifest m;
 	struct mc_pkg_layout l;
+	uint64_t file_size;      /* actual size on disk (less than l.file_size only with MC_PKG_OPEN_PARTIAL) */
 };
 
-/* Opens and validates header and manifest (not the chunks). Returns 0 or -1 with "path: reason" in err. */
+/*
+ * Opens and validates header and manifest (not the chunks). Returns 0 or -1
+ * with "path: reason" in err and errno: EINVAL when the file is not an mcast
+ * package (or of an unknown format version), EBADMSG when it is one but
+ * damaged or truncated (header or manifest do not add up: resumable, exit
+ * 3), else the errno of the failed system call.
+ */
 int mc_pkg_open(const char *path, struct mc_pkg *p, char *err, size_t errlen);
+/* MC_PKG_OPEN_PARTIAL: accept a file shorter than the header says (verify names the missing chunks). */
+#define MC_PKG_OPEN_PARTIAL 1u
+int mc_pkg_open_flags(const char *path, unsigned flags, struct mc_pkg *p, char *err, size_t errlen);
 void mc_pkg_close(struct mc_pkg *p);
 
 /*
@@ -131,5 +153,59 @@ struct mc_pkg_create_opts {
  * name. Returns 0 and fills id, or -1 with "culprit: reason" in err.
  */
 int mc_pkg_create(const struct mc_pkg_create_opts *o, uint8_t id[MC_ID_LEN], char *err, size_t errlen);
+
+/* Reading side: verify, list and extract (pkgread.c). They need libarchive's archive_entry. */
+struct archive_entry;
+
+/*
+ * Reads every chunk, checks its digest and the whole-payload digest.
+ * bad(arg, i) is called for each damaged or missing chunk, progress(arg,
+ * bytes done) now and then (either may be NULL). buf must hold chunk_size
+ * bytes. Returns the number of bad chunks (0: intact), or -1 on an I/O
+ * error with "path: reason" in err. *payload_ok is 0 when the whole-payload
+ * digest does not match (then the package is damaged even with no bad chunk).
+ */
+struct mc_pkg_verify_cb {
+	void (*bad)(void *arg, uint32_t chunk);
+	void (*progress)(void *arg, uint64_t done);
+	void *arg;
+};
+long mc_pkg_verify(const struct mc_pkg *p, const struct mc_pkg_verify_cb *cb, uint8_t *buf,
+		   int *payload_ok, char *err, size_t errlen);
+
+/* File byte range [*first, *last] of chunk i (what verify reports). */
+void mc_pkg_chunk_range(const struct mc_pkg *p, uint32_t i, uint64_t *first, uint64_t *last);
+
+/*
+ * Name under which a raw image is listed and extracted by extract -C: the
+ * package name when it is one safe path component, else "image".
+ */
+const char *mc_pkg_raw_name(const struct mc_manifest *m);
+
+/*
+ * The read functions stream the payload chunk by chunk, checking every
+ * chunk's digest before libarchive sees it, and the whole-payload digest at
+ * the end. They return 0, or -1 with "culprit: reason" in err; errno is
+ * EBADMSG when the package is damaged (a chunk or the payload digest does
+ * not match: exit 3), anything else for I/O and format errors.
+ */
+
+/* Calls fn for each entry of the payload (one synthetic entry for a raw image). */
+int mc_pkg_list(const struct mc_pkg *p, void (*fn)(void *arg, struct archive_entry *e), void *arg,
+		char *err, size_t errlen);
+
+/* Writes the decompressed payload (the raw image, or the tar stream) to fd. */
+int mc_pkg_extract_fd(const struct mc_pkg *p, int fd, char *err, size_t errlen);
+
+/*
+ * Extracts into dir (created when missing) with libarchive's secure flags:
+ * no absolute paths, no "..", no writing through symlinks; owners only when
+ * run as root. Entries refused are reported through refused(arg, path,
+ * reason) and counted in *nrefused; extraction goes on with the next one.
+ * Changes the working directory while it runs and restores it.
+ */
+int mc_pkg_extract(const struct mc_pkg *p, const char *dir,
+		   void (*refused)(void *arg, const char *path, const char *why), void *arg,
+		   unsigned *nrefused, char *err, size_t errlen);
 
 #endif

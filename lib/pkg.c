@@ -1,0 +1,519 @@
+/* Package format: header and manifest codecs, validation, opening and chunk checks (mcast-package(5)). */
+#include "pkg.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define MANIFEST_MAGIC "MCMF"
+#define MANIFEST_VERSION 1
+/* Fixed part of the manifest: everything but name, version string and chunk digests. */
+#define MANIFEST_FIXED (4 + 2 + 2 + 2 + 8 + 1 + 1 + 4 + 8 + 4 + MC_DIGEST_LEN)
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)(v >> 16)); put16(p + 2, (uint16_t)v); }
+static void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)(v >> 32)); put32(p + 4, (uint32_t)v); }
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static uint32_t get32(const uint8_t *p) { return (uint32_t)get16(p) << 16 | get16(p + 2); }
+static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) << 32 | get32(p + 4); }
+
+static uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+void mc_digest(const void *p, size_t n, uint8_t out[MC_DIGEST_LEN])
+{
+	XXH128_canonical_t c;
+
+	XXH128_canonicalFromHash(&c, XXH3_128bits(p, n));
+	memcpy(out, c.digest, MC_DIGEST_LEN);
+}
+
+void mc_digest_final(void *xxh3_state, uint8_t out[MC_DIGEST_LEN])
+{
+	XXH128_canonical_t c;
+
+	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(xxh3_state));
+	memcpy(out, c.digest, MC_DIGEST_LEN);
+}
+
+const char *mc_comp_name(unsigned c)
+{
+	static const char *const n[] = {"none", "gzip", "zstd", "xz"};
+	return c < 4 ? n[c] : "unknown";
+}
+
+const char *mc_kind_name(unsigned k)
+{
+	return k == MC_KIND_RAW ? "raw" : k == MC_KIND_TAR ? "tar" : "unknown";
+}
+
+int mc_comp_parse(const char *s)
+{
+	for (unsigned c = 0; c < 4; c++)
+		if (strcmp(s, mc_comp_name(c)) == 0)
+			return (int)c;
+	return -1;
+}
+
+char *mc_id_hex(const uint8_t id[MC_ID_LEN], char out[2 * MC_ID_LEN + 1])
+{
+	static const char d[] = "0123456789abcdef";
+	for (int i = 0; i < MC_ID_LEN; i++) {
+		out[2 * i] = d[id[i] >> 4];
+		out[2 * i + 1] = d[id[i] & 15];
+	}
+	out[2 * MC_ID_LEN] = '\0';
+	return out;
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int mc_id_parse(const char *s, uint8_t id[MC_ID_LEN])
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n < 8 || n > 2 * MC_ID_LEN)
+		return -1;
+	memset(id, 0, MC_ID_LEN);
+	for (size_t i = 0; i < n; i++) {
+		int v = hexval((unsigned char)s[i]);
+		if (v < 0)
+			return -1;
+		id[i / 2] |= (uint8_t)(i % 2 ? v : v << 4);
+	}
+	return (int)n;
+}
+
+int mc_id_match(const uint8_t id[MC_ID_LEN], const uint8_t want[MC_ID_LEN], int nhex)
+{
+	if (nhex < 0 || nhex > 2 * MC_ID_LEN)
+		return 0;
+	for (int i = 0; i < nhex; i++) {
+		int a = i % 2 ? id[i / 2] & 15 : id[i / 2] >> 4;
+		int b = i % 2 ? want[i / 2] & 15 : want[i / 2] >> 4;
+		if (a != b)
+			return 0;
+	}
+	return 1;
+}
+
+uint64_t mc_manifest_chunk_off(const struct mc_manifest *m, uint32_t i)
+{
+	return (uint64_t)i * m->chunk_size;
+}
+
+uint32_t mc_manifest_chunk_len(const struct mc_manifest *m, uint32_t i)
+{
+	uint64_t off = mc_manifest_chunk_off(m, i);
+
+	if (off >= m->payload_size)
+		return 0;
+	return m->payload_size - off < m->chunk_size ? (uint32_t)(m->payload_size - off) : m->chunk_size;
+}
+
+void mc_manifest_layout(const struct mc_manifest *m, struct mc_pkg_layout *l)
+{
+	l->manifest_off = MC_PKG_HDR_SIZE;
+	l->manifest_len = m->raw_len;
+	l->payload_off = round_up(MC_PKG_HDR_SIZE + (uint64_t)m->raw_len, MC_PKG_ALIGN);
+	l->payload_len = m->payload_size;
+	l->file_size = l->payload_off + l->payload_len;
+}
+
+static uint64_t nchunks_for(uint64_t payload, uint32_t chunk)
+{
+	return chunk ? (payload + chunk - 1) / chunk : 0;
+}
+
+int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err, size_t errlen)
+{
+	size_t nl = strlen(m->name), vl = strlen(m->version);
+	uint64_t want = nchunks_for(m->payload_size, m->chunk_size);
+	uint64_t len;
+	uint8_t *p;
+
+	if (nl > MC_NAME_MAX || vl > MC_NAME_MAX) {
+		snprintf(err, errlen, "%s: longer than %d bytes", nl > MC_NAME_MAX ? "name" : "version", MC_NAME_MAX);
+		return -1;
+	}
+	if (m->chunk_size < MC_CHUNK_MIN || m->chunk_size > MC_CHUNK_MAX) {
+		snprintf(err, errlen, "chunk size %u: out of range", m->chunk_size);
+		return -1;
+	}
+	len = MANIFEST_FIXED + nl + vl + want * MC_DIGEST_LEN;
+	if (want != m->nchunks || len > MC_MANIFEST_MAX) {
+		snprintf(err, errlen, "payload too large for chunk size %u (at most %u chunks)", m->chunk_size,
+			 (unsigned)((MC_MANIFEST_MAX - MANIFEST_FIXED - 2 * MC_NAME_MAX) / MC_DIGEST_LEN));
+		return -1;
+	}
+	p = malloc(len);
+	if (p == NULL) {
+		snprintf(err, errlen, "manifest: %s", strerror(ENOMEM));
+		return -1;
+	}
+	free(m->raw);
+	m->raw = p;
+	m->raw_len = (uint32_t)len;
+	memcpy(p, MANIFEST_MAGIC, 4); p += 4;
+	put16(p, MANIFEST_VERSION); p += 2;
+	put16(p, (uint16_t)nl); p += 2;
+	memcpy(p, m->name, nl); p += nl;
+	put16(p, (uint16_t)vl); p += 2;
+	memcpy(p, m->version, vl); p += vl;
+	put64(p, m->ctime); p += 8;
+	*p++ = m->compression;
+	*p++ = m->kind;
+	put32(p, m->chunk_size); p += 4;
+	put64(p, m->payload_size); p += 8;
+	put32(p, m->nchunks); p += 4;
+	memcpy(p, m->payload_digest, MC_DIGEST_LEN); p += MC_DIGEST_LEN;
+	if (m->nchunks)
+		memcpy(p, digests, (size_t)m->nchunks * MC_DIGEST_LEN);
+	m->digests = p;
+	mc_digest(m->raw, m->raw_len, m->id);
+	return 0;
+}
+
+/* Reads a length-prefixed string at *off; fails when it runs past len or holds a NUL. */
+static int get_str(const uint8_t *buf, size_t len, size_t *off, char out[MC_NAME_MAX + 1])
+{
+	uint16_t n;
+
+	if (len - *off < 2)
+		return -1;
+	n = get16(buf + *off);
+	*off += 2;
+	if (n > MC_NAME_MAX || len - *off < n || memchr(buf + *off, 0, n) != NULL)
+		return -1;
+	memcpy(out, buf + *off, n);
+	out[n] = '\0';
+	*off += n;
+	return 0;
+}
+
+int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, char *err, size_t errlen)
+{
+	size_t off = 6;
+	uint64_t want;
+	const char *why = NULL;
+
+	memset(m, 0, sizeof *m);
+	if (len < MANIFEST_FIXED || memcmp(buf, MANIFEST_MAGIC, 4) != 0) {
+		snprintf(err, errlen, "manifest: bad magic or too short (%zu bytes)", len);
+		return -1;
+	}
+	if (get16(buf + 4) != MANIFEST_VERSION) {
+		snprintf(err, errlen, "manifest: unsupported version %u", get16(buf + 4));
+		return -1;
+	}
+	if (len > MC_MANIFEST_MAX) {
+		snprintf(err, errlen, "manifest: %zu bytes, more than %u", len, MC_MANIFEST_MAX);
+		return -1;
+	}
+	if (get_str(buf, len, &off, m->name) < 0 || get_str(buf, len, &off, m->version) < 0) {
+		snprintf(err, errlen, "manifest: bad name or version string");
+		return -1;
+	}
+	if (len - off < MANIFEST_FIXED - 10) {
+		snprintf(err, errlen, "manifest: truncated");
+		return -1;
+	}
+	m->ctime = get64(buf + off); off += 8;
+	m->compression = buf[off++];
+	m->kind = buf[off++];
+	m->chunk_size = get32(buf + off); off += 4;
+	m->payload_size = get64(buf + off); off += 8;
+	m->nchunks = get32(buf + off); off += 4;
+	memcpy(m->payload_digest, buf + off, MC_DIGEST_LEN); off += MC_DIGEST_LEN;
+	want = nchunks_for(m->payload_size, m->chunk_size);
+	if (m->compression > MC_COMP_XZ)
+		why = "unknown compression";
+	else if (m->kind > MC_KIND_TAR)
+		why = "unknown payload kind";
+	else if (m->chunk_size < MC_CHUNK_MIN || m->chunk_size > MC_CHUNK_MAX)
+		why = "chunk size out of range";
+	else if (want != m->nchunks)
+		why = "chunk count does not match payload and chunk sizes";
+	else if ((uint64_t)(len - off) != want * MC_DIGEST_LEN)
+		why = "length does not match chunk count";
+	if (why) {
+		snprintf(err, errlen, "manifest: %s", why);
+		return -1;
+	}
+	m->raw = malloc(len);
+	if (m->raw == NULL) {
+		snprintf(err, errlen, "manifest: %s", strerror(ENOMEM));
+		return -1;
+	}
+	memcpy(m->raw, buf, len);
+	m->raw_len = (uint32_t)len;
+	m->digests = m->raw + off;
+	mc_digest(m->raw, len, m->id);
+	return 0;
+}
+
+void mc_manifest_free(struct mc_manifest *m)
+{
+	free(m->raw);
+	m->raw = NULL;
+	m->digests = NULL;
+	m->raw_len = 0;
+}
+
+/*
+ * Header, 64 bytes, big-endian:
+ *   0 magic (8)  8 format version (u16)  10 flags (u16, 0)  12 reserved (u32, 0)
+ *  16 manifest offset (u64, 64)  24 manifest length (u64)
+ *  32 payload offset (u64)  40 payload length (u64)  48 package id (16)
+ */
+void mc_pkg_header_encode(const struct mc_manifest *m, uint8_t out[MC_PKG_HDR_SIZE])
+{
+	struct mc_pkg_layout l;
+
+	mc_manifest_layout(m, &l);
+	memset(out, 0, MC_PKG_HDR_SIZE);
+	memcpy(out, MC_PKG_MAGIC, MC_PKG_MAGIC_LEN);
+	put16(out + 8, MC_PKG_VERSION);
+	put64(out + 16, l.manifest_off);
+	put64(out + 24, l.manifest_len);
+	put64(out + 32, l.payload_off);
+	put64(out + 40, l.payload_len);
+	memcpy(out + 48, m->id, MC_ID_LEN);
+}
+
+int mc_pkg_header_decode(const uint8_t in[MC_PKG_HDR_SIZE], uint64_t file_size,
+			 struct mc_pkg_layout *l, uint8_t id[MC_ID_LEN], char *err, size_t errlen)
+{
+	const char *why = NULL;
+
+	if (memcmp(in, MC_PKG_MAGIC, MC_PKG_MAGIC_LEN) != 0) {
+		snprintf(err, errlen, "not an mcast package (bad magic)");
+		errno = EINVAL;
+		return -1;
+	}
+	if (get16(in + 8) != MC_PKG_VERSION) {
+		snprintf(err, errlen, "unsupported package format version %u", get16(in + 8));
+		errno = EINVAL;
+		return -1;
+	}
+	l->manifest_off = get64(in + 16);
+	l->manifest_len = get64(in + 24);
+	l->payload_off = get64(in + 32);
+	l->payload_len = get64(in + 40);
+	if (get16(in + 10) != 0 || get32(in + 12) != 0)
+		why = "header: reserved fields not zero";
+	else if (l->manifest_off != MC_PKG_HDR_SIZE)
+		why = "header: manifest offset is not 64";
+	else if (l->manifest_len < MANIFEST_FIXED || l->manifest_len > MC_MANIFEST_MAX)
+		why = "header: manifest length out of range";
+	else if (l->payload_off != round_up(l->manifest_off + l->manifest_len, MC_PKG_ALIGN))
+		why = "header: payload offset does not follow the manifest";
+	else if (l->payload_len > UINT64_MAX - l->payload_off)
+		why = "header: payload length out of range";
+	if (why == NULL) {
+		l->file_size = l->payload_off + l->payload_len;
+		if (l->file_size > file_size)
+			why = "truncated: header points past the end of the file";
+	}
+	if (why) {
+		snprintf(err, errlen, "%s", why);
+		errno = EBADMSG;
+		return -1;
+	}
+	memcpy(id, in + 48, MC_ID_LEN);
+	return 0;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
+{
+	const uint8_t *p = buf;
+
+	while (n > 0) {
+		ssize_t w = pwrite(fd, p, n, (off_t)off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+int mc_pkg_write_head(int fd, const struct mc_manifest *m)
+{
+	struct mc_pkg_layout l;
+	uint8_t *buf;
+	int rc;
+
+	mc_manifest_layout(m, &l);
+	buf = calloc(1, l.payload_off);
+	if (buf == NULL)
+		return -1;
+	mc_pkg_header_encode(m, buf);
+	memcpy(buf + l.manifest_off, m->raw, m->raw_len);
+	rc = pwrite_all(fd, buf, l.payload_off, 0);
+	free(buf);
+	return rc;
+}
+
+static ssize_t pread_all(int fd, void *buf, size_t n, uint64_t off)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = pread(fd, (uint8_t *)buf + got, n - got, (off_t)(off + got));
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+int mc_pkg_open_flags(const char *path, unsigned flags, struct mc_pkg *p, char *err, size_t errlen)
+{
+	uint8_t hdr[MC_PKG_HDR_SIZE], id[MC_ID_LEN];
+	char why[200];
+	struct stat sb;
+	uint8_t *buf = NULL;
+	ssize_t r;
+	int e;
+
+	memset(p, 0, sizeof *p);
+	p->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (p->fd < 0 || fstat(p->fd, &sb) < 0) {
+		e = errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		goto fail;
+	}
+	if (S_ISDIR(sb.st_mode)) {
+		e = EISDIR;
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		goto fail;
+	}
+	r = pread_all(p->fd, hdr, sizeof hdr, 0);
+	if (r < 0) {
+		e = errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		goto fail;
+	}
+	if (r < (ssize_t)sizeof hdr) {
+		/* A short file that starts like a package is a truncated one, anything else is not ours. */
+		int ours = r > 0 && memcmp(hdr, MC_PKG_MAGIC, (size_t)r < MC_PKG_MAGIC_LEN ? (size_t)r : MC_PKG_MAGIC_LEN) == 0;
+		e = ours ? EBADMSG : EINVAL;
+		snprintf(err, errlen, "%s: %s", path, ours ? "truncated: shorter than the package header"
+							   : "not an mcast package (too short)");
+		goto fail;
+	}
+	if (mc_pkg_header_decode(hdr, (flags & MC_PKG_OPEN_PARTIAL) ? UINT64_MAX : (uint64_t)sb.st_size,
+				 &p->l, id, why, sizeof why) < 0) {
+		e = errno;
+		snprintf(err, errlen, "%s: %s", path, why);
+		goto fail;
+	}
+	if (!(flags & MC_PKG_OPEN_PARTIAL) && p->l.file_size != (uint64_t)sb.st_size) {
+		e = EBADMSG;
+		snprintf(err, errlen, "%s: %llu bytes, the header says %llu", path,
+			 (unsigned long long)sb.st_size, (unsigned long long)p->l.file_size);
+		goto fail;
+	}
+	/* Only now is the manifest length known to fit in the file: allocate it. */
+	if (p->l.manifest_off + p->l.manifest_len > (uint64_t)sb.st_size) {
+		e = EBADMSG;
+		snprintf(err, errlen, "%s: truncated inside the manifest", path);
+		goto fail;
+	}
+	buf = malloc(p->l.manifest_len);
+	if (buf == NULL) {
+		e = ENOMEM;
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		goto fail;
+	}
+	r = pread_all(p->fd, buf, p->l.manifest_len, p->l.manifest_off);
+	if (r != (ssize_t)p->l.manifest_len) {
+		e = r < 0 ? errno : EBADMSG;
+		snprintf(err, errlen, "%s: %s", path, r < 0 ? strerror(e) : "truncated inside the manifest");
+		goto fail;
+	}
+	if (mc_manifest_parse(buf, p->l.manifest_len, &p->m, why, sizeof why) < 0) {
+		e = EBADMSG;
+		snprintf(err, errlen, "%s: %s", path, why);
+		goto fail;
+	}
+	if (memcmp(p->m.id, id, MC_ID_LEN) != 0) {
+		e = EBADMSG;
+		snprintf(err, errlen, "%s: manifest: digest does not match the package id in the header", path);
+		goto fail;
+	}
+	if (p->m.payload_size != p->l.payload_len) {
+		e = EBADMSG;
+		snprintf(err, errlen, "%s: manifest and header disagree on the payload size", path);
+		goto fail;
+	}
+	p->path = strdup(path);
+	if (p->path == NULL) {
+		e = ENOMEM;
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		goto fail;
+	}
+	p->file_size = (uint64_t)sb.st_size;
+	free(buf);
+	return 0;
+fail:
+	free(buf);
+	mc_pkg_close(p);
+	errno = e;
+	return -1;
+}
+
+int mc_pkg_open(const char *path, struct mc_pkg *p, char *err, size_t errlen)
+{
+	return mc_pkg_open_flags(path, 0, p, err, errlen);
+}
+
+void mc_pkg_close(struct mc_pkg *p)
+{
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
+	free(p->path);
+	p->path = NULL;
+	mc_manifest_free(&p->m);
+}
+
+int mc_pkg_check_chunk(const struct mc_pkg *p, uint32_t i, uint8_t *buf)
+{
+	uint32_t len = mc_manifest_chunk_len(&p->m, i);
+	uint8_t d[MC_DIGEST_LEN];
+	ssize_t r;
+
+	if (i >= p->m.nchunks)
+		return 0;
+	r = pread_all(p->fd, buf, len, p->l.payload_off + mc_manifest_chunk_off(&p->m, i));
+	if (r < 0)
+		return -1;
+	if ((uint32_t)r != len)
+		return 0;
+	mc_digest(buf, len, d);
+	return memcmp(d, p->m.digests + (size_t)i * MC_DIGEST_LEN, MC_DIGEST_LEN) == 0;
+}

@@ -1,0 +1,699 @@
+/* Building packages: a sorted, reproducible pax stream (or a raw image) hashed per chunk while written. */
+#include "pkg.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define IOBUF (1u << 20)
+
+/* One input entry: its name in the package and where it is on disk. */
+struct ent {
+	char *name;
+	char *src;
+	struct stat st;
+	int follow; /* a PATH given on the command line: a symlink to it is followed */
+};
+
+struct entlist {
+	struct ent *v;
+	size_t n, cap;
+};
+
+/* Where the payload goes: the temporary file, with digests computed on the way. */
+struct sink {
+	int fd;
+	uint64_t total;
+	uint32_t chunk_size, in_chunk;
+	XXH3_state_t *whole, *chunk;
+	uint8_t *digests;
+	size_t ndig, capdig;
+	int err; /* errno of a failed write */
+};
+
+static int sink_feed(struct sink *s, const uint8_t *p, size_t n)
+{
+	size_t off = 0;
+
+	while (off < n) {
+		ssize_t w = write(s->fd, p + off, n - off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			s->err = errno;
+			return -1;
+		}
+		off += (size_t)w;
+	}
+	XXH3_128bits_update(s->whole, p, n);
+	s->total += n;
+	while (n > 0) {
+		size_t take = s->chunk_size - s->in_chunk;
+		if (take > n)
+			take = n;
+		XXH3_128bits_update(s->chunk, p, take);
+		s->in_chunk += (uint32_t)take;
+		p += take;
+		n -= take;
+		if (s->in_chunk == s->chunk_size) {
+			if (s->ndig == s->capdig) {
+				size_t cap = s->capdig ? 2 * s->capdig : 1024;
+				uint8_t *d = realloc(s->digests, cap * MC_DIGEST_LEN);
+				if (d == NULL) {
+					s->err = ENOMEM;
+					return -1;
+				}
+				s->digests = d;
+				s->capdig = cap;
+			}
+			mc_digest_final(s->chunk, s->digests + s->ndig++ * MC_DIGEST_LEN);
+			XXH3_128bits_reset(s->chunk);
+			s->in_chunk = 0;
+		}
+	}
+	return 0;
+}
+
+static la_ssize_t sink_write(struct archive *a, void *arg, const void *buf, size_t n)
+{
+	struct sink *s = arg;
+
+	if (sink_feed(s, buf, n) < 0) {
+		archive_set_error(a, s->err, "%s", strerror(s->err));
+		return -1;
+	}
+	return (la_ssize_t)n;
+}
+
+/* Finishes the last, shorter chunk. */
+static int sink_end(struct sink *s)
+{
+	if (s->in_chunk > 0) {
+		uint8_t *d = realloc(s->digests, (s->ndig + 1) * MC_DIGEST_LEN);
+		if (d == NULL) {
+			s->err = ENOMEM;
+			return -1;
+		}
+		s->digests = d;
+		mc_digest_final(s->chunk, s->digests + s->ndig++ * MC_DIGEST_LEN);
+	}
+	return 0;
+}
+
+static int ent_add(struct entlist *l, const char *name, const char *src, const struct stat *st, int follow)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 256;
+		struct ent *v = realloc(l->v, cap * sizeof *v);
+		if (v == NULL)
+			return -1;
+		l->v = v;
+		l->cap = cap;
+	}
+	struct ent *e = &l->v[l->n];
+	e->name = strdup(name);
+	e->src = strdup(src);
+	if (e->name == NULL || e->src == NULL) {
+		free(e->name);
+		free(e->src);
+		return -1;
+	}
+	e->st = *st;
+	e->follow = follow;
+	l->n++;
+	return 0;
+}
+
+static void ent_free(struct entlist *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].name);
+		free(l->v[i].src);
+	}
+	free(l->v);
+}
+
+static char *join(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	char *s = malloc(la + lb + 2);
+
+	if (s == NULL)
+		return NULL;
+	memcpy(s, a, la);
+	s[la] = '/';
+	memcpy(s + la + 1, b, lb + 1);
+	return s;
+}
+
+/* Adds everything under directory src, named under prefix ("" for the top). */
+static int walk(struct entlist *l, const char *src, const char *prefix, char *err, size_t errlen)
+{
+	DIR *d = opendir(src);
+	struct dirent *de;
+	int rc = -1;
+
+	if (d == NULL) {
+		snprintf(err, errlen, "%s: %s", src, strerror(errno));
+		return -1;
+	}
+	for (;;) {
+		errno = 0;
+		de = readdir(d);
+		if (de == NULL) {
+			if (errno) {
+				snprintf(err, errlen, "%s: %s", src, strerror(errno));
+				goto out;
+			}
+			break;
+		}
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		char *csrc = join(src, de->d_name);
+		char *cname = *prefix ? join(prefix, de->d_name) : strdup(de->d_name);
+		struct stat st;
+		int r = -1;
+		if (csrc == NULL || cname == NULL)
+			snprintf(err, errlen, "%s: %s", src, strerror(ENOMEM));
+		else if (lstat(csrc, &st) < 0)
+			snprintf(err, errlen, "%s: %s", csrc, strerror(errno));
+		else if (ent_add(l, cname, csrc, &st, 0) < 0)
+			snprintf(err, errlen, "%s: %s", csrc, strerror(ENOMEM));
+		else if (S_ISDIR(st.st_mode))
+			r = walk(l, csrc, cname, err, errlen);
+		else
+			r = 0;
+		free(csrc);
+		free(cname);
+		if (r < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	closedir(d);
+	return rc;
+}
+
+static int ent_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct ent *)a)->name, ((const struct ent *)b)->name);
+}
+
+/* Collects and sorts every entry of every PATH; fails on unreadable ones and on duplicate names. */
+static int collect(const struct mc_pkg_create_opts *o, struct entlist *l, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < o->npaths; i++) {
+		char *path = strdup(o->paths[i]);
+		struct stat st;
+		int r = -1;
+		if (path == NULL) {
+			snprintf(err, errlen, "%s: %s", o->paths[i], strerror(ENOMEM));
+			return -1;
+		}
+		for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--)
+			path[n - 1] = '\0';
+		if (stat(path, &st) < 0) {
+			snprintf(err, errlen, "%s: %s", o->paths[i], strerror(errno));
+		} else if (S_ISDIR(st.st_mode)) {
+			r = walk(l, path, "", err, errlen);
+		} else {
+			char *tmp = strdup(path);
+			const char *base = tmp ? basename(tmp) : NULL;
+			if (base == NULL || ent_add(l, base, path, &st, 1) < 0)
+				snprintf(err, errlen, "%s: %s", path, strerror(ENOMEM));
+			else
+				r = 0;
+			free(tmp);
+		}
+		free(path);
+		if (r < 0)
+			return -1;
+	}
+	if (l->n > 1)
+		qsort(l->v, l->n, sizeof *l->v, ent_cmp);
+	for (size_t i = 1; i < l->n; i++)
+		if (strcmp(l->v[i - 1].name, l->v[i].name) == 0) {
+			snprintf(err, errlen, "%s: also given as %s (both would be stored as %s)", l->v[i].src,
+				 l->v[i - 1].src, l->v[i].name);
+			return -1;
+		}
+	return 0;
+}
+
+static int set_filter(struct archive *a, const struct mc_pkg_create_opts *o, char *err, size_t errlen)
+{
+	static const char *const name[] = {NULL, "gzip", "zstd", "xz"};
+	char v[32];
+	int r = ARCHIVE_OK;
+
+	switch (o->compression) {
+	case MC_COMP_NONE: r = archive_write_add_filter_none(a); break;
+	case MC_COMP_GZIP: r = archive_write_add_filter_gzip(a); break;
+	case MC_COMP_ZSTD: r = archive_write_add_filter_zstd(a); break;
+	case MC_COMP_XZ: r = archive_write_add_filter_xz(a); break;
+	default: r = ARCHIVE_FATAL; break;
+	}
+	if (r != ARCHIVE_OK) {
+		snprintf(err, errlen, "compression %s: %s", mc_comp_name(o->compression),
+			 archive_error_string(a) ? archive_error_string(a) : "not supported");
+		return -1;
+	}
+	if (o->compression == MC_COMP_NONE)
+		return 0;
+	if (o->level >= 0) {
+		snprintf(v, sizeof v, "%d", o->level);
+		if (archive_write_set_filter_option(a, name[o->compression], "compression-level", v) != ARCHIVE_OK) {
+			snprintf(err, errlen, "compression level %d: not accepted by %s", o->level, name[o->compression]);
+			return -1;
+		}
+	}
+	/* gzip has no threads in libarchive; its output must not carry the current time either. */
+	if (o->compression == MC_COMP_GZIP)
+		archive_write_set_filter_option(a, "gzip", "timestamp", NULL);
+	else if (o->threads > 1) {
+		snprintf(v, sizeof v, "%u", o->threads);
+		if (archive_write_set_filter_option(a, name[o->compression], "threads", v) != ARCHIVE_OK) {
+			snprintf(err, errlen, "threads %u: not accepted by %s", o->threads, name[o->compression]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Writes one entry and its data; err names the source file on failure. */
+static int put_entry(struct archive *a, struct archive *disk, struct archive_entry_linkresolver *lr,
+		     const struct ent *en, int64_t mtime, uint8_t *buf, struct sink *s, char *err, size_t errlen)
+{
+	struct archive_entry *e = archive_entry_new(), *spare = NULL;
+	struct stat st = en->st;
+	int fd = -1, rc = -1;
+
+	if (e == NULL) {
+		snprintf(err, errlen, "%s: %s", en->src, strerror(ENOMEM));
+		return -1;
+	}
+	if (S_ISREG(st.st_mode)) {
+		fd = open(en->src, O_RDONLY | O_CLOEXEC | (en->follow ? 0 : O_NOFOLLOW));
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			snprintf(err, errlen, "%s: %s", en->src, strerror(errno));
+			goto out;
+		}
+	}
+	archive_entry_copy_sourcepath(e, en->src);
+	if (archive_read_disk_entry_from_file(disk, e, fd, &st) < ARCHIVE_WARN) {
+		snprintf(err, errlen, "%s: %s", en->src, archive_error_string(disk));
+		goto out;
+	}
+	archive_entry_copy_pathname(e, en->name);
+	/* Reproducibility: only mtime is kept, clamped to the given time. */
+	archive_entry_unset_atime(e);
+	archive_entry_unset_ctime(e);
+	archive_entry_unset_birthtime(e);
+	if (mtime >= 0 && archive_entry_mtime(e) >= mtime)
+		archive_entry_set_mtime(e, (time_t)mtime, 0);
+	archive_entry_linkify(lr, &e, &spare);
+	if (e == NULL) {
+		rc = 0;
+		goto out;
+	}
+	if (archive_write_header(a, e) < ARCHIVE_WARN) {
+		snprintf(err, errlen, "%s: %s", s->err ? "output" : en->src, archive_error_string(a));
+		goto out;
+	}
+	if (fd >= 0 && archive_entry_size(e) > 0) {
+		la_int64_t left = archive_entry_size(e);
+		while (left > 0) {
+			ssize_t n = read(fd, buf, IOBUF);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				snprintf(err, errlen, "%s: %s", en->src, strerror(errno));
+				goto out;
+			}
+			if (n == 0)
+				break; /* shrank while read: libarchive pads the entry with zeros */
+			if (archive_write_data(a, buf, (size_t)n) < 0) {
+				snprintf(err, errlen, "output: %s", archive_error_string(a));
+				goto out;
+			}
+			left -= n;
+		}
+	}
+	if (archive_write_finish_entry(a) < ARCHIVE_WARN) {
+		snprintf(err, errlen, "output: %s", archive_error_string(a));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	archive_entry_free(e);
+	archive_entry_free(spare);
+	return rc;
+}
+
+static int write_tree(const struct mc_pkg_create_opts *o, const struct entlist *l, struct sink *s, uint8_t *buf,
+		      char *err, size_t errlen)
+{
+	struct archive *a = archive_write_new(), *disk = archive_read_disk_new();
+	struct archive_entry_linkresolver *lr = archive_entry_linkresolver_new();
+	int rc = -1;
+
+	if (a == NULL || disk == NULL || lr == NULL) {
+		snprintf(err, errlen, "archive: %s", strerror(ENOMEM));
+		goto out;
+	}
+	archive_read_disk_set_standard_lookup(disk);
+	archive_entry_linkresolver_set_strategy(lr, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED);
+	archive_write_set_format_pax_restricted(a);
+	if (set_filter(a, o, err, errlen) < 0)
+		goto out;
+	archive_write_set_bytes_per_block(a, 64 * 1024);
+	archive_write_set_bytes_in_last_block(a, 1);
+	if (archive_write_open(a, s, NULL, sink_write, NULL) != ARCHIVE_OK) {
+		snprintf(err, errlen, "output: %s", archive_error_string(a));
+		goto out;
+	}
+	for (size_t i = 0; i < l->n; i++)
+		if (put_entry(a, disk, lr, &l->v[i], o->mtime, buf, s, err, errlen) < 0)
+			goto out;
+	if (archive_write_close(a) != ARCHIVE_OK) {
+		snprintf(err, errlen, "output: %s", archive_error_string(a));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (lr)
+		archive_entry_linkresolver_free(lr);
+	if (disk)
+		archive_read_free(disk);
+	if (a)
+		archive_write_free(a);
+	return rc;
+}
+
+static int write_raw(const struct mc_pkg_create_opts *o, struct sink *s, uint8_t *buf, char *err, size_t errlen)
+{
+	struct archive *a = NULL;
+	struct archive_entry *e = NULL;
+	ssize_t n;
+	int rc = -1;
+
+	if (o->compression != MC_COMP_NONE) {
+		a = archive_write_new();
+		e = archive_entry_new();
+		if (a == NULL || e == NULL) {
+			snprintf(err, errlen, "archive: %s", strerror(ENOMEM));
+			goto out;
+		}
+		archive_write_set_format_raw(a);
+		if (set_filter(a, o, err, errlen) < 0)
+			goto out;
+		archive_write_set_bytes_per_block(a, 64 * 1024);
+		archive_write_set_bytes_in_last_block(a, 1);
+		archive_entry_set_pathname(e, "-");
+		archive_entry_set_filetype(e, AE_IFREG);
+		archive_entry_set_perm(e, 0644);
+		if (archive_write_open(a, s, NULL, sink_write, NULL) != ARCHIVE_OK ||
+		    archive_write_header(a, e) != ARCHIVE_OK) {
+			snprintf(err, errlen, "output: %s", archive_error_string(a));
+			goto out;
+		}
+	}
+	for (;;) {
+		n = read(STDIN_FILENO, buf, IOBUF);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			snprintf(err, errlen, "standard input: %s", strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (a ? archive_write_data(a, buf, (size_t)n) < 0 : sink_feed(s, buf, (size_t)n) < 0) {
+			snprintf(err, errlen, "output: %s", a ? archive_error_string(a) : strerror(s->err));
+			goto out;
+		}
+	}
+	if (a && archive_write_close(a) != ARCHIVE_OK) {
+		snprintf(err, errlen, "output: %s", archive_error_string(a));
+		goto out;
+	}
+	rc = 0;
+out:
+	archive_entry_free(e);
+	if (a)
+		archive_write_free(a);
+	return rc;
+}
+
+/* Copies n bytes of in at 0 to out at off, in the kernel when it can. */
+static int copy_payload(int in, int out, uint64_t n, uint64_t off, uint8_t *buf)
+{
+	loff_t ioff = 0, ooff = (loff_t)off;
+	int kernel = 1;
+
+	while (n > 0) {
+		ssize_t r;
+		if (kernel) {
+			r = copy_file_range(in, &ioff, out, &ooff, n > (1u << 30) ? (1u << 30) : n, 0);
+			if (r < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL)) {
+				kernel = 0;
+				continue;
+			}
+		} else {
+			r = pread(in, buf, n > IOBUF ? IOBUF : n, ioff);
+			if (r > 0) {
+				ssize_t w = 0;
+				while (w < r) {
+					ssize_t k = pwrite(out, buf + w, (size_t)(r - w), ooff + w);
+					if (k < 0) {
+						if (errno == EINTR)
+							continue;
+						return -1;
+					}
+					w += k;
+				}
+				ioff += r;
+				ooff += r;
+			}
+		}
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0) {
+			errno = EIO;
+			return -1;
+		}
+		n -= (uint64_t)r;
+	}
+	return 0;
+}
+
+static char *temp_path(const char *output)
+{
+	char *a = strdup(output), *b = strdup(output), *t = NULL;
+
+	if (a && b) {
+		const char *dir = dirname(a), *base = basename(b);
+		size_t n = strlen(dir) + strlen(base) + 16;
+		t = malloc(n);
+		if (t)
+			snprintf(t, n, "%s/.%s.XXXXXX", dir, base);
+	}
+	free(a);
+	free(b);
+	return t;
+}
+
+static void fsync_dir(const char *path)
+{
+	char *a = strdup(path);
+	int fd;
+
+	if (a == NULL)
+		return;
+	fd = open(dirname(a), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	free(a);
+}
+
+static int valid_text(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 0;
+	return 1;
+}
+
+int mc_pkg_create(const struct mc_pkg_create_opts *o, uint8_t id[MC_ID_LEN], char *err, size_t errlen)
+{
+	struct entlist l = {0};
+	struct sink s = {.fd = -1};
+	struct mc_manifest m;
+	struct mc_pkg_layout lay;
+	char *tmp = NULL, *tmp2 = NULL;
+	uint8_t *buf = NULL;
+	int raw = o->npaths == 1 && strcmp(o->paths[0], "-") == 0;
+	int fd2 = -1, rc = -1;
+	mode_t um;
+
+	memset(&m, 0, sizeof m);
+	if (o->npaths == 0) {
+		snprintf(err, errlen, "nothing to pack: no PATH given");
+		return -1;
+	}
+	for (unsigned i = 0; i < o->npaths && !raw; i++)
+		if (strcmp(o->paths[i], "-") == 0) {
+			snprintf(err, errlen, "-: standard input can only be packed alone");
+			return -1;
+		}
+	/* Name: given, or the output's base name without .mcpkg. */
+	if (o->name) {
+		snprintf(m.name, sizeof m.name, "%s", o->name);
+	} else {
+		const char *b = strrchr(o->output, '/');
+		b = b ? b + 1 : o->output;
+		size_t n = strlen(b);
+		if (n > 6 && strcmp(b + n - 6, ".mcpkg") == 0)
+			n -= 6;
+		snprintf(m.name, sizeof m.name, "%.*s", (int)(n > MC_NAME_MAX ? MC_NAME_MAX : n), b);
+	}
+	snprintf(m.version, sizeof m.version, "%s", o->version ? o->version : "");
+	if ((o->name && strlen(o->name) > MC_NAME_MAX) || (o->version && strlen(o->version) > MC_NAME_MAX)) {
+		snprintf(err, errlen, "%s: longer than %d bytes", o->name && strlen(o->name) > MC_NAME_MAX ? "name" : "version",
+			 MC_NAME_MAX);
+		return -1;
+	}
+	if (!valid_text(m.name) || !valid_text(m.version)) {
+		snprintf(err, errlen, "%s: control characters are not allowed", valid_text(m.name) ? "version" : "name");
+		return -1;
+	}
+	if (o->chunk_size < MC_CHUNK_MIN || o->chunk_size > MC_CHUNK_MAX) {
+		snprintf(err, errlen, "chunk size %u: out of range", o->chunk_size);
+		return -1;
+	}
+	if (!raw && collect(o, &l, err, errlen) < 0)
+		goto out;
+
+	buf = malloc(IOBUF);
+	s.whole = XXH3_createState();
+	s.chunk = XXH3_createState();
+	tmp = temp_path(o->output);
+	if (buf == NULL || s.whole == NULL || s.chunk == NULL || tmp == NULL) {
+		snprintf(err, errlen, "%s: %s", o->output, strerror(ENOMEM));
+		goto out;
+	}
+	XXH3_128bits_reset(s.whole);
+	XXH3_128bits_reset(s.chunk);
+	s.chunk_size = o->chunk_size;
+	s.fd = mkostemp(tmp, O_CLOEXEC);
+	if (s.fd < 0) {
+		snprintf(err, errlen, "%s: cannot create a temporary file beside it: %s", o->output, strerror(errno));
+		free(tmp);
+		tmp = NULL;
+		goto out;
+	}
+	if ((raw ? write_raw(o, &s, buf, err, errlen) : write_tree(o, &l, &s, buf, err, errlen)) < 0) {
+		if (s.err) /* the output failed, whatever libarchive said */
+			snprintf(err, errlen, "%s: %s", o->output, strerror(s.err));
+		goto out;
+	}
+	if (sink_end(&s) < 0) {
+		snprintf(err, errlen, "%s: %s", o->output, strerror(s.err));
+		goto out;
+	}
+
+	m.ctime = o->mtime >= 0 ? (uint64_t)o->mtime : (uint64_t)time(NULL);
+	m.compression = (uint8_t)o->compression;
+	m.kind = raw ? MC_KIND_RAW : MC_KIND_TAR;
+	m.chunk_size = o->chunk_size;
+	m.payload_size = s.total;
+	m.nchunks = (uint32_t)s.ndig;
+	if (s.ndig > UINT32_MAX) {
+		snprintf(err, errlen, "%s: too many chunks; use a larger --chunk-size", o->output);
+		goto out;
+	}
+	mc_digest_final(s.whole, m.payload_digest);
+	if (mc_manifest_encode(&m, s.digests, err, errlen) < 0)
+		goto out;
+	mc_manifest_layout(&m, &lay);
+
+	/* Make room for header and manifest in front of the payload without copying it when the file system can. */
+	if (s.total > 0 && fallocate(s.fd, FALLOC_FL_INSERT_RANGE, 0, (off_t)lay.payload_off) < 0) {
+		tmp2 = temp_path(o->output);
+		if (tmp2 == NULL || (fd2 = mkostemp(tmp2, O_CLOEXEC)) < 0) {
+			snprintf(err, errlen, "%s: cannot create a temporary file beside it: %s", o->output,
+				 strerror(tmp2 ? errno : ENOMEM));
+			free(tmp2);
+			tmp2 = NULL;
+			goto out;
+		}
+		if (copy_payload(s.fd, fd2, s.total, lay.payload_off, buf) < 0) {
+			snprintf(err, errlen, "%s: %s", o->output, strerror(errno));
+			goto out;
+		}
+		close(s.fd);
+		s.fd = fd2;
+		fd2 = -1;
+		unlink(tmp);
+		free(tmp);
+		tmp = tmp2;
+		tmp2 = NULL;
+	}
+	um = umask(0);
+	umask(um);
+	if (mc_pkg_write_head(s.fd, &m) < 0 || fchmod(s.fd, 0666 & ~um) < 0 || fsync(s.fd) < 0) {
+		snprintf(err, errlen, "%s: %s", o->output, strerror(errno));
+		goto out;
+	}
+	if (close(s.fd) < 0) {
+		s.fd = -1;
+		snprintf(err, errlen, "%s: %s", o->output, strerror(errno));
+		goto out;
+	}
+	s.fd = -1;
+	if (rename(tmp, o->output) < 0) {
+		snprintf(err, errlen, "%s: %s", o->output, strerror(errno));
+		goto out;
+	}
+	free(tmp);
+	tmp = NULL;
+	fsync_dir(o->output);
+	memcpy(id, m.id, MC_ID_LEN);
+	rc = 0;
+out:
+	if (s.fd >= 0)
+		close(s.fd);
+	if (fd2 >= 0)
+		close(fd2);
+	if (tmp)
+		unlink(tmp);
+	if (tmp2)
+		unlink(tmp2);
+	free(tmp);
+	free(tmp2);
+	free(buf);
+	free(s.digests);
+	XXH3_freeState(s.whole);
+	XXH3_freeState(s.chunk);
+	mc_manifest_free(&m);
+	ent_free(&l);
+	return rc;
+}

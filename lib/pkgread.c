@@ -1,0 +1,461 @@
+/* Reading packages: verify every chunk, list entries, extract securely or to a file descriptor. */
+#include "pkg.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+void mc_pkg_chunk_range(const struct mc_pkg *p, uint32_t i, uint64_t *first, uint64_t *last)
+{
+	*first = p->l.payload_off + mc_manifest_chunk_off(&p->m, i);
+	*last = *first + mc_manifest_chunk_len(&p->m, i) - 1;
+}
+
+const char *mc_pkg_raw_name(const struct mc_manifest *m)
+{
+	const char *n = m->name;
+
+	if (*n == '\0' || strcmp(n, ".") == 0 || strcmp(n, "..") == 0 || strchr(n, '/') != NULL)
+		return "image";
+	for (; *n; n++)
+		if ((unsigned char)*n < 0x20 || *n == 0x7f)
+			return "image";
+	return m->name;
+}
+
+long mc_pkg_verify(const struct mc_pkg *p, const struct mc_pkg_verify_cb *cb, uint8_t *buf,
+		   int *payload_ok, char *err, size_t errlen)
+{
+	XXH3_state_t *whole = XXH3_createState();
+	uint8_t d[MC_DIGEST_LEN];
+	uint64_t done = 0;
+	long bad = 0;
+
+	*payload_ok = 0;
+	if (whole == NULL) {
+		snprintf(err, errlen, "%s: %s", p->path, strerror(ENOMEM));
+		return -1;
+	}
+	XXH3_128bits_reset(whole);
+	posix_fadvise(p->fd, (off_t)p->l.payload_off, 0, POSIX_FADV_SEQUENTIAL);
+	for (uint32_t i = 0; i < p->m.nchunks; i++) {
+		uint32_t len = mc_manifest_chunk_len(&p->m, i);
+		int r = mc_pkg_check_chunk(p, i, buf);
+		if (r < 0) {
+			snprintf(err, errlen, "%s: %s", p->path, strerror(errno));
+			XXH3_freeState(whole);
+			return -1;
+		}
+		if (r == 0) {
+			bad++;
+			if (cb && cb->bad)
+				cb->bad(cb->arg, i);
+		} else if (bad == 0) {
+			XXH3_128bits_update(whole, buf, len);
+		}
+		done += len;
+		if (cb && cb->progress)
+			cb->progress(cb->arg, done);
+	}
+	if (bad == 0) {
+		mc_digest_final(whole, d);
+		*payload_ok = memcmp(d, p->m.payload_digest, MC_DIGEST_LEN) == 0;
+	}
+	XXH3_freeState(whole);
+	return bad;
+}
+
+/* The payload as libarchive input: whole chunks, each checked before it is handed over. */
+struct rd {
+	const struct mc_pkg *p;
+	uint8_t *buf;
+	uint32_t next;
+	XXH3_state_t *whole;
+	int damaged, ioerr, done;
+	char why[256];
+};
+
+/* Next verified chunk: returns its length, 0 at the end, -1 on damage or error (why set). */
+static ssize_t rd_next(struct rd *r)
+{
+	const struct mc_pkg *p = r->p;
+	uint8_t d[MC_DIGEST_LEN];
+
+	if (r->damaged || r->ioerr)
+		return -1;
+	if (r->next >= p->m.nchunks) {
+		if (!r->done) {
+			r->done = 1;
+			mc_digest_final(r->whole, d);
+			if (memcmp(d, p->m.payload_digest, MC_DIGEST_LEN) != 0) {
+				r->damaged = 1;
+				snprintf(r->why, sizeof r->why, "%s: payload digest does not match the manifest", p->path);
+				return -1;
+			}
+		}
+		return 0;
+	}
+	uint32_t i = r->next, len = mc_manifest_chunk_len(&p->m, i);
+	int c = mc_pkg_check_chunk(p, i, r->buf);
+	if (c < 0) {
+		r->ioerr = errno;
+		snprintf(r->why, sizeof r->why, "%s: %s", p->path, strerror(errno));
+		return -1;
+	}
+	if (c == 0) {
+		uint64_t a, b;
+		mc_pkg_chunk_range(p, i, &a, &b);
+		r->damaged = 1;
+		snprintf(r->why, sizeof r->why, "%s: chunk %u (bytes %llu-%llu): damaged or missing", p->path, i,
+			 (unsigned long long)a, (unsigned long long)b);
+		return -1;
+	}
+	XXH3_128bits_update(r->whole, r->buf, len);
+	r->next++;
+	return len;
+}
+
+static la_ssize_t rd_read(struct archive *a, void *arg, const void **out)
+{
+	struct rd *r = arg;
+	ssize_t n = rd_next(r);
+
+	if (n < 0) {
+		archive_set_error(a, r->damaged ? EBADMSG : r->ioerr, "%s", r->why);
+		return -1;
+	}
+	*out = r->buf;
+	return n;
+}
+
+static int rd_init(struct rd *r, const struct mc_pkg *p, char *err, size_t errlen)
+{
+	memset(r, 0, sizeof *r);
+	r->p = p;
+	r->buf = malloc(p->m.chunk_size);
+	r->whole = XXH3_createState();
+	if (r->buf == NULL || r->whole == NULL) {
+		free(r->buf);
+		XXH3_freeState(r->whole);
+		snprintf(err, errlen, "%s: %s", p->path, strerror(ENOMEM));
+		errno = ENOMEM;
+		return -1;
+	}
+	XXH3_128bits_reset(r->whole);
+	posix_fadvise(p->fd, (off_t)p->l.payload_off, 0, POSIX_FADV_SEQUENTIAL);
+	return 0;
+}
+
+static void rd_free(struct rd *r)
+{
+	free(r->buf);
+	XXH3_freeState(r->whole);
+}
+
+/* Checks the chunks libarchive did not need (after the end-of-archive marker). */
+static int rd_drain(struct rd *r)
+{
+	ssize_t n;
+
+	while ((n = rd_next(r)) > 0)
+		;
+	return n < 0 ? -1 : 0;
+}
+
+/* Sets err and errno after a failure, preferring what the reader saw over libarchive's words. */
+static int rd_fail(struct rd *r, struct archive *a, const char *fallback, char *err, size_t errlen)
+{
+	if (r->damaged || r->ioerr) {
+		snprintf(err, errlen, "%s", r->why);
+		errno = r->damaged ? EBADMSG : r->ioerr;
+	} else {
+		const char *s = a ? archive_error_string(a) : NULL;
+		snprintf(err, errlen, "%s: %s", r->p->path, s ? s : fallback);
+		errno = EPROTO;
+	}
+	return -1;
+}
+
+static struct archive *rd_open(struct rd *r, int raw)
+{
+	struct archive *a = archive_read_new();
+
+	if (a == NULL)
+		return NULL;
+	archive_read_support_filter_all(a);
+	if (raw)
+		archive_read_support_format_raw(a);
+	else
+		archive_read_support_format_tar(a);
+	if (archive_read_open(a, r, NULL, rd_read, NULL) != ARCHIVE_OK) {
+		/* Keep a so the caller can read the error. */
+	}
+	return a;
+}
+
+int mc_pkg_list(const struct mc_pkg *p, void (*fn)(void *arg, struct archive_entry *e), void *arg,
+		char *err, size_t errlen)
+{
+	struct archive *a = NULL;
+	struct archive_entry *e;
+	struct rd r;
+	int rc = -1, s;
+
+	if (rd_init(&r, p, err, errlen) < 0)
+		return -1;
+	if (p->m.kind == MC_KIND_RAW) {
+		if (rd_drain(&r) < 0) {
+			rc = rd_fail(&r, NULL, "", err, errlen);
+			goto out;
+		}
+		e = archive_entry_new();
+		archive_entry_set_pathname(e, mc_pkg_raw_name(&p->m));
+		archive_entry_set_filetype(e, AE_IFREG);
+		archive_entry_set_perm(e, 0644);
+		archive_entry_set_mtime(e, (time_t)p->m.ctime, 0);
+		if (p->m.compression == MC_COMP_NONE)
+			archive_entry_set_size(e, (la_int64_t)p->m.payload_size);
+		fn(arg, e);
+		archive_entry_free(e);
+		rc = 0;
+		goto out;
+	}
+	a = rd_open(&r, 0);
+	if (a == NULL) {
+		rc = rd_fail(&r, NULL, "out of memory", err, errlen);
+		goto out;
+	}
+	while ((s = archive_read_next_header(a, &e)) == ARCHIVE_OK || s == ARCHIVE_WARN) {
+		fn(arg, e);
+		if (archive_read_data_skip(a) != ARCHIVE_OK) {
+			rc = rd_fail(&r, a, "cannot read data", err, errlen);
+			goto out;
+		}
+	}
+	if (s != ARCHIVE_EOF || rd_drain(&r) < 0) {
+		rc = rd_fail(&r, a, "cannot read payload", err, errlen);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (a)
+		archive_read_free(a);
+	rd_free(&r);
+	return rc;
+}
+
+static int write_all(int fd, const void *buf, size_t n)
+{
+	const uint8_t *q = buf;
+
+	while (n > 0) {
+		ssize_t w = write(fd, q, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		q += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int mc_pkg_extract_fd(const struct mc_pkg *p, int fd, char *err, size_t errlen)
+{
+	struct archive *a = NULL;
+	struct archive_entry *e;
+	struct rd r;
+	uint8_t *out = NULL;
+	ssize_t n;
+	int rc = -1;
+
+	if (rd_init(&r, p, err, errlen) < 0)
+		return -1;
+	if (p->m.compression == MC_COMP_NONE) {
+		/* Nothing to decode: the verified chunks are the payload. */
+		while ((n = rd_next(&r)) > 0)
+			if (write_all(fd, r.buf, (size_t)n) < 0) {
+				snprintf(err, errlen, "output: %s", strerror(errno));
+				goto out;
+			}
+		if (n < 0)
+			rc = rd_fail(&r, NULL, "", err, errlen);
+		else
+			rc = 0;
+		goto out;
+	}
+	out = malloc(1 << 20);
+	a = rd_open(&r, 1);
+	if (a == NULL || out == NULL) {
+		rc = rd_fail(&r, NULL, "out of memory", err, errlen);
+		goto out;
+	}
+	int s = archive_read_next_header(a, &e);
+	if (s == ARCHIVE_OK || s == ARCHIVE_WARN) {
+		while ((n = archive_read_data(a, out, 1 << 20)) > 0)
+			if (write_all(fd, out, (size_t)n) < 0) {
+				snprintf(err, errlen, "output: %s", strerror(errno));
+				goto out;
+			}
+		if (n < 0) {
+			rc = rd_fail(&r, a, "cannot decode payload", err, errlen);
+			goto out;
+		}
+	} else if (s != ARCHIVE_EOF) {
+		rc = rd_fail(&r, a, "cannot decode payload", err, errlen);
+		goto out;
+	}
+	if (rd_drain(&r) < 0) {
+		rc = rd_fail(&r, NULL, "", err, errlen);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (a)
+		archive_read_free(a);
+	free(out);
+	rd_free(&r);
+	return rc;
+}
+
+static int extract_raw(const struct mc_pkg *p, int dirfd, char *err, size_t errlen)
+{
+	const char *name = mc_pkg_raw_name(&p->m);
+	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0666);
+	int rc;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", name, strerror(errno));
+		return -1;
+	}
+	rc = mc_pkg_extract_fd(p, fd, err, errlen);
+	if (close(fd) < 0 && rc == 0) {
+		snprintf(err, errlen, "%s: %s", name, strerror(errno));
+		rc = -1;
+	}
+	return rc;
+}
+
+int mc_pkg_extract(const struct mc_pkg *p, const char *dir,
+		   void (*refused)(void *arg, const char *path, const char *why), void *arg,
+		   unsigned *nrefused, char *err, size_t errlen)
+{
+	int flags = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_ACL |
+		    ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_FFLAGS | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+		    ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS;
+	struct archive *a = NULL, *w = NULL;
+	struct archive_entry *e;
+	int saved = -1, dirfd = -1, rc = -1, s;
+	struct rd r;
+	int have_rd = 0;
+
+	*nrefused = 0;
+	if (geteuid() == 0)
+		flags |= ARCHIVE_EXTRACT_OWNER;
+	if (mkdir(dir, 0777) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (p->m.kind == MC_KIND_RAW) {
+		rc = extract_raw(p, dirfd, err, errlen);
+		close(dirfd);
+		return rc;
+	}
+	saved = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (saved < 0 || fchdir(dirfd) < 0) {
+		snprintf(err, errlen, "%s: %s", saved < 0 ? "." : dir, strerror(errno));
+		goto out;
+	}
+	if (rd_init(&r, p, err, errlen) < 0)
+		goto out;
+	have_rd = 1;
+	a = rd_open(&r, 0);
+	w = archive_write_disk_new();
+	if (a == NULL || w == NULL) {
+		rc = rd_fail(&r, NULL, "out of memory", err, errlen);
+		goto out;
+	}
+	archive_write_disk_set_options(w, flags);
+	archive_write_disk_set_standard_lookup(w);
+	while ((s = archive_read_next_header(a, &e)) == ARCHIVE_OK || s == ARCHIVE_WARN) {
+		const char *path = archive_entry_pathname(e);
+		int h = archive_write_header(w, e);
+		if (h == ARCHIVE_FATAL) {
+			snprintf(err, errlen, "%s/%s: %s", dir, path, archive_error_string(w));
+			goto out;
+		}
+		if (h < ARCHIVE_WARN) {
+			/* Refused (absolute, "..", through a symlink) or not creatable: skip its data. */
+			(*nrefused)++;
+			if (refused)
+				refused(arg, path, archive_error_string(w));
+			if (archive_read_data_skip(a) != ARCHIVE_OK) {
+				rc = rd_fail(&r, a, "cannot read data", err, errlen);
+				goto out;
+			}
+			continue;
+		}
+		if (archive_entry_size(e) > 0) {
+			const void *buf;
+			size_t len;
+			la_int64_t off;
+			while ((s = archive_read_data_block(a, &buf, &len, &off)) == ARCHIVE_OK)
+				if (archive_write_data_block(w, buf, len, off) < ARCHIVE_WARN) {
+					snprintf(err, errlen, "%s/%s: %s", dir, path, archive_error_string(w));
+					goto out;
+				}
+			if (s != ARCHIVE_EOF) {
+				rc = rd_fail(&r, a, "cannot read data", err, errlen);
+				goto out;
+			}
+		}
+		if (archive_write_finish_entry(w) < ARCHIVE_WARN) {
+			snprintf(err, errlen, "%s/%s: %s", dir, path, archive_error_string(w));
+			goto out;
+		}
+	}
+	if (s != ARCHIVE_EOF) {
+		rc = rd_fail(&r, a, "cannot read payload", err, errlen);
+		goto out;
+	}
+	if (archive_write_close(w) < ARCHIVE_WARN) {
+		snprintf(err, errlen, "%s: %s", dir, archive_error_string(w));
+		goto out;
+	}
+	if (rd_drain(&r) < 0) {
+		rc = rd_fail(&r, NULL, "", err, errlen);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (a)
+		archive_read_free(a);
+	if (w)
+		archive_write_free(w);
+	if (have_rd)
+		rd_free(&r);
+	if (saved >= 0) {
+		int e2 = errno;
+		if (fchdir(saved) < 0 && rc == 0) {
+			snprintf(err, errlen, "working directory: %s", strerror(errno));
+			rc = -1;
+		}
+		close(saved);
+		errno = e2;
+	}
+	close(dirfd);
+	return rc;
+}
