@@ -1,0 +1,722 @@
+/* Repair logic: which chunks are missing, which source next, verify, write, save state; see repair.h. */
+#include "repair.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BACKOFF_BASE_MS 250
+#define BACKOFF_CAP_MS 30000
+#define RETRY_AFTER_MAX_MS (10 * 60 * 1000) /* a source asking for longer is dropped for this run */
+#define MAX_ATTEMPTS 5
+#define SAVE_EVERY_MS 1000
+#define PIECE_MAX (32ull << 20)
+#define LOCAL_ERR (-10)
+
+/* Assembly of the chunk a transfer slot is receiving. */
+struct asm_slot {
+	int64_t chunk; /* -1: none */
+	uint32_t fill;
+	uint8_t *buf;
+};
+
+struct run {
+	const struct mc_repair_opts *o;
+	struct mc_repair_result *res;
+	int fd;
+	int in_place;
+	struct mc_manifest m;
+	int have_m;
+	struct mc_pkg_layout l;
+	uint8_t **bad;          /* per source: chunks it served wrong */
+	unsigned cur;           /* source being fetched from */
+	struct asm_slot *slots;
+	unsigned nslots;
+	uint64_t last_save_ms;
+	int dirty;
+	uint64_t rng;
+	char *err;
+	size_t errlen;
+	int failed;             /* local error inside the sink */
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint32_t rnd32(struct run *r)
+{
+	/* xorshift64*: jitter only, seeded from getrandom. */
+	r->rng ^= r->rng >> 12;
+	r->rng ^= r->rng << 25;
+	r->rng ^= r->rng >> 27;
+	return (uint32_t)((r->rng * 2685821657736338717ull) >> 32);
+}
+
+static void scopy(char *d, size_t n, const char *s)
+{
+	size_t k = strnlen(s, n - 1);
+
+	memcpy(d, s, k);
+	d[k] = '\0';
+}
+
+static int stopped(const struct run *r)
+{
+	return r->o->stop && *r->o->stop;
+}
+
+static void nap(struct run *r, uint64_t ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	while (!stopped(r)) {
+		uint64_t t = now_ms();
+		if (t >= end)
+			break;
+		uint64_t d = end - t < 100 ? end - t : 100;
+		struct timespec ts = {(time_t)(d / 1000), (long)(d % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static uint64_t chunk_bytes(const struct run *r, int have);
+
+static void emit(struct run *r, enum mc_repair_ev_type type, const char *source, const char *msg,
+		 uint32_t chunk, uint64_t delay_ms)
+{
+	struct mc_repair_event ev = {0};
+	const struct mc_state *st = &r->res->st;
+
+	if (r->o->event == NULL)
+		return;
+	ev.type = type;
+	ev.source = source;
+	ev.msg = msg;
+	ev.chunk = chunk;
+	ev.delay_ms = delay_ms;
+	if (r->have_m && st->have) {
+		ev.nchunks = r->m.nchunks;
+		ev.have = st->nhave;
+		ev.need = r->m.nchunks - st->nhave;
+		ev.bytes_need = r->res->bytes_need;
+		ev.bytes_have = chunk_bytes(r, 1);
+	}
+	for (unsigned i = 0; i < r->res->nsrc; i++) {
+		struct mc_source_stats ss;
+		if (r->res->handles[i]) {
+			mc_source_get_stats(r->res->handles[i], &ss);
+			ev.bytes_fetched += ss.bytes;
+		}
+	}
+	r->o->event(r->o->ctx, &ev);
+}
+
+size_t mc_repair_ranges(const struct mc_manifest *m, const uint8_t *want, uint64_t max_len, struct mc_range *out)
+{
+	struct mc_pkg_layout l;
+	size_t n = 0;
+
+	mc_manifest_layout(m, &l);
+	for (uint32_t i = 0; i < m->nchunks; i++) {
+		if (!((want[i >> 3] >> (i & 7)) & 1))
+			continue;
+		uint64_t off = l.payload_off + mc_manifest_chunk_off(m, i);
+		uint32_t len = mc_manifest_chunk_len(m, i);
+		if (n > 0 && out[n - 1].off + out[n - 1].len == off && out[n - 1].len + len <= max_len)
+			out[n - 1].len += len;
+		else
+			out[n++] = (struct mc_range){off, len};
+	}
+	return n;
+}
+
+uint64_t mc_repair_backoff_ms(unsigned attempt, uint64_t base_ms, uint64_t cap_ms, uint64_t retry_after_ms, uint32_t rnd)
+{
+	uint64_t d = base_ms;
+
+	for (unsigned i = 0; i < attempt && d < cap_ms; i++)
+		d *= 2;
+	if (d > cap_ms)
+		d = cap_ms;
+	d = d / 2 + (uint64_t)(((double)rnd / 4294967296.0) * (double)(d - d / 2));
+	return d < retry_after_ms ? retry_after_ms : d;
+}
+
+char *mc_repair_list_missing(const struct mc_state *st, char *buf, size_t len)
+{
+	size_t n = 0;
+	uint32_t i = 0;
+
+	if (len == 0)
+		return buf;
+	buf[0] = '\0';
+	while (i < st->nchunks) {
+		if (mc_state_has(st, i)) {
+			i++;
+			continue;
+		}
+		uint32_t j = i;
+		while (j + 1 < st->nchunks && !mc_state_has(st, j + 1))
+			j++;
+		char item[32];
+		int k = j > i ? snprintf(item, sizeof item, "%s%" PRIu32 "-%" PRIu32, n ? "," : "", i, j)
+			      : snprintf(item, sizeof item, "%s%" PRIu32, n ? "," : "", i);
+		if (n + (size_t)k + 4 >= len) {
+			snprintf(buf + n, len - n, "%s", len - n > 4 ? ",..." : "");
+			return buf;
+		}
+		memcpy(buf + n, item, (size_t)k + 1);
+		n += (size_t)k;
+		i = j + 1;
+	}
+	return buf;
+}
+
+/* Makes the state durable: data first, then the map (as mcast-recv does). */
+static int save_state(struct run *r, int force)
+{
+	uint64_t t = now_ms();
+
+	if (!r->dirty || (!force && t - r->last_save_ms < SAVE_EVERY_MS))
+		return 0;
+	if (fdatasync(r->fd) < 0) {
+		snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", strerror(errno));
+		return -1;
+	}
+	if (!r->in_place && mc_state_save(r->o->pkg, &r->res->st, r->err, r->errlen) < 0)
+		return -1;
+	r->last_save_ms = t;
+	r->dirty = 0;
+	return 0;
+}
+
+static int chunk_done(struct run *r, uint32_t i, const uint8_t *buf)
+{
+	struct mc_repair_src_summary *ss = &r->res->src[r->cur];
+	uint32_t len = mc_manifest_chunk_len(&r->m, i);
+	uint64_t off = r->l.payload_off + mc_manifest_chunk_off(&r->m, i);
+	uint8_t d[MC_DIGEST_LEN];
+
+	mc_digest(buf, len, d);
+	if (memcmp(d, r->m.digests + (size_t)i * MC_DIGEST_LEN, MC_DIGEST_LEN) != 0) {
+		r->bad[r->cur][i >> 3] |= (uint8_t)(1u << (i & 7));
+		ss->chunks_bad++;
+		emit(r, MC_REPAIR_EV_BAD, ss->name, "digest mismatch", i, 0);
+		return 0;
+	}
+	for (uint32_t done = 0; done < len;) {
+		ssize_t w = pwrite(r->fd, buf + done, len - done, (off_t)(off + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part",
+				 strerror(w < 0 ? errno : ENOSPC));
+			return -1;
+		}
+		done += (uint32_t)w;
+	}
+	mc_state_set(&r->res->st, i);
+	r->dirty = 1;
+	ss->chunks_ok++;
+	r->res->fetched++;
+	emit(r, MC_REPAIR_EV_CHUNK, ss->name, NULL, i, 0);
+	return save_state(r, 0);
+}
+
+static int wanted(const struct run *r, uint32_t i)
+{
+	return !mc_state_has(&r->res->st, i) && !((r->bad[r->cur][i >> 3] >> (i & 7)) & 1);
+}
+
+/* Sink of the sources: assembles whole chunks per transfer slot, then verifies and writes them. */
+static int sink(void *ctx, unsigned slot, uint64_t off, const uint8_t *p, size_t n)
+{
+	struct run *r = ctx;
+	struct asm_slot *a;
+	uint64_t pend = r->l.payload_off + r->m.payload_size;
+
+	if (slot >= r->nslots || stopped(r))
+		return -1;
+	a = &r->slots[slot];
+	while (n > 0) {
+		if (off < r->l.payload_off) { /* header and manifest: not ours to take here */
+			size_t k = r->l.payload_off - off < n ? (size_t)(r->l.payload_off - off) : n;
+			off += k;
+			p += k;
+			n -= k;
+			a->chunk = -1;
+			continue;
+		}
+		if (off >= pend)
+			return 0;
+		uint64_t rel = off - r->l.payload_off;
+		uint32_t i = (uint32_t)(rel / r->m.chunk_size);
+		uint32_t within = (uint32_t)(rel - (uint64_t)i * r->m.chunk_size);
+		uint32_t clen = mc_manifest_chunk_len(&r->m, i);
+		if (a->chunk != (int64_t)i || a->fill != within) {
+			if (within != 0) { /* joined mid-chunk: this chunk cannot be completed here */
+				size_t k = clen - within < n ? clen - within : n;
+				off += k;
+				p += k;
+				n -= k;
+				a->chunk = -1;
+				continue;
+			}
+			a->chunk = i;
+			a->fill = 0;
+		}
+		size_t k = clen - a->fill < n ? clen - a->fill : n;
+		int want = wanted(r, i);
+		if (want)
+			memcpy(a->buf + a->fill, p, k);
+		a->fill += (uint32_t)k;
+		off += k;
+		p += k;
+		n -= k;
+		if (a->fill == clen) {
+			a->chunk = -1;
+			if (want && chunk_done(r, i, a->buf) < 0) {
+				r->failed = 1;
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+static void reset_slots(struct run *r)
+{
+	for (unsigned i = 0; i < r->nslots; i++)
+		r->slots[i].chunk = -1;
+}
+
+static int lock_fd(int fd)
+{
+	return flock(fd, LOCK_EX | LOCK_NB);
+}
+
+/* Adopts a manifest: writes the head, makes an empty map and looks for chunks already in the file. */
+static int adopt_manifest(struct run *r, struct mc_manifest *m, int rescan)
+{
+	r->m = *m;
+	memset(m, 0, sizeof *m);
+	r->have_m = 1;
+	mc_manifest_layout(&r->m, &r->l);
+	if (mc_pkg_write_head(r->fd, &r->m) < 0) {
+		snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", strerror(errno));
+		return -1;
+	}
+	mc_state_free(&r->res->st);
+	if (mc_state_init(&r->res->st, r->m.id, r->m.nchunks) < 0) {
+		snprintf(r->err, r->errlen, "out of memory");
+		return -1;
+	}
+	r->dirty = 1;
+	return rescan;
+}
+
+static uint64_t chunk_bytes(const struct run *r, int have)
+{
+	uint64_t b = 0;
+
+	for (uint32_t i = 0; i < r->m.nchunks; i++)
+		if (mc_state_has(&r->res->st, i) == have)
+			b += mc_manifest_chunk_len(&r->m, i);
+	return b;
+}
+
+static int rescan(struct run *r)
+{
+	uint8_t *buf = malloc(r->m.chunk_size);
+	long n;
+
+	if (buf == NULL) {
+		snprintf(r->err, r->errlen, "out of memory");
+		return -1;
+	}
+	n = mc_state_rescan(r->fd, &r->m, &r->res->st, buf);
+	free(buf);
+	if (n < 0) {
+		snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", strerror(errno));
+		return -1;
+	}
+	if (n > 0)
+		r->dirty = 1;
+	return 0;
+}
+
+/* Opens the local side: PKG.part, PKG, or a new PKG.part. Returns 0 or -1. */
+static int open_local(struct run *r, int *created)
+{
+	char *part = mc_state_part_path(r->o->pkg);
+	struct stat sb;
+	int rc = -1;
+
+	*created = 0;
+	if (part == NULL) {
+		snprintf(r->err, r->errlen, "out of memory");
+		return -1;
+	}
+	if (stat(part, &sb) < 0 && errno == ENOENT && stat(r->o->pkg, &sb) == 0) {
+		if (!S_ISREG(sb.st_mode)) {
+			snprintf(r->err, r->errlen, "%s: not a regular file", r->o->pkg);
+			goto out;
+		}
+		r->in_place = 1;
+		r->fd = open(r->o->pkg, O_RDWR | O_CLOEXEC);
+		if (r->fd < 0) {
+			snprintf(r->err, r->errlen, "%s: %s", r->o->pkg, strerror(errno));
+			goto out;
+		}
+		if (lock_fd(r->fd) < 0) {
+			snprintf(r->err, r->errlen, "%s: in use by another process", r->o->pkg);
+			goto out;
+		}
+	} else {
+		*created = stat(part, &sb) < 0;
+		r->fd = mc_state_open_part(r->o->pkg, r->err, r->errlen);
+		if (r->fd < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	free(part);
+	return rc;
+}
+
+static void describe(const struct mc_manifest *m, char *buf, size_t len)
+{
+	char hex[2 * MC_ID_LEN + 1];
+
+	snprintf(buf, len, "%s%s%s (id %s)", m->name, m->version[0] ? " " : "", m->version, mc_id_hex(m->id, hex));
+}
+
+/* Opens source k: checks its package id, or takes its manifest when there is none yet. Returns 0, 1 (skip it), -1. */
+static int open_source(struct run *r, unsigned k, uint64_t *retry_ms)
+{
+	struct mc_source *s = r->res->handles[k];
+	struct mc_repair_src_summary *ss = &r->res->src[k];
+	struct mc_manifest sm = {0};
+	uint8_t id[MC_ID_LEN];
+	char e[512], mine[600], theirs[600];
+	int rc;
+
+	*retry_ms = 0;
+	rc = mc_source_open(s, id, r->have_m ? NULL : &sm, e, sizeof e);
+	if (rc < 0) {
+		struct mc_source_stats st;
+		mc_source_get_stats(s, &st);
+		*retry_ms = st.retry_after_ms;
+		scopy(ss->reason, sizeof ss->reason, e);
+		return rc;
+	}
+	if (r->have_m) {
+		if (memcmp(id, r->m.id, MC_ID_LEN) != 0) {
+			describe(&r->m, mine, sizeof mine);
+			if (mc_source_open(s, id, &sm, e, sizeof e) == 0) {
+				describe(&sm, theirs, sizeof theirs);
+				mc_manifest_free(&sm);
+			} else {
+				char hex[2 * MC_ID_LEN + 1];
+				snprintf(theirs, sizeof theirs, "package id %s", mc_id_hex(id, hex));
+			}
+			snprintf(ss->reason, sizeof ss->reason, "serves %s, not %s: refused", theirs, mine);
+			ss->state = MC_REPAIR_SRC_REFUSED;
+			emit(r, MC_REPAIR_EV_REFUSED, ss->name, ss->reason, 0, 0);
+			return 1;
+		}
+	} else {
+		describe(&sm, theirs, sizeof theirs);
+		rc = adopt_manifest(r, &sm, 1);
+		if (rc < 0)
+			return LOCAL_ERR;
+		r->res->have_manifest = 1;
+		emit(r, MC_REPAIR_EV_MANIFEST, ss->name, theirs, 0, 0);
+		if (rc == 1 && rescan(r) < 0)
+			return LOCAL_ERR;
+		r->res->bytes_need = chunk_bytes(r, 0);
+		emit(r, MC_REPAIR_EV_LOCAL, NULL, NULL, 0, 0);
+	}
+	ss->state = MC_REPAIR_SRC_OK;
+	emit(r, MC_REPAIR_EV_SOURCE, ss->name, NULL, 0, 0);
+	return 0;
+}
+
+static uint32_t count_wanted(const struct run *r, uint8_t *want)
+{
+	uint32_t n = 0;
+
+	memset(want, 0, (size_t)r->m.nchunks / 8 + 1);
+	for (uint32_t i = 0; i < r->m.nchunks; i++) {
+		if (wanted(r, i)) {
+			want[i >> 3] |= (uint8_t)(1u << (i & 7));
+			n++;
+		}
+	}
+	return n;
+}
+
+/* Takes from source k all it can give. Returns 0, or -1 on a local error. */
+static int use_source(struct run *r, unsigned k)
+{
+	struct mc_source *s = r->res->handles[k];
+	struct mc_repair_src_summary *ss = &r->res->src[k];
+	uint64_t base = r->o->backoff_base_ms ? r->o->backoff_base_ms : BACKOFF_BASE_MS;
+	unsigned maxa = r->o->max_attempts ? r->o->max_attempts : MAX_ATTEMPTS;
+	unsigned attempts = 0;
+	uint8_t *want = NULL;
+	struct mc_range *ranges = NULL;
+	int opened = 0, rc = 0;
+
+	r->cur = k;
+	while (!stopped(r)) {
+		uint64_t retry_ms = 0;
+		int frc;
+		char e[512];
+
+		if (!opened) {
+			frc = open_source(r, k, &retry_ms);
+			if (frc == LOCAL_ERR) {
+				rc = -1;
+				break;
+			}
+			if (frc == 1)
+				break;
+			if (frc == 0) {
+				opened = 1;
+				r->bad[k] = calloc((size_t)r->m.nchunks / 8 + 1, 1);
+				want = malloc((size_t)r->m.nchunks / 8 + 1);
+				ranges = malloc(((size_t)r->m.nchunks + 1) * sizeof *ranges);
+				if (r->bad[k] == NULL || want == NULL || ranges == NULL) {
+					snprintf(r->err, r->errlen, "out of memory");
+					rc = -1;
+					break;
+				}
+				for (unsigned i = 0; i < r->nslots; i++) {
+					if (r->slots[i].buf == NULL && (r->slots[i].buf = malloc(r->m.chunk_size)) == NULL) {
+						snprintf(r->err, r->errlen, "out of memory");
+						rc = -1;
+						break;
+					}
+				}
+				if (rc < 0)
+					break;
+				attempts = 0;
+				continue;
+			}
+			scopy(e, sizeof e, ss->reason);
+		} else {
+			uint32_t nwant = count_wanted(r, want);
+			if (nwant == 0)
+				break;
+			uint64_t need = 0;
+			for (uint32_t i = 0; i < r->m.nchunks; i++)
+				if ((want[i >> 3] >> (i & 7)) & 1)
+					need += mc_manifest_chunk_len(&r->m, i);
+			/* Pieces small enough that -j transfers share a big gap, whole chunks each. */
+			uint64_t piece = need / (r->o->src.parallel ? r->o->src.parallel : 1);
+			piece = piece > PIECE_MAX ? PIECE_MAX : piece;
+			piece = piece < r->m.chunk_size ? r->m.chunk_size : piece;
+			size_t nr = mc_repair_ranges(&r->m, want, piece, ranges);
+			uint32_t before = r->res->st.nhave, badbefore = ss->chunks_bad;
+			reset_slots(r);
+			frc = mc_source_fetch(s, ranges, nr, sink, r, r->o->stop, e, sizeof e);
+			struct mc_source_stats st;
+			mc_source_get_stats(s, &st);
+			ss->bytes = st.bytes;
+			ss->requests = st.requests;
+			if (r->failed) {
+				rc = -1;
+				break;
+			}
+			if (stopped(r))
+				break;
+			int progress = r->res->st.nhave > before || ss->chunks_bad > badbefore;
+			if (frc == 0) {
+				if (progress) {
+					attempts = 0;
+					continue;
+				}
+				snprintf(e, sizeof e, "answered without the requested bytes");
+				frc = MC_SOURCE_TRANSIENT;
+			}
+			if (frc == MC_SOURCE_ABORTED)
+				break;
+			retry_ms = st.retry_after_ms;
+			if (progress)
+				attempts = 0;
+		}
+		scopy(ss->reason, sizeof ss->reason, e);
+		if (frc == MC_SOURCE_PERMANENT) {
+			ss->state = MC_REPAIR_SRC_FAILED;
+			emit(r, MC_REPAIR_EV_ERROR, ss->name, e, 0, 0);
+			break;
+		}
+		if (++attempts >= maxa || retry_ms > RETRY_AFTER_MAX_MS) {
+			ss->state = MC_REPAIR_SRC_FAILED;
+			char g[600];
+			snprintf(g, sizeof g, "%s (gave up after %u attempts)", e, attempts);
+			scopy(ss->reason, sizeof ss->reason, g);
+			emit(r, MC_REPAIR_EV_ERROR, ss->name, g, 0, 0);
+			break;
+		}
+		uint64_t d = mc_repair_backoff_ms(attempts - 1, base, BACKOFF_CAP_MS, retry_ms, rnd32(r));
+		emit(r, MC_REPAIR_EV_ERROR, ss->name, e, 0, d);
+		if (save_state(r, 1) < 0) {
+			rc = -1;
+			break;
+		}
+		nap(r, d);
+	}
+	free(want);
+	free(ranges);
+	return rc;
+}
+
+int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, char *err, size_t errlen)
+{
+	struct run r = {0};
+	char e[512];
+	int rc = -1, created = 0, loaded;
+
+	memset(res, 0, sizeof *res);
+	r.o = o;
+	r.res = res;
+	r.fd = -1;
+	r.err = err;
+	r.errlen = errlen;
+	if (getrandom(&r.rng, sizeof r.rng, 0) != (ssize_t)sizeof r.rng || r.rng == 0)
+		r.rng = (uint64_t)now_ms() * 0x9e3779b97f4a7c15ull | 1;
+	res->nsrc = o->nsources;
+	res->src = calloc(o->nsources + 1, sizeof *res->src);
+	res->handles = calloc(o->nsources + 1, sizeof *res->handles);
+	r.bad = calloc(o->nsources + 1, sizeof *r.bad);
+	r.nslots = o->src.parallel ? o->src.parallel : 1;
+	r.slots = calloc(r.nslots, sizeof *r.slots);
+	if (res->src == NULL || res->handles == NULL || r.bad == NULL || r.slots == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	const char *base = strrchr(o->pkg, '/');
+	base = base ? base + 1 : o->pkg;
+	for (unsigned k = 0; k < o->nsources; k++) {
+		if (mc_source_new(o->sources[k], base, &o->src, &res->handles[k], e, sizeof e) < 0) {
+			snprintf(err, errlen, "%s: %s", o->sources[k], e);
+			goto out;
+		}
+		res->src[k].name = mc_source_name(res->handles[k]);
+	}
+
+	if (open_local(&r, &created) < 0)
+		goto out;
+	res->in_place = r.in_place;
+	r.have_m = mc_state_read_part_manifest(r.fd, &r.m);
+	res->have_manifest = r.have_m;
+	if (r.have_m) {
+		mc_manifest_layout(&r.m, &r.l);
+		loaded = 0;
+		if (!r.in_place) {
+			loaded = mc_state_load(o->pkg, &res->st, e, sizeof e);
+			if (loaded == 1 && (memcmp(res->st.id, r.m.id, MC_ID_LEN) != 0 || res->st.nchunks != r.m.nchunks)) {
+				mc_state_free(&res->st);
+				loaded = 0;
+			}
+		}
+		if (loaded != 1 && mc_state_init(&res->st, r.m.id, r.m.nchunks) < 0) {
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+		if (loaded != 1)
+			r.dirty = 1;
+		/* Chunks written after the last state save are on disk too: look at what the map lacks. */
+		if (rescan(&r) < 0)
+			goto out;
+		res->bytes_need = chunk_bytes(&r, 0);
+	}
+	emit(&r, MC_REPAIR_EV_LOCAL, NULL, NULL, 0, 0);
+	res->had = r.have_m ? res->st.nhave : 0;
+
+	if ((!r.have_m || res->st.nhave < r.m.nchunks) && o->nsources > 0) {
+		if (o->spread_ms > 0) {
+			uint64_t d = (uint64_t)(((double)rnd32(&r) / 4294967296.0) * (double)o->spread_ms);
+			emit(&r, MC_REPAIR_EV_SPREAD, NULL, NULL, 0, d);
+			nap(&r, d);
+		}
+		for (unsigned k = 0; k < o->nsources && !stopped(&r); k++) {
+			if (r.have_m && res->st.nhave == r.m.nchunks)
+				break;
+			if (use_source(&r, k) < 0)
+				goto out;
+		}
+	}
+
+	if (r.have_m) {
+		res->nchunks = r.m.nchunks;
+		res->missing = r.m.nchunks - res->st.nhave;
+		res->bytes_missing = chunk_bytes(&r, 0);
+		mc_manifest_layout(&r.m, &r.l);
+		res->package_size = r.l.file_size;
+	}
+	for (unsigned k = 0; k < res->nsrc; k++)
+		res->bytes_fetched += res->src[k].bytes;
+
+	if (r.have_m && res->missing == 0 && !stopped(&r)) {
+		if (r.in_place) {
+			struct stat sb;
+			if (fstat(r.fd, &sb) < 0 || ((uint64_t)sb.st_size != r.l.file_size &&
+						     ftruncate(r.fd, (off_t)r.l.file_size) < 0) || fsync(r.fd) < 0) {
+				snprintf(err, errlen, "%s: %s", o->pkg, strerror(errno));
+				goto out;
+			}
+		} else if (mc_state_finish(o->pkg, r.fd, &r.m, err, errlen) < 0) {
+			goto out;
+		}
+		rc = 0;
+	} else {
+		if (r.have_m && save_state(&r, 1) < 0)
+			goto out;
+		if (!r.have_m && created) {
+			/* Nothing learned: do not leave an empty PKG.part behind. */
+			char *part = mc_state_part_path(o->pkg);
+			struct stat sb;
+			if (part && fstat(r.fd, &sb) == 0 && sb.st_size == 0)
+				unlink(part);
+			free(part);
+		}
+		rc = 1;
+	}
+out:
+	if (r.fd >= 0)
+		close(r.fd);
+	for (unsigned i = 0; r.slots && i < r.nslots; i++)
+		free(r.slots[i].buf);
+	free(r.slots);
+	for (unsigned k = 0; r.bad && k < o->nsources; k++)
+		free(r.bad[k]);
+	free(r.bad);
+	if (r.have_m)
+		mc_manifest_free(&r.m);
+	return rc;
+}
+
+void mc_repair_result_free(struct mc_repair_result *res)
+{
+	for (unsigned k = 0; res->handles && k < res->nsrc; k++)
+		mc_source_free(res->handles[k]);
+	free(res->handles);
+	free(res->src);
+	mc_state_free(&res->st);
+	memset(res, 0, sizeof *res);
+}
