@@ -453,3 +453,34 @@ int mc_sender_event(struct mc_sender *s, unsigned *peer, unsigned *kind)
 	*kind = q.kind;
 	return 1;
 }
+
+int mc_sender_datagrams(struct mc_fec *f, uint32_t session, uint16_t symsize, const struct mc_sender_job *job,
+			uint8_t *block, uint8_t *repair, uint8_t (*hdr)[MC_WIRE_DATA_HDR], const uint8_t **sym)
+{
+	uint8_t *src[MC_RS_MAX], *out[MC_RS_MAX], esi[MC_RS_MAX];
+	int nrep = 0;
+	struct mc_data d;
+
+	for (unsigned i = 0; i < job->b.k; i++)
+		src[i] = block + (size_t)i * symsize;
+	for (unsigned i = 0; i < job->n; i++) {
+		if (job->esi[i] < job->b.k) {
+			sym[i] = src[job->esi[i]];
+		} else {
+			out[nrep] = repair + (size_t)i * symsize;
+			esi[nrep++] = job->esi[i];
+			sym[i] = repair + (size_t)i * symsize;
+		}
+	}
+	if (nrep && mc_fec_encode(f, job->b.k, symsize, src, esi, nrep, out) < 0)
+		return -1;
+	d.chunk = job->b.chunk;
+	d.block_off = job->b.off;
+	d.block_len = job->b.len;
+	d.k = job->b.k;
+	for (unsigned i = 0; i < job->n; i++) {
+		d.esi = job->esi[i];
+		mc_wire_encode_data_hdr(session, (uint16_t)job->pass, &d, hdr[i]);
+	}
+	return 0;
+}

@@ -95,3 +95,13 @@ int mc_sender_event(struct mc_sender *s, unsigned *peer, unsigned *kind);
 #define MC_SEV_GONE 5
 
 #endif
+
+/*
+ * Turns a job into its DATA datagrams without copying payload: block holds
+ * the block's k source symbols (block.len bytes, zero-padded to k * sym),
+ * repair has room for job->n symbols. For each i < job->n, hdr[i] gets the
+ * 32-byte header and sym[i] points at the symbol (into block or repair).
+ * Returns 0, or -1 when the coder fails.
+ */
+int mc_sender_datagrams(struct mc_fec *f, uint32_t session, uint16_t symsize, const struct mc_sender_job *job,
+			uint8_t *block, uint8_t *repair, uint8_t (*hdr)[MC_WIRE_DATA_HDR], const uint8_t **sym);

@@ -1,0 +1,1057 @@
+/* Receiver assembly; see receiver.h and mcast-protocol(7). No sockets, clocks or files here. */
+#include "receiver.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAN_FRAG 1024          /* manifest fragments: 1024 bytes at multiples of 1024 */
+#define EVQ 1024
+#define FBQ 32
+#define NACK_PKTS_MAX 16       /* per back-off firing */
+#define SCAN_MS 20
+#define HELLO_WAIT_MS 1000
+#define HELLO_JOIN_MS 200
+#define HELLO_BEAT_MS 1000
+#define IDLE_RETRY_MS 300
+#define DONE_EVERY_MS 100
+#define DONE_TRIES 10
+#define DEFAULT_BACKOFF_MS 40
+#define DEFAULT_MEM (48u << 20)
+
+struct blk {
+	uint64_t bits[4];   /* ESIs seen */
+	uint16_t nsrc, nrep;
+	uint8_t complete;
+	uint8_t rep_esi[MC_RS_MAX];
+	uint8_t *rep[MC_RS_MAX];
+};
+
+struct slot {
+	int64_t chunk;      /* -1 free */
+	uint64_t lru;
+	uint32_t nblocks, done;
+	uint8_t *buf;
+	struct blk *blk;
+};
+
+struct mc_receiver {
+	struct mc_recv_cfg cfg;
+	struct mc_fec *fec;
+	int phase;
+	uint64_t rng;
+
+	/* session */
+	int have_session;
+	uint32_t session;
+	struct mc_announce ann;
+	struct mc_geom geom;
+	uint64_t last_heard, session_heard;
+	int ended;
+	uint32_t spass, sblock;   /* sender position: pass and last block seen */
+	int sidle;
+
+	/* pinned package (resume) */
+	int pinned;
+	uint8_t pin_id[MC_ID_LEN];
+
+	/* manifest */
+	struct mc_manifest man;
+	int man_ok;
+	uint8_t *man_buf, *man_got;
+	uint32_t man_len, man_nfrag, man_have;
+
+	/* chunks */
+	uint8_t *have, *unverified;
+	uint32_t nhave;
+	int32_t *slot_of;
+	uint8_t **spill;          /* per chunk: source symbols written while evicted */
+	struct slot *slots;
+	unsigned nslots;
+	uint64_t lru_clock;
+	size_t slot_bytes;
+
+	/* NACK state per block */
+	uint16_t *req_pass;
+	uint32_t *req_ms;
+	uint64_t nack_at, next_scan;
+	int eligible;
+
+	/* hello / done */
+	int welcomed;
+	uint64_t next_hello, next_done;
+	int done_tries, done_acked;
+
+	struct mc_recv_event ev[EVQ];
+	unsigned ev_head, ev_len;
+	uint8_t fb[FBQ][MC_WIRE_FEEDBACK_MAX];
+	size_t fb_len[FBQ];
+	unsigned fb_head, fb_n;
+
+	struct mc_recv_stats st;
+};
+
+static uint64_t rnd(struct mc_receiver *r)
+{
+	/* xorshift64*: back-off jitter only, never security. */
+	r->rng ^= r->rng >> 12;
+	r->rng ^= r->rng << 25;
+	r->rng ^= r->rng >> 27;
+	return r->rng * 0x2545F4914F6CDD1DULL;
+}
+
+static void event(struct mc_receiver *r, int kind, uint32_t arg)
+{
+	if (r->ev_len == EVQ)
+		return; /* progress events only; state lives in the bitmaps */
+	r->ev[(r->ev_head + r->ev_len) % EVQ] = (struct mc_recv_event){kind, arg};
+	r->ev_len++;
+}
+
+static void queue_fb(struct mc_receiver *r, const struct mc_pkt *p)
+{
+	if (r->fb_n == FBQ)
+		return;
+	unsigned i = (r->fb_head + r->fb_n) % FBQ;
+	r->fb_len[i] = mc_wire_encode(p, r->fb[i], sizeof r->fb[i]);
+	if (r->fb_len[i])
+		r->fb_n++;
+}
+
+static int bit(const uint8_t *b, uint32_t i) { return (b[i >> 3] >> (i & 7)) & 1; }
+static void setbit(uint8_t *b, uint32_t i) { b[i >> 3] |= (uint8_t)(1u << (i & 7)); }
+static void clrbit(uint8_t *b, uint32_t i) { b[i >> 3] &= (uint8_t)~(1u << (i & 7)); }
+
+struct mc_receiver *mc_recv_new(const struct mc_recv_cfg *cfg)
+{
+	struct mc_receiver *r = calloc(1, sizeof *r);
+
+	if (r == NULL)
+		return NULL;
+	r->cfg = *cfg;
+	if (r->cfg.mem_limit == 0)
+		r->cfg.mem_limit = DEFAULT_MEM;
+	if (r->cfg.backoff_ms == 0)
+		r->cfg.backoff_ms = DEFAULT_BACKOFF_MS;
+	r->rng = cfg->seed ? cfg->seed : 0x9E3779B97F4A7C15ULL ^ cfg->rid;
+	r->fec = mc_fec_new();
+	if (r->fec == NULL) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+static void slot_reset(struct slot *s)
+{
+	for (uint32_t b = 0; b < s->nblocks; b++) {
+		for (unsigned i = 0; i < s->blk[b].nrep; i++)
+			free(s->blk[b].rep[i]);
+		memset(&s->blk[b], 0, sizeof s->blk[b]);
+	}
+	s->done = 0;
+}
+
+static void free_chunks(struct mc_receiver *r)
+{
+	for (unsigned i = 0; i < r->nslots; i++) {
+		if (r->slots[i].blk) {
+			r->slots[i].nblocks = r->geom.bpc;
+			slot_reset(&r->slots[i]);
+		}
+		free(r->slots[i].buf);
+		free(r->slots[i].blk);
+	}
+	if (r->spill)
+		for (uint32_t c = 0; c < r->geom.nchunks; c++)
+			free(r->spill[c]);
+	free(r->slots);
+	free(r->spill);
+	free(r->slot_of);
+	free(r->have);
+	free(r->unverified);
+	free(r->req_pass);
+	free(r->req_ms);
+	r->slots = NULL;
+	r->spill = NULL;
+	r->slot_of = NULL;
+	r->have = r->unverified = NULL;
+	r->req_pass = NULL;
+	r->req_ms = NULL;
+	r->nslots = 0;
+}
+
+void mc_recv_free(struct mc_receiver *r)
+{
+	if (r == NULL)
+		return;
+	free_chunks(r);
+	mc_manifest_free(&r->man);
+	free(r->man_buf);
+	free(r->man_got);
+	mc_fec_free(r->fec);
+	free(r);
+}
+
+/* Allocates per-chunk and per-block state once the geometry is known. */
+static int setup_chunks(struct mc_receiver *r, const struct mc_geom *g)
+{
+	r->geom = *g;
+	r->slot_bytes = (size_t)g->bpc * g->kmax * g->sym;
+	r->nslots = (unsigned)(r->cfg.mem_limit / (r->slot_bytes + 1));
+	if (r->nslots < 2)
+		r->nslots = 2;
+	if (r->nslots > g->nchunks)
+		r->nslots = g->nchunks;
+	r->have = calloc(g->nchunks / 8 + 1, 1);
+	r->unverified = calloc(g->nchunks / 8 + 1, 1);
+	r->slot_of = malloc((size_t)g->nchunks * sizeof *r->slot_of);
+	r->spill = calloc(g->nchunks, sizeof *r->spill);
+	r->slots = calloc(r->nslots, sizeof *r->slots);
+	r->req_pass = calloc(g->nblocks, sizeof *r->req_pass);
+	r->req_ms = calloc(g->nblocks, sizeof *r->req_ms);
+	if (!r->have || !r->unverified || !r->slot_of || !r->spill || !r->slots || !r->req_pass || !r->req_ms)
+		return -1;
+	for (uint32_t c = 0; c < g->nchunks; c++)
+		r->slot_of[c] = -1;
+	for (unsigned i = 0; i < r->nslots; i++) {
+		r->slots[i].chunk = -1;
+		r->slots[i].buf = malloc(r->slot_bytes);
+		r->slots[i].blk = calloc(g->bpc, sizeof(struct blk));
+		if (!r->slots[i].buf || !r->slots[i].blk)
+			return -1;
+	}
+	r->nhave = 0;
+	return 0;
+}
+
+int mc_recv_preload(struct mc_receiver *r, const struct mc_manifest *m, const uint8_t *have)
+{
+	if (mc_manifest_parse(m->raw, m->raw_len, &r->man, NULL, 0) < 0)
+		return -1;
+	r->man_ok = 1;
+	r->pinned = 1;
+	memcpy(r->pin_id, m->id, MC_ID_LEN);
+	if (have) {
+		/* Geometry comes with the session; keep the bitmap until then. */
+		r->unverified = calloc(m->nchunks / 8 + 1, 1);
+		if (r->unverified == NULL)
+			return -1;
+		memcpy(r->unverified, have, m->nchunks / 8 + 1);
+	}
+	return 0;
+}
+
+static uint32_t chunk_len(const struct mc_receiver *r, uint32_t c)
+{
+	uint64_t off = (uint64_t)c * r->geom.chunk_size;
+	uint64_t left = r->geom.payload_size - off;
+	return (uint32_t)(left < r->geom.chunk_size ? left : r->geom.chunk_size);
+}
+
+static void check_complete(struct mc_receiver *r)
+{
+	if (r->phase == MC_RPH_JOINED && r->man_ok && r->nhave == r->geom.nchunks) {
+		r->phase = MC_RPH_COMPLETE;
+		r->next_done = 0;
+		event(r, MC_REV_COMPLETE, r->nhave);
+	}
+}
+
+static void mark_have(struct mc_receiver *r, uint32_t c)
+{
+	if (!bit(r->have, c)) {
+		setbit(r->have, c);
+		r->nhave++;
+	}
+	if (r->spill[c]) {
+		free(r->spill[c]);
+		r->spill[c] = NULL;
+	}
+}
+
+/* A chunk's bytes are all in buf: verify (or park until the manifest comes) and write. */
+static void chunk_done(struct mc_receiver *r, uint32_t c, const uint8_t *buf)
+{
+	uint32_t len = chunk_len(r, c);
+	uint64_t off = (uint64_t)c * r->geom.chunk_size;
+
+	if (r->man_ok) {
+		uint8_t d[MC_DIGEST_LEN];
+		mc_digest(buf, len, d);
+		if (memcmp(d, r->man.digests + (size_t)c * MC_DIGEST_LEN, MC_DIGEST_LEN) != 0) {
+			r->st.bad_chunks++;
+			event(r, MC_REV_BADCHUNK, c);
+			return;
+		}
+		if (r->cfg.io.write(r->cfg.io.ctx, off, buf, len) < 0) {
+			event(r, MC_REV_IOERR, c);
+			return;
+		}
+		mark_have(r, c);
+		event(r, MC_REV_CHUNK, c);
+		check_complete(r);
+	} else {
+		/* No digest yet: park it in the file, verify when the manifest is complete. */
+		if (r->cfg.io.write(r->cfg.io.ctx, off, buf, len) < 0) {
+			event(r, MC_REV_IOERR, c);
+			return;
+		}
+		setbit(r->unverified, c);
+		if (r->spill[c]) {
+			free(r->spill[c]);
+			r->spill[c] = NULL;
+		}
+	}
+}
+
+static size_t spill_bytes(const struct mc_receiver *r)
+{
+	return ((size_t)r->geom.bpc * r->geom.kmax + 7) / 8;
+}
+
+/* Writes what an incomplete slot holds and remembers which symbols are on disk. */
+static int spill_slot(struct mc_receiver *r, struct slot *s)
+{
+	uint32_t c = (uint32_t)s->chunk;
+	uint8_t *bits = r->spill[c];
+
+	if (bits == NULL && (bits = r->spill[c] = calloc(spill_bytes(r), 1)) == NULL)
+		return -1;
+	for (uint32_t bi = 0; bi < s->nblocks; bi++) {
+		struct mc_block b;
+		if (mc_geom_block(&r->geom, c * r->geom.bpc + bi, &b) < 0)
+			continue;
+		struct blk *k = &s->blk[bi];
+		for (uint16_t e = 0; e < b.k; e++) {
+			if (!(k->complete || (k->bits[e >> 6] >> (e & 63) & 1)))
+				continue;
+			uint32_t so = (uint32_t)e * r->geom.sym;
+			uint32_t n = b.len - so < r->geom.sym ? b.len - so : r->geom.sym;
+			if (r->cfg.io.write(r->cfg.io.ctx, b.off + so, s->buf + (size_t)bi * r->geom.kmax * r->geom.sym + so, n) < 0)
+				return -1;
+			setbit(bits, bi * r->geom.kmax + e);
+		}
+	}
+	r->st.spills++;
+	return 0;
+}
+
+static int reload_slot(struct mc_receiver *r, struct slot *s, uint32_t c)
+{
+	uint8_t *bits = r->spill[c];
+
+	for (uint32_t bi = 0; bi < s->nblocks; bi++) {
+		struct mc_block b;
+		if (mc_geom_block(&r->geom, c * r->geom.bpc + bi, &b) < 0)
+			continue;
+		struct blk *k = &s->blk[bi];
+		uint8_t *base = s->buf + (size_t)bi * r->geom.kmax * r->geom.sym;
+		for (uint16_t e = 0; e < b.k; e++) {
+			if (!bit(bits, bi * r->geom.kmax + e))
+				continue;
+			uint32_t so = (uint32_t)e * r->geom.sym;
+			uint32_t n = b.len - so < r->geom.sym ? b.len - so : r->geom.sym;
+			if (r->cfg.io.read(r->cfg.io.ctx, b.off + so, base + so, n) < 0)
+				return -1;
+			if (n < r->geom.sym)
+				memset(base + so + n, 0, r->geom.sym - n);
+			k->bits[e >> 6] |= 1ULL << (e & 63);
+			k->nsrc++;
+		}
+		if (k->nsrc == b.k) {
+			k->complete = 1;
+			s->done++;
+		}
+	}
+	free(bits);
+	r->spill[c] = NULL;
+	r->st.reloads++;
+	return 0;
+}
+
+static struct slot *get_slot(struct mc_receiver *r, uint32_t c)
+{
+	struct slot *s = NULL;
+
+	if (r->slot_of[c] >= 0) {
+		s = &r->slots[r->slot_of[c]];
+		s->lru = ++r->lru_clock;
+		return s;
+	}
+	for (unsigned i = 0; i < r->nslots; i++) {
+		if (r->slots[i].chunk < 0) {
+			s = &r->slots[i];
+			break;
+		}
+		if (s == NULL || r->slots[i].lru < s->lru)
+			s = &r->slots[i];
+	}
+	if (s->chunk >= 0) {
+		if (spill_slot(r, s) < 0) {
+			event(r, MC_REV_IOERR, (uint32_t)s->chunk);
+			return NULL;
+		}
+		r->slot_of[s->chunk] = -1;
+		slot_reset(s);
+		s->chunk = -1;
+	}
+	s->nblocks = mc_geom_chunk_blocks(&r->geom, c);
+	s->done = 0;
+	s->chunk = c;
+	s->lru = ++r->lru_clock;
+	r->slot_of[c] = (int32_t)(s - r->slots);
+	if (r->spill[c] && reload_slot(r, s, c) < 0) {
+		event(r, MC_REV_IOERR, c);
+		r->slot_of[c] = -1;
+		slot_reset(s);
+		s->chunk = -1;
+		return NULL;
+	}
+	return s;
+}
+
+static void release_slot(struct mc_receiver *r, struct slot *s)
+{
+	r->slot_of[s->chunk] = -1;
+	slot_reset(s);
+	s->chunk = -1;
+	s->lru = 0;
+}
+
+/* The manifest is complete (or preloaded): verify chunks that were parked before it. */
+static void manifest_ready(struct mc_receiver *r)
+{
+	uint8_t *buf = r->nslots ? r->slots[0].buf : NULL;
+
+	event(r, MC_REV_MANIFEST, r->man.nchunks);
+	for (uint32_t c = 0; c < r->geom.nchunks && buf; c++) {
+		if (!bit(r->unverified, c))
+			continue;
+		clrbit(r->unverified, c);
+		if (bit(r->have, c))
+			continue;
+		/* Borrow a slot buffer: evict whatever it holds first. */
+		if (r->slots[0].chunk >= 0) {
+			if (spill_slot(r, &r->slots[0]) < 0) {
+				event(r, MC_REV_IOERR, c);
+				return;
+			}
+			release_slot(r, &r->slots[0]);
+		}
+		uint32_t len = chunk_len(r, c);
+		uint8_t d[MC_DIGEST_LEN];
+		if (r->cfg.io.read(r->cfg.io.ctx, (uint64_t)c * r->geom.chunk_size, buf, len) < 0) {
+			event(r, MC_REV_IOERR, c);
+			return;
+		}
+		mc_digest(buf, len, d);
+		if (memcmp(d, r->man.digests + (size_t)c * MC_DIGEST_LEN, MC_DIGEST_LEN) == 0) {
+			mark_have(r, c);
+			event(r, MC_REV_CHUNK, c);
+		} else {
+			r->st.bad_chunks++;
+			event(r, MC_REV_BADCHUNK, c);
+		}
+	}
+	check_complete(r);
+}
+
+static int id_wanted(const struct mc_receiver *r, const uint8_t id[MC_ID_LEN], const char *name)
+{
+	if (r->pinned && memcmp(id, r->pin_id, MC_ID_LEN) != 0)
+		return 0;
+	if (r->cfg.expect_nhex && !mc_id_match(id, r->cfg.expect, r->cfg.expect_nhex))
+		return 0;
+	if (r->cfg.package[0] && strcmp(name, r->cfg.package) != 0)
+		return 0;
+	return 1;
+}
+
+static void send_hello(struct mc_receiver *r)
+{
+	struct mc_pkt p;
+
+	memset(&p, 0, sizeof p);
+	p.type = MC_PKT_HELLO;
+	p.flags = r->welcomed ? MC_FLAG_WELCOMED : 0;
+	p.session = r->have_session ? r->session : 0;
+	p.u.hello.rid = r->cfg.rid;
+	if (r->have_session)
+		memcpy(p.u.hello.want_id, r->ann.id, MC_ID_LEN);
+	else if (r->pinned)
+		memcpy(p.u.hello.want_id, r->pin_id, MC_ID_LEN);
+	else if (r->cfg.expect_nhex == 2 * MC_ID_LEN)
+		memcpy(p.u.hello.want_id, r->cfg.expect, MC_ID_LEN);
+	p.u.hello.have = r->nhave;
+	p.u.hello.total = r->have_session ? r->geom.nchunks : 0;
+	memcpy(p.u.hello.name, r->cfg.package, sizeof p.u.hello.name);
+	queue_fb(r, &p);
+	r->st.hellos_sent++;
+}
+
+static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
+{
+	const struct mc_announce *a = &p->u.ann;
+	struct mc_geom g;
+
+	if (r->have_session && p->session == r->session) {
+		/* Same session: only the moving parts may change. */
+		if (memcmp(a->id, r->ann.id, MC_ID_LEN) != 0 || a->chunk_size != r->ann.chunk_size ||
+		    a->payload_size != r->ann.payload_size || a->symbol_size != r->ann.symbol_size ||
+		    a->kmax != r->ann.kmax) {
+			r->st.bad++;
+			return;
+		}
+		r->last_heard = now;
+		r->ann.joined = a->joined;
+		r->ann.complete = a->complete;
+		r->sidle = (p->flags & MC_FLAG_IDLE) != 0;
+		if (a->pass > r->spass) {
+			r->spass = a->pass;
+			r->sblock = 0;
+		}
+		if (r->sidle && a->cursor > r->sblock && a->pass == r->spass)
+			r->sblock = a->cursor;
+		return;
+	}
+	if (!id_wanted(r, a->id, a->name)) {
+		r->st.other++;
+		return;
+	}
+	/* Another session of the same package (sender restarted): switch when ours is gone. */
+	if (r->have_session) {
+		if (memcmp(a->id, r->ann.id, MC_ID_LEN) != 0 || (!r->ended && now - r->last_heard < 2000)) {
+			r->st.other++;
+			return;
+		}
+	}
+	if (mc_geom_init(&g, a->payload_size, a->chunk_size, a->symbol_size, a->kmax) < 0) {
+		r->st.bad++;
+		return;
+	}
+	if (r->man_ok && (r->man.payload_size != a->payload_size || r->man.chunk_size != a->chunk_size)) {
+		r->st.bad++;
+		return;
+	}
+	if (!r->have_session) {
+		uint8_t *pre = r->unverified; /* preloaded verified bitmap, if any */
+		r->unverified = NULL;
+		if (setup_chunks(r, &g) < 0) {
+			free(pre);
+			event(r, MC_REV_IOERR, 0);
+			return;
+		}
+		if (pre) {
+			for (uint32_t c = 0; c < g.nchunks; c++)
+				if (bit(pre, c))
+					mark_have(r, c);
+			free(pre);
+		}
+	} else if (r->geom.sym != g.sym || r->geom.kmax != g.kmax) {
+		/* New coding parameters: block numbering changed, forget partial blocks and requests. */
+		for (unsigned i = 0; i < r->nslots; i++)
+			if (r->slots[i].chunk >= 0)
+				release_slot(r, &r->slots[i]);
+		for (uint32_t c = 0; c < r->geom.nchunks; c++) {
+			free(r->spill[c]);
+			r->spill[c] = NULL;
+		}
+		free(r->req_pass);
+		free(r->req_ms);
+		r->geom = g;
+		r->req_pass = calloc(g.nblocks, sizeof *r->req_pass);
+		r->req_ms = calloc(g.nblocks, sizeof *r->req_ms);
+		r->slot_bytes = (size_t)g.bpc * g.kmax * g.sym;
+		for (unsigned i = 0; i < r->nslots; i++) {
+			free(r->slots[i].buf);
+			free(r->slots[i].blk);
+			r->slots[i].buf = malloc(r->slot_bytes);
+			r->slots[i].blk = calloc(g.bpc, sizeof(struct blk));
+			if (!r->slots[i].buf || !r->slots[i].blk || !r->req_pass || !r->req_ms) {
+				event(r, MC_REV_IOERR, 0);
+				return;
+			}
+		}
+	} else {
+		memset(r->req_pass, 0, g.nblocks * sizeof *r->req_pass);
+	}
+	r->have_session = 1;
+	r->ended = 0;
+	r->session = p->session;
+	r->ann = *a;
+	r->spass = a->pass;
+	r->sblock = a->cursor;
+	r->sidle = (p->flags & MC_FLAG_IDLE) != 0;
+	r->last_heard = now;
+	r->welcomed = 0;
+	r->next_hello = 0;
+	r->done_acked = 0;
+	r->done_tries = 0;
+	if (r->phase == MC_RPH_WAIT)
+		r->phase = MC_RPH_JOINED;
+	if (!r->man_ok && r->man_buf == NULL) {
+		r->man_len = a->manifest_len;
+		r->man_nfrag = (a->manifest_len + MAN_FRAG - 1) / MAN_FRAG;
+		r->man_buf = malloc(r->man_len);
+		r->man_got = calloc(r->man_nfrag / 8 + 1, 1);
+		if (!r->man_buf || !r->man_got) {
+			event(r, MC_REV_IOERR, 0);
+			return;
+		}
+	}
+	event(r, MC_REV_SESSION, p->session);
+	if (r->man_ok)
+		manifest_ready(r);
+}
+
+static void on_manifest(struct mc_receiver *r, const struct mc_pkt *p)
+{
+	const struct mc_manifest_frag *f = &p->u.man;
+	char err[128];
+
+	if (r->man_ok || r->man_buf == NULL)
+		return;
+	if (f->total != r->man_len || f->offset % MAN_FRAG != 0 ||
+	    f->len != (r->man_len - f->offset < MAN_FRAG ? r->man_len - f->offset : MAN_FRAG)) {
+		r->st.bad++;
+		return;
+	}
+	uint32_t i = f->offset / MAN_FRAG;
+	if (bit(r->man_got, i))
+		return;
+	memcpy(r->man_buf + f->offset, f->bytes, f->len);
+	setbit(r->man_got, i);
+	if (++r->man_have < r->man_nfrag)
+		return;
+	if (mc_manifest_parse(r->man_buf, r->man_len, &r->man, err, sizeof err) < 0 ||
+	    memcmp(r->man.id, r->ann.id, MC_ID_LEN) != 0 || r->man.payload_size != r->ann.payload_size ||
+	    r->man.chunk_size != r->ann.chunk_size) {
+		/* Damaged or forged: start collecting it again. */
+		if (r->man.raw)
+			mc_manifest_free(&r->man);
+		memset(r->man_got, 0, r->man_nfrag / 8 + 1);
+		r->man_have = 0;
+		r->st.bad++;
+		return;
+	}
+	r->man_ok = 1;
+	free(r->man_buf);
+	free(r->man_got);
+	r->man_buf = r->man_got = NULL;
+	manifest_ready(r);
+}
+
+static void on_data(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
+{
+	const struct mc_data *d = &p->u.data;
+	const struct mc_geom *g = &r->geom;
+	struct mc_block b;
+
+	if (!r->have_session || p->session != r->session) {
+		r->st.other++;
+		return;
+	}
+	r->last_heard = now;
+	uint64_t blk = (uint64_t)g->kmax * g->sym;
+	uint64_t coff = (uint64_t)d->chunk * g->chunk_size;
+	if (d->chunk >= g->nchunks || d->sym_len != g->sym || d->block_off < coff ||
+	    (d->block_off - coff) % blk != 0 || (d->block_off - coff) / blk >= g->bpc) {
+		r->st.bad++;
+		return;
+	}
+	uint32_t bi = (uint32_t)((d->block_off - coff) / blk);
+	uint32_t gb = d->chunk * g->bpc + bi;
+	if (mc_geom_block(g, gb, &b) < 0 || b.len != d->block_len || b.k != d->k) {
+		r->st.bad++;
+		return;
+	}
+	/* Sender position: widen the 16-bit pass against the announced one. */
+	uint32_t pass = (r->spass & ~0xffffu) | p->pass;
+	if (pass + 0x8000u < r->spass)
+		pass += 0x10000u;
+	if (pass > r->spass || (pass == r->spass && gb > r->sblock)) {
+		if (pass > r->spass)
+			r->sidle = 0;
+		r->spass = pass;
+		r->sblock = gb;
+	}
+	r->st.data++;
+	if (bit(r->have, d->chunk)) {
+		r->st.dup++;
+		return;
+	}
+	struct slot *s = get_slot(r, d->chunk);
+	if (s == NULL)
+		return;
+	struct blk *k = &s->blk[bi];
+	if (k->complete || (k->bits[d->esi >> 6] >> (d->esi & 63) & 1)) {
+		r->st.dup++;
+		return;
+	}
+	k->bits[d->esi >> 6] |= 1ULL << (d->esi & 63);
+	uint8_t *base = s->buf + (size_t)bi * g->kmax * g->sym;
+	if (d->esi < b.k) {
+		memcpy(base + (size_t)d->esi * g->sym, d->sym, g->sym);
+		k->nsrc++;
+	} else {
+		uint8_t *copy = malloc(g->sym);
+		if (copy == NULL)
+			return;
+		memcpy(copy, d->sym, g->sym);
+		k->rep[k->nrep] = copy;
+		k->rep_esi[k->nrep] = (uint8_t)d->esi;
+		k->nrep++;
+	}
+	r->st.payload_bytes += g->sym;
+	if (k->nsrc + k->nrep < b.k)
+		return;
+	if (k->nsrc < b.k) {
+		uint8_t *src[MC_RS_MAX], present[MC_RS_MAX];
+		for (uint16_t e = 0; e < b.k; e++) {
+			src[e] = base + (size_t)e * g->sym;
+			present[e] = (k->bits[e >> 6] >> (e & 63)) & 1;
+		}
+		if (mc_fec_decode(r->fec, b.k, g->sym, src, present, k->rep, k->rep_esi, k->nrep) < 0) {
+			r->st.bad++;
+			return;
+		}
+		r->st.decoded_blocks++;
+	}
+	for (unsigned i = 0; i < k->nrep; i++)
+		free(k->rep[i]);
+	k->nrep = 0;
+	k->complete = 1;
+	if (++s->done < s->nblocks)
+		return;
+	uint32_t c = d->chunk;
+	chunk_done(r, c, s->buf);
+	/* A bad chunk is simply forgotten: its blocks are asked for again. */
+	release_slot(r, s);
+}
+
+/* Symbols still needed in block gb: 0 complete, MC_NEED_ALL nothing there yet. */
+static uint16_t need_of(const struct mc_receiver *r, uint32_t gb, const struct mc_block *b)
+{
+	if (bit(r->have, b->chunk) || bit(r->unverified, b->chunk))
+		return 0;
+	int32_t si = r->slot_of[b->chunk];
+	if (si >= 0) {
+		const struct blk *k = &r->slots[si].blk[b->index];
+		if (k->complete)
+			return 0;
+		if (k->nsrc + k->nrep == 0)
+			return MC_NEED_ALL;
+		return (uint16_t)(b->k - k->nsrc - k->nrep);
+	}
+	if (r->spill[b->chunk]) {
+		unsigned n = 0;
+		for (uint16_t e = 0; e < b->k; e++)
+			n += bit(r->spill[b->chunk], b->index * r->geom.kmax + e);
+		return n == 0 ? MC_NEED_ALL : (uint16_t)(b->k - n);
+	}
+	return MC_NEED_ALL;
+}
+
+/* Would the sender send this block again without being asked? If not, it may be NACKed. */
+static int eligible(const struct mc_receiver *r, uint64_t now, uint32_t gb)
+{
+	uint16_t rp = r->req_pass[gb];
+
+	if (rp == 0) {
+		if (r->spass <= 1 && !r->sidle)
+			return gb < r->sblock; /* first pass: only what it has gone past */
+		return 1;
+	}
+	/* Asked already: wait until the sender went past the point that should have served it. */
+	uint32_t full = (r->spass & ~0xffffu) | rp;
+	if (full > r->spass + 0x8000u)
+		full -= 0x10000u;
+	if (r->spass > full || (r->spass == full && r->sblock > gb))
+		return 1;
+	return r->sidle && now - r->req_ms[gb] > IDLE_RETRY_MS;
+}
+
+static void mark_requested(struct mc_receiver *r, uint64_t now, uint32_t gb)
+{
+	/* Behind the sender's cursor: served next pass; ahead: this pass. */
+	uint32_t by = (gb > r->sblock && !r->sidle && r->spass > 1) ? r->spass : r->spass + 1;
+	if (r->spass <= 1 && !r->sidle)
+		by = 2;
+	r->req_pass[gb] = (uint16_t)(by ? by : 1);
+	if (r->req_pass[gb] == 0)
+		r->req_pass[gb] = 1;
+	r->req_ms[gb] = (uint32_t)now;
+}
+
+static void on_nack_heard(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
+{
+	if (!r->have_session || p->session != r->session || p->u.nack.rid == r->cfg.rid)
+		return;
+	r->st.nacks_heard++;
+	for (unsigned i = 0; i < p->u.nack.n; i++) {
+		const struct mc_nack_entry *e = &p->u.nack.e[i];
+		if (e->block >= r->geom.nblocks)
+			continue;
+		uint32_t end = e->block + e->run > r->geom.nblocks ? r->geom.nblocks : e->block + e->run;
+		for (uint32_t gb = e->block; gb < end; gb++) {
+			struct mc_block b;
+			if (mc_geom_block(&r->geom, gb, &b) < 0)
+				continue;
+			uint16_t mine = need_of(r, gb, &b);
+			if (mine == 0)
+				continue;
+			uint16_t theirs = e->need == MC_NEED_ALL ? b.k : e->need;
+			uint16_t m = mine == MC_NEED_ALL ? b.k : mine;
+			if (theirs >= m && eligible(r, now, gb)) {
+				mark_requested(r, now, gb);
+				r->st.suppressed++;
+			}
+		}
+	}
+}
+
+static void on_ctrl(struct mc_receiver *r, const struct mc_pkt *p)
+{
+	if (!r->have_session || p->session != r->session)
+		return;
+	for (unsigned i = 0; i < p->u.ctrl.n; i++) {
+		if (p->u.ctrl.e[i].rid != r->cfg.rid)
+			continue;
+		switch (p->u.ctrl.e[i].code) {
+		case MC_CTRL_WELCOME:
+			if (!r->welcomed) {
+				r->welcomed = 1;
+				event(r, MC_REV_WELCOME, 0);
+			}
+			break;
+		case MC_CTRL_LEAVE:
+			if (r->phase == MC_RPH_JOINED) {
+				r->phase = MC_RPH_FINISHED;
+				event(r, MC_REV_LEAVE, 0);
+			}
+			break;
+		case MC_CTRL_DONE:
+			r->done_acked = 1;
+			break;
+		}
+	}
+}
+
+void mc_recv_packet(struct mc_receiver *r, uint64_t now, const uint8_t *buf, size_t len)
+{
+	struct mc_pkt p;
+
+	r->st.packets++;
+	if (mc_wire_decode(buf, len, &p) < 0) {
+		r->st.bad++;
+		return;
+	}
+	if (r->phase == MC_RPH_FINISHED)
+		return;
+	switch (p.type) {
+	case MC_PKT_ANNOUNCE:
+		on_announce(r, now, &p);
+		break;
+	case MC_PKT_MANIFEST:
+		if (r->have_session && p.session == r->session)
+			on_manifest(r, &p);
+		break;
+	case MC_PKT_DATA:
+		if (r->phase == MC_RPH_JOINED)
+			on_data(r, now, &p);
+		else if (r->phase == MC_RPH_COMPLETE)
+			r->st.dup++;
+		break;
+	case MC_PKT_END:
+		if (r->have_session && p.session == r->session && memcmp(p.u.end.id, r->ann.id, MC_ID_LEN) == 0) {
+			r->last_heard = now;
+			if (!r->ended) {
+				r->ended = 1;
+				if (r->phase == MC_RPH_JOINED) {
+					r->phase = MC_RPH_FINISHED;
+					event(r, MC_REV_END, p.u.end.reason);
+				}
+			}
+		}
+		break;
+	case MC_PKT_CTRL:
+		on_ctrl(r, &p);
+		break;
+	case MC_PKT_NACK:
+		if (r->phase == MC_RPH_JOINED)
+			on_nack_heard(r, now, &p);
+		break;
+	default:
+		break; /* other receivers' hellos and dones */
+	}
+}
+
+/* Builds NACKs for eligible blocks, run-length coded, at most NACK_PKTS_MAX datagrams. */
+static void send_nacks(struct mc_receiver *r, uint64_t now)
+{
+	struct mc_pkt p;
+	unsigned pkts = 0;
+
+	memset(&p, 0, sizeof p);
+	p.type = MC_PKT_NACK;
+	p.session = r->session;
+	p.u.nack.rid = r->cfg.rid;
+	p.u.nack.pass = r->spass;
+	for (uint32_t gb = 0; gb < r->geom.nblocks && pkts < NACK_PKTS_MAX; gb++) {
+		struct mc_block b;
+		if (mc_geom_block(&r->geom, gb, &b) < 0)
+			continue;
+		uint16_t need = need_of(r, gb, &b);
+		if (need == 0 || !eligible(r, now, gb))
+			continue;
+		mark_requested(r, now, gb);
+		struct mc_nack_entry *last = p.u.nack.n ? &p.u.nack.e[p.u.nack.n - 1] : NULL;
+		if (last && last->need == need && last->block + last->run == gb && last->run < 0xffff) {
+			last->run++;
+		} else if (last && last->need == need && need == MC_NEED_ALL && last->run < 0xffff &&
+			   mc_geom_block(&r->geom, last->block + last->run, &b) < 0 &&
+			   (gb - last->block) < 0xffff) {
+			/* Holes between chunks are skipped by the sender: extend across them. */
+			last->run = (uint16_t)(gb - last->block + 1);
+		} else {
+			if (p.u.nack.n == MC_WIRE_NACK_MAX) {
+				queue_fb(r, &p);
+				r->st.nacks_sent++;
+				r->st.nack_entries_sent += p.u.nack.n;
+				p.u.nack.n = 0;
+				if (++pkts == NACK_PKTS_MAX)
+					break;
+			}
+			p.u.nack.e[p.u.nack.n++] = (struct mc_nack_entry){gb, 1, need};
+		}
+	}
+	if (p.u.nack.n && pkts < NACK_PKTS_MAX) {
+		queue_fb(r, &p);
+		r->st.nacks_sent++;
+		r->st.nack_entries_sent += p.u.nack.n;
+	}
+}
+
+static int any_eligible(struct mc_receiver *r, uint64_t now)
+{
+	for (uint32_t gb = 0; gb < r->geom.nblocks; gb++) {
+		struct mc_block b;
+		if (mc_geom_block(&r->geom, gb, &b) < 0)
+			continue;
+		if (bit(r->have, b.chunk)) {
+			gb = (b.chunk + 1) * r->geom.bpc - 1;
+			continue;
+		}
+		if (need_of(r, gb, &b) && eligible(r, now, gb))
+			return 1;
+	}
+	return 0;
+}
+
+/* Exponentially distributed back-off over the window: with many receivers, few fire early and the rest hear them. */
+static uint64_t backoff(struct mc_receiver *r)
+{
+	double n = r->ann.joined > 1 ? r->ann.joined : 1;
+	double lambda = log(n) + 1.0;
+	double x = (double)(rnd(r) >> 11) / 9007199254740992.0;
+	double t = r->cfg.backoff_ms * log(1.0 + x * (exp(lambda) - 1.0)) / lambda;
+	return (uint64_t)t;
+}
+
+uint64_t mc_recv_tick(struct mc_receiver *r, uint64_t now)
+{
+	uint64_t next = now + 1000;
+
+	switch (r->phase) {
+	case MC_RPH_WAIT:
+	case MC_RPH_JOINED:
+		if (now >= r->next_hello) {
+			send_hello(r);
+			uint64_t every = r->phase == MC_RPH_WAIT ? HELLO_WAIT_MS : r->welcomed ? HELLO_BEAT_MS : HELLO_JOIN_MS;
+			r->next_hello = now + every - every / 8 + rnd(r) % (every / 4);
+		}
+		if (r->next_hello < next)
+			next = r->next_hello;
+		if (r->phase != MC_RPH_JOINED)
+			break;
+		if (now >= r->next_scan) {
+			r->next_scan = now + SCAN_MS;
+			r->eligible = any_eligible(r, now);
+			if (r->eligible && r->nack_at == 0)
+				r->nack_at = now + backoff(r);
+			if (!r->eligible)
+				r->nack_at = 0;
+		}
+		if (r->nack_at && now >= r->nack_at) {
+			send_nacks(r, now);
+			r->nack_at = 0;
+			r->next_scan = now + SCAN_MS;
+		}
+		if (r->next_scan < next)
+			next = r->next_scan;
+		if (r->nack_at && r->nack_at < next)
+			next = r->nack_at;
+		break;
+	case MC_RPH_COMPLETE:
+		if (r->done_acked || r->done_tries >= DONE_TRIES) {
+			r->phase = MC_RPH_FINISHED;
+			break;
+		}
+		if (now >= r->next_done) {
+			struct mc_pkt p;
+			memset(&p, 0, sizeof p);
+			p.type = MC_PKT_DONE;
+			p.session = r->session;
+			p.u.done.rid = r->cfg.rid;
+			memcpy(p.u.done.id, r->ann.id, MC_ID_LEN);
+			queue_fb(r, &p);
+			r->done_tries++;
+			r->next_done = now + DONE_EVERY_MS;
+		}
+		next = r->next_done;
+		break;
+	default:
+		break;
+	}
+	return next;
+}
+
+size_t mc_recv_feedback(struct mc_receiver *r, uint8_t *buf, size_t cap)
+{
+	if (r->fb_n == 0)
+		return 0;
+	size_t n = r->fb_len[r->fb_head];
+	if (n > cap)
+		n = 0;
+	else
+		memcpy(buf, r->fb[r->fb_head], n);
+	r->fb_head = (r->fb_head + 1) % FBQ;
+	r->fb_n--;
+	return n;
+}
+
+int mc_recv_event(struct mc_receiver *r, struct mc_recv_event *ev)
+{
+	if (r->ev_len == 0)
+		return 0;
+	*ev = r->ev[r->ev_head];
+	r->ev_head = (r->ev_head + 1) % EVQ;
+	r->ev_len--;
+	return 1;
+}
+
+int mc_recv_phase(const struct mc_receiver *r) { return r->phase; }
+const struct mc_manifest *mc_recv_manifest(const struct mc_receiver *r) { return r->man_ok ? &r->man : NULL; }
+const struct mc_announce *mc_recv_announce(const struct mc_receiver *r) { return r->have_session ? &r->ann : NULL; }
+uint64_t mc_recv_last_heard(const struct mc_receiver *r) { return r->last_heard; }
+const struct mc_recv_stats *mc_recv_stats(const struct mc_receiver *r) { return &r->st; }
+
+const uint8_t *mc_recv_have(const struct mc_receiver *r, uint32_t *nhave, uint32_t *nchunks)
+{
+	if (!r->have_session)
+		return NULL;
+	*nhave = r->nhave;
+	*nchunks = r->geom.nchunks;
+	return r->have;
+}

@@ -1,0 +1,98 @@
+/* Receiver assembly: a pure state machine (packets and time in; writes, feedback and decisions out). */
+#ifndef MC_RECEIVER_H
+#define MC_RECEIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fec.h"
+#include "pkg.h"
+#include "wire.h"
+
+/*
+ * The receiver never touches a socket, clock or file: the caller feeds it
+ * datagrams (from the data port and the feedback port, where other
+ * receivers' NACKs are heard for suppression) and the time, sends the
+ * feedback it queues, and gives it two callbacks to write and read back
+ * payload bytes (PKG.part in mcast-recv, memory in tests and the simulator).
+ * Chunks are assembled in a bounded set of memory slots; a slot evicted
+ * before its chunk completes spills its source symbols through write and
+ * reloads them through read. A chunk counts only after its XXH3-128 matches
+ * the manifest; only then is it written as verified.
+ */
+struct mc_recv_io {
+	void *ctx;
+	/* Both return 0 or -1; off is a payload offset. */
+	int (*write)(void *ctx, uint64_t off, const void *buf, size_t len);
+	int (*read)(void *ctx, uint64_t off, void *buf, size_t len);
+};
+
+struct mc_recv_cfg {
+	uint64_t rid;                  /* receiver id, stable for one output */
+	uint8_t expect[MC_ID_LEN];     /* --expect: package id or prefix */
+	int expect_nhex;               /* hex digits of expect that must match; 0: any */
+	char package[MC_NAME_MAX + 1]; /* --package NAME, "" any */
+	size_t mem_limit;              /* bytes of chunk slots; 0: default */
+	uint64_t seed;                 /* random back-off */
+	uint32_t backoff_ms;           /* NACK back-off window; 0: default */
+	struct mc_recv_io io;
+};
+
+enum mc_recv_evkind {
+	MC_REV_SESSION = 1, /* locked onto a session (announce seen) */
+	MC_REV_MANIFEST,    /* manifest complete and verified: mc_recv_manifest() is valid */
+	MC_REV_CHUNK,       /* chunk verified and written */
+	MC_REV_BADCHUNK,    /* chunk failed its digest: discarded, asked for again */
+	MC_REV_WELCOME,     /* the sender counted us */
+	MC_REV_COMPLETE,    /* every chunk verified */
+	MC_REV_END,         /* the sender ended the session (reason in .arg) */
+	MC_REV_LEAVE,       /* told to leave by the slow-receiver policy */
+	MC_REV_IOERR,       /* the write or read callback failed */
+};
+
+struct mc_recv_event {
+	int kind;
+	uint32_t arg;
+};
+
+struct mc_recv_stats {
+	uint64_t packets, data, dup, bad, other, decoded_blocks, bad_chunks;
+	uint64_t nacks_sent, nack_entries_sent, nacks_heard, suppressed, hellos_sent;
+	uint64_t spills, reloads, payload_bytes;
+};
+
+enum mc_recv_phase { MC_RPH_WAIT = 0, MC_RPH_JOINED, MC_RPH_COMPLETE, MC_RPH_FINISHED };
+
+struct mc_receiver;
+
+struct mc_receiver *mc_recv_new(const struct mc_recv_cfg *cfg);
+void mc_recv_free(struct mc_receiver *r);
+
+/*
+ * Resuming: the package is known (manifest from PKG.part) and have marks
+ * verified chunks (bitmap of m->nchunks bits, or NULL). The receiver then
+ * accepts only a session of this package. Returns 0 or -1 (ENOMEM).
+ */
+int mc_recv_preload(struct mc_receiver *r, const struct mc_manifest *m, const uint8_t *have);
+
+/* Feeds one datagram. */
+void mc_recv_packet(struct mc_receiver *r, uint64_t now_ms, const uint8_t *buf, size_t len);
+
+/* Runs timers (hello, NACK back-off, done); returns when it next wants to run (absolute ms). */
+uint64_t mc_recv_tick(struct mc_receiver *r, uint64_t now_ms);
+
+/* Pops one queued feedback datagram into buf; returns its length, 0 when none. */
+size_t mc_recv_feedback(struct mc_receiver *r, uint8_t *buf, size_t cap);
+
+/* Pops one event; returns 1, or 0 when none. */
+int mc_recv_event(struct mc_receiver *r, struct mc_recv_event *ev);
+
+int mc_recv_phase(const struct mc_receiver *r);
+const struct mc_manifest *mc_recv_manifest(const struct mc_receiver *r); /* NULL until known */
+const struct mc_announce *mc_recv_announce(const struct mc_receiver *r); /* NULL until a session */
+/* Verified-chunk bitmap (nchunks bits) and counts; NULL before the session is known. */
+const uint8_t *mc_recv_have(const struct mc_receiver *r, uint32_t *nhave, uint32_t *nchunks);
+uint64_t mc_recv_last_heard(const struct mc_receiver *r); /* ms of the last packet of our session, 0 none */
+const struct mc_recv_stats *mc_recv_stats(const struct mc_receiver *r);
+
+#endif
