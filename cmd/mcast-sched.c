@@ -29,7 +29,7 @@
 static const char usage_text[] =
 	"usage: mcast-sched [-g GROUP] [-p PORT] [-i IFACE] [--min-clients N] [--max-wait DUR]\n"
 	"                   [--package NAME] [--status FILE] [--start-empty] [--json] [-q] [-v]\n"
-	"                   -- COMMAND [ARG...]\n"
+	"                   -- COMMAND [ARG ...]\n"
 	"       mcast-sched -h | --help | --version\n";
 
 static volatile sig_atomic_t got_usr1, got_term;

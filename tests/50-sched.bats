@@ -311,3 +311,13 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 	[ "$(json "$(event start)" 'j["reason"]')" = quorum ]
 	bg_kill recv
 }
+
+@test "sched: usage equals the man page SYNOPSIS, and the page lints clean" {
+	command -v mandoc >/dev/null || skip "mandoc not installed"
+	run -0 mandoc -Tlint -Wwarning "$MCAST_ROOT/man/mcast-sched.1"
+	[ -z "$output" ]
+	usage=$(run_sched --help | sed -n '/^usage:/,/^$/p' | sed 's/^usage: //' | tr -s ' \t\n' ' ' | sed 's/^ //; s/ $//')
+	synopsis=$(mandoc -Tascii "$MCAST_ROOT/man/mcast-sched.1" | col -b |
+		sed -n '/^SYNOPSIS/,/^DESCRIPTION/p' | sed '1d;$d' | tr -s ' \t\n' ' ' | sed 's/^ //; s/ $//')
+	[ "$usage" = "$synopsis" ]
+}
