@@ -397,6 +397,71 @@ static int cmd_extract(const struct args *a, const char *path)
 	return rc;
 }
 
+/* Applies one option to a; returns 1 when the program is done (--version). Usage errors exit. */
+static int parse_opt(int c, struct args *a, const char **level_arg, const char **mtime_arg)
+{
+	uint64_t v;
+
+	switch (c) {
+	case 'C':
+		a->dir = optarg;
+		break;
+	case 'O':
+		a->to_stdout = 1;
+		break;
+	case 'V':
+		a->version = optarg;
+		break;
+	case 'h':
+	case OPT_HELP:
+		help();
+	case 'j':
+		if (mc_opt_uint(optarg, 0, 256, &v) < 0)
+			usage_error("-j %s: threads must be a number from 0 to 256", optarg);
+		a->threads = (unsigned)v;
+		break;
+	case 'l':
+		*level_arg = optarg;
+		break;
+	case 'n':
+		a->name = optarg;
+		break;
+	case 'o':
+		a->output = optarg;
+		break;
+	case 'q':
+		a->verbosity = 0;
+		break;
+	case 'v':
+		a->verbosity = 2;
+		break;
+	case 'z': {
+		int z = mc_comp_parse(optarg);
+		if (z < 0)
+			usage_error("-z %s: compression must be zstd, gzip, xz or none", optarg);
+		a->compression = (unsigned)z;
+		break;
+	}
+	case OPT_CHUNK_SIZE:
+		if (mc_opt_size(optarg, MC_CHUNK_MIN, MC_CHUNK_MAX, &v) < 0 || v % 4096)
+			usage_error("--chunk-size %s: must be a size from 64K to 64M, a multiple of 4K", optarg);
+		a->chunk_size = (uint32_t)v;
+		break;
+	case OPT_JSON:
+		a->json = 1;
+		break;
+	case OPT_MTIME:
+		*mtime_arg = optarg;
+		break;
+	case OPT_VERSION:
+		printf("mcast-pack %s (package format %d)\n", MC_VERSION, MC_PKG_VERSION);
+		return 1;
+	default:
+		usage();
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -415,73 +480,22 @@ int main(int argc, char **argv)
 	int c, rc;
 
 	mc_log_init("mcast-pack", 1, 0);
-	if (argc > 1 && argv[1][0] != '-') {
+	/* Options may come before the command (-q verify PKG) and after it (verify -q PKG). */
+	while ((c = getopt_long(argc, argv, "+C:OV:hj:l:n:o:qvz:", longopts, NULL)) != -1)
+		if (parse_opt(c, &a, &level_arg, &mtime_arg))
+			return mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK;
+	if (optind < argc) {
 		for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-			if (strcmp(argv[1], cmds[i]) == 0)
+			if (strcmp(argv[optind], cmds[i]) == 0)
 				a.cmd = cmds[i];
 		if (a.cmd == NULL)
-			usage_error("%s: unknown command", argv[1]);
-		argv++;
-		argc--;
-	}
-	while ((c = getopt_long(argc, argv, "C:OV:hj:l:n:o:qvz:", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'C':
-			a.dir = optarg;
-			break;
-		case 'O':
-			a.to_stdout = 1;
-			break;
-		case 'V':
-			a.version = optarg;
-			break;
-		case 'h':
-		case OPT_HELP:
-			help();
-		case 'j':
-			if (mc_opt_uint(optarg, 0, 256, &v) < 0)
-				usage_error("-j %s: threads must be a number from 0 to 256", optarg);
-			a.threads = (unsigned)v;
-			break;
-		case 'l':
-			level_arg = optarg;
-			break;
-		case 'n':
-			a.name = optarg;
-			break;
-		case 'o':
-			a.output = optarg;
-			break;
-		case 'q':
-			a.verbosity = 0;
-			break;
-		case 'v':
-			a.verbosity = 2;
-			break;
-		case 'z': {
-			int z = mc_comp_parse(optarg);
-			if (z < 0)
-				usage_error("-z %s: compression must be zstd, gzip, xz or none", optarg);
-			a.compression = (unsigned)z;
-			break;
-		}
-		case OPT_CHUNK_SIZE:
-			if (mc_opt_size(optarg, MC_CHUNK_MIN, MC_CHUNK_MAX, &v) < 0 || v % 4096)
-				usage_error("--chunk-size %s: must be a size from 64K to 64M, a multiple of 4K", optarg);
-			a.chunk_size = (uint32_t)v;
-			break;
-		case OPT_JSON:
-			a.json = 1;
-			break;
-		case OPT_MTIME:
-			mtime_arg = optarg;
-			break;
-		case OPT_VERSION:
-			printf("mcast-pack %s (package format %d)\n", MC_VERSION, MC_PKG_VERSION);
-			return mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK;
-		default:
-			usage();
-		}
+			usage_error("%s: unknown command", argv[optind]);
+		argc -= optind;
+		argv += optind;
+		optind = 1;
+		while ((c = getopt_long(argc, argv, "C:OV:hj:l:n:o:qvz:", longopts, NULL)) != -1)
+			if (parse_opt(c, &a, &level_arg, &mtime_arg))
+				return mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK;
 	}
 	argc -= optind;
 	argv += optind;

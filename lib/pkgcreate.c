@@ -281,8 +281,13 @@ static int set_filter(struct archive *a, const struct mc_pkg_create_opts *o, cha
 	/* gzip has no threads in libarchive; its output must not carry the current time either. */
 	if (o->compression == MC_COMP_GZIP)
 		archive_write_set_filter_option(a, "gzip", "timestamp", NULL);
-	else if (o->threads > 1) {
-		snprintf(v, sizeof v, "%u", o->threads);
+	/*
+	 * zstd always runs its multi-threaded mode (one worker at least): its
+	 * frames are then the same whatever the thread count, so -j never
+	 * changes the package id.
+	 */
+	else if (o->threads > 1 || o->compression == MC_COMP_ZSTD) {
+		snprintf(v, sizeof v, "%u", o->threads > 1 ? o->threads : 1);
 		if (archive_write_set_filter_option(a, name[o->compression], "threads", v) != ARCHIVE_OK) {
 			snprintf(err, errlen, "threads %u: not accepted by %s", o->threads, name[o->compression]);
 			return -1;

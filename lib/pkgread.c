@@ -190,8 +190,11 @@ static struct archive *rd_open(struct rd *r, int raw)
 	if (a == NULL)
 		return NULL;
 	archive_read_support_filter_all(a);
-	if (raw)
+	if (raw) {
+		/* "empty" first: raw alone rejects an empty image. */
+		archive_read_support_format_empty(a);
 		archive_read_support_format_raw(a);
+	}
 	else
 		archive_read_support_format_tar(a);
 	if (archive_read_open(a, r, NULL, rd_read, NULL) != ARCHIVE_OK) {

@@ -1,0 +1,428 @@
+#!/usr/bin/env bats
+# tests/10-pack.bats: mcast-pack end to end: usage, round trips, reproducibility, hostile and bad input.
+
+bats_require_minimum_version 1.5.0
+load helper
+
+setup() {
+	T=$BATS_TEST_TMPDIR
+	cd "$T" || return 1
+}
+
+# A tree with what a package must keep: modes, symlinks, hard links, empty file and directory.
+make_tree() {
+	mkdir -p "$1/sub/empty" "$1/deep/er/est"
+	printf 'hello\n' >"$1/a.txt"
+	head -c 300000 /dev/urandom >"$1/sub/random.bin"
+	: >"$1/sub/empty-file"
+	ln -s a.txt "$1/link"
+	ln "$1/a.txt" "$1/hard"
+	printf '#!/bin/sh\n' >"$1/deep/er/est/run.sh"
+	chmod 750 "$1/deep/er/est/run.sh"
+	chmod 710 "$1/deep/er"
+}
+
+# Python rewriting a package in place: kind (make a raw -z none package a tar one) or a lying chunk count.
+# With "keepid" the header id is left alone, else it is recomputed with xxhsum so only the lie remains.
+patch_pkg() {
+	python3 - "$@" <<'EOF'
+import struct, subprocess, sys
+path, what = sys.argv[1], sys.argv[2]
+keep = len(sys.argv) > 3
+b = bytearray(open(path, 'rb').read())
+mlen = struct.unpack('>Q', b[24:32])[0]
+m = b[64:64 + mlen]
+nl = struct.unpack('>H', m[6:8])[0]
+o = 8 + nl
+vl = struct.unpack('>H', m[o:o + 2])[0]
+o += 2 + vl  # ctime 8, compression 1, kind 1, chunk size 4, payload size 8, chunk count 4
+if what == 'tar':
+    m[o + 9] = 1
+elif what == 'count':
+    n = struct.unpack('>I', m[o + 22:o + 26])[0]
+    m[o + 22:o + 26] = struct.pack('>I', n + 1)
+elif what == 'payload':
+    n = struct.unpack('>Q', m[o + 14:o + 22])[0]
+    m[o + 14:o + 22] = struct.pack('>Q', n * 3)
+b[64:64 + mlen] = m
+if not keep:
+    h = subprocess.run(['xxhsum', '-H2', '-'], input=bytes(m), capture_output=True, check=True).stdout.split()[0]
+    b[48:64] = bytes.fromhex(h.decode())
+open(path, 'wb').write(b)
+EOF
+}
+
+# Wraps a tar file into a package of kind tar, bypassing create's own sorted writer.
+tar_to_pkg() {
+	run_pack create -q -z none -o "$2" - <"$1" && patch_pkg "$2" tar
+}
+
+# Runs "$@" as nobody when root (root reads and writes everything), else as is.
+as_user() {
+	if [ "$(id -u)" -eq 0 ]; then
+		setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"
+	else
+		"$@"
+	fi
+}
+
+# A scratch directory nobody can use (bats' own are private to root).
+open_scratch() {
+	S=$(mktemp -d /tmp/mcast-pack-test.XXXXXX)
+	chmod 755 "$S"
+	echo "$S" >>"$MC_STATE/scratch"
+}
+
+teardown() {
+	if [ -f "$MC_STATE/scratch" ]; then
+		while read -r d; do chmod -R u+rwx "$d" 2>/dev/null; rm -rf "$d"; done <"$MC_STATE/scratch"
+	fi
+	mc_cleanup
+}
+
+@test "pack: --help prints usage on stdout and exits 0" {
+	run -0 --separate-stderr run_pack --help
+	[[ $output == *"usage: mcast-pack create"* ]]
+	[[ $output == *"mcast-pack verify"* ]]
+	[ -z "$stderr" ]
+	run -0 --separate-stderr run_pack create -h
+	[[ $output == *"usage:"* ]]
+}
+
+@test "pack: --version prints the version, -V is not it" {
+	run -0 --separate-stderr run_pack --version
+	[[ $output == mcast-pack\ [0-9]* ]]
+	run -2 --separate-stderr run_pack -V
+	[ -z "$output" ]
+}
+
+@test "pack: usage errors exit 2 and name the option" {
+	run -2 --separate-stderr run_pack
+	[[ $stderr == *usage:* ]]
+	[ -z "$output" ]
+	run -2 --separate-stderr run_pack frobnicate x
+	[[ $stderr == *frobnicate* ]]
+	run -2 --separate-stderr run_pack create -o x.mcpkg -l x .
+	[[ $stderr == *"-l x"* ]]
+	run -2 --separate-stderr run_pack create -o x.mcpkg --chunk-size 5x .
+	[[ $stderr == *"--chunk-size 5x"* ]]
+	run -2 --separate-stderr run_pack create -o x.mcpkg --chunk-size 1K .
+	[[ $stderr == *"--chunk-size 1K"* ]]
+	run -2 --separate-stderr run_pack create -o x.mcpkg -z lz4 .
+	[[ $stderr == *"-z lz4"* ]]
+	run -2 --separate-stderr run_pack create -o x.mcpkg -j -1 .
+	[[ $stderr == *"-j -1"* ]]
+	run -2 --separate-stderr run_pack create -o x.mcpkg -z gzip -l 12 .
+	[[ $stderr == *"-l 12"* ]]
+	run -2 --separate-stderr run_pack create -o x.mcpkg --mtime yesterday .
+	[[ $stderr == *"--mtime yesterday"* ]]
+	run -2 --separate-stderr run_pack create .
+	[[ $stderr == *"-o"* ]]
+	run -2 --separate-stderr run_pack create -o x.mcpkg
+	run -2 --separate-stderr run_pack info a b
+	run -2 --separate-stderr run_pack info -o x a
+	run -2 --separate-stderr run_pack verify -C dir a
+	run -2 --separate-stderr run_pack --bogus
+	SOURCE_DATE_EPOCH=soon run -2 --separate-stderr run_pack create -o x.mcpkg .
+	[[ $stderr == *SOURCE_DATE_EPOCH* ]]
+	[ ! -e x.mcpkg ]
+}
+
+@test "pack: a tree round-trips with modes, links, empty files and directories" {
+	make_tree src
+	run -0 run_pack create -q -o t.mcpkg -n tree -V 1.2 src
+	run -0 run_pack verify t.mcpkg
+	run -0 --separate-stderr run_pack list t.mcpkg
+	[[ $output == *"sub/empty-file"* ]]
+	[[ $output != *"./"* ]]
+	run -0 run_pack extract -C out t.mcpkg
+	diff -r src out
+	[ "$(stat -c %a out/deep/er/est/run.sh)" = 750 ]
+	[ "$(stat -c %a out/deep/er)" = 710 ]
+	[ -L out/link ] && [ "$(readlink out/link)" = a.txt ]
+	[ "$(stat -c %i out/a.txt)" = "$(stat -c %i out/hard)" ]
+	[ -d out/sub/empty ] && [ -f out/sub/empty-file ] && [ ! -s out/sub/empty-file ]
+	[ "$(stat -c %Y out/sub/random.bin)" = "$(stat -c %Y src/sub/random.bin)" ]
+}
+
+@test "pack: every compression round-trips and info reports it" {
+	make_tree src
+	for z in zstd gzip xz none; do
+		run -0 run_pack create -q -z "$z" -o "$z.mcpkg" src
+		run -0 --separate-stderr run_pack info "$z.mcpkg"
+		[[ $output == *"compression:    $z"* ]]
+		run -0 run_pack extract -C "out-$z" "$z.mcpkg"
+		diff -r src "out-$z"
+	done
+	run -0 run_pack create -q -z zstd -l 19 -j 2 -o lvl.mcpkg src
+	run -0 run_pack verify lvl.mcpkg
+}
+
+@test "pack: info --json is one object with id, name, version, sizes, chunks, compression" {
+	make_tree src
+	run -0 run_pack create -q -o j.mcpkg -n jay -V 7 --chunk-size 64K src
+	run -0 --separate-stderr run_pack info --json j.mcpkg
+	[ "$(printf '%s\n' "$output" | wc -l)" -eq 1 ]
+	printf '%s' "$output" | python3 -c '
+import json, sys
+o = json.load(sys.stdin)
+assert o["name"] == "jay" and o["version"] == "7", o
+assert len(o["id"]) == 32 and o["compression"] == "zstd" and o["kind"] == "tar"
+assert o["chunk_size"] == 65536 and o["chunks"] == (o["payload_size"] + 65535) // 65536
+assert o["file_size"] == o["payload_offset"] + o["payload_size"] and o["payload_offset"] % 4096 == 0
+'
+	id=$(printf '%s' "$output" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+	run -0 --separate-stderr run_pack create --json -o j2.mcpkg src
+	printf '%s' "$output" | python3 -c 'import json,sys; o=json.load(sys.stdin); assert o["event"]=="create" and len(o["id"])==32'
+	# The id is the XXH3-128 of the manifest, as mcast-package(5) says.
+	mlen=$(python3 -c 'import struct,sys; print(struct.unpack(">Q", open(sys.argv[1],"rb").read()[24:32])[0])' j.mcpkg)
+	[ "$(tail -c +65 j.mcpkg | head -c "$mlen" | xxhsum -H2 - | cut -d' ' -f1)" = "$id" ]
+}
+
+@test "pack: list --json and list -v describe entries" {
+	make_tree src
+	run -0 run_pack create -q -o l.mcpkg src
+	run -0 --separate-stderr run_pack list --json l.mcpkg
+	printf '%s\n' "$output" | python3 -c '
+import json, sys
+e = {o["path"]: o for o in map(json.loads, sys.stdin)}
+assert e["link"]["type"] == "symlink" and e["link"]["target"] == "a.txt", e["link"]
+assert e["sub/random.bin"]["size"] == 300000
+assert e["deep/er/est/run.sh"]["mode"] == 0o750
+assert "hardlink" in (e["hard"]["type"], e["a.txt"]["type"])
+'
+	run -0 --separate-stderr run_pack list -v l.mcpkg
+	[[ $output == *"-> a.txt"* ]]
+}
+
+@test "pack: a raw image from stdin round-trips byte for byte" {
+	head -c 2500000 /dev/urandom >img
+	for z in none zstd gzip xz; do
+		run -0 run_pack create -q -z "$z" -o "r-$z.mcpkg" -n disk - <img
+		run_pack extract -O "r-$z.mcpkg" >back
+		cmp img back
+		run -0 --separate-stderr run_pack info "r-$z.mcpkg"
+		[[ $output == *"kind:           raw"* ]]
+	done
+	run -0 --separate-stderr run_pack list r-none.mcpkg
+	[ "$output" = disk ]
+	run -0 run_pack extract -C out r-zstd.mcpkg
+	cmp img out/disk
+	: | run_pack create -q -o empty.mcpkg -
+	run -0 run_pack verify empty.mcpkg
+	[ "$(run_pack extract -O empty.mcpkg | wc -c)" -eq 0 ]
+}
+
+@test "pack: several paths, a single file, and a duplicate name is refused" {
+	make_tree one
+	mkdir two && printf 'x\n' >two/extra
+	printf 'solo\n' >solo.txt
+	run -0 run_pack create -q -o m.mcpkg one two solo.txt
+	run -0 --separate-stderr run_pack list m.mcpkg
+	[[ $output == *extra* && $output == *solo.txt* && $output == *a.txt* ]]
+	mkdir three && printf 'y\n' >three/a.txt
+	run -1 --separate-stderr run_pack create -q -o d.mcpkg one three
+	[[ $stderr == *a.txt* ]]
+	[ ! -e d.mcpkg ]
+	run -1 --separate-stderr run_pack create -q -o d.mcpkg one -
+	[[ $stderr == *"-:"* ]]
+}
+
+@test "pack: SOURCE_DATE_EPOCH and --mtime give byte-identical packages" {
+	make_tree src
+	mkdir a b c
+	SOURCE_DATE_EPOCH=1700000000 run -0 run_pack create -q -o a/p.mcpkg src
+	touch src/a.txt src/sub
+	sleep 1
+	SOURCE_DATE_EPOCH=1700000000 run -0 run_pack create -q -j 2 -o b/p.mcpkg src
+	cmp a/p.mcpkg b/p.mcpkg
+	run -0 run_pack create -q --mtime 1700000000 -o c/p.mcpkg src
+	cmp a/p.mcpkg c/p.mcpkg
+	for z in gzip xz none; do
+		run -0 run_pack create -q -z "$z" --mtime 1 -o "a/$z.mcpkg" src
+		run -0 run_pack create -q -z "$z" --mtime 1 -o "b/$z.mcpkg" src
+		cmp "a/$z.mcpkg" "b/$z.mcpkg"
+	done
+	run -0 --separate-stderr run_pack info a/p.mcpkg
+	[[ $output == *"2023-11-14T22:13:20Z"* ]]
+}
+
+@test "pack: extract refuses absolute paths, .., symlink escapes and hard links out" {
+	mkdir outside dest
+	printf 'precious\n' >outside/target
+	python3 - "$T" <<'EOF'
+import io, sys, tarfile
+t = sys.argv[1]
+def add(tf, name, data=b"", **kw):
+    ti = tarfile.TarInfo(name)
+    for k, v in kw.items():
+        setattr(ti, k, v)
+    ti.size = len(data) if ti.type == tarfile.REGTYPE else 0
+    tf.addfile(ti, io.BytesIO(data) if data else None)
+with tarfile.open(t + "/evil.tar", "w", format=tarfile.PAX_FORMAT) as tf:
+    add(tf, "ok.txt", b"fine\n")
+    add(tf, t + "/outside/abs", b"absolute\n")
+    add(tf, "../outside/dotdot", b"dotdot\n")
+    add(tf, "sub/../../outside/dotdot2", b"dotdot\n")
+    add(tf, "esc", type=tarfile.SYMTYPE, linkname="../outside")
+    add(tf, "esc/through", b"through\n")
+    add(tf, "hl", type=tarfile.LNKTYPE, linkname=t + "/outside/target")
+    add(tf, "hl2", type=tarfile.LNKTYPE, linkname="../outside/target")
+    add(tf, "last.txt", b"last\n")
+EOF
+	tar_to_pkg evil.tar evil.mcpkg
+	run -0 run_pack verify evil.mcpkg
+	run -1 --separate-stderr run_pack extract -C dest evil.mcpkg
+	[[ $stderr == *refused* ]]
+	[[ $stderr == *dotdot* ]]
+	[ "$(cat dest/ok.txt)" = fine ]
+	[ "$(cat dest/last.txt)" = last ]
+	[ "$(ls outside)" = target ]
+	[ "$(cat outside/target)" = precious ]
+	[ "$(stat -c %h outside/target)" -eq 1 ]
+	[ ! -e "$T/through" ]
+}
+
+@test "pack: not a package, missing file, directory: exit 1 naming the file" {
+	printf 'just some text, long enough to hold a header and then some more bytes....\n' >text
+	for cmd in info list verify extract; do
+		run -1 --separate-stderr run_pack "$cmd" text
+		[[ $stderr == *"text: not an mcast package"* ]]
+		run -1 --separate-stderr run_pack "$cmd" missing.mcpkg
+		[[ $stderr == *"missing.mcpkg: No such file"* ]]
+	done
+	: >zero
+	run -1 --separate-stderr run_pack info zero
+	[[ $stderr == *zero:* ]]
+	run -1 --separate-stderr run_pack info "$T"
+	run -1 --separate-stderr run_pack create -o p.mcpkg no-such-dir
+	[[ $stderr == *no-such-dir* ]]
+	[ ! -e p.mcpkg ]
+}
+
+@test "pack: a truncated package is damaged (exit 3) and verify names the missing chunks" {
+	head -c 600000 /dev/urandom >img
+	run -0 run_pack create -q -z none --chunk-size 64K -o p.mcpkg - <img
+	head -c 300000 p.mcpkg >cut.mcpkg
+	run -3 --separate-stderr run_pack verify cut.mcpkg
+	[[ $stderr == *"chunk 9 (bytes "* ]]
+	[[ $stderr == *truncated* ]]
+	[[ $stderr != *"chunk 3 ("* ]]
+	run -3 --separate-stderr run_pack info cut.mcpkg
+	[[ $stderr == *cut.mcpkg:*truncated* ]]
+	run -3 --separate-stderr run_pack extract -O cut.mcpkg
+	head -c 40 p.mcpkg >head.mcpkg
+	run -3 --separate-stderr run_pack info head.mcpkg
+	head -c 100 p.mcpkg >man.mcpkg
+	run -3 --separate-stderr run_pack verify man.mcpkg
+	[[ $stderr == *man.mcpkg:* ]]
+}
+
+@test "pack: a manifest whose counts lie is refused without trusting them" {
+	head -c 300000 /dev/urandom >img
+	run -0 run_pack create -q -o p.mcpkg - <img
+	cp p.mcpkg count.mcpkg && patch_pkg count.mcpkg count
+	run -3 --separate-stderr run_pack info count.mcpkg
+	[[ $stderr == *count.mcpkg:*chunk\ count* ]]
+	cp p.mcpkg size.mcpkg && patch_pkg size.mcpkg payload
+	run -3 --separate-stderr run_pack verify size.mcpkg
+	[[ $stderr == *size.mcpkg:* ]]
+	cp p.mcpkg id.mcpkg && patch_pkg id.mcpkg count keepid
+	run -3 --separate-stderr run_pack info id.mcpkg
+	[[ $stderr == *id.mcpkg:* ]]
+	# A header claiming a huge manifest: refused before any allocation.
+	cp p.mcpkg big.mcpkg
+	printf '\377\377\377\377' | dd of=big.mcpkg bs=1 seek=28 conv=notrunc 2>/dev/null
+	run -3 --separate-stderr run_pack verify big.mcpkg
+	[[ $stderr == *"big.mcpkg: header: manifest length"* ]]
+}
+
+@test "pack: a corrupted chunk is named with its byte range, in text and JSON, exit 3" {
+	head -c 1000000 /dev/urandom >img
+	run -0 run_pack create -q -z none --chunk-size 64K -o p.mcpkg - <img
+	off=$(run_pack info --json p.mcpkg | python3 -c 'import json,sys; print(json.load(sys.stdin)["payload_offset"])')
+	printf 'XYZ' | dd of=p.mcpkg bs=1 seek=$((off + 5 * 65536 + 100)) conv=notrunc 2>/dev/null
+	run -3 --separate-stderr run_pack verify p.mcpkg
+	[[ $stderr == *"chunk 5 (bytes $((off + 5 * 65536))-$((off + 6 * 65536 - 1)))"* ]]
+	[[ $stderr != *"chunk 4 ("* ]]
+	run -3 --separate-stderr run_pack verify --json p.mcpkg
+	printf '%s\n' "$output" | python3 -c '
+import json, sys
+lines = [json.loads(l) for l in sys.stdin]
+bad = [o for o in lines if o["event"] == "bad_chunk"]
+assert [o["index"] for o in bad] == [5], bad
+assert bad[0]["length"] == 65536
+s = lines[-1]
+assert s["event"] == "verify" and s["ok"] is False and s["bad_chunks"] == [5], s
+'
+	run -3 --separate-stderr run_pack extract -O p.mcpkg
+	[[ $stderr == *"chunk 5"* ]]
+	make_tree src
+	run -0 run_pack create -q -z none --chunk-size 64K -o t.mcpkg src
+	printf 'XYZ' | dd of=t.mcpkg bs=1 seek=$((off + 65536 + 10)) conv=notrunc 2>/dev/null
+	run -3 --separate-stderr run_pack extract -C out t.mcpkg
+	[[ $stderr == *"chunk 1"* ]]
+	run -3 --separate-stderr run_pack list t.mcpkg
+}
+
+@test "pack: an unreadable directory entry fails naming it, no package left" {
+	open_scratch
+	make_tree "$S/src"
+	chmod -R a+rX "$S/src"
+	mkdir "$S/src/locked" && printf 's\n' >"$S/src/locked/secret" && chmod 000 "$S/src/locked"
+	mkdir "$S/out" && chmod 777 "$S/out"
+	run -1 --separate-stderr as_user "$MCAST_BIN/mcast-pack" create -o "$S/out/p.mcpkg" "$S/src"
+	[[ $stderr == *"src/locked: Permission denied"* ]]
+	[ -z "$(ls -A "$S/out")" ]
+	chmod 700 "$S/src/locked" && chmod 000 "$S/src/locked/secret"
+	run -1 --separate-stderr as_user "$MCAST_BIN/mcast-pack" create -o "$S/out/p.mcpkg" "$S/src"
+	[[ $stderr == *"locked"* ]]
+	[ -z "$(ls -A "$S/out")" ]
+}
+
+@test "pack: an output directory that is not writable fails naming the output" {
+	open_scratch
+	make_tree "$S/src"
+	chmod -R a+rX "$S/src"
+	mkdir "$S/ro" && chmod 555 "$S/ro"
+	run -1 --separate-stderr as_user "$MCAST_BIN/mcast-pack" create -o "$S/ro/p.mcpkg" "$S/src"
+	[[ $stderr == *"ro/p.mcpkg"*"Permission denied"* ]]
+	[ -z "$(ls -A "$S/ro")" ]
+	run -1 --separate-stderr run_pack create -o "$T/no/such/dir/p.mcpkg" "$S/src"
+	[[ $stderr == *"p.mcpkg"* ]]
+}
+
+@test "pack: a full disk while creating leaves nothing under the final name" {
+	command -v unshare >/dev/null || skip "no unshare"
+	if [ "$(id -u)" -eq 0 ]; then ns=(unshare -m); else ns=(unshare -rm); fi
+	"${ns[@]}" true 2>/dev/null || skip "cannot make a mount namespace"
+	mkdir small
+	head -c 3000000 /dev/urandom >img
+	run -1 --separate-stderr "${ns[@]}" sh -c 'mount -t tmpfs -o size=1m tmpfs small &&
+		"$@"; rc=$?; ls -A small >listing; exit $rc' sh \
+		$EXEC_PREFIX "$MCAST_BIN/mcast-pack" create -z none -o small/p.mcpkg img
+	[[ $stderr == *"small/p.mcpkg: No space left on device"* ]]
+	[ ! -s listing ]
+	# Enough room for the payload but not for the copy a tmpfs needs: still clean.
+	head -c 700000 /dev/urandom >img2
+	run -1 --separate-stderr "${ns[@]}" sh -c 'mount -t tmpfs -o size=1m tmpfs small &&
+		"$@"; rc=$?; ls -A small >listing; exit $rc' sh \
+		$EXEC_PREFIX "$MCAST_BIN/mcast-pack" create -z none -o small/p.mcpkg img2
+	[[ $stderr == *"small/p.mcpkg: No space left on device"* ]]
+	[ ! -s listing ]
+}
+
+@test "pack: extract creates -C DIR and -O with --json is a usage error" {
+	make_tree src
+	run -0 run_pack create -q -o p.mcpkg src
+	run -0 --separate-stderr run_pack extract --json -C new p.mcpkg
+	[[ $output == *'"event":"extract"'* ]]
+	[ -f new/a.txt ]
+	run -2 --separate-stderr run_pack extract -O --json p.mcpkg
+	run -0 --separate-stderr run_pack verify --json p.mcpkg
+	[[ $output == *'"ok":true'* ]]
+	run -0 --separate-stderr run_pack -q verify p.mcpkg
+	[ -z "$stderr" ]
+	run -0 --separate-stderr run_pack verify -q p.mcpkg
+	[ -z "$stderr" ]
+}
