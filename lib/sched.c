@@ -192,7 +192,11 @@ char *mc_sched_fmt_ms(uint64_t ms, char *buf, size_t len)
 		{ 86400000, 'd' }, { 3600000, 'h' }, { 60000, 'm' }, { 1000, 's' },
 	};
 
-	if (ms == 0 || ms % 1000) {
+	if (ms == 0) {
+		snprintf(buf, len, "0s");
+		return buf;
+	}
+	if (ms % 1000) {
 		if (ms < 1000)
 			snprintf(buf, len, "%llums", (unsigned long long)ms);
 		else

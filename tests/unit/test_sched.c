@@ -165,6 +165,7 @@ static void test_text(void)
 	ok(strcmp(mc_sched_fmt_ms(1800000, buf, sizeof buf), "30m") == 0, "fmt 30m: %s", buf);
 	ok(strcmp(mc_sched_fmt_ms(250, buf, sizeof buf), "250ms") == 0, "fmt 250ms: %s", buf);
 	ok(strcmp(mc_sched_fmt_ms(1500, buf, sizeof buf), "1.5s") == 0, "fmt 1.5s: %s", buf);
+	ok(strcmp(mc_sched_fmt_ms(0, buf, sizeof buf), "0s") == 0, "fmt 0s: %s", buf);
 	ok(strcmp(mc_sched_fmt_ms(7200000, buf, sizeof buf), "2h") == 0, "fmt 2h: %s", buf);
 	c = cfg(20, 1, 1800000, 0, NULL);
 	mc_sched_init(&s, &c, 0);
