@@ -321,3 +321,18 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 		sed -n '/^SYNOPSIS/,/^DESCRIPTION/p' | sed '1d;$d' | tr -s ' \t\n' ' ' | sed 's/^ //; s/ $//')
 	[ "$usage" = "$synopsis" ]
 }
+
+@test "sched: IPv6 group on a LAN counts receivers of another host" {
+	require_root
+	lan_create 3
+	bg_start sched ns_exec h1 run_sched -g ff15::7:5 -p $P -i eth0 --json --min-clients 2 --max-wait 20s -- sh -c "$REPORT"
+	SCHED_PID=$BG_PID
+	wait_for 10 grep -q '"event":"wait"' "$BATS_TEST_TMPDIR/sched.out"
+	ip netns exec "$(ns_name h2)" timeout 20 "$HELLO" -g ff15::7:5 -p $P -i eth0 -r 2 -c 3 -w 100
+	ip netns exec "$(ns_name h3)" timeout 20 "$HELLO" -g ff15::7:5 -p $P -i eth0 -r 3 -c 3 -w 100
+	sched_wait 15 0
+	out=$BATS_TEST_TMPDIR/sched.out
+	grep -q 'clients=2 ' "$out"
+	grep -q '^0000000000000002 2001:db8::2$' "$out"
+	grep -q '^0000000000000003 2001:db8::3$' "$out"
+}
