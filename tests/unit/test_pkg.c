@@ -1,0 +1,167 @@
+/* Unit tests of lib/pkg.c: digests, ids, manifest and header codecs, and their rejection of lies. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pkg.h"
+#include "tap.h"
+
+static void fill(struct mc_manifest *m, uint64_t payload, uint32_t chunk)
+{
+	memset(m, 0, sizeof *m);
+	strcpy(m->name, "win11");
+	strcpy(m->version, "2026.11");
+	m->ctime = 1700000000;
+	m->compression = MC_COMP_ZSTD;
+	m->kind = MC_KIND_TAR;
+	m->chunk_size = chunk;
+	m->payload_size = payload;
+	m->nchunks = (uint32_t)((payload + chunk - 1) / chunk);
+	memset(m->payload_digest, 0xab, MC_DIGEST_LEN);
+}
+
+int main(void)
+{
+	uint8_t d[MC_DIGEST_LEN], id[MC_ID_LEN], hdr[MC_PKG_HDR_SIZE], id2[MC_ID_LEN];
+	char hex[2 * MC_ID_LEN + 1], err[256];
+	struct mc_manifest m, p;
+	struct mc_pkg_layout l;
+
+	/* XXH3-128 canonical, as xxhsum -H2 prints it. */
+	mc_digest("hello", 5, d);
+	ok(strcmp(mc_id_hex(d, hex), "b5e9c1ad071b3e7fc779cfaa5e523818") == 0, "mc_digest(hello) = xxhsum -H2 (%s)", hex);
+
+	ok(mc_id_parse("b5e9c1ad071b3e7fc779cfaa5e523818", id) == 32 && memcmp(id, d, 16) == 0, "full id parses");
+	ok(mc_id_parse("B5E9C1AD", id) == 8 && mc_id_match(d, id, 8), "8-digit prefix parses and matches");
+	ok(mc_id_parse("b5e9c1ad0", id) == 9 && mc_id_match(d, id, 9), "odd-length prefix matches");
+	ok(mc_id_parse("b5e9c1a", id) == -1, "7 digits are too few");
+	ok(mc_id_parse("b5e9c1adz", id) == -1, "non-hex refused");
+	ok(mc_id_parse("b5e9c1ad071b3e7fc779cfaa5e5238180", id) == -1, "33 digits refused");
+	mc_id_parse("b5e9c1ae", id);
+	ok(!mc_id_match(d, id, 8), "different prefix does not match");
+
+	ok(strcmp(mc_comp_name(MC_COMP_XZ), "xz") == 0 && mc_comp_parse("gzip") == MC_COMP_GZIP &&
+	   mc_comp_parse("lz4") == -1, "compression names");
+	ok(strcmp(mc_kind_name(MC_KIND_RAW), "raw") == 0 && strcmp(mc_kind_name(9), "unknown") == 0, "kind names");
+
+	/* Encode, parse back, same id. */
+	uint64_t payload = 5 * 65536 + 10;
+	uint8_t digests[6 * MC_DIGEST_LEN];
+	for (unsigned i = 0; i < sizeof digests; i++)
+		digests[i] = (uint8_t)i;
+	fill(&m, payload, 65536);
+	ok(mc_manifest_encode(&m, digests, err, sizeof err) == 0, "manifest encodes");
+	ok(m.raw_len == 52 + 5 + 7 + 6 * 16, "manifest length is 52 + name + version + 16 per chunk (%u)", m.raw_len);
+	ok(memcmp(m.raw, "MCMF", 4) == 0 && m.raw[4] == 0 && m.raw[5] == 1, "manifest magic and version");
+	ok(mc_manifest_parse(m.raw, m.raw_len, &p, err, sizeof err) == 0, "manifest parses: %s", err);
+	ok(strcmp(p.name, "win11") == 0 && strcmp(p.version, "2026.11") == 0 && p.ctime == 1700000000 &&
+	   p.compression == MC_COMP_ZSTD && p.kind == MC_KIND_TAR && p.chunk_size == 65536 &&
+	   p.payload_size == payload && p.nchunks == 6, "fields survive");
+	ok(memcmp(p.id, m.id, MC_ID_LEN) == 0, "same id after parse");
+	mc_digest(m.raw, m.raw_len, d);
+	ok(memcmp(d, m.id, MC_ID_LEN) == 0, "id is the digest of the manifest");
+	ok(memcmp(p.digests + 5 * 16, digests + 5 * 16, 16) == 0, "chunk digests point into the copy");
+	ok(mc_manifest_chunk_off(&p, 5) == 5 * 65536 && mc_manifest_chunk_len(&p, 5) == 10 &&
+	   mc_manifest_chunk_len(&p, 0) == 65536 && mc_manifest_chunk_len(&p, 6) == 0, "chunk offsets and lengths");
+	mc_manifest_layout(&p, &l);
+	ok(l.manifest_off == 64 && l.manifest_len == m.raw_len && l.payload_off == 4096 &&
+	   l.file_size == 4096 + payload, "layout");
+	mc_manifest_free(&p);
+
+	/* Lies: every one of them refused. */
+	uint8_t *bad = malloc(m.raw_len + 16);
+	size_t o = 4 + 2 + 2 + 5 + 2 + 7; /* ctime */
+	memcpy(bad, m.raw, m.raw_len);
+	bad[o + 8 + 1 + 1 + 4 + 8 + 3]++; /* chunk count */
+	ok(mc_manifest_parse(bad, m.raw_len, &p, err, sizeof err) < 0 && strstr(err, "chunk count"), "count lie: %s", err);
+	memcpy(bad, m.raw, m.raw_len);
+	bad[o + 8 + 1 + 1 + 4 + 4] = 0xff; /* payload size */
+	ok(mc_manifest_parse(bad, m.raw_len, &p, err, sizeof err) < 0, "payload size lie: %s", err);
+	ok(mc_manifest_parse(m.raw, m.raw_len - 1, &p, err, sizeof err) < 0, "short by one byte: %s", err);
+	memcpy(bad, m.raw, m.raw_len);
+	ok(mc_manifest_parse(bad, m.raw_len + 16, &p, err, sizeof err) < 0, "16 bytes too many: %s", err);
+	memcpy(bad, m.raw, m.raw_len);
+	bad[7] = 200; /* name length past the data that follows */
+	ok(mc_manifest_parse(bad, m.raw_len, &p, err, sizeof err) < 0, "name length lie: %s", err);
+	memcpy(bad, m.raw, m.raw_len);
+	bad[9] = 0; /* NUL inside the name */
+	ok(mc_manifest_parse(bad, m.raw_len, &p, err, sizeof err) < 0, "NUL in name refused");
+	memcpy(bad, m.raw, m.raw_len);
+	bad[o + 8] = 7;
+	ok(mc_manifest_parse(bad, m.raw_len, &p, err, sizeof err) < 0, "unknown compression: %s", err);
+	memcpy(bad, m.raw, m.raw_len);
+	bad[o + 8 + 1 + 1 + 1] = 0; /* chunk size 65536 -> 0 */
+	ok(mc_manifest_parse(bad, m.raw_len, &p, err, sizeof err) < 0, "chunk size 0: %s", err);
+	memcpy(bad, m.raw, m.raw_len);
+	bad[0] = 'X';
+	ok(mc_manifest_parse(bad, m.raw_len, &p, err, sizeof err) < 0, "bad magic");
+	ok(mc_manifest_parse(bad, 3, &p, err, sizeof err) < 0, "3 bytes");
+	free(bad);
+
+	/* Header. */
+	mc_pkg_header_encode(&m, hdr);
+	ok(memcmp(hdr, MC_PKG_MAGIC, 8) == 0 && hdr[9] == MC_PKG_VERSION, "header magic and version");
+	ok(mc_pkg_header_decode(hdr, 4096 + payload, &l, id2, err, sizeof err) == 0 && memcmp(id2, m.id, 16) == 0 &&
+	   l.payload_off == 4096 && l.payload_len == payload, "header decodes: %s", err);
+	ok(mc_pkg_header_decode(hdr, UINT64_MAX, &l, id2, err, sizeof err) == 0, "header decodes against an unknown size");
+	errno = 0;
+	ok(mc_pkg_header_decode(hdr, 4095 + payload, &l, id2, err, sizeof err) < 0 && errno == EBADMSG,
+	   "one byte short: %s", err);
+	hdr[30] = 0x13; /* manifest length 5000: the payload would have to start at 8192 */
+	hdr[31] = 0x88;
+	ok(mc_pkg_header_decode(hdr, UINT64_MAX, &l, id2, err, sizeof err) < 0, "manifest length lie: %s", err);
+	mc_pkg_header_encode(&m, hdr);
+	memset(hdr + 24, 0xff, 8);
+	ok(mc_pkg_header_decode(hdr, UINT64_MAX, &l, id2, err, sizeof err) < 0, "huge manifest length refused: %s", err);
+	mc_pkg_header_encode(&m, hdr);
+	memset(hdr + 40, 0xff, 8);
+	ok(mc_pkg_header_decode(hdr, UINT64_MAX, &l, id2, err, sizeof err) < 0, "payload length overflow refused: %s", err);
+	mc_pkg_header_encode(&m, hdr);
+	hdr[39] = 0; /* payload offset 4096 -> 0 */
+	hdr[38] = 0;
+	ok(mc_pkg_header_decode(hdr, UINT64_MAX, &l, id2, err, sizeof err) < 0, "payload offset lie: %s", err);
+	mc_pkg_header_encode(&m, hdr);
+	hdr[1] = 'X';
+	errno = 0;
+	ok(mc_pkg_header_decode(hdr, UINT64_MAX, &l, id2, err, sizeof err) < 0 && errno == EINVAL, "not a package: %s", err);
+
+	/* A whole package through a file: write head + payload, open, check chunks. */
+	char path[] = "/tmp/mcast-test-pkg.XXXXXX";
+	int fd = mkstemp(path);
+	uint8_t *pl = calloc(1, payload), *buf = malloc(65536);
+	struct mc_pkg pk;
+	for (uint64_t i = 0; i < payload; i++)
+		pl[i] = (uint8_t)(i * 7);
+	for (uint32_t i = 0; i < 6; i++)
+		mc_digest(pl + (uint64_t)i * 65536, i == 5 ? 10 : 65536, digests + i * 16);
+	mc_digest(pl, payload, m.payload_digest);
+	ok(mc_manifest_encode(&m, digests, err, sizeof err) == 0, "re-encode with real digests");
+	ok(mc_pkg_write_head(fd, &m) == 0 && pwrite(fd, pl, payload, 4096) == (ssize_t)payload, "package written");
+	ok(mc_pkg_open(path, &pk, err, sizeof err) == 0, "package opens: %s", err);
+	ok(mc_pkg_check_chunk(&pk, 0, buf) == 1 && mc_pkg_check_chunk(&pk, 5, buf) == 1, "chunks intact");
+	int okv = 0;
+	ok(mc_pkg_verify(&pk, NULL, buf, &okv, err, sizeof err) == 0 && okv, "verify: intact, payload digest ok");
+	pwrite(fd, "x", 1, 4096 + 3 * 65536 + 1);
+	ok(mc_pkg_check_chunk(&pk, 3, buf) == 0 && mc_pkg_check_chunk(&pk, 2, buf) == 1, "damaged chunk 3 found");
+	ok(mc_pkg_verify(&pk, NULL, buf, &okv, err, sizeof err) == 1, "verify counts one bad chunk");
+	mc_pkg_close(&pk);
+	ok(ftruncate(fd, 4096 + 2 * 65536) == 0, "truncate");
+	errno = 0;
+	ok(mc_pkg_open(path, &pk, err, sizeof err) < 0 && errno == EBADMSG && strstr(err, path), "truncated: %s", err);
+	ok(mc_pkg_open_flags(path, MC_PKG_OPEN_PARTIAL, &pk, err, sizeof err) == 0, "partial open works");
+	ok(mc_pkg_check_chunk(&pk, 4, buf) == 0 && mc_pkg_check_chunk(&pk, 1, buf) == 1, "missing chunk is damaged");
+	mc_pkg_close(&pk);
+	ok(mc_pkg_open("/nonexistent/x.mcpkg", &pk, err, sizeof err) < 0 && errno == ENOENT, "missing: %s", err);
+	close(fd);
+	unlink(path);
+	free(pl);
+	free(buf);
+
+	/* Too many chunks for the manifest bound. */
+	fill(&p, (uint64_t)MC_CHUNK_MIN * (17u << 20), MC_CHUNK_MIN);
+	ok(mc_manifest_encode(&p, NULL, err, sizeof err) < 0, "too many chunks refused: %s", err);
+	mc_manifest_free(&m);
+	return tap_done();
+}
