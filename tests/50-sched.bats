@@ -336,3 +336,23 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 	grep -q '^0000000000000002 2001:db8::2$' "$out"
 	grep -q '^0000000000000003 2001:db8::3$' "$out"
 }
+
+@test "sched: receivers waiting before the session are counted, then served by mcast-send" {
+	require_root
+	require_prog mcast-pack mcast-send mcast-recv
+	lan_create 3
+	mkdir "$BATS_TEST_TMPDIR/tree"
+	head -c 3000000 /dev/urandom >"$BATS_TEST_TMPDIR/tree/blob"
+	run_pack create -o "$BATS_TEST_TMPDIR/win11.mcpkg" -n win11 "$BATS_TEST_TMPDIR/tree"
+	bg_start r2 ns_exec h2 run_recv -g $G -p $P -i eth0 --package win11 --timeout 30s -o "$BATS_TEST_TMPDIR/r2.mcpkg"
+	bg_start r3 ns_exec h3 run_recv -g $G -p $P -i eth0 --package win11 --timeout 30s -o "$BATS_TEST_TMPDIR/r3.mcpkg"
+	sleep 1
+	bg_start sched ns_exec h1 run_sched -g $G -p $P -i eth0 --json --package win11 --min-clients 2 --max-wait 20s \
+		-- "$MCAST_BIN/mcast-send" -g $G -p $P -i eth0 -r 200M --max-time 40s "$BATS_TEST_TMPDIR/win11.mcpkg"
+	sched_wait 60 0
+	[ "$(json "$(event start)" 'j["reason"]')" = quorum ]
+	bg_wait r2 30
+	bg_wait r3 30
+	cmp "$BATS_TEST_TMPDIR/win11.mcpkg" "$BATS_TEST_TMPDIR/r2.mcpkg"
+	cmp "$BATS_TEST_TMPDIR/win11.mcpkg" "$BATS_TEST_TMPDIR/r3.mcpkg"
+}
