@@ -1,8 +1,335 @@
-/* mcast-repair: placeholder until its issue lands. */
+/*
+ * mcast-repair: completes a partial or damaged package from unicast sources
+ * (HTTP/HTTPS ranges or a file path), fetching only what is missing.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
-int main(void)
+#include "exitcode.h"
+#include "log.h"
+#include "opt.h"
+#include "repair.h"
+
+#define MAX_SOURCES 64
+#define MAX_HEADERS 64
+#define MAX_PARALLEL 64
+#define DEFAULT_PARALLEL 4
+#define MAX_SPREAD_MS (24ULL * 3600 * 1000)
+
+static const char usage_text[] =
+	"usage: mcast-repair [-s SOURCE]... [-j PARALLEL] [--cacert FILE] [--insecure]\n"
+	"                    [-H HEADER]... [--spread DUR] [--json] [-q] [-v] PKG\n"
+	"       mcast-repair -h | --help | --version\n";
+
+static volatile sig_atomic_t got_stop;
+
+static void usage(FILE *f, int status) __attribute__((noreturn));
+static void usage(FILE *f, int status)
 {
-	fprintf(stderr, "mcast-repair: not implemented yet\n");
-	return 1;
+	fputs(usage_text, f);
+	if (f == stdout) {
+		fputs("\nCompletes PKG (PKG.part and its state from mcast-recv, a damaged PKG, or\n"
+		      "nothing yet) from the sources, fetching and verifying only missing chunks.\n"
+		      "  -s SOURCE         http://, https:// or file:// URL, or a path; repeatable,\n"
+		      "                    tried in order (a trailing / or a directory gets PKG's name)\n"
+		      "  -j PARALLEL       transfers at once per source (default 4)\n"
+		      "  --cacert FILE     trust the CA certificates in FILE for HTTPS\n"
+		      "  --insecure        do not verify HTTPS certificates\n"
+		      "  -H HEADER         extra request header 'Name: value'; repeatable\n"
+		      "  --spread DUR      wait a random time up to DUR before the first request\n"
+		      "  --json            one JSON event per line on stdout\n"
+		      "  -q, -v            quieter, more verbose\n"
+		      "Exit status: 0 complete and verified, 1 error, 2 usage, 3 still incomplete.\n", f);
+		if (mc_log_close_stdout() < 0)
+			exit(MC_EXIT_RUNTIME);
+	}
+	exit(status);
+}
+
+static void version(void) __attribute__((noreturn));
+static void version(void)
+{
+	printf("mcast-repair %s\n", MC_VERSION);
+	exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
+}
+
+static void bad(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void bad(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", mc_log_prog());
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	usage(stderr, MC_EXIT_USAGE);
+}
+
+static void on_signal(int sig)
+{
+	got_stop = sig;
+}
+
+static const char *src_state_name(enum mc_repair_src_state s)
+{
+	static const char *const names[] = {"unused", "ok", "refused", "failed"};
+	return names[s];
+}
+
+static void on_event(void *ctx, const struct mc_repair_event *ev)
+{
+	const char *pkg = ctx;
+	struct mc_json j;
+	char a[32], b[32];
+
+	switch (ev->type) {
+	case MC_REPAIR_EV_LOCAL:
+		mc_json_begin(&j, "need");
+		mc_json_str(&j, "package", pkg);
+		mc_json_u64(&j, "chunks", ev->nchunks);
+		mc_json_u64(&j, "have", ev->have);
+		mc_json_u64(&j, "need", ev->need);
+		mc_json_u64(&j, "bytes", ev->bytes_need);
+		mc_json_bool(&j, "manifest", ev->nchunks > 0);
+		mc_json_end(&j);
+		if (ev->nchunks)
+			mc_info("%s: %u of %u chunks present, %u to fetch (%s)", pkg, ev->have, ev->nchunks,
+				ev->need, mc_fmt_size(ev->bytes_need, a, sizeof a));
+		else
+			mc_info("%s: no manifest yet: fetching everything", pkg);
+		break;
+	case MC_REPAIR_EV_SPREAD:
+		mc_json_begin(&j, "spread");
+		mc_json_u64(&j, "delay_ms", ev->delay_ms);
+		mc_json_end(&j);
+		mc_debug("waiting %.1fs before the first request (--spread)", (double)ev->delay_ms / 1000);
+		break;
+	case MC_REPAIR_EV_MANIFEST:
+		mc_json_begin(&j, "manifest");
+		mc_json_str(&j, "source", ev->source);
+		mc_json_str(&j, "package", ev->msg);
+		mc_json_end(&j);
+		mc_info("%s: manifest of %s", ev->source, ev->msg);
+		break;
+	case MC_REPAIR_EV_SOURCE:
+		mc_json_begin(&j, "source");
+		mc_json_str(&j, "source", ev->source);
+		mc_json_end(&j);
+		mc_debug("%s: serves the same package", ev->source);
+		break;
+	case MC_REPAIR_EV_REFUSED:
+		mc_json_begin(&j, "refused");
+		mc_json_str(&j, "source", ev->source);
+		mc_json_str(&j, "reason", ev->msg);
+		mc_json_end(&j);
+		mc_err("%s: %s", ev->source, ev->msg);
+		break;
+	case MC_REPAIR_EV_ERROR:
+		mc_json_begin(&j, "source_error");
+		mc_json_str(&j, "source", ev->source);
+		mc_json_str(&j, "reason", ev->msg);
+		mc_json_u64(&j, "retry_ms", ev->delay_ms);
+		mc_json_end(&j);
+		if (ev->delay_ms)
+			mc_warn("%s: %s; retrying in %.1fs", ev->source, ev->msg, (double)ev->delay_ms / 1000);
+		else
+			mc_warn("%s: %s; not used further", ev->source, ev->msg);
+		break;
+	case MC_REPAIR_EV_BAD:
+		mc_json_begin(&j, "bad_chunk");
+		mc_json_str(&j, "source", ev->source);
+		mc_json_u64(&j, "chunk", ev->chunk);
+		mc_json_end(&j);
+		mc_warn("%s: chunk %u: digest mismatch: bad data, not trusted for this chunk", ev->source, ev->chunk);
+		break;
+	case MC_REPAIR_EV_CHUNK:
+		mc_json_begin(&j, "fetched");
+		mc_json_str(&j, "source", ev->source);
+		mc_json_u64(&j, "chunk", ev->chunk);
+		mc_json_u64(&j, "have", ev->have);
+		mc_json_u64(&j, "chunks", ev->nchunks);
+		mc_json_u64(&j, "bytes_fetched", ev->bytes_fetched);
+		mc_json_end(&j);
+		mc_debug("%s: chunk %u verified", ev->source, ev->chunk);
+		mc_progress(ev->have == ev->nchunks, "%s: %u/%u chunks, %s fetched of %s needed", pkg, ev->have,
+			    ev->nchunks, mc_fmt_size(ev->bytes_fetched, a, sizeof a),
+			    mc_fmt_size(ev->bytes_need, b, sizeof b));
+		break;
+	}
+}
+
+static void report(const char *pkg, int rc, const struct mc_repair_result *res, double secs)
+{
+	struct mc_json j;
+	char list[4096] = "", a[32], b[32];
+
+	mc_progress_end();
+	for (unsigned k = 0; k < res->nsrc; k++) {
+		const struct mc_repair_src_summary *s = &res->src[k];
+		mc_json_begin(&j, "source_summary");
+		mc_json_str(&j, "source", s->name);
+		mc_json_str(&j, "state", src_state_name(s->state));
+		mc_json_u64(&j, "bytes", s->bytes);
+		mc_json_u64(&j, "requests", s->requests);
+		mc_json_u64(&j, "chunks_ok", s->chunks_ok);
+		mc_json_u64(&j, "chunks_bad", s->chunks_bad);
+		if (s->reason[0])
+			mc_json_str(&j, "reason", s->reason);
+		mc_json_end(&j);
+		mc_debug("%s: %s, %s in %llu requests, %u chunks good, %u bad", s->name, src_state_name(s->state),
+			 mc_fmt_size(s->bytes, a, sizeof a), (unsigned long long)s->requests, s->chunks_ok,
+			 s->chunks_bad);
+	}
+	if (res->have_manifest && rc >= 0)
+		mc_repair_list_missing(&res->st, list, sizeof list);
+	mc_json_begin(&j, "done");
+	mc_json_str(&j, "package", pkg);
+	mc_json_str(&j, "status", rc == 0 ? "complete" : rc > 0 ? "incomplete" : "error");
+	mc_json_bool(&j, "manifest", res->have_manifest);
+	mc_json_bool(&j, "in_place", res->in_place);
+	mc_json_u64(&j, "chunks", res->nchunks);
+	mc_json_u64(&j, "had", res->had);
+	mc_json_u64(&j, "fetched", res->fetched);
+	mc_json_u64(&j, "missing", res->missing);
+	mc_json_u64(&j, "bytes_needed", res->bytes_need);
+	mc_json_u64(&j, "bytes_fetched", res->bytes_fetched);
+	mc_json_u64(&j, "bytes_missing", res->bytes_missing);
+	if (res->bytes_need)
+		mc_json_dbl(&j, "fetch_ratio", (double)res->bytes_fetched / (double)res->bytes_need);
+	mc_json_str(&j, "missing_chunks", list);
+	mc_json_dbl(&j, "seconds", secs);
+	mc_json_end(&j);
+	if (rc == 0) {
+		mc_info("%s: complete and verified (%u chunks fetched, %s received for %s missing)", pkg,
+			res->fetched, mc_fmt_size(res->bytes_fetched, a, sizeof a),
+			mc_fmt_size(res->bytes_need, b, sizeof b));
+	} else if (rc > 0 && !res->have_manifest) {
+		mc_err("%s: still missing: everything (no source served the header and manifest)", pkg);
+	} else if (rc > 0) {
+		mc_err("%s: still missing %u of %u chunks (%s): %s", pkg, res->missing, res->nchunks,
+		       mc_fmt_size(res->bytes_missing, a, sizeof a), list);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"cacert", required_argument, NULL, 'C'},
+		{"header", required_argument, NULL, 'H'},
+		{"help", no_argument, NULL, 'h'},
+		{"insecure", no_argument, NULL, 'k'},
+		{"json", no_argument, NULL, 'J'},
+		{"parallel", required_argument, NULL, 'j'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"source", required_argument, NULL, 's'},
+		{"spread", required_argument, NULL, 'S'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"version", no_argument, NULL, 'W'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *sources[MAX_SOURCES], *headers[MAX_HEADERS];
+	struct mc_repair_opts o = {0};
+	struct mc_repair_result res;
+	struct sigaction sa;
+	struct timespec t0, t1;
+	char err[2048];
+	uint64_t v;
+	int c, json = 0, verbosity = 1, rc, status;
+
+	mc_log_init(argv[0], 1, 0);
+	o.src.parallel = DEFAULT_PARALLEL;
+	while ((c = getopt_long(argc, argv, "H:hj:qs:v", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'C':
+			o.src.cacert = optarg;
+			break;
+		case 'H':
+			if (o.src.nheaders == MAX_HEADERS)
+				bad("-H: at most %d headers", MAX_HEADERS);
+			if (strchr(optarg, ':') == NULL || optarg[0] == ':' || strpbrk(optarg, "\r\n"))
+				bad("-H '%s': not a 'Name: value' header", optarg);
+			headers[o.src.nheaders++] = optarg;
+			break;
+		case 'h':
+			usage(stdout, MC_EXIT_OK);
+		case 'J':
+			json = 1;
+			break;
+		case 'j':
+			if (mc_opt_uint(optarg, 1, MAX_PARALLEL, &v) < 0)
+				bad("-j '%s': not a number from 1 to %d", optarg, MAX_PARALLEL);
+			o.src.parallel = (unsigned)v;
+			break;
+		case 'k':
+			o.src.insecure = 1;
+			break;
+		case 'q':
+			verbosity = 0;
+			break;
+		case 'S':
+			if (mc_opt_duration(optarg, 0, MAX_SPREAD_MS, &o.spread_ms) < 0)
+				bad("--spread '%s': not a duration (90s, 5m, 250ms)", optarg);
+			break;
+		case 's':
+			if (o.nsources == MAX_SOURCES)
+				bad("-s: at most %d sources", MAX_SOURCES);
+			if (optarg[0] == '\0')
+				bad("-s: empty source");
+			if (mc_source_check_spec(optarg, err, sizeof err) < 0)
+				bad("-s '%s': %s", optarg, err);
+			sources[o.nsources++] = optarg;
+			break;
+		case 'v':
+			verbosity = 2;
+			break;
+		case 'W':
+			version();
+		default:
+			usage(stderr, MC_EXIT_USAGE);
+		}
+	}
+	if (argc - optind != 1)
+		bad(argc == optind ? "no PKG given" : "one PKG only");
+	if (argv[optind][0] == '\0')
+		bad("PKG: empty name");
+	mc_log_init(argv[0], verbosity, json);
+	o.pkg = argv[optind];
+	o.sources = sources;
+	o.src.headers = headers;
+	o.event = on_event;
+	o.ctx = (void *)o.pkg;
+	o.stop = &got_stop;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (mc_source_global_init() < 0) {
+		mc_err("libcurl: cannot initialise");
+		return MC_EXIT_RUNTIME;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = mc_repair_run(&o, &res, err, sizeof err);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (rc < 0)
+		mc_err("%s", err);
+	report(o.pkg, rc, &res, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	if (rc > 0 && got_stop)
+		mc_err("%s: interrupted; state saved, run again to resume", o.pkg);
+	mc_repair_result_free(&res);
+	mc_source_global_cleanup();
+	status = rc == 0 ? MC_EXIT_OK : rc > 0 ? MC_EXIT_INCOMPLETE : MC_EXIT_RUNTIME;
+	if (mc_log_close_stdout() < 0 && status == MC_EXIT_OK)
+		status = MC_EXIT_RUNTIME;
+	return status;
 }

@@ -18,6 +18,7 @@
 #define RETRY_AFTER_MAX_MS (10 * 60 * 1000) /* a source asking for longer is dropped for this run */
 #define MAX_ATTEMPTS 5
 #define SAVE_EVERY_MS 1000
+#define PIECE_MIN (1ull << 20)
 #define PIECE_MAX (32ull << 20)
 #define LOCAL_ERR (-10)
 
@@ -528,6 +529,7 @@ static int use_source(struct run *r, unsigned k)
 			/* Pieces small enough that -j transfers share a big gap, whole chunks each. */
 			uint64_t piece = need / (r->o->src.parallel ? r->o->src.parallel : 1);
 			piece = piece > PIECE_MAX ? PIECE_MAX : piece;
+			piece = piece < PIECE_MIN ? PIECE_MIN : piece;
 			piece = piece < r->m.chunk_size ? r->m.chunk_size : piece;
 			size_t nr = mc_repair_ranges(&r->m, want, piece, ranges);
 			uint32_t before = r->res->st.nhave, badbefore = ss->chunks_bad;

@@ -164,6 +164,15 @@ nomem:
 	return -1;
 }
 
+int mc_source_check_spec(const char *spec, char *err, size_t errlen)
+{
+	struct mc_source *s = NULL;
+	int rc = mc_source_new(spec, "x", NULL, &s, err, errlen);
+
+	mc_source_free(s);
+	return rc;
+}
+
 void mc_source_free(struct mc_source *s)
 {
 	if (s == NULL)

@@ -76,6 +76,9 @@ int mc_source_new(const char *spec, const char *name, const struct mc_source_opt
 		  struct mc_source **out, char *err, size_t errlen);
 void mc_source_free(struct mc_source *s);
 
+/* Checks that spec names a kind of source this library reads. Returns 0, or -1 with the reason in err. */
+int mc_source_check_spec(const char *spec, char *err, size_t errlen);
+
 /* The resolved address or path, for messages. */
 const char *mc_source_name(const struct mc_source *s);
 

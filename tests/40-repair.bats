@@ -1,0 +1,342 @@
+#!/usr/bin/env bats
+# mcast-repair: partial, damaged and missing packages completed from real
+# nginx (and the misbehaving test server) on loopback in a private namespace.
+
+bats_require_minimum_version 1.5.0
+load helper
+
+CS=65536   # chunk size of the test package
+NCH=40     # full chunks; the payload has a short 41st chunk
+
+setup() {
+	require_prog mcast-pack mcast-repair
+	cd "$BATS_TEST_TMPDIR" || return 1
+	head -c $((NCH * CS + 1234)) /dev/urandom >img
+	run_pack create -q -o orig.mcpkg -n img -V 1 -z none --chunk-size 64K - <img
+	PO=$(($(stat -c %s orig.mcpkg) - $(stat -c %s img)))  # payload offset
+	mkdir -p www
+	cp orig.mcpkg www/img.mcpkg
+}
+
+# set_chunks FILE BYTE-SOURCE CHUNK...: overwrite chunks with zeros or noise.
+set_chunks() {
+	local f=$1 src=$2 i
+	shift 2
+	for i in "$@"; do
+		dd if="$src" of="$f" bs=$CS count=1 iflag=fullblock oflag=seek_bytes conv=notrunc \
+			seek=$((PO + i * CS)) status=none
+	done
+}
+
+# partial NAME CHUNK...: NAME.part is the package with CHUNKs zeroed.
+partial() {
+	local n=$1
+	shift
+	cp orig.mcpkg "$n.part"
+	set_chunks "$n.part" /dev/zero "$@"
+}
+
+# write_state PKG CHUNK...: a valid PKG.state (format of lib/state.h) that
+# marks every chunk except the ones listed, as mcast-recv leaves it.
+write_state() {
+	local pkg=$1
+	shift
+	python3 - "$pkg" "$(run_pack info --json orig.mcpkg)" "$@" <<'EOF'
+import json, struct, subprocess, sys
+pkg, info, skip = sys.argv[1], json.loads(sys.argv[2]), set(map(int, sys.argv[3:]))
+n = info["chunks"]
+bm = bytearray(n // 8 + 1)
+for i in range(n):
+    if i not in skip:
+        bm[i >> 3] |= 1 << (i & 7)
+body = b"MCSTATE1" + bytes.fromhex(info["id"]) + struct.pack(">II", n, n - len(skip)) + bytes(bm)
+open(pkg + ".state.tmp", "wb").write(body)
+h = subprocess.run(["xxhsum", "-H1", pkg + ".state.tmp"], capture_output=True, text=True).stdout.split()[0]
+open(pkg + ".state", "wb").write(body + bytes.fromhex(h[-16:]))
+EOF
+	rm -f "$pkg.state.tmp"
+}
+
+# json_field KEY: value of KEY in the last "done" event of $output.
+json_field() {
+	printf '%s\n' "$output" | grep '"event":"done"' | tail -1 |
+		python3 -c 'import json,sys; print(json.loads(sys.stdin.read())[sys.argv[1]])' "$1"
+}
+
+@test "help, version and usage errors" {
+	run -0 --separate-stderr run_repair --help
+	[[ $output == usage:*mcast-repair* ]]
+	[ -z "$stderr" ]
+	run -0 --separate-stderr run_repair -h
+	[[ $output == usage:* ]]
+	run -0 --separate-stderr run_repair --version
+	[[ $output == "mcast-repair "[0-9]* ]]
+	run -2 --separate-stderr run_repair
+	[ -z "$output" ]
+	[[ $stderr == *"no PKG"* ]]
+	run -2 --separate-stderr run_repair --bogus x.mcpkg
+	[ -z "$output" ]
+	run -2 --separate-stderr run_repair -j 0 x.mcpkg
+	[[ $stderr == *"-j"* ]]
+	run -2 --separate-stderr run_repair -H nocolon x.mcpkg
+	[[ $stderr == *"-H"* ]]
+	run -2 --separate-stderr run_repair --spread 5x x.mcpkg
+	[[ $stderr == *"--spread"* ]]
+	run -2 --separate-stderr run_repair a.mcpkg b.mcpkg
+	run -2 --separate-stderr run_repair -s ftp://x/y a.mcpkg
+}
+
+@test "partial package left by a killed session: only the missing chunks are fetched" {
+	require_root
+	ns_lo
+	nginx_start local www
+	partial img.mcpkg 0 7 8 9 23 40
+	# State saved before chunk 30 landed: 30 is in PKG.part but not in the map.
+	write_state img.mcpkg 0 7 8 9 23 30 40
+	run -0 --separate-stderr ns_exec local run_repair --json -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+	[ ! -e img.mcpkg.part ] && [ ! -e img.mcpkg.state ]
+	[ "$(json_field fetched)" = 6 ]
+	needed=$(json_field bytes_needed)
+	[ "$needed" = $((5 * CS + 1234)) ]
+	# Everything fetched is what was missing, plus the 64-byte header and part headers.
+	fetched=$(json_field bytes_fetched)
+	[ "$fetched" -le $((needed * 102 / 100)) ]
+	# Adjacent chunks 7-9 travel as one range, and all ranges in one multipart request.
+	grep -q "$((PO + 7 * CS))-$((PO + 10 * CS - 1))" "$NGINX_DIR/logs/access.log"
+	[ "$(grep -c ',' "$NGINX_DIR/logs/access.log")" -ge 1 ]
+}
+
+@test "partial package with a damaged state file is rescanned, nothing verified lost" {
+	require_root
+	ns_lo
+	nginx_start local www
+	partial img.mcpkg 3 4
+	echo garbage >img.mcpkg.state
+	run -0 --separate-stderr ns_exec local run_repair --json -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+	[ "$(json_field fetched)" = 2 ]
+}
+
+@test "damaged complete package is healed in place" {
+	require_root
+	ns_lo
+	nginx_start local www
+	cp orig.mcpkg img.mcpkg
+	set_chunks img.mcpkg /dev/urandom 2 33
+	run -3 run_pack verify img.mcpkg
+	run -0 --separate-stderr ns_exec local run_repair --json -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+	[ "$(json_field in_place)" = True ]
+	[ "$(json_field fetched)" = 2 ]
+	[ ! -e img.mcpkg.part ]
+	run -0 run_pack verify img.mcpkg
+	# Intact already: nothing to fetch, exit 0.
+	run -0 --separate-stderr ns_exec local run_repair --json -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	[ "$(json_field fetched)" = 0 ]
+}
+
+@test "empty start: header and manifest first, then everything" {
+	require_root
+	ns_lo
+	nginx_start local www
+	run -0 --separate-stderr ns_exec local run_repair --json -j 3 -s "$NGINX_URL/" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+	[ ! -e img.mcpkg.part ] && [ ! -e img.mcpkg.state ]
+	[ "$(json_field bytes_fetched)" -le $(($(stat -c %s orig.mcpkg) * 102 / 100)) ]
+}
+
+@test "a source with 404: next source used; alone: exit 3 and state kept" {
+	require_root
+	ns_lo
+	nginx_start local www
+	partial img.mcpkg 5 6
+	run -3 --separate-stderr ns_exec local run_repair -s "$NGINX_URL/nope.mcpkg" img.mcpkg
+	[[ $stderr == *"$NGINX_URL/nope.mcpkg"*"404"* ]]
+	[[ $stderr == *"still missing 2 of 41 chunks"*"5-6"* ]]
+	[ -e img.mcpkg.part ] && [ -e img.mcpkg.state ]
+	run -0 --separate-stderr ns_exec local run_repair -s "$NGINX_URL/nope.mcpkg" -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+}
+
+@test "empty start with only a 404 source: exit 3, nothing left behind" {
+	require_root
+	ns_lo
+	nginx_start local www
+	run -3 --separate-stderr ns_exec local run_repair -s "$NGINX_URL/nope.mcpkg" img.mcpkg
+	[[ $stderr == *"still missing"* ]]
+	[ ! -e img.mcpkg ] && [ ! -e img.mcpkg.part ]
+}
+
+@test "a source that closes mid-transfer: retried until complete" {
+	require_root
+	ns_lo
+	flaky_start local www --close-after 200000
+	partial img.mcpkg 1 2 3 10 11 12 20 21 22 30 31 32 39 40
+	run -0 --separate-stderr ns_exec local with_timeout 60 run_repair -j 2 -s "$FLAKY_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+	[[ $stderr == *"retrying"* ]]
+}
+
+@test "a source serving a different package is refused and named" {
+	require_root
+	ns_lo
+	mkdir other
+	head -c $((3 * CS)) /dev/urandom | run_pack create -q -o other/img.mcpkg -n img -V 2 -z none --chunk-size 64K -
+	nginx_start local other -p 8081
+	other=$NGINX_URL
+	nginx_start local www
+	partial img.mcpkg 4
+	run -3 --separate-stderr ns_exec local run_repair -s "$other/img.mcpkg" img.mcpkg
+	[[ $stderr == *"$other/img.mcpkg: serves img 2"*"not img 1"*"refused"* ]]
+	cmp -s img.mcpkg.part orig.mcpkg && false
+	run -0 --separate-stderr ns_exec local run_repair -s "$other/img.mcpkg" -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+}
+
+@test "a source serving corrupted chunks is named; the chunks come from the second source" {
+	require_root
+	ns_lo
+	mkdir bad
+	cp orig.mcpkg bad/img.mcpkg
+	set_chunks bad/img.mcpkg /dev/urandom 2 7
+	nginx_start local bad -p 8081
+	badurl=$NGINX_URL/img.mcpkg
+	nginx_start local www
+	partial img.mcpkg 2 5 7
+	run -0 --separate-stderr ns_exec local run_repair --json -s "$badurl" -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+	[[ $stderr == *"$badurl: chunk 2: digest mismatch"* ]]
+	[[ $stderr == *"$badurl: chunk 7: digest mismatch"* ]]
+	[ "$(printf '%s\n' "$output" | grep -c '"event":"bad_chunk"')" = 2 ]
+	# Only the two bad chunks were asked of the good source.
+	run grep -c "$((PO + 2 * CS))-.*,$((PO + 7 * CS))-" "$NGINX_DIR/logs/access.log"
+	[ "$output" = 1 ]
+}
+
+@test "corrupted source alone: exit 3 naming the chunks still missing" {
+	require_root
+	ns_lo
+	mkdir bad
+	cp orig.mcpkg bad/img.mcpkg
+	set_chunks bad/img.mcpkg /dev/urandom 7
+	nginx_start local bad
+	partial img.mcpkg 5 7
+	run -3 --separate-stderr ns_exec local run_repair -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	[[ $stderr == *"still missing 1 of 41 chunks"*": 7" ]]
+	# Chunk 5 was good, and stays verified.
+	run -0 --separate-stderr ns_exec local run_repair --json -s "$NGINX_URL/img.mcpkg" -s "$PWD/orig.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+}
+
+@test "a server that does not support ranges: still correct" {
+	require_root
+	ns_lo
+	nginx_start local www -c 'max_ranges 0;'
+	partial img.mcpkg 0 13 40
+	run -0 --separate-stderr ns_exec local run_repair -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+	rm img.mcpkg
+	run -0 --separate-stderr ns_exec local run_repair -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+}
+
+@test "a server without multipart answers: one range per request" {
+	require_root
+	ns_lo
+	nginx_start local www -c 'max_ranges 1;'
+	partial img.mcpkg 0 13 40
+	run -0 --separate-stderr ns_exec local run_repair -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+}
+
+@test "HTTPS with a self-signed certificate: --cacert, --insecure, and refused without" {
+	require_root
+	ns_lo
+	nginx_start local www -s
+	partial img.mcpkg 6 9
+	run -3 --separate-stderr ns_exec local run_repair -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	[[ $stderr == *"$NGINX_URL/img.mcpkg"*"certificate"* ]]
+	run -0 --separate-stderr ns_exec local run_repair --cacert "$NGINX_CERT" -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+	rm img.mcpkg
+	partial img.mcpkg 1
+	run -0 --separate-stderr ns_exec local run_repair --insecure -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+}
+
+@test "-H headers reach the server (a token-protected source)" {
+	require_root
+	ns_lo
+	nginx_start local www -c 'location / { if ($http_authorization != "Bearer t0k") { return 403; } }'
+	partial img.mcpkg 3
+	run -3 --separate-stderr ns_exec local run_repair -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	[[ $stderr == *"403"* ]]
+	run -0 --separate-stderr ns_exec local run_repair -H 'Authorization: Bearer t0k' -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+}
+
+@test "redirects are followed" {
+	require_root
+	ns_lo
+	nginx_start local www -c 'location = /moved.mcpkg { return 302 /img.mcpkg; }'
+	partial img.mcpkg 3 4
+	run -0 --separate-stderr ns_exec local run_repair -s "$NGINX_URL/moved.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+}
+
+@test "503 with Retry-After is honoured, then the source is used" {
+	require_root
+	ns_lo
+	flaky_start local www --fail-first 2
+	partial img.mcpkg 3 4
+	start=$SECONDS
+	run -0 --separate-stderr ns_exec local with_timeout 60 run_repair --spread 200ms -s "$FLAKY_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+	[[ $stderr == *"503"*"retrying in 1."* ]]
+	[ $((SECONDS - start)) -ge 2 ]
+}
+
+@test "file sources: a path and a directory" {
+	partial img.mcpkg 0 40
+	run -0 --separate-stderr run_repair -s "$PWD/www/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+	rm img.mcpkg
+	run -0 --separate-stderr run_repair -s "file://$PWD/www" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+}
+
+@test "interrupted repair resumes and keeps what it had" {
+	require_root
+	ns_lo
+	# Slow source: the whole package takes about three seconds.
+	nginx_start local www -c 'limit_rate 800k;'
+	bg_start rep ns_exec local run_repair --json -j 1 -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	wait_for 20 grep -q '"have":8,' "$BATS_TEST_TMPDIR/rep.out"
+	bg_kill rep KILL
+	st=0
+	bg_wait rep 10 || st=$?
+	[ "$st" -ne 0 ] && [ "$st" -ne 124 ]
+	[ -e img.mcpkg.part ] && [ ! -e img.mcpkg ]
+	run -0 --separate-stderr ns_exec local run_repair --json -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+	[ "$(json_field had)" -ge 8 ]
+	[ "$(json_field bytes_fetched)" -le $(($(stat -c %s orig.mcpkg) - 8 * CS)) ]
+}
+
+@test "SIGTERM saves state and exits 3" {
+	require_root
+	ns_lo
+	nginx_start local www -c 'limit_rate 400k;'
+	bg_start rep ns_exec local run_repair --json -j 1 -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	wait_for 20 grep -q '"have":3,' "$BATS_TEST_TMPDIR/rep.out"
+	bg_kill rep TERM
+	st=0
+	bg_wait rep 10 || st=$?
+	cat "$BATS_TEST_TMPDIR/rep.err"
+	[ "$st" -eq 3 ]
+	[ -e img.mcpkg.part ] && [ -e img.mcpkg.state ]
+	grep -q "interrupted" "$BATS_TEST_TMPDIR/rep.err"
+	run -0 --separate-stderr ns_exec local run_repair -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+}
