@@ -13,11 +13,12 @@
 #define HELLO_WAIT_MS 1000
 #define HELLO_JOIN_MS 200
 #define HELLO_BEAT_MS 1000
-#define IDLE_RETRY_MS 300
+#define IDLE_RETRY_MS 100     /* an idle sender that did not serve a request lost it */
 #define DONE_EVERY_MS 100
 #define DONE_TRIES 10
 #define DEFAULT_BACKOFF_MS 40
 #define DEFAULT_MEM (48u << 20)
+#define EARLY_MAX 4096         /* data held before the first announcement (about 6 MB) */
 
 struct blk {
 	uint64_t bits[4];   /* ESIs seen */
@@ -87,6 +88,11 @@ struct mc_receiver {
 	uint8_t fb[FBQ][MC_WIRE_FEEDBACK_MAX];
 	size_t fb_len[FBQ];
 	unsigned fb_head, fb_n;
+
+	/* DATA that arrived before any announcement: replayed once the session is known */
+	uint8_t **early;
+	uint16_t *early_len;
+	unsigned nearly;
 
 	struct mc_recv_stats st;
 };
@@ -190,6 +196,10 @@ void mc_recv_free(struct mc_receiver *r)
 	free(r->man_buf);
 	free(r->man_got);
 	mc_fec_free(r->fec);
+	for (unsigned i = 0; i < r->nearly; i++)
+		free(r->early[i]);
+	free(r->early);
+	free(r->early_len);
 	free(r);
 }
 
@@ -490,6 +500,8 @@ static void send_hello(struct mc_receiver *r)
 	r->st.hellos_sent++;
 }
 
+static void replay_early(struct mc_receiver *r, uint64_t now);
+
 static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
 {
 	const struct mc_announce *a = &p->u.ann;
@@ -603,6 +615,7 @@ static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 	event(r, MC_REV_SESSION, p->session);
 	if (r->man_ok)
 		manifest_ready(r);
+	replay_early(r, now);
 }
 
 static void on_manifest(struct mc_receiver *r, const struct mc_pkt *p)
@@ -642,6 +655,40 @@ static void on_manifest(struct mc_receiver *r, const struct mc_pkt *p)
 	manifest_ready(r);
 }
 
+/* A receiver that joins mid-pass keeps what it hears before the first announcement. */
+static void hold_early(struct mc_receiver *r, const uint8_t *buf, size_t len)
+{
+	if (r->nearly == EARLY_MAX || len > 65535)
+		return;
+	if (r->early == NULL) {
+		r->early = calloc(EARLY_MAX, sizeof *r->early);
+		r->early_len = calloc(EARLY_MAX, sizeof *r->early_len);
+		if (!r->early || !r->early_len)
+			return;
+	}
+	uint8_t *copy = malloc(len);
+	if (copy == NULL)
+		return;
+	memcpy(copy, buf, len);
+	r->early[r->nearly] = copy;
+	r->early_len[r->nearly++] = (uint16_t)len;
+}
+
+static void on_data(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p);
+
+static void replay_early(struct mc_receiver *r, uint64_t now)
+{
+	struct mc_pkt p;
+
+	for (unsigned i = 0; i < r->nearly; i++) {
+		if (mc_wire_decode(r->early[i], r->early_len[i], &p) == 0 && p.type == MC_PKT_DATA &&
+		    p.session == r->session && r->phase == MC_RPH_JOINED)
+			on_data(r, now, &p);
+		free(r->early[i]);
+	}
+	r->nearly = 0;
+}
+
 static void on_data(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
 {
 	const struct mc_data *d = &p->u.data;
@@ -670,9 +717,8 @@ static void on_data(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
 	uint32_t pass = (r->spass & ~0xffffu) | p->pass;
 	if (pass + 0x8000u < r->spass)
 		pass += 0x10000u;
+	r->sidle = 0;
 	if (pass > r->spass || (pass == r->spass && gb > r->sblock)) {
-		if (pass > r->spass)
-			r->sidle = 0;
 		r->spass = pass;
 		r->sblock = gb;
 	}
@@ -858,7 +904,9 @@ void mc_recv_packet(struct mc_receiver *r, uint64_t now, const uint8_t *buf, siz
 			on_manifest(r, &p);
 		break;
 	case MC_PKT_DATA:
-		if (r->phase == MC_RPH_JOINED)
+		if (r->phase == MC_RPH_WAIT)
+			hold_early(r, buf, len);
+		else if (r->phase == MC_RPH_JOINED)
 			on_data(r, now, &p);
 		else if (r->phase == MC_RPH_COMPLETE)
 			r->st.dup++;
@@ -1015,6 +1063,25 @@ uint64_t mc_recv_tick(struct mc_receiver *r, uint64_t now)
 		break;
 	}
 	return next;
+}
+
+uint64_t mc_recv_next(const struct mc_receiver *r)
+{
+	uint64_t next = UINT64_MAX;
+
+	switch (r->phase) {
+	case MC_RPH_WAIT:
+		return r->next_hello;
+	case MC_RPH_JOINED:
+		next = r->next_hello < r->next_scan ? r->next_hello : r->next_scan;
+		if (r->nack_at && r->nack_at < next)
+			next = r->nack_at;
+		return next;
+	case MC_RPH_COMPLETE:
+		return r->next_done;
+	default:
+		return next;
+	}
 }
 
 size_t mc_recv_feedback(struct mc_receiver *r, uint8_t *buf, size_t cap)

@@ -81,6 +81,9 @@ void mc_recv_packet(struct mc_receiver *r, uint64_t now_ms, const uint8_t *buf, 
 /* Runs timers (hello, NACK back-off, done); returns when it next wants to run (absolute ms). */
 uint64_t mc_recv_tick(struct mc_receiver *r, uint64_t now_ms);
 
+/* When the timers next want mc_recv_tick (absolute ms); packets may bring it forward. */
+uint64_t mc_recv_next(const struct mc_receiver *r);
+
 /* Pops one queued feedback datagram into buf; returns its length, 0 when none. */
 size_t mc_recv_feedback(struct mc_receiver *r, uint8_t *buf, size_t cap);
 

@@ -345,7 +345,14 @@ int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
 	if (!s->pass1_done) {
 		while (s->cursor < g->nblocks && mc_geom_block(g, s->cursor, &job->b) < 0)
 			s->cursor++;
-		if (s->cursor < g->nblocks) {
+		if (s->cursor >= g->nblocks) {
+			/* Only holes were left: the first pass ended with the previous block. */
+			s->pass1_done = 1;
+			s->pass1_end_ms = now;
+			s->pass = 2;
+			s->cursor = 0;
+			s->st.passes = 1;
+		} else {
 			uint32_t gb = s->cursor++;
 			uint16_t k = job->b.k, r = (uint16_t)((k * s->cfg.fec_pct + 99) / 100);
 			if (k + r > MC_RS_MAX)
@@ -483,4 +490,42 @@ int mc_sender_datagrams(struct mc_fec *f, uint32_t session, uint16_t symsize, co
 		mc_wire_encode_data_hdr(session, (uint16_t)job->pass, &d, hdr[i]);
 	}
 	return 0;
+}
+
+size_t mc_sender_manifest_pkt(uint32_t session, const struct mc_manifest *m, uint32_t idx, uint8_t *out, size_t cap)
+{
+	struct mc_pkt p;
+	uint64_t off = (uint64_t)idx * MC_MANIFEST_FRAG;
+
+	if (off >= m->raw_len)
+		return 0;
+	memset(&p, 0, sizeof p);
+	p.type = MC_PKT_MANIFEST;
+	p.session = session;
+	p.u.man.total = m->raw_len;
+	p.u.man.offset = (uint32_t)off;
+	p.u.man.len = (uint16_t)(m->raw_len - off < MC_MANIFEST_FRAG ? m->raw_len - off : MC_MANIFEST_FRAG);
+	p.u.man.bytes = m->raw + off;
+	return mc_wire_encode(&p, out, cap);
+}
+
+size_t mc_sender_announce_pkt(const struct mc_sender *s, const struct mc_manifest *m, uint64_t rate, uint8_t *out, size_t cap)
+{
+	struct mc_pkt p;
+	struct mc_announce *a = &p.u.ann;
+
+	memset(&p, 0, sizeof p);
+	p.type = MC_PKT_ANNOUNCE;
+	p.session = s->session;
+	memcpy(a->id, m->id, MC_ID_LEN);
+	a->payload_size = m->payload_size;
+	a->manifest_len = m->raw_len;
+	a->chunk_size = m->chunk_size;
+	a->nchunks = m->nchunks;
+	a->symbol_size = s->cfg.geom.sym;
+	a->kmax = s->cfg.geom.kmax;
+	a->rate = rate;
+	memcpy(a->name, m->name, sizeof a->name);
+	p.flags = mc_sender_announce(s, a);
+	return mc_wire_encode(&p, out, cap);
 }

@@ -105,3 +105,10 @@ int mc_sender_event(struct mc_sender *s, unsigned *peer, unsigned *kind);
  */
 int mc_sender_datagrams(struct mc_fec *f, uint32_t session, uint16_t symsize, const struct mc_sender_job *job,
 			uint8_t *block, uint8_t *repair, uint8_t (*hdr)[MC_WIRE_DATA_HDR], const uint8_t **sym);
+
+/* Manifest fragments: 1024 bytes each at multiples of 1024 (the last shorter). */
+#define MC_MANIFEST_FRAG 1024
+/* Encodes fragment idx of manifest m for session into out; returns the length, 0 past the end. */
+size_t mc_sender_manifest_pkt(uint32_t session, const struct mc_manifest *m, uint32_t idx, uint8_t *out, size_t cap);
+/* Encodes the announcement (static fields from m and geometry, dynamic ones from s); returns the length. */
+size_t mc_sender_announce_pkt(const struct mc_sender *s, const struct mc_manifest *m, uint64_t rate, uint8_t *out, size_t cap);

@@ -1,0 +1,385 @@
+/*
+ * In-process session simulator: the real sender schedule and receiver
+ * assembly from lib/, N virtual receivers with their own loss and join
+ * time, over a virtual clock. Used by tests/unit/test_session.c (small, in
+ * make check) and bench/sim (up to 10,000 receivers).
+ */
+#ifndef MC_SIM_H
+#define MC_SIM_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fec.h"
+#include "pkg.h"
+#include "receiver.h"
+#include "sender.h"
+#include "wire.h"
+
+struct sim_rx_cfg {
+	double loss;           /* Bernoulli loss, or the loss in the bad state with burst */
+	int burst;             /* Gilbert-Elliott: 1 */
+	double p_gb, p_bg;     /* good->bad, bad->good per packet */
+	uint64_t join_us;      /* when it starts listening */
+	double dup, reorder;   /* probability of duplicating / swapping a packet */
+	int keep;              /* keep the bytes and compare at the end */
+};
+
+struct sim_cfg {
+	uint64_t payload;
+	uint32_t chunk;
+	uint16_t sym, kmax;
+	unsigned fec;
+	uint64_t rate_bps;
+	unsigned nrx;
+	struct sim_rx_cfg *rx;
+	uint64_t fb_delay_us;
+	uint64_t limit_us;
+	unsigned max_passes;
+	size_t mem;
+	uint64_t seed;
+};
+
+struct sim_rx {
+	struct mc_receiver *r;
+	struct sim_rx_cfg c;
+	uint8_t *out;
+	int bad_state, joined, finished, result; /* result: MC_REV_COMPLETE, _END, _LEAVE */
+	uint64_t next_us, done_us;
+	uint8_t held[1600];
+	size_t held_len;
+	uint64_t rng;
+};
+
+struct sim_res {
+	uint64_t data_pkts, ctrl_pkts, feedback_pkts, wire_bytes, payload_bytes;
+	uint64_t passes;
+	uint64_t last_done_us, end_us;
+	unsigned complete, ended, left, identical;
+};
+
+struct sim_fb {
+	uint64_t at;
+	unsigned from;
+	size_t len;
+	uint8_t buf[MC_WIRE_FEEDBACK_MAX];
+};
+
+static struct sim_ctx {
+	const struct sim_cfg *cfg;
+	uint8_t *payload;
+	struct sim_rx *rx;
+	struct sim_fb *fb;
+	size_t nfb, capfb;
+	struct sim_res res;
+	uint64_t now;
+} sim;
+
+static uint64_t sim_rnd(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545F4914F6CDD1DULL;
+}
+
+static double sim_u(uint64_t *s) { return (double)(sim_rnd(s) >> 11) / 9007199254740992.0; }
+
+static int sim_write(void *ctx, uint64_t off, const void *buf, size_t len)
+{
+	struct sim_rx *x = ctx;
+	if (x->out)
+		memcpy(x->out + off, buf, len);
+	return 0;
+}
+
+static int sim_read(void *ctx, uint64_t off, void *buf, size_t len)
+{
+	struct sim_rx *x = ctx;
+	/* Without a kept copy, what was written is the true payload (it is verified again anyway). */
+	memcpy(buf, x->out ? x->out + off : sim.payload + off, len);
+	return 0;
+}
+
+static void sim_events(struct sim_rx *x)
+{
+	struct mc_recv_event ev;
+	while (mc_recv_event(x->r, &ev)) {
+		if (ev.kind == MC_REV_COMPLETE) {
+			x->result = MC_REV_COMPLETE;
+			x->done_us = sim.now;
+		} else if (ev.kind == MC_REV_END || ev.kind == MC_REV_LEAVE) {
+			x->result = ev.kind;
+		}
+	}
+}
+
+static void sim_collect_fb(unsigned i)
+{
+	struct sim_rx *x = &sim.rx[i];
+	uint8_t buf[MC_WIRE_FEEDBACK_MAX];
+	size_t n;
+
+	while ((n = mc_recv_feedback(x->r, buf, sizeof buf)) > 0) {
+		if (sim.nfb == sim.capfb) {
+			sim.capfb = sim.capfb ? sim.capfb * 2 : 256;
+			sim.fb = realloc(sim.fb, sim.capfb * sizeof *sim.fb);
+		}
+		struct sim_fb *f = &sim.fb[sim.nfb++];
+		f->at = sim.now + sim.cfg->fb_delay_us;
+		f->from = i;
+		f->len = n;
+		memcpy(f->buf, buf, n);
+		sim.res.feedback_pkts++;
+	}
+}
+
+static int sim_lost(struct sim_rx *x)
+{
+	if (x->c.burst) {
+		if (x->bad_state) {
+			if (sim_u(&x->rng) < x->c.p_bg)
+				x->bad_state = 0;
+		} else if (sim_u(&x->rng) < x->c.p_gb) {
+			x->bad_state = 1;
+		}
+		return x->bad_state && sim_u(&x->rng) < x->c.loss;
+	}
+	return sim_u(&x->rng) < x->c.loss;
+}
+
+/* One sender datagram to every listening receiver, each with its own fate. */
+static void sim_deliver(const uint8_t *buf, size_t len)
+{
+	uint64_t ms = sim.now / 1000;
+
+	sim.res.wire_bytes += len;
+	for (unsigned i = 0; i < sim.cfg->nrx; i++) {
+		struct sim_rx *x = &sim.rx[i];
+		if (!x->joined || x->finished || sim_lost(x))
+			continue;
+		if (x->c.reorder > 0 && x->held_len == 0 && len <= sizeof x->held && sim_u(&x->rng) < x->c.reorder) {
+			memcpy(x->held, buf, len);
+			x->held_len = len;
+			continue;
+		}
+		mc_recv_packet(x->r, ms, buf, len);
+		if (x->held_len) {
+			mc_recv_packet(x->r, ms, x->held, x->held_len);
+			x->held_len = 0;
+		}
+		if (x->c.dup > 0 && sim_u(&x->rng) < x->c.dup)
+			mc_recv_packet(x->r, ms, buf, len);
+		sim_events(x);
+		sim_collect_fb(i);
+		uint64_t nx = mc_recv_next(x->r);
+		if (nx < UINT64_MAX / 1000 && nx * 1000 < x->next_us)
+			x->next_us = nx * 1000;
+	}
+}
+
+static void sim_tick_rx(void)
+{
+	uint64_t ms = sim.now / 1000;
+
+	for (unsigned i = 0; i < sim.cfg->nrx; i++) {
+		struct sim_rx *x = &sim.rx[i];
+		if (x->finished)
+			continue;
+		if (!x->joined) {
+			if (sim.now < x->c.join_us)
+				continue;
+			x->joined = 1;
+			x->next_us = 0;
+		}
+		if (sim.now >= x->next_us) {
+			x->next_us = mc_recv_tick(x->r, ms) * 1000;
+			sim_events(x);
+			sim_collect_fb(i);
+		}
+		if (mc_recv_phase(x->r) == MC_RPH_FINISHED)
+			x->finished = 1;
+	}
+}
+
+static void sim_feedback(struct mc_sender *s)
+{
+	size_t keep = 0;
+
+	for (size_t j = 0; j < sim.nfb; j++) {
+		struct sim_fb *f = &sim.fb[j];
+		if (f->at > sim.now) {
+			sim.fb[keep++] = *f;
+			continue;
+		}
+		struct mc_pkt p;
+		if (mc_wire_decode(f->buf, f->len, &p) == 0)
+			mc_sender_feedback(s, sim.now / 1000, &p, NULL);
+		/* Feedback is multicast: other receivers hear it (suppression). */
+		if (p.type == MC_PKT_NACK)
+			for (unsigned i = 0; i < sim.cfg->nrx; i++)
+				if (i != f->from && sim.rx[i].joined && !sim.rx[i].finished)
+					mc_recv_packet(sim.rx[i].r, sim.now / 1000, f->buf, f->len);
+	}
+	sim.nfb = keep;
+}
+
+/* Runs one session; returns 0, or -1 on setup failure. */
+static int sim_run(const struct sim_cfg *cfg, struct sim_res *out)
+{
+	struct mc_manifest m;
+	struct mc_geom g;
+	struct mc_sender_cfg sc;
+	struct mc_fec *fec = mc_fec_new();
+	uint64_t rng = cfg->seed ? cfg->seed : 1;
+	char err[256];
+	int rc = -1;
+
+	memset(&sim, 0, sizeof sim);
+	sim.cfg = cfg;
+	sim.payload = malloc(cfg->payload);
+	for (uint64_t i = 0; i < cfg->payload; i += 8) {
+		uint64_t v = sim_rnd(&rng);
+		memcpy(sim.payload + i, &v, cfg->payload - i < 8 ? cfg->payload - i : 8);
+	}
+	memset(&m, 0, sizeof m);
+	strcpy(m.name, "sim");
+	m.chunk_size = cfg->chunk;
+	m.payload_size = cfg->payload;
+	m.nchunks = (uint32_t)((cfg->payload + cfg->chunk - 1) / cfg->chunk);
+	uint8_t *digests = malloc((size_t)m.nchunks * MC_DIGEST_LEN);
+	for (uint32_t c = 0; c < m.nchunks; c++) {
+		uint64_t off = (uint64_t)c * cfg->chunk;
+		mc_digest(sim.payload + off, cfg->payload - off < cfg->chunk ? cfg->payload - off : cfg->chunk,
+			  digests + (size_t)c * MC_DIGEST_LEN);
+	}
+	mc_digest(sim.payload, cfg->payload, m.payload_digest);
+	if (mc_manifest_encode(&m, digests, err, sizeof err) < 0 ||
+	    mc_geom_init(&g, cfg->payload, cfg->chunk, cfg->sym, cfg->kmax) < 0) {
+		fprintf(stderr, "sim: %s\n", err);
+		goto out;
+	}
+	memset(&sc, 0, sizeof sc);
+	sc.geom = g;
+	sc.fec_pct = cfg->fec;
+	sc.linger_ms = 500;
+	sc.peer_timeout_ms = 5000;
+	sc.max_passes = cfg->max_passes;
+	memcpy(sc.id, m.id, MC_ID_LEN);
+	strcpy(sc.name, m.name);
+	struct mc_sender *s = mc_sender_new(&sc, 0x5151, 0);
+	sim.rx = calloc(cfg->nrx, sizeof *sim.rx);
+	for (unsigned i = 0; i < cfg->nrx; i++) {
+		struct sim_rx *x = &sim.rx[i];
+		struct mc_recv_cfg rc2;
+		memset(&rc2, 0, sizeof rc2);
+		x->c = cfg->rx[i];
+		x->rng = (cfg->seed + 1) * 7919 + i * 104729 + 1;
+		if (x->c.keep)
+			x->out = calloc(1, cfg->payload);
+		rc2.rid = 1000 + i;
+		rc2.mem_limit = cfg->mem;
+		rc2.seed = x->rng ^ 0xabcdef;
+		rc2.io = (struct mc_recv_io){x, sim_write, sim_read};
+		x->r = mc_recv_new(&rc2);
+	}
+	size_t blk = (size_t)g.kmax * g.sym;
+	uint8_t *block = malloc(blk), *repair = malloc((size_t)MC_RS_MAX * g.sym);
+	uint8_t (*hdr)[MC_WIRE_DATA_HDR] = malloc(MC_RS_MAX * sizeof *hdr);
+	const uint8_t *sym[MC_RS_MAX];
+	uint8_t pkt[70000];
+	uint64_t next_ann = 0;
+	uint32_t man_idx = 0, nfrag = (m.raw_len + MC_MANIFEST_FRAG - 1) / MC_MANIFEST_FRAG;
+	double us_per_byte = 8e6 / (double)cfg->rate_bps;
+	struct mc_sender_job job;
+	int was_idle = 0;
+
+	while (sim.now < cfg->limit_us) {
+		sim_feedback(s);
+		sim_tick_rx();
+		if (sim.now >= next_ann) {
+			size_t n = mc_sender_announce_pkt(s, &m, cfg->rate_bps, pkt, sizeof pkt);
+			sim_deliver(pkt, n);
+			for (uint32_t f = 0; f < (nfrag + 9) / 10; f++) {
+				n = mc_sender_manifest_pkt(0x5151, &m, man_idx, pkt, sizeof pkt);
+				man_idx = (man_idx + 1) % nfrag;
+				sim_deliver(pkt, n);
+			}
+			next_ann = sim.now + 100000;
+		}
+		struct mc_pkt cp;
+		while (mc_sender_ctrl(s, &cp)) {
+			size_t n = mc_wire_encode(&cp, pkt, sizeof pkt);
+			sim.res.ctrl_pkts++;
+			sim_deliver(pkt, n);
+		}
+		int st = mc_sender_next(s, sim.now / 1000, &job);
+		if (st == MC_SENDER_OVER)
+			break;
+		if (st == MC_SENDER_IDLE) {
+			if (!was_idle)
+				next_ann = sim.now; /* tell receivers at once that nothing is queued */
+			was_idle = 1;
+			sim.now += 1000;
+			continue;
+		}
+		was_idle = 0;
+		memset(block, 0, blk);
+		memcpy(block, sim.payload + job.b.off, job.b.len);
+		if (mc_sender_datagrams(fec, 0x5151, g.sym, &job, block, repair, hdr, sym) < 0)
+			goto out;
+		for (unsigned i = 0; i < job.n; i++) {
+			memcpy(pkt, hdr[i], MC_WIRE_DATA_HDR);
+			memcpy(pkt + MC_WIRE_DATA_HDR, sym[i], g.sym);
+			sim_deliver(pkt, MC_WIRE_DATA_HDR + g.sym);
+			sim.res.data_pkts++;
+			sim.now += (uint64_t)((MC_WIRE_DATA_HDR + g.sym + 28) * us_per_byte) + 0;
+		}
+	}
+	sim.res.end_us = sim.now;
+	{
+		struct mc_pkt ep;
+		memset(&ep, 0, sizeof ep);
+		ep.type = MC_PKT_END;
+		ep.session = 0x5151;
+		memcpy(ep.u.end.id, m.id, MC_ID_LEN);
+		size_t n = mc_wire_encode(&ep, pkt, sizeof pkt);
+		sim_deliver(pkt, n);
+	}
+	sim.res.passes = mc_sender_stats(s)->passes;
+	sim.res.payload_bytes = cfg->payload;
+	for (unsigned i = 0; i < cfg->nrx; i++) {
+		struct sim_rx *x = &sim.rx[i];
+		sim_events(x);
+		if (x->result == MC_REV_COMPLETE) {
+			sim.res.complete++;
+			if (x->done_us > sim.res.last_done_us)
+				sim.res.last_done_us = x->done_us;
+			if (x->out && memcmp(x->out, sim.payload, cfg->payload) == 0)
+				sim.res.identical++;
+		} else if (x->result == MC_REV_LEAVE) {
+			sim.res.left++;
+		} else {
+			sim.res.ended++;
+		}
+		mc_recv_free(x->r);
+		free(x->out);
+	}
+	mc_sender_free(s);
+	free(block);
+	free(repair);
+	free(hdr);
+	*out = sim.res;
+	rc = 0;
+out:
+	free(digests);
+	free(sim.rx);
+	free(sim.fb);
+	free(sim.payload);
+	mc_manifest_free(&m);
+	mc_fec_free(fec);
+	return rc;
+}
+
+#endif

@@ -1,0 +1,75 @@
+/* The sender schedule and receiver assembly together, in memory, with loss, late joins, reordering and duplicates. */
+#include "../sim/sim.h"
+#include "tap.h"
+
+static struct sim_cfg base(unsigned nrx, struct sim_rx_cfg *rx)
+{
+	struct sim_cfg c;
+	memset(&c, 0, sizeof c);
+	c.payload = 3 * 1048576 + 12345;
+	c.chunk = 1048576;
+	c.sym = 1408;
+	c.kmax = 128;
+	c.fec = 5;
+	c.rate_bps = 1000000000ULL;
+	c.nrx = nrx;
+	c.rx = rx;
+	c.fb_delay_us = 500;
+	c.limit_us = 60ULL * 1000000;
+	c.max_passes = 50;
+	c.seed = 42;
+	return c;
+}
+
+int main(void)
+{
+	struct sim_rx_cfg rx[8];
+	struct sim_res r;
+	struct sim_cfg c;
+
+	memset(rx, 0, sizeof rx);
+	for (int i = 0; i < 3; i++)
+		rx[i].keep = 1;
+	c = base(3, rx);
+	ok(sim_run(&c, &r) == 0 && r.complete == 3 && r.identical == 3, "no loss: 3 of 3 complete and identical (%u, %u)", r.complete, r.identical);
+	ok(r.passes <= 1, "no loss: one pass (%llu)", (unsigned long long)r.passes);
+	ok((double)r.wire_bytes / r.payload_bytes < 1.12, "no loss: wire/payload %.3f", (double)r.wire_bytes / r.payload_bytes);
+
+	rx[0].loss = 0.05;
+	rx[1].loss = 0.20;
+	rx[2].join_us = 15000; /* joins after about half the first pass */
+	c = base(3, rx);
+	ok(sim_run(&c, &r) == 0 && r.complete == 3 && r.identical == 3, "5%%, 20%% loss and a late joiner: all identical (%u, %u)", r.complete, r.identical);
+	ok((double)r.wire_bytes / r.payload_bytes < 2.0, "late joiner costs at most one more pass: wire/payload %.3f", (double)r.wire_bytes / r.payload_bytes);
+
+	memset(rx, 0, sizeof rx);
+	for (int i = 0; i < 4; i++) {
+		rx[i].keep = 1;
+		rx[i].reorder = 0.1;
+		rx[i].dup = 0.1;
+		rx[i].loss = 0.02 * i;
+	}
+	c = base(4, rx);
+	ok(sim_run(&c, &r) == 0 && r.complete == 4 && r.identical == 4, "reordering and duplication: all identical (%u, %u)", r.complete, r.identical);
+
+	memset(rx, 0, sizeof rx);
+	for (int i = 0; i < 3; i++) {
+		rx[i].keep = 1;
+		rx[i].burst = 1;
+		rx[i].loss = 0.9;
+		rx[i].p_gb = 0.01;
+		rx[i].p_bg = 0.2;
+	}
+	c = base(3, rx);
+	c.mem = 2u << 20; /* two slots: forces spill and reload */
+	ok(sim_run(&c, &r) == 0 && r.complete == 3 && r.identical == 3, "bursty loss with two memory slots: all identical (%u, %u)", r.complete, r.identical);
+
+	memset(rx, 0, sizeof rx);
+	rx[0].keep = 1;
+	rx[1].keep = 1;
+	rx[1].loss = 0.6;
+	c = base(2, rx);
+	c.max_passes = 2;
+	ok(sim_run(&c, &r) == 0 && r.complete == 1 && r.left == 1, "slow-receiver policy: the 60%%-loss receiver is told to leave (%u complete, %u left)", r.complete, r.left);
+	return tap_done();
+}
