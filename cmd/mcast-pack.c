@@ -306,7 +306,7 @@ static int cmd_verify(const char *path)
 
 	if (rc)
 		return rc;
-	buf = malloc(p.m.chunk_size);
+	buf = mc_pkg_buf(p.m.chunk_size);
 	if (buf == NULL) {
 		mc_err("%s: %s", path, strerror(ENOMEM));
 		mc_pkg_close(&p);

@@ -501,6 +501,11 @@ void mc_pkg_close(struct mc_pkg *p)
 	mc_manifest_free(&p->m);
 }
 
+void *mc_pkg_buf(size_t n)
+{
+	return aligned_alloc(MC_PKG_ALIGN, (n + MC_PKG_ALIGN - 1) / MC_PKG_ALIGN * MC_PKG_ALIGN);
+}
+
 int mc_pkg_check_chunk(const struct mc_pkg *p, uint32_t i, uint8_t *buf)
 {
 	uint32_t len = mc_manifest_chunk_len(&p->m, i);

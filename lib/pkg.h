@@ -133,6 +133,13 @@ void mc_pkg_close(struct mc_pkg *p);
  */
 int mc_pkg_check_chunk(const struct mc_pkg *p, uint32_t i, uint8_t *buf);
 
+/*
+ * A page-aligned buffer of at least n bytes (free with free()), or NULL.
+ * Reads into a buffer malloc() placed 16 bytes into a page run several
+ * times slower: the kernel's copy from the page cache wants aligned targets.
+ */
+void *mc_pkg_buf(size_t n);
+
 /* Options of mc_pkg_create (mcast-pack create). */
 struct mc_pkg_create_opts {
 	const char *output;

@@ -597,7 +597,7 @@ int mc_pkg_create(const struct mc_pkg_create_opts *o, uint8_t id[MC_ID_LEN], cha
 	if (!raw && collect(o, &l, err, errlen) < 0)
 		goto out;
 
-	buf = malloc(IOBUF);
+	buf = mc_pkg_buf(IOBUF);
 	s.whole = XXH3_createState();
 	s.chunk = XXH3_createState();
 	tmp = temp_path(o->output);

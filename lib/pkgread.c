@@ -139,7 +139,7 @@ static int rd_init(struct rd *r, const struct mc_pkg *p, char *err, size_t errle
 {
 	memset(r, 0, sizeof *r);
 	r->p = p;
-	r->buf = malloc(p->m.chunk_size);
+	r->buf = mc_pkg_buf(p->m.chunk_size);
 	r->whole = XXH3_createState();
 	if (r->buf == NULL || r->whole == NULL) {
 		free(r->buf);
@@ -295,7 +295,7 @@ int mc_pkg_extract_fd(const struct mc_pkg *p, int fd, char *err, size_t errlen)
 			rc = 0;
 		goto out;
 	}
-	out = malloc(1 << 20);
+	out = mc_pkg_buf(1 << 20);
 	a = rd_open(&r, 1);
 	if (a == NULL || out == NULL) {
 		rc = rd_fail(&r, NULL, "out of memory", err, errlen);
