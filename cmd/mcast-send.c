@@ -1,8 +1,562 @@
-/* mcast-send: placeholder until its issue lands. */
+/* mcast-send: multicasts one package as a session that receivers may join at any time. */
+#include <errno.h>
+#include <stdarg.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
-int main(void)
+#include "defaults.h"
+#include "exitcode.h"
+#include "fec.h"
+#include "log.h"
+#include "net.h"
+#include "opt.h"
+#include "pace.h"
+#include "pkg.h"
+#include "sender.h"
+#include "wire.h"
+
+#define KMAX 128                /* source symbols per coding block: see mcast-protocol(7) */
+#define ANNOUNCE_MS 100         /* announcements ten times a second */
+#define GSO_MAX_SEGS 64
+#define GSO_MAX_BYTES 65000
+
+static const char usage_text[] =
+	"usage: mcast-send [-qv] [--json] [-g GROUP] [-p PORT] [-i IFACE] [-t TTL] [-r RATE]\n"
+	"                  [--fec PERCENT] [--linger DUR] [--max-time DUR] [--max-passes N]\n"
+	"                  [--mtu BYTES] [--peer-timeout DUR] PKG\n"
+	"       mcast-send -h | --help | --version\n";
+
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
 {
-	fprintf(stderr, "mcast-send: not implemented yet\n");
-	return 1;
+	got_signal = sig;
+}
+
+static void usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "mcast-send: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fputs(usage_text, stderr);
+	exit(MC_EXIT_USAGE);
+}
+
+static void help(void) __attribute__((noreturn));
+static void help(void)
+{
+	fputs(usage_text, stdout);
+	fputs("\nMulticasts PKG to every receiver on GROUP:PORT; receivers may join at any time.\n"
+	      "  -g GROUP          multicast group, IPv4 or IPv6 (default " MC_DEFAULT_GROUP4 ")\n"
+	      "  -p PORT           data port; feedback comes back on PORT+1 (default 7077)\n"
+	      "  -i IFACE          send on this interface\n"
+	      "  -t TTL            multicast TTL / hop limit (default 1)\n"
+	      "  -r RATE           bits per second, e.g. 800M, 1G (default 500M)\n"
+	      "  --fec PERCENT     repair symbols in the first pass (default 5)\n"
+	      "  --linger DUR      wait this long for new receivers after all completed (default 2s)\n"
+	      "  --max-time DUR    end the session after DUR whatever its state\n"
+	      "  --max-passes N    passes a receiver may need after joining before it is told\n"
+	      "                    to leave and use mcast-repair (default 8, 0 never)\n"
+	      "  --mtu BYTES       path MTU; datagrams are sized to fit (default 1500)\n"
+	      "  --peer-timeout DUR  a silent receiver is no longer waited for (default 5s)\n"
+	      "  --json            one JSON event per line on stdout\n"
+	      "  -q, -v            quieter, more verbose\n"
+	      "  -h, --help        this help    --version  program version\n",
+	      stdout);
+	exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
+}
+
+struct opts {
+	const char *group, *iface, *pkg;
+	uint64_t port, ttl, rate, fec, linger, max_time, max_passes, mtu, peer_timeout;
+	int verbosity, json;
+};
+
+static void parse(int argc, char **argv, struct opts *o)
+{
+	enum { O_FEC = 256, O_JSON, O_LINGER, O_MAX_PASSES, O_MAX_TIME, O_MTU, O_PEER_TIMEOUT, O_VERSION };
+	static const struct option lopts[] = {
+		{"fec", required_argument, NULL, O_FEC},
+		{"group", required_argument, NULL, 'g'},
+		{"help", no_argument, NULL, 'h'},
+		{"interface", required_argument, NULL, 'i'},
+		{"json", no_argument, NULL, O_JSON},
+		{"linger", required_argument, NULL, O_LINGER},
+		{"max-passes", required_argument, NULL, O_MAX_PASSES},
+		{"max-time", required_argument, NULL, O_MAX_TIME},
+		{"mtu", required_argument, NULL, O_MTU},
+		{"peer-timeout", required_argument, NULL, O_PEER_TIMEOUT},
+		{"port", required_argument, NULL, 'p'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"rate", required_argument, NULL, 'r'},
+		{"ttl", required_argument, NULL, 't'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"version", no_argument, NULL, O_VERSION},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	memset(o, 0, sizeof *o);
+	o->group = MC_DEFAULT_GROUP4;
+	o->port = MC_DEFAULT_PORT;
+	o->ttl = MC_DEFAULT_TTL;
+	o->rate = MC_DEFAULT_RATE;
+	o->fec = MC_DEFAULT_FEC;
+	o->linger = MC_DEFAULT_LINGER_MS;
+	o->max_passes = MC_DEFAULT_MAX_PASSES;
+	o->mtu = MC_DEFAULT_MTU;
+	o->peer_timeout = MC_DEFAULT_PEER_TIMEOUT_MS;
+	o->verbosity = 1;
+	while ((c = getopt_long(argc, argv, "g:hi:p:qr:t:v", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'g': o->group = optarg; break;
+		case 'h': help();
+		case 'i': o->iface = optarg; break;
+		case 'p':
+			if (mc_opt_uint(optarg, 1, 65534, &o->port) < 0)
+				usage_error("-p %s: port must be a number from 1 to 65534", optarg);
+			break;
+		case 'q': o->verbosity = 0; break;
+		case 'r':
+			if (mc_opt_rate(optarg, 1000, 400000000000ULL, &o->rate) < 0)
+				usage_error("-r %s: rate must be bits per second such as 800M or 1G", optarg);
+			break;
+		case 't':
+			if (mc_opt_uint(optarg, 1, 255, &o->ttl) < 0)
+				usage_error("-t %s: TTL must be a number from 1 to 255", optarg);
+			break;
+		case 'v': o->verbosity = 2; break;
+		case O_FEC:
+			if (mc_opt_uint(optarg, 0, 100, &o->fec) < 0)
+				usage_error("--fec %s: must be a percentage from 0 to 100", optarg);
+			break;
+		case O_JSON: o->json = 1; break;
+		case O_LINGER:
+			if (mc_opt_duration(optarg, 0, 86400000, &o->linger) < 0)
+				usage_error("--linger %s: must be a duration such as 2s or 500ms", optarg);
+			break;
+		case O_MAX_PASSES:
+			if (mc_opt_uint(optarg, 0, 10000, &o->max_passes) < 0)
+				usage_error("--max-passes %s: must be a number from 0 to 10000", optarg);
+			break;
+		case O_MAX_TIME:
+			if (mc_opt_duration(optarg, 1, 30ULL * 86400000, &o->max_time) < 0)
+				usage_error("--max-time %s: must be a duration such as 30m or 2h", optarg);
+			break;
+		case O_MTU:
+			if (mc_opt_uint(optarg, 576, 65535, &o->mtu) < 0)
+				usage_error("--mtu %s: must be a number from 576 to 65535", optarg);
+			break;
+		case O_PEER_TIMEOUT:
+			if (mc_opt_duration(optarg, 100, 86400000, &o->peer_timeout) < 0)
+				usage_error("--peer-timeout %s: must be a duration such as 5s", optarg);
+			break;
+		case O_VERSION:
+			printf("mcast-send %s\n", MC_VERSION);
+			exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
+		default:
+			fputs(usage_text, stderr);
+			exit(MC_EXIT_USAGE);
+		}
+	}
+	if (optind != argc - 1)
+		usage_error(optind == argc ? "missing PKG" : "one PKG only");
+	o->pkg = argv[optind];
+}
+
+struct sess {
+	struct opts o;
+	struct mc_pkg pkg;
+	struct mc_group g, gfb;
+	struct mc_sender *s;
+	struct mc_fec *fec;
+	uint32_t session;
+	int tx, fb, gso;
+	struct mc_pace pace;
+	uint64_t start_ms, bytes_sent, pkts_sent, send_drops;
+	uint8_t *block, *repair;
+	uint8_t (*hdr)[MC_WIRE_DATA_HDR];
+	struct mc_rx rx;
+	uint32_t man_idx, nfrag;
+};
+
+static unsigned wire_overhead(const struct sess *x)
+{
+	return x->g.family == AF_INET6 ? 48 : 28; /* IP + UDP headers, counted against the rate */
+}
+
+static void send_small(struct sess *x, const uint8_t *buf, size_t len)
+{
+	if (len == 0)
+		return;
+	if (mc_net_send(x->tx, &x->g, buf, len) < 0)
+		x->send_drops++;
+	x->bytes_sent += len;
+	x->pkts_sent++;
+	mc_pace_spend(&x->pace, len + wire_overhead(x));
+}
+
+static void announce(struct sess *x)
+{
+	uint8_t buf[2048];
+
+	send_small(x, buf, mc_sender_announce_pkt(x->s, &x->pkg.m, x->o.rate, buf, sizeof buf));
+	/* The manifest repeats about once a second, in step with the announcements. */
+	uint32_t per = (x->nfrag + 9) / 10;
+	for (uint32_t i = 0; i < per; i++) {
+		send_small(x, buf, mc_sender_manifest_pkt(x->session, &x->pkg.m, x->man_idx, buf, sizeof buf));
+		x->man_idx = (x->man_idx + 1) % x->nfrag;
+	}
+}
+
+static void peer_event(struct sess *x, unsigned pi, unsigned kind)
+{
+	static const char *const names[] = {"", "joined", "done", "bye", "leave", "gone"};
+	const struct mc_peer *p = mc_sender_peer(x->s, pi);
+	char addr[80], rid[20];
+	struct mc_json j;
+
+	mc_net_addr_str(&p->addr, addr, sizeof addr);
+	snprintf(rid, sizeof rid, "%016llx", (unsigned long long)p->rid);
+	if (kind == MC_SEV_LEAVE)
+		mc_info("receiver %s at %s: still incomplete after %llu passes, told to leave (mcast-repair)", rid, addr,
+			(unsigned long long)x->o.max_passes);
+	else if (kind == MC_SEV_GONE)
+		mc_info("receiver %s at %s: silent, no longer waited for", rid, addr);
+	else
+		mc_debug("receiver %s at %s: %s", rid, addr, names[kind]);
+	mc_json_begin(&j, names[kind]);
+	mc_json_str(&j, "receiver", rid);
+	mc_json_str(&j, "address", addr);
+	mc_json_u64(&j, "have", p->have);
+	mc_json_u64(&j, "total", p->total);
+	mc_json_end(&j);
+}
+
+static void drain_feedback(struct sess *x)
+{
+	int n;
+
+	while ((n = mc_net_rx(x->fb, &x->rx)) > 0) {
+		uint64_t now = mc_now_ms();
+		for (int i = 0; i < n; i++) {
+			const uint8_t *p;
+			size_t len;
+			for (unsigned j = 0; (len = mc_net_rx_seg(&x->rx, (unsigned)i, j, &p)) > 0; j++) {
+				struct mc_pkt pkt;
+				if (mc_wire_decode(p, len, &pkt) == 0)
+					mc_sender_feedback(x->s, now, &pkt, &x->rx.from[i]);
+			}
+		}
+		if (n < (int)x->rx.n)
+			break;
+	}
+	unsigned pi, kind;
+	while (mc_sender_event(x->s, &pi, &kind))
+		peer_event(x, pi, kind);
+	struct mc_pkt cp;
+	uint8_t buf[2048];
+	while (mc_sender_ctrl(x->s, &cp))
+		send_small(x, buf, mc_wire_encode(&cp, buf, sizeof buf));
+}
+
+/* Waits for feedback up to ns nanoseconds. */
+static void wait_fb(struct sess *x, uint64_t ns)
+{
+	struct pollfd pfd = {x->fb, POLLIN, 0};
+	struct timespec ts = {(time_t)(ns / 1000000000ULL), (long)(ns % 1000000000ULL)};
+
+	ppoll(&pfd, 1, &ts, NULL);
+}
+
+/* Sends iov (header/symbol pairs) as paced GSO batches, falling back to sendmmsg if GSO is refused. */
+static int send_batch(struct sess *x, struct iovec *iov, unsigned nseg, uint16_t seg)
+{
+	size_t bytes = (size_t)nseg * (seg + wire_overhead(x));
+	uint64_t w;
+
+	while ((w = mc_pace_wait(&x->pace, mc_now_ns(), bytes)) > 0) {
+		if (w > 200000)
+			drain_feedback(x);
+		wait_fb(x, w > 2000000 ? 2000000 : w);
+		if (got_signal)
+			return -1;
+	}
+	for (;;) {
+		if (mc_net_send_batch(x->tx, &x->g, iov, 2 * nseg, seg, x->gso) == 0)
+			break;
+		if (x->gso && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT)) {
+			mc_debug("%s: UDP GSO refused (%s), sending datagram by datagram", x->g.text, strerror(errno));
+			x->gso = 0;
+			continue;
+		}
+		if (errno == EAGAIN || errno == ENOBUFS) {
+			struct pollfd pfd = {x->tx, POLLOUT, 0};
+			poll(&pfd, 1, 10);
+			continue;
+		}
+		if (errno == EINTR) {
+			if (got_signal)
+				return -1;
+			continue;
+		}
+		mc_err("%s: send: %s", x->g.text, strerror(errno));
+		return -1;
+	}
+	mc_pace_spend(&x->pace, bytes);
+	x->bytes_sent += (size_t)nseg * seg;
+	x->pkts_sent += nseg;
+	return 0;
+}
+
+/* Sends one job: the block read from the package, repair symbols computed, GSO batches paced. */
+static int send_job(struct sess *x, const struct mc_sender_job *job, uint16_t sym)
+{
+	const uint8_t *syms[MC_RS_MAX];
+	struct iovec iov[2 * GSO_MAX_SEGS];
+	uint16_t seg = (uint16_t)(MC_WIRE_DATA_HDR + sym);
+	unsigned per = GSO_MAX_BYTES / seg;
+	ssize_t r;
+
+	if (per > GSO_MAX_SEGS)
+		per = GSO_MAX_SEGS;
+	r = pread(x->pkg.fd, x->block, job->b.len, (off_t)(x->pkg.l.payload_off + job->b.off));
+	if (r != (ssize_t)job->b.len) {
+		mc_err("%s: read: %s", x->o.pkg, r < 0 ? strerror(errno) : "file shrank while sending");
+		return -1;
+	}
+	memset(x->block + job->b.len, 0, (size_t)job->b.k * sym - job->b.len);
+	if (mc_sender_datagrams(x->fec, x->session, sym, job, x->block, x->repair, x->hdr, syms) < 0) {
+		mc_err("%s: erasure coder failed", x->o.pkg);
+		return -1;
+	}
+	for (unsigned i = 0; i < job->n; i += per) {
+		unsigned n = job->n - i < per ? job->n - i : per;
+		for (unsigned j = 0; j < n; j++) {
+			iov[2 * j].iov_base = x->hdr[i + j];
+			iov[2 * j].iov_len = MC_WIRE_DATA_HDR;
+			iov[2 * j + 1].iov_base = (void *)syms[i + j];
+			iov[2 * j + 1].iov_len = sym;
+		}
+		if (send_batch(x, iov, n, seg) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void progress(struct sess *x, int force)
+{
+	const struct mc_sender_stats *st = mc_sender_stats(x->s);
+	double secs = (double)(mc_now_ms() - x->start_ms) / 1000.0;
+	char sz[32];
+
+	mc_progress(force, "pass %llu  %s sent  %.0f Mbit/s  receivers %u joined, %u done, %u active",
+		    (unsigned long long)(st->passes + 1), mc_fmt_size(x->bytes_sent, sz, sizeof sz),
+		    secs > 0 ? (double)x->bytes_sent * 8 / secs / 1e6 : 0.0, st->joined, st->complete, st->active);
+}
+
+static void end_session(struct sess *x, int reason)
+{
+	struct mc_pkt p;
+	uint8_t buf[64];
+
+	memset(&p, 0, sizeof p);
+	p.type = MC_PKT_END;
+	p.session = x->session;
+	memcpy(p.u.end.id, x->pkg.m.id, MC_ID_LEN);
+	p.u.end.reason = (uint8_t)reason;
+	size_t n = mc_wire_encode(&p, buf, sizeof buf);
+	/* Repeated, so that a loss does not leave a receiver waiting for its timeout. */
+	for (int i = 0; i < 5; i++) {
+		mc_net_send(x->tx, &x->g, buf, n);
+		usleep(20000);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const char *const reasons[] = {"complete", "max-time", "signal", "nobody"};
+	struct sess x;
+	struct mc_sender_cfg cfg;
+	struct mc_sender_job job;
+	char err[512], idhex[40], sz[32], rt[32];
+	int rc = MC_EXIT_RUNTIME, st, reason;
+
+	memset(&x, 0, sizeof x);
+	x.tx = x.fb = -1;
+	x.pkg.fd = -1;
+	parse(argc, argv, &x.o);
+	mc_log_init(argv[0], x.o.verbosity, x.o.json);
+	if (mc_net_group(x.o.group, (uint16_t)x.o.port, x.o.iface, &x.g, err, sizeof err) < 0) {
+		mc_err("%s", err);
+		exit(strncmp(err, "interface", 9) == 0 ? MC_EXIT_RUNTIME : MC_EXIT_USAGE);
+	}
+	mc_net_group_port(&x.g, (uint16_t)(x.o.port + 1), &x.gfb);
+	if (mc_pkg_open(x.o.pkg, &x.pkg, err, sizeof err) < 0) {
+		mc_err("%s", err);
+		exit(MC_EXIT_RUNTIME);
+	}
+	uint16_t sym = mc_geom_sym_for_mtu((unsigned)x.o.mtu, x.g.family == AF_INET6);
+	memset(&cfg, 0, sizeof cfg);
+	if (mc_geom_init(&cfg.geom, x.pkg.m.payload_size ? x.pkg.m.payload_size : 1, x.pkg.m.chunk_size, sym, KMAX) < 0) {
+		mc_err("%s: cannot cut into coding blocks", x.o.pkg);
+		goto out;
+	}
+	cfg.fec_pct = (unsigned)x.o.fec;
+	cfg.linger_ms = x.o.linger;
+	cfg.max_time_ms = x.o.max_time;
+	cfg.peer_timeout_ms = x.o.peer_timeout;
+	cfg.max_passes = (unsigned)x.o.max_passes;
+	memcpy(cfg.id, x.pkg.m.id, MC_ID_LEN);
+	memcpy(cfg.name, x.pkg.m.name, sizeof cfg.name);
+	if (getrandom(&x.session, sizeof x.session, 0) != sizeof x.session)
+		x.session = (uint32_t)getpid() ^ (uint32_t)mc_now_ns();
+	if (x.session == 0)
+		x.session = 1; /* 0 means "no session" in hellos */
+	x.start_ms = mc_now_ms();
+	x.s = mc_sender_new(&cfg, x.session, x.start_ms);
+	x.fec = mc_fec_new();
+	x.block = malloc((size_t)KMAX * sym);
+	x.repair = malloc((size_t)MC_RS_MAX * sym);
+	x.hdr = malloc(MC_RS_MAX * sizeof *x.hdr);
+	if (!x.s || !x.fec || !x.block || !x.repair || !x.hdr || mc_net_rx_init(&x.rx, 32, 2048) < 0) {
+		mc_err("out of memory");
+		goto out;
+	}
+	if ((x.tx = mc_net_sender(&x.g, (int)x.o.ttl, err, sizeof err)) < 0 ||
+	    (x.fb = mc_net_listen(&x.gfb, 0, err, sizeof err)) < 0) {
+		mc_err("%s", err);
+		goto out;
+	}
+	x.gso = mc_net_gso_ok(x.tx);
+	x.nfrag = (x.pkg.m.raw_len + MC_MANIFEST_FRAG - 1) / MC_MANIFEST_FRAG;
+	/* A burst of a few GSO batches: the rate holds over milliseconds, syscalls stay few. */
+	mc_pace_init(&x.pace, x.o.rate, 4 * GSO_MAX_BYTES, mc_now_ns());
+	signal(SIGPIPE, SIG_IGN);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+
+	mc_id_hex(x.pkg.m.id, idhex);
+	mc_info("sending %s (id %.16s, %s, %u chunks) to %s at %s, fec %llu%%, %u-byte symbols%s",
+		x.pkg.m.name, idhex, mc_fmt_size(x.pkg.l.file_size, sz, sizeof sz), x.pkg.m.nchunks, x.g.text,
+		mc_fmt_rate(x.o.rate, rt, sizeof rt), (unsigned long long)x.o.fec, sym, x.gso ? ", UDP GSO" : "");
+	{
+		struct mc_json j;
+		mc_json_begin(&j, "start");
+		mc_json_str(&j, "package", x.pkg.m.name);
+		mc_json_str(&j, "id", idhex);
+		mc_json_str(&j, "group", x.g.text);
+		mc_json_u64(&j, "session", x.session);
+		mc_json_u64(&j, "rate", x.o.rate);
+		mc_json_u64(&j, "bytes", x.pkg.l.file_size);
+		mc_json_u64(&j, "chunks", x.pkg.m.nchunks);
+		mc_json_u64(&j, "symbol_size", sym);
+		mc_json_bool(&j, "gso", x.gso);
+		mc_json_end(&j);
+	}
+
+	uint64_t next_ann = 0, next_prog = 0;
+	int was_idle = 0;
+	for (;;) {
+		uint64_t now = mc_now_ms();
+		if (got_signal) {
+			reason = MC_END_SIGNAL;
+			break;
+		}
+		drain_feedback(&x);
+		if (now >= next_ann) {
+			announce(&x);
+			next_ann = now + ANNOUNCE_MS;
+		}
+		if (now >= next_prog) {
+			progress(&x, 0);
+			next_prog = now + 250;
+		}
+		st = mc_sender_next(x.s, now, &job);
+		if (st == MC_SENDER_OVER) {
+			reason = mc_sender_end_reason(x.s);
+			break;
+		}
+		if (st == MC_SENDER_IDLE) {
+			if (!was_idle) {
+				announce(&x); /* receivers learn at once that nothing is queued */
+				next_ann = now + ANNOUNCE_MS;
+			}
+			was_idle = 1;
+			wait_fb(&x, 10000000);
+			continue;
+		}
+		was_idle = 0;
+		if (send_job(&x, &job, sym) < 0) {
+			if (got_signal)
+				continue;
+			goto out;
+		}
+	}
+	end_session(&x, reason);
+	progress(&x, 1);
+	mc_progress_end();
+	{
+		const struct mc_sender_stats *s = mc_sender_stats(x.s);
+		double secs = (double)(mc_now_ms() - x.start_ms) / 1000.0;
+		unsigned incomplete = 0;
+		for (unsigned i = 0; i < mc_sender_npeers(x.s); i++)
+			incomplete += !mc_sender_peer(x.s, i)->done;
+		struct mc_json j;
+		mc_info("session over (%s): %s in %.1fs, %.2fx the package, %llu passes; receivers: %u joined, %u complete, %u told to leave, %u silent",
+			reasons[reason < 4 ? reason : 0], mc_fmt_size(x.bytes_sent, sz, sizeof sz), secs,
+			(double)x.bytes_sent / (double)(x.pkg.l.file_size ? x.pkg.l.file_size : 1),
+			(unsigned long long)s->passes + (reason == MC_END_NOBODY ? 0 : 0), s->joined, s->complete, s->left, s->gone);
+		mc_json_begin(&j, "summary");
+		mc_json_str(&j, "reason", reasons[reason < 4 ? reason : 0]);
+		mc_json_u64(&j, "bytes_sent", x.bytes_sent);
+		mc_json_u64(&j, "packets_sent", x.pkts_sent);
+		mc_json_u64(&j, "package_bytes", x.pkg.l.file_size);
+		mc_json_u64(&j, "symbols", s->symbols);
+		mc_json_u64(&j, "repair_symbols", s->repair_symbols);
+		mc_json_u64(&j, "passes", s->passes);
+		mc_json_u64(&j, "receivers", s->joined);
+		mc_json_u64(&j, "complete", s->complete);
+		mc_json_u64(&j, "left", s->left);
+		mc_json_u64(&j, "silent", s->gone);
+		mc_json_u64(&j, "nacks", s->nacks);
+		mc_json_u64(&j, "feedback_dropped", s->feedback_bad);
+		mc_json_dbl(&j, "seconds", secs);
+		mc_json_end(&j);
+		/* 0 when everyone who joined has the package; 3 when some must still run mcast-repair. */
+		if (reason == MC_END_SIGNAL)
+			rc = MC_EXIT_RUNTIME;
+		else
+			rc = incomplete ? MC_EXIT_INCOMPLETE : MC_EXIT_OK;
+	}
+out:
+	if (x.tx >= 0)
+		close(x.tx);
+	if (x.fb >= 0)
+		close(x.fb);
+	mc_net_rx_free(&x.rx);
+	mc_sender_free(x.s);
+	mc_fec_free(x.fec);
+	free(x.block);
+	free(x.repair);
+	free(x.hdr);
+	mc_pkg_close(&x.pkg);
+	if (mc_log_close_stdout() < 0 && rc == MC_EXIT_OK)
+		rc = MC_EXIT_RUNTIME;
+	return rc;
 }

@@ -187,6 +187,47 @@ int mc_net_gso_ok(int fd)
 	return getsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, &l) == 0;
 }
 
+int mc_net_send_batch(int fd, const struct mc_group *g, struct iovec *iov, unsigned niov, uint16_t seg, int gso)
+{
+	if (gso) {
+		union {
+			char buf[CMSG_SPACE(sizeof(uint16_t))];
+			struct cmsghdr align;
+		} u;
+		struct msghdr mh;
+		memset(&mh, 0, sizeof mh);
+		mh.msg_name = (void *)&g->sa;
+		mh.msg_namelen = g->salen;
+		mh.msg_iov = iov;
+		mh.msg_iovlen = niov;
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof u.buf;
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_UDP;
+		c->cmsg_type = UDP_SEGMENT;
+		c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+		memcpy(CMSG_DATA(c), &seg, sizeof seg);
+		return sendmsg(fd, &mh, 0) < 0 ? -1 : 0;
+	}
+	/* Without GSO: iov holds header/symbol pairs, one datagram per pair. */
+	struct mmsghdr msgs[128];
+	unsigned n = 0;
+	for (unsigned i = 0; i + 1 < niov && n < 128; i += 2, n++) {
+		memset(&msgs[n], 0, sizeof msgs[n]);
+		msgs[n].msg_hdr.msg_name = (void *)&g->sa;
+		msgs[n].msg_hdr.msg_namelen = g->salen;
+		msgs[n].msg_hdr.msg_iov = &iov[i];
+		msgs[n].msg_hdr.msg_iovlen = 2;
+	}
+	for (unsigned done = 0; done < n;) {
+		int r = sendmmsg(fd, msgs + done, n - done, 0);
+		if (r < 0)
+			return -1;
+		done += (unsigned)r;
+	}
+	return 0;
+}
+
 int mc_net_send(int fd, const struct mc_group *g, const void *buf, size_t len)
 {
 	if (sendto(fd, buf, len, 0, (const struct sockaddr *)&g->sa, g->salen) < 0)

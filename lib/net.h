@@ -42,6 +42,15 @@ int mc_net_sender(const struct mc_group *g, int ttl, char *err, size_t errlen);
 /* 1 when the kernel takes UDP_SEGMENT (GSO) on fd. */
 int mc_net_gso_ok(int fd);
 
+/*
+ * Sends the datagrams gathered in iov (their concatenation, each seg bytes,
+ * the last possibly shorter) to g: with UDP GSO as one call when gso is set,
+ * else one datagram per sendmmsg entry. Returns 0, or -1 (errno; EAGAIN
+ * when the socket buffer is full, EIO/EINVAL when GSO is refused).
+ */
+#include <sys/uio.h>
+int mc_net_send_batch(int fd, const struct mc_group *g, struct iovec *iov, unsigned niov, uint16_t seg, int gso);
+
 /* Sends one datagram to g (non-blocking; EAGAIN counts as dropped). Returns 0 or -1. */
 int mc_net_send(int fd, const struct mc_group *g, const void *buf, size_t len);
 

@@ -1,0 +1,48 @@
+/* Token bucket and the monotonic clock; see pace.h. */
+#include "pace.h"
+
+#include <time.h>
+
+void mc_pace_init(struct mc_pace *p, uint64_t rate_bps, size_t burst, uint64_t now_ns)
+{
+	p->bytes_per_ns = (double)rate_bps / 8e9;
+	p->burst = (double)burst;
+	p->tokens = (double)burst;
+	p->last_ns = now_ns;
+}
+
+static void refill(struct mc_pace *p, uint64_t now_ns)
+{
+	if (now_ns > p->last_ns) {
+		p->tokens += (double)(now_ns - p->last_ns) * p->bytes_per_ns;
+		if (p->tokens > p->burst)
+			p->tokens = p->burst;
+		p->last_ns = now_ns;
+	}
+}
+
+uint64_t mc_pace_wait(struct mc_pace *p, uint64_t now_ns, size_t len)
+{
+	refill(p, now_ns);
+	if (p->tokens >= (double)len || p->tokens >= p->burst)
+		return 0;
+	return (uint64_t)(((double)len - p->tokens) / p->bytes_per_ns) + 1;
+}
+
+void mc_pace_spend(struct mc_pace *p, size_t len)
+{
+	p->tokens -= (double)len;
+}
+
+uint64_t mc_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t mc_now_ms(void)
+{
+	return mc_now_ns() / 1000000;
+}
