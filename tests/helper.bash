@@ -10,6 +10,11 @@
 #
 # A suite that defines its own teardown() must call mc_cleanup from it.
 
+# The suites use `run -N` and `--separate-stderr`.
+if declare -F bats_require_minimum_version >/dev/null; then
+	bats_require_minimum_version 1.5.0
+fi
+
 MCAST_ROOT=${MCAST_ROOT:-$(cd "${BATS_TEST_DIRNAME:-$(dirname "${BASH_SOURCE[0]}")}/.." && pwd)}
 MCAST_BIN=${MCAST_BIN:-$MCAST_ROOT/bin}
 EXEC_PREFIX=${EXEC_PREFIX:-}
@@ -56,7 +61,8 @@ _mc_argv() {
 		shift
 		[ $# -gt 0 ] || { echo "ns_exec: no command" >&2; return 2; }
 		_mc_argv "$@" || return
-		MC_ARGV=(ip netns exec "$(ns_name "$host")" "${MC_ARGV[@]}")
+		# "-" is the root namespace (as for nginx_start and flaky_start).
+		[ "$host" = - ] || MC_ARGV=(ip netns exec "$(ns_name "$host")" "${MC_ARGV[@]}")
 		;;
 	with_timeout)
 		local secs=$1
@@ -96,7 +102,7 @@ run_sched() { _mc_exec run_sched "$@"; }
 # run_<prog>, ns_exec ..., or a shell function.
 with_timeout() { _mc_exec with_timeout "$@"; }
 
-# ns_exec HOST CMD ARG...: run CMD inside HOST's namespace.
+# ns_exec HOST CMD ARG...: run CMD inside HOST's namespace ("-": the root one).
 ns_exec() { _mc_exec ns_exec "$@"; }
 
 # udp_tool send|recv ...: tests/udp-tool.py, to check that multicast flows
@@ -131,14 +137,14 @@ bg_wait() {
 		if [ "$SECONDS" -ge "$deadline" ]; then
 			echo "bg_wait: $1 (pid $pid) still running after ${2:-60}s; killing it" >&2
 			bg_kill "$1" KILL
-			wait "$pid" 2>/dev/null
+			wait "$pid" 2>/dev/null || true
 			return 124
 		fi
 		# wait returns as soon as our own child exits; poll for others
 		sleep 0.05
 	done
-	wait "$pid" 2>/dev/null
-	st=$?
+	st=0
+	wait "$pid" 2>/dev/null || st=$?
 	return $st
 }
 
@@ -157,7 +163,7 @@ bg_kill() {
 	local pid p
 	pid=$(bg_pid "$1") || return 1
 	for p in $(_mc_descendants "$pid") "$pid"; do
-		kill -s "${2:-TERM}" "$p" 2>/dev/null
+		kill -s "${2:-TERM}" "$p" 2>/dev/null || true
 	done
 	return 0
 }
@@ -225,7 +231,7 @@ lan_create() {
 		ip -n "$br" link set "v$i" master br0 || return 1
 		ip -n "$br" link set "v$i" up || return 1
 		# No link-local (and so no DAD); the test addresses are added nodad.
-		ip -n "$ns" link set eth0 addrgenmode none 2>/dev/null
+		ip -n "$ns" link set eth0 addrgenmode none 2>/dev/null || true
 		ip -n "$ns" link set eth0 up multicast on || return 1
 		ip -n "$ns" addr add "198.18.0.$i/24" dev eth0 || return 1
 		ip -n "$ns" -6 addr add "2001:db8::$i/64" dev eth0 nodad || return 1
@@ -252,12 +258,12 @@ ns_addr6() {
 
 # ns_loss HOST PCT [PORT...]: drop PCT% of UDP packets arriving at HOST (to
 # the given destination ports, or to every UDP port), with real kernel loss
-# from nftables in HOST's namespace. ns_loss HOST 0 removes the rule.
+# from nftables in HOST's namespace (PCT 0..99). ns_loss HOST 0 removes it.
 ns_loss() {
 	local host=$1 pct=$2 ns port
 	shift 2
 	ns=$(ns_name "$host")
-	ip netns exec "$ns" nft delete table inet loss 2>/dev/null
+	ip netns exec "$ns" nft delete table inet loss 2>/dev/null || true
 	[ "$pct" -gt 0 ] || return 0
 	ip netns exec "$ns" nft add table inet loss || return 1
 	ip netns exec "$ns" nft add chain inet loss in \
@@ -370,9 +376,9 @@ nginx_stop() {
 	local d=${1:-$NGINX_DIR} pid
 	[ -f "$d/nginx.pid" ] || return 0
 	pid=$(cat "$d/nginx.pid")
-	kill -QUIT "$pid" 2>/dev/null
+	kill -QUIT "$pid" 2>/dev/null || true
 	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null
+	kill -KILL "$pid" 2>/dev/null || true
 	return 0
 }
 
@@ -435,7 +441,7 @@ mc_cleanup() {
 	local p d ns
 	if [ -f "$MC_STATE/pids" ]; then
 		for p in $(cat "$MC_STATE/pids"); do
-			for d in $(_mc_descendants "$p") "$p"; do kill -TERM "$d" 2>/dev/null; done
+			for d in $(_mc_descendants "$p") "$p"; do kill -TERM "$d" 2>/dev/null || true; done
 		done
 	fi
 	if [ -f "$MC_STATE/nginx" ]; then
@@ -443,18 +449,18 @@ mc_cleanup() {
 	fi
 	if [ -f "$MC_STATE/netns" ]; then
 		while read -r ns; do
-			for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+			for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
 		done <"$MC_STATE/netns"
 	fi
 	if [ -f "$MC_STATE/pids" ]; then
 		sleep 0.1
 		for p in $(cat "$MC_STATE/pids"); do
-			for d in $(_mc_descendants "$p") "$p"; do kill -KILL "$d" 2>/dev/null; done
+			for d in $(_mc_descendants "$p") "$p"; do kill -KILL "$d" 2>/dev/null || true; done
 		done
 		rm -f "$MC_STATE/pids"
 	fi
 	if [ -f "$MC_STATE/netns" ]; then
-		while read -r ns; do ip netns del "$ns" 2>/dev/null; done <"$MC_STATE/netns"
+		while read -r ns; do ip netns del "$ns" 2>/dev/null || true; done <"$MC_STATE/netns"
 		rm -f "$MC_STATE/netns"
 	fi
 	rm -f "$MC_STATE/nginx" "$MC_STATE/hosts"
@@ -470,8 +476,8 @@ mc_reap_stale() {
 		pid=${ns#mct}
 		pid=${pid%%x*}
 		kill -0 "$pid" 2>/dev/null && continue
-		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
-		ip netns del "$ns" 2>/dev/null
+		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
+		ip netns del "$ns" 2>/dev/null || true
 	done
 	return 0
 }

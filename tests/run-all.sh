@@ -24,6 +24,16 @@ export BATS_TEST_TIMEOUT="${BATS_TEST_TIMEOUT:-300}"
 export MCAST_BIN="${MCAST_BIN:-$root/bin}"
 
 mkdir -p "$logs" "$(dirname "$counts")" || exit 1
+
+# A run started from inside a bats test (the harness tests do) must not
+# inherit that test's bats state.
+for v in $(env | sed -n 's/^\(BATS_[A-Za-z0-9_]*\)=.*/\1/p'); do
+	[ "$v" = BATS_TEST_TIMEOUT ] || unset "$v"
+done
+# bats puts its libexec first on PATH; that `bats` needs bash's exported
+# functions, which sh drops: use the real front end.
+PATH=$(printf '%s\n' "$PATH" | tr ':' '\n' | grep -v 'libexec/bats-core$' | paste -sd: -)
+export PATH
 rm -f "$logs"/*.tap "$logs"/san.* 2>/dev/null
 
 if [ "$mode" = asan ]; then
