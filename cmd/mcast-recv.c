@@ -1,8 +1,598 @@
-/* mcast-recv: placeholder until its issue lands. */
+/* mcast-recv: joins a session, writes the package, keeps resumable state, exits 3 when something is missing. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
 
-int main(void)
+#include "defaults.h"
+#include "exitcode.h"
+#include "log.h"
+#include "net.h"
+#include "opt.h"
+#include "pace.h"
+#include "pkg.h"
+#include "receiver.h"
+#include "state.h"
+#include "wire.h"
+
+#define SAVE_MS 1000              /* state fsync'd at most this often: what a crash can cost */
+#define SILENCE_MS 10000          /* in a session, without --timeout: a sender silent this long is gone */
+#define FINISH_MS 1500            /* after completing, time to tell the sender (DONE) */
+
+static const char usage_text[] =
+	"usage: mcast-recv [-qv] [--json] [-g GROUP] [-p PORT] [-i IFACE] [-t TTL] -o PKG\n"
+	"                  [--package NAME] [--expect ID] [--timeout DUR] [--mem SIZE]\n"
+	"       mcast-recv -h | --help | --version\n";
+
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
 {
-	fprintf(stderr, "mcast-recv: not implemented yet\n");
-	return 1;
+	got_signal = sig;
+}
+
+static void usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "mcast-recv: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fputs(usage_text, stderr);
+	exit(MC_EXIT_USAGE);
+}
+
+static void help(void) __attribute__((noreturn));
+static void help(void)
+{
+	fputs(usage_text, stdout);
+	fputs("\nJoins the session on GROUP:PORT (at any moment) and writes PKG.part and PKG.state,\n"
+	      "renamed to PKG once every chunk is verified. Run again with the same -o to resume.\n"
+	      "  -g GROUP          multicast group, IPv4 or IPv6 (default " MC_DEFAULT_GROUP4 ")\n"
+	      "  -p PORT           data port; feedback goes to PORT+1 (default 7077)\n"
+	      "  -i IFACE          join on this interface\n"
+	      "  -t TTL            TTL / hop limit of feedback (default 1)\n"
+	      "  -o PKG            the package to write\n"
+	      "  --package NAME    join only a session of this package name\n"
+	      "  --expect ID       join only this package id (32 hex digits, or a prefix of 8 or more)\n"
+	      "  --timeout DUR     give up (exit 3) after DUR of silence: no session, or a quiet sender\n"
+	      "  --mem SIZE        memory for chunks being assembled (default 48M)\n"
+	      "  --json            one JSON event per line on stdout\n"
+	      "  -q, -v            quieter, more verbose\n"
+	      "  -h, --help        this help    --version  program version\n"
+	      "Exit: 0 complete and verified, 1 error, 2 usage, 3 incomplete (state kept: run again or mcast-repair).\n",
+	      stdout);
+	exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
+}
+
+struct opts {
+	const char *group, *iface, *out, *package, *expect;
+	uint64_t port, ttl, timeout, mem;
+	int verbosity, json;
+};
+
+static void parse(int argc, char **argv, struct opts *o)
+{
+	enum { O_EXPECT = 256, O_JSON, O_MEM, O_PACKAGE, O_TIMEOUT, O_VERSION };
+	static const struct option lopts[] = {
+		{"expect", required_argument, NULL, O_EXPECT},
+		{"group", required_argument, NULL, 'g'},
+		{"help", no_argument, NULL, 'h'},
+		{"interface", required_argument, NULL, 'i'},
+		{"json", no_argument, NULL, O_JSON},
+		{"mem", required_argument, NULL, O_MEM},
+		{"output", required_argument, NULL, 'o'},
+		{"package", required_argument, NULL, O_PACKAGE},
+		{"port", required_argument, NULL, 'p'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"timeout", required_argument, NULL, O_TIMEOUT},
+		{"ttl", required_argument, NULL, 't'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"version", no_argument, NULL, O_VERSION},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	memset(o, 0, sizeof *o);
+	o->group = MC_DEFAULT_GROUP4;
+	o->port = MC_DEFAULT_PORT;
+	o->ttl = MC_DEFAULT_TTL;
+	o->mem = 48u << 20;
+	o->verbosity = 1;
+	while ((c = getopt_long(argc, argv, "g:hi:o:p:qt:v", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'g': o->group = optarg; break;
+		case 'h': help();
+		case 'i': o->iface = optarg; break;
+		case 'o': o->out = optarg; break;
+		case 'p':
+			if (mc_opt_uint(optarg, 1, 65534, &o->port) < 0)
+				usage_error("-p %s: port must be a number from 1 to 65534", optarg);
+			break;
+		case 'q': o->verbosity = 0; break;
+		case 't':
+			if (mc_opt_uint(optarg, 1, 255, &o->ttl) < 0)
+				usage_error("-t %s: TTL must be a number from 1 to 255", optarg);
+			break;
+		case 'v': o->verbosity = 2; break;
+		case O_EXPECT: o->expect = optarg; break;
+		case O_JSON: o->json = 1; break;
+		case O_MEM:
+			if (mc_opt_size(optarg, 4u << 20, 1ULL << 40, &o->mem) < 0)
+				usage_error("--mem %s: must be a size from 4M, such as 64M", optarg);
+			break;
+		case O_PACKAGE:
+			if (*optarg == '\0' || strlen(optarg) > MC_NAME_MAX)
+				usage_error("--package: a name of 1 to %d bytes", MC_NAME_MAX);
+			o->package = optarg;
+			break;
+		case O_TIMEOUT:
+			if (mc_opt_duration(optarg, 1, 366ULL * 86400000, &o->timeout) < 0)
+				usage_error("--timeout %s: must be a duration such as 30s or 5m", optarg);
+			break;
+		case O_VERSION:
+			printf("mcast-recv %s\n", MC_VERSION);
+			exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
+		default:
+			fputs(usage_text, stderr);
+			exit(MC_EXIT_USAGE);
+		}
+	}
+	if (optind != argc)
+		usage_error("unexpected argument '%s'", argv[optind]);
+	if (o->out == NULL || *o->out == '\0')
+		usage_error("-o PKG is required");
+}
+
+struct rstate {
+	struct opts o;
+	struct mc_receiver *r;
+	int fd;                   /* PKG.part */
+	uint64_t payload_off;
+	int head_written, dirty, complete;
+	uint64_t last_save;
+	struct sockaddr_storage sender;
+	char err[512];
+};
+
+static uint64_t payload_off_for(uint32_t manifest_len)
+{
+	/* The layout of mcast-package(5): payload at the first 4096 boundary after header and manifest. */
+	return ((uint64_t)MC_PKG_HDR_SIZE + manifest_len + MC_PKG_ALIGN - 1) / MC_PKG_ALIGN * MC_PKG_ALIGN;
+}
+
+static int io_off(struct rstate *x)
+{
+	if (x->payload_off == 0) {
+		const struct mc_announce *a = mc_recv_announce(x->r);
+		if (a == NULL)
+			return -1;
+		x->payload_off = payload_off_for(a->manifest_len);
+	}
+	return 0;
+}
+
+static int io_write(void *ctx, uint64_t off, const void *buf, size_t len)
+{
+	struct rstate *x = ctx;
+	const uint8_t *p = buf;
+
+	if (io_off(x) < 0)
+		return -1;
+	while (len) {
+		ssize_t n = pwrite(x->fd, p, len, (off_t)(x->payload_off + off));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			snprintf(x->err, sizeof x->err, "%s.part: %s", x->o.out, strerror(errno));
+			return -1;
+		}
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int io_read(void *ctx, uint64_t off, void *buf, size_t len)
+{
+	struct rstate *x = ctx;
+	ssize_t n;
+
+	if (io_off(x) < 0)
+		return -1;
+	n = pread(x->fd, buf, len, (off_t)(x->payload_off + off));
+	if (n != (ssize_t)len) {
+		snprintf(x->err, sizeof x->err, "%s.part: %s", x->o.out, n < 0 ? strerror(errno) : "short read");
+		return -1;
+	}
+	return 0;
+}
+
+/* Receiver id: the same machine, network namespace and output give the same id (mcast-sched counts ids). */
+static uint64_t make_rid(const char *out)
+{
+	char buf[PATH_MAX * 2 + 128], dir[PATH_MAX], *slash;
+	size_t n = 0;
+	struct stat sb;
+	FILE *f;
+
+	memset(buf, 0, sizeof buf);
+	if ((f = fopen("/etc/machine-id", "r")) != NULL) {
+		n = fread(buf, 1, 64, f);
+		fclose(f);
+	}
+	if (stat("/proc/self/ns/net", &sb) == 0)
+		n += (size_t)snprintf(buf + n, sizeof buf - n, "|%llu|", (unsigned long long)sb.st_ino);
+	snprintf(dir, sizeof dir, "%s", out);
+	slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	char real[PATH_MAX];
+	if (realpath(slash ? (dir[0] ? dir : "/") : ".", real) != NULL)
+		n += (size_t)snprintf(buf + n, sizeof buf - n, "%s/", real);
+	n += (size_t)snprintf(buf + n, sizeof buf - n, "%s", slash ? slash + 1 : out);
+	uint64_t rid = XXH64(buf, n < sizeof buf ? n : sizeof buf, 0x6d63617374ULL);
+	return rid ? rid : 1;
+}
+
+static int save_state(struct rstate *x)
+{
+	const struct mc_manifest *m = mc_recv_manifest(x->r);
+	struct mc_state st;
+	uint32_t nhave, nchunks;
+	const uint8_t *have = mc_recv_have(x->r, &nhave, &nchunks);
+
+	if (m == NULL || have == NULL || !x->head_written)
+		return 0;
+	if (fdatasync(x->fd) < 0) {
+		snprintf(x->err, sizeof x->err, "%s.part: %s", x->o.out, strerror(errno));
+		return -1;
+	}
+	memcpy(st.id, m->id, MC_ID_LEN);
+	st.nchunks = nchunks;
+	st.nhave = nhave;
+	st.have = (uint8_t *)have;
+	if (mc_state_save(x->o.out, &st, x->err, sizeof x->err) < 0)
+		return -1;
+	x->dirty = 0;
+	x->last_save = mc_now_ms();
+	return 0;
+}
+
+/* A complete PKG from an earlier run: nothing to do when it is intact and the one asked for. */
+static int already_complete(const struct opts *o)
+{
+	struct mc_pkg p;
+	uint8_t want[MC_ID_LEN], *buf;
+	char err[512];
+	int ok = 1, nhex = 0;
+
+	if (access(o->out, F_OK) != 0 || mc_pkg_open(o->out, &p, err, sizeof err) < 0)
+		return 0;
+	if (o->expect && ((nhex = mc_id_parse(o->expect, want)) < 0 || !mc_id_match(p.m.id, want, nhex)))
+		ok = 0;
+	if (o->package && strcmp(o->package, p.m.name) != 0)
+		ok = 0;
+	buf = ok ? malloc(p.m.chunk_size) : NULL;
+	for (uint32_t i = 0; ok && buf && i < p.m.nchunks; i++)
+		if (mc_pkg_check_chunk(&p, i, buf) != 1)
+			ok = 0;
+	free(buf);
+	mc_pkg_close(&p);
+	return ok;
+}
+
+static void summary(struct rstate *x, const char *result, uint64_t start)
+{
+	const struct mc_recv_stats *s = mc_recv_stats(x->r);
+	uint32_t nhave = 0, nchunks = 0;
+	struct mc_json j;
+
+	mc_recv_have(x->r, &nhave, &nchunks);
+	mc_json_begin(&j, "summary");
+	mc_json_str(&j, "result", result);
+	mc_json_str(&j, "output", x->o.out);
+	mc_json_u64(&j, "chunks", nchunks);
+	mc_json_u64(&j, "verified", nhave);
+	mc_json_u64(&j, "packets", s->packets);
+	mc_json_u64(&j, "data_packets", s->data);
+	mc_json_u64(&j, "duplicates", s->dup);
+	mc_json_u64(&j, "dropped", s->bad + s->other);
+	mc_json_u64(&j, "decoded_blocks", s->decoded_blocks);
+	mc_json_u64(&j, "bad_chunks", s->bad_chunks);
+	mc_json_u64(&j, "nacks", s->nacks_sent);
+	mc_json_u64(&j, "nacks_suppressed", s->suppressed);
+	mc_json_dbl(&j, "seconds", (double)(mc_now_ms() - start) / 1000.0);
+	mc_json_end(&j);
+}
+
+int main(int argc, char **argv)
+{
+	struct rstate x;
+	struct mc_group g, gfb;
+	struct mc_recv_cfg rc;
+	struct mc_rx rx, rxfb;
+	struct mc_manifest pre;
+	struct mc_state st;
+	char err[512], idhex[40];
+	int data = -1, fbl = -1, tx = -1, rcode = MC_EXIT_RUNTIME, have_pre = 0;
+	uint64_t start, finish_at = 0, last_prog_json = 0;
+
+	memset(&x, 0, sizeof x);
+	memset(&pre, 0, sizeof pre);
+	memset(&st, 0, sizeof st);
+	memset(&rx, 0, sizeof rx);
+	memset(&rxfb, 0, sizeof rxfb);
+	x.fd = -1;
+	parse(argc, argv, &x.o);
+	mc_log_init(argv[0], x.o.verbosity, x.o.json);
+	memset(&rc, 0, sizeof rc);
+	if (x.o.expect && (rc.expect_nhex = mc_id_parse(x.o.expect, rc.expect)) < 0)
+		usage_error("--expect %s: a package id is 32 hex digits (or a prefix of at least 8)", x.o.expect);
+	if (mc_net_group(x.o.group, (uint16_t)x.o.port, x.o.iface, &g, err, sizeof err) < 0) {
+		mc_err("%s", err);
+		exit(strncmp(err, "interface", 9) == 0 ? MC_EXIT_RUNTIME : MC_EXIT_USAGE);
+	}
+	mc_net_group_port(&g, (uint16_t)(x.o.port + 1), &gfb);
+	if (already_complete(&x.o)) {
+		mc_info("%s: already complete and verified", x.o.out);
+		exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
+	}
+	if ((x.fd = mc_state_open_part(x.o.out, err, sizeof err)) < 0) {
+		mc_err("%s", err);
+		exit(MC_EXIT_RUNTIME);
+	}
+	/* Resume: a head in PKG.part pins the package; the state (or a rescan) says what is verified. */
+	if (mc_state_read_part_manifest(x.fd, &pre)) {
+		have_pre = 1;
+		if (rc.expect_nhex && !mc_id_match(pre.id, rc.expect, rc.expect_nhex)) {
+			mc_err("%s.part: holds package %s, not --expect %s; remove it or choose another -o", x.o.out,
+			       mc_id_hex(pre.id, idhex), x.o.expect);
+			exit(MC_EXIT_RUNTIME);
+		}
+		int lr = mc_state_load(x.o.out, &st, err, sizeof err);
+		if (lr <= 0 || memcmp(st.id, pre.id, MC_ID_LEN) != 0 || st.nchunks != pre.nchunks) {
+			if (lr < 0)
+				mc_warn("%s; checking %s.part instead", err, x.o.out);
+			if (lr > 0)
+				mc_state_free(&st);
+			uint8_t *buf = malloc(pre.chunk_size);
+			if (buf == NULL || mc_state_init(&st, pre.id, pre.nchunks) < 0 ||
+			    mc_state_rescan(x.fd, &pre, &st, buf) < 0) {
+				mc_err("%s.part: %s", x.o.out, strerror(errno ? errno : ENOMEM));
+				exit(MC_EXIT_RUNTIME);
+			}
+			free(buf);
+		}
+		mc_info("resuming %s: %u of %u chunks already verified", x.o.out, st.nhave, st.nchunks);
+	}
+	rc.rid = make_rid(x.o.out);
+	if (x.o.package)
+		snprintf(rc.package, sizeof rc.package, "%s", x.o.package);
+	rc.mem_limit = x.o.mem;
+	getrandom(&rc.seed, sizeof rc.seed, 0);
+	rc.io = (struct mc_recv_io){&x, io_write, io_read};
+	x.r = mc_recv_new(&rc);
+	if (x.r == NULL || (have_pre && mc_recv_preload(x.r, &pre, st.have) < 0) ||
+	    mc_net_rx_init(&rx, 16, 65536) < 0 || mc_net_rx_init(&rxfb, 8, 2048) < 0) {
+		mc_err("out of memory");
+		goto out;
+	}
+	if (have_pre) {
+		x.payload_off = payload_off_for(pre.raw_len);
+		x.head_written = 1;
+	}
+	if ((data = mc_net_listen(&g, 1, err, sizeof err)) < 0 || (fbl = mc_net_listen(&gfb, 0, err, sizeof err)) < 0 ||
+	    (tx = mc_net_sender(&gfb, (int)x.o.ttl, err, sizeof err)) < 0) {
+		mc_err("%s", err);
+		goto out;
+	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	mc_info("waiting for %s%s on %s", x.o.package ? "package " : "a session",
+		x.o.package ? x.o.package : "", g.text);
+	start = mc_now_ms();
+
+	for (;;) {
+		uint64_t now = mc_now_ms();
+		struct pollfd pfd[2] = {{data, POLLIN, 0}, {fbl, POLLIN, 0}};
+		uint64_t next = mc_recv_next(x.r);
+		int wait = next > now ? (int)(next - now < 200 ? next - now : 200) : 0;
+
+		if (got_signal) {
+			save_state(&x);
+			mc_info("interrupted; %s.part and its state are kept, run again to resume", x.o.out);
+			summary(&x, "interrupted", start);
+			rcode = MC_EXIT_INCOMPLETE;
+			break;
+		}
+		if (poll(pfd, 2, wait) < 0 && errno != EINTR) {
+			mc_err("poll: %s", strerror(errno));
+			goto out;
+		}
+		now = mc_now_ms();
+		for (int s = 0; s < 2; s++) {
+			struct mc_rx *r = s == 0 ? &rx : &rxfb;
+			int fd = s == 0 ? data : fbl;
+			int n;
+			for (int rounds = 0; rounds < 64 && (n = mc_net_rx(fd, r)) > 0; rounds++) {
+				for (int i = 0; i < n; i++) {
+					const uint8_t *p;
+					size_t len;
+					for (unsigned j = 0; (len = mc_net_rx_seg(r, (unsigned)i, j, &p)) > 0; j++)
+						mc_recv_packet(x.r, now, p, len);
+					if (s == 0)
+						x.sender = r->from[i];
+				}
+				if (n < (int)r->n)
+					break;
+			}
+		}
+		mc_recv_tick(x.r, now);
+		uint8_t fb[MC_WIRE_FEEDBACK_MAX];
+		size_t fl;
+		while ((fl = mc_recv_feedback(x.r, fb, sizeof fb)) > 0)
+			mc_net_send(tx, &gfb, fb, fl);
+
+		struct mc_recv_event ev;
+		int stop = 0;
+		while (!stop && mc_recv_event(x.r, &ev)) {
+			struct mc_json j;
+			const struct mc_announce *a = mc_recv_announce(x.r);
+			const struct mc_manifest *m = mc_recv_manifest(x.r);
+			char addr[80], sz[32];
+			switch (ev.kind) {
+			case MC_REV_SESSION:
+				mc_net_addr_str(&x.sender, addr, sizeof addr);
+				mc_info("joined session %08x of %s (id %.16s, %s) from %s", ev.arg, a->name,
+					mc_id_hex(a->id, idhex), mc_fmt_size(a->payload_size, sz, sizeof sz), addr);
+				mc_json_begin(&j, "joined");
+				mc_json_u64(&j, "session", ev.arg);
+				mc_json_str(&j, "package", a->name);
+				mc_json_str(&j, "id", idhex);
+				mc_json_str(&j, "sender", addr);
+				mc_json_u64(&j, "chunks", a->nchunks);
+				mc_json_end(&j);
+				break;
+			case MC_REV_MANIFEST:
+				if (!x.head_written) {
+					if (mc_pkg_write_head(x.fd, m) < 0) {
+						mc_err("%s.part: %s", x.o.out, strerror(errno));
+						goto out;
+					}
+					x.head_written = 1;
+				}
+				x.dirty = 1;
+				mc_debug("manifest complete: %u chunks of %u bytes", m->nchunks, m->chunk_size);
+				break;
+			case MC_REV_CHUNK:
+				x.dirty = 1;
+				break;
+			case MC_REV_BADCHUNK:
+				mc_warn("chunk %u failed verification; asking for it again", ev.arg);
+				break;
+			case MC_REV_WELCOME:
+				mc_debug("counted by the sender");
+				break;
+			case MC_REV_COMPLETE:
+				if (mc_state_finish(x.o.out, x.fd, m, err, sizeof err) < 0) {
+					mc_err("%s", err);
+					goto out;
+				}
+				x.complete = 1;
+				mc_progress_end();
+				mc_info("%s: complete and verified (%u chunks)", x.o.out, m->nchunks);
+				mc_json_begin(&j, "done");
+				mc_json_str(&j, "output", x.o.out);
+				mc_json_str(&j, "id", mc_id_hex(m->id, idhex));
+				mc_json_u64(&j, "chunks", m->nchunks);
+				mc_json_end(&j);
+				finish_at = now + FINISH_MS;
+				break;
+			case MC_REV_END:
+			case MC_REV_LEAVE:
+				save_state(&x);
+				{
+					uint32_t nh = 0, nc = 0;
+					mc_recv_have(x.r, &nh, &nc);
+					mc_err("%s: %s with %u of %u chunks; %s.part and its state are kept (run mcast-repair or again)",
+					       x.o.out, ev.kind == MC_REV_END ? "the session ended" : "told to leave by the sender (too slow or too lossy)",
+					       nh, nc, x.o.out);
+				}
+				summary(&x, ev.kind == MC_REV_END ? "ended" : "left", start);
+				rcode = MC_EXIT_INCOMPLETE;
+				stop = 1;
+				break;
+			case MC_REV_IOERR:
+				mc_err("%s", x.err[0] ? x.err : "I/O error");
+				save_state(&x);
+				goto out;
+			}
+		}
+		if (stop)
+			break;
+		if (x.complete) {
+			if (mc_recv_phase(x.r) == MC_RPH_FINISHED || now >= finish_at) {
+				summary(&x, "complete", start);
+				rcode = MC_EXIT_OK;
+				break;
+			}
+			continue;
+		}
+		if (x.dirty && now - x.last_save >= SAVE_MS && save_state(&x) < 0) {
+			mc_err("%s", x.err);
+			goto out;
+		}
+		uint32_t nh = 0, nc = 0;
+		if (mc_recv_have(x.r, &nh, &nc)) {
+			mc_progress(0, "%s: %u/%u chunks (%.0f%%)", x.o.out, nh, nc, nc ? 100.0 * nh / nc : 0.0);
+			if (now - last_prog_json >= 1000) {
+				struct mc_json j;
+				mc_json_begin(&j, "progress");
+				mc_json_u64(&j, "verified", nh);
+				mc_json_u64(&j, "chunks", nc);
+				mc_json_u64(&j, "packets", mc_recv_stats(x.r)->data);
+				mc_json_end(&j);
+				last_prog_json = now;
+			}
+		}
+		uint64_t heard = mc_recv_last_heard(x.r);
+		if (heard == 0) {
+			if (x.o.timeout && now - start >= x.o.timeout) {
+				mc_err("no session%s%s on %s within the timeout; %s", x.o.package ? " of " : "",
+				       x.o.package ? x.o.package : "", g.text,
+				       have_pre ? "state kept" : "nothing received");
+				summary(&x, "timeout", start);
+				rcode = MC_EXIT_INCOMPLETE;
+				break;
+			}
+		} else if (now - heard >= (x.o.timeout ? x.o.timeout : SILENCE_MS)) {
+			save_state(&x);
+			mc_err("%s: the sender went silent; %s.part and its state are kept (run mcast-repair or again)",
+			       x.o.out, x.o.out);
+			summary(&x, "timeout", start);
+			rcode = MC_EXIT_INCOMPLETE;
+			break;
+		}
+	}
+out:
+	mc_progress_end();
+	if (rcode == MC_EXIT_RUNTIME && x.r && !x.complete)
+		save_state(&x);
+	if (data >= 0)
+		close(data);
+	if (fbl >= 0)
+		close(fbl);
+	if (tx >= 0)
+		close(tx);
+	if (x.fd >= 0)
+		close(x.fd);
+	mc_net_rx_free(&rx);
+	mc_net_rx_free(&rxfb);
+	mc_recv_free(x.r);
+	if (have_pre)
+		mc_manifest_free(&pre);
+	mc_state_free(&st);
+	if (mc_log_close_stdout() < 0 && rcode == MC_EXIT_OK)
+		rcode = MC_EXIT_RUNTIME;
+	return rcode;
 }
