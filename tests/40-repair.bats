@@ -107,6 +107,27 @@ json_field() {
 	[ "$(grep -c ',' "$NGINX_DIR/logs/access.log")" -ge 1 ]
 }
 
+@test "a real session cut off mid-way (mcast-recv killed), completed from nginx" {
+	require_root
+	require_prog mcast-send mcast-recv
+	ns_lo
+	nginx_start local www
+	# About 2.6 MiB at 4 Mbit/s: five seconds of session, cut after one.
+	bg_start send ns_exec local with_timeout 60 run_send -q -g 239.1.2.3 -p 7300 -r 4M --linger 1s orig.mcpkg
+	bg_start recv ns_exec local with_timeout 60 run_recv -q -g 239.1.2.3 -p 7300 -o img.mcpkg
+	wait_for 20 test -s img.mcpkg.state
+	sleep 0.5
+	bg_kill recv KILL
+	bg_wait recv 10 || true
+	bg_kill send TERM
+	[ -e img.mcpkg.part ] && [ ! -e img.mcpkg ]
+	run -0 --separate-stderr ns_exec local run_repair --json -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+	[ ! -e img.mcpkg.part ] && [ ! -e img.mcpkg.state ]
+	[ "$(json_field had)" -gt 0 ]
+	[ "$(json_field bytes_fetched)" -lt $(($(stat -c %s orig.mcpkg))) ]
+}
+
 @test "partial package with a damaged state file is rescanned, nothing verified lost" {
 	require_root
 	ns_lo
