@@ -584,8 +584,17 @@ out:
 		close(fbl);
 	if (tx >= 0)
 		close(tx);
-	if (x.fd >= 0)
+	if (x.fd >= 0) {
+		struct stat sb;
+		/* Nothing was ever received: leave no empty PKG.part behind. */
+		if (!x.head_written && fstat(x.fd, &sb) == 0 && sb.st_size == 0) {
+			char *part = mc_state_part_path(x.o.out);
+			if (part)
+				unlink(part);
+			free(part);
+		}
 		close(x.fd);
+	}
 	mc_net_rx_free(&rx);
 	mc_net_rx_free(&rxfb);
 	mc_recv_free(x.r);
