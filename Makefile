@@ -46,6 +46,13 @@ $(B)/tests/%: tests/unit/%.c tests/unit/tap.h $(B)/libmcast.a $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(B)/libmcast.a $(LDLIBS)
 
+# bench/sim: the protocol at scale in one process, on tests/sim/sim.h (run: $(B)/bench/sim [--quick]).
+.PHONY: bench/sim
+bench/sim: $(B)/bench/sim
+$(B)/bench/sim: bench/sim.c tests/sim/sim.h $(B)/libmcast.a $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ bench/sim.c $(B)/libmcast.a $(LDLIBS)
+
 deps:
 	sh tests/deps.sh
 
