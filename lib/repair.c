@@ -112,7 +112,9 @@ static void emit(struct run *r, enum mc_repair_ev_type type, const char *source,
 		ev.have = st->nhave;
 		ev.need = r->m.nchunks - st->nhave;
 		ev.bytes_need = r->res->bytes_need;
-		ev.bytes_have = chunk_bytes(r, 1);
+		/* Counted only for the scan event: per chunk it would make a repair quadratic. */
+		if (type == MC_REPAIR_EV_LOCAL)
+			ev.bytes_have = chunk_bytes(r, 1);
 	}
 	for (unsigned i = 0; i < r->res->nsrc; i++) {
 		struct mc_source_stats ss;

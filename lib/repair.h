@@ -43,7 +43,8 @@ struct mc_repair_event {
 	const char *msg;
 	uint32_t chunk;
 	uint32_t nchunks, have, need;
-	uint64_t bytes_need, bytes_have, bytes_fetched, delay_ms;
+	uint64_t bytes_need, bytes_fetched, delay_ms;
+	uint64_t bytes_have;     /* MC_REPAIR_EV_LOCAL only */
 };
 
 typedef void (*mc_repair_event_fn)(void *ctx, const struct mc_repair_event *ev);
