@@ -329,3 +329,86 @@ require_session() {
 	# it asked for less than the whole package the second time
 	[ "$(jget r1 summary 'j["data_packets"]')" -lt "$(jget send summary 'j["symbols"]')" ]
 }
+
+@test "session: two sessions on two groups (same port) at once" {
+	require_session
+	ns_lo
+	G=239.77.20.1 recv_bg a1 local
+	G=239.77.20.2 recv_bg b1 local
+	G=239.77.20.1 recv_bg a2 local
+	G=239.77.20.2 recv_bg b2 local
+	G=239.77.20.1 SNAME=sa send_bg local -r 200M --linger 300ms "$PK/alpha.mcpkg"
+	G=239.77.20.2 SNAME=sb send_bg local -r 200M --linger 300ms "$PK/beta.mcpkg"
+	ends sa 30 0
+	ends sb 30 0
+	for r in a1 a2 b1 b2; do ends $r 10 0; done
+	same a1 alpha
+	same a2 alpha
+	same b1 beta
+	same b2 beta
+	[ "$(jget sa summary 'j["receivers"]')" -eq 2 ]
+	[ "$(jget sb summary 'j["receivers"]')" -eq 2 ]
+}
+
+@test "session: a receiver pinned by --expect or --package to another package takes nothing" {
+	require_session
+	ns_lo
+	local alpha beta
+	alpha=$(pkg_id "$PK/alpha.mcpkg")
+	beta=$(pkg_id "$PK/beta.mcpkg")
+	[ "$alpha" != "$beta" ]
+	recv_bg other local --expect "$beta" --timeout 2s
+	recv_bg prefix local --expect "${beta:0:8}" --timeout 2s
+	recv_bg named local --package beta --timeout 2s
+	recv_bg mine local --expect "${alpha:0:10}" --package alpha --timeout 5s
+	send_bg local -r 200M --linger 300ms "$PK/alpha.mcpkg"
+	ends mine 30 0
+	same mine alpha
+	for r in other prefix named; do
+		ends $r 30 3
+		[ ! -e "$T/$r.mcpkg" ]
+		# nothing of alpha was written
+		[ ! -s "$T/$r.mcpkg.part" ]
+		[ "$(jget $r summary 'j["verified"]')" -eq 0 ]
+		[ "$(jget $r summary 'j["result"]')" = timeout ]
+		! grep -q '"event":"joined"' "$T/$r.out"
+	done
+	ends send 30 0
+	# only the receiver that wanted alpha was counted
+	[ "$(jget send summary 'j["receivers"]')" -eq 1 ]
+}
+
+@test "session: --timeout bounds the wait when no session appears" {
+	require_session
+	ns_lo
+	SECONDS=0
+	run -3 --separate-stderr with_timeout 20 ns_exec local run_recv -g $G -p $P --timeout 1s --json -o "$T/none.mcpkg"
+	[ "$SECONDS" -lt 6 ]
+	[[ $stderr == *$G* ]]
+	[ ! -e "$T/none.mcpkg" ]
+	echo "$output" | tail -n 1 | python3 -c 'import json, sys; j = json.loads(sys.stdin.read()); assert j["event"] == "summary" and j["result"] == "timeout", j'
+}
+
+@test "session: slow-receiver policy, a receiver behind 65% loss is told to leave, the others complete" {
+	require_session
+	lan_create 4
+	ns_loss h4 65 $P
+	recv_bg r2 h2 -i eth0
+	recv_bg r3 h3 -i eth0
+	recv_bg slow h4 -i eth0
+	send_bg h1 -i eth0 -r 300M --linger 300ms --max-passes 1 "$PK/alpha.mcpkg"
+	ends send 40 3
+	ends r2 10 0
+	ends r3 10 0
+	ends slow 10 3
+	same r2 alpha
+	same r3 alpha
+	incomplete slow
+	grep -q 'told to leave' "$T/slow.err"
+	[ "$(jget slow summary 'j["result"]')" = left ]
+	[ "$(jget send summary 'j["left"]')" -eq 1 ]
+	[ "$(jget send summary 'j["complete"]')" -eq 2 ]
+	[ "$(jget send leave 'j["address"].split(":")[0]')" = 198.18.0.4 ]
+	# what it kept is verified: mcast-repair would start from it
+	[ "$(jget slow summary 'j["verified"]')" -lt "$(jget slow summary 'j["chunks"]')" ]
+}
