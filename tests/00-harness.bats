@@ -57,15 +57,24 @@ received() { bg_wait "$1" 30 >/dev/null; head -n 1 "$T/$1.out"; }
 	bg_start quick sh -c 'echo out; echo err >&2; exit 5'
 	run bg_wait quick 10
 	[ "$status" -eq 5 ]
+	bg_wait quick || [ $? -eq 5 ]
 	[ "$(cat "$T/quick.out")" = out ]
 	[ "$(cat "$T/quick.err")" = err ]
-	bg_start slow with_timeout 60 sleep 30
-	pid=$(bg_pid slow)
-	kill -0 "$pid"
+	# BG_PID is the program itself, even under ns_exec/with_timeout layers.
+	bg_start slow sleep 30
+	[ "$(ps -o comm= -p "$BG_PID")" = sleep ]
+	bg_running slow
 	bg_kill slow KILL
 	run bg_wait slow 10
-	[ "$status" -ne 0 ]
-	! pgrep -f 'sleep 30' -P "$pid"
+	[ "$status" -eq $((128 + 9)) ]
+	! bg_running slow
+	bg_start slow2 with_timeout 60 sleep 31
+	pid=$(bg_pid slow2)
+	[ "$(ps -o comm= -p "$pid")" = timeout ]
+	bg_kill slow2 KILL
+	run bg_wait slow2 10
+	[ "$status" -eq $((128 + 9)) ]
+	! pgrep -f 'sleep 31'
 	bg_start stuck sleep 30
 	run bg_wait stuck 1
 	[ "$status" -eq 124 ]

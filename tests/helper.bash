@@ -114,38 +114,54 @@ udp_tool() { _mc_exec udp_tool "$@"; }
 
 # bg_start NAME CMD ARG...: start CMD in the background (same forms as
 # with_timeout), stdout to $BATS_TEST_TMPDIR/NAME.out, stderr to NAME.err.
-# Sets BG_PID; bg_pid NAME prints it later. Killed in teardown.
+# Sets BG_PID, the pid of CMD itself (bg_pid NAME prints it later). A keeper
+# records its exit status, so bg_wait works from any subshell (bats `run`).
+# Everything is killed in teardown. Background jobs close fd 3, as bats needs.
 bg_start() {
-	local name=$1 MC_ARGV
+	local name=$1 MC_ARGV i
 	shift
 	_mc_argv "$@" || return
-	"${MC_ARGV[@]}" >"$BATS_TEST_TMPDIR/$name.out" 2>"$BATS_TEST_TMPDIR/$name.err" </dev/null &
-	BG_PID=$!
-	echo "$BG_PID" >"$MC_STATE/bg.$name"
+	rm -f "$MC_STATE/bg.$name" "$MC_STATE/st.$name"
+	(
+		set +eE
+		trap - ERR EXIT
+		"${MC_ARGV[@]}" >"$BATS_TEST_TMPDIR/$name.out" 2>"$BATS_TEST_TMPDIR/$name.err" </dev/null &
+		echo $! >"$MC_STATE/bg.$name.tmp"
+		mv "$MC_STATE/bg.$name.tmp" "$MC_STATE/bg.$name"
+		wait $!
+		echo $? >"$MC_STATE/st.$name.tmp"
+		mv "$MC_STATE/st.$name.tmp" "$MC_STATE/st.$name"
+	) 3>&- &
+	echo $! >>"$MC_STATE/pids"
+	for ((i = 0; i < 500; i++)); do
+		[ -f "$MC_STATE/bg.$name" ] && break
+		sleep 0.01
+	done
+	BG_PID=$(cat "$MC_STATE/bg.$name") || return 1
 	echo "$BG_PID" >>"$MC_STATE/pids"
 }
 
 bg_pid() { cat "$MC_STATE/bg.$1"; }
 
+# bg_running NAME: true while NAME has not ended.
+bg_running() { [ -f "$MC_STATE/bg.$1" ] && [ ! -f "$MC_STATE/st.$1" ]; }
+
 # bg_wait NAME [SECS]: wait for NAME to end (at most SECS, default 60) and
-# return its exit status; 124 if it still runs then (it is killed).
+# return its exit status (128+N when killed by signal N); 124 if it still
+# runs then (it is killed).
 bg_wait() {
-	local pid st deadline
-	pid=$(bg_pid "$1") || return 1
+	local deadline
+	[ -f "$MC_STATE/bg.$1" ] || { echo "bg_wait: no job $1" >&2; return 1; }
 	deadline=$((SECONDS + ${2:-60}))
-	while kill -0 "$pid" 2>/dev/null; do
+	while [ ! -f "$MC_STATE/st.$1" ]; do
 		if [ "$SECONDS" -ge "$deadline" ]; then
-			echo "bg_wait: $1 (pid $pid) still running after ${2:-60}s; killing it" >&2
+			echo "bg_wait: $1 (pid $(bg_pid "$1")) still running after ${2:-60}s; killing it" >&2
 			bg_kill "$1" KILL
-			wait "$pid" 2>/dev/null || true
 			return 124
 		fi
-		# wait returns as soon as our own child exits; poll for others
 		sleep 0.05
 	done
-	st=0
-	wait "$pid" 2>/dev/null || st=$?
-	return $st
+	return "$(cat "$MC_STATE/st.$1")"
 }
 
 # _mc_descendants PID: the pids below PID, deepest first.
@@ -356,7 +372,7 @@ http {
 	}
 }
 EOF
-	"${ns_cmd[@]}" nginx -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log" -q || {
+	"${ns_cmd[@]}" nginx -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log" -q 3>&- </dev/null || {
 		cat "$d/logs/error.log" >&2
 		return 1
 	}
@@ -420,7 +436,7 @@ flaky_start() {
 	fi
 	FLAKY_LOG=$(mktemp "$BATS_TEST_TMPDIR/flaky.XXXX.log")
 	"${ns_cmd[@]}" python3 "$MCAST_TESTS/flaky-http.py" --dir "$dir" --log "$FLAKY_LOG" \
-		"$@" --addr "$addr" --port "$port" >"$FLAKY_LOG.out" 2>&1 </dev/null &
+		"$@" --addr "$addr" --port "$port" >"$FLAKY_LOG.out" 2>&1 </dev/null 3>&- &
 	echo $! >>"$MC_STATE/pids"
 	local urladdr=$addr
 	case $addr in *:*) urladdr="[$addr]" ;; esac
