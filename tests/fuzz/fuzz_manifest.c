@@ -1,0 +1,85 @@
+/*
+ * libFuzzer target: mc_manifest_parse and mc_pkg_header_decode on arbitrary
+ * bytes. A manifest that parses must re-encode (mc_manifest_encode) to the
+ * same bytes and id; a header that decodes must describe a consistent layout.
+ */
+#include <assert.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pkg.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct mc_manifest m, e;
+	struct mc_pkg_layout l;
+	uint8_t id[MC_ID_LEN], hdr[MC_PKG_HDR_SIZE], *in;
+	char err[256];
+
+	if ((in = malloc(size ? size : 1)) == NULL)
+		return 0;
+	memcpy(in, data, size);
+	if (mc_manifest_parse(in, size, &m, err, sizeof err) == 0) {
+		assert(m.raw_len == size && memcmp(m.raw, in, size) == 0);
+		assert(m.nchunks == 0 || m.digests + (size_t)m.nchunks * MC_DIGEST_LEN == m.raw + m.raw_len);
+		assert(strlen(m.name) <= MC_NAME_MAX && strlen(m.version) <= MC_NAME_MAX);
+		(void)mc_comp_name(m.compression);
+		(void)mc_kind_name(m.kind);
+		(void)mc_pkg_raw_name(&m);
+		uint64_t sum = 0;
+		for (uint32_t i = 0; i < m.nchunks; i++) {
+			uint32_t cl = mc_manifest_chunk_len(&m, i);
+			assert(mc_manifest_chunk_off(&m, i) == sum);
+			assert(cl > 0 && cl <= m.chunk_size);
+			sum += cl;
+		}
+		assert(sum == m.payload_size);
+		/* Canonical: encoding what was parsed gives back the same bytes and id. */
+		memset(&e, 0, sizeof e);
+		memcpy(e.name, m.name, sizeof e.name);
+		memcpy(e.version, m.version, sizeof e.version);
+		e.ctime = m.ctime;
+		e.compression = m.compression;
+		e.kind = m.kind;
+		e.chunk_size = m.chunk_size;
+		e.payload_size = m.payload_size;
+		e.nchunks = m.nchunks;
+		memcpy(e.payload_digest, m.payload_digest, MC_DIGEST_LEN);
+		if (mc_manifest_encode(&e, m.digests, err, sizeof err) == 0) {
+			assert(e.raw_len == m.raw_len && memcmp(e.raw, m.raw, m.raw_len) == 0);
+			assert(memcmp(e.id, m.id, MC_ID_LEN) == 0);
+			mc_manifest_layout(&m, &l);
+			mc_pkg_header_encode(&m, hdr);
+			struct mc_pkg_layout l2;
+			assert(mc_pkg_header_decode(hdr, l.file_size, &l2, id, err, sizeof err) == 0);
+			assert(memcmp(&l, &l2, sizeof l) == 0 && memcmp(id, m.id, MC_ID_LEN) == 0);
+			mc_manifest_free(&e);
+		}
+		mc_manifest_free(&m);
+	}
+	if (size >= MC_PKG_HDR_SIZE) {
+		/* The file size: the 8 bytes after the header when present, else as large as can be. */
+		uint64_t fsize = UINT64_MAX;
+		if (size >= MC_PKG_HDR_SIZE + 8) {
+			fsize = 0;
+			for (int i = 0; i < 8; i++)
+				fsize = fsize << 8 | in[MC_PKG_HDR_SIZE + i];
+		}
+		memcpy(hdr, in, MC_PKG_HDR_SIZE);
+		if (mc_pkg_header_decode(hdr, fsize, &l, id, err, sizeof err) == 0) {
+			assert(l.manifest_off == MC_PKG_HDR_SIZE);
+			assert(l.payload_off >= l.manifest_off + l.manifest_len);
+			assert(l.payload_off % MC_PKG_ALIGN == 0);
+			assert(l.file_size == l.payload_off + l.payload_len && l.file_size >= l.payload_off);
+			assert(l.file_size <= fsize);
+			assert(memcmp(id, in + 48, MC_ID_LEN) == 0);
+		} else {
+			assert(err[0] != '\0');
+		}
+	}
+	free(in);
+	return 0;
+}

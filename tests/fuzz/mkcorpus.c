@@ -1,0 +1,193 @@
+/*
+ * Writes seed inputs for the fuzz targets into DIR/<target>/, from a real
+ * small session made with the lib's own encoders (session.h), so the
+ * fuzzers start deep: usage mkcorpus DIR.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "session.h"
+
+static const char *dir;
+
+static void put(const char *target, const char *name, const uint8_t *b, size_t n)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/%s", dir, target);
+	if (mkdir(path, 0777) < 0 && errno != EEXIST) {
+		perror(path);
+		exit(1);
+	}
+	snprintf(path, sizeof path, "%s/%s/%s", dir, target, name);
+	if ((f = fopen(path, "wb")) == NULL || (n && fwrite(b, 1, n, f) != n) || fclose(f) != 0) {
+		perror(path);
+		exit(1);
+	}
+}
+
+struct buf {
+	uint8_t *b;
+	size_t n, cap;
+};
+
+static void add(struct buf *x, const void *p, size_t n)
+{
+	if (x->n + n > x->cap) {
+		x->cap = (x->n + n) * 2;
+		if ((x->b = realloc(x->b, x->cap)) == NULL)
+			exit(1);
+	}
+	memcpy(x->b + x->n, p, n);
+	x->n += n;
+}
+
+static void record(struct buf *x, uint8_t ctl, const uint8_t *p, size_t n)
+{
+	uint8_t h[3] = {ctl, (uint8_t)(n >> 8), (uint8_t)n};
+	add(x, h, 3);
+	add(x, p, n);
+}
+
+/* The whole session as raw records for fuzz_receiver, one millisecond apart. */
+static void raw_session(const struct fz_session *s, uint8_t mode, unsigned skip_every, const char *name)
+{
+	struct buf x = {0};
+
+	add(&x, &mode, 1);
+	for (unsigned i = 0; i < s->n; i++)
+		if (skip_every == 0 || i % skip_every != 5 || s->pkt[i][4] != MC_PKT_DATA)
+			record(&x, 1, s->pkt[i], s->len[i]);
+	put("fuzz_receiver", name, x.b, x.n);
+	free(x.b);
+}
+
+int main(int argc, char **argv)
+{
+	struct fz_session s;
+	struct mc_pkt p;
+	uint8_t pkt[2048];
+	size_t n;
+	char name[64];
+	int seen[256] = {0};
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: mkcorpus DIR\n");
+		return 2;
+	}
+	dir = argv[1];
+	if (mkdir(dir, 0777) < 0 && errno != EEXIST) {
+		perror(dir);
+		return 1;
+	}
+	if (fz_session_build(&s) < 0)
+		return 1;
+
+	/* fuzz_wire: one of each packet type the session has, plus receiver feedback. */
+	for (unsigned i = 0; i < s.n; i++) {
+		uint8_t t = s.pkt[i][4];
+		if (seen[t]++ >= 2)
+			continue;
+		snprintf(name, sizeof name, "session-%s-%d", mc_wire_type_name(t), seen[t]);
+		put("fuzz_wire", name, s.pkt[i], s.len[i] > 200 && t == MC_PKT_DATA ? s.len[i] : s.len[i]);
+	}
+	memset(&p, 0, sizeof p);
+	p.session = FZ_SESSION;
+	p.type = MC_PKT_HELLO;
+	p.flags = MC_FLAG_WELCOMED;
+	p.u.hello.rid = FZ_RID;
+	memcpy(p.u.hello.want_id, s.m.id, MC_ID_LEN);
+	p.u.hello.have = 1;
+	p.u.hello.total = 3;
+	strcpy(p.u.hello.name, "fuzz");
+	n = mc_wire_encode(&p, pkt, sizeof pkt);
+	put("fuzz_wire", "hello", pkt, n);
+	p.type = MC_PKT_DONE;
+	p.u.done.rid = FZ_RID;
+	memcpy(p.u.done.id, s.m.id, MC_ID_LEN);
+	n = mc_wire_encode(&p, pkt, sizeof pkt);
+	put("fuzz_wire", "done", pkt, n);
+	p.type = MC_PKT_BYE;
+	n = mc_wire_encode(&p, pkt, sizeof pkt);
+	put("fuzz_wire", "bye", pkt, n);
+	{
+		/* A short DATA packet (small symbol) keeps the seed small. */
+		struct mc_data d = {0, 0, 100, 2, 1, NULL, 64};
+		uint8_t sym[64] = {1, 2, 3};
+		memset(&p, 0, sizeof p);
+		p.type = MC_PKT_DATA;
+		p.session = FZ_SESSION;
+		p.pass = 3;
+		p.u.data = d;
+		p.u.data.sym = sym;
+		n = mc_wire_encode(&p, pkt, sizeof pkt);
+		put("fuzz_wire", "data-small", pkt, n);
+	}
+
+	/* fuzz_manifest: the manifest, and the package header with its file size after it. */
+	put("fuzz_manifest", "manifest", s.m.raw, s.m.raw_len);
+	{
+		struct mc_pkg_layout l;
+		uint8_t h[MC_PKG_HDR_SIZE + 8];
+		mc_manifest_layout(&s.m, &l);
+		mc_pkg_header_encode(&s.m, h);
+		for (int i = 0; i < 8; i++)
+			h[MC_PKG_HDR_SIZE + i] = (uint8_t)(l.file_size >> (56 - 8 * i));
+		put("fuzz_manifest", "header-size", h, sizeof h);
+		put("fuzz_manifest", "header", h, MC_PKG_HDR_SIZE);
+	}
+
+	/* fuzz_receiver: the session as raw records (mode 0), resumed (mode 1), with losses. */
+	raw_session(&s, 0, 0, "raw-session");
+	raw_session(&s, 1, 0, "raw-session-resume");
+	raw_session(&s, 4, 7, "raw-session-loss");
+	{
+		/* Two sessions of the same package: the first falls silent, the second has other coding parameters. */
+		struct buf x = {0};
+		uint8_t mode = 0, a[512];
+		add(&x, &mode, 1);
+		for (unsigned i = 0; i < 40 && i < s.n; i++)
+			record(&x, 1, s.pkt[i], s.len[i]);
+		memcpy(a, s.pkt[0], s.len[0]);
+		a[8] ^= 0x01;              /* another session id */
+		a[48] = 0x02, a[49] = 0x00; /* symbol size 512 */
+		a[50] = 0x00, a[51] = 0x20; /* kmax 32 */
+		record(&x, 0x3f, a, s.len[0]);
+		record(&x, 0x3f, a, s.len[0]);
+		put("fuzz_receiver", "raw-two-sessions", x.b, x.n);
+		free(x.b);
+	}
+	{
+		/* Mutation scripts over the session (modes 2 and 3). */
+		static const uint8_t clean[] = {2};
+		static const uint8_t resume[] = {3, 0, 0, 0, 5, 0, 0, 0, 0};
+		static const uint8_t drops[] = {6, 0, 0, 30, 0, 0, 0, 0, 90, 0, 0, 0, 0, 150, 0, 0,
+						 4, 0, 10, 0, 0, 7, 0, 100, 0, 200};
+		static const uint8_t flips[] = {2, 2, 0, 50, 40, 1, 3, 0, 60, 12, 0xff, 6, 0, 70, 100, 0};
+		put("fuzz_receiver", "mut-clean", clean, sizeof clean);
+		put("fuzz_receiver", "mut-resume", resume, sizeof resume);
+		put("fuzz_receiver", "mut-drops", drops, sizeof drops);
+		put("fuzz_receiver", "mut-flips", flips, sizeof flips);
+	}
+
+	/* fuzz_sender: geometry then a script (next, NACKs, hellos, time). */
+	{
+		static const uint8_t a[] = {0, 0x10, 0, 1, 15, 15, 0, 25, 50, 100, 2,
+					    7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 0,
+					    0x20, 0, 0x20, 0, 0x20, 0, 0x20, 0, 0x20, 0, 0x20, 0,
+					    5, 1, 0, 3, 0, 0, 2, 3, 6, 0, 0, 9, 3, 8, 0, 1, 0xff,
+					    0x20, 0, 0x20, 0, 0x20, 0, 3, 0, 0, 10, 4, 0, 15, 0,
+					    9, 1, 3, 0, 0xff, 0xff, 4, 0, 0x20, 0, 15, 0};
+		static const uint8_t b[] = {0xff, 0xff, 0xff, 4, 63, 253, 1, 200, 1, 1, 7,
+					    12, 1, 200, 5, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1,
+					    0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 4, 0, 15, 0};
+		put("fuzz_sender", "script-a", a, sizeof a);
+		put("fuzz_sender", "script-b", b, sizeof b);
+	}
+	fz_session_free(&s);
+	return 0;
+}
