@@ -69,6 +69,7 @@ mkdir -p "$out"
 show "$pack" extract -C "$out" "$tmp/intact.mcpkg" || fail "mcast-pack extract"
 show diff -r --no-dereference "$tree" "$out" || fail "extracted tree differs"
 [ -L "$out/boot/disk.img" ] || fail "symlink not kept"
+[ "$out/boot/vmlinuz" -ef "$out/boot/vmlinuz.old" ] || fail "hard link not kept"
 echo "identical: files, symlink and hard link restored"
 
 step "Done: pack, verify, damage detected (exit 3), extract"

@@ -398,6 +398,23 @@ EOF
 	command -v zsh >/dev/null || skip "zsh not installed: zsh syntax not checked"
 }
 
+@test "completions: every long option a built program's --help shows is completed" {
+	n=0
+	for p in mcast-pack mcast-send mcast-recv mcast-repair mcast-sched; do
+		[ -x "$MCAST_BIN/$p" ] || continue
+		help=$("$MCAST_BIN/$p" --help 2>&1) || continue
+		grep -qi 'not implemented' <<<"$help" && continue
+		n=$((n + 1))
+		for o in $(grep -o -- '--[a-z][a-z0-9-]*' <<<"$help" | sort -u); do
+			grep -q -- "$o" "$MCAST_ROOT/completions/bash/$p" ||
+				{ echo "$p: $o missing from bash completion"; false; }
+			grep -q -- "$o" "$MCAST_ROOT/completions/zsh/_$p" ||
+				{ echo "$p: $o missing from zsh completion"; false; }
+		done
+	done
+	[ "$n" -gt 0 ] || skip "no program built yet"
+}
+
 # complete_words PROG WORD...: what bash completion offers for the last WORD.
 complete_words() {
 	local prog=$1
