@@ -185,10 +185,16 @@ struct sess {
 	int tx, fb, gso;
 	struct mc_pace pace;
 	uint64_t start_ms, bytes_sent, pkts_sent, send_drops;
-	uint8_t *block, *repair;
-	uint8_t (*hdr)[MC_WIRE_DATA_HDR];
+	struct slot {
+		uint8_t *block, *repair;
+		uint8_t (*hdr)[MC_WIRE_DATA_HDR];
+		const uint8_t *syms[MC_RS_MAX];
+	} win[MC_INTERLEAVE];
+	struct mc_sender_job jobs[MC_INTERLEAVE];
+	uint16_t (*order)[2];
 	struct mc_rx rx;
 	uint32_t man_idx, nfrag;
+	uint64_t next_ann;
 };
 
 static unsigned wire_overhead(const struct sess *x)
@@ -271,6 +277,18 @@ static void drain_feedback(struct sess *x)
 		send_small(x, buf, mc_wire_encode(&cp, buf, sizeof buf));
 }
 
+/* Feedback and the announcement timer: run between batches, so a long window never starves them. */
+static void housekeeping(struct sess *x)
+{
+	uint64_t now = mc_now_ms();
+
+	drain_feedback(x);
+	if (now >= x->next_ann) {
+		announce(x);
+		x->next_ann = now + ANNOUNCE_MS;
+	}
+}
+
 /* Waits for feedback up to ns nanoseconds. */
 static void wait_fb(struct sess *x, uint64_t ns)
 {
@@ -288,7 +306,7 @@ static int send_batch(struct sess *x, struct iovec *iov, unsigned nseg, uint16_t
 
 	while ((w = mc_pace_wait(&x->pace, mc_now_ns(), bytes)) > 0) {
 		if (w > 200000)
-			drain_feedback(x);
+			housekeeping(x);
 		wait_fb(x, w > 2000000 ? 2000000 : w);
 		if (got_signal)
 			return -1;
@@ -320,37 +338,49 @@ static int send_batch(struct sess *x, struct iovec *iov, unsigned nseg, uint16_t
 	return 0;
 }
 
-/* Sends one job: the block read from the package, repair symbols computed, GSO batches paced. */
-static int send_job(struct sess *x, const struct mc_sender_job *job, uint16_t sym)
+/*
+ * Sends a window of jobs: each block read from the package and its repair
+ * symbols computed, then the datagrams of all of them interleaved
+ * (mc_sender_interleave) and cut into paced GSO batches.
+ */
+static int send_window(struct sess *x, unsigned nj, uint16_t sym)
 {
-	const uint8_t *syms[MC_RS_MAX];
 	struct iovec iov[2 * GSO_MAX_SEGS];
 	uint16_t seg = (uint16_t)(MC_WIRE_DATA_HDR + sym);
-	unsigned per = GSO_MAX_BYTES / seg;
+	unsigned per = GSO_MAX_BYTES / seg, total;
 	ssize_t r;
 
 	if (per > GSO_MAX_SEGS)
 		per = GSO_MAX_SEGS;
-	r = pread(x->pkg.fd, x->block, job->b.len, (off_t)(x->pkg.l.payload_off + job->b.off));
-	if (r != (ssize_t)job->b.len) {
-		mc_err("%s: read: %s", x->o.pkg, r < 0 ? strerror(errno) : "file shrank while sending");
-		return -1;
+	for (unsigned j = 0; j < nj; j++) {
+		const struct mc_sender_job *job = &x->jobs[j];
+		struct slot *w = &x->win[j];
+		r = pread(x->pkg.fd, w->block, job->b.len, (off_t)(x->pkg.l.payload_off + job->b.off));
+		if (r != (ssize_t)job->b.len) {
+			mc_err("%s: read: %s", x->o.pkg, r < 0 ? strerror(errno) : "file shrank while sending");
+			return -1;
+		}
+		memset(w->block + job->b.len, 0, (size_t)job->b.k * sym - job->b.len);
+		if (mc_sender_datagrams(x->fec, x->session, sym, job, w->block, w->repair, w->hdr, w->syms) < 0) {
+			mc_err("%s: erasure coder failed", x->o.pkg);
+			return -1;
+		}
 	}
-	memset(x->block + job->b.len, 0, (size_t)job->b.k * sym - job->b.len);
-	if (mc_sender_datagrams(x->fec, x->session, sym, job, x->block, x->repair, x->hdr, syms) < 0) {
-		mc_err("%s: erasure coder failed", x->o.pkg);
-		return -1;
-	}
-	for (unsigned i = 0; i < job->n; i += per) {
-		unsigned n = job->n - i < per ? job->n - i : per;
+	total = mc_sender_interleave(x->jobs, nj, x->order);
+	for (unsigned i = 0; i < total; i += per) {
+		unsigned n = total - i < per ? total - i : per;
 		for (unsigned j = 0; j < n; j++) {
-			iov[2 * j].iov_base = x->hdr[i + j];
+			const struct slot *w = &x->win[x->order[i + j][0]];
+			unsigned k = x->order[i + j][1];
+			iov[2 * j].iov_base = (void *)w->hdr[k];
 			iov[2 * j].iov_len = MC_WIRE_DATA_HDR;
-			iov[2 * j + 1].iov_base = (void *)syms[i + j];
+			iov[2 * j + 1].iov_base = (void *)w->syms[k];
 			iov[2 * j + 1].iov_len = sym;
 		}
 		if (send_batch(x, iov, n, seg) < 0)
 			return -1;
+		if ((i / per) % 8 == 7)
+			housekeeping(x);
 	}
 	return 0;
 }
@@ -389,9 +419,8 @@ int main(int argc, char **argv)
 	static const char *const reasons[] = {"complete", "max-time", "signal", "nobody"};
 	struct sess x;
 	struct mc_sender_cfg cfg;
-	struct mc_sender_job job;
 	char err[512], idhex[40], sz[32], rt[32];
-	int rc = MC_EXIT_RUNTIME, st, reason;
+	int rc = MC_EXIT_RUNTIME, st = MC_SENDER_RUN, reason;
 
 	memset(&x, 0, sizeof x);
 	x.tx = x.fb = -1;
@@ -427,10 +456,15 @@ int main(int argc, char **argv)
 	x.start_ms = mc_now_ms();
 	x.s = mc_sender_new(&cfg, x.session, x.start_ms);
 	x.fec = mc_fec_new();
-	x.block = malloc((size_t)KMAX * sym);
-	x.repair = malloc((size_t)MC_RS_MAX * sym);
-	x.hdr = malloc(MC_RS_MAX * sizeof *x.hdr);
-	if (!x.s || !x.fec || !x.block || !x.repair || !x.hdr || mc_net_rx_init(&x.rx, 32, 2048) < 0) {
+	int nomem = !x.s || !x.fec;
+	for (unsigned j = 0; j < MC_INTERLEAVE; j++) {
+		x.win[j].block = malloc((size_t)KMAX * sym);
+		x.win[j].repair = malloc((size_t)MC_RS_MAX * sym);
+		x.win[j].hdr = malloc(MC_RS_MAX * sizeof *x.win[j].hdr);
+		nomem |= !x.win[j].block || !x.win[j].repair || !x.win[j].hdr;
+	}
+	x.order = malloc((size_t)MC_INTERLEAVE * MC_RS_MAX * sizeof *x.order);
+	if (nomem || !x.order || mc_net_rx_init(&x.rx, 32, 2048) < 0) {
 		mc_err("out of memory");
 		goto out;
 	}
@@ -470,39 +504,37 @@ int main(int argc, char **argv)
 		mc_json_end(&j);
 	}
 
-	uint64_t next_ann = 0, next_prog = 0;
+	uint64_t next_prog = 0;
 	int was_idle = 0;
 	for (;;) {
 		uint64_t now = mc_now_ms();
+		unsigned nj = 0;
 		if (got_signal) {
 			reason = MC_END_SIGNAL;
 			break;
 		}
-		drain_feedback(&x);
-		if (now >= next_ann) {
-			announce(&x);
-			next_ann = now + ANNOUNCE_MS;
-		}
+		housekeeping(&x);
 		if (now >= next_prog) {
 			progress(&x, 0);
 			next_prog = now + 250;
 		}
-		st = mc_sender_next(x.s, now, &job);
-		if (st == MC_SENDER_OVER) {
+		while (nj < MC_INTERLEAVE && (st = mc_sender_next(x.s, now, &x.jobs[nj])) == MC_SENDER_RUN)
+			nj++;
+		if (nj == 0 && st == MC_SENDER_OVER) {
 			reason = mc_sender_end_reason(x.s);
 			break;
 		}
-		if (st == MC_SENDER_IDLE) {
+		if (nj == 0) {
 			if (!was_idle) {
 				announce(&x); /* receivers learn at once that nothing is queued */
-				next_ann = now + ANNOUNCE_MS;
+				x.next_ann = now + ANNOUNCE_MS;
 			}
 			was_idle = 1;
 			wait_fb(&x, 10000000);
 			continue;
 		}
 		was_idle = 0;
-		if (send_job(&x, &job, sym) < 0) {
+		if (send_window(&x, nj, sym) < 0) {
 			if (got_signal)
 				continue;
 			goto out;
@@ -552,9 +584,12 @@ out:
 	mc_net_rx_free(&x.rx);
 	mc_sender_free(x.s);
 	mc_fec_free(x.fec);
-	free(x.block);
-	free(x.repair);
-	free(x.hdr);
+	for (unsigned j = 0; j < MC_INTERLEAVE; j++) {
+		free(x.win[j].block);
+		free(x.win[j].repair);
+		free(x.win[j].hdr);
+	}
+	free(x.order);
 	mc_pkg_close(&x.pkg);
 	if (mc_log_close_stdout() < 0 && rc == MC_EXIT_OK)
 		rc = MC_EXIT_RUNTIME;

@@ -17,7 +17,7 @@ struct mc_fec {
 	unsigned long clock;
 	uint8_t tbls[32 * 255 * 64];
 	uint8_t rows[255 * 255];
-	uint8_t sub[255 * 255], inv[255 * 255];
+	uint8_t sub[255 * 255], inv[255 * 255], prod[255 * 255];
 };
 
 int mc_geom_init(struct mc_geom *g, uint64_t payload_size, uint32_t chunk_size, uint16_t sym, uint16_t kmax)
@@ -169,17 +169,28 @@ int mc_fec_decode(struct mc_fec *f, int k, int len, uint8_t **src, const uint8_t
 	}
 	if (gf_invert_matrix(f->sub, f->inv, m) < 0)
 		return -1;
-	/* C = [inv * A[R][known] | inv], m rows by k columns. */
-	for (int r = 0; r < m; r++) {
-		for (int c = 0; c < nk; c++) {
-			uint8_t s = 0;
-			for (int t = 0; t < m; t++)
-				s ^= gf_mul(f->inv[r * m + t], a[(size_t)rep_esi[t] * k + known[c]]);
-			f->rows[(size_t)r * k + c] = s;
+	/*
+	 * C = [inv * A[R][known] | inv], m rows by k columns. The product is
+	 * itself an erasure-code pass (rows of A[R][known] as data, inv as the
+	 * coefficients), so ISA-L's vector code does it instead of m*m*nk scalar
+	 * multiplications.
+	 */
+	if (nk > 0) {
+		uint8_t *arow[RS_N], *crow[RS_N];
+		for (int t = 0; t < m; t++) {
+			arow[t] = f->sub + (size_t)t * nk;
+			for (int c = 0; c < nk; c++)
+				arow[t][c] = a[(size_t)rep_esi[t] * k + known[c]];
+			crow[t] = f->prod + (size_t)t * nk;
 		}
+		ec_init_tables(m, m, f->inv, f->tbls);
+		ec_encode_data(nk, m, m, f->tbls, arow, crow);
+		for (int r = 0; r < m; r++)
+			memcpy(f->rows + (size_t)r * k, crow[r], (size_t)nk);
+	}
+	for (int r = 0; r < m; r++)
 		for (int t = 0; t < m; t++)
 			f->rows[(size_t)r * k + nk + t] = f->inv[r * m + t];
-	}
 	for (int c = 0; c < nk; c++)
 		in[c] = src[known[c]];
 	for (int t = 0; t < m; t++)

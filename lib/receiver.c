@@ -28,6 +28,13 @@ struct blk {
 	uint8_t *rep[MC_RS_MAX];
 };
 
+/* Repair symbols of one block, kept in memory while its chunk's slot is evicted. */
+struct held {
+	uint8_t n;
+	uint8_t esi[MC_RS_MAX];
+	uint8_t *rep[MC_RS_MAX];
+};
+
 struct slot {
 	int64_t chunk;      /* -1 free */
 	uint64_t lru;
@@ -67,6 +74,7 @@ struct mc_receiver {
 	uint32_t nhave;
 	int32_t *slot_of;
 	uint8_t **spill;          /* per chunk: source symbols written while evicted */
+	struct held **held;       /* per chunk: repair symbols kept while evicted */
 	struct slot *slots;
 	unsigned nslots;
 	uint64_t lru_clock;
@@ -158,6 +166,17 @@ static void slot_reset(struct slot *s)
 	s->done = 0;
 }
 
+static void drop_held(struct mc_receiver *r, uint32_t c)
+{
+	if (r->held == NULL || r->held[c] == NULL)
+		return;
+	for (uint32_t b = 0; b < r->geom.bpc; b++)
+		for (unsigned i = 0; i < r->held[c][b].n; i++)
+			free(r->held[c][b].rep[i]);
+	free(r->held[c]);
+	r->held[c] = NULL;
+}
+
 static void free_chunks(struct mc_receiver *r)
 {
 	for (unsigned i = 0; i < r->nslots; i++) {
@@ -169,10 +188,14 @@ static void free_chunks(struct mc_receiver *r)
 		free(r->slots[i].blk);
 	}
 	if (r->spill)
-		for (uint32_t c = 0; c < r->geom.nchunks; c++)
+		for (uint32_t c = 0; c < r->geom.nchunks; c++) {
 			free(r->spill[c]);
+			drop_held(r, c);
+		}
 	free(r->slots);
 	free(r->spill);
+	free(r->held);
+	r->held = NULL;
 	free(r->slot_of);
 	free(r->have);
 	free(r->unverified);
@@ -217,10 +240,11 @@ static int setup_chunks(struct mc_receiver *r, const struct mc_geom *g)
 	r->unverified = calloc(g->nchunks / 8 + 1, 1);
 	r->slot_of = malloc((size_t)g->nchunks * sizeof *r->slot_of);
 	r->spill = calloc(g->nchunks, sizeof *r->spill);
+	r->held = calloc(g->nchunks, sizeof *r->held);
 	r->slots = calloc(r->nslots, sizeof *r->slots);
 	r->req_pass = calloc(g->nblocks, sizeof *r->req_pass);
 	r->req_ms = calloc(g->nblocks, sizeof *r->req_ms);
-	if (!r->have || !r->unverified || !r->slot_of || !r->spill || !r->slots || !r->req_pass || !r->req_ms)
+	if (!r->have || !r->unverified || !r->slot_of || !r->spill || !r->held || !r->slots || !r->req_pass || !r->req_ms)
 		return -1;
 	for (uint32_t c = 0; c < g->nchunks; c++)
 		r->slot_of[c] = -1;
@@ -278,6 +302,7 @@ static void mark_have(struct mc_receiver *r, uint32_t c)
 		free(r->spill[c]);
 		r->spill[c] = NULL;
 	}
+	drop_held(r, c);
 }
 
 /* A chunk's bytes are all in buf: verify (or park until the manifest comes) and write. */
@@ -333,6 +358,17 @@ static int spill_slot(struct mc_receiver *r, struct slot *s)
 		if (mc_geom_block(&r->geom, c * r->geom.bpc + bi, &b) < 0)
 			continue;
 		struct blk *k = &s->blk[bi];
+		if (!k->complete && k->nrep) {
+			/* Repair symbols have no place in the file: keep them aside until the chunk comes back. */
+			if (r->held[c] == NULL && (r->held[c] = calloc(r->geom.bpc, sizeof(struct held))) == NULL)
+				return -1;
+			struct held *h = &r->held[c][bi];
+			for (unsigned i = 0; i < k->nrep; i++) {
+				h->esi[h->n] = k->rep_esi[i];
+				h->rep[h->n++] = k->rep[i];
+			}
+			k->nrep = 0;
+		}
 		for (uint16_t e = 0; e < b.k; e++) {
 			if (!(k->complete || (k->bits[e >> 6] >> (e & 63) & 1)))
 				continue;
@@ -357,7 +393,16 @@ static int reload_slot(struct mc_receiver *r, struct slot *s, uint32_t c)
 			continue;
 		struct blk *k = &s->blk[bi];
 		uint8_t *base = s->buf + (size_t)bi * r->geom.kmax * r->geom.sym;
-		for (uint16_t e = 0; e < b.k; e++) {
+		if (r->held[c]) {
+			struct held *h = &r->held[c][bi];
+			for (unsigned i = 0; i < h->n; i++) {
+				k->rep_esi[k->nrep] = h->esi[i];
+				k->rep[k->nrep++] = h->rep[i];
+				k->bits[h->esi[i] >> 6] |= 1ULL << (h->esi[i] & 63);
+			}
+			h->n = 0;
+		}
+		for (uint16_t e = 0; bits && e < b.k; e++) {
 			if (!bit(bits, bi * r->geom.kmax + e))
 				continue;
 			uint32_t so = (uint32_t)e * r->geom.sym;
@@ -376,6 +421,8 @@ static int reload_slot(struct mc_receiver *r, struct slot *s, uint32_t c)
 	}
 	free(bits);
 	r->spill[c] = NULL;
+	free(r->held[c]);
+	r->held[c] = NULL;
 	r->st.reloads++;
 	return 0;
 }
@@ -411,7 +458,7 @@ static struct slot *get_slot(struct mc_receiver *r, uint32_t c)
 	s->chunk = c;
 	s->lru = ++r->lru_clock;
 	r->slot_of[c] = (int32_t)(s - r->slots);
-	if (r->spill[c] && reload_slot(r, s, c) < 0) {
+	if ((r->spill[c] || r->held[c]) && reload_slot(r, s, c) < 0) {
 		event(r, MC_REV_IOERR, c);
 		r->slot_of[c] = -1;
 		slot_reset(s);
@@ -568,6 +615,7 @@ static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 		for (uint32_t c = 0; c < r->geom.nchunks; c++) {
 			free(r->spill[c]);
 			r->spill[c] = NULL;
+			drop_held(r, c);
 		}
 		free(r->req_pass);
 		free(r->req_ms);
@@ -794,6 +842,10 @@ static uint16_t need_of(const struct mc_receiver *r, uint32_t gb, const struct m
 		unsigned n = 0;
 		for (uint16_t e = 0; e < b->k; e++)
 			n += bit(r->spill[b->chunk], b->index * r->geom.kmax + e);
+		if (r->held[b->chunk])
+			n += r->held[b->chunk][b->index].n;
+		if (n >= b->k)
+			return 1; /* cannot happen: a block with k symbols is decoded before eviction */
 		return n == 0 ? MC_NEED_ALL : (uint16_t)(b->k - n);
 	}
 	return MC_NEED_ALL;
@@ -806,14 +858,14 @@ static int eligible(const struct mc_receiver *r, uint64_t now, uint32_t gb)
 
 	if (rp == 0) {
 		if (r->spass <= 1 && !r->sidle)
-			return gb < r->sblock; /* first pass: only what it has gone past */
+			return (uint64_t)gb + MC_INTERLEAVE < r->sblock; /* first pass: only what it has gone past */
 		return 1;
 	}
 	/* Asked already: wait until the sender went past the point that should have served it. */
 	uint32_t full = (r->spass & ~0xffffu) | rp;
 	if (full > r->spass + 0x8000u)
 		full -= 0x10000u;
-	if (r->spass > full || (r->spass == full && r->sblock > gb))
+	if (r->spass > full || (r->spass == full && r->sblock > (uint64_t)gb + MC_INTERLEAVE))
 		return 1;
 	return r->sidle && now - r->req_ms[gb] > IDLE_RETRY_MS;
 }

@@ -402,7 +402,13 @@ int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
 			job->block = gb;
 			job->pass = s->pass;
 			job->n = (uint16_t)n;
-			for (unsigned i = 0; i < n; i++)
+			unsigned i = 0;
+			if (need >= job->b.k) {
+				/* Someone has nothing of this block: its sources cost the same and need no decoding. */
+				for (; i < job->b.k; i++)
+					job->esi[i] = (uint8_t)i;
+			}
+			for (; i < n; i++)
 				job->esi[i] = take_esi(s, gb);
 			s->st.symbols += n;
 			s->st.repair_symbols += n;
@@ -528,4 +534,21 @@ size_t mc_sender_announce_pkt(const struct mc_sender *s, const struct mc_manifes
 	memcpy(a->name, m->name, sizeof a->name);
 	p.flags = mc_sender_announce(s, a);
 	return mc_wire_encode(&p, out, cap);
+}
+
+unsigned mc_sender_interleave(const struct mc_sender_job *jobs, unsigned njobs, uint16_t (*order)[2])
+{
+	unsigned n = 0, most = 0;
+
+	for (unsigned j = 0; j < njobs; j++)
+		if (jobs[j].n > most)
+			most = jobs[j].n;
+	for (unsigned i = 0; i < most; i++)
+		for (unsigned j = 0; j < njobs; j++)
+			if (i < jobs[j].n) {
+				order[n][0] = (uint16_t)j;
+				order[n][1] = (uint16_t)i;
+				n++;
+			}
+	return n;
 }

@@ -106,6 +106,13 @@ int mc_sender_event(struct mc_sender *s, unsigned *peer, unsigned *kind);
 int mc_sender_datagrams(struct mc_fec *f, uint32_t session, uint16_t symsize, const struct mc_sender_job *job,
 			uint8_t *block, uint8_t *repair, uint8_t (*hdr)[MC_WIRE_DATA_HDR], const uint8_t **sym);
 
+/*
+ * The order in which to send the datagrams of njobs jobs: symbol 0 of every
+ * job, then symbol 1 of every job, and so on (see MC_INTERLEAVE). Fills
+ * order[] with (job, index) pairs and returns how many.
+ */
+unsigned mc_sender_interleave(const struct mc_sender_job *jobs, unsigned njobs, uint16_t (*order)[2]);
+
 /* Manifest fragments: 1024 bytes each at multiples of 1024 (the last shorter). */
 #define MC_MANIFEST_FRAG 1024
 /* Encodes fragment idx of manifest m for session into out; returns the length, 0 past the end. */

@@ -21,6 +21,13 @@
 #define MC_WIRE_NACK_MAX ((MC_WIRE_FEEDBACK_MAX - 28) / 8)
 #define MC_WIRE_CTRL_MAX 64
 #define MC_RS_MAX 255 /* Reed-Solomon over GF(2^8): at most 255 symbols per block */
+/*
+ * The sender interleaves the symbols of up to this many consecutive jobs
+ * (blocks), so a burst of lost datagrams (a dropped GSO train, a switch
+ * buffer overflow) costs each block a few symbols instead of most of one.
+ * Receivers count a block as passed only when the sender is this far beyond it.
+ */
+#define MC_INTERLEAVE 32
 
 enum mc_wire_type {
 	MC_PKT_ANNOUNCE = 1, /* sender: session description, >= once a second */

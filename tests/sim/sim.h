@@ -285,15 +285,23 @@ static int sim_run(const struct sim_cfg *cfg, struct sim_res *out)
 		x->r = mc_recv_new(&rc2);
 	}
 	size_t blk = (size_t)g.kmax * g.sym;
-	uint8_t *block = malloc(blk), *repair = malloc((size_t)MC_RS_MAX * g.sym);
-	uint8_t (*hdr)[MC_WIRE_DATA_HDR] = malloc(MC_RS_MAX * sizeof *hdr);
-	const uint8_t *sym[MC_RS_MAX];
+	struct {
+		uint8_t *block, *repair;
+		uint8_t (*hdr)[MC_WIRE_DATA_HDR];
+		const uint8_t *sym[MC_RS_MAX];
+	} win[MC_INTERLEAVE];
+	struct mc_sender_job *jobs = malloc(MC_INTERLEAVE * sizeof *jobs);
+	uint16_t (*order)[2] = malloc((size_t)MC_INTERLEAVE * MC_RS_MAX * sizeof *order);
+	for (unsigned j = 0; j < MC_INTERLEAVE; j++) {
+		win[j].block = malloc(blk);
+		win[j].repair = malloc((size_t)MC_RS_MAX * g.sym);
+		win[j].hdr = malloc(MC_RS_MAX * sizeof *win[j].hdr);
+	}
 	uint8_t pkt[70000];
 	uint64_t next_ann = 0;
 	uint32_t man_idx = 0, nfrag = (m.raw_len + MC_MANIFEST_FRAG - 1) / MC_MANIFEST_FRAG;
 	double us_per_byte = 8e6 / (double)cfg->rate_bps;
-	struct mc_sender_job job;
-	int was_idle = 0;
+	int was_idle = 0, st = MC_SENDER_RUN;
 
 	while (sim.now < cfg->limit_us) {
 		sim_feedback(s);
@@ -314,10 +322,12 @@ static int sim_run(const struct sim_cfg *cfg, struct sim_res *out)
 			sim.res.ctrl_pkts++;
 			sim_deliver(pkt, n);
 		}
-		int st = mc_sender_next(s, sim.now / 1000, &job);
-		if (st == MC_SENDER_OVER)
+		unsigned nj = 0;
+		while (nj < MC_INTERLEAVE && (st = mc_sender_next(s, sim.now / 1000, &jobs[nj])) == MC_SENDER_RUN)
+			nj++;
+		if (nj == 0 && st == MC_SENDER_OVER)
 			break;
-		if (st == MC_SENDER_IDLE) {
+		if (nj == 0) {
 			if (!was_idle)
 				next_ann = sim.now; /* tell receivers at once that nothing is queued */
 			was_idle = 1;
@@ -325,16 +335,24 @@ static int sim_run(const struct sim_cfg *cfg, struct sim_res *out)
 			continue;
 		}
 		was_idle = 0;
-		memset(block, 0, blk);
-		memcpy(block, sim.payload + job.b.off, job.b.len);
-		if (mc_sender_datagrams(fec, 0x5151, g.sym, &job, block, repair, hdr, sym) < 0)
-			goto out;
-		for (unsigned i = 0; i < job.n; i++) {
-			memcpy(pkt, hdr[i], MC_WIRE_DATA_HDR);
-			memcpy(pkt + MC_WIRE_DATA_HDR, sym[i], g.sym);
+		for (unsigned j = 0; j < nj; j++) {
+			memset(win[j].block, 0, blk);
+			memcpy(win[j].block, sim.payload + jobs[j].b.off, jobs[j].b.len);
+			if (mc_sender_datagrams(fec, 0x5151, g.sym, &jobs[j], win[j].block, win[j].repair, win[j].hdr, win[j].sym) < 0)
+				goto out;
+		}
+		unsigned total = mc_sender_interleave(jobs, nj, order);
+		for (unsigned i = 0; i < total; i++) {
+			unsigned j = order[i][0], k = order[i][1];
+			memcpy(pkt, win[j].hdr[k], MC_WIRE_DATA_HDR);
+			memcpy(pkt + MC_WIRE_DATA_HDR, win[j].sym[k], g.sym);
 			sim_deliver(pkt, MC_WIRE_DATA_HDR + g.sym);
 			sim.res.data_pkts++;
-			sim.now += (uint64_t)((MC_WIRE_DATA_HDR + g.sym + 28) * us_per_byte) + 0;
+			sim.now += (uint64_t)((MC_WIRE_DATA_HDR + g.sym + 28) * us_per_byte);
+			if (i % 64 == 63) {
+				sim_feedback(s);
+				sim_tick_rx();
+			}
 		}
 	}
 	sim.res.end_us = sim.now;
@@ -367,9 +385,13 @@ static int sim_run(const struct sim_cfg *cfg, struct sim_res *out)
 		free(x->out);
 	}
 	mc_sender_free(s);
-	free(block);
-	free(repair);
-	free(hdr);
+	for (unsigned j = 0; j < MC_INTERLEAVE; j++) {
+		free(win[j].block);
+		free(win[j].repair);
+		free(win[j].hdr);
+	}
+	free(jobs);
+	free(order);
 	*out = sim.res;
 	rc = 0;
 out:
