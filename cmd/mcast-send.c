@@ -504,7 +504,7 @@ int main(int argc, char **argv)
 		mc_json_end(&j);
 	}
 
-	uint64_t next_prog = 0;
+	uint64_t next_prog = 0, last_passes = 0;
 	int was_idle = 0;
 	for (;;) {
 		uint64_t now = mc_now_ms();
@@ -514,9 +514,25 @@ int main(int argc, char **argv)
 			break;
 		}
 		housekeeping(&x);
+		now = mc_now_ms(); /* after feedback: no receiver may look heard "in the future" */
 		if (now >= next_prog) {
 			progress(&x, 0);
 			next_prog = now + 250;
+		}
+		if (mc_sender_stats(x.s)->passes != last_passes) {
+			const struct mc_sender_stats *ps = mc_sender_stats(x.s);
+			struct mc_json j;
+			last_passes = ps->passes;
+			mc_debug("pass %llu done after %.2fs, %llu bytes sent", (unsigned long long)last_passes,
+				 (double)(now - x.start_ms) / 1000.0, (unsigned long long)x.bytes_sent);
+			mc_json_begin(&j, "pass");
+			mc_json_u64(&j, "pass", last_passes);
+			mc_json_u64(&j, "bytes_sent", x.bytes_sent);
+			mc_json_u64(&j, "receivers", ps->joined);
+			mc_json_u64(&j, "complete", ps->complete);
+			mc_json_u64(&j, "nacks", ps->nacks);
+			mc_json_dbl(&j, "seconds", (double)(now - x.start_ms) / 1000.0);
+			mc_json_end(&j);
 		}
 		while (nj < MC_INTERLEAVE && (st = mc_sender_next(x.s, now, &x.jobs[nj])) == MC_SENDER_RUN)
 			nj++;

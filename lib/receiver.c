@@ -580,7 +580,7 @@ static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 	}
 	/* Another session of the same package (sender restarted): switch when ours is gone. */
 	if (r->have_session) {
-		if (memcmp(a->id, r->ann.id, MC_ID_LEN) != 0 || (!r->ended && now - r->last_heard < 2000)) {
+		if (memcmp(a->id, r->ann.id, MC_ID_LEN) != 0 || (!r->ended && now < r->last_heard + 2000)) {
 			r->st.other++;
 			return;
 		}
@@ -867,7 +867,8 @@ static int eligible(const struct mc_receiver *r, uint64_t now, uint32_t gb)
 		full -= 0x10000u;
 	if (r->spass > full || (r->spass == full && r->sblock > (uint64_t)gb + MC_INTERLEAVE))
 		return 1;
-	return r->sidle && now - r->req_ms[gb] > IDLE_RETRY_MS;
+	/* req_ms keeps the low 32 bits of the time: compare in that arithmetic. */
+	return r->sidle && (uint32_t)((uint32_t)now - r->req_ms[gb]) > IDLE_RETRY_MS;
 }
 
 static void mark_requested(struct mc_receiver *r, uint64_t now, uint32_t gb)

@@ -83,6 +83,12 @@ void mc_sender_free(struct mc_sender *s)
 	free(s);
 }
 
+/* Milliseconds from then to now; 0 when feedback stamped a later time than the caller's now. */
+static uint64_t since(uint64_t now, uint64_t then)
+{
+	return now > then ? now - then : 0;
+}
+
 static unsigned hslot(uint64_t rid, unsigned cap)
 {
 	rid ^= rid >> 33;
@@ -291,7 +297,7 @@ int mc_sender_tick(struct mc_sender *s, uint64_t now)
 		struct mc_peer *p = &s->peers[i];
 		if (p->done || p->left || p->gone)
 			continue;
-		if (now - p->heard_ms > s->cfg.peer_timeout_ms) {
+		if (since(now, p->heard_ms) > s->cfg.peer_timeout_ms) {
 			p->gone = 1;
 			s->st.gone++;
 			s->last_change_ms = now;
@@ -310,16 +316,16 @@ int mc_sender_tick(struct mc_sender *s, uint64_t now)
 		active++;
 	}
 	s->st.active = active;
-	if (s->cfg.max_time_ms && now - s->start_ms >= s->cfg.max_time_ms) {
+	if (s->cfg.max_time_ms && since(now, s->start_ms) >= s->cfg.max_time_ms) {
 		s->state = MC_SENDER_OVER;
 		s->reason = MC_END_MAX_TIME;
 	} else if (active == 0) {
 		if (!s->ever_joined) {
-			if (s->pass1_done && now - s->pass1_end_ms >= s->cfg.linger_ms) {
+			if (s->pass1_done && since(now, s->pass1_end_ms) >= s->cfg.linger_ms) {
 				s->state = MC_SENDER_OVER;
 				s->reason = MC_END_NOBODY;
 			}
-		} else if (now - s->last_change_ms >= s->cfg.linger_ms) {
+		} else if (since(now, s->last_change_ms) >= s->cfg.linger_ms) {
 			s->state = MC_SENDER_OVER;
 			s->reason = MC_END_COMPLETE;
 		}
