@@ -29,10 +29,18 @@ int mc_log_json(void) { return json_mode; }
 
 static void vsay(const char *fmt, va_list ap)
 {
+	char line[4096];
+	int n;
+
 	mc_progress_end();
-	fprintf(stderr, "%s: ", prog_name);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	/* One write per line: programs sharing a terminal or log never interleave mid-line. */
+	n = snprintf(line, sizeof line, "%s: ", prog_name);
+	if (n < 0 || (size_t)n >= sizeof line)
+		n = 0;
+	vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+	n = (int)strlen(line);
+	line[n++] = '\n';
+	fwrite(line, 1, (size_t)n, stderr);
 }
 
 void mc_err(const char *fmt, ...)
