@@ -116,10 +116,16 @@ static void drain(struct run *u, int force)
 				}
 			}
 			break;
-		case MC_REV_COMPLETE:
+		case MC_REV_COMPLETE: {
+			const struct mc_announce *a = mc_recv_announce(o.r);
 			u->complete = 1;
-			assert(m != NULL && have != NULL && nhave == nchunks && nchunks == m->nchunks);
+			assert(m != NULL && a != NULL && have != NULL && nhave == nchunks && nchunks == m->nchunks);
+			/* Complete means every payload byte is in a verified chunk. */
+			assert(m->payload_size == a->payload_size && m->nchunks > 0);
+			assert((uint64_t)(m->nchunks - 1) * m->chunk_size < m->payload_size);
+			assert((uint64_t)m->nchunks * m->chunk_size >= m->payload_size);
 			break;
+		}
 		case MC_REV_MANIFEST:
 			assert(m != NULL);
 			break;
