@@ -8,7 +8,7 @@ T=$BATS_TEST_TMPDIR
 
 # recv_bg NAME HOST GROUP PORT: a udp_tool receiver in HOST, joined and ready.
 recv_bg() {
-	bg_start "$1" ns_exec "$2" udp_tool recv "$3" "$4" -i "${5:-eth0}" --seconds 1 --max-seconds 20
+	bg_start "$1" ns_exec "$2" udp_tool recv "$3" "$4" -i "${5:-eth0}" --seconds 0.5 --max-seconds "${6:-20}"
 	wait_for 10 grep -q ready "$T/$1.err"
 }
 
@@ -166,7 +166,7 @@ received() { bg_wait "$1" 30 >/dev/null; head -n 1 "$T/$1.out"; }
 	require_root
 	lan_create 2
 	ns_loss h2 99
-	recv_bg r2 h2 239.9.9.7 7004
+	recv_bg r2 h2 239.9.9.7 7004 eth0 3
 	ns_exec h1 udp_tool send 239.9.9.7 7004 -n 50
 	[ "$(received r2)" -lt 10 ]
 }
@@ -305,7 +305,8 @@ EOF
 	require_root
 	ns_lo
 	printf 'MCASTPACKETHEADER' >"$T/pkt"
-	recv_bg r local 239.5.5.5 7010 lo
+	bg_start r ns_exec local udp_tool recv 239.5.5.5 7010 -i lo --count 5 --seconds 5 --max-seconds 15
+	wait_for 10 grep -q ready "$T/r.err"
 	ns_exec local udp_tool send 239.5.5.5 7010 --random 1400 -n 3
 	ns_exec local udp_tool send 239.5.5.5 7010 --file "$T/pkt" --truncate 5
 	ns_exec local udp_tool send 239.5.5.5 7010 --hex 00ff
