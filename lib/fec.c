@@ -1,5 +1,6 @@
 /* Block geometry and Reed-Solomon coding with ISA-L; see fec.h. */
 #include "fec.h"
+#include "pkg.h"
 
 #include <isa-l/erasure_code.h>
 #include <stdlib.h>
@@ -23,9 +24,10 @@ struct mc_fec {
 int mc_geom_init(struct mc_geom *g, uint64_t payload_size, uint32_t chunk_size, uint16_t sym, uint16_t kmax)
 {
 	memset(g, 0, sizeof *g);
-	if (sym == 0 || kmax == 0 || kmax >= RS_N || chunk_size == 0 || payload_size == 0)
+	if (sym == 0 || kmax == 0 || kmax >= RS_N || chunk_size == 0)
 		return -1;
-	uint64_t nchunks = (payload_size + chunk_size - 1) / chunk_size;
+	/* An empty package has no chunks and no blocks: its session is the manifest alone. */
+	uint64_t nchunks = mc_chunk_count(payload_size, chunk_size);
 	uint64_t block = (uint64_t)kmax * sym;
 	uint64_t bpc = (chunk_size + block - 1) / block;
 	if (nchunks > UINT32_MAX || nchunks * bpc > UINT32_MAX)

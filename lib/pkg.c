@@ -133,15 +133,10 @@ void mc_manifest_layout(const struct mc_manifest *m, struct mc_pkg_layout *l)
 	l->file_size = l->payload_off + l->payload_len;
 }
 
-static uint64_t nchunks_for(uint64_t payload, uint32_t chunk)
-{
-	return chunk ? (payload + chunk - 1) / chunk : 0;
-}
-
 int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err, size_t errlen)
 {
 	size_t nl = strlen(m->name), vl = strlen(m->version);
-	uint64_t want = nchunks_for(m->payload_size, m->chunk_size);
+	uint64_t want = mc_chunk_count(m->payload_size, m->chunk_size);
 	uint64_t len;
 	uint8_t *p;
 
@@ -238,7 +233,7 @@ int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, cha
 	m->payload_size = get64(buf + off); off += 8;
 	m->nchunks = get32(buf + off); off += 4;
 	memcpy(m->payload_digest, buf + off, MC_DIGEST_LEN); off += MC_DIGEST_LEN;
-	want = nchunks_for(m->payload_size, m->chunk_size);
+	want = mc_chunk_count(m->payload_size, m->chunk_size);
 	if (m->compression > MC_COMP_XZ)
 		why = "unknown compression";
 	else if (m->kind > MC_KIND_TAR)

@@ -73,6 +73,12 @@ void mc_manifest_free(struct mc_manifest *m);
  */
 int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err, size_t errlen);
 
+/* ceil(payload / chunk) without overflow (0 when chunk is 0): the one chunk count everyone uses. */
+static inline uint64_t mc_chunk_count(uint64_t payload, uint64_t chunk)
+{
+	return chunk ? payload / chunk + (payload % chunk != 0) : 0;
+}
+
 /* Offset and length of chunk i inside the payload. */
 uint64_t mc_manifest_chunk_off(const struct mc_manifest *m, uint32_t i);
 uint32_t mc_manifest_chunk_len(const struct mc_manifest *m, uint32_t i);

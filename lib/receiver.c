@@ -236,14 +236,16 @@ static int setup_chunks(struct mc_receiver *r, const struct mc_geom *g)
 		r->nslots = 2;
 	if (r->nslots > g->nchunks)
 		r->nslots = g->nchunks;
-	r->have = calloc(g->nchunks / 8 + 1, 1);
-	r->unverified = calloc(g->nchunks / 8 + 1, 1);
-	r->slot_of = malloc((size_t)g->nchunks * sizeof *r->slot_of);
-	r->spill = calloc(g->nchunks, sizeof *r->spill);
-	r->held = calloc(g->nchunks, sizeof *r->held);
-	r->slots = calloc(r->nslots, sizeof *r->slots);
-	r->req_pass = calloc(g->nblocks, sizeof *r->req_pass);
-	r->req_ms = calloc(g->nblocks, sizeof *r->req_ms);
+	/* An empty package has no chunks: keep every array at least one long so allocation never returns NULL. */
+	size_t nc = g->nchunks ? g->nchunks : 1, nb = g->nblocks ? g->nblocks : 1;
+	r->have = calloc(nc / 8 + 1, 1);
+	r->unverified = calloc(nc / 8 + 1, 1);
+	r->slot_of = malloc(nc * sizeof *r->slot_of);
+	r->spill = calloc(nc, sizeof *r->spill);
+	r->held = calloc(nc, sizeof *r->held);
+	r->slots = calloc(r->nslots ? r->nslots : 1, sizeof *r->slots);
+	r->req_pass = calloc(nb, sizeof *r->req_pass);
+	r->req_ms = calloc(nb, sizeof *r->req_ms);
 	if (!r->have || !r->unverified || !r->slot_of || !r->spill || !r->held || !r->slots || !r->req_pass || !r->req_ms)
 		return -1;
 	for (uint32_t c = 0; c < g->nchunks; c++)
@@ -620,8 +622,8 @@ static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 		free(r->req_pass);
 		free(r->req_ms);
 		r->geom = g;
-		r->req_pass = calloc(g.nblocks, sizeof *r->req_pass);
-		r->req_ms = calloc(g.nblocks, sizeof *r->req_ms);
+		r->req_pass = calloc(g.nblocks ? g.nblocks : 1, sizeof *r->req_pass);
+		r->req_ms = calloc(g.nblocks ? g.nblocks : 1, sizeof *r->req_ms);
 		r->slot_bytes = (size_t)g.bpc * g.kmax * g.sym;
 		for (unsigned i = 0; i < r->nslots; i++) {
 			free(r->slots[i].buf);

@@ -65,7 +65,7 @@ struct mc_sender *mc_sender_new(const struct mc_sender_cfg *cfg, uint32_t sessio
 	s->next_esi = calloc(cfg->geom.nblocks ? cfg->geom.nblocks : 1, 1);
 	s->hcap = 1024;
 	s->hash = calloc(s->hcap, sizeof *s->hash);
-	if (!s->demand || !s->next_esi || !s->hash || cfg->geom.nblocks == 0) {
+	if (!s->demand || !s->next_esi || !s->hash) {
 		mc_sender_free(s);
 		return NULL;
 	}

@@ -203,7 +203,8 @@ int mc_wire_decode(const uint8_t *b, size_t len, struct mc_pkt *p)
 		if (a->symbol_size == 0 || a->kmax == 0 || a->kmax >= MC_RS_MAX ||
 		    a->chunk_size < a->symbol_size || a->manifest_len == 0 ||
 		    a->manifest_len > MC_MANIFEST_MAX || a->chunk_size > MC_CHUNK_MAX ||
-		    a->nchunks != (a->payload_size + a->chunk_size - 1) / a->chunk_size)
+		    a->nchunks != mc_chunk_count(a->payload_size, a->chunk_size) ||
+		    a->manifest_len < 16ULL * a->nchunks || a->manifest_len > 16ULL * a->nchunks + 2048)
 			return MC_WIRE_EFIELD;
 		return 0;
 	}
