@@ -345,7 +345,7 @@ int main(int argc, char **argv)
 		usage_error("--expect %s: a package id is 32 hex digits (or a prefix of at least 8)", x.o.expect);
 	if (mc_net_group(x.o.group, (uint16_t)x.o.port, x.o.iface, &g, err, sizeof err) < 0) {
 		mc_err("%s", err);
-		exit(strncmp(err, "interface", 9) == 0 ? MC_EXIT_RUNTIME : MC_EXIT_USAGE);
+		exit(MC_EXIT_USAGE); /* a group that is not multicast, an interface that does not exist */
 	}
 	mc_net_group_port(&g, (uint16_t)(x.o.port + 1), &gfb);
 	if (already_complete(&x.o)) {

@@ -429,7 +429,7 @@ int main(int argc, char **argv)
 	mc_log_init(argv[0], x.o.verbosity, x.o.json);
 	if (mc_net_group(x.o.group, (uint16_t)x.o.port, x.o.iface, &x.g, err, sizeof err) < 0) {
 		mc_err("%s", err);
-		exit(strncmp(err, "interface", 9) == 0 ? MC_EXIT_RUNTIME : MC_EXIT_USAGE);
+		exit(MC_EXIT_USAGE); /* a group that is not multicast, an interface that does not exist */
 	}
 	mc_net_group_port(&x.g, (uint16_t)(x.o.port + 1), &x.gfb);
 	if (mc_pkg_open(x.o.pkg, &x.pkg, err, sizeof err) < 0) {
