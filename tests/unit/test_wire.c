@@ -1,0 +1,109 @@
+/* Unit tests of the wire codec: round trips of every packet type and refusal of malformed datagrams. */
+#include <string.h>
+
+#include "tap.h"
+#include "wire.h"
+
+static int roundtrip(const struct mc_pkt *in, struct mc_pkt *out, size_t *len)
+{
+	static uint8_t buf[70000];
+
+	memset(out, 0, sizeof *out);
+	*len = mc_wire_encode(in, buf, sizeof buf);
+	return *len > 0 && mc_wire_decode(buf, *len, out) == 0 && out->type == in->type && out->session == in->session;
+}
+
+int main(void)
+{
+	struct mc_pkt p, q;
+	uint8_t buf[2048], sym[1408];
+	size_t len;
+
+	memset(&p, 0, sizeof p);
+	p.type = MC_PKT_ANNOUNCE;
+	p.session = 0xdeadbeef;
+	p.flags = MC_FLAG_IDLE;
+	for (int i = 0; i < MC_ID_LEN; i++)
+		p.u.ann.id[i] = (uint8_t)i;
+	p.u.ann.payload_size = 3 * 1048576 + 5;
+	p.u.ann.chunk_size = 1048576;
+	p.u.ann.nchunks = 4;
+	p.u.ann.manifest_len = 4 * 16 + 60;
+	p.u.ann.symbol_size = 1408;
+	p.u.ann.kmax = 128;
+	p.u.ann.pass = 7;
+	p.u.ann.cursor = 12;
+	p.u.ann.rate = 800000000;
+	strcpy(p.u.ann.name, "win11");
+	ok(roundtrip(&p, &q, &len), "announce round trip (%zu bytes)", len);
+	ok(memcmp(&p.u.ann, &q.u.ann, sizeof p.u.ann) == 0 && q.flags == MC_FLAG_IDLE, "announce fields equal");
+	p.u.ann.nchunks = 5;
+	ok(!roundtrip(&p, &q, &len), "announce whose chunk count does not match its sizes is refused");
+	p.u.ann.nchunks = 4;
+	p.u.ann.payload_size = UINT64_MAX;
+	ok(!roundtrip(&p, &q, &len), "announce with an overflowing payload size is refused");
+	p.u.ann.payload_size = 3 * 1048576 + 5;
+	p.u.ann.kmax = 255;
+	ok(!roundtrip(&p, &q, &len), "announce with 255 source symbols per block is refused");
+
+	memset(&p, 0, sizeof p);
+	memset(sym, 0xab, sizeof sym);
+	p.type = MC_PKT_DATA;
+	p.session = 9;
+	p.pass = 3;
+	p.u.data = (struct mc_data){.chunk = 2, .block_off = 2 * 1048576 + 180224, .block_len = 180224, .k = 128, .esi = 130, .sym = sym, .sym_len = 1408};
+	ok(roundtrip(&p, &q, &len) && len == MC_WIRE_DATA_HDR + 1408, "data round trip");
+	ok(q.pass == 3 && q.u.data.chunk == 2 && q.u.data.block_off == p.u.data.block_off && q.u.data.esi == 130 &&
+	   q.u.data.k == 128 && memcmp(q.u.data.sym, sym, 1408) == 0, "data fields equal");
+	p.u.data.k = 200; /* 200 symbols of 1408 bytes cannot hold a block of 180224 bytes exactly */
+	ok(!roundtrip(&p, &q, &len), "data whose k does not fit the block length is refused");
+
+	memset(&p, 0, sizeof p);
+	p.type = MC_PKT_NACK;
+	p.session = 9;
+	p.u.nack.rid = 0x1122334455667788ULL;
+	p.u.nack.n = MC_WIRE_NACK_MAX;
+	for (unsigned i = 0; i < p.u.nack.n; i++)
+		p.u.nack.e[i] = (struct mc_nack_entry){i * 3, 2, (uint16_t)(i % 7 ? i : MC_NEED_ALL)};
+	ok(roundtrip(&p, &q, &len) && len <= MC_WIRE_FEEDBACK_MAX, "full NACK round trip fits %d bytes (%zu)", MC_WIRE_FEEDBACK_MAX, len);
+	ok(q.u.nack.n == p.u.nack.n && memcmp(q.u.nack.e, p.u.nack.e, p.u.nack.n * sizeof p.u.nack.e[0]) == 0, "NACK entries equal");
+
+	memset(&p, 0, sizeof p);
+	p.type = MC_PKT_HELLO;
+	p.u.hello.rid = 42;
+	p.u.hello.have = 3;
+	p.u.hello.total = 9;
+	strcpy(p.u.hello.name, "debian");
+	ok(roundtrip(&p, &q, &len) && q.u.hello.rid == 42 && strcmp(q.u.hello.name, "debian") == 0 && q.u.hello.total == 9, "hello round trip");
+
+	memset(&p, 0, sizeof p);
+	p.type = MC_PKT_CTRL;
+	p.u.ctrl.n = 2;
+	p.u.ctrl.e[0] = (struct mc_ctrl_entry){7, MC_CTRL_WELCOME};
+	p.u.ctrl.e[1] = (struct mc_ctrl_entry){8, MC_CTRL_LEAVE};
+	ok(roundtrip(&p, &q, &len) && q.u.ctrl.n == 2 && q.u.ctrl.e[1].rid == 8 && q.u.ctrl.e[1].code == MC_CTRL_LEAVE, "ctrl round trip");
+
+	memset(&p, 0, sizeof p);
+	p.type = MC_PKT_END;
+	p.u.end.reason = MC_END_MAX_TIME;
+	ok(roundtrip(&p, &q, &len) && q.u.end.reason == MC_END_MAX_TIME, "end round trip");
+
+	/* Malformed input of every kind is refused, never read past. */
+	len = mc_wire_encode(&p, buf, sizeof buf);
+	ok(mc_wire_decode(buf, 5, &q) == MC_WIRE_EMAGIC, "truncated header refused");
+	ok(mc_wire_decode(buf, len - 1, &q) == MC_WIRE_ESHORT, "truncated end refused");
+	buf[3] = 2;
+	ok(mc_wire_decode(buf, len, &q) == MC_WIRE_EVERSION, "other protocol version refused");
+	buf[3] = MC_WIRE_VERSION;
+	buf[4] = 99;
+	ok(mc_wire_decode(buf, len, &q) == MC_WIRE_ETYPE, "unknown type refused");
+	buf[0] = 'X';
+	ok(mc_wire_decode(buf, len, &q) == MC_WIRE_EMAGIC, "bad magic refused");
+	memset(&p, 0, sizeof p);
+	p.type = MC_PKT_NACK;
+	p.u.nack.n = 3;
+	len = mc_wire_encode(&p, buf, sizeof buf);
+	buf[25] = 200; /* claims 200 entries in a datagram that holds 3 */
+	ok(mc_wire_decode(buf, len, &q) == MC_WIRE_EFIELD, "NACK whose count lies is refused");
+	return tap_done();
+}
