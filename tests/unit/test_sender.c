@@ -1,0 +1,149 @@
+/* Unit tests of the sender schedule with scripted feedback: passes, demand, hostile NACKs, end rule, timeouts. */
+#include <string.h>
+
+#include "sender.h"
+#include "tap.h"
+
+static struct mc_sender_cfg cfg(void)
+{
+	struct mc_sender_cfg c;
+
+	memset(&c, 0, sizeof c);
+	mc_geom_init(&c.geom, 2 * 1048576 + 100, 1048576, 1408, 128); /* 3 chunks, blocks 0-5, 6-11, 12 */
+	c.fec_pct = 5;
+	c.linger_ms = 1000;
+	c.peer_timeout_ms = 5000;
+	c.max_passes = 3;
+	memset(c.id, 7, MC_ID_LEN);
+	strcpy(c.name, "img");
+	return c;
+}
+
+static void feed(struct mc_sender *s, uint64_t now, int type, uint64_t rid, uint32_t session)
+{
+	struct mc_pkt p;
+
+	memset(&p, 0, sizeof p);
+	p.type = (uint8_t)type;
+	p.session = session;
+	if (type == MC_PKT_HELLO) {
+		p.u.hello.rid = rid;
+	} else {
+		p.u.done.rid = rid;
+		memset(p.u.done.id, 7, MC_ID_LEN);
+	}
+	mc_sender_feedback(s, now, &p, NULL);
+}
+
+static void nack(struct mc_sender *s, uint64_t now, uint64_t rid, uint32_t block, uint16_t run, uint16_t need)
+{
+	struct mc_pkt p;
+
+	memset(&p, 0, sizeof p);
+	p.type = MC_PKT_NACK;
+	p.session = 1;
+	p.u.nack.rid = rid;
+	p.u.nack.n = 1;
+	p.u.nack.e[0] = (struct mc_nack_entry){block, run, need};
+	mc_sender_feedback(s, now, &p, NULL);
+}
+
+int main(void)
+{
+	struct mc_sender_cfg c = cfg();
+	struct mc_sender_job j;
+	struct mc_sender *s = mc_sender_new(&c, 1, 0);
+	unsigned blocks = 0, holes_sent = 0, n;
+
+	ok(s != NULL, "schedule for 3 chunks");
+	while (mc_sender_next(s, 10, &j) == MC_SENDER_RUN && mc_sender_stats(s)->passes == 0) {
+		blocks++;
+		holes_sent += j.block > 12;
+		if (j.block == 0)
+			ok(j.n == 128 + 7 && j.esi[0] == 0 && j.esi[134] == 134, "first pass: 128 sources and 7 repair symbols");
+	}
+	ok(blocks == 13 && holes_sent == 0, "first pass visits the 13 real blocks, never a hole (%u)", blocks);
+	ok(mc_sender_next(s, 20, &j) == MC_SENDER_IDLE, "idle after the first pass without NACKs");
+
+	feed(s, 30, MC_PKT_HELLO, 100, 1);
+	nack(s, 30, 100, 3, 1, 10);
+	nack(s, 31, 101, 3, 1, 4);  /* a second receiver asks for less: the larger need wins */
+	nack(s, 31, 101, 1u << 31, 1, 5);        /* outside the package */
+	nack(s, 31, 101, 12, 65535, MC_NEED_ALL); /* a run far past the end is clipped */
+	nack(s, 31, 101, 0, 1, 300);             /* more than 255 symbols: nonsense */
+	ok(mc_sender_stats(s)->feedback_bad == 2, "hostile entries dropped and counted (%llu)", (unsigned long long)mc_sender_stats(s)->feedback_bad);
+	ok(mc_sender_next(s, 40, &j) == MC_SENDER_RUN && j.block == 3 && j.n == 10 + 1, "block 3 served with its largest need plus 5%% (%u symbols)", j.n);
+	ok(j.esi[0] == 135 && j.esi[10] == 145, "with fresh repair rows after the first pass's (%u..%u)", j.esi[0], j.esi[10]);
+	ok(mc_sender_next(s, 40, &j) == MC_SENDER_RUN && j.block == 12 && j.n == j.b.k + 1 && j.esi[0] == 0,
+	   "a block wanted whole is served with its sources (k=%u, n=%u)", j.b.k, j.n);
+	ok(mc_sender_next(s, 40, &j) == MC_SENDER_IDLE, "nothing else was asked for");
+
+	for (n = 0; n < 300; n++) {
+		nack(s, 50, 1000 + n, 4, 1, 200); /* new receivers: the slow-receiver policy must not interfere */
+		if (mc_sender_next(s, 50, &j) != MC_SENDER_RUN)
+			break;
+		for (unsigned i = 0; i < j.n; i++)
+			if (j.esi[i] >= 255)
+				n = 1000;
+	}
+	ok(n == 300, "ESIs stay below 255 however often a block is asked for");
+
+	/* End rule: one receiver joined; it completes; linger passes. */
+	feed(s, 100, MC_PKT_DONE, 100, 1);
+	feed(s, 100, MC_PKT_DONE, 101, 1);
+	for (n = 0; n < 300; n++)
+		feed(s, 100, MC_PKT_DONE, 1000 + n, 1);
+	ok(mc_sender_tick(s, 500) != MC_SENDER_OVER, "not over within the linger");
+	ok(mc_sender_tick(s, 1200) == MC_SENDER_OVER && mc_sender_end_reason(s) == MC_END_COMPLETE, "over after everyone completed and the linger passed");
+	mc_sender_free(s);
+
+	/* Nobody joins: one pass plus linger. */
+	s = mc_sender_new(&c, 1, 0);
+	while (mc_sender_next(s, 0, &j) == MC_SENDER_RUN)
+		;
+	ok(mc_sender_tick(s, 999) != MC_SENDER_OVER && mc_sender_tick(s, 1001) == MC_SENDER_OVER &&
+	   mc_sender_end_reason(s) == MC_END_NOBODY, "nobody joined: over one linger after the first pass");
+	mc_sender_free(s);
+
+	/* A silent receiver is no longer waited for; when it speaks again it joins anew. */
+	s = mc_sender_new(&c, 1, 0);
+	feed(s, 0, MC_PKT_HELLO, 5, 0);
+	while (mc_sender_next(s, 0, &j) == MC_SENDER_RUN)
+		;
+	ok(mc_sender_tick(s, 4000) != MC_SENDER_OVER, "waiting for the silent receiver within its timeout");
+	ok(mc_sender_tick(s, 5001) != MC_SENDER_OVER && mc_sender_stats(s)->gone == 1, "silent receiver given up after the timeout");
+	feed(s, 5500, MC_PKT_HELLO, 5, 1);
+	ok(mc_sender_stats(s)->gone == 0 && mc_sender_stats(s)->joined == 2, "it comes back as a new joiner");
+	ok(mc_sender_tick(s, 9000) != MC_SENDER_OVER, "and is waited for again");
+	unsigned pi, kind, joins = 0;
+	while (mc_sender_event(s, &pi, &kind))
+		joins += kind == MC_SEV_JOIN;
+	ok(joins == 2, "two join events");
+	/* Slow-receiver policy: still incomplete three passes after joining. */
+	for (n = 0; n < 10 && mc_sender_stats(s)->left == 0; n++) {
+		nack(s, 9000 + n, 5, 0, 1, 3);
+		feed(s, 9000 + n, MC_PKT_HELLO, 5, 1);
+		while (mc_sender_next(s, 9000 + n, &j) == MC_SENDER_RUN)
+			;
+	}
+	struct mc_pkt cp;
+	int leave = 0;
+	while (mc_sender_ctrl(s, &cp))
+		for (unsigned i = 0; i < cp.u.ctrl.n; i++)
+			leave |= cp.u.ctrl.e[i].rid == 5 && cp.u.ctrl.e[i].code == MC_CTRL_LEAVE;
+	ok(mc_sender_stats(s)->left == 1 && leave, "told to leave after its passes (%u rounds)", n);
+	mc_sender_free(s);
+
+	/* Feedback for another package or session is not ours. */
+	s = mc_sender_new(&c, 1, 0);
+	struct mc_pkt h;
+	memset(&h, 0, sizeof h);
+	h.type = MC_PKT_HELLO;
+	h.u.hello.rid = 9;
+	strcpy(h.u.hello.name, "other");
+	mc_sender_feedback(s, 0, &h, NULL);
+	feed(s, 0, MC_PKT_DONE, 10, 2);
+	ok(mc_sender_stats(s)->joined == 0, "hello for another package and done of another session ignored");
+	mc_sender_free(s);
+	return tap_done();
+}
