@@ -667,3 +667,17 @@ EOF_PY
 	ends slow 20 3
 	incomplete slow || [ ! -e "$T/slow.mcpkg" ]
 }
+
+@test "session: usage equals the man page SYNOPSIS, and both pages lint clean" {
+	require_prog mcast-send mcast-recv
+	command -v mandoc >/dev/null || skip "mandoc not installed"
+	local p usage synopsis
+	for p in send recv; do
+		run -0 mandoc -Tlint -Wwarning "$MCAST_ROOT/man/mcast-$p.1"
+		[ -z "$output" ]
+		usage=$("run_$p" --help | sed -n '/^usage:/,/^$/p' | sed 's/^usage: //' | tr -s ' \t\n' ' ' | sed 's/^ //; s/ $//')
+		synopsis=$(mandoc -Tascii "$MCAST_ROOT/man/mcast-$p.1" | col -b |
+			sed -n '/^SYNOPSIS/,/^DESCRIPTION/p' | sed '1d;$d' | tr -s ' \t\n' ' ' | sed 's/^ //; s/ $//')
+		[ "$usage" = "$synopsis" ]
+	done
+}
