@@ -16,10 +16,33 @@ struct mc_fec {
 		uint8_t *a; /* RS_N x k, rows 0..k-1 the identity */
 	} m[CACHE];
 	unsigned long clock;
-	uint8_t tbls[32 * 255 * 64];
-	uint8_t rows[255 * 255];
-	uint8_t sub[255 * 255], inv[255 * 255], prod[255 * 255];
+	/* Scratch, grown on demand: a receiver that never decodes never pays for it. */
+	uint8_t *tbls, *rows, *sub, *inv, *prod;
+	size_t tbls_cap, mat_cap;
 };
+
+/* Makes room for ec_init_tables output of tbls bytes and matrices of mat bytes each. */
+static int scratch(struct mc_fec *f, size_t tbls, size_t mat)
+{
+	if (tbls > f->tbls_cap) {
+		uint8_t *t = realloc(f->tbls, tbls);
+		if (t == NULL)
+			return -1;
+		f->tbls = t;
+		f->tbls_cap = tbls;
+	}
+	if (mat > f->mat_cap) {
+		uint8_t **m[] = {&f->rows, &f->sub, &f->inv, &f->prod};
+		for (unsigned i = 0; i < 4; i++) {
+			uint8_t *t = realloc(*m[i], mat);
+			if (t == NULL)
+				return -1;
+			*m[i] = t;
+		}
+		f->mat_cap = mat;
+	}
+	return 0;
+}
 
 int mc_geom_init(struct mc_geom *g, uint64_t payload_size, uint32_t chunk_size, uint16_t sym, uint16_t kmax)
 {
@@ -93,6 +116,11 @@ void mc_fec_free(struct mc_fec *f)
 		return;
 	for (int i = 0; i < CACHE; i++)
 		free(f->m[i].a);
+	free(f->tbls);
+	free(f->rows);
+	free(f->sub);
+	free(f->inv);
+	free(f->prod);
 	free(f);
 }
 
@@ -126,7 +154,7 @@ int mc_fec_encode(struct mc_fec *f, int k, int len, uint8_t *const *src, const u
 
 	if (k <= 0 || k >= RS_N || n <= 0 || n > RS_N || len <= 0)
 		return -1;
-	if ((a = matrix(f, k)) == NULL)
+	if ((a = matrix(f, k)) == NULL || scratch(f, (size_t)32 * k * n, (size_t)RS_N * k) < 0)
 		return -1;
 	for (int r = 0; r < n; r++) {
 		if (esi[r] < k)
@@ -161,7 +189,7 @@ int mc_fec_decode(struct mc_fec *f, int k, int len, uint8_t **src, const uint8_t
 	}
 	if (m == 0)
 		return 0;
-	if (nrep < m || (a = matrix(f, k)) == NULL)
+	if (nrep < m || (a = matrix(f, k)) == NULL || scratch(f, (size_t)32 * k * m, (size_t)RS_N * k) < 0)
 		return -1;
 	for (int r = 0; r < m; r++) {
 		if (rep_esi[r] < k)
