@@ -681,3 +681,35 @@ EOF_PY
 		[ "$usage" = "$synopsis" ]
 	done
 }
+
+@test "session: sender restarted mid-session, the receiver carries on in the new session" {
+	require_session
+	ns_lo
+	recv_bg r1 local
+	send_bg local -r 100M --linger 300ms "$PK/big.mcpkg"
+	wait_for 15 bigger_than "$T/r1.mcpkg.part" $((8 << 20))
+	bg_kill send KILL
+	ends send 10 124 137
+	SNAME=send2 send_bg local -r 100M --linger 300ms "$PK/big.mcpkg"
+	ends r1 30 0
+	ends send2 30 0
+	same r1 big
+	[ "$(grep -c '"event":"joined"' "$T/r1.out")" -eq 2 ]
+	[ "$(jget send2 summary 'j["complete"]')" -eq 1 ]
+}
+
+@test "session: SIGTERM ends the session; the sender exits 1, the receiver 3 with its state" {
+	require_session
+	ns_lo
+	recv_bg r1 local --timeout 5s
+	send_bg local -r 100M "$PK/big.mcpkg"
+	wait_for 15 bigger_than "$T/r1.mcpkg.part" $((8 << 20))
+	bg_kill send TERM
+	ends send 10 1
+	[ "$(jget send summary 'j["reason"]')" = signal ]
+	SECONDS=0
+	ends r1 10 3
+	[ "$SECONDS" -lt 3 ]
+	incomplete r1
+	[ "$(jget r1 summary 'j["result"]')" = ended ]
+}
