@@ -131,7 +131,7 @@ bg_start() {
 		wait $!
 		echo $? >"$MC_STATE/st.$name.tmp"
 		mv "$MC_STATE/st.$name.tmp" "$MC_STATE/st.$name"
-	) 3>&- &
+	) 3>&- 2>/dev/null & # the keeper's own stderr: no "Killed" job notices in test output
 	echo $! >>"$MC_STATE/pids"
 	for ((i = 0; i < 500; i++)); do
 		[ -f "$MC_STATE/bg.$name" ] && break

@@ -3,6 +3,7 @@
 # unit (unit: only the C unit tests). Runs every unit test binary in
 # $MCAST_UNIT (default build/tests) and parses its TAP, then every bats suite
 # (tests/*.bats, or $MCAST_SUITES) with `bats --tap` against $MCAST_BIN.
+# Suites run $MCAST_JOBS at a time (default 3).
 # Prints the diagnostics of each failure, keeps full logs in
 # $MCAST_LOGS/MODE (default build/test-logs/MODE), and appends one line
 # "MODE PASSED FAILED SKIPPED" to $MCAST_COUNTS (default
@@ -10,6 +11,8 @@
 # In asan mode sanitizer reports go to log files; each one is a failure, so a
 # report under a test that ignored the exit status still fails the run.
 set -u
+# bash for `wait -n` (parallel suites); make calls this with sh.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 
 mode=${1:-plain}
 case $mode in plain|asan|unit) ;; *) echo "usage: run-all.sh plain|asan|unit" >&2; exit 2 ;; esac
@@ -35,12 +38,17 @@ done
 # functions, which sh drops: use the real front end.
 PATH=$(printf '%s\n' "$PATH" | tr ':' '\n' | grep -v 'libexec/bats-core$' | paste -sd: -)
 export PATH
-rm -f "$logs"/*.tap "$logs"/san.* 2>/dev/null
+rm -f "$logs"/*.tap "$logs"/*.st "$logs"/san.* "$logs"/reported.* 2>/dev/null
 
-if [ "$mode" = asan ]; then
-	# Sanitizers exit with statuses no program contract uses, and log to files.
-	export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:exitcode=86:log_path=$logs/san.asan}"
-	export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=87:log_path=$logs/san.ubsan}"
+# Sanitizers exit with statuses no program contract uses, and log to files
+# (one family per suite), so a report under a test that ignored the exit
+# status still fails the run.
+asan_base=detect_leaks=1:exitcode=86
+ubsan_base=print_stacktrace=1:halt_on_error=1:exitcode=87
+user_asan=${ASAN_OPTIONS:-}
+if [ "$mode" = asan ] && [ -z "$user_asan" ]; then
+	export ASAN_OPTIONS="$asan_base:log_path=$logs/san.unit.asan"
+	export UBSAN_OPTIONS="${UBSAN_OPTIONS:-$ubsan_base:log_path=$logs/san.unit.ubsan}"
 	export LSAN_OPTIONS="${LSAN_OPTIONS:-exitcode=86}"
 fi
 
@@ -86,9 +94,9 @@ tap_count() {
 	printf 'run-all %s: %-28s passed %d, failed %d, skipped %d\n' "$mode" "$name" "$p" "$f" "$s"
 }
 
-# san_count WHAT: each new sanitizer log is one failure, shown in full.
+# san_count WHAT GLOB: each new sanitizer log matching GLOB is one failure, shown.
 san_count() {
-	for log in "$logs"/san.*; do
+	for log in $2; do
 		[ -f "$log" ] || continue
 		echo "  not ok - $1: sanitizer report $log"
 		sed 's/^/    | /' "$log" | head -n 60
@@ -112,23 +120,45 @@ if [ -d "$unit_dir" ]; then
 		[ "$st" -eq 124 ] && echo "not ok - timed out after ${unit_timeout}s" >>"$out"
 		cat "$out.err" >>"$out"
 		tap_count "$name" "$out" "$st"
-		san_count "$name"
+		san_count "$name" "$logs/san.unit.*"
 	done
 fi
 [ "$nunit" -gt 0 ] || echo "run-all $mode: no unit test binaries in $unit_dir"
 
-# bats suites against the programs in $MCAST_BIN.
+# bats suites against the programs in $MCAST_BIN, $MCAST_JOBS suites at a
+# time (default 3: they mostly wait on timers and the network; every test
+# has its own namespaces, so suites never clash).
 if [ "$mode" != unit ]; then
 	if ! command -v bats >/dev/null; then
 		echo "  not ok - bats is not installed (run make deps)"
 		failed=$((failed + 1))
 	else
+		jobs=${MCAST_JOBS:-3}
+		running=0
 		for s in $suites; do
 			name=$(basename "$s")
 			out=$logs/$name.tap
-			(cd "$root" && bats --tap "$s") >"$out" 2>&1
-			tap_count "$name" "$out" "$?"
-			san_count "$name"
+			(
+				[ "$mode" != asan ] || [ -n "$user_asan" ] ||
+					export ASAN_OPTIONS="$asan_base:log_path=$logs/san.$name.asan" \
+						UBSAN_OPTIONS="$ubsan_base:log_path=$logs/san.$name.ubsan"
+				t0=$(date +%s)
+				cd "$root" && bats --tap "$s" >"$out" 2>&1
+				echo "$? $(($(date +%s) - t0))" >"$out.st"
+			) &
+			running=$((running + 1))
+			if [ "$running" -ge "$jobs" ]; then
+				wait -n
+				running=$((running - 1))
+			fi
+		done
+		wait
+		for s in $suites; do
+			name=$(basename "$s")
+			out=$logs/$name.tap
+			read -r st secs <"$out.st" || { st=1 secs=?; }
+			tap_count "$name ${secs}s" "$out" "$st"
+			san_count "$name" "$logs/san.$name.*"
 		done
 	fi
 fi
