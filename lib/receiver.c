@@ -586,6 +586,12 @@ static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 			r->st.other++;
 			return;
 		}
+		/* The package id pins the sizes; an announcement that disagrees is forged or broken. */
+		if (a->payload_size != r->ann.payload_size || a->chunk_size != r->ann.chunk_size ||
+		    a->manifest_len != r->ann.manifest_len) {
+			r->st.bad++;
+			return;
+		}
 	}
 	if (mc_geom_init(&g, a->payload_size, a->chunk_size, a->symbol_size, a->kmax) < 0) {
 		r->st.bad++;
