@@ -121,7 +121,8 @@ static void drain(struct run *u, int force)
 			u->complete = 1;
 			assert(m != NULL && a != NULL && have != NULL && nhave == nchunks && nchunks == m->nchunks);
 			/* Complete means every payload byte is in a verified chunk. */
-			assert(m->payload_size == a->payload_size && m->nchunks > 0);
+			/* An empty package (no payload, no chunks) is a valid session of its manifest alone. */
+			assert(m->payload_size == a->payload_size && (m->nchunks > 0 || m->payload_size == 0));
 			assert((uint64_t)(m->nchunks - 1) * m->chunk_size < m->payload_size);
 			assert((uint64_t)m->nchunks * m->chunk_size >= m->payload_size);
 			break;
