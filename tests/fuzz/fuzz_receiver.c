@@ -123,7 +123,7 @@ static void drain(struct run *u, int force)
 			/* Complete means every payload byte is in a verified chunk. */
 			/* An empty package (no payload, no chunks) is a valid session of its manifest alone. */
 			assert(m->payload_size == a->payload_size && (m->nchunks > 0 || m->payload_size == 0));
-			assert((uint64_t)(m->nchunks - 1) * m->chunk_size < m->payload_size);
+			assert(m->nchunks == 0 || (uint64_t)(m->nchunks - 1) * m->chunk_size < m->payload_size);
 			assert((uint64_t)m->nchunks * m->chunk_size >= m->payload_size);
 			break;
 		}
