@@ -193,6 +193,8 @@ require_session() {
 	# -V is mcast-pack's package version, not a version flag here
 	run -2 --separate-stderr run_send -V
 	[ -z "$output" ]
+	run -2 --separate-stderr run_send -i nosuch0 "$pkg"
+	[[ $stderr == *nosuch0* ]]
 }
 
 @test "session: mcast-send on a package that is not there exits 1 naming it" {
@@ -231,6 +233,8 @@ require_session() {
 	[[ $stderr == *extra* ]]
 	run -2 --separate-stderr run_recv -o
 	[ -z "$output" ]
+	run -2 --separate-stderr run_recv -i nosuch0 -o "$o"
+	[[ $stderr == *nosuch0* ]]
 	[ ! -e "$o" ] && [ ! -e "$o.part" ]
 }
 
