@@ -114,9 +114,10 @@ json_field() {
 	nginx_start local www
 	# About 2.6 MiB at 4 Mbit/s: five seconds of session, cut after one.
 	bg_start send ns_exec local with_timeout 60 run_send -q -g 239.1.2.3 -p 7300 -r 4M --linger 1s orig.mcpkg
-	bg_start recv ns_exec local with_timeout 60 run_recv -q -g 239.1.2.3 -p 7300 -o img.mcpkg
-	wait_for 20 test -s img.mcpkg.state
-	sleep 0.5
+	bg_start recv ns_exec local with_timeout 60 run_recv -q --json -g 239.1.2.3 -p 7300 -o img.mcpkg
+	# Cut once some chunks are verified and the state (saved at most once a second) has them.
+	wait_for 20 grep -q '"verified":[1-9]' "$BATS_TEST_TMPDIR/recv.out"
+	sleep 1.5
 	bg_kill recv KILL
 	bg_wait recv 10 || true
 	bg_kill send TERM
