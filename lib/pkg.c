@@ -10,17 +10,13 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "be.h"
+
 #define MANIFEST_MAGIC "MCMF"
 #define MANIFEST_VERSION 1
 /* Fixed part of the manifest: everything but name, version string and chunk digests. */
 #define MANIFEST_FIXED (4 + 2 + 2 + 2 + 8 + 1 + 1 + 4 + 8 + 4 + MC_DIGEST_LEN)
 
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
-static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)(v >> 16)); put16(p + 2, (uint16_t)v); }
-static void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)(v >> 32)); put32(p + 4, (uint32_t)v); }
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t get32(const uint8_t *p) { return (uint32_t)get16(p) << 16 | get16(p + 2); }
-static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) << 32 | get32(p + 4); }
 
 static uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
@@ -163,17 +159,17 @@ int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err,
 	m->raw = p;
 	m->raw_len = (uint32_t)len;
 	memcpy(p, MANIFEST_MAGIC, 4); p += 4;
-	put16(p, MANIFEST_VERSION); p += 2;
-	put16(p, (uint16_t)nl); p += 2;
+	mc_put16(p, MANIFEST_VERSION); p += 2;
+	mc_put16(p, (uint16_t)nl); p += 2;
 	memcpy(p, m->name, nl); p += nl;
-	put16(p, (uint16_t)vl); p += 2;
+	mc_put16(p, (uint16_t)vl); p += 2;
 	memcpy(p, m->version, vl); p += vl;
-	put64(p, m->ctime); p += 8;
+	mc_put64(p, m->ctime); p += 8;
 	*p++ = m->compression;
 	*p++ = m->kind;
-	put32(p, m->chunk_size); p += 4;
-	put64(p, m->payload_size); p += 8;
-	put32(p, m->nchunks); p += 4;
+	mc_put32(p, m->chunk_size); p += 4;
+	mc_put64(p, m->payload_size); p += 8;
+	mc_put32(p, m->nchunks); p += 4;
 	memcpy(p, m->payload_digest, MC_DIGEST_LEN); p += MC_DIGEST_LEN;
 	if (m->nchunks)
 		memcpy(p, digests, (size_t)m->nchunks * MC_DIGEST_LEN);
@@ -189,7 +185,7 @@ static int get_str(const uint8_t *buf, size_t len, size_t *off, char out[MC_NAME
 
 	if (len - *off < 2)
 		return -1;
-	n = get16(buf + *off);
+	n = mc_get16(buf + *off);
 	*off += 2;
 	if (n > MC_NAME_MAX || len - *off < n || memchr(buf + *off, 0, n) != NULL)
 		return -1;
@@ -210,8 +206,8 @@ int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, cha
 		snprintf(err, errlen, "manifest: bad magic or too short (%zu bytes)", len);
 		return -1;
 	}
-	if (get16(buf + 4) != MANIFEST_VERSION) {
-		snprintf(err, errlen, "manifest: unsupported version %u", get16(buf + 4));
+	if (mc_get16(buf + 4) != MANIFEST_VERSION) {
+		snprintf(err, errlen, "manifest: unsupported version %u", mc_get16(buf + 4));
 		return -1;
 	}
 	if (len > MC_MANIFEST_MAX) {
@@ -226,12 +222,12 @@ int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, cha
 		snprintf(err, errlen, "manifest: truncated");
 		return -1;
 	}
-	m->ctime = get64(buf + off); off += 8;
+	m->ctime = mc_get64(buf + off); off += 8;
 	m->compression = buf[off++];
 	m->kind = buf[off++];
-	m->chunk_size = get32(buf + off); off += 4;
-	m->payload_size = get64(buf + off); off += 8;
-	m->nchunks = get32(buf + off); off += 4;
+	m->chunk_size = mc_get32(buf + off); off += 4;
+	m->payload_size = mc_get64(buf + off); off += 8;
+	m->nchunks = mc_get32(buf + off); off += 4;
 	memcpy(m->payload_digest, buf + off, MC_DIGEST_LEN); off += MC_DIGEST_LEN;
 	want = mc_chunk_count(m->payload_size, m->chunk_size);
 	if (m->compression > MC_COMP_XZ)
@@ -281,11 +277,11 @@ void mc_pkg_header_encode(const struct mc_manifest *m, uint8_t out[MC_PKG_HDR_SI
 	mc_manifest_layout(m, &l);
 	memset(out, 0, MC_PKG_HDR_SIZE);
 	memcpy(out, MC_PKG_MAGIC, MC_PKG_MAGIC_LEN);
-	put16(out + 8, MC_PKG_VERSION);
-	put64(out + 16, l.manifest_off);
-	put64(out + 24, l.manifest_len);
-	put64(out + 32, l.payload_off);
-	put64(out + 40, l.payload_len);
+	mc_put16(out + 8, MC_PKG_VERSION);
+	mc_put64(out + 16, l.manifest_off);
+	mc_put64(out + 24, l.manifest_len);
+	mc_put64(out + 32, l.payload_off);
+	mc_put64(out + 40, l.payload_len);
 	memcpy(out + 48, m->id, MC_ID_LEN);
 }
 
@@ -299,16 +295,16 @@ int mc_pkg_header_decode(const uint8_t in[MC_PKG_HDR_SIZE], uint64_t file_size,
 		errno = EINVAL;
 		return -1;
 	}
-	if (get16(in + 8) != MC_PKG_VERSION) {
-		snprintf(err, errlen, "unsupported package format version %u", get16(in + 8));
+	if (mc_get16(in + 8) != MC_PKG_VERSION) {
+		snprintf(err, errlen, "unsupported package format version %u", mc_get16(in + 8));
 		errno = EINVAL;
 		return -1;
 	}
-	l->manifest_off = get64(in + 16);
-	l->manifest_len = get64(in + 24);
-	l->payload_off = get64(in + 32);
-	l->payload_len = get64(in + 40);
-	if (get16(in + 10) != 0 || get32(in + 12) != 0)
+	l->manifest_off = mc_get64(in + 16);
+	l->manifest_len = mc_get64(in + 24);
+	l->payload_off = mc_get64(in + 32);
+	l->payload_len = mc_get64(in + 40);
+	if (mc_get16(in + 10) != 0 || mc_get32(in + 12) != 0)
 		why = "header: reserved fields not zero";
 	else if (l->manifest_off != MC_PKG_HDR_SIZE)
 		why = "header: manifest offset is not 64";

@@ -342,6 +342,15 @@ static uint8_t take_esi(struct mc_sender *s, uint32_t gb)
 	return e;
 }
 
+static void end_first_pass(struct mc_sender *s, uint64_t now)
+{
+	s->pass1_done = 1;
+	s->pass1_end_ms = now;
+	s->pass = 2;
+	s->cursor = 0;
+	s->st.passes = 1;
+}
+
 int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
 {
 	const struct mc_geom *g = &s->cfg.geom;
@@ -353,11 +362,7 @@ int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
 			s->cursor++;
 		if (s->cursor >= g->nblocks) {
 			/* Only holes were left: the first pass ended with the previous block. */
-			s->pass1_done = 1;
-			s->pass1_end_ms = now;
-			s->pass = 2;
-			s->cursor = 0;
-			s->st.passes = 1;
+			end_first_pass(s, now);
 		} else {
 			uint32_t gb = s->cursor++;
 			uint16_t k = job->b.k, r = (uint16_t)((k * s->cfg.fec_pct + 99) / 100);
@@ -375,13 +380,8 @@ int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
 			}
 			s->st.symbols += job->n;
 			s->st.repair_symbols += r;
-			if (s->cursor >= g->nblocks) {
-				s->pass1_done = 1;
-				s->pass1_end_ms = now;
-				s->pass = 2;
-				s->cursor = 0;
-				s->st.passes = 1;
-			}
+			if (s->cursor >= g->nblocks)
+				end_first_pass(s, now);
 			s->state = MC_SENDER_RUN;
 			return MC_SENDER_RUN;
 		}

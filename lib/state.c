@@ -1,6 +1,8 @@
 /* Durable receive state; see state.h for the file layout and the crash rules. */
 #include "state.h"
 
+#include "be.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -13,16 +15,6 @@
 #include <xxhash.h>
 
 #define STATE_MAGIC "MCSTATE1"
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 int mc_state_init(struct mc_state *st, const uint8_t id[MC_ID_LEN], uint32_t nchunks)
 {
@@ -100,9 +92,9 @@ int mc_state_load(const char *pkg, struct mc_state *st, char *err, size_t errlen
 		goto out;
 	}
 	size_t len = (size_t)sb.st_size;
-	uint32_t n = get32(buf + 24);
+	uint32_t n = mc_get32(buf + 24);
 	if (memcmp(buf, STATE_MAGIC, 8) != 0 || len != 32 + (size_t)n / 8 + 1 + 8 ||
-	    XXH64(buf, len - 8, 0) != ((uint64_t)get32(buf + len - 8) << 32 | get32(buf + len - 4))) {
+	    XXH64(buf, len - 8, 0) != ((uint64_t)mc_get32(buf + len - 8) << 32 | mc_get32(buf + len - 4))) {
 		snprintf(err, errlen, "%s: damaged state file", path);
 		goto out;
 	}
@@ -157,12 +149,12 @@ int mc_state_save(const char *pkg, const struct mc_state *st, char *err, size_t 
 	}
 	memcpy(buf, STATE_MAGIC, 8);
 	memcpy(buf + 8, st->id, MC_ID_LEN);
-	put32(buf + 24, st->nchunks);
-	put32(buf + 28, st->nhave);
+	mc_put32(buf + 24, st->nchunks);
+	mc_put32(buf + 28, st->nhave);
 	memcpy(buf + 32, st->have, bm);
 	uint64_t h = XXH64(buf, len - 8, 0);
-	put32(buf + len - 8, (uint32_t)(h >> 32));
-	put32(buf + len - 4, (uint32_t)h);
+	mc_put32(buf + len - 8, (uint32_t)(h >> 32));
+	mc_put32(buf + len - 4, (uint32_t)h);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0 || write(fd, buf, len) != (ssize_t)len || fsync(fd) < 0) {
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno ? errno : EIO));

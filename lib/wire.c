@@ -3,12 +3,7 @@
 
 #include <string.h>
 
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
-static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)(v >> 16)); put16(p + 2, (uint16_t)v); }
-static void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)(v >> 32)); put32(p + 4, (uint32_t)v); }
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t get32(const uint8_t *p) { return (uint32_t)get16(p) << 16 | get16(p + 2); }
-static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) << 32 | get32(p + 4); }
+#include "be.h"
 
 static void put_hdr(uint8_t *out, uint8_t type, uint8_t flags, uint32_t session)
 {
@@ -19,7 +14,7 @@ static void put_hdr(uint8_t *out, uint8_t type, uint8_t flags, uint32_t session)
 	out[4] = type;
 	out[5] = flags;
 	out[6] = out[7] = 0;
-	put32(out + 8, session);
+	mc_put32(out + 8, session);
 }
 
 /* Copies a length-prefixed name; rejects NULs inside (names are C strings everywhere else). */
@@ -48,12 +43,12 @@ static size_t put_name(uint8_t *p, size_t avail, const char *name)
 void mc_wire_encode_data_hdr(uint32_t session, uint16_t pass, const struct mc_data *d, uint8_t out[MC_WIRE_DATA_HDR])
 {
 	put_hdr(out, MC_PKT_DATA, 0, session);
-	put16(out + 6, pass);
-	put32(out + 12, d->chunk);
-	put64(out + 16, d->block_off);
-	put32(out + 24, d->block_len);
-	put16(out + 28, d->k);
-	put16(out + 30, d->esi);
+	mc_put16(out + 6, pass);
+	mc_put32(out + 12, d->chunk);
+	mc_put64(out + 16, d->block_off);
+	mc_put32(out + 24, d->block_len);
+	mc_put16(out + 28, d->k);
+	mc_put16(out + 30, d->esi);
 }
 
 size_t mc_wire_encode(const struct mc_pkt *p, uint8_t *out, size_t cap)
@@ -69,19 +64,19 @@ size_t mc_wire_encode(const struct mc_pkt *p, uint8_t *out, size_t cap)
 		if (cap < 76)
 			return 0;
 		memcpy(out + 12, a->id, MC_ID_LEN);
-		put64(out + 28, a->payload_size);
-		put32(out + 36, a->manifest_len);
-		put32(out + 40, a->chunk_size);
-		put32(out + 44, a->nchunks);
-		put16(out + 48, a->symbol_size);
-		put16(out + 50, a->kmax);
-		put32(out + 52, a->pass);
-		put32(out + 56, a->cursor);
-		put64(out + 60, a->rate);
-		put16(out + 68, a->joined);
-		put16(out + 70, a->complete);
-		put16(out + 72, a->max_passes);
-		put16(out + 74, 0);
+		mc_put64(out + 28, a->payload_size);
+		mc_put32(out + 36, a->manifest_len);
+		mc_put32(out + 40, a->chunk_size);
+		mc_put32(out + 44, a->nchunks);
+		mc_put16(out + 48, a->symbol_size);
+		mc_put16(out + 50, a->kmax);
+		mc_put32(out + 52, a->pass);
+		mc_put32(out + 56, a->cursor);
+		mc_put64(out + 60, a->rate);
+		mc_put16(out + 68, a->joined);
+		mc_put16(out + 70, a->complete);
+		mc_put16(out + 72, a->max_passes);
+		mc_put16(out + 74, 0);
 		k = put_name(out + 76, cap - 76, a->name);
 		if (k == 0)
 			return 0;
@@ -91,10 +86,10 @@ size_t mc_wire_encode(const struct mc_pkt *p, uint8_t *out, size_t cap)
 	case MC_PKT_MANIFEST:
 		if (cap < 24u + p->u.man.len)
 			return 0;
-		put32(out + 12, p->u.man.total);
-		put32(out + 16, p->u.man.offset);
-		put16(out + 20, p->u.man.len);
-		put16(out + 22, 0);
+		mc_put32(out + 12, p->u.man.total);
+		mc_put32(out + 16, p->u.man.offset);
+		mc_put16(out + 20, p->u.man.len);
+		mc_put16(out + 22, 0);
 		memcpy(out + 24, p->u.man.bytes, p->u.man.len);
 		n = 24u + p->u.man.len;
 		break;
@@ -115,10 +110,10 @@ size_t mc_wire_encode(const struct mc_pkt *p, uint8_t *out, size_t cap)
 	case MC_PKT_CTRL:
 		if (p->u.ctrl.n > MC_WIRE_CTRL_MAX || cap < 14u + 12u * p->u.ctrl.n)
 			return 0;
-		put16(out + 12, p->u.ctrl.n);
+		mc_put16(out + 12, p->u.ctrl.n);
 		for (unsigned i = 0; i < p->u.ctrl.n; i++) {
 			uint8_t *e = out + 14 + 12 * i;
-			put64(e, p->u.ctrl.e[i].rid);
+			mc_put64(e, p->u.ctrl.e[i].rid);
 			e[8] = p->u.ctrl.e[i].code;
 			e[9] = e[10] = e[11] = 0;
 		}
@@ -128,10 +123,10 @@ size_t mc_wire_encode(const struct mc_pkt *p, uint8_t *out, size_t cap)
 		const struct mc_hello *h = &p->u.hello;
 		if (cap < 44)
 			return 0;
-		put64(out + 12, h->rid);
+		mc_put64(out + 12, h->rid);
 		memcpy(out + 20, h->want_id, MC_ID_LEN);
-		put32(out + 36, h->have);
-		put32(out + 40, h->total);
+		mc_put32(out + 36, h->have);
+		mc_put32(out + 40, h->total);
 		k = put_name(out + 44, cap - 44, h->name);
 		if (k == 0)
 			return 0;
@@ -141,15 +136,15 @@ size_t mc_wire_encode(const struct mc_pkt *p, uint8_t *out, size_t cap)
 	case MC_PKT_NACK:
 		if (p->u.nack.n > MC_WIRE_NACK_MAX || cap < 28u + 8u * p->u.nack.n)
 			return 0;
-		put64(out + 12, p->u.nack.rid);
-		put32(out + 20, p->u.nack.pass);
-		put16(out + 24, p->u.nack.n);
-		put16(out + 26, 0);
+		mc_put64(out + 12, p->u.nack.rid);
+		mc_put32(out + 20, p->u.nack.pass);
+		mc_put16(out + 24, p->u.nack.n);
+		mc_put16(out + 26, 0);
 		for (unsigned i = 0; i < p->u.nack.n; i++) {
 			uint8_t *e = out + 28 + 8 * i;
-			put32(e, p->u.nack.e[i].block);
-			put16(e + 4, p->u.nack.e[i].run);
-			put16(e + 6, p->u.nack.e[i].need);
+			mc_put32(e, p->u.nack.e[i].block);
+			mc_put16(e + 4, p->u.nack.e[i].run);
+			mc_put16(e + 6, p->u.nack.e[i].need);
 		}
 		n = 28u + 8u * p->u.nack.n;
 		break;
@@ -157,7 +152,7 @@ size_t mc_wire_encode(const struct mc_pkt *p, uint8_t *out, size_t cap)
 	case MC_PKT_BYE:
 		if (cap < 36)
 			return 0;
-		put64(out + 12, p->u.done.rid);
+		mc_put64(out + 12, p->u.done.rid);
 		memcpy(out + 20, p->u.done.id, MC_ID_LEN);
 		n = 36;
 		break;
@@ -177,26 +172,26 @@ int mc_wire_decode(const uint8_t *b, size_t len, struct mc_pkt *p)
 		return MC_WIRE_EVERSION;
 	p->type = b[4];
 	p->flags = b[5];
-	p->pass = get16(b + 6);
-	p->session = get32(b + 8);
+	p->pass = mc_get16(b + 6);
+	p->session = mc_get32(b + 8);
 	switch (p->type) {
 	case MC_PKT_ANNOUNCE: {
 		struct mc_announce *a = &p->u.ann;
 		if (len < 77)
 			return MC_WIRE_ESHORT;
 		memcpy(a->id, b + 12, MC_ID_LEN);
-		a->payload_size = get64(b + 28);
-		a->manifest_len = get32(b + 36);
-		a->chunk_size = get32(b + 40);
-		a->nchunks = get32(b + 44);
-		a->symbol_size = get16(b + 48);
-		a->kmax = get16(b + 50);
-		a->pass = get32(b + 52);
-		a->cursor = get32(b + 56);
-		a->rate = get64(b + 60);
-		a->joined = get16(b + 68);
-		a->complete = get16(b + 70);
-		a->max_passes = get16(b + 72);
+		a->payload_size = mc_get64(b + 28);
+		a->manifest_len = mc_get32(b + 36);
+		a->chunk_size = mc_get32(b + 40);
+		a->nchunks = mc_get32(b + 44);
+		a->symbol_size = mc_get16(b + 48);
+		a->kmax = mc_get16(b + 50);
+		a->pass = mc_get32(b + 52);
+		a->cursor = mc_get32(b + 56);
+		a->rate = mc_get64(b + 60);
+		a->joined = mc_get16(b + 68);
+		a->complete = mc_get16(b + 70);
+		a->max_passes = mc_get16(b + 72);
 		if ((k = get_name(b + 76, len - 76, a->name)) < 0 || 76u + (size_t)k != len)
 			return MC_WIRE_EFIELD;
 		/* Sizes that could not describe a package are refused here, once for all callers. */
@@ -211,9 +206,9 @@ int mc_wire_decode(const uint8_t *b, size_t len, struct mc_pkt *p)
 	case MC_PKT_MANIFEST:
 		if (len < 24)
 			return MC_WIRE_ESHORT;
-		p->u.man.total = get32(b + 12);
-		p->u.man.offset = get32(b + 16);
-		p->u.man.len = get16(b + 20);
+		p->u.man.total = mc_get32(b + 12);
+		p->u.man.offset = mc_get32(b + 16);
+		p->u.man.len = mc_get16(b + 20);
 		p->u.man.bytes = b + 24;
 		if (24u + p->u.man.len != len || p->u.man.len == 0 ||
 		    p->u.man.total > MC_MANIFEST_MAX ||
@@ -224,11 +219,11 @@ int mc_wire_decode(const uint8_t *b, size_t len, struct mc_pkt *p)
 		struct mc_data *d = &p->u.data;
 		if (len <= MC_WIRE_DATA_HDR)
 			return MC_WIRE_ESHORT;
-		d->chunk = get32(b + 12);
-		d->block_off = get64(b + 16);
-		d->block_len = get32(b + 24);
-		d->k = get16(b + 28);
-		d->esi = get16(b + 30);
+		d->chunk = mc_get32(b + 12);
+		d->block_off = mc_get64(b + 16);
+		d->block_len = mc_get32(b + 24);
+		d->k = mc_get16(b + 28);
+		d->esi = mc_get16(b + 30);
 		d->sym = b + MC_WIRE_DATA_HDR;
 		d->sym_len = (uint16_t)(len - MC_WIRE_DATA_HDR);
 		if (len - MC_WIRE_DATA_HDR > 65535 || d->k == 0 || d->k >= MC_RS_MAX ||
@@ -247,12 +242,12 @@ int mc_wire_decode(const uint8_t *b, size_t len, struct mc_pkt *p)
 	case MC_PKT_CTRL: {
 		if (len < 14)
 			return MC_WIRE_ESHORT;
-		unsigned n = get16(b + 12);
+		unsigned n = mc_get16(b + 12);
 		if (n > MC_WIRE_CTRL_MAX || len != 14u + 12u * n)
 			return MC_WIRE_EFIELD;
 		p->u.ctrl.n = (uint16_t)n;
 		for (unsigned i = 0; i < n; i++) {
-			p->u.ctrl.e[i].rid = get64(b + 14 + 12 * i);
+			p->u.ctrl.e[i].rid = mc_get64(b + 14 + 12 * i);
 			p->u.ctrl.e[i].code = b[14 + 12 * i + 8];
 		}
 		return 0;
@@ -261,10 +256,10 @@ int mc_wire_decode(const uint8_t *b, size_t len, struct mc_pkt *p)
 		struct mc_hello *h = &p->u.hello;
 		if (len < 45)
 			return MC_WIRE_ESHORT;
-		h->rid = get64(b + 12);
+		h->rid = mc_get64(b + 12);
 		memcpy(h->want_id, b + 20, MC_ID_LEN);
-		h->have = get32(b + 36);
-		h->total = get32(b + 40);
+		h->have = mc_get32(b + 36);
+		h->total = mc_get32(b + 40);
 		if ((k = get_name(b + 44, len - 44, h->name)) < 0 || 44u + (size_t)k != len)
 			return MC_WIRE_EFIELD;
 		return 0;
@@ -272,17 +267,17 @@ int mc_wire_decode(const uint8_t *b, size_t len, struct mc_pkt *p)
 	case MC_PKT_NACK: {
 		if (len < 28)
 			return MC_WIRE_ESHORT;
-		unsigned n = get16(b + 24);
+		unsigned n = mc_get16(b + 24);
 		if (n > MC_WIRE_NACK_MAX || len != 28u + 8u * n)
 			return MC_WIRE_EFIELD;
-		p->u.nack.rid = get64(b + 12);
-		p->u.nack.pass = get32(b + 20);
+		p->u.nack.rid = mc_get64(b + 12);
+		p->u.nack.pass = mc_get32(b + 20);
 		p->u.nack.n = (uint16_t)n;
 		for (unsigned i = 0; i < n; i++) {
 			const uint8_t *e = b + 28 + 8 * i;
-			p->u.nack.e[i].block = get32(e);
-			p->u.nack.e[i].run = get16(e + 4);
-			p->u.nack.e[i].need = get16(e + 6);
+			p->u.nack.e[i].block = mc_get32(e);
+			p->u.nack.e[i].run = mc_get16(e + 4);
+			p->u.nack.e[i].need = mc_get16(e + 6);
 		}
 		return 0;
 	}
@@ -290,7 +285,7 @@ int mc_wire_decode(const uint8_t *b, size_t len, struct mc_pkt *p)
 	case MC_PKT_BYE:
 		if (len != 36)
 			return MC_WIRE_ESHORT;
-		p->u.done.rid = get64(b + 12);
+		p->u.done.rid = mc_get64(b + 12);
 		memcpy(p->u.done.id, b + 20, MC_ID_LEN);
 		return 0;
 	default:
