@@ -16,6 +16,7 @@
 
 #include "defaults.h"
 #include "exitcode.h"
+#include "fe.h"
 #include "log.h"
 #include "net.h"
 #include "opt.h"
@@ -36,30 +37,11 @@ static const char usage_text[] =
 
 static volatile sig_atomic_t got_signal;
 
-static void on_signal(int sig)
-{
-	got_signal = sig;
-}
-
-static void usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-static void usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "mcast-recv: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	fputs(usage_text, stderr);
-	exit(MC_EXIT_USAGE);
-}
-
 static void help(void) __attribute__((noreturn));
 static void help(void)
 {
-	fputs(usage_text, stdout);
-	fputs("\nJoins the session on GROUP:PORT (at any moment) and writes PKG.part and PKG.state,\n"
+	mc_fe_help(usage_text,
+	"\nJoins the session on GROUP:PORT (at any moment) and writes PKG.part and PKG.state,\n"
 	      "renamed to PKG once every chunk is verified. Run again with the same -o to resume.\n"
 	      "  -g GROUP          multicast group, IPv4 or IPv6 (default " MC_DEFAULT_GROUP4 ")\n"
 	      "  -p PORT           data port; feedback goes to PORT+1 (default 7077)\n"
@@ -73,9 +55,7 @@ static void help(void)
 	      "  --json            one JSON event per line on stdout\n"
 	      "  -q, -v            quieter, more verbose\n"
 	      "  -h, --help        this help    --version  program version\n"
-	      "Exit: 0 complete and verified, 1 error, 2 usage, 3 incomplete (state kept: run again or mcast-repair).\n",
-	      stdout);
-	exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
+	      "Exit: 0 complete and verified, 1 error, 2 usage, 3 incomplete (state kept: run again or mcast-repair).\n");
 }
 
 struct opts {
@@ -120,41 +100,40 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'o': o->out = optarg; break;
 		case 'p':
 			if (mc_opt_uint(optarg, 1, 65534, &o->port) < 0)
-				usage_error("-p %s: port must be a number from 1 to 65534", optarg);
+				mc_fe_usage_error(usage_text, "-p %s: port must be a number from 1 to 65534", optarg);
 			break;
 		case 'q': o->verbosity = 0; break;
 		case 't':
 			if (mc_opt_uint(optarg, 1, 255, &o->ttl) < 0)
-				usage_error("-t %s: TTL must be a number from 1 to 255", optarg);
+				mc_fe_usage_error(usage_text, "-t %s: TTL must be a number from 1 to 255", optarg);
 			break;
 		case 'v': o->verbosity = 2; break;
 		case O_EXPECT: o->expect = optarg; break;
 		case O_JSON: o->json = 1; break;
 		case O_MEM:
 			if (mc_opt_size(optarg, 4u << 20, 1ULL << 40, &o->mem) < 0)
-				usage_error("--mem %s: must be a size from 4M, such as 64M", optarg);
+				mc_fe_usage_error(usage_text, "--mem %s: must be a size from 4M, such as 64M", optarg);
 			break;
 		case O_PACKAGE:
 			if (*optarg == '\0' || strlen(optarg) > MC_NAME_MAX)
-				usage_error("--package: a name of 1 to %d bytes", MC_NAME_MAX);
+				mc_fe_usage_error(usage_text, "--package: a name of 1 to %d bytes", MC_NAME_MAX);
 			o->package = optarg;
 			break;
 		case O_TIMEOUT:
 			if (mc_opt_duration(optarg, 1, 366ULL * 86400000, &o->timeout) < 0)
-				usage_error("--timeout %s: must be a duration such as 30s or 5m", optarg);
+				mc_fe_usage_error(usage_text, "--timeout %s: must be a duration such as 30s or 5m", optarg);
 			break;
 		case O_VERSION:
-			printf("mcast-recv %s\n", MC_VERSION);
-			exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
+			mc_fe_version();
 		default:
 			fputs(usage_text, stderr);
 			exit(MC_EXIT_USAGE);
 		}
 	}
 	if (optind != argc)
-		usage_error("unexpected argument '%s'", argv[optind]);
+		mc_fe_usage_error(usage_text, "unexpected argument '%s'", argv[optind]);
 	if (o->out == NULL || *o->out == '\0')
-		usage_error("-o PKG is required");
+		mc_fe_usage_error(usage_text, "-o PKG is required");
 }
 
 struct rstate {
@@ -342,7 +321,7 @@ int main(int argc, char **argv)
 	mc_log_init(argv[0], x.o.verbosity, x.o.json);
 	memset(&rc, 0, sizeof rc);
 	if (x.o.expect && (rc.expect_nhex = mc_id_parse(x.o.expect, rc.expect)) < 0)
-		usage_error("--expect %s: a package id is 32 hex digits (or a prefix of at least 8)", x.o.expect);
+		mc_fe_usage_error(usage_text, "--expect %s: a package id is 32 hex digits (or a prefix of at least 8)", x.o.expect);
 	if (mc_net_group(x.o.group, (uint16_t)x.o.port, x.o.iface, &g, err, sizeof err) < 0) {
 		mc_err("%s", err);
 		exit(MC_EXIT_USAGE); /* a group that is not multicast, an interface that does not exist */
@@ -401,13 +380,7 @@ int main(int argc, char **argv)
 		mc_err("%s", err);
 		goto out;
 	}
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	mc_fe_signals(&got_signal);
 	mc_info("waiting for %s%s on %s", x.o.package ? "package " : "a session",
 		x.o.package ? x.o.package : "", g.text);
 	start = mc_now_ms();

@@ -12,6 +12,7 @@
 
 #include "defaults.h"
 #include "exitcode.h"
+#include "fe.h"
 #include "fec.h"
 #include "log.h"
 #include "net.h"
@@ -34,30 +35,11 @@ static const char usage_text[] =
 
 static volatile sig_atomic_t got_signal;
 
-static void on_signal(int sig)
-{
-	got_signal = sig;
-}
-
-static void usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-static void usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "mcast-send: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	fputs(usage_text, stderr);
-	exit(MC_EXIT_USAGE);
-}
-
 static void help(void) __attribute__((noreturn));
 static void help(void)
 {
-	fputs(usage_text, stdout);
-	fputs("\nMulticasts PKG to every receiver on GROUP:PORT; receivers may join at any time.\n"
+	mc_fe_help(usage_text,
+	"\nMulticasts PKG to every receiver on GROUP:PORT; receivers may join at any time.\n"
 	      "  -g GROUP          multicast group, IPv4 or IPv6 (default " MC_DEFAULT_GROUP4 ")\n"
 	      "  -p PORT           data port; feedback comes back on PORT+1 (default 7077)\n"
 	      "  -i IFACE          send on this interface\n"
@@ -72,9 +54,7 @@ static void help(void)
 	      "  --peer-timeout DUR  a silent receiver is no longer waited for (default 5s)\n"
 	      "  --json            one JSON event per line on stdout\n"
 	      "  -q, -v            quieter, more verbose\n"
-	      "  -h, --help        this help    --version  program version\n",
-	      stdout);
-	exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
+	      "  -h, --help        this help    --version  program version\n");
 }
 
 struct opts {
@@ -125,53 +105,52 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'i': o->iface = optarg; break;
 		case 'p':
 			if (mc_opt_uint(optarg, 1, 65534, &o->port) < 0)
-				usage_error("-p %s: port must be a number from 1 to 65534", optarg);
+				mc_fe_usage_error(usage_text, "-p %s: port must be a number from 1 to 65534", optarg);
 			break;
 		case 'q': o->verbosity = 0; break;
 		case 'r':
 			if (mc_opt_rate(optarg, 1000, 400000000000ULL, &o->rate) < 0)
-				usage_error("-r %s: rate must be bits per second such as 800M or 1G", optarg);
+				mc_fe_usage_error(usage_text, "-r %s: rate must be bits per second such as 800M or 1G", optarg);
 			break;
 		case 't':
 			if (mc_opt_uint(optarg, 1, 255, &o->ttl) < 0)
-				usage_error("-t %s: TTL must be a number from 1 to 255", optarg);
+				mc_fe_usage_error(usage_text, "-t %s: TTL must be a number from 1 to 255", optarg);
 			break;
 		case 'v': o->verbosity = 2; break;
 		case O_FEC:
 			if (mc_opt_uint(optarg, 0, 100, &o->fec) < 0)
-				usage_error("--fec %s: must be a percentage from 0 to 100", optarg);
+				mc_fe_usage_error(usage_text, "--fec %s: must be a percentage from 0 to 100", optarg);
 			break;
 		case O_JSON: o->json = 1; break;
 		case O_LINGER:
 			if (mc_opt_duration(optarg, 0, 86400000, &o->linger) < 0)
-				usage_error("--linger %s: must be a duration such as 2s or 500ms", optarg);
+				mc_fe_usage_error(usage_text, "--linger %s: must be a duration such as 2s or 500ms", optarg);
 			break;
 		case O_MAX_PASSES:
 			if (mc_opt_uint(optarg, 0, 10000, &o->max_passes) < 0)
-				usage_error("--max-passes %s: must be a number from 0 to 10000", optarg);
+				mc_fe_usage_error(usage_text, "--max-passes %s: must be a number from 0 to 10000", optarg);
 			break;
 		case O_MAX_TIME:
 			if (mc_opt_duration(optarg, 1, 30ULL * 86400000, &o->max_time) < 0)
-				usage_error("--max-time %s: must be a duration such as 30m or 2h", optarg);
+				mc_fe_usage_error(usage_text, "--max-time %s: must be a duration such as 30m or 2h", optarg);
 			break;
 		case O_MTU:
 			if (mc_opt_uint(optarg, 576, 65535, &o->mtu) < 0)
-				usage_error("--mtu %s: must be a number from 576 to 65535", optarg);
+				mc_fe_usage_error(usage_text, "--mtu %s: must be a number from 576 to 65535", optarg);
 			break;
 		case O_PEER_TIMEOUT:
 			if (mc_opt_duration(optarg, 100, 86400000, &o->peer_timeout) < 0)
-				usage_error("--peer-timeout %s: must be a duration such as 5s", optarg);
+				mc_fe_usage_error(usage_text, "--peer-timeout %s: must be a duration such as 5s", optarg);
 			break;
 		case O_VERSION:
-			printf("mcast-send %s\n", MC_VERSION);
-			exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
+			mc_fe_version();
 		default:
 			fputs(usage_text, stderr);
 			exit(MC_EXIT_USAGE);
 		}
 	}
 	if (optind != argc - 1)
-		usage_error(optind == argc ? "missing PKG" : "one PKG only");
+		mc_fe_usage_error(usage_text, optind == argc ? "missing PKG" : "one PKG only");
 	o->pkg = argv[optind];
 }
 
@@ -477,13 +456,7 @@ int main(int argc, char **argv)
 	x.nfrag = (x.pkg.m.raw_len + MC_MANIFEST_FRAG - 1) / MC_MANIFEST_FRAG;
 	/* A burst of a few GSO batches: the rate holds over milliseconds, syscalls stay few. */
 	mc_pace_init(&x.pace, x.o.rate, 4 * GSO_MAX_BYTES, mc_now_ns());
-	signal(SIGPIPE, SIG_IGN);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	mc_fe_signals(&got_signal);
 
 	mc_id_hex(x.pkg.m.id, idhex);
 	mc_info("sending %s (id %.16s, %s, %u chunks) to %s at %s, fec %llu%%, %u-byte symbols%s",

@@ -1,0 +1,56 @@
+/* Front-end helpers shared by the programs; see fe.h. */
+#include "fe.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exitcode.h"
+#include "log.h"
+
+static volatile sig_atomic_t *signal_flag;
+
+void mc_fe_usage_error(const char *usage, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s: %s\n%s", program_invocation_short_name, line, usage);
+	exit(MC_EXIT_USAGE);
+}
+
+void mc_fe_help(const char *usage, const char *body)
+{
+	fputs(usage, stdout);
+	fputs(body, stdout);
+	exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
+}
+
+void mc_fe_version(void)
+{
+	printf("%s %s\n", program_invocation_short_name, MC_VERSION);
+	exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
+}
+
+static void on_signal(int sig)
+{
+	*signal_flag = sig;
+}
+
+void mc_fe_signals(volatile sig_atomic_t *flag)
+{
+	struct sigaction sa;
+
+	signal_flag = flag;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}

@@ -1,0 +1,23 @@
+/*
+ * Front-end helpers for cmd/ (what lafe_ is to bsdtar): usage errors, help,
+ * version and signal flags. The one part of libmcast that prints usage and
+ * exits, so that each program's main stays about its own options.
+ */
+#ifndef MC_FE_H
+#define MC_FE_H
+
+#include <signal.h>
+
+/* Prints "prog: message" and the usage text on stderr, exits 2. */
+void mc_fe_usage_error(const char *usage, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
+
+/* Prints the usage text and body on stdout, exits 0 (1 when stdout cannot be written). */
+void mc_fe_help(const char *usage, const char *body) __attribute__((noreturn));
+
+/* Prints "prog VERSION" on stdout, exits 0 (1 when stdout cannot be written). */
+void mc_fe_version(void) __attribute__((noreturn));
+
+/* SIGINT, SIGTERM and SIGHUP set *flag to the signal number (no SA_RESTART); SIGPIPE is ignored. */
+void mc_fe_signals(volatile sig_atomic_t *flag);
+
+#endif
