@@ -64,13 +64,14 @@ MCAST_COUNTS ?= $(CURDIR)/build/test-counts
 export MCAST_COUNTS
 
 check:
-	@st=0; \
+	@st=0; mkdir -p $$(dirname $(MCAST_COUNTS)); : >$(MCAST_COUNTS); \
 	$(MAKE) lint || st=1; \
 	if $(MAKE) WERROR=-Werror all units; then \
 	  sh tests/run-all.sh plain || st=1; \
 	else echo "check: build failed" >&2; echo "build 0 1 0" >>$(MCAST_COUNTS); st=1; fi; \
 	$(MAKE) fuzz-check || st=1; \
 	$(MAKE) check-asan || st=1; \
+	awk '{ p += $$2; f += $$3; s += $$4 } END { printf "check: %d passed, %d failed, %d skipped\n", p, f, s }' $(MCAST_COUNTS); \
 	exit $$st
 
 check-fast: all units
