@@ -536,12 +536,14 @@ static void send_hello(struct mc_receiver *r)
 	p.flags = r->welcomed ? MC_FLAG_WELCOMED : 0;
 	p.session = r->have_session ? r->session : 0;
 	p.u.hello.rid = r->cfg.rid;
-	if (r->have_session)
-		memcpy(p.u.hello.want_id, r->ann.id, MC_ID_LEN);
-	else if (r->pinned)
-		memcpy(p.u.hello.want_id, r->pin_id, MC_ID_LEN);
-	else if (r->cfg.expect_nhex == 2 * MC_ID_LEN)
+	if (r->have_session || r->pinned) {
+		memcpy(p.u.hello.want_id, r->have_session ? r->ann.id : r->pin_id, MC_ID_LEN);
+		p.u.hello.want_nhex = 2 * MC_ID_LEN;
+	} else if (r->cfg.expect_nhex) {
+		/* A prefix travels as such: a sender of another package must not count us. */
 		memcpy(p.u.hello.want_id, r->cfg.expect, MC_ID_LEN);
+		p.u.hello.want_nhex = (uint8_t)r->cfg.expect_nhex;
+	}
 	p.u.hello.have = r->nhave;
 	p.u.hello.total = r->have_session ? r->geom.nchunks : 0;
 	memcpy(p.u.hello.name, r->cfg.package, sizeof p.u.hello.name);

@@ -180,9 +180,7 @@ static void add_demand(struct mc_sender *s, uint32_t gb, uint16_t need)
 
 static int wants_us(const struct mc_sender *s, const struct mc_hello *h)
 {
-	static const uint8_t zero[MC_ID_LEN];
-
-	if (memcmp(h->want_id, zero, MC_ID_LEN) != 0 && memcmp(h->want_id, s->cfg.id, MC_ID_LEN) != 0)
+	if (h->want_nhex && !mc_id_match(s->cfg.id, h->want_id, h->want_nhex))
 		return 0;
 	return h->name[0] == '\0' || strcmp(h->name, s->cfg.name) == 0;
 }

@@ -121,16 +121,17 @@ size_t mc_wire_encode(const struct mc_pkt *p, uint8_t *out, size_t cap)
 		break;
 	case MC_PKT_HELLO: {
 		const struct mc_hello *h = &p->u.hello;
-		if (cap < 44)
+		if (cap < 45)
 			return 0;
 		mc_put64(out + 12, h->rid);
 		memcpy(out + 20, h->want_id, MC_ID_LEN);
 		mc_put32(out + 36, h->have);
 		mc_put32(out + 40, h->total);
-		k = put_name(out + 44, cap - 44, h->name);
+		out[44] = h->want_nhex;
+		k = put_name(out + 45, cap - 45, h->name);
 		if (k == 0)
 			return 0;
-		n = 44 + k;
+		n = 45 + k;
 		break;
 	}
 	case MC_PKT_NACK:
@@ -254,13 +255,16 @@ int mc_wire_decode(const uint8_t *b, size_t len, struct mc_pkt *p)
 	}
 	case MC_PKT_HELLO: {
 		struct mc_hello *h = &p->u.hello;
-		if (len < 45)
+		if (len < 46)
 			return MC_WIRE_ESHORT;
 		h->rid = mc_get64(b + 12);
 		memcpy(h->want_id, b + 20, MC_ID_LEN);
 		h->have = mc_get32(b + 36);
 		h->total = mc_get32(b + 40);
-		if ((k = get_name(b + 44, len - 44, h->name)) < 0 || 44u + (size_t)k != len)
+		h->want_nhex = b[44];
+		if (h->want_nhex > 2 * MC_ID_LEN)
+			return MC_WIRE_EFIELD;
+		if ((k = get_name(b + 45, len - 45, h->name)) < 0 || 45u + (size_t)k != len)
 			return MC_WIRE_EFIELD;
 		return 0;
 	}

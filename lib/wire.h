@@ -96,7 +96,8 @@ struct mc_nack_entry {
 
 struct mc_hello {
 	uint64_t rid;
-	uint8_t want_id[MC_ID_LEN]; /* zero: any */
+	uint8_t want_id[MC_ID_LEN]; /* the package asked for: its first want_nhex hex digits */
+	uint8_t want_nhex;          /* 0: any package; 32: exactly want_id; 8-31: an --expect prefix */
 	uint32_t have, total;       /* verified chunks, chunks (0 if unknown) */
 	char name[MC_NAME_MAX + 1]; /* wanted package name, "" for any */
 };

@@ -147,6 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			p.flags = (uint8_t)take(&in, 1);
 			p.u.hello.rid = rid;
 			memcpy(p.u.hello.want_id, (op & 0x20) ? zero : cfg.id, MC_ID_LEN);
+			p.u.hello.want_nhex = (op & 0x20) ? 0 : 2 * MC_ID_LEN;
 			p.u.hello.have = (uint32_t)take(&in, 4);
 			p.u.hello.total = (uint32_t)take(&in, 4);
 			if (op & 0x10)

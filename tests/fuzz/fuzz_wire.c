@@ -68,7 +68,7 @@ static void same(const struct mc_pkt *a, const struct mc_pkt *b)
 		break;
 	case MC_PKT_HELLO: {
 		const struct mc_hello *x = &a->u.hello, *y = &b->u.hello;
-		assert(x->rid == y->rid && memcmp(x->want_id, y->want_id, MC_ID_LEN) == 0);
+		assert(x->rid == y->rid && memcmp(x->want_id, y->want_id, MC_ID_LEN) == 0 && x->want_nhex == y->want_nhex);
 		assert(x->have == y->have && x->total == y->total && strcmp(x->name, y->name) == 0);
 		break;
 	}

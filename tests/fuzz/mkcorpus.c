@@ -101,6 +101,7 @@ int main(int argc, char **argv)
 	p.flags = MC_FLAG_WELCOMED;
 	p.u.hello.rid = FZ_RID;
 	memcpy(p.u.hello.want_id, s.m.id, MC_ID_LEN);
+	p.u.hello.want_nhex = 2 * MC_ID_LEN;
 	p.u.hello.have = 1;
 	p.u.hello.total = 3;
 	strcpy(p.u.hello.name, "fuzz");
