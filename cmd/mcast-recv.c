@@ -92,6 +92,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->ttl = MC_DEFAULT_TTL;
 	o->mem = 48u << 20;
 	o->verbosity = 1;
+	opterr = 0; /* our own message, with the program name alone */
 	while ((c = getopt_long(argc, argv, "g:hi:o:p:qt:v", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'g': o->group = optarg; break;
@@ -126,8 +127,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		case O_VERSION:
 			mc_fe_version();
 		default:
-			fputs(usage_text, stderr);
-			exit(MC_EXIT_USAGE);
+			mc_fe_bad_option(usage_text, argv);
 		}
 	}
 	if (optind != argc)
@@ -487,9 +487,12 @@ int main(int argc, char **argv)
 				{
 					uint32_t nh = 0, nc = 0;
 					mc_recv_have(x.r, &nh, &nc);
-					mc_err("%s: %s with %u of %u chunks; %s.part and its state are kept (run mcast-repair or again)",
-					       x.o.out, ev.kind == MC_REV_END ? "the session ended" : "told to leave by the sender (too slow or too lossy)",
-					       nh, nc, x.o.out);
+					const char *why = ev.kind == MC_REV_END ? "the session ended" : "told to leave by the sender (too slow or too lossy)";
+					if (x.head_written)
+						mc_err("%s: %s with %u of %u chunks; %s.part and its state are kept (run mcast-repair or again)",
+						       x.o.out, why, nh, nc, x.o.out);
+					else
+						mc_err("%s: %s before the manifest arrived; nothing kept (run mcast-repair or again)", x.o.out, why);
 				}
 				summary(&x, ev.kind == MC_REV_END ? "ended" : "left", start);
 				rcode = MC_EXIT_INCOMPLETE;

@@ -49,7 +49,7 @@ static void help(void)
 	      "  --linger DUR      wait this long for new receivers after all completed (default 2s)\n"
 	      "  --max-time DUR    end the session after DUR whatever its state\n"
 	      "  --max-passes N    passes a receiver may need after joining before it is told\n"
-	      "                    to leave and use mcast-repair (default 8, 0 never)\n"
+	      "                    to leave and use mcast-repair (default 12, 0 never)\n"
 	      "  --mtu BYTES       path MTU; datagrams are sized to fit (default 1500)\n"
 	      "  --peer-timeout DUR  a silent receiver is no longer waited for (default 5s)\n"
 	      "  --json            one JSON event per line on stdout\n"
@@ -98,6 +98,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->mtu = MC_DEFAULT_MTU;
 	o->peer_timeout = MC_DEFAULT_PEER_TIMEOUT_MS;
 	o->verbosity = 1;
+	opterr = 0; /* our own message, with the program name alone */
 	while ((c = getopt_long(argc, argv, "g:hi:p:qr:t:v", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'g': o->group = optarg; break;
@@ -139,14 +140,13 @@ static void parse(int argc, char **argv, struct opts *o)
 				mc_fe_usage_error(usage_text, "--mtu %s: must be a number from 576 to 65535", optarg);
 			break;
 		case O_PEER_TIMEOUT:
-			if (mc_opt_duration(optarg, 100, 86400000, &o->peer_timeout) < 0)
-				mc_fe_usage_error(usage_text, "--peer-timeout %s: must be a duration such as 5s", optarg);
+			if (mc_opt_duration(optarg, 2000, 86400000, &o->peer_timeout) < 0)
+				mc_fe_usage_error(usage_text, "--peer-timeout %s: must be a duration of 2s or more (receivers speak every second)", optarg);
 			break;
 		case O_VERSION:
 			mc_fe_version();
 		default:
-			fputs(usage_text, stderr);
-			exit(MC_EXIT_USAGE);
+			mc_fe_bad_option(usage_text, argv);
 		}
 	}
 	if (optind != argc - 1)

@@ -24,6 +24,15 @@ void mc_fe_usage_error(const char *usage, const char *fmt, ...)
 	exit(MC_EXIT_USAGE);
 }
 
+void mc_fe_bad_option(const char *usage, char *const *argv)
+{
+	extern int optind, optopt;
+
+	if (optopt > 0 && optopt < 128 && argv[optind - 1][0] == '-' && argv[optind - 1][1] != '-')
+		mc_fe_usage_error(usage, "-%c: unknown option, or its value is missing", optopt);
+	mc_fe_usage_error(usage, "%s: unknown option, or its value is missing", argv[optind - 1]);
+}
+
 void mc_fe_help(const char *usage, const char *body)
 {
 	fputs(usage, stdout);

@@ -11,6 +11,12 @@
 /* Prints "prog: message" and the usage text on stderr, exits 2. */
 void mc_fe_usage_error(const char *usage, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
 
+/*
+ * For getopt_long's '?' with opterr = 0: names the unknown option or the one
+ * missing its value (argv[optind - 1]), then as mc_fe_usage_error.
+ */
+void mc_fe_bad_option(const char *usage, char *const *argv) __attribute__((noreturn));
+
 /* Prints the usage text and body on stdout, exits 0 (1 when stdout cannot be written). */
 void mc_fe_help(const char *usage, const char *body) __attribute__((noreturn));
 

@@ -268,6 +268,8 @@ void mc_sender_feedback(struct mc_sender *s, uint64_t now, const struct mc_pkt *
 	case MC_PKT_DONE:
 		if (!peer->done) {
 			peer->done = 1;
+			if (peer->total)
+				peer->have = peer->total; /* its last hello predates completion */
 			s->st.complete++;
 			s->last_change_ms = now;
 			push(s->ev, &s->eq_head, &s->eq_len, idx(s, peer), MC_SEV_DONE);
