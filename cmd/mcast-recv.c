@@ -310,6 +310,7 @@ int main(int argc, char **argv)
 	char err[512], idhex[40];
 	int data = -1, fbl = -1, tx = -1, rcode = MC_EXIT_RUNTIME, have_pre = 0;
 	uint64_t start, finish_at = 0, last_prog_json = 0;
+	uint32_t last_prog_have = 0;
 
 	memset(&x, 0, sizeof x);
 	memset(&pre, 0, sizeof pre);
@@ -521,7 +522,9 @@ int main(int argc, char **argv)
 		uint32_t nh = 0, nc = 0;
 		if (mc_recv_have(x.r, &nh, &nc)) {
 			mc_progress(0, "%s: %u/%u chunks (%.0f%%)", x.o.out, nh, nc, nc ? 100.0 * nh / nc : 0.0);
-			if (now - last_prog_json >= 1000) {
+			/* A progress event when the count moved (at most four a second), else once a second. */
+			if (now - last_prog_json >= 1000 || (nh != last_prog_have && now - last_prog_json >= 250)) {
+				last_prog_have = nh;
 				struct mc_json j;
 				mc_json_begin(&j, "progress");
 				mc_json_u64(&j, "verified", nh);
