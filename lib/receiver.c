@@ -941,7 +941,9 @@ static void on_ctrl(struct mc_receiver *r, const struct mc_pkt *p)
 			}
 			break;
 		case MC_CTRL_DONE:
-			r->done_acked = 1;
+			/* Only an answer to our DONE counts: an early (or forged) one must not stop the retries. */
+			if (r->phase == MC_RPH_COMPLETE && r->done_tries > 0)
+				r->done_acked = 1;
 			break;
 		}
 	}
