@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/bin/sh
 # demo-session.sh: the main job of mcast, shown on a private LAN of network
 # namespaces (a sender and four receivers on a bridge). mcast-sched waits for
 # three receivers, then starts mcast-send; a fourth receiver joins when about
@@ -21,7 +21,7 @@ pids=
 step() { printf '\n==> %s\n' "$*"; }
 fail() { echo "demo: FAILED: $*" >&2; exit 1; }
 # Background jobs are started with ip netns exec itself, so $! is the program (ip execs it).
-in_ns() { local h=$1; shift; ip netns exec "$ns-$h" "$@"; }
+in_ns() { h=$1; shift; ip netns exec "$ns-$h" "$@"; }
 
 cleanup() {
 	for p in $pids; do kill "$p" 2>/dev/null; done
@@ -104,11 +104,11 @@ for h in r1 r2 r4; do
 	echo "receiver $h waits (it says hello every second)"
 	sleep 0.7
 done
-chunks=$(sed -n 's/^chunks: *\([0-9]*\).*/\1/p' <<<"$("$bin/mcast-pack" info "$tmp/lab.mcpkg")")
+chunks=$("$bin/mcast-pack" info "$tmp/lab.mcpkg" | sed -n 's/^chunks: *\([0-9]*\).*/\1/p')
 # Watch r1's verified chunks to time the late joiner and the cut.
 verified() { sed -n 's/.*"verified":\([0-9]*\).*/\1/p' "$tmp/$1.json" | tail -1; }
 wait_chunks() {
-	local n=0
+	n=0
 	while [ "${n:-0}" -lt "$2" ]; do
 		sleep 0.1
 		n=$(verified "$1")
