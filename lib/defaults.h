@@ -7,7 +7,8 @@
 #define MC_DEFAULT_TTL 1
 #define MC_DEFAULT_RATE 500000000ULL  /* bits per second */
 #define MC_DEFAULT_MTU 1500
-#define MC_DEFAULT_FEC 5              /* percent repair symbols in the first pass */
+#define MC_DEFAULT_FEC 0              /* percent repair symbols in the first pass: none, NACKs do it */
+#define MC_REPAIR_MARGIN 5            /* at least this percent more than asked for, and one symbol */
 #define MC_DEFAULT_LINGER_MS 2000
 #define MC_DEFAULT_CHUNK (1024 * 1024)
 #define MC_DEFAULT_PEER_TIMEOUT_MS 5000 /* silent receiver no longer waited for */

@@ -16,6 +16,18 @@ struct mc_fec {
 		uint8_t *a; /* RS_N x k, rows 0..k-1 the identity */
 	} m[CACHE];
 	unsigned long clock;
+	/*
+	 * Encoding tables for the repair rows asked for most: the first pass asks
+	 * every block of the same k for the same rows, and building the tables
+	 * (ISA-L's gf_vect_mul_init per coefficient) cost as much as a sixth of
+	 * the sender's instructions.
+	 */
+	struct {
+		int k, n;
+		unsigned long use;
+		uint8_t esi[RS_N];
+		uint8_t *tbls;
+	} enc[CACHE];
 	/* Scratch, grown on demand: a receiver that never decodes never pays for it. */
 	uint8_t *tbls, *rows, *sub, *inv, *prod;
 	size_t tbls_cap, mat_cap;
@@ -114,8 +126,10 @@ void mc_fec_free(struct mc_fec *f)
 {
 	if (f == NULL)
 		return;
-	for (int i = 0; i < CACHE; i++)
+	for (int i = 0; i < CACHE; i++) {
 		free(f->m[i].a);
+		free(f->enc[i].tbls);
+	}
 	free(f->tbls);
 	free(f->rows);
 	free(f->sub);
@@ -154,15 +168,33 @@ int mc_fec_encode(struct mc_fec *f, int k, int len, uint8_t *const *src, const u
 
 	if (k <= 0 || k >= RS_N || n <= 0 || n > RS_N || len <= 0)
 		return -1;
-	if ((a = matrix(f, k)) == NULL || scratch(f, (size_t)32 * k * n, (size_t)RS_N * k) < 0)
-		return -1;
-	for (int r = 0; r < n; r++) {
+	for (int r = 0; r < n; r++)
 		if (esi[r] < k)
 			return -1;
-		memcpy(f->rows + (size_t)r * k, a + (size_t)esi[r] * k, (size_t)k);
+	int victim = 0;
+	for (int i = 0; i < CACHE; i++) {
+		if (f->enc[i].tbls && f->enc[i].k == k && f->enc[i].n == n && memcmp(f->enc[i].esi, esi, (size_t)n) == 0) {
+			f->enc[i].use = ++f->clock;
+			ec_encode_data(len, k, n, f->enc[i].tbls, (uint8_t **)src, out);
+			return 0;
+		}
+		if (f->enc[i].use < f->enc[victim].use)
+			victim = i;
 	}
-	ec_init_tables(k, n, f->rows, f->tbls);
-	ec_encode_data(len, k, n, f->tbls, (uint8_t **)src, out);
+	if ((a = matrix(f, k)) == NULL || scratch(f, (size_t)32 * k * n, (size_t)RS_N * k) < 0)
+		return -1;
+	for (int r = 0; r < n; r++)
+		memcpy(f->rows + (size_t)r * k, a + (size_t)esi[r] * k, (size_t)k);
+	uint8_t *t = realloc(f->enc[victim].tbls, (size_t)32 * k * n);
+	if (t == NULL)
+		return -1;
+	ec_init_tables(k, n, f->rows, t);
+	f->enc[victim].tbls = t;
+	f->enc[victim].k = k;
+	f->enc[victim].n = n;
+	f->enc[victim].use = ++f->clock;
+	memcpy(f->enc[victim].esi, esi, (size_t)n);
+	ec_encode_data(len, k, n, t, (uint8_t **)src, out);
 	return 0;
 }
 

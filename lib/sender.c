@@ -1,6 +1,8 @@
 /* The sender schedule; see sender.h and mcast-protocol(7). No sockets, clocks or files here. */
 #include "sender.h"
 
+#include "defaults.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -153,6 +155,8 @@ static void join(struct mc_sender *s, struct mc_peer *p, uint64_t now)
 {
 	p->joined_ms = now;
 	p->join_pass = s->pass;
+	p->rounds = 0;
+	p->last_round_pass = 0;
 	p->done = p->left = p->gone = p->told_leave = p->acked_done = 0;
 	p->welcomed = 1;
 	s->ever_joined = 1;
@@ -253,6 +257,10 @@ void mc_sender_feedback(struct mc_sender *s, uint64_t now, const struct mc_pkt *
 	case MC_PKT_NACK:
 		s->st.nacks++;
 		peer->nacks++;
+		if (peer->last_round_pass != s->pass) {
+			peer->last_round_pass = s->pass;
+			peer->rounds++;
+		}
 		for (unsigned i = 0; i < p->u.nack.n; i++) {
 			const struct mc_nack_entry *e = &p->u.nack.e[i];
 			if (e->block >= s->cfg.geom.nblocks || e->run == 0 || (e->need > MC_RS_MAX && e->need != MC_NEED_ALL)) {
@@ -304,8 +312,13 @@ int mc_sender_tick(struct mc_sender *s, uint64_t now)
 			push(s->ev, &s->eq_head, &s->eq_len, i, MC_SEV_GONE);
 			continue;
 		}
-		if (s->cfg.max_passes && s->pass > p->join_pass + s->cfg.max_passes) {
-			/* Slow-receiver policy: it had its passes; the rest come from mcast-repair. */
+		if (s->cfg.max_passes && p->rounds > s->cfg.max_passes) {
+			/*
+			 * Slow-receiver policy: it asked for repair in more passes than
+			 * allowed; the rest comes from mcast-repair. Counting its own
+			 * rounds, not the sender's sweeps, spares a receiver that others'
+			 * late requests made the sender sweep for.
+			 */
 			p->told_leave = p->left = 1;
 			s->st.left++;
 			s->last_change_ms = now;
@@ -399,8 +412,13 @@ int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
 				continue;
 			}
 			uint16_t need = s->demand[gb];
-			/* The same proportion of extra symbols as the first pass, so a lossy receiver rarely asks twice. */
-			uint32_t n = need + (need * s->cfg.fec_pct + 99) / 100;
+			/*
+			 * A few more than asked for (the first pass's proportion, at least
+			 * MC_REPAIR_MARGIN percent, so at least one), so that a receiver
+			 * that loses some of its repair rarely needs another round.
+			 */
+			unsigned pct = s->cfg.fec_pct > MC_REPAIR_MARGIN ? s->cfg.fec_pct : MC_REPAIR_MARGIN;
+			uint32_t n = need + (need * pct + 99) / 100;
 			if (n > MC_RS_MAX)
 				n = MC_RS_MAX;
 			s->demand[gb] = 0;

@@ -23,7 +23,7 @@ struct mc_sender_cfg {
 	uint64_t linger_ms;
 	uint64_t max_time_ms;      /* 0: no limit */
 	uint64_t peer_timeout_ms;  /* a silent receiver is no longer waited for */
-	unsigned max_passes;       /* passes a receiver may take after joining before it is told to leave; 0: never */
+	unsigned max_passes;       /* repair rounds a receiver may ask for before it is told to leave; 0: never */
 	uint8_t id[MC_ID_LEN];     /* the package: HELLOs for another id or name are not ours */
 	char name[MC_NAME_MAX + 1];
 };
@@ -41,6 +41,8 @@ struct mc_peer {
 	struct sockaddr_storage addr;
 	uint64_t joined_ms, heard_ms;
 	uint32_t join_pass;
+	uint32_t rounds;           /* passes in which it asked for repair (slow-receiver policy) */
+	uint32_t last_round_pass;
 	uint32_t have, total;
 	uint32_t nacks;
 	uint8_t welcomed, done, left, gone, told_leave, acked_done;
