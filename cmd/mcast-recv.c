@@ -381,6 +381,14 @@ int main(int argc, char **argv)
 		mc_err("%s", err);
 		goto out;
 	}
+	{
+		/* Bursts arrive at the sender's rate; a small buffer turns them into loss and NACKs. */
+		int rb = 0;
+		socklen_t rl = sizeof rb;
+		if (getsockopt(data, SOL_SOCKET, SO_RCVBUF, &rb, &rl) == 0 && rb < (4 << 20))
+			mc_warn("%s: receive buffer only %d KiB (raise net.core.rmem_max, or run as root): expect loss at high rates",
+				g.text, rb / 1024);
+	}
 	mc_fe_signals(&got_signal);
 	mc_info("waiting for %s%s on %s", x.o.package ? "package " : "a session",
 		x.o.package ? x.o.package : "", g.text);
