@@ -454,8 +454,16 @@ int main(int argc, char **argv)
 	}
 	x.gso = mc_net_gso_ok(x.tx);
 	x.nfrag = (x.pkg.m.raw_len + MC_MANIFEST_FRAG - 1) / MC_MANIFEST_FRAG;
-	/* A burst of a few GSO batches: the rate holds over milliseconds, syscalls stay few. */
-	mc_pace_init(&x.pace, x.o.rate, 4 * GSO_MAX_BYTES, mc_now_ns());
+	/*
+	 * The bucket holds 2 ms of the rate (at least four GSO batches): reading
+	 * and coding a window of blocks takes about a millisecond, and a sleep
+	 * oversleeps by tens of microseconds; a smaller bucket would lose that
+	 * time for good and send slower than -r.
+	 */
+	size_t burst = (size_t)(x.o.rate / 8 / 500);
+	if (burst < 4 * GSO_MAX_BYTES)
+		burst = 4 * GSO_MAX_BYTES;
+	mc_pace_init(&x.pace, x.o.rate, burst, mc_now_ns());
 	mc_fe_signals(&got_signal);
 
 	mc_id_hex(x.pkg.m.id, idhex);

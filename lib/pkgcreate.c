@@ -15,6 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
+#if defined(__x86_64__) || defined(__i386__)
+/* The library's runtime dispatch to its AVX2/AVX-512 code, where the CPU has it. */
+#include <xxh_x86dispatch.h>
+#endif
 
 #define IOBUF (1u << 20)
 

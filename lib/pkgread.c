@@ -11,6 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
+#if defined(__x86_64__) || defined(__i386__)
+/* The library's runtime dispatch to its AVX2/AVX-512 code, where the CPU has it. */
+#include <xxh_x86dispatch.h>
+#endif
 
 void mc_pkg_chunk_range(const struct mc_pkg *p, uint32_t i, uint64_t *first, uint64_t *last)
 {
