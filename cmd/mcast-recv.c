@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -136,6 +137,105 @@ static void parse(int argc, char **argv, struct opts *o)
 		mc_fe_usage_error(usage_text, "-o PKG is required");
 }
 
+/*
+ * The state is made durable by a thread of its own: fdatasync of a file being
+ * written at hundreds of MB/s can take a second or more, and a receiver that
+ * stopped reading for that long would overflow its socket and turn the stall
+ * into loss for the whole session. The main loop hands over a copy of the
+ * verified bitmap, taken after the chunks' pwrite; the thread syncs the data,
+ * then replaces PKG.state, so the state never claims what is not on disk.
+ */
+struct saver {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int started, pending, quit, failed;
+	int fd;
+	const char *out;
+	struct mc_state snap, work;
+	char err[512];
+};
+
+static void *saver_main(void *arg)
+{
+	struct saver *v = arg;
+
+	pthread_mutex_lock(&v->mu);
+	for (;;) {
+		while (!v->pending && !v->quit)
+			pthread_cond_wait(&v->cv, &v->mu);
+		if (!v->pending)
+			break;
+		memcpy(v->work.id, v->snap.id, MC_ID_LEN);
+		v->work.nchunks = v->snap.nchunks;
+		v->work.nhave = v->snap.nhave;
+		memcpy(v->work.have, v->snap.have, (size_t)v->snap.nchunks / 8 + 1);
+		v->pending = 0;
+		pthread_mutex_unlock(&v->mu);
+		char err[512];
+		int bad = 0;
+		if (fdatasync(v->fd) < 0) {
+			snprintf(err, sizeof err, "%s.part: %s", v->out, strerror(errno));
+			bad = 1;
+		} else if (mc_state_save(v->out, &v->work, err, sizeof err) < 0) {
+			bad = 1;
+		}
+		pthread_mutex_lock(&v->mu);
+		if (bad && !v->failed) {
+			v->failed = 1;
+			memcpy(v->err, err, sizeof err);
+		}
+	}
+	pthread_mutex_unlock(&v->mu);
+	return NULL;
+}
+
+/* Hands a snapshot to the saver (started on first use). Returns 0, or -1 when it failed earlier. */
+static int saver_post(struct saver *v, const struct mc_manifest *m, const uint8_t *have, uint32_t nhave, uint32_t nchunks)
+{
+	int rc = 0;
+
+	if (!v->started) {
+		if (mc_state_init(&v->snap, m->id, nchunks) < 0 || mc_state_init(&v->work, m->id, nchunks) < 0)
+			return -1;
+		pthread_mutex_init(&v->mu, NULL);
+		pthread_cond_init(&v->cv, NULL);
+		if (pthread_create(&v->th, NULL, saver_main, v) != 0)
+			return -1;
+		v->started = 1;
+	}
+	pthread_mutex_lock(&v->mu);
+	if (v->failed) {
+		rc = -1;
+	} else {
+		memcpy(v->snap.id, m->id, MC_ID_LEN);
+		v->snap.nhave = nhave;
+		memcpy(v->snap.have, have, (size_t)nchunks / 8 + 1);
+		v->pending = 1;
+		pthread_cond_signal(&v->cv);
+	}
+	pthread_mutex_unlock(&v->mu);
+	return rc;
+}
+
+/* Finishes the saver's work and stops it; returns -1 when any save failed (reason in err). */
+static int saver_stop(struct saver *v, char *err, size_t errlen)
+{
+	if (!v->started)
+		return 0;
+	pthread_mutex_lock(&v->mu);
+	v->quit = 1;
+	pthread_cond_signal(&v->cv);
+	pthread_mutex_unlock(&v->mu);
+	pthread_join(v->th, NULL);
+	v->started = 0;
+	mc_state_free(&v->snap);
+	mc_state_free(&v->work);
+	if (v->failed)
+		snprintf(err, errlen, "%s", v->err);
+	return v->failed ? -1 : 0;
+}
+
 struct rstate {
 	struct opts o;
 	struct mc_receiver *r;
@@ -144,6 +244,7 @@ struct rstate {
 	int head_written, dirty, complete;
 	uint64_t last_save;
 	struct sockaddr_storage sender;
+	struct saver saver;
 	char err[512];
 };
 
@@ -237,6 +338,9 @@ static int save_state(struct rstate *x)
 
 	if (m == NULL || have == NULL || !x->head_written)
 		return 0;
+	/* The final, synchronous save: the thread must not write an older state after it. */
+	if (saver_stop(&x->saver, x->err, sizeof x->err) < 0)
+		return -1;
 	if (fdatasync(x->fd) < 0) {
 		snprintf(x->err, sizeof x->err, "%s.part: %s", x->o.out, strerror(errno));
 		return -1;
@@ -319,6 +423,7 @@ int main(int argc, char **argv)
 	memset(&rxfb, 0, sizeof rxfb);
 	x.fd = -1;
 	parse(argc, argv, &x.o);
+	x.saver.out = x.o.out;
 	mc_log_init(argv[0], x.o.verbosity, x.o.json);
 	memset(&rc, 0, sizeof rc);
 	if (x.o.expect && (rc.expect_nhex = mc_id_parse(x.o.expect, rc.expect)) < 0)
@@ -336,6 +441,7 @@ int main(int argc, char **argv)
 		mc_err("%s", err);
 		exit(MC_EXIT_RUNTIME);
 	}
+	x.saver.fd = x.fd;
 	/* Resume: a head in PKG.part pins the package; the state (or a rescan) says what is verified. */
 	if (mc_state_read_part_manifest(x.fd, &pre)) {
 		have_pre = 1;
@@ -476,7 +582,7 @@ int main(int argc, char **argv)
 				mc_debug("counted by the sender");
 				break;
 			case MC_REV_COMPLETE:
-				if (mc_state_finish(x.o.out, x.fd, m, err, sizeof err) < 0) {
+				if (saver_stop(&x.saver, err, sizeof err) < 0 || mc_state_finish(x.o.out, x.fd, m, err, sizeof err) < 0) {
 					mc_err("%s", err);
 					goto out;
 				}
@@ -523,9 +629,18 @@ int main(int argc, char **argv)
 			}
 			continue;
 		}
-		if (x.dirty && now - x.last_save >= SAVE_MS && save_state(&x) < 0) {
-			mc_err("%s", x.err);
-			goto out;
+		if (x.dirty && now - x.last_save >= SAVE_MS && x.head_written) {
+			uint32_t sh = 0, sc = 0;
+			const uint8_t *bm = mc_recv_have(x.r, &sh, &sc);
+			const struct mc_manifest *sm = mc_recv_manifest(x.r);
+			if (bm && sm) {
+				if (saver_post(&x.saver, sm, bm, sh, sc) < 0) {
+					mc_err("%s", x.saver.err[0] ? x.saver.err : "cannot save the state");
+					goto out;
+				}
+				x.dirty = 0;
+				x.last_save = now;
+			}
 		}
 		uint32_t nh = 0, nc = 0;
 		if (mc_recv_have(x.r, &nh, &nc)) {

@@ -20,7 +20,7 @@
 #include "log.h"
 #include "net.h"
 #include "opt.h"
-#include "sched.h"
+#include "schedule.h"
 #include "wire.h"
 
 #define MAX_WAIT_MS (366ULL * 86400 * 1000) /* a year: anything longer is a typo */

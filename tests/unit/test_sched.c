@@ -2,7 +2,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "sched.h"
+#include "schedule.h"
 #include "tap.h"
 
 static struct mc_sched_cfg cfg(uint64_t min, int has_wait, uint64_t wait_ms, int empty, const char *pkg)

@@ -1,5 +1,5 @@
-/* Scheduling conditions: counting distinct receivers and deciding when to start; see sched.h. */
-#include "sched.h"
+/* Scheduling conditions: counting distinct receivers and deciding when to start; see schedule.h. */
+#include "schedule.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* Scheduling conditions of mcast-sched: distinct receivers, package filter, quorum and deadline. */
-#ifndef MC_SCHED_H
-#define MC_SCHED_H
+#ifndef MC_SCHEDULE_H
+#define MC_SCHEDULE_H
 
 #include <stddef.h>
 #include <stdint.h>
