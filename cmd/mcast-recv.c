@@ -680,6 +680,14 @@ out:
 	mc_progress_end();
 	if (rcode == MC_EXIT_RUNTIME && x.r && !x.complete)
 		save_state(&x);
+	{
+		char serr[512];
+		/* Never close PKG.part under the saver's feet. */
+		if (saver_stop(&x.saver, serr, sizeof serr) < 0 && rcode != MC_EXIT_RUNTIME) {
+			mc_err("%s", serr);
+			rcode = MC_EXIT_RUNTIME;
+		}
+	}
 	if (data >= 0)
 		close(data);
 	if (fbl >= 0)
