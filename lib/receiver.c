@@ -9,14 +9,14 @@
 #define EVQ 1024
 #define FBQ 32
 #define NACK_PKTS_MAX 16       /* per back-off firing */
-#define SCAN_MS 20
+#define SCAN_MS 10
 #define HELLO_WAIT_MS 1000
 #define HELLO_JOIN_MS 200
 #define HELLO_BEAT_MS 1000
-#define IDLE_RETRY_MS 100     /* an idle sender that did not serve a request lost it */
+#define IDLE_RETRY_MS 50      /* an idle sender that did not serve a request lost it */
 #define DONE_EVERY_MS 100
 #define DONE_TRIES 10
-#define DEFAULT_BACKOFF_MS 40
+#define DEFAULT_BACKOFF_MS 25
 #define DEFAULT_MEM (48u << 20)
 #define EARLY_MAX 4096         /* data held before the first announcement (about 6 MB) */
 
