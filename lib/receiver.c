@@ -16,7 +16,7 @@
 #define IDLE_RETRY_MS 50      /* an idle sender that did not serve a request lost it */
 #define DONE_EVERY_MS 100
 #define DONE_TRIES 10
-#define DEFAULT_BACKOFF_MS 25
+#define DEFAULT_BACKOFF_MS 40
 #define DEFAULT_MEM (48u << 20)
 #define EARLY_MAX 4096         /* data held before the first announcement (about 6 MB) */
 
