@@ -60,8 +60,9 @@ static void help(void)
 }
 
 struct opts {
-	const char *group, *iface, *out, *package, *expect;
-	uint64_t port, ttl, timeout, mem;
+	struct mc_fe_net net;
+	const char *out, *package, *expect;
+	uint64_t timeout, mem;
 	int verbosity, json;
 };
 
@@ -88,27 +89,17 @@ static void parse(int argc, char **argv, struct opts *o)
 	int c;
 
 	memset(o, 0, sizeof *o);
-	o->group = MC_DEFAULT_GROUP4;
-	o->port = MC_DEFAULT_PORT;
-	o->ttl = MC_DEFAULT_TTL;
+	mc_fe_net_defaults(&o->net);
 	o->mem = 48u << 20;
 	o->verbosity = 1;
 	opterr = 0; /* our own message, with the program name alone */
 	while ((c = getopt_long(argc, argv, "g:hi:o:p:qt:v", lopts, NULL)) != -1) {
+		if (mc_fe_net_option(usage_text, c, optarg, &o->net))
+			continue;
 		switch (c) {
-		case 'g': o->group = optarg; break;
 		case 'h': help();
-		case 'i': o->iface = optarg; break;
 		case 'o': o->out = optarg; break;
-		case 'p':
-			if (mc_opt_uint(optarg, 1, 65534, &o->port) < 0)
-				mc_fe_usage_error(usage_text, "-p %s: port must be a number from 1 to 65534", optarg);
-			break;
 		case 'q': o->verbosity = 0; break;
-		case 't':
-			if (mc_opt_uint(optarg, 1, 255, &o->ttl) < 0)
-				mc_fe_usage_error(usage_text, "-t %s: TTL must be a number from 1 to 255", optarg);
-			break;
 		case 'v': o->verbosity = 2; break;
 		case O_EXPECT: o->expect = optarg; break;
 		case O_JSON: o->json = 1; break;
@@ -428,11 +419,11 @@ int main(int argc, char **argv)
 	memset(&rc, 0, sizeof rc);
 	if (x.o.expect && (rc.expect_nhex = mc_id_parse(x.o.expect, rc.expect)) < 0)
 		mc_fe_usage_error(usage_text, "--expect %s: a package id is 32 hex digits (or a prefix of at least 8)", x.o.expect);
-	if (mc_net_group(x.o.group, (uint16_t)x.o.port, x.o.iface, &g, err, sizeof err) < 0) {
+	if (mc_net_group(x.o.net.group, (uint16_t)x.o.net.port, x.o.net.iface, &g, err, sizeof err) < 0) {
 		mc_err("%s", err);
 		exit(MC_EXIT_USAGE); /* a group that is not multicast, an interface that does not exist */
 	}
-	mc_net_group_port(&g, (uint16_t)(x.o.port + 1), &gfb);
+	mc_net_group_port(&g, (uint16_t)(x.o.net.port + 1), &gfb);
 	if (already_complete(&x.o)) {
 		mc_info("%s: already complete and verified", x.o.out);
 		exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
@@ -483,7 +474,7 @@ int main(int argc, char **argv)
 		x.head_written = 1;
 	}
 	if ((data = mc_net_listen(&g, 1, err, sizeof err)) < 0 || (fbl = mc_net_listen(&gfb, 0, err, sizeof err)) < 0 ||
-	    (tx = mc_net_sender(&gfb, (int)x.o.ttl, err, sizeof err)) < 0) {
+	    (tx = mc_net_sender(&gfb, (int)x.o.net.ttl, err, sizeof err)) < 0) {
 		mc_err("%s", err);
 		goto out;
 	}

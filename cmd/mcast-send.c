@@ -58,8 +58,9 @@ static void help(void)
 }
 
 struct opts {
-	const char *group, *iface, *pkg;
-	uint64_t port, ttl, rate, fec, linger, max_time, max_passes, mtu, peer_timeout;
+	struct mc_fe_net net;
+	const char *pkg;
+	uint64_t rate, fec, linger, max_time, max_passes, mtu, peer_timeout;
 	int verbosity, json;
 };
 
@@ -88,9 +89,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	int c;
 
 	memset(o, 0, sizeof *o);
-	o->group = MC_DEFAULT_GROUP4;
-	o->port = MC_DEFAULT_PORT;
-	o->ttl = MC_DEFAULT_TTL;
+	mc_fe_net_defaults(&o->net);
 	o->rate = MC_DEFAULT_RATE;
 	o->fec = MC_DEFAULT_FEC;
 	o->linger = MC_DEFAULT_LINGER_MS;
@@ -100,22 +99,14 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->verbosity = 1;
 	opterr = 0; /* our own message, with the program name alone */
 	while ((c = getopt_long(argc, argv, "g:hi:p:qr:t:v", lopts, NULL)) != -1) {
+		if (mc_fe_net_option(usage_text, c, optarg, &o->net))
+			continue;
 		switch (c) {
-		case 'g': o->group = optarg; break;
 		case 'h': help();
-		case 'i': o->iface = optarg; break;
-		case 'p':
-			if (mc_opt_uint(optarg, 1, 65534, &o->port) < 0)
-				mc_fe_usage_error(usage_text, "-p %s: port must be a number from 1 to 65534", optarg);
-			break;
 		case 'q': o->verbosity = 0; break;
 		case 'r':
 			if (mc_opt_rate(optarg, 1000, 400000000000ULL, &o->rate) < 0)
 				mc_fe_usage_error(usage_text, "-r %s: rate must be bits per second such as 800M or 1G", optarg);
-			break;
-		case 't':
-			if (mc_opt_uint(optarg, 1, 255, &o->ttl) < 0)
-				mc_fe_usage_error(usage_text, "-t %s: TTL must be a number from 1 to 255", optarg);
 			break;
 		case 'v': o->verbosity = 2; break;
 		case O_FEC:
@@ -406,11 +397,11 @@ int main(int argc, char **argv)
 	x.pkg.fd = -1;
 	parse(argc, argv, &x.o);
 	mc_log_init(argv[0], x.o.verbosity, x.o.json);
-	if (mc_net_group(x.o.group, (uint16_t)x.o.port, x.o.iface, &x.g, err, sizeof err) < 0) {
+	if (mc_net_group(x.o.net.group, (uint16_t)x.o.net.port, x.o.net.iface, &x.g, err, sizeof err) < 0) {
 		mc_err("%s", err);
 		exit(MC_EXIT_USAGE); /* a group that is not multicast, an interface that does not exist */
 	}
-	mc_net_group_port(&x.g, (uint16_t)(x.o.port + 1), &x.gfb);
+	mc_net_group_port(&x.g, (uint16_t)(x.o.net.port + 1), &x.gfb);
 	if (mc_pkg_open(x.o.pkg, &x.pkg, err, sizeof err) < 0) {
 		mc_err("%s", err);
 		exit(MC_EXIT_RUNTIME);
@@ -447,7 +438,7 @@ int main(int argc, char **argv)
 		mc_err("out of memory");
 		goto out;
 	}
-	if ((x.tx = mc_net_sender(&x.g, (int)x.o.ttl, err, sizeof err)) < 0 ||
+	if ((x.tx = mc_net_sender(&x.g, (int)x.o.net.ttl, err, sizeof err)) < 0 ||
 	    (x.fb = mc_net_listen(&x.gfb, 0, err, sizeof err)) < 0) {
 		mc_err("%s", err);
 		goto out;

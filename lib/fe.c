@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "defaults.h"
 #include "exitcode.h"
 #include "log.h"
+#include "opt.h"
 
 static volatile sig_atomic_t *signal_flag;
 
@@ -31,6 +33,37 @@ void mc_fe_bad_option(const char *usage, char *const *argv)
 	if (optopt > 0 && optopt < 128 && argv[optind - 1][0] == '-' && argv[optind - 1][1] != '-')
 		mc_fe_usage_error(usage, "-%c: unknown option, or its value is missing", optopt);
 	mc_fe_usage_error(usage, "%s: unknown option, or its value is missing", argv[optind - 1]);
+}
+
+void mc_fe_net_defaults(struct mc_fe_net *n)
+{
+	n->group = MC_DEFAULT_GROUP4;
+	n->iface = NULL;
+	n->port = MC_DEFAULT_PORT;
+	n->ttl = MC_DEFAULT_TTL;
+}
+
+int mc_fe_net_option(const char *usage, int c, const char *arg, struct mc_fe_net *n)
+{
+	switch (c) {
+	case 'g':
+		n->group = arg;
+		return 1;
+	case 'i':
+		n->iface = arg;
+		return 1;
+	case 'p':
+		/* PORT+1 carries the feedback, so PORT stops one short of the top. */
+		if (mc_opt_uint(arg, 1, 65534, &n->port) < 0)
+			mc_fe_usage_error(usage, "-p %s: port must be a number from 1 to 65534", arg);
+		return 1;
+	case 't':
+		if (mc_opt_uint(arg, 1, 255, &n->ttl) < 0)
+			mc_fe_usage_error(usage, "-t %s: TTL must be a number from 1 to 255", arg);
+		return 1;
+	default:
+		return 0;
+	}
 }
 
 void mc_fe_help(const char *usage, const char *body)

@@ -7,6 +7,7 @@
 #define MC_FE_H
 
 #include <signal.h>
+#include <stdint.h>
 
 /* Prints "prog: message" and the usage text on stderr, exits 2. */
 void mc_fe_usage_error(const char *usage, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
@@ -16,6 +17,18 @@ void mc_fe_usage_error(const char *usage, const char *fmt, ...) __attribute__((n
  * missing its value (argv[optind - 1]), then as mc_fe_usage_error.
  */
 void mc_fe_bad_option(const char *usage, char *const *argv) __attribute__((noreturn));
+
+/* The network options every session program shares: -g GROUP -i IFACE -p PORT -t TTL. */
+struct mc_fe_net {
+	const char *group, *iface;
+	uint64_t port, ttl;
+};
+
+/* Fills the defaults of lib/defaults.h. */
+void mc_fe_net_defaults(struct mc_fe_net *n);
+
+/* Takes getopt's c and optarg; returns 1 when c was -g, -i, -p or -t (a bad value exits 2), else 0. */
+int mc_fe_net_option(const char *usage, int c, const char *arg, struct mc_fe_net *n);
 
 /* Prints the usage text and body on stdout, exits 0 (1 when stdout cannot be written). */
 void mc_fe_help(const char *usage, const char *body) __attribute__((noreturn));
