@@ -10,6 +10,8 @@
 #define FBQ 32
 #define NACK_PKTS_MAX 16       /* per back-off firing */
 #define SCAN_MS 10
+#define SCAN_BUDGET 65536      /* blocks one eligibility scan looks at: a huge (or forged) package costs no more */
+#define NACK_SCAN_BUDGET (1u << 20) /* blocks one NACK round looks at, from where the scan found work */
 #define HELLO_WAIT_MS 1000
 #define HELLO_JOIN_MS 200
 #define HELLO_BEAT_MS 1000
@@ -84,6 +86,7 @@ struct mc_receiver {
 	uint16_t *req_pass;
 	uint32_t *req_ms;
 	uint64_t nack_at, next_scan;
+	uint32_t scan_pos;        /* where the budgeted scans resume */
 	int eligible;
 
 	/* hello / done */
@@ -1000,6 +1003,19 @@ void mc_recv_packet(struct mc_receiver *r, uint64_t now, const uint8_t *buf, siz
 	}
 }
 
+/*
+ * Where the scans for blocks to ask for may stop: during the first pass
+ * nothing within MC_INTERLEAVE of the sender's position or ahead of it can be
+ * eligible (see eligible()), so a receiver keeping up does not walk the whole
+ * package every SCAN_MS.
+ */
+static uint32_t scan_end(const struct mc_receiver *r)
+{
+	if (r->spass <= 1 && !r->sidle)
+		return r->sblock > MC_INTERLEAVE ? r->sblock - MC_INTERLEAVE : 0;
+	return r->geom.nblocks;
+}
+
 /* Builds NACKs for eligible blocks, run-length coded, at most NACK_PKTS_MAX datagrams. */
 static void send_nacks(struct mc_receiver *r, uint64_t now)
 {
@@ -1011,10 +1027,13 @@ static void send_nacks(struct mc_receiver *r, uint64_t now)
 	p.session = r->session;
 	p.u.nack.rid = r->cfg.rid;
 	p.u.nack.pass = r->spass;
-	for (uint32_t gb = 0; gb < r->geom.nblocks && pkts < NACK_PKTS_MAX; gb++) {
+	uint32_t end = scan_end(r), gb = r->scan_pos < end ? r->scan_pos : 0;
+	for (uint32_t i = 0; i < end && i < NACK_SCAN_BUDGET && pkts < NACK_PKTS_MAX; i++, gb = gb + 1 < end ? gb + 1 : 0) {
 		struct mc_block b;
 		if (mc_geom_block(&r->geom, gb, &b) < 0)
 			continue;
+		if (bit(r->have, b.chunk))
+			continue; /* verified: nothing to ask for in this chunk */
 		uint16_t need = need_of(r, gb, &b);
 		if (need == 0 || !eligible(r, now, gb))
 			continue;
@@ -1048,16 +1067,26 @@ static void send_nacks(struct mc_receiver *r, uint64_t now)
 
 static int any_eligible(struct mc_receiver *r, uint64_t now)
 {
-	for (uint32_t gb = 0; gb < r->geom.nblocks; gb++) {
+	uint32_t end = scan_end(r);
+
+	if (r->scan_pos >= end)
+		r->scan_pos = 0;
+	for (uint32_t i = 0; i < end && i < SCAN_BUDGET; i++) {
+		uint32_t gb = r->scan_pos;
 		struct mc_block b;
+		r->scan_pos = gb + 1 < end ? gb + 1 : 0;
 		if (mc_geom_block(&r->geom, gb, &b) < 0)
 			continue;
 		if (bit(r->have, b.chunk)) {
-			gb = (b.chunk + 1) * r->geom.bpc - 1;
+			/* A verified chunk: on to the next one (it counts as one block of the budget). */
+			uint32_t next = (b.chunk + 1) * r->geom.bpc;
+			r->scan_pos = next < end ? next : 0;
 			continue;
 		}
-		if (need_of(r, gb, &b) && eligible(r, now, gb))
+		if (need_of(r, gb, &b) && eligible(r, now, gb)) {
+			r->scan_pos = gb; /* the NACK round starts here */
 			return 1;
+		}
 	}
 	return 0;
 }
