@@ -300,21 +300,13 @@ static int cmd_verify(const char *path)
 	struct vstate v = {.p = &p};
 	struct mc_pkg_verify_cb cb = {verify_bad, verify_progress, &v};
 	char err[512], hex[2 * MC_ID_LEN + 1], arr[4200];
-	uint8_t *buf;
 	int ok = 0, rc = open_pkg(path, MC_PKG_OPEN_PARTIAL, &p);
 	long bad;
 
 	if (rc)
 		return rc;
-	buf = mc_pkg_buf(p.m.chunk_size);
-	if (buf == NULL) {
-		mc_err("%s: %s", path, strerror(ENOMEM));
-		mc_pkg_close(&p);
-		return MC_EXIT_RUNTIME;
-	}
-	bad = mc_pkg_verify(&p, &cb, buf, &ok, err, sizeof err);
+	bad = mc_pkg_verify(&p, &cb, NULL, &ok, err, sizeof err);
 	mc_progress_end();
-	free(buf);
 	if (bad < 0) {
 		mc_err("%s", err);
 		mc_pkg_close(&p);

@@ -172,11 +172,14 @@ struct archive_entry;
 
 /*
  * Reads every chunk, checks its digest and the whole-payload digest.
- * bad(arg, i) is called for each damaged or missing chunk, progress(arg,
- * bytes done) now and then (either may be NULL). buf must hold chunk_size
- * bytes. Returns the number of bad chunks (0: intact), or -1 on an I/O
- * error with "path: reason" in err. *payload_ok is 0 when the whole-payload
- * digest does not match (then the package is damaged even with no bad chunk).
+ * bad(arg, i) is called for each damaged or missing chunk, in order,
+ * progress(arg, bytes done) now and then (either may be NULL); both from
+ * the calling thread. buf is not used and may be NULL: verify reads through
+ * a few MiB of its own, whatever the chunk size, with a reader thread when
+ * there are two CPUs or more. Returns the number of bad chunks (0: intact),
+ * or -1 on an I/O error with "path: reason" in err. *payload_ok is 0 when
+ * the whole-payload digest does not match (then the package is damaged even
+ * with no bad chunk).
  */
 struct mc_pkg_verify_cb {
 	void (*bad)(void *arg, uint32_t chunk);

@@ -35,10 +35,25 @@ struct entlist {
 	size_t n, cap;
 };
 
+/*
+ * The payload goes to the temporary file in pieces of at most SINK_PIECE
+ * bytes, each hashed (chunk and whole payload) right after it is written,
+ * while it is still in cache. Measured on ext4 (2 GiB, from the page cache):
+ * writes of 1 MiB ran 2.8-3.7 s where writes of 64-512 KiB ran 0.7-1.0 s, the
+ * kernel spending the difference copying into freshly allocated large page
+ * cache folios (1 MiB writes ask for 1 MiB folios; on this VM these come from
+ * memory the host had taken back). Every SINK_FLUSH bytes the pieces written
+ * are handed to writeback at once, so the disk works while we read and hash
+ * instead of all at the final fsync.
+ */
+#define SINK_PIECE (256u * 1024)
+#define SINK_FLUSH (8u << 20)
+
 /* Where the payload goes: the temporary file, with digests computed on the way. */
 struct sink {
 	int fd;
 	uint64_t total;
+	uint64_t flushed; /* bytes handed to writeback (sync_file_range) */
 	uint32_t chunk_size, in_chunk;
 	XXH3_state_t *whole, *chunk;
 	uint8_t *digests;
@@ -46,22 +61,10 @@ struct sink {
 	int err; /* errno of a failed write */
 };
 
-static int sink_feed(struct sink *s, const uint8_t *p, size_t n)
+/* Hashes n bytes just written into the chunk digests and the whole-payload digest. */
+static int sink_hash(struct sink *s, const uint8_t *p, size_t n)
 {
-	size_t off = 0;
-
-	while (off < n) {
-		ssize_t w = write(s->fd, p + off, n - off);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			s->err = errno;
-			return -1;
-		}
-		off += (size_t)w;
-	}
 	XXH3_128bits_update(s->whole, p, n);
-	s->total += n;
 	while (n > 0) {
 		size_t take = s->chunk_size - s->in_chunk;
 		if (take > n)
@@ -84,6 +87,34 @@ static int sink_feed(struct sink *s, const uint8_t *p, size_t n)
 			mc_digest_final(s->chunk, s->digests + s->ndig++ * MC_DIGEST_LEN);
 			XXH3_128bits_reset(s->chunk);
 			s->in_chunk = 0;
+		}
+	}
+	return 0;
+}
+
+static int sink_feed(struct sink *s, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		size_t piece = n < SINK_PIECE ? n : SINK_PIECE, off = 0;
+		while (off < piece) {
+			ssize_t w = write(s->fd, p + off, piece - off);
+			if (w < 0) {
+				if (errno == EINTR)
+					continue;
+				s->err = errno;
+				return -1;
+			}
+			off += (size_t)w;
+		}
+		if (sink_hash(s, p, piece) < 0)
+			return -1;
+		s->total += piece;
+		p += piece;
+		n -= piece;
+		if (s->total - s->flushed >= SINK_FLUSH) {
+			/* Start writeback only (no wait): a failure here shows again at fsync. */
+			sync_file_range(s->fd, (off_t)s->flushed, (off_t)(s->total - s->flushed), SYNC_FILE_RANGE_WRITE);
+			s->flushed = s->total;
 		}
 	}
 	return 0;
@@ -441,7 +472,7 @@ static int write_raw(const struct mc_pkg_create_opts *o, struct sink *s, uint8_t
 		}
 	}
 	for (;;) {
-		n = read(STDIN_FILENO, buf, IOBUF);
+		n = read(STDIN_FILENO, buf, SINK_PIECE);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

@@ -5,6 +5,8 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,45 +36,235 @@ const char *mc_pkg_raw_name(const struct mc_manifest *m)
 	return m->name;
 }
 
+/*
+ * verify reads the payload in pieces of at most VPIECE bytes (a chunk is one
+ * or more pieces) through a ring of VSLOTS buffers: memory stays bounded
+ * whatever the chunk size. With two CPUs or more a reader thread fills the
+ * ring with pread while the calling thread hashes each piece twice, into its
+ * chunk digest and into the whole-payload digest, while it is hot in cache:
+ * copying out of the page cache and hashing then overlap instead of adding up.
+ * With one CPU (or no thread) the calling thread does both in turn.
+ */
+#define VPIECE (1u << 20)
+#define VSLOTS 8
+
+struct vpiece {
+	uint8_t *buf;
+	uint32_t chunk; /* chunk index */
+	uint32_t want;  /* bytes asked for */
+	uint32_t got;   /* bytes read: fewer than want when the file ends early */
+	int last;       /* the chunk's last piece */
+	int err;        /* errno of a failed read (then got is 0) */
+};
+
+struct vring {
+	const struct mc_pkg *p;
+	struct vpiece s[VSLOTS];
+	uint64_t head, tail; /* pieces filled by the reader, pieces consumed */
+	/* Where the reader is: next chunk and offset inside it. */
+	uint32_t rchunk, rin;
+	int stop;          /* the consumer gives up (I/O error): the reader ends */
+	int threaded;
+	pthread_mutex_t mu;
+	pthread_cond_t filled, freed;
+};
+
+/* Reads the next piece into slot v; returns 0 when the payload is done. */
+static int vring_fill(struct vring *r, struct vpiece *v)
+{
+	const struct mc_pkg *p = r->p;
+	uint32_t clen, n;
+	size_t got = 0;
+
+	if (r->rchunk >= p->m.nchunks)
+		return 0;
+	clen = mc_manifest_chunk_len(&p->m, r->rchunk);
+	n = clen - r->rin < VPIECE ? clen - r->rin : VPIECE;
+	uint64_t off = p->l.payload_off + mc_manifest_chunk_off(&p->m, r->rchunk) + r->rin;
+	v->chunk = r->rchunk;
+	v->want = n;
+	v->err = 0;
+	while (got < n) {
+		ssize_t k = pread(p->fd, v->buf + got, n - got, (off_t)(off + got));
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			v->err = errno;
+			break;
+		}
+		if (k == 0)
+			break;
+		got += (size_t)k;
+	}
+	v->got = (uint32_t)got;
+	r->rin += n;
+	v->last = r->rin == clen;
+	if (v->last) {
+		r->rchunk++;
+		r->rin = 0;
+	}
+	return 1;
+}
+
+static void *vring_reader(void *arg)
+{
+	struct vring *r = arg;
+
+	for (;;) {
+		pthread_mutex_lock(&r->mu);
+		while (r->head - r->tail == VSLOTS && !r->stop)
+			pthread_cond_wait(&r->freed, &r->mu);
+		int stop = r->stop;
+		pthread_mutex_unlock(&r->mu);
+		if (stop)
+			break;
+		/* Slot head is ours until head moves: the consumer never touches slots >= head. */
+		struct vpiece *v = &r->s[r->head % VSLOTS];
+		int more = vring_fill(r, v);
+		pthread_mutex_lock(&r->mu);
+		if (more)
+			r->head++;
+		else
+			r->stop = 1; /* nothing more: tells the consumer that head is final */
+		pthread_cond_signal(&r->filled);
+		pthread_mutex_unlock(&r->mu);
+		if (!more || v->err)
+			break;
+	}
+	return NULL;
+}
+
+/* The next piece in payload order, or NULL at the end. */
+static struct vpiece *vring_get(struct vring *r)
+{
+	if (!r->threaded) {
+		struct vpiece *v = &r->s[0];
+		return vring_fill(r, v) ? v : NULL;
+	}
+	pthread_mutex_lock(&r->mu);
+	while (r->tail == r->head && !r->stop)
+		pthread_cond_wait(&r->filled, &r->mu);
+	struct vpiece *v = r->tail < r->head ? &r->s[r->tail % VSLOTS] : NULL;
+	pthread_mutex_unlock(&r->mu);
+	return v;
+}
+
+/* Gives the slot of the piece just used back to the reader. */
+static void vring_put(struct vring *r)
+{
+	if (!r->threaded)
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->tail++;
+	pthread_cond_signal(&r->freed);
+	pthread_mutex_unlock(&r->mu);
+}
+
+static int ncpus(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof set, &set) == 0)
+		return CPU_COUNT(&set);
+	return (int)sysconf(_SC_NPROCESSORS_ONLN);
+}
+
 long mc_pkg_verify(const struct mc_pkg *p, const struct mc_pkg_verify_cb *cb, uint8_t *buf,
 		   int *payload_ok, char *err, size_t errlen)
 {
-	XXH3_state_t *whole = XXH3_createState();
+	XXH3_state_t *whole = XXH3_createState(), *chunk = XXH3_createState();
+	struct vring r;
+	struct vpiece *v;
+	pthread_t th;
 	uint8_t d[MC_DIGEST_LEN];
 	uint64_t done = 0;
 	long bad = 0;
+	int nslots, chunk_ok = 1, ioerr = 0;
+	size_t piece;
 
+	(void)buf; /* the ring below has its own bounded buffers */
 	*payload_ok = 0;
-	if (whole == NULL) {
+	memset(&r, 0, sizeof r);
+	r.p = p;
+	r.threaded = p->m.nchunks > 0 && ncpus() > 1;
+	nslots = r.threaded ? VSLOTS : 1;
+	piece = p->m.chunk_size < VPIECE ? p->m.chunk_size : VPIECE;
+	for (int i = 0; i < nslots; i++)
+		if ((r.s[i].buf = mc_pkg_buf(piece)) == NULL)
+			break;
+	if (whole == NULL || chunk == NULL || r.s[nslots - 1].buf == NULL) {
 		snprintf(err, errlen, "%s: %s", p->path, strerror(ENOMEM));
-		return -1;
+		bad = -1;
+		goto out;
 	}
 	XXH3_128bits_reset(whole);
+	XXH3_128bits_reset(chunk);
 	posix_fadvise(p->fd, (off_t)p->l.payload_off, 0, POSIX_FADV_SEQUENTIAL);
-	for (uint32_t i = 0; i < p->m.nchunks; i++) {
-		uint32_t len = mc_manifest_chunk_len(&p->m, i);
-		int r = mc_pkg_check_chunk(p, i, buf);
-		if (r < 0) {
-			snprintf(err, errlen, "%s: %s", p->path, strerror(errno));
-			XXH3_freeState(whole);
-			return -1;
+	if (r.threaded) {
+		pthread_mutex_init(&r.mu, NULL);
+		pthread_cond_init(&r.filled, NULL);
+		pthread_cond_init(&r.freed, NULL);
+		if (pthread_create(&th, NULL, vring_reader, &r) != 0) {
+			pthread_mutex_destroy(&r.mu);
+			pthread_cond_destroy(&r.filled);
+			pthread_cond_destroy(&r.freed);
+			r.threaded = 0;
 		}
-		if (r == 0) {
-			bad++;
-			if (cb && cb->bad)
-				cb->bad(cb->arg, i);
-		} else if (bad == 0) {
-			XXH3_128bits_update(whole, buf, len);
-		}
-		done += len;
-		if (cb && cb->progress)
-			cb->progress(cb->arg, done);
 	}
-	if (bad == 0) {
+	while ((v = vring_get(&r)) != NULL) {
+		if (v->err) {
+			ioerr = v->err;
+			vring_put(&r);
+			break;
+		}
+		if (v->got < v->want)
+			chunk_ok = 0; /* short: the file ends inside this chunk */
+		if (chunk_ok) {
+			XXH3_128bits_update(chunk, v->buf, v->got);
+			if (bad == 0)
+				XXH3_128bits_update(whole, v->buf, v->got);
+		}
+		if (v->last) {
+			uint32_t i = v->chunk;
+			if (chunk_ok) {
+				mc_digest_final(chunk, d);
+				chunk_ok = memcmp(d, p->m.digests + (size_t)i * MC_DIGEST_LEN, MC_DIGEST_LEN) == 0;
+			}
+			done += mc_manifest_chunk_len(&p->m, i);
+			if (!chunk_ok) {
+				bad++;
+				if (cb && cb->bad)
+					cb->bad(cb->arg, i);
+			}
+			if (cb && cb->progress)
+				cb->progress(cb->arg, done);
+			XXH3_128bits_reset(chunk);
+			chunk_ok = 1;
+		}
+		vring_put(&r);
+	}
+	if (r.threaded) {
+		pthread_mutex_lock(&r.mu);
+		r.stop = 1;
+		pthread_cond_signal(&r.freed);
+		pthread_mutex_unlock(&r.mu);
+		pthread_join(th, NULL);
+		pthread_mutex_destroy(&r.mu);
+		pthread_cond_destroy(&r.filled);
+		pthread_cond_destroy(&r.freed);
+	}
+	if (ioerr) {
+		snprintf(err, errlen, "%s: %s", p->path, strerror(ioerr));
+		bad = -1;
+	} else if (bad == 0) {
 		mc_digest_final(whole, d);
 		*payload_ok = memcmp(d, p->m.payload_digest, MC_DIGEST_LEN) == 0;
 	}
+out:
+	for (int i = 0; i < VSLOTS; i++)
+		free(r.s[i].buf);
 	XXH3_freeState(whole);
+	XXH3_freeState(chunk);
 	return bad;
 }
 

@@ -1,6 +1,8 @@
 /* Unit tests of lib/pkg.c: digests, ids, manifest and header codecs, and their rejection of lies. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,6 +22,101 @@ static void fill(struct mc_manifest *m, uint64_t payload, uint32_t chunk)
 	m->payload_size = payload;
 	m->nchunks = (uint32_t)((payload + chunk - 1) / chunk);
 	memset(m->payload_digest, 0xab, MC_DIGEST_LEN);
+}
+
+/* verify callbacks: the bad chunks in the order reported, and the last progress. */
+struct vseen {
+	uint32_t bad[16];
+	unsigned nbad;
+	uint64_t done;
+};
+
+static void seen_bad(void *arg, uint32_t i)
+{
+	struct vseen *s = arg;
+	if (s->nbad < 16)
+		s->bad[s->nbad] = i;
+	s->nbad++;
+}
+
+static void seen_progress(void *arg, uint64_t done)
+{
+	((struct vseen *)arg)->done = done;
+}
+
+/*
+ * mc_pkg_create from a raw image on stdin (written in pieces that do not
+ * line up with the chunks), then mc_pkg_verify on it: intact, two damaged
+ * chunks, a file cut inside a chunk.
+ */
+static void create_and_verify(uint32_t chunk, const char *what)
+{
+	char dir[] = "/tmp/mcast-test-create.XXXXXX", in[64], out[80], err[512] = "";
+	const uint64_t size = 3 * (1u << 20) + 12345;
+	uint8_t *pl = malloc(size), id[MC_ID_LEN], d[MC_DIGEST_LEN];
+	const char *paths[] = {"-"};
+	struct mc_pkg pk;
+	struct vseen seen;
+	struct mc_pkg_verify_cb cb = {seen_bad, seen_progress, &seen};
+	int okv = 0, fd, saved = dup(STDIN_FILENO);
+	uint64_t x = 88172645463325252ull;
+
+	ok(mkdtemp(dir) != NULL && pl != NULL, "%s: scratch", what);
+	for (uint64_t i = 0; i < size; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		pl[i] = (uint8_t)x;
+	}
+	snprintf(in, sizeof in, "%s/in", dir);
+	snprintf(out, sizeof out, "%s/out.mcpkg", dir);
+	fd = open(in, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ok(fd >= 0 && write(fd, pl, size) == (ssize_t)size && lseek(fd, 0, SEEK_SET) == 0 &&
+		   dup2(fd, STDIN_FILENO) == STDIN_FILENO, "%s: input on stdin", what);
+	close(fd);
+	struct mc_pkg_create_opts o = {.output = out, .name = "img", .compression = MC_COMP_NONE, .level = -1,
+				       .chunk_size = chunk, .mtime = 1700000000, .paths = paths, .npaths = 1};
+	ok(mc_pkg_create(&o, id, err, sizeof err) == 0, "%s: create: %s", what, err);
+	dup2(saved, STDIN_FILENO);
+	close(saved);
+	ok(mc_pkg_open(out, &pk, err, sizeof err) == 0, "%s: opens: %s", what, err);
+	uint32_t n = (uint32_t)((size + chunk - 1) / chunk), same = 0;
+	for (uint32_t i = 0; i < n && pk.m.nchunks == n; i++) {
+		uint64_t off = (uint64_t)i * chunk, len = size - off < chunk ? size - off : chunk;
+		mc_digest(pl + off, len, d);
+		same += memcmp(d, pk.m.digests + (size_t)i * MC_DIGEST_LEN, MC_DIGEST_LEN) == 0;
+	}
+	mc_digest(pl, size, d);
+	ok(pk.m.payload_size == size && pk.m.nchunks == n && same == n &&
+		   memcmp(d, pk.m.payload_digest, MC_DIGEST_LEN) == 0,
+	   "%s: %u chunk digests and the payload digest are those of the input", what, n);
+	memset(&seen, 0, sizeof seen);
+	ok(mc_pkg_verify(&pk, &cb, NULL, &okv, err, sizeof err) == 0 && okv && seen.nbad == 0 && seen.done == size,
+	   "%s: verify: intact", what);
+	mc_pkg_close(&pk);
+
+	/* Damage the last byte of chunk 1 and the first of the last chunk. */
+	fd = open(out, O_RDWR);
+	ok(fd >= 0 && pwrite(fd, "\xff", 1, 4096 + 2 * (uint64_t)chunk - 1) == 1 &&
+		   pwrite(fd, "\xff", 1, 4096 + (uint64_t)(n - 1) * chunk) == 1, "%s: damaged", what);
+	ok(mc_pkg_open(out, &pk, err, sizeof err) == 0, "%s: damaged opens", what);
+	memset(&seen, 0, sizeof seen);
+	long bad = mc_pkg_verify(&pk, &cb, NULL, &okv, err, sizeof err);
+	ok(bad == 2 && seen.nbad == 2 && seen.bad[0] == 1 && seen.bad[1] == n - 1 && !okv && seen.done == size,
+	   "%s: verify names chunks 1 and %u in order (%ld bad)", what, n - 1, bad);
+	mc_pkg_close(&pk);
+
+	/* Cut the file inside chunk 1: chunks 1.. are missing. */
+	ok(fd >= 0 && ftruncate(fd, 4096 + (uint64_t)chunk + 100) == 0, "%s: truncated", what);
+	ok(mc_pkg_open_flags(out, MC_PKG_OPEN_PARTIAL, &pk, err, sizeof err) == 0, "%s: partial opens: %s", what, err);
+	memset(&seen, 0, sizeof seen);
+	bad = mc_pkg_verify(&pk, &cb, NULL, &okv, err, sizeof err);
+	ok(bad == n - 1 && seen.nbad == n - 1 && seen.bad[0] == 1 && !okv, "%s: truncated: %ld of %u chunks missing",
+	   what, bad, n);
+	mc_pkg_close(&pk);
+	close(fd);
+	unlink(out);
+	unlink(in);
+	rmdir(dir);
+	free(pl);
 }
 
 int main(void)
@@ -158,6 +255,21 @@ int main(void)
 	unlink(path);
 	free(pl);
 	free(buf);
+
+	/*
+	 * create and verify end to end: chunks smaller than, unaligned with and
+	 * larger than the read and write pieces; verify with its reader thread
+	 * (when there are CPUs for it) and pinned to one CPU (no thread).
+	 */
+	create_and_verify(65536, "64K chunks");
+	create_and_verify(100000, "100000-byte chunks");
+	create_and_verify(1536 * 1024, "1.5M chunks");
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &one);
+	ok(sched_setaffinity(0, sizeof one, &one) == 0, "pinned to one CPU");
+	create_and_verify(100000, "one CPU, 100000-byte chunks");
+	create_and_verify(1536 * 1024, "one CPU, 1.5M chunks");
 
 	/* Too many chunks for the manifest bound. */
 	fill(&p, (uint64_t)MC_CHUNK_MIN * (17u << 20), MC_CHUNK_MIN);
