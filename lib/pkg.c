@@ -133,6 +133,16 @@ void mc_manifest_layout(const struct mc_manifest *m, struct mc_pkg_layout *l)
 	l->file_size = l->payload_off + l->payload_len;
 }
 
+uint64_t mc_manifest_payload_off(const struct mc_manifest *m)
+{
+	uint64_t len = MANIFEST_FIXED + strlen(m->name) + strlen(m->version) +
+		       mc_chunk_count(m->payload_size, m->chunk_size) * MC_DIGEST_LEN;
+
+	if (m->chunk_size < MC_CHUNK_MIN || m->chunk_size > MC_CHUNK_MAX || len > MC_MANIFEST_MAX)
+		return 0;
+	return round_up(MC_PKG_HDR_SIZE + len, MC_PKG_ALIGN);
+}
+
 int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err, size_t errlen)
 {
 	size_t nl = strlen(m->name), vl = strlen(m->version);

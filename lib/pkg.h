@@ -83,6 +83,13 @@ static inline uint64_t mc_chunk_count(uint64_t payload, uint64_t chunk)
 uint64_t mc_manifest_chunk_off(const struct mc_manifest *m, uint32_t i);
 uint32_t mc_manifest_chunk_len(const struct mc_manifest *m, uint32_t i);
 
+/*
+ * payload_off of the manifest m's name, version, payload_size and chunk_size
+ * would encode to (before its digests are known), or 0 when they could not
+ * be encoded.
+ */
+uint64_t mc_manifest_payload_off(const struct mc_manifest *m);
+
 /* Where everything lives in the file for this manifest. */
 void mc_manifest_layout(const struct mc_manifest *m, struct mc_pkg_layout *l);
 

@@ -52,6 +52,7 @@ struct entlist {
 /* Where the payload goes: the temporary file, with digests computed on the way. */
 struct sink {
 	int fd;
+	uint64_t base;    /* file offset of the payload's first byte */
 	uint64_t total;
 	uint64_t flushed; /* bytes handed to writeback (sync_file_range) */
 	uint32_t chunk_size, in_chunk;
@@ -113,7 +114,8 @@ static int sink_feed(struct sink *s, const uint8_t *p, size_t n)
 		n -= piece;
 		if (s->total - s->flushed >= SINK_FLUSH) {
 			/* Start writeback only (no wait): a failure here shows again at fsync. */
-			sync_file_range(s->fd, (off_t)s->flushed, (off_t)(s->total - s->flushed), SYNC_FILE_RANGE_WRITE);
+			sync_file_range(s->fd, (off_t)(s->base + s->flushed), (off_t)(s->total - s->flushed),
+					SYNC_FILE_RANGE_WRITE);
 			s->flushed = s->total;
 		}
 	}
@@ -498,10 +500,10 @@ out:
 	return rc;
 }
 
-/* Copies n bytes of in at 0 to out at off, in the kernel when it can. */
-static int copy_payload(int in, int out, uint64_t n, uint64_t off, uint8_t *buf)
+/* Copies n bytes of in at from to out at off, in the kernel when it can. */
+static int copy_payload(int in, uint64_t from, int out, uint64_t n, uint64_t off, uint8_t *buf)
 {
-	loff_t ioff = 0, ooff = (loff_t)off;
+	loff_t ioff = (loff_t)from, ooff = (loff_t)off;
 	int kernel = 1;
 
 	while (n > 0) {
@@ -541,6 +543,25 @@ static int copy_payload(int in, int out, uint64_t n, uint64_t off, uint8_t *buf)
 		n -= (uint64_t)r;
 	}
 	return 0;
+}
+
+/*
+ * Where the payload of a raw image stored as it is (no compression) will
+ * start, when standard input is a regular file and so its size is known in
+ * advance: m gives name and version. 0 when it cannot be known (a pipe).
+ */
+static uint64_t raw_payload_off(const struct mc_manifest *m, uint32_t chunk_size)
+{
+	struct mc_manifest t = *m;
+	struct stat st;
+	off_t pos;
+
+	if (fstat(STDIN_FILENO, &st) < 0 || !S_ISREG(st.st_mode) || (pos = lseek(STDIN_FILENO, 0, SEEK_CUR)) < 0 ||
+	    st.st_size <= pos)
+		return 0;
+	t.payload_size = (uint64_t)(st.st_size - pos);
+	t.chunk_size = chunk_size;
+	return mc_manifest_payload_off(&t);
 }
 
 static char *temp_path(const char *output)
@@ -650,6 +671,16 @@ int mc_pkg_create(const struct mc_pkg_create_opts *o, uint8_t id[MC_ID_LEN], cha
 		tmp = NULL;
 		goto out;
 	}
+	/*
+	 * A raw image from a regular file, stored as it is: its size gives the
+	 * manifest's size, so the payload is written where it belongs and
+	 * stays in the page cache. Anything else is written from offset 0 and
+	 * moved once the manifest is known.
+	 */
+	if (raw && o->compression == MC_COMP_NONE)
+		s.base = raw_payload_off(&m, o->chunk_size);
+	if (s.base > 0 && lseek(s.fd, (off_t)s.base, SEEK_SET) < 0)
+		s.base = 0;
 	if ((raw ? write_raw(o, &s, buf, err, errlen) : write_tree(o, &l, &s, buf, err, errlen)) < 0) {
 		if (s.err) /* the output failed, whatever libarchive said */
 			snprintf(err, errlen, "%s: %s", o->output, strerror(s.err));
@@ -675,8 +706,13 @@ int mc_pkg_create(const struct mc_pkg_create_opts *o, uint8_t id[MC_ID_LEN], cha
 		goto out;
 	mc_manifest_layout(&m, &lay);
 
-	/* Make room for header and manifest in front of the payload without copying it when the file system can. */
-	if (s.total > 0 && fallocate(s.fd, FALLOC_FL_INSERT_RANGE, 0, (off_t)lay.payload_off) < 0) {
+	/*
+	 * Make room for header and manifest in front of the payload without
+	 * copying it when the file system can; copy it when the image was not
+	 * the size it had when we started (its manifest is not the size planned).
+	 */
+	if (s.total > 0 && s.base != lay.payload_off &&
+	    (s.base > 0 || fallocate(s.fd, FALLOC_FL_INSERT_RANGE, 0, (off_t)lay.payload_off) < 0)) {
 		tmp2 = temp_path(o->output);
 		if (tmp2 == NULL || (fd2 = mkostemp(tmp2, O_CLOEXEC)) < 0) {
 			snprintf(err, errlen, "%s: cannot create a temporary file beside it: %s", o->output,
@@ -685,7 +721,7 @@ int mc_pkg_create(const struct mc_pkg_create_opts *o, uint8_t id[MC_ID_LEN], cha
 			tmp2 = NULL;
 			goto out;
 		}
-		if (copy_payload(s.fd, fd2, s.total, lay.payload_off, buf) < 0) {
+		if (copy_payload(s.fd, s.base, fd2, s.total, lay.payload_off, buf) < 0) {
 			snprintf(err, errlen, "%s: %s", o->output, strerror(errno));
 			goto out;
 		}

@@ -213,6 +213,20 @@ assert "hardlink" in (e["hard"]["type"], e["a.txt"]["type"])
 	[ "$(run_pack extract -O empty.mcpkg | wc -c)" -eq 0 ]
 }
 
+@test "pack: a raw image from a file, from a pipe and from a file read part-way give the same package" {
+	# From a regular file the payload is written in place; from a pipe it is moved behind the manifest.
+	head -c 3000000 /dev/urandom >img
+	run -0 run_pack create -q -z none --chunk-size 64K --mtime 1700000000 -o file.mcpkg -n disk - <img
+	cat img | run_pack create -q -z none --chunk-size 64K --mtime 1700000000 -o pipe.mcpkg -n disk -
+	cmp file.mcpkg pipe.mcpkg
+	run -0 run_pack verify file.mcpkg
+	# stdin already read up to byte 1000000: the image is the rest.
+	tail -c +1000001 img >rest
+	{ head -c 1000000 >/dev/null; run_pack create -q -z none --chunk-size 64K -o rest.mcpkg -; } <img
+	run_pack extract -O rest.mcpkg >back
+	cmp rest back
+}
+
 @test "pack: several paths, a single file, and a duplicate name is refused" {
 	make_tree one
 	mkdir two && printf 'x\n' >two/extra
