@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,25 +37,46 @@ struct entlist {
 };
 
 /*
- * The payload goes to the temporary file in pieces of at most SINK_PIECE
- * bytes, each hashed (chunk and whole payload) right after it is written,
- * while it is still in cache. Measured on ext4 (2 GiB, from the page cache):
- * writes of 1 MiB ran 2.8-3.7 s where writes of 64-512 KiB ran 0.7-1.0 s, the
- * kernel spending the difference copying into freshly allocated large page
- * cache folios (1 MiB writes ask for 1 MiB folios; on this VM these come from
- * memory the host had taken back). Every SINK_FLUSH bytes the pieces written
- * are handed to writeback at once, so the disk works while we read and hash
- * instead of all at the final fsync.
+ * The payload goes to the temporary file with O_DIRECT where the file system
+ * takes it: through a page-aligned buffer of SINK_DIRECT bytes, written
+ * whole at aligned offsets (the last one padded, the file cut back after).
+ * The copy then never passes through the page cache. Measured on this VM
+ * (ext4, 2 GiB from the page cache): buffered writes took 0.7-1.0 s when the
+ * kernel had recently freed memory to reuse and 2.6-4.7 s when it had to
+ * take fresh pages (sys time in copy_folio_from_iter_atomic), the same for
+ * 64 KiB, 256 KiB and 1 MiB writes; dd oflag=direct bs=16M with fsync took
+ * 0.96 s either way. Where O_DIRECT is refused, the payload is written
+ * buffered in pieces of SINK_PIECE bytes and every SINK_FLUSH bytes handed
+ * to writeback (sync_file_range), so the disk works while we read instead of
+ * all at the final fsync. Every byte is hashed (chunk and whole payload)
+ * once, as it comes in. Direct writes are made by a writer thread from two
+ * buffers, so the disk writes one while we read and hash into the other.
  */
+#define SINK_DIRECT (8u << 20)
+#define SINK_ALIGN 4096u
 #define SINK_PIECE (256u * 1024)
 #define SINK_FLUSH (8u << 20)
 
 /* Where the payload goes: the temporary file, with digests computed on the way. */
 struct sink {
 	int fd;
-	uint64_t base;    /* file offset of the payload's first byte */
-	uint64_t total;
-	uint64_t flushed; /* bytes handed to writeback (sync_file_range) */
+	uint64_t base;    /* file offset of the payload's first byte (a multiple of SINK_ALIGN) */
+	uint64_t total;   /* payload bytes taken (and hashed) */
+	uint64_t written; /* payload bytes written to fd */
+	uint64_t flushed; /* bytes handed to writeback (buffered writes only) */
+	int direct;       /* fd has O_DIRECT: writes go through dbuf */
+	uint8_t *dbufs[2]; /* SINK_DIRECT bytes each, page-aligned */
+	uint8_t *dbuf;    /* the one being filled */
+	size_t dlen;      /* bytes waiting in dbuf */
+	/* The writer thread (direct writes only): one write in flight at a time. */
+	int wthread;
+	pthread_t wth;
+	pthread_mutex_t wmu;
+	pthread_cond_t wcv;
+	const uint8_t *wp;
+	size_t wn;
+	uint64_t woff;
+	int wbusy, wquit, werr, wbuffered;
 	uint32_t chunk_size, in_chunk;
 	XXH3_state_t *whole, *chunk;
 	uint8_t *digests;
@@ -62,7 +84,7 @@ struct sink {
 	int err; /* errno of a failed write */
 };
 
-/* Hashes n bytes just written into the chunk digests and the whole-payload digest. */
+/* Hashes n bytes into the chunk digests and the whole-payload digest. */
 static int sink_hash(struct sink *s, const uint8_t *p, size_t n)
 {
 	XXH3_128bits_update(s->whole, p, n);
@@ -93,31 +115,206 @@ static int sink_hash(struct sink *s, const uint8_t *p, size_t n)
 	return 0;
 }
 
-static int sink_feed(struct sink *s, const uint8_t *p, size_t n)
+/* Turns O_DIRECT off (the file system refused a direct write, or the payload is done). */
+static void sink_buffered(struct sink *s)
 {
-	while (n > 0) {
-		size_t piece = n < SINK_PIECE ? n : SINK_PIECE, off = 0;
-		while (off < piece) {
-			ssize_t w = write(s->fd, p + off, piece - off);
+	int fl = fcntl(s->fd, F_GETFL);
+
+	if (fl >= 0)
+		fcntl(s->fd, F_SETFL, fl & ~O_DIRECT);
+	s->direct = 0;
+}
+
+/* Writes n bytes at payload offset s->written; buffered writes are handed to writeback now and then. */
+static int sink_put(struct sink *s, const uint8_t *p, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t w = pwrite(s->fd, p + done, n - done, (off_t)(s->base + s->written + done));
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EINVAL && s->direct) {
+				sink_buffered(s); /* O_DIRECT accepted by fcntl, refused by the write: go buffered */
+				continue;
+			}
+			s->err = errno;
+			return -1;
+		}
+		done += (size_t)w;
+	}
+	s->written += n;
+	if (!s->direct && s->written - s->flushed >= SINK_FLUSH) {
+		/* Start writeback only (no wait): a failure here shows again at fsync. */
+		sync_file_range(s->fd, (off_t)(s->base + s->flushed), (off_t)(s->written - s->flushed),
+				SYNC_FILE_RANGE_WRITE);
+		s->flushed = s->written;
+	}
+	return 0;
+}
+
+static void *sink_writer(void *arg)
+{
+	struct sink *s = arg;
+
+	pthread_mutex_lock(&s->wmu);
+	for (;;) {
+		while (!s->wbusy && !s->wquit)
+			pthread_cond_wait(&s->wcv, &s->wmu);
+		if (!s->wbusy)
+			break;
+		const uint8_t *p = s->wp;
+		size_t n = s->wn, done = 0;
+		uint64_t off = s->woff;
+		int err = 0, buffered = 0;
+		pthread_mutex_unlock(&s->wmu);
+		while (done < n) {
+			ssize_t w = pwrite(s->fd, p + done, n - done, (off_t)(off + done));
 			if (w < 0) {
 				if (errno == EINTR)
 					continue;
-				s->err = errno;
-				return -1;
+				if (errno == EINVAL && !buffered) {
+					int fl = fcntl(s->fd, F_GETFL);
+					if (fl >= 0)
+						fcntl(s->fd, F_SETFL, fl & ~O_DIRECT);
+					buffered = 1; /* refused by the write after all: go buffered */
+					continue;
+				}
+				err = errno;
+				break;
 			}
-			off += (size_t)w;
+			done += (size_t)w;
 		}
-		if (sink_hash(s, p, piece) < 0)
-			return -1;
-		s->total += piece;
+		pthread_mutex_lock(&s->wmu);
+		s->wbusy = 0;
+		if (err && !s->werr)
+			s->werr = err;
+		s->wbuffered |= buffered;
+		pthread_cond_broadcast(&s->wcv);
+	}
+	pthread_mutex_unlock(&s->wmu);
+	return NULL;
+}
+
+/* Waits for the write in flight; takes over its error and a fall back to buffered writes. */
+static int sink_wait(struct sink *s)
+{
+	if (!s->wthread)
+		return s->err ? -1 : 0;
+	pthread_mutex_lock(&s->wmu);
+	while (s->wbusy)
+		pthread_cond_wait(&s->wcv, &s->wmu);
+	if (s->werr && !s->err)
+		s->err = s->werr;
+	if (s->wbuffered)
+		s->direct = 0;
+	pthread_mutex_unlock(&s->wmu);
+	return s->err ? -1 : 0;
+}
+
+/* Ends the writer thread (after its last write). */
+static void sink_stop(struct sink *s)
+{
+	if (!s->wthread)
+		return;
+	sink_wait(s);
+	pthread_mutex_lock(&s->wmu);
+	s->wquit = 1;
+	pthread_cond_broadcast(&s->wcv);
+	pthread_mutex_unlock(&s->wmu);
+	pthread_join(s->wth, NULL);
+	pthread_mutex_destroy(&s->wmu);
+	pthread_cond_destroy(&s->wcv);
+	s->wthread = 0;
+}
+
+/* Starts the writer thread; without it direct writes are made in turn with the rest. */
+static void sink_start(struct sink *s)
+{
+	if (!s->direct || s->dbufs[1] == NULL)
+		return;
+	pthread_mutex_init(&s->wmu, NULL);
+	pthread_cond_init(&s->wcv, NULL);
+	if (pthread_create(&s->wth, NULL, sink_writer, s) != 0) {
+		pthread_mutex_destroy(&s->wmu);
+		pthread_cond_destroy(&s->wcv);
+		return;
+	}
+	s->wthread = 1;
+}
+
+/* Writes what waits in dbuf; the final, short write is padded to a block and the file cut back. */
+static int sink_drain(struct sink *s, int final)
+{
+	size_t n = s->dlen, pad = 0;
+
+	if (n == 0)
+		return 0;
+	if (sink_wait(s) < 0)
+		return -1;
+	if (!final && s->direct && s->wthread) {
+		/* Hand the full buffer to the writer and fill the other one (free: its write is done). */
+		pthread_mutex_lock(&s->wmu);
+		s->wp = s->dbuf;
+		s->wn = n;
+		s->woff = s->base + s->written;
+		s->wbusy = 1;
+		pthread_cond_broadcast(&s->wcv);
+		pthread_mutex_unlock(&s->wmu);
+		s->written += n;
+		s->dbuf = s->dbuf == s->dbufs[0] ? s->dbufs[1] : s->dbufs[0];
+		s->dlen = 0;
+		return 0;
+	}
+	if (s->direct && n % SINK_ALIGN) {
+		pad = SINK_ALIGN - n % SINK_ALIGN;
+		memset(s->dbuf + n, 0, pad);
+	}
+	if (sink_put(s, s->dbuf, n + pad) < 0)
+		return -1;
+	s->written -= pad;
+	s->dlen = 0;
+	if (pad && ftruncate(s->fd, (off_t)(s->base + s->written)) < 0) {
+		s->err = errno;
+		return -1;
+	}
+	return 0;
+}
+
+/* Room for direct input into dbuf (at most max bytes); sink_took() then takes what was put there. */
+static uint8_t *sink_room(struct sink *s, size_t *max)
+{
+	if (SINK_DIRECT - s->dlen < *max)
+		*max = SINK_DIRECT - s->dlen;
+	return s->dbuf + s->dlen;
+}
+
+static int sink_took(struct sink *s, size_t n)
+{
+	if (sink_hash(s, s->dbuf + s->dlen, n) < 0)
+		return -1;
+	s->dlen += n;
+	s->total += n;
+	return s->dlen == SINK_DIRECT ? sink_drain(s, 0) : 0;
+}
+
+static int sink_feed(struct sink *s, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		size_t piece = n < SINK_PIECE ? n : SINK_PIECE;
+		if (s->direct) {
+			uint8_t *d = sink_room(s, &piece);
+			memcpy(d, p, piece);
+			if (sink_took(s, piece) < 0)
+				return -1;
+		} else {
+			if (sink_put(s, p, piece) < 0 || sink_hash(s, p, piece) < 0)
+				return -1;
+			s->total += piece;
+		}
 		p += piece;
 		n -= piece;
-		if (s->total - s->flushed >= SINK_FLUSH) {
-			/* Start writeback only (no wait): a failure here shows again at fsync. */
-			sync_file_range(s->fd, (off_t)(s->base + s->flushed), (off_t)(s->total - s->flushed),
-					SYNC_FILE_RANGE_WRITE);
-			s->flushed = s->total;
-		}
 	}
 	return 0;
 }
@@ -133,9 +330,14 @@ static la_ssize_t sink_write(struct archive *a, void *arg, const void *buf, size
 	return (la_ssize_t)n;
 }
 
-/* Finishes the last, shorter chunk. */
+/* Writes what is left, turns O_DIRECT off and finishes the last, shorter chunk. */
 static int sink_end(struct sink *s)
 {
+	if (sink_drain(s, 1) < 0 || sink_wait(s) < 0)
+		return -1;
+	sink_stop(s);
+	if (s->direct)
+		sink_buffered(s);
 	if (s->in_chunk > 0) {
 		uint8_t *d = realloc(s->digests, (s->ndig + 1) * MC_DIGEST_LEN);
 		if (d == NULL) {
@@ -474,7 +676,10 @@ static int write_raw(const struct mc_pkg_create_opts *o, struct sink *s, uint8_t
 		}
 	}
 	for (;;) {
-		n = read(STDIN_FILENO, buf, SINK_PIECE);
+		/* Stored as it is with O_DIRECT: read straight into the sink's buffer, no copy. */
+		size_t max = SINK_PIECE;
+		uint8_t *into = !a && s->direct ? sink_room(s, &max) : buf;
+		n = read(STDIN_FILENO, into, max);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -483,6 +688,13 @@ static int write_raw(const struct mc_pkg_create_opts *o, struct sink *s, uint8_t
 		}
 		if (n == 0)
 			break;
+		if (into != buf) {
+			if (sink_took(s, (size_t)n) < 0) {
+				snprintf(err, errlen, "output: %s", strerror(s->err));
+				goto out;
+			}
+			continue;
+		}
 		if (a ? archive_write_data(a, buf, (size_t)n) < 0 : sink_feed(s, buf, (size_t)n) < 0) {
 			snprintf(err, errlen, "output: %s", a ? archive_error_string(a) : strerror(s->err));
 			goto out;
@@ -679,8 +891,14 @@ int mc_pkg_create(const struct mc_pkg_create_opts *o, uint8_t id[MC_ID_LEN], cha
 	 */
 	if (raw && o->compression == MC_COMP_NONE)
 		s.base = raw_payload_off(&m, o->chunk_size);
-	if (s.base > 0 && lseek(s.fd, (off_t)s.base, SEEK_SET) < 0)
-		s.base = 0;
+	/* O_DIRECT where the file system takes it (see struct sink). */
+	int fl = fcntl(s.fd, F_GETFL);
+	if (fl >= 0 && (s.dbuf = s.dbufs[0] = mc_pkg_buf(SINK_DIRECT)) != NULL &&
+	    fcntl(s.fd, F_SETFL, fl | O_DIRECT) == 0) {
+		s.direct = 1;
+		s.dbufs[1] = mc_pkg_buf(SINK_DIRECT);
+		sink_start(&s);
+	}
 	if ((raw ? write_raw(o, &s, buf, err, errlen) : write_tree(o, &l, &s, buf, err, errlen)) < 0) {
 		if (s.err) /* the output failed, whatever libarchive said */
 			snprintf(err, errlen, "%s: %s", o->output, strerror(s.err));
@@ -765,7 +983,10 @@ out:
 		unlink(tmp2);
 	free(tmp);
 	free(tmp2);
+	sink_stop(&s);
 	free(buf);
+	free(s.dbufs[0]);
+	free(s.dbufs[1]);
 	free(s.digests);
 	XXH3_freeState(s.whole);
 	XXH3_freeState(s.chunk);
