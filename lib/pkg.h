@@ -182,8 +182,8 @@ struct archive_entry;
  * bad(arg, i) is called for each damaged or missing chunk, in order,
  * progress(arg, bytes done) now and then (either may be NULL); both from
  * the calling thread. buf is not used and may be NULL: verify reads through
- * a few MiB of its own, whatever the chunk size, with a reader thread when
- * there are two CPUs or more. Returns the number of bad chunks (0: intact),
+ * 16 MiB of its own, whatever the chunk size, with a reader thread when a
+ * second CPU is idle (mc_pkg_verify_threads). Returns the number of bad chunks (0: intact),
  * or -1 on an I/O error with "path: reason" in err. *payload_ok is 0 when
  * the whole-payload digest does not match (then the package is damaged even
  * with no bad chunk).
@@ -195,6 +195,8 @@ struct mc_pkg_verify_cb {
 };
 long mc_pkg_verify(const struct mc_pkg *p, const struct mc_pkg_verify_cb *cb, uint8_t *buf,
 		   int *payload_ok, char *err, size_t errlen);
+/* Reader thread in mc_pkg_verify: -1 (default) when a second CPU is idle at the start, 0 never, 1 always (tests). */
+extern int mc_pkg_verify_threads;
 
 /* File byte range [*first, *last] of chunk i (what verify reports). */
 void mc_pkg_chunk_range(const struct mc_pkg *p, uint32_t i, uint64_t *first, uint64_t *last);

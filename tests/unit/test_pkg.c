@@ -52,7 +52,7 @@ static void seen_progress(void *arg, uint64_t done)
 static void create_and_verify(uint32_t chunk, const char *what)
 {
 	char dir[] = "/tmp/mcast-test-create.XXXXXX", in[64], out[80], err[512] = "";
-	const uint64_t size = 3 * (1u << 20) + 12345;
+	const uint64_t size = (chunk < (1u << 20) ? 3 * (1u << 20) : 2 * (uint64_t)chunk) + 12345; /* 3 chunks or more */
 	uint8_t *pl = malloc(size), id[MC_ID_LEN], d[MC_DIGEST_LEN];
 	const char *paths[] = {"-"};
 	struct mc_pkg pk;
@@ -258,12 +258,18 @@ int main(void)
 
 	/*
 	 * create and verify end to end: chunks smaller than, unaligned with and
-	 * larger than the read and write pieces; verify with its reader thread
-	 * (when there are CPUs for it) and pinned to one CPU (no thread).
+	 * larger than the read and write pieces; verify with and without its
+	 * reader thread, and left to choose while pinned to one CPU.
 	 */
+	mc_pkg_verify_threads = 1;
 	create_and_verify(65536, "64K chunks");
 	create_and_verify(100000, "100000-byte chunks");
 	create_and_verify(1536 * 1024, "1.5M chunks");
+	create_and_verify(5 * 1024 * 1024, "5M chunks");
+	mc_pkg_verify_threads = 0;
+	create_and_verify(100000, "no reader thread, 100000-byte chunks");
+	create_and_verify(5 * 1024 * 1024, "no reader thread, 5M chunks");
+	mc_pkg_verify_threads = -1;
 	cpu_set_t one;
 	CPU_ZERO(&one);
 	CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &one);
