@@ -886,8 +886,8 @@ int mc_pkg_create(const struct mc_pkg_create_opts *o, uint8_t id[MC_ID_LEN], cha
 	/*
 	 * A raw image from a regular file, stored as it is: its size gives the
 	 * manifest's size, so the payload is written where it belongs and
-	 * stays in the page cache. Anything else is written from offset 0 and
-	 * moved once the manifest is known.
+	 * needs no fallocate(INSERT_RANGE) after. Anything else is written
+	 * from offset 0 and moved once the manifest is known.
 	 */
 	if (raw && o->compression == MC_COMP_NONE)
 		s.base = raw_payload_off(&m, o->chunk_size);
