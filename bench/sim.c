@@ -117,7 +117,7 @@ static int run(const struct opts *o, unsigned n, double loss, int burst, unsigne
 	struct sim_rx_cfg *rx = calloc(n, sizeof *rx);
 	struct sim_cfg c;
 	uint32_t nchunks = (uint32_t)((o->payload + o->chunk - 1) / o->chunk);
-	double pass_us = (double)o->payload * (1 + o->fec / 100.0) * (MC_WIRE_DATA_HDR + 1408 + 28) / 1408 * 8e6 / (double)o->rate;
+	double pass_us = (double)o->payload * (1 + o->fec / 100.0) * (MC_WIRE_DATA_HDR + mc_geom_sym_for_mtu(1500, 0) + 28) / mc_geom_sym_for_mtu(1500, 0) * 8e6 / (double)o->rate;
 
 	if (rx == NULL)
 		return -1;
@@ -272,9 +272,9 @@ int main(int argc, char **argv)
 	printf("bench/sim: payload %llu MiB in %u chunks of %u KiB, symbols of %u bytes, k<=128, FEC %u%%, rate %llu Mbit/s "
 	       "(one pass %.3f s virtual), feedback delay %llu us, receiver memory %zu KiB, max passes %u\n",
 	       (unsigned long long)(o.payload >> 20), nchunks, o.chunk >> 10, mc_geom_sym_for_mtu(1500, 0), o.fec,
-	       (unsigned long long)(o.rate / 1000000), (double)o.payload * 1.05 * 8 * 1468 / 1408 / o.rate,
+	       (unsigned long long)(o.rate / 1000000), (double)o.payload * 1.05 * 8 * (mc_geom_sym_for_mtu(1500, 0) + MC_WIRE_DATA_HDR + 28) / mc_geom_sym_for_mtu(1500, 0) / o.rate,
 	       (unsigned long long)o.fb_delay_us, o.mem >> 10, o.max_passes);
-	printf("columns: wire/pkg = bytes the sender put on the wire (data, repair, announcements, manifest, control) / payload;\n"
+	printf("columns: wire/pkg = bytes the sender put on the wire (data, repair, announcements, manifest, control, each with its Ethernet, IPv4 and UDP headers) / payload;\n"
 	       "  nack/chk = NACK packets / chunk (all receivers); fb/chunk = all feedback (hello, NACK, done) / chunk;\n"
 	       "  passes = sender passes; last_done = virtual s until the last receiver verified all; end_s = session end;\n"
 	       "  left = receivers the slow-receiver policy sent to mcast-repair; ident = kept copies byte-identical\n\n");

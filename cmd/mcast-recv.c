@@ -52,7 +52,7 @@ static void help(void)
 	      "  --package NAME    join only a session of this package name\n"
 	      "  --expect ID       join only this package id (32 hex digits, or a prefix of 8 or more)\n"
 	      "  --timeout DUR     give up (exit 3) after DUR of silence: no session, or a quiet sender\n"
-	      "  --mem SIZE        memory for chunks being assembled (default 48M)\n"
+	      "  --mem SIZE        memory for chunks being assembled (default 64M)\n"
 	      "  --json            one JSON event per line on stdout\n"
 	      "  -q, -v            quieter, more verbose\n"
 	      "  -h, --help        this help    --version  program version\n"
@@ -90,7 +90,7 @@ static void parse(int argc, char **argv, struct opts *o)
 
 	memset(o, 0, sizeof *o);
 	mc_fe_net_defaults(&o->net);
-	o->mem = 48u << 20;
+	o->mem = 64u << 20;
 	o->verbosity = 1;
 	opterr = 0; /* our own message, with the program name alone */
 	while ((c = getopt_long(argc, argv, "g:hi:o:p:qt:v", lopts, NULL)) != -1) {
@@ -236,6 +236,7 @@ struct rstate {
 	uint64_t last_save;
 	struct sockaddr_storage sender;
 	struct saver saver;
+	uint32_t overruns;        /* the data socket's, from the kernel */
 	char err[512];
 };
 
@@ -390,6 +391,8 @@ static void summary(struct rstate *x, const char *result, uint64_t start)
 	mc_json_u64(&j, "bad_chunks", s->bad_chunks);
 	mc_json_u64(&j, "nacks", s->nacks_sent);
 	mc_json_u64(&j, "nacks_suppressed", s->suppressed);
+	mc_json_u64(&j, "overruns", x->overruns);
+	mc_json_u64(&j, "spills", s->spills);
 	mc_json_dbl(&j, "seconds", (double)(mc_now_ms() - start) / 1000.0);
 	mc_json_end(&j);
 }
@@ -526,6 +529,8 @@ int main(int argc, char **argv)
 					break;
 			}
 		}
+		x.overruns = mc_net_overruns(data);
+		mc_recv_overruns(x.r, x.overruns);
 		mc_recv_tick(x.r, now);
 		uint8_t fb[MC_WIRE_FEEDBACK_MAX];
 		size_t fl;

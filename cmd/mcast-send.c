@@ -154,6 +154,7 @@ struct sess {
 	uint32_t session;
 	int tx, fb, gso;
 	struct mc_pace pace;
+	struct mc_rate rate;
 	uint64_t start_ms, bytes_sent, pkts_sent, send_drops;
 	struct slot {
 		uint8_t *block, *repair;
@@ -187,7 +188,7 @@ static void announce(struct sess *x)
 {
 	uint8_t buf[2048];
 
-	send_small(x, buf, mc_sender_announce_pkt(x->s, &x->pkg.m, x->o.rate, buf, sizeof buf));
+	send_small(x, buf, mc_sender_announce_pkt(x->s, &x->pkg.m, x->rate.cur, buf, sizeof buf));
 	/* The manifest repeats about once a second, in step with the announcements. */
 	uint32_t per = (x->nfrag + 9) / 10;
 	for (uint32_t i = 0; i < per; i++) {
@@ -253,6 +254,12 @@ static void housekeeping(struct sess *x)
 	uint64_t now = mc_now_ms();
 
 	drain_feedback(x);
+	if (mc_rate_update(&x->rate, mc_sender_stats(x->s)->overrun_reports, now)) {
+		char rt[32];
+		mc_pace_set_rate(&x->pace, x->rate.cur);
+		mc_debug("rate %s (receivers reported %llu overruns)", mc_fmt_rate(x->rate.cur, rt, sizeof rt),
+			 (unsigned long long)mc_sender_stats(x->s)->overruns);
+	}
 	if (now >= x->next_ann) {
 		announce(x);
 		x->next_ann = now + ANNOUNCE_MS;
@@ -455,6 +462,7 @@ int main(int argc, char **argv)
 	if (burst < 4 * GSO_MAX_BYTES)
 		burst = 4 * GSO_MAX_BYTES;
 	mc_pace_init(&x.pace, x.o.rate, burst, mc_now_ns());
+	mc_rate_init(&x.rate, x.o.rate, mc_now_ms());
 	mc_fe_signals(&got_signal);
 
 	mc_id_hex(x.pkg.m.id, idhex);
@@ -556,6 +564,9 @@ int main(int argc, char **argv)
 		mc_json_u64(&j, "silent", s->gone);
 		mc_json_u64(&j, "nacks", s->nacks);
 		mc_json_u64(&j, "feedback_dropped", s->feedback_bad);
+		mc_json_u64(&j, "overruns", s->overruns);
+		mc_json_u64(&j, "rate_cuts", x.rate.cuts);
+		mc_json_u64(&j, "lowest_rate", x.rate.lowest);
 		mc_json_dbl(&j, "seconds", secs);
 		mc_json_end(&j);
 		/* 0 when everyone who joined has the package; 3 when some must still run mcast-repair. */

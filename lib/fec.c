@@ -1,6 +1,7 @@
 /* Block geometry and Reed-Solomon coding with ISA-L; see fec.h. */
 #include "fec.h"
 #include "pkg.h"
+#include "wire.h"
 
 #include <isa-l/erasure_code.h>
 #include <stdlib.h>
@@ -108,13 +109,14 @@ int mc_geom_block(const struct mc_geom *g, uint32_t gb, struct mc_block *b)
 
 uint16_t mc_geom_sym_for_mtu(unsigned mtu, int ipv6)
 {
-	unsigned over = (ipv6 ? 40 : 20) + 8 + 32; /* IP, UDP, DATA header */
+	unsigned over = (ipv6 ? 40 : 20) + 8 + MC_WIRE_DATA_HDR; /* IP, UDP, DATA header */
 	unsigned s;
 
 	if (mtu < over + 64)
 		return 0;
-	s = (mtu - over) / 64 * 64;
-	return (uint16_t)(s > 65472 - 32 ? 65472 - 32 : s);
+	/* Multiples of 16 keep symbols aligned for the SIMD coder; no more, every byte counts on the wire. */
+	s = (mtu - over) / 16 * 16;
+	return (uint16_t)(s > 65472 - MC_WIRE_DATA_HDR ? 65472 - MC_WIRE_DATA_HDR : s);
 }
 
 struct mc_fec *mc_fec_new(void)

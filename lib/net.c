@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <linux/sock_diag.h>
 #include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -294,6 +295,16 @@ int mc_net_rx(int fd, struct mc_rx *rx)
 			}
 	}
 	return r;
+}
+
+uint32_t mc_net_overruns(int fd)
+{
+	uint32_t mi[SK_MEMINFO_VARS];
+	socklen_t len = sizeof mi;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mi, &len) < 0 || len <= SK_MEMINFO_DROPS * sizeof mi[0])
+		return 0;
+	return mi[SK_MEMINFO_DROPS];
 }
 
 size_t mc_net_rx_seg(const struct mc_rx *rx, unsigned i, unsigned j, const uint8_t **p)

@@ -74,6 +74,9 @@ struct mc_rx {
 int mc_net_rx_init(struct mc_rx *rx, unsigned n, size_t size);
 void mc_net_rx_free(struct mc_rx *rx);
 int mc_net_rx(int fd, struct mc_rx *rx);
+
+/* Datagrams the kernel dropped at fd because its receive buffer was full (so far); 0 if unknown. */
+uint32_t mc_net_overruns(int fd);
 /* Datagram number j of message i (j from 0): returns its length and sets *p, or 0 after the last. */
 size_t mc_net_rx_seg(const struct mc_rx *rx, unsigned i, unsigned j, const uint8_t **p);
 

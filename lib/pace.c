@@ -34,6 +34,41 @@ void mc_pace_spend(struct mc_pace *p, size_t len)
 	p->tokens -= (double)len;
 }
 
+void mc_pace_set_rate(struct mc_pace *p, uint64_t rate_bps)
+{
+	p->bytes_per_ns = (double)rate_bps / 8e9;
+}
+
+void mc_rate_init(struct mc_rate *r, uint64_t max_bps, uint64_t now_ms)
+{
+	r->max = r->cur = r->lowest = max_bps;
+	r->min = max_bps / 16 ? max_bps / 16 : 1;
+	r->reports = 0;
+	r->cut_ms = r->step_ms = now_ms;
+	r->cuts = 0;
+}
+
+int mc_rate_update(struct mc_rate *r, uint64_t reports, uint64_t now_ms)
+{
+	if (reports != r->reports) {
+		r->reports = reports;
+		if (now_ms - r->cut_ms < MC_RATE_HOLD_MS && r->cuts)
+			return 0;
+		r->cur = r->cur / 4 * 3 > r->min ? r->cur / 4 * 3 : r->min;
+		r->cut_ms = r->step_ms = now_ms;
+		r->cuts++;
+		if (r->cur < r->lowest)
+			r->lowest = r->cur;
+		return 1;
+	}
+	if (r->cur < r->max && now_ms - r->step_ms >= MC_RATE_STEP_MS) {
+		r->cur = r->max - r->cur > r->max / 16 ? r->cur + r->max / 16 : r->max;
+		r->step_ms = now_ms;
+		return 1;
+	}
+	return 0;
+}
+
 uint64_t mc_now_ns(void)
 {
 	struct timespec ts;

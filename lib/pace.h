@@ -24,6 +24,31 @@ uint64_t mc_pace_wait(struct mc_pace *p, uint64_t now_ns, size_t len);
 /* Takes len bytes from the bucket (may go negative: the next wait pays it back). */
 void mc_pace_spend(struct mc_pace *p, size_t len);
 
+/* Changes the rate, keeping the tokens in the bucket. */
+void mc_pace_set_rate(struct mc_pace *p, uint64_t rate_bps);
+
+/*
+ * The sending rate under receivers' reports of overruns (their kernels
+ * dropped datagrams for want of buffer): each new report cuts the rate by a
+ * quarter (at most once per MC_RATE_HOLD_MS, so one episode reported by
+ * several receivers or several times costs one cut), and every
+ * MC_RATE_STEP_MS without one it climbs back by a sixteenth of -r, never
+ * above -r nor below a sixteenth of it. Network loss is not an overrun and
+ * does not slow the sender: slowing would not bring those datagrams back.
+ */
+#define MC_RATE_HOLD_MS 50
+#define MC_RATE_STEP_MS 100
+struct mc_rate {
+	uint64_t max, min, cur;
+	uint64_t reports;       /* the last count of reports seen */
+	uint64_t cut_ms, step_ms;
+	uint64_t cuts, lowest;
+};
+
+void mc_rate_init(struct mc_rate *r, uint64_t max_bps, uint64_t now_ms);
+/* Takes the sender's running count of overrun reports; returns 1 when cur changed. */
+int mc_rate_update(struct mc_rate *r, uint64_t reports, uint64_t now_ms);
+
 /* Monotonic clock in nanoseconds and milliseconds (the only clock the programs use). */
 uint64_t mc_now_ns(void);
 uint64_t mc_now_ms(void);

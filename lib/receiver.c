@@ -15,11 +15,13 @@
 #define HELLO_WAIT_MS 1000
 #define HELLO_JOIN_MS 200
 #define HELLO_BEAT_MS 1000
-#define IDLE_RETRY_MS 50      /* an idle sender that did not serve a request lost it */
+#define P1_RETRY_BLOCKS (4 * MC_INTERLEAVE) /* first pass: blocks the sender goes on before a request is repeated */
+#define IDLE_RETRY_MS 50
+#define OVERRUN_REPORT_MS 10  /* at most this often a report of overruns alone */      /* an idle sender that did not serve a request lost it */
 #define DONE_EVERY_MS 100
 #define DONE_TRIES 10
 #define DEFAULT_BACKOFF_MS 40
-#define DEFAULT_MEM (48u << 20)
+#define DEFAULT_MEM (64u << 20)
 #define EARLY_MAX 4096         /* data held before the first announcement (about 6 MB) */
 
 struct blk {
@@ -85,8 +87,11 @@ struct mc_receiver {
 	/* NACK state per block */
 	uint16_t *req_pass;
 	uint32_t *req_ms;
+	uint32_t *req_at;         /* first pass: the sender's block when it was asked for */
 	uint64_t nack_at, next_scan;
 	uint32_t scan_pos;        /* where the budgeted scans resume */
+	uint32_t overruns, overruns_told;
+	uint64_t overrun_next;    /* earliest time for the next report of overruns alone */
 	int eligible;
 
 	/* hello / done */
@@ -204,12 +209,14 @@ static void free_chunks(struct mc_receiver *r)
 	free(r->unverified);
 	free(r->req_pass);
 	free(r->req_ms);
+	free(r->req_at);
 	r->slots = NULL;
 	r->spill = NULL;
 	r->slot_of = NULL;
 	r->have = r->unverified = NULL;
 	r->req_pass = NULL;
 	r->req_ms = NULL;
+	r->req_at = NULL;
 	r->nslots = 0;
 }
 
@@ -249,7 +256,9 @@ static int setup_chunks(struct mc_receiver *r, const struct mc_geom *g)
 	r->slots = calloc(r->nslots ? r->nslots : 1, sizeof *r->slots);
 	r->req_pass = calloc(nb, sizeof *r->req_pass);
 	r->req_ms = calloc(nb, sizeof *r->req_ms);
-	if (!r->have || !r->unverified || !r->slot_of || !r->spill || !r->held || !r->slots || !r->req_pass || !r->req_ms)
+	r->req_at = calloc(nb, sizeof *r->req_at);
+	if (!r->have || !r->unverified || !r->slot_of || !r->spill || !r->held || !r->slots || !r->req_pass || !r->req_ms ||
+	    !r->req_at)
 		return -1;
 	for (uint32_t c = 0; c < g->nchunks; c++)
 		r->slot_of[c] = -1;
@@ -632,16 +641,18 @@ static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 		}
 		free(r->req_pass);
 		free(r->req_ms);
+		free(r->req_at);
 		r->geom = g;
 		r->req_pass = calloc(g.nblocks ? g.nblocks : 1, sizeof *r->req_pass);
 		r->req_ms = calloc(g.nblocks ? g.nblocks : 1, sizeof *r->req_ms);
+		r->req_at = calloc(g.nblocks ? g.nblocks : 1, sizeof *r->req_at);
 		r->slot_bytes = (size_t)g.bpc * g.kmax * g.sym;
 		for (unsigned i = 0; i < r->nslots; i++) {
 			free(r->slots[i].buf);
 			free(r->slots[i].blk);
 			r->slots[i].buf = malloc(r->slot_bytes);
 			r->slots[i].blk = calloc(g.bpc, sizeof(struct blk));
-			if (!r->slots[i].buf || !r->slots[i].blk || !r->req_pass || !r->req_ms) {
+			if (!r->slots[i].buf || !r->slots[i].blk || !r->req_pass || !r->req_ms || !r->req_at) {
 				event(r, MC_REV_IOERR, 0);
 				return;
 			}
@@ -761,19 +772,12 @@ static void on_data(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
 		return;
 	}
 	r->last_heard = now;
-	uint64_t blk = (uint64_t)g->kmax * g->sym;
-	uint64_t coff = (uint64_t)d->chunk * g->chunk_size;
-	if (d->chunk >= g->nchunks || d->sym_len != g->sym || d->block_off < coff ||
-	    (d->block_off - coff) % blk != 0 || (d->block_off - coff) / blk >= g->bpc) {
+	uint32_t gb = d->block;
+	if (d->sym_len != g->sym || mc_geom_block(g, gb, &b) < 0) {
 		r->st.bad++;
 		return;
 	}
-	uint32_t bi = (uint32_t)((d->block_off - coff) / blk);
-	uint32_t gb = d->chunk * g->bpc + bi;
-	if (mc_geom_block(g, gb, &b) < 0 || b.len != d->block_len || b.k != d->k) {
-		r->st.bad++;
-		return;
-	}
+	uint32_t bi = b.index;
 	/* Sender position: widen the 16-bit pass against the announced one. */
 	uint32_t pass = (r->spass & ~0xffffu) | p->pass;
 	if (pass + 0x8000u < r->spass)
@@ -784,11 +788,11 @@ static void on_data(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
 		r->sblock = gb;
 	}
 	r->st.data++;
-	if (bit(r->have, d->chunk)) {
+	if (bit(r->have, b.chunk)) {
 		r->st.dup++;
 		return;
 	}
-	struct slot *s = get_slot(r, d->chunk);
+	struct slot *s = get_slot(r, b.chunk);
 	if (s == NULL)
 		return;
 	struct blk *k = &s->blk[bi];
@@ -831,8 +835,7 @@ static void on_data(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
 	k->complete = 1;
 	if (++s->done < s->nblocks)
 		return;
-	uint32_t c = d->chunk;
-	chunk_done(r, c, s->buf);
+	chunk_done(r, b.chunk, s->buf);
 	/* A bad chunk is simply forgotten: its blocks are asked for again. */
 	release_slot(r, s);
 }
@@ -874,6 +877,13 @@ static int eligible(const struct mc_receiver *r, uint64_t now, uint32_t gb)
 			return (uint64_t)gb + MC_INTERLEAVE < r->sblock; /* first pass: only what it has gone past */
 		return 1;
 	}
+	/*
+	 * Asked already during the first pass: the sender serves blocks it has
+	 * passed at once, so ask again only when it went well beyond where it was
+	 * then (a lost repair) and before that never (no duplicate requests).
+	 */
+	if (r->spass <= 1 && !r->sidle)
+		return (uint64_t)r->req_at[gb] + P1_RETRY_BLOCKS < r->sblock;
 	/* Asked already: wait until the sender went past the point that should have served it. */
 	uint32_t full = (r->spass & ~0xffffu) | rp;
 	if (full > r->spass + 0x8000u)
@@ -894,6 +904,7 @@ static void mark_requested(struct mc_receiver *r, uint64_t now, uint32_t gb)
 	if (r->req_pass[gb] == 0)
 		r->req_pass[gb] = 1;
 	r->req_ms[gb] = (uint32_t)now;
+	r->req_at[gb] = r->sblock;
 }
 
 static void on_nack_heard(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
@@ -1027,6 +1038,8 @@ static void send_nacks(struct mc_receiver *r, uint64_t now)
 	p.session = r->session;
 	p.u.nack.rid = r->cfg.rid;
 	p.u.nack.pass = r->spass;
+	p.u.nack.overruns = (uint16_t)r->overruns;
+	r->overruns_told = r->overruns;
 	uint32_t end = scan_end(r), gb = r->scan_pos < end ? r->scan_pos : 0;
 	for (uint32_t i = 0; i < end && i < NACK_SCAN_BUDGET && pkts < NACK_PKTS_MAX; i++, gb = gb + 1 < end ? gb + 1 : 0) {
 		struct mc_block b;
@@ -1101,6 +1114,27 @@ static uint64_t backoff(struct mc_receiver *r)
 	return (uint64_t)t;
 }
 
+void mc_recv_overruns(struct mc_receiver *r, uint32_t dropped)
+{
+	r->overruns = dropped;
+}
+
+/* A NACK with no entries: tells the sender at once that this receiver's kernel dropped datagrams. */
+static void report_overruns(struct mc_receiver *r, uint64_t now)
+{
+	struct mc_pkt p;
+
+	memset(&p, 0, sizeof p);
+	p.type = MC_PKT_NACK;
+	p.session = r->session;
+	p.u.nack.rid = r->cfg.rid;
+	p.u.nack.pass = r->spass;
+	p.u.nack.overruns = (uint16_t)r->overruns;
+	r->overruns_told = r->overruns;
+	r->overrun_next = now + OVERRUN_REPORT_MS;
+	queue_fb(r, &p);
+}
+
 uint64_t mc_recv_tick(struct mc_receiver *r, uint64_t now)
 {
 	uint64_t next = now + 1000;
@@ -1117,6 +1151,8 @@ uint64_t mc_recv_tick(struct mc_receiver *r, uint64_t now)
 			next = r->next_hello;
 		if (r->phase != MC_RPH_JOINED)
 			break;
+		if (r->overruns != r->overruns_told && now >= r->overrun_next)
+			report_overruns(r, now);
 		if (now >= r->next_scan) {
 			r->next_scan = now + SCAN_MS;
 			r->eligible = any_eligible(r, now);

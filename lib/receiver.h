@@ -78,6 +78,13 @@ int mc_recv_preload(struct mc_receiver *r, const struct mc_manifest *m, const ui
 /* Feeds one datagram. */
 void mc_recv_packet(struct mc_receiver *r, uint64_t now_ms, const uint8_t *buf, size_t len);
 
+/*
+ * The kernel's count of datagrams it dropped for this receiver's socket (its
+ * buffer was full): reported to the sender in NACKs, at once when it grows,
+ * so that the sender slows down for a receiver that cannot keep up.
+ */
+void mc_recv_overruns(struct mc_receiver *r, uint32_t dropped);
+
 /* Runs timers (hello, NACK back-off, done); returns when it next wants to run (absolute ms). */
 uint64_t mc_recv_tick(struct mc_receiver *r, uint64_t now_ms);
 

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #define QMAX 4096
+/* Repair sent during the first pass: at most one symbol in P1_REPAIR_SHARE of the pass's symbols. */
+#define P1_REPAIR_SHARE 8
 
 struct qent {
 	unsigned peer;
@@ -22,6 +24,14 @@ struct mc_sender {
 	uint16_t *demand;   /* per block: symbols wanted, 0 none */
 	uint8_t *next_esi;  /* per block: next ESI to send when serving demand */
 	uint32_t npending;
+	/*
+	 * During the first pass, demand for blocks the cursor has passed is
+	 * served at once (up to P1_REPAIR_SHARE of what the pass sends), so that
+	 * a lossy receiver is whole soon after the pass ends instead of a round
+	 * trip per pass later. behind counts such blocks, rcursor finds them.
+	 */
+	uint32_t behind, rcursor;
+	uint64_t p1_syms, p1_rep_syms;
 	struct mc_peer *peers;
 	unsigned npeers, cap;
 	unsigned *hash;     /* open addressing: peer index + 1, 0 empty */
@@ -176,8 +186,11 @@ static void add_demand(struct mc_sender *s, uint32_t gb, uint16_t need)
 		need = b.k;
 	if (need == 0)
 		return;
-	if (s->demand[gb] == 0)
+	if (s->demand[gb] == 0) {
 		s->npending++;
+		if (!s->pass1_done && gb < s->cursor)
+			s->behind++;
+	}
 	if (need > s->demand[gb])
 		s->demand[gb] = need;
 }
@@ -254,11 +267,21 @@ void mc_sender_feedback(struct mc_sender *s, uint64_t now, const struct mc_pkt *
 		if (!(p->flags & MC_FLAG_WELCOMED) && !peer->done)
 			push(s->ctrl, &s->cq_head, &s->cq_len, idx(s, peer), MC_CTRL_WELCOME);
 		break;
-	case MC_PKT_NACK:
+	case MC_PKT_NACK: {
+		uint16_t grew = (uint16_t)(p->u.nack.overruns - peer->overruns);
+		if (grew && grew < 0x8000) {
+			peer->overruns = p->u.nack.overruns;
+			s->st.overruns += grew;
+			s->st.overrun_reports++;
+		}
+		if (p->u.nack.n == 0)
+			break; /* a report of overruns alone */
 		s->st.nacks++;
 		peer->nacks++;
-		if (peer->last_round_pass != s->pass) {
+		if (peer->last_round_pass != s->pass && (peer->rounds == 0 || since(now, peer->round_ms) >= MC_ROUND_MS)) {
+			/* Requests closer together than a round are one round: the sweeps after a pass can be quick. */
 			peer->last_round_pass = s->pass;
+			peer->round_ms = now;
 			peer->rounds++;
 		}
 		for (unsigned i = 0; i < p->u.nack.n; i++) {
@@ -273,6 +296,7 @@ void mc_sender_feedback(struct mc_sender *s, uint64_t now, const struct mc_pkt *
 			s->st.nack_entries++;
 		}
 		break;
+	}
 	case MC_PKT_DONE:
 		if (!peer->done) {
 			peer->done = 1;
@@ -364,6 +388,64 @@ static void end_first_pass(struct mc_sender *s, uint64_t now)
 	s->st.passes = 1;
 }
 
+/* Takes block gb's demand into *job: what was asked for and a margin of fresh repair symbols. */
+static void serve(struct mc_sender *s, uint32_t gb, struct mc_sender_job *job, int margin)
+{
+	uint16_t need = s->demand[gb];
+	/*
+	 * A few more than asked for (the first pass's proportion, at least
+	 * MC_REPAIR_MARGIN percent, so at least one), so that a receiver that
+	 * loses some of its repair rarely needs another round.
+	 */
+	unsigned pct = s->cfg.fec_pct > MC_REPAIR_MARGIN ? s->cfg.fec_pct : MC_REPAIR_MARGIN;
+	uint32_t n = need + (margin ? (need * pct + 99) / 100 : 0);
+	unsigned i = 0;
+
+	if (n > MC_RS_MAX)
+		n = MC_RS_MAX;
+	s->demand[gb] = 0;
+	s->npending--;
+	job->block = gb;
+	job->pass = s->pass;
+	job->n = (uint16_t)n;
+	if (need >= job->b.k) {
+		/* Someone has nothing of this block: its sources cost the same and need no decoding. */
+		for (; i < job->b.k; i++)
+			job->esi[i] = (uint8_t)i;
+	}
+	for (; i < n; i++)
+		job->esi[i] = take_esi(s, gb);
+	s->st.symbols += n;
+	s->st.repair_symbols += n;
+	s->state = MC_SENDER_RUN;
+}
+
+/* First pass: serves demand behind the cursor while the share allows. Returns 1 with *job filled. */
+static int serve_behind(struct mc_sender *s, struct mc_sender_job *job)
+{
+	const struct mc_geom *g = &s->cfg.geom;
+
+	if (s->behind == 0 || s->p1_rep_syms * P1_REPAIR_SHARE > s->p1_syms)
+		return 0;
+	for (uint32_t i = 0; i < s->cursor && s->behind; i++) {
+		uint32_t gb = s->rcursor < s->cursor ? s->rcursor : 0;
+		s->rcursor = gb + 1;
+		if (s->demand[gb] == 0)
+			continue;
+		s->behind--;
+		if (mc_geom_block(g, gb, &job->b) < 0) {
+			s->demand[gb] = 0;
+			s->npending--;
+			continue;
+		}
+		serve(s, gb, job, 0);
+		s->p1_rep_syms += job->n;
+		return 1;
+	}
+	s->behind = 0; /* cannot happen: the count and the array disagree */
+	return 0;
+}
+
 int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
 {
 	const struct mc_geom *g = &s->cfg.geom;
@@ -371,6 +453,8 @@ int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
 	if (mc_sender_tick(s, now) == MC_SENDER_OVER)
 		return MC_SENDER_OVER;
 	if (!s->pass1_done) {
+		if (serve_behind(s, job))
+			return MC_SENDER_RUN;
 		while (s->cursor < g->nblocks && mc_geom_block(g, s->cursor, &job->b) < 0)
 			s->cursor++;
 		if (s->cursor >= g->nblocks) {
@@ -393,6 +477,7 @@ int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
 			}
 			s->st.symbols += job->n;
 			s->st.repair_symbols += r;
+			s->p1_syms += job->n;
 			if (s->cursor >= g->nblocks)
 				end_first_pass(s, now);
 			s->state = MC_SENDER_RUN;
@@ -411,32 +496,7 @@ int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
 				s->npending--;
 				continue;
 			}
-			uint16_t need = s->demand[gb];
-			/*
-			 * A few more than asked for (the first pass's proportion, at least
-			 * MC_REPAIR_MARGIN percent, so at least one), so that a receiver
-			 * that loses some of its repair rarely needs another round.
-			 */
-			unsigned pct = s->cfg.fec_pct > MC_REPAIR_MARGIN ? s->cfg.fec_pct : MC_REPAIR_MARGIN;
-			uint32_t n = need + (need * pct + 99) / 100;
-			if (n > MC_RS_MAX)
-				n = MC_RS_MAX;
-			s->demand[gb] = 0;
-			s->npending--;
-			job->block = gb;
-			job->pass = s->pass;
-			job->n = (uint16_t)n;
-			unsigned i = 0;
-			if (need >= job->b.k) {
-				/* Someone has nothing of this block: its sources cost the same and need no decoding. */
-				for (; i < job->b.k; i++)
-					job->esi[i] = (uint8_t)i;
-			}
-			for (; i < n; i++)
-				job->esi[i] = take_esi(s, gb);
-			s->st.symbols += n;
-			s->st.repair_symbols += n;
-			s->state = MC_SENDER_RUN;
+			serve(s, gb, job, 1);
 			return MC_SENDER_RUN;
 		}
 		/* End of a sweep with demand left behind the cursor: a new pass. */
@@ -511,10 +571,7 @@ int mc_sender_datagrams(struct mc_fec *f, uint32_t session, uint16_t symsize, co
 	}
 	if (nrep && mc_fec_encode(f, job->b.k, symsize, src, esi, nrep, out) < 0)
 		return -1;
-	d.chunk = job->b.chunk;
-	d.block_off = job->b.off;
-	d.block_len = job->b.len;
-	d.k = job->b.k;
+	d.block = job->block;
 	for (unsigned i = 0; i < job->n; i++) {
 		d.esi = job->esi[i];
 		mc_wire_encode_data_hdr(session, (uint16_t)job->pass, &d, hdr[i]);

@@ -17,6 +17,9 @@
  * receivers. Later passes visit only blocks with demand. See
  * mcast-protocol(7) for the end rule and the slow-receiver policy.
  */
+/* Repair requests from one receiver closer together than this count as one round of the slow-receiver policy. */
+#define MC_ROUND_MS 100
+
 struct mc_sender_cfg {
 	struct mc_geom geom;
 	unsigned fec_pct;          /* repair symbols per block in the first pass, percent of k */
@@ -43,14 +46,18 @@ struct mc_peer {
 	uint32_t join_pass;
 	uint32_t rounds;           /* passes in which it asked for repair (slow-receiver policy) */
 	uint32_t last_round_pass;
+	uint64_t round_ms;         /* when its last counted round began */
 	uint32_t have, total;
 	uint32_t nacks;
+	uint16_t overruns;         /* as it last reported (modulo 65536) */
 	uint8_t welcomed, done, left, gone, told_leave, acked_done;
 };
 
 struct mc_sender_stats {
 	uint64_t symbols, repair_symbols, passes;
 	uint64_t nacks, nack_entries, feedback_bad;
+	uint64_t overruns;         /* datagrams receivers' kernels dropped for want of buffer, as reported */
+	uint64_t overrun_reports;  /* reports that the count grew: the caller slows down when this moves */
 	uint32_t joined, complete, active, gone, left;
 };
 

@@ -42,13 +42,9 @@ static size_t put_name(uint8_t *p, size_t avail, const char *name)
 
 void mc_wire_encode_data_hdr(uint32_t session, uint16_t pass, const struct mc_data *d, uint8_t out[MC_WIRE_DATA_HDR])
 {
-	put_hdr(out, MC_PKT_DATA, 0, session);
+	put_hdr(out, MC_PKT_DATA, (uint8_t)d->esi, session);
 	mc_put16(out + 6, pass);
-	mc_put32(out + 12, d->chunk);
-	mc_put64(out + 16, d->block_off);
-	mc_put32(out + 24, d->block_len);
-	mc_put16(out + 28, d->k);
-	mc_put16(out + 30, d->esi);
+	mc_put32(out + 12, d->block);
 }
 
 size_t mc_wire_encode(const struct mc_pkt *p, uint8_t *out, size_t cap)
@@ -140,7 +136,7 @@ size_t mc_wire_encode(const struct mc_pkt *p, uint8_t *out, size_t cap)
 		mc_put64(out + 12, p->u.nack.rid);
 		mc_put32(out + 20, p->u.nack.pass);
 		mc_put16(out + 24, p->u.nack.n);
-		mc_put16(out + 26, 0);
+		mc_put16(out + 26, p->u.nack.overruns);
 		for (unsigned i = 0; i < p->u.nack.n; i++) {
 			uint8_t *e = out + 28 + 8 * i;
 			mc_put32(e, p->u.nack.e[i].block);
@@ -220,17 +216,12 @@ int mc_wire_decode(const uint8_t *b, size_t len, struct mc_pkt *p)
 		struct mc_data *d = &p->u.data;
 		if (len <= MC_WIRE_DATA_HDR)
 			return MC_WIRE_ESHORT;
-		d->chunk = mc_get32(b + 12);
-		d->block_off = mc_get64(b + 16);
-		d->block_len = mc_get32(b + 24);
-		d->k = mc_get16(b + 28);
-		d->esi = mc_get16(b + 30);
+		d->esi = b[5];
+		p->flags = 0;
+		d->block = mc_get32(b + 12);
 		d->sym = b + MC_WIRE_DATA_HDR;
 		d->sym_len = (uint16_t)(len - MC_WIRE_DATA_HDR);
-		if (len - MC_WIRE_DATA_HDR > 65535 || d->k == 0 || d->k >= MC_RS_MAX ||
-		    d->esi >= MC_RS_MAX || d->block_len == 0 ||
-		    (uint64_t)d->k * d->sym_len < d->block_len ||
-		    (uint64_t)(d->k - 1) * d->sym_len >= d->block_len)
+		if (len - MC_WIRE_DATA_HDR > 65535 || d->esi >= MC_RS_MAX)
 			return MC_WIRE_EFIELD;
 		return 0;
 	}
@@ -277,6 +268,7 @@ int mc_wire_decode(const uint8_t *b, size_t len, struct mc_pkt *p)
 		p->u.nack.rid = mc_get64(b + 12);
 		p->u.nack.pass = mc_get32(b + 20);
 		p->u.nack.n = (uint16_t)n;
+		p->u.nack.overruns = mc_get16(b + 26);
 		for (unsigned i = 0; i < n; i++) {
 			const uint8_t *e = b + 28 + 8 * i;
 			p->u.nack.e[i].block = mc_get32(e);

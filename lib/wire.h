@@ -14,9 +14,14 @@
  *   8  session id (4)
  * Sender packets go to GROUP:PORT, receiver feedback to GROUP:PORT+1.
  */
-#define MC_WIRE_VERSION 1
+#define MC_WIRE_VERSION 2
 #define MC_WIRE_HDR 12
-#define MC_WIRE_DATA_HDR 32
+/*
+ * DATA packets, the bulk of the traffic, carry only the common header with
+ * the ESI in the flags byte, and the global block number (16 bytes): the
+ * block's place, length and k follow from the announced geometry.
+ */
+#define MC_WIRE_DATA_HDR 16
 #define MC_WIRE_FEEDBACK_MAX 1200 /* feedback datagrams stay below any sane MTU */
 #define MC_WIRE_NACK_MAX ((MC_WIRE_FEEDBACK_MAX - 28) / 8)
 #define MC_WIRE_CTRL_MAX 64
@@ -68,11 +73,8 @@ struct mc_announce {
 };
 
 struct mc_data {
-	uint32_t chunk;
-	uint64_t block_off;     /* byte offset of the block in the payload */
-	uint32_t block_len;     /* bytes of payload in the block */
-	uint16_t k;             /* source symbols in the block */
-	uint16_t esi;           /* < k: source symbol; >= k: repair symbol */
+	uint32_t block;         /* global block index: chunk * blocks_per_chunk + block in chunk */
+	uint16_t esi;           /* < k: source symbol; >= k: repair symbol; < 255 */
 	const uint8_t *sym;     /* symbol_size bytes */
 	uint16_t sym_len;
 };
@@ -123,6 +125,7 @@ struct mc_pkt {
 			uint64_t rid;
 			uint32_t pass;
 			uint16_t n;
+			uint16_t overruns; /* datagrams its kernel dropped for want of buffer, so far, modulo 65536 */
 			struct mc_nack_entry e[MC_WIRE_NACK_MAX];
 		} nack;
 		struct {
@@ -142,7 +145,7 @@ int mc_wire_decode(const uint8_t *buf, size_t len, struct mc_pkt *p);
 
 /*
  * Encoders write into out (cap bytes) and return the length, or 0 when it
- * does not fit. mc_wire_encode_data_hdr writes only the 32-byte header of a
+ * does not fit. mc_wire_encode_data_hdr writes only the 16-byte header of a
  * DATA packet so the caller can gather the symbol from elsewhere.
  */
 size_t mc_wire_encode(const struct mc_pkt *p, uint8_t *out, size_t cap);

@@ -495,10 +495,11 @@ if mode == "garbage":
         real.append(rx.recv(65536))
     rx.close()
     data = [r for r in real if r[4] == 3]
-    chunk_size = nchunks = 0
+    chunk_size = nchunks = nblocks = 0
     for r in real:
-        if r[4] == 1 and len(r) >= 48:
-            chunk_size, nchunks = struct.unpack(">II", r[40:48])
+        if r[4] == 1 and len(r) >= 52:
+            chunk_size, nchunks, sym, kmax = struct.unpack(">IIHH", r[40:52])
+            nblocks = nchunks * -(-chunk_size // (sym * kmax))
     rnd = random.Random(7)
     end = time.monotonic() + secs
     i = 0
@@ -524,17 +525,14 @@ if mode == "garbage":
             # a well-formed symbol of this session for a block still to come,
             # with made-up contents: only the chunk digests can tell
             d = bytearray(rnd.choice(data))
-            c = struct.unpack(">I", d[12:16])[0]
-            if c + 1 < nchunks - 1:
-                step = rnd.randrange(1, nchunks - 1 - c)
-                d[12:16] = struct.pack(">I", c + step)
-                off = struct.unpack(">Q", d[16:24])[0] + step * chunk_size
-                d[16:24] = struct.pack(">Q", off)
-            d[32:] = os.urandom(len(d) - 32)
+            blk = struct.unpack(">I", d[12:16])[0]
+            if blk + 1 < nblocks:
+                d[12:16] = struct.pack(">I", rnd.randrange(blk + 1, nblocks))
+            d[16:] = os.urandom(len(d) - 16)
             b = bytes(d)
         else:
             t = rnd.choice([0, 1, 2, 3, 4, 5, 6, 15, 16, 17, 18, 19, 20, 255])
-            b = b"MCS\x01" + bytes([t, rnd.randrange(256)]) + r[6:12] + os.urandom(rnd.randrange(0, 100))
+            b = b"MCS\x02" + bytes([t, rnd.randrange(256)]) + r[6:12] + os.urandom(rnd.randrange(0, 100))
         send(b, p)
         i += 1
         if i % 64 == 0:
@@ -542,7 +540,7 @@ if mode == "garbage":
 else:
     session, rid, count = int(sys.argv[4]), int(sys.argv[5], 16), int(sys.argv[6])
     def nack(entries, sess=session, pass_=1):
-        return (b"MCS\x01" + bytes([17, 0]) + struct.pack(">HIQIH", 0, sess, rid, pass_, len(entries))
+        return (b"MCS\x02" + bytes([17, 0]) + struct.pack(">HIQIH", 0, sess, rid, pass_, len(entries))
                 + b"\0\0" + b"".join(struct.pack(">IHH", *e) for e in entries))
     bad = [(1 << 31, 1, 1), (0xFFFFFFFF, 0xFFFF, 0xFFFF), ((1 << 31) - 1, 0xFFFF, 0xFFFF),
            (0xFFFF0000, 0xFFFF, 1), (0, 0, 5), (0, 1, 1000), (0, 0xFFFF, 256)]

@@ -54,8 +54,7 @@ static void datagrams(const struct mc_geom *g, uint32_t session, const struct mc
 		memcpy(pkt + MC_WIRE_DATA_HDR, sym[i], g->sym);
 		assert(mc_wire_decode(pkt, MC_WIRE_DATA_HDR + g->sym, &p) == 0);
 		assert(p.type == MC_PKT_DATA && p.session == session);
-		assert(p.u.data.chunk == job->b.chunk && p.u.data.block_off == job->b.off);
-		assert(p.u.data.block_len == job->b.len && p.u.data.k == job->b.k && p.u.data.esi == job->esi[i]);
+		assert(p.u.data.block == job->block && p.u.data.esi == job->esi[i]);
 	}
 }
 

@@ -117,7 +117,7 @@ int main(int argc, char **argv)
 	put("fuzz_wire", "bye", pkt, n);
 	{
 		/* A short DATA packet (small symbol) keeps the seed small. */
-		struct mc_data d = {0, 0, 100, 2, 1, NULL, 64};
+		struct mc_data d = {.block = 0, .esi = 1, .sym = NULL, .sym_len = 64};
 		uint8_t sym[64] = {1, 2, 3};
 		memset(&p, 0, sizeof p);
 		p.type = MC_PKT_DATA;

@@ -149,12 +149,15 @@ static int sim_lost(struct sim_rx *x)
 	return sim_u(&x->rng) < x->c.loss;
 }
 
+/* What a datagram costs on an Ethernet wire beyond its UDP payload: Ethernet 14, IPv4 20, UDP 8. */
+#define SIM_FRAME_OVERHEAD 42
+
 /* One sender datagram to every listening receiver, each with its own fate. */
 static void sim_deliver(const uint8_t *buf, size_t len)
 {
 	uint64_t ms = sim.now / 1000;
 
-	sim.res.wire_bytes += len;
+	sim.res.wire_bytes += len + SIM_FRAME_OVERHEAD;
 	for (unsigned i = 0; i < sim.cfg->nrx; i++) {
 		struct sim_rx *x = &sim.rx[i];
 		if (!x->joined || x->finished || sim_lost(x))

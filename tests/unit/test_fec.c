@@ -76,7 +76,11 @@ int main(void)
 	ok(mc_geom_block(&g, 18, &b) == 0 && b.len == 5 && b.k == 1 && b.off == 3 * 1048576, "tail block");
 	ok(mc_geom_block(&g, 19, &b) < 0, "hole after the tail block");
 	ok(mc_geom_block(&g, 24, &b) < 0, "out of range");
-	ok(mc_geom_sym_for_mtu(1500, 0) == 1408 && mc_geom_sym_for_mtu(1500, 1) == 1408, "1408-byte symbols at MTU 1500");
+	ok(mc_geom_sym_for_mtu(1500, 0) == 1456 && mc_geom_sym_for_mtu(1500, 1) == 1424,
+	   "symbols of 1456 (IPv4) and 1424 (IPv6) bytes at MTU 1500 (%u, %u)", mc_geom_sym_for_mtu(1500, 0),
+	   mc_geom_sym_for_mtu(1500, 1));
+	ok(roundtrip(f, 128, 1456, 30, 6), "k=128 of 1456-byte symbols rebuilt");
+	ok(roundtrip(f, 100, 1430, 9, 7), "symbols not a multiple of 16 rebuilt");
 	mc_fec_free(f);
 	return tap_done();
 }

@@ -51,12 +51,12 @@ int main(void)
 	p.type = MC_PKT_DATA;
 	p.session = 9;
 	p.pass = 3;
-	p.u.data = (struct mc_data){.chunk = 2, .block_off = 2 * 1048576 + 180224, .block_len = 180224, .k = 128, .esi = 130, .sym = sym, .sym_len = 1408};
+	p.u.data = (struct mc_data){.block = 70001, .esi = 130, .sym = sym, .sym_len = 1408};
 	ok(roundtrip(&p, &q, &len) && len == MC_WIRE_DATA_HDR + 1408, "data round trip");
-	ok(q.pass == 3 && q.u.data.chunk == 2 && q.u.data.block_off == p.u.data.block_off && q.u.data.esi == 130 &&
-	   q.u.data.k == 128 && memcmp(q.u.data.sym, sym, 1408) == 0, "data fields equal");
-	p.u.data.k = 200; /* 200 symbols of 1408 bytes cannot hold a block of 180224 bytes exactly */
-	ok(!roundtrip(&p, &q, &len), "data whose k does not fit the block length is refused");
+	ok(q.pass == 3 && q.u.data.block == 70001 && q.u.data.esi == 130 && q.flags == 0 &&
+	   memcmp(q.u.data.sym, sym, 1408) == 0, "data fields equal");
+	p.u.data.esi = 255; /* GF(2^8) has 255 coded symbols per block: ESI 255 cannot exist */
+	ok(!roundtrip(&p, &q, &len), "data with ESI 255 is refused");
 
 	memset(&p, 0, sizeof p);
 	p.type = MC_PKT_NACK;
@@ -92,7 +92,7 @@ int main(void)
 	len = mc_wire_encode(&p, buf, sizeof buf);
 	ok(mc_wire_decode(buf, 5, &q) == MC_WIRE_EMAGIC, "truncated header refused");
 	ok(mc_wire_decode(buf, len - 1, &q) == MC_WIRE_ESHORT, "truncated end refused");
-	buf[3] = 2;
+	buf[3] = MC_WIRE_VERSION + 1;
 	ok(mc_wire_decode(buf, len, &q) == MC_WIRE_EVERSION, "other protocol version refused");
 	buf[3] = MC_WIRE_VERSION;
 	buf[4] = 99;
