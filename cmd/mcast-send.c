@@ -44,7 +44,7 @@ static void help(void)
 	      "  -p PORT           data port; feedback comes back on PORT+1 (default 7077)\n"
 	      "  -i IFACE          send on this interface\n"
 	      "  -t TTL            multicast TTL / hop limit (default 1)\n"
-	      "  -r RATE           bits per second, e.g. 800M, 1G (default 500M)\n"
+	      "  -r RATE           bits per second, e.g. 800M, 1G (default 500M); lower while receivers overrun\n"
 	      "  --fec PERCENT     repair symbols in the first pass (default 0: NACKs ask)\n"
 	      "  --linger DUR      wait this long for new receivers after all completed (default 2s)\n"
 	      "  --max-time DUR    end the session after DUR whatever its state\n"

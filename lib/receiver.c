@@ -15,7 +15,6 @@
 #define HELLO_WAIT_MS 1000
 #define HELLO_JOIN_MS 200
 #define HELLO_BEAT_MS 1000
-#define P1_RETRY_BLOCKS (4 * MC_INTERLEAVE) /* first pass: blocks the sender goes on before a request is repeated */
 #define IDLE_RETRY_MS 50
 #define OVERRUN_REPORT_MS 10  /* at most this often a report of overruns alone */      /* an idle sender that did not serve a request lost it */
 #define DONE_EVERY_MS 100
@@ -87,7 +86,6 @@ struct mc_receiver {
 	/* NACK state per block */
 	uint16_t *req_pass;
 	uint32_t *req_ms;
-	uint32_t *req_at;         /* first pass: the sender's block when it was asked for */
 	uint64_t nack_at, next_scan;
 	uint32_t scan_pos;        /* where the budgeted scans resume */
 	uint32_t overruns, overruns_told;
@@ -209,14 +207,12 @@ static void free_chunks(struct mc_receiver *r)
 	free(r->unverified);
 	free(r->req_pass);
 	free(r->req_ms);
-	free(r->req_at);
 	r->slots = NULL;
 	r->spill = NULL;
 	r->slot_of = NULL;
 	r->have = r->unverified = NULL;
 	r->req_pass = NULL;
 	r->req_ms = NULL;
-	r->req_at = NULL;
 	r->nslots = 0;
 }
 
@@ -256,9 +252,7 @@ static int setup_chunks(struct mc_receiver *r, const struct mc_geom *g)
 	r->slots = calloc(r->nslots ? r->nslots : 1, sizeof *r->slots);
 	r->req_pass = calloc(nb, sizeof *r->req_pass);
 	r->req_ms = calloc(nb, sizeof *r->req_ms);
-	r->req_at = calloc(nb, sizeof *r->req_at);
-	if (!r->have || !r->unverified || !r->slot_of || !r->spill || !r->held || !r->slots || !r->req_pass || !r->req_ms ||
-	    !r->req_at)
+	if (!r->have || !r->unverified || !r->slot_of || !r->spill || !r->held || !r->slots || !r->req_pass || !r->req_ms)
 		return -1;
 	for (uint32_t c = 0; c < g->nchunks; c++)
 		r->slot_of[c] = -1;
@@ -641,18 +635,16 @@ static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 		}
 		free(r->req_pass);
 		free(r->req_ms);
-		free(r->req_at);
 		r->geom = g;
 		r->req_pass = calloc(g.nblocks ? g.nblocks : 1, sizeof *r->req_pass);
 		r->req_ms = calloc(g.nblocks ? g.nblocks : 1, sizeof *r->req_ms);
-		r->req_at = calloc(g.nblocks ? g.nblocks : 1, sizeof *r->req_at);
 		r->slot_bytes = (size_t)g.bpc * g.kmax * g.sym;
 		for (unsigned i = 0; i < r->nslots; i++) {
 			free(r->slots[i].buf);
 			free(r->slots[i].blk);
 			r->slots[i].buf = malloc(r->slot_bytes);
 			r->slots[i].blk = calloc(g.bpc, sizeof(struct blk));
-			if (!r->slots[i].buf || !r->slots[i].blk || !r->req_pass || !r->req_ms || !r->req_at) {
+			if (!r->slots[i].buf || !r->slots[i].blk || !r->req_pass || !r->req_ms) {
 				event(r, MC_REV_IOERR, 0);
 				return;
 			}
@@ -877,13 +869,6 @@ static int eligible(const struct mc_receiver *r, uint64_t now, uint32_t gb)
 			return (uint64_t)gb + MC_INTERLEAVE < r->sblock; /* first pass: only what it has gone past */
 		return 1;
 	}
-	/*
-	 * Asked already during the first pass: the sender serves blocks it has
-	 * passed at once, so ask again only when it went well beyond where it was
-	 * then (a lost repair) and before that never (no duplicate requests).
-	 */
-	if (r->spass <= 1 && !r->sidle)
-		return (uint64_t)r->req_at[gb] + P1_RETRY_BLOCKS < r->sblock;
 	/* Asked already: wait until the sender went past the point that should have served it. */
 	uint32_t full = (r->spass & ~0xffffu) | rp;
 	if (full > r->spass + 0x8000u)
@@ -904,7 +889,6 @@ static void mark_requested(struct mc_receiver *r, uint64_t now, uint32_t gb)
 	if (r->req_pass[gb] == 0)
 		r->req_pass[gb] = 1;
 	r->req_ms[gb] = (uint32_t)now;
-	r->req_at[gb] = r->sblock;
 }
 
 static void on_nack_heard(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
