@@ -529,7 +529,11 @@ int main(int argc, char **argv)
 					break;
 			}
 		}
-		x.overruns = mc_net_overruns(data);
+		uint32_t ovr = mc_net_overruns(data);
+		if (ovr != x.overruns)
+			mc_debug("the kernel dropped %u datagrams for want of socket buffer (%u so far, %.3f s in)",
+				 ovr - x.overruns, ovr, (double)(now - start) / 1000.0);
+		x.overruns = ovr;
 		mc_recv_overruns(x.r, x.overruns);
 		mc_recv_tick(x.r, now);
 		uint8_t fb[MC_WIRE_FEEDBACK_MAX];

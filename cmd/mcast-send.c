@@ -24,6 +24,8 @@
 
 #define KMAX 128                /* source symbols per coding block: see mcast-protocol(7) */
 #define ANNOUNCE_MS 100         /* announcements ten times a second */
+#define MANIFEST_MIN_MS 100     /* the whole manifest at most this often ... */
+#define MANIFEST_MAX_MS 1000    /* ... and at least this often */
 #define GSO_MAX_SEGS 64
 #define GSO_MAX_BYTES 65000
 
@@ -165,6 +167,7 @@ struct sess {
 	uint16_t (*order)[2];
 	struct mc_rx rx;
 	uint32_t man_idx, nfrag;
+	int man_sent;
 	uint64_t next_ann;
 };
 
@@ -189,8 +192,18 @@ static void announce(struct sess *x)
 	uint8_t buf[2048];
 
 	send_small(x, buf, mc_sender_announce_pkt(x->s, &x->pkg.m, x->rate.cur, buf, sizeof buf));
-	/* The manifest repeats about once a second, in step with the announcements. */
-	uint32_t per = (x->nfrag + 9) / 10;
+	/*
+	 * The manifest goes out whole at the start, then repeats every
+	 * MANIFEST_MIN_MS to MANIFEST_MAX_MS, as often as 1% of the rate allows,
+	 * in step with the announcements: a receiver parks what it gets before
+	 * the manifest and verifies it all at once when the manifest is whole,
+	 * so the sooner that is the less it has to catch up on (at 5 Gbit/s, a
+	 * second of parked data stalled receivers long enough to overflow them).
+	 */
+	uint64_t every = (uint64_t)x->nfrag * (MC_MANIFEST_FRAG + 64) * 8 * 1000 / (x->rate.cur / 100 ? x->rate.cur / 100 : 1);
+	every = every < MANIFEST_MIN_MS ? MANIFEST_MIN_MS : every > MANIFEST_MAX_MS ? MANIFEST_MAX_MS : every;
+	uint32_t per = x->man_sent ? (uint32_t)((x->nfrag * ANNOUNCE_MS + every - 1) / every) : x->nfrag;
+	x->man_sent = 1;
 	for (uint32_t i = 0; i < per; i++) {
 		send_small(x, buf, mc_sender_manifest_pkt(x->session, &x->pkg.m, x->man_idx, buf, sizeof buf));
 		x->man_idx = (x->man_idx + 1) % x->nfrag;

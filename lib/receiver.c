@@ -14,7 +14,6 @@
 #define NACK_SCAN_BUDGET (1u << 20) /* blocks one NACK round looks at, from where the scan found work */
 #define HELLO_WAIT_MS 1000
 #define HELLO_JOIN_MS 200
-#define HELLO_BEAT_MS 1000
 #define IDLE_RETRY_MS 50
 #define OVERRUN_REPORT_MS 10  /* at most this often a report of overruns alone */      /* an idle sender that did not serve a request lost it */
 #define DONE_EVERY_MS 100
@@ -1128,7 +1127,7 @@ uint64_t mc_recv_tick(struct mc_receiver *r, uint64_t now)
 	case MC_RPH_JOINED:
 		if (now >= r->next_hello) {
 			send_hello(r);
-			uint64_t every = r->phase == MC_RPH_WAIT ? HELLO_WAIT_MS : r->welcomed ? HELLO_BEAT_MS : HELLO_JOIN_MS;
+			uint64_t every = r->phase == MC_RPH_WAIT ? HELLO_WAIT_MS : r->welcomed ? mc_heartbeat_ms(r->ann.joined) : HELLO_JOIN_MS;
 			r->next_hello = now + every - every / 8 + rnd(r) % (every / 4);
 		}
 		if (r->next_hello < next)

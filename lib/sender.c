@@ -309,6 +309,8 @@ void mc_sender_feedback(struct mc_sender *s, uint64_t now, const struct mc_pkt *
 int mc_sender_tick(struct mc_sender *s, uint64_t now)
 {
 	unsigned active = 0;
+	/* Receivers beat less often in a big session (mc_heartbeat_ms): wait for them as much longer. */
+	uint64_t timeout = s->cfg.peer_timeout_ms * mc_heartbeat_ms(s->npeers) / MC_HEARTBEAT_MS;
 
 	if (s->state == MC_SENDER_OVER)
 		return s->state;
@@ -316,7 +318,7 @@ int mc_sender_tick(struct mc_sender *s, uint64_t now)
 		struct mc_peer *p = &s->peers[i];
 		if (p->done || p->left || p->gone)
 			continue;
-		if (since(now, p->heard_ms) > s->cfg.peer_timeout_ms) {
+		if (since(now, p->heard_ms) > timeout) {
 			p->gone = 1;
 			s->st.gone++;
 			s->last_change_ms = now;

@@ -34,6 +34,21 @@
  */
 #define MC_INTERLEAVE 32
 
+/*
+ * Heartbeats: a welcomed receiver says HELLO every MC_HEARTBEAT_MS, or less
+ * often in a big session (from the count in ANNOUNCE), so that all of them
+ * together send about MC_HEARTBEATS_PER_S: membership feedback per second
+ * stays the same however many listen, as RTCP scales its reports. The
+ * sender's --peer-timeout stretches in the same proportion.
+ */
+#define MC_HEARTBEAT_MS 1000
+#define MC_HEARTBEATS_PER_S 500
+static inline uint64_t mc_heartbeat_ms(unsigned receivers)
+{
+	uint64_t ms = (uint64_t)receivers * 1000 / MC_HEARTBEATS_PER_S;
+	return ms > MC_HEARTBEAT_MS ? ms : MC_HEARTBEAT_MS;
+}
+
 enum mc_wire_type {
 	MC_PKT_ANNOUNCE = 1, /* sender: session description, >= once a second */
 	MC_PKT_MANIFEST = 2, /* sender: manifest fragment */

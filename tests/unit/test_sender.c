@@ -105,6 +105,19 @@ int main(void)
 	   mc_sender_end_reason(s) == MC_END_NOBODY, "nobody joined: over one linger after the first pass");
 	mc_sender_free(s);
 
+	/* A big session: 1000 receivers beat every 2 s, so silence counts only after twice the timeout. */
+	ok(mc_heartbeat_ms(10) == 1000 && mc_heartbeat_ms(1000) == 2000 && mc_heartbeat_ms(10000) == 20000,
+	   "heartbeats every 1 s up to 500 receivers, then receivers/500 s (%llu at 10000)",
+	   (unsigned long long)mc_heartbeat_ms(10000));
+	s = mc_sender_new(&c, 1, 0);
+	for (unsigned i = 0; i < 1000; i++)
+		feed(s, 0, MC_PKT_HELLO, 100 + i, 0);
+	ok(mc_sender_tick(s, 9000) != MC_SENDER_OVER && mc_sender_stats(s)->gone == 0,
+	   "1000 receivers: none given up after 9 s of silence (timeout 10 s)");
+	mc_sender_tick(s, 10001);
+	ok(mc_sender_stats(s)->gone == 1000, "all given up after 10 s (%u)", mc_sender_stats(s)->gone);
+	mc_sender_free(s);
+
 	/* A silent receiver is no longer waited for; when it speaks again it joins anew. */
 	s = mc_sender_new(&c, 1, 0);
 	feed(s, 0, MC_PKT_HELLO, 5, 0);
