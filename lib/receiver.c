@@ -15,6 +15,18 @@
 #define HELLO_WAIT_MS 1000
 #define HELLO_JOIN_MS 200
 #define IDLE_RETRY_MS 50
+/*
+ * First pass: the sender serves requests for blocks it has passed at once.
+ * A request is repeated once its repair has come (data for a block the
+ * sender had passed) and the sender went MC_INTERLEAVE blocks beyond the
+ * last of it: what is still missing was lost. A request that brought nothing
+ * (lost, or waiting for the sender's share of repair) is repeated after
+ * P1_UNSERVED_BLOCKS. Counting from when the repair arrived, not from when
+ * it was asked for, keeps a receiver that lags behind the sender (data
+ * queued in its socket) from asking twice for the same thing.
+ */
+#define P1_UNSERVED_BLOCKS (16 * MC_INTERLEAVE)
+#define REQ_SERVED 0x80000000u
 #define OVERRUN_REPORT_MS 10  /* at most this often a report of overruns alone */      /* an idle sender that did not serve a request lost it */
 #define DONE_EVERY_MS 100
 #define DONE_TRIES 10
@@ -85,6 +97,7 @@ struct mc_receiver {
 	/* NACK state per block */
 	uint16_t *req_pass;
 	uint32_t *req_ms;
+	uint32_t *req_at;         /* first pass: the sender's block when asked for or served (REQ_SERVED) */
 	uint64_t nack_at, next_scan;
 	uint32_t scan_pos;        /* where the budgeted scans resume */
 	uint32_t overruns, overruns_told;
@@ -206,12 +219,14 @@ static void free_chunks(struct mc_receiver *r)
 	free(r->unverified);
 	free(r->req_pass);
 	free(r->req_ms);
+	free(r->req_at);
 	r->slots = NULL;
 	r->spill = NULL;
 	r->slot_of = NULL;
 	r->have = r->unverified = NULL;
 	r->req_pass = NULL;
 	r->req_ms = NULL;
+	r->req_at = NULL;
 	r->nslots = 0;
 }
 
@@ -251,7 +266,9 @@ static int setup_chunks(struct mc_receiver *r, const struct mc_geom *g)
 	r->slots = calloc(r->nslots ? r->nslots : 1, sizeof *r->slots);
 	r->req_pass = calloc(nb, sizeof *r->req_pass);
 	r->req_ms = calloc(nb, sizeof *r->req_ms);
-	if (!r->have || !r->unverified || !r->slot_of || !r->spill || !r->held || !r->slots || !r->req_pass || !r->req_ms)
+	r->req_at = calloc(nb, sizeof *r->req_at);
+	if (!r->have || !r->unverified || !r->slot_of || !r->spill || !r->held || !r->slots || !r->req_pass || !r->req_ms ||
+	    !r->req_at)
 		return -1;
 	for (uint32_t c = 0; c < g->nchunks; c++)
 		r->slot_of[c] = -1;
@@ -634,16 +651,18 @@ static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 		}
 		free(r->req_pass);
 		free(r->req_ms);
+		free(r->req_at);
 		r->geom = g;
 		r->req_pass = calloc(g.nblocks ? g.nblocks : 1, sizeof *r->req_pass);
 		r->req_ms = calloc(g.nblocks ? g.nblocks : 1, sizeof *r->req_ms);
+		r->req_at = calloc(g.nblocks ? g.nblocks : 1, sizeof *r->req_at);
 		r->slot_bytes = (size_t)g.bpc * g.kmax * g.sym;
 		for (unsigned i = 0; i < r->nslots; i++) {
 			free(r->slots[i].buf);
 			free(r->slots[i].blk);
 			r->slots[i].buf = malloc(r->slot_bytes);
 			r->slots[i].blk = calloc(g.bpc, sizeof(struct blk));
-			if (!r->slots[i].buf || !r->slots[i].blk || !r->req_pass || !r->req_ms) {
+			if (!r->slots[i].buf || !r->slots[i].blk || !r->req_pass || !r->req_ms || !r->req_at) {
 				event(r, MC_REV_IOERR, 0);
 				return;
 			}
@@ -779,6 +798,8 @@ static void on_data(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
 		r->sblock = gb;
 	}
 	r->st.data++;
+	if (r->req_pass[gb] && r->spass <= 1 && (uint64_t)gb + MC_INTERLEAVE < r->sblock)
+		r->req_at[gb] = (r->sblock & ~REQ_SERVED) | REQ_SERVED; /* first-pass repair of what was asked for */
 	if (bit(r->have, b.chunk)) {
 		r->st.dup++;
 		return;
@@ -868,6 +889,12 @@ static int eligible(const struct mc_receiver *r, uint64_t now, uint32_t gb)
 			return (uint64_t)gb + MC_INTERLEAVE < r->sblock; /* first pass: only what it has gone past */
 		return 1;
 	}
+	if (r->spass <= 1 && !r->sidle) {
+		uint32_t at = r->req_at[gb];
+		if (at & REQ_SERVED)
+			return (uint64_t)(at & ~REQ_SERVED) + MC_INTERLEAVE < r->sblock;
+		return (uint64_t)at + P1_UNSERVED_BLOCKS < r->sblock;
+	}
 	/* Asked already: wait until the sender went past the point that should have served it. */
 	uint32_t full = (r->spass & ~0xffffu) | rp;
 	if (full > r->spass + 0x8000u)
@@ -888,6 +915,7 @@ static void mark_requested(struct mc_receiver *r, uint64_t now, uint32_t gb)
 	if (r->req_pass[gb] == 0)
 		r->req_pass[gb] = 1;
 	r->req_ms[gb] = (uint32_t)now;
+	r->req_at[gb] = r->sblock & ~REQ_SERVED;
 }
 
 static void on_nack_heard(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #define QMAX 4096
+#define P1_REPAIR_SHARE 4
 
 struct qent {
 	unsigned peer;
@@ -22,6 +23,15 @@ struct mc_sender {
 	uint16_t *demand;   /* per block: symbols wanted, 0 none */
 	uint8_t *next_esi;  /* per block: next ESI to send when serving demand */
 	uint32_t npending;
+	/*
+	 * During the first pass, demand for blocks the cursor has passed is
+	 * served at once (up to one symbol in P1_REPAIR_SHARE of the pass's), so
+	 * that a lossy receiver completes its chunks while they are still in its
+	 * memory, and is whole soon after the pass ends. behind counts such
+	 * blocks, rcursor finds them.
+	 */
+	uint32_t behind, rcursor;
+	uint64_t p1_syms, p1_rep_syms;
 	struct mc_peer *peers;
 	unsigned npeers, cap;
 	unsigned *hash;     /* open addressing: peer index + 1, 0 empty */
@@ -176,8 +186,11 @@ static void add_demand(struct mc_sender *s, uint32_t gb, uint16_t need)
 		need = b.k;
 	if (need == 0)
 		return;
-	if (s->demand[gb] == 0)
+	if (s->demand[gb] == 0) {
 		s->npending++;
+		if (!s->pass1_done && gb < s->cursor)
+			s->behind++;
+	}
 	if (need > s->demand[gb])
 		s->demand[gb] = need;
 }
@@ -378,16 +391,18 @@ static void end_first_pass(struct mc_sender *s, uint64_t now)
 }
 
 /* Takes block gb's demand into *job: what was asked for and a margin of fresh repair symbols. */
-static void serve(struct mc_sender *s, uint32_t gb, struct mc_sender_job *job)
+static void serve(struct mc_sender *s, uint32_t gb, struct mc_sender_job *job, int margin)
 {
 	uint16_t need = s->demand[gb];
 	/*
-	 * A few more than asked for (the first pass's proportion, at least
-	 * MC_REPAIR_MARGIN percent, so at least one), so that a receiver that
-	 * loses some of its repair rarely needs another round.
+	 * With margin, a few more than asked for (the first pass's proportion,
+	 * at least MC_REPAIR_MARGIN percent, so at least one), so that a
+	 * receiver that loses some of its repair rarely needs another sweep.
+	 * Without (first pass), exactly what was asked: another round costs
+	 * only a NACK there, and the wire carries nothing in vain.
 	 */
 	unsigned pct = s->cfg.fec_pct > MC_REPAIR_MARGIN ? s->cfg.fec_pct : MC_REPAIR_MARGIN;
-	uint32_t n = need + (need * pct + 99) / 100;
+	uint32_t n = need + (margin ? (need * pct + 99) / 100 : 0);
 	unsigned i = 0;
 
 	if (n > MC_RS_MAX)
@@ -409,6 +424,32 @@ static void serve(struct mc_sender *s, uint32_t gb, struct mc_sender_job *job)
 	s->state = MC_SENDER_RUN;
 }
 
+/* First pass: serves demand behind the cursor while the share allows. Returns 1 with *job filled. */
+static int serve_behind(struct mc_sender *s, struct mc_sender_job *job)
+{
+	const struct mc_geom *g = &s->cfg.geom;
+
+	if (s->behind == 0 || s->p1_rep_syms * P1_REPAIR_SHARE > s->p1_syms)
+		return 0;
+	for (uint32_t i = 0; i < s->cursor && s->behind; i++) {
+		uint32_t gb = s->rcursor < s->cursor ? s->rcursor : 0;
+		s->rcursor = gb + 1;
+		if (s->demand[gb] == 0)
+			continue;
+		s->behind--;
+		if (mc_geom_block(g, gb, &job->b) < 0) {
+			s->demand[gb] = 0;
+			s->npending--;
+			continue;
+		}
+		serve(s, gb, job, 0);
+		s->p1_rep_syms += job->n;
+		return 1;
+	}
+	s->behind = 0; /* cannot happen: the count and the array disagree */
+	return 0;
+}
+
 int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
 {
 	const struct mc_geom *g = &s->cfg.geom;
@@ -416,6 +457,8 @@ int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
 	if (mc_sender_tick(s, now) == MC_SENDER_OVER)
 		return MC_SENDER_OVER;
 	if (!s->pass1_done) {
+		if (serve_behind(s, job))
+			return MC_SENDER_RUN;
 		while (s->cursor < g->nblocks && mc_geom_block(g, s->cursor, &job->b) < 0)
 			s->cursor++;
 		if (s->cursor >= g->nblocks) {
@@ -438,6 +481,7 @@ int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
 			}
 			s->st.symbols += job->n;
 			s->st.repair_symbols += r;
+			s->p1_syms += job->n;
 			if (s->cursor >= g->nblocks)
 				end_first_pass(s, now);
 			s->state = MC_SENDER_RUN;
@@ -456,7 +500,7 @@ int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
 				s->npending--;
 				continue;
 			}
-			serve(s, gb, job);
+			serve(s, gb, job, 1);
 			return MC_SENDER_RUN;
 		}
 		/* End of a sweep with demand left behind the cursor: a new pass. */
