@@ -52,7 +52,8 @@ static void help(void)
 	      "  --package NAME    join only a session of this package name\n"
 	      "  --expect ID       join only this package id (32 hex digits, or a prefix of 8 or more)\n"
 	      "  --timeout DUR     give up (exit 3) after DUR of silence: no session, or a quiet sender\n"
-	      "  --mem SIZE        memory for chunks being assembled (default 64M)\n"
+	      "  --mem SIZE        memory for chunks being assembled (default 1/8 s of the\n"
+	      "                    sender's rate, 64M to 256M)\n"
 	      "  --json            one JSON event per line on stdout\n"
 	      "  -q, -v            quieter, more verbose\n"
 	      "  -h, --help        this help    --version  program version\n"
@@ -90,7 +91,7 @@ static void parse(int argc, char **argv, struct opts *o)
 
 	memset(o, 0, sizeof *o);
 	mc_fe_net_defaults(&o->net);
-	o->mem = 64u << 20;
+	o->mem = 0; /* from the sender's rate */
 	o->verbosity = 1;
 	opterr = 0; /* our own message, with the program name alone */
 	while ((c = getopt_long(argc, argv, "g:hi:o:p:qt:v", lopts, NULL)) != -1) {
@@ -526,6 +527,9 @@ int main(int argc, char **argv)
 						x.sender = r->from[i];
 				}
 				if (n < (int)r->n)
+					break;
+				/* Falling behind: stop reading to tell the sender at once (mc_recv_overruns). */
+				if (s == 0 && mc_net_overruns(data) != x.overruns)
 					break;
 			}
 		}

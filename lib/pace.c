@@ -41,7 +41,7 @@ void mc_pace_set_rate(struct mc_pace *p, uint64_t rate_bps)
 
 void mc_rate_init(struct mc_rate *r, uint64_t max_bps, uint64_t now_ms)
 {
-	r->max = r->cur = r->lowest = max_bps;
+	r->max = r->cur = r->lowest = r->knee = max_bps;
 	r->min = max_bps / 16 ? max_bps / 16 : 1;
 	r->reports = 0;
 	r->cut_ms = r->step_ms = now_ms;
@@ -54,7 +54,8 @@ int mc_rate_update(struct mc_rate *r, uint64_t reports, uint64_t now_ms)
 		r->reports = reports;
 		if (now_ms - r->cut_ms < MC_RATE_HOLD_MS && r->cuts)
 			return 0;
-		r->cur = r->cur / 4 * 3 > r->min ? r->cur / 4 * 3 : r->min;
+		r->knee = r->cur;
+		r->cur = r->cur / 2 > r->min ? r->cur / 2 : r->min;
 		r->cut_ms = r->step_ms = now_ms;
 		r->cuts++;
 		if (r->cur < r->lowest)
@@ -62,7 +63,9 @@ int mc_rate_update(struct mc_rate *r, uint64_t reports, uint64_t now_ms)
 		return 1;
 	}
 	if (r->cur < r->max && now_ms - r->step_ms >= MC_RATE_STEP_MS) {
-		r->cur = r->max - r->cur > r->max / 16 ? r->cur + r->max / 16 : r->max;
+		/* Quickly back to near where it overran, then gently past it. */
+		uint64_t step = r->cur < r->knee / 8 * 7 ? r->max / 32 : r->max / 256;
+		r->cur = r->max - r->cur > step ? r->cur + step : r->max;
 		r->step_ms = now_ms;
 		return 1;
 	}

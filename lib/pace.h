@@ -29,17 +29,19 @@ void mc_pace_set_rate(struct mc_pace *p, uint64_t rate_bps);
 
 /*
  * The sending rate under receivers' reports of overruns (their kernels
- * dropped datagrams for want of buffer): each new report cuts the rate by a
- * quarter (at most once per MC_RATE_HOLD_MS, so one episode reported by
- * several receivers or several times costs one cut), and every
- * MC_RATE_STEP_MS without one it climbs back by a sixteenth of -r, never
- * above -r nor below a sixteenth of it. Network loss is not an overrun and
+ * dropped datagrams for want of buffer): each new report halves the rate (at
+ * most once per MC_RATE_HOLD_MS, so one episode reported by several
+ * receivers or several times costs one cut), and every MC_RATE_STEP_MS
+ * without one it climbs back by a thirty-second of -r up to 7/8 of the rate
+ * it was cut at, then by a 256th, never above -r nor below a sixteenth of it: a receiver that overflows loses a socket buffer's
+ * worth at once, and what it lost costs more to repair than slowing down. Network loss is not an overrun and
  * does not slow the sender: slowing would not bring those datagrams back.
  */
-#define MC_RATE_HOLD_MS 50
+#define MC_RATE_HOLD_MS 100
 #define MC_RATE_STEP_MS 100
 struct mc_rate {
 	uint64_t max, min, cur;
+	uint64_t knee;          /* the rate at the last cut */
 	uint64_t reports;       /* the last count of reports seen */
 	uint64_t cut_ms, step_ms;
 	uint64_t cuts, lowest;

@@ -30,8 +30,9 @@
 #define OVERRUN_REPORT_MS 10  /* at most this often a report of overruns alone */      /* an idle sender that did not serve a request lost it */
 #define DONE_EVERY_MS 100
 #define DONE_TRIES 10
-#define DEFAULT_BACKOFF_MS 40
+#define DEFAULT_BACKOFF_MS 10
 #define DEFAULT_MEM (64u << 20)
+#define AUTO_MEM_MAX (256u << 20)
 #define EARLY_MAX 4096         /* data held before the first announcement (about 6 MB) */
 
 struct blk {
@@ -101,6 +102,7 @@ struct mc_receiver {
 	uint64_t nack_at, next_scan;
 	uint32_t scan_pos;        /* where the budgeted scans resume */
 	uint32_t overruns, overruns_told;
+	int auto_mem;             /* mem_limit follows the first announced rate */
 	uint64_t overrun_next;    /* earliest time for the next report of overruns alone */
 	int eligible;
 
@@ -161,6 +163,7 @@ struct mc_receiver *mc_recv_new(const struct mc_recv_cfg *cfg)
 	if (r == NULL)
 		return NULL;
 	r->cfg = *cfg;
+	r->auto_mem = r->cfg.mem_limit == 0;
 	if (r->cfg.mem_limit == 0)
 		r->cfg.mem_limit = DEFAULT_MEM;
 	if (r->cfg.backoff_ms == 0)
@@ -628,6 +631,11 @@ static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 	if (!r->have_session) {
 		uint8_t *pre = r->unverified; /* preloaded verified bitmap, if any */
 		r->unverified = NULL;
+		if (r->auto_mem) {
+			/* Chunks wait in memory a repair round trip: size that to the rate (an eighth of a second). */
+			uint64_t m = a->rate / 64;
+			r->cfg.mem_limit = m < DEFAULT_MEM ? DEFAULT_MEM : m > AUTO_MEM_MAX ? AUTO_MEM_MAX : (size_t)m;
+		}
 		if (setup_chunks(r, &g) < 0) {
 			free(pre);
 			event(r, MC_REV_IOERR, 0);
@@ -1115,13 +1123,19 @@ static int any_eligible(struct mc_receiver *r, uint64_t now)
 	return 0;
 }
 
-/* Exponentially distributed back-off over the window: with many receivers, few fire early and the rest hear them. */
+/*
+ * Exponentially distributed back-off over the window: with many receivers,
+ * few fire early and the rest hear them. The window is backoff_ms times
+ * ln(receivers), at least backoff_ms: a few receivers ask at once (what they
+ * lack waits in memory meanwhile), thousands spread their requests out.
+ */
 static uint64_t backoff(struct mc_receiver *r)
 {
 	double n = r->ann.joined > 1 ? r->ann.joined : 1;
 	double lambda = log(n) + 1.0;
+	double win = r->cfg.backoff_ms * (log(n) > 1.0 ? log(n) : 1.0);
 	double x = (double)(rnd(r) >> 11) / 9007199254740992.0;
-	double t = r->cfg.backoff_ms * log(1.0 + x * (exp(lambda) - 1.0)) / lambda;
+	double t = win * log(1.0 + x * (exp(lambda) - 1.0)) / lambda;
 	return (uint64_t)t;
 }
 

@@ -7,6 +7,7 @@
 #ifndef MC_SIM_H
 #define MC_SIM_H
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,33 @@ static int sim_lost(struct sim_rx *x)
 
 /* What a datagram costs on an Ethernet wire beyond its UDP payload: Ethernet 14, IPv4 20, UDP 8. */
 #define SIM_FRAME_OVERHEAD 42
+
+/*
+ * The least any code that works block by block can put on the wire: each of
+ * the n receivers must hold k symbols of every block, so a block costs the
+ * most transmissions any receiver needs. With independent loss p a receiver
+ * needs T = k + (failures before its k-th success); E[max of n draws of T] =
+ * k + sum over t >= k of P(max > t), P(max > t) = 1 - (1 - P(T > t))^n, and
+ * P(T > t) = P(Binomial(t, 1 - p) < k). Returned per source symbol, times
+ * what each symbol costs in a frame (DATA, UDP, IPv4 and Ethernet headers).
+ */
+static inline double sim_block_floor(unsigned n, double p, unsigned k, unsigned sym)
+{
+	double e = k, frame = (double)(sym + MC_WIRE_DATA_HDR + SIM_FRAME_OVERHEAD) / sym;
+
+	if (p <= 0)
+		return frame;
+	for (unsigned t = k; t < k + 4000; t++) {
+		double u = 0; /* P(T > t) = P(fewer than k of t arrive) */
+		for (unsigned j = 0; j < k; j++)
+			u += exp(lgamma(t + 1.0) - lgamma(j + 1.0) - lgamma(t - j + 1.0) + j * log1p(-p) + (t - j) * log(p));
+		double more = -expm1(n * log1p(-(u < 1 ? u : 1 - 1e-16)));
+		e += more;
+		if (more < 1e-9)
+			break;
+	}
+	return e / k * frame;
+}
 
 /* One sender datagram to every listening receiver, each with its own fate. */
 static void sim_deliver(const uint8_t *buf, size_t len)
