@@ -173,33 +173,6 @@ static int run(const struct opts *o, unsigned n, double loss, int burst, unsigne
 	return 0;
 }
 
-/*
- * The least any code that works block by block can put on the wire: each of
- * the n receivers must hold k symbols of every block, so a block costs the
- * most transmissions any receiver needs. With independent loss p a receiver
- * needs T = k + (failures before its k-th success); E[max of n draws of T] =
- * k + sum over t >= k of P(max > t), P(max > t) = 1 - (1 - P(T > t))^n, and
- * P(T > t) = P(Binomial(t, 1 - p) < k). Returned per source symbol, times
- * what each symbol costs in a frame (DATA, UDP, IPv4 and Ethernet headers).
- */
-static double block_floor(unsigned n, double p, unsigned k, unsigned sym)
-{
-	double e = k, frame = (double)(sym + MC_WIRE_DATA_HDR + SIM_FRAME_OVERHEAD) / sym;
-
-	if (p <= 0)
-		return frame;
-	for (unsigned t = k; t < k + 4000; t++) {
-		double u = 0; /* P(T > t) = P(fewer than k of t arrive) */
-		for (unsigned j = 0; j < k; j++)
-			u += exp(lgamma(t + 1.0) - lgamma(j + 1.0) - lgamma(t - j + 1.0) + j * log1p(-p) + (t - j) * log(p));
-		double more = -expm1(n * log1p(-(u < 1 ? u : 1 - 1e-16)));
-		e += more;
-		if (more < 1e-9)
-			break;
-	}
-	return e / k * frame;
-}
-
 static void print_row(const struct row *w)
 {
 	printf("%6u %5.0f%% %-6s %8.4f %9.2f %10.3f %6llu %9.3f %9.3f %5u/%-5u %5u %6u %7.1f\n", w->n, w->loss * 100, w->kind,
@@ -372,13 +345,13 @@ int main(int argc, char **argv)
 		if (rows[i].loss == 0.05 && !strcmp(rows[i].kind, "bern") && rows[i].n == ns[nn - 1])
 			printf("  wire/pkg <= 1.15 at 5%% loss and N=%u: %.4f  %s (floor for any block code of k=128: %.4f)\n",
 			       rows[i].n, rows[i].wire, rows[i].wire <= 1.15 ? "MET" : "NOT MET",
-			       block_floor(rows[i].n, 0.05, 128, mc_geom_sym_for_mtu(1500, 0)));
+			       sim_block_floor(rows[i].n, 0.05, 128, mc_geom_sym_for_mtu(1500, 0)));
 	printf("  floor for any block code of k=128 at 5%% loss, frames included:");
 	for (unsigned n = 1; n <= 100000; n *= 10)
-		printf("  N=%u: %.4f", n, block_floor(n, 0.05, 128, mc_geom_sym_for_mtu(1500, 0)));
+		printf("  N=%u: %.4f", n, sim_block_floor(n, 0.05, 128, mc_geom_sym_for_mtu(1500, 0)));
 	printf("\n  (with k=200, N=10000: %.4f; symbols sent per source symbol alone, k=128, N=10000: %.4f)\n",
-	       block_floor(10000, 0.05, 200, mc_geom_sym_for_mtu(1500, 0)),
-	       block_floor(10000, 0.05, 128, mc_geom_sym_for_mtu(1500, 0)) * mc_geom_sym_for_mtu(1500, 0) /
+	       sim_block_floor(10000, 0.05, 200, mc_geom_sym_for_mtu(1500, 0)),
+	       sim_block_floor(10000, 0.05, 128, mc_geom_sym_for_mtu(1500, 0)) * mc_geom_sym_for_mtu(1500, 0) /
 		       (mc_geom_sym_for_mtu(1500, 0) + MC_WIRE_DATA_HDR + SIM_FRAME_OVERHEAD));
 	printf("  feedback per chunk at most logarithmic in N: see the fits above (b ln N; power exponent << 1)\n");
 	printf("  late joiners done one pass after joining: see the 'worst' column (<= ~1.1 passes)\n");
