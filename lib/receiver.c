@@ -1046,19 +1046,25 @@ static uint32_t scan_end(const struct mc_receiver *r)
 	return r->geom.nblocks;
 }
 
+/* A NACK with no entries yet; it carries the overruns, which the sender thereby learns. */
+static void nack_start(struct mc_receiver *r, struct mc_pkt *p)
+{
+	memset(p, 0, sizeof *p);
+	p->type = MC_PKT_NACK;
+	p->session = r->session;
+	p->u.nack.rid = r->cfg.rid;
+	p->u.nack.pass = r->spass;
+	p->u.nack.overruns = (uint16_t)r->overruns;
+	r->overruns_told = r->overruns;
+}
+
 /* Builds NACKs for eligible blocks, run-length coded, at most NACK_PKTS_MAX datagrams. */
 static void send_nacks(struct mc_receiver *r, uint64_t now)
 {
 	struct mc_pkt p;
 	unsigned pkts = 0;
 
-	memset(&p, 0, sizeof p);
-	p.type = MC_PKT_NACK;
-	p.session = r->session;
-	p.u.nack.rid = r->cfg.rid;
-	p.u.nack.pass = r->spass;
-	p.u.nack.overruns = (uint16_t)r->overruns;
-	r->overruns_told = r->overruns;
+	nack_start(r, &p);
 	uint32_t end = scan_end(r), gb = r->scan_pos < end ? r->scan_pos : 0;
 	for (uint32_t i = 0; i < end && i < NACK_SCAN_BUDGET && pkts < NACK_PKTS_MAX; i++, gb = gb + 1 < end ? gb + 1 : 0) {
 		struct mc_block b;
@@ -1149,13 +1155,7 @@ static void report_overruns(struct mc_receiver *r, uint64_t now)
 {
 	struct mc_pkt p;
 
-	memset(&p, 0, sizeof p);
-	p.type = MC_PKT_NACK;
-	p.session = r->session;
-	p.u.nack.rid = r->cfg.rid;
-	p.u.nack.pass = r->spass;
-	p.u.nack.overruns = (uint16_t)r->overruns;
-	r->overruns_told = r->overruns;
+	nack_start(r, &p);
 	r->overrun_next = now + OVERRUN_REPORT_MS;
 	queue_fb(r, &p);
 }
