@@ -14,7 +14,7 @@
 #define NACK_SCAN_BUDGET (1u << 20) /* blocks one NACK round looks at, from where the scan found work */
 #define HELLO_WAIT_MS 1000
 #define HELLO_JOIN_MS 200
-#define IDLE_RETRY_MS 50
+#define IDLE_RETRY_MS 50      /* an idle sender that did not serve a request lost it */
 /*
  * First pass: the sender serves requests for blocks it has passed at once.
  * A request is repeated once its repair has come (data for a block the
@@ -27,7 +27,7 @@
  */
 #define P1_UNSERVED_BLOCKS (16 * MC_INTERLEAVE)
 #define REQ_SERVED 0x80000000u
-#define OVERRUN_REPORT_MS 10  /* at most this often a report of overruns alone */      /* an idle sender that did not serve a request lost it */
+#define OVERRUN_REPORT_MS 10  /* at most this often a report of overruns alone */
 #define DONE_EVERY_MS 100
 #define DONE_TRIES 10
 #define DEFAULT_BACKOFF_MS 10
