@@ -26,6 +26,7 @@
 #define ANNOUNCE_MS 100         /* announcements ten times a second */
 #define MANIFEST_MIN_MS 100     /* the whole manifest at most this often ... */
 #define MANIFEST_MAX_MS 1000    /* ... and at least this often */
+#define MEASURE_MS 50           /* the sent rate is measured over this much time at least */
 #define GSO_MAX_SEGS 64
 #define GSO_MAX_BYTES 65000
 
@@ -158,6 +159,8 @@ struct sess {
 	struct mc_pace pace;
 	struct mc_rate rate;
 	uint64_t start_ms, bytes_sent, pkts_sent, send_drops;
+	/* What the sender really sends while it has work: where a rate cut starts from. */
+	uint64_t meas_ns, meas_bytes, meas_idle_ns, sent_bps;
 	struct slot {
 		uint8_t *block, *repair;
 		uint8_t (*hdr)[MC_WIRE_DATA_HDR];
@@ -261,13 +264,32 @@ static void drain_feedback(struct sess *x)
 		send_small(x, buf, mc_wire_encode(&cp, buf, sizeof buf));
 }
 
+/*
+ * The rate sent over the last MEASURE_MS or more, idle time (nothing to
+ * send) left out; a measure with less than MEASURE_MS/2 of work in it keeps
+ * the last one.
+ */
+static void measure(struct sess *x)
+{
+	uint64_t now = mc_now_ns(), dt = now - x->meas_ns;
+
+	if (dt < MEASURE_MS * 1000000ULL)
+		return;
+	uint64_t busy = dt > x->meas_idle_ns ? dt - x->meas_idle_ns : 0;
+	if (busy >= MEASURE_MS * 500000ULL)
+		x->sent_bps = (uint64_t)((double)x->meas_bytes * 8e9 / (double)busy);
+	x->meas_ns = now;
+	x->meas_bytes = x->meas_idle_ns = 0;
+}
+
 /* Feedback and the announcement timer: run between batches, so a long window never starves them. */
 static void housekeeping(struct sess *x)
 {
 	uint64_t now = mc_now_ms();
 
 	drain_feedback(x);
-	if (mc_rate_update(&x->rate, mc_sender_stats(x->s)->overrun_reports, now)) {
+	measure(x);
+	if (mc_rate_update(&x->rate, mc_sender_stats(x->s)->overrun_reports, x->sent_bps, now)) {
 		char rt[32];
 		mc_pace_set_rate(&x->pace, x->rate.cur);
 		mc_debug("rate %s (receivers reported %llu overruns)", mc_fmt_rate(x->rate.cur, rt, sizeof rt),
@@ -323,6 +345,7 @@ static int send_batch(struct sess *x, struct iovec *iov, unsigned nseg, uint16_t
 		return -1;
 	}
 	mc_pace_spend(&x->pace, bytes);
+	x->meas_bytes += bytes;
 	x->bytes_sent += (size_t)nseg * seg;
 	x->pkts_sent += nseg;
 	return 0;
@@ -476,6 +499,7 @@ int main(int argc, char **argv)
 		burst = 4 * GSO_MAX_BYTES;
 	mc_pace_init(&x.pace, x.o.rate, burst, mc_now_ns());
 	mc_rate_init(&x.rate, x.o.rate, mc_now_ms());
+	x.meas_ns = mc_now_ns();
 	mc_fe_signals(&got_signal);
 
 	mc_id_hex(x.pkg.m.id, idhex);
@@ -539,7 +563,9 @@ int main(int argc, char **argv)
 				x.next_ann = now + ANNOUNCE_MS;
 			}
 			was_idle = 1;
+			uint64_t t0 = mc_now_ns();
 			wait_fb(&x, 10000000);
+			x.meas_idle_ns += mc_now_ns() - t0;
 			continue;
 		}
 		was_idle = 0;

@@ -48,14 +48,14 @@ void mc_rate_init(struct mc_rate *r, uint64_t max_bps, uint64_t now_ms)
 	r->cuts = 0;
 }
 
-int mc_rate_update(struct mc_rate *r, uint64_t reports, uint64_t now_ms)
+int mc_rate_update(struct mc_rate *r, uint64_t reports, uint64_t sent_bps, uint64_t now_ms)
 {
 	if (reports != r->reports) {
 		r->reports = reports;
 		if (now_ms - r->cut_ms < MC_RATE_HOLD_MS && r->cuts)
 			return 0;
-		r->knee = r->cur;
-		r->cur = r->cur / 2 > r->min ? r->cur / 2 : r->min;
+		r->knee = sent_bps && sent_bps < r->cur ? sent_bps : r->cur;
+		r->cur = r->knee / 2 > r->min ? r->knee / 2 : r->min;
 		r->cut_ms = r->step_ms = now_ms;
 		r->cuts++;
 		if (r->cur < r->lowest)

@@ -33,9 +33,13 @@ void mc_pace_set_rate(struct mc_pace *p, uint64_t rate_bps);
  * most once per MC_RATE_HOLD_MS, so one episode reported by several
  * receivers or several times costs one cut), and every MC_RATE_STEP_MS
  * without one it climbs back by a thirty-second of -r up to 7/8 of the rate
- * it was cut at, then by a 256th, never above -r nor below a sixteenth of it: a receiver that overflows loses a socket buffer's
- * worth at once, and what it lost costs more to repair than slowing down. Network loss is not an overrun and
- * does not slow the sender: slowing would not bring those datagrams back.
+ * it was cut at, then by a 256th, never above -r nor below a sixteenth of it:
+ * a receiver that overflows loses a socket buffer's worth at once, and what
+ * it lost costs more to repair than slowing down. The cut starts from what
+ * the sender really sent, when that is less than its rate (an -r the CPU or
+ * the link cannot reach): halving a rate that was never reached would not
+ * slow it down. Network loss is not an overrun and does not slow the sender:
+ * slowing would not bring those datagrams back.
  */
 #define MC_RATE_HOLD_MS 100
 #define MC_RATE_STEP_MS 100
@@ -48,8 +52,12 @@ struct mc_rate {
 };
 
 void mc_rate_init(struct mc_rate *r, uint64_t max_bps, uint64_t now_ms);
-/* Takes the sender's running count of overrun reports; returns 1 when cur changed. */
-int mc_rate_update(struct mc_rate *r, uint64_t reports, uint64_t now_ms);
+/*
+ * Takes the sender's running count of overrun reports and the rate it
+ * achieved lately (bits per second while it had data to send; 0 unknown);
+ * returns 1 when cur changed.
+ */
+int mc_rate_update(struct mc_rate *r, uint64_t reports, uint64_t sent_bps, uint64_t now_ms);
 
 /* Monotonic clock in nanoseconds and milliseconds (the only clock the programs use). */
 uint64_t mc_now_ns(void);
