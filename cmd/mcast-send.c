@@ -525,7 +525,7 @@ int main(int argc, char **argv)
 	int was_idle = 0;
 	for (;;) {
 		uint64_t now = mc_now_ms();
-		unsigned nj = 0;
+		unsigned nj;
 		if (got_signal) {
 			reason = MC_END_SIGNAL;
 			break;
@@ -551,8 +551,7 @@ int main(int argc, char **argv)
 			mc_json_dbl(&j, "seconds", (double)(now - x.start_ms) / 1000.0);
 			mc_json_end(&j);
 		}
-		while (nj < MC_INTERLEAVE && (st = mc_sender_next(x.s, now, &x.jobs[nj])) == MC_SENDER_RUN)
-			nj++;
+		nj = mc_sender_window(x.s, now, x.jobs, MC_INTERLEAVE, &st);
 		if (nj == 0 && st == MC_SENDER_OVER) {
 			reason = mc_sender_end_reason(x.s);
 			break;

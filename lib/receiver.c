@@ -26,6 +26,7 @@
  * queued in its socket) from asking twice for the same thing.
  */
 #define P1_UNSERVED_BLOCKS (16 * MC_INTERLEAVE)
+#define LOSS_MIN_SYMBOLS 2048 /* symbols sampled before a loss estimate is told */
 #define REQ_SERVED 0x80000000u
 #define OVERRUN_REPORT_MS 10  /* at most this often a report of overruns alone */
 #define DONE_EVERY_MS 100
@@ -105,6 +106,17 @@ struct mc_receiver {
 	int auto_mem;             /* mem_limit follows the first announced rate */
 	uint64_t overrun_next;    /* earliest time for the next report of overruns alone */
 	int eligible;
+	/*
+	 * This receiver's loss in the first pass, told to the sender in NACKs
+	 * so that it sends what the asked-for symbols need to arrive: symbols
+	 * the sender sent (est_span) and of them lost (est_lost), sampled once
+	 * per block, when first asked for or when complete unasked. Blocks before
+	 * est_from (those the sender was in the middle of at the join) do not
+	 * count, nor any after a join past the first pass (est_from UINT32_MAX).
+	 */
+	uint64_t est_span, est_lost;
+	uint32_t est_from;
+	int est_set;
 
 	/* hello / done */
 	int welcomed;
@@ -595,7 +607,14 @@ static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 		r->ann.joined = a->joined;
 		r->ann.complete = a->complete;
 		r->sidle = (p->flags & MC_FLAG_IDLE) != 0;
-		if (a->pass > r->spass) {
+		/*
+		 * A new pass is believed from its DATA, or from an announcement of
+		 * IDLE: both come after the last pass's DATA. An announcement sent
+		 * in between may already count the next pass while the end of the
+		 * last one is still on its way; taken at its word, every block
+		 * then in flight would look missed and be asked for again.
+		 */
+		if (a->pass > r->spass && r->sidle) {
 			r->spass = a->pass;
 			r->sblock = 0;
 		}
@@ -680,6 +699,7 @@ static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 	}
 	r->have_session = 1;
 	r->ended = 0;
+	r->est_set = 0; /* which blocks sample the loss: from the first DATA of this session on */
 	r->session = p->session;
 	r->ann = *a;
 	r->spass = a->pass;
@@ -764,6 +784,69 @@ static void hold_early(struct mc_receiver *r, const uint8_t *buf, size_t len)
 	r->early_len[r->nearly++] = (uint16_t)len;
 }
 
+/* Highest ESI seen in a block, plus one; 0 if none. */
+static unsigned esi_span(const struct blk *k)
+{
+	for (int w = 3; w >= 0; w--)
+		if (k->bits[w])
+			return (unsigned)(w * 64 + 64 - __builtin_clzll(k->bits[w]));
+	return 0;
+}
+
+/*
+ * One block's first-pass loss: the sender sent at least its k symbols and
+ * every ESI below the highest seen (it sends each block's ESIs in order
+ * until they wrap at 255, which a span of 255 leaves out).
+ */
+static void loss_sample(struct mc_receiver *r, uint32_t gb)
+{
+	struct mc_block b;
+	unsigned got = 0, span = 0;
+
+	if (gb < r->est_from || r->req_pass[gb] || mc_geom_block(&r->geom, gb, &b) < 0)
+		return;
+	int32_t si = r->slot_of[b.chunk];
+	if (si >= 0) {
+		const struct blk *k = &r->slots[si].blk[b.index];
+		got = k->complete ? b.k : (unsigned)(k->nsrc + k->nrep);
+		span = esi_span(k);
+	} else if (r->spill[b.chunk]) {
+		/* Parked: its source symbols in the spill map, its repair ones held. */
+		for (unsigned e = 0; e < b.k; e++)
+			if (bit(r->spill[b.chunk], b.index * r->geom.kmax + e)) {
+				got++;
+				span = e + 1;
+			}
+		const struct held *h = r->held[b.chunk] ? &r->held[b.chunk][b.index] : NULL;
+		for (unsigned i = 0; h && i < h->n; i++) {
+			got++;
+			if (h->esi[i] + 1u > span)
+				span = h->esi[i] + 1u;
+		}
+	} else {
+		return; /* nothing of its chunk was kept: what arrived is not known */
+	}
+	if (span >= MC_RS_MAX)
+		return;
+	if (span < b.k)
+		span = b.k;
+	r->est_span += span;
+	r->est_lost += span - got;
+	if (r->est_span > (1u << 22)) { /* a running estimate: old blocks weigh less and less */
+		r->est_span >>= 1;
+		r->est_lost >>= 1;
+	}
+}
+
+/* The loss estimate for NACKs, in 256ths (at most MC_LOSS_MAX), 0 until enough blocks say it. */
+static uint8_t loss_256(const struct mc_receiver *r)
+{
+	if (r->est_span < LOSS_MIN_SYMBOLS)
+		return 0;
+	uint64_t v = (r->est_lost * 256 + r->est_span / 2) / r->est_span;
+	return (uint8_t)(v > MC_LOSS_MAX ? MC_LOSS_MAX : v);
+}
+
 static void on_data(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p);
 
 static void replay_early(struct mc_receiver *r, uint64_t now)
@@ -806,6 +889,10 @@ static void on_data(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
 		r->sblock = gb;
 	}
 	r->st.data++;
+	if (!r->est_set) {
+		r->est_set = 1;
+		r->est_from = r->spass <= 1 ? gb + MC_INTERLEAVE : UINT32_MAX;
+	}
 	if (r->req_pass[gb] && r->spass <= 1 && (uint64_t)gb + MC_INTERLEAVE < r->sblock)
 		r->req_at[gb] = (r->sblock & ~REQ_SERVED) | REQ_SERVED; /* first-pass repair of what was asked for */
 	if (bit(r->have, b.chunk)) {
@@ -853,6 +940,7 @@ static void on_data(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
 		free(k->rep[i]);
 	k->nrep = 0;
 	k->complete = 1;
+	loss_sample(r, gb);
 	if (++s->done < s->nblocks)
 		return;
 	chunk_done(r, b.chunk, s->buf);
@@ -915,6 +1003,7 @@ static int eligible(const struct mc_receiver *r, uint64_t now, uint32_t gb)
 
 static void mark_requested(struct mc_receiver *r, uint64_t now, uint32_t gb)
 {
+	loss_sample(r, gb);
 	/* Behind the sender's cursor: served next pass; ahead: this pass. */
 	uint32_t by = (gb > r->sblock && !r->sidle && r->spass > 1) ? r->spass : r->spass + 1;
 	if (r->spass <= 1 && !r->sidle)
@@ -1058,6 +1147,13 @@ static void nack_start(struct mc_receiver *r, struct mc_pkt *p)
 	r->overruns_told = r->overruns;
 }
 
+/* Queues a NACK with the loss estimate as it stands (the scan that filled it may have sampled more). */
+static void queue_nack(struct mc_receiver *r, struct mc_pkt *p)
+{
+	p->flags = loss_256(r);
+	queue_fb(r, p);
+}
+
 /* Builds NACKs for eligible blocks, run-length coded, at most NACK_PKTS_MAX datagrams. */
 static void send_nacks(struct mc_receiver *r, uint64_t now)
 {
@@ -1086,7 +1182,7 @@ static void send_nacks(struct mc_receiver *r, uint64_t now)
 			last->run = (uint16_t)(gb - last->block + 1);
 		} else {
 			if (p.u.nack.n == MC_WIRE_NACK_MAX) {
-				queue_fb(r, &p);
+				queue_nack(r, &p);
 				r->st.nacks_sent++;
 				r->st.nack_entries_sent += p.u.nack.n;
 				p.u.nack.n = 0;
@@ -1097,7 +1193,7 @@ static void send_nacks(struct mc_receiver *r, uint64_t now)
 		}
 	}
 	if (p.u.nack.n && pkts < NACK_PKTS_MAX) {
-		queue_fb(r, &p);
+		queue_nack(r, &p);
 		r->st.nacks_sent++;
 		r->st.nack_entries_sent += p.u.nack.n;
 	}
@@ -1157,7 +1253,7 @@ static void report_overruns(struct mc_receiver *r, uint64_t now)
 
 	nack_start(r, &p);
 	r->overrun_next = now + OVERRUN_REPORT_MS;
-	queue_fb(r, &p);
+	queue_nack(r, &p);
 }
 
 uint64_t mc_recv_tick(struct mc_receiver *r, uint64_t now)

@@ -8,6 +8,7 @@
 
 #define QMAX 4096
 #define P1_REPAIR_SHARE 4
+#define EXTRA_LOSS_MIN 64 /* in 256ths: a quarter */
 
 struct qent {
 	unsigned peer;
@@ -22,6 +23,7 @@ struct mc_sender {
 	int pass1_done, state, reason;
 	uint16_t *demand;   /* per block: symbols wanted, 0 none */
 	uint8_t *next_esi;  /* per block: next ESI to send when serving demand */
+	uint8_t *extra;     /* per block: symbols beyond the demand that the asker's loss will take */
 	uint32_t npending;
 	/*
 	 * During the first pass, demand for blocks the cursor has passed is
@@ -42,6 +44,8 @@ struct mc_sender {
 	unsigned eq_head, eq_len;
 	int ever_joined;
 	struct mc_sender_stats st;
+	struct mc_sender_job carry; /* the first job of the next window (mc_sender_window) */
+	int has_carry;
 };
 
 static void push(struct qent *q, unsigned *head, unsigned *len, unsigned peer, unsigned kind)
@@ -75,9 +79,10 @@ struct mc_sender *mc_sender_new(const struct mc_sender_cfg *cfg, uint32_t sessio
 	s->pass = 1;
 	s->demand = calloc(cfg->geom.nblocks ? cfg->geom.nblocks : 1, sizeof *s->demand);
 	s->next_esi = calloc(cfg->geom.nblocks ? cfg->geom.nblocks : 1, 1);
+	s->extra = calloc(cfg->geom.nblocks ? cfg->geom.nblocks : 1, 1);
 	s->hcap = 1024;
 	s->hash = calloc(s->hcap, sizeof *s->hash);
-	if (!s->demand || !s->next_esi || !s->hash) {
+	if (!s->demand || !s->next_esi || !s->extra || !s->hash) {
 		mc_sender_free(s);
 		return NULL;
 	}
@@ -90,6 +95,7 @@ void mc_sender_free(struct mc_sender *s)
 		return;
 	free(s->demand);
 	free(s->next_esi);
+	free(s->extra);
 	free(s->peers);
 	free(s->hash);
 	free(s);
@@ -176,7 +182,16 @@ static void join(struct mc_sender *s, struct mc_peer *p, uint64_t now)
 	push(s->ev, &s->eq_head, &s->eq_len, idx(s, p), MC_SEV_JOIN);
 }
 
-static void add_demand(struct mc_sender *s, uint32_t gb, uint16_t need)
+/*
+ * Demand for block gb: need symbols, asked by a receiver that loses loss/256
+ * of what is sent. From EXTRA_LOSS_MIN of loss on, the sweeps after the
+ * first pass send need*loss/(256-loss) more (see serve()): at 50% loss
+ * exactly the asked-for symbols arrive half of them, and the block would
+ * take round after round (a dozen and more: the slow-receiver policy then
+ * sends every receiver away). Below it the extra costs more wire than the
+ * rounds it saves.
+ */
+static void add_demand(struct mc_sender *s, uint32_t gb, uint16_t need, uint8_t loss)
 {
 	struct mc_block b;
 
@@ -186,6 +201,11 @@ static void add_demand(struct mc_sender *s, uint32_t gb, uint16_t need)
 		need = b.k;
 	if (need == 0)
 		return;
+	if (loss > MC_LOSS_MAX)
+		loss = MC_LOSS_MAX;
+	unsigned more = loss >= EXTRA_LOSS_MIN ? (unsigned)need * loss / (256u - loss) : 0;
+	if (more > s->extra[gb])
+		s->extra[gb] = (uint8_t)(more > 255 ? 255 : more);
 	if (s->demand[gb] == 0) {
 		s->npending++;
 		if (!s->pass1_done && gb < s->cursor)
@@ -292,7 +312,7 @@ void mc_sender_feedback(struct mc_sender *s, uint64_t now, const struct mc_pkt *
 			}
 			uint32_t end = e->block + e->run > s->cfg.geom.nblocks ? s->cfg.geom.nblocks : e->block + e->run;
 			for (uint32_t gb = e->block; gb < end; gb++)
-				add_demand(s, gb, e->need);
+				add_demand(s, gb, e->need, p->flags);
 			s->st.nack_entries++;
 		}
 		break;
@@ -402,12 +422,13 @@ static void serve(struct mc_sender *s, uint32_t gb, struct mc_sender_job *job, i
 	 * only a NACK there, and the wire carries nothing in vain.
 	 */
 	unsigned pct = s->cfg.fec_pct > MC_REPAIR_MARGIN ? s->cfg.fec_pct : MC_REPAIR_MARGIN;
-	uint32_t n = need + (margin ? (need * pct + 99) / 100 : 0);
+	uint32_t n = need + (margin ? s->extra[gb] + (need * pct + 99) / 100 : 0);
 	unsigned i = 0;
 
 	if (n > MC_RS_MAX)
 		n = MC_RS_MAX;
 	s->demand[gb] = 0;
+	s->extra[gb] = 0;
 	s->npending--;
 	job->block = gb;
 	job->pass = s->pass;
@@ -636,4 +657,33 @@ unsigned mc_sender_interleave(const struct mc_sender_job *jobs, unsigned njobs, 
 				n++;
 			}
 	return n;
+}
+
+unsigned mc_sender_window(struct mc_sender *s, uint64_t now, struct mc_sender_job *jobs, unsigned max, int *state)
+{
+	unsigned nj = 0;
+	int st = MC_SENDER_RUN;
+
+	if (max == 0) {
+		*state = mc_sender_tick(s, now);
+		return 0;
+	}
+	if (s->has_carry) {
+		s->has_carry = 0;
+		if ((st = mc_sender_tick(s, now)) == MC_SENDER_OVER) {
+			*state = st;
+			return 0;
+		}
+		jobs[nj++] = s->carry;
+	}
+	while (nj < max && (st = mc_sender_next(s, now, &jobs[nj])) == MC_SENDER_RUN) {
+		if (jobs[nj].pass != jobs[0].pass) {
+			s->carry = jobs[nj];
+			s->has_carry = 1;
+			break;
+		}
+		nj++;
+	}
+	*state = nj ? MC_SENDER_RUN : st;
+	return nj;
 }

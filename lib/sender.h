@@ -79,6 +79,15 @@ void mc_sender_feedback(struct mc_sender *s, uint64_t now_ms, const struct mc_pk
  */
 int mc_sender_next(struct mc_sender *s, uint64_t now_ms, struct mc_sender_job *job);
 
+/*
+ * Up to max jobs of one pass, for a window of interleaved blocks; *state as
+ * mc_sender_next returns it. A job of the next pass waits for the next
+ * window: receivers take DATA of a new pass as the end of the last one, so
+ * mixed into the last one's window it would have them ask for blocks still
+ * on their way.
+ */
+unsigned mc_sender_window(struct mc_sender *s, uint64_t now_ms, struct mc_sender_job *jobs, unsigned max, int *state);
+
 /* Advances timers (peer timeouts, end rule) without sending. Returns the state as mc_sender_next would. */
 int mc_sender_tick(struct mc_sender *s, uint64_t now_ms);
 

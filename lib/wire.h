@@ -70,6 +70,8 @@ enum mc_ctrl_code { MC_CTRL_WELCOME = 1, MC_CTRL_LEAVE = 2, MC_CTRL_DONE = 3 };
 enum mc_end_reason { MC_END_COMPLETE = 0, MC_END_MAX_TIME = 1, MC_END_SIGNAL = 2, MC_END_NOBODY = 3 };
 
 #define MC_NEED_ALL 0xffff
+/* A NACK's flags byte: the receiver's loss in 256ths (0 unknown), at most this much counts. */
+#define MC_LOSS_MAX 192
 
 struct mc_announce {
 	uint8_t id[MC_ID_LEN];

@@ -353,9 +353,7 @@ static int sim_run(const struct sim_cfg *cfg, struct sim_res *out)
 			sim.res.ctrl_pkts++;
 			sim_deliver(pkt, n);
 		}
-		unsigned nj = 0;
-		while (nj < MC_INTERLEAVE && (st = mc_sender_next(s, sim.now / 1000, &jobs[nj])) == MC_SENDER_RUN)
-			nj++;
+		unsigned nj = mc_sender_window(s, sim.now / 1000, jobs, MC_INTERLEAVE, &st);
 		if (nj == 0 && st == MC_SENDER_OVER)
 			break;
 		if (nj == 0) {

@@ -35,6 +35,22 @@ static void feed(struct mc_sender *s, uint64_t now, int type, uint64_t rid, uint
 	mc_sender_feedback(s, now, &p, NULL);
 }
 
+/* A NACK from a receiver that loses loss/256 of what is sent. */
+static void nack_lossy(struct mc_sender *s, uint64_t now, uint64_t rid, uint32_t block, uint16_t run, uint16_t need,
+		       uint8_t loss)
+{
+	struct mc_pkt p;
+
+	memset(&p, 0, sizeof p);
+	p.type = MC_PKT_NACK;
+	p.flags = loss;
+	p.session = 1;
+	p.u.nack.rid = rid;
+	p.u.nack.n = 1;
+	p.u.nack.e[0] = (struct mc_nack_entry){block, run, need};
+	mc_sender_feedback(s, now, &p, NULL);
+}
+
 static void nack(struct mc_sender *s, uint64_t now, uint64_t rid, uint32_t block, uint16_t run, uint16_t need)
 {
 	struct mc_pkt p;
@@ -48,8 +64,58 @@ static void nack(struct mc_sender *s, uint64_t now, uint64_t rid, uint32_t block
 	mc_sender_feedback(s, now, &p, NULL);
 }
 
+/* Windows never mix passes, and lose no job at the boundary. */
+static void test_window(void)
+{
+	struct mc_sender_cfg c = cfg();
+	struct mc_sender *s = mc_sender_new(&c, 1, 0);
+	struct mc_sender_job jobs[32];
+	unsigned total = 0, mixed = 0, p2 = 0, nj;
+	int st;
+
+	feed(s, 0, MC_PKT_HELLO, 100, 1);
+	nj = mc_sender_window(s, 1, jobs, 12, &st);
+	total += nj;
+	/* All of blocks 0-11 wanted: more than the first pass may serve behind itself, the rest waits for pass 2. */
+	nack(s, 2, 100, 0, 12, MC_NEED_ALL);
+	while ((nj = mc_sender_window(s, 3, jobs, 32, &st)) > 0) {
+		for (unsigned i = 1; i < nj; i++)
+			mixed += jobs[i].pass != jobs[0].pass;
+		p2 += jobs[0].pass == 2 ? nj : 0;
+		total += nj;
+	}
+	ok(mixed == 0, "a window holds one pass only (%u jobs of another)", mixed);
+	ok(p2 > 0 && total == 13 + 12, "pass 2 serves what pass 1 could not, no job lost (%u jobs, %u in pass 2)", total, p2);
+	ok(st == MC_SENDER_IDLE, "then idle");
+	mc_sender_free(s);
+}
+
+/* A lossy asker gets more than it asked for after the first pass, in proportion to its loss. */
+static void test_loss_extra(void)
+{
+	struct mc_sender_cfg c = cfg();
+	struct mc_sender *s = mc_sender_new(&c, 1, 0);
+	struct mc_sender_job j;
+
+	feed(s, 0, MC_PKT_HELLO, 100, 1);
+	while (mc_sender_next(s, 1, &j) == MC_SENDER_RUN)
+		;
+	nack_lossy(s, 2, 100, 3, 1, 10, 13); /* 5%: nothing more */
+	ok(mc_sender_next(s, 3, &j) == MC_SENDER_RUN && j.n == 10 + 1, "5%% loss: need plus the margin (%u)", j.n);
+	nack_lossy(s, 4, 100, 3, 1, 10, 128); /* 50%: twice */
+	ok(mc_sender_next(s, 5, &j) == MC_SENDER_RUN && j.n == 10 + 10 + 1, "50%% loss: twice the need (%u)", j.n);
+	nack_lossy(s, 6, 100, 3, 1, 10, 255); /* beyond 3/4: counted as 3/4 */
+	ok(mc_sender_next(s, 7, &j) == MC_SENDER_RUN && j.n == 10 + 30 + 1, "loss capped at 3/4 (%u)", j.n);
+	nack_lossy(s, 8, 100, 3, 1, 200, 128);
+	ok(mc_sender_next(s, 9, &j) == MC_SENDER_RUN && j.n <= 255, "never more than 255 symbols (%u)", j.n);
+	mc_sender_free(s);
+}
+
 int main(void)
 {
+	test_window();
+	test_loss_extra();
+
 	struct mc_sender_cfg c = cfg();
 	struct mc_sender_job j;
 	struct mc_sender *s = mc_sender_new(&c, 1, 0);
