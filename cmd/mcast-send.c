@@ -161,6 +161,7 @@ struct sess {
 	uint64_t start_ms, bytes_sent, pkts_sent, send_drops;
 	/* What the sender really sends while it has work: where a rate cut starts from. */
 	uint64_t meas_ns, meas_bytes, meas_idle_ns, sent_bps;
+	int over;       /* the end rule was met in the middle of a window: stop it there */
 	struct slot {
 		uint8_t *block, *repair;
 		uint8_t (*hdr)[MC_WIRE_DATA_HDR];
@@ -289,6 +290,9 @@ static void housekeeping(struct sess *x)
 
 	drain_feedback(x);
 	measure(x);
+	/* --max-time and the end rule hold within a window too: at a low rate one lasts seconds. */
+	if (mc_sender_tick(x->s, now) == MC_SENDER_OVER)
+		x->over = 1;
 	if (mc_rate_update(&x->rate, mc_sender_stats(x->s)->overrun_reports, x->sent_bps, now)) {
 		char rt[32];
 		mc_pace_set_rate(&x->pace, x->rate.cur);
@@ -310,7 +314,11 @@ static void wait_fb(struct sess *x, uint64_t ns)
 	ppoll(&pfd, 1, &ts, NULL);
 }
 
-/* Sends iov (header/symbol pairs) as paced GSO batches, falling back to sendmmsg if GSO is refused. */
+/*
+ * Sends iov (header/symbol pairs) as paced GSO batches, falling back to
+ * sendmmsg if GSO is refused. Returns 0 sent, 1 not sent because the session
+ * ended while it waited for its turn, -1 error or signal.
+ */
 static int send_batch(struct sess *x, struct iovec *iov, unsigned nseg, uint16_t seg)
 {
 	size_t bytes = (size_t)nseg * (seg + wire_overhead(x));
@@ -319,6 +327,8 @@ static int send_batch(struct sess *x, struct iovec *iov, unsigned nseg, uint16_t
 	while ((w = mc_pace_wait(&x->pace, mc_now_ns(), bytes)) > 0) {
 		if (w > 200000)
 			housekeeping(x);
+		if (x->over)
+			return 1;
 		wait_fb(x, w > 2000000 ? 2000000 : w);
 		if (got_signal)
 			return -1;
@@ -390,10 +400,13 @@ static int send_window(struct sess *x, unsigned nj, uint16_t sym)
 			iov[2 * j + 1].iov_base = (void *)w->syms[k];
 			iov[2 * j + 1].iov_len = sym;
 		}
-		if (send_batch(x, iov, n, seg) < 0)
+		int rc = send_batch(x, iov, n, seg);
+		if (rc < 0)
 			return -1;
 		if ((i / per) % 8 == 7)
 			housekeeping(x);
+		if (rc > 0 || x->over)
+			return 0; /* the session is over: the rest of the window is not sent */
 	}
 	return 0;
 }

@@ -688,6 +688,14 @@ EOF_PY
 	[ "$(jget send summary 'int(j["seconds"] < 12)')" = 1 ]
 	ends slow 20 3
 	incomplete slow || [ ! -e "$T/slow.mcpkg" ]
+	# --max-time holds in the middle of a window of blocks too: at 5M a
+	# window of 32 blocks lasts about 9 s
+	SECONDS=0
+	SNAME=slowrate send_bg h1 -i eth0 -r 5M --max-time 1s "$PK/big.mcpkg"
+	ends slowrate 20 0
+	[ "$(jget slowrate summary 'j["reason"]')" = max-time ]
+	[ "$(jget slowrate summary 'int(j["seconds"] < 2.5)')" = 1 ]
+	[ "$SECONDS" -lt 5 ]
 }
 
 @test "session: usage equals the man page SYNOPSIS, and both pages lint clean" {
