@@ -350,7 +350,7 @@ static int save_state(struct rstate *x)
 }
 
 /* A complete PKG from an earlier run: nothing to do when it is intact and the one asked for. */
-static int already_complete(const struct opts *o)
+static int already_complete(const struct opts *o, uint32_t *nchunks)
 {
 	struct mc_pkg p;
 	uint8_t want[MC_ID_LEN], *buf;
@@ -367,6 +367,7 @@ static int already_complete(const struct opts *o)
 	for (uint32_t i = 0; ok && buf && i < p.m.nchunks; i++)
 		if (mc_pkg_check_chunk(&p, i, buf) != 1)
 			ok = 0;
+	*nchunks = p.m.nchunks;
 	free(buf);
 	mc_pkg_close(&p);
 	return ok;
@@ -408,7 +409,7 @@ int main(int argc, char **argv)
 	struct mc_state st;
 	char err[512], idhex[40];
 	int data = -1, fbl = -1, tx = -1, rcode = MC_EXIT_RUNTIME, have_pre = 0;
-	uint64_t start, finish_at = 0, last_prog_json = 0;
+	uint64_t start = mc_now_ms(), finish_at = 0, last_prog_json = 0;
 	uint32_t last_prog_have = 0;
 
 	memset(&x, 0, sizeof x);
@@ -428,8 +429,21 @@ int main(int argc, char **argv)
 		exit(MC_EXIT_USAGE); /* a group that is not multicast, an interface that does not exist */
 	}
 	mc_net_group_port(&g, (uint16_t)(x.o.net.port + 1), &gfb);
-	if (already_complete(&x.o)) {
+	struct stat osb;
+	if (stat(x.o.out, &osb) == 0 && S_ISDIR(osb.st_mode))
+		mc_fe_usage_error(usage_text, "-o %s: is a directory; -o names the package file to write", x.o.out);
+	uint32_t done_chunks = 0;
+	if (already_complete(&x.o, &done_chunks)) {
+		struct mc_json j;
 		mc_info("%s: already complete and verified", x.o.out);
+		mc_json_begin(&j, "summary");
+		mc_json_str(&j, "result", "complete");
+		mc_json_str(&j, "output", x.o.out);
+		mc_json_u64(&j, "chunks", done_chunks);
+		mc_json_u64(&j, "verified", done_chunks);
+		mc_json_bool(&j, "already", 1);
+		mc_json_dbl(&j, "seconds", 0);
+		mc_json_end(&j);
 		exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
 	}
 	if ((x.fd = mc_state_open_part(x.o.out, err, sizeof err)) < 0) {
@@ -458,6 +472,9 @@ int main(int argc, char **argv)
 				exit(MC_EXIT_RUNTIME);
 			}
 			free(buf);
+			/* What the rescan found is kept at once: whatever happens next, PKG.state is there. */
+			if (mc_state_save(x.o.out, &st, err, sizeof err) < 0)
+				mc_warn("%s", err);
 		}
 		mc_info("resuming %s: %u of %u chunks already verified", x.o.out, st.nhave, st.nchunks);
 	}
@@ -684,6 +701,8 @@ out:
 	mc_progress_end();
 	if (rcode == MC_EXIT_RUNTIME && x.r && !x.complete)
 		save_state(&x);
+	if (rcode == MC_EXIT_RUNTIME && x.r)
+		summary(&x, "error", start);
 	{
 		char serr[512];
 		/* Never close PKG.part under the saver's feet. */

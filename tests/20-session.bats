@@ -698,6 +698,28 @@ EOF_PY
 	[ "$SECONDS" -lt 5 ]
 }
 
+@test "session: recv refuses -o DIR, sums up an already complete PKG in --json, and keeps a rescan's state" {
+	require_session
+	ns_lo
+	mkdir "$T/dir"
+	run -2 --separate-stderr ns_exec local run_recv -g $G -p $P --timeout 1s -o "$T/dir"
+	[[ "$stderr" == *"-o $T/dir: is a directory"* ]]
+	[ ! -e "$T/dir.part" ] && [ ! -e "$T/dir.state" ]
+	cp "$PK/small.mcpkg" "$T/done.mcpkg"
+	run -0 --separate-stderr ns_exec local run_recv -g $G -p $P --timeout 5s --json -o "$T/done.mcpkg"
+	[ "$(printf '%s\n' "$output" | tail -1 | "$PY" -c 'import json, sys; j = json.load(sys.stdin); print(j["event"], j["result"], j["already"])')" = "summary complete True" ]
+	# a partial package whose state file is gone: the rescan is saved before anything else
+	recv_bg part local
+	send_bg local -r 20M --max-time 1s "$PK/big.mcpkg"
+	ends send 20 3
+	ends part 20 3
+	incomplete part
+	rm "$T/part.mcpkg.state"
+	run -3 --separate-stderr with_timeout 20 ns_exec local run_recv -g $G -p $P --timeout 1s --json -o "$T/part.mcpkg"
+	[[ "$stderr" == *"resuming"* ]]
+	incomplete part
+}
+
 @test "session: usage equals the man page SYNOPSIS, and both pages lint clean" {
 	require_prog mcast-send mcast-recv
 	command -v mandoc >/dev/null || skip "mandoc not installed"
