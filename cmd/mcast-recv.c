@@ -623,7 +623,10 @@ int main(int argc, char **argv)
 				{
 					uint32_t nh = 0, nc = 0;
 					mc_recv_have(x.r, &nh, &nc);
-					const char *why = ev.kind == MC_REV_END ? "the session ended" : "told to leave by the sender (too slow or too lossy)";
+					const char *why = ev.kind == MC_REV_LEAVE ? "told to leave by the sender (too slow or too lossy)"
+							  : ev.arg == MC_END_DAMAGED ? "the session ended (the sender's package is damaged)"
+							  : ev.arg == MC_END_MAX_TIME ? "the session ended (the sender's --max-time)"
+							  : "the session ended";
 					if (x.head_written)
 						mc_err("%s: %s with %u of %u chunks; %s.part and its state are kept (run mcast-repair or again)",
 						       x.o.out, why, nh, nc, x.o.out);

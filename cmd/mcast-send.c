@@ -162,6 +162,8 @@ struct sess {
 	/* What the sender really sends while it has work: where a rate cut starts from. */
 	uint64_t meas_ns, meas_bytes, meas_idle_ns, sent_bps;
 	int over;       /* the end rule was met in the middle of a window: stop it there */
+	struct mc_chunk_check check; /* the first pass checks each chunk it reads against the manifest */
+	int damaged;    /* ... and stops at the first that does not match */
 	struct slot {
 		uint8_t *block, *repair;
 		uint8_t (*hdr)[MC_WIRE_DATA_HDR];
@@ -383,6 +385,16 @@ static int send_window(struct sess *x, unsigned nj, uint16_t sym)
 			mc_err("%s: read: %s", x->o.pkg, r < 0 ? strerror(errno) : "file shrank while sending");
 			return -1;
 		}
+		uint32_t bad;
+		if (mc_chunk_check_feed(&x->check, job->b.off, w->block, job->b.len, &bad) < 0) {
+			uint64_t first = x->pkg.l.payload_off + mc_manifest_chunk_off(&x->pkg.m, bad);
+			mc_err("%s: chunk %u (bytes %llu-%llu) does not match its digest: the package is damaged "
+			       "(mcast-pack verify names every bad chunk, mcast-repair heals it)",
+			       x->o.pkg, bad, (unsigned long long)first,
+			       (unsigned long long)(first + mc_manifest_chunk_len(&x->pkg.m, bad) - 1));
+			x->damaged = 1;
+			return -1;
+		}
 		memset(w->block + job->b.len, 0, (size_t)job->b.k * sym - job->b.len);
 		if (mc_sender_datagrams(x->fec, x->session, sym, job, w->block, w->repair, w->hdr, w->syms) < 0) {
 			mc_err("%s: erasure coder failed", x->o.pkg);
@@ -442,7 +454,7 @@ static void end_session(struct sess *x, int reason)
 
 int main(int argc, char **argv)
 {
-	static const char *const reasons[] = {"complete", "max-time", "signal", "nobody"};
+	static const char *const reasons[] = {"complete", "max-time", "signal", "nobody", "damaged"};
 	struct sess x;
 	struct mc_sender_cfg cfg;
 	char err[512], idhex[40], sz[32], rt[32];
@@ -482,7 +494,7 @@ int main(int argc, char **argv)
 	x.start_ms = mc_now_ms();
 	x.s = mc_sender_new(&cfg, x.session, x.start_ms);
 	x.fec = mc_fec_new();
-	int nomem = !x.s || !x.fec;
+	int nomem = !x.s || !x.fec || mc_chunk_check_init(&x.check, &x.pkg.m) < 0;
 	for (unsigned j = 0; j < MC_INTERLEAVE; j++) {
 		x.win[j].block = malloc((size_t)KMAX * sym);
 		x.win[j].repair = malloc((size_t)MC_RS_MAX * sym);
@@ -584,6 +596,10 @@ int main(int argc, char **argv)
 		if (send_window(&x, nj, sym) < 0) {
 			if (got_signal)
 				continue;
+			if (x.damaged) {
+				reason = MC_END_DAMAGED; /* receivers keep what they verified and hear why it ended */
+				break;
+			}
 			goto out;
 		}
 	}
@@ -598,11 +614,11 @@ int main(int argc, char **argv)
 			incomplete += !mc_sender_peer(x.s, i)->done;
 		struct mc_json j;
 		mc_info("session over (%s): %s in %.1fs, %.2fx the package, %llu passes; receivers: %u joined, %u complete, %u told to leave, %u silent",
-			reasons[reason < 4 ? reason : 0], mc_fmt_size(x.bytes_sent, sz, sizeof sz), secs,
+			reasons[reason < 5 ? reason : 0], mc_fmt_size(x.bytes_sent, sz, sizeof sz), secs,
 			(double)x.bytes_sent / (double)(x.pkg.l.file_size ? x.pkg.l.file_size : 1),
 			(unsigned long long)s->passes + (reason == MC_END_NOBODY ? 0 : 0), s->joined, s->complete, s->left, s->gone);
 		mc_json_begin(&j, "summary");
-		mc_json_str(&j, "reason", reasons[reason < 4 ? reason : 0]);
+		mc_json_str(&j, "reason", reasons[reason < 5 ? reason : 0]);
 		mc_json_u64(&j, "bytes_sent", x.bytes_sent);
 		mc_json_u64(&j, "packets_sent", x.pkts_sent);
 		mc_json_u64(&j, "package_bytes", x.pkg.l.file_size);
@@ -623,6 +639,8 @@ int main(int argc, char **argv)
 		/* 0 when everyone who joined has the package; 3 when some must still run mcast-repair. */
 		if (reason == MC_END_SIGNAL)
 			rc = MC_EXIT_RUNTIME;
+		else if (reason == MC_END_DAMAGED)
+			rc = MC_EXIT_INCOMPLETE; /* as mcast-pack verify: damaged, mcast-repair heals it */
 		else
 			rc = incomplete ? MC_EXIT_INCOMPLETE : MC_EXIT_OK;
 	}
@@ -640,6 +658,7 @@ out:
 		free(x.win[j].hdr);
 	}
 	free(x.order);
+	mc_chunk_check_free(&x.check);
 	mc_pkg_close(&x.pkg);
 	if (mc_log_close_stdout() < 0 && rc == MC_EXIT_OK)
 		rc = MC_EXIT_RUNTIME;

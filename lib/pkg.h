@@ -141,6 +141,23 @@ int mc_pkg_open_flags(const char *path, unsigned flags, struct mc_pkg *p, char *
 void mc_pkg_close(struct mc_pkg *p);
 
 /*
+ * Checks chunks against the manifest while the payload is read in order (a
+ * sender's first pass, block by block): bytes fed at the offset where the
+ * last ones ended continue the check; any other offset is ignored.
+ */
+struct mc_chunk_check {
+	const struct mc_manifest *m;
+	void *xxh;          /* XXH3_state_t of the chunk under way */
+	uint32_t chunk;     /* the chunk under way */
+	uint64_t next;      /* payload offset expected next */
+	uint64_t fed;       /* bytes of the chunk fed so far */
+};
+int mc_chunk_check_init(struct mc_chunk_check *c, const struct mc_manifest *m);
+/* Returns 0, or -1 when a chunk ended that does not match its digest (*bad = its index). */
+int mc_chunk_check_feed(struct mc_chunk_check *c, uint64_t off, const uint8_t *p, size_t n, uint32_t *bad);
+void mc_chunk_check_free(struct mc_chunk_check *c);
+
+/*
  * Reads chunk i into buf (at least chunk_size bytes) and checks its digest.
  * Returns 1 intact, 0 damaged (or short), -1 I/O error (errno set).
  */

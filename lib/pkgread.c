@@ -25,6 +25,50 @@ void mc_pkg_chunk_range(const struct mc_pkg *p, uint32_t i, uint64_t *first, uin
 	*last = *first + mc_manifest_chunk_len(&p->m, i) - 1;
 }
 
+int mc_chunk_check_init(struct mc_chunk_check *c, const struct mc_manifest *m)
+{
+	memset(c, 0, sizeof *c);
+	c->m = m;
+	if ((c->xxh = XXH3_createState()) == NULL)
+		return -1;
+	XXH3_128bits_reset(c->xxh);
+	return 0;
+}
+
+int mc_chunk_check_feed(struct mc_chunk_check *c, uint64_t off, const uint8_t *p, size_t n, uint32_t *bad)
+{
+	int rc = 0;
+
+	if (c->xxh == NULL || off != c->next || c->chunk >= c->m->nchunks)
+		return 0;
+	c->next += n;
+	while (n > 0 && c->chunk < c->m->nchunks) {
+		uint64_t len = mc_manifest_chunk_len(c->m, c->chunk), take = len - c->fed < n ? len - c->fed : n;
+		XXH3_128bits_update(c->xxh, p, take);
+		c->fed += take;
+		p += take;
+		n -= take;
+		if (c->fed == len) {
+			uint8_t d[MC_DIGEST_LEN];
+			mc_digest_final(c->xxh, d);
+			if (memcmp(d, c->m->digests + (size_t)c->chunk * MC_DIGEST_LEN, MC_DIGEST_LEN) != 0) {
+				*bad = c->chunk;
+				rc = -1;
+			}
+			XXH3_128bits_reset(c->xxh);
+			c->chunk++;
+			c->fed = 0;
+		}
+	}
+	return rc;
+}
+
+void mc_chunk_check_free(struct mc_chunk_check *c)
+{
+	XXH3_freeState(c->xxh);
+	c->xxh = NULL;
+}
+
 const char *mc_pkg_raw_name(const struct mc_manifest *m)
 {
 	const char *n = m->name;

@@ -67,7 +67,7 @@ enum mc_wire_type {
 #define MC_FLAG_WELCOMED 0x01 /* HELLO: the sender already welcomed this receiver */
 
 enum mc_ctrl_code { MC_CTRL_WELCOME = 1, MC_CTRL_LEAVE = 2, MC_CTRL_DONE = 3 };
-enum mc_end_reason { MC_END_COMPLETE = 0, MC_END_MAX_TIME = 1, MC_END_SIGNAL = 2, MC_END_NOBODY = 3 };
+enum mc_end_reason { MC_END_COMPLETE = 0, MC_END_MAX_TIME = 1, MC_END_SIGNAL = 2, MC_END_NOBODY = 3, MC_END_DAMAGED = 4 };
 
 #define MC_NEED_ALL 0xffff
 /* A NACK's flags byte: the receiver's loss in 256ths (0 unknown), at most this much counts. */

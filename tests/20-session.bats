@@ -720,6 +720,22 @@ EOF_PY
 	incomplete part
 }
 
+@test "session: a damaged package is named by the sender, which ends the session; receivers keep their state" {
+	require_session
+	ns_lo
+	cp "$PK/big.mcpkg" "$T/bad.mcpkg"
+	# damage the middle of chunk 12 of 24 (1 MiB chunks after the header and manifest)
+	printf 'XX' | dd of="$T/bad.mcpkg" bs=1 seek=$((12 * 1048576 + 600000)) conv=notrunc 2>/dev/null
+	recv_bg r local --timeout 10s
+	send_bg local -r 200M "$T/bad.mcpkg"
+	ends send 20 3
+	ends r 20 3
+	grep -q 'chunk 1[12] (bytes [0-9]*-[0-9]*) does not match its digest' "$T/send.err"
+	[ "$(jget send summary 'j["reason"]')" = damaged ]
+	grep -q "package is damaged" "$T/r.err"
+	incomplete r
+}
+
 @test "session: usage equals the man page SYNOPSIS, and both pages lint clean" {
 	require_prog mcast-send mcast-recv
 	command -v mandoc >/dev/null || skip "mandoc not installed"
