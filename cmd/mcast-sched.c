@@ -28,7 +28,7 @@
 
 static const char usage_text[] =
 	"usage: mcast-sched [-g GROUP] [-p PORT] [-i IFACE] [--min-clients N] [--max-wait DUR]\n"
-	"                   [--package NAME] [--status FILE] [--start-empty] [--json] [-q] [-v]\n"
+	"                   [--package NAME] [--status FILE] [--skip-empty] [--json] [-q] [-v]\n"
 	"                   -- COMMAND [ARG ...]\n"
 	"       mcast-sched -h | --help | --version\n";
 
@@ -40,15 +40,16 @@ static void usage(FILE *f, int status)
 	fputs(usage_text, f);
 	if (f == stdout) {
 		fputs("\nWaits until N receivers asked for the package on GROUP:PORT+1, or DUR passed,\n"
-		      "then runs COMMAND with MCAST_CLIENTS and MCAST_CLIENT_LIST set.\n"
+		      "then runs COMMAND with MCAST_CLIENTS and MCAST_CLIENT_LIST set, and exits\n"
+		      "with its status. At DUR it runs COMMAND even when nobody asked (MCAST_CLIENTS=0).\n"
 		      "  -g GROUP          multicast group (default " MC_DEFAULT_GROUP4 ")\n"
 		      "  -p PORT           data port; receivers ask on PORT+1 (default 7077)\n"
 		      "  -i IFACE          interface to listen on\n"
 		      "  --min-clients N   start once N distinct receivers asked\n"
-		      "  --max-wait DUR    start after DUR (90s, 5m, 2h) with whoever asked\n"
+		      "  --max-wait DUR    start after DUR (90s, 5m, 2h) with whoever asked, even none\n"
 		      "  --package NAME    count only receivers asking for NAME (or for any)\n"
 		      "  --status FILE     keep a JSON status in FILE, rewritten atomically\n"
-		      "  --start-empty     at --max-wait, start even when nobody asked\n"
+		      "  --skip-empty      at --max-wait, if nobody asked, exit 3 without running COMMAND\n"
 		      "  --json            one JSON event per line on stdout\n"
 		      "  -q, -v            quieter, more verbose\n"
 		      "SIGUSR1 starts COMMAND at once.\n", f);
@@ -368,7 +369,7 @@ static int drain(struct run *r, int fd, struct mc_rx *rx)
 
 int main(int argc, char **argv)
 {
-	enum { O_JSON = 256, O_MAX_WAIT, O_MIN_CLIENTS, O_PACKAGE, O_START_EMPTY, O_STATUS, O_VERSION };
+	enum { O_JSON = 256, O_MAX_WAIT, O_MIN_CLIENTS, O_PACKAGE, O_SKIP_EMPTY, O_START_EMPTY, O_STATUS, O_VERSION };
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "json", no_argument, NULL, O_JSON },
@@ -376,6 +377,8 @@ int main(int argc, char **argv)
 		{ "min-clients", required_argument, NULL, O_MIN_CLIENTS },
 		{ "package", required_argument, NULL, O_PACKAGE },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "skip-empty", no_argument, NULL, O_SKIP_EMPTY },
+		/* The default since --skip-empty came; still accepted so that old crontabs keep working. */
 		{ "start-empty", no_argument, NULL, O_START_EMPTY },
 		{ "status", required_argument, NULL, O_STATUS },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -383,7 +386,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *group = MC_DEFAULT_GROUP4, *iface = NULL;
-	struct mc_sched_cfg cfg = { 0 };
+	struct mc_sched_cfg cfg = { .start_empty = 1 }; /* at --max-wait, run COMMAND whatever the count */
 	struct run r;
 	struct mc_group g;
 	struct mc_rx rx = { 0 };
@@ -436,8 +439,10 @@ int main(int argc, char **argv)
 				bad("--package: name longer than %d bytes", MC_SCHED_NAME_MAX);
 			cfg.package = optarg;
 			break;
+		case O_SKIP_EMPTY:
+			cfg.start_empty = 0;
+			break;
 		case O_START_EMPTY:
-			cfg.start_empty = 1;
 			break;
 		case O_STATUS:
 			if (!*optarg)
@@ -575,8 +580,8 @@ int main(int argc, char **argv)
 	mc_sched_fmt_ms(mc_sched_waited(&r.s, end) / 1000 * 1000, w, sizeof w);
 	if (d == MC_SCHED_EMPTY) {
 		struct mc_json j;
-		mc_err("no client asked %s%swithin %s: not running %s (nobody to send to; --start-empty runs it anyway)",
-		       r.s.package[0] ? "for " : "", r.s.package[0] ? r.s.package : "", w, r.cmd[0]);
+		mc_info("no client asked%s%s within %s: not running %s (--skip-empty)",
+			r.s.package[0] ? " for " : "", r.s.package, w, r.cmd[0]);
 		write_status(&r, end, "empty");
 		mc_json_begin(&j, "empty");
 		mc_json_str(&j, "reason", mc_sched_reason_name(r.s.reason));

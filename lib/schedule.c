@@ -221,7 +221,7 @@ char *mc_sched_fmt_ms(uint64_t ms, char *buf, size_t len)
 char *mc_sched_condition(const struct mc_sched *s, char *buf, size_t len)
 {
 	char dur[32];
-	const char *empty = s->cfg.start_empty && s->cfg.has_max_wait ? " (or nobody)" : "";
+	const char *empty = !s->cfg.start_empty && s->cfg.has_max_wait ? " (skipped if nobody asked)" : "";
 
 	if (s->cfg.has_max_wait)
 		mc_sched_fmt_ms(s->cfg.max_wait_ms, dur, sizeof dur);

@@ -19,7 +19,7 @@ struct mc_sched_cfg {
 	uint64_t min_clients; /* 0: not set */
 	int has_max_wait;     /* --max-wait given (0 ms is a valid, immediate deadline) */
 	uint64_t max_wait_ms;
-	int start_empty;      /* start at max-wait even with no client */
+	int start_empty;      /* start at max-wait even with no client (the default; 0 with --skip-empty) */
 	const char *package;  /* NULL or "": any package */
 };
 
@@ -34,7 +34,7 @@ struct mc_sched_client {
 enum mc_sched_decision {
 	MC_SCHED_WAIT = 0,  /* keep listening */
 	MC_SCHED_START = 1, /* run the command now; see reason */
-	MC_SCHED_EMPTY = 2, /* max-wait passed and nobody asked, no --start-empty: give up */
+	MC_SCHED_EMPTY = 2, /* max-wait passed and nobody asked, with --skip-empty: give up */
 };
 
 enum mc_sched_reason {
@@ -103,7 +103,7 @@ uint64_t mc_sched_waited(const struct mc_sched *s, uint64_t now_ms);
 /*
  * The condition in words, for logs and the status file:
  * "3 clients or 30m", "3 clients", "30m", "first client" (with
- * " (or nobody)" when --start-empty). Writes into buf, returns buf.
+ * " (skipped if nobody asked)" with --skip-empty). Writes into buf, returns buf.
  */
 char *mc_sched_condition(const struct mc_sched *s, char *buf, size_t len);
 

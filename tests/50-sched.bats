@@ -254,18 +254,62 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 	[ "$(json "$st" 'j["state"], j["reason"], j["clients"]')" = "('started', 'signal', 2)" ]
 }
 
-@test "sched: --max-wait alone with no client exits 3 unless --start-empty" {
+@test "sched: no client within --max-wait runs COMMAND with MCAST_CLIENTS=0 and exits with its status" {
 	require_root
 	ns_lo
-	sched_bg --max-wait 1s -- sh -c "$REPORT"
-	sched_wait 10 3
-	grep -q 'start-empty' "$BATS_TEST_TMPDIR/sched.err"
-	! grep -q 'clients=' "$BATS_TEST_TMPDIR/sched.out"
-	[ -n "$(event empty)" ]
+	SECONDS=0
+	st=$BATS_TEST_TMPDIR/st.json
+	sched_bg --min-clients 5 --max-wait 1s --status "$st" -- \
+		sh -c 'echo "clients=$MCAST_CLIENTS"; [ -f "$MCAST_CLIENT_LIST" ] && [ ! -s "$MCAST_CLIENT_LIST" ] && echo list-empty; exit 5'
+	sched_wait 10 5
+	[ "$SECONDS" -ge 1 ]
+	grep -qx 'clients=0' "$BATS_TEST_TMPDIR/sched.out"
+	grep -qx 'list-empty' "$BATS_TEST_TMPDIR/sched.out"
+	f=$(event start)
+	[ "$(json "$f" 'j["reason"], j["clients"]')" = "('max-wait', 0)" ]
+	[ -z "$(event empty)" ]
+	[ "$(json "$st" 'j["state"], j["reason"], j["clients"], j["condition"]')" = "('started', 'max-wait', 0, '5 clients or 1s')" ]
 
-	sched_bg --max-wait 1s --start-empty -- sh -c "$REPORT"
-	sched_wait 10 0
+	# --max-wait alone, as DESIGN's example: the command runs, its status is ours
+	cd "$BATS_TEST_TMPDIR"
+	run -0 with_timeout 10 ns_exec local run_sched -g $G -p $P --min-clients 5 --max-wait 1s -- touch ran
+	[ -f ran ]
+	run -3 with_timeout 10 ns_exec local run_sched -g $G -p $P --max-wait 0 -- sh -c 'exit 3'
+	run -0 with_timeout 10 ns_exec local run_sched -g $G -p $P --max-wait 250ms -- true
+}
+
+@test "sched: --skip-empty exits 3 without running COMMAND when nobody asked" {
+	require_root
+	ns_lo
+	st=$BATS_TEST_TMPDIR/st.json
+	sched_bg --skip-empty --min-clients 5 --max-wait 1s --status "$st" -- sh -c "$REPORT"
+	sched_wait 10 3
+	! grep -q 'clients=' "$BATS_TEST_TMPDIR/sched.out"
+	grep -q 'skip-empty' "$BATS_TEST_TMPDIR/sched.err"
+	[ -n "$(event empty)" ]
+	[ -z "$(event start)" ]
+	[ "$(json "$st" 'j["state"], j["reason"], j["clients"]')" = "('empty', 'max-wait', 0)" ]
+	[ "$(json "$st" 'j["condition"]')" = "5 clients or 1s (skipped if nobody asked)" ]
+
+	# -q: nothing said, the status tells
+	run -3 --separate-stderr with_timeout 10 ns_exec local run_sched -g $G -p $P -q --skip-empty --max-wait 250ms -- true
+	[ -z "$stderr" ] && [ -z "$output" ]
+
+	# with a client it runs as without the option
+	sched_bg --skip-empty --min-clients 5 --max-wait 2s -- sh -c "$REPORT; exit 4"
+	hello -r 8 -c 2 -w 100
+	sched_wait 15 4
+	grep -q 'clients=1 ' "$BATS_TEST_TMPDIR/sched.out"
+}
+
+@test "sched: --start-empty is still accepted and changes nothing" {
+	require_root
+	ns_lo
+	sched_bg --max-wait 1s --start-empty -- sh -c "$REPORT; exit 6"
+	sched_wait 10 6
 	grep -q 'clients=0 ' "$BATS_TEST_TMPDIR/sched.out"
+	run -0 --separate-stderr run_sched --help
+	[[ $output != *--start-empty* ]]
 }
 
 @test "sched: --max-wait alone starts at the deadline, not at the first client" {
