@@ -295,10 +295,14 @@ static int io_read(void *ctx, uint64_t off, void *buf, size_t len)
 	return 0;
 }
 
-/* Receiver id: the same machine, network namespace and output give the same id (mcast-sched counts ids). */
+/*
+ * Receiver id: the same machine (its machine id and its cards' addresses:
+ * clones of one image share the first), network namespace and output give
+ * the same id (the sender and mcast-sched count ids).
+ */
 static uint64_t make_rid(const char *out)
 {
-	char buf[PATH_MAX * 2 + 128], dir[PATH_MAX], *slash;
+	char buf[PATH_MAX * 2 + 1024], dir[PATH_MAX], *slash;
 	size_t n = 0;
 	struct stat sb;
 	FILE *f;
@@ -310,6 +314,7 @@ static uint64_t make_rid(const char *out)
 	}
 	if (stat("/proc/self/ns/net", &sb) == 0)
 		n += (size_t)snprintf(buf + n, sizeof buf - n, "|%llu|", (unsigned long long)sb.st_ino);
+	n += mc_net_hwaddrs(buf + n, 768);
 	snprintf(dir, sizeof dir, "%s", out);
 	slash = strrchr(dir, '/');
 	if (slash)

@@ -4,6 +4,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <linux/if_packet.h>
 #include <net/if.h>
 #include <linux/sock_diag.h>
 #include <netinet/udp.h>
@@ -97,6 +99,47 @@ static void bigbuf(int fd, int opt, int force, int v)
 
 	if (setsockopt(fd, SOL_SOCKET, force, &v, sizeof v) < 0)
 		setsockopt(fd, SOL_SOCKET, opt, &v, sizeof v);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp((const char *)a, (const char *)b);
+}
+
+size_t mc_net_hwaddrs(char *buf, size_t len)
+{
+	struct ifaddrs *ifa, *i;
+	char (*mac)[3 * 32] = NULL;
+	size_t n = 0, cap = 0, out = 0;
+
+	if (len)
+		buf[0] = '\0';
+	if (getifaddrs(&ifa) < 0)
+		return 0;
+	for (i = ifa; i; i = i->ifa_next) {
+		const struct sockaddr_ll *ll = (const struct sockaddr_ll *)i->ifa_addr;
+		if (ll == NULL || ll->sll_family != AF_PACKET || (i->ifa_flags & IFF_LOOPBACK) || ll->sll_halen == 0 ||
+		    ll->sll_halen > 8)
+			continue;
+		if (n == cap) {
+			void *m = realloc(mac, (cap = cap ? 2 * cap : 8) * sizeof *mac);
+			if (m == NULL)
+				break;
+			mac = m;
+		}
+		size_t k = 0;
+		for (unsigned b = 0; b < ll->sll_halen; b++)
+			k += (size_t)snprintf(mac[n] + k, sizeof mac[n] - k, "%02x%s", ll->sll_addr[b],
+					      b + 1 < ll->sll_halen ? ":" : "|");
+		n++;
+	}
+	freeifaddrs(ifa);
+	if (n)
+		qsort(mac, n, sizeof *mac, cmp_str);
+	for (size_t j = 0; j < n && out + 1 < len; j++)
+		out += (size_t)snprintf(buf + out, len - out, "%s", mac[j]);
+	free(mac);
+	return out < len ? out : (len ? len - 1 : 0);
 }
 
 int mc_net_listen(const struct mc_group *g, int gro, char *err, size_t errlen)

@@ -77,6 +77,14 @@ int mc_net_rx(int fd, struct mc_rx *rx);
 
 /* Datagrams the kernel dropped at fd because its receive buffer was full (so far); 0 if unknown. */
 uint32_t mc_net_overruns(int fd);
+
+/*
+ * The hardware addresses of this network namespace's interfaces but
+ * loopback, sorted, as "aa:bb:..|" strings into buf (NUL-terminated, cut to
+ * len); returns the length. Machines cloned from one image share a machine
+ * id, never their cards' addresses.
+ */
+size_t mc_net_hwaddrs(char *buf, size_t len);
 /* Datagram number j of message i (j from 0): returns its length and sets *p, or 0 after the last. */
 size_t mc_net_rx_seg(const struct mc_rx *rx, unsigned i, unsigned j, const uint8_t **p);
 

@@ -1,6 +1,7 @@
 /* Unit tests of the wire codec: round trips of every packet type and refusal of malformed datagrams. */
 #include <string.h>
 
+#include "net.h"
 #include "tap.h"
 #include "wire.h"
 
@@ -105,5 +106,17 @@ int main(void)
 	len = mc_wire_encode(&p, buf, sizeof buf);
 	buf[25] = 200; /* claims 200 entries in a datagram that holds 3 */
 	ok(mc_wire_decode(buf, len, &q) == MC_WIRE_EFIELD, "NACK whose count lies is refused");
+
+	/* The receiver id's hardware addresses: "xx:xx:..|" each, cut to the buffer. */
+	char hw[512], small[8];
+	size_t hn = mc_net_hwaddrs(hw, sizeof hw);
+	int wellformed = hn == strlen(hw) && (hn == 0 || hw[hn - 1] == '|');
+	for (char *e = hw, *bar; wellformed && (bar = strchr(e, '|')) != NULL; e = bar + 1) {
+		*bar = '\0';
+		wellformed = strspn(e, "0123456789abcdef:") == strlen(e) && strlen(e) % 3 == 2;
+		*bar = '|';
+	}
+	ok(wellformed, "hardware addresses well formed (%zu bytes)", hn);
+	ok(mc_net_hwaddrs(small, sizeof small) <= sizeof small - 1 && strlen(small) < sizeof small, "cut to the buffer");
 	return tap_done();
 }
