@@ -607,6 +607,20 @@ int main(int argc, char **argv)
 			case MC_REV_WELCOME:
 				mc_debug("counted by the sender");
 				break;
+			case MC_REV_OTHER: {
+				const struct mc_announce *o = mc_recv_other(x.r);
+				char oid[40], pid[40];
+				mc_id_hex(o->id, oid);
+				if (ev.arg == MC_OTHER_PART)
+					mc_warn("not taking the session of %s (id %.16s) on %s: %s.part holds package %.16s; "
+						"remove it (or use another -o) to receive this one",
+						o->name, oid, g.text, x.o.out, mc_id_hex(mc_recv_pinned(x.r), pid));
+				else
+					mc_info("not taking the session of %s (id %.16s) on %s: not %s %s", o->name, oid, g.text,
+						ev.arg == MC_OTHER_EXPECT ? "--expect" : "--package",
+						ev.arg == MC_OTHER_EXPECT ? x.o.expect : x.o.package);
+				break;
+			}
 			case MC_REV_COMPLETE:
 				if (saver_stop(&x.saver, err, sizeof err) < 0 || mc_state_finish(x.o.out, x.fd, m, err, sizeof err) < 0) {
 					mc_err("%s", err);

@@ -78,6 +78,8 @@ struct mc_receiver {
 	/* pinned package (resume) */
 	int pinned;
 	uint8_t pin_id[MC_ID_LEN];
+	struct mc_announce other; /* the last session not taken (MC_REV_OTHER) */
+	int other_told;
 
 	/* manifest */
 	struct mc_manifest man;
@@ -553,15 +555,16 @@ static void manifest_ready(struct mc_receiver *r)
 	check_complete(r);
 }
 
-static int id_wanted(const struct mc_receiver *r, const uint8_t id[MC_ID_LEN], const char *name)
+/* 0 when the package is wanted, else why not (MC_OTHER_*). */
+static int id_unwanted(const struct mc_receiver *r, const uint8_t id[MC_ID_LEN], const char *name)
 {
 	if (r->pinned && memcmp(id, r->pin_id, MC_ID_LEN) != 0)
-		return 0;
+		return MC_OTHER_PART;
 	if (r->cfg.expect_nhex && !mc_id_match(id, r->cfg.expect, r->cfg.expect_nhex))
-		return 0;
+		return MC_OTHER_EXPECT;
 	if (r->cfg.package[0] && strcmp(name, r->cfg.package) != 0)
-		return 0;
-	return 1;
+		return MC_OTHER_PACKAGE;
+	return 0;
 }
 
 static void send_hello(struct mc_receiver *r)
@@ -622,8 +625,15 @@ static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 			r->sblock = a->cursor;
 		return;
 	}
-	if (!id_wanted(r, a->id, a->name)) {
+	int why = id_unwanted(r, a->id, a->name);
+	if (why) {
 		r->st.other++;
+		/* Said once per package: a receiver waiting in silence for ever helps nobody. */
+		if (!r->other_told || memcmp(r->other.id, a->id, MC_ID_LEN) != 0) {
+			r->other = *a;
+			r->other_told = 1;
+			event(r, MC_REV_OTHER, (uint32_t)why);
+		}
 		return;
 	}
 	/* Another session of the same package (sender restarted): switch when ours is gone. */
@@ -1361,6 +1371,16 @@ int mc_recv_event(struct mc_receiver *r, struct mc_recv_event *ev)
 
 int mc_recv_phase(const struct mc_receiver *r) { return r->phase; }
 const struct mc_manifest *mc_recv_manifest(const struct mc_receiver *r) { return r->man_ok ? &r->man : NULL; }
+const struct mc_announce *mc_recv_other(const struct mc_receiver *r)
+{
+	return r->other_told ? &r->other : NULL;
+}
+
+const uint8_t *mc_recv_pinned(const struct mc_receiver *r)
+{
+	return r->pinned ? r->pin_id : NULL;
+}
+
 const struct mc_announce *mc_recv_announce(const struct mc_receiver *r) { return r->have_session ? &r->ann : NULL; }
 uint64_t mc_recv_last_heard(const struct mc_receiver *r) { return r->last_heard; }
 const struct mc_recv_stats *mc_recv_stats(const struct mc_receiver *r) { return &r->st; }

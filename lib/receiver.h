@@ -48,6 +48,7 @@ enum mc_recv_evkind {
 	MC_REV_END,         /* the sender ended the session (reason in .arg) */
 	MC_REV_LEAVE,       /* told to leave by the slow-receiver policy */
 	MC_REV_IOERR,       /* the write or read callback failed */
+	MC_REV_OTHER,       /* a session of a package not wanted, first seen (why in .arg: MC_OTHER_*; mc_recv_other) */
 };
 
 struct mc_recv_event {
@@ -100,6 +101,10 @@ int mc_recv_event(struct mc_receiver *r, struct mc_recv_event *ev);
 int mc_recv_phase(const struct mc_receiver *r);
 const struct mc_manifest *mc_recv_manifest(const struct mc_receiver *r); /* NULL until known */
 const struct mc_announce *mc_recv_announce(const struct mc_receiver *r); /* NULL until a session */
+/* Why a session was not taken (MC_REV_OTHER): PKG.part holds another package, --expect, --package. */
+enum { MC_OTHER_PART = 1, MC_OTHER_EXPECT, MC_OTHER_PACKAGE };
+const struct mc_announce *mc_recv_other(const struct mc_receiver *r); /* the last one not taken, NULL none */
+const uint8_t *mc_recv_pinned(const struct mc_receiver *r);             /* the package PKG.part holds, NULL none */
 /* Verified-chunk bitmap (nchunks bits) and counts; NULL before the session is known. */
 const uint8_t *mc_recv_have(const struct mc_receiver *r, uint32_t *nhave, uint32_t *nchunks);
 uint64_t mc_recv_last_heard(const struct mc_receiver *r); /* ms of the last packet of our session, 0 none */

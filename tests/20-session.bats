@@ -736,6 +736,23 @@ EOF_PY
 	incomplete r
 }
 
+@test "session: a PKG.part of another package: the receiver says why it takes no session" {
+	require_session
+	ns_lo
+	recv_bg part local
+	send_bg local -r 20M --max-time 1s "$PK/big.mcpkg"
+	ends send 20 3
+	ends part 20 3
+	incomplete part
+	recv_bg part local --timeout 3s
+	send_bg local -r 100M --max-time 4s "$PK/small.mcpkg"
+	ends part 20 3
+	ends send 20 0
+	grep -q "not taking the session of small (id [0-9a-f]*) on .*: .*part.mcpkg.part holds package" "$T/part.err"
+	[ "$(grep -c 'not taking the session' "$T/part.err")" -eq 1 ]
+	incomplete part
+}
+
 @test "session: usage equals the man page SYNOPSIS, and both pages lint clean" {
 	require_prog mcast-send mcast-recv
 	command -v mandoc >/dev/null || skip "mandoc not installed"
