@@ -10,6 +10,7 @@
 
 #include "defaults.h"
 #include "exitcode.h"
+#include "fe.h"
 #include "log.h"
 #include "opt.h"
 #include "pkg.h"
@@ -84,6 +85,49 @@ struct args {
 	int64_t mtime;
 	int verbosity, json;
 };
+
+/* -n NAME and -V VERSION: at most MC_NAME_MAX bytes, no control characters; a name is never empty. */
+static void check_text(const char *what, const char *s, int may_be_empty)
+{
+	if (!may_be_empty && *s == '\0')
+		usage_error("%s: must not be empty", what);
+	if (strlen(s) > MC_NAME_MAX)
+		usage_error("%s: longer than %d bytes", what, MC_NAME_MAX);
+	for (const char *c = s; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			usage_error("%s: control characters are not allowed", what);
+}
+
+/* create's arguments, checked before anything is read or written. */
+static void check_create(const struct args *a, char **paths, int npaths)
+{
+	if (a->output == NULL)
+		usage_error("create: -o PKG is required");
+	if (a->output[0] == '\0')
+		usage_error("-o PKG: must not be empty");
+	if (npaths < 1)
+		usage_error("create: no PATH to pack");
+	for (int i = 0; i < npaths && npaths > 1; i++)
+		if (strcmp(paths[i], "-") == 0)
+			usage_error("PATH -: standard input can only be packed alone");
+	if (a->name) {
+		check_text("-n NAME", a->name, 0);
+	} else {
+		/* The default name, as mc_pkg_create makes it: PKG's base name without .mcpkg. */
+		const char *b = strrchr(a->output, '/');
+		b = b ? b + 1 : a->output;
+		size_t n = strlen(b);
+		if (n > 6 && strcmp(b + n - 6, ".mcpkg") == 0)
+			n -= 6;
+		if (n == 0)
+			usage_error("-o %s: no file name to take the package name from; give -n NAME", a->output);
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)b[i] < 0x20 || b[i] == 0x7f)
+				usage_error("-o PKG: its base name (the default package name) has control characters; give -n NAME");
+	}
+	if (a->version)
+		check_text("-V VERSION", a->version, 1);
+}
 
 static int open_pkg(const char *path, unsigned flags, struct mc_pkg *p)
 {
@@ -390,7 +434,7 @@ static int cmd_extract(const struct args *a, const char *path)
 }
 
 /* Applies one option to a; returns 1 when the program is done (--version). Usage errors exit. */
-static int parse_opt(int c, struct args *a, const char **level_arg, const char **mtime_arg)
+static int parse_opt(int c, struct args *a, const char **level_arg, const char **mtime_arg, char **argv)
 {
 	uint64_t v;
 
@@ -449,7 +493,7 @@ static int parse_opt(int c, struct args *a, const char **level_arg, const char *
 		printf("mcast-pack %s (package format %d)\n", MC_VERSION, MC_PKG_VERSION);
 		return 1;
 	default:
-		usage();
+		mc_fe_bad_option(usage_text, argv);
 	}
 	return 0;
 }
@@ -472,9 +516,10 @@ int main(int argc, char **argv)
 	int c, rc;
 
 	mc_log_init("mcast-pack", 1, 0);
+	opterr = 0; /* our own message, with the program name alone */
 	/* Options may come before the command (-q verify PKG) and after it (verify -q PKG). */
 	while ((c = getopt_long(argc, argv, "+C:OV:hj:l:n:o:qvz:", longopts, NULL)) != -1)
-		if (parse_opt(c, &a, &level_arg, &mtime_arg))
+		if (parse_opt(c, &a, &level_arg, &mtime_arg, argv))
 			return mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK;
 	if (optind < argc) {
 		for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
@@ -484,9 +529,10 @@ int main(int argc, char **argv)
 			usage_error("%s: unknown command", argv[optind]);
 		argc -= optind;
 		argv += optind;
-		optind = 1;
+		/* 0, not 1: glibc starts afresh, and permutes, so options may follow the paths too (verify PKG --json). */
+		optind = 0;
 		while ((c = getopt_long(argc, argv, "C:OV:hj:l:n:o:qvz:", longopts, NULL)) != -1)
-			if (parse_opt(c, &a, &level_arg, &mtime_arg))
+			if (parse_opt(c, &a, &level_arg, &mtime_arg, argv))
 				return mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK;
 	}
 	argc -= optind;
@@ -521,10 +567,7 @@ int main(int argc, char **argv)
 		usage_error("%s: -C and -O are for extract", a.cmd);
 
 	if (strcmp(a.cmd, "create") == 0) {
-		if (a.output == NULL)
-			usage_error("create: -o PKG is required");
-		if (argc < 1)
-			usage_error("create: no PATH to pack");
+		check_create(&a, argv, argc);
 		rc = cmd_create(&a, argv, argc);
 	} else {
 		if (argc != 1)

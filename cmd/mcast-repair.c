@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "exitcode.h"
+#include "fe.h"
 #include "log.h"
 #include "opt.h"
 #include "repair.h"
@@ -244,6 +245,7 @@ int main(int argc, char **argv)
 
 	mc_log_init(argv[0], 1, 0);
 	o.src.parallel = DEFAULT_PARALLEL;
+	opterr = 0; /* our own message, with the program name alone */
 	while ((c = getopt_long(argc, argv, "H:hj:qs:v", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'C':
@@ -291,7 +293,7 @@ int main(int argc, char **argv)
 		case 'W':
 			version();
 		default:
-			usage(stderr, MC_EXIT_USAGE);
+			mc_fe_bad_option(usage_text, argv);
 		}
 	}
 	if (argc - optind != 1)

@@ -128,6 +128,67 @@ teardown() {
 	[ ! -e x.mcpkg ]
 }
 
+@test "pack: a bad -n NAME, -V VERSION or PATH - is a usage error naming it, nothing written" {
+	make_tree tree
+	local long
+	long=$(printf 'n%.0s' $(seq 300))
+	run -2 --separate-stderr run_pack create -o t.mcpkg -n "$long" tree
+	[ -z "$output" ]
+	[[ $stderr == "mcast-pack: -n NAME: longer than 255 bytes"* && $stderr == *usage:* ]]
+	run -2 --separate-stderr run_pack create -o t.mcpkg -V "$long" tree
+	[[ $stderr == "mcast-pack: -V VERSION: longer than 255 bytes"* ]]
+	run -2 --separate-stderr run_pack create -o t.mcpkg -n "$(printf 'a\tb')" tree
+	[[ $stderr == "mcast-pack: -n NAME: control characters are not allowed"* ]]
+	run -2 --separate-stderr run_pack create -o t.mcpkg -V "$(printf '1\n2')" tree
+	[[ $stderr == "mcast-pack: -V VERSION: control characters are not allowed"* ]]
+	run -2 --separate-stderr run_pack create -o t.mcpkg - tree
+	[[ $stderr == "mcast-pack: PATH -: standard input can only be packed alone"* ]]
+	# checked before stdin is read: the image below is never consumed
+	run -2 --separate-stderr run_pack create -o t.mcpkg -n "$long" - < <(printf 'img')
+	[[ $stderr == *"-n NAME"* ]]
+	[ ! -e t.mcpkg ]
+	[ -z "$(ls -A | grep mcpkg)" ]
+	# the limit itself is fine
+	run -0 run_pack create -q -o t.mcpkg -n "${long:0:255}" -V "${long:0:255}" tree
+	run -0 --separate-stderr run_pack info --json t.mcpkg
+	[[ $output == *"\"name\":\"${long:0:255}\""* ]]
+}
+
+@test "pack: an empty -n is refused; without -n the name is PKG's base name, never empty" {
+	make_tree tree
+	run -2 --separate-stderr run_pack create -o t.mcpkg -n '' tree
+	[ -z "$output" ]
+	[[ $stderr == "mcast-pack: -n NAME: must not be empty"* ]]
+	[ ! -e t.mcpkg ]
+	run -2 --separate-stderr run_pack create -o out/ tree
+	[[ $stderr == *"-o out/"*"-n NAME"* ]]
+	run -2 --separate-stderr run_pack create -o '' tree
+	[[ $stderr == *"-o PKG"* ]]
+	mkdir out
+	run -0 run_pack create -q -o out/win11.mcpkg tree
+	run -0 --separate-stderr run_pack info --json out/win11.mcpkg
+	[[ $output == *'"name":"win11"'* ]]
+	run -0 run_pack create -q -o .mcpkg -V '' tree
+	run -0 --separate-stderr run_pack info --json .mcpkg
+	[[ $output == *'"name":".mcpkg"'* && $output == *'"version":""'* ]]
+}
+
+@test "pack: an unknown option or a missing value names it with the short program name" {
+	# run_pack runs the program by its full path: the message has the short name
+	run -2 --separate-stderr run_pack --bogus
+	[ -z "$output" ]
+	[[ $stderr == "mcast-pack: --bogus: unknown option, or its value is missing"* && $stderr == *usage:* ]]
+	run -2 --separate-stderr run_pack create --bogus -o x.mcpkg .
+	[[ $stderr == "mcast-pack: --bogus: unknown option, or its value is missing"* ]]
+	run -2 --separate-stderr run_pack create -x -o x.mcpkg .
+	[[ $stderr == "mcast-pack: -x: unknown option, or its value is missing"* ]]
+	run -2 --separate-stderr run_pack create -o
+	[[ $stderr == "mcast-pack: -o: unknown option, or its value is missing"* ]]
+	run -2 --separate-stderr run_pack create -o x.mcpkg --chunk-size
+	[[ $stderr == "mcast-pack: --chunk-size: unknown option, or its value is missing"* ]]
+	[ ! -e x.mcpkg ]
+}
+
 @test "pack: a tree round-trips with modes, links, empty files and directories" {
 	make_tree src
 	run -0 run_pack create -q -o t.mcpkg -n tree -V 1.2 src
@@ -238,8 +299,9 @@ assert "hardlink" in (e["hard"]["type"], e["a.txt"]["type"])
 	run -1 --separate-stderr run_pack create -q -o d.mcpkg one three
 	[[ $stderr == *a.txt* ]]
 	[ ! -e d.mcpkg ]
-	run -1 --separate-stderr run_pack create -q -o d.mcpkg one -
-	[[ $stderr == *"-:"* ]]
+	run -2 --separate-stderr run_pack create -q -o d.mcpkg one -
+	[[ $stderr == "mcast-pack: PATH -: standard input can only be packed alone"* ]]
+	[ ! -e d.mcpkg ]
 }
 
 @test "pack: SOURCE_DATE_EPOCH and --mtime give byte-identical packages" {
@@ -439,4 +501,15 @@ assert s["event"] == "verify" and s["ok"] is False and s["bad_chunks"] == [5], s
 	[ -z "$stderr" ]
 	run -0 --separate-stderr run_pack verify -q p.mcpkg
 	[ -z "$stderr" ]
+}
+
+@test "pack: options may follow the paths (verify PKG --json, create DIR -o PKG)" {
+	mkdir -p "$BATS_TEST_TMPDIR/t"
+	printf 'hello\n' >"$BATS_TEST_TMPDIR/t/a"
+	run -0 --separate-stderr run_pack create "$BATS_TEST_TMPDIR/t" -o "$BATS_TEST_TMPDIR/p.mcpkg" -z none
+	[ -s "$BATS_TEST_TMPDIR/p.mcpkg" ]
+	run -0 --separate-stderr run_pack verify "$BATS_TEST_TMPDIR/p.mcpkg" --json
+	[[ $output == *'"ok":true'* ]]
+	run -0 --separate-stderr run_pack list "$BATS_TEST_TMPDIR/p.mcpkg" -q
+	[[ $output == *a* ]]
 }

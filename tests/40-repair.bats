@@ -76,6 +76,13 @@ json_field() {
 	[[ $stderr == *"no PKG"* ]]
 	run -2 --separate-stderr run_repair --bogus x.mcpkg
 	[ -z "$output" ]
+	[[ $stderr == "mcast-repair: --bogus: unknown option, or its value is missing"* && $stderr == *usage:* ]]
+	run -2 --separate-stderr run_repair -Z x.mcpkg
+	[[ $stderr == "mcast-repair: -Z: unknown option, or its value is missing"* ]]
+	run -2 --separate-stderr run_repair x.mcpkg -s
+	[[ $stderr == "mcast-repair: -s: unknown option, or its value is missing"* ]]
+	run -2 --separate-stderr run_repair x.mcpkg --spread
+	[[ $stderr == "mcast-repair: --spread: unknown option, or its value is missing"* ]]
 	run -2 --separate-stderr run_repair -j 0 x.mcpkg
 	[[ $stderr == *"-j"* ]]
 	run -2 --separate-stderr run_repair -H nocolon x.mcpkg
