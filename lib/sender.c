@@ -46,6 +46,9 @@ struct mc_sender {
 	struct mc_sender_stats st;
 	struct mc_sender_job carry; /* the first job of the next window (mc_sender_window) */
 	int has_carry;
+	/* The window last handed out, on the wire until the next call (see mc_sender_announce). */
+	int inflight;
+	uint32_t inflight_pass, inflight_block;
 };
 
 static void push(struct qent *q, unsigned *head, unsigned *len, unsigned peer, unsigned kind)
@@ -275,9 +278,18 @@ void mc_sender_feedback(struct mc_sender *s, uint64_t now, const struct mc_pkt *
 	if (addr)
 		peer->addr = *addr;
 	if (peer->told_leave) {
-		/* Repeat the verdict until it stops talking. */
+		if (p->type == MC_PKT_DONE && !peer->done) {
+			/* It missed the verdict and completed after all, from repair others asked for. */
+			peer->done = 1;
+			peer->left = 0;
+			s->st.left--;
+			s->st.complete++;
+			s->last_change_ms = now;
+			push(s->ev, &s->eq_head, &s->eq_len, idx(s, peer), MC_SEV_DONE);
+		}
+		/* Repeat the verdict (or the acknowledgement) until it stops talking. */
 		if (p->type != MC_PKT_BYE)
-			push(s->ctrl, &s->cq_head, &s->cq_len, idx(s, peer), MC_CTRL_LEAVE);
+			push(s->ctrl, &s->cq_head, &s->cq_len, idx(s, peer), peer->done ? MC_CTRL_DONE : MC_CTRL_LEAVE);
 		return;
 	}
 	switch (p->type) {
@@ -554,10 +566,15 @@ uint8_t mc_sender_announce(const struct mc_sender *s, struct mc_announce *a)
 {
 	a->pass = s->pass;
 	a->cursor = s->cursor;
+	if (s->inflight) {
+		/* A window is still going out: announce what is on the wire, not what the schedule moved on to. */
+		a->pass = s->inflight_pass;
+		a->cursor = s->inflight_block;
+	}
 	a->joined = (uint16_t)(s->st.joined > 65535 ? 65535 : s->st.joined);
 	a->complete = (uint16_t)(s->st.complete > 65535 ? 65535 : s->st.complete);
 	a->max_passes = (uint16_t)s->cfg.max_passes;
-	return s->state == MC_SENDER_IDLE ? MC_FLAG_IDLE : 0;
+	return s->state == MC_SENDER_IDLE && !s->inflight ? MC_FLAG_IDLE : 0;
 }
 
 int mc_sender_end_reason(const struct mc_sender *s) { return s->reason; }
@@ -664,6 +681,7 @@ unsigned mc_sender_window(struct mc_sender *s, uint64_t now, struct mc_sender_jo
 	unsigned nj = 0;
 	int st = MC_SENDER_RUN;
 
+	s->inflight = 0;
 	if (max == 0) {
 		*state = mc_sender_tick(s, now);
 		return 0;
@@ -685,5 +703,10 @@ unsigned mc_sender_window(struct mc_sender *s, uint64_t now, struct mc_sender_jo
 		nj++;
 	}
 	*state = nj ? MC_SENDER_RUN : st;
+	if (nj) {
+		s->inflight = 1;
+		s->inflight_pass = jobs[0].pass;
+		s->inflight_block = jobs[nj - 1].block;
+	}
 	return nj;
 }

@@ -84,7 +84,8 @@ int mc_sender_next(struct mc_sender *s, uint64_t now_ms, struct mc_sender_job *j
  * mc_sender_next returns it. A job of the next pass waits for the next
  * window: receivers take DATA of a new pass as the end of the last one, so
  * mixed into the last one's window it would have them ask for blocks still
- * on their way.
+ * on their way. Until the next call the window counts as on the wire:
+ * announcements give its pass and last block, and never IDLE.
  */
 unsigned mc_sender_window(struct mc_sender *s, uint64_t now_ms, struct mc_sender_job *jobs, unsigned max, int *state);
 

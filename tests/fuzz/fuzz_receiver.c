@@ -130,6 +130,9 @@ static void drain(struct run *u, int force)
 		case MC_REV_MANIFEST:
 			assert(m != NULL);
 			break;
+		case MC_REV_OTHER:
+			assert(mc_recv_other(o.r) != NULL && ev.arg >= MC_OTHER_PART && ev.arg <= MC_OTHER_PACKAGE);
+			break;
 		default:
 			assert(ev.kind >= MC_REV_SESSION && ev.kind <= MC_REV_IOERR);
 		}

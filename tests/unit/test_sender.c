@@ -90,6 +90,26 @@ static void test_window(void)
 	mc_sender_free(s);
 }
 
+/* While the last window of a pass goes out, announcements say so: that pass, never IDLE. */
+static void test_inflight(void)
+{
+	struct mc_sender_cfg c = cfg();
+	struct mc_sender *s = mc_sender_new(&c, 1, 0);
+	struct mc_sender_job jobs[32];
+	struct mc_announce a;
+	int st;
+
+	feed(s, 0, MC_PKT_HELLO, 100, 1);
+	unsigned nj = mc_sender_window(s, 1, jobs, 32, &st);
+	uint8_t fl = mc_sender_announce(s, &a);
+	ok(nj == 13 && !(fl & MC_FLAG_IDLE) && a.pass == 1 && a.cursor == 12,
+	   "the whole first pass in one window: announced as pass 1 at block 12, not idle (%u jobs, pass %u)", nj, a.pass);
+	nj = mc_sender_window(s, 2, jobs, 32, &st);
+	fl = mc_sender_announce(s, &a);
+	ok(nj == 0 && (fl & MC_FLAG_IDLE) && a.pass == 2, "once it is out: idle, pass 2");
+	mc_sender_free(s);
+}
+
 /* A lossy asker gets more than it asked for after the first pass, in proportion to its loss. */
 static void test_loss_extra(void)
 {
@@ -114,6 +134,7 @@ static void test_loss_extra(void)
 int main(void)
 {
 	test_window();
+	test_inflight();
 	test_loss_extra();
 
 	struct mc_sender_cfg c = cfg();
@@ -219,6 +240,15 @@ int main(void)
 		for (unsigned i = 0; i < cp.u.ctrl.n; i++)
 			leave |= cp.u.ctrl.e[i].rid == 5 && cp.u.ctrl.e[i].code == MC_CTRL_LEAVE;
 	ok(mc_sender_stats(s)->left == 1 && leave, "told to leave after its passes (%u rounds)", n);
+	/* It missed the verdict and completes from others' repair: complete, not left. */
+	unsigned before = mc_sender_stats(s)->complete;
+	feed(s, 20000, MC_PKT_DONE, 5, 1);
+	int acked = 0;
+	while (mc_sender_ctrl(s, &cp))
+		for (unsigned i = 0; i < cp.u.ctrl.n; i++)
+			acked |= cp.u.ctrl.e[i].rid == 5 && cp.u.ctrl.e[i].code == MC_CTRL_DONE;
+	ok(mc_sender_stats(s)->left == 0 && mc_sender_stats(s)->complete == before + 1 && acked,
+	   "a DONE after the verdict counts it complete, and is acknowledged");
 	mc_sender_free(s);
 
 	/* Feedback for another package or session is not ours. */
