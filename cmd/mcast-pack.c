@@ -505,6 +505,10 @@ int main(int argc, char **argv)
 		{"help", no_argument, NULL, OPT_HELP},
 		{"json", no_argument, NULL, OPT_JSON},
 		{"mtime", required_argument, NULL, OPT_MTIME},
+		/* long forms of the short options every program shares */
+		{"output", required_argument, NULL, 'o'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{NULL, 0, NULL, 0},
 	};

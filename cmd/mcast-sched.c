@@ -17,6 +17,7 @@
 
 #include "defaults.h"
 #include "exitcode.h"
+#include "fe.h"
 #include "log.h"
 #include "net.h"
 #include "opt.h"
@@ -371,11 +372,14 @@ int main(int argc, char **argv)
 {
 	enum { O_JSON = 256, O_MAX_WAIT, O_MIN_CLIENTS, O_PACKAGE, O_SKIP_EMPTY, O_START_EMPTY, O_STATUS, O_VERSION };
 	static const struct option longopts[] = {
+		{ "group", required_argument, NULL, 'g' }, /* long forms as mcast-send and mcast-recv take them */
 		{ "help", no_argument, NULL, 'h' },
+		{ "interface", required_argument, NULL, 'i' },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "max-wait", required_argument, NULL, O_MAX_WAIT },
 		{ "min-clients", required_argument, NULL, O_MIN_CLIENTS },
 		{ "package", required_argument, NULL, O_PACKAGE },
+		{ "port", required_argument, NULL, 'p' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "skip-empty", no_argument, NULL, O_SKIP_EMPTY },
 		/* The default since --skip-empty came; still accepted so that old crontabs keep working. */
@@ -400,6 +404,7 @@ int main(int argc, char **argv)
 	memset(&r, 0, sizeof r);
 	mc_log_init(argv[0], 1, 0);
 	/* "+": options end at COMMAND even without "--", so its own options stay its own. */
+	opterr = 0; /* our own message, as every program words it */
 	while ((c = getopt_long(argc, argv, "+g:hi:p:qv", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'g':
@@ -435,8 +440,8 @@ int main(int argc, char **argv)
 			cfg.min_clients = v;
 			break;
 		case O_PACKAGE:
-			if (strlen(optarg) > MC_SCHED_NAME_MAX)
-				bad("--package: name longer than %d bytes", MC_SCHED_NAME_MAX);
+			if (strlen(optarg) > MC_SCHED_NAME_MAX || !*optarg)
+				bad("--package: a name of 1 to %d bytes", MC_SCHED_NAME_MAX);
 			cfg.package = optarg;
 			break;
 		case O_SKIP_EMPTY:
@@ -452,7 +457,7 @@ int main(int argc, char **argv)
 		case O_VERSION:
 			version();
 		default:
-			usage(stderr, MC_EXIT_USAGE);
+			mc_fe_bad_option(usage_text, argv);
 		}
 	}
 	if (optind >= argc)
