@@ -28,7 +28,6 @@
 #include "wire.h"
 
 #define SAVE_MS 1000              /* state fsync'd at most this often: what a crash can cost */
-#define SILENCE_MS 10000          /* in a session, without --timeout: a sender silent this long is gone */
 #define FINISH_MS 1500            /* after completing, time to tell the sender (DONE) */
 
 static const char usage_text[] =
@@ -710,7 +709,7 @@ int main(int argc, char **argv)
 				rcode = MC_EXIT_INCOMPLETE;
 				break;
 			}
-		} else if (now - heard >= (x.o.timeout ? x.o.timeout : SILENCE_MS)) {
+		} else if (now - heard >= (x.o.timeout ? x.o.timeout : MC_DEFAULT_RECV_SILENCE_MS)) {
 			save_state(&x);
 			mc_err("%s: the sender went silent; %s.part and its state are kept (run mcast-repair or again)",
 			       x.o.out, x.o.out);

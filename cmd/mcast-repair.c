@@ -201,8 +201,8 @@ static void report(const char *pkg, int rc, const struct mc_repair_result *res, 
 	mc_json_u64(&j, "bytes_needed", res->bytes_need);
 	mc_json_u64(&j, "bytes_fetched", res->bytes_fetched);
 	mc_json_u64(&j, "bytes_missing", res->bytes_missing);
-	if (res->bytes_need)
-		mc_json_dbl(&j, "fetch_ratio", (double)res->bytes_fetched / (double)res->bytes_need);
+	/* Bytes fetched per byte needed: 1 when nothing was needed (nothing was fetched in vain). */
+	mc_json_dbl(&j, "fetch_ratio", res->bytes_need ? (double)res->bytes_fetched / (double)res->bytes_need : 1.0);
 	mc_json_str(&j, "missing_chunks", list);
 	mc_json_dbl(&j, "seconds", secs);
 	mc_json_end(&j);

@@ -13,6 +13,7 @@
 #define MC_DEFAULT_CHUNK (1024 * 1024)
 #define MC_DEFAULT_PEER_TIMEOUT_MS 5000 /* silent receiver no longer waited for */
 #define MC_DEFAULT_MAX_PASSES 12        /* slow-receiver policy, see mcast-send(1) */
-#define MC_DEFAULT_RECV_TIMEOUT_MS 0    /* 0: wait for ever */
+#define MC_DEFAULT_RECV_TIMEOUT_MS 0    /* 0: wait for ever for a session to appear */
+#define MC_DEFAULT_RECV_SILENCE_MS 10000 /* without --timeout: a sender silent this long mid-session is gone */
 
 #endif
