@@ -234,6 +234,7 @@ struct rstate {
 	uint64_t payload_off;
 	int head_written, dirty, complete;
 	uint64_t last_save;
+	uint64_t fb_failed, fb_failed_ms; /* feedback that could not be sent, and when that was last said */
 	struct sockaddr_storage sender;
 	struct saver saver;
 	uint32_t overruns;        /* the data socket's, from the kernel */
@@ -397,6 +398,7 @@ static void summary(struct rstate *x, const char *result, uint64_t start)
 	mc_json_u64(&j, "bad_chunks", s->bad_chunks);
 	mc_json_u64(&j, "nacks", s->nacks_sent);
 	mc_json_u64(&j, "nacks_suppressed", s->suppressed);
+	mc_json_u64(&j, "feedback_failed", x->fb_failed);
 	mc_json_u64(&j, "overruns", x->overruns);
 	mc_json_u64(&j, "spills", s->spills);
 	mc_json_dbl(&j, "seconds", (double)(mc_now_ms() - start) / 1000.0);
@@ -563,8 +565,16 @@ int main(int argc, char **argv)
 		mc_recv_tick(x.r, now);
 		uint8_t fb[MC_WIRE_FEEDBACK_MAX];
 		size_t fl;
-		while ((fl = mc_recv_feedback(x.r, fb, sizeof fb)) > 0)
-			mc_net_send(tx, &gfb, fb, fl);
+		while ((fl = mc_recv_feedback(x.r, fb, sizeof fb)) > 0) {
+			if (mc_net_send(tx, &gfb, fb, fl) < 0 && errno != EAGAIN && errno != ENOBUFS) {
+				/* The sender never hears this receiver: no repair, not counted. Say so, now and then. */
+				if (x.fb_failed++ == 0 || now - x.fb_failed_ms >= 10000) {
+					mc_warn("%s: cannot send feedback: %s (the sender cannot count or repair this receiver)",
+						gfb.text, strerror(errno));
+					x.fb_failed_ms = now;
+				}
+			}
+		}
 
 		struct mc_recv_event ev;
 		int stop = 0;
