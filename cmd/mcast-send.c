@@ -353,7 +353,11 @@ static int send_batch(struct sess *x, struct iovec *iov, unsigned nseg, uint16_t
 				return -1;
 			continue;
 		}
-		mc_err("%s: send: %s", x->g.text, strerror(errno));
+		if (errno == EMSGSIZE)
+			mc_err("%s: send: %s: --mtu %llu is more than the way to the group takes", x->g.text, strerror(errno),
+			       (unsigned long long)x->o.mtu);
+		else
+			mc_err("%s: send: %s", x->g.text, strerror(errno));
 		return -1;
 	}
 	mc_pace_spend(&x->pace, bytes);

@@ -753,6 +753,13 @@ EOF_PY
 	incomplete part
 }
 
+@test "session: an --mtu the link cannot carry is named" {
+	require_session
+	lan_create 1
+	run -1 --separate-stderr with_timeout 20 ns_exec h1 run_send -g $G -p $P -i eth0 --mtu 9000 "$PK/small.mcpkg"
+	[[ "$stderr" == *"--mtu 9000 is more than"* ]]
+}
+
 @test "session: usage equals the man page SYNOPSIS, and both pages lint clean" {
 	require_prog mcast-send mcast-recv
 	command -v mandoc >/dev/null || skip "mandoc not installed"
