@@ -235,8 +235,10 @@ static void peer_event(struct sess *x, unsigned pi, unsigned kind)
 	mc_json_begin(&j, names[kind]);
 	mc_json_str(&j, "receiver", rid);
 	mc_json_str(&j, "address", addr);
-	mc_json_u64(&j, "have", p->have);
-	mc_json_u64(&j, "total", p->total);
+	if (p->total) { /* from its hellos: a receiver first heard by a NACK or DONE has said nothing yet */
+		mc_json_u64(&j, "have", p->have);
+		mc_json_u64(&j, "total", p->total);
+	}
 	mc_json_end(&j);
 }
 
