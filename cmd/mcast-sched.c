@@ -3,6 +3,7 @@
  * enough, then chain-loads COMMAND (usually mcast-send) as s6 and execline do.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <netdb.h>
@@ -267,7 +268,13 @@ out:
 	return rc;
 }
 
-/* One line per receiver, "ID ADDRESS", for COMMAND to read; left in place since this process becomes COMMAND. */
+/*
+ * One line per receiver, "ID ADDRESS", for COMMAND to read. This process
+ * becomes COMMAND and could not remove a file after it, so the file is
+ * removed at once and handed over open: path becomes /dev/fd/N, which
+ * COMMAND (and what it starts) opens like any file, and it vanishes with
+ * the last process that holds it.
+ */
 static int write_client_list(const struct mc_sched *s, char *path, size_t len)
 {
 	const char *dir = getenv("TMPDIR");
@@ -291,6 +298,14 @@ static int write_client_list(const struct mc_sched *s, char *path, size_t len)
 		unlink(path);
 		return -1;
 	}
+	int rfd = open(path, O_RDONLY); /* not close-on-exec: COMMAND inherits it */
+	int e = errno;
+	unlink(path);
+	if (rfd < 0) {
+		errno = e;
+		return -1;
+	}
+	snprintf(path, len, "/dev/fd/%d", rfd);
 	return 0;
 }
 
@@ -636,7 +651,6 @@ int main(int argc, char **argv)
 	execvp(r.cmd[0], r.cmd);
 	status = errno == ENOENT || errno == ENOTDIR ? MC_EXIT_NOT_FOUND : MC_EXIT_CANNOT_RUN;
 	mc_err("%s: %s", r.cmd[0], strerror(errno));
-	unlink(list);
 out:
 	mc_progress_end();
 	mc_net_rx_free(&rx);

@@ -273,6 +273,12 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 	# --max-wait alone, as DESIGN's example: the command runs, its status is ours
 	cd "$BATS_TEST_TMPDIR"
 	run -0 with_timeout 10 ns_exec local run_sched -g $G -p $P --min-clients 5 --max-wait 1s -- touch ran
+	# the client list is read twice by its path, and leaves nothing in TMPDIR
+	mkdir tmp
+	TMPDIR="$BATS_TEST_TMPDIR/tmp" run -0 with_timeout 10 ns_exec local run_sched -g $G -p $P --max-wait 0 -- \
+		sh -c 'cat "$MCAST_CLIENT_LIST"; cat "$MCAST_CLIENT_LIST"; echo "list=$MCAST_CLIENT_LIST"'
+	[[ "$output" == *"list=/dev/fd/"* ]]
+	[ -z "$(ls -A tmp)" ]
 	[ -f ran ]
 	run -3 with_timeout 10 ns_exec local run_sched -g $G -p $P --max-wait 0 -- sh -c 'exit 3'
 	run -0 with_timeout 10 ns_exec local run_sched -g $G -p $P --max-wait 250ms -- true
