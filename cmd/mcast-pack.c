@@ -113,12 +113,8 @@ static void check_create(const struct args *a, char **paths, int npaths)
 	if (a->name) {
 		check_text("-n NAME", a->name, 0);
 	} else {
-		/* The default name, as mc_pkg_create makes it: PKG's base name without .mcpkg. */
-		const char *b = strrchr(a->output, '/');
-		b = b ? b + 1 : a->output;
-		size_t n = strlen(b);
-		if (n > 6 && strcmp(b + n - 6, ".mcpkg") == 0)
-			n -= 6;
+		size_t n;
+		const char *b = mc_pkg_default_name(a->output, &n);
 		if (n == 0)
 			usage_error("-o %s: no file name to take the package name from; give -n NAME", a->output);
 		for (size_t i = 0; i < n; i++)

@@ -140,6 +140,9 @@ int mc_pkg_open(const char *path, struct mc_pkg *p, char *err, size_t errlen);
 int mc_pkg_open_flags(const char *path, unsigned flags, struct mc_pkg *p, char *err, size_t errlen);
 void mc_pkg_close(struct mc_pkg *p);
 
+/* The default package name: PKG's base name without .mcpkg; *len bytes from the return value. */
+const char *mc_pkg_default_name(const char *output, size_t *len);
+
 /*
  * Checks chunks against the manifest while the payload is read in order (a
  * sender's first pass, block by block): bytes fed at the offset where the

@@ -841,11 +841,8 @@ int mc_pkg_create(const struct mc_pkg_create_opts *o, uint8_t id[MC_ID_LEN], cha
 	if (o->name) {
 		snprintf(m.name, sizeof m.name, "%s", o->name);
 	} else {
-		const char *b = strrchr(o->output, '/');
-		b = b ? b + 1 : o->output;
-		size_t n = strlen(b);
-		if (n > 6 && strcmp(b + n - 6, ".mcpkg") == 0)
-			n -= 6;
+		size_t n;
+		const char *b = mc_pkg_default_name(o->output, &n);
 		snprintf(m.name, sizeof m.name, "%.*s", (int)(n > MC_NAME_MAX ? MC_NAME_MAX : n), b);
 	}
 	snprintf(m.version, sizeof m.version, "%s", o->version ? o->version : "");

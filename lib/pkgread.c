@@ -25,6 +25,17 @@ void mc_pkg_chunk_range(const struct mc_pkg *p, uint32_t i, uint64_t *first, uin
 	*last = *first + mc_manifest_chunk_len(&p->m, i) - 1;
 }
 
+const char *mc_pkg_default_name(const char *output, size_t *len)
+{
+	const char *b = strrchr(output, '/');
+
+	b = b ? b + 1 : output;
+	*len = strlen(b);
+	if (*len > 6 && strcmp(b + *len - 6, ".mcpkg") == 0)
+		*len -= 6;
+	return b;
+}
+
 int mc_chunk_check_init(struct mc_chunk_check *c, const struct mc_manifest *m)
 {
 	memset(c, 0, sizeof *c);

@@ -53,15 +53,7 @@ static void nack_lossy(struct mc_sender *s, uint64_t now, uint64_t rid, uint32_t
 
 static void nack(struct mc_sender *s, uint64_t now, uint64_t rid, uint32_t block, uint16_t run, uint16_t need)
 {
-	struct mc_pkt p;
-
-	memset(&p, 0, sizeof p);
-	p.type = MC_PKT_NACK;
-	p.session = 1;
-	p.u.nack.rid = rid;
-	p.u.nack.n = 1;
-	p.u.nack.e[0] = (struct mc_nack_entry){block, run, need};
-	mc_sender_feedback(s, now, &p, NULL);
+	nack_lossy(s, now, rid, block, run, need, 0);
 }
 
 /* Windows never mix passes, and lose no job at the boundary. */
