@@ -24,6 +24,7 @@ struct mc_sender {
 	uint16_t *demand;   /* per block: symbols wanted, 0 none */
 	uint8_t *next_esi;  /* per block: next ESI to send when serving demand */
 	uint8_t *extra;     /* per block: symbols beyond the demand that the asker's loss will take */
+	uint8_t *partial;   /* per block: some receiver has part of it (else only whole-block demand) */
 	uint32_t npending;
 	/*
 	 * During the first pass, demand for blocks the cursor has passed is
@@ -83,9 +84,10 @@ struct mc_sender *mc_sender_new(const struct mc_sender_cfg *cfg, uint32_t sessio
 	s->demand = calloc(cfg->geom.nblocks ? cfg->geom.nblocks : 1, sizeof *s->demand);
 	s->next_esi = calloc(cfg->geom.nblocks ? cfg->geom.nblocks : 1, 1);
 	s->extra = calloc(cfg->geom.nblocks ? cfg->geom.nblocks : 1, 1);
+	s->partial = calloc(cfg->geom.nblocks ? cfg->geom.nblocks : 1, 1);
 	s->hcap = 1024;
 	s->hash = calloc(s->hcap, sizeof *s->hash);
-	if (!s->demand || !s->next_esi || !s->extra || !s->hash) {
+	if (!s->demand || !s->next_esi || !s->extra || !s->partial || !s->hash) {
 		mc_sender_free(s);
 		return NULL;
 	}
@@ -99,6 +101,7 @@ void mc_sender_free(struct mc_sender *s)
 	free(s->demand);
 	free(s->next_esi);
 	free(s->extra);
+	free(s->partial);
 	free(s->peers);
 	free(s->hash);
 	free(s);
@@ -209,8 +212,16 @@ static void add_demand(struct mc_sender *s, uint32_t gb, uint16_t need, uint8_t 
 	unsigned more = loss >= EXTRA_LOSS_MIN ? (unsigned)need * loss / (256u - loss) : 0;
 	if (more > s->extra[gb])
 		s->extra[gb] = (uint8_t)(more > 255 ? 255 : more);
-	if (s->demand[gb] == 0) {
+	if (s->demand[gb] == 0)
 		s->npending++;
+	/*
+	 * Only a receiver that has part of the block is served during the first
+	 * pass: its chunk waits in its memory. One that has none of it (a late
+	 * joiner) gets it in the next pass, as it would anyway, without holding
+	 * up the receivers that are on time.
+	 */
+	if (need < b.k && !s->partial[gb]) {
+		s->partial[gb] = 1;
 		if (!s->pass1_done && gb < s->cursor)
 			s->behind++;
 	}
@@ -441,6 +452,7 @@ static void serve(struct mc_sender *s, uint32_t gb, struct mc_sender_job *job, i
 		n = MC_RS_MAX;
 	s->demand[gb] = 0;
 	s->extra[gb] = 0;
+	s->partial[gb] = 0;
 	s->npending--;
 	job->block = gb;
 	job->pass = s->pass;
@@ -467,11 +479,12 @@ static int serve_behind(struct mc_sender *s, struct mc_sender_job *job)
 	for (uint32_t i = 0; i < s->cursor && s->behind; i++) {
 		uint32_t gb = s->rcursor < s->cursor ? s->rcursor : 0;
 		s->rcursor = gb + 1;
-		if (s->demand[gb] == 0)
+		if (s->demand[gb] == 0 || !s->partial[gb])
 			continue;
 		s->behind--;
 		if (mc_geom_block(g, gb, &job->b) < 0) {
 			s->demand[gb] = 0;
+			s->partial[gb] = 0;
 			s->npending--;
 			continue;
 		}
@@ -508,6 +521,7 @@ int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
 			for (unsigned i = 0; i < job->n; i++)
 				job->esi[i] = (uint8_t)i;
 			s->next_esi[gb] = (uint8_t)(k + r < MC_RS_MAX ? k + r : 0);
+			s->partial[gb] = 0;
 			if (s->demand[gb]) {
 				s->demand[gb] = 0;
 				s->npending--;
@@ -530,6 +544,7 @@ int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
 			uint32_t gb = s->cursor++;
 			if (mc_geom_block(g, gb, &job->b) < 0) {
 				s->demand[gb] = 0;
+				s->partial[gb] = 0;
 				s->npending--;
 				continue;
 			}

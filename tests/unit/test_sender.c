@@ -68,7 +68,7 @@ static void test_window(void)
 	feed(s, 0, MC_PKT_HELLO, 100, 1);
 	nj = mc_sender_window(s, 1, jobs, 12, &st);
 	total += nj;
-	/* All of blocks 0-11 wanted: more than the first pass may serve behind itself, the rest waits for pass 2. */
+	/* All of blocks 0-11 wanted whole (a late joiner): that waits for pass 2. */
 	nack(s, 2, 100, 0, 12, MC_NEED_ALL);
 	while ((nj = mc_sender_window(s, 3, jobs, 32, &st)) > 0) {
 		for (unsigned i = 1; i < nj; i++)
@@ -79,6 +79,27 @@ static void test_window(void)
 	ok(mixed == 0, "a window holds one pass only (%u jobs of another)", mixed);
 	ok(p2 > 0 && total == 13 + 12, "pass 2 serves what pass 1 could not, no job lost (%u jobs, %u in pass 2)", total, p2);
 	ok(st == MC_SENDER_IDLE, "then idle");
+	mc_sender_free(s);
+}
+
+/* In the first pass, part of a block is served at once; a whole block (a late joiner) waits for pass 2. */
+static void test_behind(void)
+{
+	struct mc_sender_cfg c = cfg();
+	struct mc_sender *s = mc_sender_new(&c, 1, 0);
+	struct mc_sender_job j;
+	unsigned p1_of[13] = {0};
+
+	feed(s, 0, MC_PKT_HELLO, 100, 1);
+	for (int i = 0; i < 6; i++)
+		mc_sender_next(s, 1, &j); /* blocks 0-5 */
+	nack(s, 2, 100, 1, 1, 7);           /* a lossy receiver lacks 7 symbols of block 1 */
+	nack(s, 2, 101, 2, 1, MC_NEED_ALL); /* a late one has nothing of block 2 */
+	while (mc_sender_next(s, 3, &j) == MC_SENDER_RUN && j.pass == 1)
+		p1_of[j.block]++;
+	ok(p1_of[1] == 1 && p1_of[2] == 0, "pass 1 repairs the partial block (%u), not the whole one (%u)", p1_of[1], p1_of[2]);
+	ok(j.pass == 2 && j.block == 2 && j.n == j.b.k + (j.b.k * 5 + 99) / 100, "the whole block in pass 2 (block %u, %u symbols)",
+	   j.block, j.n);
 	mc_sender_free(s);
 }
 
@@ -126,6 +147,7 @@ static void test_loss_extra(void)
 int main(void)
 {
 	test_window();
+	test_behind();
 	test_inflight();
 	test_loss_extra();
 
