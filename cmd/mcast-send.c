@@ -461,6 +461,7 @@ static void end_session(struct sess *x, int reason)
 int main(int argc, char **argv)
 {
 	static const char *const reasons[] = {"complete", "max-time", "signal", "nobody", "damaged"};
+	const unsigned nreasons = sizeof reasons / sizeof reasons[0];
 	struct sess x;
 	struct mc_sender_cfg cfg;
 	char err[512], idhex[40], sz[32], rt[32];
@@ -620,11 +621,11 @@ int main(int argc, char **argv)
 			incomplete += !mc_sender_peer(x.s, i)->done;
 		struct mc_json j;
 		mc_info("session over (%s): %s in %.1fs, %.2fx the package, %llu passes; receivers: %u joined, %u complete, %u told to leave, %u silent",
-			reasons[reason < 5 ? reason : 0], mc_fmt_size(x.bytes_sent, sz, sizeof sz), secs,
+			reasons[(unsigned)reason < nreasons ? reason : 0], mc_fmt_size(x.bytes_sent, sz, sizeof sz), secs,
 			(double)x.bytes_sent / (double)(x.pkg.l.file_size ? x.pkg.l.file_size : 1),
 			(unsigned long long)s->passes + (reason == MC_END_NOBODY ? 0 : 0), s->joined, s->complete, s->left, s->gone);
 		mc_json_begin(&j, "summary");
-		mc_json_str(&j, "reason", reasons[reason < 5 ? reason : 0]);
+		mc_json_str(&j, "reason", reasons[(unsigned)reason < nreasons ? reason : 0]);
 		mc_json_u64(&j, "bytes_sent", x.bytes_sent);
 		mc_json_u64(&j, "packets_sent", x.pkts_sent);
 		mc_json_u64(&j, "package_bytes", x.pkg.l.file_size);

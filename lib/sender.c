@@ -433,6 +433,16 @@ static void end_first_pass(struct mc_sender *s, uint64_t now)
 	s->st.passes = 1;
 }
 
+/* Forgets block gb's demand (served, sent anyway by the first pass, or a hole). */
+static void drop_demand(struct mc_sender *s, uint32_t gb)
+{
+	if (s->demand[gb])
+		s->npending--;
+	s->demand[gb] = 0;
+	s->extra[gb] = 0;
+	s->partial[gb] = 0;
+}
+
 /* Takes block gb's demand into *job: what was asked for and a margin of fresh repair symbols. */
 static void serve(struct mc_sender *s, uint32_t gb, struct mc_sender_job *job, int margin)
 {
@@ -450,10 +460,7 @@ static void serve(struct mc_sender *s, uint32_t gb, struct mc_sender_job *job, i
 
 	if (n > MC_RS_MAX)
 		n = MC_RS_MAX;
-	s->demand[gb] = 0;
-	s->extra[gb] = 0;
-	s->partial[gb] = 0;
-	s->npending--;
+	drop_demand(s, gb);
 	job->block = gb;
 	job->pass = s->pass;
 	job->n = (uint16_t)n;
@@ -483,9 +490,7 @@ static int serve_behind(struct mc_sender *s, struct mc_sender_job *job)
 			continue;
 		s->behind--;
 		if (mc_geom_block(g, gb, &job->b) < 0) {
-			s->demand[gb] = 0;
-			s->partial[gb] = 0;
-			s->npending--;
+			drop_demand(s, gb);
 			continue;
 		}
 		serve(s, gb, job, 0);
@@ -521,11 +526,7 @@ int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
 			for (unsigned i = 0; i < job->n; i++)
 				job->esi[i] = (uint8_t)i;
 			s->next_esi[gb] = (uint8_t)(k + r < MC_RS_MAX ? k + r : 0);
-			s->partial[gb] = 0;
-			if (s->demand[gb]) {
-				s->demand[gb] = 0;
-				s->npending--;
-			}
+			drop_demand(s, gb); /* this pass sends it whole */
 			s->st.symbols += job->n;
 			s->st.repair_symbols += r;
 			s->p1_syms += job->n;
@@ -543,9 +544,7 @@ int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
 		if (s->cursor < g->nblocks) {
 			uint32_t gb = s->cursor++;
 			if (mc_geom_block(g, gb, &job->b) < 0) {
-				s->demand[gb] = 0;
-				s->partial[gb] = 0;
-				s->npending--;
+				drop_demand(s, gb);
 				continue;
 			}
 			serve(s, gb, job, 1);
