@@ -168,7 +168,7 @@ static void *saver_main(void *arg)
 		if (fdatasync(v->fd) < 0) {
 			snprintf(err, sizeof err, "%s.part: %s", v->out, strerror(errno));
 			bad = 1;
-		} else if (mc_state_save(v->out, &v->work, err, sizeof err) < 0) {
+		} else if (mc_state_save(v->out, v->fd, &v->work, err, sizeof err) < 0) {
 			bad = 1;
 		}
 		pthread_mutex_lock(&v->mu);
@@ -233,6 +233,7 @@ struct rstate {
 	int fd;                   /* PKG.part */
 	uint64_t payload_off;
 	int head_written, dirty, complete;
+	uint32_t partial;         /* chunks of which parts were kept at the last save */
 	uint64_t last_save;
 	uint64_t fb_failed, fb_failed_ms; /* feedback that could not be sent, and when that was last said */
 	struct sockaddr_storage sender;
@@ -339,7 +340,14 @@ static int save_state(struct rstate *x)
 	/* The final, synchronous save: the thread must not write an older state after it. */
 	if (saver_stop(&x->saver, x->err, sizeof x->err) < 0)
 		return -1;
+	/* Chunks half received are kept too: their symbols go to the file, their extent to the state. */
+	memset(&st, 0, sizeof st);
+	long ns = mc_recv_flush(x->r) < 0 ? -1 : mc_recv_spans(x->r, &st.spans);
+	if (ns < 0)
+		mc_warn("%s.part: %s; chunks not yet complete will be received again", x->o.out,
+			x->err[0] ? x->err : strerror(ENOMEM));
 	if (fdatasync(x->fd) < 0) {
+		free(st.spans);
 		snprintf(x->err, sizeof x->err, "%s.part: %s", x->o.out, strerror(errno));
 		return -1;
 	}
@@ -347,7 +355,13 @@ static int save_state(struct rstate *x)
 	st.nchunks = nchunks;
 	st.nhave = nhave;
 	st.have = (uint8_t *)have;
-	if (mc_state_save(x->o.out, &st, x->err, sizeof x->err) < 0)
+	st.nspans = ns > 0 ? (uint32_t)ns : 0;
+	x->partial = 0;
+	for (uint32_t i = 0; i < st.nspans; i++)
+		x->partial += i == 0 || st.spans[i].chunk != st.spans[i - 1].chunk;
+	int rc = mc_state_save(x->o.out, x->fd, &st, x->err, sizeof x->err);
+	free(st.spans);
+	if (rc < 0)
 		return -1;
 	x->dirty = 0;
 	x->last_save = mc_now_ms();
@@ -380,16 +394,19 @@ static int already_complete(const struct opts *o, uint32_t *nchunks)
 
 static void summary(struct rstate *x, const char *result, uint64_t start)
 {
-	const struct mc_recv_stats *s = mc_recv_stats(x->r);
+	static const struct mc_recv_stats none;
+	const struct mc_recv_stats *s = x->r ? mc_recv_stats(x->r) : &none;
 	uint32_t nhave = 0, nchunks = 0;
 	struct mc_json j;
 
-	mc_recv_have(x->r, &nhave, &nchunks);
+	if (x->r)
+		mc_recv_have(x->r, &nhave, &nchunks);
 	mc_json_begin(&j, "summary");
 	mc_json_str(&j, "result", result);
 	mc_json_str(&j, "output", x->o.out);
 	mc_json_u64(&j, "chunks", nchunks);
 	mc_json_u64(&j, "verified", nhave);
+	mc_json_u64(&j, "partial", x->partial);
 	mc_json_u64(&j, "packets", s->packets);
 	mc_json_u64(&j, "data_packets", s->data);
 	mc_json_u64(&j, "duplicates", s->dup);
@@ -454,7 +471,7 @@ int main(int argc, char **argv)
 	}
 	if ((x.fd = mc_state_open_part(x.o.out, err, sizeof err)) < 0) {
 		mc_err("%s", err);
-		exit(MC_EXIT_RUNTIME);
+		goto out;
 	}
 	x.saver.fd = x.fd;
 	/* Resume: a head in PKG.part pins the package; the state (or a rescan) says what is verified. */
@@ -463,9 +480,9 @@ int main(int argc, char **argv)
 		if (rc.expect_nhex && !mc_id_match(pre.id, rc.expect, rc.expect_nhex)) {
 			mc_err("%s.part: holds package %s, not --expect %s; remove it or choose another -o", x.o.out,
 			       mc_id_hex(pre.id, idhex), x.o.expect);
-			exit(MC_EXIT_RUNTIME);
+			goto out;
 		}
-		int lr = mc_state_load(x.o.out, &st, err, sizeof err);
+		int lr = mc_state_load(x.o.out, x.fd, &st, err, sizeof err);
 		if (lr <= 0 || memcmp(st.id, pre.id, MC_ID_LEN) != 0 || st.nchunks != pre.nchunks) {
 			if (lr < 0)
 				mc_warn("%s; checking %s.part instead", err, x.o.out);
@@ -474,15 +491,24 @@ int main(int argc, char **argv)
 			uint8_t *buf = malloc(pre.chunk_size);
 			if (buf == NULL || mc_state_init(&st, pre.id, pre.nchunks) < 0 ||
 			    mc_state_rescan(x.fd, &pre, &st, buf) < 0) {
+				free(buf);
 				mc_err("%s.part: %s", x.o.out, strerror(errno ? errno : ENOMEM));
-				exit(MC_EXIT_RUNTIME);
+				goto out;
 			}
 			free(buf);
 			/* What the rescan found is kept at once: whatever happens next, PKG.state is there. */
-			if (mc_state_save(x.o.out, &st, err, sizeof err) < 0)
+			if (mc_state_save(x.o.out, x.fd, &st, err, sizeof err) < 0)
 				mc_warn("%s", err);
 		}
-		mc_info("resuming %s: %u of %u chunks already verified", x.o.out, st.nhave, st.nchunks);
+		mc_state_spans_fit(&st, &pre);
+		uint32_t npart = 0;
+		for (uint32_t i = 0; i < st.nspans; i++)
+			npart += i == 0 || st.spans[i].chunk != st.spans[i - 1].chunk;
+		if (npart)
+			mc_info("resuming %s: %u of %u chunks already verified, parts of %u more", x.o.out, st.nhave,
+				st.nchunks, npart);
+		else
+			mc_info("resuming %s: %u of %u chunks already verified", x.o.out, st.nhave, st.nchunks);
 	}
 	rc.rid = make_rid(x.o.out);
 	if (x.o.package)
@@ -491,7 +517,7 @@ int main(int argc, char **argv)
 	getrandom(&rc.seed, sizeof rc.seed, 0);
 	rc.io = (struct mc_recv_io){&x, io_write, io_read};
 	x.r = mc_recv_new(&rc);
-	if (x.r == NULL || (have_pre && mc_recv_preload(x.r, &pre, st.have) < 0) ||
+	if (x.r == NULL || (have_pre && mc_recv_preload(x.r, &pre, st.have, st.spans, st.nspans) < 0) ||
 	    mc_net_rx_init(&rx, 16, 65536) < 0 || mc_net_rx_init(&rxfb, 8, 2048) < 0) {
 		mc_err("out of memory");
 		goto out;
@@ -655,7 +681,10 @@ int main(int argc, char **argv)
 							  : ev.arg == MC_END_DAMAGED ? "the session ended (the sender's package is damaged)"
 							  : ev.arg == MC_END_MAX_TIME ? "the session ended (the sender's --max-time)"
 							  : "the session ended";
-					if (x.head_written)
+					if (x.head_written && x.partial)
+						mc_err("%s: %s with %u of %u chunks and parts of %u more; %s.part and its state are kept "
+						       "(run mcast-repair or again)", x.o.out, why, nh, nc, x.partial, x.o.out);
+					else if (x.head_written)
 						mc_err("%s: %s with %u of %u chunks; %s.part and its state are kept (run mcast-repair or again)",
 						       x.o.out, why, nh, nc, x.o.out);
 					else
@@ -732,7 +761,7 @@ out:
 	mc_progress_end();
 	if (rcode == MC_EXIT_RUNTIME && x.r && !x.complete)
 		save_state(&x);
-	if (rcode == MC_EXIT_RUNTIME && x.r)
+	if (rcode == MC_EXIT_RUNTIME)
 		summary(&x, "error", start);
 	{
 		char serr[512];

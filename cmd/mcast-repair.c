@@ -91,6 +91,8 @@ static void on_event(void *ctx, const struct mc_repair_event *ev)
 
 	switch (ev->type) {
 	case MC_REPAIR_EV_LOCAL:
+		if (ev->msg)
+			mc_warn("%s; every chunk of %s.part was checked instead", ev->msg, pkg);
 		mc_json_begin(&j, "need");
 		mc_json_str(&j, "package", pkg);
 		mc_json_u64(&j, "chunks", ev->nchunks);

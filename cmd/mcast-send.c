@@ -465,7 +465,7 @@ int main(int argc, char **argv)
 	struct sess x;
 	struct mc_sender_cfg cfg;
 	char err[512], idhex[40], sz[32], rt[32];
-	int rc = MC_EXIT_RUNTIME, st = MC_SENDER_RUN, reason;
+	int rc = MC_EXIT_RUNTIME, st = MC_SENDER_RUN, reason, summed = 0;
 
 	memset(&x, 0, sizeof x);
 	x.tx = x.fb = -1;
@@ -479,7 +479,7 @@ int main(int argc, char **argv)
 	mc_net_group_port(&x.g, (uint16_t)(x.o.net.port + 1), &x.gfb);
 	if (mc_pkg_open(x.o.pkg, &x.pkg, err, sizeof err) < 0) {
 		mc_err("%s", err);
-		exit(MC_EXIT_RUNTIME);
+		goto out;
 	}
 	uint16_t sym = mc_geom_sym_for_mtu((unsigned)x.o.mtu, x.g.family == AF_INET6);
 	memset(&cfg, 0, sizeof cfg);
@@ -643,6 +643,7 @@ int main(int argc, char **argv)
 		mc_json_u64(&j, "lowest_rate", x.rate.lowest);
 		mc_json_dbl(&j, "seconds", secs);
 		mc_json_end(&j);
+		summed = 1;
 		/* 0 when everyone who joined has the package; 3 when some must still run mcast-repair. */
 		if (reason == MC_END_SIGNAL)
 			rc = MC_EXIT_RUNTIME;
@@ -652,6 +653,16 @@ int main(int argc, char **argv)
 			rc = incomplete ? MC_EXIT_INCOMPLETE : MC_EXIT_OK;
 	}
 out:
+	if (!summed) {
+		/* A run error (said on standard error): scripts still get their last line. */
+		struct mc_json j;
+		mc_json_begin(&j, "summary");
+		mc_json_str(&j, "reason", "error");
+		mc_json_u64(&j, "bytes_sent", x.bytes_sent);
+		mc_json_u64(&j, "packets_sent", x.pkts_sent);
+		mc_json_dbl(&j, "seconds", x.start_ms ? (double)(mc_now_ms() - x.start_ms) / 1000.0 : 0.0);
+		mc_json_end(&j);
+	}
 	if (x.tx >= 0)
 		close(x.tx);
 	if (x.fb >= 0)

@@ -45,6 +45,11 @@ struct mc_manifest {
 	uint8_t id[MC_ID_LEN];   /* XXH3-128 of raw */
 };
 
+/* Bytes [off, off+len) of chunk `chunk`, offsets from the chunk's start. */
+struct mc_span {
+	uint32_t chunk, off, len;
+};
+
 struct mc_pkg_layout {
 	uint64_t manifest_off, manifest_len;
 	uint64_t payload_off, payload_len;

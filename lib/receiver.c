@@ -92,6 +92,8 @@ struct mc_receiver {
 	uint32_t nhave;
 	int32_t *slot_of;
 	uint8_t **spill;          /* per chunk: source symbols written while evicted */
+	struct mc_span *pre_spans; /* resume: parts of chunks in the file, until the coding is known */
+	uint32_t pre_nspans;
 	struct held **held;       /* per chunk: repair symbols kept while evicted */
 	struct slot *slots;
 	unsigned nslots;
@@ -252,6 +254,7 @@ void mc_recv_free(struct mc_receiver *r)
 	if (r == NULL)
 		return;
 	free_chunks(r);
+	free(r->pre_spans);
 	mc_manifest_free(&r->man);
 	free(r->man_buf);
 	free(r->man_got);
@@ -300,10 +303,17 @@ static int setup_chunks(struct mc_receiver *r, const struct mc_geom *g)
 	return 0;
 }
 
-int mc_recv_preload(struct mc_receiver *r, const struct mc_manifest *m, const uint8_t *have)
+int mc_recv_preload(struct mc_receiver *r, const struct mc_manifest *m, const uint8_t *have,
+		    const struct mc_span *spans, uint32_t nspans)
 {
 	if (mc_manifest_parse(m->raw, m->raw_len, &r->man, NULL, 0) < 0)
 		return -1;
+	if (nspans) {
+		if ((r->pre_spans = malloc((size_t)nspans * sizeof *spans)) == NULL)
+			return -1;
+		memcpy(r->pre_spans, spans, (size_t)nspans * sizeof *spans);
+		r->pre_nspans = nspans;
+	}
 	r->man_ok = 1;
 	r->pinned = 1;
 	memcpy(r->pin_id, m->id, MC_ID_LEN);
@@ -468,6 +478,91 @@ static int reload_slot(struct mc_receiver *r, struct slot *s, uint32_t c)
 	return 0;
 }
 
+/* Bytes [*so, *so + *n) of chunk c's start that source symbol e of block b covers. */
+static void sym_extent(const struct mc_receiver *r, const struct mc_block *b, uint16_t e, uint32_t *so, uint32_t *n)
+{
+	uint32_t in = (uint32_t)e * r->geom.sym;
+
+	*so = (uint32_t)(b->off - (uint64_t)b->chunk * r->geom.chunk_size) + in;
+	*n = b->len - in < r->geom.sym ? b->len - in : r->geom.sym;
+}
+
+/*
+ * Parts of chunks already in the file (a resumed state, or spilled under
+ * other coding parameters) become spilled source symbols: each symbol wholly
+ * inside a span counts as received. Spans are sorted by chunk and offset.
+ */
+static int apply_spans(struct mc_receiver *r, const struct mc_span *sp, uint32_t n)
+{
+	for (uint32_t i = 0; i < n;) {
+		uint32_t c = sp[i].chunk, j = i;
+		while (j < n && sp[j].chunk == c)
+			j++;
+		if (c >= r->geom.nchunks || bit(r->have, c) || bit(r->unverified, c) || r->slot_of[c] >= 0) {
+			i = j;
+			continue;
+		}
+		if (r->spill[c] == NULL && (r->spill[c] = calloc(spill_bytes(r), 1)) == NULL)
+			return -1;
+		uint32_t at = i;
+		for (uint32_t bi = 0; bi < r->geom.bpc; bi++) {
+			struct mc_block b;
+			if (mc_geom_block(&r->geom, c * r->geom.bpc + bi, &b) < 0)
+				break;
+			for (uint16_t e = 0; e < b.k; e++) {
+				uint32_t so, len;
+				sym_extent(r, &b, e, &so, &len);
+				while (at < j && sp[at].off + sp[at].len <= so)
+					at++;
+				if (at < j && sp[at].off <= so && so + len <= sp[at].off + sp[at].len)
+					setbit(r->spill[c], bi * r->geom.kmax + e);
+			}
+		}
+		i = j;
+	}
+	return 0;
+}
+
+long mc_recv_spans(const struct mc_receiver *r, struct mc_span **out)
+{
+	struct mc_span *v = NULL;
+	size_t n = 0, cap = 0;
+
+	*out = NULL;
+	for (uint32_t c = 0; r->spill && c < r->geom.nchunks; c++) {
+		if (r->spill[c] == NULL || bit(r->have, c) || bit(r->unverified, c))
+			continue;
+		for (uint32_t bi = 0; bi < r->geom.bpc; bi++) {
+			struct mc_block b;
+			if (mc_geom_block(&r->geom, c * r->geom.bpc + bi, &b) < 0)
+				break;
+			for (uint16_t e = 0; e < b.k; e++) {
+				if (!bit(r->spill[c], bi * r->geom.kmax + e))
+					continue;
+				uint32_t so, len;
+				sym_extent(r, &b, e, &so, &len);
+				if (n > 0 && v[n - 1].chunk == c && v[n - 1].off + v[n - 1].len == so) {
+					v[n - 1].len += len;
+					continue;
+				}
+				if (n == cap) {
+					size_t nc = cap ? cap * 2 : 256;
+					struct mc_span *nv = realloc(v, nc * sizeof *v);
+					if (nv == NULL) {
+						free(v);
+						return -1;
+					}
+					v = nv;
+					cap = nc;
+				}
+				v[n++] = (struct mc_span){c, so, len};
+			}
+		}
+	}
+	*out = v;
+	return (long)n;
+}
+
 static struct slot *get_slot(struct mc_receiver *r, uint32_t c)
 {
 	struct slot *s = NULL;
@@ -515,6 +610,21 @@ static void release_slot(struct mc_receiver *r, struct slot *s)
 	slot_reset(s);
 	s->chunk = -1;
 	s->lru = 0;
+}
+
+int mc_recv_flush(struct mc_receiver *r)
+{
+	int rc = 0;
+
+	for (unsigned i = 0; r->slots && i < r->nslots; i++) {
+		struct slot *s = &r->slots[i];
+		if (s->chunk < 0)
+			continue;
+		if (spill_slot(r, s) < 0)
+			rc = -1;
+		release_slot(r, s);
+	}
+	return rc;
 }
 
 /* The manifest is complete (or preloaded): verify chunks that were parked before it. */
@@ -586,7 +696,11 @@ static void send_hello(struct mc_receiver *r)
 	}
 	p.u.hello.have = r->nhave;
 	p.u.hello.total = r->have_session ? r->geom.nchunks : 0;
-	memcpy(p.u.hello.name, r->cfg.package, sizeof p.u.hello.name);
+	/* A receiver pinned by PKG.part asks for that package by name too, so --package counts it right. */
+	if (r->cfg.package[0] == '\0' && r->pinned && r->man_ok)
+		memcpy(p.u.hello.name, r->man.name, sizeof p.u.hello.name);
+	else
+		memcpy(p.u.hello.name, r->cfg.package, sizeof p.u.hello.name);
 	queue_fb(r, &p);
 	r->st.hellos_sent++;
 }
@@ -676,11 +790,19 @@ static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 					mark_have(r, c);
 			free(pre);
 		}
+		if (r->pre_nspans && apply_spans(r, r->pre_spans, r->pre_nspans) < 0)
+			event(r, MC_REV_IOERR, 0);
+		free(r->pre_spans);
+		r->pre_spans = NULL;
+		r->pre_nspans = 0;
 	} else if (r->geom.sym != g.sym || r->geom.kmax != g.kmax) {
-		/* New coding parameters: block numbering changed, forget partial blocks and requests. */
-		for (unsigned i = 0; i < r->nslots; i++)
-			if (r->slots[i].chunk >= 0)
-				release_slot(r, &r->slots[i]);
+		/*
+		 * New coding parameters: block numbering changed. What the file
+		 * holds of partial chunks is kept as byte spans and read again in
+		 * the new symbols; repair symbols and requests are forgotten.
+		 */
+		struct mc_span *sp = NULL;
+		long nsp = mc_recv_flush(r) < 0 ? -1 : mc_recv_spans(r, &sp);
 		for (uint32_t c = 0; c < r->geom.nchunks; c++) {
 			free(r->spill[c]);
 			r->spill[c] = NULL;
@@ -700,10 +822,14 @@ static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 			r->slots[i].buf = malloc(r->slot_bytes);
 			r->slots[i].blk = calloc(g.bpc, sizeof(struct blk));
 			if (!r->slots[i].buf || !r->slots[i].blk || !r->req_pass || !r->req_ms || !r->req_at) {
+				free(sp);
 				event(r, MC_REV_IOERR, 0);
 				return;
 			}
 		}
+		if (nsp > 0 && apply_spans(r, sp, (uint32_t)nsp) < 0)
+			event(r, MC_REV_IOERR, 0);
+		free(sp);
 	} else {
 		memset(r->req_pass, 0, g.nblocks * sizeof *r->req_pass);
 	}
@@ -912,6 +1038,12 @@ static void on_data(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
 	struct slot *s = get_slot(r, b.chunk);
 	if (s == NULL)
 		return;
+	if (s->done == s->nblocks) {
+		/* Whole from what the file already held (spans of a resumed state): verify it now. */
+		chunk_done(r, b.chunk, s->buf);
+		release_slot(r, s);
+		return;
+	}
 	struct blk *k = &s->blk[bi];
 	if (k->complete || (k->bits[d->esi >> 6] >> (d->esi & 63) & 1)) {
 		r->st.dup++;

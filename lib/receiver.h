@@ -71,10 +71,27 @@ void mc_recv_free(struct mc_receiver *r);
 
 /*
  * Resuming: the package is known (manifest from PKG.part) and have marks
- * verified chunks (bitmap of m->nchunks bits, or NULL). The receiver then
+ * verified chunks (bitmap of m->nchunks bits, or NULL); spans (sorted, fit to
+ * m: mc_state_spans_fit) are parts of other chunks already in the file, used
+ * as received symbols once the session's coding is known. The receiver then
  * accepts only a session of this package. Returns 0 or -1 (ENOMEM).
  */
-int mc_recv_preload(struct mc_receiver *r, const struct mc_manifest *m, const uint8_t *have);
+int mc_recv_preload(struct mc_receiver *r, const struct mc_manifest *m, const uint8_t *have,
+		    const struct mc_span *spans, uint32_t nspans);
+
+/*
+ * Before stopping: writes the source symbols of every chunk still being
+ * assembled in memory to the file (io.write), so that mc_recv_spans can
+ * name them. Repair symbols cannot be kept. Returns 0, or -1 on a write error.
+ */
+int mc_recv_flush(struct mc_receiver *r);
+
+/*
+ * The parts of unverified chunks that are in the file (after mc_recv_flush,
+ * all that was received), merged and sorted, as a malloc'd array in *out.
+ * Returns the count (0 with *out NULL when none), or -1 (ENOMEM).
+ */
+long mc_recv_spans(const struct mc_receiver *r, struct mc_span **out);
 
 /* Feeds one datagram. */
 void mc_recv_packet(struct mc_receiver *r, uint64_t now_ms, const uint8_t *buf, size_t len);

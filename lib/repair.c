@@ -47,6 +47,18 @@ struct run {
 	char *err;
 	size_t errlen;
 	int failed;             /* local error inside the sink */
+	/*
+	 * Chunks partly in the file (spans from the state): only their gaps are
+	 * fetched, written straight into the file, and the chunk is read back and
+	 * verified once the gaps of a round came. A chunk that does not verify
+	 * loses its spans (live 0) and is fetched whole next.
+	 */
+	struct pchunk {
+		uint32_t chunk;
+		uint64_t need, got; /* bytes asked for and delivered this round */
+		int live;
+	} *pc;
+	uint32_t npc;
 };
 
 static uint64_t now_ms(void)
@@ -93,6 +105,8 @@ static void nap(struct run *r, uint64_t ms)
 }
 
 static uint64_t chunk_bytes(const struct run *r, int have);
+static struct pchunk *find_pc(const struct run *r, uint32_t chunk);
+static void sync_spans(struct run *r);
 
 static void emit(struct run *r, enum mc_repair_ev_type type, const char *source, const char *msg,
 		 uint32_t chunk, uint64_t delay_ms)
@@ -126,10 +140,12 @@ static void emit(struct run *r, enum mc_repair_ev_type type, const char *source,
 	r->o->event(r->o->ctx, &ev);
 }
 
-size_t mc_repair_ranges(const struct mc_manifest *m, const uint8_t *want, uint64_t max_len, struct mc_range *out)
+size_t mc_repair_ranges(const struct mc_manifest *m, const uint8_t *want, const struct mc_span *spans, uint32_t nspans,
+			uint64_t max_len, struct mc_range *out)
 {
 	struct mc_pkg_layout l;
 	size_t n = 0;
+	uint32_t si = 0;
 
 	mc_manifest_layout(m, &l);
 	for (uint32_t i = 0; i < m->nchunks; i++) {
@@ -137,6 +153,28 @@ size_t mc_repair_ranges(const struct mc_manifest *m, const uint8_t *want, uint64
 			continue;
 		uint64_t off = l.payload_off + mc_manifest_chunk_off(m, i);
 		uint32_t len = mc_manifest_chunk_len(m, i);
+		while (si < nspans && spans[si].chunk < i)
+			si++;
+		if (si < nspans && spans[si].chunk == i) {
+			/* The gaps between the parts already there, and after the last. */
+			uint32_t pos = 0;
+			int ours = 0; /* the last range is a gap of this chunk */
+			for (;; si++) {
+				int last = si >= nspans || spans[si].chunk != i;
+				uint32_t end = last ? len : spans[si].off;
+				if (end > pos) {
+					if (ours && off + pos - (out[n - 1].off + out[n - 1].len) < MC_REPAIR_GAP)
+						out[n - 1].len = off + end - out[n - 1].off;
+					else
+						out[n++] = (struct mc_range){off + pos, end - pos};
+					ours = 1;
+				}
+				if (last)
+					break;
+				pos = spans[si].off + spans[si].len;
+			}
+			continue;
+		}
 		if (n > 0 && out[n - 1].off + out[n - 1].len == off && out[n - 1].len + len <= max_len)
 			out[n - 1].len += len;
 		else
@@ -198,7 +236,8 @@ static int save_state(struct run *r, int force)
 		snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", strerror(errno));
 		return -1;
 	}
-	if (!r->in_place && mc_state_save(r->o->pkg, &r->res->st, r->err, r->errlen) < 0)
+	sync_spans(r);
+	if (!r->in_place && mc_state_save(r->o->pkg, r->fd, &r->res->st, r->err, r->errlen) < 0)
 		return -1;
 	r->last_save_ms = t;
 	r->dirty = 0;
@@ -268,6 +307,30 @@ static int sink(void *ctx, unsigned slot, uint64_t off, const uint8_t *p, size_t
 		uint32_t i = (uint32_t)(rel / r->m.chunk_size);
 		uint32_t within = (uint32_t)(rel - (uint64_t)i * r->m.chunk_size);
 		uint32_t clen = mc_manifest_chunk_len(&r->m, i);
+		struct pchunk *pc = r->npc ? find_pc(r, i) : NULL;
+		if (pc) {
+			/* A gap of a partial chunk: into the file at once; checked after the round. */
+			size_t k = clen - within < n ? clen - within : n;
+			if (wanted(r, i)) {
+				for (size_t done = 0; done < k;) {
+					ssize_t w = pwrite(r->fd, p + done, k - done, (off_t)(off + done));
+					if (w < 0 && errno == EINTR)
+						continue;
+					if (w <= 0) {
+						snprintf(r->err, r->errlen, "%s.part: %s", r->o->pkg, strerror(w < 0 ? errno : ENOSPC));
+						r->failed = 1;
+						return -1;
+					}
+					done += (size_t)w;
+				}
+				pc->got += k;
+			}
+			off += k;
+			p += k;
+			n -= k;
+			a->chunk = -1;
+			continue;
+		}
 		if (a->chunk != (int64_t)i || a->fill != within) {
 			if (within != 0) { /* joined mid-chunk: this chunk cannot be completed here */
 				size_t k = clen - within < n ? clen - within : n;
@@ -330,14 +393,66 @@ static int adopt_manifest(struct run *r, struct mc_manifest *m, int rescan)
 	return rescan;
 }
 
+static struct pchunk *find_pc(const struct run *r, uint32_t chunk)
+{
+	uint32_t lo = 0, hi = r->npc;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (r->pc[mid].chunk < chunk)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < r->npc && r->pc[lo].chunk == chunk && r->pc[lo].live ? &r->pc[lo] : NULL;
+}
+
+/* Bytes of verified chunks (have 1), or still to fetch (have 0: missing chunks less their spans). */
 static uint64_t chunk_bytes(const struct run *r, int have)
 {
+	const struct mc_state *st = &r->res->st;
 	uint64_t b = 0;
 
 	for (uint32_t i = 0; i < r->m.nchunks; i++)
-		if (mc_state_has(&r->res->st, i) == have)
+		if (mc_state_has(st, i) == have)
 			b += mc_manifest_chunk_len(&r->m, i);
+	for (uint32_t i = 0; !have && i < st->nspans; i++)
+		if (!mc_state_has(st, st->spans[i].chunk) && find_pc(r, st->spans[i].chunk))
+			b -= st->spans[i].len;
 	return b;
+}
+
+/* Keeps in the state only the spans of chunks still partial (not verified, not dropped). */
+static void sync_spans(struct run *r)
+{
+	struct mc_state *st = &r->res->st;
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < st->nspans; i++)
+		if (!mc_state_has(st, st->spans[i].chunk) && find_pc(r, st->spans[i].chunk))
+			st->spans[n++] = st->spans[i];
+	st->nspans = n;
+}
+
+/* The partial chunks, from the state's spans (fit to the manifest, verified ones left out). */
+static int build_partials(struct run *r)
+{
+	struct mc_state *st = &r->res->st;
+
+	free(r->pc);
+	r->pc = NULL;
+	r->npc = 0;
+	mc_state_spans_fit(st, &r->m);
+	if (st->nspans == 0)
+		return 0;
+	if ((r->pc = calloc(st->nspans, sizeof *r->pc)) == NULL) {
+		snprintf(r->err, r->errlen, "out of memory");
+		return -1;
+	}
+	for (uint32_t i = 0; i < st->nspans; i++)
+		if (r->npc == 0 || r->pc[r->npc - 1].chunk != st->spans[i].chunk)
+			r->pc[r->npc++] = (struct pchunk){st->spans[i].chunk, 0, 0, 1};
+	return 0;
 }
 
 static int rescan(struct run *r)
@@ -471,6 +586,66 @@ static uint32_t count_wanted(const struct run *r, uint8_t *want)
 	return n;
 }
 
+/* Bytes of each partial chunk that ranges ask for this round. */
+static void partial_needs(struct run *r, const struct mc_range *rg, size_t nr)
+{
+	size_t j = 0;
+
+	for (uint32_t i = 0; i < r->npc; i++) {
+		struct pchunk *pc = &r->pc[i];
+		uint64_t a = r->l.payload_off + mc_manifest_chunk_off(&r->m, pc->chunk);
+		uint64_t b = a + mc_manifest_chunk_len(&r->m, pc->chunk);
+		pc->need = pc->got = 0;
+		while (j < nr && rg[j].off + rg[j].len <= a)
+			j++;
+		for (size_t k = j; k < nr && rg[k].off < b; k++) {
+			uint64_t lo = rg[k].off > a ? rg[k].off : a, hi = rg[k].off + rg[k].len < b ? rg[k].off + rg[k].len : b;
+			pc->need += hi - lo;
+		}
+	}
+}
+
+/*
+ * After a round: reads back each partial chunk whose gaps all came and
+ * verifies it. Returns how many changed (verified, or spans dropped because
+ * it did not match), or -1 on a local error.
+ */
+static long check_partials(struct run *r, uint8_t *buf)
+{
+	struct mc_repair_src_summary *ss = &r->res->src[r->cur];
+	long changed = 0;
+
+	for (uint32_t i = 0; i < r->npc; i++) {
+		struct pchunk *pc = &r->pc[i];
+		if (!pc->live || pc->need == 0 || pc->got < pc->need || !wanted(r, pc->chunk))
+			continue;
+		uint32_t c = pc->chunk, len = mc_manifest_chunk_len(&r->m, c);
+		uint8_t d[MC_DIGEST_LEN];
+		ssize_t got = pread(r->fd, buf, len, (off_t)(r->l.payload_off + mc_manifest_chunk_off(&r->m, c)));
+		if (got < 0) {
+			snprintf(r->err, r->errlen, "%s.part: %s", r->o->pkg, strerror(errno));
+			return -1;
+		}
+		changed++;
+		if ((size_t)got == len) {
+			mc_digest(buf, len, d);
+			if (memcmp(d, r->m.digests + (size_t)c * MC_DIGEST_LEN, MC_DIGEST_LEN) == 0) {
+				mc_state_set(&r->res->st, c);
+				pc->live = 0;
+				r->dirty = 1;
+				ss->chunks_ok++;
+				r->res->fetched++;
+				emit(r, MC_REPAIR_EV_CHUNK, ss->name, NULL, c, 0);
+				continue;
+			}
+		}
+		/* The parts kept or the gaps fetched are wrong: fetch the whole chunk next. */
+		pc->live = 0;
+		r->dirty = 1;
+	}
+	return changed;
+}
+
 /* Takes from source k all it can give. Returns 0, or -1 on a local error. */
 static int use_source(struct run *r, unsigned k)
 {
@@ -501,7 +676,7 @@ static int use_source(struct run *r, unsigned k)
 				opened = 1;
 				r->bad[k] = calloc((size_t)r->m.nchunks / 8 + 1, 1);
 				want = malloc((size_t)r->m.nchunks / 8 + 1);
-				ranges = malloc(((size_t)r->m.nchunks + 1) * sizeof *ranges);
+				ranges = malloc(((size_t)r->m.nchunks + r->res->st.nspans + 1) * sizeof *ranges);
 				if (r->bad[k] == NULL || want == NULL || ranges == NULL) {
 					snprintf(r->err, r->errlen, "out of memory");
 					rc = -1;
@@ -524,19 +699,21 @@ static int use_source(struct run *r, unsigned k)
 			uint32_t nwant = count_wanted(r, want);
 			if (nwant == 0)
 				break;
-			uint64_t need = 0;
-			for (uint32_t i = 0; i < r->m.nchunks; i++)
-				if ((want[i >> 3] >> (i & 7)) & 1)
-					need += mc_manifest_chunk_len(&r->m, i);
+			uint64_t need = chunk_bytes(r, 0);
 			/* Pieces small enough that -j transfers share a big gap, whole chunks each. */
 			uint64_t piece = need / (r->o->src.parallel ? r->o->src.parallel : 1);
 			piece = piece > PIECE_MAX ? PIECE_MAX : piece;
 			piece = piece < PIECE_MIN ? PIECE_MIN : piece;
 			piece = piece < r->m.chunk_size ? r->m.chunk_size : piece;
-			size_t nr = mc_repair_ranges(&r->m, want, piece, ranges);
+			sync_spans(r);
+			size_t nr = mc_repair_ranges(&r->m, want, r->res->st.spans, r->res->st.nspans, piece, ranges);
 			uint32_t before = r->res->st.nhave, badbefore = ss->chunks_bad;
 			reset_slots(r);
+			partial_needs(r, ranges, nr);
 			frc = mc_source_fetch(s, ranges, nr, sink, r, r->o->stop, e, sizeof e);
+			long pch = r->failed ? 0 : check_partials(r, r->slots[0].buf);
+			if (pch < 0)
+				r->failed = 1;
 			struct mc_source_stats st;
 			mc_source_get_stats(s, &st);
 			ss->bytes = st.bytes;
@@ -547,7 +724,7 @@ static int use_source(struct run *r, unsigned k)
 			}
 			if (stopped(r))
 				break;
-			int progress = r->res->st.nhave > before || ss->chunks_bad > badbefore;
+			int progress = r->res->st.nhave > before || ss->chunks_bad > badbefore || pch > 0;
 			if (frc == 0) {
 				if (progress) {
 					attempts = 0;
@@ -592,7 +769,7 @@ static int use_source(struct run *r, unsigned k)
 int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, char *err, size_t errlen)
 {
 	struct run r = {0};
-	char e[512];
+	char e[512], stale[512] = "";
 	int rc = -1, created = 0, loaded;
 
 	memset(res, 0, sizeof *res);
@@ -632,7 +809,9 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 		mc_manifest_layout(&r.m, &r.l);
 		loaded = 0;
 		if (!r.in_place) {
-			loaded = mc_state_load(o->pkg, &res->st, e, sizeof e);
+			loaded = mc_state_load(o->pkg, r.fd, &res->st, e, sizeof e);
+			if (loaded < 0)
+				scopy(stale, sizeof stale, e);
 			if (loaded == 1 && (memcmp(res->st.id, r.m.id, MC_ID_LEN) != 0 || res->st.nchunks != r.m.nchunks)) {
 				mc_state_free(&res->st);
 				loaded = 0;
@@ -645,11 +824,11 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 		if (loaded != 1)
 			r.dirty = 1;
 		/* Chunks written after the last state save are on disk too: look at what the map lacks. */
-		if (rescan(&r) < 0)
+		if (rescan(&r) < 0 || build_partials(&r) < 0)
 			goto out;
 		res->bytes_need = chunk_bytes(&r, 0);
 	}
-	emit(&r, MC_REPAIR_EV_LOCAL, NULL, NULL, 0, 0);
+	emit(&r, MC_REPAIR_EV_LOCAL, NULL, stale[0] ? stale : NULL, 0, 0);
 	res->had = r.have_m ? res->st.nhave : 0;
 
 	if ((!r.have_m || res->st.nhave < r.m.nchunks) && o->nsources > 0) {
@@ -707,6 +886,7 @@ out:
 	for (unsigned i = 0; r.slots && i < r.nslots; i++)
 		free(r.slots[i].buf);
 	free(r.slots);
+	free(r.pc);
 	for (unsigned k = 0; r.bad && k < o->nsources; k++)
 		free(r.bad[k]);
 	free(r.bad);

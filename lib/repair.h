@@ -27,7 +27,8 @@
  */
 
 enum mc_repair_ev_type {
-	MC_REPAIR_EV_LOCAL,    /* local scan done: nchunks, have, need, bytes_need (0 chunks when no manifest) */
+	MC_REPAIR_EV_LOCAL,    /* local scan done: nchunks, have, need, bytes_need (0 chunks when no manifest);
+	                          msg: why PKG.state was not used, if it was there */
 	MC_REPAIR_EV_SPREAD,   /* waiting delay_ms before the first request */
 	MC_REPAIR_EV_SOURCE,   /* source opened and accepted */
 	MC_REPAIR_EV_REFUSED,  /* source serves another package (msg says which) */
@@ -97,10 +98,14 @@ void mc_repair_result_free(struct mc_repair_result *res);
 /*
  * Merges the chunks whose bit is set in want (nchunks bits) into ranges of
  * the package file, adjacent chunks joined, each at most max_len bytes (cut
- * on chunk boundaries, at least one chunk). out holds nchunks entries.
- * Returns the number of ranges.
+ * on chunk boundaries, at least one chunk). A wanted chunk that has spans
+ * (parts already in the file; sorted, fit to m) gets only the gaps between
+ * them, gaps less than MC_REPAIR_GAP apart joined. out holds
+ * nchunks + nspans + 1 entries. Returns the number of ranges.
  */
-size_t mc_repair_ranges(const struct mc_manifest *m, const uint8_t *want, uint64_t max_len, struct mc_range *out);
+#define MC_REPAIR_GAP 4096
+size_t mc_repair_ranges(const struct mc_manifest *m, const uint8_t *want, const struct mc_span *spans, uint32_t nspans,
+			uint64_t max_len, struct mc_range *out);
 
 /*
  * Delay before retry number attempt (0 the first): a random value in

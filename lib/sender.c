@@ -402,10 +402,16 @@ int mc_sender_tick(struct mc_sender *s, uint64_t now)
 		s->state = MC_SENDER_OVER;
 		s->reason = MC_END_MAX_TIME;
 	} else if (active == 0) {
-		if (!s->ever_joined) {
-			if (s->pass1_done && since(now, s->pass1_end_ms) >= s->cfg.linger_ms) {
+		if (!s->ever_joined || s->st.complete == 0) {
+			/*
+			 * Nobody joined, or all who did fell silent or left without
+			 * completing: as if nobody had, one full pass plus linger, for
+			 * those that join late or come back.
+			 */
+			if (s->pass1_done && since(now, s->pass1_end_ms) >= s->cfg.linger_ms &&
+			    since(now, s->last_change_ms) >= s->cfg.linger_ms) {
 				s->state = MC_SENDER_OVER;
-				s->reason = MC_END_NOBODY;
+				s->reason = s->ever_joined ? MC_END_COMPLETE : MC_END_NOBODY;
 			}
 		} else if (since(now, s->last_change_ms) >= s->cfg.linger_ms) {
 			s->state = MC_SENDER_OVER;

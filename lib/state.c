@@ -14,7 +14,9 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define STATE_MAGIC "MCSTATE1"
+#define STATE_MAGIC "MCSTATE2"
+#define STATE_FIXED 64 /* bytes besides the bitmap and the spans */
+#define STATE_MAX (64u << 20)
 
 int mc_state_init(struct mc_state *st, const uint8_t id[MC_ID_LEN], uint32_t nchunks)
 {
@@ -22,6 +24,8 @@ int mc_state_init(struct mc_state *st, const uint8_t id[MC_ID_LEN], uint32_t nch
 	st->nchunks = nchunks;
 	st->nhave = 0;
 	st->have = calloc((size_t)nchunks / 8 + 1, 1);
+	st->spans = NULL;
+	st->nspans = 0;
 	return st->have ? 0 : -1;
 }
 
@@ -29,6 +33,24 @@ void mc_state_free(struct mc_state *st)
 {
 	free(st->have);
 	st->have = NULL;
+	free(st->spans);
+	st->spans = NULL;
+	st->nspans = 0;
+}
+
+uint32_t mc_state_spans_fit(struct mc_state *st, const struct mc_manifest *m)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < st->nspans; i++) {
+		const struct mc_span *s = &st->spans[i];
+		if (s->chunk >= m->nchunks || s->chunk >= st->nchunks || mc_state_has(st, s->chunk) ||
+		    (uint64_t)s->off + s->len > mc_manifest_chunk_len(m, s->chunk))
+			continue;
+		st->spans[n++] = *s;
+	}
+	st->nspans = n;
+	return n;
 }
 
 void mc_state_set(struct mc_state *st, uint32_t i)
@@ -62,14 +84,16 @@ static char *suffixed(const char *pkg, const char *suffix)
 char *mc_state_part_path(const char *pkg) { return suffixed(pkg, ".part"); }
 char *mc_state_file_path(const char *pkg) { return suffixed(pkg, ".state"); }
 
-int mc_state_load(const char *pkg, struct mc_state *st, char *err, size_t errlen)
+int mc_state_load(const char *pkg, int part_fd, struct mc_state *st, char *err, size_t errlen)
 {
 	char *path = mc_state_file_path(pkg);
 	uint8_t *buf = NULL;
 	int fd = -1, rc = -1;
-	struct stat sb;
+	struct stat sb, psb;
 
 	st->have = NULL;
+	st->spans = NULL;
+	st->nspans = 0;
 	if (path == NULL) {
 		snprintf(err, errlen, "%s.state: out of memory", pkg);
 		return -1;
@@ -82,7 +106,7 @@ int mc_state_load(const char *pkg, struct mc_state *st, char *err, size_t errlen
 			snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
-	if (fstat(fd, &sb) < 0 || sb.st_size < 40 || sb.st_size > (1 << 22) + 40) {
+	if (fstat(fd, &sb) < 0 || sb.st_size < STATE_FIXED + 1 || sb.st_size > STATE_MAX) {
 		snprintf(err, errlen, "%s: not a state file (size)", path);
 		goto out;
 	}
@@ -93,16 +117,42 @@ int mc_state_load(const char *pkg, struct mc_state *st, char *err, size_t errlen
 	}
 	size_t len = (size_t)sb.st_size;
 	uint32_t n = mc_get32(buf + 24);
-	if (memcmp(buf, STATE_MAGIC, 8) != 0 || len != 32 + (size_t)n / 8 + 1 + 8 ||
-	    XXH64(buf, len - 8, 0) != ((uint64_t)mc_get32(buf + len - 8) << 32 | mc_get32(buf + len - 4))) {
+	size_t bm = (size_t)n / 8 + 1;
+	if (memcmp(buf, STATE_MAGIC, 8) != 0 || len < STATE_FIXED + bm ||
+	    XXH64(buf, len - 8, 0) != mc_get64(buf + len - 8)) {
 		snprintf(err, errlen, "%s: damaged state file", path);
 		goto out;
 	}
-	if (mc_state_init(st, buf + 8, n) < 0) {
+	const uint8_t *q = buf + 32 + bm;
+	uint64_t psize = mc_get64(q), csec = mc_get64(q + 8);
+	uint32_t cnsec = mc_get32(q + 16), nspans = mc_get32(q + 20);
+	if (nspans > (len - STATE_FIXED - bm) / 12 || len != STATE_FIXED + bm + (size_t)nspans * 12) {
+		snprintf(err, errlen, "%s: damaged state file", path);
+		goto out;
+	}
+	if (part_fd >= 0 && (fstat(part_fd, &psb) < 0 || (uint64_t)psb.st_size != psize ||
+			     (uint64_t)psb.st_ctim.tv_sec != csec || (uint32_t)psb.st_ctim.tv_nsec != cnsec)) {
+		snprintf(err, errlen, "%s.part changed since %s was written", pkg, path);
+		goto out;
+	}
+	if (mc_state_init(st, buf + 8, n) < 0 || (nspans && (st->spans = malloc((size_t)nspans * sizeof *st->spans)) == NULL)) {
+		mc_state_free(st);
 		snprintf(err, errlen, "%s: out of memory", path);
 		goto out;
 	}
-	memcpy(st->have, buf + 32, (size_t)n / 8 + 1);
+	q += 24;
+	for (uint32_t i = 0; i < nspans; i++, q += 12) {
+		struct mc_span sp = {mc_get32(q), mc_get32(q + 4), mc_get32(q + 8)};
+		const struct mc_span *pv = st->nspans ? &st->spans[st->nspans - 1] : NULL;
+		/* Sorted, not overlapping, not empty: else the spans are dropped, the map is still good. */
+		if (sp.len == 0 || sp.chunk >= n || (uint64_t)sp.off + sp.len > UINT32_MAX ||
+		    (pv && (sp.chunk < pv->chunk || (sp.chunk == pv->chunk && sp.off < pv->off + pv->len)))) {
+			st->nspans = 0;
+			break;
+		}
+		st->spans[st->nspans++] = sp;
+	}
+	memcpy(st->have, buf + 32, bm);
 	/* Recount rather than trust the stored count, and clear bits past nchunks. */
 	if (n % 8)
 		st->have[n / 8] &= (uint8_t)((1u << (n % 8)) - 1);
@@ -136,15 +186,24 @@ static int fsync_dir_of(const char *path)
 	return rc;
 }
 
-int mc_state_save(const char *pkg, const struct mc_state *st, char *err, size_t errlen)
+int mc_state_save(const char *pkg, int part_fd, const struct mc_state *st, char *err, size_t errlen)
 {
-	size_t bm = (size_t)st->nchunks / 8 + 1, len = 32 + bm + 8;
+	size_t bm = (size_t)st->nchunks / 8 + 1;
+	uint32_t nspans = st->nspans;
 	char *path = mc_state_file_path(pkg), *tmp = suffixed(pkg, ".state.tmp");
-	uint8_t *buf = malloc(len);
+	uint8_t *buf = NULL;
 	int fd = -1, rc = -1;
+	struct stat psb;
 
-	if (path == NULL || tmp == NULL || buf == NULL) {
+	if (STATE_FIXED + bm + (size_t)nspans * 12 > STATE_MAX)
+		nspans = (uint32_t)((STATE_MAX - STATE_FIXED - bm) / 12); /* keep what fits: the rest is fetched again */
+	size_t len = STATE_FIXED + bm + (size_t)nspans * 12;
+	if (path == NULL || tmp == NULL || (buf = malloc(len)) == NULL) {
 		snprintf(err, errlen, "%s.state: out of memory", pkg);
+		goto out;
+	}
+	if (fstat(part_fd, &psb) < 0) {
+		snprintf(err, errlen, "%s.part: %s", pkg, strerror(errno));
 		goto out;
 	}
 	memcpy(buf, STATE_MAGIC, 8);
@@ -152,9 +211,18 @@ int mc_state_save(const char *pkg, const struct mc_state *st, char *err, size_t 
 	mc_put32(buf + 24, st->nchunks);
 	mc_put32(buf + 28, st->nhave);
 	memcpy(buf + 32, st->have, bm);
-	uint64_t h = XXH64(buf, len - 8, 0);
-	mc_put32(buf + len - 8, (uint32_t)(h >> 32));
-	mc_put32(buf + len - 4, (uint32_t)h);
+	uint8_t *q = buf + 32 + bm;
+	mc_put64(q, (uint64_t)psb.st_size);
+	mc_put64(q + 8, (uint64_t)psb.st_ctim.tv_sec);
+	mc_put32(q + 16, (uint32_t)psb.st_ctim.tv_nsec);
+	mc_put32(q + 20, nspans);
+	q += 24;
+	for (uint32_t i = 0; i < nspans; i++, q += 12) {
+		mc_put32(q, st->spans[i].chunk);
+		mc_put32(q + 4, st->spans[i].off);
+		mc_put32(q + 8, st->spans[i].len);
+	}
+	mc_put64(buf + len - 8, XXH64(buf, len - 8, 0));
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0 || write(fd, buf, len) != (ssize_t)len || fsync(fd) < 0) {
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno ? errno : EIO));

@@ -13,15 +13,29 @@
  * PKG.state and the directory fsync'd, only after PKG.part was fdatasync'd,
  * so after a crash or power loss it never claims a chunk that is not on disk.
  *
- * State file, big-endian: magic "MCSTATE1" (8), package id (16), nchunks (4),
- * verified count (4), bitmap (ceil(nchunks/8) bytes, chunk i is bit i%8 of
- * byte i/8), XXH64 of everything before it (8).
+ * State file, big-endian: magic "MCSTATE2" (8), package id (16), nchunks (4),
+ * verified count (4), bitmap (nchunks/8 + 1 bytes, chunk i is bit i%8 of
+ * byte i/8), PKG.part's size (8) and change time (seconds 8, nanoseconds 4)
+ * when the state was written, the number of spans (4), the spans (chunk,
+ * offset, length: 4 each), XXH64 of everything before it (8).
+ *
+ * Spans are bytes of chunks not yet verified that PKG.part already holds (a
+ * receiver that stopped with chunks half received keeps them; mcast-repair
+ * fetches only the rest). They are not verified: a chunk is verified whole,
+ * once complete, and its spans are forgotten if it does not match.
+ *
+ * A state whose recorded size and change time are not PKG.part's is stale:
+ * something else wrote, truncated or replaced PKG.part since (or the writer
+ * was killed after writing more), and the loader says so, so that the caller
+ * checks PKG.part chunk by chunk instead of trusting the map.
  */
 struct mc_state {
 	uint8_t id[MC_ID_LEN];
 	uint32_t nchunks;
 	uint32_t nhave;
 	uint8_t *have; /* bitmap */
+	struct mc_span *spans; /* sorted by chunk then offset, not overlapping; malloc'd or NULL */
+	uint32_t nspans;
 };
 
 /* Allocates an empty state for nchunks. Returns 0 or -1 (ENOMEM). */
@@ -39,13 +53,23 @@ char *mc_state_part_path(const char *pkg);
 char *mc_state_file_path(const char *pkg);
 
 /*
- * Loads PKG.state. Returns 1 loaded, 0 when there is none, -1 when it is
- * damaged or unreadable (reason in err; the caller may rescan PKG.part).
+ * Loads PKG.state and checks it against PKG.part, open as part_fd. Returns 1
+ * loaded, 0 when there is none, -1 when it is damaged, unreadable or stale
+ * (reason in err; the caller rescans PKG.part).
  */
-int mc_state_load(const char *pkg, struct mc_state *st, char *err, size_t errlen);
+int mc_state_load(const char *pkg, int part_fd, struct mc_state *st, char *err, size_t errlen);
 
-/* Atomically replaces PKG.state (see above). Returns 0 or -1 with reason in err. */
-int mc_state_save(const char *pkg, const struct mc_state *st, char *err, size_t errlen);
+/*
+ * Atomically replaces PKG.state (see above), recording PKG.part's size and
+ * change time from part_fd. Returns 0 or -1 with reason in err.
+ */
+int mc_state_save(const char *pkg, int part_fd, const struct mc_state *st, char *err, size_t errlen);
+
+/*
+ * Keeps of spans only those that fit m (chunk in range, inside the chunk)
+ * and whose chunk is not marked verified in st. Returns how many are left.
+ */
+uint32_t mc_state_spans_fit(struct mc_state *st, const struct mc_manifest *m);
 
 /* Removes PKG.state (missing is fine). */
 void mc_state_remove(const char *pkg);

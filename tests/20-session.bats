@@ -325,6 +325,50 @@ require_session() {
 	grep -q 'went silent' "$T/r1.err"
 }
 
+@test "session: a lossy receiver cut off before the repair pass keeps the parts it got; repair fetches only the rest" {
+	require_session
+	require_prog mcast-repair
+	lan_create 2
+	ns_loss h2 10 $P
+	recv_bg r2 h2 -i eth0 --timeout 5s
+	send_bg h1 -i eth0 -r 40M "$PK/big.mcpkg"
+	# 24 MiB at 40 Mbit/s take five seconds: stop the sender (END) after about a third.
+	wait_for 15 bigger_than "$T/r2.mcpkg.part" $((6 << 20))
+	bg_kill send TERM
+	ends send 10 1
+	ends r2 10 3
+	incomplete r2
+	partial=$(jget r2 summary 'j["partial"]')
+	verified=$(jget r2 summary 'j["verified"]')
+	[ "$partial" -gt 0 ]
+	grep -q "and parts of $partial more" "$T/r2.err"
+	run -0 --separate-stderr ns_exec h2 run_repair --json -s "$PK/big.mcpkg" "$T/r2.mcpkg"
+	cmp "$T/r2.mcpkg" "$PK/big.mcpkg"
+	# What was fetched is what the chunks not verified lacked, not those chunks whole.
+	done_line=$(printf '%s\n' "$output" | grep '"event":"done"')
+	fetched=$(printf '%s' "$done_line" | $PY -c 'import json,sys; print(json.load(sys.stdin)["bytes_fetched"])')
+	whole=$(((24 - verified) << 20))
+	[ "$fetched" -lt $((whole * 3 / 4)) ]
+}
+
+@test "session: a lossy receiver stopped by SIGTERM resumes its half-received chunks in the same session" {
+	require_session
+	lan_create 2
+	ns_loss h2 10 $P
+	recv_bg r2 h2 -i eth0
+	send_bg h1 -i eth0 -r 40M --linger 2s "$PK/big.mcpkg"
+	wait_for 15 bigger_than "$T/r2.mcpkg.part" $((6 << 20))
+	bg_kill r2 TERM
+	ends r2 10 3
+	partial=$(jget r2 summary 'j["partial"]')
+	[ "$partial" -gt 0 ]
+	bg_start r2b with_timeout 60 ns_exec h2 run_recv -g "$G" -p "$P" --json -i eth0 -o "$T/r2.mcpkg"
+	bg_wait r2b 40
+	grep -q "parts of $partial more" "$T/r2b.err"
+	same r2 big
+	ends send 20 0
+}
+
 @test "session: receiver SIGKILLed mid-session and restarted with the same -o resumes and finishes" {
 	require_session
 	ns_lo

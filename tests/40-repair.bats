@@ -37,19 +37,25 @@ partial() {
 }
 
 # write_state PKG CHUNK...: a valid PKG.state (format of lib/state.h) that
-# marks every chunk except the ones listed, as mcast-recv leaves it.
+# marks every chunk except the ones listed, as mcast-recv leaves it, made
+# after PKG.part (whose size and change time it records). SPANS="C:OFF:LEN ..."
+# adds spans: parts of unverified chunks already in PKG.part.
 write_state() {
 	local pkg=$1
 	shift
-	python3 - "$pkg" "$(run_pack info --json orig.mcpkg)" "$@" <<'EOF'
-import json, struct, subprocess, sys
-pkg, info, skip = sys.argv[1], json.loads(sys.argv[2]), set(map(int, sys.argv[3:]))
+	python3 - "$pkg" "$(run_pack info --json orig.mcpkg)" "${SPANS:-}" "$@" <<'EOF'
+import json, os, struct, subprocess, sys
+pkg, info, spans, skip = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3].split(), set(map(int, sys.argv[4:]))
 n = info["chunks"]
 bm = bytearray(n // 8 + 1)
 for i in range(n):
     if i not in skip:
         bm[i >> 3] |= 1 << (i & 7)
-body = b"MCSTATE1" + bytes.fromhex(info["id"]) + struct.pack(">II", n, n - len(skip)) + bytes(bm)
+st = os.stat(pkg + ".part")
+body = b"MCSTATE2" + bytes.fromhex(info["id"]) + struct.pack(">II", n, n - len(skip)) + bytes(bm)
+body += struct.pack(">QQII", st.st_size, st.st_ctime_ns // 10**9, st.st_ctime_ns % 10**9, len(spans))
+for sp in spans:
+    body += struct.pack(">III", *map(int, sp.split(":")))
 open(pkg + ".state.tmp", "wb").write(body)
 h = subprocess.run(["xxhsum", "-H1", pkg + ".state.tmp"], capture_output=True, text=True).stdout.split()[0]
 open(pkg + ".state", "wb").write(body + bytes.fromhex(h[-16:]))
@@ -134,6 +140,53 @@ json_field() {
 	[ ! -e img.mcpkg.part ] && [ ! -e img.mcpkg.state ]
 	[ "$(json_field had)" -gt 0 ]
 	[ "$(json_field bytes_fetched)" -lt $(($(stat -c %s orig.mcpkg))) ]
+}
+
+@test "chunks partly in PKG.part (spans in the state): only their gaps are fetched" {
+	require_root
+	ns_lo
+	nginx_start local www
+	# Chunk 5 lacks bytes 1000-2999 and 40000-end; chunk 12 lacks only its last 100 bytes; 20 is gone.
+	partial img.mcpkg 20
+	dd if=/dev/zero of=img.mcpkg.part bs=1 count=2000 seek=$((PO + 5 * CS + 1000)) conv=notrunc status=none
+	dd if=/dev/zero of=img.mcpkg.part bs=1 count=$((CS - 40000)) seek=$((PO + 5 * CS + 40000)) conv=notrunc status=none
+	dd if=/dev/zero of=img.mcpkg.part bs=1 count=100 seek=$((PO + 13 * CS - 100)) conv=notrunc status=none
+	SPANS="5:0:1000 5:3000:37000 12:0:$((CS - 100))" write_state img.mcpkg 5 12 20
+	run -0 --separate-stderr ns_exec local run_repair --json -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+	[ "$(json_field fetched)" = 3 ]
+	[ "$(json_field bytes_needed)" = $((2000 + CS - 40000 + 100 + CS)) ]
+	[ "$(json_field bytes_fetched)" -le $(((2000 + CS - 40000 + 100 + CS) * 105 / 100)) ]
+	grep -q "$((PO + 5 * CS + 1000))-$((PO + 5 * CS + 2999))" "$NGINX_DIR/logs/access.log"
+}
+
+@test "spans over bytes that are wrong: the chunk is fetched whole and verified" {
+	require_root
+	ns_lo
+	nginx_start local www
+	partial img.mcpkg 3
+	# The state claims the first 30000 bytes of chunk 3, but they are zeros and noise: a lie.
+	dd if=/dev/urandom of=img.mcpkg.part bs=1 count=100 seek=$((PO + 3 * CS + 10)) conv=notrunc status=none
+	SPANS="3:0:30000" write_state img.mcpkg 3
+	run -0 --separate-stderr ns_exec local run_repair --json -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+	[ "$(json_field bytes_fetched)" -ge "$CS" ]
+}
+
+@test "PKG.part changed after its state was written: checked chunk by chunk, not trusted" {
+	require_root
+	ns_lo
+	nginx_start local www
+	partial img.mcpkg 9
+	write_state img.mcpkg 9
+	# Afterwards chunks 2 and 30, marked verified, are damaged and the file cut in chunk 38.
+	sleep 0.05
+	set_chunks img.mcpkg.part /dev/urandom 2 30
+	truncate -s $((PO + 38 * CS + 5)) img.mcpkg.part
+	run -0 --separate-stderr ns_exec local run_repair --json -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+	[ "$(json_field fetched)" = 6 ] # 2, 9, 30, 38, 39 and the short 40
+	[[ $stderr == *"changed since"* ]]
 }
 
 @test "partial package with a damaged state file is rescanned, nothing verified lost" {

@@ -362,6 +362,24 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 	bg_kill recv
 }
 
+@test "sched: a receiver resuming a PKG.part asks for that package by name" {
+	require_root
+	require_prog mcast-recv mcast-pack
+	ns_lo
+	head -c 300000 /dev/urandom >"$BATS_TEST_TMPDIR/img"
+	run_pack create -q -z none -n win10 -o "$BATS_TEST_TMPDIR/win10.mcpkg" - <"$BATS_TEST_TMPDIR/img"
+	# A PKG.part of win10 with its head and part of its payload: the receiver is pinned to win10.
+	head -c 70000 "$BATS_TEST_TMPDIR/win10.mcpkg" >"$BATS_TEST_TMPDIR/w.mcpkg.part"
+	bg_start recv ns_exec local run_recv -g $G -p $P --timeout 15s -o "$BATS_TEST_TMPDIR/w.mcpkg"
+	sched_bg --package win11 --min-clients 1 --max-wait 2s -- sh -c "$REPORT"
+	sched_wait 15 0
+	grep -q 'clients=0 ' "$BATS_TEST_TMPDIR/sched.out"
+	sched_bg --package win10 --min-clients 1 --max-wait 10s -- sh -c "$REPORT"
+	sched_wait 15 0
+	grep -q 'clients=1 ' "$BATS_TEST_TMPDIR/sched.out"
+	bg_kill recv
+}
+
 @test "sched: usage equals the man page SYNOPSIS, and the page lints clean" {
 	command -v mandoc >/dev/null || skip "mandoc not installed"
 	run -0 mandoc -Tlint -Wwarning "$MCAST_ROOT/man/mcast-sched.1"

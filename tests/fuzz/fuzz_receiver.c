@@ -280,7 +280,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (mode == 3 && (have[0] >> c & 1))
 				memcpy(o.buf + mc_manifest_chunk_off(&sess.m, c), sess.payload + mc_manifest_chunk_off(&sess.m, c),
 				       mc_manifest_chunk_len(&sess.m, c));
-		assert(mc_recv_preload(o.r, &sess.m, mode == 3 ? have : NULL) == 0);
+		assert(mc_recv_preload(o.r, &sess.m, mode == 3 ? have : NULL, NULL, 0) == 0);
 	}
 	drain(&u, 1);
 	if (mode < 2)

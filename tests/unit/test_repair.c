@@ -52,16 +52,40 @@ static void test_ranges(void)
 	m.raw_len = 200;                       /* payload at 4096 */
 	want[0] = 0x0e;                        /* 1, 2, 3 */
 	want[1] = 0x02 | 0x01;                 /* 8, 9 */
-	n = mc_repair_ranges(&m, want, 1ull << 30, r);
+	n = mc_repair_ranges(&m, want, NULL, 0, 1ull << 30, r);
 	ok(n == 2, "adjacent chunks merge: %zu ranges", n);
 	ok(r[0].off == 4096 + 65536 && r[0].len == 3 * 65536, "first range covers chunks 1-3");
 	ok(r[1].off == 4096 + 8ull * 65536 && r[1].len == 65536 + 100, "last range ends at the short chunk");
-	n = mc_repair_ranges(&m, want, 2 * 65536, r);
+	n = mc_repair_ranges(&m, want, NULL, 0, 2 * 65536, r);
 	ok(n == 3 && r[0].len == 2 * 65536 && r[1].len == 65536, "max_len cuts on chunk boundaries (%zu)", n);
-	n = mc_repair_ranges(&m, want, 1, r);
+	n = mc_repair_ranges(&m, want, NULL, 0, 1, r);
 	ok(n == 5, "max_len below a chunk still gives whole chunks (%zu)", n);
 	memset(want, 0, sizeof want);
-	ok(mc_repair_ranges(&m, want, 1ull << 30, r) == 0, "nothing wanted, no range");
+	ok(mc_repair_ranges(&m, want, NULL, 0, 1ull << 30, r) == 0, "nothing wanted, no range");
+
+	/* Chunk 2 partly there: only its gaps; gaps closer than MC_REPAIR_GAP join. */
+	const struct mc_span sp[] = {
+		{2, 0, 1000},                       /* gap 1000-2000 */
+		{2, 2000, 30000},                   /* gap 32000-32100: joins the next, 100 bytes apart */
+		{2, 32100, 100},                    /* gap 32200-40000 */
+		{2, 40000, 25536},                  /* to the chunk's end: no tail gap */
+		{5, 0, 65536},                      /* not wanted: ignored */
+	};
+	want[0] = 0x0e;                        /* 1, 2, 3 */
+	n = mc_repair_ranges(&m, want, sp, 5, 1ull << 30, r);
+	ok(n == 4, "partial chunk: its gaps only (%zu ranges)", n);
+	ok(r[0].off == 4096 + 65536 && r[0].len == 65536, "whole chunk 1 alone");
+	ok(r[1].off == 4096 + 2 * 65536 + 1000 && r[1].len == 1000, "first gap of chunk 2");
+	ok(r[2].off == 4096 + 2 * 65536 + 32000 && r[2].len == 8000, "near gaps joined (%llu)", (unsigned long long)r[2].len);
+	ok(r[3].off == 4096 + 3 * 65536 && r[3].len == 65536, "chunk 3 whole after it");
+	const struct mc_span tail[] = {{1, 100, 5000}};
+	want[0] = 0x02;
+	n = mc_repair_ranges(&m, want, tail, 1, 1ull << 30, r);
+	ok(n == 2 && r[0].len == 100 && r[1].off == 4096 + 65536 + 5100 && r[1].len == 65536 - 5100,
+	   "gaps before and after a span (%zu)", n);
+	const struct mc_span near[] = {{1, 100, 200}};
+	n = mc_repair_ranges(&m, want, near, 1, 1ull << 30, r);
+	ok(n == 1 && r[0].len == 65536, "a short span is fetched again rather than cut around (%zu)", n);
 }
 
 static void test_backoff(void)

@@ -206,6 +206,18 @@ int main(void)
 	   mc_sender_end_reason(s) == MC_END_NOBODY, "nobody joined: over one linger after the first pass");
 	mc_sender_free(s);
 
+	/* The only receiver falls silent in the first pass: the pass is still sent whole, for late joiners. */
+	s = mc_sender_new(&c, 1, 0);
+	feed(s, 0, MC_PKT_HELLO, 7, 0);
+	ok(mc_sender_next(s, 0, &j) == MC_SENDER_RUN, "first pass under way");
+	ok(mc_sender_tick(s, 6000) != MC_SENDER_OVER && mc_sender_stats(s)->gone == 1,
+	   "its only receiver silent mid-pass: the session goes on");
+	while (mc_sender_next(s, 6000, &j) == MC_SENDER_RUN)
+		;
+	ok(mc_sender_tick(s, 6999) != MC_SENDER_OVER && mc_sender_tick(s, 7001) == MC_SENDER_OVER &&
+	   mc_sender_end_reason(s) == MC_END_COMPLETE, "over one linger after the first pass");
+	mc_sender_free(s);
+
 	/* A big session: 1000 receivers beat every 2 s, so silence counts only after twice the timeout. */
 	ok(mc_heartbeat_ms(10) == 1000 && mc_heartbeat_ms(1000) == 2000 && mc_heartbeat_ms(10000) == 20000,
 	   "heartbeats every 1 s up to 500 receivers, then receivers/500 s (%llu at 10000)",
