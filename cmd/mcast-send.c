@@ -109,7 +109,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'q': o->verbosity = 0; break;
 		case 'r':
 			if (mc_opt_rate(optarg, 1000, 400000000000ULL, &o->rate) < 0)
-				mc_fe_usage_error(usage_text, "-r %s: rate must be bits per second such as 800M or 1G", optarg);
+				mc_fe_usage_error(usage_text, "-r %s: rate must be bits per second from 1K to 400G, such as 800M or 1G", optarg);
 			break;
 		case 'v': o->verbosity = 2; break;
 		case O_FEC:
@@ -358,6 +358,8 @@ static int send_batch(struct sess *x, struct iovec *iov, unsigned nseg, uint16_t
 		if (errno == EMSGSIZE)
 			mc_err("%s: send: %s: --mtu %llu is more than the way to the group takes", x->g.text, strerror(errno),
 			       (unsigned long long)x->o.mtu);
+		else if (errno == ENETUNREACH && x->g.ifindex == 0)
+			mc_err("%s: send: %s (no route to the group: name the interface with -i)", x->g.text, strerror(errno));
 		else
 			mc_err("%s: send: %s", x->g.text, strerror(errno));
 		return -1;

@@ -142,6 +142,14 @@ size_t mc_net_hwaddrs(char *buf, size_t len)
 	return out < len ? out : (len ? len - 1 : 0);
 }
 
+/* What to try when the kernel will not bind or join without an interface. */
+static const char *iface_hint(const struct mc_group *g, int e)
+{
+	if (g->ifindex == 0 && (e == ENODEV || e == EINVAL || e == EADDRNOTAVAIL || e == ENETUNREACH))
+		return " (no route to the group: name the interface with -i)";
+	return "";
+}
+
 int mc_net_listen(const struct mc_group *g, int gro, char *err, size_t errlen)
 {
 	int fd, one = 1;
@@ -158,7 +166,7 @@ int mc_net_listen(const struct mc_group *g, int gro, char *err, size_t errlen)
 		setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
 	/* Binding to the group itself keeps other groups sharing the port out of this socket. */
 	if (bind(fd, (const struct sockaddr *)&g->sa, g->salen) < 0) {
-		snprintf(err, errlen, "%s: bind: %s", g->text, strerror(errno));
+		snprintf(err, errlen, "%s: bind: %s%s", g->text, strerror(errno), iface_hint(g, errno));
 		goto fail;
 	}
 	if (g->family == AF_INET) {
@@ -167,7 +175,7 @@ int mc_net_listen(const struct mc_group *g, int gro, char *err, size_t errlen)
 		mr.imr_multiaddr = ((const struct sockaddr_in *)&g->sa)->sin_addr;
 		mr.imr_ifindex = (int)g->ifindex;
 		if (setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr) < 0) {
-			snprintf(err, errlen, "%s: join: %s", g->text, strerror(errno));
+			snprintf(err, errlen, "%s: join: %s%s", g->text, strerror(errno), iface_hint(g, errno));
 			goto fail;
 		}
 		int zero = 0;
@@ -179,7 +187,7 @@ int mc_net_listen(const struct mc_group *g, int gro, char *err, size_t errlen)
 		mr.ipv6mr_multiaddr = ((const struct sockaddr_in6 *)&g->sa)->sin6_addr;
 		mr.ipv6mr_interface = g->ifindex;
 		if (setsockopt(fd, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &mr, sizeof mr) < 0) {
-			snprintf(err, errlen, "%s: join: %s", g->text, strerror(errno));
+			snprintf(err, errlen, "%s: join: %s%s", g->text, strerror(errno), iface_hint(g, errno));
 			goto fail;
 		}
 	}
