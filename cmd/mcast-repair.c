@@ -191,7 +191,7 @@ static void report(const char *pkg, int rc, const struct mc_repair_result *res, 
 	}
 	if (res->have_manifest && rc >= 0)
 		mc_repair_list_missing(&res->st, list, sizeof list);
-	mc_json_begin(&j, "done");
+	mc_json_begin(&j, "summary");
 	mc_json_str(&j, "package", pkg);
 	mc_json_str(&j, "status", rc == 0 ? "complete" : rc > 0 ? "incomplete" : "error");
 	mc_json_bool(&j, "manifest", res->have_manifest);

@@ -143,7 +143,7 @@ tx1=$(in_ns send cat /sys/class/net/eth0/statistics/tx_bytes)
 step "r4 completes from the web server, fetching only what it lacks"
 in_ns r4 "$bin/mcast-repair" --json -s "http://198.18.7.1:8080/lab.mcpkg" "$tmp/r4.mcpkg" >"$tmp/repair.json" ||
 	fail "mcast-repair"
-fetched=$(sed -n 's/.*"event":"done".*"bytes_fetched":\([0-9]*\).*/\1/p' "$tmp/repair.json")
+fetched=$(sed -n 's/.*"event":"summary".*"bytes_fetched":\([0-9]*\).*/\1/p' "$tmp/repair.json")
 echo "fetched $fetched bytes of a $size-byte package"
 
 step "Every copy is the package, byte for byte, and verifies"

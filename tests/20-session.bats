@@ -345,7 +345,7 @@ require_session() {
 	run -0 --separate-stderr ns_exec h2 run_repair --json -s "$PK/big.mcpkg" "$T/r2.mcpkg"
 	cmp "$T/r2.mcpkg" "$PK/big.mcpkg"
 	# What was fetched is what the chunks not verified lacked, not those chunks whole.
-	done_line=$(printf '%s\n' "$output" | grep '"event":"done"')
+	done_line=$(printf '%s\n' "$output" | grep '"event":"summary"')
 	fetched=$(printf '%s' "$done_line" | $PY -c 'import json,sys; print(json.load(sys.stdin)["bytes_fetched"])')
 	whole=$(((24 - verified) << 20))
 	[ "$fetched" -lt $((whole * 3 / 4)) ]

@@ -63,9 +63,9 @@ EOF
 	rm -f "$pkg.state.tmp"
 }
 
-# json_field KEY: value of KEY in the last "done" event of $output.
+# json_field KEY: value of KEY in the last "summary" event of $output.
 json_field() {
-	printf '%s\n' "$output" | grep '"event":"done"' | tail -1 |
+	printf '%s\n' "$output" | grep '"event":"summary"' | tail -1 |
 		python3 -c 'import json,sys; print(json.loads(sys.stdin.read())[sys.argv[1]])' "$1"
 }
 
