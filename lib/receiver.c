@@ -272,8 +272,14 @@ static int setup_chunks(struct mc_receiver *r, const struct mc_geom *g)
 	r->geom = *g;
 	r->slot_bytes = (size_t)g->bpc * g->kmax * g->sym;
 	r->nslots = (unsigned)(r->cfg.mem_limit / (r->slot_bytes + 1));
-	if (r->nslots < 2)
-		r->nslots = 2;
+	/*
+	 * At least the chunks that one window of interleaved blocks spans, and
+	 * two more: with fewer, every datagram would evict a chunk to the file
+	 * and read another back, and the receiver would fall silent doing so.
+	 */
+	unsigned floor = (MC_INTERLEAVE + g->bpc - 1) / g->bpc + 2;
+	if (r->nslots < floor)
+		r->nslots = floor;
 	if (r->nslots > g->nchunks)
 		r->nslots = g->nchunks;
 	/* An empty package has no chunks: keep every array at least one long so allocation never returns NULL. */
@@ -423,11 +429,17 @@ static int spill_slot(struct mc_receiver *r, struct slot *s)
 		for (uint16_t e = 0; e < b.k; e++) {
 			if (!(k->complete || (k->bits[e >> 6] >> (e & 63) & 1)))
 				continue;
-			uint32_t so = (uint32_t)e * r->geom.sym;
-			uint32_t n = b.len - so < r->geom.sym ? b.len - so : r->geom.sym;
+			/* A run of symbols held is one write. */
+			uint16_t e2 = e;
+			while (e2 + 1 < b.k && (k->complete || (k->bits[(e2 + 1) >> 6] >> ((e2 + 1) & 63) & 1)))
+				e2++;
+			uint32_t so = (uint32_t)e * r->geom.sym, end = (uint32_t)(e2 + 1) * r->geom.sym;
+			uint32_t n = (b.len < end ? b.len : end) - so;
 			if (r->cfg.io.write(r->cfg.io.ctx, b.off + so, s->buf + (size_t)bi * r->geom.kmax * r->geom.sym + so, n) < 0)
 				return -1;
-			setbit(bits, bi * r->geom.kmax + e);
+			for (; e <= e2; e++)
+				setbit(bits, bi * r->geom.kmax + e);
+			e = e2;
 		}
 	}
 	r->st.spills++;
@@ -456,14 +468,21 @@ static int reload_slot(struct mc_receiver *r, struct slot *s, uint32_t c)
 		for (uint16_t e = 0; bits && e < b.k; e++) {
 			if (!bit(bits, bi * r->geom.kmax + e))
 				continue;
-			uint32_t so = (uint32_t)e * r->geom.sym;
-			uint32_t n = b.len - so < r->geom.sym ? b.len - so : r->geom.sym;
+			/* A run of spilled symbols is one read. */
+			uint16_t e2 = e;
+			while (e2 + 1 < b.k && bit(bits, bi * r->geom.kmax + e2 + 1))
+				e2++;
+			uint32_t so = (uint32_t)e * r->geom.sym, end = (uint32_t)(e2 + 1) * r->geom.sym;
+			uint32_t n = (b.len < end ? b.len : end) - so;
 			if (r->cfg.io.read(r->cfg.io.ctx, b.off + so, base + so, n) < 0)
 				return -1;
-			if (n < r->geom.sym)
-				memset(base + so + n, 0, r->geom.sym - n);
-			k->bits[e >> 6] |= 1ULL << (e & 63);
-			k->nsrc++;
+			if (so + n < end)
+				memset(base + so + n, 0, end - so - n);
+			for (; e <= e2; e++) {
+				k->bits[e >> 6] |= 1ULL << (e & 63);
+				k->nsrc++;
+			}
+			e = e2;
 		}
 		if (k->nsrc == b.k) {
 			k->complete = 1;

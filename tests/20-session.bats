@@ -369,6 +369,18 @@ require_session() {
 	ends send 20 0
 }
 
+@test "session: --mem less than a window of blocks, under loss: the receiver still keeps up" {
+	require_session
+	lan_create 2
+	ns_loss h2 10 $P
+	recv_bg r2 h2 -i eth0 --mem 4M
+	send_bg h1 -i eth0 -r 300M --linger 300ms "$PK/big.mcpkg"
+	ends send 40 0
+	ends r2 10 0
+	same r2 big
+	[ "$(jget send summary 'j["silent"]')" -eq 0 ]
+}
+
 @test "session: receiver SIGKILLed mid-session and restarted with the same -o resumes and finishes" {
 	require_session
 	ns_lo
