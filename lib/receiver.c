@@ -277,7 +277,7 @@ static int setup_chunks(struct mc_receiver *r, const struct mc_geom *g)
 	 * two more: with fewer, every datagram would evict a chunk to the file
 	 * and read another back, and the receiver would fall silent doing so.
 	 */
-	unsigned floor = (MC_INTERLEAVE + g->bpc - 1) / g->bpc + 2;
+	unsigned floor = r->cfg.mem_hard ? 2 : (MC_INTERLEAVE + g->bpc - 1) / g->bpc + 2;
 	if (r->nslots < floor)
 		r->nslots = floor;
 	if (r->nslots > g->nchunks)

@@ -33,6 +33,7 @@ struct mc_recv_cfg {
 	int expect_nhex;               /* hex digits of expect that must match; 0: any */
 	char package[MC_NAME_MAX + 1]; /* --package NAME, "" any */
 	size_t mem_limit;              /* bytes of chunk slots; 0: 1/8 s of the announced rate, 64 MiB to 256 MiB */
+	int mem_hard;                  /* mem_limit binds below a window's chunks (simulations of thousands) */
 	uint64_t seed;                 /* random back-off */
 	uint32_t backoff_ms;           /* NACK back-off window; 0: default */
 	struct mc_recv_io io;

@@ -311,6 +311,7 @@ static int sim_run(const struct sim_cfg *cfg, struct sim_res *out)
 			x->out = calloc(1, cfg->payload);
 		rc2.rid = 1000 + i;
 		rc2.mem_limit = cfg->mem;
+		rc2.mem_hard = 1; /* thousands of receivers in one process: their I/O is memory, a park costs little */
 		rc2.seed = x->rng ^ 0xabcdef;
 		rc2.io = (struct mc_recv_io){x, sim_write, sim_read};
 		x->r = mc_recv_new(&rc2);
