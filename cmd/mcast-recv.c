@@ -458,6 +458,9 @@ int main(int argc, char **argv)
 	uint32_t done_chunks = 0;
 	if (already_complete(&x.o, &done_chunks)) {
 		struct mc_json j;
+		/* A run killed between its rename and the state's removal left PKG.state behind. */
+		if (mc_state_drop_stale(x.o.out))
+			mc_debug("%s.state: stale beside a complete %s; removed", x.o.out, x.o.out);
 		mc_info("%s: already complete and verified", x.o.out);
 		mc_json_begin(&j, "summary");
 		mc_json_str(&j, "result", "complete");

@@ -863,6 +863,11 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 				snprintf(err, errlen, "%s: %s", o->pkg, strerror(errno));
 				goto out;
 			}
+			/*
+			 * No PKG.part: a PKG.state here is stale (a receiver killed
+			 * between renaming PKG.part to PKG and removing its state).
+			 */
+			mc_state_drop_stale(o->pkg);
 		} else if (mc_state_finish(o->pkg, r.fd, &r.m, err, errlen) < 0) {
 			goto out;
 		}

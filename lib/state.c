@@ -253,12 +253,35 @@ out:
 
 void mc_state_remove(const char *pkg)
 {
-	char *path = mc_state_file_path(pkg);
+	char *path = mc_state_file_path(pkg), *tmp = suffixed(pkg, ".state.tmp");
 
 	if (path) {
 		unlink(path);
 		free(path);
 	}
+	if (tmp) {
+		unlink(tmp); /* a save killed between its write and its rename */
+		free(tmp);
+	}
+}
+
+int mc_state_drop_stale(const char *pkg)
+{
+	char *part = mc_state_part_path(pkg), *path = mc_state_file_path(pkg), *tmp = suffixed(pkg, ".state.tmp");
+	struct stat sb;
+	int n = 0;
+
+	/* With a PKG.part the state is that file's: not ours to touch. */
+	if (part && path && tmp && lstat(part, &sb) < 0 && errno == ENOENT) {
+		n += unlink(path) == 0;
+		n += unlink(tmp) == 0;
+		if (n)
+			fsync_dir_of(path);
+	}
+	free(part);
+	free(path);
+	free(tmp);
+	return n > 0;
 }
 
 int mc_state_open_part(const char *pkg, char *err, size_t errlen)

@@ -71,7 +71,7 @@ int mc_state_save(const char *pkg, int part_fd, const struct mc_state *st, char 
  */
 uint32_t mc_state_spans_fit(struct mc_state *st, const struct mc_manifest *m);
 
-/* Removes PKG.state (missing is fine). */
+/* Removes PKG.state and any PKG.state.tmp (missing is fine). */
 void mc_state_remove(const char *pkg);
 
 /*
@@ -96,8 +96,19 @@ long mc_state_rescan(int fd, const struct mc_manifest *m, struct mc_state *st, u
 
 /*
  * Finishes: truncates PKG.part to the package size, fsyncs it, renames it to
- * PKG, fsyncs the directory and removes PKG.state. Returns 0 or -1 with reason in err.
+ * PKG, fsyncs the directory and removes PKG.state (and a PKG.state.tmp left
+ * by a save that was cut short). Returns 0 or -1 with reason in err.
+ * The rename is the commit: a crash after it, before PKG.state is gone,
+ * leaves a complete PKG beside a stale PKG.state, which
+ * mc_state_drop_stale() removes.
  */
 int mc_state_finish(const char *pkg, int fd, const struct mc_manifest *m, char *err, size_t errlen);
+
+/*
+ * For a PKG found complete and verified: when there is no PKG.part, a
+ * PKG.state (or PKG.state.tmp) beside it describes nothing and is removed.
+ * Returns 1 when something was removed, else 0.
+ */
+int mc_state_drop_stale(const char *pkg);
 
 #endif

@@ -150,7 +150,8 @@ received() { bg_wait "$1" 30 >/dev/null; head -n 1 "$T/$1.out"; }
 	echo "h2 got $n2, h3 got $n3 of 2000" >&3
 	[ "$n3" -eq 2000 ]
 	# 30% of 2000 is 600 lost; allow 6 sigma (sd ~ 20).
-	[ "$n2" -gt 1280 ] && [ "$n2" -lt 1520 ]
+	[ "$n2" -gt 1280 ]
+	[ "$n2" -lt 1520 ]
 	[ "$(ns_loss_count h2)" -eq $((2000 - n2)) ]
 	# Another port is not affected; removing the rule stops the loss.
 	recv_bg o2 h2 239.9.9.8 7003

@@ -200,9 +200,12 @@ teardown() {
 	diff -r src out
 	[ "$(stat -c %a out/deep/er/est/run.sh)" = 750 ]
 	[ "$(stat -c %a out/deep/er)" = 710 ]
-	[ -L out/link ] && [ "$(readlink out/link)" = a.txt ]
+	[ -L out/link ]
+	[ "$(readlink out/link)" = a.txt ]
 	[ "$(stat -c %i out/a.txt)" = "$(stat -c %i out/hard)" ]
-	[ -d out/sub/empty ] && [ -f out/sub/empty-file ] && [ ! -s out/sub/empty-file ]
+	[ -d out/sub/empty ]
+	[ -f out/sub/empty-file ]
+	[ ! -s out/sub/empty-file ]
 	[ "$(stat -c %Y out/sub/random.bin)" = "$(stat -c %Y src/sub/random.bin)" ]
 }
 

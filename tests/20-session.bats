@@ -235,7 +235,8 @@ require_session() {
 	[ -z "$output" ]
 	run -2 --separate-stderr run_recv -i nosuch0 -o "$o"
 	[[ $stderr == *nosuch0* ]]
-	[ ! -e "$o" ] && [ ! -e "$o.part" ]
+	[ ! -e "$o" ]
+	[ ! -e "$o.part" ]
 }
 
 # ---------------------------------------------------------------------------
@@ -760,7 +761,8 @@ EOF_PY
 	mkdir "$T/dir"
 	run -2 --separate-stderr ns_exec local run_recv -g $G -p $P --timeout 1s -o "$T/dir"
 	[[ "$stderr" == *"-o $T/dir: is a directory"* ]]
-	[ ! -e "$T/dir.part" ] && [ ! -e "$T/dir.state" ]
+	[ ! -e "$T/dir.part" ]
+	[ ! -e "$T/dir.state" ]
 	cp "$PK/small.mcpkg" "$T/done.mcpkg"
 	run -0 --separate-stderr ns_exec local run_recv -g $G -p $P --timeout 5s --json -o "$T/done.mcpkg"
 	[ "$(printf '%s\n' "$output" | tail -1 | "$PY" -c 'import json, sys; j = json.load(sys.stdin); print(j["event"], j["result"], j["already"])')" = "summary complete True" ]

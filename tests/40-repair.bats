@@ -63,6 +63,14 @@ EOF
 	rm -f "$pkg.state.tmp"
 }
 
+# state_has FILE N: the state file FILE counts at least N verified chunks
+# (its layout is in lib/state.h: the count is the big-endian word at 28).
+state_has() {
+	local h
+	h=$(od -An -j 28 -N 4 -t x1 "$1" 2>/dev/null | tr -d ' \n')
+	[ ${#h} -eq 8 ] && [ $((16#$h)) -ge "$2" ]
+}
+
 # json_field KEY: value of KEY in the last "summary" event of $output.
 json_field() {
 	printf '%s\n' "$output" | grep '"event":"summary"' | tail -1 |
@@ -108,7 +116,8 @@ json_field() {
 	write_state img.mcpkg 0 7 8 9 23 30 40
 	run -0 --separate-stderr ns_exec local run_repair --json -s "$NGINX_URL/img.mcpkg" img.mcpkg
 	cmp img.mcpkg orig.mcpkg
-	[ ! -e img.mcpkg.part ] && [ ! -e img.mcpkg.state ]
+	[ ! -e img.mcpkg.part ]
+	[ ! -e img.mcpkg.state ]
 	[ "$(json_field fetched)" = 6 ]
 	needed=$(json_field bytes_needed)
 	[ "$needed" = $((5 * CS + 1234)) ]
@@ -123,22 +132,36 @@ json_field() {
 @test "a real session cut off mid-way (mcast-recv killed), completed from nginx" {
 	require_root
 	require_prog mcast-send mcast-recv
+	# A package of its own, 200 chunks: the sender interleaves windows of 32
+	# blocks (one chunk each here), so no chunk is whole before a window has
+	# gone out. With the 41 chunks of setup, at any rate, the first chunk was
+	# verified at 3/4 of the pass, and the receiver had finished before it
+	# was killed in every run.
+	head -c $((200 * CS)) /dev/urandom >img
+	run_pack create -q -o orig.mcpkg -n img -V 1 -z none --chunk-size 64K - <img
+	cp orig.mcpkg www/img.mcpkg
 	ns_lo
 	nginx_start local www
-	# About 2.6 MiB at 4 Mbit/s: five seconds of session, cut after one.
-	bg_start send ns_exec local with_timeout 60 run_send -q -g 239.1.2.3 -p 7300 -r 4M --linger 1s orig.mcpkg
+	# About 12.5 MiB at 20 Mbit/s: five seconds of session, the first
+	# window's chunks verified after about one.
+	bg_start send ns_exec local with_timeout 60 run_send -q -g 239.1.2.3 -p 7300 -r 20M --linger 1s orig.mcpkg
 	bg_start recv ns_exec local with_timeout 60 run_recv -q --json -g 239.1.2.3 -p 7300 -o img.mcpkg
-	# Cut once some chunks are verified and the state (saved at most once a second) has them.
-	wait_for 20 grep -q '"verified":[1-9]' "$BATS_TEST_TMPDIR/recv.out"
-	sleep 1.5
+	# Cut once the state (saved at most once a second) has some chunks.
+	wait_for 20 state_has img.mcpkg.state 1
 	bg_kill recv KILL
-	bg_wait recv 10 || true
+	st=0
+	bg_wait recv 10 || st=$?
 	bg_kill send TERM
-	[ -e img.mcpkg.part ] && [ ! -e img.mcpkg ]
+	# It was cut: killed, not finished.
+	[ "$st" -ne 0 ]
+	[ -e img.mcpkg.part ]
+	[ ! -e img.mcpkg ]
 	run -0 --separate-stderr ns_exec local run_repair --json -s "$NGINX_URL/img.mcpkg" img.mcpkg
 	cmp img.mcpkg orig.mcpkg
-	[ ! -e img.mcpkg.part ] && [ ! -e img.mcpkg.state ]
+	[ ! -e img.mcpkg.part ]
+	[ ! -e img.mcpkg.state ]
 	[ "$(json_field had)" -gt 0 ]
+	[ "$(json_field had)" -lt 200 ]
 	[ "$(json_field bytes_fetched)" -lt $(($(stat -c %s orig.mcpkg))) ]
 }
 
@@ -189,6 +212,39 @@ json_field() {
 	[[ $stderr == *"changed since"* ]]
 }
 
+@test "a complete PKG beside a stale PKG.state (killed between rename and removal): repair and recv drop it" {
+	require_root
+	require_prog mcast-recv
+	ns_lo
+	# mcast-recv's finish renames PKG.part to PKG, then removes PKG.state: a
+	# SIGKILL in between leaves a complete PKG with its old state beside it.
+	stale() {
+		partial img.mcpkg 3 4
+		write_state img.mcpkg 3 4
+		cp orig.mcpkg img.mcpkg.part
+		mv img.mcpkg.part img.mcpkg
+	}
+	stale
+	touch img.mcpkg.state.tmp
+	run -0 --separate-stderr run_repair -s "$PWD/www/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+	[ ! -e img.mcpkg.state ]
+	[ ! -e img.mcpkg.state.tmp ]
+	[ ! -e img.mcpkg.part ]
+	stale
+	[ -e img.mcpkg.state ]
+	run -0 --separate-stderr ns_exec local run_recv -o img.mcpkg --timeout 1s
+	[[ $stderr == *"already complete"* ]]
+	[ ! -e img.mcpkg.state ]
+	cmp img.mcpkg orig.mcpkg
+	# A PKG.part beside it owns the state: left alone.
+	partial img.mcpkg 3 4
+	write_state img.mcpkg 3 4
+	run -0 --separate-stderr ns_exec local run_recv -o img.mcpkg --timeout 1s
+	[ -e img.mcpkg.state ]
+	[ -e img.mcpkg.part ]
+}
+
 @test "partial package with a damaged state file is rescanned, nothing verified lost" {
 	require_root
 	ns_lo
@@ -224,7 +280,8 @@ json_field() {
 	nginx_start local www
 	run -0 --separate-stderr ns_exec local run_repair --json -j 3 -s "$NGINX_URL/" img.mcpkg
 	cmp img.mcpkg orig.mcpkg
-	[ ! -e img.mcpkg.part ] && [ ! -e img.mcpkg.state ]
+	[ ! -e img.mcpkg.part ]
+	[ ! -e img.mcpkg.state ]
 	[ "$(json_field bytes_fetched)" -le $(($(stat -c %s orig.mcpkg) * 102 / 100)) ]
 }
 
@@ -236,7 +293,8 @@ json_field() {
 	run -3 --separate-stderr ns_exec local run_repair -s "$NGINX_URL/nope.mcpkg" img.mcpkg
 	[[ $stderr == *"$NGINX_URL/nope.mcpkg"*"404"* ]]
 	[[ $stderr == *"still missing 2 of 41 chunks"*"5-6"* ]]
-	[ -e img.mcpkg.part ] && [ -e img.mcpkg.state ]
+	[ -e img.mcpkg.part ]
+	[ -e img.mcpkg.state ]
 	run -0 --separate-stderr ns_exec local run_repair -s "$NGINX_URL/nope.mcpkg" -s "$NGINX_URL/img.mcpkg" img.mcpkg
 	cmp img.mcpkg orig.mcpkg
 }
@@ -247,7 +305,8 @@ json_field() {
 	nginx_start local www
 	run -3 --separate-stderr ns_exec local run_repair -s "$NGINX_URL/nope.mcpkg" img.mcpkg
 	[[ $stderr == *"still missing"* ]]
-	[ ! -e img.mcpkg ] && [ ! -e img.mcpkg.part ]
+	[ ! -e img.mcpkg ]
+	[ ! -e img.mcpkg.part ]
 }
 
 @test "a source that closes mid-transfer: retried until complete" {
@@ -398,8 +457,10 @@ json_field() {
 	bg_kill rep KILL
 	st=0
 	bg_wait rep 10 || st=$?
-	[ "$st" -ne 0 ] && [ "$st" -ne 124 ]
-	[ -e img.mcpkg.part ] && [ ! -e img.mcpkg ]
+	[ "$st" -ne 0 ]
+	[ "$st" -ne 124 ]
+	[ -e img.mcpkg.part ]
+	[ ! -e img.mcpkg ]
 	run -0 --separate-stderr ns_exec local run_repair --json -s "$NGINX_URL/img.mcpkg" img.mcpkg
 	cmp img.mcpkg orig.mcpkg
 	[ "$(json_field had)" -ge 8 ]
@@ -417,7 +478,8 @@ json_field() {
 	bg_wait rep 10 || st=$?
 	cat "$BATS_TEST_TMPDIR/rep.err"
 	[ "$st" -eq 3 ]
-	[ -e img.mcpkg.part ] && [ -e img.mcpkg.state ]
+	[ -e img.mcpkg.part ]
+	[ -e img.mcpkg.state ]
 	grep -q "interrupted" "$BATS_TEST_TMPDIR/rep.err"
 	run -0 --separate-stderr ns_exec local run_repair -s "$NGINX_URL/img.mcpkg" img.mcpkg
 	cmp img.mcpkg orig.mcpkg

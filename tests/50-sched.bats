@@ -157,7 +157,8 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 	sched_bg --min-clients 5 --max-wait 2s -- sh -c "$REPORT"
 	hello -r 7 -k 2 -c 2 -w 100
 	sched_wait 15 0
-	[ "$SECONDS" -ge 2 ] && [ "$SECONDS" -lt 12 ]
+	[ "$SECONDS" -ge 2 ]
+	[ "$SECONDS" -lt 12 ]
 	grep -q "clients=2 " "$BATS_TEST_TMPDIR/sched.out"
 	f=$(event start)
 	[ "$(json "$f" 'j["reason"]')" = max-wait ]
@@ -299,7 +300,8 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 
 	# -q: nothing said, the status tells
 	run -3 --separate-stderr with_timeout 10 ns_exec local run_sched -g $G -p $P -q --skip-empty --max-wait 250ms -- true
-	[ -z "$stderr" ] && [ -z "$output" ]
+	[ -z "$stderr" ]
+	[ -z "$output" ]
 
 	# with a client it runs as without the option
 	sched_bg --skip-empty --min-clients 5 --max-wait 2s -- sh -c "$REPORT; exit 4"

@@ -173,14 +173,37 @@ _mc_descendants() {
 	done
 }
 
+# _mc_gone PID: PID has exited: no such process, or a zombie whose threads
+# are all gone (a process's files, and so its flocks, are released only when
+# its last thread exits; the leader may be a zombie before that).
+_mc_gone() {
+	local st
+	st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null) || return 0
+	[ -n "$st" ] || return 0
+	[ "${st%% *}" = Z ] && [ "$(ls "/proc/$1/task" 2>/dev/null | wc -l)" -le 1 ]
+}
+
 # bg_kill NAME [SIG]: send SIG (default TERM) to NAME's process and every
 # process below it (so SIGKILL reaches the program under timeout/valgrind).
+# With KILL it returns only once all of them have exited (at most 10 s):
+# NAME's own pid may be a wrapper (timeout, ip netns exec) that dies at once
+# while the program below it still exits (a thread in fdatasync, an ASan
+# heap to unmap) and holds its PKG.part lock, so that the next program run
+# on the same output would find it "in use by another process".
 bg_kill() {
-	local pid p
+	local pid p pids
 	pid=$(bg_pid "$1") || return 1
-	for p in $(_mc_descendants "$pid") "$pid"; do
+	pids="$(_mc_descendants "$pid") $pid"
+	for p in $pids; do
 		kill -s "${2:-TERM}" "$p" 2>/dev/null || true
 	done
+	case ${2:-TERM} in
+	KILL|SIGKILL|9)
+		for p in $pids; do
+			wait_for 10 _mc_gone "$p" || echo "bg_kill: $1: pid $p still there 10 s after SIGKILL" >&2
+		done
+		;;
+	esac
 	return 0
 }
 
