@@ -21,6 +21,7 @@
 #define PIECE_MIN (1ull << 20)
 #define PIECE_MAX (32ull << 20)
 #define LOCAL_ERR (-10)
+#define PC_BUFS 16
 
 /* Assembly of the chunk a transfer slot is receiving. */
 struct asm_slot {
@@ -49,16 +50,20 @@ struct run {
 	int failed;             /* local error inside the sink */
 	/*
 	 * Chunks partly in the file (spans from the state): only their gaps are
-	 * fetched, written straight into the file, and the chunk is read back and
-	 * verified once the gaps of a round came. A chunk that does not verify
-	 * loses its spans (live 0) and is fetched whole next.
+	 * fetched, into a copy of the chunk read from the file, which is verified
+	 * and written once all the gaps of the round came, like any chunk. One
+	 * that does not verify loses its spans (live 0) and is fetched whole next.
+	 * At most PC_BUFS such copies at once: beyond, one is given up for the
+	 * round (spoiled) and its gaps are asked for again in the next.
 	 */
 	struct pchunk {
 		uint32_t chunk;
 		uint64_t need, got; /* bytes asked for and delivered this round */
-		int live;
+		int live, spoiled;
+		uint8_t *buf;
 	} *pc;
-	uint32_t npc;
+	uint32_t npc, nbufs;
+	long pc_changed;        /* partial chunks verified or given up this round */
 };
 
 static uint64_t now_ms(void)
@@ -282,6 +287,60 @@ static int wanted(const struct run *r, uint32_t i)
 	return !mc_state_has(&r->res->st, i) && !((r->bad[r->cur][i >> 3] >> (i & 7)) & 1);
 }
 
+static void pc_drop_buf(struct run *r, struct pchunk *pc)
+{
+	if (pc->buf) {
+		free(pc->buf);
+		pc->buf = NULL;
+		r->nbufs--;
+	}
+}
+
+/* Bytes of a gap of partial chunk pc at offset within. Returns 0, or -1 on a local error. */
+static int partial_take(struct run *r, struct pchunk *pc, uint32_t within, const uint8_t *p, size_t k)
+{
+	uint32_t c = pc->chunk, len = mc_manifest_chunk_len(&r->m, c);
+	uint8_t d[MC_DIGEST_LEN];
+
+	if (pc->buf == NULL) {
+		if (r->nbufs >= PC_BUFS) {
+			/* Too many under way: give up the one with the least still to come, for this round. */
+			struct pchunk *v = NULL;
+			for (uint32_t i = 0; i < r->npc; i++)
+				if (r->pc[i].buf && (v == NULL || r->pc[i].need - r->pc[i].got < v->need - v->got))
+					v = &r->pc[i];
+			pc_drop_buf(r, v);
+			v->spoiled = 1;
+		}
+		if ((pc->buf = malloc(r->m.chunk_size)) == NULL) {
+			snprintf(r->err, r->errlen, "out of memory");
+			return -1;
+		}
+		r->nbufs++;
+		/* What the file holds: the spans, and whatever is in the gaps (about to be replaced). */
+		ssize_t got = pread(r->fd, pc->buf, len, (off_t)(r->l.payload_off + mc_manifest_chunk_off(&r->m, c)));
+		if (got < 0) {
+			snprintf(r->err, r->errlen, "%s.part: %s", r->o->pkg, strerror(errno));
+			return -1;
+		}
+		memset(pc->buf + got, 0, len - (size_t)got);
+	}
+	memcpy(pc->buf + within, p, k);
+	pc->got += k;
+	if (pc->got < pc->need)
+		return 0;
+	r->pc_changed++;
+	mc_digest(pc->buf, len, d);
+	int rc = 0;
+	if (memcmp(d, r->m.digests + (size_t)c * MC_DIGEST_LEN, MC_DIGEST_LEN) == 0)
+		rc = chunk_done(r, c, pc->buf);
+	else
+		r->dirty = 1; /* the spans or the gaps are wrong: fetched whole next (this source may be right) */
+	pc->live = 0;
+	pc_drop_buf(r, pc);
+	return rc;
+}
+
 /* Sink of the sources: assembles whole chunks per transfer slot, then verifies and writes them. */
 static int sink(void *ctx, unsigned slot, uint64_t off, const uint8_t *p, size_t n)
 {
@@ -309,21 +368,11 @@ static int sink(void *ctx, unsigned slot, uint64_t off, const uint8_t *p, size_t
 		uint32_t clen = mc_manifest_chunk_len(&r->m, i);
 		struct pchunk *pc = r->npc ? find_pc(r, i) : NULL;
 		if (pc) {
-			/* A gap of a partial chunk: into the file at once; checked after the round. */
+			/* A gap of a partial chunk: into its copy; verified and written once all came. */
 			size_t k = clen - within < n ? clen - within : n;
-			if (wanted(r, i)) {
-				for (size_t done = 0; done < k;) {
-					ssize_t w = pwrite(r->fd, p + done, k - done, (off_t)(off + done));
-					if (w < 0 && errno == EINTR)
-						continue;
-					if (w <= 0) {
-						snprintf(r->err, r->errlen, "%s.part: %s", r->o->pkg, strerror(w < 0 ? errno : ENOSPC));
-						r->failed = 1;
-						return -1;
-					}
-					done += (size_t)w;
-				}
-				pc->got += k;
+			if (wanted(r, i) && pc->need && !pc->spoiled && partial_take(r, pc, within, p, k) < 0) {
+				r->failed = 1;
+				return -1;
 			}
 			off += k;
 			p += k;
@@ -451,7 +500,7 @@ static int build_partials(struct run *r)
 	}
 	for (uint32_t i = 0; i < st->nspans; i++)
 		if (r->npc == 0 || r->pc[r->npc - 1].chunk != st->spans[i].chunk)
-			r->pc[r->npc++] = (struct pchunk){st->spans[i].chunk, 0, 0, 1};
+			r->pc[r->npc++] = (struct pchunk){.chunk = st->spans[i].chunk, .live = 1};
 	return 0;
 }
 
@@ -596,6 +645,7 @@ static void partial_needs(struct run *r, const struct mc_range *rg, size_t nr)
 		uint64_t a = r->l.payload_off + mc_manifest_chunk_off(&r->m, pc->chunk);
 		uint64_t b = a + mc_manifest_chunk_len(&r->m, pc->chunk);
 		pc->need = pc->got = 0;
+		pc->spoiled = 0;
 		while (j < nr && rg[j].off + rg[j].len <= a)
 			j++;
 		for (size_t k = j; k < nr && rg[k].off < b; k++) {
@@ -605,44 +655,14 @@ static void partial_needs(struct run *r, const struct mc_range *rg, size_t nr)
 	}
 }
 
-/*
- * After a round: reads back each partial chunk whose gaps all came and
- * verifies it. Returns how many changed (verified, or spans dropped because
- * it did not match), or -1 on a local error.
- */
-static long check_partials(struct run *r, uint8_t *buf)
+/* After a round: copies of partial chunks whose gaps did not all come are given up. Returns how many changed. */
+static long end_partials(struct run *r)
 {
-	struct mc_repair_src_summary *ss = &r->res->src[r->cur];
-	long changed = 0;
+	long changed = r->pc_changed;
 
-	for (uint32_t i = 0; i < r->npc; i++) {
-		struct pchunk *pc = &r->pc[i];
-		if (!pc->live || pc->need == 0 || pc->got < pc->need || !wanted(r, pc->chunk))
-			continue;
-		uint32_t c = pc->chunk, len = mc_manifest_chunk_len(&r->m, c);
-		uint8_t d[MC_DIGEST_LEN];
-		ssize_t got = pread(r->fd, buf, len, (off_t)(r->l.payload_off + mc_manifest_chunk_off(&r->m, c)));
-		if (got < 0) {
-			snprintf(r->err, r->errlen, "%s.part: %s", r->o->pkg, strerror(errno));
-			return -1;
-		}
-		changed++;
-		if ((size_t)got == len) {
-			mc_digest(buf, len, d);
-			if (memcmp(d, r->m.digests + (size_t)c * MC_DIGEST_LEN, MC_DIGEST_LEN) == 0) {
-				mc_state_set(&r->res->st, c);
-				pc->live = 0;
-				r->dirty = 1;
-				ss->chunks_ok++;
-				r->res->fetched++;
-				emit(r, MC_REPAIR_EV_CHUNK, ss->name, NULL, c, 0);
-				continue;
-			}
-		}
-		/* The parts kept or the gaps fetched are wrong: fetch the whole chunk next. */
-		pc->live = 0;
-		r->dirty = 1;
-	}
+	for (uint32_t i = 0; i < r->npc; i++)
+		pc_drop_buf(r, &r->pc[i]);
+	r->pc_changed = 0;
 	return changed;
 }
 
@@ -711,9 +731,7 @@ static int use_source(struct run *r, unsigned k)
 			reset_slots(r);
 			partial_needs(r, ranges, nr);
 			frc = mc_source_fetch(s, ranges, nr, sink, r, r->o->stop, e, sizeof e);
-			long pch = r->failed ? 0 : check_partials(r, r->slots[0].buf);
-			if (pch < 0)
-				r->failed = 1;
+			long pch = end_partials(r);
 			struct mc_source_stats st;
 			mc_source_get_stats(s, &st);
 			ss->bytes = st.bytes;
@@ -891,6 +909,8 @@ out:
 	for (unsigned i = 0; r.slots && i < r.nslots; i++)
 		free(r.slots[i].buf);
 	free(r.slots);
+	if (r.pc)
+		end_partials(&r);
 	free(r.pc);
 	for (unsigned k = 0; r.bad && k < o->nsources; k++)
 		free(r.bad[k]);
