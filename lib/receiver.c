@@ -214,9 +214,9 @@ static void drop_held(struct mc_receiver *r, uint32_t c)
 	r->held[c] = NULL;
 }
 
-static void free_chunks(struct mc_receiver *r)
+static void free_slots(struct mc_receiver *r)
 {
-	for (unsigned i = 0; i < r->nslots; i++) {
+	for (unsigned i = 0; r->slots && i < r->nslots; i++) {
 		if (r->slots[i].blk) {
 			r->slots[i].nblocks = r->geom.bpc;
 			slot_reset(&r->slots[i]);
@@ -224,12 +224,50 @@ static void free_chunks(struct mc_receiver *r)
 		free(r->slots[i].buf);
 		free(r->slots[i].blk);
 	}
+	free(r->slots);
+	r->slots = NULL;
+	r->nslots = 0;
+}
+
+/* Chunk slots for the geometry in r->geom, as many as mem_limit holds within bounds. Returns 0 or -1. */
+static int alloc_slots(struct mc_receiver *r)
+{
+	const struct mc_geom *g = &r->geom;
+
+	r->slot_bytes = (size_t)g->bpc * g->kmax * g->sym;
+	r->nslots = (unsigned)(r->cfg.mem_limit / (r->slot_bytes + 1));
+	/*
+	 * At least the chunks that one window of interleaved blocks spans, and
+	 * two more: with fewer, every datagram would evict a chunk to the file
+	 * and read another back, and the receiver would fall silent doing so.
+	 */
+	unsigned floor = r->cfg.mem_hard ? 2 : (MC_INTERLEAVE + g->bpc - 1) / g->bpc + 2;
+	if (r->nslots < floor)
+		r->nslots = floor;
+	if (r->nslots > g->nchunks)
+		r->nslots = g->nchunks;
+	if ((r->slots = calloc(r->nslots ? r->nslots : 1, sizeof *r->slots)) == NULL) {
+		r->nslots = 0;
+		return -1;
+	}
+	for (unsigned i = 0; i < r->nslots; i++) {
+		r->slots[i].chunk = -1;
+		r->slots[i].buf = malloc(r->slot_bytes);
+		r->slots[i].blk = calloc(g->bpc, sizeof(struct blk));
+		if (!r->slots[i].buf || !r->slots[i].blk)
+			return -1;
+	}
+	return 0;
+}
+
+static void free_chunks(struct mc_receiver *r)
+{
+	free_slots(r);
 	if (r->spill)
 		for (uint32_t c = 0; c < r->geom.nchunks; c++) {
 			free(r->spill[c]);
 			drop_held(r, c);
 		}
-	free(r->slots);
 	free(r->spill);
 	free(r->held);
 	r->held = NULL;
@@ -239,14 +277,12 @@ static void free_chunks(struct mc_receiver *r)
 	free(r->req_pass);
 	free(r->req_ms);
 	free(r->req_at);
-	r->slots = NULL;
 	r->spill = NULL;
 	r->slot_of = NULL;
 	r->have = r->unverified = NULL;
 	r->req_pass = NULL;
 	r->req_ms = NULL;
 	r->req_at = NULL;
-	r->nslots = 0;
 }
 
 void mc_recv_free(struct mc_receiver *r)
@@ -270,18 +306,6 @@ void mc_recv_free(struct mc_receiver *r)
 static int setup_chunks(struct mc_receiver *r, const struct mc_geom *g)
 {
 	r->geom = *g;
-	r->slot_bytes = (size_t)g->bpc * g->kmax * g->sym;
-	r->nslots = (unsigned)(r->cfg.mem_limit / (r->slot_bytes + 1));
-	/*
-	 * At least the chunks that one window of interleaved blocks spans, and
-	 * two more: with fewer, every datagram would evict a chunk to the file
-	 * and read another back, and the receiver would fall silent doing so.
-	 */
-	unsigned floor = r->cfg.mem_hard ? 2 : (MC_INTERLEAVE + g->bpc - 1) / g->bpc + 2;
-	if (r->nslots < floor)
-		r->nslots = floor;
-	if (r->nslots > g->nchunks)
-		r->nslots = g->nchunks;
 	/* An empty package has no chunks: keep every array at least one long so allocation never returns NULL. */
 	size_t nc = g->nchunks ? g->nchunks : 1, nb = g->nblocks ? g->nblocks : 1;
 	r->have = calloc(nc / 8 + 1, 1);
@@ -289,22 +313,16 @@ static int setup_chunks(struct mc_receiver *r, const struct mc_geom *g)
 	r->slot_of = malloc(nc * sizeof *r->slot_of);
 	r->spill = calloc(nc, sizeof *r->spill);
 	r->held = calloc(nc, sizeof *r->held);
-	r->slots = calloc(r->nslots ? r->nslots : 1, sizeof *r->slots);
 	r->req_pass = calloc(nb, sizeof *r->req_pass);
 	r->req_ms = calloc(nb, sizeof *r->req_ms);
 	r->req_at = calloc(nb, sizeof *r->req_at);
-	if (!r->have || !r->unverified || !r->slot_of || !r->spill || !r->held || !r->slots || !r->req_pass || !r->req_ms ||
+	if (!r->have || !r->unverified || !r->slot_of || !r->spill || !r->held || !r->req_pass || !r->req_ms ||
 	    !r->req_at)
 		return -1;
 	for (uint32_t c = 0; c < g->nchunks; c++)
 		r->slot_of[c] = -1;
-	for (unsigned i = 0; i < r->nslots; i++) {
-		r->slots[i].chunk = -1;
-		r->slots[i].buf = malloc(r->slot_bytes);
-		r->slots[i].blk = calloc(g->bpc, sizeof(struct blk));
-		if (!r->slots[i].buf || !r->slots[i].blk)
-			return -1;
-	}
+	if (alloc_slots(r) < 0)
+		return -1;
 	r->nhave = 0;
 	return 0;
 }
@@ -830,21 +848,16 @@ static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 		free(r->req_pass);
 		free(r->req_ms);
 		free(r->req_at);
+		free_slots(r);
 		r->geom = g;
 		r->req_pass = calloc(g.nblocks ? g.nblocks : 1, sizeof *r->req_pass);
 		r->req_ms = calloc(g.nblocks ? g.nblocks : 1, sizeof *r->req_ms);
 		r->req_at = calloc(g.nblocks ? g.nblocks : 1, sizeof *r->req_at);
-		r->slot_bytes = (size_t)g.bpc * g.kmax * g.sym;
-		for (unsigned i = 0; i < r->nslots; i++) {
-			free(r->slots[i].buf);
-			free(r->slots[i].blk);
-			r->slots[i].buf = malloc(r->slot_bytes);
-			r->slots[i].blk = calloc(g.bpc, sizeof(struct blk));
-			if (!r->slots[i].buf || !r->slots[i].blk || !r->req_pass || !r->req_ms || !r->req_at) {
-				free(sp);
-				event(r, MC_REV_IOERR, 0);
-				return;
-			}
+		/* The slots again, as many as this block size needs (all were free after the flush). */
+		if (alloc_slots(r) < 0 || !r->req_pass || !r->req_ms || !r->req_at) {
+			free(sp);
+			event(r, MC_REV_IOERR, 0);
+			return;
 		}
 		if (nsp > 0 && apply_spans(r, sp, (uint32_t)nsp) < 0)
 			event(r, MC_REV_IOERR, 0);

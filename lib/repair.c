@@ -498,9 +498,19 @@ static int build_partials(struct run *r)
 		snprintf(r->err, r->errlen, "out of memory");
 		return -1;
 	}
-	for (uint32_t i = 0; i < st->nspans; i++)
-		if (r->npc == 0 || r->pc[r->npc - 1].chunk != st->spans[i].chunk)
+	uint64_t cover = 0;
+	for (uint32_t i = 0; i < st->nspans; i++) {
+		if (r->npc == 0 || r->pc[r->npc - 1].chunk != st->spans[i].chunk) {
 			r->pc[r->npc++] = (struct pchunk){.chunk = st->spans[i].chunk, .live = 1};
+			cover = 0;
+		}
+		/*
+		 * Spans over the whole chunk leave no gap to fetch, so no byte would
+		 * ever come to check it; and the rescan just found it does not verify.
+		 */
+		if ((cover += st->spans[i].len) == mc_manifest_chunk_len(&r->m, st->spans[i].chunk))
+			r->pc[r->npc - 1].live = 0;
+	}
 	return 0;
 }
 

@@ -21,6 +21,12 @@ struct mc_sender {
 	uint64_t start_ms, pass1_end_ms, last_change_ms;
 	uint32_t pass, cursor;
 	int pass1_done, state, reason;
+	/*
+	 * The first pass is on the wire only once its last window was sent: the
+	 * next mc_sender_window call says so (pass1_sent), and the linger of the
+	 * end rules counts from then, not from when the window was handed out.
+	 */
+	int pass1_sent, filling;
 	uint16_t *demand;   /* per block: symbols wanted, 0 none */
 	uint8_t *next_esi;  /* per block: next ESI to send when serving demand */
 	uint8_t *extra;     /* per block: symbols beyond the demand that the asker's loss will take */
@@ -408,7 +414,7 @@ int mc_sender_tick(struct mc_sender *s, uint64_t now)
 			 * completing: as if nobody had, one full pass plus linger, for
 			 * those that join late or come back.
 			 */
-			if (s->pass1_done && since(now, s->pass1_end_ms) >= s->cfg.linger_ms &&
+			if (s->pass1_sent && since(now, s->pass1_end_ms) >= s->cfg.linger_ms &&
 			    since(now, s->last_change_ms) >= s->cfg.linger_ms) {
 				s->state = MC_SENDER_OVER;
 				s->reason = s->ever_joined ? MC_END_COMPLETE : MC_END_NOBODY;
@@ -434,6 +440,7 @@ static void end_first_pass(struct mc_sender *s, uint64_t now)
 {
 	s->pass1_done = 1;
 	s->pass1_end_ms = now;
+	s->pass1_sent = !s->filling;
 	s->pass = 2;
 	s->cursor = 0;
 	s->st.passes = 1;
@@ -702,6 +709,11 @@ unsigned mc_sender_window(struct mc_sender *s, uint64_t now, struct mc_sender_jo
 	int st = MC_SENDER_RUN;
 
 	s->inflight = 0;
+	if (s->pass1_done && !s->pass1_sent) {
+		/* The window that ended the first pass has been sent. */
+		s->pass1_sent = 1;
+		s->pass1_end_ms = now;
+	}
 	if (max == 0) {
 		*state = mc_sender_tick(s, now);
 		return 0;
@@ -714,6 +726,7 @@ unsigned mc_sender_window(struct mc_sender *s, uint64_t now, struct mc_sender_jo
 		}
 		jobs[nj++] = s->carry;
 	}
+	s->filling = 1;
 	while (nj < max && (st = mc_sender_next(s, now, &jobs[nj])) == MC_SENDER_RUN) {
 		if (jobs[nj].pass != jobs[0].pass) {
 			s->carry = jobs[nj];
@@ -722,6 +735,7 @@ unsigned mc_sender_window(struct mc_sender *s, uint64_t now, struct mc_sender_jo
 		}
 		nj++;
 	}
+	s->filling = 0;
 	*state = nj ? MC_SENDER_RUN : st;
 	if (nj) {
 		s->inflight = 1;

@@ -722,6 +722,11 @@ EOF_PY
 	[ "$(jget send summary 'j["reason"]')" = nobody ]
 	[ "$(jget send summary 'j["receivers"]')" -eq 0 ]
 	[ "$(jget send summary 'j["passes"]')" -eq 1 ]
+	# the whole pass went out, even when it is one window and the linger is shorter than it
+	[ "$(jget send summary 'j["bytes_sent"] >= j["package_bytes"]')" = True ]
+	run -0 --separate-stderr with_timeout 30 ns_exec local run_send -g $G -p $P -r 20M --linger 0 --json "$PK/small.mcpkg"
+	echo "$output" | tail -n 1 >"$T/send.out"
+	[ "$(jget send summary 'j["bytes_sent"] >= j["package_bytes"]')" = True ]
 }
 
 @test "session: a rerun on a complete PKG exits 0 at once, --max-time ends a session" {

@@ -206,6 +206,27 @@ int main(void)
 	   mc_sender_end_reason(s) == MC_END_NOBODY, "nobody joined: over one linger after the first pass");
 	mc_sender_free(s);
 
+	/* Windows: the linger counts from when the last window of the pass was sent, not handed out. */
+	{
+		struct mc_sender_job wj[32];
+		int wst;
+		s = mc_sender_new(&c, 1, 0);
+		unsigned got = 0;
+		while ((n = mc_sender_window(s, 0, wj, 32, &wst)) > 0)
+			got += n; /* each window "sent" at once, at time 0, until the schedule runs dry */
+		ok(got > 0 && mc_sender_tick(s, 999) != MC_SENDER_OVER, "not over within the linger of the last window");
+		s = (mc_sender_free(s), mc_sender_new(&c, 1, 0));
+		do
+			n = mc_sender_window(s, 0, wj, 32, &wst);
+		while (n > 0 && mc_sender_stats(s)->passes == 0);
+		/* The window with the pass's last block is handed out at 0 and takes 5 s to send. */
+		ok(mc_sender_tick(s, 4000) != MC_SENDER_OVER, "the last window is still on the wire: not over");
+		n = mc_sender_window(s, 5000, wj, 32, &wst);
+		ok(n == 0 && mc_sender_tick(s, 5999) != MC_SENDER_OVER && mc_sender_tick(s, 6001) == MC_SENDER_OVER,
+		   "over one linger after the last window was sent");
+		mc_sender_free(s);
+	}
+
 	/* The only receiver falls silent in the first pass: the pass is still sent whole, for late joiners. */
 	s = mc_sender_new(&c, 1, 0);
 	feed(s, 0, MC_PKT_HELLO, 7, 0);
