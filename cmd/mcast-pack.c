@@ -86,6 +86,18 @@ struct args {
 	int verbosity, json;
 };
 
+/* A name or version as shown to a person: control characters a hostile package may carry become '?'. */
+static const char *printable(const char *s)
+{
+	static char buf[MC_NAME_MAX + 1];
+	size_t i;
+
+	for (i = 0; s[i] && i < MC_NAME_MAX; i++)
+		buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	buf[i] = '\0';
+	return buf;
+}
+
 /* -n NAME and -V VERSION: at most MC_NAME_MAX bytes, no control characters; a name is never empty. */
 static void check_text(const char *what, const char *s, int may_be_empty)
 {
@@ -213,8 +225,8 @@ static int cmd_info(const char *path)
 		mc_json_end(&j);
 	} else {
 		printf("id:             %s\n", hex);
-		printf("name:           %s\n", p.m.name);
-		printf("version:        %s\n", p.m.version);
+		printf("name:           %s\n", printable(p.m.name));
+		printf("version:        %s\n", printable(p.m.version));
 		printf("created:        %s\n", when);
 		printf("kind:           %s\n", mc_kind_name(p.m.kind));
 		printf("compression:    %s\n", mc_comp_name(p.m.compression));

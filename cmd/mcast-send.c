@@ -480,7 +480,10 @@ int main(int argc, char **argv)
 	}
 	mc_net_group_port(&x.g, (uint16_t)(x.o.net.port + 1), &x.gfb);
 	if (mc_pkg_open(x.o.pkg, &x.pkg, err, sizeof err) < 0) {
-		mc_err("%s", err);
+		/* A package cut short or with a damaged head is damaged, as a bad chunk is (mcast-pack verify says 3 too). */
+		if (errno == EBADMSG)
+			rc = MC_EXIT_INCOMPLETE;
+		mc_err("%s%s", err, rc == MC_EXIT_INCOMPLETE ? " (the package is damaged: mcast-repair heals it)" : "");
 		goto out;
 	}
 	uint16_t sym = mc_geom_sym_for_mtu((unsigned)x.o.mtu, x.g.family == AF_INET6);

@@ -39,6 +39,10 @@ static void vsay(const char *fmt, va_list ap)
 		n = 0;
 	vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
 	n = (int)strlen(line);
+	/* Names from packets and package files may hold anything: no escape sequence or forged line reaches the terminal or log. */
+	for (int i = 0; i < n; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			line[i] = '?';
 	line[n++] = '\n';
 	fwrite(line, 1, (size_t)n, stderr);
 }

@@ -207,10 +207,24 @@ void mc_source_get_stats(const struct mc_source *s, struct mc_source_stats *st)
 
 /* ---- multipart/byteranges ---- */
 
+/* A decimal number of digits only (no sign, no space: sscanf's %llu takes "-1" as 2^64-1). */
+static int get_u64(const char **v, unsigned long long *out)
+{
+	char *e;
+
+	if (!isdigit((unsigned char)**v))
+		return -1;
+	errno = 0;
+	*out = strtoull(*v, &e, 10);
+	if (errno == ERANGE)
+		return -1;
+	*v = e;
+	return 0;
+}
+
 int mc_content_range_parse(const char *v, uint64_t *off, uint64_t *len, uint64_t *total)
 {
 	unsigned long long a, b, t = 0;
-	int n = 0;
 
 	while (*v == ' ' || *v == '\t')
 		v++;
@@ -219,17 +233,14 @@ int mc_content_range_parse(const char *v, uint64_t *off, uint64_t *len, uint64_t
 	v += 5;
 	while (*v == ' ' || *v == '\t')
 		v++;
-	if (!isdigit((unsigned char)*v) || sscanf(v, "%llu-%llu/%n", &a, &b, &n) != 2 || n == 0 || b < a)
+	/* b < UINT64_MAX: b - a + 1 bytes must be a length, and a total past b a number. */
+	if (get_u64(&v, &a) < 0 || *v++ != '-' || get_u64(&v, &b) < 0 || *v++ != '/' || b < a || b == ULLONG_MAX)
 		return -1;
-	v += n;
 	if (*v == '*') {
 		t = UINT64_MAX;
 		v++;
-	} else {
-		int m = 0;
-		if (!isdigit((unsigned char)*v) || sscanf(v, "%llu%n", &t, &m) != 1 || t <= b)
-			return -1;
-		v += m;
+	} else if (get_u64(&v, &t) < 0 || t <= b) {
+		return -1;
 	}
 	while (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n')
 		v++;

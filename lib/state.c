@@ -223,7 +223,9 @@ int mc_state_save(const char *pkg, int part_fd, const struct mc_state *st, char 
 		mc_put32(q + 8, st->spans[i].len);
 	}
 	mc_put64(buf + len - 8, XXH64(buf, len - 8, 0));
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* A new file, never one that was there: a planted symlink must not redirect the write. */
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0 || write(fd, buf, len) != (ssize_t)len || fsync(fd) < 0) {
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno ? errno : EIO));
 		goto out;
@@ -293,9 +295,13 @@ int mc_state_open_part(const char *pkg, char *err, size_t errlen)
 		snprintf(err, errlen, "%s.part: out of memory", pkg);
 		return -1;
 	}
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	/* Not through a symlink: what is written lands at PKG.part itself, nowhere else. */
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		if (errno == ELOOP)
+			snprintf(err, errlen, "%s: is a symbolic link; not writing through it", path);
+		else
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
 	} else if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		snprintf(err, errlen, "%s: in use by another process", path);
 		close(fd);
@@ -327,7 +333,8 @@ int mc_state_read_part_manifest(int fd, struct mc_manifest *m)
 		return 0;
 	if (pread(fd, buf, l.manifest_len, (off_t)l.manifest_off) == (ssize_t)l.manifest_len &&
 	    mc_manifest_parse(buf, l.manifest_len, m, err, sizeof err) == 0) {
-		ok = memcmp(m->id, id, MC_ID_LEN) == 0;
+		/* The header's payload length is not covered by the id: it must agree, as mc_pkg_open wants. */
+		ok = memcmp(m->id, id, MC_ID_LEN) == 0 && l.payload_len == m->payload_size;
 		if (!ok)
 			mc_manifest_free(m);
 	}

@@ -76,7 +76,8 @@ void mc_state_remove(const char *pkg);
 
 /*
  * Opens (or creates, 0644) PKG.part for read/write and takes an exclusive
- * lock so two programs never fill the same file. Returns the fd, or -1 with
+ * lock so two programs never fill the same file. A PKG.part that is a
+ * symbolic link is refused (ELOOP). Returns the fd, or -1 with
  * reason in err (EWOULDBLOCK: "in use by another process").
  */
 int mc_state_open_part(const char *pkg, char *err, size_t errlen);

@@ -204,6 +204,16 @@ require_session() {
 	[[ $stderr == *absent.mcpkg* ]]
 }
 
+@test "session: mcast-send on a package cut short or with a damaged manifest exits 3, as verify does" {
+	require_prog mcast-send
+	head -c 100000 "$PK/small.mcpkg" >"$BATS_TEST_TMPDIR/cut.mcpkg"
+	run -3 --separate-stderr run_send -g $G -p $P "$BATS_TEST_TMPDIR/cut.mcpkg"
+	[[ $stderr == *cut.mcpkg*truncated* ]]
+	run -3 --separate-stderr run_pack verify "$BATS_TEST_TMPDIR/cut.mcpkg"
+	echo garbage >"$BATS_TEST_TMPDIR/text.mcpkg"
+	run -1 --separate-stderr run_send -g $G -p $P "$BATS_TEST_TMPDIR/text.mcpkg"
+}
+
 @test "session: mcast-recv bad usage exits 2 on stderr naming the option" {
 	require_prog mcast-recv
 	local o=$BATS_TEST_TMPDIR/out.mcpkg
@@ -401,6 +411,20 @@ require_session() {
 	grep -Eq 'resuming .*: ([4-9]|[12][0-9]) of 24 chunks' "$T/r1.err"
 	# it asked for less than the whole package the second time
 	[ "$(jget r1 summary 'j["data_packets"]')" -lt "$(jget send summary 'j["symbols"]')" ]
+}
+
+@test "session: a PKG.part whose header disagrees with its manifest on the payload size is not resumed" {
+	require_session
+	ns_lo
+	cp "$PK/small.mcpkg" "$T/r1.mcpkg.part"
+	# the payload length (header bytes 40-47) is not covered by the package id
+	printf '\177' | dd of="$T/r1.mcpkg.part" bs=1 seek=44 conv=notrunc 2>/dev/null
+	send_bg local -r 100M --linger 500ms "$PK/small.mcpkg"
+	recv_bg r1 local
+	ends r1 30 0
+	ends send 30 0
+	same r1 small
+	run -0 --separate-stderr run_pack verify "$T/r1.mcpkg"
 }
 
 @test "session: two sessions on two groups (same port) at once" {
@@ -781,6 +805,22 @@ EOF_PY
 	run -3 --separate-stderr with_timeout 20 ns_exec local run_recv -g $G -p $P --timeout 1s --json -o "$T/part.mcpkg"
 	[[ "$stderr" == *"resuming"* ]]
 	incomplete part
+}
+
+@test "session: recv writes through no symlink planted as PKG.part or PKG.state.tmp" {
+	require_session
+	ns_lo
+	echo precious >"$T/target"
+	ln -s "$T/target" "$T/s1.mcpkg.part"
+	run -1 --separate-stderr with_timeout 20 ns_exec local run_recv -g $G -p $P --timeout 1s -o "$T/s1.mcpkg"
+	[[ "$stderr" == *"s1.mcpkg.part: is a symbolic link"* ]]
+	[ "$(cat "$T/target")" = precious ]
+	# a resumable PKG.part whose state is saved through a planted PKG.state.tmp
+	cp "$PK/small.mcpkg" "$T/s2.mcpkg.part"
+	ln -s "$T/target" "$T/s2.mcpkg.state.tmp"
+	run -3 --separate-stderr with_timeout 20 ns_exec local run_recv -g $G -p $P --timeout 1s -o "$T/s2.mcpkg"
+	[ "$(cat "$T/target")" = precious ]
+	[ -f "$T/s2.mcpkg.state" ] && [ ! -L "$T/s2.mcpkg.state" ]
 }
 
 @test "session: a damaged package is named by the sender, which ends the session; receivers keep their state" {

@@ -5,7 +5,8 @@
  * memory buffer and abort on any write or read outside the announced
  * payload; every chunk reported verified must hold its manifest digest.
  *
- * Input: byte 0 picks a mode.
+ * Input: byte 0 picks a mode (bits 0-1) and the back-off seed; bit 7 also
+ * sets --package and --expect to the real session's name and id.
  *   mode 0, 1: raw records: [ctl][len hi][len lo][len bytes]... ;
  *     ctl & 0x3f is the time step, ctl & 0x40 runs the timers now,
  *     mode 1 first preloads the real session's manifest (resume).
@@ -269,6 +270,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.mem_limit = 1; /* two chunk slots: the third chunk spills and reloads */
 	cfg.seed = 1 + (data[0] >> 2);
 	cfg.io = (struct mc_recv_io){&o, io_write, io_read};
+	if (data[0] & 0x80) {
+		/* --package and --expect (a prefix of 8 to 32 hex digits of the real id): mutated names and ids are refused. */
+		strcpy(cfg.package, sess.m.name);
+		memcpy(cfg.expect, sess.m.id, MC_ID_LEN);
+		cfg.expect_nhex = 8 + (data[0] >> 4 & 3) * 8;
+	}
 	memset(o.buf, 0, sizeof o.buf);
 	o.writes = o.reads = 0;
 	if ((o.r = mc_recv_new(&cfg)) == NULL)

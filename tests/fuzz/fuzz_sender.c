@@ -127,6 +127,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 5: case 6: { /* NACK with arbitrary entries */
 			p.type = MC_PKT_NACK;
 			p.u.nack.rid = rid;
+			if (op & 0x20) {
+				/* The receiver's loss estimate (flags) and its socket overruns. */
+				p.flags = (uint8_t)take(&in, 1);
+				p.u.nack.overruns = (uint16_t)take(&in, 2);
+			}
 			p.u.nack.pass = (uint32_t)take(&in, 2);
 			p.u.nack.n = (uint16_t)(take(&in, 1) % (MC_WIRE_NACK_MAX + 1));
 			for (unsigned i = 0; i < p.u.nack.n && in.n; i++) {
@@ -167,13 +172,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			mc_sender_feedback(s, now, &p, NULL);
 			break;
 		}
-		case 12: /* many distinct receivers */
-			for (unsigned i = 0, n = (unsigned)take(&in, 1); i < n; i++) {
+		case 12: { /* many distinct receivers: with 0x20, up to past the sender's bound on them */
+			static const struct sockaddr_storage addr;
+			unsigned n = (unsigned)take(&in, 1);
+			if (op & 0x20)
+				n *= 300;
+			for (unsigned i = 0; i < n; i++) {
 				p.type = MC_PKT_HELLO;
 				p.u.hello.rid = rid + i;
-				mc_sender_feedback(s, now, &p, NULL);
+				mc_sender_feedback(s, now, &p, (i & 1) ? &addr : NULL);
 			}
 			break;
+		}
 		default: /* verdicts, events, announcement */
 			while (mc_sender_ctrl(s, &p)) {
 				uint8_t out[MC_WIRE_HDR + 2 + 12 * MC_WIRE_CTRL_MAX];
@@ -188,6 +198,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			memset(&a, 0, sizeof a);
 			(void)mc_sender_announce(s, &a);
 			assert(a.cursor <= cfg.geom.nblocks);
+			if (op & 0x20) {
+				/* The announcement as a datagram: it must decode to what the sender says. */
+				static struct mc_manifest m;
+				uint8_t buf[1024];
+				struct mc_pkt q;
+				if (m.raw == NULL) {
+					uint8_t d[MC_DIGEST_LEN] = {0};
+					strcpy(m.name, "pkg");
+					m.chunk_size = MC_CHUNK_MIN;
+					m.payload_size = 1;
+					m.nchunks = 1;
+					assert(mc_manifest_encode(&m, d, (char[64]){0}, 64) == 0);
+				}
+				size_t n = mc_sender_announce_pkt(s, &m, 1000000, buf, sizeof buf);
+				assert(n > 0 && mc_wire_decode(buf, n, &q) == 0 && q.type == MC_PKT_ANNOUNCE && q.session == session);
+			}
 			break;
 		}
 		const struct mc_sender_stats *st = mc_sender_stats(s);

@@ -25,7 +25,6 @@ static int reserved(uint8_t type, size_t i)
 	case MC_PKT_ANNOUNCE: return i == 74 || i == 75;
 	case MC_PKT_MANIFEST: return i == 22 || i == 23;
 	case MC_PKT_CTRL: return i >= 14 && (i - 14) % 12 >= 9;
-	case MC_PKT_NACK: return i == 26 || i == 27;
 	default: return 0;
 	}
 }
@@ -73,6 +72,7 @@ static void same(const struct mc_pkt *a, const struct mc_pkt *b)
 	}
 	case MC_PKT_NACK:
 		assert(a->u.nack.rid == b->u.nack.rid && a->u.nack.pass == b->u.nack.pass && a->u.nack.n == b->u.nack.n);
+		assert(a->u.nack.overruns == b->u.nack.overruns);
 		for (unsigned i = 0; i < a->u.nack.n; i++) {
 			const struct mc_nack_entry *x = &a->u.nack.e[i], *y = &b->u.nack.e[i];
 			assert(x->block == y->block && x->run == y->run && x->need == y->need);

@@ -189,6 +189,63 @@ int main(int argc, char **argv)
 		put("fuzz_sender", "script-a", a, sizeof a);
 		put("fuzz_sender", "script-b", b, sizeof b);
 	}
+	/* fuzz_state: PKG.state and PKG.part scripts (see fuzz_state.c for the layout). */
+	{
+		struct mc_pkg_layout l;
+		uint8_t st[3 + 41 + 4];
+		mc_manifest_layout(&s.m, &l);
+		st[0] = 0;
+		st[1] = 0;
+		st[2] = 41;
+		memcpy(st + 3, "MCSTATE2", 8);
+		memcpy(st + 11, s.m.id, MC_ID_LEN);
+		memset(st + 27, 0, 4 + 4 + 1 + 8);
+		st[30] = 3;   /* nchunks */
+		st[34] = 2;   /* nhave (not trusted) */
+		st[35] = 5;   /* chunks 0 and 2 */
+		st[0] = 1 | 2 | 4 | (5 << 5);
+		put("fuzz_state", "resume-0-2", st, 44);
+		st[0] = 1 | 2 | 4 | (7 << 5);
+		st[35] = 7;
+		put("fuzz_state", "resume-all", st, 44);
+		st[0] = 1 | 2;    /* the state claims chunks the .part does not hold */
+		put("fuzz_state", "state-lies", st, 44);
+		st[0] = 1 | 2 | 4 | (7 << 5); /* claims all, .part truncated inside chunk 1 */
+		uint32_t cut = (uint32_t)(l.payload_off + s.m.chunk_size + 100) | 0x800000;
+		st[44] = (uint8_t)(cut >> 16), st[45] = (uint8_t)(cut >> 8), st[46] = (uint8_t)cut, st[47] = 0;
+		put("fuzz_state", "state-part-truncated", st, 48);
+		st[0] = 2 | 4 | (3 << 5); /* damaged state: rescan */
+		put("fuzz_state", "state-damaged", st, 44);
+		st[0] = 8 | 2 | 4 | (6 << 5); /* no state: rescan */
+		put("fuzz_state", "no-state", st, 3);
+		st[0] = 1 | 2 | 16; /* a manifest byte flipped, id fixed: another package */
+		uint32_t pos = (uint32_t)l.manifest_off + 10;
+		st[44] = (uint8_t)(pos >> 16), st[45] = (uint8_t)(pos >> 8), st[46] = (uint8_t)pos, st[47] = 'X';
+		put("fuzz_state", "other-package", st, 48);
+		static const uint8_t empty[] = {8, 0, 0};
+		put("fuzz_state", "empty", empty, sizeof empty);
+	}
+	/* fuzz_multipart: [split seed][content-type length][content-type][body], as a server answers a range request. */
+	{
+		static const char ct[] = "multipart/byteranges; boundary=3d6b6a416f9b5";
+		static const char body[] = "\r\n--3d6b6a416f9b5\r\nContent-Type: application/octet-stream\r\n"
+					   "Content-Range: bytes 4096-4105/1000000\r\n\r\n0123456789\r\n"
+					   "--3d6b6a416f9b5\r\nContent-Range: bytes 70000-70003/1000000\r\n\r\nabcd\r\n"
+					   "--3d6b6a416f9b5--\r\n";
+		static const char cr[] = "bytes 4096-69631/304096";
+		struct buf x = {0};
+		uint8_t h[2] = {7, (uint8_t)(sizeof ct - 1)};
+		add(&x, h, 2);
+		add(&x, ct, sizeof ct - 1);
+		add(&x, body, sizeof body - 1);
+		put("fuzz_multipart", "two-parts", x.b, x.n);
+		x.n = 0;
+		h[1] = (uint8_t)(sizeof cr - 1);
+		add(&x, h, 2);
+		add(&x, cr, sizeof cr - 1);
+		put("fuzz_multipart", "content-range", x.b, x.n);
+		free(x.b);
+	}
 	fz_session_free(&s);
 	return 0;
 }

@@ -107,7 +107,7 @@ static int fz_session_build(struct fz_session *s)
 	const uint8_t *sym[MC_RS_MAX];
 	uint64_t rng = 0x1234567, now = 0;
 	char err[256] = "out of memory";
-	int rc = -1, ndata = 0, st, asked = 0;
+	int rc = -1, ndata = 0, st, asked = 0, helloed = 0;
 
 	memset(s, 0, sizeof *s);
 	s->payload = malloc(FZ_PAYLOAD);
@@ -149,54 +149,54 @@ static int fz_session_build(struct fz_session *s)
 
 	if (fz_announce(s, snd, -1, pkt, sizeof pkt) < 0)
 		goto out;
-	while ((st = mc_sender_next(snd, now, &job)) == MC_SENDER_RUN) {
-		memset(block, 0, (size_t)FZ_KMAX * FZ_SYM);
-		memcpy(block, s->payload + job.b.off, job.b.len);
-		if (mc_sender_datagrams(fec, FZ_SESSION, FZ_SYM, &job, block, repair, hdr, sym) < 0) {
-			snprintf(err, sizeof err, "mc_sender_datagrams failed");
-			goto out;
-		}
-		for (unsigned i = 0; i < job.n; i++) {
-			memcpy(pkt, hdr[i], MC_WIRE_DATA_HDR);
-			memcpy(pkt + MC_WIRE_DATA_HDR, sym[i], FZ_SYM);
-			if (fz_add(s, pkt, MC_WIRE_DATA_HDR + FZ_SYM) < 0)
+	for (;;) {
+		while ((st = mc_sender_next(snd, now, &job)) == MC_SENDER_RUN) {
+			memset(block, 0, (size_t)FZ_KMAX * FZ_SYM);
+			memcpy(block, s->payload + job.b.off, job.b.len);
+			if (mc_sender_datagrams(fec, FZ_SESSION, FZ_SYM, &job, block, repair, hdr, sym) < 0) {
+				snprintf(err, sizeof err, "mc_sender_datagrams failed");
 				goto out;
-			if (++ndata % 40 == 0 && fz_announce(s, snd, ndata / 40, pkt, sizeof pkt) < 0)
-				goto out;
-		}
-		now += 1;
-		if (ndata > 60 && ndata < 80) {
-			/* Our receiver says hello: the sender welcomes it. */
-			struct mc_pkt p;
-			memset(&p, 0, sizeof p);
-			p.type = MC_PKT_HELLO;
-			p.session = FZ_SESSION;
-			p.u.hello.rid = FZ_RID;
-			mc_sender_feedback(snd, now, &p, NULL);
-			while (mc_sender_ctrl(snd, &p))
-				if (fz_add(s, pkt, mc_wire_encode(&p, pkt, sizeof pkt)) < 0)
+			}
+			for (unsigned i = 0; i < job.n; i++) {
+				memcpy(pkt, hdr[i], MC_WIRE_DATA_HDR);
+				memcpy(pkt + MC_WIRE_DATA_HDR, sym[i], FZ_SYM);
+				if (fz_add(s, pkt, MC_WIRE_DATA_HDR + FZ_SYM) < 0)
 					goto out;
-			ndata = 80;
-		}
-		if (mc_sender_stats(snd)->passes == 1 && s->n < FZ_PKT_MAX) {
-			/* End of pass 1: another receiver asks for blocks of every chunk; we hear its NACK too. */
-			if (!asked) {
+				if (++ndata % 40 == 0 && fz_announce(s, snd, ndata / 40, pkt, sizeof pkt) < 0)
+					goto out;
+			}
+			now += 1;
+			if (ndata > 60 && !helloed) {
+				/* Our receiver says hello: the sender welcomes it. */
 				struct mc_pkt p;
 				memset(&p, 0, sizeof p);
-				p.type = MC_PKT_NACK;
+				p.type = MC_PKT_HELLO;
 				p.session = FZ_SESSION;
-				p.u.nack.rid = FZ_OTHER_RID;
-				p.u.nack.pass = 1;
-				p.u.nack.n = 3;
-				p.u.nack.e[0] = (struct mc_nack_entry){0, 2, 3};
-				p.u.nack.e[1] = (struct mc_nack_entry){sc.geom.bpc + 1, 1, MC_NEED_ALL};
-				p.u.nack.e[2] = (struct mc_nack_entry){2 * sc.geom.bpc, 1, 1};
+				p.u.hello.rid = FZ_RID;
 				mc_sender_feedback(snd, now, &p, NULL);
-				if (fz_add(s, pkt, mc_wire_encode(&p, pkt, sizeof pkt)) < 0)
-					goto out;
-				asked = 1;
+				while (mc_sender_ctrl(snd, &p))
+					if (fz_add(s, pkt, mc_wire_encode(&p, pkt, sizeof pkt)) < 0)
+						goto out;
+				helloed = 1;
 			}
 		}
+		if (asked || st != MC_SENDER_IDLE || s->n >= FZ_PKT_MAX)
+			break;
+		/* Pass 1 is over: another receiver asks for blocks of every chunk; we hear its NACK too. */
+		struct mc_pkt p;
+		memset(&p, 0, sizeof p);
+		p.type = MC_PKT_NACK;
+		p.session = FZ_SESSION;
+		p.u.nack.rid = FZ_OTHER_RID;
+		p.u.nack.pass = mc_sender_stats(snd)->passes;
+		p.u.nack.n = 3;
+		p.u.nack.e[0] = (struct mc_nack_entry){0, 2, 3};
+		p.u.nack.e[1] = (struct mc_nack_entry){sc.geom.bpc + 1, 1, MC_NEED_ALL};
+		p.u.nack.e[2] = (struct mc_nack_entry){2 * sc.geom.bpc, 1, 1};
+		mc_sender_feedback(snd, now, &p, NULL);
+		if (fz_add(s, pkt, mc_wire_encode(&p, pkt, sizeof pkt)) < 0)
+			goto out;
+		asked = 1;
 	}
 	/* Idle: the announcement says so; then the end. */
 	if (fz_announce(s, snd, 0, pkt, sizeof pkt) < 0)

@@ -139,6 +139,12 @@ static void test_content_range(void)
 	ok(mc_content_range_parse("bytes */100", &off, &len, &total) < 0, "unsatisfied form refused");
 	ok(mc_content_range_parse("items 1-2/3", &off, &len, &total) < 0, "other units refused");
 	ok(mc_content_range_parse("bytes 1-2/3x", &off, &len, &total) < 0, "trailing junk refused");
+	/* sscanf's %llu read "-1" as 2^64-1: the range wrapped past the end of the byte space. */
+	ok(mc_content_range_parse("bytes 5--1/*", &off, &len, &total) < 0, "signed end refused");
+	ok(mc_content_range_parse("bytes 5-+9/10", &off, &len, &total) < 0, "sign refused");
+	ok(mc_content_range_parse("bytes 5- 9/10", &off, &len, &total) < 0, "space inside refused");
+	ok(mc_content_range_parse("bytes 0-18446744073709551615/*", &off, &len, &total) < 0, "end 2^64-1 refused");
+	ok(mc_content_range_parse("bytes 0-99999999999999999999/*", &off, &len, &total) < 0, "overflowing number refused");
 }
 
 static const char body[] =
