@@ -356,9 +356,7 @@ static int save_state(struct rstate *x)
 	st.nhave = nhave;
 	st.have = (uint8_t *)have;
 	st.nspans = ns > 0 ? (uint32_t)ns : 0;
-	x->partial = 0;
-	for (uint32_t i = 0; i < st.nspans; i++)
-		x->partial += i == 0 || st.spans[i].chunk != st.spans[i - 1].chunk;
+	x->partial = mc_span_chunks(st.spans, st.nspans);
 	int rc = mc_state_save(x->o.out, x->fd, &st, x->err, sizeof x->err);
 	free(st.spans);
 	if (rc < 0)
@@ -504,9 +502,7 @@ int main(int argc, char **argv)
 				mc_warn("%s", err);
 		}
 		mc_state_spans_fit(&st, &pre);
-		uint32_t npart = 0;
-		for (uint32_t i = 0; i < st.nspans; i++)
-			npart += i == 0 || st.spans[i].chunk != st.spans[i - 1].chunk;
+		uint32_t npart = mc_span_chunks(st.spans, st.nspans);
 		if (npart)
 			mc_info("resuming %s: %u of %u chunks already verified, parts of %u more", x.o.out, st.nhave,
 				st.nchunks, npart);

@@ -249,20 +249,21 @@ static int save_state(struct run *r, int force)
 	return 0;
 }
 
-static int chunk_done(struct run *r, uint32_t i, const uint8_t *buf)
+static int chunk_ok(const struct run *r, uint32_t i, const uint8_t *buf)
+{
+	uint8_t d[MC_DIGEST_LEN];
+
+	mc_digest(buf, mc_manifest_chunk_len(&r->m, i), d);
+	return memcmp(d, r->m.digests + (size_t)i * MC_DIGEST_LEN, MC_DIGEST_LEN) == 0;
+}
+
+/* Writes verified chunk i and marks it. Returns 0, or -1 on a local error. */
+static int chunk_store(struct run *r, uint32_t i, const uint8_t *buf)
 {
 	struct mc_repair_src_summary *ss = &r->res->src[r->cur];
 	uint32_t len = mc_manifest_chunk_len(&r->m, i);
 	uint64_t off = r->l.payload_off + mc_manifest_chunk_off(&r->m, i);
-	uint8_t d[MC_DIGEST_LEN];
 
-	mc_digest(buf, len, d);
-	if (memcmp(d, r->m.digests + (size_t)i * MC_DIGEST_LEN, MC_DIGEST_LEN) != 0) {
-		r->bad[r->cur][i >> 3] |= (uint8_t)(1u << (i & 7));
-		ss->chunks_bad++;
-		emit(r, MC_REPAIR_EV_BAD, ss->name, "digest mismatch", i, 0);
-		return 0;
-	}
 	for (uint32_t done = 0; done < len;) {
 		ssize_t w = pwrite(r->fd, buf + done, len - done, (off_t)(off + done));
 		if (w < 0 && errno == EINTR)
@@ -280,6 +281,20 @@ static int chunk_done(struct run *r, uint32_t i, const uint8_t *buf)
 	r->res->fetched++;
 	emit(r, MC_REPAIR_EV_CHUNK, ss->name, NULL, i, 0);
 	return save_state(r, 0);
+}
+
+/* A whole chunk from the current source: verified, then written; a bad one is that source's fault. */
+static int chunk_done(struct run *r, uint32_t i, const uint8_t *buf)
+{
+	struct mc_repair_src_summary *ss = &r->res->src[r->cur];
+
+	if (!chunk_ok(r, i, buf)) {
+		r->bad[r->cur][i >> 3] |= (uint8_t)(1u << (i & 7));
+		ss->chunks_bad++;
+		emit(r, MC_REPAIR_EV_BAD, ss->name, "digest mismatch", i, 0);
+		return 0;
+	}
+	return chunk_store(r, i, buf);
 }
 
 static int wanted(const struct run *r, uint32_t i)
@@ -300,7 +315,6 @@ static void pc_drop_buf(struct run *r, struct pchunk *pc)
 static int partial_take(struct run *r, struct pchunk *pc, uint32_t within, const uint8_t *p, size_t k)
 {
 	uint32_t c = pc->chunk, len = mc_manifest_chunk_len(&r->m, c);
-	uint8_t d[MC_DIGEST_LEN];
 
 	if (pc->buf == NULL) {
 		if (r->nbufs >= PC_BUFS) {
@@ -330,10 +344,9 @@ static int partial_take(struct run *r, struct pchunk *pc, uint32_t within, const
 	if (pc->got < pc->need)
 		return 0;
 	r->pc_changed++;
-	mc_digest(pc->buf, len, d);
 	int rc = 0;
-	if (memcmp(d, r->m.digests + (size_t)c * MC_DIGEST_LEN, MC_DIGEST_LEN) == 0)
-		rc = chunk_done(r, c, pc->buf);
+	if (chunk_ok(r, c, pc->buf))
+		rc = chunk_store(r, c, pc->buf);
 	else
 		r->dirty = 1; /* the spans or the gaps are wrong: fetched whole next (this source may be right) */
 	pc->live = 0;

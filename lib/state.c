@@ -38,6 +38,15 @@ void mc_state_free(struct mc_state *st)
 	st->nspans = 0;
 }
 
+uint32_t mc_span_chunks(const struct mc_span *sp, uint32_t n)
+{
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+		k += i == 0 || sp[i].chunk != sp[i - 1].chunk;
+	return k;
+}
+
 uint32_t mc_state_spans_fit(struct mc_state *st, const struct mc_manifest *m)
 {
 	uint32_t n = 0;

@@ -71,6 +71,9 @@ int mc_state_save(const char *pkg, int part_fd, const struct mc_state *st, char 
  */
 uint32_t mc_state_spans_fit(struct mc_state *st, const struct mc_manifest *m);
 
+/* How many distinct chunks n sorted spans touch. */
+uint32_t mc_span_chunks(const struct mc_span *sp, uint32_t n);
+
 /* Removes PKG.state and any PKG.state.tmp (missing is fine). */
 void mc_state_remove(const char *pkg);
 
