@@ -23,7 +23,7 @@
 #include "wire.h"
 
 #define KMAX 128                /* source symbols per coding block: see mcast-protocol(7) */
-#define ANNOUNCE_MS 100         /* announcements ten times a second */
+#define ANNOUNCE_MS 100         /* announcements ten times a second, and every MC_ANNOUNCE_PKTS datagrams */
 #define MANIFEST_MIN_MS 100     /* the whole manifest at most this often ... */
 #define MANIFEST_MAX_MS 1000    /* ... and at least this often */
 #define MEASURE_MS 50           /* the sent rate is measured over this much time at least */
@@ -175,6 +175,7 @@ struct sess {
 	uint32_t man_idx, nfrag;
 	int man_sent;
 	uint64_t next_ann;
+	uint64_t ann_pkts; /* pkts_sent at the last announcement */
 };
 
 static unsigned wire_overhead(const struct sess *x)
@@ -193,11 +194,20 @@ static void send_small(struct sess *x, const uint8_t *buf, size_t len)
 	mc_pace_spend(&x->pace, len + wire_overhead(x));
 }
 
-static void announce(struct sess *x)
+/* The announcement alone; announce() adds the manifest. */
+static void announce_only(struct sess *x)
 {
 	uint8_t buf[2048];
 
 	send_small(x, buf, mc_sender_announce_pkt(x->s, &x->pkg.m, x->rate.cur, buf, sizeof buf));
+	x->ann_pkts = x->pkts_sent;
+}
+
+static void announce(struct sess *x)
+{
+	uint8_t buf[2048];
+
+	announce_only(x);
 	/*
 	 * The manifest goes out whole at the start, then repeats every
 	 * MANIFEST_MIN_MS to MANIFEST_MAX_MS, as often as 1% of the rate allows,
@@ -306,6 +316,13 @@ static void housekeeping(struct sess *x)
 	if (now >= x->next_ann) {
 		announce(x);
 		x->next_ann = now + ANNOUNCE_MS;
+	} else if (x->pkts_sent - x->ann_pkts >= MC_ANNOUNCE_PKTS) {
+		/*
+		 * A receiver holds the DATA it hears before its first announcement,
+		 * up to MC_EARLY_MAX datagrams: at 10 Gbit/s a tenth of a second is
+		 * 17 times that, and a late joiner lost what came in between.
+		 */
+		announce_only(x);
 	}
 }
 

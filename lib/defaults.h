@@ -15,5 +15,7 @@
 #define MC_DEFAULT_MAX_PASSES 12        /* slow-receiver policy, see mcast-send(1) */
 #define MC_DEFAULT_RECV_TIMEOUT_MS 0    /* 0: wait for ever for a session to appear */
 #define MC_DEFAULT_RECV_SILENCE_MS 10000 /* without --timeout: a sender silent this long mid-session is gone */
+#define MC_EARLY_MAX 4096 /* DATA a receiver holds before the first announcement (about 6 MB) */
+#define MC_ANNOUNCE_PKTS (MC_EARLY_MAX / 2) /* an announcement at least this often in datagrams: a joiner misses none */
 
 #endif

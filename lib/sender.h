@@ -56,6 +56,7 @@ struct mc_peer {
 struct mc_sender_stats {
 	uint64_t symbols, repair_symbols, passes;
 	uint64_t nacks, nack_entries, feedback_bad;
+	uint64_t nack_stale;       /* blocks asked for by a NACK older than the pass that last sent them: not taken */
 	uint64_t overruns;         /* datagrams receivers' kernels dropped for want of buffer, as reported */
 	uint64_t overrun_reports;  /* reports that the count grew: the caller slows down when this moves */
 	uint32_t joined, complete, active, gone, left;

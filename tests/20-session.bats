@@ -753,6 +753,23 @@ EOF_PY
 	[ "$(jget send summary 'j["bytes_sent"] >= j["package_bytes"]')" = True ]
 }
 
+@test "session: at a high rate the sender announces every 2048 datagrams, so a joiner's held DATA reaches the next one" {
+	require_session
+	ns_lo
+	bg_start count with_timeout 30 ns_exec local udp_tool recv $G $P --types --seconds 1 --max-seconds 20
+	wait_for 10 grep -q ready "$T/count.err"
+	run -0 --separate-stderr with_timeout 30 ns_exec local run_send -g $G -p $P -r 1G --linger 0 --json "$PK/big.mcpkg"
+	bg_wait count 25
+	cat "$T/count.out"
+	ann=$(sed -n 's/^type=1 //p' "$T/count.out")
+	data=$(sed -n 's/^type=3 //p' "$T/count.out")
+	[ -n "$ann" ] && [ -n "$data" ]
+	# 1 Gbit/s is 8,600 datagrams between the ten-a-second announcements; what
+	# this listener drops, it drops from both kinds alike
+	echo "announcements $ann, data $data" >&3
+	[ $((ann * 4096)) -ge "$data" ]
+}
+
 @test "session: a rerun on a complete PKG exits 0 at once, --max-time ends a session" {
 	require_session
 	ns_lo

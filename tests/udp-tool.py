@@ -4,11 +4,13 @@ IPv6) for mcast's tests: checks that the test LAN carries multicast, and
 throws garbage or truncated datagrams at a session.
 
   udp-tool.py send DEST PORT [-i IFACE] [-n COUNT] [--size N | --random N | --hex HEX | --file F [--truncate N]] [--gap SECS]
-  udp-tool.py recv GROUP PORT [-i IFACE] [--seconds S] [--count N]
+  udp-tool.py recv GROUP PORT [-i IFACE] [--seconds S] [--count N] [--types]
 
 recv joins GROUP (when it is multicast) on IFACE and prints the number of
 datagrams received, then "bytes=..." on a second line; it stops after
 --seconds of silence once anything arrived, at --count, or after --max-seconds.
+With --types it then prints "type=T N" for each value T of byte 4 (the
+packet type of mcast's wire header) that N datagrams carried.
 It prints "ready" on stderr once it has joined, so a test can wait for it."""
 
 import argparse
@@ -94,6 +96,7 @@ def cmd_recv(a):
     s = open_socket(a.group, a.port, a.iface, bind=True)
     print("ready", file=sys.stderr, flush=True)
     n = nbytes = 0
+    types = {}
     start = time.monotonic()
     s.settimeout(0.2)
     last = None
@@ -111,9 +114,13 @@ def cmd_recv(a):
             continue
         n += 1
         nbytes += len(d)
+        if a.types and len(d) > 4:
+            types[d[4]] = types.get(d[4], 0) + 1
         last = time.monotonic()
     print(n)
     print("bytes=%d" % nbytes)
+    for t in sorted(types):
+        print("type=%d %d" % (t, types[t]))
     return 0
 
 
@@ -138,6 +145,7 @@ def main():
     pr.add_argument("-i", "--iface")
     pr.add_argument("--seconds", type=float, default=1.0)
     pr.add_argument("--count", type=int, default=0)
+    pr.add_argument("--types", action="store_true")
     pr.add_argument("--max-seconds", type=float, default=30.0)
     a = p.parse_args()
     return cmd_send(a) if a.cmd == "send" else cmd_recv(a)

@@ -58,6 +58,7 @@ struct sim_res {
 	uint64_t passes;
 	uint64_t last_done_us, end_us;
 	unsigned complete, ended, left, identical;
+	unsigned nack_loss_max; /* the largest loss, in 256ths, any NACK told */
 };
 
 struct sim_fb {
@@ -245,8 +246,11 @@ static void sim_feedback(struct mc_sender *s)
 			continue;
 		}
 		struct mc_pkt p;
-		if (mc_wire_decode(f->buf, f->len, &p) == 0)
-			mc_sender_feedback(s, sim.now / 1000, &p, NULL);
+		if (mc_wire_decode(f->buf, f->len, &p) < 0)
+			continue;
+		mc_sender_feedback(s, sim.now / 1000, &p, NULL);
+		if (p.type == MC_PKT_NACK && p.flags > sim.res.nack_loss_max)
+			sim.res.nack_loss_max = p.flags;
 		/* Feedback is multicast: other receivers hear it (suppression). */
 		if (p.type == MC_PKT_NACK)
 			for (unsigned i = 0; i < sim.cfg->nrx; i++)

@@ -35,9 +35,9 @@ static void feed(struct mc_sender *s, uint64_t now, int type, uint64_t rid, uint
 	mc_sender_feedback(s, now, &p, NULL);
 }
 
-/* A NACK from a receiver that loses loss/256 of what is sent. */
-static void nack_lossy(struct mc_sender *s, uint64_t now, uint64_t rid, uint32_t block, uint16_t run, uint16_t need,
-		       uint8_t loss)
+/* A NACK from a receiver that loses loss/256 of what is sent and last heard DATA of pass `pass` (0: none). */
+static void nack_full(struct mc_sender *s, uint64_t now, uint64_t rid, uint32_t block, uint16_t run, uint16_t need,
+		      uint8_t loss, uint32_t pass)
 {
 	struct mc_pkt p;
 
@@ -46,9 +46,16 @@ static void nack_lossy(struct mc_sender *s, uint64_t now, uint64_t rid, uint32_t
 	p.flags = loss;
 	p.session = 1;
 	p.u.nack.rid = rid;
+	p.u.nack.pass = pass;
 	p.u.nack.n = 1;
 	p.u.nack.e[0] = (struct mc_nack_entry){block, run, need};
 	mc_sender_feedback(s, now, &p, NULL);
+}
+
+static void nack_lossy(struct mc_sender *s, uint64_t now, uint64_t rid, uint32_t block, uint16_t run, uint16_t need,
+		       uint8_t loss)
+{
+	nack_full(s, now, rid, block, run, need, loss, 0);
 }
 
 static void nack(struct mc_sender *s, uint64_t now, uint64_t rid, uint32_t block, uint16_t run, uint16_t need)
@@ -144,9 +151,39 @@ static void test_loss_extra(void)
 	mc_sender_free(s);
 }
 
+/*
+ * A NACK written before its receiver heard the pass that sent the block
+ * (a late joiner still busy with the end of the first pass) is not taken:
+ * the block is on its way. One from a receiver that heard that pass is.
+ */
+static void test_stale(void)
+{
+	struct mc_sender_cfg c = cfg();
+	struct mc_sender *s = mc_sender_new(&c, 1, 0);
+	struct mc_sender_job j;
+
+	feed(s, 0, MC_PKT_HELLO, 100, 1);
+	while (mc_sender_next(s, 1, &j) == MC_SENDER_RUN && mc_sender_stats(s)->passes == 0)
+		;
+	nack_full(s, 2, 100, 3, 2, MC_NEED_ALL, 0, 1); /* blocks 3 and 4, asked in pass 1 */
+	ok(mc_sender_next(s, 3, &j) == MC_SENDER_RUN && j.block == 3 && j.pass == 2, "pass 2 sends block 3 (block %u, pass %u)",
+	   j.block, j.pass);
+	nack_full(s, 4, 100, 3, 2, MC_NEED_ALL, 0, 1); /* the same, written before pass 2 reached it */
+	ok(mc_sender_stats(s)->nack_stale == 1, "block 3 again from pass 1: not taken (%llu stale)",
+	   (unsigned long long)mc_sender_stats(s)->nack_stale);
+	ok(mc_sender_next(s, 5, &j) == MC_SENDER_RUN && j.block == 4, "block 4, not yet sent this pass, still is (%u)", j.block);
+	ok(mc_sender_next(s, 6, &j) == MC_SENDER_IDLE, "and nothing else: block 3 is not sent a third time");
+	nack_full(s, 7, 100, 3, 1, 20, 0, 2); /* it heard pass 2 and still lacks part of block 3 */
+	ok(mc_sender_next(s, 8, &j) == MC_SENDER_RUN && j.block == 3, "asked again after hearing pass 2: sent (%u)", j.block);
+	nack_full(s, 9, 100, 5, 1, 20, 0, 0); /* a receiver that has heard no DATA yet */
+	ok(mc_sender_next(s, 10, &j) == MC_SENDER_RUN && j.block == 5, "a NACK without a pass is taken (%u)", j.block);
+	mc_sender_free(s);
+}
+
 int main(void)
 {
 	test_window();
+	test_stale();
 	test_behind();
 	test_inflight();
 	test_loss_extra();
