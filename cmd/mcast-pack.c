@@ -149,6 +149,20 @@ static int open_pkg(const char *path, unsigned flags, struct mc_pkg *p)
 	return 0;
 }
 
+/*
+ * --json output ends with one "summary" object, as every program's does,
+ * naming the command; main() writes a short one for a command that failed
+ * before it wrote its own.
+ */
+static int summarized;
+
+static void summary_begin(struct mc_json *j, const char *cmd)
+{
+	mc_json_begin(j, "summary");
+	mc_json_str(j, "command", cmd);
+	summarized = 1;
+}
+
 static int cmd_create(const struct args *a, char **paths, int npaths)
 {
 	struct mc_pkg_create_opts o = {
@@ -170,7 +184,7 @@ static int cmd_create(const struct args *a, char **paths, int npaths)
 		return MC_EXIT_RUNTIME;
 	if (mc_log_json()) {
 		struct mc_json j;
-		mc_json_begin(&j, "create");
+		summary_begin(&j, "create");
 		mc_json_str(&j, "path", a->output);
 		mc_json_str(&j, "id", hex);
 		mc_json_str(&j, "name", p.m.name);
@@ -207,7 +221,7 @@ static int cmd_info(const char *path)
 		snprintf(when, sizeof when, "%llu", (unsigned long long)p.m.ctime);
 	if (mc_log_json()) {
 		struct mc_json j;
-		mc_json_begin(&j, "info");
+		summary_begin(&j, "info");
 		mc_json_str(&j, "path", path);
 		mc_json_str(&j, "id", hex);
 		mc_json_str(&j, "name", p.m.name);
@@ -262,7 +276,7 @@ static void list_one(void *arg, struct archive_entry *e)
 {
 	const char *link = archive_entry_hardlink(e) ? archive_entry_hardlink(e) : archive_entry_symlink(e);
 
-	(void)arg;
+	(*(uint64_t *)arg)++;
 	if (mc_log_json()) {
 		struct mc_json j;
 		mc_json_begin(&j, "entry");
@@ -295,13 +309,22 @@ static int cmd_list(const char *path)
 {
 	struct mc_pkg p;
 	char err[512];
+	uint64_t n = 0;
 	int rc = open_pkg(path, 0, &p);
 
 	if (rc)
 		return rc;
-	if (mc_pkg_list(&p, list_one, NULL, err, sizeof err) < 0) {
+	if (mc_pkg_list(&p, list_one, &n, err, sizeof err) < 0) {
 		rc = exit_for_errno(errno);
 		mc_err("%s", err);
+	}
+	if (mc_log_json()) {
+		struct mc_json j;
+		summary_begin(&j, "list");
+		mc_json_str(&j, "package", path);
+		mc_json_bool(&j, "ok", rc == 0);
+		mc_json_u64(&j, "entries", n);
+		mc_json_end(&j);
 	}
 	mc_pkg_close(&p);
 	return rc;
@@ -378,7 +401,7 @@ static int cmd_verify(const char *path)
 	if (mc_log_json()) {
 		struct mc_json j;
 		snprintf(arr, sizeof arr, "[%.*s]", (int)v.len, v.list);
-		mc_json_begin(&j, "verify");
+		summary_begin(&j, "verify");
 		mc_json_str(&j, "path", path);
 		mc_json_str(&j, "id", hex);
 		mc_json_bool(&j, "ok", intact);
@@ -427,7 +450,7 @@ static int cmd_extract(const struct args *a, const char *path)
 		}
 		if (mc_log_json()) {
 			struct mc_json j;
-			mc_json_begin(&j, "extract");
+			summary_begin(&j, "extract");
 			mc_json_str(&j, "path", path);
 			mc_json_str(&j, "dir", dir);
 			mc_json_bool(&j, "ok", rc == 0);
@@ -595,6 +618,13 @@ int main(int argc, char **argv)
 				usage_error("extract: -O writes the payload to stdout; no -C or --json with it");
 			rc = cmd_extract(&a, argv[0]);
 		}
+	}
+	if (mc_log_json() && !summarized) {
+		struct mc_json j;
+		summary_begin(&j, a.cmd);
+		mc_json_bool(&j, "ok", 0);
+		mc_json_u64(&j, "exit", (uint64_t)rc);
+		mc_json_end(&j);
 	}
 	if (mc_log_close_stdout() < 0 && rc == MC_EXIT_OK)
 		rc = MC_EXIT_RUNTIME;

@@ -383,6 +383,32 @@ static int drain(struct run *r, int fd, struct mc_rx *rx)
 	return 0;
 }
 
+/*
+ * --json ends with one "summary" (result started, empty or error), as every
+ * program's does; with started, COMMAND's own lines follow it.
+ */
+static int summarized;
+
+static void summary_begin(struct mc_json *j, const char *result)
+{
+	mc_json_begin(j, "summary");
+	mc_json_str(j, "result", result);
+	summarized = 1;
+}
+
+/* Failed before its summary (COMMAND not found, a bind refused): scripts still get one. Returns status. */
+static int error_summary(int status)
+{
+	struct mc_json j;
+
+	if (!summarized) {
+		summary_begin(&j, "error");
+		mc_json_u64(&j, "exit", (uint64_t)status);
+		mc_json_end(&j);
+	}
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	enum { O_JSON = 256, O_MAX_WAIT, O_MIN_CLIENTS, O_PACKAGE, O_SKIP_EMPTY, O_START_EMPTY, O_STATUS, O_VERSION };
@@ -485,11 +511,11 @@ int main(int argc, char **argv)
 	status = find_command(r.cmd[0]);
 	if (status == MC_EXIT_NOT_FOUND) {
 		mc_err("%s: command not found", r.cmd[0]);
-		return status;
+		return error_summary(status);
 	}
 	if (status == MC_EXIT_CANNOT_RUN) {
 		mc_err("%s: cannot run: %s", r.cmd[0], strerror(EACCES));
-		return status;
+		return error_summary(status);
 	}
 	status = MC_EXIT_RUNTIME;
 
@@ -603,7 +629,7 @@ int main(int argc, char **argv)
 		mc_info("no client asked%s%s within %s: not running %s (--skip-empty)",
 			r.s.package[0] ? " for " : "", r.s.package, w, r.cmd[0]);
 		write_status(&r, end, "empty");
-		mc_json_begin(&j, "empty");
+		summary_begin(&j, "empty");
 		mc_json_str(&j, "reason", mc_sched_reason_name(r.s.reason));
 		mc_json_u64(&j, "clients", 0);
 		mc_json_dbl(&j, "waited", mc_sched_waited(&r.s, end) / 1000.0);
@@ -627,7 +653,7 @@ int main(int argc, char **argv)
 		mc_info("starting %s: %s, %zu client%s after %s", r.cmd[0], mc_sched_reason_name(r.s.reason),
 			r.s.n, r.s.n == 1 ? "" : "s", w);
 		write_status(&r, end, "started");
-		mc_json_begin(&j, "start");
+		summary_begin(&j, "started");
 		mc_json_str(&j, "reason", mc_sched_reason_name(r.s.reason));
 		mc_json_u64(&j, "clients", r.s.n);
 		mc_json_dbl(&j, "waited", mc_sched_waited(&r.s, end) / 1000.0);
@@ -652,6 +678,7 @@ int main(int argc, char **argv)
 	status = errno == ENOENT || errno == ENOTDIR ? MC_EXIT_NOT_FOUND : MC_EXIT_CANNOT_RUN;
 	mc_err("%s: %s", r.cmd[0], strerror(errno));
 out:
+	error_summary(status);
 	mc_progress_end();
 	mc_net_rx_free(&rx);
 	mc_sched_free(&r.s);

@@ -230,6 +230,7 @@ teardown() {
 	printf '%s' "$output" | python3 -c '
 import json, sys
 o = json.load(sys.stdin)
+assert o["event"] == "summary" and o["command"] == "info", o
 assert o["name"] == "jay" and o["version"] == "7", o
 assert len(o["id"]) == 32 and o["compression"] == "zstd" and o["kind"] == "tar"
 assert o["chunk_size"] == 65536 and o["chunks"] == (o["payload_size"] + 65535) // 65536
@@ -237,10 +238,20 @@ assert o["file_size"] == o["payload_offset"] + o["payload_size"] and o["payload_
 '
 	id=$(printf '%s' "$output" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 	run -0 --separate-stderr run_pack create --json -o j2.mcpkg src
-	printf '%s' "$output" | python3 -c 'import json,sys; o=json.load(sys.stdin); assert o["event"]=="create" and len(o["id"])==32'
+	printf '%s' "$output" | python3 -c 'import json,sys; o=json.load(sys.stdin); assert o["event"]=="summary" and o["command"]=="create" and len(o["id"])==32'
 	# The id is the XXH3-128 of the manifest, as mcast-package(5) says.
 	mlen=$(python3 -c 'import struct,sys; print(struct.unpack(">Q", open(sys.argv[1],"rb").read()[24:32])[0])' j.mcpkg)
 	[ "$(tail -c +65 j.mcpkg | head -c "$mlen" | xxhsum -H2 - | cut -d' ' -f1)" = "$id" ]
+}
+
+@test "pack: --json ends with a summary naming the command also when it fails" {
+	run -1 --separate-stderr run_pack verify --json /etc/hostname
+	[ "$output" = '{"event":"summary","command":"verify","ok":false,"exit":1}' ]
+	[[ $stderr == *"/etc/hostname"* ]]
+	run -1 --separate-stderr run_pack list --json "$BATS_TEST_TMPDIR/none.mcpkg"
+	[ "$output" = '{"event":"summary","command":"list","ok":false,"exit":1}' ]
+	run -1 --separate-stderr run_pack create --json -o "$BATS_TEST_TMPDIR/no/dir/p.mcpkg" "$BATS_TEST_TMPDIR"
+	[ "$output" = '{"event":"summary","command":"create","ok":false,"exit":1}' ]
 }
 
 @test "pack: list --json and list -v describe entries" {
@@ -249,7 +260,10 @@ assert o["file_size"] == o["payload_offset"] + o["payload_size"] and o["payload_
 	run -0 --separate-stderr run_pack list --json l.mcpkg
 	printf '%s\n' "$output" | python3 -c '
 import json, sys
-e = {o["path"]: o for o in map(json.loads, sys.stdin)}
+lines = [json.loads(l) for l in sys.stdin]
+e = {o["path"]: o for o in lines if o["event"] == "entry"}
+s = lines[-1]
+assert s["event"] == "summary" and s["command"] == "list" and s["entries"] == len(e) and s["ok"] is True, s
 assert e["link"]["type"] == "symlink" and e["link"]["target"] == "a.txt", e["link"]
 assert e["sub/random.bin"]["size"] == 300000
 assert e["deep/er/est/run.sh"]["mode"] == 0o750
@@ -432,7 +446,7 @@ bad = [o for o in lines if o["event"] == "bad_chunk"]
 assert [o["index"] for o in bad] == [5], bad
 assert bad[0]["length"] == 65536
 s = lines[-1]
-assert s["event"] == "verify" and s["ok"] is False and s["bad_chunks"] == [5], s
+assert s["event"] == "summary" and s["command"] == "verify" and s["ok"] is False and s["bad_chunks"] == [5], s
 '
 	run -3 --separate-stderr run_pack extract -O p.mcpkg
 	[[ $stderr == *"chunk 5"* ]]
@@ -495,7 +509,7 @@ assert s["event"] == "verify" and s["ok"] is False and s["bad_chunks"] == [5], s
 	make_tree src
 	run -0 run_pack create -q -o p.mcpkg src
 	run -0 --separate-stderr run_pack extract --json -C new p.mcpkg
-	[[ $output == *'"event":"extract"'* ]]
+	[[ $output == *'"event":"summary","command":"extract"'* ]]
 	[ -f new/a.txt ]
 	run -2 --separate-stderr run_pack extract -O --json p.mcpkg
 	run -0 --separate-stderr run_pack verify --json p.mcpkg

@@ -42,6 +42,12 @@ event() {
 	[ -s "$BATS_TEST_TMPDIR/ev.$1" ] && echo "$BATS_TEST_TMPDIR/ev.$1"
 }
 
+# outcome RESULT: the --json summary of the sched run if its result is RESULT, as a file.
+outcome() {
+	grep "\"event\":\"summary\",\"result\":\"$1\"" "$BATS_TEST_TMPDIR/sched.out" | tail -n 1 >"$BATS_TEST_TMPDIR/ev.$1"
+	[ -s "$BATS_TEST_TMPDIR/ev.$1" ] && echo "$BATS_TEST_TMPDIR/ev.$1"
+}
+
 # sched_wait SECS STATUS: wait for the background mcast-sched (bg_wait must run
 # in this shell, not under `run`, to reap its child) and check its status.
 sched_wait() {
@@ -116,6 +122,8 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 	[[ $stderr == *mcast-no-such-command-x* ]]
 	[ "$SECONDS" -lt 10 ]
 	run -127 --separate-stderr run_sched --max-wait 15s -- "$BATS_TEST_TMPDIR/absent/cmd"
+	run -127 --separate-stderr run_sched --json --max-wait 15s -- "$BATS_TEST_TMPDIR/absent/cmd"
+	[ "$output" = '{"event":"summary","result":"error","exit":127}' ]
 }
 
 @test "sched: COMMAND not executable exits 126 at once" {
@@ -144,7 +152,7 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 	grep -q "pid=$SCHED_PID\$" "$out"
 	[ "$(grep -c '^00000000000000[0-9a-f][0-9a-f] 198\.18\.0\.1$' "$out")" -eq 3 ]
 	grep -q '^0000000000000065 ' "$out"
-	f=$(event start)
+	f=$(outcome started)
 	[ "$(json "$f" 'j["reason"]')" = quorum ]
 	[ "$(json "$f" 'j["clients"]')" = 3 ]
 	[ "$(grep -c '"event":"client"' "$out")" -eq 3 ]
@@ -160,7 +168,7 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 	[ "$SECONDS" -ge 2 ]
 	[ "$SECONDS" -lt 12 ]
 	grep -q "clients=2 " "$BATS_TEST_TMPDIR/sched.out"
-	f=$(event start)
+	f=$(outcome started)
 	[ "$(json "$f" 'j["reason"]')" = max-wait ]
 	[ "$(json "$f" 'j["waited"] >= 2')" = True ]
 }
@@ -192,7 +200,7 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 	grep -q '^0000000000000003 ' "$out"
 	! grep -q '^0000000000000001 ' "$out"
 	! grep -q '^0000000000000004 ' "$out"
-	[ "$(json "$(event start)" 'j["reason"]')" = max-wait ]
+	[ "$(json "$(outcome started)" 'j["reason"]')" = max-wait ]
 }
 
 @test "sched: no --package counts every package" {
@@ -216,7 +224,7 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 	sched_wait 10 0
 	[ "$SECONDS" -lt 5 ]
 	grep -q "clients=1 " "$BATS_TEST_TMPDIR/sched.out"
-	[ "$(json "$(event start)" 'j["reason"]')" = signal ]
+	[ "$(json "$(outcome started)" 'j["reason"]')" = signal ]
 }
 
 @test "sched: SIGUSR1 starts even with no client" {
@@ -266,9 +274,9 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 	[ "$SECONDS" -ge 1 ]
 	grep -qx 'clients=0' "$BATS_TEST_TMPDIR/sched.out"
 	grep -qx 'list-empty' "$BATS_TEST_TMPDIR/sched.out"
-	f=$(event start)
+	f=$(outcome started)
 	[ "$(json "$f" 'j["reason"], j["clients"]')" = "('max-wait', 0)" ]
-	[ -z "$(event empty)" ]
+	[ -z "$(outcome empty)" ]
 	[ "$(json "$st" 'j["state"], j["reason"], j["clients"], j["condition"]')" = "('started', 'max-wait', 0, '5 clients or 1s')" ]
 
 	# --max-wait alone, as DESIGN's example: the command runs, its status is ours
@@ -293,8 +301,8 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 	sched_wait 10 3
 	! grep -q 'clients=' "$BATS_TEST_TMPDIR/sched.out"
 	grep -q 'skip-empty' "$BATS_TEST_TMPDIR/sched.err"
-	[ -n "$(event empty)" ]
-	[ -z "$(event start)" ]
+	[ -n "$(outcome empty)" ]
+	[ -z "$(outcome started)" ]
 	[ "$(json "$st" 'j["state"], j["reason"], j["clients"]')" = "('empty', 'max-wait', 0)" ]
 	[ "$(json "$st" 'j["condition"]')" = "5 clients or 1s (skipped if nobody asked)" ]
 
@@ -338,7 +346,7 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 	hello -r 77 -c 3 -w 100
 	sched_wait 10 7
 	grep -q 'clients=1$' "$BATS_TEST_TMPDIR/sched.out"
-	[ "$(json "$(event start)" 'j["reason"]')" = first-client ]
+	[ "$(json "$(outcome started)" 'j["reason"]')" = first-client ]
 }
 
 @test "sched: -q is quiet, SIGTERM cancels" {
@@ -360,7 +368,7 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 	bg_start recv ns_exec local run_recv -g $G -p $P --package win11 --timeout 15s -o "$BATS_TEST_TMPDIR/w.mcpkg"
 	sched_wait 15 0
 	grep -q 'clients=1 ' "$BATS_TEST_TMPDIR/sched.out"
-	[ "$(json "$(event start)" 'j["reason"]')" = quorum ]
+	[ "$(json "$(outcome started)" 'j["reason"]')" = quorum ]
 	bg_kill recv
 }
 
@@ -420,7 +428,7 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 	bg_start sched ns_exec h1 run_sched -g $G -p $P -i eth0 --json --package win11 --min-clients 2 --max-wait 20s \
 		-- "$MCAST_BIN/mcast-send" -g $G -p $P -i eth0 -r 200M --max-time 40s "$BATS_TEST_TMPDIR/win11.mcpkg"
 	sched_wait 60 0
-	[ "$(json "$(event start)" 'j["reason"]')" = quorum ]
+	[ "$(json "$(outcome started)" 'j["reason"]')" = quorum ]
 	bg_wait r2 30
 	bg_wait r3 30
 	cmp "$BATS_TEST_TMPDIR/win11.mcpkg" "$BATS_TEST_TMPDIR/r2.mcpkg"
