@@ -357,6 +357,12 @@ void mc_sender_feedback(struct mc_sender *s, uint64_t now, const struct mc_pkt *
 			peer->round_ms = now;
 			peer->rounds++;
 		}
+		/*
+		 * A receiver names each block once per NACK, so its runs add up to
+		 * at most the package's blocks; past that the NACK is forged, and
+		 * 146 runs of 65535 would cost the sender 9.5M block updates.
+		 */
+		uint64_t budget = s->cfg.geom.nblocks;
 		for (unsigned i = 0; i < p->u.nack.n; i++) {
 			const struct mc_nack_entry *e = &p->u.nack.e[i];
 			if (e->block >= s->cfg.geom.nblocks || e->run == 0 || (e->need > MC_RS_MAX && e->need != MC_NEED_ALL)) {
@@ -364,6 +370,11 @@ void mc_sender_feedback(struct mc_sender *s, uint64_t now, const struct mc_pkt *
 				continue;
 			}
 			uint32_t end = e->block + e->run > s->cfg.geom.nblocks ? s->cfg.geom.nblocks : e->block + e->run;
+			if (end - e->block > budget) {
+				s->st.feedback_bad++;
+				break;
+			}
+			budget -= end - e->block;
 			for (uint32_t gb = e->block; gb < end; gb++) {
 				if (stale(s, gb, p->u.nack.pass)) {
 					s->st.nack_stale++;

@@ -180,9 +180,39 @@ static void test_stale(void)
 	mc_sender_free(s);
 }
 
+/* A forged NACK whose runs add up to more blocks than the package has is cut off there. */
+static void test_forged_runs(void)
+{
+	struct mc_sender_cfg c = cfg();
+	struct mc_sender *s = mc_sender_new(&c, 1, 0);
+	struct mc_sender_job j;
+	struct mc_pkt p;
+	unsigned served = 0;
+
+	feed(s, 0, MC_PKT_HELLO, 100, 1);
+	while (mc_sender_next(s, 1, &j) == MC_SENDER_RUN && mc_sender_stats(s)->passes == 0)
+		;
+	memset(&p, 0, sizeof p);
+	p.type = MC_PKT_NACK;
+	p.session = 1;
+	p.u.nack.rid = 100;
+	p.u.nack.n = MC_WIRE_NACK_MAX;
+	for (unsigned i = 0; i < MC_WIRE_NACK_MAX; i++)
+		p.u.nack.e[i] = (struct mc_nack_entry){0, 65535, 5};
+	mc_sender_feedback(s, 2, &p, NULL);
+	ok(mc_sender_stats(s)->nack_entries == 1 && mc_sender_stats(s)->feedback_bad == 1,
+	   "the first run covers the package; the second is past the budget and ends the NACK (%llu taken, %llu bad)",
+	   (unsigned long long)mc_sender_stats(s)->nack_entries, (unsigned long long)mc_sender_stats(s)->feedback_bad);
+	while (mc_sender_next(s, 3, &j) == MC_SENDER_RUN)
+		served++;
+	ok(served == 13, "each of the 13 blocks served once (%u)", served);
+	mc_sender_free(s);
+}
+
 int main(void)
 {
 	test_window();
+	test_forged_runs();
 	test_stale();
 	test_behind();
 	test_inflight();
