@@ -613,6 +613,11 @@ int main(int argc, char **argv)
 		int sig = got_term;
 		mc_info("%s: cancelled with %zu client%s", strsignal(sig), r.s.n, r.s.n == 1 ? "" : "s");
 		write_status(&r, now_ms(), "cancelled");
+		struct mc_json j;
+		summary_begin(&j, "cancelled");
+		mc_json_str(&j, "signal", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+		mc_json_u64(&j, "clients", r.s.n);
+		mc_json_end(&j);
 		close(fd);
 		fflush(stdout);
 		signal(sig, SIG_DFL);

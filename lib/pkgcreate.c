@@ -757,11 +757,6 @@ static int copy_payload(int in, uint64_t from, int out, uint64_t n, uint64_t off
 	return 0;
 }
 
-/*
- * Where the payload of a raw image stored as it is (no compression) will
- * start, when standard input is a regular file and so its size is known in
- * advance: m gives name and version. 0 when it cannot be known (a pipe).
- */
 /* Where a payload of size bytes starts: m gives name and version. 0 for an empty or impossible one. */
 static uint64_t planned_payload_off(const struct mc_manifest *m, uint32_t chunk_size, uint64_t size)
 {

@@ -1041,8 +1041,10 @@ static void replay_early(struct mc_receiver *r, uint64_t now)
 	 * the sender send it 1.7 times each block it asked for whole. The
 	 * estimate starts past the first DATA after the gap instead.
 	 */
-	if (r->early_full && r->est_from != UINT32_MAX)
+	if (r->early_full && r->est_from != UINT32_MAX) {
 		r->est_set = 0;
+		r->est_from = UINT32_MAX; /* nothing counts until DATA after the gap places it */
+	}
 }
 
 static void on_data(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
@@ -1074,7 +1076,7 @@ static void on_data(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
 	r->st.data++;
 	if (!r->est_set) {
 		r->est_set = 1;
-		r->est_from = r->spass <= 1 ? gb + MC_INTERLEAVE : UINT32_MAX;
+		r->est_from = r->spass <= 1 ? r->sblock + MC_INTERLEAVE : UINT32_MAX;
 	}
 	if (r->req_pass[gb] && r->spass <= 1 && (uint64_t)gb + MC_INTERLEAVE < r->sblock)
 		r->req_at[gb] = (r->sblock & ~REQ_SERVED) | REQ_SERVED; /* first-pass repair of what was asked for */

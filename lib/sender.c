@@ -32,13 +32,14 @@ struct mc_sender {
 	uint8_t *extra;     /* per block: symbols beyond the demand that the asker's loss will take */
 	uint8_t *partial;   /* per block: some receiver has part of it (else only whole-block demand) */
 	/*
-	 * Per block: the pass that last sent it, modulo 65536 (0 never). A NACK
+	 * Per block: the pass that last sent it (0 never). A NACK
 	 * stamped with an earlier pass was written before its receiver heard
 	 * that one: a late joiner busy with the end of the first pass asked
 	 * again for blocks the second had just sent it, and the sender sent
 	 * them a third time (214 blocks of 6144 in one run at 10 Gbit/s).
 	 */
-	uint16_t *sent_pass;
+	uint32_t *sent_pass;
+	uint8_t *sent_n;     /* per block: symbols that pass sent of it */
 	uint32_t npending;
 	/*
 	 * During the first pass, demand for blocks the cursor has passed is
@@ -100,9 +101,10 @@ struct mc_sender *mc_sender_new(const struct mc_sender_cfg *cfg, uint32_t sessio
 	s->extra = calloc(cfg->geom.nblocks ? cfg->geom.nblocks : 1, 1);
 	s->partial = calloc(cfg->geom.nblocks ? cfg->geom.nblocks : 1, 1);
 	s->sent_pass = calloc(cfg->geom.nblocks ? cfg->geom.nblocks : 1, sizeof *s->sent_pass);
+	s->sent_n = calloc(cfg->geom.nblocks ? cfg->geom.nblocks : 1, 1);
 	s->hcap = 1024;
 	s->hash = calloc(s->hcap, sizeof *s->hash);
-	if (!s->demand || !s->next_esi || !s->extra || !s->partial || !s->sent_pass || !s->hash) {
+	if (!s->demand || !s->next_esi || !s->extra || !s->partial || !s->sent_pass || !s->sent_n || !s->hash) {
 		mc_sender_free(s);
 		return NULL;
 	}
@@ -118,6 +120,7 @@ void mc_sender_free(struct mc_sender *s)
 	free(s->extra);
 	free(s->partial);
 	free(s->sent_pass);
+	free(s->sent_n);
 	free(s->peers);
 	free(s->hash);
 	free(s);
@@ -246,17 +249,24 @@ static void add_demand(struct mc_sender *s, uint32_t gb, uint16_t need, uint8_t 
 }
 
 /* Was block gb sent in a pass after the one the NACK's receiver had heard (0: it heard no DATA yet)? */
-static int stale(const struct mc_sender *s, uint32_t gb, uint32_t heard)
+static int stale(const struct mc_sender *s, uint32_t gb, uint32_t heard, uint16_t need)
 {
-	uint16_t sent = s->sent_pass[gb];
+	struct mc_block b;
 
-	return heard != 0 && sent != 0 && (int16_t)(uint16_t)(sent - (uint16_t)heard) > 0;
+	if (need == MC_NEED_ALL && mc_geom_block(&s->cfg.geom, gb, &b) == 0)
+		need = b.k;
+	/* Only when that later send carried at least what this NACK asks for. */
+	if (need > s->sent_n[gb])
+		return 0;
+	/* NACKs carry the whole 32-bit pass (the receiver widens DATA's 16 bits): no wrap to guess. */
+	return heard != 0 && s->sent_pass[gb] > heard;
 }
 
 /* Records that this pass sends block gb (0 is kept for never). */
-static void mark_sent(struct mc_sender *s, uint32_t gb)
+static void mark_sent(struct mc_sender *s, uint32_t gb, unsigned n)
 {
-	s->sent_pass[gb] = (uint16_t)s->pass ? (uint16_t)s->pass : 1;
+	s->sent_pass[gb] = s->pass;
+	s->sent_n[gb] = (uint8_t)(n > 255 ? 255 : n);
 }
 
 static int wants_us(const struct mc_sender *s, const struct mc_hello *h)
@@ -351,12 +361,7 @@ void mc_sender_feedback(struct mc_sender *s, uint64_t now, const struct mc_pkt *
 			break; /* a report of overruns alone */
 		s->st.nacks++;
 		peer->nacks++;
-		if (peer->last_round_pass != s->pass && (peer->rounds == 0 || since(now, peer->round_ms) >= MC_ROUND_MS)) {
-			/* Requests closer together than a round are one round: the sweeps after a pass can be quick. */
-			peer->last_round_pass = s->pass;
-			peer->round_ms = now;
-			peer->rounds++;
-		}
+		uint64_t taken = 0;
 		/*
 		 * A receiver names each block once per NACK, so its runs add up to
 		 * at most the package's blocks; past that the NACK is forged, and
@@ -376,13 +381,25 @@ void mc_sender_feedback(struct mc_sender *s, uint64_t now, const struct mc_pkt *
 			}
 			budget -= end - e->block;
 			for (uint32_t gb = e->block; gb < end; gb++) {
-				if (stale(s, gb, p->u.nack.pass)) {
+				if (stale(s, gb, p->u.nack.pass, e->need)) {
 					s->st.nack_stale++;
 					continue;
 				}
 				add_demand(s, gb, e->need, p->flags);
+				taken++;
 			}
 			s->st.nack_entries++;
+		}
+		/*
+		 * A round of the slow-receiver policy; not for a NACK whose every
+		 * block is on its way (stale), nor for requests closer together
+		 * than a round: the sweeps after a pass can be quick.
+		 */
+		if (taken && peer->last_round_pass != s->pass &&
+		    (peer->rounds == 0 || since(now, peer->round_ms) >= MC_ROUND_MS)) {
+			peer->last_round_pass = s->pass;
+			peer->round_ms = now;
+			peer->rounds++;
 		}
 		break;
 	}
@@ -514,7 +531,7 @@ static void serve(struct mc_sender *s, uint32_t gb, struct mc_sender_job *job, i
 	if (n > MC_RS_MAX)
 		n = MC_RS_MAX;
 	drop_demand(s, gb);
-	mark_sent(s, gb);
+	mark_sent(s, gb, n);
 	job->block = gb;
 	job->pass = s->pass;
 	job->n = (uint16_t)n;
@@ -581,7 +598,7 @@ int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
 				job->esi[i] = (uint8_t)i;
 			s->next_esi[gb] = (uint8_t)(k + r < MC_RS_MAX ? k + r : 0);
 			drop_demand(s, gb); /* this pass sends it whole */
-			mark_sent(s, gb);
+			mark_sent(s, gb, job->n);
 			s->st.symbols += job->n;
 			s->st.repair_symbols += r;
 			s->p1_syms += job->n;

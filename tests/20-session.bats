@@ -753,7 +753,7 @@ EOF_PY
 	[ "$(jget send summary 'j["bytes_sent"] >= j["package_bytes"]')" = True ]
 }
 
-@test "session: at a high rate the sender announces every 2048 datagrams, so a joiner's held DATA reaches the next one" {
+@test "session: at a high rate the sender announces about every 2048 datagrams, so a joiner's held DATA reaches the next one" {
 	require_session
 	ns_lo
 	bg_start count with_timeout 30 ns_exec local udp_tool recv $G $P --types --seconds 1 --max-seconds 20

@@ -358,6 +358,7 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 	sched_wait 10 143
 	[ ! -s "$BATS_TEST_TMPDIR/sched.err" ]
 	[ "$(json "$st" 'j["state"]')" = cancelled ]
+	[ "$(json "$(outcome cancelled)" 'j["signal"]')" = TERM ]
 }
 
 @test "sched: counts a real mcast-recv waiting before any session" {

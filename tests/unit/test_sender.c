@@ -177,6 +177,11 @@ static void test_stale(void)
 	ok(mc_sender_next(s, 8, &j) == MC_SENDER_RUN && j.block == 3, "asked again after hearing pass 2: sent (%u)", j.block);
 	nack_full(s, 9, 100, 5, 1, 20, 0, 0); /* a receiver that has heard no DATA yet */
 	ok(mc_sender_next(s, 10, &j) == MC_SENDER_RUN && j.block == 5, "a NACK without a pass is taken (%u)", j.block);
+	nack_full(s, 11, 101, 7, 1, 2, 0, 2); /* another receiver lacks 2 symbols of block 7 */
+	ok(mc_sender_next(s, 12, &j) == MC_SENDER_RUN && j.block == 7 && j.n < 10, "block 7: 2 and the margin (%u)", j.n);
+	nack_full(s, 13, 100, 7, 1, MC_NEED_ALL, 0, 2); /* asked whole before that pass reached it */
+	ok(mc_sender_next(s, 14, &j) == MC_SENDER_RUN && j.block == 7 && j.n > j.b.k,
+	   "a NACK from before asking for more than that pass sent is taken (%u symbols)", j.n);
 	mc_sender_free(s);
 }
 

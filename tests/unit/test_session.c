@@ -48,14 +48,18 @@ int main(void)
 	 * first, and the blocks around the gap lack symbols. Taken for loss, they
 	 * had it report 40% and be sent each block it asked for 1.7 times.
 	 */
-	memset(rx, 0, sizeof rx);
-	rx[0].keep = rx[1].keep = 1;
-	rx[1].join_us = 60000;
-	c = base(2, rx);
-	c.payload = 32u << 20;
-	ok(sim_run(&c, &r) == 0 && r.complete == 2 && r.identical == 2, "a late joiner without loss: both identical (%u, %u)",
-	   r.complete, r.identical);
-	ok(r.nack_loss_max == 0, "and its NACKs tell no loss (%u/256)", r.nack_loss_max);
+	/* Joining early, and so late that the gap runs into the end of the first pass (no DATA after it). */
+	static const unsigned joins_ms[] = {60, 150, 190};
+	for (unsigned i = 0; i < 3; i++) {
+		memset(rx, 0, sizeof rx);
+		rx[0].keep = rx[1].keep = 1;
+		rx[1].join_us = joins_ms[i] * 1000ULL;
+		c = base(2, rx);
+		c.payload = 32u << 20;
+		ok(sim_run(&c, &r) == 0 && r.complete == 2 && r.identical == 2,
+		   "a late joiner without loss at %u ms: both identical (%u, %u)", joins_ms[i], r.complete, r.identical);
+		ok(r.nack_loss_max == 0, "and its NACKs tell no loss (%u/256)", r.nack_loss_max);
+	}
 
 	memset(rx, 0, sizeof rx);
 	for (int i = 0; i < 4; i++) {
