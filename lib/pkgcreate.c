@@ -796,9 +796,37 @@ static int cmp_linked(const void *a, const void *b)
 }
 
 /*
+ * The bytes of a file that fewer blocks hold than its size says that are
+ * not in holes, as the archive writer finds them (SEEK_DATA, SEEK_HOLE): a
+ * sparse file, or one on a file system that compresses. Its size when that
+ * cannot be told.
+ */
+static uint64_t data_bytes(const struct ent *en)
+{
+	uint64_t size = (uint64_t)en->st.st_size, data = 0;
+	int fd = open(en->src, O_RDONLY | O_CLOEXEC | (en->follow ? 0 : O_NOFOLLOW));
+	off_t at = 0, end;
+
+	if (fd < 0)
+		return size;
+	while (at < (off_t)size && (at = lseek(fd, at, SEEK_DATA)) >= 0) {
+		if ((end = lseek(fd, at, SEEK_HOLE)) < 0) {
+			data = size;
+			break;
+		}
+		data += (uint64_t)(end - at);
+		at = end;
+	}
+	if (at < 0 && errno != ENXIO) /* ENXIO: no data past at */
+		data = size;
+	close(fd);
+	return data < size ? data : size;
+}
+
+/*
  * A tree's tar stream, stored as it is, as far as it is cheap to know: a
  * 512-byte header per entry, each file's data padded to 512 bytes (once per
- * hard-linked file; allocated blocks only, for a file with holes), and the
+ * hard-linked file; what is not in holes, for a file with holes), and the
  * two zero blocks at the end. Extended headers (long names, extended
  * attributes, large ids) are left out. The estimate only has to give the
  * right payload_off, which steps every 256 chunks (256 MiB with 1 MiB
@@ -820,7 +848,7 @@ static uint64_t tree_payload_size(const struct entlist *l)
 		if (!S_ISREG(st->st_mode))
 			continue;
 		if ((uint64_t)st->st_blocks * 512 < data)
-			data = (uint64_t)st->st_blocks * 512;
+			data = data_bytes(&l->v[i]);
 		data = (data + 511) & ~(uint64_t)511;
 		if (st->st_nlink > 1)
 			lk[nlk++] = (struct linked){(uint64_t)st->st_dev, (uint64_t)st->st_ino, data}; /* once, below */
