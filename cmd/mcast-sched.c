@@ -384,8 +384,8 @@ static int drain(struct run *r, int fd, struct mc_rx *rx)
 }
 
 /*
- * --json ends with one "summary" (result started, empty or error), as every
- * program's does; with started, COMMAND's own lines follow it.
+ * --json ends with one "summary" (result started, empty, cancelled or error),
+ * as every program's does; with started, COMMAND's own lines follow it.
  */
 static int summarized;
 

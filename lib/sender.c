@@ -32,14 +32,14 @@ struct mc_sender {
 	uint8_t *extra;     /* per block: symbols beyond the demand that the asker's loss will take */
 	uint8_t *partial;   /* per block: some receiver has part of it (else only whole-block demand) */
 	/*
-	 * Per block: the pass that last sent it (0 never). A NACK
-	 * stamped with an earlier pass was written before its receiver heard
-	 * that one: a late joiner busy with the end of the first pass asked
-	 * again for blocks the second had just sent it, and the sender sent
-	 * them a third time (214 blocks of 6144 in one run at 10 Gbit/s).
+	 * Per block: the pass that last sent it (0 never) and how many symbols.
+	 * A NACK stamped with an earlier pass was written before its receiver
+	 * heard that one: a late joiner busy with the end of the first pass
+	 * asked again for blocks the second had just sent it, and the sender
+	 * sent them a third time (214 blocks of 6144 in one run at 10 Gbit/s).
 	 */
 	uint32_t *sent_pass;
-	uint8_t *sent_n;     /* per block: symbols that pass sent of it */
+	uint8_t *sent_n;
 	uint32_t npending;
 	/*
 	 * During the first pass, demand for blocks the cursor has passed is
@@ -248,21 +248,23 @@ static void add_demand(struct mc_sender *s, uint32_t gb, uint16_t need, uint8_t 
 		s->demand[gb] = need;
 }
 
-/* Was block gb sent in a pass after the one the NACK's receiver had heard (0: it heard no DATA yet)? */
+/*
+ * Was block gb sent, with at least the need asked for, in a pass after the
+ * one the NACK's receiver had heard (0: it heard no DATA yet)? NACKs carry
+ * the whole 32-bit pass (the receiver widens DATA's 16 bits).
+ */
 static int stale(const struct mc_sender *s, uint32_t gb, uint32_t heard, uint16_t need)
 {
 	struct mc_block b;
 
-	if (need == MC_NEED_ALL && mc_geom_block(&s->cfg.geom, gb, &b) == 0)
-		need = b.k;
-	/* Only when that later send carried at least what this NACK asks for. */
-	if (need > s->sent_n[gb])
+	if (heard == 0 || s->sent_pass[gb] <= heard)
 		return 0;
-	/* NACKs carry the whole 32-bit pass (the receiver widens DATA's 16 bits): no wrap to guess. */
-	return heard != 0 && s->sent_pass[gb] > heard;
+	if (need == MC_NEED_ALL)
+		need = mc_geom_block(&s->cfg.geom, gb, &b) == 0 ? b.k : MC_NEED_ALL;
+	return need <= s->sent_n[gb];
 }
 
-/* Records that this pass sends block gb (0 is kept for never). */
+/* Records that this pass sends block gb, n symbols of it. */
 static void mark_sent(struct mc_sender *s, uint32_t gb, unsigned n)
 {
 	s->sent_pass[gb] = s->pass;
