@@ -659,6 +659,7 @@ int main(int argc, char **argv)
 		mc_json_u64(&j, "left", s->left);
 		mc_json_u64(&j, "silent", s->gone);
 		mc_json_u64(&j, "nacks", s->nacks);
+		mc_json_u64(&j, "stale_nack_blocks", s->nack_stale);
 		mc_json_u64(&j, "feedback_dropped", s->feedback_bad);
 		mc_json_u64(&j, "overruns", s->overruns);
 		mc_json_u64(&j, "rate_cuts", x.rate.cuts);

@@ -729,7 +729,7 @@ EOF_PY
 	[ "$(jget r1 summary 'j["result"]')" = complete ]
 	[ "$(jget r1 summary 'j["verified"]')" -eq "$(jget r1 summary 'j["chunks"]')" ]
 	[ "$(jget r1 done 'j["id"]')" = "$(pkg_id "$PK/small.mcpkg")" ]
-	for k in bytes_sent passes receivers complete nacks seconds; do
+	for k in bytes_sent passes receivers complete nacks stale_nack_blocks feedback_dropped seconds; do
 		jget send summary "j[\"$k\"]" >/dev/null
 	done
 	[ "$(jget send summary 'j["receivers"]')" -eq 2 ]
