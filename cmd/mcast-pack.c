@@ -90,11 +90,9 @@ struct args {
 static const char *printable(const char *s)
 {
 	static char buf[MC_NAME_MAX + 1];
-	size_t i;
 
-	for (i = 0; s[i] && i < MC_NAME_MAX; i++)
-		buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-	buf[i] = '\0';
+	snprintf(buf, sizeof buf, "%s", s);
+	mc_scrub(buf, strlen(buf));
 	return buf;
 }
 

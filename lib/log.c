@@ -27,6 +27,13 @@ const char *mc_log_prog(void) { return prog_name; }
 int mc_log_verbosity(void) { return verbosity_level; }
 int mc_log_json(void) { return json_mode; }
 
+void mc_scrub(char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			s[i] = '?';
+}
+
 static void vsay(const char *fmt, va_list ap)
 {
 	char line[4096];
@@ -39,10 +46,8 @@ static void vsay(const char *fmt, va_list ap)
 		n = 0;
 	vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
 	n = (int)strlen(line);
-	/* Names from packets and package files may hold anything: no escape sequence or forged line reaches the terminal or log. */
-	for (int i = 0; i < n; i++)
-		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
-			line[i] = '?';
+	/* No escape sequence or forged line reaches the terminal or log. */
+	mc_scrub(line, (size_t)n);
 	line[n++] = '\n';
 	fwrite(line, 1, (size_t)n, stderr);
 }

@@ -22,6 +22,9 @@ void mc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void mc_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void mc_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Turns control characters in s[0..n) into '?': names from packets and packages may hold anything. */
+void mc_scrub(char *s, size_t n);
+
 /*
  * Progress line: redrawn in place on stderr only when stderr is a terminal and
  * verbosity >= 1; rate limited to ~5 updates a second unless force is set.
