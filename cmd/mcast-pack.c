@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crypto.h"
 #include "defaults.h"
 #include "exitcode.h"
 #include "fe.h"
@@ -15,7 +16,7 @@
 #include "opt.h"
 #include "pkg.h"
 
-enum { OPT_CHUNK_SIZE = 256, OPT_HELP, OPT_JSON, OPT_MTIME, OPT_VERSION };
+enum { OPT_CHUNK_SIZE = 256, OPT_HELP, OPT_JSON, OPT_MTIME, OPT_SESSION, OPT_SIGN, OPT_TRUST, OPT_VERSION };
 
 static const char usage_text[] =
 	"usage: mcast-pack create [-qv] [--json] -o PKG [-n NAME] [-V VERSION] [-z zstd|gzip|xz|none]\n"
@@ -25,6 +26,7 @@ static const char usage_text[] =
 	"       mcast-pack verify [-qv] [--json] PKG\n"
 	"       mcast-pack extract [-qv] [--json] [-C DIR] PKG\n"
 	"       mcast-pack extract [-qv] -O PKG\n"
+	"       mcast-pack keygen [-qv] [--json] [--session] -o NAME\n"
 	"       mcast-pack -h | --help | --version\n";
 
 static void usage(void) __attribute__((noreturn));
@@ -56,6 +58,8 @@ static void help(void)
 	      "  info     describe PKG            list     list its entries\n"
 	      "  verify   check every chunk (exit 3 when damaged, naming the bad chunks)\n"
 	      "  extract  extract into DIR (default .) refusing unsafe paths, or -O the payload to stdout\n"
+	      "  keygen   write a signing key pair NAME.key (secret, mode 0600) and NAME.pub;\n"
+	      "           with --session, a 32-byte session key file NAME\n"
 	      "\n"
 	      "  -o PKG          output package          -n NAME      package name (default: PKG without .mcpkg)\n"
 	      "  -V VERSION      package version         -z COMP      compression (default zstd)\n"
@@ -84,6 +88,7 @@ struct args {
 	uint32_t chunk_size;
 	int64_t mtime;
 	int verbosity, json;
+	int session;            /* keygen --session */
 };
 
 /* A name or version as shown to a person: control characters a hostile package may carry become '?'. */
@@ -462,6 +467,64 @@ static int cmd_extract(const struct args *a, const char *path)
 	return rc;
 }
 
+/* ---- keygen (issue 17): signing key pairs and session keys ---- */
+
+static int cmd_keygen(const struct args *a)
+{
+	struct mc_key k;
+	char err[1024], kid[2 * MC_KEYID_LEN + 1];
+	const char *base;
+
+	if (a->session) {
+		if (mc_session_key_write(a->output, err, sizeof err) < 0) {
+			mc_err("%s", err);
+			return MC_EXIT_RUNTIME;
+		}
+		if (mc_log_json()) {
+			struct mc_json j;
+			summary_begin(&j, "keygen");
+			mc_json_bool(&j, "ok", 1);
+			mc_json_str(&j, "session_key", a->output);
+			mc_json_end(&j);
+		} else {
+			mc_info("%s: session key written (keep it secret: it is the key to the session)", a->output);
+		}
+		return MC_EXIT_OK;
+	}
+	if (mc_key_generate(&k, err, sizeof err) < 0) {
+		mc_err("%s", err);
+		return MC_EXIT_RUNTIME;
+	}
+	/* The comment names the key for people: NAME's last component, printable ASCII only. */
+	base = strrchr(a->output, '/') ? strrchr(a->output, '/') + 1 : a->output;
+	snprintf(k.comment, sizeof k.comment, "%s", base);
+	for (char *c = k.comment; *c; c++)
+		if ((unsigned char)*c < 0x21 || (unsigned char)*c > 0x7e)
+			*c = '_';
+	if (mc_key_write_pair(a->output, &k, err, sizeof err) < 0) {
+		explicit_bzero(&k, sizeof k);
+		mc_err("%s", err);
+		return MC_EXIT_RUNTIME;
+	}
+	explicit_bzero(k.seed, sizeof k.seed);
+	mc_keyid_hex(k.id, kid);
+	if (mc_log_json()) {
+		struct mc_json j;
+		char kp[4096], pp[4096];
+		snprintf(kp, sizeof kp, "%s.key", a->output);
+		snprintf(pp, sizeof pp, "%s.pub", a->output);
+		summary_begin(&j, "keygen");
+		mc_json_bool(&j, "ok", 1);
+		mc_json_str(&j, "key_id", kid);
+		mc_json_str(&j, "secret_key", kp);
+		mc_json_str(&j, "public_key", pp);
+		mc_json_end(&j);
+	} else {
+		mc_info("%s.key and %s.pub written, key id %s", a->output, a->output, kid);
+	}
+	return MC_EXIT_OK;
+}
+
 /* Applies one option to a; returns 1 when the program is done (--version). Usage errors exit. */
 static int parse_opt(int c, struct args *a, const char **level_arg, const char **mtime_arg, char **argv)
 {
@@ -518,6 +581,9 @@ static int parse_opt(int c, struct args *a, const char **level_arg, const char *
 	case OPT_MTIME:
 		*mtime_arg = optarg;
 		break;
+	case OPT_SESSION:
+		a->session = 1;
+		break;
 	case OPT_VERSION:
 		printf("mcast-pack %s (package format %d)\n", MC_VERSION, MC_PKG_VERSION);
 		return 1;
@@ -534,6 +600,7 @@ int main(int argc, char **argv)
 		{"help", no_argument, NULL, OPT_HELP},
 		{"json", no_argument, NULL, OPT_JSON},
 		{"mtime", required_argument, NULL, OPT_MTIME},
+		{"session", no_argument, NULL, OPT_SESSION},
 		/* long forms of the short options every program shares */
 		{"output", required_argument, NULL, 'o'},
 		{"quiet", no_argument, NULL, 'q'},
@@ -541,7 +608,7 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, OPT_VERSION},
 		{NULL, 0, NULL, 0},
 	};
-	static const char *const cmds[] = {"create", "extract", "info", "list", "verify"};
+	static const char *const cmds[] = {"create", "extract", "info", "keygen", "list", "verify"};
 	struct args a = {.compression = MC_COMP_ZSTD, .level = -1, .chunk_size = MC_DEFAULT_CHUNK,
 			 .mtime = -1, .verbosity = 1};
 	const char *level_arg = NULL, *mtime_arg = NULL, *sde;
@@ -572,7 +639,7 @@ int main(int argc, char **argv)
 	argv += optind;
 	mc_log_init("mcast-pack", a.verbosity, a.json);
 	if (a.cmd == NULL)
-		usage_error("missing command (create, info, list, verify or extract)");
+		usage_error("missing command (create, info, list, verify, extract or keygen)");
 	if (level_arg) {
 		uint64_t lo = a.compression == MC_COMP_ZSTD ? 1 : 0, hi = a.compression == MC_COMP_ZSTD ? 22 : 9;
 		if (a.compression == MC_COMP_NONE)
@@ -592,8 +659,16 @@ int main(int argc, char **argv)
 			usage_error("SOURCE_DATE_EPOCH=%s: must be seconds since the epoch", sde);
 		a.mtime = (int64_t)v;
 	}
+	if (strcmp(a.cmd, "keygen") == 0) {
+		if (a.output == NULL || a.output[0] == '\0')
+			usage_error("keygen: -o NAME is required");
+		if (argc != 0)
+			usage_error("keygen: takes no arguments besides -o NAME (%s)", argv[0]);
+	} else if (a.session) {
+		usage_error("%s: --session is for keygen", a.cmd);
+	}
 	if (strcmp(a.cmd, "create") != 0 &&
-	    (a.output || a.name || a.version || level_arg || a.threads || mtime_arg ||
+	    ((a.output && strcmp(a.cmd, "keygen") != 0) || a.name || a.version || level_arg || a.threads || mtime_arg ||
 	     a.chunk_size != MC_DEFAULT_CHUNK || a.compression != MC_COMP_ZSTD))
 		usage_error("%s: -o, -n, -V, -z, -l, -j, --chunk-size and --mtime are for create", a.cmd);
 	if (strcmp(a.cmd, "extract") != 0 && (a.dir || a.to_stdout))
@@ -602,6 +677,8 @@ int main(int argc, char **argv)
 	if (strcmp(a.cmd, "create") == 0) {
 		check_create(&a, argv, argc);
 		rc = cmd_create(&a, argv, argc);
+	} else if (strcmp(a.cmd, "keygen") == 0) {
+		rc = cmd_keygen(&a);
 	} else {
 		if (argc != 1)
 			usage_error("%s: expects one PKG, got %d arguments", a.cmd, argc);

@@ -520,7 +520,7 @@ complete_words() {
 @test "deps.sh knows every package the tests use" {
 	sh -n "$MCAST_ROOT/tests/deps.sh"
 	for p in build-essential pkg-config libarchive-dev libxxhash-dev xxhash libisal-dev \
-		libcurl4-openssl-dev bats nginx-light nftables iproute2 mandoc clang libclang-rt-14-dev \
+		libcurl4-openssl-dev libssl-dev bats nginx-light nftables iproute2 mandoc clang libclang-rt-14-dev \
 		openssl python3 socat zstd zsh udpcast uftp iperf; do
 		grep -qw -- "$p" "$MCAST_ROOT/tests/deps.sh"
 	done

@@ -1,0 +1,668 @@
+/* Keys, signatures, trust sets and chunk digests on OpenSSL 3's libcrypto (see crypto.h). */
+#include "crypto.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <xxhash.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xxh_x86dispatch.h>
+#endif
+
+/* Bound on a key file: one line of under 500 bytes; anything larger is not a key. */
+#define KEY_FILE_MAX 4096
+
+void mc_sha256(const void *p, size_t n, uint8_t out[32])
+{
+	unsigned int len = 32;
+
+	if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1)
+		memset(out, 0, 32);
+}
+
+void mc_key_id(const uint8_t pub[MC_KEY_PUB_LEN], uint8_t id[MC_KEYID_LEN])
+{
+	uint8_t h[32];
+
+	mc_sha256(pub, MC_KEY_PUB_LEN, h);
+	memcpy(id, h, MC_KEYID_LEN);
+}
+
+char *mc_keyid_hex(const uint8_t id[MC_KEYID_LEN], char out[2 * MC_KEYID_LEN + 1])
+{
+	static const char d[] = "0123456789abcdef";
+
+	for (int i = 0; i < MC_KEYID_LEN; i++) {
+		out[2 * i] = d[id[i] >> 4];
+		out[2 * i + 1] = d[id[i] & 15];
+	}
+	out[2 * MC_KEYID_LEN] = '\0';
+	return out;
+}
+
+int mc_random(void *p, size_t n)
+{
+	return n > INT_MAX || RAND_priv_bytes(p, (int)n) != 1 ? -1 : 0;
+}
+
+/* The public half of an Ed25519 seed. */
+static int derive_pub(const uint8_t seed[MC_KEY_SEED_LEN], uint8_t pub[MC_KEY_PUB_LEN])
+{
+	EVP_PKEY *pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, MC_KEY_SEED_LEN);
+	size_t len = MC_KEY_PUB_LEN;
+	int rc = -1;
+
+	if (pk && EVP_PKEY_get_raw_public_key(pk, pub, &len) == 1 && len == MC_KEY_PUB_LEN)
+		rc = 0;
+	EVP_PKEY_free(pk);
+	return rc;
+}
+
+int mc_key_generate(struct mc_key *k, char *err, size_t errlen)
+{
+	memset(k, 0, sizeof *k);
+	if (mc_random(k->seed, MC_KEY_SEED_LEN) < 0 || derive_pub(k->seed, k->pub) < 0) {
+		snprintf(err, errlen, "cannot make an Ed25519 key");
+		return -1;
+	}
+	k->has_secret = 1;
+	mc_key_id(k->pub, k->id);
+	return 0;
+}
+
+int mc_sign(const struct mc_key *k, const void *msg, size_t n, uint8_t sig[MC_SIG_LEN], char *err, size_t errlen)
+{
+	EVP_PKEY *pk = NULL;
+	EVP_MD_CTX *ctx = NULL;
+	size_t len = MC_SIG_LEN;
+	int rc = -1;
+
+	if (!k->has_secret) {
+		snprintf(err, errlen, "not a secret key");
+		return -1;
+	}
+	pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, k->seed, MC_KEY_SEED_LEN);
+	ctx = EVP_MD_CTX_new();
+	/* Ed25519 is one-shot (PureEdDSA): no digest is named, the whole message is signed. */
+	if (pk && ctx && EVP_DigestSignInit(ctx, NULL, NULL, NULL, pk) == 1 &&
+	    EVP_DigestSign(ctx, sig, &len, msg, n) == 1 && len == MC_SIG_LEN)
+		rc = 0;
+	else
+		snprintf(err, errlen, "Ed25519 signing failed");
+	EVP_MD_CTX_free(ctx);
+	EVP_PKEY_free(pk);
+	return rc;
+}
+
+int mc_sign_verify(const uint8_t pub[MC_KEY_PUB_LEN], const void *msg, size_t n, const uint8_t sig[MC_SIG_LEN])
+{
+	EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, MC_KEY_PUB_LEN);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int good = 0;
+
+	if (pk && ctx && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pk) == 1)
+		good = EVP_DigestVerify(ctx, sig, MC_SIG_LEN, msg, n) == 1;
+	EVP_MD_CTX_free(ctx);
+	EVP_PKEY_free(pk);
+	return good;
+}
+
+/* ---- key files ---- */
+
+static int b64_encode(const uint8_t *p, size_t n, char *out, size_t outlen)
+{
+	size_t need = 4 * ((n + 2) / 3) + 1;
+
+	if (outlen < need)
+		return -1;
+	return EVP_EncodeBlock((unsigned char *)out, p, (int)n);
+}
+
+/*
+ * Decodes exactly n bytes from the base64 text s[0..len): the text must be
+ * the canonical encoding of n bytes (so one key has one spelling and no
+ * stray characters slip through EVP_DecodeBlock's leniency).
+ */
+static int b64_decode_exact(const char *s, size_t len, uint8_t *out, size_t n)
+{
+	char again[128];
+	uint8_t tmp[96];
+
+	if (n > 64 || len != 4 * ((n + 2) / 3))
+		return -1;
+	if (EVP_DecodeBlock(tmp, (const unsigned char *)s, (int)len) != (int)(3 * (len / 4)))
+		return -1;
+	if (b64_encode(tmp, n, again, sizeof again) != (int)len || memcmp(again, s, len) != 0)
+		return -1;
+	memcpy(out, tmp, n);
+	return 0;
+}
+
+static int format_line(const char *tag, const uint8_t *p, size_t n, const char *comment, char *out, size_t outlen)
+{
+	char b64[128];
+	int w;
+
+	if (b64_encode(p, n, b64, sizeof b64) < 0)
+		return -1;
+	if (comment && comment[0])
+		w = snprintf(out, outlen, "%s ed25519 %s %s\n", tag, b64, comment);
+	else
+		w = snprintf(out, outlen, "%s ed25519 %s\n", tag, b64);
+	return w < 0 || (size_t)w >= outlen ? -1 : w;
+}
+
+int mc_key_format_secret(const struct mc_key *k, char *out, size_t outlen)
+{
+	uint8_t both[MC_KEY_SEED_LEN + MC_KEY_PUB_LEN];
+	int w;
+
+	if (!k->has_secret)
+		return -1;
+	memcpy(both, k->seed, MC_KEY_SEED_LEN);
+	memcpy(both + MC_KEY_SEED_LEN, k->pub, MC_KEY_PUB_LEN);
+	w = format_line(MC_KEY_SECRET_TAG, both, sizeof both, k->comment, out, outlen);
+	OPENSSL_cleanse(both, sizeof both);
+	return w;
+}
+
+int mc_key_format_public(const struct mc_key *k, char *out, size_t outlen)
+{
+	return format_line(MC_KEY_PUBLIC_TAG, k->pub, MC_KEY_PUB_LEN, k->comment, out, outlen);
+}
+
+/* Splits the one line of a key file into tag, type, base64 and comment; checks the common rules. */
+static int parse_line(const char *buf, size_t len, const char *want, const char *other, uint8_t *key, size_t keylen,
+		      char *comment, char *err, size_t errlen)
+{
+	const char *p = buf, *end, *sp;
+	size_t taglen = strlen(want);
+
+	if (len && buf[len - 1] == '\n')
+		len--;
+	end = buf + len;
+	for (const char *q = buf; q < end; q++)
+		if (*q == '\n' || *q == '\0' || *q == '\r') {
+			snprintf(err, errlen, *q == '\n' ? "more than one line" : "holds a %s character",
+				 *q == '\0' ? "NUL" : "carriage return");
+			return -1;
+		}
+	if (len >= strlen(other) + 1 && memcmp(buf, other, strlen(other)) == 0 && buf[strlen(other)] == ' ') {
+		snprintf(err, errlen, "a %s key where a %s key is wanted",
+			 strcmp(other, MC_KEY_SECRET_TAG) == 0 ? "secret" : "public",
+			 strcmp(want, MC_KEY_SECRET_TAG) == 0 ? "secret" : "public");
+		return -1;
+	}
+	if (len < taglen + 1 || memcmp(buf, want, taglen) != 0 || buf[taglen] != ' ') {
+		snprintf(err, errlen, "not an mcast key file (the line must start with '%s ')", want);
+		return -1;
+	}
+	p = buf + taglen + 1;
+	sp = memchr(p, ' ', (size_t)(end - p));
+	if (sp == NULL || (size_t)(sp - p) != 7 || memcmp(p, "ed25519", 7) != 0) {
+		snprintf(err, errlen, "unknown key type (only 'ed25519' is known)");
+		return -1;
+	}
+	p = sp + 1;
+	sp = memchr(p, ' ', (size_t)(end - p));
+	if (b64_decode_exact(p, (size_t)((sp ? sp : end) - p), key, keylen) < 0) {
+		snprintf(err, errlen, "key is not %zu bytes of base64", keylen);
+		return -1;
+	}
+	comment[0] = '\0';
+	if (sp) {
+		size_t cl = (size_t)(end - sp - 1);
+
+		if (cl == 0 || cl > MC_KEY_COMMENT_MAX) {
+			snprintf(err, errlen, "comment empty or longer than %d bytes", MC_KEY_COMMENT_MAX);
+			return -1;
+		}
+		for (size_t i = 0; i < cl; i++)
+			if ((unsigned char)sp[1 + i] < 0x20 || (unsigned char)sp[1 + i] > 0x7e) {
+				snprintf(err, errlen, "comment holds a byte that is not printable ASCII");
+				return -1;
+			}
+		memcpy(comment, sp + 1, cl);
+		comment[cl] = '\0';
+	}
+	return 0;
+}
+
+int mc_key_parse_secret(const char *buf, size_t len, struct mc_key *k, char *err, size_t errlen)
+{
+	uint8_t both[MC_KEY_SEED_LEN + MC_KEY_PUB_LEN], pub[MC_KEY_PUB_LEN];
+	int rc = -1;
+
+	memset(k, 0, sizeof *k);
+	if (parse_line(buf, len, MC_KEY_SECRET_TAG, MC_KEY_PUBLIC_TAG, both, sizeof both, k->comment, err, errlen) < 0)
+		goto out;
+	if (derive_pub(both, pub) < 0 || memcmp(pub, both + MC_KEY_SEED_LEN, MC_KEY_PUB_LEN) != 0) {
+		snprintf(err, errlen, "public half does not belong to the secret key (damaged file)");
+		goto out;
+	}
+	memcpy(k->seed, both, MC_KEY_SEED_LEN);
+	memcpy(k->pub, pub, MC_KEY_PUB_LEN);
+	k->has_secret = 1;
+	mc_key_id(k->pub, k->id);
+	rc = 0;
+out:
+	OPENSSL_cleanse(both, sizeof both);
+	if (rc < 0)
+		memset(k, 0, sizeof *k);
+	return rc;
+}
+
+int mc_key_parse_public(const char *buf, size_t len, struct mc_key *k, char *err, size_t errlen)
+{
+	memset(k, 0, sizeof *k);
+	if (parse_line(buf, len, MC_KEY_PUBLIC_TAG, MC_KEY_SECRET_TAG, k->pub, MC_KEY_PUB_LEN, k->comment, err, errlen) < 0)
+		return -1;
+	mc_key_id(k->pub, k->id);
+	return 0;
+}
+
+/* Reads a small regular file whole. Returns its length, or -1 with "path: reason" in err. */
+static ssize_t read_small(const char *path, char *buf, size_t cap, struct stat *st, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	ssize_t n = -1, got = 0;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, st) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		goto out;
+	}
+	if ((uint64_t)st->st_size >= cap) {
+		snprintf(err, errlen, "%s: too large for a key file (%jd bytes)", path, (intmax_t)st->st_size);
+		goto out;
+	}
+	while ((size_t)got < cap) {
+		ssize_t r = read(fd, buf + got, cap - (size_t)got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (r == 0)
+			break;
+		got += r;
+	}
+	if ((size_t)got >= cap) {
+		snprintf(err, errlen, "%s: too large for a key file", path);
+		goto out;
+	}
+	n = got;
+out:
+	close(fd);
+	return n;
+}
+
+int mc_key_load_secret(const char *path, struct mc_key *k, int *loose, char *err, size_t errlen)
+{
+	char buf[KEY_FILE_MAX], why[160];
+	struct stat st;
+	ssize_t n = read_small(path, buf, sizeof buf, &st, err, errlen);
+	int rc = -1;
+
+	*loose = 0;
+	if (n < 0)
+		goto out;
+	if (mc_key_parse_secret(buf, (size_t)n, k, why, sizeof why) < 0) {
+		snprintf(err, errlen, "%s: %s", path, why);
+		goto out;
+	}
+	*loose = (st.st_mode & 077) != 0;
+	rc = 0;
+out:
+	OPENSSL_cleanse(buf, sizeof buf);
+	return rc;
+}
+
+int mc_key_load_public(const char *path, struct mc_key *k, char *err, size_t errlen)
+{
+	char buf[KEY_FILE_MAX], why[160];
+	struct stat st;
+	ssize_t n = read_small(path, buf, sizeof buf, &st, err, errlen);
+
+	if (n < 0)
+		return -1;
+	if (mc_key_parse_public(buf, (size_t)n, k, why, sizeof why) < 0) {
+		snprintf(err, errlen, "%s: %s", path, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* Creates path with O_EXCL and mode, writes n bytes, flushes. Returns 0 or -1 with "path: reason". */
+static int write_new(const char *path, const void *p, size_t n, mode_t mode, char *err, size_t errlen)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	size_t done = 0;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, errno == EEXIST ? "exists (not overwritten)" : strerror(errno));
+		return -1;
+	}
+	/* open's mode passes through the umask; a secret must be 0600 whatever the umask says. */
+	if (fchmod(fd, mode) < 0)
+		goto fail;
+	while (done < n) {
+		ssize_t w = write(fd, (const char *)p + done, n - done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			goto fail;
+		done += (size_t)w;
+	}
+	if (fsync(fd) < 0)
+		goto fail;
+	if (close(fd) < 0) {
+		fd = -1;
+		goto fail;
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+	return -1;
+}
+
+int mc_key_write_pair(const char *name, const struct mc_key *k, char *err, size_t errlen)
+{
+	char sec[512], pub[512], *kp = NULL, *pp = NULL;
+	size_t nl = strlen(name);
+	int sl, pl, rc = -1;
+	struct stat st;
+
+	if ((sl = mc_key_format_secret(k, sec, sizeof sec)) < 0 || (pl = mc_key_format_public(k, pub, sizeof pub)) < 0) {
+		snprintf(err, errlen, "%s: cannot format the key", name);
+		goto out;
+	}
+	if ((kp = malloc(nl + 5)) == NULL || (pp = malloc(nl + 5)) == NULL) {
+		snprintf(err, errlen, "%s: %s", name, strerror(ENOMEM));
+		goto out;
+	}
+	memcpy(kp, name, nl);
+	memcpy(kp + nl, ".key", 5);
+	memcpy(pp, name, nl);
+	memcpy(pp + nl, ".pub", 5);
+	/* Check both first: a keygen that fails must leave no half pair behind, nor touch an old one. */
+	if (lstat(pp, &st) == 0) {
+		snprintf(err, errlen, "%s: exists (not overwritten)", pp);
+		goto out;
+	}
+	if (write_new(kp, sec, (size_t)sl, 0600, err, errlen) < 0)
+		goto out;
+	if (write_new(pp, pub, (size_t)pl, 0644, err, errlen) < 0) {
+		unlink(kp);
+		goto out;
+	}
+	rc = 0;
+out:
+	OPENSSL_cleanse(sec, sizeof sec);
+	free(kp);
+	free(pp);
+	return rc;
+}
+
+int mc_session_key_write(const char *path, char *err, size_t errlen)
+{
+	uint8_t key[MC_SESSION_KEY_LEN];
+	int rc;
+
+	if (mc_random(key, sizeof key) < 0) {
+		snprintf(err, errlen, "%s: no random bytes", path);
+		return -1;
+	}
+	rc = write_new(path, key, sizeof key, 0600, err, errlen);
+	OPENSSL_cleanse(key, sizeof key);
+	return rc;
+}
+
+int mc_session_key_load(const char *path, uint8_t key[MC_SESSION_KEY_LEN], int *loose, char *err, size_t errlen)
+{
+	char buf[KEY_FILE_MAX];
+	struct stat st;
+	ssize_t n = read_small(path, buf, sizeof buf, &st, err, errlen);
+	int rc = -1;
+
+	*loose = 0;
+	if (n < 0)
+		goto out;
+	if (n != MC_SESSION_KEY_LEN) {
+		snprintf(err, errlen, "%s: a session key is exactly %d bytes, not %zd (make one with 'mcast-pack keygen --session')",
+			 path, MC_SESSION_KEY_LEN, n);
+		goto out;
+	}
+	memcpy(key, buf, MC_SESSION_KEY_LEN);
+	*loose = (st.st_mode & 077) != 0;
+	rc = 0;
+out:
+	OPENSSL_cleanse(buf, sizeof buf);
+	return rc;
+}
+
+/* ---- trust sets ---- */
+
+static int trust_push(struct mc_trust *t, const struct mc_key *k, const char *path, char *err, size_t errlen)
+{
+	struct mc_key *n;
+
+	if (mc_trust_find(t, k->pub))
+		return 0;
+	n = realloc(t->keys, (t->n + 1) * sizeof *n);
+	if (n == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(ENOMEM));
+		return -1;
+	}
+	t->keys = n;
+	t->keys[t->n++] = *k;
+	return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int mc_trust_add(struct mc_trust *t, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	struct mc_key k;
+	DIR *d = NULL;
+	struct dirent *e;
+	char **names = NULL, *full = NULL;
+	size_t nn = 0, added = 0;
+	int rc = -1;
+
+	if (stat(path, &st) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		if (mc_key_load_public(path, &k, err, errlen) < 0)
+			return -1;
+		return trust_push(t, &k, path, err, errlen);
+	}
+	if ((d = opendir(path)) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+		char **g;
+
+		if (l < 5 || strcmp(e->d_name + l - 4, ".pub") != 0 || e->d_name[0] == '.')
+			continue;
+		if ((g = realloc(names, (nn + 1) * sizeof *g)) == NULL || (g[nn] = strdup(e->d_name)) == NULL) {
+			if (g)
+				names = g;
+			snprintf(err, errlen, "%s: %s", path, strerror(ENOMEM));
+			goto out;
+		}
+		names = g;
+		nn++;
+	}
+	/* Sorted, so that which bad file is named first does not depend on the directory's order. */
+	qsort(names, nn, sizeof *names, by_name);
+	for (size_t i = 0; i < nn; i++) {
+		size_t l = strlen(path) + strlen(names[i]) + 2;
+
+		free(full);
+		if ((full = malloc(l)) == NULL) {
+			snprintf(err, errlen, "%s: %s", path, strerror(ENOMEM));
+			goto out;
+		}
+		snprintf(full, l, "%s/%s", path, names[i]);
+		if (mc_key_load_public(full, &k, err, errlen) < 0 || trust_push(t, &k, full, err, errlen) < 0)
+			goto out;
+		added++;
+	}
+	if (added == 0) {
+		snprintf(err, errlen, "%s: a directory without any *.pub key", path);
+		goto out;
+	}
+	rc = 0;
+out:
+	for (size_t i = 0; i < nn; i++)
+		free(names[i]);
+	free(names);
+	free(full);
+	closedir(d);
+	return rc;
+}
+
+const struct mc_key *mc_trust_find(const struct mc_trust *t, const uint8_t pub[MC_KEY_PUB_LEN])
+{
+	for (size_t i = 0; t && i < t->n; i++)
+		if (memcmp(t->keys[i].pub, pub, MC_KEY_PUB_LEN) == 0)
+			return &t->keys[i];
+	return NULL;
+}
+
+void mc_trust_free(struct mc_trust *t)
+{
+	free(t->keys);
+	t->keys = NULL;
+	t->n = 0;
+}
+
+/* ---- chunk digests ---- */
+
+const char *mc_hash_name(unsigned alg)
+{
+	return alg == MC_HASH_XXH3 ? "xxh3-128" : alg == MC_HASH_SHA256 ? "sha256-128" : "unknown";
+}
+
+int mc_hash_init(struct mc_hash *h, unsigned alg, const uint8_t *salt)
+{
+	memset(h, 0, sizeof *h);
+	h->alg = alg;
+	if (salt)
+		memcpy(h->salt, salt, MC_HASH_SALT_LEN);
+	if (alg == MC_HASH_XXH3)
+		h->state = XXH3_createState();
+	else if (alg == MC_HASH_SHA256)
+		h->state = EVP_MD_CTX_new();
+	else
+		return -1;
+	if (h->state == NULL)
+		return -1;
+	mc_hash_reset(h);
+	return 0;
+}
+
+void mc_hash_reset(struct mc_hash *h)
+{
+	if (h->alg == MC_HASH_XXH3) {
+		XXH3_128bits_reset(h->state);
+	} else {
+		EVP_DigestInit_ex(h->state, EVP_sha256(), NULL);
+		EVP_DigestUpdate(h->state, h->salt, MC_HASH_SALT_LEN);
+	}
+}
+
+void mc_hash_update(struct mc_hash *h, const void *p, size_t n)
+{
+	if (h->alg == MC_HASH_XXH3)
+		XXH3_128bits_update(h->state, p, n);
+	else
+		EVP_DigestUpdate(h->state, p, n);
+}
+
+void mc_hash_final(struct mc_hash *h, uint8_t out[MC_HASH_OUT])
+{
+	if (h->alg == MC_HASH_XXH3) {
+		XXH128_canonical_t c;
+
+		XXH128_canonicalFromHash(&c, XXH3_128bits_digest(h->state));
+		memcpy(out, c.digest, MC_HASH_OUT);
+	} else {
+		uint8_t full[32];
+		unsigned int len = sizeof full;
+
+		if (EVP_DigestFinal_ex(h->state, full, &len) != 1)
+			memset(full, 0, sizeof full);
+		memcpy(out, full, MC_HASH_OUT);
+	}
+}
+
+void mc_hash_free(struct mc_hash *h)
+{
+	if (h->state == NULL)
+		return;
+	if (h->alg == MC_HASH_XXH3)
+		XXH3_freeState(h->state);
+	else
+		EVP_MD_CTX_free(h->state);
+	h->state = NULL;
+}
+
+int mc_hash_once(unsigned alg, const uint8_t *salt, const void *p, size_t n, uint8_t out[MC_HASH_OUT])
+{
+	if (alg == MC_HASH_XXH3) {
+		XXH128_canonical_t c;
+
+		XXH128_canonicalFromHash(&c, XXH3_128bits(p, n));
+		memcpy(out, c.digest, MC_HASH_OUT);
+		return 0;
+	}
+	if (alg == MC_HASH_SHA256) {
+		EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+		uint8_t full[32];
+		unsigned int len = sizeof full;
+		static const uint8_t zero[MC_HASH_SALT_LEN];
+		int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+			 EVP_DigestUpdate(ctx, salt ? salt : zero, MC_HASH_SALT_LEN) == 1 &&
+			 EVP_DigestUpdate(ctx, p, n) == 1 && EVP_DigestFinal_ex(ctx, full, &len) == 1;
+
+		EVP_MD_CTX_free(ctx);
+		if (ok) {
+			memcpy(out, full, MC_HASH_OUT);
+			return 0;
+		}
+	}
+	memset(out, 0, MC_HASH_OUT);
+	return -1;
+}

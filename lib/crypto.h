@@ -1,0 +1,137 @@
+/*
+ * Keys, signatures and digests for trust (mcast-package(5), issue 17): Ed25519
+ * key pairs and their text files, trust sets of public keys, session keys,
+ * and the chunk digest algorithms. Every primitive comes from OpenSSL 3's
+ * libcrypto; nothing here is hand-written cryptography.
+ */
+#ifndef MC_CRYPTO_H
+#define MC_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MC_KEY_PUB_LEN 32       /* Ed25519 public key */
+#define MC_KEY_SEED_LEN 32      /* Ed25519 secret key (the RFC 8032 seed) */
+#define MC_SIG_LEN 64           /* Ed25519 signature */
+#define MC_KEYID_LEN 8          /* key id: first 8 bytes of SHA-256(public key), shown as 16 hex digits */
+#define MC_KEY_COMMENT_MAX 255
+#define MC_SESSION_KEY_LEN 32
+#define MC_HASH_OUT 16          /* chunk digest slot (MC_DIGEST_LEN) */
+#define MC_HASH_SALT_LEN 16
+
+/* First word of each key file line (the format and its version). */
+#define MC_KEY_SECRET_TAG "mcast-secret-key-v1"
+#define MC_KEY_PUBLIC_TAG "mcast-public-key-v1"
+
+/* A public key, or a key pair when has_secret. */
+struct mc_key {
+	uint8_t pub[MC_KEY_PUB_LEN];
+	uint8_t seed[MC_KEY_SEED_LEN];
+	int has_secret;
+	uint8_t id[MC_KEYID_LEN];
+	char comment[MC_KEY_COMMENT_MAX + 1];
+};
+
+/* Key id of a public key (SHA-256 of it, first 8 bytes). */
+void mc_key_id(const uint8_t pub[MC_KEY_PUB_LEN], uint8_t id[MC_KEYID_LEN]);
+/* Key id as 16 lowercase hex digits; returns out. */
+char *mc_keyid_hex(const uint8_t id[MC_KEYID_LEN], char out[2 * MC_KEYID_LEN + 1]);
+
+/* Makes a new Ed25519 key pair (comment left empty). Returns 0 or -1 with a reason in err. */
+int mc_key_generate(struct mc_key *k, char *err, size_t errlen);
+
+/*
+ * One text line each, '\n' included (mcast-package(5)):
+ *   mcast-secret-key-v1 ed25519 BASE64(seed || public) [COMMENT]
+ *   mcast-public-key-v1 ed25519 BASE64(public) [COMMENT]
+ * Return the length written, or -1 when out is too small (or, for the
+ * secret form, k holds no secret).
+ */
+int mc_key_format_secret(const struct mc_key *k, char *out, size_t outlen);
+int mc_key_format_public(const struct mc_key *k, char *out, size_t outlen);
+
+/*
+ * Strict parsers of those lines (buf need not be NUL-terminated): exactly one
+ * line, a trailing newline optional, single spaces between the fields,
+ * canonical base64 of exactly the right length, a printable ASCII comment;
+ * the secret form's public half must be the one its seed derives. Returns 0,
+ * or -1 with a reason in err (no file name: the caller adds it).
+ */
+int mc_key_parse_secret(const char *buf, size_t len, struct mc_key *k, char *err, size_t errlen);
+int mc_key_parse_public(const char *buf, size_t len, struct mc_key *k, char *err, size_t errlen);
+
+/*
+ * Reads and parses a key file (a regular file of at most 4 KiB). Returns 0,
+ * or -1 with "path: reason" in err. For a secret key, *loose is set when
+ * the file is readable or writable by group or others (the caller warns).
+ */
+int mc_key_load_secret(const char *path, struct mc_key *k, int *loose, char *err, size_t errlen);
+int mc_key_load_public(const char *path, struct mc_key *k, char *err, size_t errlen);
+
+/*
+ * keygen: writes name.key (mode 0600) and name.pub (0644) for k, both
+ * created with O_EXCL so an existing file is never overwritten (nothing is
+ * written when either exists), flushed to disk. Returns 0 or -1 with
+ * "path: reason" in err.
+ */
+int mc_key_write_pair(const char *name, const struct mc_key *k, char *err, size_t errlen);
+
+/* Writes MC_SESSION_KEY_LEN random bytes to path (O_EXCL, mode 0600). Returns 0 or -1 with "path: reason". */
+int mc_session_key_write(const char *path, char *err, size_t errlen);
+/* Reads a session key file: a regular file of exactly MC_SESSION_KEY_LEN bytes; *loose as above. */
+int mc_session_key_load(const char *path, uint8_t key[MC_SESSION_KEY_LEN], int *loose, char *err, size_t errlen);
+
+/* Ed25519 signature of msg with k's secret. Returns 0 or -1 with a reason in err. */
+int mc_sign(const struct mc_key *k, const void *msg, size_t n, uint8_t sig[MC_SIG_LEN], char *err, size_t errlen);
+/* 1 when sig is pub's signature of msg, else 0. */
+int mc_sign_verify(const uint8_t pub[MC_KEY_PUB_LEN], const void *msg, size_t n, const uint8_t sig[MC_SIG_LEN]);
+
+/* The public keys a program trusts (--trust FILE.pub or a directory of them). */
+struct mc_trust {
+	struct mc_key *keys;
+	size_t n;
+};
+/*
+ * Adds path: a public key file, or a directory whose *.pub files are all
+ * added (one that is not a public key is an error; so is a directory
+ * without any). Returns 0 or -1 with "path: reason" in err.
+ */
+int mc_trust_add(struct mc_trust *t, const char *path, char *err, size_t errlen);
+/* The trusted key with this public half, or NULL. */
+const struct mc_key *mc_trust_find(const struct mc_trust *t, const uint8_t pub[MC_KEY_PUB_LEN]);
+void mc_trust_free(struct mc_trust *t);
+
+/*
+ * Chunk digest algorithms (the manifest names one). XXH3 catches accidents;
+ * SHA256 (truncated to MC_HASH_OUT bytes, over salt || data with a random
+ * salt the packager picks, so content someone else chose cannot be a
+ * prepared collision) holds against forgers once the manifest is signed.
+ */
+enum mc_hash_alg { MC_HASH_XXH3 = 0, MC_HASH_SHA256 = 1 };
+#define MC_HASH_ALG_MAX MC_HASH_SHA256
+const char *mc_hash_name(unsigned alg);
+
+/* A streaming chunk digest. */
+struct mc_hash {
+	unsigned alg;
+	void *state;                     /* XXH3_state_t or EVP_MD_CTX */
+	uint8_t salt[MC_HASH_SALT_LEN];
+};
+/* Returns 0, or -1 (unknown algorithm, no memory). salt: MC_HASH_SALT_LEN bytes, used by SHA256 only. */
+int mc_hash_init(struct mc_hash *h, unsigned alg, const uint8_t *salt);
+/* Starts a new digest with the same algorithm and salt. */
+void mc_hash_reset(struct mc_hash *h);
+void mc_hash_update(struct mc_hash *h, const void *p, size_t n);
+/* The digest of what was fed since init/reset (then reset again before reuse). */
+void mc_hash_final(struct mc_hash *h, uint8_t out[MC_HASH_OUT]);
+void mc_hash_free(struct mc_hash *h);
+/* One-shot digest. Returns 0, or -1 for an unknown algorithm (out zeroed). */
+int mc_hash_once(unsigned alg, const uint8_t *salt, const void *p, size_t n, uint8_t out[MC_HASH_OUT]);
+
+/* Full SHA-256 (test vectors, key ids). */
+void mc_sha256(const void *p, size_t n, uint8_t out[32]);
+
+/* n bytes from the system's CSPRNG. Returns 0 or -1. */
+int mc_random(void *p, size_t n);
+
+#endif

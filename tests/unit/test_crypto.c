@@ -1,0 +1,273 @@
+/* Unit tests of lib/crypto.c: published vectors, key files, trust sets, chunk digests. */
+#include "crypto.h"
+#include "pkg.h"
+#include "tap.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/mcast-test-crypto.XXXXXX";
+
+static void unhex(const char *s, uint8_t *out)
+{
+	for (size_t i = 0; s[2 * i]; i++) {
+		unsigned v;
+
+		sscanf(s + 2 * i, "%2x", &v);
+		out[i] = (uint8_t)v;
+	}
+}
+
+static char *path(const char *name)
+{
+	static char p[4][512];
+	static int n;
+	char *r = p[n++ % 4];
+
+	snprintf(r, 512, "%s/%s", dir, name);
+	return r;
+}
+
+static int put_file(const char *name, const char *text, size_t len, mode_t mode)
+{
+	int fd = open(path(name), O_WRONLY | O_CREAT | O_TRUNC, mode);
+	int rc = fd >= 0 && write(fd, text, len) == (ssize_t)len ? 0 : -1;
+
+	if (fd >= 0)
+		close(fd);
+	chmod(path(name), mode);
+	return rc;
+}
+
+/* RFC 8032 section 7.1, tests 1 and 2; FIPS 180-2 SHA-256 of "abc" and of "". */
+static void test_vectors(void)
+{
+	struct mc_key k;
+	uint8_t sig[MC_SIG_LEN], want[MC_SIG_LEN], pub[MC_KEY_PUB_LEN], h[32], w[32], msg2 = 0x72;
+	char err[256] = "";
+
+	memset(&k, 0, sizeof k);
+	unhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60", k.seed);
+	unhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", pub);
+	memcpy(k.pub, pub, sizeof pub);
+	k.has_secret = 1;
+	unhex("e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+	      want);
+	ok(mc_sign(&k, "", 0, sig, err, sizeof err) == 0 && memcmp(sig, want, MC_SIG_LEN) == 0,
+	   "RFC 8032 test 1: the signature of the empty message");
+	ok(mc_sign_verify(pub, "", 0, want) == 1, "RFC 8032 test 1 verifies");
+	want[10] ^= 1;
+	ok(mc_sign_verify(pub, "", 0, want) == 0, "a changed signature does not");
+
+	unhex("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb", k.seed);
+	unhex("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", pub);
+	memcpy(k.pub, pub, sizeof pub);
+	unhex("92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+	      want);
+	ok(mc_sign(&k, &msg2, 1, sig, err, sizeof err) == 0 && memcmp(sig, want, MC_SIG_LEN) == 0,
+	   "RFC 8032 test 2: the signature of 0x72");
+	ok(mc_sign_verify(pub, &msg2, 1, want) == 1, "RFC 8032 test 2 verifies");
+	msg2 = 0x73;
+	ok(mc_sign_verify(pub, &msg2, 1, want) == 0, "another message does not");
+	pub[0] ^= 0x80;
+	ok(mc_sign_verify(pub, "r", 1, want) == 0, "nor another key");
+
+	mc_sha256("abc", 3, h);
+	unhex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", w);
+	ok(memcmp(h, w, 32) == 0, "SHA-256(\"abc\")");
+	mc_sha256("", 0, h);
+	unhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", w);
+	ok(memcmp(h, w, 32) == 0, "SHA-256(\"\")");
+}
+
+static void test_digests(void)
+{
+	static uint8_t buf[300000];
+	uint8_t salt[MC_HASH_SALT_LEN], a[16], b[16], c[16], full[32];
+	uint8_t *salted = malloc(sizeof buf + sizeof salt);
+	struct mc_hash h;
+
+	for (size_t i = 0; i < sizeof buf; i++)
+		buf[i] = (uint8_t)(i * 7 + (i >> 9));
+	memset(salt, 0xa5, sizeof salt);
+	ok(mc_hash_once(MC_HASH_SHA256, salt, buf, sizeof buf, a) == 0, "sha256 one-shot");
+	memcpy(salted, salt, sizeof salt);
+	memcpy(salted + sizeof salt, buf, sizeof buf);
+	mc_sha256(salted, sizeof buf + sizeof salt, full);
+	ok(memcmp(a, full, 16) == 0, "is the first 16 bytes of SHA-256(salt || data)");
+	free(salted);
+	ok(mc_hash_init(&h, MC_HASH_SHA256, salt) == 0, "streaming sha256");
+	mc_hash_update(&h, buf, 1000);
+	mc_hash_update(&h, buf + 1000, sizeof buf - 1000);
+	mc_hash_final(&h, b);
+	ok(memcmp(a, b, 16) == 0, "streaming in pieces gives the one-shot digest");
+	mc_hash_reset(&h);
+	mc_hash_update(&h, buf, sizeof buf);
+	mc_hash_final(&h, b);
+	ok(memcmp(a, b, 16) == 0, "and again after a reset");
+	mc_hash_free(&h);
+	salt[0] ^= 1;
+	mc_hash_once(MC_HASH_SHA256, salt, buf, sizeof buf, c);
+	ok(memcmp(a, c, 16) != 0, "another salt, another digest");
+
+	mc_digest(buf, sizeof buf, a);
+	ok(mc_hash_once(MC_HASH_XXH3, NULL, buf, sizeof buf, b) == 0 && memcmp(a, b, 16) == 0,
+	   "xxh3-128 is mc_digest");
+	ok(mc_hash_init(&h, MC_HASH_XXH3, NULL) == 0, "streaming xxh3");
+	mc_hash_update(&h, buf, 12345);
+	mc_hash_update(&h, buf + 12345, sizeof buf - 12345);
+	mc_hash_final(&h, c);
+	mc_hash_free(&h);
+	ok(memcmp(a, c, 16) == 0, "streaming xxh3 agrees");
+	ok(mc_hash_once(7, NULL, buf, 10, a) == -1 && mc_hash_init(&h, 7, NULL) == -1, "an unknown algorithm is refused");
+}
+
+static void test_key_text(void)
+{
+	struct mc_key k, back;
+	char sec[512], pub[512], bad[600], err[256] = "";
+	int sl, pl;
+
+	ok(mc_key_generate(&k, err, sizeof err) == 0 && k.has_secret, "a key pair is made");
+	strcpy(k.comment, "lab signing key");
+	sl = mc_key_format_secret(&k, sec, sizeof sec);
+	pl = mc_key_format_public(&k, pub, sizeof pub);
+	ok(sl > 0 && strncmp(sec, "mcast-secret-key-v1 ed25519 ", 28) == 0 && sec[sl - 1] == '\n' &&
+	       strchr(sec, '\n') == sec + sl - 1, "secret key: one line: %.28s...", sec);
+	ok(pl > 0 && strncmp(pub, "mcast-public-key-v1 ed25519 ", 28) == 0 && strstr(pub, " lab signing key\n"),
+	   "public key: one line with its comment: %.*s", pl - 1, pub);
+	ok(mc_key_parse_secret(sec, (size_t)sl, &back, err, sizeof err) == 0 && memcmp(back.seed, k.seed, 32) == 0 &&
+	       memcmp(back.pub, k.pub, 32) == 0 && memcmp(back.id, k.id, MC_KEYID_LEN) == 0, "the secret key parses back: %s", err);
+	ok(mc_key_parse_public(pub, (size_t)pl, &back, err, sizeof err) == 0 && memcmp(back.pub, k.pub, 32) == 0 &&
+	       !back.has_secret && strcmp(back.comment, "lab signing key") == 0, "the public key parses back: %s", err);
+	ok(mc_key_parse_public(pub, (size_t)pl - 1, &back, err, sizeof err) == 0, "without its newline too");
+
+	ok(mc_key_parse_public(sec, (size_t)sl, &back, err, sizeof err) == -1 && strstr(err, "a secret key where a public key"),
+	   "a secret key given as public: %s", err);
+	ok(mc_key_parse_secret(pub, (size_t)pl, &back, err, sizeof err) == -1 && strstr(err, "a public key where a secret key"),
+	   "a public key given as secret: %s", err);
+	ok(mc_key_parse_public("ssh-ed25519 AAAAC3Nza me\n", 25, &back, err, sizeof err) == -1 && strstr(err, "not an mcast key"),
+	   "an ssh key: %s", err);
+	snprintf(bad, sizeof bad, "%.*s\n%s", pl - 1, pub, pub);
+	ok(mc_key_parse_public(bad, strlen(bad), &back, err, sizeof err) == -1 && strstr(err, "more than one line"),
+	   "two lines: %s", err);
+	snprintf(bad, sizeof bad, "mcast-public-key-v1 ed448 %s", pub + 28);
+	ok(mc_key_parse_public(bad, strlen(bad), &back, err, sizeof err) == -1 && strstr(err, "unknown key type"),
+	   "another key type: %s", err);
+	snprintf(bad, sizeof bad, "%s", pub);
+	bad[40] = '*';
+	ok(mc_key_parse_public(bad, strlen(bad), &back, err, sizeof err) == -1 && strstr(err, "base64"), "a bad base64 character: %s", err);
+	snprintf(bad, sizeof bad, "mcast-public-key-v1 ed25519 %.40s\n", pub + 28);
+	ok(mc_key_parse_public(bad, strlen(bad), &back, err, sizeof err) == -1 && strstr(err, "base64"), "a short key: %s", err);
+	/* The last base64 digit of 32 bytes carries 2 spare bits: a non-zero one is another spelling. */
+	snprintf(bad, sizeof bad, "%s", pub);
+	bad[28 + 42] = bad[28 + 42] == 'A' ? 'B' : bad[28 + 42] == 'E' ? 'F' : (char)(bad[28 + 42] ^ 1);
+	ok(mc_key_parse_public(bad, strlen(bad), &back, err, sizeof err) == -1, "a non-canonical base64 spelling: %s", err);
+	snprintf(bad, sizeof bad, "%.*s\r\n", pl - 1, pub);
+	ok(mc_key_parse_public(bad, strlen(bad), &back, err, sizeof err) == -1 && strstr(err, "carriage return"),
+	   "a CRLF line: %s", err);
+	snprintf(bad, sizeof bad, "%.*s caf\xc3\xa9\n", pl - 17, pub);
+	ok(mc_key_parse_public(bad, strlen(bad), &back, err, sizeof err) == -1 && strstr(err, "printable"),
+	   "a comment that is not ASCII: %s", err);
+	ok(mc_key_parse_public("", 0, &back, err, sizeof err) == -1, "an empty file: %s", err);
+
+	/* A secret key whose public half is another key's. */
+	{
+		struct mc_key other;
+		char mixed[512];
+
+		mc_key_generate(&other, err, sizeof err);
+		memcpy(other.pub, k.pub, 32);
+		mc_key_format_secret(&other, mixed, sizeof mixed);
+		ok(mc_key_parse_secret(mixed, strlen(mixed), &back, err, sizeof err) == -1 && strstr(err, "does not belong"),
+		   "a secret key with a foreign public half: %s", err);
+	}
+}
+
+static void test_files(void)
+{
+	struct mc_key k, back;
+	struct mc_trust t = {0};
+	struct stat st;
+	uint8_t sk[MC_SESSION_KEY_LEN];
+	char err[512] = "", name[512], line[512];
+	int loose = -1;
+
+	mc_key_generate(&k, err, sizeof err);
+	snprintf(name, sizeof name, "%s/admin", dir);
+	ok(mc_key_write_pair(name, &k, err, sizeof err) == 0, "keygen writes a pair: %s", err);
+	ok(stat(path("admin.key"), &st) == 0 && (st.st_mode & 0777) == 0600, "NAME.key is mode 0600 (%o)", st.st_mode & 0777);
+	ok(stat(path("admin.pub"), &st) == 0 && (st.st_mode & 0777) == 0644, "NAME.pub is mode 0644");
+	ok(mc_key_write_pair(name, &k, err, sizeof err) == -1 && strstr(err, "exists"), "a second keygen refuses: %s", err);
+	ok(mc_key_load_secret(path("admin.key"), &back, &loose, err, sizeof err) == 0 && loose == 0 &&
+	       memcmp(back.seed, k.seed, 32) == 0, "the secret key loads, not loose");
+	chmod(path("admin.key"), 0640);
+	ok(mc_key_load_secret(path("admin.key"), &back, &loose, err, sizeof err) == 0 && loose == 1,
+	   "a group-readable secret key is loose");
+	ok(mc_key_load_public(path("admin.key"), &back, err, sizeof err) == -1 && strstr(err, "admin.key: a secret key"),
+	   "errors name the file: %s", err);
+
+	/* Only NAME.pub left over: keygen must not write NAME.key beside it. */
+	put_file("half.pub", "x", 1, 0644);
+	snprintf(name, sizeof name, "%s/half", dir);
+	ok(mc_key_write_pair(name, &k, err, sizeof err) == -1 && access(path("half.key"), F_OK) != 0,
+	   "nothing written when NAME.pub exists: %s", err);
+
+	ok(mc_session_key_write(path("s.key"), err, sizeof err) == 0 && stat(path("s.key"), &st) == 0 &&
+	       st.st_size == 32 && (st.st_mode & 0777) == 0600, "session key: 32 bytes, mode 0600");
+	ok(mc_session_key_write(path("s.key"), err, sizeof err) == -1, "not overwritten");
+	ok(mc_session_key_load(path("s.key"), sk, &loose, err, sizeof err) == 0 && loose == 0, "session key loads");
+	put_file("short.key", "0123456789", 10, 0600);
+	ok(mc_session_key_load(path("short.key"), sk, &loose, err, sizeof err) == -1 && strstr(err, "short.key: a session key is exactly 32"),
+	   "a 10-byte session key: %s", err);
+
+	/* Trust: a file, a directory, a directory with a bad file, an empty one. */
+	ok(mc_trust_add(&t, path("admin.pub"), err, sizeof err) == 0 && t.n == 1, "trust a file");
+	ok(mc_trust_find(&t, k.pub) != NULL, "the key is found");
+	mkdir(path("keys"), 0755);
+	{
+		struct mc_key a, b;
+
+		mc_key_generate(&a, err, sizeof err);
+		mc_key_generate(&b, err, sizeof err);
+		snprintf(name, sizeof name, "%s/keys/a", dir);
+		mc_key_write_pair(name, &a, err, sizeof err);
+		snprintf(name, sizeof name, "%s/keys/b", dir);
+		mc_key_write_pair(name, &b, err, sizeof err);
+		ok(mc_trust_add(&t, path("keys"), err, sizeof err) == 0 && t.n == 3 && mc_trust_find(&t, b.pub),
+		   "trust a directory: its *.pub keys, not its *.key files (%zu keys)", t.n);
+		ok(mc_trust_add(&t, path("keys/a.pub"), err, sizeof err) == 0 && t.n == 3, "a key given twice counts once");
+	}
+	mc_key_format_public(&k, line, sizeof line);
+	line[30] = '!';
+	put_file("keys/z.pub", line, strlen(line), 0644);
+	ok(mc_trust_add(&t, path("keys"), err, sizeof err) == -1 && strstr(err, "keys/z.pub: "), "a bad key in the directory: %s", err);
+	mkdir(path("empty"), 0755);
+	ok(mc_trust_add(&t, path("empty"), err, sizeof err) == -1 && strstr(err, "without any"), "an empty directory: %s", err);
+	ok(mc_trust_add(&t, path("nothing.pub"), err, sizeof err) == -1 && strstr(err, "nothing.pub: No such file"),
+	   "a missing file: %s", err);
+	mc_trust_free(&t);
+}
+
+int main(void)
+{
+	char cmd[600];
+
+	if (mkdtemp(dir) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+	umask(022);
+	test_vectors();
+	test_digests();
+	test_key_text();
+	test_files();
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
+	return tap_done();
+}
