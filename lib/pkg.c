@@ -20,6 +20,8 @@
 #define MANIFEST_VERSION 1
 /* Fixed part of the manifest: everything but name, version string and chunk digests. */
 #define MANIFEST_FIXED (4 + 2 + 2 + 2 + 8 + 1 + 1 + 4 + 8 + 4 + MC_DIGEST_LEN)
+/* Format 2 adds image_size after the payload digest. */
+#define MANIFEST_FIXED2 (MANIFEST_FIXED + 8)
 
 
 static uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
@@ -110,22 +112,87 @@ int mc_id_match(const uint8_t id[MC_ID_LEN], const uint8_t want[MC_ID_LEN], int 
 	return 1;
 }
 
+uint64_t mc_manifest_span_off(const struct mc_manifest *m, uint32_t i)
+{
+	return (uint64_t)i * m->chunk_size;
+}
+
+/* Span i's length in an image (format 2) or payload (format 1) of size bytes. */
+static uint32_t span_len(uint64_t size, uint32_t chunk_size, uint32_t i)
+{
+	uint64_t off = (uint64_t)i * chunk_size;
+
+	if (off >= size)
+		return 0;
+	return size - off < chunk_size ? (uint32_t)(size - off) : chunk_size;
+}
+
+uint32_t mc_manifest_span_len(const struct mc_manifest *m, uint32_t i)
+{
+	return span_len(m->format == MC_PKG_VERSION_IMAGE ? m->image_size : m->payload_size, m->chunk_size, i);
+}
+
 uint64_t mc_manifest_chunk_off(const struct mc_manifest *m, uint32_t i)
 {
+	if (m->format == MC_PKG_VERSION_IMAGE)
+		return m->chunk_offs ? m->chunk_offs[i < m->nchunks ? i : m->nchunks] : 0;
 	return (uint64_t)i * m->chunk_size;
 }
 
 uint32_t mc_manifest_chunk_len(const struct mc_manifest *m, uint32_t i)
 {
-	uint64_t off = mc_manifest_chunk_off(m, i);
+	if (m->format == MC_PKG_VERSION_IMAGE)
+		return i < m->nchunks && m->stored_lens ? mc_get32(m->stored_lens + (size_t)4 * i) : 0;
+	return span_len(m->payload_size, m->chunk_size, i);
+}
+
+uint32_t mc_manifest_chunk_of(const struct mc_manifest *m, uint64_t off)
+{
+	uint32_t lo = 0, hi = m->nchunks;
 
 	if (off >= m->payload_size)
-		return 0;
-	return m->payload_size - off < m->chunk_size ? (uint32_t)(m->payload_size - off) : m->chunk_size;
+		return m->nchunks;
+	if (m->format != MC_PKG_VERSION_IMAGE)
+		return (uint32_t)(off / m->chunk_size);
+	/* The last chunk starting at or before off: holes before it start at the same offset. */
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (m->chunk_offs[mid] <= off)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+unsigned mc_manifest_chunk_flags(const struct mc_manifest *m, uint32_t i)
+{
+	return m->chunk_flags && i < m->nchunks ? m->chunk_flags[i] : 0;
+}
+
+const uint8_t *mc_manifest_span_digest(const struct mc_manifest *m, uint32_t i)
+{
+	return m->span_digests && i < m->nchunks ? m->span_digests + (size_t)i * MC_DIGEST_LEN : NULL;
+}
+
+uint32_t mc_manifest_holes(const struct mc_manifest *m, uint64_t *bytes)
+{
+	uint32_t n = 0;
+	uint64_t b = 0;
+
+	for (uint32_t i = 0; m->chunk_flags && i < m->nchunks; i++)
+		if (m->chunk_flags[i] & MC_CHUNK_HOLE) {
+			n++;
+			b += mc_manifest_span_len(m, i);
+		}
+	if (bytes)
+		*bytes = b;
+	return n;
 }
 
 void mc_manifest_layout(const struct mc_manifest *m, struct mc_pkg_layout *l)
 {
+	l->format = m->format == MC_PKG_VERSION_IMAGE ? MC_PKG_VERSION_IMAGE : MC_PKG_VERSION;
 	l->manifest_off = MC_PKG_HDR_SIZE;
 	l->manifest_len = m->raw_len;
 	l->payload_off = round_up(MC_PKG_HDR_SIZE + (uint64_t)m->raw_len, MC_PKG_ALIGN);
@@ -137,6 +204,10 @@ uint64_t mc_manifest_payload_off(const struct mc_manifest *m)
 {
 	uint64_t len = MANIFEST_FIXED + strlen(m->name) + strlen(m->version) +
 		       mc_chunk_count(m->payload_size, m->chunk_size) * MC_DIGEST_LEN;
+
+	if (m->format == MC_PKG_VERSION_IMAGE)
+		len = MANIFEST_FIXED2 + strlen(m->name) + strlen(m->version) +
+		      mc_chunk_count(m->image_size, m->chunk_size) * MC_IMAGE_PER_CHUNK;
 
 	if (m->chunk_size < MC_CHUNK_MIN || m->chunk_size > MC_CHUNK_MAX || len > MC_MANIFEST_MAX)
 		return 0;
@@ -188,7 +259,73 @@ int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err,
 	if (m->nchunks)
 		memcpy(p, digests, (size_t)m->nchunks * MC_DIGEST_LEN);
 	m->digests = p;
+	m->format = MC_PKG_VERSION;
+	m->image_size = 0;
+	m->stored_lens = m->chunk_flags = m->span_digests = NULL;
+	free(m->chunk_offs);
+	m->chunk_offs = NULL;
 	mc_digest(m->raw, m->raw_len, m->id);
+	return 0;
+}
+
+int mc_manifest_encode_image(struct mc_manifest *m, const uint32_t *stored_len, const uint8_t *flags,
+			     const uint8_t *digests, const uint8_t *span_digests, char *err, size_t errlen)
+{
+	size_t nl = strlen(m->name), vl = strlen(m->version);
+	uint64_t n = mc_chunk_count(m->image_size, m->chunk_size), len, payload = 0;
+	struct mc_manifest t;
+	uint8_t *buf, *p;
+	int rc;
+
+	if (nl > MC_NAME_MAX || vl > MC_NAME_MAX) {
+		snprintf(err, errlen, "%s: longer than %d bytes", nl > MC_NAME_MAX ? "name" : "version", MC_NAME_MAX);
+		return -1;
+	}
+	if (m->chunk_size < MC_CHUNK_MIN || m->chunk_size > MC_CHUNK_MAX) {
+		snprintf(err, errlen, "chunk size %u: out of range", m->chunk_size);
+		return -1;
+	}
+	len = MANIFEST_FIXED2 + nl + vl + n * MC_IMAGE_PER_CHUNK;
+	if (len > MC_MANIFEST_MAX) {
+		snprintf(err, errlen, "image too large for chunk size %u (at most %u chunks)", m->chunk_size,
+			 (unsigned)((MC_MANIFEST_MAX - MANIFEST_FIXED2 - 2 * MC_NAME_MAX) / MC_IMAGE_PER_CHUNK));
+		return -1;
+	}
+	for (uint64_t i = 0; i < n; i++)
+		payload += stored_len[i];
+	if ((buf = malloc(len)) == NULL) {
+		snprintf(err, errlen, "manifest: %s", strerror(ENOMEM));
+		return -1;
+	}
+	p = buf;
+	memcpy(p, MANIFEST_MAGIC, 4); p += 4;
+	mc_put16(p, MC_PKG_VERSION_IMAGE); p += 2;
+	mc_put16(p, (uint16_t)nl); p += 2;
+	memcpy(p, m->name, nl); p += nl;
+	mc_put16(p, (uint16_t)vl); p += 2;
+	memcpy(p, m->version, vl); p += vl;
+	mc_put64(p, m->ctime); p += 8;
+	*p++ = m->compression;
+	*p++ = MC_KIND_IMAGE;
+	mc_put32(p, m->chunk_size); p += 4;
+	mc_put64(p, payload); p += 8;
+	mc_put32(p, (uint32_t)n); p += 4;
+	memcpy(p, m->payload_digest, MC_DIGEST_LEN); p += MC_DIGEST_LEN;
+	mc_put64(p, m->image_size); p += 8;
+	for (uint64_t i = 0; i < n; i++, p += 4)
+		mc_put32(p, stored_len[i]);
+	if (n) {
+		memcpy(p, flags, n); p += n;
+		memcpy(p, digests, n * MC_DIGEST_LEN); p += n * MC_DIGEST_LEN;
+		memcpy(p, span_digests, n * MC_DIGEST_LEN);
+	}
+	/* Parsing what was built makes encode exactly as strict as parse. */
+	rc = mc_manifest_parse(buf, len, &t, err, errlen);
+	free(buf);
+	if (rc < 0)
+		return -1;
+	mc_manifest_free(m);
+	*m = t;
 	return 0;
 }
 
@@ -209,10 +346,86 @@ static int get_str(const uint8_t *buf, size_t len, size_t *off, char out[MC_NAME
 	return 0;
 }
 
+/* XXH3-128 of n zero bytes (a hole's span digest), streamed from a small zero block. */
+static int zero_digest(uint64_t n, uint8_t out[MC_DIGEST_LEN])
+{
+	static const uint8_t zero[65536];
+	XXH3_state_t *st = XXH3_createState();
+
+	if (st == NULL)
+		return -1;
+	XXH3_128bits_reset(st);
+	for (; n > 0; n -= n < sizeof zero ? n : sizeof zero)
+		XXH3_128bits_update(st, zero, n < sizeof zero ? n : sizeof zero);
+	mc_digest_final(st, out);
+	XXH3_freeState(st);
+	return 0;
+}
+
+/*
+ * The per-chunk tables of a format-2 manifest at buf + off (n chunks, the
+ * length already checked): every stored length fits its span, flags agree
+ * with it, holes carry the digests of nothing stored and of zeros, and the
+ * stored lengths add up to payload_size. Fills the pointers and the offset
+ * table, or returns the reason.
+ */
+static const char *parse_image(const uint8_t *buf, size_t off, struct mc_manifest *m)
+{
+	uint32_t n = m->nchunks, last = span_len(m->image_size, m->chunk_size, n ? n - 1 : 0);
+	uint8_t empty[MC_DIGEST_LEN], zfull[MC_DIGEST_LEN], zlast[MC_DIGEST_LEN];
+	int zdone = 0;
+	uint64_t sum = 0;
+
+	m->stored_lens = buf + off;
+	m->chunk_flags = m->stored_lens + (size_t)4 * n;
+	m->digests = m->chunk_flags + n;
+	m->span_digests = m->digests + (size_t)MC_DIGEST_LEN * n;
+	if ((m->chunk_offs = malloc(((size_t)n + 1) * sizeof *m->chunk_offs)) == NULL)
+		return "out of memory";
+	mc_digest("", 0, empty);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t sl = mc_get32(m->stored_lens + (size_t)4 * i), spl = i + 1 == n ? last : m->chunk_size;
+		unsigned f = m->chunk_flags[i];
+		m->chunk_offs[i] = sum;
+		sum += sl;
+		if (f & ~MC_CHUNK_FLAGS)
+			return "unknown chunk flags";
+		if (sl > spl)
+			return "a chunk's stored length is more than its span";
+		if (f & MC_CHUNK_HOLE) {
+			if (sl != 0 || (f & MC_CHUNK_RAW))
+				return "a hole with stored bytes";
+			if (!zdone) {
+				if (zero_digest(m->chunk_size, zfull) < 0 || zero_digest(last, zlast) < 0)
+					return "out of memory";
+				zdone = 1;
+			}
+			if (memcmp(m->digests + (size_t)MC_DIGEST_LEN * i, empty, MC_DIGEST_LEN) != 0 ||
+			    memcmp(m->span_digests + (size_t)MC_DIGEST_LEN * i, spl == m->chunk_size ? zfull : zlast,
+				   MC_DIGEST_LEN) != 0)
+				return "a hole's digests are not those of zeros";
+			continue;
+		}
+		if (f & MC_CHUNK_DONTCARE)
+			return "a don't-care chunk that is not a hole";
+		if (sl == 0)
+			return "a chunk with no stored bytes that is not a hole";
+		if ((f & MC_CHUNK_RAW) && sl != spl)
+			return "a raw chunk whose stored length is not its span's";
+		if (!(f & MC_CHUNK_RAW) && m->compression == MC_COMP_NONE)
+			return "a compressed chunk in an uncompressed image";
+	}
+	m->chunk_offs[n] = sum;
+	if (sum != m->payload_size)
+		return "stored lengths do not add up to the payload size";
+	return NULL;
+}
+
 int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, char *err, size_t errlen)
 {
 	size_t off = 6;
 	uint64_t want;
+	unsigned fmt;
 	const char *why = NULL;
 
 	memset(m, 0, sizeof *m);
@@ -220,8 +433,9 @@ int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, cha
 		snprintf(err, errlen, "manifest: bad magic or too short (%zu bytes)", len);
 		return -1;
 	}
-	if (mc_get16(buf + 4) != MANIFEST_VERSION) {
-		snprintf(err, errlen, "manifest: unsupported version %u", mc_get16(buf + 4));
+	fmt = mc_get16(buf + 4);
+	if (fmt != MANIFEST_VERSION && fmt != MC_PKG_VERSION_IMAGE) {
+		snprintf(err, errlen, "manifest: unsupported version %u", fmt);
 		return -1;
 	}
 	if (len > MC_MANIFEST_MAX) {
@@ -232,10 +446,11 @@ int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, cha
 		snprintf(err, errlen, "manifest: bad name or version string");
 		return -1;
 	}
-	if (len - off < MANIFEST_FIXED - 10) {
+	if (len - off < (fmt == MANIFEST_VERSION ? MANIFEST_FIXED : MANIFEST_FIXED2) - 10) {
 		snprintf(err, errlen, "manifest: truncated");
 		return -1;
 	}
+	m->format = (uint8_t)fmt;
 	m->ctime = mc_get64(buf + off); off += 8;
 	m->compression = buf[off++];
 	m->kind = buf[off++];
@@ -243,16 +458,25 @@ int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, cha
 	m->payload_size = mc_get64(buf + off); off += 8;
 	m->nchunks = mc_get32(buf + off); off += 4;
 	memcpy(m->payload_digest, buf + off, MC_DIGEST_LEN); off += MC_DIGEST_LEN;
-	want = mc_chunk_count(m->payload_size, m->chunk_size);
+	if (fmt == MC_PKG_VERSION_IMAGE) {
+		m->image_size = mc_get64(buf + off);
+		off += 8;
+	}
+	want = mc_chunk_count(fmt == MANIFEST_VERSION ? m->payload_size : m->image_size, m->chunk_size);
 	if (m->compression > MC_COMP_XZ)
 		why = "unknown compression";
-	else if (m->kind > MC_KIND_TAR)
+	else if (fmt == MANIFEST_VERSION && m->kind > MC_KIND_TAR)
 		why = "unknown payload kind";
+	else if (fmt == MC_PKG_VERSION_IMAGE && m->kind != MC_KIND_IMAGE)
+		why = "format 2 holds only images";
+	else if (fmt == MC_PKG_VERSION_IMAGE && m->compression != MC_COMP_ZSTD && m->compression != MC_COMP_NONE)
+		why = "an image's chunks are zstd frames or raw";
 	else if (m->chunk_size < MC_CHUNK_MIN || m->chunk_size > MC_CHUNK_MAX)
 		why = "chunk size out of range";
 	else if (want != m->nchunks)
-		why = "chunk count does not match payload and chunk sizes";
-	else if ((uint64_t)(len - off) != want * MC_DIGEST_LEN)
+		why = fmt == MANIFEST_VERSION ? "chunk count does not match payload and chunk sizes"
+					      : "chunk count does not match image and chunk sizes";
+	else if ((uint64_t)(len - off) != want * (fmt == MANIFEST_VERSION ? MC_DIGEST_LEN : MC_IMAGE_PER_CHUNK))
 		why = "length does not match chunk count";
 	if (why) {
 		snprintf(err, errlen, "manifest: %s", why);
@@ -266,6 +490,11 @@ int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, cha
 	memcpy(m->raw, buf, len);
 	m->raw_len = (uint32_t)len;
 	m->digests = m->raw + off;
+	if (fmt == MC_PKG_VERSION_IMAGE && (why = parse_image(m->raw, off, m)) != NULL) {
+		snprintf(err, errlen, "manifest: %s", why);
+		mc_manifest_free(m);
+		return -1;
+	}
 	mc_digest(m->raw, len, m->id);
 	return 0;
 }
@@ -273,8 +502,10 @@ int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, cha
 void mc_manifest_free(struct mc_manifest *m)
 {
 	free(m->raw);
+	free(m->chunk_offs);
 	m->raw = NULL;
-	m->digests = NULL;
+	m->chunk_offs = NULL;
+	m->digests = m->stored_lens = m->chunk_flags = m->span_digests = NULL;
 	m->raw_len = 0;
 }
 
@@ -291,7 +522,7 @@ void mc_pkg_header_encode(const struct mc_manifest *m, uint8_t out[MC_PKG_HDR_SI
 	mc_manifest_layout(m, &l);
 	memset(out, 0, MC_PKG_HDR_SIZE);
 	memcpy(out, MC_PKG_MAGIC, MC_PKG_MAGIC_LEN);
-	mc_put16(out + 8, MC_PKG_VERSION);
+	mc_put16(out + 8, (uint16_t)l.format);
 	mc_put64(out + 16, l.manifest_off);
 	mc_put64(out + 24, l.manifest_len);
 	mc_put64(out + 32, l.payload_off);
@@ -309,11 +540,12 @@ int mc_pkg_header_decode(const uint8_t in[MC_PKG_HDR_SIZE], uint64_t file_size,
 		errno = EINVAL;
 		return -1;
 	}
-	if (mc_get16(in + 8) != MC_PKG_VERSION) {
+	if (mc_get16(in + 8) != MC_PKG_VERSION && mc_get16(in + 8) != MC_PKG_VERSION_IMAGE) {
 		snprintf(err, errlen, "unsupported package format version %u", mc_get16(in + 8));
 		errno = EINVAL;
 		return -1;
 	}
+	l->format = mc_get16(in + 8);
 	l->manifest_off = mc_get64(in + 16);
 	l->manifest_len = mc_get64(in + 24);
 	l->payload_off = mc_get64(in + 32);
@@ -468,6 +700,11 @@ int mc_pkg_open_flags(const char *path, unsigned flags, struct mc_pkg *p, char *
 	if (memcmp(p->m.id, id, MC_ID_LEN) != 0) {
 		e = EBADMSG;
 		snprintf(err, errlen, "%s: manifest: digest does not match the package id in the header", path);
+		goto fail;
+	}
+	if (p->m.format != p->l.format) {
+		e = EBADMSG;
+		snprintf(err, errlen, "%s: header says format %u, the manifest %u", path, p->l.format, p->m.format);
 		goto fail;
 	}
 	if (p->m.payload_size != p->l.payload_len) {

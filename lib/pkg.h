@@ -16,6 +16,7 @@
 #define MC_PKG_MAGIC "\211MCPKG\r\n" /* 8 bytes, PNG-style: catches text-mode and 7-bit damage */
 #define MC_PKG_MAGIC_LEN 8
 #define MC_PKG_VERSION 1
+#define MC_PKG_VERSION_IMAGE 2 /* a seekable image: one independent frame per span (manifest format 2) */
 #define MC_PKG_HDR_SIZE 64
 #define MC_PKG_ALIGN 4096
 #define MC_ID_LEN 16
@@ -27,8 +28,26 @@
 #define MC_MANIFEST_MAX (16u * 1024 * 1024 * 16 + 4096)
 
 enum mc_comp { MC_COMP_NONE = 0, MC_COMP_GZIP = 1, MC_COMP_ZSTD = 2, MC_COMP_XZ = 3 };
-enum mc_kind { MC_KIND_RAW = 0, MC_KIND_TAR = 1 };
+enum mc_kind { MC_KIND_RAW = 0, MC_KIND_TAR = 1, MC_KIND_IMAGE = 2 };
 
+/* Per-chunk flags of a format-2 manifest. */
+#define MC_CHUNK_RAW 1u      /* stored as the span's bytes, not a zstd frame */
+#define MC_CHUNK_HOLE 2u     /* all zeros: nothing stored */
+#define MC_CHUNK_DONTCARE 4u /* (with HOLE) unused by the filesystem: any bytes will do */
+#define MC_CHUNK_FLAGS (MC_CHUNK_RAW | MC_CHUNK_HOLE | MC_CHUNK_DONTCARE)
+/* Bytes per chunk in a format-2 manifest: stored length, flags, two digests. */
+#define MC_IMAGE_PER_CHUNK (4 + 1 + 2 * MC_DIGEST_LEN)
+
+/*
+ * A parsed manifest. Format 1: the payload is one stream cut into chunks of
+ * chunk_size. Format 2 (a seekable image, kind MC_KIND_IMAGE): the image of
+ * image_size bytes is cut into spans of chunk_size (the last shorter); chunk
+ * i is span i, stored as stored_len(i) bytes (one zstd frame, the raw span,
+ * or nothing for a hole) and the payload is those stored bytes in order.
+ * Ask for offsets and lengths through the accessors below, never
+ * i * chunk_size. The struct owns raw and chunk_offs: move it, never copy it
+ * (mc_manifest_free frees both).
+ */
 struct mc_manifest {
 	char name[MC_NAME_MAX + 1];
 	char version[MC_NAME_MAX + 1];
@@ -43,6 +62,13 @@ struct mc_manifest {
 	uint8_t *raw;            /* the encoded manifest, owned */
 	uint32_t raw_len;
 	uint8_t id[MC_ID_LEN];   /* XXH3-128 of raw */
+	uint8_t format;          /* 1 or 2 (MC_PKG_VERSION, MC_PKG_VERSION_IMAGE) */
+	uint64_t image_size;     /* format 2: bytes of the image; 0 for format 1 */
+	/* Format 2 only (NULL for format 1): */
+	const uint8_t *stored_lens;  /* nchunks big-endian u32, into raw */
+	const uint8_t *chunk_flags;  /* nchunks bytes of MC_CHUNK_*, into raw */
+	const uint8_t *span_digests; /* nchunks * 16: XXH3-128 of each decoded span, into raw */
+	uint64_t *chunk_offs;        /* nchunks + 1 payload offsets (prefix sums of stored_lens), owned */
 };
 
 /* Bytes [off, off+len) of chunk `chunk`, offsets from the chunk's start. */
@@ -51,6 +77,7 @@ struct mc_span {
 };
 
 struct mc_pkg_layout {
+	unsigned format;         /* the header's format version: 1 or 2 */
 	uint64_t manifest_off, manifest_len;
 	uint64_t payload_off, payload_len;
 	uint64_t file_size;
@@ -73,10 +100,24 @@ void mc_manifest_free(struct mc_manifest *m);
 /*
  * Encodes m (name, version, ctime, compression, kind, chunk_size,
  * payload_size, nchunks, payload_digest) with the nchunks*16 bytes of
- * digests into m->raw, pointing m->digests into it and setting m->id.
- * Returns 0, or -1 with a reason in err (too long a name, too many chunks).
+ * digests into m->raw, pointing m->digests into it and setting m->id and
+ * format 1. Returns 0, or -1 with a reason in err (too long a name, too many
+ * chunks).
  */
 int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err, size_t errlen);
+
+/*
+ * Encodes a format-2 manifest: m gives name, version, ctime, compression
+ * (MC_COMP_ZSTD, or MC_COMP_NONE when every chunk is raw or a hole),
+ * chunk_size, image_size and payload_digest; kind, format, nchunks and
+ * payload_size are set here. Per chunk (nchunks = ceil(image_size /
+ * chunk_size)): stored_len[i], flags[i], digests (16 each, of the stored
+ * bytes) and span_digests (16 each, of the decoded span). The result is
+ * parsed back with every check mc_manifest_parse makes, so what encodes
+ * parses. Returns 0, or -1 with a reason in err.
+ */
+int mc_manifest_encode_image(struct mc_manifest *m, const uint32_t *stored_len, const uint8_t *flags,
+			     const uint8_t *digests, const uint8_t *span_digests, char *err, size_t errlen);
 
 /* ceil(payload / chunk) without overflow (0 when chunk is 0): the one chunk count everyone uses. */
 static inline uint64_t mc_chunk_count(uint64_t payload, uint64_t chunk)
@@ -84,14 +125,33 @@ static inline uint64_t mc_chunk_count(uint64_t payload, uint64_t chunk)
 	return chunk ? payload / chunk + (payload % chunk != 0) : 0;
 }
 
-/* Offset and length of chunk i inside the payload. */
+/*
+ * Offset and length of chunk i's bytes inside the payload (format 2: its
+ * stored bytes; length 0 for a hole and for i >= nchunks). The only way to
+ * find a chunk in the payload: nothing else computes i * chunk_size.
+ */
 uint64_t mc_manifest_chunk_off(const struct mc_manifest *m, uint32_t i);
 uint32_t mc_manifest_chunk_len(const struct mc_manifest *m, uint32_t i);
+/* The chunk holding payload byte off (never a hole), or nchunks when off >= payload_size. */
+uint32_t mc_manifest_chunk_of(const struct mc_manifest *m, uint64_t off);
+/*
+ * Where chunk i lands in the image: offset i * chunk_size and the span's
+ * decoded length (format 1: the same as the chunk's, the payload being the
+ * image of a raw package).
+ */
+uint64_t mc_manifest_span_off(const struct mc_manifest *m, uint32_t i);
+uint32_t mc_manifest_span_len(const struct mc_manifest *m, uint32_t i);
+/* MC_CHUNK_* of chunk i (0 for format 1 and for i >= nchunks). */
+unsigned mc_manifest_chunk_flags(const struct mc_manifest *m, uint32_t i);
+/* XXH3-128 of chunk i's decoded span (format 2), NULL for format 1 or i >= nchunks. */
+const uint8_t *mc_manifest_span_digest(const struct mc_manifest *m, uint32_t i);
+/* Number of hole chunks and the image bytes they cover (0 for format 1). */
+uint32_t mc_manifest_holes(const struct mc_manifest *m, uint64_t *bytes);
 
 /*
  * payload_off of the manifest m's name, version, payload_size and chunk_size
- * would encode to (before its digests are known), or 0 when they could not
- * be encoded.
+ * (format 2: image_size and chunk_size) would encode to (before its digests
+ * are known), or 0 when they could not be encoded.
  */
 uint64_t mc_manifest_payload_off(const struct mc_manifest *m);
 

@@ -376,8 +376,8 @@ static int sink(void *ctx, unsigned slot, uint64_t off, const uint8_t *p, size_t
 		if (off >= pend)
 			return 0;
 		uint64_t rel = off - r->l.payload_off;
-		uint32_t i = (uint32_t)(rel / r->m.chunk_size);
-		uint32_t within = (uint32_t)(rel - (uint64_t)i * r->m.chunk_size);
+		uint32_t i = mc_manifest_chunk_of(&r->m, rel);
+		uint32_t within = (uint32_t)(rel - mc_manifest_chunk_off(&r->m, i));
 		uint32_t clen = mc_manifest_chunk_len(&r->m, i);
 		struct pchunk *pc = r->npc ? find_pc(r, i) : NULL;
 		if (pc) {

@@ -24,19 +24,41 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(in, data, size);
 	if (mc_manifest_parse(in, size, &m, err, sizeof err) == 0) {
 		assert(m.raw_len == size && memcmp(m.raw, in, size) == 0);
-		assert(m.nchunks == 0 || m.digests + (size_t)m.nchunks * MC_DIGEST_LEN == m.raw + m.raw_len);
 		assert(strlen(m.name) <= MC_NAME_MAX && strlen(m.version) <= MC_NAME_MAX);
 		(void)mc_comp_name(m.compression);
 		(void)mc_kind_name(m.kind);
 		(void)mc_pkg_raw_name(&m);
-		uint64_t sum = 0;
+		uint64_t sum = 0, spans = 0, holes = 0, hb = 0;
 		for (uint32_t i = 0; i < m.nchunks; i++) {
-			uint32_t cl = mc_manifest_chunk_len(&m, i);
+			uint32_t cl = mc_manifest_chunk_len(&m, i), sl = mc_manifest_span_len(&m, i);
+			unsigned f = mc_manifest_chunk_flags(&m, i);
 			assert(mc_manifest_chunk_off(&m, i) == sum);
-			assert(cl > 0 && cl <= m.chunk_size);
+			assert(cl <= m.chunk_size && sl > 0 && sl <= m.chunk_size && cl <= sl);
+			assert(mc_manifest_span_off(&m, i) == spans);
+			if (m.format == MC_PKG_VERSION_IMAGE) {
+				assert(mc_manifest_span_digest(&m, i) != NULL);
+				assert((cl == 0) == ((f & MC_CHUNK_HOLE) != 0));
+				assert(!(f & MC_CHUNK_RAW) || cl == sl);
+				holes += (f & MC_CHUNK_HOLE) != 0;
+				hb += (f & MC_CHUNK_HOLE) ? sl : 0;
+			} else {
+				assert(cl == sl && f == 0 && mc_manifest_span_digest(&m, i) == NULL);
+			}
+			if (cl)
+				assert(mc_manifest_chunk_of(&m, sum) == i && mc_manifest_chunk_of(&m, sum + cl - 1) == i);
 			sum += cl;
+			spans += sl;
 		}
-		assert(sum == m.payload_size);
+		assert(sum == m.payload_size && mc_manifest_chunk_of(&m, sum) == m.nchunks);
+		uint64_t hb2;
+		assert(mc_manifest_holes(&m, &hb2) == holes && hb2 == hb);
+		if (m.format == MC_PKG_VERSION_IMAGE) {
+			assert(spans == m.image_size && m.kind == MC_KIND_IMAGE);
+			assert(m.nchunks == 0 || m.span_digests + (size_t)m.nchunks * MC_DIGEST_LEN == m.raw + m.raw_len);
+		} else {
+			assert(spans == m.payload_size);
+			assert(m.nchunks == 0 || m.digests + (size_t)m.nchunks * MC_DIGEST_LEN == m.raw + m.raw_len);
+		}
 		/* Canonical: encoding what was parsed gives back the same bytes and id. */
 		memset(&e, 0, sizeof e);
 		memcpy(e.name, m.name, sizeof e.name);
@@ -47,15 +69,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		e.chunk_size = m.chunk_size;
 		e.payload_size = m.payload_size;
 		e.nchunks = m.nchunks;
+		e.image_size = m.image_size;
 		memcpy(e.payload_digest, m.payload_digest, MC_DIGEST_LEN);
-		if (mc_manifest_encode(&e, m.digests, err, sizeof err) == 0) {
+		int enc;
+		if (m.format == MC_PKG_VERSION_IMAGE) {
+			uint32_t *lens = malloc(((size_t)m.nchunks + 1) * sizeof *lens);
+			assert(lens != NULL);
+			for (uint32_t i = 0; i < m.nchunks; i++)
+				lens[i] = mc_manifest_chunk_len(&m, i);
+			enc = mc_manifest_encode_image(&e, lens, m.chunk_flags, m.digests, m.span_digests, err, sizeof err);
+			assert(enc == 0);
+			free(lens);
+		} else {
+			enc = mc_manifest_encode(&e, m.digests, err, sizeof err);
+		}
+		if (enc == 0) {
 			assert(e.raw_len == m.raw_len && memcmp(e.raw, m.raw, m.raw_len) == 0);
 			assert(memcmp(e.id, m.id, MC_ID_LEN) == 0);
 			mc_manifest_layout(&m, &l);
 			mc_pkg_header_encode(&m, hdr);
 			struct mc_pkg_layout l2;
 			assert(mc_pkg_header_decode(hdr, l.file_size, &l2, id, err, sizeof err) == 0);
-			assert(memcmp(&l, &l2, sizeof l) == 0 && memcmp(id, m.id, MC_ID_LEN) == 0);
+			assert(l.format == l2.format && l.manifest_off == l2.manifest_off && l.manifest_len == l2.manifest_len &&
+			       l.payload_off == l2.payload_off && l.payload_len == l2.payload_len &&
+			       l.file_size == l2.file_size && memcmp(id, m.id, MC_ID_LEN) == 0);
+			assert(l.format == m.format);
 			mc_manifest_free(&e);
 		}
 		mc_manifest_free(&m);
@@ -71,6 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(hdr, in, MC_PKG_HDR_SIZE);
 		if (mc_pkg_header_decode(hdr, fsize, &l, id, err, sizeof err) == 0) {
 			assert(l.manifest_off == MC_PKG_HDR_SIZE);
+			assert(l.format == MC_PKG_VERSION || l.format == MC_PKG_VERSION_IMAGE);
 			assert(l.payload_off >= l.manifest_off + l.manifest_len);
 			assert(l.payload_off % MC_PKG_ALIGN == 0);
 			assert(l.file_size == l.payload_off + l.payload_len && l.file_size >= l.payload_off);

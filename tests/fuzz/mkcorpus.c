@@ -141,6 +141,25 @@ int main(int argc, char **argv)
 		put("fuzz_manifest", "header-size", h, sizeof h);
 		put("fuzz_manifest", "header", h, MC_PKG_HDR_SIZE);
 	}
+	{
+		/* A format-2 image manifest: compressed, hole, raw (the last span shorter). */
+		static const uint8_t zero[65536];
+		uint32_t lens[3] = {100, 0, 1000};
+		uint8_t fl[3] = {0, MC_CHUNK_HOLE, MC_CHUNK_RAW}, dg[48], sp[48];
+		struct mc_manifest im;
+		memset(&im, 0, sizeof im);
+		strcpy(im.name, "disk");
+		im.compression = MC_COMP_ZSTD;
+		im.chunk_size = 65536;
+		im.image_size = 2 * 65536 + 1000;
+		memset(dg, 7, sizeof dg);
+		memset(sp, 9, sizeof sp);
+		mc_digest("", 0, dg + 16);
+		mc_digest(zero, 65536, sp + 16);
+		if (mc_manifest_encode_image(&im, lens, fl, dg, sp, (char[128]){0}, 128) == 0)
+			put("fuzz_manifest", "manifest-image", im.raw, im.raw_len);
+		mc_manifest_free(&im);
+	}
 
 	/* fuzz_receiver: the session as raw records (mode 0), resumed (mode 1), with losses. */
 	raw_session(&s, 0, 0, "raw-session");

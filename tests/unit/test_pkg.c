@@ -119,6 +119,167 @@ static void create_and_verify(uint32_t chunk, const char *what)
 	free(pl);
 }
 
+/* A hostile copy of a format-2 manifest: f edits it; parse must refuse it, naming why. */
+static void image_lie(const struct mc_manifest *m, void (*f)(uint8_t *b), const char *want, const char *what)
+{
+	uint8_t *b = malloc(m->raw_len);
+	struct mc_manifest p;
+	char err[256] = "";
+
+	memcpy(b, m->raw, m->raw_len);
+	f(b);
+	int rc = mc_manifest_parse(b, m->raw_len, &p, err, sizeof err);
+	ok(rc < 0 && (want == NULL || strstr(err, want)), "image manifest: %s refused: %s", what, err);
+	if (rc == 0)
+		mc_manifest_free(&p);
+	free(b);
+}
+
+/* Offsets in the test image manifest below (name "win11", version "2026.11", 6 chunks). */
+#define IM_COMP 30
+#define IM_KIND 31
+#define IM_NCHUNKS 44
+#define IM_IMAGE 64
+#define IM_LENS 72
+#define IM_FLAGS 96
+#define IM_DIG 102
+#define IM_SPAN 198
+static void put32(uint8_t *b, uint32_t v) { b[0] = (uint8_t)(v >> 24); b[1] = (uint8_t)(v >> 16); b[2] = (uint8_t)(v >> 8); b[3] = (uint8_t)v; }
+static uint32_t get32(const uint8_t *b) { return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]; }
+static void lie_sum(uint8_t *b) { put32(b + IM_LENS, get32(b + IM_LENS) + 1); }
+static void lie_hole_bytes(uint8_t *b) { put32(b + IM_LENS + 4, 1); put32(b + IM_LENS, 999); }
+static void lie_flag(uint8_t *b) { b[IM_FLAGS] |= 8; }
+static void lie_raw_len(uint8_t *b) { put32(b + IM_LENS + 8, 65535); put32(b + IM_LENS, 1001); }
+static void lie_over_span(uint8_t *b) { b[IM_FLAGS + 5] = 0; put32(b + IM_LENS + 20, 101); put32(b + IM_LENS, 999); }
+static void lie_hole_digest(uint8_t *b) { b[IM_SPAN + 16]++; }
+static void lie_hole_stored_digest(uint8_t *b) { b[IM_DIG + 16 * 3]++; }
+static void lie_dontcare(uint8_t *b) { b[IM_FLAGS] |= MC_CHUNK_DONTCARE; }
+static void lie_kind(uint8_t *b) { b[IM_KIND] = MC_KIND_RAW; }
+static void lie_nchunks(uint8_t *b) { b[IM_NCHUNKS + 3]++; }
+static void lie_image_size(uint8_t *b) { b[IM_IMAGE + 5]++; }
+static void lie_huge_image(uint8_t *b) { b[IM_IMAGE] = 0x80; }
+static void lie_comp_none(uint8_t *b) { b[IM_COMP] = MC_COMP_NONE; }
+static void lie_comp_gzip(uint8_t *b) { b[IM_COMP] = MC_COMP_GZIP; }
+static void lie_empty(uint8_t *b) { b[IM_FLAGS + 1] = 0; }
+static void lie_hole_raw(uint8_t *b) { b[IM_FLAGS + 1] |= MC_CHUNK_RAW; }
+
+/*
+ * A format-2 manifest: 6 spans of 64 KiB (the last 100 bytes): compressed,
+ * hole, raw, hole, compressed, raw. Encoded, parsed back, its tables, every
+ * lie refused, and a package of it opened, checked and verified.
+ */
+static void image_manifest(void)
+{
+	const uint32_t lens[6] = {1000, 0, 65536, 0, 5, 100};
+	const uint8_t flags[6] = {0, MC_CHUNK_HOLE, MC_CHUNK_RAW, MC_CHUNK_HOLE | MC_CHUNK_DONTCARE, 0, MC_CHUNK_RAW};
+	const uint64_t image = 5 * 65536 + 100, payload = 1000 + 65536 + 5 + 100;
+	uint8_t dig[6 * 16], span[6 * 16], *zero = calloc(1, 65536), *pl = malloc(payload), hdr[MC_PKG_HDR_SIZE], id[16];
+	struct mc_manifest m, p;
+	struct mc_pkg_layout l;
+	char err[256] = "";
+	uint64_t hb = 0;
+
+	for (uint64_t i = 0; i < payload; i++)
+		pl[i] = (uint8_t)(i * 13 + 1);
+	for (uint32_t i = 0, off = 0; i < 6; off += lens[i], i++) {
+		mc_digest(pl + off, lens[i], dig + 16 * i);
+		if (flags[i] & MC_CHUNK_HOLE)
+			mc_digest(zero, i == 5 ? 100 : 65536, span + 16 * i);
+		else
+			memset(span + 16 * i, (int)i, 16); /* what the decoded span would hash to */
+	}
+	fill(&m, 0, 65536);
+	m.image_size = image;
+	mc_digest(pl, payload, m.payload_digest);
+	ok(mc_manifest_encode_image(&m, lens, flags, dig, span, err, sizeof err) == 0, "image manifest encodes: %s", err);
+	ok(m.format == 2 && m.kind == MC_KIND_IMAGE && m.nchunks == 6 && m.payload_size == payload,
+	   "format 2, kind image, 6 chunks, payload = stored bytes");
+	ok(m.raw_len == 60 + 5 + 7 + 6 * 37 && m.raw[5] == 2, "length is 60 + name + version + 37 per chunk (%u)",
+	   m.raw_len);
+	ok(mc_manifest_parse(m.raw, m.raw_len, &p, err, sizeof err) == 0 && memcmp(p.id, m.id, 16) == 0 &&
+		   p.image_size == image && p.format == 2, "parses back, same id: %s", err);
+	ok(mc_manifest_chunk_off(&p, 0) == 0 && mc_manifest_chunk_off(&p, 1) == 1000 && mc_manifest_chunk_off(&p, 2) == 1000 &&
+		   mc_manifest_chunk_off(&p, 4) == 66536 && mc_manifest_chunk_off(&p, 5) == 66541 &&
+		   mc_manifest_chunk_off(&p, 6) == payload, "chunk offsets from the stored lengths");
+	ok(mc_manifest_chunk_len(&p, 0) == 1000 && mc_manifest_chunk_len(&p, 1) == 0 && mc_manifest_chunk_len(&p, 2) == 65536 &&
+		   mc_manifest_chunk_len(&p, 5) == 100 && mc_manifest_chunk_len(&p, 6) == 0, "chunk lengths");
+	ok(mc_manifest_chunk_of(&p, 0) == 0 && mc_manifest_chunk_of(&p, 999) == 0 && mc_manifest_chunk_of(&p, 1000) == 2 &&
+		   mc_manifest_chunk_of(&p, 66535) == 2 && mc_manifest_chunk_of(&p, 66536) == 4 &&
+		   mc_manifest_chunk_of(&p, 66541) == 5 && mc_manifest_chunk_of(&p, payload - 1) == 5 &&
+		   mc_manifest_chunk_of(&p, payload) == 6, "chunk of a payload offset skips holes");
+	ok(mc_manifest_span_off(&p, 5) == 5 * 65536 && mc_manifest_span_len(&p, 5) == 100 &&
+		   mc_manifest_span_len(&p, 1) == 65536 && mc_manifest_span_len(&p, 6) == 0, "span offsets and lengths");
+	ok(mc_manifest_chunk_flags(&p, 3) == (MC_CHUNK_HOLE | MC_CHUNK_DONTCARE) && mc_manifest_chunk_flags(&p, 2) == MC_CHUNK_RAW &&
+		   mc_manifest_chunk_flags(&p, 6) == 0 && memcmp(mc_manifest_span_digest(&p, 4), span + 64, 16) == 0 &&
+		   mc_manifest_span_digest(&p, 6) == NULL && memcmp(p.digests + 32, dig + 32, 16) == 0, "flags and digests");
+	ok(mc_manifest_holes(&p, &hb) == 2 && hb == 2 * 65536, "two holes of 64 KiB");
+	mc_manifest_layout(&p, &l);
+	ok(l.format == 2 && l.payload_len == payload && l.payload_off == 4096, "layout");
+	ok(mc_manifest_payload_off(&m) == 4096, "payload offset planned before the tables are known");
+	mc_pkg_header_encode(&p, hdr);
+	ok(hdr[9] == 2 && mc_pkg_header_decode(hdr, 4096 + payload, &l, id, err, sizeof err) == 0 && l.format == 2,
+	   "header says format 2 and decodes: %s", err);
+	mc_manifest_free(&p);
+
+	image_lie(&m, lie_sum, "add up", "stored lengths that do not add up");
+	image_lie(&m, lie_hole_bytes, "hole", "a hole with a stored byte");
+	image_lie(&m, lie_flag, "flags", "an unknown flag");
+	image_lie(&m, lie_raw_len, "raw chunk", "a raw chunk shorter than its span");
+	image_lie(&m, lie_over_span, "more than its span", "a stored length past the span");
+	image_lie(&m, lie_hole_digest, "zeros", "a hole's span digest not of zeros");
+	image_lie(&m, lie_hole_stored_digest, "zeros", "a hole's stored digest not of nothing");
+	image_lie(&m, lie_dontcare, "don't-care", "don't-care on a stored chunk");
+	image_lie(&m, lie_kind, "images", "kind raw in format 2");
+	image_lie(&m, lie_nchunks, "chunk count", "a chunk count lie");
+	image_lie(&m, lie_image_size, "chunk count", "an image size lie");
+	image_lie(&m, lie_huge_image, "chunk count", "an image of 2^63 bytes");
+	image_lie(&m, lie_comp_none, "uncompressed", "a compressed chunk with compression none");
+	image_lie(&m, lie_comp_gzip, "zstd", "gzip");
+	image_lie(&m, lie_empty, "not a hole", "nothing stored and not a hole");
+	image_lie(&m, lie_hole_raw, "hole", "a raw hole");
+	ok(mc_manifest_parse(m.raw, m.raw_len - 1, &p, err, sizeof err) < 0, "one byte short refused: %s", err);
+	uint8_t *big = calloc(1, m.raw_len + 37);
+	memcpy(big, m.raw, m.raw_len);
+	ok(mc_manifest_parse(big, m.raw_len + 37, &p, err, sizeof err) < 0, "one chunk's bytes too many refused: %s", err);
+	free(big);
+
+	/* encode refuses what parse would. */
+	struct mc_manifest q;
+	uint32_t badlens[6] = {1000, 0, 65536, 0, 5, 101};
+	fill(&q, 0, 65536);
+	q.image_size = image;
+	ok(mc_manifest_encode_image(&q, badlens, flags, dig, span, err, sizeof err) < 0 && q.raw == NULL,
+	   "encode refuses a stored length past its span: %s", err);
+
+	/* A package of it: opens, each chunk checks (holes too), verify passes; a v1 header over it does not open. */
+	char path[] = "/tmp/mcast-test-img.XXXXXX";
+	int fd = mkstemp(path), okv = 0;
+	uint8_t *buf = malloc(65536);
+	struct mc_pkg pk;
+	ok(fd >= 0 && mc_pkg_write_head(fd, &m) == 0 && pwrite(fd, pl, payload, 4096) == (ssize_t)payload,
+	   "image package written");
+	ok(mc_pkg_open(path, &pk, err, sizeof err) == 0 && pk.m.format == 2, "image package opens: %s", err);
+	int all = 1;
+	for (uint32_t i = 0; i < 6; i++)
+		all &= mc_pkg_check_chunk(&pk, i, buf) == 1;
+	ok(all, "every chunk checks, holes included");
+	ok(mc_pkg_verify(&pk, NULL, NULL, &okv, err, sizeof err) == 0 && okv, "verify: intact, payload digest ok");
+	pwrite(fd, "x", 1, 4096 + 66540);
+	ok(mc_pkg_check_chunk(&pk, 4, buf) == 0 && mc_pkg_check_chunk(&pk, 5, buf) == 1, "damaged chunk 4 found");
+	mc_pkg_close(&pk);
+	hdr[9] = 1;
+	ok(pwrite(fd, hdr, 10, 0) == 10, "header rewritten as format 1");
+	errno = 0;
+	ok(mc_pkg_open(path, &pk, err, sizeof err) < 0 && errno == EBADMSG && strstr(err, "format"),
+	   "a format-1 header over a format-2 manifest: %s", err);
+	close(fd);
+	unlink(path);
+	free(buf);
+	free(pl);
+	free(zero);
+	mc_manifest_free(&m);
+}
+
 int main(void)
 {
 	uint8_t d[MC_DIGEST_LEN], id[MC_ID_LEN], hdr[MC_PKG_HDR_SIZE], id2[MC_ID_LEN];
@@ -276,6 +437,8 @@ int main(void)
 	ok(sched_setaffinity(0, sizeof one, &one) == 0, "pinned to one CPU");
 	create_and_verify(100000, "one CPU, 100000-byte chunks");
 	create_and_verify(1536 * 1024, "one CPU, 1.5M chunks");
+
+	image_manifest();
 
 	/* Too many chunks for the manifest bound. */
 	fill(&p, (uint64_t)MC_CHUNK_MIN * (17u << 20), MC_CHUNK_MIN);
