@@ -568,6 +568,110 @@ void mc_trust_free(struct mc_trust *t)
 	t->n = 0;
 }
 
+/* ---- manifest signatures ---- */
+
+int mc_sig_trailer_is(const uint8_t *p)
+{
+	return memcmp(p, MC_SIG_MAGIC, 4) == 0;
+}
+
+int mc_sig_trailer_decode(const uint8_t p[MC_SIG_TRAILER_LEN], struct mc_sig_trailer *t, char *err, size_t errlen)
+{
+	if (!mc_sig_trailer_is(p)) {
+		snprintf(err, errlen, "signature trailer: bad magic");
+		return -1;
+	}
+	/* A signature over digests anyone can forge (XXH3) would protect nothing: only SHA-256 is taken. */
+	if (p[4] != MC_HASH_SHA256) {
+		snprintf(err, errlen, "signature trailer: chunk digest algorithm %u is not a cryptographic one", p[4]);
+		return -1;
+	}
+	t->alg = p[4];
+	memcpy(t->salt, p + 5, MC_HASH_SALT_LEN);
+	memcpy(t->pub, p + 21, MC_KEY_PUB_LEN);
+	memcpy(t->sig, p + 53, MC_SIG_LEN);
+	return 0;
+}
+
+void mc_sig_trailer_encode(const struct mc_sig_trailer *t, uint8_t out[MC_SIG_TRAILER_LEN])
+{
+	memcpy(out, MC_SIG_MAGIC, 4);
+	out[4] = t->alg;
+	memcpy(out + 5, t->salt, MC_HASH_SALT_LEN);
+	memcpy(out + 21, t->pub, MC_KEY_PUB_LEN);
+	memcpy(out + 53, t->sig, MC_SIG_LEN);
+}
+
+/* MC_SIG_DOMAIN with its NUL, then the manifest up to its signature: the message signed. */
+static uint8_t *signed_message(const uint8_t *raw, size_t len, size_t *n)
+{
+	size_t dl = sizeof MC_SIG_DOMAIN, body = len - MC_SIG_LEN;
+	uint8_t *m = malloc(dl + body);
+
+	if (m) {
+		memcpy(m, MC_SIG_DOMAIN, dl);
+		memcpy(m + dl, raw, body);
+		*n = dl + body;
+	}
+	return m;
+}
+
+int mc_sig_sign(uint8_t *raw, size_t len, const struct mc_key *k, char *err, size_t errlen)
+{
+	uint8_t *msg;
+	size_t n;
+	int rc;
+
+	if (len < MC_SIG_TRAILER_LEN || !mc_sig_trailer_is(raw + len - MC_SIG_TRAILER_LEN) ||
+	    memcmp(raw + len - MC_SIG_LEN - MC_KEY_PUB_LEN, k->pub, MC_KEY_PUB_LEN) != 0) {
+		snprintf(err, errlen, "manifest: no signature trailer for this key");
+		return -1;
+	}
+	if ((msg = signed_message(raw, len, &n)) == NULL) {
+		snprintf(err, errlen, "manifest: %s", strerror(ENOMEM));
+		return -1;
+	}
+	rc = mc_sign(k, msg, n, raw + len - MC_SIG_LEN, err, errlen);
+	free(msg);
+	return rc;
+}
+
+int mc_sig_check(const uint8_t *raw, size_t len, int is_signed, const struct mc_trust *t, char *err, size_t errlen)
+{
+	struct mc_sig_trailer tr;
+	uint8_t id[MC_KEYID_LEN], *msg;
+	char kid[2 * MC_KEYID_LEN + 1], why[128];
+	size_t n;
+	int good;
+
+	if (!is_signed || len < MC_SIG_TRAILER_LEN) {
+		snprintf(err, errlen, "not signed, and only signed packages are trusted");
+		return MC_SIG_UNSIGNED;
+	}
+	if (mc_sig_trailer_decode(raw + len - MC_SIG_TRAILER_LEN, &tr, why, sizeof why) < 0) {
+		snprintf(err, errlen, "%s", why);
+		return MC_SIG_BAD;
+	}
+	mc_key_id(tr.pub, id);
+	mc_keyid_hex(id, kid);
+	if (mc_trust_find(t, tr.pub) == NULL) {
+		snprintf(err, errlen, "signed by key %s, which is not trusted (%zu trusted key%s)", kid,
+			 t ? t->n : 0, t && t->n == 1 ? "" : "s");
+		return MC_SIG_UNTRUSTED;
+	}
+	if ((msg = signed_message(raw, len, &n)) == NULL) {
+		snprintf(err, errlen, "%s", strerror(ENOMEM));
+		return MC_SIG_BAD;
+	}
+	good = mc_sign_verify(tr.pub, msg, n, tr.sig);
+	free(msg);
+	if (!good) {
+		snprintf(err, errlen, "manifest does not match its signature by key %s: tampered or damaged", kid);
+		return MC_SIG_BAD;
+	}
+	return MC_SIG_TRUSTED;
+}
+
 /* ---- chunk digests ---- */
 
 const char *mc_hash_name(unsigned alg)

@@ -128,6 +128,51 @@ void mc_hash_free(struct mc_hash *h);
 /* One-shot digest. Returns 0, or -1 for an unknown algorithm (out zeroed). */
 int mc_hash_once(unsigned alg, const uint8_t *salt, const void *p, size_t n, uint8_t out[MC_HASH_OUT]);
 
+/*
+ * The trailer that ends a signed manifest (mcast-package(5)), 117 bytes:
+ *    0 magic "MCSG" (4)   4 chunk digest algorithm (1, MC_HASH_SHA256)
+ *    5 salt (16)         21 signer's Ed25519 public key (32)   53 signature (64)
+ * The signature is Ed25519 over MC_SIG_DOMAIN (its NUL included) followed
+ * by every manifest byte before the signature: the whole manifest, trailer
+ * fields and signer included, so nothing in it can change or move.
+ */
+#define MC_SIG_TRAILER_LEN 117
+#define MC_SIG_MAGIC "MCSG"
+#define MC_SIG_DOMAIN "mcast manifest signature v1"
+struct mc_sig_trailer {
+	uint8_t alg;
+	uint8_t salt[MC_HASH_SALT_LEN];
+	uint8_t pub[MC_KEY_PUB_LEN];
+	uint8_t sig[MC_SIG_LEN];
+};
+/* 1 when p (MC_SIG_TRAILER_LEN bytes) starts with the trailer's magic. */
+int mc_sig_trailer_is(const uint8_t *p);
+/* Decodes a trailer; the algorithm must be a cryptographic one. Returns 0 or -1 with a reason. */
+int mc_sig_trailer_decode(const uint8_t p[MC_SIG_TRAILER_LEN], struct mc_sig_trailer *t, char *err, size_t errlen);
+void mc_sig_trailer_encode(const struct mc_sig_trailer *t, uint8_t out[MC_SIG_TRAILER_LEN]);
+
+/*
+ * Signs an encoded manifest of len bytes that ends in a trailer naming k's
+ * public key: writes the signature into its last MC_SIG_LEN bytes. Returns 0
+ * or -1 with a reason in err.
+ */
+int mc_sig_sign(uint8_t *raw, size_t len, const struct mc_key *k, char *err, size_t errlen);
+
+/* What mc_sig_check found. */
+enum mc_sig_result {
+	MC_SIG_TRUSTED = 0,
+	MC_SIG_UNSIGNED = -1,   /* no trailer */
+	MC_SIG_UNTRUSTED = -2,  /* signed, by a key not in the trust set */
+	MC_SIG_BAD = -3,        /* the signature does not match the manifest: tampered or damaged */
+};
+/*
+ * Checks an encoded manifest (len bytes; signed says whether it ends in a
+ * trailer) against the trust set t: the signer must be in t and the
+ * signature must match. Returns an enum mc_sig_result, with a reason naming
+ * the signer's key id in err for anything but MC_SIG_TRUSTED.
+ */
+int mc_sig_check(const uint8_t *raw, size_t len, int is_signed, const struct mc_trust *t, char *err, size_t errlen);
+
 /* Full SHA-256 (test vectors, key ids). */
 void mc_sha256(const void *p, size_t n, uint8_t out[32]);
 

@@ -253,6 +253,59 @@ static void test_files(void)
 	mc_trust_free(&t);
 }
 
+/* A stand-in manifest body with a trailer, signed as mc_manifest_encode + mc_sig_sign do. */
+static void test_signatures(void)
+{
+	struct mc_key k, other;
+	struct mc_trust t = {0}, t2 = {0};
+	struct mc_sig_trailer tr = {.alg = MC_HASH_SHA256};
+	uint8_t raw[300 + MC_SIG_TRAILER_LEN];
+	char err[256] = "", kid[2 * MC_KEYID_LEN + 1];
+	size_t len = sizeof raw;
+
+	mc_key_generate(&k, err, sizeof err);
+	mc_key_generate(&other, err, sizeof err);
+	mc_keyid_hex(k.id, kid);
+	for (size_t i = 0; i < 300; i++)
+		raw[i] = (uint8_t)(i * 13);
+	memset(tr.salt, 7, sizeof tr.salt);
+	memcpy(tr.pub, k.pub, sizeof tr.pub);
+	mc_sig_trailer_encode(&tr, raw + 300);
+	ok(mc_sig_sign(raw, len, &other, err, sizeof err) == -1, "a key the trailer does not name cannot sign: %s", err);
+	ok(mc_sig_sign(raw, len, &k, err, sizeof err) == 0, "signed: %s", err);
+	t.keys = &k;
+	t.n = 1;
+	t2.keys = &other;
+	t2.n = 1;
+	ok(mc_sig_check(raw, len, 1, &t, err, sizeof err) == MC_SIG_TRUSTED, "trusted by its key");
+	ok(mc_sig_check(raw, len, 1, &t2, err, sizeof err) == MC_SIG_UNTRUSTED && strstr(err, kid),
+	   "another key's trust refuses it, naming the signer: %s", err);
+	ok(mc_sig_check(raw, len, 0, &t, err, sizeof err) == MC_SIG_UNSIGNED && strstr(err, "not signed"),
+	   "an unsigned manifest is refused: %s", err);
+	for (size_t i = 0; i < len; i += 37) {
+		int r;
+
+		raw[i] ^= 0x10;
+		r = mc_sig_check(raw, len, 1, &t, err, sizeof err);
+		raw[i] ^= 0x10;
+		if (r == MC_SIG_TRUSTED) {
+			ok(0, "byte %zu changed and still trusted", i);
+			break;
+		}
+		if (i + 37 >= len)
+			ok(1, "every changed byte tried (every 37th, trailer included) is refused");
+	}
+	raw[10] ^= 1;
+	ok(mc_sig_check(raw, len, 1, &t, err, sizeof err) == MC_SIG_BAD && strstr(err, "does not match its signature by key") &&
+	       strstr(err, kid), "a changed body byte: %s", err);
+	raw[10] ^= 1;
+	raw[304] = MC_HASH_XXH3;
+	ok(mc_sig_check(raw, len, 1, &t, err, sizeof err) == MC_SIG_BAD && strstr(err, "not a cryptographic"),
+	   "a trailer naming XXH3 is refused: %s", err);
+	raw[304] = MC_HASH_SHA256;
+	ok(mc_sig_check(raw, len, 1, &t, err, sizeof err) == MC_SIG_TRUSTED, "restored, trusted again");
+}
+
 int main(void)
 {
 	char cmd[600];
@@ -266,6 +319,7 @@ int main(void)
 	test_digests();
 	test_key_text();
 	test_files();
+	test_signatures();
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "cannot remove %s\n", dir);
