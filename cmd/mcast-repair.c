@@ -23,8 +23,9 @@
 #define MAX_SPREAD_MS (24ULL * 3600 * 1000)
 
 static const char usage_text[] =
-	"usage: mcast-repair [-s SOURCE]... [-j PARALLEL] [--cacert FILE] [--insecure]\n"
-	"                    [-H HEADER]... [--spread DUR] [--json] [-q] [-v] PKG\n"
+	"usage: mcast-repair -s SOURCE [-s SOURCE]... [-j PARALLEL] [--timeout DUR]\n"
+	"                    [--cacert FILE] [--insecure] [-H HEADER]... [--spread DUR]\n"
+	"                    [--json] [-q] [-v] PKG\n"
 	"       mcast-repair -h | --help | --version\n";
 
 static volatile sig_atomic_t got_stop;
@@ -36,16 +37,21 @@ static void usage(FILE *f, int status)
 	if (f == stdout) {
 		fputs("\nCompletes PKG (PKG.part and its state from mcast-recv, a damaged PKG, or\n"
 		      "nothing yet) from the sources, fetching and verifying only missing chunks.\n"
-		      "  -s SOURCE         http://, https:// or file:// URL, or a path; repeatable,\n"
-		      "                    tried in order (a trailing / or a directory gets PKG's name)\n"
-		      "  -j PARALLEL       transfers at once per source (default 4)\n"
+		      "  -s, --source SOURCE  http://, https:// or file:// URL, or a path; at least\n"
+		      "                    one, tried in order (a trailing / or a directory gets PKG's name)\n"
+		      "  -j, --parallel N  transfers at once per source (default 4)\n"
+		      "  --timeout DUR     a source that sends nothing (or trickles) this long is\n"
+		      "                    left for the next and tried again later (default 15s)\n"
 		      "  --cacert FILE     trust the CA certificates in FILE for HTTPS\n"
 		      "  --insecure        do not verify HTTPS certificates\n"
-		      "  -H HEADER         extra request header 'Name: value'; repeatable\n"
+		      "  -H, --header HEADER  extra request header 'Name: value'; repeatable\n"
 		      "  --spread DUR      wait a random time up to DUR before the first request\n"
 		      "  --json            one JSON event per line on stdout\n"
-		      "  -q, -v            quieter, more verbose\n"
-		      "Exit status: 0 complete and verified, 1 error, 2 usage, 3 still incomplete.\n", f);
+		      "  -q, --quiet       errors only\n"
+		      "  -v, --verbose     more detail\n"
+		      "Exit status: 0 complete and verified, 1 error (also: no source can ever serve,\n"
+		      "every one a missing path or not this package), 2 usage, 3 still incomplete\n"
+		      "(run again later: a network source may come back).\n", f);
 		if (mc_log_close_stdout() < 0)
 			exit(MC_EXIT_RUNTIME);
 	}
@@ -79,7 +85,7 @@ static void on_signal(int sig)
 
 static const char *src_state_name(enum mc_repair_src_state s)
 {
-	static const char *const names[] = {"unused", "ok", "refused", "failed"};
+	static const char *const names[] = {"unused", "ok", "refused", "failed", "stalled", "unusable"};
 	return names[s];
 }
 
@@ -143,6 +149,20 @@ static void on_event(void *ctx, const struct mc_repair_event *ev)
 			mc_warn("%s: %s; retrying in %.1fs", ev->source, ev->msg, (double)ev->delay_ms / 1000);
 		else
 			mc_warn("%s: %s; not used further", ev->source, ev->msg);
+		break;
+	case MC_REPAIR_EV_LEFT:
+		mc_json_begin(&j, "source_left");
+		mc_json_str(&j, "source", ev->source);
+		mc_json_str(&j, "reason", ev->msg);
+		mc_json_end(&j);
+		mc_warn("%s: %s; left for now, tried again after the other sources", ev->source, ev->msg);
+		break;
+	case MC_REPAIR_EV_UNUSABLE:
+		mc_json_begin(&j, "source_unusable");
+		mc_json_str(&j, "source", ev->source);
+		mc_json_str(&j, "reason", ev->msg);
+		mc_json_end(&j);
+		mc_err("%s: cannot serve: %s", ev->source, ev->msg);
 		break;
 	case MC_REPAIR_EV_BAD:
 		mc_json_begin(&j, "bad_chunk");
@@ -232,6 +252,7 @@ int main(int argc, char **argv)
 		{"quiet", no_argument, NULL, 'q'},
 		{"source", required_argument, NULL, 's'},
 		{"spread", required_argument, NULL, 'S'},
+		{"timeout", required_argument, NULL, 'T'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"version", no_argument, NULL, 'W'},
 		{NULL, 0, NULL, 0},
@@ -280,6 +301,9 @@ int main(int argc, char **argv)
 			if (mc_opt_duration(optarg, 0, MAX_SPREAD_MS, &o.spread_ms) < 0)
 				bad("--spread '%s': not a duration (90s, 5m, 250ms)", optarg);
 			break;
+		case 'T':
+			o.src.stall_ms = mc_fe_duration(usage_text, "--timeout", optarg, 100, MAX_SPREAD_MS);
+			break;
 		case 's':
 			if (o.nsources == MAX_SOURCES)
 				bad("-s: at most %d sources", MAX_SOURCES);
@@ -302,6 +326,8 @@ int main(int argc, char **argv)
 		bad(argc == optind ? "no PKG given" : "one PKG only");
 	if (argv[optind][0] == '\0')
 		bad("PKG: empty name");
+	if (o.nsources == 0)
+		bad("no source: give at least one -s SOURCE (an http(s):// URL or a path)");
 	mc_log_init(argv[0], verbosity, json);
 	o.pkg = argv[optind];
 	o.sources = sources;
@@ -330,9 +356,11 @@ int main(int argc, char **argv)
 	report(o.pkg, rc, &res, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	if (rc > 0 && got_stop)
 		mc_err("%s: interrupted; state saved, run again to resume", o.pkg);
+	else if (rc > 0 && res.no_source)
+		mc_err("%s: no usable source: every source is a path that cannot serve what is missing", o.pkg);
+	status = rc == 0 ? MC_EXIT_OK : rc > 0 && !res.no_source ? MC_EXIT_INCOMPLETE : MC_EXIT_RUNTIME;
 	mc_repair_result_free(&res);
 	mc_source_global_cleanup();
-	status = rc == 0 ? MC_EXIT_OK : rc > 0 ? MC_EXIT_INCOMPLETE : MC_EXIT_RUNTIME;
 	if (mc_log_close_stdout() < 0 && status == MC_EXIT_OK)
 		status = MC_EXIT_RUNTIME;
 	return status;

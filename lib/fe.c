@@ -35,6 +35,21 @@ void mc_fe_bad_option(const char *usage, char *const *argv)
 	mc_fe_usage_error(usage, "%s: unknown option, or its value is missing", argv[optind - 1]);
 }
 
+uint64_t mc_fe_duration(const char *usage, const char *opt, const char *arg, uint64_t min_ms, uint64_t max_ms)
+{
+	uint64_t v;
+
+	if (mc_opt_duration(arg, 0, (uint64_t)1 << 53, &v) < 0)
+		mc_fe_usage_error(usage, "%s '%s': not a duration (90s, 5m, 2h, 250ms)", opt, arg);
+	if (v == 0 && min_ms > 0)
+		mc_fe_usage_error(usage, "%s '%s': must be more than 0", opt, arg);
+	if (v < min_ms)
+		mc_fe_usage_error(usage, "%s '%s': must be at least %.3g s", opt, arg, (double)min_ms / 1000);
+	if (v > max_ms)
+		mc_fe_usage_error(usage, "%s '%s': must be at most %.6g s", opt, arg, (double)max_ms / 1000);
+	return v;
+}
+
 void mc_fe_net_defaults(struct mc_fe_net *n)
 {
 	n->group = MC_DEFAULT_GROUP4;

@@ -18,6 +18,13 @@ void mc_fe_usage_error(const char *usage, const char *fmt, ...) __attribute__((n
  */
 void mc_fe_bad_option(const char *usage, char *const *argv) __attribute__((noreturn));
 
+/*
+ * Parses a duration option (mc_opt_duration) or exits 2 naming it: "OPT '0':
+ * must be more than 0" when min_ms > 0, "not a duration (90s, 5m, 250ms)",
+ * or the bound it passes.
+ */
+uint64_t mc_fe_duration(const char *usage, const char *opt, const char *arg, uint64_t min_ms, uint64_t max_ms);
+
 /* The network options every session program shares: -g GROUP -i IFACE -p PORT -t TTL. */
 struct mc_fe_net {
 	const char *group, *iface;

@@ -38,7 +38,11 @@ struct run {
 	struct mc_manifest m;
 	int have_m;
 	struct mc_pkg_layout l;
-	uint8_t **bad;          /* per source: chunks it served wrong */
+	uint8_t **bad;          /* per source: chunks it served wrong (allocated once it opened) */
+	struct srun {
+		int gone;       /* given up, refused, or served all it could: not tried again */
+		unsigned lefts; /* times left in a row (stalled, too slow) without a verified chunk */
+	} *sr;
 	unsigned cur;           /* source being fetched from */
 	struct asm_slot *slots;
 	unsigned nslots;
@@ -689,7 +693,32 @@ static long end_partials(struct run *r)
 	return changed;
 }
 
-/* Takes from source k all it can give. Returns 0, or -1 on a local error. */
+/*
+ * The rate under which source k counts as stalled: the absolute floor, or a
+ * fraction of the best rate of another source still in play (measured over
+ * a second at least), when one could take over.
+ */
+static uint64_t min_rate(const struct run *r, unsigned k)
+{
+	uint64_t best = 0;
+
+	for (unsigned j = 0; j < r->res->nsrc; j++) {
+		struct mc_source_stats st;
+		if (j == k || r->sr[j].gone || r->res->handles[j] == NULL)
+			continue;
+		mc_source_get_stats(r->res->handles[j], &st);
+		if (st.busy_ms >= 1000 && st.bytes * 1000 / st.busy_ms > best)
+			best = st.bytes * 1000 / st.busy_ms;
+	}
+	best /= MC_REPAIR_SLOW_RATIO;
+	return best > MC_REPAIR_MIN_RATE ? best : MC_REPAIR_MIN_RATE;
+}
+
+/*
+ * Takes from source k all it can give. Returns 0 when done with it (nothing
+ * more it can give, or given up), 1 when it was left for now (stalled, too
+ * slow), -1 on a local error.
+ */
 static int use_source(struct run *r, unsigned k)
 {
 	struct mc_source *s = r->res->handles[k];
@@ -699,22 +728,34 @@ static int use_source(struct run *r, unsigned k)
 	unsigned attempts = 0;
 	uint8_t *want = NULL;
 	struct mc_range *ranges = NULL;
-	int opened = 0, rc = 0;
+	int opened = r->bad[k] != NULL, rc = 0;
 
 	r->cur = k;
+	if (opened) {
+		want = malloc((size_t)r->m.nchunks / 8 + 1);
+		ranges = malloc(((size_t)r->m.nchunks + r->res->st.nspans + 1) * sizeof *ranges);
+		if (want == NULL || ranges == NULL) {
+			snprintf(r->err, r->errlen, "out of memory");
+			rc = -1;
+			goto out;
+		}
+	}
 	while (!stopped(r)) {
 		uint64_t retry_ms = 0;
 		int frc;
 		char e[512];
 
+		mc_source_set_min_rate(s, min_rate(r, k));
 		if (!opened) {
 			frc = open_source(r, k, &retry_ms);
 			if (frc == LOCAL_ERR) {
 				rc = -1;
 				break;
 			}
-			if (frc == 1)
+			if (frc == 1) {
+				r->sr[k].gone = 1;
 				break;
+			}
 			if (frc == 0) {
 				opened = 1;
 				r->bad[k] = calloc((size_t)r->m.nchunks / 8 + 1, 1);
@@ -740,8 +781,10 @@ static int use_source(struct run *r, unsigned k)
 			scopy(e, sizeof e, ss->reason);
 		} else {
 			uint32_t nwant = count_wanted(r, want);
-			if (nwant == 0)
+			if (nwant == 0) {
+				r->sr[k].gone = 1; /* all it could give: nothing left to ask it */
 				break;
+			}
 			uint64_t need = chunk_bytes(r, 0);
 			/* Pieces small enough that -j transfers share a big gap, whole chunks each. */
 			uint64_t piece = need / (r->o->src.parallel ? r->o->src.parallel : 1);
@@ -766,6 +809,10 @@ static int use_source(struct run *r, unsigned k)
 			if (stopped(r))
 				break;
 			int progress = r->res->st.nhave > before || ss->chunks_bad > badbefore || pch > 0;
+			if (r->res->st.nhave > before) {
+				r->sr[k].lefts = 0;
+				ss->state = MC_REPAIR_SRC_OK;
+			}
 			if (frc == 0) {
 				if (progress) {
 					attempts = 0;
@@ -781,13 +828,41 @@ static int use_source(struct run *r, unsigned k)
 				attempts = 0;
 		}
 		scopy(ss->reason, sizeof ss->reason, e);
+		if (frc == MC_SOURCE_STALLED) {
+			/* Left at once for the others; back to it after them, a few times at most. */
+			if (save_state(r, 1) < 0) {
+				rc = -1;
+				break;
+			}
+			if (++r->sr[k].lefts >= MC_REPAIR_MAX_LEFT) {
+				char g[600];
+				snprintf(g, sizeof g, "%s (left %u times: given up)", e, r->sr[k].lefts);
+				scopy(ss->reason, sizeof ss->reason, g);
+				ss->state = MC_REPAIR_SRC_FAILED;
+				r->sr[k].gone = 1;
+				emit(r, MC_REPAIR_EV_ERROR, ss->name, g, 0, 0);
+				break;
+			}
+			ss->state = MC_REPAIR_SRC_STALLED;
+			emit(r, MC_REPAIR_EV_LEFT, ss->name, e, 0, 0);
+			rc = 1;
+			break;
+		}
+		if (frc == MC_SOURCE_PERMANENT && mc_source_is_local(s)) {
+			ss->state = MC_REPAIR_SRC_UNUSABLE;
+			r->sr[k].gone = 1;
+			emit(r, MC_REPAIR_EV_UNUSABLE, ss->name, e, 0, 0);
+			break;
+		}
 		if (frc == MC_SOURCE_PERMANENT) {
 			ss->state = MC_REPAIR_SRC_FAILED;
+			r->sr[k].gone = 1;
 			emit(r, MC_REPAIR_EV_ERROR, ss->name, e, 0, 0);
 			break;
 		}
 		if (++attempts >= maxa || retry_ms > RETRY_AFTER_MAX_MS) {
 			ss->state = MC_REPAIR_SRC_FAILED;
+			r->sr[k].gone = 1;
 			char g[600];
 			snprintf(g, sizeof g, "%s (gave up after %u attempts)", e, attempts);
 			scopy(ss->reason, sizeof ss->reason, g);
@@ -802,6 +877,7 @@ static int use_source(struct run *r, unsigned k)
 		}
 		nap(r, d);
 	}
+out:
 	free(want);
 	free(ranges);
 	return rc;
@@ -825,9 +901,10 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 	res->src = calloc(o->nsources + 1, sizeof *res->src);
 	res->handles = calloc(o->nsources + 1, sizeof *res->handles);
 	r.bad = calloc(o->nsources + 1, sizeof *r.bad);
+	r.sr = calloc(o->nsources + 1, sizeof *r.sr);
 	r.nslots = o->src.parallel ? o->src.parallel : 1;
 	r.slots = calloc(r.nslots, sizeof *r.slots);
-	if (res->src == NULL || res->handles == NULL || r.bad == NULL || r.slots == NULL) {
+	if (res->src == NULL || res->handles == NULL || r.bad == NULL || r.sr == NULL || r.slots == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
@@ -878,11 +955,21 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 			emit(&r, MC_REPAIR_EV_SPREAD, NULL, NULL, 0, d);
 			nap(&r, d);
 		}
-		for (unsigned k = 0; k < o->nsources && !stopped(&r); k++) {
-			if (r.have_m && res->st.nhave == r.m.nchunks)
-				break;
-			if (use_source(&r, k) < 0)
-				goto out;
+		/* Rounds: every source in order, then again the ones left for stalling, until none is. */
+		for (int left = 1; left && !stopped(&r);) {
+			left = 0;
+			for (unsigned k = 0; k < o->nsources && !stopped(&r); k++) {
+				if (r.have_m && res->st.nhave == r.m.nchunks) {
+					left = 0;
+					break;
+				}
+				if (r.sr[k].gone)
+					continue;
+				int u = use_source(&r, k);
+				if (u < 0)
+					goto out;
+				left |= u;
+			}
 		}
 	}
 
@@ -924,6 +1011,11 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 				unlink(part);
 			free(part);
 		}
+		/* Only paths: what failed there fails the same next time (a network source may come back). */
+		res->no_source = !stopped(&r) && o->nsources > 0;
+		for (unsigned k = 0; k < o->nsources; k++)
+			if (!mc_source_is_local(res->handles[k]))
+				res->no_source = 0;
 		rc = 1;
 	}
 out:
@@ -938,6 +1030,7 @@ out:
 	for (unsigned k = 0; r.bad && k < o->nsources; k++)
 		free(r.bad[k]);
 	free(r.bad);
+	free(r.sr);
 	if (r.have_m)
 		mc_manifest_free(&r.m);
 	return rc;

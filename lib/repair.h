@@ -24,7 +24,16 @@
  * source that serves a bad chunk is reported and not asked for it again.
  * Transient failures are retried with exponential back-off and jitter
  * (Retry-After honoured); permanent ones drop the source.
+ *
+ * A source that stalls (no byte for the stall window, o->src.stall_ms) or
+ * trickles (under MC_REPAIR_MIN_RATE over a window, or under 1/16 of the best
+ * rate another source still in play reached) is left at once for the next
+ * source and tried again after the others; one left MC_REPAIR_MAX_LEFT times
+ * in a row without giving a verified chunk is given up.
  */
+#define MC_REPAIR_MIN_RATE 1024 /* bytes per second */
+#define MC_REPAIR_SLOW_RATIO 16
+#define MC_REPAIR_MAX_LEFT 3
 
 enum mc_repair_ev_type {
 	MC_REPAIR_EV_LOCAL,    /* local scan done: nchunks, have, need, bytes_need (0 chunks when no manifest);
@@ -36,6 +45,8 @@ enum mc_repair_ev_type {
 	MC_REPAIR_EV_BAD,      /* source served chunk with a wrong digest */
 	MC_REPAIR_EV_CHUNK,    /* chunk verified and written */
 	MC_REPAIR_EV_MANIFEST, /* manifest taken from source */
+	MC_REPAIR_EV_LEFT,     /* source stalled or too slow (msg): left for now, tried again after the others */
+	MC_REPAIR_EV_UNUSABLE, /* local source that can never serve (msg: missing, not a package, ...) */
 };
 
 struct mc_repair_event {
@@ -63,7 +74,11 @@ struct mc_repair_opts {
 	volatile sig_atomic_t *stop; /* set by a signal handler: save state and return */
 };
 
-enum mc_repair_src_state { MC_REPAIR_SRC_UNUSED, MC_REPAIR_SRC_OK, MC_REPAIR_SRC_REFUSED, MC_REPAIR_SRC_FAILED };
+enum mc_repair_src_state {
+	MC_REPAIR_SRC_UNUSED, MC_REPAIR_SRC_OK, MC_REPAIR_SRC_REFUSED, MC_REPAIR_SRC_FAILED,
+	MC_REPAIR_SRC_STALLED,  /* last left for stalling or trickling */
+	MC_REPAIR_SRC_UNUSABLE, /* a local path that can never serve */
+};
 
 struct mc_repair_src_summary {
 	const char *name;          /* resolved address or path (owned by the result) */
@@ -76,6 +91,8 @@ struct mc_repair_src_summary {
 struct mc_repair_result {
 	int have_manifest;
 	int in_place;              /* healed PKG itself */
+	int no_source;             /* incomplete and no source can ever do better: every one is a local
+	                              path that is missing, not this package or lacks what is missing */
 	uint32_t nchunks, had, fetched, missing;
 	uint64_t bytes_need, bytes_fetched, bytes_missing;
 	uint64_t package_size;

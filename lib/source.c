@@ -1,5 +1,6 @@
 /* Repair sources: ranged reads of a package over HTTP(S) with libcurl, or from a file; see source.h. */
 #include "source.h"
+#include "opt.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -59,6 +61,7 @@ struct mc_source {
 	int insecure;
 	int no_ranges;   /* server answered 200 to a range request */
 	int no_multi;    /* server answered 200 to a multi-range request */
+	uint64_t stall_ms, min_rate;
 	struct mc_source_stats stats;
 	/* the fetch in progress */
 	const struct mc_range *r;
@@ -102,6 +105,7 @@ int mc_source_new(const char *spec, const char *name, const struct mc_source_opt
 	}
 	s->fd = -1;
 	s->parallel = o && o->parallel ? o->parallel : 1;
+	s->stall_ms = o && o->stall_ms ? o->stall_ms : MC_SOURCE_STALL_MS;
 	if (strncasecmp(spec, "http://", 7) == 0 || strncasecmp(spec, "https://", 8) == 0) {
 		s->is_http = 1;
 		size_t n = strlen(spec);
@@ -203,6 +207,23 @@ const char *mc_source_name(const struct mc_source *s)
 void mc_source_get_stats(const struct mc_source *s, struct mc_source_stats *st)
 {
 	*st = s->stats;
+}
+
+int mc_source_is_local(const struct mc_source *s)
+{
+	return !s->is_http;
+}
+
+void mc_source_set_min_rate(struct mc_source *s, uint64_t bytes_per_s)
+{
+	s->min_rate = bytes_per_s;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* ---- multipart/byteranges ---- */
@@ -482,10 +503,8 @@ static int slot_setup(struct mc_source *s, struct slot *sl)
 		curl_easy_setopt(sl->h, CURLOPT_PROTOCOLS_STR, "http,https");
 		curl_easy_setopt(sl->h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 		curl_easy_setopt(sl->h, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(sl->h, CURLOPT_CONNECTTIMEOUT, 15L);
-		/* A stalled server: under 1 byte/s for 30 s ends the transfer (then retried). */
-		curl_easy_setopt(sl->h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(sl->h, CURLOPT_LOW_SPEED_TIME, 30L);
+		/* Stalls and trickles are judged by http_fetch over the whole source, not per transfer. */
+		curl_easy_setopt(sl->h, CURLOPT_CONNECTTIMEOUT_MS, (long)(s->stall_ms < 15000 ? s->stall_ms : 15000));
 		curl_easy_setopt(sl->h, CURLOPT_TCP_KEEPALIVE, 1L);
 		curl_easy_setopt(sl->h, CURLOPT_USERAGENT, "mcast-repair/" MC_VERSION);
 		if (s->headers)
@@ -621,6 +640,7 @@ static int http_fetch(struct mc_source *s, size_t n, volatile sig_atomic_t *stop
 	while (next < n)
 		queue[qtail++] = next_req(s, n, &next, budget);
 	s->stats.retry_after_ms = 0;
+	uint64_t win_t = now_ms(), win_b = s->stats.bytes;
 	for (;;) {
 		for (unsigned i = 0; i < s->parallel && qhead < qtail && worst != MC_SOURCE_PERMANENT &&
 				     !(stop && *stop); i++) {
@@ -671,7 +691,24 @@ static int http_fetch(struct mc_source *s, size_t n, volatile sig_atomic_t *stop
 				}
 			}
 		}
-		if (worst == MC_SOURCE_ABORTED || worst == MC_SOURCE_PERMANENT || (stop && *stop)) {
+		uint64_t t = now_ms();
+		if (active > 0 && (worst == 0 || worst == MC_SOURCE_TRANSIENT) && t - win_t >= s->stall_ms) {
+			/* The window's bytes against the floor: none at all, or a trickle. */
+			uint64_t got = s->stats.bytes - win_b, floor = s->min_rate * (t - win_t) / 1000;
+			if (got == 0 || got < floor) {
+				char a[32], b[32];
+				if (got == 0)
+					snprintf(err, errlen, "stalled: no data for %.1f s", (double)(t - win_t) / 1000);
+				else
+					snprintf(err, errlen, "too slow: %s in %.1f s, under %s/s", mc_fmt_size(got, a, sizeof a),
+						 (double)(t - win_t) / 1000, mc_fmt_size(s->min_rate, b, sizeof b));
+				worst = MC_SOURCE_STALLED;
+			}
+			win_t = t;
+			win_b = s->stats.bytes;
+		}
+		if (worst == MC_SOURCE_ABORTED || worst == MC_SOURCE_PERMANENT || worst == MC_SOURCE_STALLED ||
+		    (stop && *stop)) {
 			for (unsigned i = 0; i < s->parallel; i++) {
 				if (s->slots[i].busy) {
 					curl_multi_remove_handle(s->multi, s->slots[i].h);
@@ -741,11 +778,13 @@ int mc_source_fetch(struct mc_source *s, const struct mc_range *r, size_t n,
 
 	if (n == 0)
 		return 0;
+	uint64_t t0 = now_ms();
 	s->r = r;
 	s->sink = sink;
 	s->ctx = ctx;
 	rc = s->is_http ? http_fetch(s, n, stop, err, errlen) : file_fetch(s, n, stop, err, errlen);
 	s->r = NULL;
+	s->stats.busy_ms += now_ms() - t0;
 	return rc;
 }
 
@@ -799,6 +838,10 @@ int mc_source_open(struct mc_source *s, uint8_t id[MC_ID_LEN], struct mc_manifes
 		}
 		if (fstat(s->fd, &sb) == 0 && S_ISREG(sb.st_mode))
 			size = (uint64_t)sb.st_size;
+		if (size < MC_PKG_HDR_SIZE) {
+			snprintf(err, errlen, "not an mcast package: %" PRIu64 " bytes, shorter than a package header", size);
+			return MC_SOURCE_PERMANENT;
+		}
 	}
 	rc = read_span(s, hdr, 0, sizeof hdr, err, errlen);
 	if (rc < 0)

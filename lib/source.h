@@ -30,7 +30,16 @@ struct mc_source_opts {
 	const char *const *headers;   /* extra "Name: value" request headers */
 	unsigned nheaders;
 	unsigned parallel;            /* transfers at once, >= 1 */
+	uint64_t stall_ms;            /* the stall window (mcast-repair --timeout); 0: MC_SOURCE_STALL_MS */
 };
+
+/*
+ * A fetch is judged over windows of stall_ms: one that brought fewer bytes
+ * than the minimum rate (mc_source_set_min_rate, at least one byte) over the
+ * window ends with MC_SOURCE_STALLED, the transfers cut. So a server that
+ * accepts and then says nothing, or trickles its body, costs one window.
+ */
+#define MC_SOURCE_STALL_MS 15000
 
 /* Byte range of the package file, [off, off + len). */
 struct mc_range {
@@ -51,6 +60,7 @@ enum {
 	MC_SOURCE_TRANSIENT = -1, /* worth retrying later: connection, timeout, 5xx, 429, short body */
 	MC_SOURCE_PERMANENT = -2, /* this source will not do: 4xx, bad TLS, no such file, wrong package */
 	MC_SOURCE_ABORTED = -3,   /* the sink asked to stop */
+	MC_SOURCE_STALLED = -4,   /* no byte, or fewer than the minimum rate, over a stall window */
 };
 
 /* What a source did so far. */
@@ -58,6 +68,7 @@ struct mc_source_stats {
 	uint64_t bytes;      /* response body bytes received, headers of multipart parts included */
 	uint64_t requests;   /* requests made (file sources: reads) */
 	uint64_t retry_after_ms; /* last Retry-After the server asked for, 0 none */
+	uint64_t busy_ms;    /* time spent in mc_source_fetch (bytes / busy_ms is its rate) */
 };
 
 /*
@@ -81,6 +92,15 @@ int mc_source_check_spec(const char *spec, char *err, size_t errlen);
 
 /* The resolved address or path, for messages. */
 const char *mc_source_name(const struct mc_source *s);
+
+/* 1 for a file source (a path: what fails there fails again), 0 for HTTP(S). */
+int mc_source_is_local(const struct mc_source *s);
+
+/*
+ * The rate in bytes per second under which a window of HTTP fetching counts
+ * as a stall (0: only a window without any byte does). File sources ignore it.
+ */
+void mc_source_set_min_rate(struct mc_source *s, uint64_t bytes_per_s);
 
 /*
  * Reads the source's header and, when m is not NULL, its manifest into m

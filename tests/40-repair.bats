@@ -105,6 +105,81 @@ json_field() {
 	[[ $stderr == *"--spread"* ]]
 	run -2 --separate-stderr run_repair a.mcpkg b.mcpkg
 	run -2 --separate-stderr run_repair -s ftp://x/y a.mcpkg
+	# No source at all is a usage error, not "incomplete": a retry loop on 3 would spin.
+	run -2 --separate-stderr run_repair x.mcpkg
+	[ -z "$output" ]
+	[[ $stderr == "mcast-repair: no source: give at least one -s SOURCE"* && $stderr == *usage:* ]]
+	run -2 --separate-stderr run_repair --timeout 0 -s www/ x.mcpkg
+	[[ $stderr == "mcast-repair: --timeout '0': must be more than 0"* ]]
+	run -2 --separate-stderr run_repair --timeout soon -s www/ x.mcpkg
+	[[ $stderr == "mcast-repair: --timeout 'soon': not a duration"* ]]
+	run -0 --separate-stderr run_repair --help
+	[[ $output == *--timeout* && $output == *--source* && $output == *--quiet* && $output == *--verbose* ]]
+}
+
+@test "local sources that can never serve are named; none usable left: exit 1, state kept" {
+	partial img.mcpkg 3 4
+	echo "not a package" >junk.mcpkg
+	run -1 --separate-stderr run_repair -s "$PWD/nope/img.mcpkg" -s junk.mcpkg img.mcpkg
+	[[ $stderr == *"$PWD/nope/img.mcpkg: cannot serve: No such file or directory"* ]]
+	[[ $stderr == *"junk.mcpkg: cannot serve: not an mcast package"* ]]
+	[[ $stderr == *"img.mcpkg: no usable source"* ]]
+	[ -e img.mcpkg.part ]
+	[ -e img.mcpkg.state ]
+	run -1 --separate-stderr run_repair --json -s junk.mcpkg img.mcpkg
+	printf '%s\n' "$output" | grep -q '"event":"source_unusable","source":"junk.mcpkg"'
+	# A good path after them: complete.
+	run -0 --separate-stderr run_repair -s nope.mcpkg -s junk.mcpkg -s www/ img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+}
+
+@test "a source that stalls after its headers is left after one --timeout, the next one serves" {
+	require_root
+	ns_lo
+	flaky_start local www --stall --port 8081
+	local stall=$FLAKY_URL
+	nginx_start local www
+	partial img.mcpkg 2 3 17 40
+	run -0 --separate-stderr ns_exec local with_timeout 30 run_repair --json --timeout 1s \
+		-s "$stall/img.mcpkg" -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+	[[ $stderr == *"$stall/img.mcpkg: stalled: no data for 1."*" s; left for now"* ]]
+	printf '%s\n' "$output" | grep -q '"event":"source_left","source":"'"$stall"'/img.mcpkg","reason":"stalled'
+}
+
+@test "a stalled source alone: left, tried again a bounded number of times, exit 3" {
+	require_root
+	ns_lo
+	flaky_start local www --stall
+	partial img.mcpkg 5
+	run -3 --separate-stderr ns_exec local with_timeout 30 run_repair --timeout 1s -s "$FLAKY_URL/img.mcpkg" img.mcpkg
+	[[ $stderr == *"left 3 times: given up"* ]]
+	[[ $stderr == *"still missing 1 of 41 chunks"* ]]
+	[ -e img.mcpkg.state ]
+}
+
+@test "a source that stalled once is come back to after the others and completes" {
+	require_root
+	ns_lo
+	flaky_start local www --stall --hostile-first 1
+	partial img.mcpkg 5 6 30
+	run -0 --separate-stderr ns_exec local with_timeout 30 run_repair --timeout 1s \
+		-s "$PWD/nope.mcpkg" -s "$FLAKY_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+	[[ $stderr == *"stalled"*"left for now"* ]]
+}
+
+@test "a source that trickles its body is left for a faster one" {
+	require_root
+	ns_lo
+	flaky_start local www --trickle 5 --port 8081
+	local slow=$FLAKY_URL
+	nginx_start local www
+	partial img.mcpkg 9 10
+	run -0 --separate-stderr ns_exec local with_timeout 30 run_repair --timeout 1s \
+		-s "$slow/img.mcpkg" -s "$NGINX_URL/img.mcpkg" img.mcpkg
+	cmp img.mcpkg orig.mcpkg
+	[[ $stderr == *"$slow/img.mcpkg: too slow: "*" B in 1."*" s, under 1.0 KiB/s; left for now"* ]]
 }
 
 @test "partial package left by a killed session: only the missing chunks are fetched" {

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """flaky-http.py: an HTTP/1.1 file server for mcast's repair tests that can
 misbehave on purpose: ignore ranges, close mid-transfer, fail with a status or
-with 503 + Retry-After, flip bytes. Serves single ranges (206) and several
+with 503 + Retry-After, flip bytes, stall after honest headers or trickle the
+body a few bytes a second (for the first N requests, or all). Serves single ranges (206) and several
 ranges (multipart/byteranges) when it behaves. Logs one JSON line per request.
 Started by flaky_start in tests/helper.bash; bounded by the test's teardown."""
 
@@ -12,6 +13,7 @@ import os
 import socketserver
 import sys
 import threading
+import time
 
 ARGS = None
 LOCK = threading.Lock()
@@ -66,9 +68,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 data[off - start] ^= 0xFF
         return bytes(data)
 
+    def hostile(self):
+        """This request stalls or trickles (--stall, --trickle, --hostile-first)."""
+        return (ARGS.stall or ARGS.trickle) and (not ARGS.hostile_first or self.n <= ARGS.hostile_first)
+
     def send_body(self, chunks):
-        """Write body pieces; honour --close-after. Return bytes sent, or -1 if cut."""
+        """Write body pieces; honour --close-after, --stall and --trickle. Return bytes sent, or -1 if cut."""
         sent = 0
+        if self.hostile() and ARGS.stall:
+            self.wfile.flush()
+            time.sleep(ARGS.max_seconds)
+            return -1
+        if self.hostile():
+            try:
+                for piece in chunks:
+                    for i in range(len(piece)):
+                        self.wfile.write(piece[i:i + 1])
+                        self.wfile.flush()
+                        sent += 1
+                        time.sleep(1.0 / ARGS.trickle)
+            except OSError:
+                return -1
+            return sent
         for piece in chunks:
             if ARGS.close_after is not None and sent + len(piece) > ARGS.close_after:
                 self.wfile.write(piece[:max(0, ARGS.close_after - sent)])
@@ -104,6 +125,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with LOCK:
             COUNT["requests"] += 1
             n = COUNT["requests"]
+        self.n = n
         if ARGS.fail_first and n <= ARGS.fail_first:
             return self.simple(503, {"Retry-After": "1"}, b"busy\n")
         if ARGS.status:
@@ -176,6 +198,12 @@ def main():
     p.add_argument("--status", type=int)
     p.add_argument("--fail-first", type=int, default=0)
     p.add_argument("--corrupt", type=int, action="append", default=[])
+    p.add_argument("--stall", action="store_true",
+                   help="send the headers, then nothing (the connection stays open)")
+    p.add_argument("--trickle", type=float, default=0,
+                   help="send the body at this many bytes a second")
+    p.add_argument("--hostile-first", type=int, default=0,
+                   help="only the first N requests stall or trickle (0: all)")
     p.add_argument("--max-seconds", type=int, default=600,
                    help="exit by itself after this long (bounded tests)")
     ARGS = p.parse_args()

@@ -443,7 +443,9 @@ mc_free_port() {
 # the Range), --close-after BYTES (drop the connection after BYTES of a body),
 # --status CODE (answer every request with CODE), --fail-first N (503 with
 # Retry-After: 1 for the first N requests), --corrupt OFF (flip the byte at
-# offset OFF of every file served; repeatable), --addr, --port.
+# offset OFF of every file served; repeatable), --stall (honest headers, then
+# no byte), --trickle BPS (the body at BPS bytes a second), --hostile-first N
+# (only the first N requests stall or trickle), --addr, --port.
 # Sets FLAKY_URL and FLAKY_LOG (one JSON line per request).
 flaky_start() {
 	local host=$1 dir=$2 port=8081 addr=127.0.0.1 a ns_cmd=() prev=
