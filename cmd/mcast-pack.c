@@ -625,8 +625,12 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 			if (strcmp(argv[optind], cmds[i]) == 0)
 				a.cmd = cmds[i];
-		if (a.cmd == NULL)
+		if (a.cmd == NULL) {
+			const char *near = mc_fe_nearest(argv[optind], cmds, sizeof cmds / sizeof cmds[0]);
+			if (near)
+				usage_error("%s: unknown command; did you mean '%s'?", argv[optind], near);
 			usage_error("%s: unknown command", argv[optind]);
+		}
 		argc -= optind;
 		argv += optind;
 		/* 0, not 1: glibc starts afresh, and permutes, so options may follow the paths too (verify PKG --json). */

@@ -113,8 +113,7 @@ static void parse(int argc, char **argv, struct opts *o)
 			o->package = optarg;
 			break;
 		case O_TIMEOUT:
-			if (mc_opt_duration(optarg, 1, 366ULL * 86400000, &o->timeout) < 0)
-				mc_fe_usage_error(usage_text, "--timeout %s: must be a duration such as 30s or 5m", optarg);
+			o->timeout = mc_fe_duration(usage_text, "--timeout", optarg, 1, 366ULL * 86400000);
 			break;
 		case O_VERSION:
 			mc_fe_version();

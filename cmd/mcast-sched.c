@@ -430,14 +430,14 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *group = MC_DEFAULT_GROUP4, *iface = NULL;
+	struct mc_fe_net net;
 	struct mc_sched_cfg cfg = { .start_empty = 1 }; /* at --max-wait, run COMMAND whatever the count */
 	struct run r;
 	struct mc_group g;
 	struct mc_rx rx = { 0 };
 	struct sigaction sa;
 	sigset_t block, orig;
-	uint64_t port = MC_DEFAULT_PORT, v, start, next_tick;
+	uint64_t v, start, next_tick;
 	int c, verbosity = 1, json = 0, fd = -1, status = MC_EXIT_RUNTIME;
 	enum mc_sched_decision d;
 	char err[256], list[PATH_MAX] = "", w[32];
@@ -446,20 +446,13 @@ int main(int argc, char **argv)
 	mc_log_init(argv[0], 1, 0);
 	/* "+": options end at COMMAND even without "--", so its own options stay its own. */
 	opterr = 0; /* our own message, as every program words it */
+	mc_fe_net_defaults(&net);
 	while ((c = getopt_long(argc, argv, "+g:hi:p:qv", longopts, NULL)) != -1) {
+		if (c != 't' && mc_fe_net_option(usage_text, c, optarg, &net))
+			continue; /* -g, -i, -p as mcast-send and mcast-recv take them */
 		switch (c) {
-		case 'g':
-			group = optarg;
-			break;
 		case 'h':
 			usage(stdout, MC_EXIT_OK);
-		case 'i':
-			iface = optarg;
-			break;
-		case 'p':
-			if (mc_opt_uint(optarg, 1, 65534, &port) < 0)
-				bad("-p: %s: not a port number (1-65534; receivers ask on PORT+1)", optarg);
-			break;
 		case 'q':
 			verbosity = 0;
 			break;
@@ -506,7 +499,7 @@ int main(int argc, char **argv)
 	r.cmd = argv + optind;
 	mc_log_init(argv[0], verbosity, json);
 
-	if (mc_net_group(group, (uint16_t)(port + 1), iface, &r.fb, err, sizeof err) < 0)
+	if (mc_net_group(net.group, (uint16_t)(net.port + 1), net.iface, &r.fb, err, sizeof err) < 0)
 		bad("%s", err);
 	status = find_command(r.cmd[0]);
 	if (status == MC_EXIT_NOT_FOUND) {

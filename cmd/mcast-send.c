@@ -126,8 +126,7 @@ static void parse(int argc, char **argv, struct opts *o)
 				mc_fe_usage_error(usage_text, "--max-passes %s: must be a number from 0 to 10000", optarg);
 			break;
 		case O_MAX_TIME:
-			if (mc_opt_duration(optarg, 1, 30ULL * 86400000, &o->max_time) < 0)
-				mc_fe_usage_error(usage_text, "--max-time %s: must be a duration such as 30m or 2h", optarg);
+			o->max_time = mc_fe_duration(usage_text, "--max-time", optarg, 1, 30ULL * 86400000);
 			break;
 		case O_MTU:
 			if (mc_opt_uint(optarg, 576, 65535, &o->mtu) < 0)

@@ -50,6 +50,47 @@ uint64_t mc_fe_duration(const char *usage, const char *opt, const char *arg, uin
 	return v;
 }
 
+/* Levenshtein distance of a and b, both shorter than 32 bytes (else a large number). */
+static unsigned edits(const char *a, const char *b)
+{
+	unsigned d[32][32];
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la >= 32 || lb >= 32)
+		return 99;
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = (unsigned)i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = (unsigned)j;
+	for (size_t i = 1; i <= la; i++)
+		for (size_t j = 1; j <= lb; j++) {
+			unsigned m = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			if (d[i - 1][j] + 1 < m)
+				m = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < m)
+				m = d[i][j - 1] + 1;
+			d[i][j] = m;
+		}
+	return d[la][lb];
+}
+
+const char *mc_fe_nearest(const char *word, const char *const *choices, size_t n)
+{
+	const char *best = NULL;
+	unsigned bd = 3; /* more than two edits away is not a typo */
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned d = edits(word, choices[i]);
+		if (strlen(word) >= 2 && strncmp(choices[i], word, strlen(word)) == 0)
+			d = 1; /* a prefix: "ver" for verify */
+		if (d < bd) {
+			bd = d;
+			best = choices[i];
+		}
+	}
+	return best;
+}
+
 void mc_fe_net_defaults(struct mc_fe_net *n)
 {
 	n->group = MC_DEFAULT_GROUP4;
@@ -69,6 +110,8 @@ int mc_fe_net_option(const char *usage, int c, const char *arg, struct mc_fe_net
 		return 1;
 	case 'p':
 		/* PORT+1 carries the feedback, so PORT stops one short of the top. */
+		if (mc_opt_uint(arg, 1, 65535, &n->port) == 0 && n->port == 65535)
+			mc_fe_usage_error(usage, "-p %s: PORT+1 carries the feedback, so PORT is at most 65534", arg);
 		if (mc_opt_uint(arg, 1, 65534, &n->port) < 0)
 			mc_fe_usage_error(usage, "-p %s: port must be a number from 1 to 65534", arg);
 		return 1;

@@ -7,6 +7,7 @@
 #define MC_FE_H
 
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Prints "prog: message" and the usage text on stderr, exits 2. */
@@ -24,6 +25,9 @@ void mc_fe_bad_option(const char *usage, char *const *argv) __attribute__((noret
  * or the bound it passes.
  */
 uint64_t mc_fe_duration(const char *usage, const char *opt, const char *arg, uint64_t min_ms, uint64_t max_ms);
+
+/* The choice nearest to word (a typo: at most two edits, or a prefix), or NULL. */
+const char *mc_fe_nearest(const char *word, const char *const *choices, size_t n);
 
 /* The network options every session program shares: -g GROUP -i IFACE -p PORT -t TTL. */
 struct mc_fe_net {

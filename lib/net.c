@@ -1,5 +1,6 @@
 /* Multicast sockets and batched I/O; see net.h. */
 #include "net.h"
+#include "defaults.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -53,6 +54,17 @@ int mc_net_group(const char *group, uint16_t port, const char *iface, struct mc_
 			snprintf(err, errlen, "group %s: not an IPv4 multicast address (224.0.0.0/4)", group);
 			return -1;
 		}
+		/*
+		 * 224.0.0.0/24 is the link-local control block (OSPF, VRRP, mDNS):
+		 * never subject to IGMP snooping, so every switch floods it to every
+		 * port, and an image stream there reaches every machine on the LAN.
+		 */
+		if ((ntohl(s4->sin_addr.s_addr) & 0xffffff00u) == 0xe0000000u) {
+			snprintf(err, errlen, "group %s: in 224.0.0.0/24, the link-local control block every switch "
+				 "floods to every port: use an administratively scoped group in 239.0.0.0/8, such as %s",
+				 group, MC_DEFAULT_GROUP4);
+			return -1;
+		}
 		s4->sin_family = AF_INET;
 		s4->sin_port = htons(port);
 		g->salen = sizeof *s4;
@@ -72,6 +84,23 @@ int mc_net_group(const char *group, uint16_t port, const char *iface, struct mc_
 		g->family = AF_INET6;
 		snprintf(g->text, sizeof g->text, "[%s]:%u", group, port);
 		return 0;
+	}
+	/* "239.1.2.3:9000" or "[ff15::1]:9000": the port has its own option. */
+	const char *colon = strrchr(group, ':');
+	char host[INET6_ADDRSTRLEN + 2];
+	size_t hl = colon ? (size_t)(colon - group) : 0;
+	if (colon && hl < sizeof host && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1)) {
+		memcpy(host, group, hl);
+		host[hl] = '\0';
+		if (hl > 2 && host[0] == '[' && host[hl - 1] == ']') {
+			memmove(host, host + 1, hl - 2);
+			host[hl - 2] = '\0';
+		}
+		struct in6_addr a6;
+		if (inet_pton(AF_INET, host, &a6) == 1 || inet_pton(AF_INET6, host, &a6) == 1) {
+			snprintf(err, errlen, "group %s: give the port with -p: -g %s -p %s", group, host, colon + 1);
+			return -1;
+		}
 	}
 	snprintf(err, errlen, "group %s: not an IP address", group);
 	return -1;

@@ -219,7 +219,7 @@ require_session() {
 	local o=$BATS_TEST_TMPDIR/out.mcpkg
 	run -2 --separate-stderr run_recv --timeout -5 -o "$o"
 	[ -z "$output" ]
-	[[ $stderr == *--timeout\ -5* ]]
+	[[ $stderr == *"--timeout '-5'"* ]]
 	run -2 --separate-stderr run_recv --timeout 5parsecs -o "$o"
 	[[ $stderr == *--timeout* ]]
 	run -2 --separate-stderr run_recv -g 10.0.0.1 -o "$o"

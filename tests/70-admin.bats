@@ -1,0 +1,74 @@
+#!/usr/bin/env bats
+# An admin's first hour (issue 18): messages that say what to do instead,
+# exit codes that keep retry loops out of trouble. No network needed: every
+# case here is refused before a socket opens.
+
+bats_require_minimum_version 1.5.0
+load helper
+
+setup() {
+	require_prog mcast-pack mcast-send mcast-recv mcast-repair mcast-sched
+	cd "$BATS_TEST_TMPDIR" || return 1
+	head -c 100000 /dev/urandom >img
+	run_pack create -q -o p.mcpkg -n p -z none - <img
+}
+
+@test "groups in 224.0.0.0/24 are refused by send, recv and sched with a hint to 239.0.0.0/8" {
+	run -2 --separate-stderr run_send -g 224.0.0.251 p.mcpkg
+	[ -z "$output" ]
+	[[ $stderr == "mcast-send: group 224.0.0.251: in 224.0.0.0/24, "*"239.0.0.0/8"* ]]
+	run -2 --separate-stderr run_recv -g 224.0.0.1 -o out.mcpkg
+	[[ $stderr == "mcast-recv: group 224.0.0.1: in 224.0.0.0/24, "*"239.0.0.0/8"* ]]
+	[ ! -e out.mcpkg.part ]
+	run -2 --separate-stderr run_sched -g 224.0.0.255 -- true
+	[[ $stderr == "mcast-sched: group 224.0.0.255: in 224.0.0.0/24, "*"239.0.0.0/8"* ]]
+	# The next block up is an ordinary group (the check is /24, not /8).
+	run -2 --separate-stderr run_send -g 224.0.1.300 p.mcpkg
+	[[ $stderr == *"not an IP address"* ]]
+}
+
+@test "-g ADDR:PORT suggests -p, for IPv4 and IPv6" {
+	run -2 --separate-stderr run_send -g 239.1.2.3:9000 p.mcpkg
+	[[ $stderr == "mcast-send: group 239.1.2.3:9000: give the port with -p: -g 239.1.2.3 -p 9000"* ]]
+	run -2 --separate-stderr run_recv -g '[ff15::7]:9000' -o out.mcpkg
+	[[ $stderr == "mcast-recv: group [ff15::7]:9000: give the port with -p: -g ff15::7 -p 9000"* ]]
+	run -2 --separate-stderr run_sched -g 239.1.2.3:9000 -- true
+	[[ $stderr == *"give the port with -p"* ]]
+	# An IPv6 group alone is not taken for ADDR:PORT.
+	run -2 --separate-stderr run_send -g ff15::1 -t 0 p.mcpkg
+	[[ $stderr == *"-t 0"* ]]
+}
+
+@test "port 65535 says that PORT+1 carries the feedback" {
+	run -2 --separate-stderr run_send -p 65535 p.mcpkg
+	[[ $stderr == "mcast-send: -p 65535: PORT+1 carries the feedback, so PORT is at most 65534"* ]]
+	run -2 --separate-stderr run_recv -p 65535 -o out.mcpkg
+	[[ $stderr == "mcast-recv: -p 65535: PORT+1 carries the feedback"* ]]
+	run -2 --separate-stderr run_sched -p 65535 -- true
+	[[ $stderr == "mcast-sched: -p 65535: PORT+1 carries the feedback"* ]]
+	run -2 --separate-stderr run_sched -p 0 -- true
+	[[ $stderr == "mcast-sched: -p 0: port must be a number from 1 to 65534"* ]]
+}
+
+@test "a 0 duration where 0 makes no sense says it must be more than 0" {
+	run -2 --separate-stderr run_recv --timeout 0 -o out.mcpkg
+	[[ $stderr == "mcast-recv: --timeout '0': must be more than 0"* ]]
+	run -2 --separate-stderr run_send --max-time 0s p.mcpkg
+	[[ $stderr == "mcast-send: --max-time '0s': must be more than 0"* ]]
+	run -2 --separate-stderr run_repair --timeout 0ms -s x/ out.mcpkg
+	[[ $stderr == "mcast-repair: --timeout '0ms': must be more than 0"* ]]
+	run -2 --separate-stderr run_recv --timeout soon -o out.mcpkg
+	[[ $stderr == "mcast-recv: --timeout 'soon': not a duration (90s, 5m, 2h, 250ms)"* ]]
+}
+
+@test "an unknown mcast-pack command suggests the nearest one" {
+	run -2 --separate-stderr run_pack verfy p.mcpkg
+	[ -z "$output" ]
+	[[ $stderr == "mcast-pack: verfy: unknown command; did you mean 'verify'?"* ]]
+	run -2 --separate-stderr run_pack lsit p.mcpkg
+	[[ $stderr == *"did you mean 'list'?"* ]]
+	run -2 --separate-stderr run_pack ext p.mcpkg
+	[[ $stderr == *"did you mean 'extract'?"* ]]
+	run -2 --separate-stderr run_pack frobnicate p.mcpkg
+	[[ $stderr == "mcast-pack: frobnicate: unknown command"* && $stderr != *"did you mean"* ]]
+}
