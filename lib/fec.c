@@ -57,13 +57,13 @@ static int scratch(struct mc_fec *f, size_t tbls, size_t mat)
 	return 0;
 }
 
-int mc_geom_init(struct mc_geom *g, uint64_t payload_size, uint32_t chunk_size, uint16_t sym, uint16_t kmax)
+/* The counts both kinds of geometry share; nchunks and payload_size checked by the caller. */
+static int geom_common(struct mc_geom *g, uint64_t nchunks, uint64_t payload_size, uint32_t chunk_size, uint16_t sym,
+		       uint16_t kmax)
 {
 	memset(g, 0, sizeof *g);
 	if (sym == 0 || kmax == 0 || kmax >= RS_N || chunk_size == 0)
 		return -1;
-	/* An empty package has no chunks and no blocks: its session is the manifest alone. */
-	uint64_t nchunks = mc_chunk_count(payload_size, chunk_size);
 	uint64_t block = (uint64_t)kmax * sym;
 	uint64_t bpc = (chunk_size + block - 1) / block;
 	if (nchunks > UINT32_MAX || nchunks * bpc > UINT32_MAX)
@@ -78,10 +78,55 @@ int mc_geom_init(struct mc_geom *g, uint64_t payload_size, uint32_t chunk_size, 
 	return 0;
 }
 
+int mc_geom_init(struct mc_geom *g, uint64_t payload_size, uint32_t chunk_size, uint16_t sym, uint16_t kmax)
+{
+	/* An empty package has no chunks and no blocks: its session is the manifest alone. */
+	return geom_common(g, chunk_size ? mc_chunk_count(payload_size, chunk_size) : 0, payload_size, chunk_size, sym,
+			   kmax);
+}
+
+int mc_geom_init_image(struct mc_geom *g, uint32_t nchunks, uint64_t payload_size, uint32_t chunk_size,
+		       uint16_t sym, uint16_t kmax)
+{
+	if (payload_size > (uint64_t)nchunks * chunk_size) {
+		memset(g, 0, sizeof *g);
+		return -1;
+	}
+	if (geom_common(g, nchunks, payload_size, chunk_size, sym, kmax) < 0)
+		return -1;
+	g->image = 1;
+	return 0;
+}
+
+int mc_geom_set_table(struct mc_geom *g, const uint64_t *off)
+{
+	if (!g->image || off == NULL || off[0] != 0 || off[g->nchunks] != g->payload_size)
+		return -1;
+	for (uint32_t c = 0; c < g->nchunks; c++)
+		if (off[c + 1] < off[c] || off[c + 1] - off[c] > g->chunk_size)
+			return -1;
+	g->off = off;
+	return 0;
+}
+
+uint64_t mc_geom_chunk_off(const struct mc_geom *g, uint32_t c)
+{
+	return g->image ? g->off[c] : (uint64_t)c * g->chunk_size;
+}
+
+uint32_t mc_geom_chunk_len(const struct mc_geom *g, uint32_t c)
+{
+	if (g->image)
+		return (uint32_t)(g->off[c + 1] - g->off[c]);
+	uint64_t off = (uint64_t)c * g->chunk_size;
+	return (uint32_t)(g->payload_size - off < g->chunk_size ? g->payload_size - off : g->chunk_size);
+}
+
 uint32_t mc_geom_chunk_blocks(const struct mc_geom *g, uint32_t c)
 {
-	uint64_t off = (uint64_t)c * g->chunk_size;
-	uint64_t len = g->payload_size - off < g->chunk_size ? g->payload_size - off : g->chunk_size;
+	if (!mc_geom_placed(g) || c >= g->nchunks)
+		return 0;
+	uint64_t len = mc_geom_chunk_len(g, c);
 	uint64_t block = (uint64_t)g->kmax * g->sym;
 
 	return (uint32_t)((len + block - 1) / block);
@@ -89,11 +134,11 @@ uint32_t mc_geom_chunk_blocks(const struct mc_geom *g, uint32_t c)
 
 int mc_geom_block(const struct mc_geom *g, uint32_t gb, struct mc_block *b)
 {
-	if (gb >= g->nblocks)
+	if (gb >= g->nblocks || !mc_geom_placed(g))
 		return -1;
 	uint32_t c = gb / g->bpc, i = gb % g->bpc;
-	uint64_t coff = (uint64_t)c * g->chunk_size;
-	uint64_t clen = g->payload_size - coff < g->chunk_size ? g->payload_size - coff : g->chunk_size;
+	uint64_t coff = mc_geom_chunk_off(g, c);
+	uint64_t clen = mc_geom_chunk_len(g, c);
 	uint64_t block = (uint64_t)g->kmax * g->sym;
 	uint64_t boff = (uint64_t)i * block;
 

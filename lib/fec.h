@@ -12,8 +12,16 @@
  * block of k source symbols has up to 255 coded symbols: ESI 0..k-1 are the
  * source symbols themselves, ESI k..254 repair symbols (rows of a Cauchy
  * matrix, so any k of the 255 rebuild the block). Blocks are numbered
- * globally as chunk * bpc + index in chunk; numbers past a short last chunk
- * are holes that never appear on the wire.
+ * globally as chunk * bpc + index in chunk; numbers past a short chunk are
+ * holes that never appear on the wire.
+ *
+ * A seekable image (package format 2) stores each chunk as its own frame of
+ * at most chunk_size bytes: chunk c lies at off[c] .. off[c+1] of the
+ * payload, and a hole chunk (all zeros in the image) has no bytes and no
+ * blocks. bpc still comes from chunk_size, the largest a chunk can be, so a
+ * block's number is the same whatever the lengths; only where it lies and
+ * how many symbols it has come from the table, which arrives with the
+ * manifest. Until it is set, no block of such a geometry can be placed.
  */
 struct mc_geom {
 	uint64_t payload_size;
@@ -21,6 +29,8 @@ struct mc_geom {
 	uint16_t sym, kmax;
 	uint32_t bpc;     /* blocks per full chunk */
 	uint32_t nblocks; /* nchunks * bpc, holes included */
+	int image;        /* chunks of their own lengths (mc_geom_init_image) */
+	const uint64_t *off; /* image: nchunks + 1 payload offsets, not owned; NULL until known */
 };
 
 struct mc_block {
@@ -31,13 +41,37 @@ struct mc_block {
 	uint16_t k;       /* source symbols */
 };
 
-/* Fills g; returns 0, or -1 when the numbers cannot describe a session. */
+/* Fills g for chunks of chunk_size bytes (the last shorter); returns 0, or -1 when the numbers cannot describe a session. */
 int mc_geom_init(struct mc_geom *g, uint64_t payload_size, uint32_t chunk_size, uint16_t sym, uint16_t kmax);
 
-/* Describes global block gb; returns 0, or -1 for a hole or out of range. */
+/*
+ * Fills g for nchunks chunks of at most chunk_size bytes each, payload_size
+ * bytes in all (an image package); the lengths come later with
+ * mc_geom_set_table. Returns 0, or -1 when the numbers cannot describe a
+ * session (more bytes than nchunks chunks can hold, too many blocks).
+ */
+int mc_geom_init_image(struct mc_geom *g, uint32_t nchunks, uint64_t payload_size, uint32_t chunk_size,
+		       uint16_t sym, uint16_t kmax);
+
+/*
+ * Sets the chunk table of an image geometry: off[0..nchunks] are payload
+ * offsets, off[0] 0, never decreasing, no chunk longer than chunk_size,
+ * off[nchunks] payload_size. The table is not copied: it must outlive g's
+ * use. Returns 0, or -1 (g unchanged) when it does not fit g.
+ */
+int mc_geom_set_table(struct mc_geom *g, const uint64_t *off);
+
+/* 1 when blocks can be placed: a fixed-chunk geometry, or an image one with its table. */
+static inline int mc_geom_placed(const struct mc_geom *g) { return !g->image || g->off != NULL; }
+
+/* Payload offset and length of chunk c (c < nchunks, the geometry placed). */
+uint64_t mc_geom_chunk_off(const struct mc_geom *g, uint32_t c);
+uint32_t mc_geom_chunk_len(const struct mc_geom *g, uint32_t c);
+
+/* Describes global block gb; returns 0, or -1 for a hole, out of range, or not yet placed. */
 int mc_geom_block(const struct mc_geom *g, uint32_t gb, struct mc_block *b);
 
-/* Blocks in chunk c (the last chunk may have fewer than bpc). */
+/* Blocks in chunk c (fewer than bpc in a short chunk, 0 in a hole or before an image's table is known). */
 uint32_t mc_geom_chunk_blocks(const struct mc_geom *g, uint32_t c);
 
 /* Symbol size for an MTU and address family: the largest multiple of 64 that fits without fragmentation. */

@@ -71,6 +71,7 @@ struct mc_receiver {
 	uint32_t session;
 	struct mc_announce ann;
 	struct mc_geom geom;
+	uint64_t *coff;           /* image: chunk offsets from the manifest, the table geom points at */
 	uint64_t last_heard, session_heard;
 	int ended;
 	uint32_t spass, sblock;   /* sender position: pass and last block seen */
@@ -296,6 +297,7 @@ void mc_recv_free(struct mc_receiver *r)
 	free_chunks(r);
 	free(r->pre_spans);
 	mc_manifest_free(&r->man);
+	free(r->coff);
 	free(r->man_buf);
 	free(r->man_got);
 	mc_fec_free(r->fec);
@@ -306,22 +308,32 @@ void mc_recv_free(struct mc_receiver *r)
 	free(r);
 }
 
+/* Per-block request state for the geometry in r->geom (replacing any). Returns 0 or -1. */
+static int alloc_requests(struct mc_receiver *r)
+{
+	/* An empty package has no blocks: keep the arrays at least one long so allocation never returns NULL. */
+	size_t nb = r->geom.nblocks ? r->geom.nblocks : 1;
+
+	free(r->req_pass);
+	free(r->req_ms);
+	free(r->req_at);
+	r->req_pass = calloc(nb, sizeof *r->req_pass);
+	r->req_ms = calloc(nb, sizeof *r->req_ms);
+	r->req_at = calloc(nb, sizeof *r->req_at);
+	return r->req_pass && r->req_ms && r->req_at ? 0 : -1;
+}
+
 /* Allocates per-chunk and per-block state once the geometry is known. */
 static int setup_chunks(struct mc_receiver *r, const struct mc_geom *g)
 {
 	r->geom = *g;
-	/* An empty package has no chunks: keep every array at least one long so allocation never returns NULL. */
-	size_t nc = g->nchunks ? g->nchunks : 1, nb = g->nblocks ? g->nblocks : 1;
+	size_t nc = g->nchunks ? g->nchunks : 1;
 	r->have = calloc(nc / 8 + 1, 1);
 	r->unverified = calloc(nc / 8 + 1, 1);
 	r->slot_of = malloc(nc * sizeof *r->slot_of);
 	r->spill = calloc(nc, sizeof *r->spill);
 	r->held = calloc(nc, sizeof *r->held);
-	r->req_pass = calloc(nb, sizeof *r->req_pass);
-	r->req_ms = calloc(nb, sizeof *r->req_ms);
-	r->req_at = calloc(nb, sizeof *r->req_at);
-	if (!r->have || !r->unverified || !r->slot_of || !r->spill || !r->held || !r->req_pass || !r->req_ms ||
-	    !r->req_at)
+	if (!r->have || !r->unverified || !r->slot_of || !r->spill || !r->held || alloc_requests(r) < 0)
 		return -1;
 	for (uint32_t c = 0; c < g->nchunks; c++)
 		r->slot_of[c] = -1;
@@ -355,13 +367,6 @@ int mc_recv_preload(struct mc_receiver *r, const struct mc_manifest *m, const ui
 	return 0;
 }
 
-static uint32_t chunk_len(const struct mc_receiver *r, uint32_t c)
-{
-	uint64_t off = (uint64_t)c * r->geom.chunk_size;
-	uint64_t left = r->geom.payload_size - off;
-	return (uint32_t)(left < r->geom.chunk_size ? left : r->geom.chunk_size);
-}
-
 static void check_complete(struct mc_receiver *r)
 {
 	if (r->phase == MC_RPH_JOINED && r->man_ok && r->nhave == r->geom.nchunks) {
@@ -384,11 +389,33 @@ static void mark_have(struct mc_receiver *r, uint32_t c)
 	drop_held(r, c);
 }
 
+/*
+ * Chunk c is verified, its stored bytes in buf: hands them to the sink
+ * (io.chunk, or write at its payload offset) and counts it. Returns 0, or
+ * -1 when the sink failed (MC_REV_IOERR; the chunk is asked for again).
+ */
+static int chunk_store(struct mc_receiver *r, uint32_t c, const uint8_t *buf, uint32_t len, int written)
+{
+	int rc = 0;
+
+	if (r->cfg.chunk)
+		rc = r->cfg.chunk(r->cfg.io.ctx, c, len ? buf : NULL, len);
+	else if (!written && len)
+		rc = r->cfg.io.write(r->cfg.io.ctx, mc_geom_chunk_off(&r->geom, c), buf, len);
+	if (rc < 0) {
+		event(r, MC_REV_IOERR, c);
+		return -1;
+	}
+	mark_have(r, c);
+	event(r, MC_REV_CHUNK, c);
+	return 0;
+}
+
 /* A chunk's bytes are all in buf: verify (or park until the manifest comes) and write. */
 static void chunk_done(struct mc_receiver *r, uint32_t c, const uint8_t *buf)
 {
-	uint32_t len = chunk_len(r, c);
-	uint64_t off = (uint64_t)c * r->geom.chunk_size;
+	uint32_t len = mc_geom_chunk_len(&r->geom, c);
+	uint64_t off = mc_geom_chunk_off(&r->geom, c);
 
 	if (r->man_ok) {
 		uint8_t d[MC_DIGEST_LEN];
@@ -398,13 +425,8 @@ static void chunk_done(struct mc_receiver *r, uint32_t c, const uint8_t *buf)
 			event(r, MC_REV_BADCHUNK, c);
 			return;
 		}
-		if (r->cfg.io.write(r->cfg.io.ctx, off, buf, len) < 0) {
-			event(r, MC_REV_IOERR, c);
-			return;
-		}
-		mark_have(r, c);
-		event(r, MC_REV_CHUNK, c);
-		check_complete(r);
+		if (chunk_store(r, c, buf, len, 0) == 0)
+			check_complete(r);
 	} else {
 		/* No digest yet: park it in the file, verify when the manifest is complete. */
 		if (r->cfg.io.write(r->cfg.io.ctx, off, buf, len) < 0) {
@@ -524,7 +546,7 @@ static void sym_extent(const struct mc_receiver *r, const struct mc_block *b, ui
 {
 	uint32_t in = (uint32_t)e * r->geom.sym;
 
-	*so = (uint32_t)(b->off - (uint64_t)b->chunk * r->geom.chunk_size) + in;
+	*so = (uint32_t)(b->off - mc_geom_chunk_off(&r->geom, b->chunk)) + in;
 	*n = b->len - in < r->geom.sym ? b->len - in : r->geom.sym;
 }
 
@@ -668,12 +690,48 @@ int mc_recv_flush(struct mc_receiver *r)
 	return rc;
 }
 
-/* The manifest is complete (or preloaded): verify chunks that were parked before it. */
+/*
+ * Points geometry g of an image session at the chunk table of the manifest
+ * (built once). Returns 0, or -1 when the manifest does not fit the
+ * announced geometry. A geometry of fixed chunks needs nothing.
+ */
+static int place_chunks(struct mc_receiver *r, struct mc_geom *g)
+{
+	if (!g->image)
+		return 0;
+	if (r->man.nchunks != g->nchunks || r->man.payload_size != g->payload_size)
+		return -1;
+	if (r->coff == NULL) {
+		uint64_t *t = malloc(((size_t)g->nchunks + 1) * sizeof *t);
+		if (t == NULL)
+			return -1;
+		for (uint32_t c = 0; c < g->nchunks; c++)
+			t[c] = mc_manifest_chunk_off(&r->man, c);
+		t[g->nchunks] = r->man.payload_size;
+		r->coff = t;
+	}
+	if (mc_geom_set_table(g, r->coff) < 0) {
+		/* Built from a manifest that does not fit: the next one builds its own. */
+		free(r->coff);
+		r->coff = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The manifest is complete (or preloaded) and the session known: an image's
+ * holes count as verified (the sink told of each), and chunks parked before
+ * the manifest are verified.
+ */
 static void manifest_ready(struct mc_receiver *r)
 {
 	uint8_t *buf = r->nslots ? r->slots[0].buf : NULL;
 
 	event(r, MC_REV_MANIFEST, r->man.nchunks);
+	for (uint32_t c = 0; r->geom.image && c < r->geom.nchunks; c++)
+		if (mc_geom_chunk_len(&r->geom, c) == 0 && !bit(r->have, c) && chunk_store(r, c, NULL, 0, 1) < 0)
+			return;
 	for (uint32_t c = 0; c < r->geom.nchunks && buf; c++) {
 		if (!bit(r->unverified, c))
 			continue;
@@ -688,16 +746,16 @@ static void manifest_ready(struct mc_receiver *r)
 			}
 			release_slot(r, &r->slots[0]);
 		}
-		uint32_t len = chunk_len(r, c);
+		uint32_t len = mc_geom_chunk_len(&r->geom, c);
 		uint8_t d[MC_DIGEST_LEN];
-		if (r->cfg.io.read(r->cfg.io.ctx, (uint64_t)c * r->geom.chunk_size, buf, len) < 0) {
+		if (r->cfg.io.read(r->cfg.io.ctx, mc_geom_chunk_off(&r->geom, c), buf, len) < 0) {
 			event(r, MC_REV_IOERR, c);
 			return;
 		}
 		mc_digest(buf, len, d);
 		if (memcmp(d, r->man.digests + (size_t)c * MC_DIGEST_LEN, MC_DIGEST_LEN) == 0) {
-			mark_have(r, c);
-			event(r, MC_REV_CHUNK, c);
+			if (chunk_store(r, c, buf, len, 1) < 0)
+				return;
 		} else {
 			r->st.bad_chunks++;
 			event(r, MC_REV_BADCHUNK, c);
@@ -748,127 +806,156 @@ static void send_hello(struct mc_receiver *r)
 
 static void replay_early(struct mc_receiver *r, uint64_t now);
 
-static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
+/* An announcement of the session we are in: only the moving parts may change. */
+static void announce_update(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
 {
 	const struct mc_announce *a = &p->u.ann;
-	struct mc_geom g;
 
-	if (r->have_session && p->session == r->session) {
-		/* Same session: only the moving parts may change. */
-		if (memcmp(a->id, r->ann.id, MC_ID_LEN) != 0 || a->chunk_size != r->ann.chunk_size ||
-		    a->payload_size != r->ann.payload_size || a->symbol_size != r->ann.symbol_size ||
-		    a->kmax != r->ann.kmax) {
-			r->st.bad++;
-			return;
-		}
-		r->last_heard = now;
-		r->ann.joined = a->joined;
-		r->ann.complete = a->complete;
-		r->sidle = (p->flags & MC_FLAG_IDLE) != 0;
-		/*
-		 * A new pass is believed from its DATA, or from an announcement of
-		 * IDLE: both come after the last pass's DATA. An announcement sent
-		 * in between may already count the next pass while the end of the
-		 * last one is still on its way; taken at its word, every block
-		 * then in flight would look missed and be asked for again.
-		 */
-		if (a->pass > r->spass && r->sidle) {
-			r->spass = a->pass;
-			r->sblock = 0;
-		}
-		if (r->sidle && a->cursor > r->sblock && a->pass == r->spass)
-			r->sblock = a->cursor;
+	if (memcmp(a->id, r->ann.id, MC_ID_LEN) != 0 || a->chunk_size != r->ann.chunk_size ||
+	    a->payload_size != r->ann.payload_size || a->symbol_size != r->ann.symbol_size ||
+	    a->kmax != r->ann.kmax || a->nchunks != r->ann.nchunks || !(p->flags & MC_FLAG_IMAGE) != !r->geom.image) {
+		r->st.bad++;
 		return;
 	}
+	r->last_heard = now;
+	r->ann.joined = a->joined;
+	r->ann.complete = a->complete;
+	r->sidle = (p->flags & MC_FLAG_IDLE) != 0;
+	/*
+	 * A new pass is believed from its DATA, or from an announcement of
+	 * IDLE: both come after the last pass's DATA. An announcement sent
+	 * in between may already count the next pass while the end of the
+	 * last one is still on its way; taken at its word, every block
+	 * then in flight would look missed and be asked for again.
+	 */
+	if (a->pass > r->spass && r->sidle) {
+		r->spass = a->pass;
+		r->sblock = 0;
+	}
+	if (r->sidle && a->cursor > r->sblock && a->pass == r->spass)
+		r->sblock = a->cursor;
+}
+
+/* 1 when a session of another package is not taken (told once per package), else 0. */
+static int announce_unwanted(struct mc_receiver *r, const struct mc_announce *a)
+{
 	int why = id_unwanted(r, a->id, a->name);
-	if (why) {
+
+	if (!why)
+		return 0;
+	r->st.other++;
+	/* Said once per package: a receiver waiting in silence for ever helps nobody. */
+	if (!r->other_told || memcmp(r->other.id, a->id, MC_ID_LEN) != 0) {
+		r->other = *a;
+		r->other_told = 1;
+		event(r, MC_REV_OTHER, (uint32_t)why);
+	}
+	return 1;
+}
+
+/*
+ * Another session of our package (the sender restarted): 1 when we switch to
+ * it, only once ours is gone, and only when it agrees on what the package id
+ * pins.
+ */
+static int announce_switch(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
+{
+	const struct mc_announce *a = &p->u.ann;
+
+	if (memcmp(a->id, r->ann.id, MC_ID_LEN) != 0 || (!r->ended && now < r->last_heard + 2000)) {
 		r->st.other++;
-		/* Said once per package: a receiver waiting in silence for ever helps nobody. */
-		if (!r->other_told || memcmp(r->other.id, a->id, MC_ID_LEN) != 0) {
-			r->other = *a;
-			r->other_told = 1;
-			event(r, MC_REV_OTHER, (uint32_t)why);
-		}
-		return;
+		return 0;
 	}
-	/* Another session of the same package (sender restarted): switch when ours is gone. */
-	if (r->have_session) {
-		if (memcmp(a->id, r->ann.id, MC_ID_LEN) != 0 || (!r->ended && now < r->last_heard + 2000)) {
-			r->st.other++;
-			return;
-		}
-		/* The package id pins the sizes; an announcement that disagrees is forged or broken. */
-		if (a->payload_size != r->ann.payload_size || a->chunk_size != r->ann.chunk_size ||
-		    a->manifest_len != r->ann.manifest_len) {
-			r->st.bad++;
-			return;
-		}
-	}
-	if (mc_geom_init(&g, a->payload_size, a->chunk_size, a->symbol_size, a->kmax) < 0) {
+	/* The package id pins the sizes; an announcement that disagrees is forged or broken. */
+	if (a->payload_size != r->ann.payload_size || a->chunk_size != r->ann.chunk_size ||
+	    a->manifest_len != r->ann.manifest_len || a->nchunks != r->ann.nchunks ||
+	    !(p->flags & MC_FLAG_IMAGE) != !r->geom.image) {
 		r->st.bad++;
-		return;
+		return 0;
 	}
-	if (r->man_ok && (r->man.payload_size != a->payload_size || r->man.chunk_size != a->chunk_size)) {
-		r->st.bad++;
-		return;
+	return 1;
+}
+
+/* The block geometry an announcement describes, placed when the manifest is known. Returns 0 or -1. */
+static int announce_geom(struct mc_receiver *r, const struct mc_pkt *p, struct mc_geom *g)
+{
+	const struct mc_announce *a = &p->u.ann;
+	int rc;
+
+	if (p->flags & MC_FLAG_IMAGE)
+		rc = mc_geom_init_image(g, a->nchunks, a->payload_size, a->chunk_size, a->symbol_size, a->kmax);
+	else
+		rc = mc_geom_init(g, a->payload_size, a->chunk_size, a->symbol_size, a->kmax);
+	if (rc < 0)
+		return -1;
+	if (r->man_ok && (r->man.payload_size != a->payload_size || r->man.chunk_size != a->chunk_size ||
+			  r->man.nchunks != a->nchunks || place_chunks(r, g) < 0))
+		return -1;
+	return 0;
+}
+
+/* The first session: chunk state, what a resumed state preloaded, slots sized to the rate. Returns 0 or -1. */
+static int session_first(struct mc_receiver *r, const struct mc_announce *a, const struct mc_geom *g)
+{
+	uint8_t *pre = r->unverified; /* preloaded verified bitmap, if any */
+
+	r->unverified = NULL;
+	if (r->auto_mem) {
+		/* Chunks wait in memory a repair round trip: size that to the rate (an eighth of a second). */
+		uint64_t m = a->rate / 64;
+		r->cfg.mem_limit = m < DEFAULT_MEM ? DEFAULT_MEM : m > AUTO_MEM_MAX ? AUTO_MEM_MAX : (size_t)m;
 	}
-	if (!r->have_session) {
-		uint8_t *pre = r->unverified; /* preloaded verified bitmap, if any */
-		r->unverified = NULL;
-		if (r->auto_mem) {
-			/* Chunks wait in memory a repair round trip: size that to the rate (an eighth of a second). */
-			uint64_t m = a->rate / 64;
-			r->cfg.mem_limit = m < DEFAULT_MEM ? DEFAULT_MEM : m > AUTO_MEM_MAX ? AUTO_MEM_MAX : (size_t)m;
-		}
-		if (setup_chunks(r, &g) < 0) {
-			free(pre);
-			event(r, MC_REV_IOERR, 0);
-			return;
-		}
-		if (pre) {
-			for (uint32_t c = 0; c < g.nchunks; c++)
-				if (bit(pre, c))
-					mark_have(r, c);
-			free(pre);
-		}
-		if (r->pre_nspans && apply_spans(r, r->pre_spans, r->pre_nspans) < 0)
-			event(r, MC_REV_IOERR, 0);
-		free(r->pre_spans);
-		r->pre_spans = NULL;
-		r->pre_nspans = 0;
-	} else if (r->geom.sym != g.sym || r->geom.kmax != g.kmax) {
-		/*
-		 * New coding parameters: block numbering changed. What the file
-		 * holds of partial chunks is kept as byte spans and read again in
-		 * the new symbols; repair symbols and requests are forgotten.
-		 */
-		struct mc_span *sp = NULL;
-		long nsp = mc_recv_flush(r) < 0 ? -1 : mc_recv_spans(r, &sp);
-		for (uint32_t c = 0; c < r->geom.nchunks; c++) {
-			free(r->spill[c]);
-			r->spill[c] = NULL;
-			drop_held(r, c);
-		}
-		free(r->req_pass);
-		free(r->req_ms);
-		free(r->req_at);
-		free_slots(r);
-		r->geom = g;
-		r->req_pass = calloc(g.nblocks ? g.nblocks : 1, sizeof *r->req_pass);
-		r->req_ms = calloc(g.nblocks ? g.nblocks : 1, sizeof *r->req_ms);
-		r->req_at = calloc(g.nblocks ? g.nblocks : 1, sizeof *r->req_at);
-		/* The slots again, as many as this block size needs (all were free after the flush). */
-		if (alloc_slots(r) < 0 || !r->req_pass || !r->req_ms || !r->req_at) {
-			free(sp);
-			event(r, MC_REV_IOERR, 0);
-			return;
-		}
-		if (nsp > 0 && apply_spans(r, sp, (uint32_t)nsp) < 0)
-			event(r, MC_REV_IOERR, 0);
+	if (setup_chunks(r, g) < 0) {
+		free(pre);
+		return -1;
+	}
+	if (pre) {
+		for (uint32_t c = 0; c < g->nchunks; c++)
+			if (bit(pre, c))
+				mark_have(r, c);
+		free(pre);
+	}
+	if (r->pre_nspans && apply_spans(r, r->pre_spans, r->pre_nspans) < 0)
+		event(r, MC_REV_IOERR, 0);
+	free(r->pre_spans);
+	r->pre_spans = NULL;
+	r->pre_nspans = 0;
+	return 0;
+}
+
+/*
+ * A new session with new coding parameters: block numbering changed. What
+ * the file holds of partial chunks is kept as byte spans and read again in
+ * the new symbols; repair symbols and requests are forgotten. Returns 0 or -1.
+ */
+static int session_recode(struct mc_receiver *r, const struct mc_geom *g)
+{
+	struct mc_span *sp = NULL;
+	long nsp = mc_recv_flush(r) < 0 ? -1 : mc_recv_spans(r, &sp);
+
+	for (uint32_t c = 0; c < r->geom.nchunks; c++) {
+		free(r->spill[c]);
+		r->spill[c] = NULL;
+		drop_held(r, c);
+	}
+	free_slots(r);
+	r->geom = *g;
+	/* The slots again, as many as this block size needs (all were free after the flush). */
+	if (alloc_requests(r) < 0 || alloc_slots(r) < 0) {
 		free(sp);
-	} else {
-		memset(r->req_pass, 0, g.nblocks * sizeof *r->req_pass);
+		return -1;
 	}
+	if (nsp > 0 && apply_spans(r, sp, (uint32_t)nsp) < 0)
+		event(r, MC_REV_IOERR, 0);
+	free(sp);
+	return 0;
+}
+
+/* Takes the session an announcement describes: its id, the sender's position, hello and done anew. */
+static void session_take(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
+{
+	const struct mc_announce *a = &p->u.ann;
+
 	r->have_session = 1;
 	r->ended = 0;
 	r->est_set = 0; /* which blocks sample the loss: from the first DATA of this session on */
@@ -884,6 +971,37 @@ static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 	r->done_tries = 0;
 	if (r->phase == MC_RPH_WAIT)
 		r->phase = MC_RPH_JOINED;
+}
+
+static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
+{
+	const struct mc_announce *a = &p->u.ann;
+	struct mc_geom g;
+
+	if (r->have_session && p->session == r->session) {
+		announce_update(r, now, p);
+		return;
+	}
+	if (announce_unwanted(r, a) || (r->have_session && !announce_switch(r, now, p)))
+		return;
+	if (announce_geom(r, p, &g) < 0) {
+		r->st.bad++;
+		return;
+	}
+	if (!r->have_session) {
+		if (session_first(r, a, &g) < 0) {
+			event(r, MC_REV_IOERR, 0);
+			return;
+		}
+	} else if (r->geom.sym != g.sym || r->geom.kmax != g.kmax) {
+		if (session_recode(r, &g) < 0) {
+			event(r, MC_REV_IOERR, 0);
+			return;
+		}
+	} else {
+		memset(r->req_pass, 0, g.nblocks * sizeof *r->req_pass);
+	}
+	session_take(r, now, p);
 	if (!r->man_ok && r->man_buf == NULL) {
 		r->man_len = a->manifest_len;
 		r->man_nfrag = (a->manifest_len + MAN_FRAG - 1) / MAN_FRAG;
@@ -897,10 +1015,12 @@ static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 	event(r, MC_REV_SESSION, p->session);
 	if (r->man_ok)
 		manifest_ready(r);
-	replay_early(r, now);
+	/* An image session's DATA waits for the manifest, which places its blocks. */
+	if (mc_geom_placed(&r->geom))
+		replay_early(r, now);
 }
 
-static void on_manifest(struct mc_receiver *r, const struct mc_pkt *p)
+static void on_manifest(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
 {
 	const struct mc_manifest_frag *f = &p->u.man;
 	char err[128];
@@ -921,7 +1041,8 @@ static void on_manifest(struct mc_receiver *r, const struct mc_pkt *p)
 		return;
 	if (mc_manifest_parse(r->man_buf, r->man_len, &r->man, err, sizeof err) < 0 ||
 	    memcmp(r->man.id, r->ann.id, MC_ID_LEN) != 0 || r->man.payload_size != r->ann.payload_size ||
-	    r->man.chunk_size != r->ann.chunk_size) {
+	    r->man.chunk_size != r->ann.chunk_size || r->man.nchunks != r->ann.nchunks ||
+	    place_chunks(r, &r->geom) < 0) {
 		/* Damaged or forged: start collecting it again. */
 		if (r->man.raw)
 			mc_manifest_free(&r->man);
@@ -935,6 +1056,8 @@ static void on_manifest(struct mc_receiver *r, const struct mc_pkt *p)
 	free(r->man_got);
 	r->man_buf = r->man_got = NULL;
 	manifest_ready(r);
+	if (r->geom.image)
+		replay_early(r, now);
 }
 
 /* A receiver that joins mid-pass keeps what it hears before the first announcement. */
@@ -1279,10 +1402,10 @@ void mc_recv_packet(struct mc_receiver *r, uint64_t now, const uint8_t *buf, siz
 		break;
 	case MC_PKT_MANIFEST:
 		if (r->have_session && p.session == r->session)
-			on_manifest(r, &p);
+			on_manifest(r, now, &p);
 		break;
 	case MC_PKT_DATA:
-		if (r->phase == MC_RPH_WAIT)
+		if (r->phase == MC_RPH_WAIT || (r->phase == MC_RPH_JOINED && !mc_geom_placed(&r->geom)))
 			hold_early(r, buf, len);
 		else if (r->phase == MC_RPH_JOINED)
 			on_data(r, now, &p);

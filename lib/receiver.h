@@ -19,6 +19,11 @@
  * before its chunk completes spills its source symbols through write and
  * reloads them through read. A chunk counts only after its XXH3-128 matches
  * the manifest; only then is it written as verified.
+ *
+ * A session of an image package (format 2, announced with MC_FLAG_IMAGE)
+ * has chunks of their own lengths, known only from the manifest: its DATA
+ * is held (as DATA heard before any announcement is) and placed once the
+ * manifest is complete; its hole chunks count as verified from then on.
  */
 struct mc_recv_io {
 	void *ctx;
@@ -37,6 +42,18 @@ struct mc_recv_cfg {
 	uint64_t seed;                 /* random back-off */
 	uint32_t backoff_ms;           /* NACK back-off window; 0: default */
 	struct mc_recv_io io;
+	/*
+	 * Optional (NULL: verified chunks go through io.write, holes need
+	 * nothing): a verified chunk's stored bytes, whole (len bytes at buf,
+	 * chunk c of the manifest), handed over instead of being written at its
+	 * payload offset, for a sink that decodes chunks (a target disk). A hole
+	 * chunk of an image package comes with len 0 and buf NULL once the
+	 * manifest is known. The chunk counts as verified only when it returns
+	 * 0; -1 is an I/O error (MC_REV_IOERR) and the chunk is asked for again.
+	 * It takes io.ctx. (Here rather than in struct mc_recv_io, whose
+	 * callers fill it by position.)
+	 */
+	int (*chunk)(void *ctx, uint32_t c, const void *buf, size_t len);
 };
 
 enum mc_recv_evkind {

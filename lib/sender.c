@@ -278,51 +278,50 @@ static int wants_us(const struct mc_sender *s, const struct mc_hello *h)
 	return h->name[0] == '\0' || strcmp(h->name, s->cfg.name) == 0;
 }
 
-void mc_sender_feedback(struct mc_sender *s, uint64_t now, const struct mc_pkt *p, const struct sockaddr_storage *addr)
+/* The receiver a feedback packet comes from, when it is about this session and package: 1 with *rid, else 0. */
+static int feedback_rid(const struct mc_sender *s, const struct mc_pkt *p, uint64_t *rid)
 {
-	struct mc_peer *peer;
-	uint64_t rid;
-
-	if (s->state == MC_SENDER_OVER)
-		return;
 	switch (p->type) {
 	case MC_PKT_HELLO:
 		/* Waiting receivers say hello with session 0; others name this session. */
 		if ((p->session != 0 && p->session != s->session) || !wants_us(s, &p->u.hello))
-			return;
-		rid = p->u.hello.rid;
-		break;
+			return 0;
+		*rid = p->u.hello.rid;
+		return 1;
 	case MC_PKT_NACK:
 		if (p->session != s->session)
-			return;
-		rid = p->u.nack.rid;
-		break;
+			return 0;
+		*rid = p->u.nack.rid;
+		return 1;
 	case MC_PKT_DONE:
 	case MC_PKT_BYE:
 		if (p->session != s->session || memcmp(p->u.done.id, s->cfg.id, MC_ID_LEN) != 0)
-			return;
-		rid = p->u.done.rid;
-		break;
+			return 0;
+		*rid = p->u.done.rid;
+		return 1;
 	default:
-		return;
+		return 0;
 	}
-	peer = find_peer(s, rid);
+}
+
+/*
+ * Peer admission: the receiver rid as known, heard now. One not known yet
+ * joins (a DONE without a hello seen counts it as joined and done), one
+ * that fell silent joins again; a BYE admits nobody. NULL: not admitted.
+ */
+static struct mc_peer *admit(struct mc_sender *s, uint64_t now, const struct mc_pkt *p, uint64_t rid,
+			     const struct sockaddr_storage *addr)
+{
+	struct mc_peer *peer = find_peer(s, rid);
+
 	if (peer == NULL) {
 		if (p->type == MC_PKT_BYE)
-			return;
+			return NULL;
 		if ((peer = add_peer(s, rid)) == NULL) {
 			s->st.feedback_bad++;
-			return;
+			return NULL;
 		}
-		if (addr)
-			peer->addr = *addr;
-		peer->heard_ms = now;
-		if (p->type == MC_PKT_DONE) {
-			/* Completed without us seeing its hello: count it as joined and done. */
-			join(s, peer, now);
-		} else {
-			join(s, peer, now);
-		}
+		join(s, peer, now);
 	} else if (peer->gone) {
 		s->st.gone--;
 		join(s, peer, now);
@@ -330,19 +329,90 @@ void mc_sender_feedback(struct mc_sender *s, uint64_t now, const struct mc_pkt *
 	peer->heard_ms = now;
 	if (addr)
 		peer->addr = *addr;
-	if (peer->told_leave) {
-		if (p->type == MC_PKT_DONE && !peer->done) {
-			/* It missed the verdict and completed after all, from repair others asked for. */
-			peer->done = 1;
-			peer->left = 0;
-			s->st.left--;
-			s->st.complete++;
-			s->last_change_ms = now;
-			push(s->ev, &s->eq_head, &s->eq_len, idx(s, peer), MC_SEV_DONE);
+	return peer;
+}
+
+/* Feedback of a receiver told to leave: repeat the verdict (or the acknowledgement) until it stops talking. */
+static void feedback_told(struct mc_sender *s, uint64_t now, struct mc_peer *peer, const struct mc_pkt *p)
+{
+	if (p->type == MC_PKT_DONE && !peer->done) {
+		/* It missed the verdict and completed after all, from repair others asked for. */
+		peer->done = 1;
+		peer->left = 0;
+		s->st.left--;
+		s->st.complete++;
+		s->last_change_ms = now;
+		push(s->ev, &s->eq_head, &s->eq_len, idx(s, peer), MC_SEV_DONE);
+	}
+	if (p->type != MC_PKT_BYE)
+		push(s->ctrl, &s->cq_head, &s->cq_len, idx(s, peer), peer->done ? MC_CTRL_DONE : MC_CTRL_LEAVE);
+}
+
+/* NACK accounting: overruns, demand for the blocks named, a round of the slow-receiver policy. */
+static void on_nack(struct mc_sender *s, uint64_t now, struct mc_peer *peer, const struct mc_pkt *p)
+{
+	uint16_t grew = (uint16_t)(p->u.nack.overruns - peer->overruns);
+
+	if (grew && grew < 0x8000) {
+		peer->overruns = p->u.nack.overruns;
+		s->st.overruns += grew;
+		s->st.overrun_reports++;
+	}
+	if (p->u.nack.n == 0)
+		return; /* a report of overruns alone */
+	s->st.nacks++;
+	peer->nacks++;
+	uint64_t taken = 0;
+	/*
+	 * A receiver names each block once per NACK, so its runs add up to
+	 * at most the package's blocks; past that the NACK is forged, and
+	 * 146 runs of 65535 would cost the sender 9.5M block updates.
+	 */
+	uint64_t budget = s->cfg.geom.nblocks;
+	for (unsigned i = 0; i < p->u.nack.n; i++) {
+		const struct mc_nack_entry *e = &p->u.nack.e[i];
+		if (e->block >= s->cfg.geom.nblocks || e->run == 0 || (e->need > MC_RS_MAX && e->need != MC_NEED_ALL)) {
+			s->st.feedback_bad++;
+			continue;
 		}
-		/* Repeat the verdict (or the acknowledgement) until it stops talking. */
-		if (p->type != MC_PKT_BYE)
-			push(s->ctrl, &s->cq_head, &s->cq_len, idx(s, peer), peer->done ? MC_CTRL_DONE : MC_CTRL_LEAVE);
+		uint32_t end = e->block + e->run > s->cfg.geom.nblocks ? s->cfg.geom.nblocks : e->block + e->run;
+		if (end - e->block > budget) {
+			s->st.feedback_bad++;
+			break;
+		}
+		budget -= end - e->block;
+		for (uint32_t gb = e->block; gb < end; gb++) {
+			if (stale(s, gb, p->u.nack.pass, e->need)) {
+				s->st.nack_stale++;
+				continue;
+			}
+			add_demand(s, gb, e->need, p->flags);
+			taken++;
+		}
+		s->st.nack_entries++;
+	}
+	/*
+	 * A round of the slow-receiver policy; not for a NACK whose every
+	 * block is on its way (stale), nor for requests closer together
+	 * than a round: the sweeps after a pass can be quick.
+	 */
+	if (taken && peer->last_round_pass != s->pass &&
+	    (peer->rounds == 0 || since(now, peer->round_ms) >= MC_ROUND_MS)) {
+		peer->last_round_pass = s->pass;
+		peer->round_ms = now;
+		peer->rounds++;
+	}
+}
+
+void mc_sender_feedback(struct mc_sender *s, uint64_t now, const struct mc_pkt *p, const struct sockaddr_storage *addr)
+{
+	struct mc_peer *peer;
+	uint64_t rid;
+
+	if (s->state == MC_SENDER_OVER || !feedback_rid(s, p, &rid) || (peer = admit(s, now, p, rid, addr)) == NULL)
+		return;
+	if (peer->told_leave) {
+		feedback_told(s, now, peer, p);
 		return;
 	}
 	switch (p->type) {
@@ -352,59 +422,9 @@ void mc_sender_feedback(struct mc_sender *s, uint64_t now, const struct mc_pkt *
 		if (!(p->flags & MC_FLAG_WELCOMED) && !peer->done)
 			push(s->ctrl, &s->cq_head, &s->cq_len, idx(s, peer), MC_CTRL_WELCOME);
 		break;
-	case MC_PKT_NACK: {
-		uint16_t grew = (uint16_t)(p->u.nack.overruns - peer->overruns);
-		if (grew && grew < 0x8000) {
-			peer->overruns = p->u.nack.overruns;
-			s->st.overruns += grew;
-			s->st.overrun_reports++;
-		}
-		if (p->u.nack.n == 0)
-			break; /* a report of overruns alone */
-		s->st.nacks++;
-		peer->nacks++;
-		uint64_t taken = 0;
-		/*
-		 * A receiver names each block once per NACK, so its runs add up to
-		 * at most the package's blocks; past that the NACK is forged, and
-		 * 146 runs of 65535 would cost the sender 9.5M block updates.
-		 */
-		uint64_t budget = s->cfg.geom.nblocks;
-		for (unsigned i = 0; i < p->u.nack.n; i++) {
-			const struct mc_nack_entry *e = &p->u.nack.e[i];
-			if (e->block >= s->cfg.geom.nblocks || e->run == 0 || (e->need > MC_RS_MAX && e->need != MC_NEED_ALL)) {
-				s->st.feedback_bad++;
-				continue;
-			}
-			uint32_t end = e->block + e->run > s->cfg.geom.nblocks ? s->cfg.geom.nblocks : e->block + e->run;
-			if (end - e->block > budget) {
-				s->st.feedback_bad++;
-				break;
-			}
-			budget -= end - e->block;
-			for (uint32_t gb = e->block; gb < end; gb++) {
-				if (stale(s, gb, p->u.nack.pass, e->need)) {
-					s->st.nack_stale++;
-					continue;
-				}
-				add_demand(s, gb, e->need, p->flags);
-				taken++;
-			}
-			s->st.nack_entries++;
-		}
-		/*
-		 * A round of the slow-receiver policy; not for a NACK whose every
-		 * block is on its way (stale), nor for requests closer together
-		 * than a round: the sweeps after a pass can be quick.
-		 */
-		if (taken && peer->last_round_pass != s->pass &&
-		    (peer->rounds == 0 || since(now, peer->round_ms) >= MC_ROUND_MS)) {
-			peer->last_round_pass = s->pass;
-			peer->round_ms = now;
-			peer->rounds++;
-		}
+	case MC_PKT_NACK:
+		on_nack(s, now, peer, p);
 		break;
-	}
 	case MC_PKT_DONE:
 		if (!peer->done) {
 			peer->done = 1;
@@ -662,7 +682,7 @@ uint8_t mc_sender_announce(const struct mc_sender *s, struct mc_announce *a)
 	a->joined = (uint16_t)(s->st.joined > 65535 ? 65535 : s->st.joined);
 	a->complete = (uint16_t)(s->st.complete > 65535 ? 65535 : s->st.complete);
 	a->max_passes = (uint16_t)s->cfg.max_passes;
-	return s->state == MC_SENDER_IDLE && !s->inflight ? MC_FLAG_IDLE : 0;
+	return (s->state == MC_SENDER_IDLE && !s->inflight ? MC_FLAG_IDLE : 0) | (s->cfg.geom.image ? MC_FLAG_IMAGE : 0);
 }
 
 int mc_sender_end_reason(const struct mc_sender *s) { return s->reason; }

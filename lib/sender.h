@@ -114,8 +114,6 @@ int mc_sender_event(struct mc_sender *s, unsigned *peer, unsigned *kind);
 #define MC_SEV_LEAVE 4
 #define MC_SEV_GONE 5
 
-#endif
-
 /*
  * Turns a job into its DATA datagrams without copying payload: block holds
  * the block's k source symbols (block.len bytes, zero-padded to k * sym),
@@ -139,3 +137,5 @@ unsigned mc_sender_interleave(const struct mc_sender_job *jobs, unsigned njobs, 
 size_t mc_sender_manifest_pkt(uint32_t session, const struct mc_manifest *m, uint32_t idx, uint8_t *out, size_t cap);
 /* Encodes the announcement (static fields from m and geometry, dynamic ones from s); returns the length. */
 size_t mc_sender_announce_pkt(const struct mc_sender *s, const struct mc_manifest *m, uint64_t rate, uint8_t *out, size_t cap);
+
+#endif

@@ -194,10 +194,20 @@ int mc_wire_decode(const uint8_t *b, size_t len, struct mc_pkt *p)
 		/* Sizes that could not describe a package are refused here, once for all callers. */
 		if (a->symbol_size == 0 || a->kmax == 0 || a->kmax >= MC_RS_MAX ||
 		    a->chunk_size < a->symbol_size || a->manifest_len == 0 ||
-		    a->manifest_len > MC_MANIFEST_MAX || a->chunk_size > MC_CHUNK_MAX ||
-		    a->nchunks != mc_chunk_count(a->payload_size, a->chunk_size) ||
-		    a->manifest_len < 16ULL * a->nchunks || a->manifest_len > 16ULL * a->nchunks + 2048)
+		    a->manifest_len > MC_MANIFEST_MAX || a->chunk_size > MC_CHUNK_MAX)
 			return MC_WIRE_EFIELD;
+		if (p->flags & MC_FLAG_IMAGE) {
+			/*
+			 * An image: no chunk stores more than its span; the manifest
+			 * holds at least two digests per chunk (stored and span).
+			 */
+			if (a->payload_size > (uint64_t)a->nchunks * a->chunk_size ||
+			    a->manifest_len < 32ULL * a->nchunks || a->manifest_len > MC_IMAGE_MANIFEST_PER_CHUNK * (uint64_t)a->nchunks + 4096)
+				return MC_WIRE_EFIELD;
+		} else if (a->nchunks != mc_chunk_count(a->payload_size, a->chunk_size) ||
+			   a->manifest_len < 16ULL * a->nchunks || a->manifest_len > 16ULL * a->nchunks + 2048) {
+			return MC_WIRE_EFIELD;
+		}
 		return 0;
 	}
 	case MC_PKT_MANIFEST:

@@ -64,6 +64,15 @@ enum mc_wire_type {
 /* Flags in the common header. */
 #define MC_FLAG_IDLE 0x01   /* ANNOUNCE: sender has nothing queued, waiting for NACKs */
 #define MC_FLAG_ENDING 0x02 /* ANNOUNCE: session ends soon (linger) */
+/*
+ * ANNOUNCE: the package is a seekable image (format 2): nchunks spans of
+ * chunk_size bytes of image, each chunk stored in at most chunk_size bytes
+ * (a hole in none), payload_size the stored bytes in all. Where each chunk
+ * lies comes from the manifest, so receivers place DATA only once it is
+ * complete. Without the flag, chunks are chunk_size bytes (the last shorter).
+ */
+#define MC_FLAG_IMAGE 0x04
+#define MC_IMAGE_MANIFEST_PER_CHUNK 64 /* bound on an image manifest's bytes per chunk (37 today) */
 #define MC_FLAG_WELCOMED 0x01 /* HELLO: the sender already welcomed this receiver */
 
 enum mc_ctrl_code { MC_CTRL_WELCOME = 1, MC_CTRL_LEAVE = 2, MC_CTRL_DONE = 3 };
@@ -78,7 +87,7 @@ struct mc_announce {
 	uint64_t payload_size;
 	uint32_t manifest_len;
 	uint32_t chunk_size;
-	uint32_t nchunks;
+	uint32_t nchunks;       /* with MC_FLAG_IMAGE: spans of the image, else ceil(payload_size / chunk_size) */
 	uint16_t symbol_size;   /* bytes of payload per DATA packet */
 	uint16_t kmax;          /* source symbols per full coding block */
 	uint32_t pass;          /* 1 = first pass */

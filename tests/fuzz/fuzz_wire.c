@@ -104,12 +104,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	(void)mc_wire_type_name(p.type);
 	if (p.type == MC_PKT_ANNOUNCE) {
-		/* "Sizes that could not describe a package are refused": the chunks cover the payload exactly. */
+		/*
+		 * "Sizes that could not describe a package are refused": the chunks
+		 * cover the payload exactly, or for an image hold it (each at most
+		 * chunk_size bytes).
+		 */
 		const struct mc_announce *a = &p.u.ann;
 		struct mc_geom g;
 		uint64_t want = a->payload_size / a->chunk_size + (a->payload_size % a->chunk_size != 0);
-		assert(a->nchunks == want);
-		if (mc_geom_init(&g, a->payload_size, a->chunk_size, a->symbol_size, a->kmax) == 0) {
+		int rc;
+		if (p.flags & MC_FLAG_IMAGE) {
+			assert(a->nchunks >= want);
+			rc = mc_geom_init_image(&g, a->nchunks, a->payload_size, a->chunk_size, a->symbol_size, a->kmax);
+		} else {
+			assert(a->nchunks == want);
+			rc = mc_geom_init(&g, a->payload_size, a->chunk_size, a->symbol_size, a->kmax);
+		}
+		if (rc == 0) {
 			assert(g.nchunks == a->nchunks);
 			assert((uint64_t)g.nchunks * g.chunk_size >= g.payload_size);
 			assert((uint64_t)g.bpc * g.kmax * g.sym >= g.chunk_size);

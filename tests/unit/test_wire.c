@@ -46,6 +46,34 @@ int main(void)
 	p.u.ann.payload_size = 3 * 1048576 + 5;
 	p.u.ann.kmax = 255;
 	ok(!roundtrip(&p, &q, &len), "announce with 255 source symbols per block is refused");
+	p.u.ann.kmax = 128;
+	{
+		/* A v1 announcement is byte for byte what it was: the image flag is the only difference. */
+		uint8_t v1[2048], v2[2048];
+		size_t n1 = mc_wire_encode(&p, v1, sizeof v1);
+		p.flags = MC_FLAG_IDLE | MC_FLAG_IMAGE;
+		size_t n2 = mc_wire_encode(&p, v2, sizeof v2);
+		ok(n1 == n2 && v1[5] == MC_FLAG_IDLE && v2[5] == (MC_FLAG_IDLE | MC_FLAG_IMAGE) &&
+		   memcmp(v1, v2, 5) == 0 && memcmp(v1 + 6, v2 + 6, n1 - 6) == 0,
+		   "the image flag is one bit of the header's flags, nothing else changes");
+	}
+	/* An image of 10 spans of 1 MiB with 3 MiB stored (holes, compression): the counts need not match. */
+	p.flags = MC_FLAG_IMAGE;
+	p.u.ann.nchunks = 10;
+	p.u.ann.payload_size = 3 * 1048576;
+	p.u.ann.manifest_len = 10 * 37 + 100;
+	ok(roundtrip(&p, &q, &len) && q.flags == MC_FLAG_IMAGE && q.u.ann.nchunks == 10,
+	   "image announce: 10 chunks holding 3 MiB");
+	p.flags = 0;
+	ok(!roundtrip(&p, &q, &len), "the same counts without the image flag are refused");
+	p.flags = MC_FLAG_IMAGE;
+	p.u.ann.payload_size = 10 * 1048576 + 1;
+	ok(!roundtrip(&p, &q, &len), "image announce storing more than its spans is refused");
+	p.u.ann.payload_size = 3 * 1048576;
+	p.u.ann.manifest_len = 10 * 16;
+	ok(!roundtrip(&p, &q, &len), "image announce with a manifest too short for two digests per chunk is refused");
+	p.u.ann.manifest_len = 10 * MC_IMAGE_MANIFEST_PER_CHUNK + 4097;
+	ok(!roundtrip(&p, &q, &len), "image announce with a manifest too long for its chunks is refused");
 
 	memset(&p, 0, sizeof p);
 	memset(sym, 0xab, sizeof sym);
