@@ -504,7 +504,7 @@ int main(int argc, char **argv)
 	}
 	uint16_t sym = mc_geom_sym_for_mtu((unsigned)x.o.mtu, x.g.family == AF_INET6);
 	memset(&cfg, 0, sizeof cfg);
-	if (mc_geom_init(&cfg.geom, x.pkg.m.payload_size, x.pkg.m.chunk_size, sym, KMAX) < 0) {
+	if (mc_geom_init_manifest(&cfg.geom, &x.pkg.m, sym, KMAX) < 0) {
 		mc_err("%s: cannot cut into coding blocks", x.o.pkg);
 		goto out;
 	}

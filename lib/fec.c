@@ -109,6 +109,16 @@ int mc_geom_set_table(struct mc_geom *g, const uint64_t *off)
 	return 0;
 }
 
+int mc_geom_init_manifest(struct mc_geom *g, const struct mc_manifest *m, uint16_t sym, uint16_t kmax)
+{
+	if (m->format != MC_PKG_VERSION_IMAGE)
+		return mc_geom_init(g, m->payload_size, m->chunk_size, sym, kmax);
+	if (mc_geom_init_image(g, m->nchunks, m->payload_size, m->chunk_size, sym, kmax) < 0 ||
+	    mc_geom_set_table(g, m->chunk_offs) < 0)
+		return -1;
+	return 0;
+}
+
 uint64_t mc_geom_chunk_off(const struct mc_geom *g, uint32_t c)
 {
 	return g->image ? g->off[c] : (uint64_t)c * g->chunk_size;

@@ -61,6 +61,14 @@ int mc_geom_init_image(struct mc_geom *g, uint32_t nchunks, uint64_t payload_siz
  */
 int mc_geom_set_table(struct mc_geom *g, const uint64_t *off);
 
+/*
+ * The geometry of manifest m's package: fixed chunks for format 1, an image
+ * placed by m's chunk table for format 2 (m must outlive g's use). Returns 0
+ * or -1 as the calls above.
+ */
+struct mc_manifest;
+int mc_geom_init_manifest(struct mc_geom *g, const struct mc_manifest *m, uint16_t sym, uint16_t kmax);
+
 /* 1 when blocks can be placed: a fixed-chunk geometry, or an image one with its table. */
 static inline int mc_geom_placed(const struct mc_geom *g) { return !g->image || g->off != NULL; }
 

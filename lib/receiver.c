@@ -71,7 +71,6 @@ struct mc_receiver {
 	uint32_t session;
 	struct mc_announce ann;
 	struct mc_geom geom;
-	uint64_t *coff;           /* image: chunk offsets from the manifest, the table geom points at */
 	uint64_t last_heard, session_heard;
 	int ended;
 	uint32_t spass, sblock;   /* sender position: pass and last block seen */
@@ -297,7 +296,6 @@ void mc_recv_free(struct mc_receiver *r)
 	free_chunks(r);
 	free(r->pre_spans);
 	mc_manifest_free(&r->man);
-	free(r->coff);
 	free(r->man_buf);
 	free(r->man_got);
 	mc_fec_free(r->fec);
@@ -691,32 +689,17 @@ int mc_recv_flush(struct mc_receiver *r)
 }
 
 /*
- * Points geometry g of an image session at the chunk table of the manifest
- * (built once). Returns 0, or -1 when the manifest does not fit the
- * announced geometry. A geometry of fixed chunks needs nothing.
+ * Checks the manifest against geometry g (of the announcement) and points
+ * an image's geometry at the manifest's chunk table. Returns 0, or -1 when
+ * they disagree: a format-2 manifest in a session not announced as an image
+ * or the reverse, other sizes, a table that does not fit.
  */
 static int place_chunks(struct mc_receiver *r, struct mc_geom *g)
 {
-	if (!g->image)
-		return 0;
-	if (r->man.nchunks != g->nchunks || r->man.payload_size != g->payload_size)
+	if ((r->man.format == MC_PKG_VERSION_IMAGE) != (g->image != 0) || r->man.nchunks != g->nchunks ||
+	    r->man.payload_size != g->payload_size || r->man.chunk_size != g->chunk_size)
 		return -1;
-	if (r->coff == NULL) {
-		uint64_t *t = malloc(((size_t)g->nchunks + 1) * sizeof *t);
-		if (t == NULL)
-			return -1;
-		for (uint32_t c = 0; c < g->nchunks; c++)
-			t[c] = mc_manifest_chunk_off(&r->man, c);
-		t[g->nchunks] = r->man.payload_size;
-		r->coff = t;
-	}
-	if (mc_geom_set_table(g, r->coff) < 0) {
-		/* Built from a manifest that does not fit: the next one builds its own. */
-		free(r->coff);
-		r->coff = NULL;
-		return -1;
-	}
-	return 0;
+	return g->image ? mc_geom_set_table(g, r->man.chunk_offs) : 0;
 }
 
 /*
@@ -888,8 +871,7 @@ static int announce_geom(struct mc_receiver *r, const struct mc_pkt *p, struct m
 		rc = mc_geom_init(g, a->payload_size, a->chunk_size, a->symbol_size, a->kmax);
 	if (rc < 0)
 		return -1;
-	if (r->man_ok && (r->man.payload_size != a->payload_size || r->man.chunk_size != a->chunk_size ||
-			  r->man.nchunks != a->nchunks || place_chunks(r, g) < 0))
+	if (r->man_ok && place_chunks(r, g) < 0)
 		return -1;
 	return 0;
 }
@@ -1040,9 +1022,7 @@ static void on_manifest(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 	if (++r->man_have < r->man_nfrag)
 		return;
 	if (mc_manifest_parse(r->man_buf, r->man_len, &r->man, err, sizeof err) < 0 ||
-	    memcmp(r->man.id, r->ann.id, MC_ID_LEN) != 0 || r->man.payload_size != r->ann.payload_size ||
-	    r->man.chunk_size != r->ann.chunk_size || r->man.nchunks != r->ann.nchunks ||
-	    place_chunks(r, &r->geom) < 0) {
+	    memcmp(r->man.id, r->ann.id, MC_ID_LEN) != 0 || place_chunks(r, &r->geom) < 0) {
 		/* Damaged or forged: start collecting it again. */
 		if (r->man.raw)
 			mc_manifest_free(&r->man);

@@ -6,7 +6,9 @@
  * payload; every chunk reported verified must hold its manifest digest.
  *
  * Input: byte 0 picks a mode (bits 0-1) and the back-off seed; bit 7 also
- * sets --package and --expect to the real session's name and id.
+ * sets --package and --expect to the real session's name and id; bit 6
+ * takes the session of an image package (holes, a 1-byte chunk, raw chunks)
+ * instead, and bit 2 then hands verified chunks through mc_recv_cfg.chunk.
  *   mode 0, 1: raw records: [ctl][len hi][len lo][len bytes]... ;
  *     ctl & 0x3f is the time step, ctl & 0x40 runs the timers now,
  *     mode 1 first preloads the real session's manifest (resume).
@@ -34,7 +36,8 @@ struct out {
 	uint64_t writes, reads;
 };
 
-static struct fz_session sess;
+static struct fz_session sessions[2];
+static struct fz_session *cur = &sessions[0];
 static struct out o;
 
 static void in_payload(uint64_t off, size_t len)
@@ -58,6 +61,25 @@ static int io_write(void *ctx, uint64_t off, const void *buf, size_t len)
 	x->writes++;
 	if (off < OUTCAP)
 		memcpy(x->buf + off, buf, len < OUTCAP - off ? len : OUTCAP - off);
+	return 0;
+}
+
+/* mc_recv_cfg.chunk: the stored bytes of a verified chunk, whole (a hole: none), put where write would. */
+static int io_chunk(void *ctx, uint32_t c, const void *buf, size_t len)
+{
+	struct out *x = ctx;
+	const struct mc_manifest *m = mc_recv_manifest(o.r);
+	uint8_t d[MC_DIGEST_LEN];
+
+	assert(m != NULL && c < m->nchunks && len == mc_manifest_chunk_len(m, c) && (len == 0) == (buf == NULL));
+	mc_digest(buf ? buf : "", len, d);
+	assert(memcmp(d, m->digests + (size_t)c * MC_DIGEST_LEN, MC_DIGEST_LEN) == 0);
+	if (len)
+		in_payload(mc_manifest_chunk_off(m, c), len);
+	if (len && mc_manifest_chunk_off(m, c) < OUTCAP) {
+		uint64_t off = mc_manifest_chunk_off(m, c);
+		memcpy(x->buf + off, buf, len < OUTCAP - off ? len : OUTCAP - off);
+	}
 	return 0;
 }
 
@@ -124,8 +146,14 @@ static void drain(struct run *u, int force)
 			/* Complete means every payload byte is in a verified chunk. */
 			/* An empty package (no payload, no chunks) is a valid session of its manifest alone. */
 			assert(m->payload_size == a->payload_size && (m->nchunks > 0 || m->payload_size == 0));
-			assert(m->nchunks == 0 || (uint64_t)(m->nchunks - 1) * m->chunk_size < m->payload_size);
-			assert((uint64_t)m->nchunks * m->chunk_size >= m->payload_size);
+			if (m->format == MC_PKG_VERSION_IMAGE) {
+				/* An image: the spans cover the image, and hold what is stored of them. */
+				assert(m->nchunks == 0 || (uint64_t)(m->nchunks - 1) * m->chunk_size < m->image_size);
+				assert((uint64_t)m->nchunks * m->chunk_size >= m->image_size && m->image_size >= m->payload_size);
+			} else {
+				assert(m->nchunks == 0 || (uint64_t)(m->nchunks - 1) * m->chunk_size < m->payload_size);
+				assert((uint64_t)m->nchunks * m->chunk_size >= m->payload_size);
+			}
 			break;
 		}
 		case MC_REV_MANIFEST:
@@ -181,16 +209,16 @@ struct wpkt {
 
 static void mutated_session(struct run *u, const uint8_t *p, size_t n)
 {
-	unsigned cap = sess.n * 2 + 1, cnt = sess.n;
+	unsigned cap = cur->n * 2 + 1, cnt = cur->n;
 	struct wpkt *w = calloc(cap, sizeof *w);
 	int clean = n == 0;
 
 	if (w == NULL)
 		return;
-	for (unsigned i = 0; i < sess.n; i++) {
-		w[i].b = malloc(sess.len[i]);
-		memcpy(w[i].b, sess.pkt[i], sess.len[i]);
-		w[i].len = sess.len[i];
+	for (unsigned i = 0; i < cur->n; i++) {
+		w[i].b = malloc(cur->len[i]);
+		memcpy(w[i].b, cur->pkt[i], cur->len[i]);
+		w[i].len = cur->len[i];
 	}
 	for (; n >= 5 && cnt > 0; p += 5, n -= 5) {
 		unsigned op = p[0] % 8, i = ((unsigned)p[1] << 8 | p[2]) % cnt, arg = p[3], val = p[4];
@@ -251,7 +279,7 @@ static void mutated_session(struct run *u, const uint8_t *p, size_t n)
 	if (clean) {
 		/* The unedited session: every chunk, the exact payload. */
 		assert(u->complete);
-		assert(memcmp(o.buf, sess.payload, FZ_PAYLOAD) == 0);
+		assert(memcmp(o.buf, cur->payload, cur->payload_size) == 0);
 	}
 }
 
@@ -260,20 +288,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct mc_recv_cfg cfg;
 	struct run u = {1000, 0, 0, 0};
 
-	if (sess.n == 0 && fz_session_build(&sess) < 0)
+	if (sessions[0].n == 0 && (fz_session_make(&sessions[0], 0) < 0 || fz_session_make(&sessions[1], 1) < 0))
 		abort();
 	if (size < 1)
 		return 0;
+	cur = &sessions[data[0] >> 6 & 1];
 	unsigned mode = data[0] % 4;
 	memset(&cfg, 0, sizeof cfg);
 	cfg.rid = FZ_RID;
 	cfg.mem_limit = 1; /* two chunk slots: the third chunk spills and reloads */
 	cfg.seed = 1 + (data[0] >> 2);
 	cfg.io = (struct mc_recv_io){&o, io_write, io_read};
+	if (cur == &sessions[1] && (data[0] & 4))
+		cfg.chunk = io_chunk;
 	if (data[0] & 0x80) {
 		/* --package and --expect (a prefix of 8 to 32 hex digits of the real id): mutated names and ids are refused. */
-		strcpy(cfg.package, sess.m.name);
-		memcpy(cfg.expect, sess.m.id, MC_ID_LEN);
+		strcpy(cfg.package, cur->m.name);
+		memcpy(cfg.expect, cur->m.id, MC_ID_LEN);
 		cfg.expect_nhex = 8 + (data[0] >> 4 & 3) * 8;
 	}
 	memset(o.buf, 0, sizeof o.buf);
@@ -281,13 +312,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((o.r = mc_recv_new(&cfg)) == NULL)
 		return 0;
 	if (mode == 1 || mode == 3) {
-		uint8_t have[1] = {size > 4 ? (uint8_t)(data[4] & 7) : 0};
+		uint8_t have[1] = {size > 4 ? (uint8_t)(data[4] & 31) : 0};
 		/* What a resumed PKG.part holds: the chunks marked verified. */
-		for (uint32_t c = 0; c < sess.m.nchunks; c++)
+		for (uint32_t c = 0; c < cur->m.nchunks; c++)
 			if (mode == 3 && (have[0] >> c & 1))
-				memcpy(o.buf + mc_manifest_chunk_off(&sess.m, c), sess.payload + mc_manifest_chunk_off(&sess.m, c),
-				       mc_manifest_chunk_len(&sess.m, c));
-		assert(mc_recv_preload(o.r, &sess.m, mode == 3 ? have : NULL, NULL, 0) == 0);
+				memcpy(o.buf + mc_manifest_chunk_off(&cur->m, c), cur->payload + mc_manifest_chunk_off(&cur->m, c),
+				       mc_manifest_chunk_len(&cur->m, c));
+		assert(mc_recv_preload(o.r, &cur->m, mode == 3 ? have : NULL, NULL, 0) == 0);
 	}
 	drain(&u, 1);
 	if (mode < 2)

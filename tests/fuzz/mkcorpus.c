@@ -192,6 +192,14 @@ int main(int argc, char **argv)
 		put("fuzz_receiver", "mut-resume", resume, sizeof resume);
 		put("fuzz_receiver", "mut-drops", drops, sizeof drops);
 		put("fuzz_receiver", "mut-flips", flips, sizeof flips);
+		/* The image session (byte 0 bit 6), plain and through the chunk callback (bit 2), and resumed. */
+		static const uint8_t image[] = {0x42}, image_cb[] = {0x46};
+		static const uint8_t image_drops[] = {0x46, 0, 0, 30, 0, 0, 0, 0, 90, 0, 0, 4, 0, 10, 0, 0};
+		static const uint8_t image_resume[] = {0x43, 0, 0, 0, 0x15, 0, 0, 0, 0};
+		put("fuzz_receiver", "mut-image", image, sizeof image);
+		put("fuzz_receiver", "mut-image-cb", image_cb, sizeof image_cb);
+		put("fuzz_receiver", "mut-image-drops", image_drops, sizeof image_drops);
+		put("fuzz_receiver", "mut-image-resume", image_resume, sizeof image_resume);
 	}
 
 	/* fuzz_sender: geometry then a script (next, NACKs, hellos, time). */

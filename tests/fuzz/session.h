@@ -28,8 +28,17 @@
 #define FZ_OTHER_RID 99   /* another receiver whose NACK it hears */
 #define FZ_PKT_MAX 2048
 
+/*
+ * The image session (fz_session_make(s, 1)): 5 spans of FZ_CHUNK, the last
+ * of 100 bytes; chunk 0 stores 1500 bytes, 1 is a hole, 2 is raw, 3 stores
+ * one byte, 4 is raw.
+ */
+#define FZ_IMAGE (4u * FZ_CHUNK + 100u)
+#define FZ_IMAGE_CHUNKS 5
+
 struct fz_session {
 	uint8_t *payload;
+	uint64_t payload_size;
 	struct mc_manifest m;
 	uint8_t **pkt;
 	uint16_t *len;
@@ -95,8 +104,35 @@ static int fz_announce(struct fz_session *s, struct mc_sender *snd, int frag, ui
 	return 0;
 }
 
-/* Builds the session; returns 0 or -1 with a message on stderr. */
-static int fz_session_build(struct fz_session *s)
+/* The chunk tables of the image session into m (payload of the stored bytes at p). Returns 0 or -1. */
+static int fz_image_manifest(struct mc_manifest *m, const uint8_t *p, char *err, size_t errlen)
+{
+	static const uint32_t slen[FZ_IMAGE_CHUNKS] = {1500, 0, FZ_CHUNK, 1, 100};
+	static const uint8_t flags[FZ_IMAGE_CHUNKS] = {0, MC_CHUNK_HOLE, MC_CHUNK_RAW, 0, MC_CHUNK_RAW};
+	uint8_t dig[FZ_IMAGE_CHUNKS * MC_DIGEST_LEN], sdig[FZ_IMAGE_CHUNKS * MC_DIGEST_LEN];
+	uint8_t *zero = calloc(1, FZ_CHUNK);
+	uint64_t off = 0;
+
+	if (zero == NULL)
+		return -1;
+	for (unsigned c = 0; c < FZ_IMAGE_CHUNKS; c++) {
+		mc_digest(p + off, slen[c], dig + c * MC_DIGEST_LEN);
+		/* No receiver decodes: a span digest of the stored bytes will do, but a hole's must be of zeros. */
+		if (flags[c] & MC_CHUNK_HOLE)
+			mc_digest(zero, FZ_CHUNK, sdig + c * MC_DIGEST_LEN);
+		else
+			memcpy(sdig + c * MC_DIGEST_LEN, dig + c * MC_DIGEST_LEN, MC_DIGEST_LEN);
+		off += slen[c];
+	}
+	free(zero);
+	m->compression = MC_COMP_ZSTD;
+	m->image_size = FZ_IMAGE;
+	mc_digest(p, off, m->payload_digest);
+	return mc_manifest_encode_image(m, slen, flags, dig, sdig, err, errlen);
+}
+
+/* Builds the session (of an image package when image); returns 0 or -1 with a message on stderr. */
+static int fz_session_make(struct fz_session *s, int image)
 {
 	struct mc_sender_cfg sc;
 	struct mc_sender *snd = NULL;
@@ -110,14 +146,15 @@ static int fz_session_build(struct fz_session *s)
 	int rc = -1, ndata = 0, st, asked = 0, helloed = 0;
 
 	memset(s, 0, sizeof *s);
-	s->payload = malloc(FZ_PAYLOAD);
+	s->payload_size = image ? 1500u + FZ_CHUNK + 1u + 100u : FZ_PAYLOAD;
+	s->payload = malloc(s->payload_size);
 	digests = malloc(3 * MC_DIGEST_LEN);
 	block = malloc((size_t)FZ_KMAX * FZ_SYM);
 	repair = malloc((size_t)MC_RS_MAX * FZ_SYM);
 	hdr = malloc(MC_RS_MAX * sizeof *hdr);
 	if (!s->payload || !digests || !block || !repair || !hdr || !fec)
 		goto out;
-	for (size_t i = 0; i < FZ_PAYLOAD; i++)
+	for (size_t i = 0; i < s->payload_size; i++)
 		s->payload[i] = (uint8_t)(fz_rnd(&rng) >> 56);
 	strcpy(s->m.name, "fuzz");
 	strcpy(s->m.version, "1");
@@ -127,15 +164,17 @@ static int fz_session_build(struct fz_session *s)
 	s->m.chunk_size = FZ_CHUNK;
 	s->m.payload_size = FZ_PAYLOAD;
 	s->m.nchunks = 3;
-	for (uint32_t c = 0; c < 3; c++) {
+	for (uint32_t c = 0; !image && c < 3; c++) {
 		uint64_t off = (uint64_t)c * FZ_CHUNK;
 		mc_digest(s->payload + off, FZ_PAYLOAD - off < FZ_CHUNK ? FZ_PAYLOAD - off : FZ_CHUNK, digests + c * MC_DIGEST_LEN);
 	}
-	mc_digest(s->payload, FZ_PAYLOAD, s->m.payload_digest);
-	if (mc_manifest_encode(&s->m, digests, err, sizeof err) < 0)
+	if (!image)
+		mc_digest(s->payload, FZ_PAYLOAD, s->m.payload_digest);
+	if ((image ? fz_image_manifest(&s->m, s->payload, err, sizeof err)
+		   : mc_manifest_encode(&s->m, digests, err, sizeof err)) < 0)
 		goto out;
 	memset(&sc, 0, sizeof sc);
-	if (mc_geom_init(&sc.geom, FZ_PAYLOAD, FZ_CHUNK, FZ_SYM, FZ_KMAX) < 0) {
+	if (mc_geom_init_manifest(&sc.geom, &s->m, FZ_SYM, FZ_KMAX) < 0) {
 		snprintf(err, sizeof err, "bad geometry");
 		goto out;
 	}
@@ -224,6 +263,11 @@ out:
 	free(repair);
 	free(hdr);
 	return rc;
+}
+
+static int fz_session_build(struct fz_session *s)
+{
+	return fz_session_make(s, 0);
 }
 
 #endif

@@ -40,6 +40,14 @@ struct sim_cfg {
 	unsigned max_passes;
 	size_t mem;
 	uint64_t seed;
+	/*
+	 * An image package (format 2) of payload bytes of image in spans of
+	 * chunk: span c is a hole when c % 4 == 1, stores 1 byte when c % 4 ==
+	 * 2, is raw (its whole span) when c % 4 == 3, and stores a third of its
+	 * span otherwise. The stored bytes are random: no receiver decodes.
+	 */
+	int image;
+	int chunk_cb;          /* receivers take verified chunks through mc_recv_cfg.chunk */
 };
 
 struct sim_rx {
@@ -51,10 +59,12 @@ struct sim_rx {
 	uint8_t held[1600];
 	size_t held_len;
 	uint64_t rng;
+	unsigned chunks, holes, bad_cb; /* through the chunk callback: chunks, holes, calls out of order */
 };
 
 struct sim_res {
 	uint64_t data_pkts, ctrl_pkts, feedback_pkts, wire_bytes, payload_bytes;
+	unsigned cb_chunks, cb_holes, cb_bad; /* chunk callbacks (of kept receivers): all, holes, wrong */
 	uint64_t passes;
 	uint64_t last_done_us, end_us;
 	unsigned complete, ended, left, identical;
@@ -70,7 +80,9 @@ struct sim_fb {
 
 static struct sim_ctx {
 	const struct sim_cfg *cfg;
+	const struct mc_manifest *m;
 	uint8_t *payload;
+	uint64_t payload_size;  /* stored bytes: cfg->payload, less for an image */
 	struct sim_rx *rx;
 	struct sim_fb *fb;
 	size_t nfb, capfb;
@@ -101,6 +113,23 @@ static int sim_read(void *ctx, uint64_t off, void *buf, size_t len)
 	struct sim_rx *x = ctx;
 	/* Without a kept copy, what was written is the true payload (it is verified again anyway). */
 	memcpy(buf, x->out ? x->out + off : sim.payload + off, len);
+	return 0;
+}
+
+/* mc_recv_cfg.chunk: a verified chunk's stored bytes whole, a hole with none. */
+static int sim_chunk(void *ctx, uint32_t c, const void *buf, size_t len)
+{
+	struct sim_rx *x = ctx;
+
+	if (c >= sim.m->nchunks || len != mc_manifest_chunk_len(sim.m, c) || (len == 0) != (buf == NULL)) {
+		x->bad_cb++;
+		return -1;
+	}
+	if (len == 0)
+		x->holes++;
+	x->chunks++;
+	if (x->out && len)
+		memcpy(x->out + mc_manifest_chunk_off(sim.m, c), buf, len);
 	return 0;
 }
 
@@ -273,28 +302,63 @@ static int sim_run(const struct sim_cfg *cfg, struct sim_res *out)
 
 	memset(&sim, 0, sizeof sim);
 	sim.cfg = cfg;
-	sim.payload = malloc(cfg->payload);
-	for (uint64_t i = 0; i < cfg->payload; i += 8) {
-		uint64_t v = sim_rnd(&rng);
-		memcpy(sim.payload + i, &v, cfg->payload - i < 8 ? cfg->payload - i : 8);
-	}
+	sim.m = &m;
 	memset(&m, 0, sizeof m);
 	strcpy(m.name, "sim");
 	m.chunk_size = cfg->chunk;
-	m.payload_size = cfg->payload;
-	m.nchunks = (uint32_t)((cfg->payload + cfg->chunk - 1) / cfg->chunk);
-	uint8_t *digests = malloc((size_t)m.nchunks * MC_DIGEST_LEN);
-	for (uint32_t c = 0; c < m.nchunks; c++) {
+	uint32_t nch = (uint32_t)mc_chunk_count(cfg->payload, cfg->chunk);
+	uint32_t *slen = calloc(nch ? nch : 1, sizeof *slen);
+	uint8_t *flags = calloc(nch ? nch : 1, 1);
+	uint8_t *digests = malloc(((size_t)nch ? nch : 1) * MC_DIGEST_LEN);
+	uint8_t *sdig = malloc(((size_t)nch ? nch : 1) * MC_DIGEST_LEN);
+	uint64_t stored = 0;
+	for (uint32_t c = 0; c < nch; c++) {
 		uint64_t off = (uint64_t)c * cfg->chunk;
-		mc_digest(sim.payload + off, cfg->payload - off < cfg->chunk ? cfg->payload - off : cfg->chunk,
-			  digests + (size_t)c * MC_DIGEST_LEN);
+		uint32_t span = (uint32_t)(cfg->payload - off < cfg->chunk ? cfg->payload - off : cfg->chunk);
+		slen[c] = !cfg->image ? span : c % 4 == 1 ? 0 : c % 4 == 2 ? 1 : c % 4 == 3 ? span : span / 3 + 1;
+		flags[c] = !cfg->image ? 0 : c % 4 == 1 ? MC_CHUNK_HOLE : c % 4 == 3 ? MC_CHUNK_RAW : 0;
+		stored += slen[c];
 	}
-	mc_digest(sim.payload, cfg->payload, m.payload_digest);
-	if (mc_manifest_encode(&m, digests, err, sizeof err) < 0 ||
-	    mc_geom_init(&g, cfg->payload, cfg->chunk, cfg->sym, cfg->kmax) < 0) {
+	sim.payload_size = stored;
+	sim.payload = malloc(stored ? stored : 1);
+	for (uint64_t i = 0; i < stored; i += 8) {
+		uint64_t v = sim_rnd(&rng);
+		memcpy(sim.payload + i, &v, stored - i < 8 ? stored - i : 8);
+	}
+	stored = 0;
+	for (uint32_t c = 0; c < nch; c++) {
+		mc_digest(sim.payload + stored, slen[c], digests + (size_t)c * MC_DIGEST_LEN);
+		if (flags[c] & MC_CHUNK_HOLE) {
+			uint64_t off = (uint64_t)c * cfg->chunk;
+			size_t span = (size_t)(cfg->payload - off < cfg->chunk ? cfg->payload - off : cfg->chunk);
+			uint8_t *z = calloc(1, span);
+			mc_digest(z, span, sdig + (size_t)c * MC_DIGEST_LEN);
+			free(z);
+		} else {
+			memcpy(sdig + (size_t)c * MC_DIGEST_LEN, digests + (size_t)c * MC_DIGEST_LEN, MC_DIGEST_LEN);
+		}
+		stored += slen[c];
+	}
+	mc_digest(sim.payload, sim.payload_size, m.payload_digest);
+	if (cfg->image) {
+		m.compression = MC_COMP_ZSTD;
+		m.image_size = cfg->payload;
+	} else {
+		m.payload_size = cfg->payload;
+		m.nchunks = nch;
+	}
+	if ((cfg->image ? mc_manifest_encode_image(&m, slen, flags, digests, sdig, err, sizeof err)
+			: mc_manifest_encode(&m, digests, err, sizeof err)) < 0 ||
+	    mc_geom_init_manifest(&g, &m, cfg->sym, cfg->kmax) < 0) {
 		fprintf(stderr, "sim: %s\n", err);
+		free(slen);
+		free(flags);
+		free(sdig);
 		goto out;
 	}
+	free(slen);
+	free(flags);
+	free(sdig);
 	memset(&sc, 0, sizeof sc);
 	sc.geom = g;
 	sc.fec_pct = cfg->fec;
@@ -312,12 +376,14 @@ static int sim_run(const struct sim_cfg *cfg, struct sim_res *out)
 		x->c = cfg->rx[i];
 		x->rng = (cfg->seed + 1) * 7919 + i * 104729 + 1;
 		if (x->c.keep)
-			x->out = calloc(1, cfg->payload);
+			x->out = calloc(1, sim.payload_size ? sim.payload_size : 1);
 		rc2.rid = 1000 + i;
 		rc2.mem_limit = cfg->mem;
 		rc2.mem_hard = 1; /* thousands of receivers in one process: their I/O is memory, a park costs little */
 		rc2.seed = x->rng ^ 0xabcdef;
 		rc2.io = (struct mc_recv_io){x, sim_write, sim_read};
+		if (cfg->chunk_cb)
+			rc2.chunk = sim_chunk;
 		x->r = mc_recv_new(&rc2);
 	}
 	size_t blk = (size_t)g.kmax * g.sym;
@@ -400,7 +466,7 @@ static int sim_run(const struct sim_cfg *cfg, struct sim_res *out)
 		sim_deliver(pkt, n);
 	}
 	sim.res.passes = mc_sender_stats(s)->passes;
-	sim.res.payload_bytes = cfg->payload;
+	sim.res.payload_bytes = sim.payload_size;
 	for (unsigned i = 0; i < cfg->nrx; i++) {
 		struct sim_rx *x = &sim.rx[i];
 		sim_events(x);
@@ -408,12 +474,17 @@ static int sim_run(const struct sim_cfg *cfg, struct sim_res *out)
 			sim.res.complete++;
 			if (x->done_us > sim.res.last_done_us)
 				sim.res.last_done_us = x->done_us;
-			if (x->out && memcmp(x->out, sim.payload, cfg->payload) == 0)
+			if (x->out && memcmp(x->out, sim.payload, sim.payload_size) == 0)
 				sim.res.identical++;
 		} else if (x->result == MC_REV_LEAVE) {
 			sim.res.left++;
 		} else {
 			sim.res.ended++;
+		}
+		if (x->out) {
+			sim.res.cb_chunks += x->chunks;
+			sim.res.cb_holes += x->holes;
+			sim.res.cb_bad += x->bad_cb;
 		}
 		mc_recv_free(x->r);
 		free(x->out);

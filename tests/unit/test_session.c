@@ -83,6 +83,59 @@ int main(void)
 	c.mem = 2u << 20; /* two slots: forces spill and reload */
 	ok(sim_run(&c, &r) == 0 && r.complete == 3 && r.identical == 3, "bursty loss with two memory slots: all identical (%u, %u)", r.complete, r.identical);
 
+	/*
+	 * An image package (format 2): 17 spans of 256 KiB (the last of 1000
+	 * bytes), four of them holes, one storing a single byte, four raw, the
+	 * rest a third of their span. No loss, 5% loss, a late joiner, bursty
+	 * loss with two memory slots; two take chunks through the callback.
+	 */
+	memset(rx, 0, sizeof rx);
+	for (int i = 0; i < 4; i++)
+		rx[i].keep = 1;
+	rx[1].loss = 0.05;
+	rx[2].join_us = 8000; /* about half the first pass */
+	rx[3].burst = 1;
+	rx[3].loss = 0.9;
+	rx[3].p_gb = 0.01;
+	rx[3].p_bg = 0.2;
+	c = base(4, rx);
+	c.image = 1;
+	c.chunk = 256u << 10;
+	c.payload = 16 * (256u << 10) + 1000;
+	c.mem = 1u << 20;
+	ok(sim_run(&c, &r) == 0 && r.complete == 4 && r.identical == 4,
+	   "image with holes, a 1-byte and raw chunks: loss, a late joiner, bursts, all identical (%u, %u)", r.complete,
+	   r.identical);
+	ok(r.payload_bytes < c.payload / 2 && (double)r.wire_bytes / r.payload_bytes < 2.0,
+	   "holes cost nothing on the wire: %llu stored of %llu, wire/stored %.3f", (unsigned long long)r.payload_bytes,
+	   (unsigned long long)c.payload, (double)r.wire_bytes / r.payload_bytes);
+	c.chunk_cb = 1;
+	ok(sim_run(&c, &r) == 0 && r.complete == 4 && r.identical == 4 && r.cb_bad == 0,
+	   "image through the chunk callback: all identical (%u, %u), no wrong call (%u)", r.complete, r.identical,
+	   r.cb_bad);
+	ok(r.cb_chunks == 4 * 17 && r.cb_holes == 4 * 4, "each receiver got 17 chunks once, 4 of them holes (%u, %u)",
+	   r.cb_chunks, r.cb_holes);
+	memset(rx, 0, sizeof rx);
+	rx[0].keep = 1;
+	c = base(1, rx);
+	c.image = 1;
+	c.chunk = 256u << 10;
+	c.payload = 8 * (256u << 10);
+	ok(sim_run(&c, &r) == 0 && r.complete == 1 && r.identical == 1 && r.passes <= 1,
+	   "image, no loss: one pass (%llu), identical", (unsigned long long)r.passes);
+	/* As a format-1 package (1.12), and the 1-byte chunk's block: a whole symbol and its 5% repair one. */
+	ok((double)r.wire_bytes / r.payload_bytes < 1.14, "image, no loss: wire/stored %.3f",
+	   (double)r.wire_bytes / r.payload_bytes);
+	c.chunk_cb = 1;
+	ok(sim_run(&c, &r) == 0 && r.complete == 1 && r.identical == 1 && r.cb_bad == 0 && r.cb_chunks == 8 &&
+	   r.cb_holes == 2, "image, no loss, through the callback (%u chunks, %u holes)", r.cb_chunks,
+	   r.cb_holes);
+	c = base(2, rx);
+	c.chunk_cb = 1;
+	rx[1].loss = 0.1;
+	ok(sim_run(&c, &r) == 0 && r.complete == 2 && r.identical == 1 && r.cb_bad == 0 && r.cb_chunks == 4 &&
+	   r.cb_holes == 0, "a format-1 package through the chunk callback (%u chunks)", r.cb_chunks);
+
 	memset(rx, 0, sizeof rx);
 	rx[0].keep = 1;
 	rx[1].keep = 1;
