@@ -1,6 +1,7 @@
 /* mcast-pack: build, describe, list, verify and extract mcast image packages. */
 #include <archive_entry.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,17 +16,22 @@
 #include "log.h"
 #include "opt.h"
 #include "pkg.h"
+#include "target.h"
 
-enum { OPT_CHUNK_SIZE = 256, OPT_HELP, OPT_JSON, OPT_MTIME, OPT_SESSION, OPT_SIGN, OPT_TRUST, OPT_VERSION };
+enum { OPT_CHUNK_SIZE = 256, OPT_HELP, OPT_JSON, OPT_MTIME, OPT_SESSION, OPT_SIGN, OPT_TRUST, OPT_VERSION,
+       OPT_IMAGE, OPT_TO, OPT_ZEROED };
 
 static const char usage_text[] =
 	"usage: mcast-pack create [-qv] [--json] -o PKG [-n NAME] [-V VERSION] [-z zstd|gzip|xz|none]\n"
 	"                         [-l LEVEL] [-j THREADS] [--chunk-size SIZE] [--mtime SECONDS] PATH ...\n"
+	"       mcast-pack create [-qv] [--json] --image -o PKG [-n NAME] [-V VERSION] [-z zstd|none] [-l LEVEL]\n"
+	"                         [-j THREADS] [--chunk-size SIZE] [--mtime SECONDS] SOURCE\n"
 	"       mcast-pack info [-qv] [--json] PKG\n"
 	"       mcast-pack list [-qv] [--json] PKG\n"
-	"       mcast-pack verify [-qv] [--json] PKG\n"
+	"       mcast-pack verify [-qv] [--json] [--to TARGET] PKG\n"
 	"       mcast-pack extract [-qv] [--json] [-C DIR] PKG\n"
 	"       mcast-pack extract [-qv] -O PKG\n"
+	"       mcast-pack extract [-qv] [--json] --to TARGET [--zeroed] PKG\n"
 	"       mcast-pack keygen [-qv] [--json] [--session] -o NAME\n"
 	"       mcast-pack -h | --help | --version\n";
 
@@ -54,17 +60,23 @@ static void help(void)
 {
 	fputs(usage_text, stdout);
 	fputs("\n"
-	      "  create   build PKG from files, directory trees (stored as their contents) or - (raw image on stdin)\n"
+	      "  create   build PKG from files, directory trees (stored as their contents) or - (raw image on stdin);\n"
+	      "           with --image, a seekable image (format 2) of SOURCE: a block device, a regular file or -\n"
 	      "  info     describe PKG            list     list its entries\n"
-	      "  verify   check every chunk (exit 3 when damaged, naming the bad chunks)\n"
-	      "  extract  extract into DIR (default .) refusing unsafe paths, or -O the payload to stdout\n"
+	      "  verify   check every chunk (exit 3 when damaged, naming the bad chunks);\n"
+	      "           with --to, read TARGET back and check every span of the image against PKG\n"
+	      "  extract  extract into DIR (default .) refusing unsafe paths, or -O the payload to stdout;\n"
+	      "           with --to, write an image package onto TARGET (a block device or regular file) in place\n"
 	      "  keygen   write a signing key pair NAME.key (secret, mode 0600) and NAME.pub;\n"
 	      "           with --session, a 32-byte session key file NAME\n"
 	      "\n"
 	      "  -o PKG          output package          -n NAME      package name (default: PKG without .mcpkg)\n"
 	      "  -V VERSION      package version         -z COMP      compression (default zstd)\n"
 	      "  -l LEVEL        compression level       -j THREADS   compressor threads (zstd, xz)\n"
-	      "  --chunk-size S  verification chunk (default 1M, 64K..64M, multiple of 4K)\n"
+	      "  --chunk-size S  verification chunk, an image's span (default 1M, 64K..64M, multiple of 4K)\n"
+	      "  --image         pack SOURCE as a seekable image: zstd per span, zero spans as holes\n"
+	      "  --to TARGET     the block device or file an image is written onto (extract) or checked on (verify)\n"
+	      "  --zeroed        TARGET already reads as zeros: holes are not written (extract --to)\n"
 	      "  --mtime SECONDS clamp times for a reproducible package (default: $SOURCE_DATE_EPOCH)\n"
 	      "  -C DIR          extract into DIR        -O           payload to standard output\n"
 	      "  -q, -v          quieter, more verbose   --json       JSON lines on stdout\n"
@@ -89,6 +101,9 @@ struct args {
 	int64_t mtime;
 	int verbosity, json;
 	int session;            /* keygen --session */
+	int image;              /* create --image */
+	const char *to;         /* extract/verify --to TARGET */
+	int zeroed;             /* extract --to --zeroed */
 };
 
 /* A name or version as shown to a person: control characters a hostile package may carry become '?'. */
@@ -166,19 +181,80 @@ static void summary_begin(struct mc_json *j, const char *cmd)
 	summarized = 1;
 }
 
+/* ---- info of an image package (issue 15) ---- */
+
+/* format, and for an image: image size, holes and the bytes they cover. */
+static void image_json(struct mc_json *j, const struct mc_manifest *m)
+{
+	uint64_t hb;
+
+	mc_json_u64(j, "format", m->format);
+	if (m->format != MC_PKG_VERSION_IMAGE)
+		return;
+	mc_json_u64(j, "image_size", m->image_size);
+	mc_json_u64(j, "stored_size", m->payload_size);
+	mc_json_u64(j, "holes", mc_manifest_holes(m, &hb));
+	mc_json_u64(j, "hole_bytes", hb);
+}
+
+static void image_text(const struct mc_manifest *m)
+{
+	uint64_t hb;
+	uint32_t holes = mc_manifest_holes(m, &hb);
+	char sz[32];
+
+	printf("format:         %u%s\n", m->format, m->format == MC_PKG_VERSION_IMAGE ? " (seekable image)" : "");
+	if (m->format != MC_PKG_VERSION_IMAGE)
+		return;
+	printf("image size:     %llu (%s)\n", (unsigned long long)m->image_size, mc_fmt_size(m->image_size, sz, sizeof sz));
+	printf("stored:         %llu (%s, %.1f%% of the image)\n", (unsigned long long)m->payload_size,
+	       mc_fmt_size(m->payload_size, sz, sizeof sz),
+	       m->image_size ? 100.0 * (double)m->payload_size / (double)m->image_size : 0.0);
+	printf("holes:          %u of %u spans (%s)\n", holes, m->nchunks, mc_fmt_size(hb, sz, sizeof sz));
+}
+
+/* ---- create --image: the progress line (issue 15) ---- */
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Bytes read, rate and (when the size is known) percentage and time left. */
+static void create_progress(void *arg, uint64_t done, uint64_t total)
+{
+	double *start = arg, el = now_s() - *start, rate = el > 0 ? done / el : 0;
+	char d[32], r[32];
+
+	mc_fmt_size(done, d, sizeof d);
+	mc_fmt_size((uint64_t)rate, r, sizeof r);
+	if (total && rate > 0)
+		mc_progress(0, "create: %s read, %llu%%, %s/s, %.0f s left", d,
+			    (unsigned long long)(done * 100 / total), r, (double)(total - done) / rate);
+	else
+		mc_progress(0, "create: %s read, %s/s", d, r);
+}
+
 static int cmd_create(const struct args *a, char **paths, int npaths)
 {
+	double start = now_s();
 	struct mc_pkg_create_opts o = {
 		.output = a->output, .name = a->name, .version = a->version,
 		.compression = a->compression, .level = a->level, .threads = a->threads,
 		.chunk_size = a->chunk_size, .mtime = a->mtime,
 		.paths = (const char *const *)paths, .npaths = (unsigned)npaths,
+		.image = a->image, .progress = a->image ? create_progress : NULL, .progress_arg = &start,
 	};
 	uint8_t id[MC_ID_LEN];
 	char err[1024], hex[2 * MC_ID_LEN + 1];
 	struct mc_pkg p;
 
-	if (mc_pkg_create(&o, id, err, sizeof err) < 0) {
+	int created = mc_pkg_create(&o, id, err, sizeof err);
+	mc_progress_end();
+	if (created < 0) {
 		mc_err("%s", err);
 		return MC_EXIT_RUNTIME;
 	}
@@ -197,6 +273,7 @@ static int cmd_create(const struct args *a, char **paths, int npaths)
 		mc_json_u64(&j, "payload_size", p.m.payload_size);
 		mc_json_u64(&j, "file_size", p.l.file_size);
 		mc_json_u64(&j, "chunks", p.m.nchunks);
+		image_json(&j, &p.m);
 		mc_json_end(&j);
 	} else {
 		char sz[32];
@@ -239,6 +316,7 @@ static int cmd_info(const char *path)
 		mc_json_u64(&j, "manifest_size", p.l.manifest_len);
 		mc_json_u64(&j, "file_size", p.l.file_size);
 		mc_json_str(&j, "payload_digest", dig);
+		image_json(&j, &p.m);
 		mc_json_end(&j);
 	} else {
 		printf("id:             %s\n", hex);
@@ -254,6 +332,7 @@ static int cmd_info(const char *path)
 		printf("file size:      %llu (%s)\n", (unsigned long long)p.l.file_size,
 		       mc_fmt_size(p.l.file_size, sz, sizeof sz));
 		printf("payload digest: %s\n", dig);
+		image_text(&p.m);
 	}
 	mc_pkg_close(&p);
 	return MC_EXIT_OK;
@@ -423,6 +502,176 @@ static int cmd_verify(const char *path)
 	return intact ? MC_EXIT_OK : MC_EXIT_INCOMPLETE;
 }
 
+/* ---- images onto a target: extract --to, verify --to (issue 15) ---- */
+
+/* The exit code for a target mc_target_open refused: unsuitable (2) or a runtime failure (1). */
+static int target_refused(const char *err)
+{
+	int e = errno;
+
+	mc_err("%s", err);
+	return e == EINVAL ? MC_EXIT_USAGE : MC_EXIT_RUNTIME;
+}
+
+struct tstate {
+	const struct mc_pkg *p;
+	const char *target;
+	uint64_t bad;
+};
+
+static void target_progress(void *arg, uint64_t done)
+{
+	const struct tstate *ts = arg;
+	uint64_t total = ts->p->m.image_size;
+
+	mc_progress(0, "%s: %llu%%", ts->target, (unsigned long long)(total ? done * 100 / total : 100));
+}
+
+static int cmd_extract_to(const struct args *a, const char *path)
+{
+	struct mc_pkg p;
+	struct mc_target *t;
+	struct tstate ts = {.p = &p, .target = a->to};
+	char err[1024];
+	uint8_t *buf = NULL;
+	uint64_t holes = 0, written = 0;
+	int rc = open_pkg(path, 0, &p);
+
+	if (rc)
+		return rc;
+	if ((t = mc_target_open(a->to, &p.m, a->zeroed ? MC_TARGET_ZEROED : 0, err, sizeof err)) == NULL) {
+		mc_pkg_close(&p);
+		return target_refused(err);
+	}
+	if ((buf = mc_pkg_buf(p.m.chunk_size)) == NULL) {
+		mc_err("%s: %s", path, strerror(ENOMEM));
+		rc = MC_EXIT_RUNTIME;
+		goto out;
+	}
+	posix_fadvise(p.fd, (off_t)p.l.payload_off, 0, POSIX_FADV_SEQUENTIAL);
+	for (uint32_t i = 0; i < p.m.nchunks; i++) {
+		int c = 1;
+		if (mc_manifest_chunk_flags(&p.m, i) & MC_CHUNK_HOLE) {
+			holes++;
+			c = mc_target_put_hole(t, i, err, sizeof err) < 0 ? -1 : 1;
+		} else if ((c = mc_pkg_check_chunk(&p, i, buf)) == 0) {
+			/* Damaged in the package: the rest is still written, the exit says incomplete. */
+			uint64_t x, y;
+			mc_pkg_chunk_range(&p, i, &x, &y);
+			mc_err("%s: chunk %u (bytes %llu-%llu): damaged or missing; span %u of %s not written", path, i,
+			       (unsigned long long)x, (unsigned long long)y, i, a->to);
+			ts.bad++;
+			continue;
+		} else if (c < 0) {
+			snprintf(err, sizeof err, "%s: %s", path, strerror(errno));
+		} else if (mc_target_put_chunk(t, i, buf, mc_manifest_chunk_len(&p.m, i), err, sizeof err) < 0) {
+			c = -1;
+		} else {
+			written++;
+		}
+		if (c < 0) {
+			mc_progress_end();
+			mc_err("%s", err);
+			rc = MC_EXIT_RUNTIME;
+			goto out;
+		}
+		target_progress(&ts, mc_manifest_span_off(&p.m, i) + mc_manifest_span_len(&p.m, i));
+	}
+	mc_progress_end();
+	if (mc_target_sync(t, err, sizeof err) < 0) {
+		mc_err("%s", err);
+		rc = MC_EXIT_RUNTIME;
+	} else if (ts.bad) {
+		mc_err("%s: %llu of %u spans not written (the package is damaged; run mcast-repair, then again)", a->to,
+		       (unsigned long long)ts.bad, p.m.nchunks);
+		rc = MC_EXIT_INCOMPLETE;
+	}
+out:
+	if (mc_log_json()) {
+		struct mc_json j;
+		summary_begin(&j, "extract");
+		mc_json_str(&j, "path", path);
+		mc_json_str(&j, "target", a->to);
+		mc_json_bool(&j, "ok", rc == 0);
+		mc_json_u64(&j, "image_size", p.m.image_size);
+		mc_json_u64(&j, "chunks", p.m.nchunks);
+		mc_json_u64(&j, "written", written);
+		mc_json_u64(&j, "holes", holes);
+		mc_json_u64(&j, "bad", ts.bad);
+		mc_json_end(&j);
+	} else if (rc == 0) {
+		mc_info("%s: written onto %s and flushed (%llu spans, %llu holes)", path, a->to,
+			(unsigned long long)written, (unsigned long long)holes);
+	}
+	free(buf);
+	mc_target_close(t);
+	mc_pkg_close(&p);
+	return rc;
+}
+
+static void verify_to_bad(void *arg, uint32_t i)
+{
+	struct tstate *ts = arg;
+	uint64_t off = mc_manifest_span_off(&ts->p->m, i), len = mc_manifest_span_len(&ts->p->m, i);
+
+	mc_progress_end();
+	if (mc_log_json()) {
+		struct mc_json j;
+		mc_json_begin(&j, "bad_span");
+		mc_json_u64(&j, "index", i);
+		mc_json_u64(&j, "offset", off);
+		mc_json_u64(&j, "length", len);
+		mc_json_end(&j);
+	}
+	mc_err("%s: span %u (bytes %llu-%llu): differs from the image", ts->target, i, (unsigned long long)off,
+	       (unsigned long long)(off + len - 1));
+}
+
+static int cmd_verify_to(const struct args *a, const char *path)
+{
+	struct mc_pkg p;
+	struct mc_target *t;
+	struct tstate ts = {.p = &p, .target = a->to};
+	char err[1024], hex[2 * MC_ID_LEN + 1];
+	long bad;
+	/* The manifest is all that is needed: a partial package (PKG.part) will do. */
+	int rc = open_pkg(path, MC_PKG_OPEN_PARTIAL, &p);
+
+	if (rc)
+		return rc;
+	if ((t = mc_target_open(a->to, &p.m, MC_TARGET_READONLY, err, sizeof err)) == NULL) {
+		mc_pkg_close(&p);
+		return target_refused(err);
+	}
+	bad = mc_target_check(t, verify_to_bad, target_progress, &ts, err, sizeof err);
+	mc_progress_end();
+	if (bad < 0) {
+		mc_err("%s", err);
+		rc = MC_EXIT_RUNTIME;
+	} else {
+		rc = bad ? MC_EXIT_INCOMPLETE : MC_EXIT_OK;
+	}
+	mc_id_hex(p.m.id, hex);
+	if (mc_log_json()) {
+		struct mc_json j;
+		summary_begin(&j, "verify");
+		mc_json_str(&j, "path", path);
+		mc_json_str(&j, "target", a->to);
+		mc_json_str(&j, "id", hex);
+		mc_json_bool(&j, "ok", rc == 0);
+		mc_json_u64(&j, "chunks", p.m.nchunks);
+		mc_json_u64(&j, "bad", bad < 0 ? 0 : (uint64_t)bad);
+		mc_json_end(&j);
+	}
+	if (rc == 0)
+		mc_info("%s: ok, every span of %s (id %s) as in the image", a->to, path, hex);
+	else if (bad > 0)
+		mc_err("%s: %ld of %u spans differ from %s", a->to, bad, p.m.nchunks, path);
+	mc_target_close(t);
+	mc_pkg_close(&p);
+	return rc;
+}
+
 static void extract_refused(void *arg, const char *path, const char *why)
 {
 	mc_err("%s: %s: refused: %s", (const char *)arg, path, why);
@@ -584,6 +833,17 @@ static int parse_opt(int c, struct args *a, const char **level_arg, const char *
 	case OPT_SESSION:
 		a->session = 1;
 		break;
+	case OPT_IMAGE:
+		a->image = 1;
+		break;
+	case OPT_TO:
+		if (*optarg == '\0')
+			usage_error("--to: TARGET must not be empty");
+		a->to = optarg;
+		break;
+	case OPT_ZEROED:
+		a->zeroed = 1;
+		break;
 	case OPT_VERSION:
 		printf("mcast-pack %s (package format %d)\n", MC_VERSION, MC_PKG_VERSION);
 		return 1;
@@ -601,6 +861,9 @@ int main(int argc, char **argv)
 		{"json", no_argument, NULL, OPT_JSON},
 		{"mtime", required_argument, NULL, OPT_MTIME},
 		{"session", no_argument, NULL, OPT_SESSION},
+		{"image", no_argument, NULL, OPT_IMAGE},
+		{"to", required_argument, NULL, OPT_TO},
+		{"zeroed", no_argument, NULL, OPT_ZEROED},
 		/* long forms of the short options every program shares */
 		{"output", required_argument, NULL, 'o'},
 		{"quiet", no_argument, NULL, 'q'},
@@ -677,6 +940,20 @@ int main(int argc, char **argv)
 		usage_error("%s: -o, -n, -V, -z, -l, -j, --chunk-size and --mtime are for create", a.cmd);
 	if (strcmp(a.cmd, "extract") != 0 && (a.dir || a.to_stdout))
 		usage_error("%s: -C and -O are for extract", a.cmd);
+	/* Images (issue 15): --image for create, --to for extract and verify, --zeroed with extract --to. */
+	if (a.image && strcmp(a.cmd, "create") != 0)
+		usage_error("%s: --image is for create", a.cmd);
+	if (a.image && a.compression != MC_COMP_ZSTD && a.compression != MC_COMP_NONE)
+		usage_error("-z %s: an image's spans are zstd frames or stored as they are (-z zstd or -z none)",
+			    mc_comp_name(a.compression));
+	if (a.image && argc != 1)
+		usage_error("create --image: expects one SOURCE (a block device, a regular file or -), got %d", argc);
+	if (a.to && strcmp(a.cmd, "extract") != 0 && strcmp(a.cmd, "verify") != 0)
+		usage_error("%s: --to is for extract and verify", a.cmd);
+	if (a.to && (a.dir || a.to_stdout))
+		usage_error("extract: --to writes onto TARGET; no -C or -O with it");
+	if (a.zeroed && !(a.to && strcmp(a.cmd, "extract") == 0))
+		usage_error("%s: --zeroed goes with extract --to TARGET", a.cmd);
 
 	if (strcmp(a.cmd, "create") == 0) {
 		check_create(&a, argv, argc);
@@ -691,7 +968,9 @@ int main(int argc, char **argv)
 		else if (strcmp(a.cmd, "list") == 0)
 			rc = cmd_list(argv[0]);
 		else if (strcmp(a.cmd, "verify") == 0)
-			rc = cmd_verify(argv[0]);
+			rc = a.to ? cmd_verify_to(&a, argv[0]) : cmd_verify(argv[0]);
+		else if (a.to)
+			rc = cmd_extract_to(&a, argv[0]);
 		else {
 			if (a.to_stdout && (a.dir || a.json))
 				usage_error("extract: -O writes the payload to stdout; no -C or --json with it");

@@ -50,7 +50,7 @@ const char *mc_comp_name(unsigned c)
 
 const char *mc_kind_name(unsigned k)
 {
-	return k == MC_KIND_RAW ? "raw" : k == MC_KIND_TAR ? "tar" : "unknown";
+	return k == MC_KIND_RAW ? "raw" : k == MC_KIND_TAR ? "tar" : k == MC_KIND_IMAGE ? "image" : "unknown";
 }
 
 int mc_comp_parse(const char *s)

@@ -250,11 +250,15 @@ struct mc_pkg_create_opts {
 	int64_t mtime;         /* -1: none; else clamp entry mtimes and set ctime (SOURCE_DATE_EPOCH / --mtime) */
 	const char *const *paths; /* "-" alone: raw image from stdin */
 	unsigned npaths;
+	int image;             /* a seekable image (format 2) of paths[0]: a block device, a regular file or "-" */
+	/* Called now and then from the calling thread while an image is read (total 0: not known). May be NULL. */
+	void (*progress)(void *arg, uint64_t done, uint64_t total);
+	void *progress_arg;
 };
 
 /*
- * Builds a package: writes a temporary file beside output and renames it
- * into place only when complete. Never leaves a partial file under the final
+ * Builds a package (with image set, a format-2 one: lib/image.h): writes a
+ * temporary file beside output and renames it into place only when complete. Never leaves a partial file under the final
  * name. Returns 0 and fills id, or -1 with "culprit: reason" in err.
  */
 int mc_pkg_create(const struct mc_pkg_create_opts *o, uint8_t id[MC_ID_LEN], char *err, size_t errlen);

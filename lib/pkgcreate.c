@@ -1,5 +1,6 @@
 /* Building packages: a sorted, reproducible pax stream (or a raw image) hashed per chunk while written. */
 #include "pkg.h"
+#include "image.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -917,71 +918,162 @@ static int valid_text(const char *s)
 	return 1;
 }
 
-int mc_pkg_create(const struct mc_pkg_create_opts *o, uint8_t id[MC_ID_LEN], char *err, size_t errlen)
-{
-	struct entlist l = {0};
-	struct sink s = {.fd = -1};
-	struct mc_manifest m;
-	struct mc_pkg_layout lay;
-	char *tmp = NULL, *tmp2 = NULL;
-	uint8_t *buf = NULL;
-	int raw = o->npaths == 1 && strcmp(o->paths[0], "-") == 0;
-	int fd2 = -1, rc = -1;
-	mode_t um;
+/* The temporary file a package is built in, renamed into place only when complete. */
+struct tmpout {
+	char *tmp;
+	int fd;
+};
 
-	memset(&m, 0, sizeof m);
-	if (o->npaths == 0) {
-		snprintf(err, errlen, "nothing to pack: no PATH given");
+static int out_create(const struct mc_pkg_create_opts *o, struct tmpout *t, char *err, size_t errlen)
+{
+	t->fd = -1;
+	if ((t->tmp = temp_path(o->output)) == NULL) {
+		snprintf(err, errlen, "%s: %s", o->output, strerror(ENOMEM));
 		return -1;
 	}
-	for (unsigned i = 0; i < o->npaths && !raw; i++)
-		if (strcmp(o->paths[i], "-") == 0) {
-			snprintf(err, errlen, "-: standard input can only be packed alone");
-			return -1;
-		}
+	if ((t->fd = mkostemp(t->tmp, O_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "%s: cannot create a temporary file beside it: %s", o->output, strerror(errno));
+		free(t->tmp);
+		t->tmp = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Removes the temporary file: nothing is left under any name. */
+static void out_abort(struct tmpout *t)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	if (t->tmp)
+		unlink(t->tmp);
+	free(t->tmp);
+	t->fd = -1;
+	t->tmp = NULL;
+}
+
+/*
+ * Puts the payload (total bytes written at file offset base) behind header
+ * and manifest when it was not written there: without copying it where the
+ * file system can (move_payload), else by copying it into a second file.
+ */
+static int out_place(const struct mc_pkg_create_opts *o, struct tmpout *t, uint64_t base, uint64_t total,
+		     uint64_t payload_off, char *err, size_t errlen)
+{
+	struct tmpout t2;
+	uint8_t *buf;
+
+	if (total == 0 || base == payload_off || move_payload(t->fd, base, payload_off) == 0)
+		return 0;
+	if ((buf = mc_pkg_buf(IOBUF)) == NULL) {
+		snprintf(err, errlen, "%s: %s", o->output, strerror(ENOMEM));
+		return -1;
+	}
+	if (out_create(o, &t2, err, errlen) < 0) {
+		free(buf);
+		return -1;
+	}
+	if (copy_payload(t->fd, base, t2.fd, total, payload_off, buf) < 0) {
+		snprintf(err, errlen, "%s: %s", o->output, strerror(errno));
+		free(buf);
+		out_abort(&t2);
+		return -1;
+	}
+	free(buf);
+	out_abort(t);
+	*t = t2;
+	return 0;
+}
+
+/* Writes header and manifest, makes the file durable and renames it to the output. */
+static int out_commit(const struct mc_pkg_create_opts *o, struct tmpout *t, const struct mc_manifest *m,
+		      char *err, size_t errlen)
+{
+	mode_t um = umask(0);
+
+	umask(um);
+	if (mc_pkg_write_head(t->fd, m) < 0 || fchmod(t->fd, 0666 & ~um) < 0 || fsync(t->fd) < 0) {
+		snprintf(err, errlen, "%s: %s", o->output, strerror(errno));
+		return -1;
+	}
+	if (close(t->fd) < 0) {
+		t->fd = -1;
+		snprintf(err, errlen, "%s: %s", o->output, strerror(errno));
+		return -1;
+	}
+	t->fd = -1;
+	if (rename(t->tmp, o->output) < 0) {
+		snprintf(err, errlen, "%s: %s", o->output, strerror(errno));
+		return -1;
+	}
+	free(t->tmp);
+	t->tmp = NULL;
+	fsync_dir(o->output);
+	return 0;
+}
+
+/* Name, version and chunk size of the package, checked. */
+static int head_fields(const struct mc_pkg_create_opts *o, struct mc_manifest *m, char *err, size_t errlen)
+{
 	/* Name: given, or the output's base name without .mcpkg. */
 	if (o->name) {
-		snprintf(m.name, sizeof m.name, "%s", o->name);
+		snprintf(m->name, sizeof m->name, "%s", o->name);
 	} else {
 		size_t n;
 		const char *b = mc_pkg_default_name(o->output, &n);
-		snprintf(m.name, sizeof m.name, "%.*s", (int)(n > MC_NAME_MAX ? MC_NAME_MAX : n), b);
+		snprintf(m->name, sizeof m->name, "%.*s", (int)(n > MC_NAME_MAX ? MC_NAME_MAX : n), b);
 	}
-	snprintf(m.version, sizeof m.version, "%s", o->version ? o->version : "");
+	snprintf(m->version, sizeof m->version, "%s", o->version ? o->version : "");
 	if ((o->name && strlen(o->name) > MC_NAME_MAX) || (o->version && strlen(o->version) > MC_NAME_MAX)) {
 		snprintf(err, errlen, "%s: longer than %d bytes", o->name && strlen(o->name) > MC_NAME_MAX ? "name" : "version",
 			 MC_NAME_MAX);
 		return -1;
 	}
-	if (!valid_text(m.name) || !valid_text(m.version)) {
-		snprintf(err, errlen, "%s: control characters are not allowed", valid_text(m.name) ? "version" : "name");
+	if (!valid_text(m->name) || !valid_text(m->version)) {
+		snprintf(err, errlen, "%s: control characters are not allowed", valid_text(m->name) ? "version" : "name");
 		return -1;
 	}
 	if (o->chunk_size < MC_CHUNK_MIN || o->chunk_size > MC_CHUNK_MAX) {
 		snprintf(err, errlen, "chunk size %u: out of range", o->chunk_size);
 		return -1;
 	}
+	m->ctime = o->mtime >= 0 ? (uint64_t)o->mtime : (uint64_t)time(NULL);
+	m->compression = (uint8_t)o->compression;
+	m->chunk_size = o->chunk_size;
+	return 0;
+}
+
+/*
+ * A format-1 package's payload: a tree as a tar stream, or a raw image from
+ * standard input, through the sink into t. Encodes m; *base is where the
+ * payload was written.
+ */
+static int create_stream(const struct mc_pkg_create_opts *o, struct mc_manifest *m, struct tmpout *t,
+			 uint64_t *base, char *err, size_t errlen)
+{
+	struct entlist l = {0};
+	struct sink s = {.fd = t->fd};
+	uint8_t *buf = NULL;
+	int raw = o->npaths == 1 && strcmp(o->paths[0], "-") == 0;
+	int rc = -1;
+
+	for (unsigned i = 0; i < o->npaths && !raw; i++)
+		if (strcmp(o->paths[i], "-") == 0) {
+			snprintf(err, errlen, "-: standard input can only be packed alone");
+			return -1;
+		}
 	if (!raw && collect(o, &l, err, errlen) < 0)
 		goto out;
-
 	buf = mc_pkg_buf(IOBUF);
 	s.whole = XXH3_createState();
 	s.chunk = XXH3_createState();
-	tmp = temp_path(o->output);
-	if (buf == NULL || s.whole == NULL || s.chunk == NULL || tmp == NULL) {
+	if (buf == NULL || s.whole == NULL || s.chunk == NULL) {
 		snprintf(err, errlen, "%s: %s", o->output, strerror(ENOMEM));
 		goto out;
 	}
 	XXH3_128bits_reset(s.whole);
 	XXH3_128bits_reset(s.chunk);
 	s.chunk_size = o->chunk_size;
-	s.fd = mkostemp(tmp, O_CLOEXEC);
-	if (s.fd < 0) {
-		snprintf(err, errlen, "%s: cannot create a temporary file beside it: %s", o->output, strerror(errno));
-		free(tmp);
-		tmp = NULL;
-		goto out;
-	}
 	/*
 	 * Stored as it is, a raw image from a regular file or a tree has a size
 	 * known (or estimated) in advance, and so has the manifest: the payload
@@ -992,7 +1084,7 @@ int mc_pkg_create(const struct mc_pkg_create_opts *o, uint8_t id[MC_ID_LEN], cha
 	 * a 1 GiB tree on tmpfs took 1.13 s to create, now 0.47 s.
 	 */
 	if (o->compression == MC_COMP_NONE)
-		s.base = planned_payload_off(&m, o->chunk_size, raw ? raw_payload_size() : tree_payload_size(&l));
+		s.base = planned_payload_off(m, o->chunk_size, raw ? raw_payload_size() : tree_payload_size(&l));
 	/* O_DIRECT where the file system takes it (see struct sink). */
 	int fl = fcntl(s.fd, F_GETFL);
 	if (fl >= 0 && (s.dbuf = s.dbufs[0] = mc_pkg_buf(SINK_DIRECT)) != NULL &&
@@ -1010,80 +1102,19 @@ int mc_pkg_create(const struct mc_pkg_create_opts *o, uint8_t id[MC_ID_LEN], cha
 		snprintf(err, errlen, "%s: %s", o->output, strerror(s.err));
 		goto out;
 	}
-
-	m.ctime = o->mtime >= 0 ? (uint64_t)o->mtime : (uint64_t)time(NULL);
-	m.compression = (uint8_t)o->compression;
-	m.kind = raw ? MC_KIND_RAW : MC_KIND_TAR;
-	m.chunk_size = o->chunk_size;
-	m.payload_size = s.total;
-	m.nchunks = (uint32_t)s.ndig;
+	m->kind = raw ? MC_KIND_RAW : MC_KIND_TAR;
+	m->payload_size = s.total;
+	m->nchunks = (uint32_t)s.ndig;
 	if (s.ndig > UINT32_MAX) {
 		snprintf(err, errlen, "%s: too many chunks; use a larger --chunk-size", o->output);
 		goto out;
 	}
-	mc_digest_final(s.whole, m.payload_digest);
-	if (mc_manifest_encode(&m, s.digests, err, errlen) < 0)
+	mc_digest_final(s.whole, m->payload_digest);
+	if (mc_manifest_encode(m, s.digests, err, errlen) < 0)
 		goto out;
-	mc_manifest_layout(&m, &lay);
-
-	/*
-	 * Put the payload behind header and manifest when it was not written
-	 * there: without copying it where the file system can (move_payload),
-	 * else by copying it into a second file.
-	 */
-	if (s.total > 0 && s.base != lay.payload_off && move_payload(s.fd, s.base, lay.payload_off) < 0) {
-		tmp2 = temp_path(o->output);
-		if (tmp2 == NULL || (fd2 = mkostemp(tmp2, O_CLOEXEC)) < 0) {
-			snprintf(err, errlen, "%s: cannot create a temporary file beside it: %s", o->output,
-				 strerror(tmp2 ? errno : ENOMEM));
-			free(tmp2);
-			tmp2 = NULL;
-			goto out;
-		}
-		if (copy_payload(s.fd, s.base, fd2, s.total, lay.payload_off, buf) < 0) {
-			snprintf(err, errlen, "%s: %s", o->output, strerror(errno));
-			goto out;
-		}
-		close(s.fd);
-		s.fd = fd2;
-		fd2 = -1;
-		unlink(tmp);
-		free(tmp);
-		tmp = tmp2;
-		tmp2 = NULL;
-	}
-	um = umask(0);
-	umask(um);
-	if (mc_pkg_write_head(s.fd, &m) < 0 || fchmod(s.fd, 0666 & ~um) < 0 || fsync(s.fd) < 0) {
-		snprintf(err, errlen, "%s: %s", o->output, strerror(errno));
-		goto out;
-	}
-	if (close(s.fd) < 0) {
-		s.fd = -1;
-		snprintf(err, errlen, "%s: %s", o->output, strerror(errno));
-		goto out;
-	}
-	s.fd = -1;
-	if (rename(tmp, o->output) < 0) {
-		snprintf(err, errlen, "%s: %s", o->output, strerror(errno));
-		goto out;
-	}
-	free(tmp);
-	tmp = NULL;
-	fsync_dir(o->output);
-	memcpy(id, m.id, MC_ID_LEN);
+	*base = s.base;
 	rc = 0;
 out:
-	if (s.fd >= 0)
-		close(s.fd);
-	if (fd2 >= 0)
-		close(fd2);
-	if (tmp)
-		unlink(tmp);
-	if (tmp2)
-		unlink(tmp2);
-	free(tmp);
-	free(tmp2);
 	sink_stop(&s);
 	free(buf);
 	free(s.dbufs[0]);
@@ -1091,7 +1122,36 @@ out:
 	free(s.digests);
 	XXH3_freeState(s.whole);
 	XXH3_freeState(s.chunk);
-	mc_manifest_free(&m);
 	ent_free(&l);
+	return rc;
+}
+
+int mc_pkg_create(const struct mc_pkg_create_opts *o, uint8_t id[MC_ID_LEN], char *err, size_t errlen)
+{
+	struct tmpout t = {.fd = -1};
+	struct mc_manifest m;
+	struct mc_pkg_layout lay;
+	uint64_t base = 0;
+	int rc = -1;
+
+	memset(&m, 0, sizeof m);
+	if (o->npaths == 0) {
+		snprintf(err, errlen, "nothing to pack: no PATH given");
+		return -1;
+	}
+	if (head_fields(o, &m, err, errlen) < 0 || out_create(o, &t, err, errlen) < 0)
+		goto out;
+	if ((o->image ? mc_image_create(o, &m, t.fd, &base, err, errlen)
+		      : create_stream(o, &m, &t, &base, err, errlen)) < 0)
+		goto out;
+	mc_manifest_layout(&m, &lay);
+	if (out_place(o, &t, base, m.payload_size, lay.payload_off, err, errlen) < 0 ||
+	    out_commit(o, &t, &m, err, errlen) < 0)
+		goto out;
+	memcpy(id, m.id, MC_ID_LEN);
+	rc = 0;
+out:
+	out_abort(&t);
+	mc_manifest_free(&m);
 	return rc;
 }

@@ -1,5 +1,6 @@
 /* Reading packages: verify every chunk, list entries, extract securely or to a file descriptor. */
 #include "pkg.h"
+#include "image.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -405,6 +406,9 @@ static ssize_t rd_next(struct rd *r)
 
 	if (r->damaged || r->ioerr)
 		return -1;
+	/* An image's holes have no bytes in the payload (the manifest's check vouches for them). */
+	while (r->next < p->m.nchunks && mc_manifest_chunk_len(&p->m, r->next) == 0)
+		r->next++;
 	if (r->next >= p->m.nchunks) {
 		if (!r->done) {
 			r->done = 1;
@@ -528,7 +532,7 @@ int mc_pkg_list(const struct mc_pkg *p, void (*fn)(void *arg, struct archive_ent
 
 	if (rd_init(&r, p, err, errlen) < 0)
 		return -1;
-	if (p->m.kind == MC_KIND_RAW) {
+	if (p->m.kind == MC_KIND_RAW || p->m.kind == MC_KIND_IMAGE) {
 		if (rd_drain(&r) < 0) {
 			rc = rd_fail(&r, NULL, "", err, errlen);
 			goto out;
@@ -538,7 +542,9 @@ int mc_pkg_list(const struct mc_pkg *p, void (*fn)(void *arg, struct archive_ent
 		archive_entry_set_filetype(e, AE_IFREG);
 		archive_entry_set_perm(e, 0644);
 		archive_entry_set_mtime(e, (time_t)p->m.ctime, 0);
-		if (p->m.compression == MC_COMP_NONE)
+		if (p->m.kind == MC_KIND_IMAGE)
+			archive_entry_set_size(e, (la_int64_t)p->m.image_size);
+		else if (p->m.compression == MC_COMP_NONE)
 			archive_entry_set_size(e, (la_int64_t)p->m.payload_size);
 		fn(arg, e);
 		archive_entry_free(e);
@@ -586,6 +592,83 @@ static int write_all(int fd, const void *buf, size_t n)
 	return 0;
 }
 
+/*
+ * The image of a format-2 package onto fd, span by span: each chunk checked,
+ * decoded and its span checked. Holes are zeros written, or, when fd is a
+ * regular file it can seek in, skipped (the file is extended at the end).
+ */
+static int extract_image_fd(const struct mc_pkg *p, int fd, char *err, size_t errlen)
+{
+	struct mc_image_dec *d = mc_image_dec_new();
+	uint8_t *in = mc_pkg_buf(p->m.chunk_size), *out = mc_pkg_buf(p->m.chunk_size), dg[MC_DIGEST_LEN];
+	XXH3_state_t *whole = XXH3_createState();
+	struct stat st;
+	int fl = fcntl(fd, F_GETFL), rc = -1;
+	int seek = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && fl >= 0 && !(fl & O_APPEND) &&
+		   lseek(fd, 0, SEEK_CUR) >= 0;
+	char why[256];
+
+	if (d == NULL || in == NULL || out == NULL || whole == NULL) {
+		snprintf(err, errlen, "%s: %s", p->path, strerror(ENOMEM));
+		errno = ENOMEM;
+		goto out;
+	}
+	XXH3_128bits_reset(whole);
+	posix_fadvise(p->fd, (off_t)p->l.payload_off, 0, POSIX_FADV_SEQUENTIAL);
+	for (uint32_t i = 0; i < p->m.nchunks; i++) {
+		uint32_t span = mc_manifest_span_len(&p->m, i), len = mc_manifest_chunk_len(&p->m, i);
+		if (mc_manifest_chunk_flags(&p->m, i) & MC_CHUNK_HOLE) {
+			if (seek ? lseek(fd, span, SEEK_CUR) < 0 : (memset(out, 0, span), write_all(fd, out, span) < 0)) {
+				snprintf(err, errlen, "output: %s", strerror(errno));
+				goto out;
+			}
+			continue;
+		}
+		int c = mc_pkg_check_chunk(p, i, in);
+		if (c <= 0) {
+			uint64_t a, b;
+			mc_pkg_chunk_range(p, i, &a, &b);
+			if (c < 0)
+				snprintf(err, errlen, "%s: %s", p->path, strerror(errno));
+			else
+				snprintf(err, errlen, "%s: chunk %u (bytes %llu-%llu): damaged or missing", p->path, i,
+					 (unsigned long long)a, (unsigned long long)b);
+			errno = c < 0 ? errno : EBADMSG;
+			goto out;
+		}
+		XXH3_128bits_update(whole, in, len);
+		if (mc_image_decode(d, &p->m, i, in, len, out, why, sizeof why) < 0) {
+			snprintf(err, errlen, "%s: %s", p->path, why);
+			goto out;
+		}
+		if (write_all(fd, out, span) < 0) {
+			snprintf(err, errlen, "output: %s", strerror(errno));
+			goto out;
+		}
+	}
+	/* Holes at the end: the file must still have the image's size. */
+	if (seek) {
+		off_t end = lseek(fd, 0, SEEK_CUR);
+		if (end < 0 || ftruncate(fd, end) < 0) {
+			snprintf(err, errlen, "output: %s", strerror(errno));
+			goto out;
+		}
+	}
+	mc_digest_final(whole, dg);
+	if (memcmp(dg, p->m.payload_digest, MC_DIGEST_LEN) != 0) {
+		snprintf(err, errlen, "%s: payload digest does not match the manifest", p->path);
+		errno = EBADMSG;
+		goto out;
+	}
+	rc = 0;
+out:
+	mc_image_dec_free(d);
+	free(in);
+	free(out);
+	XXH3_freeState(whole);
+	return rc;
+}
+
 int mc_pkg_extract_fd(const struct mc_pkg *p, int fd, char *err, size_t errlen)
 {
 	struct archive *a = NULL;
@@ -595,6 +678,8 @@ int mc_pkg_extract_fd(const struct mc_pkg *p, int fd, char *err, size_t errlen)
 	ssize_t n;
 	int rc = -1;
 
+	if (p->m.kind == MC_KIND_IMAGE)
+		return extract_image_fd(p, fd, err, errlen);
 	if (rd_init(&r, p, err, errlen) < 0)
 		return -1;
 	if (p->m.compression == MC_COMP_NONE) {
@@ -687,7 +772,7 @@ int mc_pkg_extract(const struct mc_pkg *p, const char *dir,
 		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
 		return -1;
 	}
-	if (p->m.kind == MC_KIND_RAW) {
+	if (p->m.kind == MC_KIND_RAW || p->m.kind == MC_KIND_IMAGE) {
 		rc = extract_raw(p, dirfd, err, errlen);
 		close(dirfd);
 		return rc;

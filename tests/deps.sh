@@ -5,7 +5,7 @@
 set -u
 
 NEEDED="build-essential pkg-config libarchive-dev libxxhash-dev xxhash libisal-dev
-libcurl4-openssl-dev libssl-dev bats nginx-light nftables iproute2 mandoc clang
+libcurl4-openssl-dev libssl-dev libzstd-dev bats nginx-light nftables iproute2 mandoc clang
 libclang-rt-14-dev openssl python3 socat zstd zsh"
 BENCH="udpcast uftp iperf"
 

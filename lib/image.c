@@ -1,0 +1,596 @@
+/* Seekable image packages: spans compressed alone (zstd) in parallel, zero spans as holes; one chunk decoded alone. */
+#include "image.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+#include <zstd.h>
+#if defined(__x86_64__) || defined(__i386__)
+/* The library's runtime dispatch to its AVX2/AVX-512 code, where the CPU has it. */
+#include <xxh_x86dispatch.h>
+#endif
+
+int mc_image_is_zero(const uint8_t *p, size_t n)
+{
+	/* Word by word to the first nonzero one: zero spans are read whole, so this is what costs. */
+	size_t i = 0;
+
+	for (; i < n && ((uintptr_t)(p + i) & 7); i++)
+		if (p[i])
+			return 0;
+	for (; i + 32 <= n; i += 32) {
+		uint64_t a, b, c, d;
+		memcpy(&a, p + i, 8);
+		memcpy(&b, p + i + 8, 8);
+		memcpy(&c, p + i + 16, 8);
+		memcpy(&d, p + i + 24, 8);
+		if (a | b | c | d)
+			return 0;
+	}
+	for (; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+/* ---- the source ---- */
+
+struct src {
+	int fd, own;
+	const char *name;     /* for messages */
+	int seekable;         /* pread at base + offset; size known */
+	int sparse;           /* a regular file: ask SEEK_DATA/SEEK_HOLE */
+	uint64_t base, size;
+	uint64_t dstart, dend; /* the data region known around the last span asked about (sparse) */
+	int eof;
+};
+
+static int src_open(struct src *s, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	memset(s, 0, sizeof *s);
+	s->name = strcmp(path, "-") == 0 ? "standard input" : path;
+	if (strcmp(path, "-") == 0) {
+		s->fd = STDIN_FILENO;
+	} else if ((s->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	} else {
+		s->own = 1;
+	}
+	if (fstat(s->fd, &st) < 0) {
+		snprintf(err, errlen, "%s: %s", s->name, strerror(errno));
+		return -1;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: is a directory; --image takes a block device, a regular file or -", s->name);
+		errno = EISDIR;
+		return -1;
+	}
+	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
+		off_t pos = s->own ? 0 : lseek(s->fd, 0, SEEK_CUR);
+		uint64_t size = (uint64_t)st.st_size;
+		if (S_ISBLK(st.st_mode) && ioctl(s->fd, BLKGETSIZE64, &size) < 0) {
+			snprintf(err, errlen, "%s: cannot tell its size: %s", s->name, strerror(errno));
+			return -1;
+		}
+		if (pos >= 0 && (uint64_t)pos <= size) {
+			s->seekable = 1;
+			s->sparse = S_ISREG(st.st_mode);
+			s->base = (uint64_t)pos;
+			s->size = size - (uint64_t)pos;
+		}
+	}
+	posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	return 0;
+}
+
+static void src_close(struct src *s)
+{
+	if (s->own && s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+}
+
+/* 1 when [off, off+len) of a sparse file is one hole: no data there to read. */
+static int src_hole(struct src *s, uint64_t off, uint64_t len)
+{
+	if (!s->sparse)
+		return 0;
+	if (off >= s->dend) {
+		off_t d = lseek(s->fd, (off_t)(s->base + off), SEEK_DATA), h;
+		if (d < 0) {
+			if (errno != ENXIO) { /* no SEEK_DATA here: read everything */
+				s->sparse = 0;
+				return 0;
+			}
+			s->dstart = s->dend = UINT64_MAX; /* no data after off */
+		} else if ((h = lseek(s->fd, d, SEEK_HOLE)) < 0) {
+			s->sparse = 0;
+			return 0;
+		} else {
+			s->dstart = (uint64_t)d - s->base;
+			s->dend = (uint64_t)h - s->base;
+		}
+	}
+	return off + len <= s->dstart;
+}
+
+/* Reads span bytes at off (stream: the next ones); returns how many came, fewer only at the end, or -1. */
+static ssize_t src_read(struct src *s, uint64_t off, uint8_t *buf, size_t n, char *err, size_t errlen)
+{
+	size_t got = 0;
+
+	while (got < n && !s->eof) {
+		ssize_t r = s->seekable ? pread(s->fd, buf + got, n - got, (off_t)(s->base + off + got))
+					: read(s->fd, buf + got, n - got);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			snprintf(err, errlen, "%s: %s", s->name, strerror(errno));
+			return -1;
+		}
+		if (r == 0)
+			s->eof = 1;
+		got += (size_t)r;
+	}
+	if (s->seekable && got < n) {
+		snprintf(err, errlen, "%s: shorter than its size said (%llu bytes): did it change while read?",
+			 s->name, (unsigned long long)s->size);
+		errno = EIO;
+		return -1;
+	}
+	return (ssize_t)got;
+}
+
+/* ---- spans in flight ---- */
+
+enum { SLOT_FREE, SLOT_QUEUED, SLOT_BUSY, SLOT_DONE };
+
+struct slot {
+	uint8_t *in, *out;
+	uint32_t len;         /* span length */
+	uint32_t stored;      /* stored length (0: hole) */
+	uint8_t flags;
+	int skipped;          /* a sparse file's hole: never read, in is not filled */
+	uint8_t dig[MC_DIGEST_LEN], span[MC_DIGEST_LEN];
+	int state;
+	const char *zerr;     /* a compressor error */
+};
+
+struct pool {
+	const struct mc_pkg_create_opts *o;
+	struct slot *s;
+	unsigned nslots;
+	size_t outcap;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned qhead, qlen, *queue; /* slot indices waiting for a worker, in order */
+	int stop;
+	pthread_t *th;
+	unsigned nth;
+	/* Span digests of a skipped hole (never read): a whole span of zeros, and the last, shorter one. */
+	uint8_t zero_full[MC_DIGEST_LEN], zero_last[MC_DIGEST_LEN];
+};
+
+
+/* Compresses (or keeps) one span: digests, hole or frame or raw. */
+static void work(struct pool *p, struct slot *s, ZSTD_CCtx *cc)
+{
+	s->zerr = NULL;
+	if (s->skipped || mc_image_is_zero(s->in, s->len)) {
+		s->stored = 0;
+		s->flags = MC_CHUNK_HOLE;
+		if (s->skipped)
+			memcpy(s->span, s->len == p->o->chunk_size ? p->zero_full : p->zero_last, MC_DIGEST_LEN);
+		else
+			mc_digest(s->in, s->len, s->span);
+		mc_digest("", 0, s->dig);
+		return;
+	}
+	mc_digest(s->in, s->len, s->span);
+	s->flags = MC_CHUNK_RAW;
+	s->stored = s->len;
+	if (cc) {
+		size_t z = ZSTD_compress2(cc, s->out, p->outcap, s->in, s->len);
+		if (ZSTD_isError(z))
+			s->zerr = ZSTD_getErrorName(z);
+		else if (z < s->len) {
+			s->flags = 0;
+			s->stored = (uint32_t)z;
+		}
+	}
+	mc_digest(s->flags & MC_CHUNK_RAW ? s->in : s->out, s->stored, s->dig);
+}
+
+static ZSTD_CCtx *new_cctx(const struct mc_pkg_create_opts *o)
+{
+	ZSTD_CCtx *cc;
+
+	if (o->compression != MC_COMP_ZSTD)
+		return NULL;
+	if ((cc = ZSTD_createCCtx()) == NULL)
+		return NULL;
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, o->level >= 0 ? o->level : ZSTD_CLEVEL_DEFAULT);
+	/* The manifest has the digests; the frame says its size, so a decoder knows it before it starts. */
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 0);
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 1);
+	return cc;
+}
+
+static void *worker(void *arg)
+{
+	struct pool *p = arg;
+	ZSTD_CCtx *cc = new_cctx(p->o);
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (!p->stop && p->qlen == 0)
+			pthread_cond_wait(&p->cv, &p->mu);
+		if (p->stop)
+			break;
+		struct slot *s = &p->s[p->queue[p->qhead]];
+		p->qhead = (p->qhead + 1) % p->nslots;
+		p->qlen--;
+		s->state = SLOT_BUSY;
+		pthread_mutex_unlock(&p->mu);
+		if (cc == NULL && p->o->compression == MC_COMP_ZSTD) {
+			s->zerr = "out of memory";
+		} else {
+			work(p, s, cc);
+		}
+		pthread_mutex_lock(&p->mu);
+		s->state = SLOT_DONE;
+		pthread_cond_broadcast(&p->cv);
+	}
+	pthread_mutex_unlock(&p->mu);
+	ZSTD_freeCCtx(cc);
+	return NULL;
+}
+
+/* The growing per-chunk tables of the manifest. */
+struct tables {
+	uint32_t *lens;
+	uint8_t *flags, *dig, *span;
+	size_t n, cap;
+};
+
+static int tables_add(struct tables *t, const struct slot *s)
+{
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 1024;
+		uint32_t *l = realloc(t->lens, cap * sizeof *l);
+		if (l)
+			t->lens = l;
+		uint8_t *f = realloc(t->flags, cap);
+		if (f)
+			t->flags = f;
+		uint8_t *d = realloc(t->dig, cap * MC_DIGEST_LEN);
+		if (d)
+			t->dig = d;
+		uint8_t *sp = realloc(t->span, cap * MC_DIGEST_LEN);
+		if (sp)
+			t->span = sp;
+		if (!l || !f || !d || !sp)
+			return -1;
+		t->cap = cap;
+	}
+	t->lens[t->n] = s->stored;
+	t->flags[t->n] = s->flags;
+	memcpy(t->dig + t->n * MC_DIGEST_LEN, s->dig, MC_DIGEST_LEN);
+	memcpy(t->span + t->n * MC_DIGEST_LEN, s->span, MC_DIGEST_LEN);
+	t->n++;
+	return 0;
+}
+
+static void tables_free(struct tables *t)
+{
+	free(t->lens);
+	free(t->flags);
+	free(t->dig);
+	free(t->span);
+}
+
+static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+	while (n > 0) {
+		ssize_t w = pwrite(fd, p, n, (off_t)off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+/* The state of one create: where stored bytes go, and what the manifest will say. */
+struct run {
+	const struct mc_pkg_create_opts *o;
+	int fd;
+	uint64_t base, pos;   /* payload written so far, from base */
+	uint64_t image;       /* image bytes read */
+	XXH3_state_t *whole;
+	struct tables t;
+};
+
+/* Appends a finished span to the payload and the tables, in chunk order. */
+static int emit(struct run *r, struct slot *s, char *err, size_t errlen)
+{
+	const uint8_t *b = s->flags & MC_CHUNK_RAW ? s->in : s->out;
+
+	if (s->zerr) {
+		snprintf(err, errlen, "zstd: %s", s->zerr);
+		return -1;
+	}
+	if (s->stored && pwrite_all(r->fd, b, s->stored, r->base + r->pos) < 0) {
+		snprintf(err, errlen, "%s: %s", r->o->output, strerror(errno));
+		return -1;
+	}
+	XXH3_128bits_update(r->whole, b, s->stored);
+	r->pos += s->stored;
+	if (tables_add(&r->t, s) < 0) {
+		snprintf(err, errlen, "%s: %s", r->o->output, strerror(ENOMEM));
+		return -1;
+	}
+	return 0;
+}
+
+static void pool_stop(struct pool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->stop = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	for (unsigned i = 0; i < p->nth; i++)
+		pthread_join(p->th[i], NULL);
+	p->nth = 0;
+}
+
+static int wait_done(struct pool *p, struct slot *s)
+{
+	if (p->nth == 0)
+		return 0;
+	pthread_mutex_lock(&p->mu);
+	while (s->state != SLOT_DONE)
+		pthread_cond_wait(&p->cv, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+	return 0;
+}
+
+/*
+ * Reads the spans in order into a ring of slots; workers compress them (or
+ * this thread, with no workers); finished ones are written in order. A slot
+ * is refilled only once its span is written: memory is the ring.
+ */
+static int pump(struct run *r, struct src *in, struct pool *p, ZSTD_CCtx *cc, char *err, size_t errlen)
+{
+	uint64_t next = 0, written = 0, off = 0;
+	uint32_t chunk = r->o->chunk_size;
+
+	for (;;) {
+		struct slot *s = &p->s[next % p->nslots];
+		if (next >= p->nslots) {
+			/* Its previous span is the oldest in flight: write it out first. */
+			wait_done(p, s);
+			if (emit(r, s, err, errlen) < 0)
+				return -1;
+			written++;
+		}
+		if (in->seekable && off >= in->size)
+			break;
+		uint32_t want = in->seekable && in->size - off < chunk ? (uint32_t)(in->size - off) : chunk;
+		s->skipped = src_hole(in, off, want);
+		if (s->skipped) {
+			s->len = want;
+		} else {
+			ssize_t got = src_read(in, off, s->in, want, err, errlen);
+			if (got < 0)
+				return -1;
+			if (got == 0)
+				break;
+			s->len = (uint32_t)got;
+		}
+		off += s->len;
+		if (r->o->progress)
+			r->o->progress(r->o->progress_arg, off, in->seekable ? in->size : 0);
+		if (p->nth == 0) {
+			work(p, s, cc);
+			s->state = SLOT_DONE;
+		} else {
+			pthread_mutex_lock(&p->mu);
+			s->state = SLOT_QUEUED;
+			p->queue[(p->qhead + p->qlen) % p->nslots] = (unsigned)(s - p->s);
+			p->qlen++;
+			pthread_cond_signal(&p->cv);
+			pthread_mutex_unlock(&p->mu);
+		}
+		next++;
+		if (s->len < chunk) /* the last, shorter span */
+			break;
+	}
+	r->image = off;
+	/* The spans still in flight, oldest first. */
+	for (; written < next; written++) {
+		struct slot *s = &p->s[written % p->nslots];
+		wait_done(p, s);
+		if (emit(r, s, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, int fd, uint64_t *base,
+		    char *err, size_t errlen)
+{
+	struct src in;
+	struct pool p;
+	struct run r = {.o = o, .fd = fd};
+	ZSTD_CCtx *cc = NULL;
+	unsigned threads = o->threads > 1 ? o->threads : 0;
+	int rc = -1;
+
+	memset(&p, 0, sizeof p);
+	p.o = o;
+	if (o->npaths != 1) {
+		snprintf(err, errlen, "--image packs one SOURCE (a block device, a regular file or -), not %u", o->npaths);
+		errno = EINVAL;
+		return -1;
+	}
+	if (o->compression != MC_COMP_ZSTD && o->compression != MC_COMP_NONE) {
+		snprintf(err, errlen, "--image: spans are zstd frames or stored as they are (-z zstd or none), not %s",
+			 mc_comp_name(o->compression));
+		errno = EINVAL;
+		return -1;
+	}
+	if (src_open(&in, o->paths[0], err, errlen) < 0) {
+		src_close(&in);
+		return -1;
+	}
+	/* Known size: the manifest's length is known too, so the payload goes where it belongs. */
+	m->format = MC_PKG_VERSION_IMAGE;
+	m->image_size = in.size;
+	*base = in.seekable && in.size ? mc_manifest_payload_off(m) : 0;
+	r.base = *base;
+	p.nslots = threads ? 2 * threads : 1;
+	p.outcap = ZSTD_compressBound(o->chunk_size);
+	p.s = calloc(p.nslots, sizeof *p.s);
+	p.queue = calloc(p.nslots, sizeof *p.queue);
+	p.th = calloc(threads ? threads : 1, sizeof *p.th);
+	r.whole = XXH3_createState();
+	if (p.s == NULL || p.queue == NULL || p.th == NULL || r.whole == NULL)
+		goto nomem;
+	for (unsigned i = 0; i < p.nslots; i++)
+		if ((p.s[i].in = mc_pkg_buf(o->chunk_size)) == NULL || (p.s[i].out = mc_pkg_buf(p.outcap)) == NULL)
+			goto nomem;
+	memset(p.s[0].out, 0, o->chunk_size);
+	mc_digest(p.s[0].out, o->chunk_size, p.zero_full);
+	mc_digest(p.s[0].out, in.seekable ? in.size % o->chunk_size : 0, p.zero_last);
+	XXH3_128bits_reset(r.whole);
+	if (threads == 0 && o->compression == MC_COMP_ZSTD && (cc = new_cctx(o)) == NULL)
+		goto nomem;
+	pthread_mutex_init(&p.mu, NULL);
+	pthread_cond_init(&p.cv, NULL);
+	for (unsigned i = 0; i < threads; i++)
+		if (pthread_create(&p.th[i], NULL, worker, &p) == 0)
+			p.nth++;
+	if (threads && p.nth == 0) {
+		snprintf(err, errlen, "-j %u: cannot start a thread", threads);
+		goto out_pool;
+	}
+	if (pump(&r, &in, &p, cc, err, errlen) < 0)
+		goto out_pool;
+	m->image_size = r.image; /* a stream's size is what came */
+	if (r.t.n > UINT32_MAX) {
+		snprintf(err, errlen, "%s: too many chunks; use a larger --chunk-size", o->output);
+		goto out_pool;
+	}
+	mc_digest_final(r.whole, m->payload_digest);
+	if (mc_manifest_encode_image(m, r.t.lens, r.t.flags, r.t.dig, r.t.span, err, errlen) < 0)
+		goto out_pool;
+	rc = 0;
+out_pool:
+	pool_stop(&p);
+	pthread_mutex_destroy(&p.mu);
+	pthread_cond_destroy(&p.cv);
+	goto out;
+nomem:
+	snprintf(err, errlen, "%s: %s", o->output, strerror(ENOMEM));
+out:
+	for (unsigned i = 0; p.s && i < p.nslots; i++) {
+		free(p.s[i].in);
+		free(p.s[i].out);
+	}
+	free(p.s);
+	free(p.queue);
+	free(p.th);
+	ZSTD_freeCCtx(cc);
+	src_close(&in);
+	XXH3_freeState(r.whole);
+	tables_free(&r.t);
+	return rc;
+}
+
+/* ---- decoding one chunk ---- */
+
+struct mc_image_dec {
+	ZSTD_DCtx *dc;
+};
+
+struct mc_image_dec *mc_image_dec_new(void)
+{
+	struct mc_image_dec *d = calloc(1, sizeof *d);
+
+	if (d && (d->dc = ZSTD_createDCtx()) == NULL) {
+		free(d);
+		d = NULL;
+	}
+	return d;
+}
+
+void mc_image_dec_free(struct mc_image_dec *d)
+{
+	if (d) {
+		ZSTD_freeDCtx(d->dc);
+		free(d);
+	}
+}
+
+int mc_image_decode(struct mc_image_dec *d, const struct mc_manifest *m, uint32_t i, const uint8_t *stored,
+		    uint32_t len, uint8_t *out, char *err, size_t errlen)
+{
+	uint32_t span = mc_manifest_span_len(m, i);
+	unsigned f = mc_manifest_chunk_flags(m, i);
+	uint8_t dg[MC_DIGEST_LEN];
+
+	if (m->format != MC_PKG_VERSION_IMAGE || i >= m->nchunks) {
+		snprintf(err, errlen, "chunk %u: not a chunk of a seekable image", i);
+		errno = EINVAL;
+		return -1;
+	}
+	if (len != mc_manifest_chunk_len(m, i)) {
+		snprintf(err, errlen, "chunk %u: %u stored bytes, the manifest says %u", i, len, mc_manifest_chunk_len(m, i));
+		errno = EBADMSG;
+		return -1;
+	}
+	mc_digest(stored, len, dg);
+	if (memcmp(dg, m->digests + (size_t)i * MC_DIGEST_LEN, MC_DIGEST_LEN) != 0) {
+		snprintf(err, errlen, "chunk %u: stored bytes do not match their digest", i);
+		errno = EBADMSG;
+		return -1;
+	}
+	if (f & MC_CHUNK_HOLE) {
+		memset(out, 0, span); /* the manifest's digest of zeros was checked when it was parsed */
+		return 0;
+	}
+	if (f & MC_CHUNK_RAW) {
+		memcpy(out, stored, span);
+	} else {
+		size_t n = ZSTD_decompressDCtx(d->dc, out, span, stored, len);
+		if (ZSTD_isError(n) || n != span) {
+			snprintf(err, errlen, "chunk %u: does not decode to its %u bytes: %s", i, span,
+				 ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short");
+			errno = EBADMSG;
+			return -1;
+		}
+	}
+	mc_digest(out, span, dg);
+	if (memcmp(dg, mc_manifest_span_digest(m, i), MC_DIGEST_LEN) != 0) {
+		snprintf(err, errlen, "chunk %u: decoded span does not match its digest", i);
+		errno = EBADMSG;
+		return -1;
+	}
+	return 0;
+}

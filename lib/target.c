@@ -1,0 +1,308 @@
+/* Writing a seekable image onto a block device or regular file in place: refusals first, spans at their offsets. */
+#include "target.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "be.h"
+#include "image.h"
+
+struct mc_target {
+	int fd;
+	char *path;
+	const struct mc_manifest *m;
+	unsigned flags;
+	int blk;
+	int zeroed;           /* holes need no writing */
+	uint64_t size;
+	dev_t dev, rdev;
+	ino_t ino;
+	struct mc_image_dec *dec;
+	uint8_t *buf;         /* one span */
+};
+
+static int fail(char *err, size_t errlen, int e, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static int fail(char *err, size_t errlen, int e, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(err, errlen, "%s: ", path);
+
+	va_start(ap, fmt);
+	if (n >= 0 && (size_t)n < errlen)
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	errno = e;
+	return -1;
+}
+
+static const char *kind_of(mode_t mode)
+{
+	return S_ISDIR(mode) ? "a directory" : S_ISCHR(mode) ? "a character device" : S_ISFIFO(mode) ? "a FIFO"
+	     : S_ISSOCK(mode) ? "a socket" : "not a block device or regular file";
+}
+
+/* Opens (or creates) the file or device; fills t's kind, size and identity. */
+static int open_target(struct mc_target *t, const char *path, char *err, size_t errlen)
+{
+	int ro = (t->flags & MC_TARGET_READONLY) != 0;
+	struct stat st, st2;
+
+	if (stat(path, &st) < 0) {
+		if (errno != ENOENT || ro)
+			return fail(err, errlen, errno, path, "%s", strerror(errno));
+		/* A new file: created, then sized below once nothing else can refuse it. */
+		if ((t->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666)) < 0)
+			return fail(err, errlen, errno, path, "%s", strerror(errno));
+		t->zeroed = 1;
+		if (fstat(t->fd, &st) < 0)
+			return fail(err, errlen, errno, path, "%s", strerror(errno));
+	} else {
+		if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode))
+			return fail(err, errlen, EINVAL, path, "is %s; a target is a block device or a regular file",
+				    kind_of(st.st_mode));
+		/* O_EXCL on a block device: the kernel refuses it while the device or a partition of it is mounted. */
+		int fl = (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC | (S_ISBLK(st.st_mode) && !ro ? O_EXCL : 0);
+		if ((t->fd = open(path, fl)) < 0) {
+			if (errno == EBUSY)
+				return fail(err, errlen, EBUSY, path,
+					    "in use: mounted, a partition of it mounted, or held by another program");
+			return fail(err, errlen, errno, path, "%s", strerror(errno));
+		}
+		/* The same thing that was looked at (no swap between stat and open). */
+		if (fstat(t->fd, &st2) < 0)
+			return fail(err, errlen, errno, path, "%s", strerror(errno));
+		if (st2.st_dev != st.st_dev || st2.st_ino != st.st_ino || (st2.st_mode & S_IFMT) != (st.st_mode & S_IFMT))
+			return fail(err, errlen, EAGAIN, path, "changed while it was opened");
+	}
+	t->blk = S_ISBLK(st.st_mode);
+	t->dev = st.st_dev;
+	t->ino = st.st_ino;
+	t->rdev = st.st_rdev;
+	t->size = (uint64_t)st.st_size;
+	if (t->blk && ioctl(t->fd, BLKGETSIZE64, &t->size) < 0)
+		return fail(err, errlen, errno, path, "cannot tell its size: %s", strerror(errno));
+	return 0;
+}
+
+struct mc_target *mc_target_open(const char *path, const struct mc_manifest *m, unsigned flags,
+				 char *err, size_t errlen)
+{
+	struct mc_target *t = calloc(1, sizeof *t);
+	char sz[2][32];
+	int created = 0, e;
+
+	if (t == NULL) {
+		fail(err, errlen, ENOMEM, path, "%s", strerror(ENOMEM));
+		return NULL;
+	}
+	t->fd = -1;
+	t->m = m;
+	t->flags = flags;
+	if (m->format != MC_PKG_VERSION_IMAGE) {
+		fail(err, errlen, EINVAL, path, "the package is a %s stream (format %u), not a seekable image: "
+			"only a package made with create --image can be written onto a target",
+			mc_kind_name(m->kind), m->format);
+		goto fail;
+	}
+	if (open_target(t, path, err, errlen) < 0)
+		goto fail;
+	created = t->zeroed && !t->blk;
+	if (created ? 0 : t->size < m->image_size) {
+		snprintf(sz[0], sizeof sz[0], "%llu", (unsigned long long)t->size);
+		snprintf(sz[1], sizeof sz[1], "%llu", (unsigned long long)m->image_size);
+		fail(err, errlen, EINVAL, path, "%s bytes, smaller than the image (%s bytes)", sz[0], sz[1]);
+		goto fail;
+	}
+	if (created) {
+		if (ftruncate(t->fd, (off_t)m->image_size) < 0) {
+			fail(err, errlen, errno, path, "%s", strerror(errno));
+			goto fail;
+		}
+		t->size = m->image_size;
+	}
+	if (flags & MC_TARGET_ZEROED)
+		t->zeroed = 1;
+	t->path = strdup(path);
+	t->dec = mc_image_dec_new();
+	t->buf = mc_pkg_buf(m->chunk_size);
+	if (t->path == NULL || t->dec == NULL || t->buf == NULL) {
+		fail(err, errlen, ENOMEM, path, "%s", strerror(ENOMEM));
+		goto fail;
+	}
+	return t;
+fail:
+	e = errno;
+	if (created)
+		unlink(path);
+	mc_target_close(t);
+	errno = e;
+	return NULL;
+}
+
+static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+	while (n > 0) {
+		ssize_t w = pwrite(fd, p, n, (off_t)off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+int mc_target_put_chunk(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_t len,
+			char *err, size_t errlen)
+{
+	const struct mc_manifest *m = t->m;
+	unsigned f = mc_manifest_chunk_flags(m, i);
+	uint32_t span = mc_manifest_span_len(m, i);
+	const uint8_t *p = t->buf;
+	char why[256];
+
+	if (i >= m->nchunks)
+		return fail(err, errlen, EINVAL, t->path, "chunk %u: the image has %u", i, m->nchunks);
+	if (t->flags & MC_TARGET_READONLY)
+		return fail(err, errlen, EBADF, t->path, "opened to check only");
+	if (f & MC_CHUNK_HOLE)
+		return mc_target_put_hole(t, i, err, errlen);
+	if (f & MC_CHUNK_RAW) {
+		/* The stored bytes are the span: checked twice over, written as they are. */
+		uint8_t d[MC_DIGEST_LEN];
+		if (len != span)
+			return fail(err, errlen, EBADMSG, t->path, "chunk %u: %u bytes, the span has %u", i, len, span);
+		mc_digest(stored, len, d);
+		if (memcmp(d, m->digests + (size_t)i * MC_DIGEST_LEN, MC_DIGEST_LEN) != 0 ||
+		    memcmp(d, mc_manifest_span_digest(m, i), MC_DIGEST_LEN) != 0)
+			return fail(err, errlen, EBADMSG, t->path, "chunk %u: bytes do not match their digest", i);
+		p = stored;
+	} else if (mc_image_decode(t->dec, m, i, stored, len, t->buf, why, sizeof why) < 0) {
+		return fail(err, errlen, errno, t->path, "%s", why);
+	}
+	if (pwrite_all(t->fd, p, span, mc_manifest_span_off(m, i)) < 0)
+		return fail(err, errlen, errno, t->path, "span %u: %s", i, strerror(errno));
+	return 0;
+}
+
+int mc_target_put_hole(struct mc_target *t, uint32_t i, char *err, size_t errlen)
+{
+	const struct mc_manifest *m = t->m;
+	uint64_t off = mc_manifest_span_off(m, i), len = mc_manifest_span_len(m, i);
+
+	if (i >= m->nchunks)
+		return fail(err, errlen, EINVAL, t->path, "chunk %u: the image has %u", i, m->nchunks);
+	if (t->flags & MC_TARGET_READONLY)
+		return fail(err, errlen, EBADF, t->path, "opened to check only");
+	if (t->zeroed)
+		return 0;
+	if (t->blk && off % 512 == 0 && len % 512 == 0) {
+		uint64_t r[2] = {off, len};
+		if (ioctl(t->fd, BLKZEROOUT, r) == 0)
+			return 0;
+	} else if (!t->blk &&
+		   fallocate(t->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0) {
+		return 0;
+	}
+	/* The device or file system cannot: zeros, written. */
+	memset(t->buf, 0, len);
+	if (pwrite_all(t->fd, t->buf, len, off) < 0)
+		return fail(err, errlen, errno, t->path, "span %u: %s", i, strerror(errno));
+	return 0;
+}
+
+int mc_target_sync(struct mc_target *t, char *err, size_t errlen)
+{
+	if (fsync(t->fd) < 0)
+		return fail(err, errlen, errno, t->path, "flushing: %s", strerror(errno));
+	return 0;
+}
+
+long mc_target_check(struct mc_target *t, void (*bad)(void *arg, uint32_t i),
+		     void (*progress)(void *arg, uint64_t done), void *arg, char *err, size_t errlen)
+{
+	const struct mc_manifest *m = t->m;
+	uint8_t d[MC_DIGEST_LEN];
+	long nbad = 0;
+
+	/* What was written is flushed and clean: drop it from the cache so the check reads the medium. */
+	posix_fadvise(t->fd, 0, (off_t)m->image_size, POSIX_FADV_DONTNEED);
+	posix_fadvise(t->fd, 0, (off_t)m->image_size, POSIX_FADV_SEQUENTIAL);
+	for (uint32_t i = 0; i < m->nchunks; i++) {
+		uint32_t span = mc_manifest_span_len(m, i);
+		uint64_t off = mc_manifest_span_off(m, i);
+		size_t got = 0;
+		if (mc_manifest_chunk_flags(m, i) & MC_CHUNK_DONTCARE)
+			continue;
+		while (got < span) {
+			ssize_t r = pread(t->fd, t->buf + got, span - got, (off_t)(off + got));
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0)
+				return fail(err, errlen, errno, t->path, "span %u: %s", i, strerror(errno));
+			if (r == 0)
+				break;
+			got += (size_t)r;
+		}
+		mc_digest(t->buf, got, d);
+		if (got != span || memcmp(d, mc_manifest_span_digest(m, i), MC_DIGEST_LEN) != 0) {
+			nbad++;
+			if (bad)
+				bad(arg, i);
+		}
+		if (progress)
+			progress(arg, off + span);
+	}
+	return nbad;
+}
+
+void mc_target_close(struct mc_target *t)
+{
+	if (t == NULL)
+		return;
+	if (t->fd >= 0)
+		close(t->fd);
+	mc_image_dec_free(t->dec);
+	free(t->buf);
+	free(t->path);
+	free(t);
+}
+
+int mc_target_fd(const struct mc_target *t)
+{
+	return t->fd;
+}
+
+uint64_t mc_target_size(const struct mc_target *t)
+{
+	return t->size;
+}
+
+int mc_target_is_blockdev(const struct mc_target *t)
+{
+	return t->blk;
+}
+
+void mc_target_identity(const struct mc_target *t, uint8_t id[MC_DIGEST_LEN])
+{
+	uint8_t b[1 + 8 + 8 + 8];
+
+	b[0] = (uint8_t)t->blk;
+	mc_put64(b + 1, t->blk ? (uint64_t)t->rdev : (uint64_t)t->dev);
+	mc_put64(b + 9, t->blk ? 0 : (uint64_t)t->ino);
+	mc_put64(b + 17, t->size);
+	mc_digest(b, sizeof b, id);
+}

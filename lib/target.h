@@ -1,0 +1,85 @@
+/*
+ * Writing a seekable image (format 2) onto a target: a block device or a
+ * regular file, in place, no staging copy. The one piece of code behind
+ * `mcast-pack extract --to`, `mcast-recv --to` and `mcast-repair --to`.
+ *
+ * Error convention: functions return 0 (or a count) or -1 with "TARGET:
+ * reason" in err and errno set. On mc_target_open, errno EINVAL means the
+ * target or package is unsuitable (a directory, a character device, too
+ * small, not an image package: a usage error, exit 2); anything else is a
+ * runtime error (EBUSY: a mounted or busy block device; exit 1). On
+ * mc_target_put_chunk, EBADMSG means the bytes given are not those of the
+ * chunk (nothing was written).
+ */
+#ifndef MC_TARGET_H
+#define MC_TARGET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pkg.h"
+
+/* mc_target_open flags */
+#define MC_TARGET_ZEROED 1u   /* the target already reads as zeros: holes are not written */
+#define MC_TARGET_READONLY 2u /* open to check only (mc_target_check): no O_EXCL, nothing written, never created */
+
+struct mc_target;
+
+/*
+ * Opens path as the target of the image m describes, refusing before a
+ * byte is written: a package that is not a seekable image (format 1: tar or
+ * raw stream), a directory, a character device or anything but a block
+ * device or regular file, a target smaller than the image, a block device
+ * that is mounted, has a mounted partition or is otherwise held (opened
+ * with O_EXCL). A path that does not exist becomes a new regular file of
+ * the image's size (it reads as zeros, so holes are skipped). A larger
+ * target keeps its bytes past the image. m must outlive the target.
+ * Returns NULL on failure.
+ */
+struct mc_target *mc_target_open(const char *path, const struct mc_manifest *m, unsigned flags,
+				 char *err, size_t errlen);
+
+/*
+ * Chunk i, given as its len stored bytes (a zstd frame or the raw span, as
+ * in the package's payload): checked against the stored digest, decoded,
+ * checked against the span digest, written at mc_manifest_span_off(m, i).
+ * A hole is mc_target_put_hole. Not durable before mc_target_sync.
+ * Thread-safe for different chunks only if each thread has its own target.
+ */
+int mc_target_put_chunk(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_t len,
+			char *err, size_t errlen);
+
+/*
+ * Span i as zeros: nothing with MC_TARGET_ZEROED (or a new file); a hole
+ * punched in a regular file; BLKZEROOUT on a block device (zeros written
+ * where the device cannot).
+ */
+int mc_target_put_hole(struct mc_target *t, uint32_t i, char *err, size_t errlen);
+
+/* Flushes everything written to stable storage (fsync: the device's cache too). */
+int mc_target_sync(struct mc_target *t, char *err, size_t errlen);
+
+/*
+ * Reads every span back and compares it with its span digest (a don't-care
+ * hole is not read). bad(arg, i) is called for each that differs, in order;
+ * progress(arg, bytes of the image done) now and then (either may be NULL).
+ * Returns the number of differing spans, or -1 on a read error.
+ */
+long mc_target_check(struct mc_target *t, void (*bad)(void *arg, uint32_t i),
+		     void (*progress)(void *arg, uint64_t done), void *arg, char *err, size_t errlen);
+
+void mc_target_close(struct mc_target *t);
+
+/* The open file descriptor (read-write unless MC_TARGET_READONLY), for a sink that spills partial chunks there. */
+int mc_target_fd(const struct mc_target *t);
+/* The target's size in bytes (at least the image size). */
+uint64_t mc_target_size(const struct mc_target *t);
+/* 1 for a block device, 0 for a regular file. */
+int mc_target_is_blockdev(const struct mc_target *t);
+/*
+ * The target's identity, for a state file to be kept against: a digest of
+ * its kind, device number (block device) or device and inode (file), and size.
+ */
+void mc_target_identity(const struct mc_target *t, uint8_t id[MC_DIGEST_LEN]);
+
+#endif
