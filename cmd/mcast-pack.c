@@ -135,6 +135,8 @@ static void check_create(const struct args *a, char **paths, int npaths)
 		usage_error("create: -o PKG is required");
 	if (a->output[0] == '\0')
 		usage_error("-o PKG: must not be empty");
+	if (mc_fe_output_refusal(a->output))
+		usage_error("-o %s: %s", a->output, mc_fe_output_refusal(a->output));
 	if (npaths < 1)
 		usage_error("create: no PATH to pack");
 	for (int i = 0; i < npaths && npaths > 1; i++)

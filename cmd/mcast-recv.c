@@ -125,6 +125,8 @@ static void parse(int argc, char **argv, struct opts *o)
 		mc_fe_usage_error(usage_text, "unexpected argument '%s'", argv[optind]);
 	if (o->out == NULL || *o->out == '\0')
 		mc_fe_usage_error(usage_text, "-o PKG is required");
+	if (mc_fe_output_refusal(o->out))
+		mc_fe_usage_error(usage_text, "-o %s: %s", o->out, mc_fe_output_refusal(o->out));
 }
 
 /*

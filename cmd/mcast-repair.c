@@ -326,6 +326,8 @@ int main(int argc, char **argv)
 		bad(argc == optind ? "no PKG given" : "one PKG only");
 	if (argv[optind][0] == '\0')
 		bad("PKG: empty name");
+	if (mc_fe_output_refusal(argv[optind]))
+		bad("PKG %s: %s", argv[optind], mc_fe_output_refusal(argv[optind]));
 	if (o.nsources == 0)
 		bad("no source: give at least one -s SOURCE (an http(s):// URL or a path)");
 	mc_log_init(argv[0], verbosity, json);

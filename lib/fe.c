@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "defaults.h"
 #include "exitcode.h"
@@ -48,6 +49,23 @@ uint64_t mc_fe_duration(const char *usage, const char *opt, const char *arg, uin
 	if (v > max_ms)
 		mc_fe_usage_error(usage, "%s '%s': must be at most %.6g s", opt, arg, (double)max_ms / 1000);
 	return v;
+}
+
+const char *mc_fe_output_refusal(const char *path)
+{
+	struct stat sb;
+
+	if (strcmp(path, "-") == 0)
+		return "not standard output: a package is a file (PKG.part and its state are kept beside it "
+		       "while it is incomplete); receive into a file, then stream its payload with "
+		       "'mcast-pack extract -O PKG', or write an image onto a disk with --to TARGET";
+	if (stat(path, &sb) == 0 && (S_ISBLK(sb.st_mode) || S_ISCHR(sb.st_mode)))
+		return "a device node, never replaced by a package file: to put an image onto a disk use "
+		       "--to TARGET, or 'mcast-pack extract -O PKG | dd of=DEVICE'";
+	if (stat(path, &sb) == 0 && (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode)))
+		return "a FIFO or socket, not a file: a package is written in place and renamed, so it "
+		       "must be a regular file; stream a payload with 'mcast-pack extract -O PKG'";
+	return NULL;
 }
 
 /* Levenshtein distance of a and b, both shorter than 32 bytes (else a large number). */

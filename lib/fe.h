@@ -26,6 +26,14 @@ void mc_fe_bad_option(const char *usage, char *const *argv) __attribute__((noret
  */
 uint64_t mc_fe_duration(const char *usage, const char *opt, const char *arg, uint64_t min_ms, uint64_t max_ms);
 
+/*
+ * Why path cannot be a package file to write, or NULL when it can: "-" (a
+ * package is a file with PKG.part and a state beside it, not a stream) or
+ * an existing device node, FIFO or socket (never replaced by a package).
+ * The reason points at what does work (--to TARGET, mcast-pack extract -O).
+ */
+const char *mc_fe_output_refusal(const char *path);
+
 /* The choice nearest to word (a typo: at most two edits, or a prefix), or NULL. */
 const char *mc_fe_nearest(const char *word, const char *const *choices, size_t n);
 

@@ -72,3 +72,31 @@ setup() {
 	run -2 --separate-stderr run_pack frobnicate p.mcpkg
 	[[ $stderr == "mcast-pack: frobnicate: unknown command"* && $stderr != *"did you mean"* ]]
 }
+
+@test "-o never names a device node or standard output: refused with the way that works" {
+	require_root
+	mknod blk b 7 250
+	mknod chr c 1 3
+	run -2 --separate-stderr run_recv -o blk
+	[ -z "$output" ]
+	[[ $stderr == "mcast-recv: -o blk: a device node, never replaced by a package file: "*"--to TARGET"*"mcast-pack extract -O PKG | dd of=DEVICE"* ]]
+	[ -b blk ]
+	[ ! -e blk.part ]
+	run -2 --separate-stderr run_recv -o /dev/null
+	[[ $stderr == *"-o /dev/null: a device node"* ]]
+	[ -c /dev/null ]
+	run -2 --separate-stderr run_recv -o -
+	[[ $stderr == "mcast-recv: -o -: not standard output: "*"mcast-pack extract -O PKG"* ]]
+	[ ! -e ./- ]
+	[ ! -e ./-.part ]
+	run -2 --separate-stderr run_pack create -o chr - <img
+	[[ $stderr == "mcast-pack: -o chr: a device node"* ]]
+	[ -c chr ]
+	run -2 --separate-stderr run_repair -s p.mcpkg blk
+	[[ $stderr == "mcast-repair: PKG blk: a device node"* ]]
+	[ -b blk ]
+	mkfifo fifo
+	run -2 --separate-stderr run_recv -o fifo
+	[[ $stderr == *"-o fifo: a FIFO or socket, not a file"* ]]
+	[ -p fifo ]
+}
