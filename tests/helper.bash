@@ -476,6 +476,49 @@ flaky_start() {
 # ---------------------------------------------------------------------------
 # Cleanup
 
+# ---------------------------------------------------------------------------
+# Loop devices and mounts (imaging tests), recorded so that mc_cleanup
+# unmounts and detaches them even when the test fails.
+
+# require_loop: skip unless root with a free loop device (losetup -f).
+require_loop() {
+	[ "$(id -u)" -eq 0 ] || skip "needs root (loop devices)"
+	command -v losetup >/dev/null || skip "no losetup here"
+	losetup -f >/dev/null 2>&1 || skip "no free loop device (this kernel has no loop driver, or all are busy)"
+}
+
+# loop_attach FILE [losetup options]: attaches FILE, prints the device.
+loop_attach() {
+	local dev
+	dev=$(losetup -f --show "$@") || return 1
+	echo "$dev" >>"$MC_STATE/loops"
+	echo "$dev"
+}
+
+# loop_detach DEV: detaches a device loop_attach made (mc_cleanup does it too)
+# and returns only once it is gone and its backing file holds every write:
+# losetup -d returns while the kernel still tears the device down.
+loop_detach() {
+	local i=0
+	losetup -d "$1" || return 1
+	sed -i "\|^$1\$|d" "$MC_STATE/loops"
+	while [ -e "/sys/block/${1#/dev/}/loop/backing_file" ] && [ $i -lt 100 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	sync
+}
+
+# mc_mount DEV DIR [mount options]: mounts, recorded for mc_cleanup.
+mc_mount() {
+	mkdir -p "$2" && mount "${@:3}" "$1" "$2" && echo "$2" >>"$MC_STATE/mounts"
+}
+
+# mc_umount DIR: unmounts what mc_mount mounted.
+mc_umount() {
+	umount "$1" && sed -i "\|^$1\$|d" "$MC_STATE/mounts"
+}
+
 # mc_cleanup: stop everything this test started and remove its namespaces.
 # Called by the default teardown(); safe to call twice.
 mc_cleanup() {
@@ -505,6 +548,14 @@ mc_cleanup() {
 		rm -f "$MC_STATE/netns"
 	fi
 	rm -f "$MC_STATE/nginx" "$MC_STATE/hosts"
+	if [ -f "$MC_STATE/mounts" ]; then
+		tac "$MC_STATE/mounts" | while read -r d; do umount "$d" 2>/dev/null || umount -l "$d" 2>/dev/null || true; done
+		rm -f "$MC_STATE/mounts"
+	fi
+	if [ -f "$MC_STATE/loops" ]; then
+		while read -r d; do losetup -d "$d" 2>/dev/null || true; done <"$MC_STATE/loops"
+		rm -f "$MC_STATE/loops"
+	fi
 	return 0
 }
 

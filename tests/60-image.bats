@@ -1,0 +1,195 @@
+#!/usr/bin/env bats
+# tests/60-image.bats: seekable image packages (format 2) with real parts: an ext4
+# file system on a loop device, packed with --image, written back with
+# extract --to, checked with e2fsck, mounted and compared with its source;
+# sparse files; every refusal of a target, with the target left unchanged.
+
+bats_require_minimum_version 1.5.0
+load helper
+
+SHARE="perl i18n zoneinfo bash-completion" # part of /usr/share, about 40 MiB
+
+# One ext4 image for the file: 512 MiB, filled from /usr/share, unmounted, and packed.
+setup_file() {
+	local F=$BATS_FILE_TMPDIR dev d
+	[ "$(id -u)" -eq 0 ] && command -v losetup >/dev/null && losetup -f >/dev/null 2>&1 &&
+		command -v mkfs.ext4 >/dev/null || return 0
+	truncate -s 512M "$F/fs.img"
+	mkfs.ext4 -q -F -E lazy_itable_init=0 "$F/fs.img"
+	dev=$(loop_attach "$F/fs.img")
+	mc_mount "$dev" "$F/mnt"
+	mkdir "$F/mnt/share"
+	for d in $SHARE; do cp -a "/usr/share/$d" "$F/mnt/share/"; done
+	mc_umount "$F/mnt"
+	loop_detach "$dev" # returns once fs.img holds every write
+	SOURCE_DATE_EPOCH=1700000000 "$MCAST_BIN/mcast-pack" -q create --image -n fs -o "$F/fs.mcpkg" "$F/fs.img"
+	touch "$F/ready"
+}
+
+teardown_file() { mc_cleanup; }
+
+setup() {
+	T=$BATS_TEST_TMPDIR
+	F=$BATS_FILE_TMPDIR
+	cd "$T" || return 1
+}
+
+need_fs() {
+	require_loop
+	[ -f "$F/ready" ] || skip "no ext4 image (mkfs.ext4 missing or setup failed)"
+}
+
+# An 8 MiB image: data, zeros, random bytes, a short last span.
+make_img() {
+	head -c 3000000 /usr/bin/bash >"$1"
+	truncate -s $((8 * 1048576 + 12345)) "$1"
+	dd if=/dev/urandom of="$1" bs=1M seek=5 count=1 conv=notrunc status=none
+}
+
+sum() { sha256sum "$1" | cut -d' ' -f1; }
+
+@test "image: ext4 packed with --image, written onto a loop device: equal, e2fsck clean, same tree mounted" {
+	need_fs
+	run -0 "$MCAST_BIN/mcast-pack" info --json "$F/fs.mcpkg"
+	[[ $output == *'"format":2'* && $output == *'"kind":"image"'* && $output == *'"image_size":536870912'* ]]
+	truncate -s 600M disk
+	head -c 4M /dev/urandom | dd of=disk conv=notrunc status=none # what was there before must not matter
+	dev=$(loop_attach disk)
+	run -0 "$MCAST_BIN/mcast-pack" extract --json --to "$dev" "$F/fs.mcpkg"
+	[[ ${lines[-1]} == *'"ok":true'* ]]
+	cmp -n 536870912 "$F/fs.img" "$dev"
+	run -0 "$MCAST_BIN/mcast-pack" verify --to "$dev" "$F/fs.mcpkg"
+	run -0 e2fsck -fn "$dev"
+	mc_mount "$dev" mnt -o ro
+	for d in $SHARE; do diff -r --no-dereference "/usr/share/$d" "mnt/share/$d"; done
+}
+
+@test "image: -j 2 and stdin (file and pipe) give the same package; info shows image size, stored bytes, holes" {
+	make_img img
+	export SOURCE_DATE_EPOCH=1700000000
+	run -0 "$MCAST_BIN/mcast-pack" create --image -n x -o a.mcpkg img
+	run -0 "$MCAST_BIN/mcast-pack" create --image -n x -j 2 -o b.mcpkg img
+	cmp a.mcpkg b.mcpkg
+	"$MCAST_BIN/mcast-pack" create --image -n x -o c.mcpkg - <img
+	cmp a.mcpkg c.mcpkg
+	cat img | "$MCAST_BIN/mcast-pack" create --image -n x -j 3 -o d.mcpkg -
+	cmp a.mcpkg d.mcpkg
+	run -0 "$MCAST_BIN/mcast-pack" info a.mcpkg
+	[[ $output == *"format:         2 (seekable image)"* ]]
+	[[ $output == *"image size:     8400953 "* ]]
+	[[ $output == *"holes:          6 of 9 spans (5.0 MiB)"* ]]
+	run -0 "$MCAST_BIN/mcast-pack" info --json a.mcpkg
+	[[ $output == *'"holes":6,"hole_bytes":5255225'* ]]
+	run -0 "$MCAST_BIN/mcast-pack" verify a.mcpkg
+	# -z none stores the spans as they are; holes still cost nothing.
+	run -0 "$MCAST_BIN/mcast-pack" create --image -z none -o n.mcpkg img
+	run -0 "$MCAST_BIN/mcast-pack" info --json n.mcpkg
+	[[ $output == *'"compression":"none"'* && $output == *'"stored_size":3145728'* ]]
+}
+
+@test "image: a sparse 2 GiB file holding 100 MiB of data packs to about 100 MiB, and back to a sparse file" {
+	truncate -s 2G sparse
+	for at in 0 700 1400 2000; do
+		dd if=/dev/urandom of=sparse bs=1M seek=$at count=25 conv=notrunc status=none
+	done
+	run -0 "$MCAST_BIN/mcast-pack" create --image -j 2 -o s.mcpkg sparse
+	size=$(stat -c %s s.mcpkg)
+	[ "$size" -ge $((100 * 1048576)) ] && [ "$size" -le $((102 * 1048576)) ]
+	run -0 "$MCAST_BIN/mcast-pack" info --json s.mcpkg
+	[[ $output == *'"image_size":2147483648'* && $output == *'"holes":1948'* ]]
+	# Back to a new file: holes stay holes, the bytes are the same.
+	run -0 "$MCAST_BIN/mcast-pack" extract --to back s.mcpkg
+	cmp sparse back
+	[ "$(du -k back | cut -f1)" -lt $((110 * 1024)) ]
+	"$MCAST_BIN/mcast-pack" extract -O s.mcpkg | cmp - sparse
+}
+
+@test "image: extract -O, -C and list; a damaged chunk is named by verify and stops extract with 3" {
+	make_img img
+	run -0 "$MCAST_BIN/mcast-pack" create --image -o im.mcpkg img
+	"$MCAST_BIN/mcast-pack" extract -O im.mcpkg | cmp - img
+	run -0 "$MCAST_BIN/mcast-pack" extract -C out im.mcpkg
+	cmp out/im img
+	run -0 "$MCAST_BIN/mcast-pack" list -v im.mcpkg
+	[[ $output == *" 8400953 im"* ]]
+	# One byte of the first chunk's frame, just after the 4096-byte head.
+	printf '\377' | dd of=im.mcpkg bs=1 seek=4200 conv=notrunc status=none
+	run -3 "$MCAST_BIN/mcast-pack" verify im.mcpkg
+	[[ $stderr == *"chunk 0 "* ]] || [[ $output == *"chunk 0 "* ]]
+	run -3 "$MCAST_BIN/mcast-pack" extract -O im.mcpkg
+	cp img tgt
+	run -3 "$MCAST_BIN/mcast-pack" extract --to tgt im.mcpkg
+	[[ $output == *"chunk 0 "*"span 0 of tgt not written"* ]]
+}
+
+@test "image: extract --to a used regular file punches the holes; verify --to names a changed span (3)" {
+	make_img img
+	run -0 "$MCAST_BIN/mcast-pack" create --image -o im.mcpkg img
+	head -c 9M /dev/urandom >tgt
+	run -0 "$MCAST_BIN/mcast-pack" extract --to tgt im.mcpkg
+	cmp -n 8400953 tgt img
+	[ "$(stat -c %s tgt)" -eq $((9 * 1048576)) ] # a larger target keeps its size
+	run -0 "$MCAST_BIN/mcast-pack" verify --to tgt im.mcpkg
+	printf 'x' | dd of=tgt bs=1 seek=3000000 conv=notrunc status=none
+	run -3 --separate-stderr "$MCAST_BIN/mcast-pack" verify --json --to tgt im.mcpkg
+	[[ $stderr == *"tgt: span 2 (bytes 2097152-3145727): differs from the image"* ]]
+	[[ ${lines[0]} == *'"event":"bad_span","index":2'* ]]
+	[[ ${lines[-1]} == *'"ok":false'* && ${lines[-1]} == *'"bad":1'* ]]
+	# --zeroed: holes are not written; onto zeros that is the image.
+	truncate -s 8400953 z
+	run -0 "$MCAST_BIN/mcast-pack" extract --to z --zeroed im.mcpkg
+	cmp z img
+}
+
+@test "image: refusals name the target and leave it unchanged" {
+	make_img img
+	run -0 "$MCAST_BIN/mcast-pack" create --image -o im.mcpkg img
+	mkdir tree && echo hi >tree/a && run -0 "$MCAST_BIN/mcast-pack" create -o tar.mcpkg tree
+	head -c 1M /dev/urandom >small
+	before=$(sum small)
+	run -2 --separate-stderr "$MCAST_BIN/mcast-pack" extract --to small im.mcpkg
+	[[ $stderr == *"small: 1048576 bytes, smaller than the image (8400953 bytes)"* ]]
+	[ "$(sum small)" = "$before" ]
+	head -c 9M /dev/urandom >big
+	before=$(sum big)
+	run -2 --separate-stderr "$MCAST_BIN/mcast-pack" extract --to big tar.mcpkg
+	[[ $stderr == *"big: the package is a tar stream (format 1), not a seekable image"* ]]
+	[ "$(sum big)" = "$before" ]
+	run -2 --separate-stderr "$MCAST_BIN/mcast-pack" extract --to "$T" im.mcpkg
+	[[ $stderr == *"$T: is a directory"* ]]
+	run -2 --separate-stderr "$MCAST_BIN/mcast-pack" extract --to /dev/null im.mcpkg
+	[[ $stderr == *"/dev/null: is a character device"* ]]
+	run -2 --separate-stderr "$MCAST_BIN/mcast-pack" verify --to big tar.mcpkg
+	# Usage: --image takes one SOURCE and zstd or none; --to goes with extract and verify alone.
+	run -2 "$MCAST_BIN/mcast-pack" create --image -o x.mcpkg img img
+	run -2 "$MCAST_BIN/mcast-pack" create --image -z gzip -o x.mcpkg img
+	run -2 "$MCAST_BIN/mcast-pack" extract --to big -C d im.mcpkg
+	run -2 "$MCAST_BIN/mcast-pack" extract --zeroed im.mcpkg
+	run -2 "$MCAST_BIN/mcast-pack" info --to big im.mcpkg
+	[ ! -e x.mcpkg ]
+}
+
+@test "image: a mounted loop device, and one smaller than the image, are refused unchanged" {
+	require_loop
+	command -v mkfs.ext4 >/dev/null || skip "no mkfs.ext4"
+	make_img img
+	run -0 "$MCAST_BIN/mcast-pack" create --image -o im.mcpkg img
+	truncate -s 16M disk
+	mkfs.ext4 -q -F disk
+	dev=$(loop_attach disk)
+	before=$(sum "$dev")
+	mc_mount "$dev" mnt -o ro # read-only: the mount itself writes nothing
+	run -1 --separate-stderr "$MCAST_BIN/mcast-pack" extract --to "$dev" im.mcpkg
+	[[ $stderr == *"$dev: in use: mounted"* ]]
+	mc_umount mnt
+	[ "$(sum "$dev")" = "$before" ]
+	truncate -s 4M small
+	sdev=$(loop_attach small)
+	before=$(sum "$sdev")
+	run -2 --separate-stderr "$MCAST_BIN/mcast-pack" extract --to "$sdev" im.mcpkg
+	[[ $stderr == *"$sdev: 4194304 bytes, smaller than the image"* ]]
+	[ "$(sum "$sdev")" = "$before" ]
+	# Unmounted, the first device takes the image; holes are zeroed on it.
+	run -0 "$MCAST_BIN/mcast-pack" extract --to "$dev" im.mcpkg
+	cmp -n 8400953 "$dev" img
+}
