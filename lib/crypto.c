@@ -525,7 +525,8 @@ int mc_trust_add(struct mc_trust *t, const char *path, char *err, size_t errlen)
 		nn++;
 	}
 	/* Sorted, so that which bad file is named first does not depend on the directory's order. */
-	qsort(names, nn, sizeof *names, by_name);
+	if (nn > 1)
+		qsort(names, nn, sizeof *names, by_name);
 	for (size_t i = 0; i < nn; i++) {
 		size_t l = strlen(path) + strlen(names[i]) + 2;
 
