@@ -22,6 +22,7 @@ struct mc_target {
 	const struct mc_manifest *m;
 	unsigned flags;
 	int blk;
+	int direct;           /* writes with O_DIRECT (a block device): no second copy in the page cache */
 	int zeroed;           /* holes need no writing */
 	uint64_t size;
 	dev_t dev, rdev;
@@ -91,6 +92,15 @@ static int open_target(struct mc_target *t, const char *path, char *err, size_t 
 	t->size = (uint64_t)st.st_size;
 	if (t->blk && ioctl(t->fd, BLKGETSIZE64, &t->size) < 0)
 		return fail(err, errlen, errno, path, "cannot tell its size: %s", strerror(errno));
+	/*
+	 * A disk is written with O_DIRECT where it takes it: spans start at
+	 * multiples of the chunk size and come from page-aligned buffers, and
+	 * the page cache would only hold a copy nobody reads (see target_write).
+	 */
+	if (t->blk && !ro) {
+		int fl = fcntl(t->fd, F_GETFL);
+		t->direct = fl >= 0 && fcntl(t->fd, F_SETFL, fl | O_DIRECT) == 0;
+	}
 	return 0;
 }
 
@@ -165,6 +175,29 @@ static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 	return 0;
 }
 
+/*
+ * Writes a span. With O_DIRECT the bytes must be aligned as the device
+ * wants: a caller's buffer is copied into ours first, and a write the
+ * device refuses as unaligned (EINVAL: a short last span) is done again
+ * through the page cache, which then stays on for the rest.
+ */
+static int target_write(struct mc_target *t, const uint8_t *p, size_t n, uint64_t off)
+{
+	if (t->direct && ((uintptr_t)p % MC_PKG_ALIGN) != 0) {
+		memcpy(t->buf, p, n);
+		p = t->buf;
+	}
+	if (pwrite_all(t->fd, p, n, off) == 0)
+		return 0;
+	if (!t->direct || errno != EINVAL)
+		return -1;
+	int fl = fcntl(t->fd, F_GETFL);
+	if (fl < 0 || fcntl(t->fd, F_SETFL, fl & ~O_DIRECT) < 0)
+		return -1;
+	t->direct = 0;
+	return pwrite_all(t->fd, p, n, off);
+}
+
 int mc_target_put_chunk(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_t len,
 			char *err, size_t errlen)
 {
@@ -193,7 +226,7 @@ int mc_target_put_chunk(struct mc_target *t, uint32_t i, const uint8_t *stored, 
 	} else if (mc_image_decode(t->dec, m, i, stored, len, t->buf, why, sizeof why) < 0) {
 		return fail(err, errlen, errno, t->path, "%s", why);
 	}
-	if (pwrite_all(t->fd, p, span, mc_manifest_span_off(m, i)) < 0)
+	if (target_write(t, p, span, mc_manifest_span_off(m, i)) < 0)
 		return fail(err, errlen, errno, t->path, "span %u: %s", i, strerror(errno));
 	return 0;
 }
@@ -219,7 +252,7 @@ int mc_target_put_hole(struct mc_target *t, uint32_t i, char *err, size_t errlen
 	}
 	/* The device or file system cannot: zeros, written. */
 	memset(t->buf, 0, len);
-	if (pwrite_all(t->fd, t->buf, len, off) < 0)
+	if (target_write(t, t->buf, len, off) < 0)
 		return fail(err, errlen, errno, t->path, "span %u: %s", i, strerror(errno));
 	return 0;
 }
