@@ -23,15 +23,16 @@ enum { OPT_CHUNK_SIZE = 256, OPT_HELP, OPT_JSON, OPT_MTIME, OPT_SESSION, OPT_SIG
 
 static const char usage_text[] =
 	"usage: mcast-pack create [-qv] [--json] -o PKG [-n NAME] [-V VERSION] [-z zstd|gzip|xz|none]\n"
-	"                         [-l LEVEL] [-j THREADS] [--chunk-size SIZE] [--mtime SECONDS] PATH ...\n"
+	"                         [-l LEVEL] [-j THREADS] [--chunk-size SIZE] [--mtime SECONDS]\n"
+	"                         [--sign NAME.key] PATH ...\n"
 	"       mcast-pack create [-qv] [--json] --image -o PKG [-n NAME] [-V VERSION] [-z zstd|none] [-l LEVEL]\n"
-	"                         [-j THREADS] [--chunk-size SIZE] [--mtime SECONDS] SOURCE\n"
+	"                         [-j THREADS] [--chunk-size SIZE] [--mtime SECONDS] [--sign NAME.key] SOURCE\n"
 	"       mcast-pack info [-qv] [--json] PKG\n"
 	"       mcast-pack list [-qv] [--json] PKG\n"
-	"       mcast-pack verify [-qv] [--json] [--to TARGET] PKG\n"
-	"       mcast-pack extract [-qv] [--json] [-C DIR] PKG\n"
-	"       mcast-pack extract [-qv] -O PKG\n"
-	"       mcast-pack extract [-qv] [--json] --to TARGET [--zeroed] PKG\n"
+	"       mcast-pack verify [-qv] [--json] [--trust KEY.pub|DIR]... [--to TARGET] PKG\n"
+	"       mcast-pack extract [-qv] [--json] [--trust KEY.pub|DIR]... [-C DIR] PKG\n"
+	"       mcast-pack extract [-qv] [--trust KEY.pub|DIR]... -O PKG\n"
+	"       mcast-pack extract [-qv] [--json] [--trust KEY.pub|DIR]... --to TARGET [--zeroed] PKG\n"
 	"       mcast-pack keygen [-qv] [--json] [--session] -o NAME\n"
 	"       mcast-pack -h | --help | --version\n";
 
@@ -78,6 +79,8 @@ static void help(void)
 	      "  --to TARGET     the block device or file an image is written onto (extract) or checked on (verify)\n"
 	      "  --zeroed        TARGET already reads as zeros: holes are not written (extract --to)\n"
 	      "  --mtime SECONDS clamp times for a reproducible package (default: $SOURCE_DATE_EPOCH)\n"
+	      "  --sign KEY      sign the package with secret key KEY (SHA-256 chunk digests)\n"
+	      "  --trust KEY|DIR accept only packages signed by public key KEY (or any DIR/*.pub); repeatable\n"
 	      "  -C DIR          extract into DIR        -O           payload to standard output\n"
 	      "  -q, -v          quieter, more verbose   --json       JSON lines on stdout\n"
 	      "  -h, --help      this help               --version    program version\n"
@@ -104,7 +107,13 @@ struct args {
 	int image;              /* create --image */
 	const char *to;         /* extract/verify --to TARGET */
 	int zeroed;             /* extract --to --zeroed */
+	const char *sign;       /* create --sign NAME.key */
+	const char **trust;     /* --trust KEY.pub|DIR, as given */
+	unsigned ntrust;
 };
+
+/* The public keys of --trust, loaded once the command line is checked (empty: no trust check). */
+static struct mc_trust trust;
 
 /* A name or version as shown to a person: control characters a hostile package may carry become '?'. */
 static const char *printable(const char *s)
@@ -166,6 +175,27 @@ static int open_pkg(const char *path, unsigned flags, struct mc_pkg *p)
 		mc_err("%s", err);
 		return rc;
 	}
+	return 0;
+}
+
+/*
+ * --trust: refuses a package that is not signed by a trusted key, or whose
+ * manifest does not match its signature, before any payload byte is read
+ * or written. Exit 1: running again or repairing cannot make it trusted.
+ */
+static int check_trust(const struct mc_pkg *p)
+{
+	char why[256], kid[2 * MC_KEYID_LEN + 1];
+	uint8_t id[MC_KEYID_LEN];
+
+	if (trust.n == 0)
+		return 0;
+	if (mc_manifest_trust(&p->m, &trust, why, sizeof why) != MC_SIG_TRUSTED) {
+		mc_err("%s: refused: %s", p->path, why);
+		return MC_EXIT_RUNTIME;
+	}
+	mc_key_id(p->m.signer, id);
+	mc_debug("%s: signed by trusted key %s", p->path, mc_keyid_hex(id, kid));
 	return 0;
 }
 
@@ -253,10 +283,22 @@ static int cmd_create(const struct args *a, char **paths, int npaths)
 	uint8_t id[MC_ID_LEN];
 	char err[1024], hex[2 * MC_ID_LEN + 1];
 	struct mc_pkg p;
+	struct mc_key key;
+	int loose, rc;
 
-	int created = mc_pkg_create(&o, id, err, sizeof err);
+	if (a->sign) {
+		if (mc_key_load_secret(a->sign, &key, &loose, err, sizeof err) < 0) {
+			mc_err("--sign %s", err);
+			return MC_EXIT_RUNTIME;
+		}
+		if (loose)
+			mc_warn("%s: secret key readable or writable by group or others (chmod 600 it)", a->sign);
+		o.sign = &key;
+	}
+	rc = mc_pkg_create(&o, id, err, sizeof err);
 	mc_progress_end();
-	if (created < 0) {
+	explicit_bzero(&key, sizeof key);
+	if (rc < 0) {
 		mc_err("%s", err);
 		return MC_EXIT_RUNTIME;
 	}
@@ -276,11 +318,21 @@ static int cmd_create(const struct args *a, char **paths, int npaths)
 		mc_json_u64(&j, "file_size", p.l.file_size);
 		mc_json_u64(&j, "chunks", p.m.nchunks);
 		image_json(&j, &p.m);
+		mc_json_bool(&j, "signed", p.m.is_signed);
+		if (p.m.is_signed) {
+			uint8_t kid[MC_KEYID_LEN];
+			char kx[2 * MC_KEYID_LEN + 1];
+			mc_key_id(p.m.signer, kid);
+			mc_json_str(&j, "signer", mc_keyid_hex(kid, kx));
+		}
 		mc_json_end(&j);
 	} else {
-		char sz[32];
-		mc_info("%s: created, id %s, %s in %u chunks", a->output, hex,
-			mc_fmt_size(p.l.file_size, sz, sizeof sz), p.m.nchunks);
+		char sz[32], kx[2 * MC_KEYID_LEN + 1];
+		uint8_t kid[MC_KEYID_LEN];
+		mc_key_id(p.m.signer, kid);
+		mc_info("%s: created, id %s, %s in %u chunks%s%s", a->output, hex,
+			mc_fmt_size(p.l.file_size, sz, sizeof sz), p.m.nchunks,
+			p.m.is_signed ? ", signed by key " : "", p.m.is_signed ? mc_keyid_hex(kid, kx) : "");
 	}
 	mc_pkg_close(&p);
 	return MC_EXIT_OK;
@@ -289,7 +341,8 @@ static int cmd_create(const struct args *a, char **paths, int npaths)
 static int cmd_info(const char *path)
 {
 	struct mc_pkg p;
-	char hex[2 * MC_ID_LEN + 1], dig[2 * MC_DIGEST_LEN + 1], when[64], sz[32];
+	char hex[2 * MC_ID_LEN + 1], dig[2 * MC_DIGEST_LEN + 1], when[64], sz[32], kid[2 * MC_KEYID_LEN + 1];
+	uint8_t keyid[MC_KEYID_LEN];
 	time_t t;
 	struct tm tm;
 	int rc = open_pkg(path, 0, &p);
@@ -298,6 +351,8 @@ static int cmd_info(const char *path)
 		return rc;
 	mc_id_hex(p.m.id, hex);
 	mc_hex(p.m.payload_digest, MC_DIGEST_LEN, dig);
+	mc_key_id(p.m.signer, keyid);
+	mc_keyid_hex(keyid, kid);
 	t = (time_t)p.m.ctime;
 	if (gmtime_r(&t, &tm) == NULL || strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		snprintf(when, sizeof when, "%llu", (unsigned long long)p.m.ctime);
@@ -319,6 +374,10 @@ static int cmd_info(const char *path)
 		mc_json_u64(&j, "file_size", p.l.file_size);
 		mc_json_str(&j, "payload_digest", dig);
 		image_json(&j, &p.m);
+		mc_json_str(&j, "chunk_digest", mc_hash_name(p.m.digest_alg));
+		mc_json_bool(&j, "signed", p.m.is_signed);
+		if (p.m.is_signed)
+			mc_json_str(&j, "signer", kid);
 		mc_json_end(&j);
 	} else {
 		printf("id:             %s\n", hex);
@@ -335,6 +394,11 @@ static int cmd_info(const char *path)
 		       mc_fmt_size(p.l.file_size, sz, sizeof sz));
 		printf("payload digest: %s\n", dig);
 		image_text(&p.m);
+		printf("chunk digests:  %s\n", mc_hash_name(p.m.digest_alg));
+		if (p.m.is_signed)
+			printf("signed by:      key %s (checked by verify and extract with --trust)\n", kid);
+		else
+			printf("signed by:      nobody (not signed)\n");
 	}
 	mc_pkg_close(&p);
 	return MC_EXIT_OK;
@@ -464,6 +528,10 @@ static int cmd_verify(const char *path)
 
 	if (rc)
 		return rc;
+	if ((rc = check_trust(&p)) != 0) {
+		mc_pkg_close(&p);
+		return rc;
+	}
 	bad = mc_pkg_verify(&p, &cb, NULL, &ok, err, sizeof err);
 	mc_progress_end();
 	if (bad < 0) {
@@ -541,6 +609,11 @@ static int cmd_extract_to(const struct args *a, const char *path)
 
 	if (rc)
 		return rc;
+	/* Before the target is even opened: an untrusted package never touches it. */
+	if ((rc = check_trust(&p)) != 0) {
+		mc_pkg_close(&p);
+		return rc;
+	}
 	if ((t = mc_target_open(a->to, &p.m, a->zeroed ? MC_TARGET_ZEROED : 0, err, sizeof err)) == NULL) {
 		mc_pkg_close(&p);
 		return target_refused(err);
@@ -641,6 +714,11 @@ static int cmd_verify_to(const struct args *a, const char *path)
 
 	if (rc)
 		return rc;
+	/* Before the target is even opened: an untrusted package never touches it. */
+	if ((rc = check_trust(&p)) != 0) {
+		mc_pkg_close(&p);
+		return rc;
+	}
 	if ((t = mc_target_open(a->to, &p.m, MC_TARGET_READONLY, err, sizeof err)) == NULL) {
 		mc_pkg_close(&p);
 		return target_refused(err);
@@ -688,6 +766,10 @@ static int cmd_extract(const struct args *a, const char *path)
 
 	if (rc)
 		return rc;
+	if ((rc = check_trust(&p)) != 0) {
+		mc_pkg_close(&p);
+		return rc;
+	}
 	if (a->to_stdout) {
 		if (mc_pkg_extract_fd(&p, STDOUT_FILENO, err, sizeof err) < 0) {
 			rc = exit_for_errno(errno);
@@ -846,6 +928,19 @@ static int parse_opt(int c, struct args *a, const char **level_arg, const char *
 	case OPT_ZEROED:
 		a->zeroed = 1;
 		break;
+	case OPT_SIGN:
+		a->sign = optarg;
+		break;
+	case OPT_TRUST: {
+		const char **t = realloc(a->trust, (a->ntrust + 1) * sizeof *t);
+		if (t == NULL) {
+			mc_err("--trust: %s", strerror(ENOMEM));
+			exit(MC_EXIT_RUNTIME);
+		}
+		a->trust = t;
+		a->trust[a->ntrust++] = optarg;
+		break;
+	}
 	case OPT_VERSION:
 		printf("mcast-pack %s (package format %d)\n", MC_VERSION, MC_PKG_VERSION);
 		return 1;
@@ -866,6 +961,8 @@ int main(int argc, char **argv)
 		{"image", no_argument, NULL, OPT_IMAGE},
 		{"to", required_argument, NULL, OPT_TO},
 		{"zeroed", no_argument, NULL, OPT_ZEROED},
+		{"sign", required_argument, NULL, OPT_SIGN},
+		{"trust", required_argument, NULL, OPT_TRUST},
 		/* long forms of the short options every program shares */
 		{"output", required_argument, NULL, 'o'},
 		{"quiet", no_argument, NULL, 'q'},
@@ -956,6 +1053,12 @@ int main(int argc, char **argv)
 		usage_error("extract: --to writes onto TARGET; no -C or -O with it");
 	if (a.zeroed && !(a.to && strcmp(a.cmd, "extract") == 0))
 		usage_error("%s: --zeroed goes with extract --to TARGET", a.cmd);
+	if (a.sign && strcmp(a.cmd, "create") != 0)
+		usage_error("%s: --sign is for create", a.cmd);
+	if (a.ntrust && strcmp(a.cmd, "verify") != 0 && strcmp(a.cmd, "extract") != 0)
+		usage_error("%s: --trust is for verify and extract", a.cmd);
+	if (a.sign && a.sign[0] == '\0')
+		usage_error("--sign: must name a secret key file");
 
 	if (strcmp(a.cmd, "create") == 0) {
 		check_create(&a, argv, argc);
@@ -965,6 +1068,17 @@ int main(int argc, char **argv)
 	} else {
 		if (argc != 1)
 			usage_error("%s: expects one PKG, got %d arguments", a.cmd, argc);
+		if (a.to_stdout && (a.dir || a.json))
+			usage_error("extract: -O writes the payload to stdout; no -C or --json with it");
+		/* Every --trust key is read before the package: a bad one is an error, never a smaller trust set. */
+		for (unsigned i = 0; i < a.ntrust; i++) {
+			char err[1024];
+			if (mc_trust_add(&trust, a.trust[i], err, sizeof err) < 0) {
+				mc_err("--trust %s", err);
+				rc = MC_EXIT_RUNTIME;
+				goto done;
+			}
+		}
 		if (strcmp(a.cmd, "info") == 0)
 			rc = cmd_info(argv[0]);
 		else if (strcmp(a.cmd, "list") == 0)
@@ -973,12 +1087,10 @@ int main(int argc, char **argv)
 			rc = a.to ? cmd_verify_to(&a, argv[0]) : cmd_verify(argv[0]);
 		else if (a.to)
 			rc = cmd_extract_to(&a, argv[0]);
-		else {
-			if (a.to_stdout && (a.dir || a.json))
-				usage_error("extract: -O writes the payload to stdout; no -C or --json with it");
+		else
 			rc = cmd_extract(&a, argv[0]);
-		}
 	}
+done:
 	if (mc_log_json() && !summarized) {
 		struct mc_json j;
 		summary_begin(&j, a.cmd);
@@ -988,5 +1100,7 @@ int main(int argc, char **argv)
 	}
 	if (mc_log_close_stdout() < 0 && rc == MC_EXIT_OK)
 		rc = MC_EXIT_RUNTIME;
+	mc_trust_free(&trust);
+	free(a.trust);
 	return rc;
 }

@@ -180,6 +180,7 @@ struct pool {
 	unsigned nth;
 	/* Span digests of a skipped hole (never read): a whole span of zeros, and the last, shorter one. */
 	uint8_t zero_full[MC_DIGEST_LEN], zero_last[MC_DIGEST_LEN];
+	const struct mc_manifest *m; /* its digest algorithm (and salt) for the stored digests */
 };
 
 
@@ -194,7 +195,7 @@ static void work(struct pool *p, struct slot *s, ZSTD_CCtx *cc)
 			memcpy(s->span, s->len == p->o->chunk_size ? p->zero_full : p->zero_last, MC_DIGEST_LEN);
 		else
 			mc_digest(s->in, s->len, s->span);
-		mc_digest("", 0, s->dig);
+		mc_chunk_digest(p->m, "", 0, s->dig);
 		return;
 	}
 	mc_digest(s->in, s->len, s->span);
@@ -209,7 +210,7 @@ static void work(struct pool *p, struct slot *s, ZSTD_CCtx *cc)
 			s->stored = (uint32_t)z;
 		}
 	}
-	mc_digest(s->flags & MC_CHUNK_RAW ? s->in : s->out, s->stored, s->dig);
+	mc_chunk_digest(p->m, s->flags & MC_CHUNK_RAW ? s->in : s->out, s->stored, s->dig);
 }
 
 static ZSTD_CCtx *new_cctx(const struct mc_pkg_create_opts *o)
@@ -444,6 +445,7 @@ int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, i
 
 	memset(&p, 0, sizeof p);
 	p.o = o;
+	p.m = m;
 	if (o->npaths != 1) {
 		snprintf(err, errlen, "--image packs one SOURCE (a block device, a regular file or -), not %u", o->npaths);
 		errno = EINVAL;
@@ -565,7 +567,7 @@ int mc_image_decode(struct mc_image_dec *d, const struct mc_manifest *m, uint32_
 		errno = EBADMSG;
 		return -1;
 	}
-	mc_digest(stored, len, dg);
+	mc_chunk_digest(m, stored, len, dg);
 	if (memcmp(dg, m->digests + (size_t)i * MC_DIGEST_LEN, MC_DIGEST_LEN) != 0) {
 		snprintf(err, errlen, "chunk %u: stored bytes do not match their digest", i);
 		errno = EBADMSG;

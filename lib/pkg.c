@@ -15,6 +15,7 @@
 #endif
 
 #include "be.h"
+#include "crypto.h"
 
 #define MANIFEST_MAGIC "MCMF"
 #define MANIFEST_VERSION 1
@@ -40,6 +41,68 @@ void mc_digest_final(void *xxh3_state, uint8_t out[MC_DIGEST_LEN])
 
 	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(xxh3_state));
 	memcpy(out, c.digest, MC_DIGEST_LEN);
+}
+
+void mc_chunk_digest(const struct mc_manifest *m, const void *p, size_t n, uint8_t out[MC_DIGEST_LEN])
+{
+	if (m->digest_alg == MC_HASH_XXH3)
+		mc_digest(p, n, out);
+	else
+		mc_hash_once(m->digest_alg, m->salt, p, n, out);
+}
+
+int mc_manifest_want_sign(struct mc_manifest *m, const struct mc_key *k, const void *salt_seed, size_t seedlen,
+			  char *err, size_t errlen)
+{
+	if (!k->has_secret) {
+		snprintf(err, errlen, "not a secret key");
+		return -1;
+	}
+	if (salt_seed) {
+		/*
+		 * Reproducible: the same key and seed give the same salt, which
+		 * no one without the secret key can know in advance, so content
+		 * chosen by someone else still cannot be a prepared collision.
+		 */
+		static const char dom[] = "mcast chunk digest salt v1";
+		size_t n = sizeof dom + MC_KEY_SEED_LEN + seedlen;
+		uint8_t *b = malloc(n), h[32];
+
+		if (b == NULL) {
+			snprintf(err, errlen, "%s", strerror(ENOMEM));
+			return -1;
+		}
+		memcpy(b, dom, sizeof dom);
+		memcpy(b + sizeof dom, k->seed, MC_KEY_SEED_LEN);
+		memcpy(b + sizeof dom + MC_KEY_SEED_LEN, salt_seed, seedlen);
+		mc_sha256(b, n, h);
+		memset(b, 0, n);
+		free(b);
+		memcpy(m->salt, h, MC_HASH_SALT_LEN);
+	} else if (mc_random(m->salt, MC_HASH_SALT_LEN) < 0) {
+		snprintf(err, errlen, "no random bytes for the digest salt");
+		return -1;
+	}
+	m->is_signed = 1;
+	m->digest_alg = MC_HASH_SHA256;
+	memcpy(m->signer, k->pub, MC_KEY_PUB_LEN);
+	return 0;
+}
+
+int mc_manifest_sign(struct mc_manifest *m, const struct mc_key *k, char *err, size_t errlen)
+{
+	if (!m->is_signed || m->raw == NULL || mc_sig_sign(m->raw, m->raw_len, k, err, errlen) < 0) {
+		if (!m->is_signed)
+			snprintf(err, errlen, "manifest not encoded for signing");
+		return -1;
+	}
+	mc_digest(m->raw, m->raw_len, m->id);
+	return 0;
+}
+
+int mc_manifest_trust(const struct mc_manifest *m, const struct mc_trust *t, char *err, size_t errlen)
+{
+	return mc_sig_check(m->raw, m->raw_len, m->is_signed, t, err, errlen);
 }
 
 const char *mc_comp_name(unsigned c)
@@ -209,9 +272,21 @@ uint64_t mc_manifest_payload_off(const struct mc_manifest *m)
 		len = MANIFEST_FIXED2 + strlen(m->name) + strlen(m->version) +
 		      mc_chunk_count(m->image_size, m->chunk_size) * MC_IMAGE_PER_CHUNK;
 
+	if (m->is_signed)
+		len += MC_SIG_TRAILER_LEN;
 	if (m->chunk_size < MC_CHUNK_MIN || m->chunk_size > MC_CHUNK_MAX || len > MC_MANIFEST_MAX)
 		return 0;
 	return round_up(MC_PKG_HDR_SIZE + len, MC_PKG_ALIGN);
+}
+
+/* The signature trailer of a signed manifest, its signature left zero for mc_manifest_sign. */
+static void put_trailer(const struct mc_manifest *m, uint8_t *p)
+{
+	struct mc_sig_trailer t = {.alg = m->digest_alg};
+
+	memcpy(t.salt, m->salt, MC_HASH_SALT_LEN);
+	memcpy(t.pub, m->signer, MC_KEY_PUB_LEN);
+	mc_sig_trailer_encode(&t, p);
 }
 
 int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err, size_t errlen)
@@ -229,7 +304,7 @@ int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err,
 		snprintf(err, errlen, "chunk size %u: out of range", m->chunk_size);
 		return -1;
 	}
-	len = MANIFEST_FIXED + nl + vl + want * MC_DIGEST_LEN;
+	len = MANIFEST_FIXED + nl + vl + want * MC_DIGEST_LEN + (m->is_signed ? MC_SIG_TRAILER_LEN : 0);
 	if (want != m->nchunks || len > MC_MANIFEST_MAX) {
 		snprintf(err, errlen, "payload too large for chunk size %u (at most %u chunks)", m->chunk_size,
 			 (unsigned)((MC_MANIFEST_MAX - MANIFEST_FIXED - 2 * MC_NAME_MAX) / MC_DIGEST_LEN));
@@ -259,6 +334,8 @@ int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err,
 	if (m->nchunks)
 		memcpy(p, digests, (size_t)m->nchunks * MC_DIGEST_LEN);
 	m->digests = p;
+	if (m->is_signed)
+		put_trailer(m, p + (size_t)m->nchunks * MC_DIGEST_LEN);
 	m->format = MC_PKG_VERSION;
 	m->image_size = 0;
 	m->stored_lens = m->chunk_flags = m->span_digests = NULL;
@@ -285,7 +362,7 @@ int mc_manifest_encode_image(struct mc_manifest *m, const uint32_t *stored_len, 
 		snprintf(err, errlen, "chunk size %u: out of range", m->chunk_size);
 		return -1;
 	}
-	len = MANIFEST_FIXED2 + nl + vl + n * MC_IMAGE_PER_CHUNK;
+	len = MANIFEST_FIXED2 + nl + vl + n * MC_IMAGE_PER_CHUNK + (m->is_signed ? MC_SIG_TRAILER_LEN : 0);
 	if (len > MC_MANIFEST_MAX) {
 		snprintf(err, errlen, "image too large for chunk size %u (at most %u chunks)", m->chunk_size,
 			 (unsigned)((MC_MANIFEST_MAX - MANIFEST_FIXED2 - 2 * MC_NAME_MAX) / MC_IMAGE_PER_CHUNK));
@@ -317,8 +394,10 @@ int mc_manifest_encode_image(struct mc_manifest *m, const uint32_t *stored_len, 
 	if (n) {
 		memcpy(p, flags, n); p += n;
 		memcpy(p, digests, n * MC_DIGEST_LEN); p += n * MC_DIGEST_LEN;
-		memcpy(p, span_digests, n * MC_DIGEST_LEN);
+		memcpy(p, span_digests, n * MC_DIGEST_LEN); p += n * MC_DIGEST_LEN;
 	}
+	if (m->is_signed)
+		put_trailer(m, p);
 	/* Parsing what was built makes encode exactly as strict as parse. */
 	rc = mc_manifest_parse(buf, len, &t, err, errlen);
 	free(buf);
@@ -382,7 +461,7 @@ static const char *parse_image(const uint8_t *buf, size_t off, struct mc_manifes
 	m->span_digests = m->digests + (size_t)MC_DIGEST_LEN * n;
 	if ((m->chunk_offs = malloc(((size_t)n + 1) * sizeof *m->chunk_offs)) == NULL)
 		return "out of memory";
-	mc_digest("", 0, empty);
+	mc_chunk_digest(m, "", 0, empty);
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t sl = mc_get32(m->stored_lens + (size_t)4 * i), spl = i + 1 == n ? last : m->chunk_size;
 		unsigned f = m->chunk_flags[i];
@@ -476,8 +555,25 @@ int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, cha
 	else if (want != m->nchunks)
 		why = fmt == MANIFEST_VERSION ? "chunk count does not match payload and chunk sizes"
 					      : "chunk count does not match image and chunk sizes";
-	else if ((uint64_t)(len - off) != want * (fmt == MANIFEST_VERSION ? MC_DIGEST_LEN : MC_IMAGE_PER_CHUNK))
-		why = "length does not match chunk count";
+	else if ((uint64_t)(len - off) != want * (fmt == MANIFEST_VERSION ? MC_DIGEST_LEN : MC_IMAGE_PER_CHUNK)) {
+		/* A signed manifest: the same, then the signature trailer. */
+		struct mc_sig_trailer t;
+		char tw[128];
+
+		if ((uint64_t)(len - off) != want * (fmt == MANIFEST_VERSION ? MC_DIGEST_LEN : MC_IMAGE_PER_CHUNK) +
+						 MC_SIG_TRAILER_LEN ||
+		    !mc_sig_trailer_is(buf + len - MC_SIG_TRAILER_LEN)) {
+			why = "length does not match chunk count";
+		} else if (mc_sig_trailer_decode(buf + len - MC_SIG_TRAILER_LEN, &t, tw, sizeof tw) < 0) {
+			snprintf(err, errlen, "manifest: %s", tw);
+			return -1;
+		} else {
+			m->is_signed = 1;
+			m->digest_alg = t.alg;
+			memcpy(m->salt, t.salt, sizeof m->salt);
+			memcpy(m->signer, t.pub, sizeof m->signer);
+		}
+	}
 	if (why) {
 		snprintf(err, errlen, "manifest: %s", why);
 		return -1;
@@ -761,6 +857,6 @@ int mc_pkg_check_chunk(const struct mc_pkg *p, uint32_t i, uint8_t *buf)
 		return -1;
 	if ((uint32_t)r != len)
 		return 0;
-	mc_digest(buf, len, d);
+	mc_chunk_digest(&p->m, buf, len, d);
 	return memcmp(d, p->m.digests + (size_t)i * MC_DIGEST_LEN, MC_DIGEST_LEN) == 0;
 }

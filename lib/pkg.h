@@ -69,6 +69,16 @@ struct mc_manifest {
 	const uint8_t *chunk_flags;  /* nchunks bytes of MC_CHUNK_*, into raw */
 	const uint8_t *span_digests; /* nchunks * 16: XXH3-128 of each decoded span, into raw */
 	uint64_t *chunk_offs;        /* nchunks + 1 payload offsets (prefix sums of stored_lens), owned */
+	/*
+	 * Signed packages (either format): the manifest ends in a signature
+	 * trailer (crypto.h) and its chunk digests are digest_alg (SHA-256
+	 * over salt || chunk, truncated) instead of XXH3. Check chunks with
+	 * mc_chunk_digest, which follows digest_alg; span digests stay XXH3.
+	 */
+	uint8_t digest_alg;          /* enum mc_hash_alg: MC_HASH_XXH3 (0) unless signed */
+	uint8_t is_signed;
+	uint8_t salt[16];            /* MC_HASH_SALT_LEN */
+	uint8_t signer[32];          /* Ed25519 public key (MC_KEY_PUB_LEN) */
 };
 
 /* Bytes [off, off+len) of chunk `chunk`, offsets from the chunk's start. */
@@ -82,6 +92,33 @@ struct mc_pkg_layout {
 	uint64_t payload_off, payload_len;
 	uint64_t file_size;
 };
+
+/*
+ * The digest of chunk bytes as m's manifest makes them (XXH3-128, or for a
+ * signed package SHA-256 of its salt and the bytes, cut to 16 bytes): the one
+ * function every per-chunk check calls.
+ */
+void mc_chunk_digest(const struct mc_manifest *m, const void *p, size_t n, uint8_t out[MC_DIGEST_LEN]);
+
+struct mc_key;
+struct mc_trust;
+/*
+ * Makes the next mc_manifest_encode or mc_manifest_encode_image of m a signed
+ * one by k: SHA-256 chunk digests with a fresh salt (or, when salt_seed is
+ * not NULL, a salt derived from k's secret and those bytes, for a
+ * reproducible package), and room for the signature. Call before the chunk
+ * digests are computed (mc_chunk_digest needs the salt) and before
+ * mc_manifest_payload_off. Returns 0 or -1 with a reason in err.
+ */
+int mc_manifest_want_sign(struct mc_manifest *m, const struct mc_key *k, const void *salt_seed, size_t seedlen,
+			  char *err, size_t errlen);
+/* Signs an encoded manifest with k (after encode), updating m->id. Returns 0 or -1 with a reason. */
+int mc_manifest_sign(struct mc_manifest *m, const struct mc_key *k, char *err, size_t errlen);
+/*
+ * Checks m's signature against the trust set: 0 (MC_SIG_TRUSTED) or the
+ * enum mc_sig_result of the refusal with a reason naming the signer's key id.
+ */
+int mc_manifest_trust(const struct mc_manifest *m, const struct mc_trust *t, char *err, size_t errlen);
 
 /* XXH3-128 of n bytes in canonical (big-endian) form. */
 void mc_digest(const void *p, size_t n, uint8_t out[MC_DIGEST_LEN]);
@@ -215,7 +252,7 @@ const char *mc_pkg_default_name(const char *output, size_t *len);
  */
 struct mc_chunk_check {
 	const struct mc_manifest *m;
-	void *xxh;          /* XXH3_state_t of the chunk under way */
+	void *xxh;          /* struct mc_hash (crypto.h) of the chunk under way, as the manifest's digest_alg */
 	uint32_t chunk;     /* the chunk under way */
 	uint64_t next;      /* payload offset expected next */
 	uint64_t fed;       /* bytes of the chunk fed so far */
@@ -254,6 +291,7 @@ struct mc_pkg_create_opts {
 	/* Called now and then from the calling thread while an image is read (total 0: not known). May be NULL. */
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
+	const struct mc_key *sign; /* NULL, or sign the manifest with this secret key (crypto.h) */
 };
 
 /*

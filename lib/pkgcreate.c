@@ -1,6 +1,7 @@
 /* Building packages: a sorted, reproducible pax stream (or a raw image) hashed per chunk while written. */
 #include "pkg.h"
 #include "image.h"
+#include "crypto.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -79,7 +80,8 @@ struct sink {
 	uint64_t woff;
 	int wbusy, wquit, werr, wbuffered;
 	uint32_t chunk_size, in_chunk;
-	XXH3_state_t *whole, *chunk;
+	XXH3_state_t *whole;
+	struct mc_hash *chunk; /* the manifest's chunk digest (SHA-256 when signed) */
 	uint8_t *digests;
 	size_t ndig, capdig;
 	int err; /* errno of a failed write */
@@ -93,7 +95,7 @@ static int sink_hash(struct sink *s, const uint8_t *p, size_t n)
 		size_t take = s->chunk_size - s->in_chunk;
 		if (take > n)
 			take = n;
-		XXH3_128bits_update(s->chunk, p, take);
+		mc_hash_update(s->chunk, p, take);
 		s->in_chunk += (uint32_t)take;
 		p += take;
 		n -= take;
@@ -108,8 +110,8 @@ static int sink_hash(struct sink *s, const uint8_t *p, size_t n)
 				s->digests = d;
 				s->capdig = cap;
 			}
-			mc_digest_final(s->chunk, s->digests + s->ndig++ * MC_DIGEST_LEN);
-			XXH3_128bits_reset(s->chunk);
+			mc_hash_final(s->chunk, s->digests + s->ndig++ * MC_DIGEST_LEN);
+			mc_hash_reset(s->chunk);
 			s->in_chunk = 0;
 		}
 	}
@@ -346,7 +348,7 @@ static int sink_end(struct sink *s)
 			return -1;
 		}
 		s->digests = d;
-		mc_digest_final(s->chunk, s->digests + s->ndig++ * MC_DIGEST_LEN);
+		mc_hash_final(s->chunk, s->digests + s->ndig++ * MC_DIGEST_LEN);
 	}
 	return 0;
 }
@@ -1053,6 +1055,7 @@ static int create_stream(const struct mc_pkg_create_opts *o, struct mc_manifest 
 {
 	struct entlist l = {0};
 	struct sink s = {.fd = t->fd};
+	struct mc_hash chunkh;
 	uint8_t *buf = NULL;
 	int raw = o->npaths == 1 && strcmp(o->paths[0], "-") == 0;
 	int rc = -1;
@@ -1066,13 +1069,13 @@ static int create_stream(const struct mc_pkg_create_opts *o, struct mc_manifest 
 		goto out;
 	buf = mc_pkg_buf(IOBUF);
 	s.whole = XXH3_createState();
-	s.chunk = XXH3_createState();
+	if (mc_hash_init(&chunkh, m->digest_alg, m->salt) == 0)
+		s.chunk = &chunkh;
 	if (buf == NULL || s.whole == NULL || s.chunk == NULL) {
 		snprintf(err, errlen, "%s: %s", o->output, strerror(ENOMEM));
 		goto out;
 	}
 	XXH3_128bits_reset(s.whole);
-	XXH3_128bits_reset(s.chunk);
 	s.chunk_size = o->chunk_size;
 	/*
 	 * Stored as it is, a raw image from a regular file or a tree has a size
@@ -1121,7 +1124,8 @@ out:
 	free(s.dbufs[1]);
 	free(s.digests);
 	XXH3_freeState(s.whole);
-	XXH3_freeState(s.chunk);
+	if (s.chunk)
+		mc_hash_free(s.chunk);
 	ent_free(&l);
 	return rc;
 }
@@ -1139,10 +1143,21 @@ int mc_pkg_create(const struct mc_pkg_create_opts *o, uint8_t id[MC_ID_LEN], cha
 		snprintf(err, errlen, "nothing to pack: no PATH given");
 		return -1;
 	}
-	if (head_fields(o, &m, err, errlen) < 0 || out_create(o, &t, err, errlen) < 0)
+	if (head_fields(o, &m, err, errlen) < 0)
+		goto out;
+	/* --sign: SHA-256 chunk digests, salted; a reproducible (--mtime) package derives its salt. */
+	if (o->sign) {
+		char seed[2 * (MC_NAME_MAX + 1) + 24];
+		int sl = snprintf(seed, sizeof seed, "%s%c%s%c%lld", m.name, 0, m.version, 0, (long long)o->mtime);
+		if (mc_manifest_want_sign(&m, o->sign, o->mtime >= 0 ? seed : NULL, (size_t)sl, err, errlen) < 0)
+			goto out;
+	}
+	if (out_create(o, &t, err, errlen) < 0)
 		goto out;
 	if ((o->image ? mc_image_create(o, &m, t.fd, &base, err, errlen)
 		      : create_stream(o, &m, &t, &base, err, errlen)) < 0)
+		goto out;
+	if (o->sign && mc_manifest_sign(&m, o->sign, err, errlen) < 0)
 		goto out;
 	mc_manifest_layout(&m, &lay);
 	if (out_place(o, &t, base, m.payload_size, lay.payload_off, err, errlen) < 0 ||

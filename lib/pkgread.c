@@ -1,6 +1,7 @@
 /* Reading packages: verify every chunk, list entries, extract securely or to a file descriptor. */
 #include "pkg.h"
 #include "image.h"
+#include "crypto.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -41,9 +42,13 @@ int mc_chunk_check_init(struct mc_chunk_check *c, const struct mc_manifest *m)
 {
 	memset(c, 0, sizeof *c);
 	c->m = m;
-	if ((c->xxh = XXH3_createState()) == NULL)
+	if ((c->xxh = malloc(sizeof(struct mc_hash))) == NULL)
 		return -1;
-	XXH3_128bits_reset(c->xxh);
+	if (mc_hash_init(c->xxh, m->digest_alg, m->salt) < 0) {
+		free(c->xxh);
+		c->xxh = NULL;
+		return -1;
+	}
 	return 0;
 }
 
@@ -56,18 +61,18 @@ int mc_chunk_check_feed(struct mc_chunk_check *c, uint64_t off, const uint8_t *p
 	c->next += n;
 	while (n > 0 && c->chunk < c->m->nchunks) {
 		uint64_t len = mc_manifest_chunk_len(c->m, c->chunk), take = len - c->fed < n ? len - c->fed : n;
-		XXH3_128bits_update(c->xxh, p, take);
+		mc_hash_update(c->xxh, p, take);
 		c->fed += take;
 		p += take;
 		n -= take;
 		if (c->fed == len) {
 			uint8_t d[MC_DIGEST_LEN];
-			mc_digest_final(c->xxh, d);
+			mc_hash_final(c->xxh, d);
 			if (memcmp(d, c->m->digests + (size_t)c->chunk * MC_DIGEST_LEN, MC_DIGEST_LEN) != 0) {
 				*bad = c->chunk;
 				rc = -1;
 			}
-			XXH3_128bits_reset(c->xxh);
+			mc_hash_reset(c->xxh);
 			c->chunk++;
 			c->fed = 0;
 		}
@@ -77,7 +82,9 @@ int mc_chunk_check_feed(struct mc_chunk_check *c, uint64_t off, const uint8_t *p
 
 void mc_chunk_check_free(struct mc_chunk_check *c)
 {
-	XXH3_freeState(c->xxh);
+	if (c->xxh)
+		mc_hash_free(c->xxh);
+	free(c->xxh);
 	c->xxh = NULL;
 }
 
@@ -289,7 +296,8 @@ int mc_pkg_verify_threads = -1;
 long mc_pkg_verify(const struct mc_pkg *p, const struct mc_pkg_verify_cb *cb, uint8_t *buf,
 		   int *payload_ok, char *err, size_t errlen)
 {
-	XXH3_state_t *whole = XXH3_createState(), *chunk = XXH3_createState();
+	XXH3_state_t *whole = XXH3_createState();
+	struct mc_hash chunkh, *chunk = mc_hash_init(&chunkh, p->m.digest_alg, p->m.salt) == 0 ? &chunkh : NULL;
 	struct vring r;
 	struct vpiece *v;
 	pthread_t th;
@@ -315,7 +323,6 @@ long mc_pkg_verify(const struct mc_pkg *p, const struct mc_pkg_verify_cb *cb, ui
 		goto out;
 	}
 	XXH3_128bits_reset(whole);
-	XXH3_128bits_reset(chunk);
 	posix_fadvise(p->fd, (off_t)p->l.payload_off, 0, POSIX_FADV_SEQUENTIAL);
 	if (r.threaded) {
 		pthread_mutex_init(&r.mu, NULL);
@@ -339,7 +346,7 @@ long mc_pkg_verify(const struct mc_pkg *p, const struct mc_pkg_verify_cb *cb, ui
 			if (v->got < off + seg)
 				chunk_ok = 0; /* short: the file ends inside this chunk */
 			if (chunk_ok) {
-				XXH3_128bits_update(chunk, v->buf + off, seg);
+				mc_hash_update(chunk, v->buf + off, seg);
 				if (bad == 0)
 					XXH3_128bits_update(whole, v->buf + off, seg);
 			}
@@ -348,7 +355,7 @@ long mc_pkg_verify(const struct mc_pkg *p, const struct mc_pkg_verify_cb *cb, ui
 			if (pos < clen)
 				continue;
 			if (chunk_ok) {
-				mc_digest_final(chunk, d);
+				mc_hash_final(chunk, d);
 				chunk_ok = memcmp(d, p->m.digests + (size_t)i * MC_DIGEST_LEN, MC_DIGEST_LEN) == 0;
 			}
 			done += clen;
@@ -359,7 +366,7 @@ long mc_pkg_verify(const struct mc_pkg *p, const struct mc_pkg_verify_cb *cb, ui
 			}
 			if (cb && cb->progress)
 				cb->progress(cb->arg, done);
-			XXH3_128bits_reset(chunk);
+			mc_hash_reset(chunk);
 			chunk_ok = 1;
 			pos = 0;
 			i++;
@@ -384,7 +391,8 @@ out:
 	for (int k = 0; k < VSLOTS; k++)
 		free(r.s[k].buf);
 	XXH3_freeState(whole);
-	XXH3_freeState(chunk);
+	if (chunk)
+		mc_hash_free(chunk);
 	return bad;
 }
 

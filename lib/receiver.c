@@ -417,7 +417,7 @@ static void chunk_done(struct mc_receiver *r, uint32_t c, const uint8_t *buf)
 
 	if (r->man_ok) {
 		uint8_t d[MC_DIGEST_LEN];
-		mc_digest(buf, len, d);
+		mc_chunk_digest(&r->man, buf, len, d);
 		if (memcmp(d, r->man.digests + (size_t)c * MC_DIGEST_LEN, MC_DIGEST_LEN) != 0) {
 			r->st.bad_chunks++;
 			event(r, MC_REV_BADCHUNK, c);
@@ -735,7 +735,7 @@ static void manifest_ready(struct mc_receiver *r)
 			event(r, MC_REV_IOERR, c);
 			return;
 		}
-		mc_digest(buf, len, d);
+		mc_chunk_digest(&r->man, buf, len, d);
 		if (memcmp(d, r->man.digests + (size_t)c * MC_DIGEST_LEN, MC_DIGEST_LEN) == 0) {
 			if (chunk_store(r, c, buf, len, 1) < 0)
 				return;

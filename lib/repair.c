@@ -257,7 +257,7 @@ static int chunk_ok(const struct run *r, uint32_t i, const uint8_t *buf)
 {
 	uint8_t d[MC_DIGEST_LEN];
 
-	mc_digest(buf, mc_manifest_chunk_len(&r->m, i), d);
+	mc_chunk_digest(&r->m, buf, mc_manifest_chunk_len(&r->m, i), d);
 	return memcmp(d, r->m.digests + (size_t)i * MC_DIGEST_LEN, MC_DIGEST_LEN) == 0;
 }
 

@@ -367,7 +367,7 @@ long mc_state_rescan(int fd, const struct mc_manifest *m, struct mc_state *st, u
 			return -1;
 		if ((uint32_t)r != len)
 			continue;
-		mc_digest(buf, len, d);
+		mc_chunk_digest(m, buf, len, d);
 		if (memcmp(d, m->digests + (size_t)i * MC_DIGEST_LEN, MC_DIGEST_LEN) == 0) {
 			mc_state_set(st, i);
 			found++;

@@ -218,9 +218,11 @@ int mc_target_put_chunk(struct mc_target *t, uint32_t i, const uint8_t *stored, 
 		uint8_t d[MC_DIGEST_LEN];
 		if (len != span)
 			return fail(err, errlen, EBADMSG, t->path, "chunk %u: %u bytes, the span has %u", i, len, span);
-		mc_digest(stored, len, d);
+		uint8_t sd[MC_DIGEST_LEN];
+		mc_chunk_digest(m, stored, len, d); /* the stored digest: SHA-256 in a signed package */
+		mc_digest(stored, len, sd);
 		if (memcmp(d, m->digests + (size_t)i * MC_DIGEST_LEN, MC_DIGEST_LEN) != 0 ||
-		    memcmp(d, mc_manifest_span_digest(m, i), MC_DIGEST_LEN) != 0)
+		    memcmp(sd, mc_manifest_span_digest(m, i), MC_DIGEST_LEN) != 0)
 			return fail(err, errlen, EBADMSG, t->path, "chunk %u: bytes do not match their digest", i);
 		p = stored;
 	} else if (mc_image_decode(t->dec, m, i, stored, len, t->buf, why, sizeof why) < 0) {

@@ -62,3 +62,175 @@ setup() {
 	[[ $stderr == *"--session is for keygen"* ]]
 	[ ! -e a.key ]
 }
+
+# flip_manifest PKG OFFSET: changes one manifest byte and, as a forger would,
+# puts the manifest's new XXH3-128 into the header so only the signature can tell.
+flip_manifest() {
+	python3 - "$@" <<'PY'
+import struct, subprocess, sys
+path, off = sys.argv[1], int(sys.argv[2])
+b = bytearray(open(path, 'rb').read())
+mlen = struct.unpack('>Q', b[24:32])[0]
+off = off % mlen
+b[64 + off] ^= 0x01
+h = subprocess.run(['xxhsum', '-H2', '-'], input=bytes(b[64:64 + mlen]), capture_output=True, check=True).stdout.split()[0]
+b[48:64] = bytes.fromhex(h.decode())
+open(path, 'wb').write(b)
+PY
+}
+
+# A signed tree package s.mcpkg by admin.key, an unsigned u.mcpkg, and a second key pair.
+signed_setup() {
+	run_pack -q keygen -o admin && run_pack -q keygen -o other || return 1
+	mkdir -p tree/sub
+	head -c 2500000 /dev/urandom >tree/big
+	printf 'hello\n' >tree/sub/a.txt
+	run_pack create -q --sign admin.key -o s.mcpkg tree && run_pack create -q -o u.mcpkg tree
+}
+
+@test "create --sign: info names the signer's key id; verify and extract --trust take it" {
+	signed_setup
+	kid=$(cut -d' ' -f3 admin.pub | base64 -d | sha256sum | cut -c1-16)
+	run --separate-stderr run_pack info s.mcpkg
+	[ "$status" -eq 0 ]
+	[[ $output == *"signed by:      key $kid"* ]]
+	[[ $output == *"chunk digests:  sha256-128"* ]]
+	run --separate-stderr run_pack info --json u.mcpkg
+	[[ $output == *'"chunk_digest":"xxh3-128","signed":false'* ]]
+	run --separate-stderr run_pack verify --json --trust admin.pub s.mcpkg
+	[ "$status" -eq 0 ]
+	run --separate-stderr run_pack extract --trust admin.pub -C out s.mcpkg
+	[ "$status" -eq 0 ]
+	cmp out/big tree/big && cmp out/sub/a.txt tree/sub/a.txt
+	# A directory of keys, the right one among them.
+	mkdir keys && cp other.pub admin.pub keys/
+	run --separate-stderr run_pack extract --trust keys -O s.mcpkg
+	[ "$status" -eq 0 ]
+	# Without --trust, signed and unsigned packages read as before.
+	run_pack verify -q s.mcpkg && run_pack verify -q u.mcpkg
+}
+
+@test "--trust refuses, writing nothing: unsigned, another key, a changed manifest byte, a bad key file" {
+	signed_setup
+	kid=$(cut -d' ' -f3 admin.pub | base64 -d | sha256sum | cut -c1-16)
+	run --separate-stderr run_pack extract --trust admin.pub -C out1 u.mcpkg
+	[ "$status" -eq 1 ]
+	[[ $stderr == *"u.mcpkg: refused: not signed"* ]]
+	[ ! -e out1 ]
+	run --separate-stderr run_pack extract --trust other.pub -C out2 s.mcpkg
+	[ "$status" -eq 1 ]
+	[[ $stderr == *"signed by key $kid, which is not trusted"* ]]
+	[ ! -e out2 ]
+	run --separate-stderr run_pack verify --json --trust other.pub s.mcpkg
+	[ "$status" -eq 1 ]
+	[[ $output == *'"ok":false'* ]]
+	# One manifest byte changed (the name's length, the version's, a chunk digest, the salt).
+	for off in 7 9 60 -100; do
+		cp s.mcpkg t.mcpkg
+		flip_manifest t.mcpkg $off
+		run --separate-stderr run_pack extract --trust admin.pub -O t.mcpkg
+		[ "$status" -ne 0 ]
+		[ -z "$output" ]
+		run --separate-stderr run_pack verify --trust admin.pub t.mcpkg
+		[ "$status" -eq 1 ] || [ "$status" -eq 3 ]
+	done
+	cp s.mcpkg t.mcpkg
+	flip_manifest t.mcpkg 8 # the name's first byte: the manifest still parses
+	run --separate-stderr run_pack extract --trust admin.pub -C out3 t.mcpkg
+	[ "$status" -eq 1 ]
+	[[ $stderr == *"does not match its signature by key $kid"* ]]
+	[ ! -e out3 ]
+	# Key files of the wrong format: a secret key, a truncated key, an ssh key.
+	run --separate-stderr run_pack extract --trust admin.key -C out4 s.mcpkg
+	[ "$status" -eq 1 ]
+	[[ $stderr == *"admin.key: a secret key where a public key is wanted"* ]]
+	head -c 40 admin.pub >short.pub
+	run --separate-stderr run_pack extract --trust short.pub -C out4 s.mcpkg
+	[ "$status" -eq 1 ]
+	[[ $stderr == *"short.pub: "* ]]
+	echo 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG me@host' >ssh.pub
+	run --separate-stderr run_pack verify --trust admin.pub --trust ssh.pub s.mcpkg
+	[ "$status" -eq 1 ]
+	[[ $stderr == *"ssh.pub: not an mcast key file"* ]]
+	[ ! -e out4 ]
+	run --separate-stderr run_pack create --sign admin.pub -o x.mcpkg tree
+	[ "$status" -eq 1 ]
+	[[ $stderr == *"admin.pub: a public key where a secret key is wanted"* ]]
+	[ ! -e x.mcpkg ]
+}
+
+@test "signed packages: a changed payload byte is a damaged chunk (exit 3); usage errors" {
+	signed_setup
+	cp s.mcpkg d.mcpkg
+	printf 'X' | dd of=d.mcpkg bs=1 seek=5000 conv=notrunc status=none
+	run --separate-stderr run_pack verify --trust admin.pub d.mcpkg
+	[ "$status" -eq 3 ]
+	[[ $stderr == *"chunk 0 "* ]]
+	run --separate-stderr run_pack extract --trust admin.pub -C out d.mcpkg
+	[ "$status" -eq 3 ]
+	run --separate-stderr run_pack info --trust admin.pub s.mcpkg
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"--trust is for verify and extract"* ]]
+	run --separate-stderr run_pack verify --sign admin.key s.mcpkg
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"--sign is for create"* ]]
+}
+
+@test "create --sign with --mtime is reproducible; a raw image signs too" {
+	run_pack -q keygen -o admin
+	mkdir tree && head -c 300000 /dev/urandom >tree/f
+	mkdir a b
+	run_pack create -q --mtime 1700000000 --sign admin.key -o a/p.mcpkg tree
+	run_pack create -q --mtime 1700000000 --sign admin.key -o b/p.mcpkg tree
+	cmp a/p.mcpkg b/p.mcpkg
+	head -c 1000000 /dev/urandom >img
+	run_pack create -q --sign admin.key -z none -o r.mcpkg - <img
+	run_pack verify -q --trust admin.pub r.mcpkg
+	run_pack extract --trust admin.pub -O r.mcpkg | cmp - img
+}
+
+@test "a group-readable secret key signs with a warning" {
+	run_pack -q keygen -o admin
+	chmod 640 admin.key
+	mkdir tree && echo x >tree/f
+	run --separate-stderr run_pack create --sign admin.key -o s.mcpkg tree
+	[ "$status" -eq 0 ]
+	[[ $stderr == *"admin.key: secret key readable or writable by group or others"* ]]
+}
+
+G=239.77.80.1
+P=17800
+
+# recv_bg NAME ARG...: mcast-recv into $T/NAME.mcpkg on the ns_lo host, once it listens.
+recv_bg() {
+	local name=$1
+	shift
+	bg_start "$name" with_timeout 60 ns_exec local run_recv -g "$G" -p "$P" -o "$T/$name.mcpkg" --timeout 20s "$@"
+	wait_for 10 grep -q 'waiting for' "$T/$name.err" || { cat "$T/$name.err" >&2; return 1; }
+}
+
+# ends NAME SECS STATUS: NAME exits with STATUS within SECS (its stderr shown when not).
+ends() {
+	local st=0
+	bg_wait "$1" "$2" || st=$?
+	[ "$st" -eq "$3" ] || { echo "$1 exited $st, expected $3:" >&2; cat "$T/$1.err" >&2; return 1; }
+}
+
+@test "a signed package through a session (SHA-256 chunk digests on the wire) and through repair" {
+	require_root
+	signed_setup
+	ns_lo
+	recv_bg r1
+	bg_start send with_timeout 60 ns_exec local run_send -g "$G" -p "$P" -r 200M --linger 300ms "$T/s.mcpkg"
+	ends r1 40 0
+	ends send 40 0
+	cmp r1.mcpkg s.mcpkg
+	# A damaged chunk healed, and a package fetched from nothing, from a file source.
+	cp s.mcpkg d.mcpkg
+	printf 'XY' | dd of=d.mcpkg bs=1 seek=$((4096 + 1200000)) conv=notrunc status=none
+	run -3 --separate-stderr run_pack verify d.mcpkg
+	run -0 --separate-stderr run_repair -s "$T/s.mcpkg" d.mcpkg
+	cmp d.mcpkg s.mcpkg
+	run -0 --separate-stderr run_repair -s "$T/s.mcpkg" n.mcpkg
+	cmp n.mcpkg s.mcpkg
+}
