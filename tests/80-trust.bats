@@ -234,3 +234,22 @@ ends() {
 	run -0 --separate-stderr run_repair -s "$T/s.mcpkg" n.mcpkg
 	cmp n.mcpkg s.mcpkg
 }
+
+@test "a signed image package: verify, extract -O and --to with --trust; another key never touches the target" {
+	signed_setup
+	head -c 1500000 /dev/urandom >img
+	head -c 2200000 /dev/zero >>img
+	echo end >>img
+	run -0 --separate-stderr run_pack create --image --sign admin.key -o si.mcpkg img
+	run -0 --separate-stderr run_pack info si.mcpkg
+	[[ $output == *"chunk digests:  sha256-128"* ]]
+	run -0 --separate-stderr run_pack verify --trust admin.pub si.mcpkg
+	run_pack extract --trust admin.pub -O si.mcpkg | cmp - img
+	truncate -s 8M tgt
+	run -0 --separate-stderr run_pack extract --trust admin.pub --to tgt si.mcpkg
+	cmp -n "$(stat -c %s img)" tgt img
+	truncate -s 8M tgt2
+	run -1 --separate-stderr run_pack extract --trust other.pub --to tgt2 si.mcpkg
+	[[ $stderr == *"which is not trusted"* ]]
+	cmp tgt2 <(head -c 8M /dev/zero)
+}
