@@ -23,6 +23,7 @@ struct mc_target {
 	unsigned flags;
 	int blk;
 	int direct;           /* writes with O_DIRECT (a block device): no second copy in the page cache */
+	int bfd;              /* the same device without O_DIRECT, for unaligned raw access (opened when needed) */
 	int zeroed;           /* holes need no writing */
 	uint64_t size;
 	dev_t dev, rdev;
@@ -115,7 +116,7 @@ struct mc_target *mc_target_open(const char *path, const struct mc_manifest *m, 
 		fail(err, errlen, ENOMEM, path, "%s", strerror(ENOMEM));
 		return NULL;
 	}
-	t->fd = -1;
+	t->fd = t->bfd = -1;
 	t->m = m;
 	t->flags = flags;
 	if (m->format != MC_PKG_VERSION_IMAGE) {
@@ -266,42 +267,107 @@ int mc_target_sync(struct mc_target *t, char *err, size_t errlen)
 	return 0;
 }
 
+/* Reads n bytes at off, all of them or fails (EIO past the end). */
+static int pread_all(int fd, uint8_t *p, size_t n, uint64_t off)
+{
+	while (n > 0) {
+		ssize_t r = pread(fd, p, n, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			errno = EIO;
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+int mc_target_span_ok(struct mc_target *t, uint32_t i, char *err, size_t errlen)
+{
+	const struct mc_manifest *m = t->m;
+	uint32_t span = mc_manifest_span_len(m, i);
+	uint8_t d[MC_DIGEST_LEN];
+
+	if (i >= m->nchunks)
+		return fail(err, errlen, EINVAL, t->path, "chunk %u: the image has %u", i, m->nchunks);
+	if (mc_target_pread(t, t->buf, span, mc_manifest_span_off(m, i)) < 0)
+		return fail(err, errlen, errno, t->path, "span %u: %s", i, strerror(errno));
+	mc_digest(t->buf, span, d);
+	return memcmp(d, mc_manifest_span_digest(m, i), MC_DIGEST_LEN) == 0;
+}
+
 long mc_target_check(struct mc_target *t, void (*bad)(void *arg, uint32_t i),
 		     void (*progress)(void *arg, uint64_t done), void *arg, char *err, size_t errlen)
 {
 	const struct mc_manifest *m = t->m;
-	uint8_t d[MC_DIGEST_LEN];
 	long nbad = 0;
 
 	/* What was written is flushed and clean: drop it from the cache so the check reads the medium. */
 	posix_fadvise(t->fd, 0, (off_t)m->image_size, POSIX_FADV_DONTNEED);
 	posix_fadvise(t->fd, 0, (off_t)m->image_size, POSIX_FADV_SEQUENTIAL);
 	for (uint32_t i = 0; i < m->nchunks; i++) {
-		uint32_t span = mc_manifest_span_len(m, i);
-		uint64_t off = mc_manifest_span_off(m, i);
-		size_t got = 0;
-		if (mc_manifest_chunk_flags(m, i) & MC_CHUNK_DONTCARE)
-			continue;
-		while (got < span) {
-			ssize_t r = pread(t->fd, t->buf + got, span - got, (off_t)(off + got));
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r < 0)
-				return fail(err, errlen, errno, t->path, "span %u: %s", i, strerror(errno));
-			if (r == 0)
-				break;
-			got += (size_t)r;
-		}
-		mc_digest(t->buf, got, d);
-		if (got != span || memcmp(d, mc_manifest_span_digest(m, i), MC_DIGEST_LEN) != 0) {
+		int ok = 1;
+		if (!(mc_manifest_chunk_flags(m, i) & MC_CHUNK_DONTCARE) && (ok = mc_target_span_ok(t, i, err, errlen)) < 0)
+			return -1;
+		if (!ok) {
 			nbad++;
 			if (bad)
 				bad(arg, i);
 		}
 		if (progress)
-			progress(arg, off + span);
+			progress(arg, mc_manifest_span_off(m, i) + mc_manifest_span_len(m, i));
 	}
 	return nbad;
+}
+
+/* The fd for n bytes at off from p: the O_DIRECT one when all is aligned, else the buffered one. */
+static int raw_fd(struct mc_target *t, const void *p, size_t n, uint64_t off)
+{
+	if (!t->direct || ((uintptr_t)p % MC_PKG_ALIGN == 0 && n % MC_PKG_ALIGN == 0 && off % MC_PKG_ALIGN == 0))
+		return t->fd;
+	if (t->bfd < 0) {
+		struct stat a, b;
+		int fd = open(t->path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			return -1;
+		/* The same device as the first open, not whatever the path names now. */
+		if (fstat(fd, &a) < 0 || fstat(t->fd, &b) < 0 || a.st_rdev != b.st_rdev) {
+			close(fd);
+			errno = ENODEV;
+			return -1;
+		}
+		t->bfd = fd;
+	}
+	return t->bfd;
+}
+
+int mc_target_pwrite(struct mc_target *t, const void *p, size_t n, uint64_t off)
+{
+	int fd;
+
+	if (t->flags & MC_TARGET_READONLY) {
+		errno = EBADF;
+		return -1;
+	}
+	if (off > t->size || n > t->size - off) {
+		errno = ENOSPC;
+		return -1;
+	}
+	if ((fd = raw_fd(t, p, n, off)) < 0)
+		return -1;
+	return pwrite_all(fd, p, n, off);
+}
+
+int mc_target_pread(struct mc_target *t, void *p, size_t n, uint64_t off)
+{
+	int fd = raw_fd(t, p, n, off);
+
+	return fd < 0 ? -1 : pread_all(fd, p, n, off);
 }
 
 void mc_target_close(struct mc_target *t)
@@ -310,6 +376,8 @@ void mc_target_close(struct mc_target *t)
 		return;
 	if (t->fd >= 0)
 		close(t->fd);
+	if (t->bfd >= 0)
+		close(t->bfd);
 	mc_image_dec_free(t->dec);
 	free(t->buf);
 	free(t->path);

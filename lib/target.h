@@ -68,9 +68,26 @@ int mc_target_sync(struct mc_target *t, char *err, size_t errlen);
 long mc_target_check(struct mc_target *t, void (*bad)(void *arg, uint32_t i),
 		     void (*progress)(void *arg, uint64_t done), void *arg, char *err, size_t errlen);
 
+/* 1 when span i on the target matches its span digest, 0 when not, -1 on a read error. */
+int mc_target_span_ok(struct mc_target *t, uint32_t i, char *err, size_t errlen);
+
+/*
+ * Raw access to the target's bytes at any offset and length, for a sink
+ * that keeps a chunk's stored bytes in the chunk's own span while the chunk
+ * is incomplete (stored_len(i) <= span_len(i), so they fit). Handles the
+ * alignment O_DIRECT wants on a block device (unaligned pieces go through
+ * the page cache, which the kernel keeps coherent with direct I/O). Return
+ * 0 or -1 with errno; a read past the end of the target fails with EIO.
+ */
+int mc_target_pwrite(struct mc_target *t, const void *p, size_t n, uint64_t off);
+int mc_target_pread(struct mc_target *t, void *p, size_t n, uint64_t off);
+
 void mc_target_close(struct mc_target *t);
 
-/* The open file descriptor (read-write unless MC_TARGET_READONLY), for a sink that spills partial chunks there. */
+/*
+ * The open file descriptor (read-write unless MC_TARGET_READONLY). On a
+ * block device it may have O_DIRECT: write through mc_target_pwrite.
+ */
 int mc_target_fd(const struct mc_target *t);
 /* The target's size in bytes (at least the image size). */
 uint64_t mc_target_size(const struct mc_target *t);

@@ -189,6 +189,16 @@ int main(void)
 		mc_target_put_chunk(tg, i, buf, mc_manifest_chunk_len(&p.m, i), err, sizeof err);
 	}
 	ok(read_file(t, back, IMG) == 0 && memcmp(back, img, IMG) == 0, "holes punched: the file is the image");
+	/* Raw access: a chunk's stored bytes kept in its own span, unaligned, then read back; span checks. */
+	mc_pkg_check_chunk(&p, 4, buf);
+	ok(mc_target_span_ok(tg, 4, err, sizeof err) == 1 && mc_target_pwrite(tg, buf + 1, l4 - 1, 4 * SPAN + 7) == 0 &&
+		   mc_target_span_ok(tg, 4, err, sizeof err) == 0, "stored bytes spilled into span 4: it no longer checks");
+	ok(mc_target_pread(tg, out, l4 - 1, 4 * SPAN + 7) == 0 && memcmp(out, buf + 1, l4 - 1) == 0,
+	   "and read back as they were");
+	errno = 0;
+	ok(mc_target_pwrite(tg, buf, 2, IMG - 1) < 0 && errno == ENOSPC, "no raw write past the target's end");
+	ok(mc_target_put_chunk(tg, 4, buf, l4, err, sizeof err) == 0 && mc_target_span_ok(tg, 4, err, sizeof err) == 1,
+	   "the chunk put over them: span 4 checks again");
 	mc_target_identity(tg, ident);
 	mc_target_close(tg);
 	path(t, sizeof t, "new.img");
