@@ -3,7 +3,7 @@ PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
-ZSHCOMPDIR ?= $(PREFIX)/share/zsh/vendor-completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 PKG_CONFIG ?= pkg-config
 CC ?= cc
 
@@ -122,7 +122,7 @@ install: all
 uninstall:
 	for p in $(PROGS); do rm -f $(DESTDIR)$(BINDIR)/$$p $(DESTDIR)$(MANDIR)/man1/$$p.1 \
 	  $(DESTDIR)$(BASHCOMPDIR)/$$p $(DESTDIR)$(ZSHCOMPDIR)/_$$p; done
-	rm -f $(DESTDIR)$(MANDIR)/man1/mcast.1 $(DESTDIR)$(MANDIR)/man5/mcast-package.5 $(DESTDIR)$(MANDIR)/man7/mcast-protocol.7
+	for s in 1 5 7; do for f in man/*.$$s; do [ ! -e "$$f" ] || rm -f $(DESTDIR)$(MANDIR)/man$$s/$${f##*/}; done; done
 
 clean:
 	rm -rf build build-asan bin tests/fuzz/build

@@ -206,11 +206,17 @@ static int check_trust(const struct mc_pkg *p)
  */
 static int summarized;
 
-static void summary_begin(struct mc_json *j, const char *cmd)
+static void summary_begin(struct mc_json *j, const char *cmd, const char *result)
 {
-	mc_json_begin(j, "summary");
+	mc_json_summary(j, result);
 	mc_json_str(j, "command", cmd);
 	summarized = 1;
+}
+
+/* The result word of mcast-json(7) for an exit status; what 3 means depends on the command. */
+static const char *result_of(int rc, const char *three)
+{
+	return rc == MC_EXIT_OK ? "complete" : rc == MC_EXIT_INCOMPLETE ? three : "error";
 }
 
 /* ---- info of an image package (issue 15) ---- */
@@ -307,7 +313,7 @@ static int cmd_create(const struct args *a, char **paths, int npaths)
 		return MC_EXIT_RUNTIME;
 	if (mc_log_json()) {
 		struct mc_json j;
-		summary_begin(&j, "create");
+		summary_begin(&j, "create", "complete");
 		mc_json_str(&j, "path", a->output);
 		mc_json_str(&j, "id", hex);
 		mc_json_str(&j, "name", p.m.name);
@@ -358,7 +364,7 @@ static int cmd_info(const char *path)
 		snprintf(when, sizeof when, "%llu", (unsigned long long)p.m.ctime);
 	if (mc_log_json()) {
 		struct mc_json j;
-		summary_begin(&j, "info");
+		summary_begin(&j, "info", "complete");
 		mc_json_str(&j, "path", path);
 		mc_json_str(&j, "id", hex);
 		mc_json_str(&j, "name", p.m.name);
@@ -468,9 +474,8 @@ static int cmd_list(const char *path)
 	}
 	if (mc_log_json()) {
 		struct mc_json j;
-		summary_begin(&j, "list");
-		mc_json_str(&j, "package", path);
-		mc_json_bool(&j, "ok", rc == 0);
+		summary_begin(&j, "list", result_of(rc, "damaged"));
+		mc_json_str(&j, "path", path);
 		mc_json_u64(&j, "entries", n);
 		mc_json_end(&j);
 	}
@@ -553,10 +558,9 @@ static int cmd_verify(const char *path)
 	if (mc_log_json()) {
 		struct mc_json j;
 		snprintf(arr, sizeof arr, "[%.*s]", (int)v.len, v.list);
-		summary_begin(&j, "verify");
+		summary_begin(&j, "verify", intact ? "complete" : "damaged");
 		mc_json_str(&j, "path", path);
 		mc_json_str(&j, "id", hex);
-		mc_json_bool(&j, "ok", intact);
 		mc_json_u64(&j, "chunks", p.m.nchunks);
 		mc_json_u64(&j, "bad", (uint64_t)bad);
 		mc_json_raw(&j, "bad_chunks", arr);
@@ -664,10 +668,9 @@ static int cmd_extract_to(const struct args *a, const char *path)
 out:
 	if (mc_log_json()) {
 		struct mc_json j;
-		summary_begin(&j, "extract");
+		summary_begin(&j, "extract", result_of(rc, "damaged"));
 		mc_json_str(&j, "path", path);
 		mc_json_str(&j, "target", a->to);
-		mc_json_bool(&j, "ok", rc == 0);
 		mc_json_u64(&j, "image_size", p.m.image_size);
 		mc_json_u64(&j, "chunks", p.m.nchunks);
 		mc_json_u64(&j, "written", written);
@@ -734,11 +737,10 @@ static int cmd_verify_to(const struct args *a, const char *path)
 	mc_id_hex(p.m.id, hex);
 	if (mc_log_json()) {
 		struct mc_json j;
-		summary_begin(&j, "verify");
+		summary_begin(&j, "verify", result_of(rc, "incomplete"));
 		mc_json_str(&j, "path", path);
 		mc_json_str(&j, "target", a->to);
 		mc_json_str(&j, "id", hex);
-		mc_json_bool(&j, "ok", rc == 0);
 		mc_json_u64(&j, "chunks", p.m.nchunks);
 		mc_json_u64(&j, "bad", bad < 0 ? 0 : (uint64_t)bad);
 		mc_json_end(&j);
@@ -786,10 +788,9 @@ static int cmd_extract(const struct args *a, const char *path)
 		}
 		if (mc_log_json()) {
 			struct mc_json j;
-			summary_begin(&j, "extract");
+			summary_begin(&j, "extract", result_of(rc, "damaged"));
 			mc_json_str(&j, "path", path);
 			mc_json_str(&j, "dir", dir);
-			mc_json_bool(&j, "ok", rc == 0);
 			mc_json_u64(&j, "refused", refused);
 			mc_json_end(&j);
 		} else if (rc == 0) {
@@ -815,8 +816,8 @@ static int cmd_keygen(const struct args *a)
 		}
 		if (mc_log_json()) {
 			struct mc_json j;
-			summary_begin(&j, "keygen");
-			mc_json_bool(&j, "ok", 1);
+			summary_begin(&j, "keygen", "complete");
+			mc_json_str(&j, "path", a->output);
 			mc_json_str(&j, "session_key", a->output);
 			mc_json_end(&j);
 		} else {
@@ -846,8 +847,8 @@ static int cmd_keygen(const struct args *a)
 		char kp[4096], pp[4096];
 		snprintf(kp, sizeof kp, "%s.key", a->output);
 		snprintf(pp, sizeof pp, "%s.pub", a->output);
-		summary_begin(&j, "keygen");
-		mc_json_bool(&j, "ok", 1);
+		summary_begin(&j, "keygen", "complete");
+		mc_json_str(&j, "path", a->output);
 		mc_json_str(&j, "key_id", kid);
 		mc_json_str(&j, "secret_key", kp);
 		mc_json_str(&j, "public_key", pp);
@@ -1093,8 +1094,14 @@ int main(int argc, char **argv)
 done:
 	if (mc_log_json() && !summarized) {
 		struct mc_json j;
-		summary_begin(&j, a.cmd);
-		mc_json_bool(&j, "ok", 0);
+		summary_begin(&j, a.cmd, result_of(rc, "damaged"));
+		/* path as every summary has it: the package (or key) named, null when there was none. */
+		const char *fp = strcmp(a.cmd, "create") == 0 || strcmp(a.cmd, "keygen") == 0 ? a.output
+				 : argc > 0 ? argv[0] : NULL;
+		if (fp)
+			mc_json_str(&j, "path", fp);
+		else
+			mc_json_raw(&j, "path", "null");
 		mc_json_u64(&j, "exit", (uint64_t)rc);
 		mc_json_end(&j);
 	}

@@ -100,7 +100,7 @@ static void on_event(void *ctx, const struct mc_repair_event *ev)
 		if (ev->msg)
 			mc_warn("%s; every chunk of %s.part was checked instead", ev->msg, pkg);
 		mc_json_begin(&j, "need");
-		mc_json_str(&j, "package", pkg);
+		mc_json_str(&j, "path", pkg);
 		mc_json_u64(&j, "chunks", ev->nchunks);
 		mc_json_u64(&j, "have", ev->have);
 		mc_json_u64(&j, "need", ev->need);
@@ -122,7 +122,12 @@ static void on_event(void *ctx, const struct mc_repair_event *ev)
 	case MC_REPAIR_EV_MANIFEST:
 		mc_json_begin(&j, "manifest");
 		mc_json_str(&j, "source", ev->source);
-		mc_json_str(&j, "package", ev->msg);
+		if (ev->manifest) {
+			char hex[2 * MC_ID_LEN + 1];
+			mc_json_str(&j, "name", ev->manifest->name);
+			mc_json_str(&j, "version", ev->manifest->version);
+			mc_json_str(&j, "id", mc_id_hex(ev->manifest->id, hex));
+		}
 		mc_json_end(&j);
 		mc_info("%s: manifest of %s", ev->source, ev->msg);
 		break;
@@ -187,6 +192,16 @@ static void on_event(void *ctx, const struct mc_repair_event *ev)
 	}
 }
 
+/* The result word of mcast-json(7). */
+static const char *result_word(int rc, const struct mc_repair_result *res)
+{
+	if (rc == 0)
+		return "complete";
+	if (rc > 0 && got_stop)
+		return "interrupted";
+	return rc > 0 && !res->no_source ? "incomplete" : "error";
+}
+
 static void report(const char *pkg, int rc, const struct mc_repair_result *res, double secs)
 {
 	struct mc_json j;
@@ -211,9 +226,13 @@ static void report(const char *pkg, int rc, const struct mc_repair_result *res, 
 	}
 	if (res->have_manifest && rc >= 0)
 		mc_repair_list_missing(&res->st, list, sizeof list);
-	mc_json_begin(&j, "summary");
-	mc_json_str(&j, "package", pkg);
-	mc_json_str(&j, "status", rc == 0 ? "complete" : rc > 0 ? "incomplete" : "error");
+	mc_json_summary(&j, result_word(rc, res));
+	mc_json_str(&j, "path", pkg);
+	if (res->have_manifest) {
+		char hex[2 * MC_ID_LEN + 1];
+		mc_json_str(&j, "name", res->name);
+		mc_json_str(&j, "id", mc_id_hex(res->id, hex));
+	}
 	mc_json_bool(&j, "manifest", res->have_manifest);
 	mc_json_bool(&j, "in_place", res->in_place);
 	mc_json_u64(&j, "chunks", res->nchunks);

@@ -384,15 +384,16 @@ static int drain(struct run *r, int fd, struct mc_rx *rx)
 }
 
 /*
- * --json ends with one "summary" (result started, empty, cancelled or error),
- * as every program's does; with started, COMMAND's own lines follow it.
+ * --json ends with one "summary" (result started, empty, interrupted or
+ * error: mcast-json(7)), as every program's does; with started, COMMAND's own
+ * lines follow it. "path" is null: mcast-sched works on no file.
  */
 static int summarized;
 
 static void summary_begin(struct mc_json *j, const char *result)
 {
-	mc_json_begin(j, "summary");
-	mc_json_str(j, "result", result);
+	mc_json_summary(j, result);
+	mc_json_raw(j, "path", "null");
 	summarized = 1;
 }
 
@@ -607,7 +608,7 @@ int main(int argc, char **argv)
 		mc_info("%s: cancelled with %zu client%s", strsignal(sig), r.s.n, r.s.n == 1 ? "" : "s");
 		write_status(&r, now_ms(), "cancelled");
 		struct mc_json j;
-		summary_begin(&j, "cancelled");
+		summary_begin(&j, "interrupted");
 		mc_json_str(&j, "signal", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
 		mc_json_u64(&j, "clients", r.s.n);
 		mc_json_end(&j);

@@ -219,6 +219,13 @@ void mc_json_raw(struct mc_json *j, const char *k, const char *raw)
 	put(j, raw, strlen(raw));
 }
 
+void mc_json_summary(struct mc_json *j, const char *result)
+{
+	mc_json_begin(j, "summary");
+	mc_json_u64(j, "v", MC_JSON_V);
+	mc_json_str(j, "result", result);
+}
+
 void mc_json_end(struct mc_json *j)
 {
 	if (!json_mode)

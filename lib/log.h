@@ -52,6 +52,15 @@ void mc_json_u64(struct mc_json *j, const char *key, uint64_t val);
 void mc_json_i64(struct mc_json *j, const char *key, int64_t val);
 void mc_json_dbl(struct mc_json *j, const char *key, double val);
 void mc_json_bool(struct mc_json *j, const char *key, int val);
+/*
+ * The last line of every program's --json output: {"event":"summary","v":1,
+ * "result":RESULT, ...}. RESULT is a word of mcast-json(7): complete,
+ * incomplete, ended, left, damaged, timeout, interrupted, error, started,
+ * empty. MC_JSON_V counts changes to the keys scripts rely on.
+ */
+#define MC_JSON_V 1
+void mc_json_summary(struct mc_json *j, const char *result);
+
 /* Raw JSON value (an array or object the caller built with mc_json_escape). */
 void mc_json_raw(struct mc_json *j, const char *key, const char *raw);
 void mc_json_end(struct mc_json *j);

@@ -126,6 +126,7 @@ static void emit(struct run *r, enum mc_repair_ev_type type, const char *source,
 	if (r->o->event == NULL)
 		return;
 	ev.type = type;
+	ev.manifest = r->have_m ? &r->m : NULL;
 	ev.source = source;
 	ev.msg = msg;
 	ev.chunk = chunk;
@@ -974,6 +975,8 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 	}
 
 	if (r.have_m) {
+		snprintf(res->name, sizeof res->name, "%s", r.m.name);
+		memcpy(res->id, r.m.id, MC_ID_LEN);
 		res->nchunks = r.m.nchunks;
 		res->missing = r.m.nchunks - res->st.nhave;
 		res->bytes_missing = chunk_bytes(&r, 0);

@@ -57,6 +57,7 @@ struct mc_repair_event {
 	uint32_t nchunks, have, need;
 	uint64_t bytes_need, bytes_fetched, delay_ms;
 	uint64_t bytes_have;     /* MC_REPAIR_EV_LOCAL only */
+	const struct mc_manifest *manifest; /* MC_REPAIR_EV_MANIFEST only */
 };
 
 typedef void (*mc_repair_event_fn)(void *ctx, const struct mc_repair_event *ev);
@@ -96,6 +97,8 @@ struct mc_repair_result {
 	uint32_t nchunks, had, fetched, missing;
 	uint64_t bytes_need, bytes_fetched, bytes_missing;
 	uint64_t package_size;
+	char name[MC_NAME_MAX + 1]; /* the package's name and id, once a manifest is known */
+	uint8_t id[MC_ID_LEN];
 	struct mc_state st;        /* final chunk map (have bits) */
 	struct mc_repair_src_summary *src;
 	unsigned nsrc;

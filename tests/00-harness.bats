@@ -363,7 +363,7 @@ EOF
 		[ -x "$d/opt/mc/bin/$p" ]
 		cmp "$d/opt/mc/bin/$p" "$MCAST_BIN/$p"
 		[ -f "$d/opt/mc/share/bash-completion/completions/$p" ]
-		[ -f "$d/opt/mc/share/zsh/vendor-completions/_$p" ]
+		[ -f "$d/opt/mc/share/zsh/site-functions/_$p" ]
 		if [ -f "$MCAST_ROOT/man/$p.1" ]; then [ -f "$d/opt/mc/share/man/man1/$p.1" ]; fi
 	done
 	for m in "$MCAST_ROOT"/man/*.[157]; do
@@ -373,6 +373,15 @@ EOF
 	done
 	# Nothing outside DESTDIR/PREFIX.
 	[ "$(find "$d" -mindepth 1 -maxdepth 1)" = "$d/opt" ]
+	# zsh finds them where Debian's zsh looks ($PREFIX/share/zsh/site-functions is on its fpath).
+	if command -v zsh >/dev/null; then
+		run zsh -fc 'fpath=("$1" $fpath); autoload -Uz compinit; compinit -u -d "$2/zcompdump"
+			for p in mcast-pack mcast-send mcast-recv mcast-repair mcast-sched; do
+				[[ $_comps[$p] == _$p ]] || { print -u2 "$p: $_comps[$p]"; exit 1; }
+			done' zsh "$d/opt/mc/share/zsh/site-functions" "$T"
+		echo "$output"
+		[ "$status" -eq 0 ]
+	fi
 	run make -s -C "$MCAST_ROOT" uninstall DESTDIR="$d" PREFIX=/opt/mc
 	[ "$status" -eq 0 ]
 	[ -z "$(find "$d" -type f)" ]

@@ -317,12 +317,12 @@ assert o["file_size"] == o["payload_offset"] + o["payload_size"] and o["payload_
 
 @test "pack: --json ends with a summary naming the command also when it fails" {
 	run -1 --separate-stderr run_pack verify --json /etc/hostname
-	[ "$output" = '{"event":"summary","command":"verify","ok":false,"exit":1}' ]
+	[ "$output" = '{"event":"summary","v":1,"result":"error","command":"verify","path":"/etc/hostname","exit":1}' ]
 	[[ $stderr == *"/etc/hostname"* ]]
 	run -1 --separate-stderr run_pack list --json "$BATS_TEST_TMPDIR/none.mcpkg"
-	[ "$output" = '{"event":"summary","command":"list","ok":false,"exit":1}' ]
+	[ "$output" = '{"event":"summary","v":1,"result":"error","command":"list","path":"'"$BATS_TEST_TMPDIR"'/none.mcpkg","exit":1}' ]
 	run -1 --separate-stderr run_pack create --json -o "$BATS_TEST_TMPDIR/no/dir/p.mcpkg" "$BATS_TEST_TMPDIR"
-	[ "$output" = '{"event":"summary","command":"create","ok":false,"exit":1}' ]
+	[ "$output" = '{"event":"summary","v":1,"result":"error","command":"create","path":"'"$BATS_TEST_TMPDIR"'/no/dir/p.mcpkg","exit":1}' ]
 }
 
 @test "pack: list --json and list -v describe entries" {
@@ -334,7 +334,7 @@ import json, sys
 lines = [json.loads(l) for l in sys.stdin]
 e = {o["path"]: o for o in lines if o["event"] == "entry"}
 s = lines[-1]
-assert s["event"] == "summary" and s["command"] == "list" and s["entries"] == len(e) and s["ok"] is True, s
+assert s["event"] == "summary" and s["command"] == "list" and s["entries"] == len(e) and s["result"] == "complete", s
 assert e["link"]["type"] == "symlink" and e["link"]["target"] == "a.txt", e["link"]
 assert e["sub/random.bin"]["size"] == 300000
 assert e["deep/er/est/run.sh"]["mode"] == 0o750
@@ -610,7 +610,7 @@ bad = [o for o in lines if o["event"] == "bad_chunk"]
 assert [o["index"] for o in bad] == [5], bad
 assert bad[0]["length"] == 65536
 s = lines[-1]
-assert s["event"] == "summary" and s["command"] == "verify" and s["ok"] is False and s["bad_chunks"] == [5], s
+assert s["event"] == "summary" and s["command"] == "verify" and s["result"] == "damaged" and s["bad_chunks"] == [5], s
 '
 	run -3 --separate-stderr run_pack extract -O p.mcpkg
 	[[ $stderr == *"chunk 5"* ]]
@@ -679,11 +679,11 @@ assert s["event"] == "summary" and s["command"] == "verify" and s["ok"] is False
 	make_tree src
 	run -0 run_pack create -q -o p.mcpkg src
 	run -0 --separate-stderr run_pack extract --json -C new p.mcpkg
-	[[ $output == *'"event":"summary","command":"extract"'* ]]
+	[[ $output == *'"event":"summary","v":1,"result":"complete","command":"extract"'* ]]
 	[ -f new/a.txt ]
 	run -2 --separate-stderr run_pack extract -O --json p.mcpkg
 	run -0 --separate-stderr run_pack verify --json p.mcpkg
-	[[ $output == *'"ok":true'* ]]
+	[[ $output == *'"result":"complete"'* ]]
 	run -0 --separate-stderr run_pack -q verify p.mcpkg
 	[ -z "$stderr" ]
 	run -0 --separate-stderr run_pack verify -q p.mcpkg
@@ -696,7 +696,7 @@ assert s["event"] == "summary" and s["command"] == "verify" and s["ok"] is False
 	run -0 --separate-stderr run_pack create "$BATS_TEST_TMPDIR/t" -o "$BATS_TEST_TMPDIR/p.mcpkg" -z none
 	[ -s "$BATS_TEST_TMPDIR/p.mcpkg" ]
 	run -0 --separate-stderr run_pack verify "$BATS_TEST_TMPDIR/p.mcpkg" --json
-	[[ $output == *'"ok":true'* ]]
+	[[ $output == *'"result":"complete"'* ]]
 	run -0 --separate-stderr run_pack list "$BATS_TEST_TMPDIR/p.mcpkg" -q
 	[[ $output == *a* ]]
 }

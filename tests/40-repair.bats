@@ -128,6 +128,7 @@ json_field() {
 	[ -e img.mcpkg.state ]
 	run -1 --separate-stderr run_repair --json -s junk.mcpkg img.mcpkg
 	printf '%s\n' "$output" | grep -q '"event":"source_unusable","source":"junk.mcpkg"'
+	[ "$(json_field result)" = error ]
 	# A good path after them: complete.
 	run -0 --separate-stderr run_repair -s nope.mcpkg -s junk.mcpkg -s www/ img.mcpkg
 	cmp img.mcpkg orig.mcpkg
@@ -194,6 +195,12 @@ json_field() {
 	[ ! -e img.mcpkg.part ]
 	[ ! -e img.mcpkg.state ]
 	[ "$(json_field fetched)" = 6 ]
+	# The vocabulary of mcast-json(7): v, result, path, name, id.
+	[ "$(json_field v)" = 1 ]
+	[ "$(json_field result)" = complete ]
+	[ "$(json_field path)" = img.mcpkg ]
+	[ "$(json_field name)" = img ]
+	[ "$(json_field id)" = "$(run_pack info --json orig.mcpkg | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')" ]
 	needed=$(json_field bytes_needed)
 	[ "$needed" = $((5 * CS + 1234)) ]
 	# Everything fetched is what was missing, plus the 64-byte header and part headers.
@@ -367,6 +374,8 @@ json_field() {
 	partial img.mcpkg 5 6
 	run -3 --separate-stderr ns_exec local run_repair -s "$NGINX_URL/nope.mcpkg" img.mcpkg
 	[[ $stderr == *"$NGINX_URL/nope.mcpkg"*"404"* ]]
+	run -3 --separate-stderr ns_exec local run_repair --json -s "$NGINX_URL/nope.mcpkg" img.mcpkg
+	[ "$(json_field result)" = incomplete ]
 	[[ $stderr == *"still missing 2 of 41 chunks"*"5-6"* ]]
 	[ -e img.mcpkg.part ]
 	[ -e img.mcpkg.state ]

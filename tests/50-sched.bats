@@ -44,7 +44,7 @@ event() {
 
 # outcome RESULT: the --json summary of the sched run if its result is RESULT, as a file.
 outcome() {
-	grep "\"event\":\"summary\",\"result\":\"$1\"" "$BATS_TEST_TMPDIR/sched.out" | tail -n 1 >"$BATS_TEST_TMPDIR/ev.$1"
+	grep "\"event\":\"summary\",\"v\":1,\"result\":\"$1\"" "$BATS_TEST_TMPDIR/sched.out" | tail -n 1 >"$BATS_TEST_TMPDIR/ev.$1"
 	[ -s "$BATS_TEST_TMPDIR/ev.$1" ] && echo "$BATS_TEST_TMPDIR/ev.$1"
 }
 
@@ -359,7 +359,7 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 	sched_wait 10 143
 	[ ! -s "$BATS_TEST_TMPDIR/sched.err" ]
 	[ "$(json "$st" 'j["state"]')" = cancelled ]
-	[ "$(json "$(outcome cancelled)" 'j["signal"]')" = TERM ]
+	[ "$(json "$(outcome interrupted)" 'j["signal"]')" = TERM ]
 }
 
 @test "sched: counts a real mcast-recv waiting before any session" {

@@ -44,7 +44,7 @@ setup() {
 	run --separate-stderr run_pack keygen --session -o s.key --json
 	[ "$status" -eq 0 ]
 	[ "$(stat -c %a%s s.key)" = 60032 ]
-	[[ $output == '{"event":"summary","command":"keygen","ok":true,"session_key":"s.key"}' ]]
+	[[ $output == '{"event":"summary","v":1,"result":"complete","command":"keygen","path":"s.key","session_key":"s.key"}' ]]
 	run --separate-stderr run_pack keygen --session -o t.key
 	! cmp -s s.key t.key
 	run --separate-stderr run_pack keygen --session -o s.key
