@@ -123,7 +123,7 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 	[ "$SECONDS" -lt 10 ]
 	run -127 --separate-stderr run_sched --max-wait 15s -- "$BATS_TEST_TMPDIR/absent/cmd"
 	run -127 --separate-stderr run_sched --json --max-wait 15s -- "$BATS_TEST_TMPDIR/absent/cmd"
-	[ "$output" = '{"event":"summary","result":"error","exit":127}' ]
+	[ "$output" = '{"event":"summary","v":1,"result":"error","path":null,"exit":127}' ]
 }
 
 @test "sched: COMMAND not executable exits 126 at once" {
