@@ -56,7 +56,7 @@ sum() { sha256sum "$1" | cut -d' ' -f1; }
 	head -c 4M /dev/urandom | dd of=disk conv=notrunc status=none # what was there before must not matter
 	dev=$(loop_attach disk)
 	run -0 "$MCAST_BIN/mcast-pack" extract --json --to "$dev" "$F/fs.mcpkg"
-	[[ ${lines[-1]} == *'"ok":true'* ]]
+	[[ ${lines[-1]} == *'"result":"complete"'* ]]
 	cmp -n 536870912 "$F/fs.img" "$dev"
 	run -0 "$MCAST_BIN/mcast-pack" verify --to "$dev" "$F/fs.mcpkg"
 	run -0 e2fsck -fn "$dev"
@@ -134,7 +134,7 @@ sum() { sha256sum "$1" | cut -d' ' -f1; }
 	run -3 --separate-stderr "$MCAST_BIN/mcast-pack" verify --json --to tgt im.mcpkg
 	[[ $stderr == *"tgt: span 2 (bytes 2097152-3145727): differs from the image"* ]]
 	[[ ${lines[0]} == *'"event":"bad_span","index":2'* ]]
-	[[ ${lines[-1]} == *'"ok":false'* && ${lines[-1]} == *'"bad":1'* ]]
+	[[ ${lines[-1]} == *'"result":"incomplete"'* && ${lines[-1]} == *'"bad":1'* ]]
 	# --zeroed: holes are not written; onto zeros that is the image.
 	truncate -s 8400953 z
 	run -0 "$MCAST_BIN/mcast-pack" extract --to z --zeroed im.mcpkg
