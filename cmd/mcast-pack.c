@@ -943,7 +943,7 @@ static int parse_opt(int c, struct args *a, const char **level_arg, const char *
 		break;
 	}
 	case OPT_VERSION:
-		printf("mcast-pack %s (package format %d)\n", MC_VERSION, MC_PKG_VERSION);
+		printf("mcast-pack %s (package formats %d and %d)\n", MC_VERSION, MC_PKG_VERSION, MC_PKG_VERSION_IMAGE);
 		return 1;
 	default:
 		mc_fe_bad_option(usage_text, argv);
