@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
@@ -24,6 +25,7 @@ struct mc_target {
 	int blk;
 	int direct;           /* writes with O_DIRECT (a block device): no second copy in the page cache */
 	int bfd;              /* the same device without O_DIRECT, for unaligned raw access (opened when needed) */
+	pthread_mutex_t mu;   /* guards opening bfd */
 	int zeroed;           /* holes need no writing */
 	uint64_t size;
 	dev_t dev, rdev;
@@ -118,6 +120,7 @@ struct mc_target *mc_target_open(const char *path, const struct mc_manifest *m, 
 	}
 	t->fd = t->bfd = -1;
 	t->m = m;
+	pthread_mutex_init(&t->mu, NULL);
 	t->flags = flags;
 	if (m->format != MC_PKG_VERSION_IMAGE) {
 		fail(err, errlen, EINVAL, path, "the package is a %s stream (format %u), not a seekable image: "
@@ -176,27 +179,54 @@ static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 	return 0;
 }
 
+/* The same device opened without O_DIRECT (once, under the lock: writers may be threads). */
+static int buffered_fd(struct mc_target *t)
+{
+	int fd;
+
+	pthread_mutex_lock(&t->mu);
+	if (t->bfd < 0) {
+		struct stat a, b;
+		fd = open(t->path, ((t->flags & MC_TARGET_READONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+		/* The same device as the first open, not whatever the path names now. */
+		if (fd >= 0 && (fstat(fd, &a) < 0 || fstat(t->fd, &b) < 0 || a.st_rdev != b.st_rdev)) {
+			close(fd);
+			fd = -1;
+			errno = ENODEV;
+		}
+		t->bfd = fd;
+	}
+	fd = t->bfd;
+	pthread_mutex_unlock(&t->mu);
+	return fd;
+}
+
+/* The fd for n bytes at off from p: the O_DIRECT one when all is aligned, else the buffered one. */
+static int raw_fd(struct mc_target *t, const void *p, size_t n, uint64_t off)
+{
+	if (!t->direct || ((uintptr_t)p % MC_PKG_ALIGN == 0 && n % MC_PKG_ALIGN == 0 && off % MC_PKG_ALIGN == 0))
+		return t->fd;
+	return buffered_fd(t);
+}
+
 /*
- * Writes a span. With O_DIRECT the bytes must be aligned as the device
- * wants: a caller's buffer is copied into ours first, and a write the
- * device refuses as unaligned (EINVAL: a short last span) is done again
- * through the page cache, which then stays on for the rest.
+ * Writes bytes of the image. With O_DIRECT they must be aligned as the
+ * device wants: what is not (a caller's buffer, a short last span) goes
+ * through the buffered descriptor, which the kernel keeps coherent with
+ * direct I/O; so does a write the device refuses as unaligned (EINVAL).
+ * Thread-safe: pwrite, and raw_fd's lock.
  */
 static int target_write(struct mc_target *t, const uint8_t *p, size_t n, uint64_t off)
 {
-	if (t->direct && ((uintptr_t)p % MC_PKG_ALIGN) != 0) {
-		memcpy(t->buf, p, n);
-		p = t->buf;
-	}
-	if (pwrite_all(t->fd, p, n, off) == 0)
+	int fd = raw_fd(t, p, n, off);
+
+	if (fd < 0)
+		return -1;
+	if (pwrite_all(fd, p, n, off) == 0)
 		return 0;
-	if (!t->direct || errno != EINVAL)
+	if (fd != t->fd || !t->direct || errno != EINVAL || (fd = buffered_fd(t)) < 0)
 		return -1;
-	int fl = fcntl(t->fd, F_GETFL);
-	if (fl < 0 || fcntl(t->fd, F_SETFL, fl & ~O_DIRECT) < 0)
-		return -1;
-	t->direct = 0;
-	return pwrite_all(t->fd, p, n, off);
+	return pwrite_all(fd, p, n, off);
 }
 
 int mc_target_put_chunk(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_t len,
@@ -234,6 +264,26 @@ int mc_target_put_chunk(struct mc_target *t, uint32_t i, const uint8_t *stored, 
 	return 0;
 }
 
+int mc_target_put_decoded(struct mc_target *t, uint32_t i, const uint8_t *span, char *err, size_t errlen)
+{
+	const struct mc_manifest *m = t->m;
+	uint8_t d[MC_DIGEST_LEN];
+	uint32_t n = mc_manifest_span_len(m, i);
+
+	if (i >= m->nchunks)
+		return fail(err, errlen, EINVAL, t->path, "chunk %u: the image has %u", i, m->nchunks);
+	if (t->flags & MC_TARGET_READONLY)
+		return fail(err, errlen, EBADF, t->path, "opened to check only");
+	if (mc_manifest_chunk_flags(m, i) & MC_CHUNK_HOLE)
+		return mc_target_put_hole(t, i, err, errlen);
+	mc_digest(span, n, d);
+	if (memcmp(d, mc_manifest_span_digest(m, i), MC_DIGEST_LEN) != 0)
+		return fail(err, errlen, EBADMSG, t->path, "span %u: bytes do not match its digest", i);
+	if (target_write(t, span, n, mc_manifest_span_off(m, i)) < 0)
+		return fail(err, errlen, errno, t->path, "span %u: %s", i, strerror(errno));
+	return 0;
+}
+
 int mc_target_put_hole(struct mc_target *t, uint32_t i, char *err, size_t errlen)
 {
 	const struct mc_manifest *m = t->m;
@@ -253,10 +303,14 @@ int mc_target_put_hole(struct mc_target *t, uint32_t i, char *err, size_t errlen
 		   fallocate(t->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0) {
 		return 0;
 	}
-	/* The device or file system cannot: zeros, written. */
-	memset(t->buf, 0, len);
-	if (target_write(t, t->buf, len, off) < 0)
-		return fail(err, errlen, errno, t->path, "span %u: %s", i, strerror(errno));
+	/* The device or file system cannot: zeros, written (from a shared page-aligned block: thread-safe). */
+	static const uint8_t zeros[1 << 16] __attribute__((aligned(MC_PKG_ALIGN)));
+	for (uint64_t done = 0; done < len;) {
+		size_t n = len - done < sizeof zeros ? (size_t)(len - done) : sizeof zeros;
+		if (target_write(t, zeros, n, off + done) < 0)
+			return fail(err, errlen, errno, t->path, "span %u: %s", i, strerror(errno));
+		done += n;
+	}
 	return 0;
 }
 
@@ -325,27 +379,6 @@ long mc_target_check(struct mc_target *t, void (*bad)(void *arg, uint32_t i),
 	return nbad;
 }
 
-/* The fd for n bytes at off from p: the O_DIRECT one when all is aligned, else the buffered one. */
-static int raw_fd(struct mc_target *t, const void *p, size_t n, uint64_t off)
-{
-	if (!t->direct || ((uintptr_t)p % MC_PKG_ALIGN == 0 && n % MC_PKG_ALIGN == 0 && off % MC_PKG_ALIGN == 0))
-		return t->fd;
-	if (t->bfd < 0) {
-		struct stat a, b;
-		int fd = open(t->path, O_RDWR | O_CLOEXEC);
-		if (fd < 0)
-			return -1;
-		/* The same device as the first open, not whatever the path names now. */
-		if (fstat(fd, &a) < 0 || fstat(t->fd, &b) < 0 || a.st_rdev != b.st_rdev) {
-			close(fd);
-			errno = ENODEV;
-			return -1;
-		}
-		t->bfd = fd;
-	}
-	return t->bfd;
-}
-
 int mc_target_pwrite(struct mc_target *t, const void *p, size_t n, uint64_t off)
 {
 	int fd;
@@ -381,6 +414,7 @@ void mc_target_close(struct mc_target *t)
 	mc_image_dec_free(t->dec);
 	free(t->buf);
 	free(t->path);
+	pthread_mutex_destroy(&t->mu);
 	free(t);
 }
 

@@ -44,10 +44,19 @@ struct mc_target *mc_target_open(const char *path, const struct mc_manifest *m, 
  * in the package's payload): checked against the stored digest, decoded,
  * checked against the span digest, written at mc_manifest_span_off(m, i).
  * A hole is mc_target_put_hole. Not durable before mc_target_sync.
- * Thread-safe for different chunks only if each thread has its own target.
+ * One thread at a time (it decodes into the target's own buffer).
  */
 int mc_target_put_chunk(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_t len,
 			char *err, size_t errlen);
+
+/*
+ * Span i already decoded (mc_image_decode with a decoder and buffer of the
+ * caller's, page-aligned for O_DIRECT, else it goes through the page
+ * cache): checked against the span digest (EBADMSG, nothing written) and
+ * written. Thread-safe, as are mc_target_put_hole, mc_target_pwrite and
+ * mc_target_sync: several threads may decode and write different spans.
+ */
+int mc_target_put_decoded(struct mc_target *t, uint32_t i, const uint8_t *span, char *err, size_t errlen);
 
 /*
  * Span i as zeros: nothing with MC_TARGET_ZEROED (or a new file); a hole
@@ -68,7 +77,7 @@ int mc_target_sync(struct mc_target *t, char *err, size_t errlen);
 long mc_target_check(struct mc_target *t, void (*bad)(void *arg, uint32_t i),
 		     void (*progress)(void *arg, uint64_t done), void *arg, char *err, size_t errlen);
 
-/* 1 when span i on the target matches its span digest, 0 when not, -1 on a read error. */
+/* 1 when span i on the target matches its span digest, 0 when not, -1 on a read error. One thread at a time. */
 int mc_target_span_ok(struct mc_target *t, uint32_t i, char *err, size_t errlen);
 
 /*

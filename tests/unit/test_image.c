@@ -199,6 +199,14 @@ int main(void)
 	ok(mc_target_pwrite(tg, buf, 2, IMG - 1) < 0 && errno == ENOSPC, "no raw write past the target's end");
 	ok(mc_target_put_chunk(tg, 4, buf, l4, err, sizeof err) == 0 && mc_target_span_ok(tg, 4, err, sizeof err) == 1,
 	   "the chunk put over them: span 4 checks again");
+	/* Decoded by the caller (a thread of its own), then put. */
+	ok(mc_image_decode(d, &p.m, 4, buf, l4, out, err, sizeof err) == 0 && mc_target_pwrite(tg, "junk", 4, 4 * SPAN) == 0 &&
+		   mc_target_put_decoded(tg, 4, out, err, sizeof err) == 0 && mc_target_span_ok(tg, 4, err, sizeof err) == 1,
+	   "a span decoded by the caller is put: %s", err);
+	out[10] ^= 1;
+	errno = 0;
+	ok(mc_target_put_decoded(tg, 4, out, err, sizeof err) < 0 && errno == EBADMSG &&
+		   mc_target_span_ok(tg, 4, err, sizeof err) == 1, "a wrong decoded span is refused, nothing written: %s", err);
 	mc_target_identity(tg, ident);
 	mc_target_close(tg);
 	path(t, sizeof t, "new.img");
