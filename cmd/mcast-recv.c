@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "crypto.h"
 #include "defaults.h"
 #include "exitcode.h"
 #include "fe.h"
@@ -33,6 +34,7 @@
 static const char usage_text[] =
 	"usage: mcast-recv [-qv] [--json] [-g GROUP] [-p PORT] [-i IFACE] [-t TTL] -o PKG\n"
 	"                  [--package NAME] [--expect ID] [--timeout DUR] [--mem SIZE]\n"
+	"                  [--trust KEY.pub|DIR]...\n"
 	"       mcast-recv -h | --help | --version\n";
 
 static volatile sig_atomic_t got_signal;
@@ -51,6 +53,8 @@ static void help(void)
 	      "  --package NAME    join only a session of this package name\n"
 	      "  --expect ID       join only this package id (32 hex digits, or a prefix of 8 or more)\n"
 	      "  --timeout DUR     give up (exit 3) after DUR of silence: no session, or a quiet sender\n"
+	      "  --trust KEY|DIR   take only a session whose package is signed by this public key\n"
+	      "                    (or any DIR/*.pub); repeatable. Nothing is written before that.\n"
 	      "  --mem SIZE        memory for chunks being assembled (default 1/8 s of the\n"
 	      "                    sender's rate, 64M to 256M)\n"
 	      "  --json            one JSON event per line on stdout\n"
@@ -64,11 +68,16 @@ struct opts {
 	const char *out, *package, *expect;
 	uint64_t timeout, mem;
 	int verbosity, json;
+	const char **trust; /* --trust KEY.pub|DIR, as given */
+	unsigned ntrust;
 };
+
+/* The keys of --trust (empty: any package is taken). */
+static struct mc_trust trust;
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	enum { O_EXPECT = 256, O_JSON, O_MEM, O_PACKAGE, O_TIMEOUT, O_VERSION };
+	enum { O_EXPECT = 256, O_JSON, O_MEM, O_PACKAGE, O_TIMEOUT, O_TRUST, O_VERSION };
 	static const struct option lopts[] = {
 		{"expect", required_argument, NULL, O_EXPECT},
 		{"group", required_argument, NULL, 'g'},
@@ -81,6 +90,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		{"port", required_argument, NULL, 'p'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"timeout", required_argument, NULL, O_TIMEOUT},
+		{"trust", required_argument, NULL, O_TRUST},
 		{"ttl", required_argument, NULL, 't'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"version", no_argument, NULL, O_VERSION},
@@ -115,6 +125,14 @@ static void parse(int argc, char **argv, struct opts *o)
 		case O_TIMEOUT:
 			o->timeout = mc_fe_duration(usage_text, "--timeout", optarg, 1, 366ULL * 86400000);
 			break;
+		case O_TRUST: {
+			const char **t = realloc(o->trust, (o->ntrust + 1) * sizeof *t);
+			if (t == NULL)
+				mc_fe_usage_error(usage_text, "--trust: %s", strerror(ENOMEM));
+			o->trust = t;
+			o->trust[o->ntrust++] = optarg;
+			break;
+		}
 		case O_VERSION:
 			mc_fe_version();
 		default:
@@ -454,6 +472,14 @@ int main(int argc, char **argv)
 	struct stat osb;
 	if (stat(x.o.out, &osb) == 0 && S_ISDIR(osb.st_mode))
 		mc_fe_usage_error(usage_text, "-o %s: is a directory; -o names the package file to write", x.o.out);
+	/* Every --trust key is read first: a bad one is an error, never a smaller trust set. */
+	for (unsigned i = 0; i < x.o.ntrust; i++)
+		if (mc_trust_add(&trust, x.o.trust[i], err, sizeof err) < 0) {
+			mc_err("--trust %s", err);
+			exit(MC_EXIT_RUNTIME);
+		}
+	if (trust.n)
+		rc.trust = &trust;
 	uint32_t done_chunks = 0;
 	if (already_complete(&x.o, &done_chunks)) {
 		struct mc_json j;
@@ -479,6 +505,11 @@ int main(int argc, char **argv)
 	/* Resume: a head in PKG.part pins the package; the state (or a rescan) says what is verified. */
 	if (mc_state_read_part_manifest(x.fd, &pre)) {
 		have_pre = 1;
+		if (trust.n && mc_manifest_trust(&pre, &trust, err, sizeof err) != MC_SIG_TRUSTED) {
+			mc_err("%s.part: holds package %s, refused: %s; remove it or choose another -o", x.o.out,
+			       mc_id_hex(pre.id, idhex), err);
+			goto out;
+		}
 		if (rc.expect_nhex && !mc_id_match(pre.id, rc.expect, rc.expect_nhex)) {
 			mc_err("%s.part: holds package %s, not --expect %s; remove it or choose another -o", x.o.out,
 			       mc_id_hex(pre.id, idhex), x.o.expect);
@@ -611,6 +642,8 @@ int main(int argc, char **argv)
 			char addr[80], sz[32];
 			switch (ev.kind) {
 			case MC_REV_SESSION:
+				if (a == NULL) /* taken and refused (--trust) within one batch: MC_REV_OTHER tells */
+					break;
 				mc_net_addr_str(&x.sender, addr, sizeof addr);
 				mc_info("joined session %08x of %s (id %.16s, %s) from %s", ev.arg, a->name,
 					mc_id_hex(a->id, idhex), mc_fmt_size(a->payload_size, sz, sizeof sz), addr);
@@ -646,7 +679,10 @@ int main(int argc, char **argv)
 				const struct mc_announce *o = mc_recv_other(x.r);
 				char oid[40], pid[40];
 				mc_id_hex(o->id, oid);
-				if (ev.arg == MC_OTHER_PART)
+				if (ev.arg == MC_OTHER_UNTRUSTED)
+					mc_warn("not taking the session of %s (id %.16s) on %s: refused: %s; waiting for another",
+						o->name, oid, g.text, mc_recv_untrusted(x.r));
+				else if (ev.arg == MC_OTHER_PART)
 					mc_warn("not taking the session of %s (id %.16s) on %s: %s.part holds package %.16s; "
 						"remove it (or use another -o) to receive this one",
 						o->name, oid, g.text, x.o.out, mc_id_hex(mc_recv_pinned(x.r), pid));
@@ -791,6 +827,8 @@ out:
 	mc_net_rx_free(&rx);
 	mc_net_rx_free(&rxfb);
 	mc_recv_free(x.r);
+	mc_trust_free(&trust);
+	free(x.o.trust);
 	if (have_pre)
 		mc_manifest_free(&pre);
 	mc_state_free(&st);

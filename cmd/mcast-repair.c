@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "crypto.h"
 #include "exitcode.h"
 #include "fe.h"
 #include "log.h"
@@ -25,7 +26,7 @@
 static const char usage_text[] =
 	"usage: mcast-repair -s SOURCE [-s SOURCE]... [-j PARALLEL] [--timeout DUR]\n"
 	"                    [--cacert FILE] [--insecure] [-H HEADER]... [--spread DUR]\n"
-	"                    [--json] [-q] [-v] PKG\n"
+	"                    [--trust KEY.pub|DIR]... [--json] [-q] [-v] PKG\n"
 	"       mcast-repair -h | --help | --version\n";
 
 static volatile sig_atomic_t got_stop;
@@ -46,6 +47,8 @@ static void usage(FILE *f, int status)
 		      "  --insecure        do not verify HTTPS certificates\n"
 		      "  -H, --header HEADER  extra request header 'Name: value'; repeatable\n"
 		      "  --spread DUR      wait a random time up to DUR before the first request\n"
+		      "  --trust KEY|DIR   take only a package signed by this public key (or any\n"
+		      "                    DIR/*.pub); repeatable. A source serving another is refused.\n"
 		      "  --json            one JSON event per line on stdout\n"
 		      "  -q, --quiet       errors only\n"
 		      "  -v, --verbose     more detail\n"
@@ -272,12 +275,16 @@ int main(int argc, char **argv)
 		{"source", required_argument, NULL, 's'},
 		{"spread", required_argument, NULL, 'S'},
 		{"timeout", required_argument, NULL, 'T'},
+		{"trust", required_argument, NULL, 'K'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"version", no_argument, NULL, 'W'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *sources[MAX_SOURCES], *headers[MAX_HEADERS];
 	struct mc_repair_opts o = {0};
+	struct mc_trust trust = {0};
+	const char *trusts[MAX_SOURCES];
+	unsigned ntrust = 0;
 	struct mc_repair_result res;
 	struct sigaction sa;
 	struct timespec t0, t1;
@@ -320,6 +327,11 @@ int main(int argc, char **argv)
 			if (mc_opt_duration(optarg, 0, MAX_SPREAD_MS, &o.spread_ms) < 0)
 				bad("--spread '%s': not a duration (90s, 5m, 250ms)", optarg);
 			break;
+		case 'K':
+			if (ntrust == MAX_SOURCES)
+				bad("--trust: at most %d", MAX_SOURCES);
+			trusts[ntrust++] = optarg;
+			break;
 		case 'T':
 			o.src.stall_ms = mc_fe_duration(usage_text, "--timeout", optarg, 100, MAX_SPREAD_MS);
 			break;
@@ -350,6 +362,14 @@ int main(int argc, char **argv)
 	if (o.nsources == 0)
 		bad("no source: give at least one -s SOURCE (an http(s):// URL or a path)");
 	mc_log_init(argv[0], verbosity, json);
+	/* Every --trust key is read before anything else: a bad one is an error, never a smaller trust set. */
+	for (unsigned i = 0; i < ntrust; i++)
+		if (mc_trust_add(&trust, trusts[i], err, sizeof err) < 0) {
+			mc_err("--trust %s", err);
+			return MC_EXIT_RUNTIME;
+		}
+	if (trust.n)
+		o.trust = &trust;
 	o.pkg = argv[optind];
 	o.sources = sources;
 	o.src.headers = headers;
@@ -381,6 +401,7 @@ int main(int argc, char **argv)
 		mc_err("%s: no usable source: every source is a path that cannot serve what is missing", o.pkg);
 	status = rc == 0 ? MC_EXIT_OK : rc > 0 && !res.no_source ? MC_EXIT_INCOMPLETE : MC_EXIT_RUNTIME;
 	mc_repair_result_free(&res);
+	mc_trust_free(&trust);
 	mc_source_global_cleanup();
 	if (mc_log_close_stdout() < 0 && status == MC_EXIT_OK)
 		status = MC_EXIT_RUNTIME;

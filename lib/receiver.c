@@ -1,5 +1,6 @@
 /* Receiver assembly; see receiver.h and mcast-protocol(7). No sockets, clocks or files here. */
 #include "receiver.h"
+#include "crypto.h"
 
 #include "defaults.h"
 
@@ -60,6 +61,9 @@ struct slot {
 	struct blk *blk;
 };
 
+/* Sessions refused by the trust set that a receiver remembers (older ones are checked again). */
+#define MC_REFUSED_MAX 16
+
 struct mc_receiver {
 	struct mc_recv_cfg cfg;
 	struct mc_fec *fec;
@@ -81,6 +85,19 @@ struct mc_receiver {
 	uint8_t pin_id[MC_ID_LEN];
 	struct mc_announce other; /* the last session not taken (MC_REV_OTHER) */
 	int other_told;
+	/*
+	 * --trust: sessions whose manifests were refused (a ring of session and
+	 * package id), and why the last one was. The pair, not the package id
+	 * alone: a forger who announces the right package's id (XXH3, not
+	 * collision resistant) under a session of its own must not get the
+	 * right session refused.
+	 */
+	struct {
+		uint32_t session;
+		uint8_t id[MC_ID_LEN];
+	} refused[MC_REFUSED_MAX];
+	unsigned nrefused;
+	char untrusted_why[192];
 
 	/* manifest */
 	struct mc_manifest man;
@@ -425,6 +442,9 @@ static void chunk_done(struct mc_receiver *r, uint32_t c, const uint8_t *buf)
 		}
 		if (chunk_store(r, c, buf, len, 0) == 0)
 			check_complete(r);
+	} else if (r->cfg.trust) {
+		/* Under --trust nothing of a session is written before its signature: let it go, asked for again. */
+		return;
 	} else {
 		/* No digest yet: park it in the file, verify when the manifest is complete. */
 		if (r->cfg.io.write(r->cfg.io.ctx, off, buf, len) < 0) {
@@ -450,6 +470,9 @@ static int spill_slot(struct mc_receiver *r, struct slot *s)
 	uint32_t c = (uint32_t)s->chunk;
 	uint8_t *bits = r->spill[c];
 
+	/* Under --trust no symbol goes to the file before the manifest is trusted: they are let go. */
+	if (r->cfg.trust && !r->man_ok)
+		return 0;
 	if (bits == NULL && (bits = r->spill[c] = calloc(spill_bytes(r), 1)) == NULL)
 		return -1;
 	for (uint32_t bi = 0; bi < s->nblocks; bi++) {
@@ -964,6 +987,11 @@ static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 		announce_update(r, now, p);
 		return;
 	}
+	for (unsigned i = 0; i < r->nrefused && i < MC_REFUSED_MAX; i++)
+		if (r->refused[i].session == p->session && memcmp(r->refused[i].id, a->id, MC_ID_LEN) == 0) {
+			r->st.other++; /* told when refused (MC_OTHER_UNTRUSTED) */
+			return;
+		}
 	if (announce_unwanted(r, a) || (r->have_session && !announce_switch(r, now, p)))
 		return;
 	if (announce_geom(r, p, &g) < 0) {
@@ -1002,6 +1030,35 @@ static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 		replay_early(r, now);
 }
 
+/*
+ * The session's manifest is not trusted: forget the session whole (nothing
+ * of it was written) and refuse its package id from now on; wait for another.
+ */
+static void session_refuse(struct mc_receiver *r)
+{
+	r->refused[r->nrefused % MC_REFUSED_MAX].session = r->session;
+	memcpy(r->refused[r->nrefused++ % MC_REFUSED_MAX].id, r->ann.id, MC_ID_LEN);
+	r->other = r->ann;
+	r->other_told = 1;
+	free_chunks(r);
+	mc_manifest_free(&r->man);
+	free(r->man_buf);
+	free(r->man_got);
+	r->man_buf = r->man_got = NULL;
+	r->man_have = 0;
+	r->man_ok = 0;
+	/* Datagrams held before the announcement may be the refused session's: let them go too. */
+	for (unsigned i = 0; i < r->nearly; i++)
+		free(r->early[i]);
+	r->nearly = 0;
+	memset(&r->geom, 0, sizeof r->geom);
+	r->nhave = 0;
+	r->have_session = 0;
+	r->last_heard = 0; /* as before any session: --timeout counts from the start again */
+	r->phase = MC_RPH_WAIT;
+	event(r, MC_REV_OTHER, MC_OTHER_UNTRUSTED);
+}
+
 static void on_manifest(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
 {
 	const struct mc_manifest_frag *f = &p->u.man;
@@ -1029,6 +1086,11 @@ static void on_manifest(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 		memset(r->man_got, 0, r->man_nfrag / 8 + 1);
 		r->man_have = 0;
 		r->st.bad++;
+		return;
+	}
+	if (r->cfg.trust &&
+	    mc_manifest_trust(&r->man, r->cfg.trust, r->untrusted_why, sizeof r->untrusted_why) != MC_SIG_TRUSTED) {
+		session_refuse(r);
 		return;
 	}
 	r->man_ok = 1;
@@ -1655,6 +1717,8 @@ int mc_recv_event(struct mc_receiver *r, struct mc_recv_event *ev)
 
 int mc_recv_phase(const struct mc_receiver *r) { return r->phase; }
 const struct mc_manifest *mc_recv_manifest(const struct mc_receiver *r) { return r->man_ok ? &r->man : NULL; }
+const char *mc_recv_untrusted(const struct mc_receiver *r) { return r->untrusted_why; }
+
 const struct mc_announce *mc_recv_other(const struct mc_receiver *r)
 {
 	return r->other_told ? &r->other : NULL;

@@ -54,6 +54,15 @@ struct mc_recv_cfg {
 	 * callers fill it by position.)
 	 */
 	int (*chunk)(void *ctx, uint32_t c, const void *buf, size_t len);
+	/*
+	 * --trust (crypto.h; NULL: any package): a session is taken only once
+	 * its manifest is signed by one of these keys. Until then nothing of
+	 * it is written (no parked chunk, no spilled symbol); a session whose
+	 * manifest is refused is forgotten whole (MC_REV_OTHER, MC_OTHER_UNTRUSTED)
+	 * and never taken again, so a forger's session of the same name costs
+	 * a late start at worst, never the right one.
+	 */
+	const struct mc_trust *trust;
 };
 
 enum mc_recv_evkind {
@@ -137,7 +146,9 @@ int mc_recv_phase(const struct mc_receiver *r);
 const struct mc_manifest *mc_recv_manifest(const struct mc_receiver *r); /* NULL until known */
 const struct mc_announce *mc_recv_announce(const struct mc_receiver *r); /* NULL until a session */
 /* Why a session was not taken (MC_REV_OTHER): PKG.part holds another package, --expect, --package. */
-enum { MC_OTHER_PART = 1, MC_OTHER_EXPECT, MC_OTHER_PACKAGE };
+enum { MC_OTHER_PART = 1, MC_OTHER_EXPECT, MC_OTHER_PACKAGE, MC_OTHER_UNTRUSTED };
+/* Why the last session was refused by the trust set (MC_OTHER_UNTRUSTED): names the signer's key id. */
+const char *mc_recv_untrusted(const struct mc_receiver *r);
 const struct mc_announce *mc_recv_other(const struct mc_receiver *r); /* the last one not taken, NULL none */
 const uint8_t *mc_recv_pinned(const struct mc_receiver *r);             /* the package PKG.part holds, NULL none */
 /* Verified-chunk bitmap (nchunks bits) and counts; NULL before the session is known. */

@@ -1,5 +1,6 @@
 /* Repair logic: which chunks are missing, which source next, verify, write, save state; see repair.h. */
 #include "repair.h"
+#include "crypto.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -634,6 +635,14 @@ static int open_source(struct run *r, unsigned k, uint64_t *retry_ms)
 		}
 	} else {
 		describe(&sm, theirs, sizeof theirs);
+		if (r->o->trust && mc_manifest_trust(&sm, r->o->trust, e, sizeof e) != MC_SIG_TRUSTED) {
+			/* Before adopt_manifest writes the head: an untrusted source leaves nothing behind. */
+			snprintf(ss->reason, sizeof ss->reason, "serves %s, refused: %s", theirs, e);
+			mc_manifest_free(&sm);
+			ss->state = MC_REPAIR_SRC_REFUSED;
+			emit(r, MC_REPAIR_EV_REFUSED, ss->name, ss->reason, 0, 0);
+			return 1;
+		}
 		rc = adopt_manifest(r, &sm, 1);
 		if (rc < 0)
 			return LOCAL_ERR;
@@ -924,6 +933,10 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 	res->in_place = r.in_place;
 	r.have_m = mc_state_read_part_manifest(r.fd, &r.m);
 	res->have_manifest = r.have_m;
+	if (r.have_m && o->trust && mc_manifest_trust(&r.m, o->trust, e, sizeof e) != MC_SIG_TRUSTED) {
+		snprintf(err, errlen, "%s%s: holds package %s, refused: %s", o->pkg, r.in_place ? "" : ".part", r.m.name, e);
+		goto out;
+	}
 	if (r.have_m) {
 		mc_manifest_layout(&r.m, &r.l);
 		loaded = 0;

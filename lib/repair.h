@@ -73,6 +73,14 @@ struct mc_repair_opts {
 	mc_repair_event_fn event;
 	void *ctx;
 	volatile sig_atomic_t *stop; /* set by a signal handler: save state and return */
+	/*
+	 * --trust (crypto.h; NULL: any package): a local manifest (PKG.part,
+	 * PKG) not signed by one of these keys is an error before anything is
+	 * fetched; a source whose manifest is not is refused
+	 * (MC_REPAIR_EV_REFUSED) before its head is written, and the next is
+	 * tried.
+	 */
+	const struct mc_trust *trust;
 };
 
 enum mc_repair_src_state {

@@ -253,3 +253,63 @@ ends() {
 	[[ $stderr == *"which is not trusted"* ]]
 	cmp tgt2 <(head -c 8M /dev/zero)
 }
+
+@test "mcast-recv --trust: a session signed by another key is not taken and nothing is written; then the real one is" {
+	require_root
+	signed_setup
+	# The forger's package: same name, signed by another key.
+	mkdir evil && head -c 2000000 /dev/urandom >evil/big
+	run_pack create -q -n s --sign other.key -o e.mcpkg evil
+	run_pack create -q -n s -o eu.mcpkg evil
+	ns_lo
+	recv_bg r1 --trust admin.pub --package s --json
+	SNAME=rogue
+	bg_start rogue with_timeout 60 ns_exec local run_send -g "$G" -p "$P" -r 100M --linger 20s "$T/e.mcpkg"
+	wait_for 15 grep -q 'refused: signed by key' "$T/r1.err"
+	[ ! -s r1.mcpkg.part ] && [ ! -e r1.mcpkg ]
+	bg_kill rogue
+	# An unsigned one of the same name is refused as well.
+	bg_start rogue2 with_timeout 60 ns_exec local run_send -g "$G" -p "$P" -r 100M --linger 20s "$T/eu.mcpkg"
+	wait_for 15 grep -q 'refused: not signed' "$T/r1.err"
+	[ ! -s r1.mcpkg.part ] && [ ! -e r1.mcpkg ]
+	bg_kill rogue2
+	bg_start send with_timeout 60 ns_exec local run_send -g "$G" -p "$P" -r 100M --linger 300ms "$T/s.mcpkg"
+	ends r1 40 0
+	ends send 40 0
+	cmp r1.mcpkg s.mcpkg
+	# Nothing but a forger until --timeout: exit 3, nothing kept.
+	recv_bg r2 --trust admin.pub --timeout 4s
+	bg_start rogue3 with_timeout 60 ns_exec local run_send -g "$G" -p "$P" -r 100M --linger 20s "$T/e.mcpkg"
+	ends r2 30 3
+	grep -q 'refused: signed by key' r2.err
+	[ ! -e r2.mcpkg.part ] && [ ! -e r2.mcpkg ]
+	bg_kill rogue3
+	# A bad key file: exit 1 before anything.
+	run -1 --separate-stderr run_recv -g "$G" -p "$P" -o r3.mcpkg --trust admin.key --timeout 1s
+	[[ $stderr == *"admin.key: a secret key where a public key is wanted"* ]]
+	[ ! -e r3.mcpkg.part ]
+}
+
+@test "mcast-repair --trust: a source of another key's package is refused before the head is written; the trusted one repairs" {
+	signed_setup
+	mkdir evil && head -c 2000000 /dev/urandom >evil/big
+	run_pack create -q -n s --sign other.key -o e.mcpkg evil
+	mkdir bad good && cp e.mcpkg bad/n.mcpkg && cp s.mcpkg good/n.mcpkg
+	# Only the forger's source: refused, nothing written, exit 1 (no source can serve this).
+	run -1 --separate-stderr run_repair --trust admin.pub -s "$T/bad/" n.mcpkg
+	[[ $stderr == *"refused: signed by key"* ]]
+	[ ! -e n.mcpkg ]
+	[ ! -s n.mcpkg.part ]
+	# The forger's first, then the trusted source: the trusted package.
+	run -0 --separate-stderr run_repair --trust admin.pub -s "$T/bad/" -s "$T/good/" n.mcpkg
+	cmp n.mcpkg s.mcpkg
+	# A local package another key signed: refused before any source is asked.
+	cp e.mcpkg d.mcpkg
+	printf 'XY' | dd of=d.mcpkg bs=1 seek=$((4096 + 1000)) conv=notrunc status=none
+	cp d.mcpkg d0.mcpkg
+	run -1 --separate-stderr run_repair --trust admin.pub -s "$T/good/n.mcpkg" d.mcpkg
+	[[ $stderr == *"refused: signed by key"* ]]
+	cmp d.mcpkg d0.mcpkg
+	run -1 --separate-stderr run_repair --trust nothing.pub -s "$T/good/" x.mcpkg
+	[[ $stderr == *"nothing.pub: No such file"* ]]
+}
