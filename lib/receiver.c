@@ -819,7 +819,7 @@ static void announce_update(struct mc_receiver *r, uint64_t now, const struct mc
 
 	if (memcmp(a->id, r->ann.id, MC_ID_LEN) != 0 || a->chunk_size != r->ann.chunk_size ||
 	    a->payload_size != r->ann.payload_size || a->symbol_size != r->ann.symbol_size ||
-	    a->kmax != r->ann.kmax || a->nchunks != r->ann.nchunks || !(p->flags & MC_FLAG_IMAGE) != !r->geom.image) {
+	    a->kmax != r->ann.kmax || a->nchunks != r->ann.nchunks || !a->image != !r->geom.image) {
 		r->st.bad++;
 		return;
 	}
@@ -875,7 +875,7 @@ static int announce_switch(struct mc_receiver *r, uint64_t now, const struct mc_
 	/* The package id pins the sizes; an announcement that disagrees is forged or broken. */
 	if (a->payload_size != r->ann.payload_size || a->chunk_size != r->ann.chunk_size ||
 	    a->manifest_len != r->ann.manifest_len || a->nchunks != r->ann.nchunks ||
-	    !(p->flags & MC_FLAG_IMAGE) != !r->geom.image) {
+	    !a->image != !r->geom.image) {
 		r->st.bad++;
 		return 0;
 	}
@@ -888,7 +888,7 @@ static int announce_geom(struct mc_receiver *r, const struct mc_pkt *p, struct m
 	const struct mc_announce *a = &p->u.ann;
 	int rc;
 
-	if (p->flags & MC_FLAG_IMAGE)
+	if (a->image)
 		rc = mc_geom_init_image(g, a->nchunks, a->payload_size, a->chunk_size, a->symbol_size, a->kmax);
 	else
 		rc = mc_geom_init(g, a->payload_size, a->chunk_size, a->symbol_size, a->kmax);

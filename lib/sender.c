@@ -682,6 +682,7 @@ uint8_t mc_sender_announce(const struct mc_sender *s, struct mc_announce *a)
 	a->joined = (uint16_t)(s->st.joined > 65535 ? 65535 : s->st.joined);
 	a->complete = (uint16_t)(s->st.complete > 65535 ? 65535 : s->st.complete);
 	a->max_passes = (uint16_t)s->cfg.max_passes;
+	a->image = s->cfg.geom.image != 0;
 	return (s->state == MC_SENDER_IDLE && !s->inflight ? MC_FLAG_IDLE : 0) | (s->cfg.geom.image ? MC_FLAG_IMAGE : 0);
 }
 

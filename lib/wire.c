@@ -59,6 +59,8 @@ size_t mc_wire_encode(const struct mc_pkt *p, uint8_t *out, size_t cap)
 		const struct mc_announce *a = &p->u.ann;
 		if (cap < 76)
 			return 0;
+		if (a->image)
+			out[5] |= MC_FLAG_IMAGE;
 		memcpy(out + 12, a->id, MC_ID_LEN);
 		mc_put64(out + 28, a->payload_size);
 		mc_put32(out + 36, a->manifest_len);
@@ -189,6 +191,7 @@ int mc_wire_decode(const uint8_t *b, size_t len, struct mc_pkt *p)
 		a->joined = mc_get16(b + 68);
 		a->complete = mc_get16(b + 70);
 		a->max_passes = mc_get16(b + 72);
+		a->image = (p->flags & MC_FLAG_IMAGE) != 0;
 		if ((k = get_name(b + 76, len - 76, a->name)) < 0 || 76u + (size_t)k != len)
 			return MC_WIRE_EFIELD;
 		/* Sizes that could not describe a package are refused here, once for all callers. */

@@ -95,6 +95,7 @@ struct mc_announce {
 	uint64_t rate;          /* bits per second */
 	uint16_t joined, complete;
 	uint16_t max_passes;    /* slow-receiver policy */
+	uint8_t image;          /* MC_FLAG_IMAGE: set by decode from the flags, and encode sets the flag */
 	char name[MC_NAME_MAX + 1];
 };
 

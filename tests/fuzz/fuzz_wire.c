@@ -42,6 +42,7 @@ static void same(const struct mc_pkt *a, const struct mc_pkt *b)
 		assert(x->symbol_size == y->symbol_size && x->kmax == y->kmax);
 		assert(x->pass == y->pass && x->cursor == y->cursor && x->rate == y->rate);
 		assert(x->joined == y->joined && x->complete == y->complete && x->max_passes == y->max_passes);
+		assert(x->image == y->image && x->image == ((a->flags & MC_FLAG_IMAGE) != 0));
 		assert(strcmp(x->name, y->name) == 0);
 		break;
 	}

@@ -62,8 +62,12 @@ int main(void)
 	p.u.ann.nchunks = 10;
 	p.u.ann.payload_size = 3 * 1048576;
 	p.u.ann.manifest_len = 10 * 37 + 100;
-	ok(roundtrip(&p, &q, &len) && q.flags == MC_FLAG_IMAGE && q.u.ann.nchunks == 10,
+	ok(roundtrip(&p, &q, &len) && q.flags == MC_FLAG_IMAGE && q.u.ann.nchunks == 10 && q.u.ann.image,
 	   "image announce: 10 chunks holding 3 MiB");
+	p.flags = 0;
+	p.u.ann.image = 1;
+	ok(roundtrip(&p, &q, &len) && q.flags == MC_FLAG_IMAGE && q.u.ann.image, "the image field sets the flag");
+	p.u.ann.image = 0;
 	p.flags = 0;
 	ok(!roundtrip(&p, &q, &len), "the same counts without the image flag are refused");
 	p.flags = MC_FLAG_IMAGE;
