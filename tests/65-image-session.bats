@@ -14,27 +14,28 @@ PY=python3
 [ ! -x /usr/bin/python3 ] || PY=/usr/bin/python3
 
 # The image: a 64 MiB ext4 file system holding a real tree (about 40 MiB of
-# /usr/share), made once for the file and packed with --image. The loop
-# device and mount go even when something fails.
+# /usr/share), made once for the file and packed with --image. Its loop
+# device and mount go in teardown_file even when something fails.
 setup_file() {
 	export PK=$BATS_FILE_TMPDIR
 	[ "$(id -u)" -eq 0 ] || return 0
 	[ -x "$MCAST_BIN/mcast-pack" ] || return 0
-	command -v mkfs.ext4 >/dev/null && command -v losetup >/dev/null || return 0
-	local dev mnt=$PK/mnt d
+	command -v mkfs.ext4 >/dev/null && losetup -f >/dev/null 2>&1 || return 0
+	local dev d
 	truncate -s 64M "$PK/img" && mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$PK/img" || return 1
-	dev=$(losetup -f --show "$PK/img") || return 0
-	mkdir -p "$mnt"
-	if mount "$dev" "$mnt"; then
+	dev=$(loop_attach "$PK/img") || return 0
+	if mc_mount "$dev" "$PK/mnt"; then
 		for d in perl i18n zoneinfo common-licenses; do
-			[ ! -d "/usr/share/$d" ] || cp -r "/usr/share/$d" "$mnt/" 2>/dev/null || true
+			[ ! -d "/usr/share/$d" ] || cp -r "/usr/share/$d" "$PK/mnt/" 2>/dev/null || true
 		done
-		umount "$mnt" || true
+		mc_umount "$PK/mnt" || true
 	fi
-	blockdev --flushbufs "$dev" 2>/dev/null || true
-	losetup -d "$dev" || true
-	sync
+	loop_detach "$dev" || true
 	run_pack create -q --image -n img -o "$PK/img.mcpkg" "$PK/img"
+}
+
+teardown_file() {
+	mc_cleanup
 }
 
 setup() {
