@@ -142,6 +142,12 @@ struct mc_receiver {
 	uint32_t est_from;
 	int est_set;
 	int early_full; /* DATA before the first announcement was let go: a gap follows what was held */
+	/*
+	 * An image session's manifest is known: its holes and the DATA held for
+	 * it wait for the next call, so that the caller has seen MC_REV_MANIFEST
+	 * (and made ready what the manifest tells it) before any of their I/O.
+	 */
+	int place_due;
 
 	/* hello / done */
 	int welcomed;
@@ -725,19 +731,35 @@ static int place_chunks(struct mc_receiver *r, struct mc_geom *g)
 	return g->image ? mc_geom_set_table(g, r->man.chunk_offs) : 0;
 }
 
+static void replay_early(struct mc_receiver *r, uint64_t now);
+
+/* An image session placed (place_due): its holes count as verified (the sink told of each), then the held DATA. */
+static void place_image(struct mc_receiver *r, uint64_t now)
+{
+	r->place_due = 0;
+	if (r->phase != MC_RPH_JOINED)
+		return;
+	for (uint32_t c = 0; c < r->geom.nchunks; c++)
+		if (mc_geom_chunk_len(&r->geom, c) == 0 && !bit(r->have, c) && chunk_store(r, c, NULL, 0, 1) < 0)
+			return;
+	check_complete(r);
+	replay_early(r, now);
+}
+
 /*
- * The manifest is complete (or preloaded) and the session known: an image's
- * holes count as verified (the sink told of each), and chunks parked before
- * the manifest are verified.
+ * The manifest is complete (or preloaded) and the session known: chunks
+ * parked before the manifest are verified; an image is placed at the next
+ * call (place_due).
  */
 static void manifest_ready(struct mc_receiver *r)
 {
 	uint8_t *buf = r->nslots ? r->slots[0].buf : NULL;
 
 	event(r, MC_REV_MANIFEST, r->man.nchunks);
-	for (uint32_t c = 0; r->geom.image && c < r->geom.nchunks; c++)
-		if (mc_geom_chunk_len(&r->geom, c) == 0 && !bit(r->have, c) && chunk_store(r, c, NULL, 0, 1) < 0)
-			return;
+	if (r->geom.image) {
+		r->place_due = 1;
+		return;
+	}
 	for (uint32_t c = 0; c < r->geom.nchunks && buf; c++) {
 		if (!bit(r->unverified, c))
 			continue;
@@ -809,8 +831,6 @@ static void send_hello(struct mc_receiver *r)
 	queue_fb(r, &p);
 	r->st.hellos_sent++;
 }
-
-static void replay_early(struct mc_receiver *r, uint64_t now);
 
 /* An announcement of the session we are in: only the moving parts may change. */
 static void announce_update(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
@@ -1025,8 +1045,8 @@ static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 	event(r, MC_REV_SESSION, p->session);
 	if (r->man_ok)
 		manifest_ready(r);
-	/* An image session's DATA waits for the manifest, which places its blocks. */
-	if (mc_geom_placed(&r->geom))
+	/* An image session's DATA waits for the manifest, which places its blocks (place_image). */
+	if (!r->geom.image)
 		replay_early(r, now);
 }
 
@@ -1098,8 +1118,6 @@ static void on_manifest(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 	free(r->man_got);
 	r->man_buf = r->man_got = NULL;
 	manifest_ready(r);
-	if (r->geom.image)
-		replay_early(r, now);
 }
 
 /* A receiver that joins mid-pass keeps what it hears before the first announcement. */
@@ -1432,6 +1450,8 @@ void mc_recv_packet(struct mc_receiver *r, uint64_t now, const uint8_t *buf, siz
 	struct mc_pkt p;
 
 	r->st.packets++;
+	if (r->place_due)
+		place_image(r, now);
 	if (mc_wire_decode(buf, len, &p) < 0) {
 		r->st.bad++;
 		return;
@@ -1447,7 +1467,7 @@ void mc_recv_packet(struct mc_receiver *r, uint64_t now, const uint8_t *buf, siz
 			on_manifest(r, now, &p);
 		break;
 	case MC_PKT_DATA:
-		if (r->phase == MC_RPH_WAIT || (r->phase == MC_RPH_JOINED && !mc_geom_placed(&r->geom)))
+		if (r->phase == MC_RPH_WAIT || (r->phase == MC_RPH_JOINED && (!mc_geom_placed(&r->geom) || r->place_due)))
 			hold_early(r, buf, len);
 		else if (r->phase == MC_RPH_JOINED)
 			on_data(r, now, &p);
@@ -1616,6 +1636,8 @@ uint64_t mc_recv_tick(struct mc_receiver *r, uint64_t now)
 {
 	uint64_t next = now + 1000;
 
+	if (r->place_due)
+		place_image(r, now);
 	switch (r->phase) {
 	case MC_RPH_WAIT:
 	case MC_RPH_JOINED:
@@ -1680,6 +1702,8 @@ uint64_t mc_recv_next(const struct mc_receiver *r)
 	case MC_RPH_WAIT:
 		return r->next_hello;
 	case MC_RPH_JOINED:
+		if (r->place_due)
+			return 0; /* an image to place: at once */
 		next = r->next_hello < r->next_scan ? r->next_hello : r->next_scan;
 		if (r->nack_at && r->nack_at < next)
 			next = r->nack_at;
