@@ -23,6 +23,8 @@
 #define MANIFEST_FIXED (4 + 2 + 2 + 2 + 8 + 1 + 1 + 4 + 8 + 4 + MC_DIGEST_LEN)
 /* Format 2 adds image_size after the payload digest. */
 #define MANIFEST_FIXED2 (MANIFEST_FIXED + 8)
+/* Format 2's optional volume records (pkg.h), after the span digests. */
+#define VOL_MAGIC "MCVL"
 
 
 static uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
@@ -270,7 +272,8 @@ uint64_t mc_manifest_payload_off(const struct mc_manifest *m)
 
 	if (m->format == MC_PKG_VERSION_IMAGE)
 		len = MANIFEST_FIXED2 + strlen(m->name) + strlen(m->version) +
-		      mc_chunk_count(m->image_size, m->chunk_size) * MC_IMAGE_PER_CHUNK;
+		      mc_chunk_count(m->image_size, m->chunk_size) * MC_IMAGE_PER_CHUNK +
+		      (m->nvols ? MC_VOL_HDR + (uint64_t)m->nvols * MC_VOL_REC : 0);
 
 	if (m->is_signed)
 		len += MC_SIG_TRAILER_LEN;
@@ -348,11 +351,24 @@ int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err,
 int mc_manifest_encode_image(struct mc_manifest *m, const uint32_t *stored_len, const uint8_t *flags,
 			     const uint8_t *digests, const uint8_t *span_digests, char *err, size_t errlen)
 {
+	return mc_manifest_encode_image_vols(m, stored_len, flags, digests, span_digests, "", NULL, 0, err, errlen);
+}
+
+int mc_manifest_encode_image_vols(struct mc_manifest *m, const uint32_t *stored_len, const uint8_t *flags,
+				  const uint8_t *digests, const uint8_t *span_digests, const char *table,
+				  const struct mc_vol *vols, unsigned nvols, char *err, size_t errlen)
+{
 	size_t nl = strlen(m->name), vl = strlen(m->version);
 	uint64_t n = mc_chunk_count(m->image_size, m->chunk_size), len, payload = 0;
+	size_t vlen = nvols ? MC_VOL_HDR + (size_t)nvols * MC_VOL_REC : 0;
 	struct mc_manifest t;
 	uint8_t *buf, *p;
 	int rc;
+
+	if (nvols > MC_VOL_MAX || strlen(table) > 4) {
+		snprintf(err, errlen, "manifest: %u volumes, at most %d", nvols, MC_VOL_MAX);
+		return -1;
+	}
 
 	if (nl > MC_NAME_MAX || vl > MC_NAME_MAX) {
 		snprintf(err, errlen, "%s: longer than %d bytes", nl > MC_NAME_MAX ? "name" : "version", MC_NAME_MAX);
@@ -362,7 +378,7 @@ int mc_manifest_encode_image(struct mc_manifest *m, const uint32_t *stored_len, 
 		snprintf(err, errlen, "chunk size %u: out of range", m->chunk_size);
 		return -1;
 	}
-	len = MANIFEST_FIXED2 + nl + vl + n * MC_IMAGE_PER_CHUNK + (m->is_signed ? MC_SIG_TRAILER_LEN : 0);
+	len = MANIFEST_FIXED2 + nl + vl + n * MC_IMAGE_PER_CHUNK + vlen + (m->is_signed ? MC_SIG_TRAILER_LEN : 0);
 	if (len > MC_MANIFEST_MAX) {
 		snprintf(err, errlen, "image too large for chunk size %u (at most %u chunks)", m->chunk_size,
 			 (unsigned)((MC_MANIFEST_MAX - MANIFEST_FIXED2 - 2 * MC_NAME_MAX) / MC_IMAGE_PER_CHUNK));
@@ -396,6 +412,22 @@ int mc_manifest_encode_image(struct mc_manifest *m, const uint32_t *stored_len, 
 		memcpy(p, digests, n * MC_DIGEST_LEN); p += n * MC_DIGEST_LEN;
 		memcpy(p, span_digests, n * MC_DIGEST_LEN); p += n * MC_DIGEST_LEN;
 	}
+	if (nvols) {
+		memcpy(p, VOL_MAGIC, 4); p += 4;
+		memset(p, 0, 4);
+		memcpy(p, table, strlen(table)); p += 4;
+		mc_put16(p, (uint16_t)nvols); p += 2;
+		for (unsigned i = 0; i < nvols; i++, p += MC_VOL_REC) {
+			mc_put64(p, vols[i].start);
+			mc_put64(p + 8, vols[i].size);
+			mc_put64(p + 16, vols[i].used);
+			mc_put64(p + 24, vols[i].stored);
+			memset(p + 32, 0, MC_VOL_FSTYPE - 1);
+			memcpy(p + 32, vols[i].fstype, strnlen(vols[i].fstype, MC_VOL_FSTYPE - 1));
+			p[32 + MC_VOL_FSTYPE - 1] = vols[i].flags;
+		}
+	}
+	/* The signature trailer comes last: it signs the volume records too. */
 	if (m->is_signed)
 		put_trailer(m, p);
 	/* Parsing what was built makes encode exactly as strict as parse. */
@@ -500,10 +532,83 @@ static const char *parse_image(const uint8_t *buf, size_t off, struct mc_manifes
 	return NULL;
 }
 
+/*
+ * Length of the volume records after n chunks' tables at buf + off (0 when
+ * there are none: the next bytes are a signature trailer or nothing). Only
+ * the magic and count are read here: parse_vols checks the records.
+ */
+static uint64_t vol_ext_len(const uint8_t *buf, size_t len, size_t off, uint64_t n)
+{
+	uint64_t body = n * MC_IMAGE_PER_CHUNK;
+
+	if (n > MC_MANIFEST_MAX || len - off < body + MC_VOL_HDR || memcmp(buf + off + body, VOL_MAGIC, 4) != 0)
+		return 0;
+	return MC_VOL_HDR + (uint64_t)mc_get16(buf + off + body + 8) * MC_VOL_REC;
+}
+
+static int vol_name_ok(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	for (; i < n && p[i]; i++)
+		if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') || p[i] == '_' || p[i] == '-'))
+			return 0;
+	for (; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+/* Checks the volume records at p (their length already checked) and points m at them, or returns the reason. */
+static const char *parse_vols(const uint8_t *p, struct mc_manifest *m)
+{
+	unsigned n = mc_get16(p + 8);
+
+	if (n == 0 || n > MC_VOL_MAX)
+		return "volume count out of range";
+	if (!vol_name_ok(p + 4, 4))
+		return "bad partition table name";
+	memcpy(m->vol_table, p + 4, 4);
+	m->vol_table[4] = 0;
+	m->nvols = (uint16_t)n;
+	m->vols = p + MC_VOL_HDR;
+	for (unsigned i = 0; i < n; i++) {
+		struct mc_vol v;
+		const uint8_t *r = m->vols + (size_t)i * MC_VOL_REC;
+		mc_manifest_vol(m, i, &v);
+		if (v.start > m->image_size || v.size > m->image_size - v.start)
+			return "a volume past the end of the image";
+		if (v.used > v.size || v.stored > m->payload_size)
+			return "a volume's used or stored bytes are more than it can hold";
+		if (!vol_name_ok(r + 32, MC_VOL_FSTYPE - 1))
+			return "bad file system name in a volume";
+		if (v.flags & ~MC_VOL_USED_ONLY)
+			return "unknown volume flags";
+	}
+	return NULL;
+}
+
+int mc_manifest_vol(const struct mc_manifest *m, unsigned i, struct mc_vol *v)
+{
+	const uint8_t *r;
+
+	if (i >= m->nvols || m->vols == NULL)
+		return -1;
+	r = m->vols + (size_t)i * MC_VOL_REC;
+	v->start = mc_get64(r);
+	v->size = mc_get64(r + 8);
+	v->used = mc_get64(r + 16);
+	v->stored = mc_get64(r + 24);
+	memcpy(v->fstype, r + 32, MC_VOL_FSTYPE - 1);
+	v->fstype[MC_VOL_FSTYPE - 1] = 0;
+	v->flags = r[32 + MC_VOL_FSTYPE - 1];
+	return 0;
+}
+
 int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, char *err, size_t errlen)
 {
 	size_t off = 6;
-	uint64_t want;
+	uint64_t want, vext = 0;
 	unsigned fmt;
 	const char *why = NULL;
 
@@ -542,6 +647,8 @@ int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, cha
 		off += 8;
 	}
 	want = mc_chunk_count(fmt == MANIFEST_VERSION ? m->payload_size : m->image_size, m->chunk_size);
+	if (fmt == MC_PKG_VERSION_IMAGE)
+		vext = vol_ext_len(buf, len, off, want);
 	if (m->compression > MC_COMP_XZ)
 		why = "unknown compression";
 	else if (fmt == MANIFEST_VERSION && m->kind > MC_KIND_TAR)
@@ -555,13 +662,13 @@ int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, cha
 	else if (want != m->nchunks)
 		why = fmt == MANIFEST_VERSION ? "chunk count does not match payload and chunk sizes"
 					      : "chunk count does not match image and chunk sizes";
-	else if ((uint64_t)(len - off) != want * (fmt == MANIFEST_VERSION ? MC_DIGEST_LEN : MC_IMAGE_PER_CHUNK)) {
+	else if ((uint64_t)(len - off) != want * (fmt == MANIFEST_VERSION ? MC_DIGEST_LEN : MC_IMAGE_PER_CHUNK) + vext) {
 		/* A signed manifest: the same, then the signature trailer. */
 		struct mc_sig_trailer t;
 		char tw[128];
 
 		if ((uint64_t)(len - off) != want * (fmt == MANIFEST_VERSION ? MC_DIGEST_LEN : MC_IMAGE_PER_CHUNK) +
-						 MC_SIG_TRAILER_LEN ||
+						 vext + MC_SIG_TRAILER_LEN ||
 		    !mc_sig_trailer_is(buf + len - MC_SIG_TRAILER_LEN)) {
 			why = "length does not match chunk count";
 		} else if (mc_sig_trailer_decode(buf + len - MC_SIG_TRAILER_LEN, &t, tw, sizeof tw) < 0) {
@@ -586,7 +693,9 @@ int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, cha
 	memcpy(m->raw, buf, len);
 	m->raw_len = (uint32_t)len;
 	m->digests = m->raw + off;
-	if (fmt == MC_PKG_VERSION_IMAGE && (why = parse_image(m->raw, off, m)) != NULL) {
+	if (fmt == MC_PKG_VERSION_IMAGE &&
+	    ((why = parse_image(m->raw, off, m)) != NULL ||
+	     (vext && (why = parse_vols(m->raw + off + want * MC_IMAGE_PER_CHUNK, m)) != NULL))) {
 		snprintf(err, errlen, "manifest: %s", why);
 		mc_manifest_free(m);
 		return -1;
@@ -602,6 +711,8 @@ void mc_manifest_free(struct mc_manifest *m)
 	m->raw = NULL;
 	m->chunk_offs = NULL;
 	m->digests = m->stored_lens = m->chunk_flags = m->span_digests = NULL;
+	m->vols = NULL;
+	m->nvols = 0;
 	m->raw_len = 0;
 }
 

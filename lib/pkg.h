@@ -39,6 +39,29 @@ enum mc_kind { MC_KIND_RAW = 0, MC_KIND_TAR = 1, MC_KIND_IMAGE = 2 };
 #define MC_IMAGE_PER_CHUNK (4 + 1 + 2 * MC_DIGEST_LEN)
 
 /*
+ * Format 2, optional: the volumes of the image (a partition table's
+ * partitions, or the one file system of a bare one), recorded by
+ * `mcast-pack create --image` when it recognises them, shown by info. In the
+ * manifest after the span digests and before any signature trailer (so a
+ * signature covers them): magic "MCVL", table (4 bytes: "gpt", "dos" or
+ * empty, NUL-padded), count (u16, 1 to MC_VOL_MAX), then MC_VOL_REC bytes
+ * per volume: start, size, used, stored (u64 each), file system type (15
+ * bytes, NUL-padded), flags (1 byte).
+ */
+#define MC_VOL_MAX 128
+#define MC_VOL_FSTYPE 16
+#define MC_VOL_REC (4 * 8 + (MC_VOL_FSTYPE - 1) + 1)
+#define MC_VOL_HDR (4 + 4 + 2)
+#define MC_VOL_USED_ONLY 1u /* its unused blocks were made don't-care holes or zeros */
+struct mc_vol {
+	uint64_t start, size;       /* in the image, bytes */
+	uint64_t used;              /* bytes its file system uses (size when not read) */
+	uint64_t stored;            /* stored bytes of the chunks whose span starts in it */
+	char fstype[MC_VOL_FSTYPE]; /* "ext4", "ntfs", "vfat", ... or "" when not known */
+	uint8_t flags;              /* MC_VOL_* */
+};
+
+/*
  * A parsed manifest. Format 1: the payload is one stream cut into chunks of
  * chunk_size. Format 2 (a seekable image, kind MC_KIND_IMAGE): the image of
  * image_size bytes is cut into spans of chunk_size (the last shorter); chunk
@@ -69,6 +92,10 @@ struct mc_manifest {
 	const uint8_t *chunk_flags;  /* nchunks bytes of MC_CHUNK_*, into raw */
 	const uint8_t *span_digests; /* nchunks * 16: XXH3-128 of each decoded span, into raw */
 	uint64_t *chunk_offs;        /* nchunks + 1 payload offsets (prefix sums of stored_lens), owned */
+	/* Format 2, optional volume records (0 and NULL when absent); set nvols before mc_manifest_payload_off. */
+	uint16_t nvols;
+	const uint8_t *vols;         /* nvols * MC_VOL_REC bytes, into raw: read with mc_manifest_vol */
+	char vol_table[5];           /* "gpt", "dos" or "" */
 	/*
 	 * Signed packages (either format): the manifest ends in a signature
 	 * trailer (crypto.h) and its chunk digests are digest_alg (SHA-256
@@ -155,6 +182,16 @@ int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err,
  */
 int mc_manifest_encode_image(struct mc_manifest *m, const uint32_t *stored_len, const uint8_t *flags,
 			     const uint8_t *digests, const uint8_t *span_digests, char *err, size_t errlen);
+
+/*
+ * The same, with volume records (nvols of them, 0 for none; table "gpt",
+ * "dos" or ""): encode_image is this with none.
+ */
+int mc_manifest_encode_image_vols(struct mc_manifest *m, const uint32_t *stored_len, const uint8_t *flags,
+				  const uint8_t *digests, const uint8_t *span_digests, const char *table,
+				  const struct mc_vol *vols, unsigned nvols, char *err, size_t errlen);
+/* Volume record i of m into v: 0, or -1 when i >= m->nvols. */
+int mc_manifest_vol(const struct mc_manifest *m, unsigned i, struct mc_vol *v);
 
 /* ceil(payload / chunk) without overflow (0 when chunk is 0): the one chunk count everyone uses. */
 static inline uint64_t mc_chunk_count(uint64_t payload, uint64_t chunk)

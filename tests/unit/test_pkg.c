@@ -251,6 +251,32 @@ static void image_manifest(void)
 	ok(mc_manifest_encode_image(&q, badlens, flags, dig, span, err, sizeof err) < 0 && q.raw == NULL,
 	   "encode refuses a stored length past its span: %s", err);
 
+	/* Volume records: after the span digests, parsed back, payload offset planned with them; lies refused. */
+	struct mc_vol vols[2] = {{.start = 0, .size = 65536, .used = 65536, .stored = 1000, .fstype = ""},
+				 {.start = 65536, .size = image - 65536, .used = 4096, .stored = 100, .fstype = "ext4",
+				  .flags = MC_VOL_USED_ONLY}},
+		      gv;
+	fill(&q, 0, 65536);
+	q.image_size = image;
+	q.nvols = 2;
+	mc_digest(pl, payload, q.payload_digest);
+	ok(mc_manifest_payload_off(&q) == 4096 &&
+		   mc_manifest_encode_image_vols(&q, lens, flags, dig, span, "gpt", vols, 2, err, sizeof err) == 0 &&
+		   q.raw_len == 60 + 5 + 7 + 6 * 37 + 10 + 2 * 48, "volume records encode (%u bytes): %s", q.raw_len, err);
+	ok(mc_manifest_parse(q.raw, q.raw_len, &p, err, sizeof err) == 0 && p.nvols == 2 &&
+		   strcmp(p.vol_table, "gpt") == 0 && mc_manifest_vol(&p, 1, &gv) == 0 && gv.start == 65536 &&
+		   gv.used == 4096 && gv.stored == 100 && strcmp(gv.fstype, "ext4") == 0 && gv.flags == MC_VOL_USED_ONLY &&
+		   mc_manifest_vol(&p, 2, &gv) < 0, "volume records parse back: %s", err);
+	mc_manifest_free(&p);
+	vols[1].size = image; /* past the end */
+	ok(mc_manifest_encode_image_vols(&q, lens, flags, dig, span, "gpt", vols, 2, err, sizeof err) < 0 &&
+		   strstr(err, "past the end"), "a volume past the image refused: %s", err);
+	vols[1].size = image - 65536;
+	strcpy(vols[1].fstype, "EXT4");
+	ok(mc_manifest_encode_image_vols(&q, lens, flags, dig, span, "gpt", vols, 2, err, sizeof err) < 0,
+	   "a file system name outside [a-z0-9_-] refused: %s", err);
+	mc_manifest_free(&q);
+
 	/* A package of it: opens, each chunk checks (holes too), verify passes; a v1 header over it does not open. */
 	char path[] = "/tmp/mcast-test-img.XXXXXX";
 	int fd = mkstemp(path), okv = 0;
