@@ -14,6 +14,7 @@
 #include "exitcode.h"
 #include "fe.h"
 #include "log.h"
+#include "meter.h"
 #include "opt.h"
 #include "repair.h"
 
@@ -30,6 +31,28 @@ static const char usage_text[] =
 	"       mcast-repair -h | --help | --version\n";
 
 static volatile sig_atomic_t got_stop;
+static struct mc_meter meter; /* bytes fetched against bytes needed, for the live line */
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The live line: fetched of needed, rate, time left, and what it is doing. */
+static void live(const char *pkg, const struct mc_repair_event *ev, int force)
+{
+	char line[160];
+	uint64_t done = ev->bytes_fetched < ev->bytes_need ? ev->bytes_fetched : ev->bytes_need;
+
+	if (meter.start_ms == 0)
+		mc_meter_start(&meter, ev->bytes_need, 0, mono_ms());
+	meter.total = ev->bytes_need;
+	mc_meter_add(&meter, done, mono_ms());
+	mc_progress(force, "%s: %s, repairing (%u of %u chunks)", pkg, mc_meter_line(&meter, done, line, sizeof line),
+		    ev->have, ev->nchunks);
+}
 
 static void usage(FILE *f, int status) __attribute__((noreturn));
 static void usage(FILE *f, int status)
@@ -96,7 +119,7 @@ static void on_event(void *ctx, const struct mc_repair_event *ev)
 {
 	const char *pkg = ctx;
 	struct mc_json j;
-	char a[32], b[32];
+	char a[32];
 
 	switch (ev->type) {
 	case MC_REPAIR_EV_LOCAL:
@@ -188,9 +211,11 @@ static void on_event(void *ctx, const struct mc_repair_event *ev)
 		mc_json_u64(&j, "bytes_fetched", ev->bytes_fetched);
 		mc_json_end(&j);
 		mc_debug("%s: chunk %u verified", ev->source, ev->chunk);
-		mc_progress(ev->have == ev->nchunks, "%s: %u/%u chunks, %s fetched of %s needed", pkg, ev->have,
-			    ev->nchunks, mc_fmt_size(ev->bytes_fetched, a, sizeof a),
-			    mc_fmt_size(ev->bytes_need, b, sizeof b));
+		live(pkg, ev, ev->have == ev->nchunks);
+		break;
+	case MC_REPAIR_EV_TICK:
+		if (ev->nchunks)
+			live(pkg, ev, 0);
 		break;
 	}
 }
@@ -208,7 +233,7 @@ static const char *result_word(int rc, const struct mc_repair_result *res)
 static void report(const char *pkg, int rc, const struct mc_repair_result *res, double secs)
 {
 	struct mc_json j;
-	char list[4096] = "", a[32], b[32];
+	char list[4096] = "", a[32];
 
 	mc_progress_end();
 	for (unsigned k = 0; k < res->nsrc; k++) {
@@ -251,9 +276,11 @@ static void report(const char *pkg, int rc, const struct mc_repair_result *res, 
 	mc_json_dbl(&j, "seconds", secs);
 	mc_json_end(&j);
 	if (rc == 0) {
-		mc_info("%s: complete and verified (%u chunks fetched, %s received for %s missing)", pkg,
-			res->fetched, mc_fmt_size(res->bytes_fetched, a, sizeof a),
-			mc_fmt_size(res->bytes_need, b, sizeof b));
+		char d[96], n[48];
+		mc_info("%s: complete and verified: %s (%s fetched, %s received)", pkg,
+			mc_fmt_done(res->bytes_need, secs, d, sizeof d),
+			mc_fmt_count(res->fetched, "chunk", "chunks", n, sizeof n),
+			mc_fmt_size(res->bytes_fetched, a, sizeof a));
 	} else if (rc > 0 && !res->have_manifest) {
 		mc_err("%s: still missing: everything (no source served the header and manifest)", pkg);
 	} else if (rc > 0) {

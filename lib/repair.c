@@ -69,6 +69,7 @@ struct run {
 	} *pc;
 	uint32_t npc, nbufs;
 	long pc_changed;        /* partial chunks verified or given up this round */
+	uint64_t last_tick_ms;  /* last MC_REPAIR_EV_TICK */
 };
 
 static uint64_t now_ms(void)
@@ -369,6 +370,10 @@ static int sink(void *ctx, unsigned slot, uint64_t off, const uint8_t *p, size_t
 
 	if (slot >= r->nslots || stopped(r))
 		return -1;
+	if (now_ms() - r->last_tick_ms >= 250) {
+		r->last_tick_ms = now_ms();
+		emit(r, MC_REPAIR_EV_TICK, r->res->src[r->cur].name, NULL, 0, 0);
+	}
 	a = &r->slots[slot];
 	while (n > 0) {
 		if (off < r->l.payload_off) { /* header and manifest: not ours to take here */

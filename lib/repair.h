@@ -47,6 +47,7 @@ enum mc_repair_ev_type {
 	MC_REPAIR_EV_MANIFEST, /* manifest taken from source */
 	MC_REPAIR_EV_LEFT,     /* source stalled or too slow (msg): left for now, tried again after the others */
 	MC_REPAIR_EV_UNUSABLE, /* local source that can never serve (msg: missing, not a package, ...) */
+	MC_REPAIR_EV_TICK,     /* bytes arriving from source (at most every 250 ms): for a progress line */
 };
 
 struct mc_repair_event {

@@ -568,3 +568,20 @@ json_field() {
 	run -0 --separate-stderr ns_exec local run_repair -s "$NGINX_URL/img.mcpkg" img.mcpkg
 	cmp img.mcpkg orig.mcpkg
 }
+
+@test "on a terminal (script), a live line shows bytes of the total, rate and time left; the end line size, time and rate" {
+	require_root
+	command -v script >/dev/null || skip "script (util-linux) not installed"
+	ns_lo
+	flaky_start local www --trickle 1000000
+	run -0 ns_exec local with_timeout 60 script -qec \
+		"$MCAST_BIN/mcast-repair -j 1 -s $FLAKY_URL/img.mcpkg $PWD/img.mcpkg" /dev/null
+	cmp img.mcpkg orig.mcpkg
+	[[ $output == *"img.mcpkg: "*" of 2.5 MiB ("*"%), "*"iB/s, "*" left, repairing ("*" of 41 chunks)"* ]]
+	[[ $output =~ [0-9]:[0-9][0-9]\ left ]]
+	[[ $output == *"img.mcpkg: complete and verified: 2.5 MiB in "*" s, "*"/s (41 chunks fetched, "* ]]
+	# Not a terminal: no live line at all.
+	rm img.mcpkg
+	run -0 --separate-stderr ns_exec local run_repair -s "$FLAKY_URL/img.mcpkg" img.mcpkg
+	[[ $stderr != *" left, repairing"* ]]
+}

@@ -80,13 +80,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(ARGS.max_seconds)
             return -1
         if self.hostile():
+            step = max(1, int(ARGS.trickle / 10))
             try:
                 for piece in chunks:
-                    for i in range(len(piece)):
-                        self.wfile.write(piece[i:i + 1])
+                    for i in range(0, len(piece), step):
+                        self.wfile.write(piece[i:i + step])
                         self.wfile.flush()
-                        sent += 1
-                        time.sleep(1.0 / ARGS.trickle)
+                        sent += len(piece[i:i + step])
+                        time.sleep(len(piece[i:i + step]) / ARGS.trickle)
             except OSError:
                 return -1
             return sent

@@ -1,0 +1,41 @@
+/* Unit tests of lib/meter.c: windowed rate, time left, end-line words and plurals. */
+#include <string.h>
+
+#include "meter.h"
+#include "tap.h"
+
+int main(void)
+{
+	struct mc_meter m;
+	char buf[160];
+
+	mc_meter_start(&m, 100u << 20, 0, 1000);
+	ok(mc_meter_rate(&m) == 0, "no rate from one sample");
+	ok(strcmp(mc_meter_line(&m, 0, buf, sizeof buf), "0 B of 100.0 MiB (0%), --/s, --:-- left") == 0, "line before a rate: %s", buf);
+	/* 10 MiB a second for 4 s. */
+	for (unsigned t = 1; t <= 4; t++)
+		mc_meter_add(&m, (uint64_t)t * (10u << 20), 1000 + t * 1000);
+	ok(mc_meter_rate(&m) > 10.4e6 && mc_meter_rate(&m) < 10.5e6, "rate 10 MiB/s");
+	ok(strcmp(mc_meter_line(&m, 40u << 20, buf, sizeof buf), "40.0 MiB of 100.0 MiB (40%), 10.0 MiB/s, 0:06 left") == 0,
+	   "line: %s", buf);
+	/* Then a stall: the window forgets the fast start, the rate falls to nothing. */
+	for (unsigned t = 5; t <= 12; t++)
+		mc_meter_add(&m, 40u << 20, 1000 + t * 1000);
+	ok(mc_meter_rate(&m) == 0, "a stall shows as no rate within the window");
+	ok(strstr(mc_meter_line(&m, 40u << 20, buf, sizeof buf), "--:-- left") != NULL, "no time left promised: %s", buf);
+	/* Samples closer than 250 ms move the newest one on. */
+	mc_meter_start(&m, 0, 0, 0);
+	mc_meter_add(&m, 100, 100);
+	mc_meter_add(&m, 200, 200);
+	ok(m.n == 1 && m.d[0] == 200, "samples within 250 ms merge");
+	ok(strcmp(mc_meter_line(&m, 200, buf, sizeof buf), "200 B, --/s") == 0, "no total: %s", buf);
+
+	ok(strcmp(mc_fmt_eta(65, buf, sizeof buf), "1:05") == 0, "eta 1:05");
+	ok(strcmp(mc_fmt_eta(3723, buf, sizeof buf), "1:02:03") == 0, "eta 1:02:03");
+	ok(strcmp(mc_fmt_done(154869760, 5.1, buf, sizeof buf), "147.7 MiB in 5.1 s, 29.0 MiB/s") == 0, "done: %s", buf);
+	ok(strcmp(mc_fmt_done(10, 0, buf, sizeof buf), "10 B in 0.0 s") == 0, "done at once: %s", buf);
+	ok(strcmp(mc_fmt_count(1, "pass", "passes", buf, sizeof buf), "1 pass") == 0, "1 pass");
+	ok(strcmp(mc_fmt_count(0, "pass", "passes", buf, sizeof buf), "0 passes") == 0, "0 passes");
+	ok(strcmp(mc_fmt_count(3, "receiver", "receivers", buf, sizeof buf), "3 receivers") == 0, "3 receivers");
+	return tap_done();
+}
