@@ -71,7 +71,7 @@ static void help(void)
 	      "  keygen   write a signing key pair NAME.key (secret, mode 0600) and NAME.pub;\n"
 	      "           with --session, a 32-byte session key file NAME\n"
 	      "\n"
-	      "  -o PKG          output package          -n NAME      package name (default: PKG without .mcpkg)\n"
+	      "  -o, --output PKG  output package        -n NAME      package name (default: PKG without .mcpkg)\n"
 	      "  -V VERSION      package version         -z COMP      compression (default zstd)\n"
 	      "  -l LEVEL        compression level       -j THREADS   compressor threads (zstd, xz)\n"
 	      "  --chunk-size S  verification chunk, an image's span (default 1M, 64K..64M, multiple of 4K)\n"
@@ -82,7 +82,8 @@ static void help(void)
 	      "  --sign KEY      sign the package with secret key KEY (SHA-256 chunk digests)\n"
 	      "  --trust KEY|DIR accept only packages signed by public key KEY (or any DIR/*.pub); repeatable\n"
 	      "  -C DIR          extract into DIR        -O           payload to standard output\n"
-	      "  -q, -v          quieter, more verbose   --json       JSON lines on stdout\n"
+	      "  -q, --quiet     errors only             --json       JSON lines on stdout\n"
+	      "  -v, --verbose   more detail\n"
 	      "  -h, --help      this help               --version    program version\n"
 	      "\nSee mcast-pack(1) and mcast-package(5).\n",
 	      stdout);

@@ -45,11 +45,11 @@ static void help(void)
 	mc_fe_help(usage_text,
 	"\nJoins the session on GROUP:PORT (at any moment) and writes PKG.part and PKG.state,\n"
 	      "renamed to PKG once every chunk is verified. Run again with the same -o to resume.\n"
-	      "  -g GROUP          multicast group, IPv4 or IPv6 (default " MC_DEFAULT_GROUP4 ")\n"
-	      "  -p PORT           data port; feedback goes to PORT+1 (default 7077)\n"
-	      "  -i IFACE          join on this interface\n"
-	      "  -t TTL            TTL / hop limit of feedback (default 1)\n"
-	      "  -o PKG            the package to write\n"
+	      "  -g, --group GROUP  multicast group, IPv4 or IPv6 (default " MC_DEFAULT_GROUP4 ")\n"
+	      "  -p, --port PORT  data port; feedback goes to PORT+1 (default 7077)\n"
+	      "  -i, --interface IFACE  join on this interface\n"
+	      "  -t, --ttl TTL    TTL / hop limit of feedback (default 1)\n"
+	      "  -o, --output PKG  the package to write (a file: not -, not a device)\n"
 	      "  --package NAME    join only a session of this package name\n"
 	      "  --expect ID       join only this package id (32 hex digits, or a prefix of 8 or more)\n"
 	      "  --timeout DUR     give up (exit 3) after DUR of silence: no session, or a quiet sender\n"
@@ -58,7 +58,8 @@ static void help(void)
 	      "  --mem SIZE        memory for chunks being assembled (default 1/8 s of the\n"
 	      "                    sender's rate, 64M to 256M)\n"
 	      "  --json            one JSON event per line on stdout\n"
-	      "  -q, -v            quieter, more verbose\n"
+	      "  -q, --quiet       errors only\n"
+	      "  -v, --verbose     more detail\n"
 	      "  -h, --help        this help    --version  program version\n"
 	      "Exit: 0 complete and verified, 1 error, 2 usage, 3 incomplete (state kept: run again or mcast-repair).\n");
 }

@@ -44,16 +44,17 @@ static void usage(FILE *f, int status)
 		fputs("\nWaits until N receivers asked for the package on GROUP:PORT+1, or DUR passed,\n"
 		      "then runs COMMAND with MCAST_CLIENTS and MCAST_CLIENT_LIST set, and exits\n"
 		      "with its status. At DUR it runs COMMAND even when nobody asked (MCAST_CLIENTS=0).\n"
-		      "  -g GROUP          multicast group (default " MC_DEFAULT_GROUP4 ")\n"
-		      "  -p PORT           data port; receivers ask on PORT+1 (default 7077)\n"
-		      "  -i IFACE          interface to listen on\n"
+		      "  -g, --group GROUP  multicast group (default " MC_DEFAULT_GROUP4 ")\n"
+		      "  -p, --port PORT  data port; receivers ask on PORT+1 (default 7077)\n"
+		      "  -i, --interface IFACE  interface to listen on\n"
 		      "  --min-clients N   start once N distinct receivers asked\n"
 		      "  --max-wait DUR    start after DUR (90s, 5m, 2h) with whoever asked, even none\n"
 		      "  --package NAME    count only receivers asking for NAME (or for any)\n"
 		      "  --status FILE     keep a JSON status in FILE, rewritten atomically\n"
 		      "  --skip-empty      at --max-wait, if nobody asked, exit 3 without running COMMAND\n"
 		      "  --json            one JSON event per line on stdout\n"
-		      "  -q, -v            quieter, more verbose\n"
+		      "  -q, --quiet       errors only\n"
+		      "  -v, --verbose     more detail\n"
 		      "SIGUSR1 starts COMMAND at once.\n", f);
 		if (mc_log_close_stdout() < 0)
 			exit(MC_EXIT_RUNTIME);

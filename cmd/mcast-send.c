@@ -43,11 +43,11 @@ static void help(void)
 {
 	mc_fe_help(usage_text,
 	"\nMulticasts PKG to every receiver on GROUP:PORT; receivers may join at any time.\n"
-	      "  -g GROUP          multicast group, IPv4 or IPv6 (default " MC_DEFAULT_GROUP4 ")\n"
-	      "  -p PORT           data port; feedback comes back on PORT+1 (default 7077)\n"
-	      "  -i IFACE          send on this interface\n"
-	      "  -t TTL            multicast TTL / hop limit (default 1)\n"
-	      "  -r RATE           bits per second, e.g. 800M, 1G (default 500M); lower while receivers overrun\n"
+	      "  -g, --group GROUP  multicast group, IPv4 or IPv6 (default " MC_DEFAULT_GROUP4 ")\n"
+	      "  -p, --port PORT  data port; feedback comes back on PORT+1 (default 7077)\n"
+	      "  -i, --interface IFACE  send on this interface\n"
+	      "  -t, --ttl TTL    multicast TTL / hop limit (default 1)\n"
+	      "  -r, --rate RATE  bits per second, e.g. 800M, 1G (default 500M); lower while receivers overrun\n"
 	      "  --fec PERCENT     repair symbols in the first pass (default 0: NACKs ask)\n"
 	      "  --linger DUR      wait this long for new receivers after all completed (default 2s)\n"
 	      "  --max-time DUR    end the session after DUR whatever its state\n"
@@ -56,7 +56,8 @@ static void help(void)
 	      "  --mtu BYTES       path MTU; datagrams are sized to fit (default 1500)\n"
 	      "  --peer-timeout DUR  a silent receiver is no longer waited for (default 5s)\n"
 	      "  --json            one JSON event per line on stdout\n"
-	      "  -q, -v            quieter, more verbose\n"
+	      "  -q, --quiet       errors only\n"
+	      "  -v, --verbose     more detail\n"
 	      "  -h, --help        this help    --version  program version\n");
 }
 

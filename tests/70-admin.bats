@@ -100,3 +100,26 @@ setup() {
 	[[ $stderr == *"-o fifo: a FIFO or socket, not a file"* ]]
 	[ -p fifo ]
 }
+
+@test "long options that work are in --help, the man page and both completions" {
+	check() {
+		local p=$1 o
+		shift
+		for o in "$@"; do
+			grep -q -- "$o" <<<"$("$MCAST_BIN/$p" --help)" || { echo "$p --help lacks $o"; return 1; }
+			grep -q -- "Fl \\\\${o#-}" "$MCAST_ROOT/man/$p.1" || { echo "$p.1 lacks $o"; return 1; }
+			grep -q -- "$o" "$MCAST_ROOT/completions/bash/$p" || { echo "bash $p lacks $o"; return 1; }
+			grep -q -- "$o" "$MCAST_ROOT/completions/zsh/_$p" || { echo "zsh $p lacks $o"; return 1; }
+		done
+	}
+	check mcast-send --group --port --interface --ttl --rate --quiet --verbose
+	check mcast-recv --group --port --interface --ttl --output --quiet --verbose
+	check mcast-sched --group --port --interface --quiet --verbose
+	check mcast-pack --output --quiet --verbose
+	check mcast-repair --source --parallel --header --timeout --quiet --verbose
+	# And they work: a long option is taken as its short one.
+	run -2 --separate-stderr run_send --group 224.0.0.9 --port 9000 p.mcpkg
+	[[ $stderr == *"group 224.0.0.9: in 224.0.0.0/24"* ]]
+	run -2 --separate-stderr run_recv --output /dev/null
+	[[ $stderr == *"-o /dev/null: a device node"* ]]
+}
