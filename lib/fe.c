@@ -111,10 +111,22 @@ const char *mc_fe_nearest(const char *word, const char *const *choices, size_t n
 
 void mc_fe_net_defaults(struct mc_fe_net *n)
 {
+	const char *e;
+
 	n->group = MC_DEFAULT_GROUP4;
 	n->iface = NULL;
 	n->port = MC_DEFAULT_PORT;
 	n->ttl = MC_DEFAULT_TTL;
+	/* An admin's defaults, set once for cron lines and client scripts; the options still win. */
+	if ((e = getenv("MCAST_GROUP")) && *e)
+		n->group = e;
+	if ((e = getenv("MCAST_IFACE")) && *e)
+		n->iface = e;
+	if ((e = getenv("MCAST_PORT")) && *e && mc_opt_uint(e, 1, 65534, &n->port) < 0) {
+		fprintf(stderr, "%s: MCAST_PORT '%s': port must be a number from 1 to 65534 (PORT+1 carries the "
+			"feedback): fix or unset it\n", program_invocation_short_name, e);
+		exit(MC_EXIT_USAGE);
+	}
 }
 
 int mc_fe_net_option(const char *usage, int c, const char *arg, struct mc_fe_net *n)

@@ -43,7 +43,11 @@ struct mc_fe_net {
 	uint64_t port, ttl;
 };
 
-/* Fills the defaults of lib/defaults.h. */
+/*
+ * Fills the defaults of lib/defaults.h, or of the environment where set:
+ * MCAST_GROUP, MCAST_PORT, MCAST_IFACE (options given later win). A bad
+ * MCAST_PORT exits 2 naming it.
+ */
 void mc_fe_net_defaults(struct mc_fe_net *n);
 
 /* Takes getopt's c and optarg; returns 1 when c was -g, -i, -p or -t (a bad value exits 2), else 0. */

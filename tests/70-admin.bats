@@ -123,3 +123,21 @@ setup() {
 	run -2 --separate-stderr run_recv --output /dev/null
 	[[ $stderr == *"-o /dev/null: a device node"* ]]
 }
+
+@test "MCAST_GROUP, MCAST_PORT and MCAST_IFACE set the defaults; options win" {
+	require_root
+	ns_lo
+	MCAST_GROUP=239.77.9.9 MCAST_PORT=17900 run -0 --separate-stderr ns_exec local run_sched --json --max-wait 1s -- true
+	printf '%s\n' "$output" | grep -q '"event":"wait".*"group":"239.77.9.9:17901"'
+	MCAST_GROUP=239.77.9.9 MCAST_PORT=17900 run -0 --separate-stderr ns_exec local run_sched --json -g 239.77.9.10 -p 17800 --max-wait 1s -- true
+	printf '%s\n' "$output" | grep -q '"event":"wait".*"group":"239.77.9.10:17801"'
+	MCAST_GROUP=224.0.0.5 run -2 --separate-stderr run_send p.mcpkg
+	[[ $stderr == *"group 224.0.0.5: in 224.0.0.0/24"* ]]
+	MCAST_IFACE=nosuch0 run -2 --separate-stderr run_recv -o out.mcpkg
+	[[ $stderr == *"interface nosuch0"* ]]
+	MCAST_PORT=65535 run -2 --separate-stderr run_recv -o out.mcpkg
+	[[ $stderr == "mcast-recv: MCAST_PORT '65535': port must be a number from 1 to 65534"* ]]
+	# A bad MCAST_PORT is an error even beside -p: a wrong default is fixed, not hidden.
+	MCAST_PORT=65535 run -2 --separate-stderr run_recv -p 7000 -o out.mcpkg
+	[[ $stderr == "mcast-recv: MCAST_PORT '65535': "*"fix or unset it"* ]]
+}
