@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "auth.h"
 #include "crypto.h"
 #include "defaults.h"
 #include "exitcode.h"
@@ -34,7 +35,7 @@
 static const char usage_text[] =
 	"usage: mcast-recv [-qv] [--json] [-g GROUP] [-p PORT] [-i IFACE] [-t TTL] -o PKG\n"
 	"                  [--package NAME] [--expect ID] [--timeout DUR] [--mem SIZE]\n"
-	"                  [--trust KEY.pub|DIR]...\n"
+	"                  [--trust KEY.pub|DIR]... [--session-key FILE]\n"
 	"       mcast-recv -h | --help | --version\n";
 
 static volatile sig_atomic_t got_signal;
@@ -55,6 +56,7 @@ static void help(void)
 	      "  --timeout DUR     give up (exit 3) after DUR of silence: no session, or a quiet sender\n"
 	      "  --trust KEY|DIR   take only a session whose package is signed by this public key\n"
 	      "                    (or any DIR/*.pub); repeatable. Nothing is written before that.\n"
+	      "  --session-key FILE  authenticate every datagram with this 32-byte key; others' are dropped\n"
 	      "  --mem SIZE        memory for chunks being assembled (default 1/8 s of the\n"
 	      "                    sender's rate, 64M to 256M)\n"
 	      "  --json            one JSON event per line on stdout\n"
@@ -71,6 +73,7 @@ struct opts {
 	int verbosity, json;
 	const char **trust; /* --trust KEY.pub|DIR, as given */
 	unsigned ntrust;
+	const char *session_key;
 };
 
 /* The keys of --trust (empty: any package is taken). */
@@ -78,7 +81,7 @@ static struct mc_trust trust;
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	enum { O_EXPECT = 256, O_JSON, O_MEM, O_PACKAGE, O_TIMEOUT, O_TRUST, O_VERSION };
+	enum { O_EXPECT = 256, O_JSON, O_MEM, O_PACKAGE, O_SESSION_KEY, O_TIMEOUT, O_TRUST, O_VERSION };
 	static const struct option lopts[] = {
 		{"expect", required_argument, NULL, O_EXPECT},
 		{"group", required_argument, NULL, 'g'},
@@ -89,6 +92,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		{"output", required_argument, NULL, 'o'},
 		{"package", required_argument, NULL, O_PACKAGE},
 		{"port", required_argument, NULL, 'p'},
+		{"session-key", required_argument, NULL, O_SESSION_KEY},
 		{"quiet", no_argument, NULL, 'q'},
 		{"timeout", required_argument, NULL, O_TIMEOUT},
 		{"trust", required_argument, NULL, O_TRUST},
@@ -126,6 +130,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		case O_TIMEOUT:
 			o->timeout = mc_fe_duration(usage_text, "--timeout", optarg, 1, 366ULL * 86400000);
 			break;
+		case O_SESSION_KEY: o->session_key = optarg; break;
 		case O_TRUST: {
 			const char **t = realloc(o->trust, (o->ntrust + 1) * sizeof *t);
 			if (t == NULL)
@@ -445,6 +450,7 @@ int main(int argc, char **argv)
 	struct rstate x;
 	struct mc_group g, gfb;
 	struct mc_recv_cfg rc;
+	struct mc_auth *auth = NULL;
 	struct mc_rx rx, rxfb;
 	struct mc_manifest pre;
 	struct mc_state st;
@@ -481,6 +487,8 @@ int main(int argc, char **argv)
 		}
 	if (trust.n)
 		rc.trust = &trust;
+	if (x.o.session_key)
+		auth = mc_fe_session_key(x.o.session_key);
 	uint32_t done_chunks = 0;
 	if (already_complete(&x.o, &done_chunks)) {
 		struct mc_json j;
@@ -828,6 +836,7 @@ out:
 	mc_net_rx_free(&rx);
 	mc_net_rx_free(&rxfb);
 	mc_recv_free(x.r);
+	mc_fe_auth_report(auth);
 	mc_trust_free(&trust);
 	free(x.o.trust);
 	if (have_pre)

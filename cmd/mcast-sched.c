@@ -30,7 +30,8 @@
 
 static const char usage_text[] =
 	"usage: mcast-sched [-g GROUP] [-p PORT] [-i IFACE] [--min-clients N] [--max-wait DUR]\n"
-	"                   [--package NAME] [--status FILE] [--skip-empty] [--json] [-q] [-v]\n"
+	"                   [--package NAME] [--status FILE] [--skip-empty] [--session-key FILE]\n"
+	"                   [--json] [-q] [-v]\n"
 	"                   -- COMMAND [ARG ...]\n"
 	"       mcast-sched -h | --help | --version\n";
 
@@ -52,6 +53,7 @@ static void usage(FILE *f, int status)
 		      "  --package NAME    count only receivers asking for NAME (or for any)\n"
 		      "  --status FILE     keep a JSON status in FILE, rewritten atomically\n"
 		      "  --skip-empty      at --max-wait, if nobody asked, exit 3 without running COMMAND\n"
+		      "  --session-key FILE  count only receivers whose hellos carry this 32-byte key's MAC\n"
 		      "  --json            one JSON event per line on stdout\n"
 		      "  -q, --quiet       errors only\n"
 		      "  -v, --verbose     more detail\n"
@@ -413,7 +415,8 @@ static int error_summary(int status)
 
 int main(int argc, char **argv)
 {
-	enum { O_JSON = 256, O_MAX_WAIT, O_MIN_CLIENTS, O_PACKAGE, O_SKIP_EMPTY, O_START_EMPTY, O_STATUS, O_VERSION };
+	enum { O_JSON = 256, O_MAX_WAIT, O_MIN_CLIENTS, O_PACKAGE, O_SESSION_KEY, O_SKIP_EMPTY, O_START_EMPTY, O_STATUS,
+	       O_VERSION };
 	static const struct option longopts[] = {
 		{ "group", required_argument, NULL, 'g' }, /* long forms as mcast-send and mcast-recv take them */
 		{ "help", no_argument, NULL, 'h' },
@@ -424,6 +427,7 @@ int main(int argc, char **argv)
 		{ "package", required_argument, NULL, O_PACKAGE },
 		{ "port", required_argument, NULL, 'p' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "session-key", required_argument, NULL, O_SESSION_KEY },
 		{ "skip-empty", no_argument, NULL, O_SKIP_EMPTY },
 		/* The default since --skip-empty came; still accepted so that old crontabs keep working. */
 		{ "start-empty", no_argument, NULL, O_START_EMPTY },
@@ -443,6 +447,8 @@ int main(int argc, char **argv)
 	int c, verbosity = 1, json = 0, fd = -1, status = MC_EXIT_RUNTIME;
 	enum mc_sched_decision d;
 	char err[256], list[PATH_MAX] = "", w[32];
+	const char *session_key = NULL;
+	struct mc_auth *auth = NULL;
 
 	memset(&r, 0, sizeof r);
 	mc_log_init(argv[0], 1, 0);
@@ -480,6 +486,9 @@ int main(int argc, char **argv)
 				bad("--package: a name of 1 to %d bytes", MC_SCHED_NAME_MAX);
 			cfg.package = optarg;
 			break;
+		case O_SESSION_KEY:
+			session_key = optarg;
+			break;
 		case O_SKIP_EMPTY:
 			cfg.start_empty = 0;
 			break;
@@ -513,6 +522,8 @@ int main(int argc, char **argv)
 		return error_summary(status);
 	}
 	status = MC_EXIT_RUNTIME;
+	if (session_key)
+		auth = mc_fe_session_key(session_key);
 
 	/* Signals stay blocked except inside ppoll, so none slips between a check and the wait. */
 	sigemptyset(&block);
@@ -674,12 +685,15 @@ int main(int argc, char **argv)
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGHUP, SIG_DFL);
 	sigprocmask(SIG_SETMASK, &orig, NULL);
+	mc_fe_auth_report(auth);
+	auth = NULL;
 	execvp(r.cmd[0], r.cmd);
 	status = errno == ENOENT || errno == ENOTDIR ? MC_EXIT_NOT_FOUND : MC_EXIT_CANNOT_RUN;
 	mc_err("%s: %s", r.cmd[0], strerror(errno));
 out:
 	error_summary(status);
 	mc_progress_end();
+	mc_fe_auth_report(auth);
 	mc_net_rx_free(&rx);
 	mc_sched_free(&r.s);
 	if (fd >= 0)

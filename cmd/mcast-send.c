@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "defaults.h"
 #include "exitcode.h"
 #include "fe.h"
@@ -33,7 +34,7 @@
 static const char usage_text[] =
 	"usage: mcast-send [-qv] [--json] [-g GROUP] [-p PORT] [-i IFACE] [-t TTL] [-r RATE]\n"
 	"                  [--fec PERCENT] [--linger DUR] [--max-time DUR] [--max-passes N]\n"
-	"                  [--mtu BYTES] [--peer-timeout DUR] PKG\n"
+	"                  [--mtu BYTES] [--peer-timeout DUR] [--session-key FILE] PKG\n"
 	"       mcast-send -h | --help | --version\n";
 
 static volatile sig_atomic_t got_signal;
@@ -55,6 +56,8 @@ static void help(void)
 	      "                    told to leave and use mcast-repair (default 12, 0 never)\n"
 	      "  --mtu BYTES       path MTU; datagrams are sized to fit (default 1500)\n"
 	      "  --peer-timeout DUR  a silent receiver is no longer waited for (default 5s)\n"
+	      "  --session-key FILE  authenticate every datagram with this 32-byte key (mcast-pack\n"
+	      "                    keygen --session): others' are dropped, receivers without it not counted\n"
 	      "  --json            one JSON event per line on stdout\n"
 	      "  -q, --quiet       errors only\n"
 	      "  -v, --verbose     more detail\n"
@@ -66,11 +69,12 @@ struct opts {
 	const char *pkg;
 	uint64_t rate, fec, linger, max_time, max_passes, mtu, peer_timeout;
 	int verbosity, json;
+	const char *session_key;
 };
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	enum { O_FEC = 256, O_JSON, O_LINGER, O_MAX_PASSES, O_MAX_TIME, O_MTU, O_PEER_TIMEOUT, O_VERSION };
+	enum { O_FEC = 256, O_JSON, O_LINGER, O_MAX_PASSES, O_MAX_TIME, O_MTU, O_PEER_TIMEOUT, O_SESSION_KEY, O_VERSION };
 	static const struct option lopts[] = {
 		{"fec", required_argument, NULL, O_FEC},
 		{"group", required_argument, NULL, 'g'},
@@ -85,6 +89,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		{"port", required_argument, NULL, 'p'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"rate", required_argument, NULL, 'r'},
+		{"session-key", required_argument, NULL, O_SESSION_KEY},
 		{"ttl", required_argument, NULL, 't'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"version", no_argument, NULL, O_VERSION},
@@ -137,6 +142,7 @@ static void parse(int argc, char **argv, struct opts *o)
 			if (mc_opt_duration(optarg, 2000, 86400000, &o->peer_timeout) < 0)
 				mc_fe_usage_error(usage_text, "--peer-timeout %s: must be a duration of 2s or more (receivers speak every second)", optarg);
 			break;
+		case O_SESSION_KEY: o->session_key = optarg; break;
 		case O_VERSION:
 			mc_fe_version();
 		default:
@@ -485,6 +491,7 @@ int main(int argc, char **argv)
 	struct mc_sender_cfg cfg;
 	char err[512], idhex[40], sz[32], rt[32];
 	int rc = MC_EXIT_RUNTIME, st = MC_SENDER_RUN, reason, summed = 0;
+	struct mc_auth *auth = NULL;
 
 	memset(&x, 0, sizeof x);
 	x.tx = x.fb = -1;
@@ -496,6 +503,8 @@ int main(int argc, char **argv)
 		exit(MC_EXIT_USAGE); /* a group that is not multicast, an interface that does not exist */
 	}
 	mc_net_group_port(&x.g, (uint16_t)(x.o.net.port + 1), &x.gfb);
+	if (x.o.session_key)
+		auth = mc_fe_session_key(x.o.session_key);
 	if (mc_pkg_open(x.o.pkg, &x.pkg, err, sizeof err) < 0) {
 		/* A package cut short or with a damaged head is damaged, as a bad chunk is (mcast-pack verify says 3 too). */
 		if (errno == EBADMSG)
@@ -503,7 +512,8 @@ int main(int argc, char **argv)
 		mc_err("%s%s", err, rc == MC_EXIT_INCOMPLETE ? " (the package is damaged: mcast-repair heals it)" : "");
 		goto out;
 	}
-	uint16_t sym = mc_geom_sym_for_mtu((unsigned)x.o.mtu, x.g.family == AF_INET6);
+	/* With a session key every datagram carries MC_AUTH_LEN more bytes: the symbols make room for them. */
+	uint16_t sym = mc_geom_sym_for_mtu((unsigned)x.o.mtu - (x.o.session_key ? MC_AUTH_LEN : 0), x.g.family == AF_INET6);
 	memset(&cfg, 0, sizeof cfg);
 	if (mc_geom_init_manifest(&cfg.geom, &x.pkg.m, sym, KMAX) < 0) {
 		mc_err("%s: cannot cut into coding blocks", x.o.pkg);
@@ -701,6 +711,7 @@ out:
 	free(x.order);
 	mc_chunk_check_free(&x.check);
 	mc_pkg_close(&x.pkg);
+	mc_fe_auth_report(auth);
 	if (mc_log_close_stdout() < 0 && rc == MC_EXIT_OK)
 		rc = MC_EXIT_RUNTIME;
 	return rc;

@@ -8,9 +8,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "auth.h"
+#include "crypto.h"
 #include "defaults.h"
 #include "exitcode.h"
 #include "log.h"
+#include "net.h"
 #include "opt.h"
 
 static volatile sig_atomic_t *signal_flag;
@@ -183,4 +186,45 @@ void mc_fe_signals(volatile sig_atomic_t *flag)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+}
+
+struct mc_auth *mc_fe_session_key(const char *path)
+{
+	uint8_t key[MC_SESSION_KEY_LEN];
+	char err[512];
+	struct mc_auth *a;
+	int loose;
+
+	if (mc_session_key_load(path, key, &loose, err, sizeof err) < 0) {
+		mc_err("--session-key %s", err);
+		exit(MC_EXIT_RUNTIME);
+	}
+	if (loose)
+		mc_warn("%s: session key readable or writable by group or others (chmod 600 it)", path);
+	a = mc_auth_new(key);
+	explicit_bzero(key, sizeof key);
+	if (a == NULL) {
+		mc_err("--session-key %s: cannot set up AES-256-GCM", path);
+		exit(MC_EXIT_RUNTIME);
+	}
+	mc_net_set_auth(a);
+	return a;
+}
+
+void mc_fe_auth_report(struct mc_auth *a)
+{
+	struct mc_auth_stats st;
+
+	if (a == NULL)
+		return;
+	st = mc_auth_get_stats(a);
+	if (st.forged || st.replayed)
+		mc_warn("%llu datagrams dropped by the session key: %llu failed authentication, %llu replayed",
+			(unsigned long long)(st.forged + st.replayed), (unsigned long long)st.forged,
+			(unsigned long long)st.replayed);
+	else
+		mc_debug("session key: %llu datagrams authenticated, %llu sent", (unsigned long long)st.ok,
+			 (unsigned long long)st.sealed);
+	mc_net_set_auth(NULL);
+	mc_auth_free(a);
 }

@@ -59,6 +59,17 @@ void mc_fe_help(const char *usage, const char *body) __attribute__((noreturn));
 /* Prints "prog VERSION" on stdout, exits 0 (1 when stdout cannot be written). */
 void mc_fe_version(void) __attribute__((noreturn));
 
+/*
+ * --session-key FILE: reads the 32-byte key (warning when the file is open
+ * to group or others), and authenticates every datagram the program sends
+ * and receives from now on (mc_net_set_auth). Exits 1 with a message naming
+ * the file when it cannot. Returns the context, for its counters.
+ */
+struct mc_auth;
+struct mc_auth *mc_fe_session_key(const char *path);
+/* Says how many datagrams failed authentication (when any), then turns it off and frees a. NULL: nothing. */
+void mc_fe_auth_report(struct mc_auth *a);
+
 /* SIGINT, SIGTERM and SIGHUP set *flag to the signal number (no SA_RESTART); SIGPIPE is ignored. */
 void mc_fe_signals(volatile sig_atomic_t *flag);
 

@@ -88,6 +88,18 @@ size_t mc_net_hwaddrs(char *buf, size_t len);
 /* Datagram number j of message i (j from 0): returns its length and sets *p, or 0 after the last. */
 size_t mc_net_rx_seg(const struct mc_rx *rx, unsigned i, unsigned j, const uint8_t **p);
 
+struct mc_auth;
+/*
+ * --session-key (auth.h): from now on every datagram this process sends with
+ * mc_net_send or mc_net_send_batch carries an authentication trailer
+ * (MC_AUTH_LEN more bytes: senders size their symbols for it), and
+ * mc_net_rx_seg hands over only authentic datagrams, without the trailer; a
+ * forged or replayed one comes out as a 1-byte runt that the wire decoder
+ * drops and counts, so nothing else in a program changes. NULL turns it off.
+ * Set once, before any socket is used.
+ */
+void mc_net_set_auth(struct mc_auth *a);
+
 /* Formats a socket address as "host:port" or "[v6]:port". */
 char *mc_net_addr_str(const struct sockaddr_storage *sa, char *buf, size_t len);
 

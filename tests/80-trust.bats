@@ -313,3 +313,59 @@ ends() {
 	run -1 --separate-stderr run_repair --trust nothing.pub -s "$T/good/" x.mcpkg
 	[[ $stderr == *"nothing.pub: No such file"* ]]
 }
+
+# forged_end SESSION ID: an END datagram as mcast-protocol(7) lays it out, for session SESSION (decimal) and package ID (hex).
+forged_end() {
+	printf '4d435302040000%08x%s00\n' "$1" "$2" | sed 's/^\(.\{14\}\)/\100/'
+}
+
+# joined_field NAME KEY: a field of NAME's --json "joined" event.
+joined_field() {
+	python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    j = json.loads(l)
+    if j.get("event") == "joined": print(j[sys.argv[2]]); break' "$T/$1.out" "$2"
+}
+
+@test "--session-key: a forged END stops a receiver without the key, not one with it; others' datagrams are dropped and counted" {
+	require_root
+	run_pack -q keygen --session -o sk
+	head -c 6000000 /dev/urandom >img
+	run_pack create -q -z none -n img -o p.mcpkg - <img
+	ns_lo
+	# Without keys the forged END works: that is the attack.
+	recv_bg r0 --json
+	bg_start send0 with_timeout 60 ns_exec local run_send -g "$G" -p "$P" -r 4M --linger 300ms "$T/p.mcpkg"
+	wait_for 10 grep -q '"event":"joined"' "$T/r0.out"
+	hex=$(forged_end "$(joined_field r0 session)" "$(joined_field r0 id)")
+	[ ${#hex} -eq 58 ]
+	ns_exec local udp_tool send "$G" "$P" --hex "$hex" -n 3
+	ends r0 20 3
+	grep -q 'the session ended' r0.err
+	bg_kill send0
+	# With the key on both sides the same END (and garbage) changes nothing.
+	recv_bg r1 --json --session-key sk
+	bg_start send with_timeout 60 ns_exec local run_send -g "$G" -p "$P" -r 8M --linger 300ms --session-key sk --json "$T/p.mcpkg"
+	wait_for 10 grep -q '"event":"joined"' "$T/r1.out"
+	hex=$(forged_end "$(joined_field r1 session)" "$(joined_field r1 id)")
+	ns_exec local udp_tool send "$G" "$P" --hex "$hex" -n 3
+	ns_exec local udp_tool send "$G" "$P" --hex "${hex}00112233445566778899aabbccddeeff00112233445566778899" -n 3
+	ns_exec local udp_tool send "$G" "$((P + 1))" --random 200 -n 20
+	ends r1 40 0
+	ends send 40 0
+	cmp r1.mcpkg p.mcpkg
+	grep -q 'datagrams dropped by the session key' r1.err
+	grep -q 'datagrams dropped by the session key' send.err || { cat send.err; false; }
+	# A receiver with the wrong key, or none, takes nothing and is not counted.
+	run_pack -q keygen --session -o sk2
+	recv_bg r2 --session-key sk2 --timeout 4s
+	bg_start send2 with_timeout 60 ns_exec local run_send -g "$G" -p "$P" -r 100M --linger 300ms --session-key sk --json "$T/p.mcpkg"
+	ends r2 30 3
+	ends send2 30 0
+	[ ! -e r2.mcpkg ]
+	grep -q '"receivers":0' send2.out
+	# A key file of the wrong size is an error before anything.
+	head -c 31 /dev/urandom >short.key
+	run -1 --separate-stderr run_send --session-key short.key p.mcpkg
+	[[ $stderr == *"short.key: a session key is exactly 32 bytes"* ]]
+}
