@@ -28,6 +28,7 @@ static const char usage_text[] =
 	"usage: mcast-repair -s SOURCE [-s SOURCE]... [-j PARALLEL] [--timeout DUR]\n"
 	"                    [--cacert FILE] [--insecure] [-H HEADER]... [--spread DUR]\n"
 	"                    [--trust KEY.pub|DIR]... [--json] [-q] [-v] PKG\n"
+	"       mcast-repair --to TARGET --state FILE -s SOURCE [-s SOURCE]... [options]\n"
 	"       mcast-repair -h | --help | --version\n";
 
 static volatile sig_atomic_t got_stop;
@@ -53,6 +54,7 @@ static void live(const char *pkg, const struct mc_repair_event *ev, int force)
 	mc_progress(force, "%s: %s, repairing (%u of %u chunks)", pkg, mc_meter_line(&meter, done, line, sizeof line),
 		    ev->have, ev->nchunks);
 }
+static int to_target; /* --to: pkg in messages is the target */
 
 static void usage(FILE *f, int status) __attribute__((noreturn));
 static void usage(FILE *f, int status)
@@ -72,11 +74,19 @@ static void usage(FILE *f, int status)
 		      "  --spread DUR      wait a random time up to DUR before the first request\n"
 		      "  --trust KEY|DIR   take only a package signed by this public key (or any\n"
 		      "                    DIR/*.pub); repeatable. A source serving another is refused.\n"
+		      "  --to TARGET       complete TARGET (a block device or file an image package is\n"
+		      "                    written onto, by mcast-recv --to or not yet) instead of PKG:\n"
+		      "                    missing chunks fetched, verified, decoded in place\n"
+		      "  --state FILE      with --to (required): the state mcast-recv --to keeps for\n"
+		      "                    TARGET; made when missing, removed once TARGET is complete\n"
 		      "  --json            one JSON event per line on stdout\n"
 		      "  -q, --quiet       errors only\n"
 		      "  -v, --verbose     more detail\n"
-		      "Exit status: 0 complete and verified, 1 error (also: no source can ever serve,\n"
-		      "every one a missing path or not this package), 2 usage, 3 still incomplete\n"
+		      "Exit status: 0 complete and verified (--to: every chunk on TARGET and flushed),\n"
+		      "1 error (also: no source can ever serve, every one a missing path or not this\n"
+		      "package), 2 usage (also --to: a target too small, a directory or character\n"
+		      "device, a package that is not an image, a state of another package or\n"
+		      "target), 3 still incomplete, state saved\n"
 		      "(run again later: a network source may come back).\n", f);
 		if (mc_log_close_stdout() < 0)
 			exit(MC_EXIT_RUNTIME);
@@ -124,7 +134,8 @@ static void on_event(void *ctx, const struct mc_repair_event *ev)
 	switch (ev->type) {
 	case MC_REPAIR_EV_LOCAL:
 		if (ev->msg)
-			mc_warn("%s; every chunk of %s.part was checked instead", ev->msg, pkg);
+			mc_warn(to_target ? "%s; every span of %s was checked instead" : "%s; every chunk of %s.part was checked instead",
+				ev->msg, pkg);
 		mc_json_begin(&j, "need");
 		mc_json_str(&j, "path", pkg);
 		mc_json_u64(&j, "chunks", ev->nchunks);
@@ -301,7 +312,9 @@ int main(int argc, char **argv)
 		{"quiet", no_argument, NULL, 'q'},
 		{"source", required_argument, NULL, 's'},
 		{"spread", required_argument, NULL, 'S'},
+		{"state", required_argument, NULL, 'X'},
 		{"timeout", required_argument, NULL, 'T'},
+		{"to", required_argument, NULL, 'O'},
 		{"trust", required_argument, NULL, 'K'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"version", no_argument, NULL, 'W'},
@@ -374,18 +387,38 @@ int main(int argc, char **argv)
 		case 'v':
 			verbosity = 2;
 			break;
+		case 'O':
+			if (optarg[0] == '\0')
+				bad("--to: TARGET must not be empty");
+			o.target = optarg;
+			break;
+		case 'X':
+			if (optarg[0] == '\0')
+				bad("--state: FILE must not be empty");
+			o.state_path = optarg;
+			break;
 		case 'W':
 			version();
 		default:
 			mc_fe_bad_option(usage_text, argv);
 		}
 	}
-	if (argc - optind != 1)
-		bad(argc == optind ? "no PKG given" : "one PKG only");
-	if (argv[optind][0] == '\0')
-		bad("PKG: empty name");
-	if (mc_fe_output_refusal(argv[optind]))
-		bad("PKG %s: %s", argv[optind], mc_fe_output_refusal(argv[optind]));
+	if (o.target) {
+		/* --to: the target is the output; its state beside the command, never PKG.state. */
+		if (argc != optind)
+			bad("--to %s: no PKG with --to (the package comes from the state or the sources)", o.target);
+		if (o.state_path == NULL)
+			bad("--to %s: give --state FILE (the state mcast-recv --to keeps for it)", o.target);
+	} else {
+		if (o.state_path)
+			bad("--state: only with --to TARGET (PKG keeps its state in PKG.state)");
+		if (argc - optind != 1)
+			bad(argc == optind ? "no PKG given" : "one PKG only");
+		if (argv[optind][0] == '\0')
+			bad("PKG: empty name");
+		if (mc_fe_output_refusal(argv[optind]))
+			bad("PKG %s: %s", argv[optind], mc_fe_output_refusal(argv[optind]));
+	}
 	if (o.nsources == 0)
 		bad("no source: give at least one -s SOURCE (an http(s):// URL or a path)");
 	mc_log_init(argv[0], verbosity, json);
@@ -397,7 +430,8 @@ int main(int argc, char **argv)
 		}
 	if (trust.n)
 		o.trust = &trust;
-	o.pkg = argv[optind];
+	o.pkg = o.target ? o.target : argv[optind];
+	to_target = o.target != NULL;
 	o.sources = sources;
 	o.src.headers = headers;
 	o.event = on_event;
@@ -427,6 +461,8 @@ int main(int argc, char **argv)
 	else if (rc > 0 && res.no_source)
 		mc_err("%s: no usable source: every source is a path that cannot serve what is missing", o.pkg);
 	status = rc == 0 ? MC_EXIT_OK : rc > 0 && !res.no_source ? MC_EXIT_INCOMPLETE : MC_EXIT_RUNTIME;
+	if (rc < 0 && res.refused)
+		status = MC_EXIT_USAGE; /* --to: refused before a byte was written (unsuitable target, package or state) */
 	mc_repair_result_free(&res);
 	mc_trust_free(&trust);
 	mc_source_global_cleanup();

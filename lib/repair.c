@@ -1,6 +1,8 @@
 /* Repair logic: which chunks are missing, which source next, verify, write, save state; see repair.h. */
 #include "repair.h"
 #include "crypto.h"
+#include "target.h"
+#include "tstate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -70,6 +72,11 @@ struct run {
 	uint32_t npc, nbufs;
 	long pc_changed;        /* partial chunks verified or given up this round */
 	uint64_t last_tick_ms;  /* last MC_REPAIR_EV_TICK */
+	/* --to: the target written in place (o->target), its identity for the state, what is known of it */
+	struct mc_target *tgt;
+	uint8_t tid[MC_DIGEST_LEN];
+	int m_from_state;       /* the manifest came from o->state_path: a source must serve that package */
+	int accepted;           /* a source was accepted: writing may begin */
 };
 
 static uint64_t now_ms(void)
@@ -244,6 +251,19 @@ static int save_state(struct run *r, int force)
 
 	if (!r->dirty || (!force && t - r->last_save_ms < SAVE_EVERY_MS))
 		return 0;
+	if (r->o->target) {
+		/* The target first, then its state: never a chunk marked that is not durable. */
+		if (r->tgt == NULL)
+			return 0;
+		if (mc_target_sync(r->tgt, r->err, r->errlen) < 0)
+			return -1;
+		sync_spans(r);
+		if (mc_tstate_save(r->o->state_path, &r->m, r->tid, &r->res->st, r->err, r->errlen) < 0)
+			return -1;
+		r->last_save_ms = t;
+		r->dirty = 0;
+		return 0;
+	}
 	if (fdatasync(r->fd) < 0) {
 		snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", strerror(errno));
 		return -1;
@@ -271,6 +291,18 @@ static int chunk_store(struct run *r, uint32_t i, const uint8_t *buf)
 	uint32_t len = mc_manifest_chunk_len(&r->m, i);
 	uint64_t off = r->l.payload_off + mc_manifest_chunk_off(&r->m, i);
 
+	if (r->tgt) {
+		/* Decoded onto its span; the span digest is checked on the decoded bytes before they are written. */
+		if (mc_target_put_chunk(r->tgt, i, buf, len, r->err, r->errlen) < 0) {
+			if (errno != EBADMSG)
+				return -1;
+			r->bad[r->cur][i >> 3] |= (uint8_t)(1u << (i & 7));
+			ss->chunks_bad++;
+			emit(r, MC_REPAIR_EV_BAD, ss->name, "span digest mismatch after decoding", i, 0);
+			return 0;
+		}
+		len = 0; /* written */
+	}
 	for (uint32_t done = 0; done < len;) {
 		ssize_t w = pwrite(r->fd, buf + done, len - done, (off_t)(off + done));
 		if (w < 0 && errno == EINTR)
@@ -339,9 +371,13 @@ static int partial_take(struct run *r, struct pchunk *pc, uint32_t within, const
 		}
 		r->nbufs++;
 		/* What the file holds: the spans, and whatever is in the gaps (about to be replaced). */
-		ssize_t got = pread(r->fd, pc->buf, len, (off_t)(r->l.payload_off + mc_manifest_chunk_off(&r->m, c)));
+		ssize_t got;
+		if (r->tgt) /* a receiver spilled the chunk's stored bytes into its own span */
+			got = mc_target_pread(r->tgt, pc->buf, len, mc_manifest_span_off(&r->m, c)) < 0 ? -1 : (ssize_t)len;
+		else
+			got = pread(r->fd, pc->buf, len, (off_t)(r->l.payload_off + mc_manifest_chunk_off(&r->m, c)));
 		if (got < 0) {
-			snprintf(r->err, r->errlen, "%s.part: %s", r->o->pkg, strerror(errno));
+			snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->tgt ? "" : ".part", strerror(errno));
 			return -1;
 		}
 		memset(pc->buf + got, 0, len - (size_t)got);
@@ -446,14 +482,43 @@ static int lock_fd(int fd)
 	return flock(fd, LOCK_EX | LOCK_NB);
 }
 
-/* Adopts a manifest: writes the head, makes an empty map and looks for chunks already in the file. */
+/* --to: opens the target for r->m, every refusal before a byte is written (res->refused: unsuitable). */
+static int open_target(struct run *r)
+{
+	r->tgt = mc_target_open(r->o->target, &r->m, 0, r->err, r->errlen);
+	if (r->tgt == NULL) {
+		r->res->refused = errno == EINVAL;
+		return -1;
+	}
+	mc_target_identity(r->tgt, r->tid);
+	return 0;
+}
+
+/* --to: the holes the target lacks, zeroed as extract --to does; nothing is fetched for them. */
+static int put_holes(struct run *r)
+{
+	for (uint32_t i = 0; i < r->m.nchunks; i++) {
+		if (mc_state_has(&r->res->st, i) || !(mc_manifest_chunk_flags(&r->m, i) & MC_CHUNK_HOLE))
+			continue;
+		if (mc_target_put_hole(r->tgt, i, r->err, r->errlen) < 0)
+			return -1;
+		mc_state_set(&r->res->st, i);
+		r->dirty = 1;
+	}
+	return save_state(r, 0);
+}
+
+/* Adopts a manifest: writes the head (--to: opens the target), makes an empty map and looks for chunks already there. */
 static int adopt_manifest(struct run *r, struct mc_manifest *m, int rescan)
 {
 	r->m = *m;
 	memset(m, 0, sizeof *m);
 	r->have_m = 1;
 	mc_manifest_layout(&r->m, &r->l);
-	if (mc_pkg_write_head(r->fd, &r->m) < 0) {
+	if (r->o->target) {
+		if (open_target(r) < 0)
+			return -1;
+	} else if (mc_pkg_write_head(r->fd, &r->m) < 0) {
 		snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", strerror(errno));
 		return -1;
 	}
@@ -547,6 +612,16 @@ static int rescan(struct run *r)
 		snprintf(r->err, r->errlen, "out of memory");
 		return -1;
 	}
+	if (r->tgt) {
+		/* What the state does not mark may be on the target all the same: read and checked, never fetched in vain. */
+		free(buf);
+		n = mc_tstate_check(r->tgt, &r->m, &r->res->st, r->err, r->errlen);
+		if (n < 0)
+			return -1;
+		if (n > 0)
+			r->dirty = 1;
+		return 0;
+	}
 	n = mc_state_rescan(r->fd, &r->m, &r->res->st, buf);
 	free(buf);
 	if (n < 0) {
@@ -624,6 +699,14 @@ static int open_source(struct run *r, unsigned k, uint64_t *retry_ms)
 		return rc;
 	}
 	if (r->have_m) {
+		if (memcmp(id, r->m.id, MC_ID_LEN) != 0 && r->m_from_state && !r->accepted &&
+		    mc_source_open(s, id, &sm, e, sizeof e) == 0) {
+			/* --to: the first source to answer serves another package than the state's: the state is refused. */
+			mc_tstate_match(r->o->state_path, &r->m, r->tid, &sm, r->tgt, r->err, r->errlen);
+			mc_manifest_free(&sm);
+			r->res->refused = 1;
+			return LOCAL_ERR;
+		}
 		if (memcmp(id, r->m.id, MC_ID_LEN) != 0) {
 			describe(&r->m, mine, sizeof mine);
 			if (mc_source_open(s, id, &sm, e, sizeof e) == 0) {
@@ -656,8 +739,16 @@ static int open_source(struct run *r, unsigned k, uint64_t *retry_ms)
 		if (rc == 1 && rescan(r) < 0)
 			return LOCAL_ERR;
 		r->res->bytes_need = chunk_bytes(r, 0);
+		if (r->tgt)
+			r->res->had = r->res->st.nhave; /* --to: what the target already held */
 		emit(r, MC_REPAIR_EV_LOCAL, NULL, NULL, 0, 0);
 	}
+	if (r->tgt && !r->accepted) {
+		r->accepted = 1;
+		if (put_holes(r) < 0)
+			return LOCAL_ERR;
+	}
+	r->accepted = 1;
 	ss->state = MC_REPAIR_SRC_OK;
 	emit(r, MC_REPAIR_EV_SOURCE, ss->name, NULL, 0, 0);
 	return 0;
@@ -924,7 +1015,7 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 		goto out;
 	}
 	const char *base = strrchr(o->pkg, '/');
-	base = base ? base + 1 : o->pkg;
+	base = o->target ? "" : base ? base + 1 : o->pkg; /* --to: a source names the package itself */
 	for (unsigned k = 0; k < o->nsources; k++) {
 		if (mc_source_new(o->sources[k], base, &o->src, &res->handles[k], e, sizeof e) < 0) {
 			snprintf(err, errlen, "%s: %s", o->sources[k], e);
@@ -933,16 +1024,43 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 		res->src[k].name = mc_source_name(res->handles[k]);
 	}
 
-	if (open_local(&r, &created) < 0)
-		goto out;
-	res->in_place = r.in_place;
-	r.have_m = mc_state_read_part_manifest(r.fd, &r.m);
+	if (o->target) {
+		/* --to: the state keeps the manifest; a damaged one is said and counts as empty (every span checked). */
+		int l = mc_tstate_load(o->state_path, &r.m, r.tid, &res->st, e, sizeof e);
+		if (l < 0 && errno == ENOMEM) {
+			snprintf(err, errlen, "%s", e);
+			goto out;
+		}
+		if (l < 0)
+			snprintf(stale, sizeof stale, "%s", e);
+		r.have_m = r.m_from_state = l == 1;
+	} else {
+		if (open_local(&r, &created) < 0)
+			goto out;
+		res->in_place = r.in_place;
+		r.have_m = mc_state_read_part_manifest(r.fd, &r.m);
+	}
 	res->have_manifest = r.have_m;
 	if (r.have_m && o->trust && mc_manifest_trust(&r.m, o->trust, e, sizeof e) != MC_SIG_TRUSTED) {
-		snprintf(err, errlen, "%s%s: holds package %s, refused: %s", o->pkg, r.in_place ? "" : ".part", r.m.name, e);
+		snprintf(err, errlen, "%s%s: holds package %s, refused: %s", o->target ? o->state_path : o->pkg,
+			 r.in_place || o->target ? "" : ".part", r.m.name, e);
+		res->refused = o->target != NULL;
 		goto out;
 	}
-	if (r.have_m) {
+	if (r.have_m && o->target) {
+		uint8_t tid[MC_DIGEST_LEN];
+		memcpy(tid, r.tid, sizeof tid);
+		mc_manifest_layout(&r.m, &r.l);
+		if (open_target(&r) < 0)
+			goto out;
+		if (mc_tstate_match(o->state_path, &r.m, tid, NULL, r.tgt, err, errlen) < 0) {
+			res->refused = 1;
+			goto out;
+		}
+		if (rescan(&r) < 0 || build_partials(&r) < 0)
+			goto out;
+		res->bytes_need = chunk_bytes(&r, 0);
+	} else if (r.have_m) {
 		mc_manifest_layout(&r.m, &r.l);
 		loaded = 0;
 		if (!r.in_place) {
@@ -1005,7 +1123,19 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 		res->bytes_fetched += res->src[k].bytes;
 
 	if (r.have_m && res->missing == 0 && !stopped(&r)) {
-		if (r.in_place) {
+		if (r.tgt) {
+			/*
+			 * Every chunk is on the target, verified when written or
+			 * checked: flushed, then the state goes (done: nothing to
+			 * resume, and the next image onto this target starts clean).
+			 */
+			if (mc_target_sync(r.tgt, err, errlen) < 0)
+				goto out;
+			if (unlink(o->state_path) < 0 && errno != ENOENT) {
+				snprintf(err, errlen, "%s: %s", o->state_path, strerror(errno));
+				goto out;
+			}
+		} else if (r.in_place) {
 			struct stat sb;
 			if (fstat(r.fd, &sb) < 0 || ((uint64_t)sb.st_size != r.l.file_size &&
 						     ftruncate(r.fd, (off_t)r.l.file_size) < 0) || fsync(r.fd) < 0) {
@@ -1042,6 +1172,8 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 out:
 	if (r.fd >= 0)
 		close(r.fd);
+	if (r.tgt)
+		mc_target_close(r.tgt);
 	for (unsigned i = 0; r.slots && i < r.nslots; i++)
 		free(r.slots[i].buf);
 	free(r.slots);

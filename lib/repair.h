@@ -82,6 +82,19 @@ struct mc_repair_opts {
 	 * tried.
 	 */
 	const struct mc_trust *trust;
+	/*
+	 * --to TARGET (lib/target.h, lib/tstate.h): complete a target written in
+	 * place instead of a package file (pkg is then only the name in
+	 * messages). The missing chunks' stored bytes are fetched, verified,
+	 * decoded onto their spans; holes are zeroed as extract --to does. The
+	 * state (state_path, required) is the one mcast-recv --to keeps; without
+	 * one the manifest comes from the first source. Every chunk the state does
+	 * not mark is read back and checked first, so nothing on the target that
+	 * is already right is fetched. Refused before a byte is written (res->refused):
+	 * an unsuitable target, a state of another package or target.
+	 */
+	const char *target;
+	const char *state_path;
 };
 
 enum mc_repair_src_state {
@@ -101,6 +114,8 @@ struct mc_repair_src_summary {
 struct mc_repair_result {
 	int have_manifest;
 	int in_place;              /* healed PKG itself */
+	int refused;               /* --to: the target, package or state was refused before a byte was written:
+	                              a usage error (exit 2), reason in err */
 	int no_source;             /* incomplete and no source can ever do better: every one is a local
 	                              path that is missing, not this package or lacks what is missing */
 	uint32_t nchunks, had, fetched, missing;

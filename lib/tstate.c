@@ -1,0 +1,237 @@
+/* The state of a target written in place: format, load, key checks, resume check, save; see tstate.h. */
+#include "tstate.h"
+
+#include "be.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define TSTATE_MAGIC "MCTSTAT1"
+#define TSTATE_HEAD (8 + MC_ID_LEN + MC_DIGEST_LEN + 4) /* before the manifest */
+#define TSTATE_TAIL (4 + 4 + 4 + 8)                     /* nchunks, count, nspans, XXH64 */
+
+static int fail(char *err, size_t errlen, int e, const char *path, const char *msg)
+{
+	snprintf(err, errlen, "%s: %s", path, msg);
+	errno = e;
+	return -1;
+}
+
+int mc_tstate_load(const char *path, struct mc_manifest *m, uint8_t tid[MC_DIGEST_LEN], struct mc_state *st,
+		   char *err, size_t errlen)
+{
+	uint8_t *buf = NULL;
+	int fd, rc = -1;
+	struct stat sb;
+	char e[256];
+
+	memset(m, 0, sizeof *m);
+	memset(st, 0, sizeof *st);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return fail(err, errlen, errno, path, strerror(errno));
+	}
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size < TSTATE_HEAD + TSTATE_TAIL + 1 ||
+	    (uint64_t)sb.st_size > MC_TSTATE_MAX) {
+		fail(err, errlen, EINVAL, path, "not a target state file (size or kind)");
+		goto out;
+	}
+	size_t len = (size_t)sb.st_size;
+	if ((buf = malloc(len)) == NULL || pread(fd, buf, len, 0) != (ssize_t)len) {
+		fail(err, errlen, buf ? EIO : ENOMEM, path, buf ? "cannot read" : "out of memory");
+		goto out;
+	}
+	if (memcmp(buf, TSTATE_MAGIC, 8) != 0 || XXH64(buf, len - 8, 0) != mc_get64(buf + len - 8)) {
+		fail(err, errlen, EINVAL, path, "damaged or not a target state file");
+		goto out;
+	}
+	uint32_t mlen = mc_get32(buf + TSTATE_HEAD - 4);
+	if (mlen > len - TSTATE_HEAD - TSTATE_TAIL) {
+		fail(err, errlen, EINVAL, path, "damaged target state file (manifest length)");
+		goto out;
+	}
+	if (mc_manifest_parse(buf + TSTATE_HEAD, mlen, m, e, sizeof e) < 0) {
+		snprintf(err, errlen, "%s: damaged target state file (manifest: %s)", path, e);
+		errno = EINVAL;
+		goto out;
+	}
+	const uint8_t *q = buf + TSTATE_HEAD + mlen;
+	uint32_t n = mc_get32(q), nspans;
+	size_t bm = (size_t)n / 8 + 1;
+	if (n != m->nchunks || memcmp(buf + 8, m->id, MC_ID_LEN) != 0 || len - TSTATE_HEAD - mlen < TSTATE_TAIL + bm ||
+	    (nspans = mc_get32(q + 8 + bm)) > (len - TSTATE_HEAD - mlen - TSTATE_TAIL - bm) / 12 ||
+	    len != TSTATE_HEAD + mlen + TSTATE_TAIL + bm + (size_t)nspans * 12) {
+		mc_manifest_free(m);
+		fail(err, errlen, EINVAL, path, "damaged target state file (lengths)");
+		goto out;
+	}
+	if (mc_state_init(st, m->id, n) < 0 || (nspans && (st->spans = malloc((size_t)nspans * sizeof *st->spans)) == NULL)) {
+		mc_state_free(st);
+		mc_manifest_free(m);
+		fail(err, errlen, ENOMEM, path, "out of memory");
+		goto out;
+	}
+	memcpy(st->have, q + 8, bm);
+	/* Recount rather than trust the stored count, and clear bits past nchunks. */
+	st->have[n / 8] &= (uint8_t)((1u << (n % 8)) - 1);
+	for (uint32_t i = 0; i < n; i++)
+		st->nhave += mc_state_has(st, i);
+	q += 8 + bm + 4;
+	for (uint32_t i = 0; i < nspans; i++, q += 12) {
+		struct mc_span sp = {mc_get32(q), mc_get32(q + 4), mc_get32(q + 8)};
+		const struct mc_span *pv = st->nspans ? &st->spans[st->nspans - 1] : NULL;
+		/* Sorted, not overlapping, not empty: else the spans are dropped, the map is still good. */
+		if (sp.len == 0 || sp.chunk >= n || (uint64_t)sp.off + sp.len > UINT32_MAX ||
+		    (pv && (sp.chunk < pv->chunk || (sp.chunk == pv->chunk && sp.off < pv->off + pv->len)))) {
+			st->nspans = 0;
+			break;
+		}
+		st->spans[st->nspans++] = sp;
+	}
+	mc_state_spans_fit(st, m);
+	memcpy(tid, buf + 8 + MC_ID_LEN, MC_DIGEST_LEN);
+	rc = 1;
+out:
+	close(fd);
+	free(buf);
+	return rc;
+}
+
+static void describe(const struct mc_manifest *m, char *buf, size_t len)
+{
+	char hex[2 * MC_ID_LEN + 1];
+
+	snprintf(buf, len, "%s%s%s (id %s)", m->name, m->version[0] ? " " : "", m->version, mc_id_hex(m->id, hex));
+}
+
+int mc_tstate_match(const char *path, const struct mc_manifest *sm, const uint8_t tid[MC_DIGEST_LEN],
+		    const struct mc_manifest *want, struct mc_target *t, char *err, size_t errlen)
+{
+	uint8_t mine[MC_DIGEST_LEN];
+	char a[2 * MC_NAME_MAX + 64], b[2 * MC_NAME_MAX + 64];
+
+	if (want && memcmp(sm->id, want->id, MC_ID_LEN) != 0) {
+		describe(sm, a, sizeof a);
+		describe(want, b, sizeof b);
+		snprintf(err, errlen, "%s: the state of package %s, not of %s: refused (remove it to start over)", path,
+			 a, b);
+		errno = EINVAL;
+		return -1;
+	}
+	mc_target_identity(t, mine);
+	if (memcmp(mine, tid, MC_DIGEST_LEN) != 0) {
+		snprintf(err, errlen,
+			 "%s: the state of another target (not this device or file, or of another size): refused "
+			 "(remove it to start over)",
+			 path);
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+long mc_tstate_check(struct mc_target *t, const struct mc_manifest *m, struct mc_state *st, char *err, size_t errlen)
+{
+	long found = 0;
+
+	for (uint32_t i = 0; i < m->nchunks; i++) {
+		if (mc_state_has(st, i))
+			continue;
+		int ok = mc_target_span_ok(t, i, err, errlen);
+		if (ok < 0)
+			return -1;
+		if (ok) {
+			mc_state_set(st, i);
+			found++;
+		}
+	}
+	if (found)
+		mc_state_spans_fit(st, m);
+	return found;
+}
+
+static void fsync_dir_of(const char *path)
+{
+	char *copy = strdup(path);
+	int fd;
+
+	if (copy == NULL)
+		return;
+	if ((fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	free(copy);
+}
+
+int mc_tstate_save(const char *path, const struct mc_manifest *m, const uint8_t tid[MC_DIGEST_LEN],
+		   const struct mc_state *st, char *err, size_t errlen)
+{
+	size_t bm = (size_t)st->nchunks / 8 + 1, plen = strlen(path);
+	uint32_t nspans = st->nspans;
+	size_t len = TSTATE_HEAD + m->raw_len + TSTATE_TAIL + bm + (size_t)nspans * 12;
+	char *tmp = malloc(plen + 5);
+	uint8_t *buf = malloc(len);
+	int fd = -1, rc = -1;
+
+	if (tmp == NULL || buf == NULL) {
+		fail(err, errlen, ENOMEM, path, "out of memory");
+		goto out;
+	}
+	memcpy(tmp, path, plen);
+	memcpy(tmp + plen, ".tmp", 5);
+	memcpy(buf, TSTATE_MAGIC, 8);
+	memcpy(buf + 8, m->id, MC_ID_LEN);
+	memcpy(buf + 8 + MC_ID_LEN, tid, MC_DIGEST_LEN);
+	mc_put32(buf + TSTATE_HEAD - 4, m->raw_len);
+	memcpy(buf + TSTATE_HEAD, m->raw, m->raw_len);
+	uint8_t *q = buf + TSTATE_HEAD + m->raw_len;
+	mc_put32(q, st->nchunks);
+	mc_put32(q + 4, st->nhave);
+	memcpy(q + 8, st->have, bm);
+	q += 8 + bm;
+	mc_put32(q, nspans);
+	q += 4;
+	for (uint32_t i = 0; i < nspans; i++, q += 12) {
+		mc_put32(q, st->spans[i].chunk);
+		mc_put32(q + 4, st->spans[i].off);
+		mc_put32(q + 8, st->spans[i].len);
+	}
+	mc_put64(buf + len - 8, XXH64(buf, len - 8, 0));
+	/* A new file, never one that was there: a planted symlink must not redirect the write. */
+	unlink(tmp);
+	errno = 0;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, buf, len) != (ssize_t)len || fsync(fd) < 0) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno ? errno : EIO));
+		goto out;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	fsync_dir_of(path);
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0 && tmp)
+		unlink(tmp);
+	free(buf);
+	free(tmp);
+	return rc;
+}

@@ -1,0 +1,70 @@
+/*
+ * The state of a target written in place (`mcast-recv --to TARGET --state
+ * FILE`, `mcast-repair --to TARGET --state FILE`): which chunks are durably
+ * decoded on TARGET, and the spans of chunks whose stored bytes a receiver
+ * spilled into their own span region while incomplete (lib/target.h,
+ * mc_target_pwrite). One format and one resume check for both programs.
+ *
+ * State file, big-endian: magic "MCTSTAT1" (8), package id (16), target
+ * identity (16, mc_target_identity), manifest length (4), the encoded
+ * manifest (so a repair or a check needs no package at hand), nchunks (4),
+ * verified count (4), bitmap (nchunks/8 + 1 bytes, chunk i is bit i%8 of
+ * byte i/8), number of spans (4), the spans (chunk, offset in the chunk's
+ * stored bytes, length: 4 each), XXH64 of everything before it (8).
+ *
+ * It is replaced atomically (FILE.tmp, fsync, rename, directory fsync) and
+ * only after the target was synced (mc_target_sync), so it never claims a
+ * chunk that is not durable on the target.
+ *
+ * Error convention as lib/target.h: -1 with "FILE: reason" in err; errno
+ * EINVAL when a state is refused for the target or package at hand (a usage
+ * error, exit 2).
+ */
+#ifndef MC_TSTATE_H
+#define MC_TSTATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pkg.h"
+#include "state.h"
+#include "target.h"
+
+#define MC_TSTATE_MAX (MC_MANIFEST_MAX + (64u << 20))
+
+/*
+ * Loads FILE. Returns 1 with m (the manifest it keeps, parsed and checked:
+ * free with mc_manifest_free), tid (the target it was written against) and
+ * st (bitmap and spans, spans fit to m), 0 when FILE does not exist, -1
+ * when it cannot be read or is damaged (err says which; a caller starts
+ * from an empty state, every span checked).
+ */
+int mc_tstate_load(const char *path, struct mc_manifest *m, uint8_t tid[MC_DIGEST_LEN], struct mc_state *st,
+		   char *err, size_t errlen);
+
+/*
+ * Refuses a loaded state that is not for this package (want: the package
+ * the session or the source offers; NULL: none known yet) and this target
+ * (t's identity against tid). Returns 0, or -1 with errno EINVAL and
+ * "FILE: the state of ..., not ...: refused" in err.
+ */
+int mc_tstate_match(const char *path, const struct mc_manifest *sm, const uint8_t tid[MC_DIGEST_LEN],
+		    const struct mc_manifest *want, struct mc_target *t, char *err, size_t errlen);
+
+/*
+ * The resume check (the rule of lib/resume.h: a state is a lower bound):
+ * every chunk st does not mark is read from t and marked when its span
+ * matches its span digest (a hole on a target that reads as zeros
+ * included); spans of chunks found are dropped. Nothing is written.
+ * Returns the number found, or -1 on a read error.
+ */
+long mc_tstate_check(struct mc_target *t, const struct mc_manifest *m, struct mc_state *st, char *err, size_t errlen);
+
+/*
+ * Atomically replaces FILE with st for package m on the target of identity
+ * tid. Sync the target first. Returns 0 or -1 with "FILE: reason" in err.
+ */
+int mc_tstate_save(const char *path, const struct mc_manifest *m, const uint8_t tid[MC_DIGEST_LEN],
+		   const struct mc_state *st, char *err, size_t errlen);
+
+#endif
