@@ -258,7 +258,14 @@ static void report(const char *pkg, int rc, const struct mc_repair_result *res, 
 		mc_json_u64(&j, "chunks_bad", s->chunks_bad);
 		if (s->reason[0])
 			mc_json_str(&j, "reason", s->reason);
+		mc_json_bool(&j, "ranges", !s->no_ranges);
 		mc_json_end(&j);
+		if (s->no_ranges) {
+			char b[32];
+			mc_warn("%s: the server ignores Range requests: %s received for %s missing; serve packages "
+				"from one that honours ranges (nginx, Apache, lighttpd; not python's http.server)",
+				s->name, mc_fmt_size(s->bytes, a, sizeof a), mc_fmt_size(res->bytes_need, b, sizeof b));
+		}
 		mc_debug("%s: %s, %s in %llu requests, %u chunks good, %u bad", s->name, src_state_name(s->state),
 			 mc_fmt_size(s->bytes, a, sizeof a), (unsigned long long)s->requests, s->chunks_ok,
 			 s->chunks_bad);

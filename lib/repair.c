@@ -908,6 +908,7 @@ static int use_source(struct run *r, unsigned k)
 			mc_source_get_stats(s, &st);
 			ss->bytes = st.bytes;
 			ss->requests = st.requests;
+			ss->no_ranges = st.no_ranges;
 			if (r->failed) {
 				rc = -1;
 				break;

@@ -108,6 +108,7 @@ struct mc_repair_src_summary {
 	enum mc_repair_src_state state;
 	uint64_t bytes, requests;  /* received from it */
 	uint32_t chunks_ok, chunks_bad;
+	int no_ranges;             /* answered range requests with the whole file */
 	char reason[1400];         /* last failure, "" none */
 };
 

@@ -207,6 +207,7 @@ const char *mc_source_name(const struct mc_source *s)
 void mc_source_get_stats(const struct mc_source *s, struct mc_source_stats *st)
 {
 	*st = s->stats;
+	st->no_ranges = s->no_ranges;
 }
 
 int mc_source_is_local(const struct mc_source *s)

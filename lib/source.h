@@ -69,6 +69,7 @@ struct mc_source_stats {
 	uint64_t requests;   /* requests made (file sources: reads) */
 	uint64_t retry_after_ms; /* last Retry-After the server asked for, 0 none */
 	uint64_t busy_ms;    /* time spent in mc_source_fetch (bytes / busy_ms is its rate) */
+	int no_ranges;       /* the server answered a range request with the whole file */
 };
 
 /*

@@ -461,9 +461,16 @@ json_field() {
 	partial img.mcpkg 0 13 40
 	run -0 --separate-stderr ns_exec local run_repair -s "$NGINX_URL/img.mcpkg" img.mcpkg
 	cmp img.mcpkg orig.mcpkg
+	# Named, with what it cost, and pointed at servers that honour ranges.
+	[[ $stderr == *"$NGINX_URL/img.mcpkg: the server ignores Range requests: "*" received for "*" missing; serve packages from one that honours ranges"* ]]
 	rm img.mcpkg
 	run -0 --separate-stderr ns_exec local run_repair -s "$NGINX_URL/img.mcpkg" img.mcpkg
 	cmp img.mcpkg orig.mcpkg
+	# A server that honours ranges is not warned about.
+	partial img.mcpkg 3
+	flaky_start local www
+	run -0 --separate-stderr ns_exec local run_repair -s "$FLAKY_URL/img.mcpkg" img.mcpkg
+	[[ $stderr != *"ignores Range"* ]]
 }
 
 @test "a server without multipart answers: one range per request" {
