@@ -1,0 +1,163 @@
+/* Unit tests of lib/tstate.c: the state of a target written in place (format, keys, resume check). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pkg.h"
+#include "tap.h"
+#include "target.h"
+#include "tstate.h"
+
+#define SPAN 65536u
+#define NSPAN 6
+#define IMG ((uint64_t)NSPAN * SPAN)
+
+static char dir[] = "/tmp/mcast-test-tstate.XXXXXX";
+
+static void path(char *out, size_t n, const char *name)
+{
+	snprintf(out, n, "%s/%s", dir, name);
+}
+
+/* Spans 0, 3 text; 1, 4 zeros (holes); 2, 5 other text. seed changes the text (another package). */
+static int make_pkg(const char *src, const char *out, int seed, char *err, size_t errlen)
+{
+	uint8_t *img = calloc(1, IMG);
+	const char *paths[] = {src};
+	uint8_t id[MC_ID_LEN];
+	int fd, rc;
+
+	for (uint64_t i = 0; i < IMG; i++) {
+		uint64_t s = i / SPAN;
+		if (s == 0 || s == 3)
+			img[i] = (uint8_t)"target state text, "[(i + (uint64_t)seed) % 19];
+		else if (s == 2 || s == 5)
+			img[i] = (uint8_t)(i * 7 + s);
+	}
+	fd = open(src, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	rc = fd >= 0 && write(fd, img, IMG) == (ssize_t)IMG ? 0 : -1;
+	if (fd >= 0)
+		close(fd);
+	free(img);
+	if (rc < 0)
+		return -1;
+	struct mc_pkg_create_opts o = {.output = out, .name = seed ? "other" : "img", .compression = MC_COMP_ZSTD,
+				       .level = -1, .chunk_size = SPAN, .mtime = 1700000000, .paths = paths,
+				       .npaths = 1, .image = 1};
+	return mc_pkg_create(&o, id, err, errlen);
+}
+
+int main(void)
+{
+	char src[256], pa[256], pb[256], tg[256], t2[256], sf[256], err[1024] = "";
+	struct mc_pkg p, q;
+	struct mc_manifest m;
+	struct mc_state st, ld;
+	struct mc_target *t, *u;
+	uint8_t tid[MC_DIGEST_LEN], tid2[MC_DIGEST_LEN];
+
+	ok(mkdtemp(dir) != NULL, "scratch directory");
+	path(src, sizeof src, "src.img");
+	path(pa, sizeof pa, "a.mcpkg");
+	path(pb, sizeof pb, "b.mcpkg");
+	path(tg, sizeof tg, "target");
+	path(t2, sizeof t2, "target2");
+	path(sf, sizeof sf, "state");
+	ok(make_pkg(src, pa, 0, err, sizeof err) == 0 && make_pkg(src, pb, 5, err, sizeof err) == 0, "packages: %s", err);
+	ok(mc_pkg_open(pa, &p, err, sizeof err) == 0 && mc_pkg_open(pb, &q, err, sizeof err) == 0, "open: %s", err);
+	ok(memcmp(p.m.id, q.m.id, MC_ID_LEN) != 0, "two packages");
+
+	ok(mc_tstate_load(sf, &m, tid, &ld, err, sizeof err) == 0, "no state file: 0");
+
+	/* A new target file (reads as zeros): the check finds the holes only. */
+	t = mc_target_open(tg, &p.m, 0, err, sizeof err);
+	ok(t != NULL, "target opened: %s", err);
+	mc_target_identity(t, tid);
+	ok(mc_state_init(&st, p.m.id, p.m.nchunks) == 0, "state");
+	ok(mc_tstate_check(t, &p.m, &st, err, sizeof err) == 2 && mc_state_has(&st, 1) && mc_state_has(&st, 4) &&
+		   st.nhave == 2, "check: the two holes read as zeros");
+
+	/* Chunk 0 written; chunk 2 half received (a span); saved and loaded back. */
+	uint8_t *buf = malloc(SPAN);
+	ok(mc_pkg_check_chunk(&p, 0, buf) == 1 && mc_target_put_chunk(t, 0, buf, mc_manifest_chunk_len(&p.m, 0), err,
+									 sizeof err) == 0 &&
+		   mc_target_sync(t, err, sizeof err) == 0, "chunk 0 on the target: %s", err);
+	mc_state_set(&st, 0);
+	st.spans = malloc(sizeof *st.spans);
+	st.spans[0] = (struct mc_span){2, 0, 10};
+	st.nspans = 1;
+	ok(mc_tstate_save(sf, &p.m, tid, &st, err, sizeof err) == 0, "saved: %s", err);
+	ok(access(sf, F_OK) == 0, "state file there");
+	char tmp[300];
+	snprintf(tmp, sizeof tmp, "%s.tmp", sf);
+	ok(access(tmp, F_OK) < 0, "no temporary left");
+	uint8_t lt[MC_DIGEST_LEN];
+	ok(mc_tstate_load(sf, &m, lt, &ld, err, sizeof err) == 1, "loaded: %s", err);
+	ok(memcmp(m.id, p.m.id, MC_ID_LEN) == 0 && m.format == 2 && m.nchunks == NSPAN && m.image_size == IMG,
+	   "the manifest kept is the package's");
+	ok(memcmp(lt, tid, MC_DIGEST_LEN) == 0, "the target identity kept");
+	ok(ld.nhave == 3 && mc_state_has(&ld, 0) && mc_state_has(&ld, 1) && mc_state_has(&ld, 4) && !mc_state_has(&ld, 2),
+	   "the chunk map kept");
+	ok(ld.nspans == 1 && ld.spans[0].chunk == 2 && ld.spans[0].off == 0 && ld.spans[0].len == 10, "the span kept");
+
+	/* Keys: the same package and target pass; another package, another target are refused. */
+	ok(mc_tstate_match(sf, &m, lt, &p.m, t, err, sizeof err) == 0, "same package and target");
+	ok(mc_tstate_match(sf, &m, lt, NULL, t, err, sizeof err) == 0, "no package known yet");
+	errno = 0;
+	ok(mc_tstate_match(sf, &m, lt, &q.m, t, err, sizeof err) < 0 && errno == EINVAL &&
+		   strstr(err, "the state of package img") && strstr(err, "not of other") && strstr(err, "refused"),
+	   "another package refused: %s", err);
+	u = mc_target_open(t2, &p.m, 0, err, sizeof err);
+	ok(u != NULL, "a second target: %s", err);
+	mc_target_identity(u, tid2);
+	ok(memcmp(tid, tid2, MC_DIGEST_LEN) != 0, "identities differ");
+	errno = 0;
+	ok(mc_tstate_match(sf, &m, lt, &p.m, u, err, sizeof err) < 0 && errno == EINVAL &&
+		   strstr(err, "another target"), "another target refused: %s", err);
+	mc_target_close(u);
+
+	/* The resume check marks what is right on the target and drops the spans of chunks found. */
+	ok(mc_pkg_check_chunk(&p, 2, buf) == 1 && mc_target_put_chunk(t, 2, buf, mc_manifest_chunk_len(&p.m, 2), err,
+									 sizeof err) == 0, "chunk 2 written after the save");
+	ok(mc_tstate_check(t, &m, &ld, err, sizeof err) == 1 && mc_state_has(&ld, 2) && ld.nspans == 0,
+	   "check: chunk 2 found, its span dropped");
+	mc_state_free(&ld);
+	mc_manifest_free(&m);
+
+	/* Damage: one flipped byte, a truncated file, another kind of file are refused, nothing half-loaded. */
+	int fd = open(sf, O_RDWR);
+	struct stat sb;
+	uint8_t c;
+	ok(fd >= 0 && fstat(fd, &sb) == 0 && pread(fd, &c, 1, 100) == 1, "state readable");
+	c ^= 1;
+	ok(pwrite(fd, &c, 1, 100) == 1, "a byte flipped");
+	errno = 0;
+	ok(mc_tstate_load(sf, &m, lt, &ld, err, sizeof err) < 0 && errno == EINVAL && strstr(err, "damaged") &&
+		   m.raw == NULL && ld.have == NULL, "damaged state refused: %s", err);
+	c ^= 1;
+	ok(pwrite(fd, &c, 1, 100) == 1 && ftruncate(fd, sb.st_size - 9) == 0, "truncated");
+	errno = 0;
+	ok(mc_tstate_load(sf, &m, lt, &ld, err, sizeof err) < 0 && errno == EINVAL, "truncated state refused: %s", err);
+	close(fd);
+	errno = 0;
+	ok(mc_tstate_load(pa, &m, lt, &ld, err, sizeof err) < 0 && errno == EINVAL, "a package is not a state: %s", err);
+	ok(mc_tstate_load(dir, &m, lt, &ld, err, sizeof err) < 0, "a directory is not a state: %s", err);
+
+	free(buf);
+	mc_state_free(&st);
+	mc_target_close(t);
+	mc_pkg_close(&p);
+	mc_pkg_close(&q);
+	unlink(src);
+	unlink(pa);
+	unlink(pb);
+	unlink(tg);
+	unlink(t2);
+	unlink(sf);
+	rmdir(dir);
+	return tap_done();
+}
