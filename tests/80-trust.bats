@@ -345,12 +345,13 @@ for l in open(sys.argv[1]):
 	bg_kill send0
 	# With the key on both sides the same END (and garbage) changes nothing.
 	recv_bg r1 --json --session-key sk
-	bg_start send with_timeout 60 ns_exec local run_send -g "$G" -p "$P" -r 8M --linger 300ms --session-key sk --json "$T/p.mcpkg"
+	bg_start send with_timeout 60 ns_exec local run_send -g "$G" -p "$P" -r 6M --linger 300ms --session-key sk --json "$T/p.mcpkg"
 	wait_for 10 grep -q '"event":"joined"' "$T/r1.out"
+	ns_exec local udp_tool send "$G" "$((P + 1))" --random 200 -n 20
 	hex=$(forged_end "$(joined_field r1 session)" "$(joined_field r1 id)")
 	ns_exec local udp_tool send "$G" "$P" --hex "$hex" -n 3
 	ns_exec local udp_tool send "$G" "$P" --hex "${hex}00112233445566778899aabbccddeeff00112233445566778899" -n 3
-	ns_exec local udp_tool send "$G" "$((P + 1))" --random 200 -n 20
+	bg_running send # the forgeries came while the session ran
 	ends r1 40 0
 	ends send 40 0
 	cmp r1.mcpkg p.mcpkg
@@ -368,4 +369,27 @@ for l in open(sys.argv[1]):
 	head -c 31 /dev/urandom >short.key
 	run -1 --separate-stderr run_send --session-key short.key p.mcpkg
 	[[ $stderr == *"short.key: a session key is exactly 32 bytes"* ]]
+}
+
+@test "mcast-sched --session-key: forged hellos start nothing; a receiver with the key is counted" {
+	require_root
+	hello=$T/mc-hello
+	(cd "$MCAST_ROOT" && ${CC:-cc} -std=c11 -D_GNU_SOURCE -O1 -Ilib -o "$hello" tests/tools/mc-hello.c \
+		lib/wire.c lib/net.c lib/auth.c lib/crypto.c lib/opt.c -lcrypto -lxxhash -lm)
+	run_pack -q keygen --session -o sk
+	ns_lo
+	bg_start sched with_timeout 30 ns_exec local run_sched -g "$G" -p "$P" --session-key sk --skip-empty \
+		--min-clients 1 --max-wait 3s -- sh -c 'echo started clients=$MCAST_CLIENTS'
+	sleep 0.5
+	# 50 forged receivers, 5 hellos each: well-formed, without the key.
+	ip netns exec "$(ns_name local)" timeout 20 "$hello" -g "$G" -p "$P" -k 50 -c 5 -w 50
+	ends sched 20 3
+	! grep -q started "$T/sched.out"
+	grep -q 'dropped by the session key' sched.err
+	# A real receiver with the key starts it.
+	bg_start sched2 with_timeout 30 ns_exec local run_sched -g "$G" -p "$P" --session-key sk --skip-empty \
+		--min-clients 1 --max-wait 20s -- sh -c 'echo started clients=$MCAST_CLIENTS'
+	recv_bg r1 --session-key sk --timeout 3s
+	ends sched2 20 0
+	grep -q 'started clients=1' "$T/sched2.out"
 }
