@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "pkg.h"
+#include "repair.h"
+#include "source.h"
 #include "tap.h"
 #include "target.h"
 #include "tstate.h"
@@ -24,13 +26,8 @@ static void path(char *out, size_t n, const char *name)
 }
 
 /* Spans 0, 3 text; 1, 4 zeros (holes); 2, 5 other text. seed changes the text (another package). */
-static int make_pkg(const char *src, const char *out, int seed, char *err, size_t errlen)
+static void fill_img(uint8_t *img, int seed)
 {
-	uint8_t *img = calloc(1, IMG);
-	const char *paths[] = {src};
-	uint8_t id[MC_ID_LEN];
-	int fd, rc;
-
 	for (uint64_t i = 0; i < IMG; i++) {
 		uint64_t s = i / SPAN;
 		if (s == 0 || s == 3)
@@ -38,6 +35,16 @@ static int make_pkg(const char *src, const char *out, int seed, char *err, size_
 		else if (s == 2 || s == 5)
 			img[i] = (uint8_t)(i * 7 + s);
 	}
+}
+
+static int make_pkg(const char *src, const char *out, int seed, char *err, size_t errlen)
+{
+	uint8_t *img = calloc(1, IMG);
+	const char *paths[] = {src};
+	uint8_t id[MC_ID_LEN];
+	int fd, rc;
+
+	fill_img(img, seed);
 	fd = open(src, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	rc = fd >= 0 && write(fd, img, IMG) == (ssize_t)IMG ? 0 : -1;
 	if (fd >= 0)
@@ -146,6 +153,59 @@ int main(void)
 	errno = 0;
 	ok(mc_tstate_load(pa, &m, lt, &ld, err, sizeof err) < 0 && errno == EINVAL, "a package is not a state: %s", err);
 	ok(mc_tstate_load(dir, &m, lt, &ld, err, sizeof err) < 0, "a directory is not a state: %s", err);
+
+	/*
+	 * mcast-repair --to over what a receiver left: chunk 0's first 10
+	 * stored bytes spilled into its own span (a span in the state), chunk 3
+	 * decoded and marked. Only the rest is fetched; the target ends equal
+	 * to the image and the state goes.
+	 */
+	char t3[256], s3[256];
+	path(t3, sizeof t3, "target3");
+	path(s3, sizeof s3, "state3");
+	u = mc_target_open(t3, &p.m, 0, err, sizeof err);
+	ok(u != NULL, "a third target: %s", err);
+	mc_target_identity(u, tid2);
+	struct mc_state rs;
+	ok(mc_state_init(&rs, p.m.id, p.m.nchunks) == 0 && mc_pkg_check_chunk(&p, 0, buf) == 1 &&
+		   mc_target_pwrite(u, buf, 10, mc_manifest_span_off(&p.m, 0)) == 0 &&
+		   mc_pkg_check_chunk(&p, 3, buf) == 1 &&
+		   mc_target_put_chunk(u, 3, buf, mc_manifest_chunk_len(&p.m, 3), err, sizeof err) == 0 &&
+		   mc_target_sync(u, err, sizeof err) == 0, "a receiver's leftovers: %s", err);
+	mc_state_set(&rs, 3);
+	rs.spans = malloc(sizeof *rs.spans);
+	rs.spans[0] = (struct mc_span){0, 0, 10};
+	rs.nspans = 1;
+	ok(mc_tstate_save(s3, &p.m, tid2, &rs, err, sizeof err) == 0, "its state saved: %s", err);
+	mc_state_free(&rs);
+	mc_target_close(u);
+	const char *srcs[] = {pa};
+	struct mc_repair_opts ro = {.pkg = t3, .sources = srcs, .nsources = 1, .src = {.parallel = 1},
+				    .target = t3, .state_path = s3};
+	struct mc_repair_result res;
+	uint64_t want = 0;
+	for (uint32_t i = 0; i < p.m.nchunks; i++)
+		want += i == 3 ? 0 : mc_manifest_chunk_len(&p.m, i);
+	ok(mc_source_global_init() == 0, "sources ready");
+	int rc = mc_repair_run(&ro, &res, err, sizeof err);
+	ok(rc == 0 && res.missing == 0 && res.had == 3, "repair --to complete (had the two holes and chunk 3): %d %s", rc,
+	   err);
+	ok(res.bytes_need == want - 10, "only the rest of chunk 0 was needed (%llu of %llu)",
+	   (unsigned long long)res.bytes_need, (unsigned long long)want);
+	ok(access(s3, F_OK) < 0, "the state went");
+	mc_repair_result_free(&res);
+	mc_source_global_cleanup();
+	uint8_t *a1 = calloc(1, IMG), *a2 = malloc(IMG);
+	int f2 = open(t3, O_RDONLY);
+	if (a1)
+		fill_img(a1, 0);
+	ok(a1 && a2 && f2 >= 0 && pread(f2, a2, IMG, 0) == (ssize_t)IMG && memcmp(a1, a2, IMG) == 0,
+	   "the target equals the image");
+	free(a1);
+	free(a2);
+	if (f2 >= 0)
+		close(f2);
+	unlink(t3);
 
 	free(buf);
 	mc_state_free(&st);
