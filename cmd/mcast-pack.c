@@ -19,14 +19,15 @@
 #include "target.h"
 
 enum { OPT_CHUNK_SIZE = 256, OPT_HELP, OPT_JSON, OPT_MTIME, OPT_SESSION, OPT_SIGN, OPT_TRUST, OPT_VERSION,
-       OPT_IMAGE, OPT_TO, OPT_ZEROED };
+       OPT_IMAGE, OPT_TO, OPT_ZEROED, OPT_USED_ONLY, OPT_FORCE };
 
 static const char usage_text[] =
 	"usage: mcast-pack create [-qv] [--json] -o PKG [-n NAME] [-V VERSION] [-z zstd|gzip|xz|none]\n"
 	"                         [-l LEVEL] [-j THREADS] [--chunk-size SIZE] [--mtime SECONDS]\n"
 	"                         [--sign NAME.key] PATH ...\n"
 	"       mcast-pack create [-qv] [--json] --image -o PKG [-n NAME] [-V VERSION] [-z zstd|none] [-l LEVEL]\n"
-	"                         [-j THREADS] [--chunk-size SIZE] [--mtime SECONDS] [--sign NAME.key] SOURCE\n"
+	"                         [-j THREADS] [--chunk-size SIZE] [--mtime SECONDS] [--sign NAME.key]\n"
+	"                         [--used-only [--force]] SOURCE\n"
 	"       mcast-pack info [-qv] [--json] PKG\n"
 	"       mcast-pack list [-qv] [--json] PKG\n"
 	"       mcast-pack verify [-qv] [--json] [--trust KEY.pub|DIR]... [--to TARGET] PKG\n"
@@ -76,6 +77,9 @@ static void help(void)
 	      "  -l LEVEL        compression level       -j THREADS   compressor threads (zstd, xz)\n"
 	      "  --chunk-size S  verification chunk, an image's span (default 1M, 64K..64M, multiple of 4K)\n"
 	      "  --image         pack SOURCE as a seekable image: zstd per span, zero spans as holes\n"
+	      "  --used-only     (--image) leave out the blocks the file systems do not use (ext2/3/4, NTFS),\n"
+	      "                  on a bare file system or each partition of a GPT or MBR disk\n"
+	      "  --force         (--used-only) take a file system mounted read-write or not clean all the same\n"
 	      "  --to TARGET     the block device or file an image is written onto (extract) or checked on (verify)\n"
 	      "  --zeroed        TARGET already reads as zeros: holes are not written (extract --to)\n"
 	      "  --mtime SECONDS clamp times for a reproducible package (default: $SOURCE_DATE_EPOCH)\n"
@@ -106,6 +110,7 @@ struct args {
 	int verbosity, json;
 	int session;            /* keygen --session */
 	int image;              /* create --image */
+	int used_only, force;   /* create --image --used-only [--force] */
 	const char *to;         /* extract/verify --to TARGET */
 	int zeroed;             /* extract --to --zeroed */
 	const char *sign;       /* create --sign NAME.key */
@@ -165,6 +170,8 @@ static void check_create(const struct args *a, char **paths, int npaths)
 	}
 	if (a->version)
 		check_text("-V VERSION", a->version, 1);
+	if (a->used_only && strcmp(paths[0], "-") == 0)
+		usage_error("--used-only: reads the file systems of a block device or a regular file, not standard input");
 }
 
 static int open_pkg(const char *path, unsigned flags, struct mc_pkg *p)
@@ -222,7 +229,7 @@ static const char *result_of(int rc, const char *three)
 
 /* ---- info of an image package (issue 15) ---- */
 
-/* format, and for an image: image size, holes and the bytes they cover. */
+/* format, and for an image: image size, holes and the bytes they cover; volumes of --used-only. */
 static void image_json(struct mc_json *j, const struct mc_manifest *m)
 {
 	uint64_t hb;
@@ -234,6 +241,32 @@ static void image_json(struct mc_json *j, const struct mc_manifest *m)
 	mc_json_u64(j, "stored_size", m->payload_size);
 	mc_json_u64(j, "holes", mc_manifest_holes(m, &hb));
 	mc_json_u64(j, "hole_bytes", hb);
+	if (m->nvols == 0)
+		return;
+	/* --used-only: the partition table and, per volume, its file system, size, used and stored bytes. */
+	size_t cap = 64 + (size_t)m->nvols * 200, len = 0;
+	char *a = malloc(cap);
+	if (a == NULL)
+		return;
+	if (m->vol_table[0])
+		mc_json_str(j, "partition_table", m->vol_table);
+	else
+		mc_json_raw(j, "partition_table", "null");
+	len += (size_t)snprintf(a + len, cap - len, "[");
+	for (unsigned i = 0; i < m->nvols; i++) {
+		struct mc_vol v;
+		mc_manifest_vol(m, i, &v);
+		len += (size_t)snprintf(a + len, cap - len,
+					"%s{\"start\":%llu,\"size\":%llu,\"filesystem\":%s%s%s,\"used\":%llu,"
+					"\"stored\":%llu,\"used_only\":%s}",
+					i ? "," : "", (unsigned long long)v.start, (unsigned long long)v.size,
+					v.fstype[0] ? "\"" : "", v.fstype[0] ? v.fstype : "null", v.fstype[0] ? "\"" : "",
+					(unsigned long long)v.used, (unsigned long long)v.stored,
+					v.flags & MC_VOL_USED_ONLY ? "true" : "false");
+	}
+	snprintf(a + len, cap - len, "]");
+	mc_json_raw(j, "volumes", a);
+	free(a);
 }
 
 static void image_text(const struct mc_manifest *m)
@@ -250,6 +283,18 @@ static void image_text(const struct mc_manifest *m)
 	       mc_fmt_size(m->payload_size, sz, sizeof sz),
 	       m->image_size ? 100.0 * (double)m->payload_size / (double)m->image_size : 0.0);
 	printf("holes:          %u of %u spans (%s)\n", holes, m->nchunks, mc_fmt_size(hb, sz, sizeof sz));
+	if (m->nvols == 0)
+		return;
+	printf("partitions:     %s\n", m->vol_table[0] ? m->vol_table : "none (one volume)");
+	printf("  %-3s %14s %10s %-6s %10s %10s  %s\n", "#", "start", "size", "fs", "used", "stored", "blocks");
+	for (unsigned i = 0; i < m->nvols; i++) {
+		struct mc_vol v;
+		char s1[32], s2[32], s3[32];
+		mc_manifest_vol(m, i, &v);
+		printf("  %-3u %14llu %10s %-6s %10s %10s  %s\n", i + 1, (unsigned long long)v.start,
+		       mc_fmt_size(v.size, s1, sizeof s1), v.fstype[0] ? v.fstype : "-", mc_fmt_size(v.used, s2, sizeof s2),
+		       mc_fmt_size(v.stored, s3, sizeof s3), v.flags & MC_VOL_USED_ONLY ? "used only" : "all (no block map)");
+	}
 }
 
 /* ---- create --image: the progress line (issue 15) ---- */
@@ -286,6 +331,7 @@ static int cmd_create(const struct args *a, char **paths, int npaths)
 		.chunk_size = a->chunk_size, .mtime = a->mtime,
 		.paths = (const char *const *)paths, .npaths = (unsigned)npaths,
 		.image = a->image, .progress = a->image ? create_progress : NULL, .progress_arg = &start,
+		.used_only = a->used_only, .force = a->force,
 	};
 	uint8_t id[MC_ID_LEN];
 	char err[1024], hex[2 * MC_ID_LEN + 1];
@@ -922,6 +968,12 @@ static int parse_opt(int c, struct args *a, const char **level_arg, const char *
 	case OPT_IMAGE:
 		a->image = 1;
 		break;
+	case OPT_USED_ONLY:
+		a->used_only = 1;
+		break;
+	case OPT_FORCE:
+		a->force = 1;
+		break;
 	case OPT_TO:
 		if (*optarg == '\0')
 			usage_error("--to: TARGET must not be empty");
@@ -961,6 +1013,8 @@ int main(int argc, char **argv)
 		{"mtime", required_argument, NULL, OPT_MTIME},
 		{"session", no_argument, NULL, OPT_SESSION},
 		{"image", no_argument, NULL, OPT_IMAGE},
+		{"used-only", no_argument, NULL, OPT_USED_ONLY},
+		{"force", no_argument, NULL, OPT_FORCE},
 		{"to", required_argument, NULL, OPT_TO},
 		{"zeroed", no_argument, NULL, OPT_ZEROED},
 		{"sign", required_argument, NULL, OPT_SIGN},
@@ -1053,6 +1107,10 @@ int main(int argc, char **argv)
 		usage_error("%s: --to is for extract and verify", a.cmd);
 	if (a.to && (a.dir || a.to_stdout))
 		usage_error("extract: --to writes onto TARGET; no -C or -O with it");
+	if (a.used_only && !a.image)
+		usage_error("--used-only: only with create --image");
+	if (a.force && !a.used_only)
+		usage_error("--force: only with create --image --used-only");
 	if (a.zeroed && !(a.to && strcmp(a.cmd, "extract") == 0))
 		usage_error("%s: --zeroed goes with extract --to TARGET", a.cmd);
 	if (a.sign && strcmp(a.cmd, "create") != 0)

@@ -1,5 +1,7 @@
 /* Seekable image packages: spans compressed alone (zstd) in parallel, zero spans as holes; one chunk decoded alone. */
 #include "image.h"
+#include "disk.h"
+#include "fsmap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -161,7 +163,8 @@ struct slot {
 	uint32_t len;         /* span length */
 	uint32_t stored;      /* stored length (0: hole) */
 	uint8_t flags;
-	int skipped;          /* a sparse file's hole: never read, in is not filled */
+	int skipped;          /* a sparse file's hole (or unused by its file system): never read, in is not filled */
+	int dontcare;         /* skipped because no file system block in it is used */
 	uint8_t dig[MC_DIGEST_LEN], span[MC_DIGEST_LEN];
 	int state;
 	const char *zerr;     /* a compressor error */
@@ -190,7 +193,7 @@ static void work(struct pool *p, struct slot *s, ZSTD_CCtx *cc)
 	s->zerr = NULL;
 	if (s->skipped || mc_image_is_zero(s->in, s->len)) {
 		s->stored = 0;
-		s->flags = MC_CHUNK_HOLE;
+		s->flags = MC_CHUNK_HOLE | (s->skipped && s->dontcare ? MC_CHUNK_DONTCARE : 0);
 		if (s->skipped)
 			memcpy(s->span, s->len == p->o->chunk_size ? p->zero_full : p->zero_last, MC_DIGEST_LEN);
 		else
@@ -317,6 +320,89 @@ static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 	return 0;
 }
 
+/* ---- --used-only: the volumes of the source and the blocks their file systems leave free ---- */
+
+struct usedmap {
+	struct mc_extents fr;  /* free byte ranges, in image order */
+	size_t cur;            /* the first range that may still meet the next span */
+	char table[5];
+	unsigned nvols;
+	struct mc_vol vols[MC_VOL_MAX];
+};
+
+/*
+ * Reads the partition table (or finds one bare file system) and each
+ * volume's block map, refusing a source in use or a file system that is not
+ * clean (unless forced): what the spans will leave out.
+ */
+static int usedmap_plan(const struct mc_pkg_create_opts *o, struct src *in, struct usedmap *u, char *err,
+			size_t errlen)
+{
+	const char *path = o->paths[0];
+	struct mc_disk *d;
+	int r;
+
+	if (strcmp(path, "-") == 0 || !in->seekable || in->base != 0) {
+		snprintf(err, errlen, "--used-only: %s: reads the file systems of a block device or a regular file, "
+			 "not a stream", in->name);
+		errno = EINVAL;
+		return -1;
+	}
+	if (!o->force && mc_disk_check_unused(path, err, errlen) < 0)
+		return -1;
+	if ((d = malloc(sizeof *d)) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(ENOMEM));
+		return -1;
+	}
+	if ((r = mc_disk_read(path, in->size, d, err, errlen)) == 0) {
+		/* No partition table: the source is one volume (a bare file system, or nothing known). */
+		d->n = 1;
+		d->part[0].start = 0;
+		d->part[0].size = in->size;
+	}
+	for (unsigned i = 0; r >= 0 && i < d->n; i++) {
+		struct mc_vol *v = &u->vols[i];
+		memset(v, 0, sizeof *v);
+		v->start = d->part[i].start;
+		v->size = d->part[i].size;
+		if ((r = mc_fsmap(path, in->fd, v->start, v->size, o->force ? MC_FSMAP_FORCE : 0, v->fstype, &u->fr,
+				  &v->used, err, errlen)) > 0)
+			v->flags = MC_VOL_USED_ONLY;
+	}
+	if (r >= 0) {
+		memcpy(u->table, d->table, sizeof u->table);
+		u->nvols = d->n;
+	}
+	free(d);
+	return r < 0 ? -1 : 0;
+}
+
+/* Bytes of [off, off+len) that no file system uses; moves the cursor (spans come in order). */
+static uint64_t usedmap_free(struct usedmap *u, uint64_t off, uint64_t len)
+{
+	uint64_t n = 0;
+
+	while (u->cur < u->fr.n && u->fr.v[u->cur].off + u->fr.v[u->cur].len <= off)
+		u->cur++;
+	for (size_t i = u->cur; i < u->fr.n && u->fr.v[i].off < off + len; i++) {
+		uint64_t a = u->fr.v[i].off > off ? u->fr.v[i].off : off;
+		uint64_t b = u->fr.v[i].off + u->fr.v[i].len < off + len ? u->fr.v[i].off + u->fr.v[i].len : off + len;
+		n += b - a;
+	}
+	return n;
+}
+
+/* Zeros the free blocks inside a span read at off: they compress away, and the target gets zeros there. */
+static void usedmap_zero(const struct usedmap *u, uint64_t off, uint8_t *buf, uint64_t len)
+{
+	for (size_t i = u->cur; i < u->fr.n && u->fr.v[i].off < off + len; i++) {
+		uint64_t a = u->fr.v[i].off > off ? u->fr.v[i].off : off;
+		uint64_t b = u->fr.v[i].off + u->fr.v[i].len < off + len ? u->fr.v[i].off + u->fr.v[i].len : off + len;
+		if (b > a)
+			memset(buf + (a - off), 0, b - a);
+	}
+}
+
 /* The state of one create: where stored bytes go, and what the manifest will say. */
 struct run {
 	const struct mc_pkg_create_opts *o;
@@ -325,6 +411,7 @@ struct run {
 	uint64_t image;       /* image bytes read */
 	XXH3_state_t *whole;
 	struct tables t;
+	struct usedmap *used; /* --used-only, else NULL */
 };
 
 /* Appends a finished span to the payload and the tables, in chunk order. */
@@ -393,7 +480,9 @@ static int pump(struct run *r, struct src *in, struct pool *p, ZSTD_CCtx *cc, ch
 		if (in->seekable && off >= in->size)
 			break;
 		uint32_t want = in->seekable && in->size - off < chunk ? (uint32_t)(in->size - off) : chunk;
-		s->skipped = src_hole(in, off, want);
+		uint64_t unused = r->used ? usedmap_free(r->used, off, want) : 0;
+		s->dontcare = want > 0 && unused == want;
+		s->skipped = s->dontcare || src_hole(in, off, want);
 		if (s->skipped) {
 			s->len = want;
 		} else {
@@ -403,6 +492,8 @@ static int pump(struct run *r, struct src *in, struct pool *p, ZSTD_CCtx *cc, ch
 			if (got == 0)
 				break;
 			s->len = (uint32_t)got;
+			if (unused)
+				usedmap_zero(r->used, off, s->in, s->len);
 		}
 		off += s->len;
 		if (r->o->progress)
@@ -461,6 +552,20 @@ int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, i
 		src_close(&in);
 		return -1;
 	}
+	if (o->used_only) {
+		if ((r.used = calloc(1, sizeof *r.used)) == NULL) {
+			snprintf(err, errlen, "%s: %s", o->output, strerror(ENOMEM));
+			src_close(&in);
+			return -1;
+		}
+		if (usedmap_plan(o, &in, r.used, err, errlen) < 0) {
+			mc_extents_free(&r.used->fr);
+			free(r.used);
+			src_close(&in);
+			return -1;
+		}
+		m->nvols = (uint16_t)r.used->nvols; /* the payload offset counts their records */
+	}
 	/* Known size: the manifest's length is known too, so the payload goes where it belongs. */
 	m->format = MC_PKG_VERSION_IMAGE;
 	m->image_size = in.size;
@@ -500,7 +605,18 @@ int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, i
 		goto out_pool;
 	}
 	mc_digest_final(r.whole, m->payload_digest);
-	if (mc_manifest_encode_image(m, r.t.lens, r.t.flags, r.t.dig, r.t.span, err, errlen) < 0)
+	if (r.used) {
+		/* Each chunk's stored bytes count for the volume its span starts in (an image offset, not a payload one). */
+		for (size_t i = 0, v = 0; i < r.t.n; i++) {
+			uint64_t so = (uint64_t)i * o->chunk_size;
+			while (v < r.used->nvols && so >= r.used->vols[v].start + r.used->vols[v].size)
+				v++;
+			if (v < r.used->nvols && so >= r.used->vols[v].start)
+				r.used->vols[v].stored += r.t.lens[i];
+		}
+	}
+	if (mc_manifest_encode_image_vols(m, r.t.lens, r.t.flags, r.t.dig, r.t.span, r.used ? r.used->table : "",
+					  r.used ? r.used->vols : NULL, r.used ? r.used->nvols : 0, err, errlen) < 0)
 		goto out_pool;
 	rc = 0;
 out_pool:
@@ -522,6 +638,10 @@ out:
 	src_close(&in);
 	XXH3_freeState(r.whole);
 	tables_free(&r.t);
+	if (r.used) {
+		mc_extents_free(&r.used->fr);
+		free(r.used);
+	}
 	return rc;
 }
 

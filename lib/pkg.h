@@ -325,6 +325,14 @@ struct mc_pkg_create_opts {
 	const char *const *paths; /* "-" alone: raw image from stdin */
 	unsigned npaths;
 	int image;             /* a seekable image (format 2) of paths[0]: a block device, a regular file or "-" */
+	/*
+	 * With image: leave out what the file systems do not use (lib/fsmap.h,
+	 * lib/disk.h): spans with no used block become don't-care holes, free
+	 * blocks inside stored spans are stored as zeros, and the volumes are
+	 * recorded in the manifest. force takes a file system that is mounted
+	 * read-write or not clean all the same.
+	 */
+	int used_only, force;
 	/* Called now and then from the calling thread while an image is read (total 0: not known). May be NULL. */
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;

@@ -293,7 +293,8 @@ int mc_target_put_hole(struct mc_target *t, uint32_t i, char *err, size_t errlen
 		return fail(err, errlen, EINVAL, t->path, "chunk %u: the image has %u", i, m->nchunks);
 	if (t->flags & MC_TARGET_READONLY)
 		return fail(err, errlen, EBADF, t->path, "opened to check only");
-	if (t->zeroed)
+	/* Unused by the file system (--used-only): nothing reads it, so nothing is written there either. */
+	if (t->zeroed || (mc_manifest_chunk_flags(m, i) & MC_CHUNK_DONTCARE))
 		return 0;
 	if (t->blk && off % 512 == 0 && len % 512 == 0) {
 		uint64_t r[2] = {off, len};

@@ -59,9 +59,10 @@ int mc_target_put_chunk(struct mc_target *t, uint32_t i, const uint8_t *stored, 
 int mc_target_put_decoded(struct mc_target *t, uint32_t i, const uint8_t *span, char *err, size_t errlen);
 
 /*
- * Span i as zeros: nothing with MC_TARGET_ZEROED (or a new file); a hole
- * punched in a regular file; BLKZEROOUT on a block device (zeros written
- * where the device cannot).
+ * Span i as zeros: nothing with MC_TARGET_ZEROED (or a new file), nor for a
+ * don't-care hole (its bytes are left as they are); a hole punched in a
+ * regular file; BLKZEROOUT on a block device (zeros written where the
+ * device cannot).
  */
 int mc_target_put_hole(struct mc_target *t, uint32_t i, char *err, size_t errlen);
 

@@ -1,0 +1,350 @@
+/* Used-block maps from the file systems' own libraries: libblkid names it, libext2fs and libntfs-3g map it. */
+#include "fsmap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <blkid.h>
+#include <et/com_err.h>
+#include <ext2fs/ext2fs.h>
+/* libntfs-3g's headers want these first (they test st_mtime and use va_list). */
+#include <ntfs-3g/types.h>
+#include <ntfs-3g/device.h>
+#include <ntfs-3g/volume.h>
+#include <ntfs-3g/attrib.h>
+#include <ntfs-3g/logging.h>
+
+int mc_extents_add(struct mc_extents *e, uint64_t off, uint64_t len)
+{
+	if (len == 0)
+		return 0;
+	if (e->n && e->v[e->n - 1].off + e->v[e->n - 1].len == off) {
+		e->v[e->n - 1].len += len;
+		return 0;
+	}
+	if (e->n == e->cap) {
+		size_t cap = e->cap ? 2 * e->cap : 256;
+		struct mc_extent *v = realloc(e->v, cap * sizeof *v);
+		if (v == NULL) {
+			errno = ENOMEM;
+			return -1;
+		}
+		e->v = v;
+		e->cap = cap;
+	}
+	e->v[e->n].off = off;
+	e->v[e->n].len = len;
+	e->n++;
+	return 0;
+}
+
+void mc_extents_free(struct mc_extents *e)
+{
+	free(e->v);
+	e->v = NULL;
+	e->n = e->cap = 0;
+}
+
+static int fail(char *err, size_t errlen, int e, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, int e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	errno = e;
+	return -1;
+}
+
+/* "PATH" for a bare file system, "PATH, partition at byte N" inside a disk: what messages name. */
+static void where(char *out, size_t n, const char *path, uint64_t off)
+{
+	if (off)
+		snprintf(out, n, "%s, partition at byte %llu", path, (unsigned long long)off);
+	else
+		snprintf(out, n, "%s", path);
+}
+
+/* The file system type at [off, off+size) as libblkid names it, "" when none or ambiguous. */
+static void probe_type(int fd, uint64_t off, uint64_t size, char fstype[MC_VOL_FSTYPE])
+{
+	blkid_probe pr = blkid_new_probe();
+	const char *t = NULL;
+
+	fstype[0] = 0;
+	if (pr == NULL)
+		return;
+	if (blkid_probe_set_device(pr, fd, (blkid_loff_t)off, (blkid_loff_t)size) == 0) {
+		blkid_probe_enable_superblocks(pr, 1);
+		blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE);
+		if (blkid_do_safeprobe(pr) == 0 && blkid_probe_lookup_value(pr, "TYPE", &t, NULL) == 0 && t) {
+			size_t i = 0;
+			/* Only what a manifest's volume record may hold (a-z 0-9 _ -). */
+			for (; t[i] && i < MC_VOL_FSTYPE - 1; i++) {
+				char c = t[i] >= 'A' && t[i] <= 'Z' ? (char)(t[i] - 'A' + 'a') : t[i];
+				fstype[i] = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ? c : '_';
+			}
+			fstype[i] = 0;
+		}
+	}
+	blkid_free_probe(pr);
+}
+
+/* ---- ext2, ext3, ext4: libext2fs, opened at the volume's offset (unix_io's "offset=" option) ---- */
+
+static int map_ext(const char *path, uint64_t off, uint64_t size, unsigned flags, const char *fstype,
+		   struct mc_extents *fe, uint64_t *used, char *err, size_t errlen)
+{
+	ext2_filsys fs = NULL;
+	char opts[64], w[512];
+	errcode_t e;
+	uint64_t freeb = 0;
+	int rc = -1;
+
+	where(w, sizeof w, path, off);
+	snprintf(opts, sizeof opts, "offset=%llu", (unsigned long long)off);
+	e = ext2fs_open2(path, opts, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs);
+	if (e)
+		return fail(err, errlen, EINVAL, "%s: %s: cannot open: %s", w, fstype, error_message(e));
+	struct ext2_super_block *sb = fs->super;
+	blk64_t first = sb->s_first_data_block, total = ext2fs_blocks_count(sb);
+	uint64_t bs = fs->blocksize;
+	if (total > size / bs) {
+		fail(err, errlen, ERANGE, "%s: %s of %llu bytes in a volume of %llu: larger than its volume", w, fstype,
+		     (unsigned long long)(total * bs), (unsigned long long)size);
+		goto out;
+	}
+	if (!(flags & MC_FSMAP_FORCE) &&
+	    ((sb->s_state & EXT2_ERROR_FS) || !(sb->s_state & EXT2_VALID_FS) || ext2fs_has_feature_journal_needs_recovery(sb))) {
+		fail(err, errlen, EUCLEAN,
+		     "%s: %s is not clean (%s): its block map cannot be trusted; run e2fsck, or --force", w, fstype,
+		     ext2fs_has_feature_journal_needs_recovery(sb) ? "its journal needs replaying (mounted, or not unmounted cleanly)"
+		     : (sb->s_state & EXT2_ERROR_FS) ? "errors recorded" : "not marked valid");
+		goto out;
+	}
+	if ((e = ext2fs_read_block_bitmap(fs)) != 0) {
+		fail(err, errlen, EIO, "%s: %s: cannot read its block bitmap: %s", w, fstype, error_message(e));
+		goto out;
+	}
+	/* Runs of free blocks, found with the library's own search. */
+	for (blk64_t b = first, z, s; total && b < total; b = s) {
+		if (ext2fs_find_first_zero_block_bitmap2(fs->block_map, b, total - 1, &z) != 0)
+			break;
+		if (ext2fs_find_first_set_block_bitmap2(fs->block_map, z, total - 1, &s) != 0)
+			s = total;
+		if (mc_extents_add(fe, off + z * bs, (s - z) * bs) < 0) {
+			fail(err, errlen, ENOMEM, "%s: %s", w, strerror(ENOMEM));
+			goto out;
+		}
+		freeb += (s - z) * bs;
+	}
+	*used = size - freeb;
+	rc = 1;
+out:
+	ext2fs_close_free(&fs);
+	return rc;
+}
+
+/* ---- NTFS: libntfs-3g on device operations that read the volume at its offset, read-only ---- */
+
+struct ndev {
+	int fd;
+	uint64_t off, size;
+	int64_t pos;
+};
+
+static int nd_open(struct ntfs_device *dev, int flags)
+{
+	if (flags & (O_WRONLY | O_RDWR)) {
+		errno = EROFS;
+		return -1;
+	}
+	NDevSetOpen(dev);
+	NDevSetReadOnly(dev);
+	return 0;
+}
+
+static int nd_close(struct ntfs_device *dev)
+{
+	NDevClearOpen(dev);
+	return 0;
+}
+
+static s64 nd_seek(struct ntfs_device *dev, s64 offset, int whence)
+{
+	struct ndev *d = dev->d_private;
+	int64_t p = whence == SEEK_SET ? offset : whence == SEEK_CUR ? d->pos + offset : (int64_t)d->size + offset;
+
+	if (p < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	return d->pos = p;
+}
+
+static s64 nd_pread(struct ntfs_device *dev, void *buf, s64 count, s64 offset)
+{
+	struct ndev *d = dev->d_private;
+
+	if (offset < 0 || count < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((uint64_t)offset >= d->size)
+		return 0;
+	if ((uint64_t)count > d->size - (uint64_t)offset)
+		count = (s64)(d->size - (uint64_t)offset);
+	for (s64 got = 0;;) {
+		ssize_t r = pread(d->fd, (char *)buf + got, (size_t)(count - got), (off_t)(d->off + (uint64_t)offset + (uint64_t)got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return got ? got : -1;
+		got += r;
+		if (r == 0 || got == count)
+			return got;
+	}
+}
+
+static s64 nd_read(struct ntfs_device *dev, void *buf, s64 count)
+{
+	struct ndev *d = dev->d_private;
+	s64 r = nd_pread(dev, buf, count, d->pos);
+
+	if (r > 0)
+		d->pos += r;
+	return r;
+}
+
+static s64 nd_write(struct ntfs_device *dev, const void *buf, s64 count)
+{
+	errno = EROFS;
+	return -1;
+}
+
+static s64 nd_pwrite(struct ntfs_device *dev, const void *buf, s64 count, s64 offset)
+{
+	errno = EROFS;
+	return -1;
+}
+
+static int nd_sync(struct ntfs_device *dev)
+{
+	return 0;
+}
+
+static int nd_stat(struct ntfs_device *dev, struct stat *st)
+{
+	struct ndev *d = dev->d_private;
+
+	memset(st, 0, sizeof *st);
+	st->st_mode = S_IFREG | 0400;
+	st->st_size = (off_t)d->size;
+	return 0;
+}
+
+static int nd_ioctl(struct ntfs_device *dev, unsigned long request, void *argp)
+{
+	errno = ENOTTY;
+	return -1;
+}
+
+static struct ntfs_device_operations nd_ops = {
+	.open = nd_open, .close = nd_close, .seek = nd_seek, .read = nd_read, .write = nd_write,
+	.pread = nd_pread, .pwrite = nd_pwrite, .sync = nd_sync, .stat = nd_stat, .ioctl = nd_ioctl,
+};
+
+static int map_ntfs(const char *path, int fd, uint64_t off, uint64_t size, unsigned flags,
+		    struct mc_extents *fe, uint64_t *used, char *err, size_t errlen)
+{
+	struct ndev d = {.fd = fd, .off = off, .size = size};
+	struct ntfs_device *dev;
+	ntfs_volume *vol;
+	char w[512];
+	uint64_t freeb = 0;
+	uint8_t *bm = NULL;
+	int rc = -1;
+	enum { BM = 1 << 20 };
+
+	where(w, sizeof w, path, off);
+	ntfs_log_set_handler(ntfs_log_handler_null); /* its messages go to stderr otherwise; ours name the source */
+	if ((dev = ntfs_device_alloc(w, 0, &nd_ops, &d)) == NULL)
+		return fail(err, errlen, ENOMEM, "%s: %s", w, strerror(ENOMEM));
+	if ((vol = ntfs_device_mount(dev, NTFS_MNT_RDONLY)) == NULL) {
+		int e = errno;
+		ntfs_device_free(dev);
+		return fail(err, errlen, EINVAL, "%s: ntfs: cannot open: %s", w, strerror(e));
+	}
+	uint64_t cs = vol->cluster_size, nc = (uint64_t)vol->nr_clusters;
+	if (nc > size / cs) {
+		fail(err, errlen, ERANGE, "%s: ntfs of %llu bytes in a volume of %llu: larger than its volume", w,
+		     (unsigned long long)(nc * cs), (unsigned long long)size);
+		goto out;
+	}
+	if (!(flags & MC_FSMAP_FORCE) && (le16_to_cpu(vol->flags) & le16_to_cpu(VOLUME_IS_DIRTY))) {
+		fail(err, errlen, EUCLEAN,
+		     "%s: ntfs is marked dirty (not shut down cleanly): its cluster map cannot be trusted; run chkdsk, or --force", w);
+		goto out;
+	}
+	if ((bm = malloc(BM)) == NULL) {
+		fail(err, errlen, ENOMEM, "%s: %s", w, strerror(ENOMEM));
+		goto out;
+	}
+	/* $Bitmap, one bit per cluster (bit 0 of byte 0 is cluster 0), read through the library. */
+	uint64_t run = 0, c = 0;
+	int infree = 0;
+	for (uint64_t pos = 0; pos * 8 < nc; pos += BM) {
+		uint64_t want = (nc + 7) / 8 - pos < BM ? (nc + 7) / 8 - pos : BM;
+		s64 got = ntfs_attr_pread(vol->lcnbmp_na, (s64)pos, (s64)want, bm);
+		if (got != (s64)want) {
+			fail(err, errlen, EIO, "%s: ntfs: cannot read its cluster bitmap: %s", w,
+			     got < 0 ? strerror(errno) : "short");
+			goto out;
+		}
+		for (uint64_t i = 0; i < want * 8 && c < nc; i++, c++) {
+			int isfree = !(bm[i / 8] >> (i % 8) & 1);
+			if (isfree && !infree)
+				run = c;
+			if (!isfree && infree) {
+				if (mc_extents_add(fe, off + run * cs, (c - run) * cs) < 0)
+					goto nomem;
+				freeb += (c - run) * cs;
+			}
+			infree = isfree;
+		}
+	}
+	if (infree) {
+		if (mc_extents_add(fe, off + run * cs, (c - run) * cs) < 0)
+			goto nomem;
+		freeb += (c - run) * cs;
+	}
+	*used = size - freeb;
+	rc = 1;
+	goto out;
+nomem:
+	fail(err, errlen, ENOMEM, "%s: %s", w, strerror(ENOMEM));
+out:
+	free(bm);
+	ntfs_umount(vol, FALSE); /* closes and frees dev */
+	return rc;
+}
+
+int mc_fsmap(const char *path, int fd, uint64_t off, uint64_t size, unsigned flags, char fstype[MC_VOL_FSTYPE],
+	     struct mc_extents *free_ext, uint64_t *used, char *err, size_t errlen)
+{
+	*used = size;
+	probe_type(fd, off, size, fstype);
+	if (strcmp(fstype, "ext2") == 0 || strcmp(fstype, "ext3") == 0 || strcmp(fstype, "ext4") == 0)
+		return map_ext(path, off, size, flags, fstype, free_ext, used, err, errlen);
+	if (strcmp(fstype, "ntfs") == 0)
+		return map_ntfs(path, fd, off, size, flags, free_ext, used, err, errlen);
+	return 0;
+}
