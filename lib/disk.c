@@ -58,6 +58,16 @@ int mc_disk_read(const char *path, uint64_t size, struct mc_disk *d, char *err, 
 		goto out;
 	}
 	while (fdisk_table_next_partition(tb, itr, &pa) == 0) {
+		struct fdisk_parttype *ty = fdisk_partition_get_type(pa);
+		if (strcmp(name, "dos") == 0 && ty && fdisk_parttype_get_code(ty) == 0xee) {
+			/* A protective MBR: libfdisk found no GPT behind it that fits this source. */
+			snprintf(err, errlen,
+				 "%s: a GPT disk whose GPT cannot be read: it points past the end of the source (%llu bytes: "
+				 "a truncated copy, or the table of a larger disk), or it is damaged",
+				 path, (unsigned long long)size);
+			errno = ERANGE;
+			goto out;
+		}
 		if (fdisk_partition_is_container(pa) || !fdisk_partition_has_start(pa) || !fdisk_partition_has_size(pa))
 			continue; /* an extended partition: its EBRs lie outside the data partitions, kept as they are */
 		uint64_t start = (uint64_t)fdisk_partition_get_start(pa) * ss, len = (uint64_t)fdisk_partition_get_size(pa) * ss;

@@ -1,0 +1,239 @@
+#!/usr/bin/env bats
+# tests/66-disk.bats: whole disks, used blocks only (create --image --used-only).
+# A 256 MiB disk image full of non-zero garbage, with a GPT: a vfat EFI
+# partition (files through mtools), an NTFS data partition (mkntfs, ntfscp) and
+# an ext4 root holding a real tree, each made on its own loop device at its
+# offset (no udev here, so no /dev/loopNpM). Packed with --used-only: stored
+# bytes near what the file systems use, far below the disk; written back onto
+# a loop device (and a larger disk, grown after); every checker passes and the
+# files read back equal. Refused, nothing written: a mounted source, a dirty
+# ext4, a table pointing past the end of the source.
+
+bats_require_minimum_version 1.5.0
+load helper
+
+# Non-zero garbage, fast: AES-CTR of zeros, seeded by $2.
+garbage() { openssl enc -aes-128-ctr -nosalt -pbkdf2 -pass "pass:$2" -in /dev/zero 2>/dev/null | head -c "$1"; }
+
+# jget JSON EXPR: a Python expression over the parsed JSON d, printed.
+jget() { python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
+
+# "start size start_sector" in bytes per partition of disk image $1, from sfdisk -J.
+parts() {
+	sfdisk -J "$1" | python3 -c 'import json, sys
+t = json.load(sys.stdin)["partitiontable"]; ss = t.get("sectorsize", 512)
+for p in t["partitions"]: print(p["start"] * ss, p["size"] * ss, p["start"])'
+}
+
+setup_file() {
+	local F=$BATS_FILE_TMPDIR d f s z ss
+	[ "$(id -u)" -eq 0 ] && command -v losetup >/dev/null && losetup -f >/dev/null 2>&1 || return 0
+	for f in sfdisk mkfs.vfat mcopy mkfs.ext4 dumpe2fs openssl python3; do command -v $f >/dev/null || return 0; done
+	export MTOOLS_SKIP_CHECK=1
+	garbage 256M disk >"$F/disk.img"
+	sfdisk -q "$F/disk.img" <<-'EOF'
+		label: gpt
+		start=1MiB, size=16MiB, type=U
+		size=48MiB, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7
+		type=L
+	EOF
+	parts "$F/disk.img" >"$F/parts"
+	# EFI: vfat, a tree and a random file.
+	read -r s z ss < <(sed -n 1p "$F/parts")
+	d=$(loop_attach "$F/disk.img" -o "$s" --sizelimit "$z")
+	mkfs.vfat -n EFI "$d" >/dev/null
+	garbage 1M efi >"$F/efi.bin"
+	mmd -i "$d" ::/EFI
+	mcopy -i "$d" -s /usr/share/bash-completion/completions "$F/efi.bin" ::/EFI/ 2>/dev/null
+	loop_detach "$d"
+	# Data: NTFS (when its tools are here), files copied in with ntfscp, no mount.
+	if command -v mkntfs >/dev/null && command -v ntfscp >/dev/null; then
+		read -r s z ss < <(sed -n 2p "$F/parts")
+		d=$(loop_attach "$F/disk.img" -o "$s" --sizelimit "$z")
+		mkntfs -Q -F -q -p "$ss" -H 255 -S 63 -L DATA "$d"
+		garbage 3M ntfs >"$F/ntfs.bin"
+		for f in /usr/share/zoneinfo/Europe/Paris /usr/share/i18n/charmaps/UTF-8.gz "$F/ntfs.bin"; do
+			ntfscp "$d" "$f" "$(basename "$f")"
+		done
+		ntfsinfo -m "$d" >"$F/ntfsinfo"
+		loop_detach "$d"
+		touch "$F/ntfs"
+	fi
+	# Root: ext4 made with nodiscard (mkfs leaves the garbage), a real tree.
+	read -r s z ss < <(sed -n 3p "$F/parts")
+	d=$(loop_attach "$F/disk.img" -o "$s" --sizelimit "$z")
+	mkfs.ext4 -q -F -E nodiscard,lazy_itable_init=0 "$d"
+	mc_mount "$d" "$F/mnt"
+	cp -a /usr/share/perl /usr/share/zoneinfo "$F/mnt/"
+	mc_umount "$F/mnt"
+	dumpe2fs -h "$d" >"$F/dumpe2fs" 2>/dev/null
+	loop_detach "$d"
+	"$MCAST_BIN/mcast-pack" -q create --image --used-only -n disk -o "$F/disk.mcpkg" "$F/disk.img"
+	touch "$F/ready"
+}
+
+teardown_file() { mc_cleanup; }
+
+setup() {
+	T=$BATS_TEST_TMPDIR
+	F=$BATS_FILE_TMPDIR
+	cd "$T" || return 1
+	export MTOOLS_SKIP_CHECK=1
+}
+
+need_disk() {
+	require_loop
+	[ -f "$F/ready" ] || skip "no disk image (sfdisk, mkfs.vfat, mtools, mkfs.ext4 or openssl missing, or setup failed)"
+}
+
+# The info --json summary of the packed disk.
+info_json() { "$MCAST_BIN/mcast-pack" info --json "$F/disk.mcpkg" | tail -n 1; }
+
+@test "disk: --used-only records the GPT and each partition's file system; stored bytes near the used ones" {
+	need_disk
+	local j used e4 nt stored
+	j=$(info_json)
+	[ "$(jget "$j" 'd["partition_table"]')" = gpt ]
+	[ "$(jget "$j" '",".join(str(v["filesystem"]) for v in d["volumes"])')" = "vfat,$([ -f "$F/ntfs" ] && echo ntfs || echo None),ext4" ]
+	[ "$(jget "$j" '",".join(str(v["used_only"]) for v in d["volumes"])')" = "False,$([ -f "$F/ntfs" ] && echo True || echo False),True" ]
+	# What the file systems' own tools say they use: dumpe2fs, ntfsinfo, and the whole vfat partition.
+	e4=$(awk -F: '/^Block count/ { n = $2 } /^Free blocks/ { f = $2 } /^Block size/ { b = $2 } END { print (n - f) * b }' "$F/dumpe2fs")
+	nt=$(sed -n 2p "$F/parts" | cut -d' ' -f2)
+	if [ -f "$F/ntfs" ]; then
+		nt=$(awk -F: '/Cluster Size/ { c = $2 } /Volume Size in Clusters/ { n = $2 } /Free Clusters/ { split($2, a, " "); f = a[1] }
+			END { print (n - f) * c }' "$F/ntfsinfo")
+	fi
+	used=$(($(sed -n 1p "$F/parts" | cut -d' ' -f2) + nt + e4))
+	# libext2fs's count (from the bitmaps) and dumpe2fs's (the superblock's) agree within 1 MiB.
+	echo "# ext4 used: dumpe2fs $e4, libext2fs $(jget "$j" 'd["volumes"][2]["used"]')"
+	[ "$(jget "$j" 'abs(d["volumes"][2]["used"] - '"$e4"') <= 1048576')" = True ]
+	stored=$(jget "$j" 'd["stored_size"]')
+	echo "# stored $stored, used $used, disk $(stat -c %s "$F/disk.img")" >&3
+	[ "$stored" -le $((used * 11 / 10)) ]
+	[ "$stored" -le $((256 * 1048576 / 4)) ]
+	# The volumes' stored bytes add up to at most the payload (the rest: table areas).
+	[ "$(jget "$j" 'sum(v["stored"] for v in d["volumes"])')" -le "$stored" ]
+	run -0 "$MCAST_BIN/mcast-pack" info "$F/disk.mcpkg"
+	[[ $output == *"partitions:     gpt"* ]]
+	[[ $output == *ext4*"used only"* ]]
+	"$MCAST_BIN/mcast-pack" verify "$F/disk.mcpkg"
+}
+
+@test "disk: extract --to a loop device: the GPT verifies, every file system checks clean, files read back equal" {
+	need_disk
+	local t d s z ss
+	garbage 256M target >target.img
+	t=$(loop_attach target.img)
+	run -0 "$MCAST_BIN/mcast-pack" extract --to "$t" "$F/disk.mcpkg"
+	run -0 "$MCAST_BIN/mcast-pack" verify --to "$t" "$F/disk.mcpkg"
+	loop_detach "$t"
+	run -0 sfdisk --verify target.img
+	[[ $output == *"No errors detected"* ]]
+	[ "$(parts target.img)" = "$(cat "$F/parts")" ]
+	# EFI: fsck.vfat, then the files through mtools.
+	read -r s z ss < <(sed -n 1p "$F/parts")
+	d=$(loop_attach target.img -o "$s" --sizelimit "$z")
+	run -0 fsck.vfat -n "$d"
+	mcopy -i "$d" ::/EFI/efi.bin efi.bin
+	cmp efi.bin "$F/efi.bin"
+	mcopy -i "$d" ::/EFI/completions/mount mount.bc
+	cmp mount.bc /usr/share/bash-completion/completions/mount
+	loop_detach "$d"
+	# Data: ntfsfix -n, and every copied file through ntfscat.
+	if [ -f "$F/ntfs" ]; then
+		read -r s z ss < <(sed -n 2p "$F/parts")
+		d=$(loop_attach target.img -o "$s" --sizelimit "$z")
+		run -0 ntfsfix -n "$d"
+		ntfscat "$d" ntfs.bin | cmp - "$F/ntfs.bin"
+		ntfscat "$d" Paris | cmp - /usr/share/zoneinfo/Europe/Paris
+		ntfscat "$d" UTF-8.gz | cmp - /usr/share/i18n/charmaps/UTF-8.gz
+		loop_detach "$d"
+	else
+		echo "# no mkntfs/ntfscp here: the NTFS part is skipped" >&3
+	fi
+	# Root: e2fsck -fn, then mounted read-only and compared with its source tree.
+	read -r s z ss < <(sed -n 3p "$F/parts")
+	d=$(loop_attach target.img -r -o "$s" --sizelimit "$z")
+	run -0 e2fsck -fn "$d"
+	mc_mount "$d" "$T/mnt" -o ro
+	diff -r /usr/share/perl "$T/mnt/perl"
+	diff -r /usr/share/zoneinfo "$T/mnt/zoneinfo"
+	mc_umount "$T/mnt"
+	loop_detach "$d"
+}
+
+@test "disk: onto a larger disk: the rest is left as it was, the last partition and its ext4 grow after" {
+	need_disk
+	local s z ss before
+	garbage 272M big >big.img
+	before=$(tail -c 16M big.img | md5sum)
+	run -0 "$MCAST_BIN/mcast-pack" extract --to big.img "$F/disk.mcpkg"
+	[ "$(tail -c 16M big.img | md5sum)" = "$before" ]
+	# examples/grow-last-partition.sh: backup GPT to the new end, last partition to it, then its file system.
+	run -0 sh "$BATS_TEST_DIRNAME/../examples/grow-last-partition.sh" big.img
+	run -0 sfdisk --verify big.img
+	[[ $output == *"No errors detected"* ]]
+	read -r s z ss < <(parts big.img | sed -n 3p)
+	[ "$z" -gt $((205 * 1048576)) ] # 190 MiB before
+	d=$(loop_attach big.img -r -o "$s" --sizelimit "$z")
+	run -0 e2fsck -fn "$d"
+	[ "$(dumpe2fs -h "$d" 2>/dev/null | awk -F: '/^Block count/ { print $2 + 0 }')" -gt $((205 * 1024)) ] # 1 KiB blocks
+	loop_detach "$d"
+}
+
+@test "disk: a bare ext4 (a loop device) with --used-only: one volume, no table; extract and e2fsck pass" {
+	need_disk
+	local s z ss d
+	read -r s z ss < <(sed -n 3p "$F/parts")
+	d=$(loop_attach "$F/disk.img" -r -o "$s" --sizelimit "$z")
+	run -0 "$MCAST_BIN/mcast-pack" -q create --image --used-only -o root.mcpkg "$d"
+	loop_detach "$d"
+	run -0 "$MCAST_BIN/mcast-pack" info --json root.mcpkg
+	[ "$(jget "${lines[-1]}" '[d["partition_table"], len(d["volumes"]), d["volumes"][0]["filesystem"], d["volumes"][0]["size"]]')" = "[None, 1, 'ext4', $z]" ]
+	[ "$(jget "${lines[-1]}" 'd["stored_size"]')" -lt $((z / 4)) ]
+	run -0 "$MCAST_BIN/mcast-pack" extract --to root.img root.mcpkg
+	run -0 e2fsck -fn root.img
+}
+
+@test "disk: refused, nothing written: a mounted source, a dirty ext4, a table past the end; usage errors" {
+	need_disk
+	local s z ss d
+	# Mounted read-write (a copy of the disk): through a loop device backed by the image file, and that device.
+	cp "$F/disk.img" dirty.img
+	read -r s z ss < <(sed -n 3p "$F/parts")
+	d=$(loop_attach dirty.img -o "$s" --sizelimit "$z")
+	mc_mount "$d" "$T/mnt"
+	run -1 "$MCAST_BIN/mcast-pack" create --image --used-only -o m.mcpkg dirty.img
+	[[ $output == *"dirty.img (through $d): mounted read-write or in use"*--force* ]]
+	run -1 "$MCAST_BIN/mcast-pack" create --image --used-only -o m.mcpkg "$d"
+	[[ $output == *"$d: mounted read-write or in use"* ]]
+	[ ! -e m.mcpkg ]
+	mc_umount "$T/mnt"
+	# Not clean: its ext4 marked not valid (what a crash leaves).
+	debugfs -w -R "ssv state 0" "$d" 2>/dev/null
+	loop_detach "$d"
+	run -1 "$MCAST_BIN/mcast-pack" create --image --used-only -o m.mcpkg dirty.img
+	[[ $output == *"dirty.img, partition at byte $s: ext4 is not clean"*e2fsck*--force* ]]
+	[ ! -e m.mcpkg ]
+	run -0 "$MCAST_BIN/mcast-pack" -q create --image --used-only --force -o m.mcpkg dirty.img
+	# A table that points past the end: a 64 MiB disk's GPT on 48 MiB.
+	truncate -s 64M short.img
+	printf 'label: gpt\nstart=1MiB, type=L\n' | sfdisk -q short.img
+	truncate -s 48M short.img
+	run -1 "$MCAST_BIN/mcast-pack" create --image --used-only -o s.mcpkg short.img
+	[[ $output == *"short.img: a GPT disk whose GPT cannot be read: it points past the end of the source"* ]]
+	[ ! -e s.mcpkg ]
+	# The same with an MBR, whose partition libfdisk reads as it is.
+	truncate -s 64M shortm.img
+	printf 'label: dos\nstart=2048, type=83\n' | sfdisk -q shortm.img
+	truncate -s 48M shortm.img
+	run -1 "$MCAST_BIN/mcast-pack" create --image --used-only -o s.mcpkg shortm.img
+	[[ $output == *"shortm.img: its dos table has partition 1 at bytes 1048576-67108864, past the end of the source"* ]]
+	[ ! -e s.mcpkg ]
+	# Usage: --used-only reads a device or file, not a stream; --force and --used-only need their partners.
+	run -2 "$MCAST_BIN/mcast-pack" create --image --used-only -o s.mcpkg - </dev/null
+	[[ $output == *"--used-only"*"not standard input"* ]]
+	run -2 "$MCAST_BIN/mcast-pack" create --used-only -o s.mcpkg "$F/disk.img"
+	run -2 "$MCAST_BIN/mcast-pack" create --image --force -o s.mcpkg "$F/disk.img"
+	[ ! -e s.mcpkg ]
+}
