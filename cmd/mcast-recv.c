@@ -424,9 +424,8 @@ static void summary(struct rstate *x, const char *result, uint64_t start)
 
 	if (x->r)
 		mc_recv_have(x->r, &nhave, &nchunks);
-	mc_json_begin(&j, "summary");
-	mc_json_str(&j, "result", result);
-	mc_json_str(&j, "output", x->o.out);
+	mc_json_summary(&j, result);
+	mc_json_str(&j, "path", x->o.out);
 	mc_json_u64(&j, "chunks", nchunks);
 	mc_json_u64(&j, "verified", nhave);
 	mc_json_u64(&j, "partial", x->partial);
@@ -496,9 +495,8 @@ int main(int argc, char **argv)
 		if (mc_state_drop_stale(x.o.out))
 			mc_debug("%s.state: stale beside a complete %s; removed", x.o.out, x.o.out);
 		mc_info("%s: already complete and verified", x.o.out);
-		mc_json_begin(&j, "summary");
-		mc_json_str(&j, "result", "complete");
-		mc_json_str(&j, "output", x.o.out);
+		mc_json_summary(&j, "complete");
+		mc_json_str(&j, "path", x.o.out);
 		mc_json_u64(&j, "chunks", done_chunks);
 		mc_json_u64(&j, "verified", done_chunks);
 		mc_json_bool(&j, "already", 1);
@@ -658,7 +656,7 @@ int main(int argc, char **argv)
 					mc_id_hex(a->id, idhex), mc_fmt_size(a->payload_size, sz, sizeof sz), addr);
 				mc_json_begin(&j, "joined");
 				mc_json_u64(&j, "session", ev.arg);
-				mc_json_str(&j, "package", a->name);
+				mc_json_str(&j, "name", a->name);
 				mc_json_str(&j, "id", idhex);
 				mc_json_str(&j, "sender", addr);
 				mc_json_u64(&j, "chunks", a->nchunks);
@@ -710,7 +708,7 @@ int main(int argc, char **argv)
 				mc_progress_end();
 				mc_info("%s: complete and verified (%u chunks)", x.o.out, m->nchunks);
 				mc_json_begin(&j, "done");
-				mc_json_str(&j, "output", x.o.out);
+				mc_json_str(&j, "path", x.o.out);
 				mc_json_str(&j, "id", mc_id_hex(m->id, idhex));
 				mc_json_u64(&j, "chunks", m->nchunks);
 				mc_json_end(&j);

@@ -339,9 +339,9 @@ static void new_client(struct run *r, const struct mc_sched_client *c, uint64_t 
 	rid_str(c->rid, id);
 	mc_info("client %zu: %s at %s%s%s", r->s.n, id, c->addr, c->name[0] ? " asking for " : "", c->name);
 	mc_json_begin(&j, "client");
-	mc_json_str(&j, "id", id);
+	mc_json_str(&j, "receiver", id); /* "id" is a package id in every program's JSON (mcast-json(7)) */
 	mc_json_str(&j, "address", c->addr);
-	mc_json_str(&j, "package", c->name);
+	mc_json_str(&j, "name", c->name);
 	mc_json_u64(&j, "clients", r->s.n);
 	mc_json_dbl(&j, "waited", mc_sched_waited(&r->s, now) / 1000.0);
 	mc_json_end(&j);
@@ -572,7 +572,7 @@ int main(int argc, char **argv)
 		struct mc_json j;
 		mc_json_begin(&j, "wait");
 		mc_json_str(&j, "group", r.fb.text);
-		mc_json_str(&j, "package", r.s.package);
+		mc_json_str(&j, "name", r.s.package);
 		mc_json_str(&j, "condition", r.cond);
 		mc_json_u64(&j, "min_clients", cfg.min_clients);
 		if (cfg.has_max_wait)

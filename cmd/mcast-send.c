@@ -16,6 +16,7 @@
 #include "fe.h"
 #include "fec.h"
 #include "log.h"
+#include "meter.h"
 #include "net.h"
 #include "opt.h"
 #include "pace.h"
@@ -573,7 +574,8 @@ int main(int argc, char **argv)
 	{
 		struct mc_json j;
 		mc_json_begin(&j, "start");
-		mc_json_str(&j, "package", x.pkg.m.name);
+		mc_json_str(&j, "path", x.o.pkg);
+		mc_json_str(&j, "name", x.pkg.m.name);
 		mc_json_str(&j, "id", idhex);
 		mc_json_str(&j, "group", x.g.text);
 		mc_json_u64(&j, "session", x.session);
@@ -652,11 +654,27 @@ int main(int argc, char **argv)
 		for (unsigned i = 0; i < mc_sender_npeers(x.s); i++)
 			incomplete += !mc_sender_peer(x.s, i)->done;
 		struct mc_json j;
-		mc_info("session over (%s): %s in %.1fs, %.2fx the package, %llu passes; receivers: %u joined, %u complete, %u told to leave, %u silent",
-			reasons[(unsigned)reason < nreasons ? reason : 0], mc_fmt_size(x.bytes_sent, sz, sizeof sz), secs,
-			(double)x.bytes_sent / (double)(x.pkg.l.file_size ? x.pkg.l.file_size : 1),
-			(unsigned long long)s->passes + (reason == MC_END_NOBODY ? 0 : 0), s->joined, s->complete, s->left, s->gone);
-		mc_json_begin(&j, "summary");
+		/* The outcome (mcast-json(7)); reason stays as why the session ended. Never "complete" beside exit 3. */
+		const char *result = reason == MC_END_SIGNAL    ? "interrupted"
+				     : reason == MC_END_DAMAGED ? "damaged"
+				     : incomplete ? (reason == MC_END_MAX_TIME ? "timeout" : "incomplete")
+						  : "complete";
+		char done[96], np[32];
+		double times = (double)x.bytes_sent / (double)(x.pkg.l.file_size ? x.pkg.l.file_size : 1);
+		mc_fmt_done(x.bytes_sent, secs, done, sizeof done);
+		mc_fmt_count(s->passes, "pass", "passes", np, sizeof np);
+		if (incomplete && reason != MC_END_SIGNAL && reason != MC_END_DAMAGED)
+			mc_info("session ended%s: %u of %u complete, %u silent, %u told to leave: they must run mcast-repair; "
+				"%s sent (%.2fx the package, %s)", reason == MC_END_MAX_TIME ? " at --max-time" : "",
+				s->complete, s->joined, s->gone, s->left, done, times, np);
+		else
+			mc_info("session over (%s): %s sent (%.2fx the package, %s); receivers: %u joined, %u complete, %u told to leave, %u silent",
+				reason == MC_END_NOBODY ? "no receiver joined" : reasons[(unsigned)reason < nreasons ? reason : 0],
+				done, times, np, s->joined, s->complete, s->left, s->gone);
+		mc_json_summary(&j, result);
+		mc_json_str(&j, "path", x.o.pkg);
+		mc_json_str(&j, "name", x.pkg.m.name);
+		mc_json_str(&j, "id", idhex);
 		mc_json_str(&j, "reason", reasons[(unsigned)reason < nreasons ? reason : 0]);
 		mc_json_u64(&j, "bytes_sent", x.bytes_sent);
 		mc_json_u64(&j, "packets_sent", x.pkts_sent);
@@ -689,7 +707,8 @@ out:
 	if (!summed) {
 		/* A run error (said on standard error): scripts still get their last line. */
 		struct mc_json j;
-		mc_json_begin(&j, "summary");
+		mc_json_summary(&j, "error");
+		mc_json_str(&j, "path", x.o.pkg);
 		mc_json_str(&j, "reason", "error");
 		mc_json_u64(&j, "bytes_sent", x.bytes_sent);
 		mc_json_u64(&j, "packets_sent", x.pkts_sent);

@@ -534,6 +534,9 @@ require_session() {
 	[ "$(jget slow summary 'j["result"]')" = left ]
 	[ "$(jget send summary 'j["left"]')" -eq 1 ]
 	[ "$(jget send summary 'j["complete"]')" -eq 2 ]
+	# exit 3 is never called complete: the outcome and the end line say who must repair
+	[ "$(jget send summary 'j["result"]')" = incomplete ]
+	grep -q 'session ended: 2 of 3 complete, 0 silent, 1 told to leave: they must run mcast-repair' "$T/send.err"
 	[ "$(jget send leave 'j["address"].split(":")[0]')" = 198.18.0.4 ]
 	# what it kept is verified: mcast-repair would start from it
 	[ "$(jget slow summary 'j["verified"]')" -lt "$(jget slow summary 'j["chunks"]')" ]
@@ -688,6 +691,8 @@ EOF_PY
 	[ "$(jget send summary 'j["complete"]')" -eq 1 ]
 	[ "$(jget send summary 'j["silent"]')" -eq 1 ]
 	[ "$(jget send summary 'j["reason"]')" = complete ]
+	[ "$(jget send summary 'j["result"]')" = incomplete ]
+	grep -q 'session ended: 1 of 2 complete, 1 silent, 0 told to leave: they must run mcast-repair' "$T/send.err"
 	[ "$(jget send summary 'j["feedback_dropped"]')" -gt 0 ]
 	[ "$(jget send summary 'j["nacks"]')" -gt 300 ]
 }

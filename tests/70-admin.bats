@@ -141,3 +141,47 @@ setup() {
 	MCAST_PORT=65535 run -2 --separate-stderr run_recv -p 7000 -o out.mcpkg
 	[[ $stderr == "mcast-recv: MCAST_PORT '65535': "*"fix or unset it"* ]]
 }
+
+# summary FILE: the last line of FILE, which must be a summary.
+summary_keys() {
+	tail -n 1 "$1" | python3 -c '
+import json, sys
+j = json.loads(sys.stdin.read())
+assert j["event"] == "summary", j
+assert j["v"] == 1, j
+assert j["result"] in ("complete", "incomplete", "ended", "left", "damaged", "timeout",
+                       "interrupted", "error", "started", "empty"), j
+assert "path" in j, j
+print(j["result"], j["path"], j.get("name"), j.get("id"))'
+}
+
+@test "every program's --json summary has the same outcome and path keys (mcast-json(7))" {
+	require_root
+	ns_lo
+	local G=239.77.3.3 P=17330 id
+	id=$(run_pack info --json p.mcpkg | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+	bg_start recv ns_exec local run_recv --json -g $G -p $P --timeout 20s -o "$PWD/r.mcpkg"
+	wait_for 10 test -e r.mcpkg.part
+	ns_exec local with_timeout 30 run_send --json -g $G -p $P -r 20M --linger 1s p.mcpkg >send.json
+	bg_wait recv 30
+	cmp r.mcpkg p.mcpkg
+	[ "$(summary_keys send.json)" = "complete p.mcpkg p $id" ]
+	[ "$(summary_keys "$BATS_TEST_TMPDIR/recv.out")" = "complete $PWD/r.mcpkg None None" ]
+	run_pack verify --json p.mcpkg >pack.json
+	[ "$(summary_keys pack.json)" = "complete p.mcpkg None $id" ]
+	cp p.mcpkg d.mcpkg
+	printf 'xxxx' | dd of=d.mcpkg bs=1 seek=50000 conv=notrunc status=none
+	run -3 --separate-stderr run_pack verify --json d.mcpkg
+	printf '%s\n' "$output" >dpack.json
+	[ "$(summary_keys dpack.json)" = "damaged d.mcpkg None $id" ]
+	run -0 --separate-stderr run_repair --json -s p.mcpkg d.mcpkg
+	printf '%s\n' "$output" >repair.json
+	[ "$(summary_keys repair.json)" = "complete d.mcpkg p $id" ]
+	run -0 --separate-stderr ns_exec local run_sched --json -g $G -p $P --max-wait 1s -- true
+	printf '%s\n' "$output" >sched.json
+	[ "$(summary_keys sched.json)" = "started None None None" ]
+	# A sender that nobody joined: complete, nothing owed; one cut by --max-time with a
+	# receiver missing chunks: timeout, never complete beside exit 3.
+	run -0 --separate-stderr ns_exec local with_timeout 30 run_send --json -g $G -p $P -r 20M --linger 200ms p.mcpkg
+	[[ $stderr == *"session over (no receiver joined)"*" sent ("*"x the package, 1 pass);"* ]]
+}
