@@ -116,7 +116,7 @@ wait_chunks() {
 	done
 }
 wait_chunks r1 $((chunks / 4)) || fail "the session did not start"
-grep -h '"event":"summary","result":"started"' "$tmp/send.json" | head -1 | sed 's/^/sched: /'
+grep -h '"event":"summary","v":1,"result":"started"' "$tmp/send.json" | head -1 | sed 's/^/sched: /'
 step "About a quarter sent: r3 joins the session in progress"
 ip netns exec "$ns-r3" "$bin/mcast-recv" -g "$group" -p "$port" -o "$tmp/r3.mcpkg" --timeout 60s --json \
 	>"$tmp/r3.json" 2>"$tmp/r3.err" &
