@@ -55,7 +55,8 @@ int mc_tstate_match(const char *path, const struct mc_manifest *sm, const uint8_
  * The resume check (the rule of lib/resume.h: a state is a lower bound):
  * every chunk st does not mark is read from t and marked when its span
  * matches its span digest (a hole on a target that reads as zeros
- * included); spans of chunks found are dropped. Nothing is written.
+ * included; a don't-care hole is marked unread); spans of chunks found are
+ * dropped. Nothing is written.
  * Returns the number found, or -1 on a read error.
  */
 long mc_tstate_check(struct mc_target *t, const struct mc_manifest *m, struct mc_state *st, char *err, size_t errlen);
