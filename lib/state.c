@@ -149,18 +149,7 @@ int mc_state_load(const char *pkg, int part_fd, struct mc_state *st, char *err, 
 		snprintf(err, errlen, "%s: out of memory", path);
 		goto out;
 	}
-	q += 24;
-	for (uint32_t i = 0; i < nspans; i++, q += 12) {
-		struct mc_span sp = {mc_get32(q), mc_get32(q + 4), mc_get32(q + 8)};
-		const struct mc_span *pv = st->nspans ? &st->spans[st->nspans - 1] : NULL;
-		/* Sorted, not overlapping, not empty: else the spans are dropped, the map is still good. */
-		if (sp.len == 0 || sp.chunk >= n || (uint64_t)sp.off + sp.len > UINT32_MAX ||
-		    (pv && (sp.chunk < pv->chunk || (sp.chunk == pv->chunk && sp.off < pv->off + pv->len)))) {
-			st->nspans = 0;
-			break;
-		}
-		st->spans[st->nspans++] = sp;
-	}
+	mc_state_spans_get(st, q + 24, nspans);
 	memcpy(st->have, buf + 32, bm);
 	/* Recount rather than trust the stored count, and clear bits past nchunks. */
 	if (n % 8)
@@ -195,13 +184,70 @@ static int fsync_dir_of(const char *path)
 	return rc;
 }
 
+void mc_state_spans_put(const struct mc_state *st, uint32_t n, uint8_t *q)
+{
+	for (uint32_t i = 0; i < n; i++, q += 12) {
+		mc_put32(q, st->spans[i].chunk);
+		mc_put32(q + 4, st->spans[i].off);
+		mc_put32(q + 8, st->spans[i].len);
+	}
+}
+
+void mc_state_spans_get(struct mc_state *st, const uint8_t *q, uint32_t n)
+{
+	st->nspans = 0;
+	for (uint32_t i = 0; i < n; i++, q += 12) {
+		struct mc_span sp = {mc_get32(q), mc_get32(q + 4), mc_get32(q + 8)};
+		const struct mc_span *pv = st->nspans ? &st->spans[st->nspans - 1] : NULL;
+		/* Sorted, not overlapping, not empty: else the spans are dropped, the map is still good. */
+		if (sp.len == 0 || sp.chunk >= st->nchunks || (uint64_t)sp.off + sp.len > UINT32_MAX ||
+		    (pv && (sp.chunk < pv->chunk || (sp.chunk == pv->chunk && sp.off < pv->off + pv->len)))) {
+			st->nspans = 0;
+			return;
+		}
+		st->spans[st->nspans++] = sp;
+	}
+}
+
+int mc_state_replace(const char *path, const char *tmp, const void *buf, size_t len, char *err, size_t errlen)
+{
+	int fd, rc = -1;
+
+	/* A new file, never one that was there: a planted symlink must not redirect the write. */
+	unlink(tmp);
+	errno = 0;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, buf, len) != (ssize_t)len || fsync(fd) < 0) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno ? errno : EIO));
+		goto out;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	fsync_dir_of(path);
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0)
+		unlink(tmp);
+	return rc;
+}
+
 int mc_state_save(const char *pkg, int part_fd, const struct mc_state *st, char *err, size_t errlen)
 {
 	size_t bm = (size_t)st->nchunks / 8 + 1;
 	uint32_t nspans = st->nspans;
 	char *path = mc_state_file_path(pkg), *tmp = suffixed(pkg, ".state.tmp");
 	uint8_t *buf = NULL;
-	int fd = -1, rc = -1;
+	int rc = -1;
 	struct stat psb;
 
 	if (STATE_FIXED + bm + (size_t)nspans * 12 > STATE_MAX)
@@ -225,37 +271,10 @@ int mc_state_save(const char *pkg, int part_fd, const struct mc_state *st, char 
 	mc_put64(q + 8, (uint64_t)psb.st_ctim.tv_sec);
 	mc_put32(q + 16, (uint32_t)psb.st_ctim.tv_nsec);
 	mc_put32(q + 20, nspans);
-	q += 24;
-	for (uint32_t i = 0; i < nspans; i++, q += 12) {
-		mc_put32(q, st->spans[i].chunk);
-		mc_put32(q + 4, st->spans[i].off);
-		mc_put32(q + 8, st->spans[i].len);
-	}
+	mc_state_spans_put(st, nspans, q + 24);
 	mc_put64(buf + len - 8, XXH64(buf, len - 8, 0));
-	/* A new file, never one that was there: a planted symlink must not redirect the write. */
-	unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, buf, len) != (ssize_t)len || fsync(fd) < 0) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno ? errno : EIO));
-		goto out;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	fsync_dir_of(path);
-	rc = 0;
+	rc = mc_state_replace(path, tmp, buf, len, err, errlen);
 out:
-	if (fd >= 0)
-		close(fd);
-	if (rc < 0 && tmp)
-		unlink(tmp);
 	free(buf);
 	free(path);
 	free(tmp);

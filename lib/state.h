@@ -71,6 +71,22 @@ int mc_state_save(const char *pkg, int part_fd, const struct mc_state *st, char 
  */
 uint32_t mc_state_spans_fit(struct mc_state *st, const struct mc_manifest *m);
 
+/*
+ * Spans as a state file stores them (lib/tstate.h too): n of 12 bytes each
+ * (chunk, offset, length; big-endian). mc_state_spans_get reads n of them
+ * into st->spans (room for n, st->nchunks set): all, or none when one is
+ * empty, out of order or overlapping (the map is still good without them).
+ */
+void mc_state_spans_put(const struct mc_state *st, uint32_t n, uint8_t *q);
+void mc_state_spans_get(struct mc_state *st, const uint8_t *q, uint32_t n);
+
+/*
+ * Atomically replaces path with len bytes of buf: written to tmp (a new
+ * file, never a planted link), fsync'd, renamed over path, the directory
+ * fsync'd. Returns 0, or -1 with "FILE: reason" in err (tmp removed).
+ */
+int mc_state_replace(const char *path, const char *tmp, const void *buf, size_t len, char *err, size_t errlen);
+
 /* How many distinct chunks n sorted spans touch. */
 uint32_t mc_span_chunks(const struct mc_span *sp, uint32_t n);
 

@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,18 +83,7 @@ int mc_tstate_load(const char *path, struct mc_manifest *m, uint8_t tid[MC_DIGES
 	st->have[n / 8] &= (uint8_t)((1u << (n % 8)) - 1);
 	for (uint32_t i = 0; i < n; i++)
 		st->nhave += mc_state_has(st, i);
-	q += 8 + bm + 4;
-	for (uint32_t i = 0; i < nspans; i++, q += 12) {
-		struct mc_span sp = {mc_get32(q), mc_get32(q + 4), mc_get32(q + 8)};
-		const struct mc_span *pv = st->nspans ? &st->spans[st->nspans - 1] : NULL;
-		/* Sorted, not overlapping, not empty: else the spans are dropped, the map is still good. */
-		if (sp.len == 0 || sp.chunk >= n || (uint64_t)sp.off + sp.len > UINT32_MAX ||
-		    (pv && (sp.chunk < pv->chunk || (sp.chunk == pv->chunk && sp.off < pv->off + pv->len)))) {
-			st->nspans = 0;
-			break;
-		}
-		st->spans[st->nspans++] = sp;
-	}
+	mc_state_spans_get(st, q + 8 + bm + 4, nspans);
 	mc_state_spans_fit(st, m);
 	memcpy(tid, buf + 8 + MC_ID_LEN, MC_DIGEST_LEN);
 	rc = 1;
@@ -159,29 +147,19 @@ long mc_tstate_check(struct mc_target *t, const struct mc_manifest *m, struct mc
 	return found;
 }
 
-static void fsync_dir_of(const char *path)
-{
-	char *copy = strdup(path);
-	int fd;
-
-	if (copy == NULL)
-		return;
-	if ((fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-	free(copy);
-}
-
 int mc_tstate_save(const char *path, const struct mc_manifest *m, const uint8_t tid[MC_DIGEST_LEN],
 		   const struct mc_state *st, char *err, size_t errlen)
 {
 	size_t bm = (size_t)st->nchunks / 8 + 1, plen = strlen(path);
 	uint32_t nspans = st->nspans;
-	size_t len = TSTATE_HEAD + m->raw_len + TSTATE_TAIL + bm + (size_t)nspans * 12;
+	size_t fixed = TSTATE_HEAD + m->raw_len + TSTATE_TAIL + bm;
+
+	if (fixed + (size_t)nspans * 12 > MC_TSTATE_MAX)
+		nspans = (uint32_t)((MC_TSTATE_MAX - fixed) / 12); /* keep what fits: the rest is fetched again */
+	size_t len = fixed + (size_t)nspans * 12;
 	char *tmp = malloc(plen + 5);
 	uint8_t *buf = malloc(len);
-	int fd = -1, rc = -1;
+	int rc = -1;
 
 	if (tmp == NULL || buf == NULL) {
 		fail(err, errlen, ENOMEM, path, "out of memory");
@@ -200,38 +178,10 @@ int mc_tstate_save(const char *path, const struct mc_manifest *m, const uint8_t 
 	memcpy(q + 8, st->have, bm);
 	q += 8 + bm;
 	mc_put32(q, nspans);
-	q += 4;
-	for (uint32_t i = 0; i < nspans; i++, q += 12) {
-		mc_put32(q, st->spans[i].chunk);
-		mc_put32(q + 4, st->spans[i].off);
-		mc_put32(q + 8, st->spans[i].len);
-	}
+	mc_state_spans_put(st, nspans, q + 4);
 	mc_put64(buf + len - 8, XXH64(buf, len - 8, 0));
-	/* A new file, never one that was there: a planted symlink must not redirect the write. */
-	unlink(tmp);
-	errno = 0;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, buf, len) != (ssize_t)len || fsync(fd) < 0) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno ? errno : EIO));
-		goto out;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	fsync_dir_of(path);
-	rc = 0;
+	rc = mc_state_replace(path, tmp, buf, len, err, errlen);
 out:
-	if (fd >= 0)
-		close(fd);
-	if (rc < 0 && tmp)
-		unlink(tmp);
 	free(buf);
 	free(tmp);
 	return rc;
