@@ -46,6 +46,13 @@ $(B)/tests/%: tests/unit/%.c tests/unit/tap.h $(B)/libmcast.a $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(B)/libmcast.a $(LDLIBS)
 
+# bench/crypto: chunk digests and session MACs on this CPU (run: $(B)/bench/crypto [SECONDS]).
+.PHONY: bench/crypto
+bench/crypto: $(B)/bench/crypto
+$(B)/bench/crypto: bench/crypto.c $(B)/libmcast.a $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ bench/crypto.c $(B)/libmcast.a $(LDLIBS)
+
 # bench/sim: the protocol at scale in one process, on tests/sim/sim.h (run: $(B)/bench/sim [--quick]).
 .PHONY: bench/sim
 bench/sim: $(B)/bench/sim
