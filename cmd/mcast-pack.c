@@ -207,6 +207,16 @@ static int check_trust(const struct mc_pkg *p)
 	return 0;
 }
 
+/* open_pkg, then check_trust: the package is open only when 0 is returned. */
+static int open_trusted(const char *path, unsigned flags, struct mc_pkg *p)
+{
+	int rc = open_pkg(path, flags, p);
+
+	if (rc == 0 && (rc = check_trust(p)) != 0)
+		mc_pkg_close(p);
+	return rc;
+}
+
 /*
  * --json output ends with one "summary" object, as every program's does,
  * naming the command; main() writes a short one for a command that failed
@@ -575,15 +585,11 @@ static int cmd_verify(const char *path)
 	struct vstate v = {.p = &p};
 	struct mc_pkg_verify_cb cb = {verify_bad, verify_progress, &v};
 	char err[512], hex[2 * MC_ID_LEN + 1], arr[4200];
-	int ok = 0, rc = open_pkg(path, MC_PKG_OPEN_PARTIAL, &p);
+	int ok = 0, rc = open_trusted(path, MC_PKG_OPEN_PARTIAL, &p);
 	long bad;
 
 	if (rc)
 		return rc;
-	if ((rc = check_trust(&p)) != 0) {
-		mc_pkg_close(&p);
-		return rc;
-	}
 	bad = mc_pkg_verify(&p, &cb, NULL, &ok, err, sizeof err);
 	mc_progress_end();
 	if (bad < 0) {
@@ -656,15 +662,11 @@ static int cmd_extract_to(const struct args *a, const char *path)
 	char err[1024];
 	uint8_t *buf = NULL;
 	uint64_t holes = 0, written = 0;
-	int rc = open_pkg(path, 0, &p);
+	int rc = open_trusted(path, 0, &p);
 
+	/* Trusted before the target is even opened: an untrusted package never touches it. */
 	if (rc)
 		return rc;
-	/* Before the target is even opened: an untrusted package never touches it. */
-	if ((rc = check_trust(&p)) != 0) {
-		mc_pkg_close(&p);
-		return rc;
-	}
 	if ((t = mc_target_open(a->to, &p.m, a->zeroed ? MC_TARGET_ZEROED : 0, err, sizeof err)) == NULL) {
 		mc_pkg_close(&p);
 		return target_refused(err);
@@ -760,15 +762,11 @@ static int cmd_verify_to(const struct args *a, const char *path)
 	char err[1024], hex[2 * MC_ID_LEN + 1];
 	long bad;
 	/* The manifest is all that is needed: a partial package (PKG.part) will do. */
-	int rc = open_pkg(path, MC_PKG_OPEN_PARTIAL, &p);
+	int rc = open_trusted(path, MC_PKG_OPEN_PARTIAL, &p);
 
+	/* Trusted before the target is even opened: an untrusted package never touches it. */
 	if (rc)
 		return rc;
-	/* Before the target is even opened: an untrusted package never touches it. */
-	if ((rc = check_trust(&p)) != 0) {
-		mc_pkg_close(&p);
-		return rc;
-	}
 	if ((t = mc_target_open(a->to, &p.m, MC_TARGET_READONLY, err, sizeof err)) == NULL) {
 		mc_pkg_close(&p);
 		return target_refused(err);
@@ -811,14 +809,10 @@ static int cmd_extract(const struct args *a, const char *path)
 	struct mc_pkg p;
 	char err[1024];
 	unsigned refused = 0;
-	int rc = open_pkg(path, 0, &p);
+	int rc = open_trusted(path, 0, &p);
 
 	if (rc)
 		return rc;
-	if ((rc = check_trust(&p)) != 0) {
-		mc_pkg_close(&p);
-		return rc;
-	}
 	if (a->to_stdout) {
 		if (mc_pkg_extract_fd(&p, STDOUT_FILENO, err, sizeof err) < 0) {
 			rc = exit_for_errno(errno);

@@ -1,5 +1,6 @@
 /* Keys, signatures, trust sets and chunk digests on OpenSSL 3's libcrypto (see crypto.h). */
 #include "crypto.h"
+#include "log.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -39,14 +40,7 @@ void mc_key_id(const uint8_t pub[MC_KEY_PUB_LEN], uint8_t id[MC_KEYID_LEN])
 
 char *mc_keyid_hex(const uint8_t id[MC_KEYID_LEN], char out[2 * MC_KEYID_LEN + 1])
 {
-	static const char d[] = "0123456789abcdef";
-
-	for (int i = 0; i < MC_KEYID_LEN; i++) {
-		out[2 * i] = d[id[i] >> 4];
-		out[2 * i + 1] = d[id[i] & 15];
-	}
-	out[2 * MC_KEYID_LEN] = '\0';
-	return out;
+	return mc_hex(id, MC_KEYID_LEN, out);
 }
 
 int mc_random(void *p, size_t n)

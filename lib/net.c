@@ -277,6 +277,30 @@ int mc_net_gso_ok(int fd)
 	return getsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, &l) == 0;
 }
 
+/* One sendmsg of datagrams of seg bytes each (the last possibly shorter) with UDP GSO. Returns 0 or -1. */
+static int send_gso(int fd, const struct mc_group *g, struct iovec *iov, size_t niov, uint16_t seg)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr mh;
+
+	memset(&mh, 0, sizeof mh);
+	mh.msg_name = (void *)&g->sa;
+	mh.msg_namelen = g->salen;
+	mh.msg_iov = iov;
+	mh.msg_iovlen = niov;
+	mh.msg_control = u.buf;
+	mh.msg_controllen = sizeof u.buf;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_UDP;
+	c->cmsg_type = UDP_SEGMENT;
+	c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+	memcpy(CMSG_DATA(c), &seg, sizeof seg);
+	return sendmsg(fd, &mh, 0) < 0 ? -1 : 0;
+}
+
 /* The session key's context (mc_net_set_auth), NULL when sessions are not authenticated. */
 static struct mc_auth *net_auth;
 
@@ -314,25 +338,7 @@ static int send_batch_auth(int fd, const struct mc_group *g, struct iovec *iov, 
 			v[3 * d + 2].iov_len = MC_AUTH_LEN;
 		}
 		if (gso) {
-			union {
-				char buf[CMSG_SPACE(sizeof(uint16_t))];
-				struct cmsghdr align;
-			} u;
-			struct msghdr mh;
-			uint16_t s2 = (uint16_t)(seg + MC_AUTH_LEN);
-			memset(&mh, 0, sizeof mh);
-			mh.msg_name = (void *)&g->sa;
-			mh.msg_namelen = g->salen;
-			mh.msg_iov = v;
-			mh.msg_iovlen = 3 * k;
-			mh.msg_control = u.buf;
-			mh.msg_controllen = sizeof u.buf;
-			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-			c->cmsg_level = SOL_UDP;
-			c->cmsg_type = UDP_SEGMENT;
-			c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-			memcpy(CMSG_DATA(c), &s2, sizeof s2);
-			if (sendmsg(fd, &mh, 0) < 0)
+			if (send_gso(fd, g, v, 3 * k, (uint16_t)(seg + MC_AUTH_LEN)) < 0)
 				return -1;
 		} else {
 			struct mmsghdr msgs[MAXD];
@@ -358,26 +364,8 @@ int mc_net_send_batch(int fd, const struct mc_group *g, struct iovec *iov, unsig
 {
 	if (net_auth)
 		return send_batch_auth(fd, g, iov, niov, seg, gso);
-	if (gso) {
-		union {
-			char buf[CMSG_SPACE(sizeof(uint16_t))];
-			struct cmsghdr align;
-		} u;
-		struct msghdr mh;
-		memset(&mh, 0, sizeof mh);
-		mh.msg_name = (void *)&g->sa;
-		mh.msg_namelen = g->salen;
-		mh.msg_iov = iov;
-		mh.msg_iovlen = niov;
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof u.buf;
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_UDP;
-		c->cmsg_type = UDP_SEGMENT;
-		c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-		memcpy(CMSG_DATA(c), &seg, sizeof seg);
-		return sendmsg(fd, &mh, 0) < 0 ? -1 : 0;
-	}
+	if (gso)
+		return send_gso(fd, g, iov, niov, seg);
 	/* Without GSO: iov holds header/symbol pairs, one datagram per pair. */
 	struct mmsghdr msgs[128];
 	unsigned n = 0;
