@@ -77,6 +77,7 @@ struct run {
 	uint8_t tid[MC_DIGEST_LEN];
 	int m_from_state;       /* the manifest came from o->state_path: a source must serve that package */
 	int accepted;           /* a source was accepted: writing may begin */
+	int made_target;        /* the target did not exist: mc_target_open made it (removed again when refused) */
 };
 
 static uint64_t now_ms(void)
@@ -485,6 +486,9 @@ static int lock_fd(int fd)
 /* --to: opens the target for r->m, every refusal before a byte is written (res->refused: unsuitable). */
 static int open_target(struct run *r)
 {
+	struct stat sb;
+
+	r->made_target = lstat(r->o->target, &sb) < 0 && errno == ENOENT;
 	r->tgt = mc_target_open(r->o->target, &r->m, 0, r->err, r->errlen);
 	if (r->tgt == NULL) {
 		r->res->refused = errno == EINVAL;
@@ -1175,6 +1179,8 @@ out:
 		close(r.fd);
 	if (r.tgt)
 		mc_target_close(r.tgt);
+	if (res->refused && r.made_target)
+		unlink(o->target); /* refused: not even the new file stays */
 	for (unsigned i = 0; r.slots && i < r.nslots; i++)
 		free(r.slots[i].buf);
 	free(r.slots);

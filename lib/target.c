@@ -30,6 +30,7 @@ struct mc_target {
 	uint64_t size;
 	dev_t dev, rdev;
 	ino_t ino;
+	uint64_t btime;       /* a file's birth time (ns), where the file system keeps one: 0 otherwise */
 	struct mc_image_dec *dec;
 	uint8_t *buf;         /* one span */
 };
@@ -93,6 +94,10 @@ static int open_target(struct mc_target *t, const char *path, char *err, size_t 
 	t->ino = st.st_ino;
 	t->rdev = st.st_rdev;
 	t->size = (uint64_t)st.st_size;
+	/* A file removed and made again may get the same inode: its birth time tells them apart (identity). */
+	struct statx sx;
+	if (!t->blk && statx(t->fd, "", AT_EMPTY_PATH, STATX_BTIME, &sx) == 0 && (sx.stx_mask & STATX_BTIME))
+		t->btime = (uint64_t)sx.stx_btime.tv_sec * 1000000000u + sx.stx_btime.tv_nsec;
 	if (t->blk && ioctl(t->fd, BLKGETSIZE64, &t->size) < 0)
 		return fail(err, errlen, errno, path, "cannot tell its size: %s", strerror(errno));
 	/*
@@ -436,11 +441,12 @@ int mc_target_is_blockdev(const struct mc_target *t)
 
 void mc_target_identity(const struct mc_target *t, uint8_t id[MC_DIGEST_LEN])
 {
-	uint8_t b[1 + 8 + 8 + 8];
+	uint8_t b[1 + 8 + 8 + 8 + 8];
 
 	b[0] = (uint8_t)t->blk;
 	mc_put64(b + 1, t->blk ? (uint64_t)t->rdev : (uint64_t)t->dev);
 	mc_put64(b + 9, t->blk ? 0 : (uint64_t)t->ino);
 	mc_put64(b + 17, t->size);
+	mc_put64(b + 25, t->btime);
 	mc_digest(b, sizeof b, id);
 }

@@ -105,7 +105,8 @@ uint64_t mc_target_size(const struct mc_target *t);
 int mc_target_is_blockdev(const struct mc_target *t);
 /*
  * The target's identity, for a state file to be kept against: a digest of
- * its kind, device number (block device) or device and inode (file), and size.
+ * its kind, device number (block device) or device, inode and birth time
+ * (file: a file made again in the same place is another target), and size.
  */
 void mc_target_identity(const struct mc_target *t, uint8_t id[MC_DIGEST_LEN]);
 

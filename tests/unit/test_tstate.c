@@ -126,6 +126,19 @@ int main(void)
 	ok(mc_tstate_match(sf, &m, lt, &p.m, u, err, sizeof err) < 0 && errno == EINVAL &&
 		   strstr(err, "another target"), "another target refused: %s", err);
 	mc_target_close(u);
+	/* t2 removed and made again (it may get the same inode): another target, where files have a birth time. */
+	struct statx sx;
+	int bt = statx(AT_FDCWD, t2, 0, STATX_BTIME, &sx) == 0 && (sx.stx_mask & STATX_BTIME);
+	unlink(t2);
+	usleep(2000);
+	u = mc_target_open(t2, &p.m, 0, err, sizeof err);
+	uint8_t tid3[MC_DIGEST_LEN];
+	if (u)
+		mc_target_identity(u, tid3);
+	ok(u != NULL && (!bt || memcmp(tid2, tid3, MC_DIGEST_LEN) != 0), "a file made again is another target%s",
+	   bt ? "" : " (no birth time here: not checked)");
+	if (u)
+		mc_target_close(u);
 
 	/* The resume check marks what is right on the target and drops the spans of chunks found. */
 	ok(mc_pkg_check_chunk(&p, 2, buf) == 1 && mc_target_put_chunk(t, 2, buf, mc_manifest_chunk_len(&p.m, 2), err,
