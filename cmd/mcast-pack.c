@@ -14,6 +14,7 @@
 #include "exitcode.h"
 #include "fe.h"
 #include "log.h"
+#include "meter.h"
 #include "opt.h"
 #include "pkg.h"
 #include "target.h"
@@ -545,25 +546,34 @@ struct vstate {
 	char list[4096];
 	size_t len;
 	unsigned listed;
+	/* Runs of bad chunks, said after the verdict: 148 bad chunks in a row are one line, not 148. */
+	struct vrun {
+		uint32_t first, last;
+	} *runs;
+	size_t nruns, cap;
+	int nomem;
 };
 
 static void verify_bad(void *arg, uint32_t i)
 {
 	struct vstate *v = arg;
-	uint64_t a, b;
 	char num[16];
 
-	mc_pkg_chunk_range(v->p, i, &a, &b);
-	if (mc_log_json()) {
-		struct mc_json j;
-		mc_json_begin(&j, "bad_chunk");
-		mc_json_u64(&j, "index", i);
-		mc_json_u64(&j, "offset", a);
-		mc_json_u64(&j, "length", b - a + 1);
-		mc_json_end(&j);
+	if (v->nruns && v->runs[v->nruns - 1].last + 1 == i) {
+		v->runs[v->nruns - 1].last = i;
+	} else {
+		if (v->nruns == v->cap) {
+			size_t cap = v->cap ? 2 * v->cap : 64;
+			struct vrun *r = realloc(v->runs, cap * sizeof *r);
+			if (r == NULL) {
+				v->nomem = 1;
+				return;
+			}
+			v->runs = r;
+			v->cap = cap;
+		}
+		v->runs[v->nruns++] = (struct vrun){i, i};
 	}
-	mc_err("%s: chunk %u (bytes %llu-%llu): damaged or missing", v->p->path, i, (unsigned long long)a,
-	       (unsigned long long)b);
 	/* The summary lists the first bad chunks only: one line must stay bounded. */
 	int n = snprintf(num, sizeof num, "%s%u", v->listed ? "," : "", i);
 	if (v->len + (size_t)n + 2 < sizeof v->list) {
@@ -592,13 +602,32 @@ static int cmd_verify(const char *path)
 		return rc;
 	bad = mc_pkg_verify(&p, &cb, NULL, &ok, err, sizeof err);
 	mc_progress_end();
+	if (bad >= 0 && v.nomem) {
+		snprintf(err, sizeof err, "out of memory");
+		bad = -1;
+	}
 	if (bad < 0) {
 		mc_err("%s", err);
+		free(v.runs);
 		mc_pkg_close(&p);
 		return MC_EXIT_RUNTIME;
 	}
 	int trailing = p.file_size > p.l.file_size;
 	int intact = bad == 0 && ok && !trailing;
+	uint64_t badbytes = 0;
+	for (size_t k = 0; k < v.nruns; k++) {
+		uint64_t a, b, c, d;
+		mc_pkg_chunk_range(&p, v.runs[k].first, &a, &b);
+		mc_pkg_chunk_range(&p, v.runs[k].last, &c, &d);
+		badbytes += d - a + 1;
+	}
+	/* The verdict first, then one line (and one --json object) per run of bad chunks. */
+	if (!intact) {
+		char sz[32], nr[32];
+		mc_err("%s: damaged: %ld of %u chunks bad (%s in %s)%s", path, bad, p.m.nchunks,
+		       mc_fmt_size(badbytes, sz, sizeof sz), mc_fmt_count(v.nruns, "run", "runs", nr, sizeof nr),
+		       bad ? "; run mcast-repair" : "");
+	}
 	if (p.file_size < p.l.file_size)
 		mc_err("%s: truncated: %llu of %llu bytes", path, (unsigned long long)p.file_size,
 		       (unsigned long long)p.l.file_size);
@@ -607,6 +636,30 @@ static int cmd_verify(const char *path)
 		       (unsigned long long)(p.file_size - p.l.file_size));
 	if (bad == 0 && !ok)
 		mc_err("%s: payload digest does not match the manifest", path);
+	for (size_t k = 0; k < v.nruns; k++) {
+		uint64_t a, b, c, d;
+		char sz[32];
+		uint32_t f = v.runs[k].first, l = v.runs[k].last;
+		mc_pkg_chunk_range(&p, f, &a, &b);
+		mc_pkg_chunk_range(&p, l, &c, &d);
+		const char *what = a >= p.file_size ? "missing" : "damaged or missing";
+		if (f == l)
+			mc_err("%s: chunk %u (bytes %llu-%llu): %s", path, f, (unsigned long long)a, (unsigned long long)d, what);
+		else
+			mc_err("%s: chunks %u-%u (bytes %llu-%llu, %s): %s", path, f, l, (unsigned long long)a,
+			       (unsigned long long)d, mc_fmt_size(d - a + 1, sz, sizeof sz), what);
+		if (mc_log_json()) {
+			struct mc_json j;
+			mc_json_begin(&j, "bad_chunk");
+			mc_json_u64(&j, "index", f);
+			mc_json_u64(&j, "last", l);
+			mc_json_u64(&j, "count", (uint64_t)(l - f) + 1);
+			mc_json_u64(&j, "offset", a);
+			mc_json_u64(&j, "length", d - a + 1);
+			mc_json_end(&j);
+		}
+	}
+	free(v.runs);
 	mc_id_hex(p.m.id, hex);
 	if (mc_log_json()) {
 		struct mc_json j;
@@ -622,9 +675,6 @@ static int cmd_verify(const char *path)
 	}
 	if (intact)
 		mc_info("%s: ok, %u chunks verified, id %s", path, p.m.nchunks, hex);
-	else
-		mc_err("%s: damaged: %ld of %u chunks bad%s", path, bad, p.m.nchunks,
-		       bad ? "; run mcast-repair" : "");
 	mc_pkg_close(&p);
 	return intact ? MC_EXIT_OK : MC_EXIT_INCOMPLETE;
 }

@@ -562,7 +562,7 @@ EOF
 	run -0 run_pack create -q -z none --chunk-size 64K -o p.mcpkg - <img
 	head -c 300000 p.mcpkg >cut.mcpkg
 	run -3 --separate-stderr run_pack verify cut.mcpkg
-	[[ $stderr == *"chunk 9 (bytes "* ]]
+	[[ $stderr == *"cut.mcpkg: chunks 4-9 (bytes "* ]]
 	[[ $stderr == *truncated* ]]
 	[[ $stderr != *"chunk 3 ("* ]]
 	run -3 --separate-stderr run_pack info cut.mcpkg

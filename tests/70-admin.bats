@@ -185,3 +185,20 @@ print(j["result"], j["path"], j.get("name"), j.get("id"))'
 	run -0 --separate-stderr ns_exec local with_timeout 30 run_send --json -g $G -p $P -r 20M --linger 200ms p.mcpkg
 	[[ $stderr == *"session over (no receiver joined)"*" sent ("*"x the package, 1 pass);"* ]]
 }
+
+@test "verify of a truncated package leads with one verdict and merges runs of bad chunks" {
+	head -c $((40 * 65536)) /dev/urandom >big
+	run_pack create -q -o t.mcpkg -z none --chunk-size 64K - <big
+	off=$(run_pack info --json t.mcpkg | python3 -c 'import json,sys; print(json.load(sys.stdin)["payload_offset"])')
+	cp t.mcpkg cut.mcpkg
+	truncate -s $((off + 10 * 65536)) cut.mcpkg
+	printf 'x' | dd of=cut.mcpkg bs=1 seek=$((off + 2 * 65536 + 7)) conv=notrunc status=none
+	run -3 --separate-stderr run_pack verify cut.mcpkg
+	[ "${stderr%%$'\n'*}" = "mcast-pack: cut.mcpkg: damaged: 31 of 40 chunks bad (1.9 MiB in 2 runs); run mcast-repair" ]
+	[[ $stderr == *"cut.mcpkg: chunk 2 (bytes $((off + 2 * 65536))-$((off + 3 * 65536 - 1))): damaged or missing"* ]]
+	[[ $stderr == *"cut.mcpkg: chunks 10-39 (bytes $((off + 10 * 65536))-$((off + 40 * 65536 - 1)), 1.9 MiB): missing"* ]]
+	[ "$(grep -c 'chunk' <<<"$stderr")" -le 3 ]
+	run -3 --separate-stderr run_pack verify --json cut.mcpkg
+	[ "$(grep -c '"event":"bad_chunk"' <<<"$output")" = 2 ]
+	grep -q '"event":"bad_chunk","index":10,"last":39,"count":30,' <<<"$output"
+}
