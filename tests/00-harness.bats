@@ -469,6 +469,9 @@ complete_words() {
 	grep -q '^\[Service\]' "$MCAST_ROOT/examples/mcast-session@.service"
 	grep -q '^ExecStart=.*mcast-sched .*--min-clients .*--max-wait .* -- .*mcast-send' \
 		"$MCAST_ROOT/examples/mcast-session@.service"
+	grep -q '^\[Service\]' "$MCAST_ROOT/examples/mcast-client@.service"
+	# The client takes only its own package (--package through -n, or --expect through -e).
+	grep -q '^ExecStart=.*mcast-client.sh .*-[ne] ' "$MCAST_ROOT/examples/mcast-client@.service"
 	grep -q '^\[Timer\]' "$MCAST_ROOT/examples/mcast-session@.timer"
 	grep -q '^OnCalendar=' "$MCAST_ROOT/examples/mcast-session@.timer"
 	# Every crontab entry: five time fields then a command; the sends wait for a quorum.
