@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto.h"
 #include "pkg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -52,12 +53,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assert(sum == m.payload_size && mc_manifest_chunk_of(&m, sum) == m.nchunks);
 		uint64_t hb2;
 		assert(mc_manifest_holes(&m, &hb2) == holes && hb2 == hb);
+		/* A signed manifest ends in its signature trailer, after the tables. */
+		const uint8_t *end = m.raw + m.raw_len - (m.is_signed ? MC_SIG_TRAILER_LEN : 0);
+		assert(!m.is_signed || (m.digest_alg == MC_HASH_SHA256 && mc_sig_trailer_is(end)));
 		if (m.format == MC_PKG_VERSION_IMAGE) {
 			assert(spans == m.image_size && m.kind == MC_KIND_IMAGE);
-			assert(m.nchunks == 0 || m.span_digests + (size_t)m.nchunks * MC_DIGEST_LEN == m.raw + m.raw_len);
+			assert(m.nchunks == 0 || m.span_digests + (size_t)m.nchunks * MC_DIGEST_LEN == end);
 		} else {
 			assert(spans == m.payload_size);
-			assert(m.nchunks == 0 || m.digests + (size_t)m.nchunks * MC_DIGEST_LEN == m.raw + m.raw_len);
+			assert(m.nchunks == 0 || m.digests + (size_t)m.nchunks * MC_DIGEST_LEN == end);
 		}
 		/* Canonical: encoding what was parsed gives back the same bytes and id. */
 		memset(&e, 0, sizeof e);
@@ -71,6 +75,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		e.nchunks = m.nchunks;
 		e.image_size = m.image_size;
 		memcpy(e.payload_digest, m.payload_digest, MC_DIGEST_LEN);
+		e.is_signed = m.is_signed;
+		e.digest_alg = m.digest_alg;
+		memcpy(e.salt, m.salt, sizeof e.salt);
+		memcpy(e.signer, m.signer, sizeof e.signer);
 		int enc;
 		if (m.format == MC_PKG_VERSION_IMAGE) {
 			uint32_t *lens = malloc(((size_t)m.nchunks + 1) * sizeof *lens);
@@ -82,6 +90,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			free(lens);
 		} else {
 			enc = mc_manifest_encode(&e, m.digests, err, sizeof err);
+		}
+		if (enc == 0 && m.is_signed) {
+			/* Encoding leaves the signature for mc_manifest_sign: take the parsed one, as a signer would put it. */
+			assert(e.raw_len == m.raw_len);
+			memcpy(e.raw + e.raw_len - MC_SIG_LEN, m.raw + m.raw_len - MC_SIG_LEN, MC_SIG_LEN);
+			mc_digest(e.raw, e.raw_len, e.id);
 		}
 		if (enc == 0) {
 			assert(e.raw_len == m.raw_len && memcmp(e.raw, m.raw, m.raw_len) == 0);
