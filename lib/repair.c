@@ -495,6 +495,19 @@ static int open_target(struct run *r)
 		return -1;
 	}
 	mc_target_identity(r->tgt, r->tid);
+	/*
+	 * The resume sequence mcast-recv --to runs too (lib/tstate.h): the
+	 * state refused for another package or target, else every chunk it
+	 * does not mark checked on the target, never fetched in vain.
+	 */
+	char why[512];
+	mc_state_free(&r->res->st);
+	long n = mc_tstate_resume(r->o->state_path, r->tgt, &r->m, &r->res->st, why, sizeof why, r->err, r->errlen);
+	if (n < 0) {
+		r->res->refused = errno == EINVAL;
+		return -1;
+	}
+	r->dirty = 1;
 	return 0;
 }
 
@@ -519,10 +532,9 @@ static int adopt_manifest(struct run *r, struct mc_manifest *m, int rescan)
 	memset(m, 0, sizeof *m);
 	r->have_m = 1;
 	mc_manifest_layout(&r->m, &r->l);
-	if (r->o->target) {
-		if (open_target(r) < 0)
-			return -1;
-	} else if (mc_pkg_write_head(r->fd, &r->m) < 0) {
+	if (r->o->target)
+		return open_target(r) < 0 ? -1 : 0; /* the map comes from the state and the check */
+	if (mc_pkg_write_head(r->fd, &r->m) < 0) {
 		snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", strerror(errno));
 		return -1;
 	}
@@ -615,16 +627,6 @@ static int rescan(struct run *r)
 	if (buf == NULL) {
 		snprintf(r->err, r->errlen, "out of memory");
 		return -1;
-	}
-	if (r->tgt) {
-		/* What the state does not mark may be on the target all the same: read and checked, never fetched in vain. */
-		free(buf);
-		n = mc_tstate_check(r->tgt, &r->m, &r->res->st, r->err, r->errlen);
-		if (n < 0)
-			return -1;
-		if (n > 0)
-			r->dirty = 1;
-		return 0;
 	}
 	n = mc_state_rescan(r->fd, &r->m, &r->res->st, buf);
 	free(buf);
@@ -1030,14 +1032,21 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 	}
 
 	if (o->target) {
-		/* --to: the state keeps the manifest; a damaged one is said and counts as empty (every span checked). */
-		int l = mc_tstate_load(o->state_path, &r.m, r.tid, &res->st, e, sizeof e);
+		/*
+		 * --to: the state keeps the manifest (taken here; the resume
+		 * sequence loads the state again once the target is open); a
+		 * damaged one is said and counts as empty (every span checked).
+		 */
+		struct mc_state st0;
+		int l = mc_tstate_load(o->state_path, &r.m, r.tid, &st0, e, sizeof e);
 		if (l < 0 && errno == ENOMEM) {
 			snprintf(err, errlen, "%s", e);
 			goto out;
 		}
 		if (l < 0)
 			snprintf(stale, sizeof stale, "%s", e);
+		if (l == 1)
+			mc_state_free(&st0);
 		r.have_m = r.m_from_state = l == 1;
 	} else {
 		if (open_local(&r, &created) < 0)
@@ -1053,16 +1062,8 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 		goto out;
 	}
 	if (r.have_m && o->target) {
-		uint8_t tid[MC_DIGEST_LEN];
-		memcpy(tid, r.tid, sizeof tid);
 		mc_manifest_layout(&r.m, &r.l);
-		if (open_target(&r) < 0)
-			goto out;
-		if (mc_tstate_match(o->state_path, &r.m, tid, NULL, r.tgt, err, errlen) < 0) {
-			res->refused = 1;
-			goto out;
-		}
-		if (rescan(&r) < 0 || build_partials(&r) < 0)
+		if (open_target(&r) < 0 || build_partials(&r) < 0)
 			goto out;
 		res->bytes_need = chunk_bytes(&r, 0);
 	} else if (r.have_m) {

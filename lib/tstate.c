@@ -147,6 +147,39 @@ long mc_tstate_check(struct mc_target *t, const struct mc_manifest *m, struct mc
 	return found;
 }
 
+long mc_tstate_resume(const char *path, struct mc_target *t, const struct mc_manifest *m, struct mc_state *st,
+		      char *why, size_t whylen, char *err, size_t errlen)
+{
+	struct mc_manifest sm;
+	uint8_t tid[MC_DIGEST_LEN];
+	int l = mc_tstate_load(path, &sm, tid, st, why, whylen);
+
+	if (l <= 0 && errno == ENOMEM) {
+		snprintf(err, errlen, "%s", why);
+		return -1;
+	}
+	if (l <= 0) {
+		if (l == 0 && whylen)
+			why[0] = '\0';
+		if (mc_state_init(st, m->id, m->nchunks) < 0)
+			return fail(err, errlen, ENOMEM, path, "out of memory");
+	} else {
+		int rc = mc_tstate_match(path, &sm, tid, m, t, err, errlen);
+		mc_manifest_free(&sm);
+		if (rc < 0) {
+			mc_state_free(st);
+			errno = EINVAL;
+			return -1;
+		}
+		if (whylen)
+			why[0] = '\0';
+	}
+	long n = mc_tstate_check(t, m, st, err, errlen);
+	if (n < 0)
+		mc_state_free(st);
+	return n;
+}
+
 int mc_tstate_save(const char *path, const struct mc_manifest *m, const uint8_t tid[MC_DIGEST_LEN],
 		   const struct mc_state *st, char *err, size_t errlen)
 {

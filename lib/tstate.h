@@ -62,6 +62,19 @@ int mc_tstate_match(const char *path, const struct mc_manifest *sm, const uint8_
 long mc_tstate_check(struct mc_target *t, const struct mc_manifest *m, struct mc_state *st, char *err, size_t errlen);
 
 /*
+ * The resume sequence of a target, one for mcast-recv --to and mcast-repair
+ * --to: loads FILE; a state of another package than m, or of another target
+ * than t, is refused (-1 with errno EINVAL, nothing changed); a missing one
+ * counts as empty, and so does a damaged one (why says why it was not used,
+ * else why is ""); then every chunk it does not mark is checked on t
+ * (mc_tstate_check). st is set for m (spans fit; free with mc_state_free).
+ * Returns the number of chunks the check found, or -1 (err: a refusal, a read
+ * error, out of memory).
+ */
+long mc_tstate_resume(const char *path, struct mc_target *t, const struct mc_manifest *m, struct mc_state *st,
+		      char *why, size_t whylen, char *err, size_t errlen);
+
+/*
  * Atomically replaces FILE with st for package m on the target of identity
  * tid. Sync the target first. Returns 0 or -1 with "FILE: reason" in err.
  */

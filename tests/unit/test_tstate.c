@@ -167,6 +167,19 @@ int main(void)
 	ok(mc_tstate_load(pa, &m, lt, &ld, err, sizeof err) < 0 && errno == EINVAL, "a package is not a state: %s", err);
 	ok(mc_tstate_load(dir, &m, lt, &ld, err, sizeof err) < 0, "a directory is not a state: %s", err);
 
+	/* The resume sequence: a damaged state counts as empty (said why), another package's is refused. */
+	char why[512] = "";
+	long n = mc_tstate_resume(sf, t, &p.m, &ld, why, sizeof why, err, sizeof err);
+	ok(n == 4 && ld.nhave == 4 && strstr(why, "damaged"), "resume over a damaged state: the check finds 4 (%s)", why);
+	mc_state_free(&ld);
+	ok(mc_tstate_save(sf, &p.m, tid, &st, err, sizeof err) == 0, "a good state again");
+	n = mc_tstate_resume(sf, t, &p.m, &ld, why, sizeof why, err, sizeof err);
+	ok(n == 1 && ld.nhave == 4 && why[0] == '\0', "resume: the state's 3 and chunk 2 found by the check");
+	mc_state_free(&ld);
+	errno = 0;
+	ok(mc_tstate_resume(sf, t, &q.m, &ld, why, sizeof why, err, sizeof err) < 0 && errno == EINVAL &&
+		   ld.have == NULL && strstr(err, "not of other"), "resume refuses the state of another package: %s", err);
+
 	/*
 	 * mcast-repair --to over what a receiver left: chunk 0's first 10
 	 * stored bytes spilled into its own span (a span in the state), chunk 3
