@@ -21,6 +21,7 @@
 #include "exitcode.h"
 #include "fe.h"
 #include "log.h"
+#include "meter.h"
 #include "net.h"
 #include "opt.h"
 #include "pace.h"
@@ -706,7 +707,10 @@ int main(int argc, char **argv)
 				}
 				x.complete = 1;
 				mc_progress_end();
-				mc_info("%s: complete and verified (%u chunks)", x.o.out, m->nchunks);
+				char dn[96];
+				mc_info("%s: complete and verified: %s (%u chunks)", x.o.out,
+					mc_fmt_done(m->payload_size, (double)(mc_now_ms() - start) / 1000.0, dn, sizeof dn),
+					m->nchunks);
 				mc_json_begin(&j, "done");
 				mc_json_str(&j, "path", x.o.out);
 				mc_json_str(&j, "id", mc_id_hex(m->id, idhex));
@@ -768,7 +772,15 @@ int main(int argc, char **argv)
 		}
 		uint32_t nh = 0, nc = 0;
 		if (mc_recv_have(x.r, &nh, &nc)) {
-			mc_progress(0, "%s: %u/%u chunks (%.0f%%)", x.o.out, nh, nc, nc ? 100.0 * nh / nc : 0.0);
+			static struct mc_meter meter;
+			const struct mc_manifest *pm = mc_recv_manifest(x.r);
+			uint64_t tot = pm ? pm->payload_size : 0;
+			char rs[64];
+			snprintf(rs, sizeof rs, "receiving (%u of %u chunks)", nh, nc);
+			/* Bytes that came (symbols received; verified chunks when more), never past the total. */
+			uint64_t vb = !nc ? 0 : nh == nc ? tot : tot / nc * nh, rb = mc_recv_stats(x.r)->payload_bytes;
+			rb = rb < tot ? rb : tot;
+			mc_meter_show(&meter, 0, x.o.out, vb > rb ? vb : rb, tot, now, rs);
 			/* A progress event when the count moved (at most four a second), else once a second. */
 			if (now - last_prog_json >= 1000 || (nh != last_prog_have && now - last_prog_json >= 250)) {
 				last_prog_have = nh;
@@ -780,6 +792,9 @@ int main(int argc, char **argv)
 				mc_json_end(&j);
 				last_prog_json = now;
 			}
+		} else {
+			mc_progress(0, "%s: waiting for a session on %s (%llu s)", x.o.out, g.text,
+				    (unsigned long long)((now - start) / 1000));
 		}
 		uint64_t heard = mc_recv_last_heard(x.r);
 		if (heard == 0) {

@@ -457,13 +457,17 @@ static int send_window(struct sess *x, unsigned nj, uint16_t sym)
 
 static void progress(struct sess *x, int force)
 {
+	static struct mc_meter meter; /* the rate of the last seconds, not the session's average */
 	const struct mc_sender_stats *st = mc_sender_stats(x->s);
-	double secs = (double)(mc_now_ms() - x->start_ms) / 1000.0;
-	char sz[32];
+	char state[96];
 
-	mc_progress(force, "pass %llu  %s sent  %.0f Mbit/s  receivers %u joined, %u done, %u active",
-		    (unsigned long long)(st->passes + 1), mc_fmt_size(x->bytes_sent, sz, sizeof sz),
-		    secs > 0 ? (double)x->bytes_sent * 8 / secs / 1e6 : 0.0, st->joined, st->complete, st->active);
+	/* Every receiver that joined is done and nothing is asked: the sender only lingers for late joiners. */
+	if (st->joined > 0 && st->active == 0 && st->complete == st->joined)
+		snprintf(state, sizeof state, "lingering, receivers %u joined, %u done", st->joined, st->complete);
+	else
+		snprintf(state, sizeof state, "pass %llu, receivers %u joined, %u done, %u active",
+			 (unsigned long long)(st->passes + 1), st->joined, st->complete, st->active);
+	mc_meter_show(&meter, force, "sent", x->bytes_sent, 0, mc_now_ms(), state);
 }
 
 static void end_session(struct sess *x, int reason)
@@ -665,10 +669,10 @@ int main(int argc, char **argv)
 		mc_fmt_count(s->passes, "pass", "passes", np, sizeof np);
 		if (incomplete && reason != MC_END_SIGNAL && reason != MC_END_DAMAGED)
 			mc_info("session ended%s: %u of %u complete, %u silent, %u told to leave: they must run mcast-repair; "
-				"%s sent (%.2fx the package, %s)", reason == MC_END_MAX_TIME ? " at --max-time" : "",
+				"sent %s (%.2fx the package, %s)", reason == MC_END_MAX_TIME ? " at --max-time" : "",
 				s->complete, s->joined, s->gone, s->left, done, times, np);
 		else
-			mc_info("session over (%s): %s sent (%.2fx the package, %s); receivers: %u joined, %u complete, %u told to leave, %u silent",
+			mc_info("session over (%s): sent %s (%.2fx the package, %s); receivers: %u joined, %u complete, %u told to leave, %u silent",
 				reason == MC_END_NOBODY ? "no receiver joined" : reasons[(unsigned)reason < nreasons ? reason : 0],
 				done, times, np, s->joined, s->complete, s->left, s->gone);
 		mc_json_summary(&j, result);

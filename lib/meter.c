@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "log.h"
 #include "opt.h"
 
 void mc_meter_start(struct mc_meter *m, uint64_t total, uint64_t done, uint64_t now_ms)
@@ -75,6 +76,18 @@ char *mc_meter_line(const struct mc_meter *m, uint64_t done, char *buf, size_t l
 	snprintf(buf, len, "%s of %s (%u%%), %s/s, %s left", mc_fmt_size(done, a, sizeof a),
 		 mc_fmt_size(m->total, b, sizeof b), (unsigned)(done >= m->total ? 100 : done * 100 / m->total), r, e);
 	return buf;
+}
+
+void mc_meter_show(struct mc_meter *m, int force, const char *label, uint64_t done, uint64_t total, uint64_t now_ms,
+		   const char *state)
+{
+	char line[160];
+
+	if (m->start_ms == 0 || (m->total == 0 && total != 0))
+		mc_meter_start(m, total, done, now_ms ? now_ms : 1);
+	m->total = total;
+	mc_meter_add(m, done, now_ms);
+	mc_progress(force, "%s: %s, %s", label, mc_meter_line(m, done, line, sizeof line), state);
 }
 
 char *mc_fmt_done(uint64_t bytes, double secs, char *buf, size_t len)

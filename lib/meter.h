@@ -36,6 +36,14 @@ double mc_meter_rate(const struct mc_meter *m);
  */
 char *mc_meter_line(const struct mc_meter *m, uint64_t done, char *buf, size_t len);
 
+/*
+ * Draws the live line on a terminal (mc_progress): "LABEL: 53.2 MiB of 147.7
+ * MiB (36%), 29.1 MiB/s, 0:03 left, STATE". Starts m at the first call (and
+ * when the total becomes known); force redraws at once.
+ */
+void mc_meter_show(struct mc_meter *m, int force, const char *label, uint64_t done, uint64_t total, uint64_t now_ms,
+		   const char *state);
+
 /* "147.7 MiB in 5.1 s, 29 MiB/s": size, time and average rate of an end line. Returns buf. */
 char *mc_fmt_done(uint64_t bytes, double secs, char *buf, size_t len);
 

@@ -183,7 +183,7 @@ print(j["result"], j["path"], j.get("name"), j.get("id"))'
 	# A sender that nobody joined: complete, nothing owed; one cut by --max-time with a
 	# receiver missing chunks: timeout, never complete beside exit 3.
 	run -0 --separate-stderr ns_exec local with_timeout 30 run_send --json -g $G -p $P -r 20M --linger 200ms p.mcpkg
-	[[ $stderr == *"session over (no receiver joined)"*" sent ("*"x the package, 1 pass);"* ]]
+	[[ $stderr == *"session over (no receiver joined): sent "*" ("*"x the package, 1 pass);"* ]]
 }
 
 @test "verify of a truncated package leads with one verdict and merges runs of bad chunks" {
@@ -201,4 +201,25 @@ print(j["result"], j["path"], j.get("name"), j.get("id"))'
 	run -3 --separate-stderr run_pack verify --json cut.mcpkg
 	[ "$(grep -c '"event":"bad_chunk"' <<<"$output")" = 2 ]
 	grep -q '"event":"bad_chunk","index":10,"last":39,"count":30,' <<<"$output"
+}
+
+@test "on a terminal (script), mcast-recv and mcast-send show a live line with rate and time left" {
+	require_root
+	command -v script >/dev/null || skip "script (util-linux) not installed"
+	ns_lo
+	local G=239.77.3.4 P=17340
+	head -c 3000000 /dev/urandom >big3
+	run_pack create -q -o b.mcpkg -z none - <big3
+	bg_start recv ns_exec local script -qec "$MCAST_BIN/mcast-recv -g $G -p $P --timeout 20s -o $PWD/r.mcpkg" /dev/null
+	wait_for 10 test -e r.mcpkg.part
+	run -0 ns_exec local with_timeout 30 script -qec "$MCAST_BIN/mcast-send -g $G -p $P -r 8M --linger 1s $PWD/b.mcpkg" /dev/null
+	bg_wait recv 30
+	cmp r.mcpkg b.mcpkg
+	r=$(tr '\r' '\n' <"$BATS_TEST_TMPDIR/recv.out")
+	[[ $r == *"r.mcpkg: "*" of 2.9 MiB ("*"%), "*"iB/s, "*" left, receiving ("*" of 3 chunks)"* ]]
+	[[ $r =~ [0-9]:[0-9][0-9]\ left ]]
+	[[ $r == *"r.mcpkg: complete and verified: 2.9 MiB in "*" s, "*"/s (3 chunks)"* ]]
+	# The sender: bytes sent at the rate of the last seconds, and what it is doing.
+	[[ $output =~ sent:\ [0-9.]+\ [KM]iB,\ [0-9.]+\ [KM]iB/s,\ (pass\ [0-9]+|lingering),\ receivers ]]
+	[[ $output == *"session over (complete): sent 2.9 MiB in "*" s, "*"/s ("*"x the package, 1 pass); receivers: 1 joined, 1 complete"* ]]
 }
