@@ -125,6 +125,19 @@ static const char *src_state_name(enum mc_repair_src_state s)
 	return names[s];
 }
 
+/* An event about a source and why: refused, source_error (with retry_ms), source_left, source_unusable. */
+static void source_json(const char *event, const struct mc_repair_event *ev, int retry)
+{
+	struct mc_json j;
+
+	mc_json_begin(&j, event);
+	mc_json_str(&j, "source", ev->source);
+	mc_json_str(&j, "reason", ev->msg);
+	if (retry)
+		mc_json_u64(&j, "retry_ms", ev->delay_ms);
+	mc_json_end(&j);
+}
+
 static void on_event(void *ctx, const struct mc_repair_event *ev)
 {
 	const char *pkg = ctx;
@@ -175,35 +188,22 @@ static void on_event(void *ctx, const struct mc_repair_event *ev)
 		mc_debug("%s: serves the same package", ev->source);
 		break;
 	case MC_REPAIR_EV_REFUSED:
-		mc_json_begin(&j, "refused");
-		mc_json_str(&j, "source", ev->source);
-		mc_json_str(&j, "reason", ev->msg);
-		mc_json_end(&j);
+		source_json("refused", ev, 0);
 		mc_err("%s: %s", ev->source, ev->msg);
 		break;
 	case MC_REPAIR_EV_ERROR:
-		mc_json_begin(&j, "source_error");
-		mc_json_str(&j, "source", ev->source);
-		mc_json_str(&j, "reason", ev->msg);
-		mc_json_u64(&j, "retry_ms", ev->delay_ms);
-		mc_json_end(&j);
+		source_json("source_error", ev, 1);
 		if (ev->delay_ms)
 			mc_warn("%s: %s; retrying in %.1fs", ev->source, ev->msg, (double)ev->delay_ms / 1000);
 		else
 			mc_warn("%s: %s; not used further", ev->source, ev->msg);
 		break;
 	case MC_REPAIR_EV_LEFT:
-		mc_json_begin(&j, "source_left");
-		mc_json_str(&j, "source", ev->source);
-		mc_json_str(&j, "reason", ev->msg);
-		mc_json_end(&j);
+		source_json("source_left", ev, 0);
 		mc_warn("%s: %s; left for now, tried again after the other sources", ev->source, ev->msg);
 		break;
 	case MC_REPAIR_EV_UNUSABLE:
-		mc_json_begin(&j, "source_unusable");
-		mc_json_str(&j, "source", ev->source);
-		mc_json_str(&j, "reason", ev->msg);
-		mc_json_end(&j);
+		source_json("source_unusable", ev, 0);
 		mc_err("%s: cannot serve: %s", ev->source, ev->msg);
 		break;
 	case MC_REPAIR_EV_BAD:
