@@ -11,17 +11,11 @@ SHARE="perl i18n zoneinfo bash-completion" # part of /usr/share, about 40 MiB
 
 # One ext4 image for the file: 512 MiB, filled from /usr/share, unmounted, and packed.
 setup_file() {
-	local F=$BATS_FILE_TMPDIR dev d
+	local F=$BATS_FILE_TMPDIR d dirs=()
 	[ "$(id -u)" -eq 0 ] && command -v losetup >/dev/null && losetup -f >/dev/null 2>&1 &&
 		command -v mkfs.ext4 >/dev/null || return 0
-	truncate -s 512M "$F/fs.img"
-	mkfs.ext4 -q -F -E lazy_itable_init=0 "$F/fs.img"
-	dev=$(loop_attach "$F/fs.img")
-	mc_mount "$dev" "$F/mnt"
-	mkdir "$F/mnt/share"
-	for d in $SHARE; do cp -a "/usr/share/$d" "$F/mnt/share/"; done
-	mc_umount "$F/mnt"
-	loop_detach "$dev" # returns once fs.img holds every write
+	for d in $SHARE; do dirs+=("/usr/share/$d"); done
+	mc_ext4_image "$F/fs.img" 512M "${dirs[@]}"
 	SOURCE_DATE_EPOCH=1700000000 "$MCAST_BIN/mcast-pack" -q create --image -n fs -o "$F/fs.mcpkg" "$F/fs.img"
 	touch "$F/ready"
 }

@@ -14,17 +14,11 @@ SIZE=$((96 * 1048576))
 
 # One ext4 image for the file: 96 MiB, filled from /usr/share, unmounted, packed in 256 KiB spans.
 setup_file() {
-	local F=$BATS_FILE_TMPDIR dev d
+	local F=$BATS_FILE_TMPDIR d dirs=()
 	[ "$(id -u)" -eq 0 ] && command -v losetup >/dev/null && losetup -f >/dev/null 2>&1 &&
 		command -v mkfs.ext4 >/dev/null && command -v nginx >/dev/null || return 0
-	truncate -s $SIZE "$F/fs.img"
-	mkfs.ext4 -q -F -E lazy_itable_init=0 "$F/fs.img"
-	dev=$(loop_attach "$F/fs.img")
-	mc_mount "$dev" "$F/mnt"
-	mkdir "$F/mnt/share"
-	for d in $SHARE; do cp -a "/usr/share/$d" "$F/mnt/share/"; done
-	mc_umount "$F/mnt"
-	loop_detach "$dev" # returns once fs.img holds every write
+	for d in $SHARE; do dirs+=("/usr/share/$d"); done
+	mc_ext4_image "$F/fs.img" $SIZE "${dirs[@]}"
 	mkdir "$F/www"
 	"$MCAST_BIN/mcast-pack" -q create --image --chunk-size 256K -n fs -o "$F/www/fs.mcpkg" "$F/fs.img"
 	touch "$F/ready"
@@ -65,6 +59,9 @@ json_num() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" <<<"$2"; }
 	[[ ${lines[-1]} == *'"result":"complete"'* && ${lines[-1]} == *'"name":"fs"'* ]]
 	[[ $output == *'"event":"manifest"'* ]]
 	same_fs "$dev"
+	mc_mount "$dev" mnt -o ro
+	for d in $SHARE; do diff -r --no-dereference "/usr/share/$d" "mnt/share/$d"; done
+	mc_umount mnt
 	[ ! -e st ] # complete: the state went
 	# Only stored bytes came: no more than the package itself, and the holes of the zeroed disk not at all.
 	fetched=$(json_num bytes_fetched "${lines[-1]}")

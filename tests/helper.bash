@@ -519,6 +519,23 @@ mc_umount() {
 	umount "$1" && sed -i "\|^$1\$|d" "$MC_STATE/mounts"
 }
 
+# mc_ext4_image FILE SIZE DIR...: FILE becomes an ext4 file system of SIZE
+# (truncate's units) holding a copy of each DIR under /share, made on a loop
+# device and unmounted; returns once FILE holds every write.
+mc_ext4_image() {
+	local img=$1 size=$2 dev d mnt
+	shift 2
+	mnt=$(mktemp -d "${BATS_FILE_TMPDIR:-$BATS_TEST_TMPDIR}/mnt.XXXX") || return 1
+	truncate -s "$size" "$img" && mkfs.ext4 -q -F -E lazy_itable_init=0 "$img" || return 1
+	dev=$(loop_attach "$img") || return 1
+	mc_mount "$dev" "$mnt" || return 1
+	mkdir "$mnt/share"
+	for d in "$@"; do cp -a "$d" "$mnt/share/" || return 1; done
+	mc_umount "$mnt"
+	loop_detach "$dev" # returns once the file holds every write
+	rmdir "$mnt"
+}
+
 # mc_cleanup: stop everything this test started and remove its namespaces.
 # Called by the default teardown(); safe to call twice.
 mc_cleanup() {
