@@ -8,7 +8,10 @@
  * Input: byte 0 picks a mode (bits 0-1) and the back-off seed; bit 7 also
  * sets --package and --expect to the real session's name and id; bit 6
  * takes the session of an image package (holes, a 1-byte chunk, raw chunks)
- * instead, and bit 2 then hands verified chunks through mc_recv_cfg.chunk.
+ * instead, and bit 2 then hands verified chunks through mc_recv_cfg.chunk;
+ * with the other package, bit 2 sets --trust to a key that never signed it:
+ * its sessions must be refused with nothing written or read (unless a
+ * resume preloaded the manifest: the program checks that one itself).
  *   mode 0, 1: raw records: [ctl][len hi][len lo][len bytes]... ;
  *     ctl & 0x3f is the time step, ctl & 0x40 runs the timers now,
  *     mode 1 first preloads the real session's manifest (resume).
@@ -23,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto.h"
 #include "receiver.h"
 #include "session.h"
 
@@ -39,6 +43,10 @@ struct out {
 static struct fz_session sessions[2];
 static struct fz_session *cur = &sessions[0];
 static struct out o;
+/* --trust: one key that signed nothing here (so every session is refused, unless preloaded). */
+static struct mc_key fz_key = {.pub = {0xd7, 0x5a, 0x98, 0x01}};
+static struct mc_trust fz_trust = {&fz_key, 1};
+static int fz_trusting; /* cfg.trust set and no manifest preloaded */
 
 static void in_payload(uint64_t off, size_t len)
 {
@@ -72,7 +80,7 @@ static int io_chunk(void *ctx, uint32_t c, const void *buf, size_t len)
 	uint8_t d[MC_DIGEST_LEN];
 
 	assert(m != NULL && c < m->nchunks && len == mc_manifest_chunk_len(m, c) && (len == 0) == (buf == NULL));
-	mc_digest(buf ? buf : "", len, d);
+	mc_chunk_digest(m, buf ? buf : "", len, d);
 	assert(memcmp(d, m->digests + (size_t)c * MC_DIGEST_LEN, MC_DIGEST_LEN) == 0);
 	if (len)
 		in_payload(mc_manifest_chunk_off(m, c), len);
@@ -125,6 +133,7 @@ static void drain(struct run *u, int force)
 		const uint8_t *have = mc_recv_have(o.r, &nhave, &nchunks);
 		switch (ev.kind) {
 		case MC_REV_CHUNK:
+			assert(!fz_trusting);
 			u->chunks++;
 			assert(m != NULL && have != NULL && ev.arg < m->nchunks && ev.arg < nchunks);
 			assert(have[ev.arg / 8] >> (ev.arg % 8) & 1);
@@ -134,7 +143,7 @@ static void drain(struct run *u, int force)
 				/* Verified means verified: what was written holds the digest. */
 				if (off + len <= OUTCAP) {
 					uint8_t d[MC_DIGEST_LEN];
-					mc_digest(o.buf + off, len, d);
+					mc_chunk_digest(m, o.buf + off, len, d);
 					assert(memcmp(d, m->digests + (size_t)ev.arg * MC_DIGEST_LEN, MC_DIGEST_LEN) == 0);
 				}
 			}
@@ -157,10 +166,11 @@ static void drain(struct run *u, int force)
 			break;
 		}
 		case MC_REV_MANIFEST:
-			assert(m != NULL);
+			assert(m != NULL && !fz_trusting);
 			break;
 		case MC_REV_OTHER:
-			assert(mc_recv_other(o.r) != NULL && ev.arg >= MC_OTHER_PART && ev.arg <= MC_OTHER_PACKAGE);
+			assert(mc_recv_other(o.r) != NULL && ev.arg >= MC_OTHER_PART && ev.arg <= MC_OTHER_UNTRUSTED);
+			assert(ev.arg != MC_OTHER_UNTRUSTED || (fz_trusting && mc_recv_untrusted(o.r)[0]));
 			break;
 		default:
 			assert(ev.kind >= MC_REV_SESSION && ev.kind <= MC_REV_IOERR);
@@ -276,7 +286,7 @@ static void mutated_session(struct run *u, const uint8_t *p, size_t n)
 		free(w[i].b);
 	}
 	free(w);
-	if (clean) {
+	if (clean && !fz_trusting) {
 		/* The unedited session: every chunk, the exact payload. */
 		assert(u->complete);
 		assert(memcmp(o.buf, cur->payload, cur->payload_size) == 0);
@@ -301,6 +311,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.io = (struct mc_recv_io){&o, io_write, io_read};
 	if (cur == &sessions[1] && (data[0] & 4))
 		cfg.chunk = io_chunk;
+	if (cur == &sessions[0] && (data[0] & 4))
+		cfg.trust = &fz_trust;
+	fz_trusting = cfg.trust && (mode == 0 || mode == 2);
 	if (data[0] & 0x80) {
 		/* --package and --expect (a prefix of 8 to 32 hex digits of the real id): mutated names and ids are refused. */
 		strcpy(cfg.package, cur->m.name);
@@ -330,6 +343,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		u.now += 250;
 		drain(&u, 1);
 	}
+	/* Refused by --trust: not one byte written nor read. */
+	assert(!fz_trusting || (o.writes == 0 && o.reads == 0 && !u.complete));
 	mc_recv_free(o.r);
 	o.r = NULL;
 	return 0;

@@ -192,6 +192,10 @@ int main(int argc, char **argv)
 		put("fuzz_receiver", "mut-resume", resume, sizeof resume);
 		put("fuzz_receiver", "mut-drops", drops, sizeof drops);
 		put("fuzz_receiver", "mut-flips", flips, sizeof flips);
+		/* --trust of a key that signed nothing (bit 2): refused with nothing written; resumed, taken as preloaded. */
+		static const uint8_t trust[] = {6}, trust_resume[] = {7, 0, 0, 0, 5, 0, 0, 0, 0};
+		put("fuzz_receiver", "mut-trust", trust, sizeof trust);
+		put("fuzz_receiver", "mut-trust-resume", trust_resume, sizeof trust_resume);
 		/* The image session (byte 0 bit 6), plain and through the chunk callback (bit 2), and resumed. */
 		static const uint8_t image[] = {0x42}, image_cb[] = {0x46};
 		static const uint8_t image_drops[] = {0x46, 0, 0, 30, 0, 0, 0, 0, 90, 0, 0, 4, 0, 10, 0, 0};
