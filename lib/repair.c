@@ -374,7 +374,9 @@ static int partial_take(struct run *r, struct pchunk *pc, uint32_t within, const
 		/* What the file holds: the spans, and whatever is in the gaps (about to be replaced). */
 		ssize_t got;
 		if (r->tgt) /* a receiver spilled the chunk's stored bytes into its own span */
-			got = mc_target_pread(r->tgt, pc->buf, len, mc_manifest_span_off(&r->m, c)) < 0 ? -1 : (ssize_t)len;
+			got = mc_target_pread(r->tgt, pc->buf, len, mc_tstate_spill_off(&r->m, mc_manifest_chunk_off(&r->m, c))) < 0
+				      ? -1
+				      : (ssize_t)len;
 		else
 			got = pread(r->fd, pc->buf, len, (off_t)(r->l.payload_off + mc_manifest_chunk_off(&r->m, c)));
 		if (got < 0) {

@@ -33,6 +33,20 @@
 #define MC_TSTATE_MAX (MC_MANIFEST_MAX + (64u << 20))
 
 /*
+ * Where the stored bytes at payload offset off are kept on the target while
+ * their chunk is incomplete: in the chunk's own span, at the same distance
+ * from its start as from the chunk's start in the payload (stored_len <=
+ * span_len, so they fit). A receiver spills there (mc_target_pwrite), the
+ * state's spans say what is there, mcast-repair --to reads it back.
+ */
+static inline uint64_t mc_tstate_spill_off(const struct mc_manifest *m, uint64_t off)
+{
+	uint32_t i = mc_manifest_chunk_of(m, off);
+
+	return mc_manifest_span_off(m, i) + (off - mc_manifest_chunk_off(m, i));
+}
+
+/*
  * Loads FILE. Returns 1 with m (the manifest it keeps, parsed and checked:
  * free with mc_manifest_free), tid (the target it was written against) and
  * st (bitmap and spans, spans fit to m), 0 when FILE does not exist, -1

@@ -167,6 +167,11 @@ int main(void)
 	ok(mc_tstate_load(pa, &m, lt, &ld, err, sizeof err) < 0 && errno == EINVAL, "a package is not a state: %s", err);
 	ok(mc_tstate_load(dir, &m, lt, &ld, err, sizeof err) < 0, "a directory is not a state: %s", err);
 
+	/* Spilled stored bytes land in their chunk's own span, at the same distance from its start. */
+	ok(mc_tstate_spill_off(&p.m, mc_manifest_chunk_off(&p.m, 2) + 7) == mc_manifest_span_off(&p.m, 2) + 7 &&
+		   mc_tstate_spill_off(&p.m, mc_manifest_chunk_off(&p.m, 5)) == 5 * (uint64_t)SPAN,
+	   "spill offsets");
+
 	/* The resume sequence: a damaged state counts as empty (said why), another package's is refused. */
 	char why[512] = "";
 	long n = mc_tstate_resume(sf, t, &p.m, &ld, why, sizeof why, err, sizeof err);
@@ -194,7 +199,7 @@ int main(void)
 	mc_target_identity(u, tid2);
 	struct mc_state rs;
 	ok(mc_state_init(&rs, p.m.id, p.m.nchunks) == 0 && mc_pkg_check_chunk(&p, 0, buf) == 1 &&
-		   mc_target_pwrite(u, buf, 10, mc_manifest_span_off(&p.m, 0)) == 0 &&
+		   mc_target_pwrite(u, buf, 10, mc_tstate_spill_off(&p.m, mc_manifest_chunk_off(&p.m, 0))) == 0 &&
 		   mc_pkg_check_chunk(&p, 3, buf) == 1 &&
 		   mc_target_put_chunk(u, 3, buf, mc_manifest_chunk_len(&p.m, 3), err, sizeof err) == 0 &&
 		   mc_target_sync(u, err, sizeof err) == 0, "a receiver's leftovers: %s", err);
