@@ -337,6 +337,8 @@ out:
 	return rc;
 }
 
+#define SWAP_KEEP (64u * 1024)
+
 int mc_fsmap(const char *path, int fd, uint64_t off, uint64_t size, unsigned flags, char fstype[MC_VOL_FSTYPE],
 	     struct mc_extents *free_ext, uint64_t *used, char *err, size_t errlen)
 {
@@ -346,5 +348,17 @@ int mc_fsmap(const char *path, int fd, uint64_t off, uint64_t size, unsigned fla
 		return map_ext(path, off, size, flags, fstype, free_ext, used, err, errlen);
 	if (strcmp(fstype, "ntfs") == 0)
 		return map_ntfs(path, fd, off, size, flags, free_ext, used, err, errlen);
+	if (strcmp(fstype, "swap") == 0 && size > SWAP_KEEP) {
+		/*
+		 * Plain swap (a hibernation image is "swsuspend" and kept whole):
+		 * only its header page, with label and UUID, matters; the kernel
+		 * never reads a page it has not written since swapon. The first
+		 * 64 KiB cover the header page of any page size.
+		 */
+		if (mc_extents_add(free_ext, off + SWAP_KEEP, size - SWAP_KEEP) < 0)
+			return fail(err, errlen, ENOMEM, "%s: %s", path, strerror(ENOMEM));
+		*used = SWAP_KEEP;
+		return 1;
+	}
 	return 0;
 }

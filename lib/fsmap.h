@@ -29,7 +29,8 @@ void mc_extents_free(struct mc_extents *e);
 /*
  * The file system at [off, off+size) of path (fd open on it read-only):
  * its type as libblkid names it into fstype ("" when none is recognised);
- * for ext2/3/4 and NTFS, its free blocks appended to *free_ext as image
+ * for ext2/3/4 and NTFS, its free blocks (for swap, all but its first
+ * 64 KiB, the header page) appended to *free_ext as image
  * byte ranges (bytes of the volume its block map does not cover, such as
  * NTFS's backup boot sector, count as used) and the bytes it uses in *used.
  * Returns 1 when mapped, 0 when no library maps this file system (*used =
