@@ -66,8 +66,8 @@ setup_file() {
 	mc_mount "$d" "$F/mnt"
 	cp -a /usr/share/perl /usr/share/zoneinfo "$F/mnt/"
 	mc_umount "$F/mnt"
-	dumpe2fs -h "$d" >"$F/dumpe2fs" 2>/dev/null
-	loop_detach "$d"
+	loop_detach "$d" # returns once disk.img holds every write: read it there
+	dumpe2fs "$F/disk.img?offset=$s" >"$F/dumpe2fs" 2>/dev/null
 	"$MCAST_BIN/mcast-pack" -q create --image --used-only -n disk -o "$F/disk.mcpkg" "$F/disk.img"
 	touch "$F/ready"
 }
@@ -97,16 +97,18 @@ info_json() { "$MCAST_BIN/mcast-pack" info --json "$F/disk.mcpkg" | tail -n 1; }
 	[ "$(jget "$j" '",".join(str(v["filesystem"]) for v in d["volumes"])')" = "vfat,$([ -f "$F/ntfs" ] && echo ntfs || echo None),ext4" ]
 	[ "$(jget "$j" '",".join(str(v["used_only"]) for v in d["volumes"])')" = "False,$([ -f "$F/ntfs" ] && echo True || echo False),True" ]
 	# What the file systems' own tools say they use: dumpe2fs, ntfsinfo, and the whole vfat partition.
-	e4=$(awk -F: '/^Block count/ { n = $2 } /^Free blocks/ { f = $2 } /^Block size/ { b = $2 } END { print (n - f) * b }' "$F/dumpe2fs")
+	# ext4: its groups' free counts (the superblock's own total may lag behind them after umount).
+	e4=$(awk -F: '/^Block count/ { n = $2 } /^Block size/ { b = $2 } /^  [0-9]+ free blocks,/ { split($0, a, " "); f += a[1] }
+		END { print (n - f) * b }' "$F/dumpe2fs")
 	nt=$(sed -n 2p "$F/parts" | cut -d' ' -f2)
 	if [ -f "$F/ntfs" ]; then
 		nt=$(awk -F: '/Cluster Size/ { c = $2 } /Volume Size in Clusters/ { n = $2 } /Free Clusters/ { split($2, a, " "); f = a[1] }
 			END { print (n - f) * c }' "$F/ntfsinfo")
 	fi
 	used=$(($(sed -n 1p "$F/parts" | cut -d' ' -f2) + nt + e4))
-	# libext2fs's count (from the bitmaps) and dumpe2fs's (the superblock's) agree within 1 MiB.
+	# libext2fs's count (from the bitmaps) and dumpe2fs's (the group descriptors') agree.
 	echo "# ext4 used: dumpe2fs $e4, libext2fs $(jget "$j" 'd["volumes"][2]["used"]')"
-	[ "$(jget "$j" 'abs(d["volumes"][2]["used"] - '"$e4"') <= max(1048576, '"$e4"' // 20)')" = True ]
+	[ "$(jget "$j" 'abs(d["volumes"][2]["used"] - '"$e4"') <= 65536')" = True ]
 	stored=$(jget "$j" 'd["stored_size"]')
 	echo "# stored $stored, used $used, disk $(stat -c %s "$F/disk.img")" >&3
 	[ "$stored" -le $((used * 11 / 10)) ]
@@ -165,6 +167,9 @@ info_json() { "$MCAST_BIN/mcast-pack" info --json "$F/disk.mcpkg" | tail -n 1; }
 @test "disk: onto a larger disk: the rest is left as it was, the last partition and its ext4 grow after" {
 	need_disk
 	local s z ss before
+	truncate -s 255M small.img
+	run -2 "$MCAST_BIN/mcast-pack" extract --to small.img "$F/disk.mcpkg"
+	[[ $output == *small.img*"smaller than the image"* ]]
 	garbage 272M big >big.img
 	before=$(tail -c 16M big.img | md5sum)
 	run -0 "$MCAST_BIN/mcast-pack" extract --to big.img "$F/disk.mcpkg"
@@ -245,4 +250,44 @@ info_json() { "$MCAST_BIN/mcast-pack" info --json "$F/disk.mcpkg" | tail -n 1; }
 	run -2 "$MCAST_BIN/mcast-pack" create --used-only -o s.mcpkg "$F/disk.img"
 	run -2 "$MCAST_BIN/mcast-pack" create --image --force -o s.mcpkg "$F/disk.img"
 	[ ! -e s.mcpkg ]
+}
+
+@test "disk: an MBR with an extended partition: ext4 primary, swap logical; the EBR kept, restored they check" {
+	need_disk
+	local s z ss d
+	garbage 64M mbr >mbr.img
+	sfdisk -q mbr.img <<-'EOF'
+		label: dos
+		start=2048, size=40MiB, type=83
+		type=5
+		type=82
+	EOF
+	parts mbr.img >mparts
+	[ "$(wc -l <mparts)" -eq 3 ] # sfdisk -J lists the extended one too
+	read -r s z ss < <(sed -n 1p mparts)
+	d=$(loop_attach mbr.img -o "$s" --sizelimit "$z")
+	mkfs.ext4 -q -F -E nodiscard,lazy_itable_init=0 "$d"
+	debugfs -w -R "write /usr/share/zoneinfo/Europe/Paris Paris" "$d" >/dev/null 2>&1
+	loop_detach "$d"
+	read -r s z ss < <(sed -n 3p mparts)
+	d=$(loop_attach mbr.img -o "$s" --sizelimit "$z")
+	mkswap -L lsw "$d" >/dev/null
+	loop_detach "$d"
+	run -0 "$MCAST_BIN/mcast-pack" -q create --image --used-only -o mbr.mcpkg mbr.img
+	run -0 "$MCAST_BIN/mcast-pack" info --json mbr.mcpkg
+	[ "$(jget "${lines[-1]}" '[d["partition_table"]] + [v["filesystem"] for v in d["volumes"]]')" = "['dos', 'ext4', 'swap']" ]
+	[ "$(jget "${lines[-1]}" 'd["stored_size"]')" -lt $((8 * 1048576)) ]
+	garbage 64M other >mbr2.img
+	run -0 "$MCAST_BIN/mcast-pack" extract --to mbr2.img mbr.mcpkg
+	[ "$(parts mbr2.img)" = "$(cat mparts)" ]
+	run -0 sfdisk --verify mbr2.img
+	read -r s z ss < <(sed -n 1p mparts)
+	d=$(loop_attach mbr2.img -r -o "$s" --sizelimit "$z")
+	run -0 e2fsck -fn "$d"
+	debugfs -R "cat Paris" "$d" 2>/dev/null | cmp - /usr/share/zoneinfo/Europe/Paris
+	loop_detach "$d"
+	read -r s z ss < <(sed -n 3p mparts)
+	d=$(loop_attach mbr2.img -r -o "$s" --sizelimit "$z")
+	[ "$(blkid -p -o value -s LABEL "$d")" = lsw ]
+	loop_detach "$d"
 }
