@@ -2,9 +2,9 @@
 # tests/67-image-repair.bats: mcast-repair --to TARGET --state FILE completes an
 # image on a target disk from unicast sources (nginx in a namespace, a path):
 # an ext4 file system with a real tree, onto an empty loop device, onto one
-# half written and damaged, and after a run cut short with its state kept;
-# every target ends equal to the image and e2fsck clean. Refusals leave the
-# target unchanged.
+# half written and damaged, after a run cut short and after SIGTERM (each
+# resumed from the state kept); every target ends equal to the image and
+# e2fsck clean. Refusals leave the target unchanged.
 
 bats_require_minimum_version 1.5.0
 load helper
@@ -181,4 +181,27 @@ json_num() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" <<<"$2"; }
 	run -2 --separate-stderr run_repair --state st -s "$F/www/fs.mcpkg" x.mcpkg
 	[ ! -e x.mcpkg ]
 	[ ! -e x.mcpkg.part ]
+}
+
+@test "repair --to: SIGTERM mid-way saves the state and exits 3; the next run resumes from it" {
+	need_fs
+	truncate -s $SIZE disk
+	dev=$(loop_attach disk)
+	ns_lo
+	nginx_start local "$F/www" -c 'limit_rate 1m;'
+	bg_start rep ns_exec local run_repair --json -j 1 --to "$dev" --state st -s "$NGINX_URL/fs.mcpkg"
+	wait_for 20 grep -q '"event":"fetched"' "$BATS_TEST_TMPDIR/rep.out"
+	bg_kill rep TERM
+	st=0
+	bg_wait rep 10 || st=$?
+	[ "$st" -eq 3 ]
+	[ -s st ]
+	grep -q '"result":"interrupted"' "$BATS_TEST_TMPDIR/rep.out"
+	grep -q "interrupted; state saved" "$BATS_TEST_TMPDIR/rep.err"
+	have=$(json_num have "$(grep '"event":"fetched"' "$BATS_TEST_TMPDIR/rep.out" | tail -n 1)")
+	run -0 --separate-stderr run_repair --json --to "$dev" --state st -s "$F/www/fs.mcpkg"
+	[[ ${lines[-1]} == *'"result":"complete"'* ]]
+	[ "$(json_num had "${lines[-1]}")" -ge "$have" ] # everything verified before the signal was kept
+	same_fs "$dev"
+	[ ! -e st ]
 }
