@@ -124,7 +124,8 @@ info_json() { "$MCAST_BIN/mcast-pack" info --json "$F/disk.mcpkg" | tail -n 1; }
 @test "disk: extract --to a loop device: the GPT verifies, every file system checks clean, files read back equal" {
 	need_disk
 	local t d s z ss
-	garbage 256M target >target.img
+	truncate -s 256M target.img
+	garbage 96M target | dd of=target.img conv=notrunc status=none # what was there must not matter
 	t=$(loop_attach target.img)
 	run -0 "$MCAST_BIN/mcast-pack" extract --to "$t" "$F/disk.mcpkg"
 	run -0 "$MCAST_BIN/mcast-pack" verify --to "$t" "$F/disk.mcpkg"
@@ -170,7 +171,8 @@ info_json() { "$MCAST_BIN/mcast-pack" info --json "$F/disk.mcpkg" | tail -n 1; }
 	truncate -s 255M small.img
 	run -2 "$MCAST_BIN/mcast-pack" extract --to small.img "$F/disk.mcpkg"
 	[[ $output == *small.img*"smaller than the image"* ]]
-	garbage 272M big >big.img
+	truncate -s 272M big.img
+	garbage 16M big | dd of=big.img bs=1M seek=256 conv=notrunc status=none
 	before=$(tail -c 16M big.img | md5sum)
 	run -0 "$MCAST_BIN/mcast-pack" extract --to big.img "$F/disk.mcpkg"
 	[ "$(tail -c 16M big.img | md5sum)" = "$before" ]
@@ -211,10 +213,12 @@ info_json() { "$MCAST_BIN/mcast-pack" info --json "$F/disk.mcpkg" | tail -n 1; }
 @test "disk: refused, nothing written: a mounted source, a dirty ext4, a table past the end; usage errors" {
 	need_disk
 	local s z ss d
-	# Mounted read-write (a copy of the disk): through a loop device backed by the image file, and that device.
-	cp "$F/disk.img" dirty.img
-	read -r s z ss < <(sed -n 3p "$F/parts")
+	# Mounted read-write (a small GPT disk with one ext4): through a loop device backed by the file, and that device.
+	truncate -s 32M dirty.img
+	printf 'label: gpt\nstart=1MiB, type=L\n' | sfdisk -q dirty.img
+	read -r s z ss < <(parts dirty.img)
 	d=$(loop_attach dirty.img -o "$s" --sizelimit "$z")
+	mkfs.ext4 -q -F "$d"
 	mc_mount "$d" "$T/mnt"
 	run -1 "$MCAST_BIN/mcast-pack" create --image --used-only -o m.mcpkg dirty.img
 	[[ $output == *"dirty.img (through $d): mounted read-write or in use"*--force* ]]
@@ -277,7 +281,8 @@ info_json() { "$MCAST_BIN/mcast-pack" info --json "$F/disk.mcpkg" | tail -n 1; }
 	run -0 "$MCAST_BIN/mcast-pack" info --json mbr.mcpkg
 	[ "$(jget "${lines[-1]}" '[d["partition_table"]] + [v["filesystem"] for v in d["volumes"]]')" = "['dos', 'ext4', 'swap']" ]
 	[ "$(jget "${lines[-1]}" 'd["stored_size"]')" -lt $((8 * 1048576)) ]
-	garbage 64M other >mbr2.img
+	truncate -s 64M mbr2.img
+	garbage 8M other | dd of=mbr2.img conv=notrunc status=none
 	run -0 "$MCAST_BIN/mcast-pack" extract --to mbr2.img mbr.mcpkg
 	[ "$(parts mbr2.img)" = "$(cat mparts)" ]
 	run -0 sfdisk --verify mbr2.img
