@@ -296,3 +296,33 @@ info_json() { "$MCAST_BIN/mcast-pack" info --json "$F/disk.mcpkg" | tail -n 1; }
 	[ "$(blkid -p -o value -s LABEL "$d")" = lsw ]
 	loop_detach "$d"
 }
+
+@test "disk: the used-only package through a session (5% loss, a late joiner), then onto a loop device: fsck clean" {
+	need_disk
+	require_root
+	require_prog mcast-send mcast-recv
+	local G=239.77.66.1 P=17660 r t s z ss d
+	lan_create 3
+	ns_loss h2 5 $P
+	bg_start r2 with_timeout 60 ns_exec h2 run_recv -g $G -p $P -i eth0 -o "$T/r2.mcpkg"
+	wait_for 10 grep -q 'waiting for' "$T/r2.err"
+	bg_start send with_timeout 60 ns_exec h1 run_send -g $G -p $P -i eth0 -r 80M --linger 500ms "$F/disk.mcpkg"
+	wait_for 15 test -s "$T/r2.mcpkg.part"
+	bg_start r3 with_timeout 60 ns_exec h3 run_recv -g $G -p $P -i eth0 -o "$T/r3.mcpkg"
+	bg_wait r2 45
+	bg_wait r3 45
+	bg_wait send 45
+	[ "$(ns_loss_count h2)" -gt 0 ]
+	for r in r2 r3; do
+		cmp "$T/$r.mcpkg" "$F/disk.mcpkg"
+	done
+	truncate -s 256M target.img
+	t=$(loop_attach target.img)
+	run -0 "$MCAST_BIN/mcast-pack" extract --to "$t" "$T/r3.mcpkg"
+	loop_detach "$t"
+	run -0 sfdisk --verify target.img
+	read -r s z ss < <(sed -n 3p "$F/parts")
+	d=$(loop_attach target.img -r -o "$s" --sizelimit "$z")
+	run -0 e2fsck -fn "$d"
+	loop_detach "$d"
+}
