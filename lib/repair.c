@@ -1,6 +1,7 @@
 /* Repair logic: which chunks are missing, which source next, verify, write, save state; see repair.h. */
 #include "repair.h"
 #include "crypto.h"
+#include "resume.h"
 #include "target.h"
 #include "tstate.h"
 
@@ -1002,7 +1003,7 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 {
 	struct run r = {0};
 	char e[512], stale[512] = "";
-	int rc = -1, created = 0, loaded;
+	int rc = -1, created = 0;
 
 	memset(res, 0, sizeof *res);
 	r.o = o;
@@ -1033,6 +1034,7 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 		res->src[k].name = mc_source_name(res->handles[k]);
 	}
 
+	struct mc_resume rs = {0}; /* the package file's resume; --trust is asked below, between its steps */
 	if (o->target) {
 		/*
 		 * --to: the state keeps the manifest (taken here; the resume
@@ -1054,7 +1056,10 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 		if (open_local(&r, &created) < 0)
 			goto out;
 		res->in_place = r.in_place;
-		r.have_m = mc_state_read_part_manifest(r.fd, &r.m);
+		/* The one resume sequence (lib/resume.h), step one: the head (r.m is rs.m from here). */
+		r.have_m = mc_resume_head(r.fd, &rs);
+		if (r.have_m)
+			r.m = rs.m;
 	}
 	res->have_manifest = r.have_m;
 	if (r.have_m && o->trust && mc_manifest_trust(&r.m, o->trust, e, sizeof e) != MC_SIG_TRUSTED) {
@@ -1069,25 +1074,16 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 			goto out;
 		res->bytes_need = chunk_bytes(&r, 0);
 	} else if (r.have_m) {
-		mc_manifest_layout(&r.m, &r.l);
-		loaded = 0;
-		if (!r.in_place) {
-			loaded = mc_state_load(o->pkg, r.fd, &res->st, e, sizeof e);
-			if (loaded < 0)
-				scopy(stale, sizeof stale, e);
-			if (loaded == 1 && (memcmp(res->st.id, r.m.id, MC_ID_LEN) != 0 || res->st.nchunks != r.m.nchunks)) {
-				mc_state_free(&res->st);
-				loaded = 0;
-			}
-		}
-		if (loaded != 1 && mc_state_init(&res->st, r.m.id, r.m.nchunks) < 0) {
-			snprintf(err, errlen, "out of memory");
+		/* The rest of the sequence: the state or none, every chunk it does not mark checked. */
+		int rr = mc_resume_state(o->pkg, r.fd, r.in_place ? MC_RESUME_IN_PLACE : 0, &rs, err, errlen);
+		res->st = rs.st;
+		if (rr < 0)
 			goto out;
-		}
-		if (loaded != 1)
+		scopy(stale, sizeof stale, rs.why);
+		if (!rs.loaded || rs.found > 0)
 			r.dirty = 1;
-		/* Chunks written after the last state save are on disk too: look at what the map lacks. */
-		if (rescan(&r) < 0 || build_partials(&r) < 0)
+		mc_manifest_layout(&r.m, &r.l);
+		if (build_partials(&r) < 0)
 			goto out;
 		res->bytes_need = chunk_bytes(&r, 0);
 	}
