@@ -1,0 +1,471 @@
+/* The send driver; see txloop.h. */
+#include "txloop.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "defaults.h"
+#include "fec.h"
+#include "wire.h"
+
+#define KMAX 128                /* source symbols per coding block: see mcast-protocol(7) */
+#define ANNOUNCE_MS 100         /* announcements ten times a second, and every MC_ANNOUNCE_PKTS datagrams */
+#define MANIFEST_MIN_MS 100     /* the whole manifest at most this often ... */
+#define MANIFEST_MAX_MS 1000    /* ... and at least this often */
+#define MEASURE_MS 50           /* the sent rate is measured over this much time at least */
+#define PROGRESS_MS 250
+#define GSO_MAX_SEGS 64
+#define GSO_MAX_BYTES 65000
+
+struct mc_txloop {
+	struct mc_txloop_cfg cfg;
+	const struct mc_pkg *pkg;
+	struct mc_txloop_info info;
+	struct mc_sender *s;
+	struct mc_fec *fec;
+	int tx, fb;
+	struct mc_pace pace;
+	/* What the sender really sends while it has work: where a rate cut starts from. */
+	uint64_t meas_ns, meas_bytes, meas_idle_ns, sent_bps;
+	int over;       /* the end rule was met in the middle of a window: stop it there */
+	struct mc_chunk_check check; /* the first pass checks each chunk it reads against the manifest */
+	int damaged;    /* ... and stops at the first that does not match */
+	struct slot {
+		uint8_t *block, *repair;
+		uint8_t (*hdr)[MC_WIRE_DATA_HDR];
+		const uint8_t *syms[MC_RS_MAX];
+	} win[MC_INTERLEAVE];
+	struct mc_sender_job jobs[MC_INTERLEAVE];
+	uint16_t (*order)[2];
+	struct mc_rx rx;
+	uint32_t man_idx, nfrag;
+	int man_sent;
+	uint64_t next_ann;
+	uint64_t ann_pkts; /* pkts_sent at the last announcement */
+	char *err;         /* the run's error buffer */
+	size_t errlen;
+};
+
+static void report(struct mc_txloop *l, int kind, unsigned arg, unsigned arg2, int e, const char *msg)
+{
+	struct mc_txloop_ev ev = {kind, arg, arg2, e, msg};
+
+	if (l->cfg.report)
+		l->cfg.report(l->cfg.ctx, l, &ev);
+}
+
+static int stopped(const struct mc_txloop *l)
+{
+	return l->cfg.stop && *l->cfg.stop;
+}
+
+static unsigned wire_overhead(const struct mc_txloop *l)
+{
+	return l->cfg.g.family == AF_INET6 ? 48 : 28; /* IP + UDP headers, counted against the rate */
+}
+
+static void send_small(struct mc_txloop *l, const uint8_t *buf, size_t len)
+{
+	if (len == 0)
+		return;
+	if (mc_net_send(l->tx, &l->cfg.g, buf, len) < 0)
+		l->info.send_drops++;
+	l->info.bytes_sent += len;
+	l->info.pkts_sent++;
+	mc_pace_spend(&l->pace, len + wire_overhead(l));
+}
+
+/* The announcement alone; announce() adds the manifest. */
+static void announce_only(struct mc_txloop *l)
+{
+	uint8_t buf[2048];
+
+	send_small(l, buf, mc_sender_announce_pkt(l->s, &l->pkg->m, l->info.rate.cur, buf, sizeof buf));
+	l->ann_pkts = l->info.pkts_sent;
+}
+
+static void announce(struct mc_txloop *l)
+{
+	uint8_t buf[2048];
+	uint64_t cur = l->info.rate.cur;
+
+	announce_only(l);
+	/*
+	 * The manifest goes out whole at the start, then repeats every
+	 * MANIFEST_MIN_MS to MANIFEST_MAX_MS, as often as 1% of the rate allows,
+	 * in step with the announcements: a receiver parks what it gets before
+	 * the manifest and verifies it all at once when the manifest is whole,
+	 * so the sooner that is the less it has to catch up on (at 5 Gbit/s, a
+	 * second of parked data stalled receivers long enough to overflow them).
+	 */
+	uint64_t every = (uint64_t)l->nfrag * (MC_MANIFEST_FRAG + 64) * 8 * 1000 / (cur / 100 ? cur / 100 : 1);
+	every = every < MANIFEST_MIN_MS ? MANIFEST_MIN_MS : every > MANIFEST_MAX_MS ? MANIFEST_MAX_MS : every;
+	uint32_t per = l->man_sent ? (uint32_t)((l->nfrag * ANNOUNCE_MS + every - 1) / every) : l->nfrag;
+	l->man_sent = 1;
+	for (uint32_t i = 0; i < per; i++) {
+		send_small(l, buf, mc_sender_manifest_pkt(l->info.session, &l->pkg->m, l->man_idx, buf, sizeof buf));
+		l->man_idx = (l->man_idx + 1) % l->nfrag;
+	}
+}
+
+static void drain_feedback(struct mc_txloop *l)
+{
+	int n;
+
+	while ((n = mc_net_rx(l->fb, &l->rx)) > 0) {
+		uint64_t now = mc_now_ms();
+		for (int i = 0; i < n; i++) {
+			const uint8_t *p;
+			size_t len;
+			for (unsigned j = 0; (len = mc_net_rx_seg(&l->rx, (unsigned)i, j, &p)) > 0; j++) {
+				struct mc_pkt pkt;
+				if (mc_wire_decode(p, len, &pkt) == 0)
+					mc_sender_feedback(l->s, now, &pkt, &l->rx.from[i]);
+			}
+		}
+		if (n < (int)l->rx.n)
+			break;
+	}
+	unsigned pi, kind;
+	while (mc_sender_event(l->s, &pi, &kind))
+		report(l, MC_TXL_EV_PEER, pi, kind, 0, NULL);
+	struct mc_pkt cp;
+	uint8_t buf[2048];
+	while (mc_sender_ctrl(l->s, &cp))
+		send_small(l, buf, mc_wire_encode(&cp, buf, sizeof buf));
+}
+
+/*
+ * The rate sent over the last MEASURE_MS or more, idle time (nothing to
+ * send) left out; a measure with less than MEASURE_MS/2 of work in it keeps
+ * the last one.
+ */
+static void measure(struct mc_txloop *l)
+{
+	uint64_t now = mc_now_ns(), dt = now - l->meas_ns;
+
+	if (dt < MEASURE_MS * 1000000ULL)
+		return;
+	uint64_t busy = dt > l->meas_idle_ns ? dt - l->meas_idle_ns : 0;
+	if (busy >= MEASURE_MS * 500000ULL)
+		l->sent_bps = (uint64_t)((double)l->meas_bytes * 8e9 / (double)busy);
+	l->meas_ns = now;
+	l->meas_bytes = l->meas_idle_ns = 0;
+}
+
+/* Feedback and the announcement timer: run between batches, so a long window never starves them. */
+static void housekeeping(struct mc_txloop *l)
+{
+	uint64_t now = mc_now_ms();
+
+	drain_feedback(l);
+	measure(l);
+	/* --max-time and the end rule hold within a window too: at a low rate one lasts seconds. */
+	if (mc_sender_tick(l->s, now) == MC_SENDER_OVER)
+		l->over = 1;
+	if (mc_rate_update(&l->info.rate, mc_sender_stats(l->s)->overrun_reports, l->sent_bps, now)) {
+		mc_pace_set_rate(&l->pace, l->info.rate.cur);
+		report(l, MC_TXL_EV_RATE, 0, 0, 0, NULL);
+	}
+	if (now >= l->next_ann) {
+		announce(l);
+		l->next_ann = now + ANNOUNCE_MS;
+	} else if (l->info.pkts_sent - l->ann_pkts >= MC_ANNOUNCE_PKTS) {
+		/*
+		 * A receiver holds the DATA it hears before its first announcement,
+		 * up to MC_EARLY_MAX datagrams: at 10 Gbit/s a tenth of a second is
+		 * 17 times that, and a late joiner lost what came in between.
+		 */
+		announce_only(l);
+	}
+}
+
+/* Waits for feedback up to ns nanoseconds. */
+static void wait_fb(struct mc_txloop *l, uint64_t ns)
+{
+	struct pollfd pfd = {l->fb, POLLIN, 0};
+	struct timespec ts = {(time_t)(ns / 1000000000ULL), (long)(ns % 1000000000ULL)};
+
+	ppoll(&pfd, 1, &ts, NULL);
+}
+
+/*
+ * Sends iov (header/symbol pairs) as paced GSO batches, falling back to
+ * sendmmsg if GSO is refused. Returns 0 sent, 1 not sent because the session
+ * ended while it waited for its turn, -1 error or signal.
+ */
+static int send_batch(struct mc_txloop *l, struct iovec *iov, unsigned nseg, uint16_t seg)
+{
+	size_t bytes = (size_t)nseg * (seg + wire_overhead(l));
+	const struct mc_group *g = &l->cfg.g;
+	uint64_t w;
+
+	while ((w = mc_pace_wait(&l->pace, mc_now_ns(), bytes)) > 0) {
+		if (w > 200000)
+			housekeeping(l);
+		if (l->over)
+			return 1;
+		wait_fb(l, w > 2000000 ? 2000000 : w);
+		if (stopped(l))
+			return -1;
+	}
+	for (;;) {
+		if (mc_net_send_batch(l->tx, g, iov, 2 * nseg, seg, l->info.gso) == 0)
+			break;
+		if (l->info.gso && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT)) {
+			report(l, MC_TXL_EV_NOGSO, 0, 0, errno, NULL);
+			l->info.gso = 0;
+			continue;
+		}
+		if (errno == EAGAIN || errno == ENOBUFS) {
+			struct pollfd pfd = {l->tx, POLLOUT, 0};
+			poll(&pfd, 1, 10);
+			continue;
+		}
+		if (errno == EINTR) {
+			if (stopped(l))
+				return -1;
+			continue;
+		}
+		if (errno == EMSGSIZE)
+			snprintf(l->err, l->errlen, "%s: send: %s: --mtu %u is more than the way to the group takes", g->text,
+				 strerror(errno), l->cfg.mtu);
+		else if (errno == ENETUNREACH && g->ifindex == 0)
+			snprintf(l->err, l->errlen, "%s: send: %s (no route to the group: name the interface with -i)", g->text,
+				 strerror(errno));
+		else
+			snprintf(l->err, l->errlen, "%s: send: %s", g->text, strerror(errno));
+		return -1;
+	}
+	mc_pace_spend(&l->pace, bytes);
+	l->meas_bytes += bytes;
+	l->info.bytes_sent += (size_t)nseg * seg;
+	l->info.pkts_sent += nseg;
+	return 0;
+}
+
+/*
+ * Sends a window of jobs: each block read from the package and its repair
+ * symbols computed, then the datagrams of all of them interleaved
+ * (mc_sender_interleave) and cut into paced GSO batches.
+ */
+static int send_window(struct mc_txloop *l, unsigned nj)
+{
+	struct iovec iov[2 * GSO_MAX_SEGS];
+	const struct mc_pkg *pkg = l->pkg;
+	uint16_t sym = l->info.sym, seg = (uint16_t)(MC_WIRE_DATA_HDR + sym);
+	unsigned per = GSO_MAX_BYTES / seg, total;
+	ssize_t r;
+
+	if (per > GSO_MAX_SEGS)
+		per = GSO_MAX_SEGS;
+	for (unsigned j = 0; j < nj; j++) {
+		const struct mc_sender_job *job = &l->jobs[j];
+		struct slot *w = &l->win[j];
+		r = pread(pkg->fd, w->block, job->b.len, (off_t)(pkg->l.payload_off + job->b.off));
+		if (r != (ssize_t)job->b.len) {
+			snprintf(l->err, l->errlen, "%s: read: %s", pkg->path, r < 0 ? strerror(errno) : "file shrank while sending");
+			return -1;
+		}
+		uint32_t bad;
+		if (mc_chunk_check_feed(&l->check, job->b.off, w->block, job->b.len, &bad) < 0) {
+			uint64_t first = pkg->l.payload_off + mc_manifest_chunk_off(&pkg->m, bad);
+			char msg[1024];
+			snprintf(msg, sizeof msg, "%s: chunk %u (bytes %llu-%llu) does not match its digest: the package is damaged "
+				 "(mcast-pack verify names every bad chunk, mcast-repair heals it)",
+				 pkg->path, bad, (unsigned long long)first,
+				 (unsigned long long)(first + mc_manifest_chunk_len(&pkg->m, bad) - 1));
+			report(l, MC_TXL_EV_DAMAGED, bad, 0, 0, msg);
+			l->damaged = 1;
+			return -1;
+		}
+		memset(w->block + job->b.len, 0, (size_t)job->b.k * sym - job->b.len);
+		if (mc_sender_datagrams(l->fec, l->info.session, sym, job, w->block, w->repair, w->hdr, w->syms) < 0) {
+			snprintf(l->err, l->errlen, "%s: erasure coder failed", pkg->path);
+			return -1;
+		}
+	}
+	total = mc_sender_interleave(l->jobs, nj, l->order);
+	for (unsigned i = 0; i < total; i += per) {
+		unsigned n = total - i < per ? total - i : per;
+		for (unsigned j = 0; j < n; j++) {
+			const struct slot *w = &l->win[l->order[i + j][0]];
+			unsigned k = l->order[i + j][1];
+			iov[2 * j].iov_base = (void *)w->hdr[k];
+			iov[2 * j].iov_len = MC_WIRE_DATA_HDR;
+			iov[2 * j + 1].iov_base = (void *)w->syms[k];
+			iov[2 * j + 1].iov_len = sym;
+		}
+		int rc = send_batch(l, iov, n, seg);
+		if (rc < 0)
+			return -1;
+		if ((i / per) % 8 == 7)
+			housekeeping(l);
+		if (rc > 0 || l->over)
+			return 0; /* the session is over: the rest of the window is not sent */
+	}
+	return 0;
+}
+
+struct mc_txloop *mc_txloop_new(const struct mc_txloop_cfg *cfg, char *err, size_t errlen)
+{
+	struct mc_txloop *l = calloc(1, sizeof *l);
+	struct mc_sender_cfg sc;
+	const struct mc_pkg *pkg = cfg->pkg;
+	int nomem;
+
+	if (l == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	l->cfg = *cfg;
+	l->pkg = pkg;
+	l->tx = l->fb = -1;
+	l->info.sym = mc_geom_sym_for_mtu(cfg->mtu, cfg->g.family == AF_INET6);
+	sc = cfg->core;
+	if (mc_geom_init_manifest(&sc.geom, &pkg->m, l->info.sym, KMAX) < 0) {
+		snprintf(err, errlen, "%s: cannot cut into coding blocks", pkg->path);
+		free(l);
+		return NULL;
+	}
+	memcpy(sc.id, pkg->m.id, MC_ID_LEN);
+	memcpy(sc.name, pkg->m.name, sizeof sc.name);
+	if (getrandom(&l->info.session, sizeof l->info.session, 0) != sizeof l->info.session)
+		l->info.session = (uint32_t)getpid() ^ (uint32_t)mc_now_ns();
+	if (l->info.session == 0)
+		l->info.session = 1; /* 0 means "no session" in hellos */
+	l->info.start_ms = mc_now_ms();
+	l->s = mc_sender_new(&sc, l->info.session, l->info.start_ms);
+	l->fec = mc_fec_new();
+	nomem = !l->s || !l->fec || mc_chunk_check_init(&l->check, &pkg->m) < 0;
+	for (unsigned j = 0; j < MC_INTERLEAVE; j++) {
+		l->win[j].block = malloc((size_t)KMAX * l->info.sym);
+		l->win[j].repair = malloc((size_t)MC_RS_MAX * l->info.sym);
+		l->win[j].hdr = malloc(MC_RS_MAX * sizeof *l->win[j].hdr);
+		nomem |= !l->win[j].block || !l->win[j].repair || !l->win[j].hdr;
+	}
+	l->order = malloc((size_t)MC_INTERLEAVE * MC_RS_MAX * sizeof *l->order);
+	if (nomem || !l->order || mc_net_rx_init(&l->rx, 32, 2048) < 0) {
+		mc_txloop_free(l);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	l->nfrag = (pkg->m.raw_len + MC_MANIFEST_FRAG - 1) / MC_MANIFEST_FRAG;
+	return l;
+}
+
+int mc_txloop_open(struct mc_txloop *l, char *err, size_t errlen)
+{
+	if ((l->tx = mc_net_sender(&l->cfg.g, l->cfg.ttl, err, errlen)) < 0 ||
+	    (l->fb = mc_net_listen(&l->cfg.gfb, 0, err, errlen)) < 0)
+		return errno ? -errno : -EIO;
+	l->info.gso = mc_net_gso_ok(l->tx);
+	/*
+	 * The bucket holds 2 ms of the rate (at least four GSO batches): reading
+	 * and coding a window of blocks takes about a millisecond, and a sleep
+	 * oversleeps by tens of microseconds; a smaller bucket would lose that
+	 * time for good and send slower than -r.
+	 */
+	size_t burst = (size_t)(l->cfg.rate / 8 / 500);
+	if (burst < 4 * GSO_MAX_BYTES)
+		burst = 4 * GSO_MAX_BYTES;
+	mc_pace_init(&l->pace, l->cfg.rate, burst, mc_now_ns());
+	mc_rate_init(&l->info.rate, l->cfg.rate, mc_now_ms());
+	l->meas_ns = mc_now_ns();
+	return 0;
+}
+
+int mc_txloop_run(struct mc_txloop *l, char *err, size_t errlen)
+{
+	uint64_t next_prog = 0, last_passes = 0;
+	int was_idle = 0, st = MC_SENDER_RUN;
+
+	l->err = err;
+	l->errlen = errlen;
+	for (;;) {
+		uint64_t now;
+		unsigned nj;
+		if (stopped(l))
+			return MC_END_SIGNAL;
+		housekeeping(l);
+		now = mc_now_ms(); /* after feedback: no receiver may look heard "in the future" */
+		if (now >= next_prog) {
+			report(l, MC_TXL_EV_PROGRESS, 0, 0, 0, NULL);
+			next_prog = now + PROGRESS_MS;
+		}
+		if (mc_sender_stats(l->s)->passes != last_passes) {
+			last_passes = mc_sender_stats(l->s)->passes;
+			report(l, MC_TXL_EV_PASS, (unsigned)last_passes, 0, 0, NULL);
+		}
+		nj = mc_sender_window(l->s, now, l->jobs, MC_INTERLEAVE, &st);
+		if (nj == 0 && st == MC_SENDER_OVER)
+			return mc_sender_end_reason(l->s);
+		if (nj == 0) {
+			if (!was_idle) {
+				announce(l); /* receivers learn at once that nothing is queued */
+				l->next_ann = now + ANNOUNCE_MS;
+			}
+			was_idle = 1;
+			uint64_t t0 = mc_now_ns();
+			wait_fb(l, 10000000);
+			l->meas_idle_ns += mc_now_ns() - t0;
+			continue;
+		}
+		was_idle = 0;
+		if (send_window(l, nj) < 0) {
+			if (stopped(l))
+				continue;
+			if (l->damaged)
+				return MC_END_DAMAGED; /* receivers keep what they verified and hear why it ended */
+			return -1;
+		}
+	}
+}
+
+void mc_txloop_end(struct mc_txloop *l, int reason)
+{
+	struct mc_pkt p;
+	uint8_t buf[64];
+
+	memset(&p, 0, sizeof p);
+	p.type = MC_PKT_END;
+	p.session = l->info.session;
+	memcpy(p.u.end.id, l->pkg->m.id, MC_ID_LEN);
+	p.u.end.reason = (uint8_t)reason;
+	size_t n = mc_wire_encode(&p, buf, sizeof buf);
+	/* Repeated, so that a loss does not leave a receiver waiting for its timeout. */
+	for (int i = 0; i < 5; i++) {
+		mc_net_send(l->tx, &l->cfg.g, buf, n);
+		usleep(20000);
+	}
+}
+
+void mc_txloop_free(struct mc_txloop *l)
+{
+	if (l == NULL)
+		return;
+	if (l->tx >= 0)
+		close(l->tx);
+	if (l->fb >= 0)
+		close(l->fb);
+	mc_net_rx_free(&l->rx);
+	mc_sender_free(l->s);
+	mc_fec_free(l->fec);
+	for (unsigned j = 0; j < MC_INTERLEAVE; j++) {
+		free(l->win[j].block);
+		free(l->win[j].repair);
+		free(l->win[j].hdr);
+	}
+	free(l->order);
+	mc_chunk_check_free(&l->check);
+	free(l);
+}
+
+const struct mc_sender *mc_txloop_sender(const struct mc_txloop *l) { return l->s; }
+const struct mc_txloop_info *mc_txloop_info(const struct mc_txloop *l) { return &l->info; }

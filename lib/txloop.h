@@ -1,0 +1,84 @@
+/* The send driver: sockets, clock and pacing around the pure sender schedule, for one package. */
+#ifndef MC_TXLOOP_H
+#define MC_TXLOOP_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net.h"
+#include "pace.h"
+#include "pkg.h"
+#include "sender.h"
+
+/*
+ * mc_txloop owns the data and feedback sockets, the pacer and the clock: it
+ * reads the package's blocks, codes them, sends them in paced GSO batches,
+ * repeats the announcement and the manifest, hears feedback and runs the
+ * sender schedule (lib/sender.h) until the session is over. It never prints:
+ * what the program says comes out through the report callback.
+ */
+enum mc_txloop_evkind {
+	MC_TXL_EV_PEER = 1, /* a receiver event (MC_SEV_* in arg2) of peer arg (mc_sender_peer) */
+	MC_TXL_EV_PROGRESS, /* four times a second (arg: 1 forced, the last one) */
+	MC_TXL_EV_PASS,     /* pass arg done */
+	MC_TXL_EV_RATE,     /* the rate changed (mc_txloop_info: rate) */
+	MC_TXL_EV_NOGSO,    /* UDP GSO refused (errno in err): datagram by datagram from now on */
+	MC_TXL_EV_DAMAGED,  /* a chunk of the package does not match its digest (msg): the session ends (MC_END_DAMAGED) */
+};
+
+struct mc_txloop_ev {
+	int kind;
+	unsigned arg, arg2;
+	int err;
+	const char *msg;
+};
+
+struct mc_txloop;
+typedef void (*mc_txloop_report_fn)(void *ctx, struct mc_txloop *l, const struct mc_txloop_ev *ev);
+
+struct mc_txloop_cfg {
+	struct mc_group g, gfb;      /* data group and port; the same group on port + 1 for feedback */
+	int ttl;
+	const struct mc_pkg *pkg;    /* open (borrowed) */
+	uint64_t rate;               /* bits per second */
+	unsigned mtu;
+	struct mc_sender_cfg core;   /* fec_pct, linger_ms, max_time_ms, peer_timeout_ms, max_passes (geometry, id and name: the driver's) */
+	volatile sig_atomic_t *stop; /* set by a signal handler: the session ends (MC_END_SIGNAL) */
+	mc_txloop_report_fn report;
+	void *ctx;
+};
+
+struct mc_txloop_info {
+	uint32_t session;
+	uint16_t sym;                /* symbol size */
+	int gso;                     /* UDP GSO in use */
+	uint64_t start_ms;
+	uint64_t bytes_sent, pkts_sent, send_drops;
+	struct mc_rate rate;         /* current, cuts, lowest */
+};
+
+/*
+ * Makes the driver and its schedule for cfg->pkg. Returns NULL with the
+ * reason in err ("out of memory", "PKG: cannot cut into coding blocks").
+ */
+struct mc_txloop *mc_txloop_new(const struct mc_txloop_cfg *cfg, char *err, size_t errlen);
+
+/* Opens the sockets and starts the pacer. Returns 0 or a negative errno-like code with the reason in err. */
+int mc_txloop_open(struct mc_txloop *l, char *err, size_t errlen);
+
+/*
+ * Runs the session until it is over; returns why (enum mc_end_reason), or
+ * -1 on an error (reason in err: a send or read that failed).
+ */
+int mc_txloop_run(struct mc_txloop *l, char *err, size_t errlen);
+
+/* Tells the receivers the session ended (END, repeated against loss). */
+void mc_txloop_end(struct mc_txloop *l, int reason);
+
+void mc_txloop_free(struct mc_txloop *l);
+
+const struct mc_sender *mc_txloop_sender(const struct mc_txloop *l);
+const struct mc_txloop_info *mc_txloop_info(const struct mc_txloop *l);
+
+#endif

@@ -1,0 +1,301 @@
+/*
+ * The session drivers (lib/txloop, lib/rxloop) and the package file sink
+ * with the one resume sequence (lib/sink_pkg.c, lib/resume.c): a whole
+ * package sent and received over multicast on loopback inside a network
+ * namespace this test makes (root only; skipped otherwise), a receiver
+ * stopped mid-session that resumes and finishes, and the resume rule
+ * without any network.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "net.h"
+#include "pace.h"
+#include "pkg.h"
+#include "resume.h"
+#include "rxloop.h"
+#include "sink.h"
+#include "state.h"
+#include "tap.h"
+#include "txloop.h"
+
+#define CS (64u * 1024)
+#define NCH 200u
+
+static char dir[] = "/tmp/mc-driver-XXXXXX";
+static char pkgpath[256], outpath[256];
+static uint8_t *payload;
+static uint64_t psize;
+
+/* A raw package of NCH chunks of random bytes (the last one short). */
+static int make_pkg(void)
+{
+	struct mc_manifest m;
+	struct mc_pkg_layout l;
+	uint8_t *dg;
+	char err[256];
+	int fd, rc = -1;
+
+	psize = (uint64_t)NCH * CS - 1234;
+	payload = malloc(psize);
+	dg = malloc((size_t)NCH * MC_DIGEST_LEN);
+	if (!payload || !dg)
+		return -1;
+	for (uint64_t i = 0; i < psize; i++)
+		payload[i] = (uint8_t)(i * 2654435761u >> 13);
+	memset(&m, 0, sizeof m);
+	snprintf(m.name, sizeof m.name, "drv");
+	m.chunk_size = CS;
+	m.payload_size = psize;
+	m.nchunks = NCH;
+	m.compression = MC_COMP_NONE;
+	m.kind = MC_KIND_RAW;
+	mc_digest(payload, psize, m.payload_digest);
+	for (uint32_t i = 0; i < NCH; i++) {
+		uint64_t off = (uint64_t)i * CS;
+		mc_digest(payload + off, psize - off < CS ? psize - off : CS, dg + (size_t)i * MC_DIGEST_LEN);
+	}
+	if (mc_manifest_encode(&m, dg, err, sizeof err) < 0)
+		goto out;
+	mc_manifest_layout(&m, &l);
+	fd = open(pkgpath, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd >= 0 && mc_pkg_write_head(fd, &m) == 0 &&
+	    pwrite(fd, payload, psize, (off_t)l.payload_off) == (ssize_t)psize)
+		rc = 0;
+	if (fd >= 0)
+		close(fd);
+	mc_manifest_free(&m);
+out:
+	free(dg);
+	return rc;
+}
+
+static int same_file(const char *a, const char *b)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
+	return system(cmd) == 0;
+}
+
+/* A sender in a child process for at most max_ms; returns its pid. */
+static pid_t sender(uint64_t max_ms)
+{
+	pid_t pid = fork();
+
+	if (pid != 0)
+		return pid;
+	struct mc_txloop_cfg c;
+	struct mc_pkg p;
+	struct mc_txloop *l;
+	char err[512];
+	memset(&c, 0, sizeof c);
+	if (mc_pkg_open(pkgpath, &p, err, sizeof err) < 0 ||
+	    mc_net_group("239.9.9.9", 7500, NULL, &c.g, err, sizeof err) < 0)
+		_exit(10);
+	mc_net_group_port(&c.g, 7501, &c.gfb);
+	c.ttl = 1;
+	c.pkg = &p;
+	c.rate = 200000000;
+	c.mtu = 1500;
+	c.core.linger_ms = 200;
+	c.core.max_time_ms = max_ms;
+	c.core.peer_timeout_ms = 2000;
+	c.core.max_passes = 12;
+	if ((l = mc_txloop_new(&c, err, sizeof err)) == NULL || mc_txloop_open(l, err, sizeof err) < 0)
+		_exit(11);
+	int reason = mc_txloop_run(l, err, sizeof err);
+	mc_txloop_end(l, reason < 0 ? MC_END_SIGNAL : reason);
+	mc_txloop_free(l);
+	mc_pkg_close(&p);
+	_exit(reason < 0 ? 12 : 0);
+}
+
+struct rxrun {
+	volatile sig_atomic_t stop;
+	int stop_after;        /* chunks verified in this run before *stop is set; 0 never */
+	unsigned chunks, sessions, completes;
+};
+
+static void on_report(void *ctx, struct mc_rxloop *l, const struct mc_rxloop_ev *ev)
+{
+	struct rxrun *x = ctx;
+
+	if (ev->kind == MC_REV_SESSION)
+		x->sessions++;
+	if (ev->kind == MC_REV_COMPLETE)
+		x->completes++;
+	if (ev->kind == MC_REV_CHUNK && ++x->chunks >= (unsigned)x->stop_after && x->stop_after)
+		x->stop = 1;
+}
+
+/* One receiver run into outpath; returns the driver's result, fills nhave/nchunks. */
+static int receive(struct rxrun *x, struct mc_resume *rs, uint32_t *nhave, uint32_t *nchunks)
+{
+	struct mc_rxloop_cfg c;
+	struct mc_sink *sink = NULL;
+	struct mc_rxloop *l = NULL;
+	char err[512];
+	int res = -1;
+
+	memset(&c, 0, sizeof c);
+	*nhave = *nchunks = 0;
+	if (mc_net_group("239.9.9.9", 7500, NULL, &c.g, err, sizeof err) < 0 ||
+	    mc_sink_pkg_open(outpath, &sink, err, sizeof err) < 0 || sink->ops->resume(sink, rs, err, sizeof err) < 0) {
+		printf("# %s\n", err);
+		goto out;
+	}
+	mc_net_group_port(&c.g, 7501, &c.gfb);
+	c.ttl = 1;
+	c.core.rid = mc_rxloop_rid(outpath);
+	c.core.seed = 42;
+	c.sink = sink;
+	c.rs = rs;
+	c.timeout_ms = 10000;
+	c.stop = &x->stop;
+	c.report = on_report;
+	c.ctx = x;
+	if ((l = mc_rxloop_new(&c, err, sizeof err)) == NULL || mc_rxloop_open(l, err, sizeof err) < 0) {
+		printf("# %s\n", err);
+		goto out;
+	}
+	res = mc_rxloop_run(l, err, sizeof err);
+	if (res == MC_RXL_ERROR)
+		printf("# %s\n", err);
+	if (res != MC_RXL_COMPLETE)
+		mc_rxloop_save(l, err, sizeof err);
+	mc_recv_have(mc_rxloop_receiver(l), nhave, nchunks);
+out:
+	mc_rxloop_free(l);
+	if (sink)
+		sink->ops->close(sink);
+	return res;
+}
+
+static int in_namespace(void)
+{
+	if (geteuid() != 0 || unshare(CLONE_NEWNET) < 0)
+		return 0;
+	return system("ip link set lo up multicast on && ip route add 224.0.0.0/4 dev lo") == 0;
+}
+
+static void test_session(void)
+{
+	struct rxrun x;
+	struct mc_resume rs;
+	uint32_t nh, nc;
+	int st = -1;
+
+	/* A receiver stopped once a chunk is verified keeps PKG.part and its state. */
+	memset(&x, 0, sizeof x);
+	x.stop_after = 1;
+	pid_t s = sender(20000);
+	int res = receive(&x, &rs, &nh, &nc);
+	kill(s, SIGKILL);
+	waitpid(s, &st, 0);
+	ok(res == MC_RXL_INTERRUPTED, "stopped receiver: interrupted (%d)", res);
+	ok(nc == NCH && nh >= 1 && nh < NCH, "stopped mid-way: %u of %u chunks", nh, nc);
+	char part[300], state[300];
+	snprintf(part, sizeof part, "%s.part", outpath);
+	snprintf(state, sizeof state, "%s.state", outpath);
+	ok(access(part, F_OK) == 0 && access(state, F_OK) == 0 && access(outpath, F_OK) != 0,
+	   "PKG.part and PKG.state kept, no PKG");
+	mc_resume_free(&rs);
+	uint32_t had = nh;
+
+	/* Run again: what was verified is resumed, the rest received, PKG is the package. */
+	memset(&x, 0, sizeof x);
+	s = sender(20000);
+	res = receive(&x, &rs, &nh, &nc);
+	ok(rs.have_m && rs.st.nhave >= had, "resumed with %u chunks (had %u)", rs.have_m ? rs.st.nhave : 0, had);
+	ok(res == MC_RXL_COMPLETE && nh == NCH, "resumed receiver completes (%d, %u of %u)", res, nh, nc);
+	ok(x.chunks <= NCH - had, "only the missing chunks were received again (%u, had %u)", x.chunks, had);
+	ok(x.sessions == 1 && x.completes == 1, "one session, one completion reported");
+	ok(same_file(outpath, pkgpath), "PKG equals the sent package");
+	ok(access(part, F_OK) != 0 && access(state, F_OK) != 0, "PKG.part and PKG.state gone");
+	waitpid(s, &st, 0);
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "sender ended the session by itself (status %d)", st);
+	mc_resume_free(&rs);
+}
+
+/* The resume rule, no network: a state is a lower bound; a stale one is not trusted. */
+static void test_resume(void)
+{
+	struct mc_resume rs;
+	struct mc_pkg p;
+	struct mc_sink *sink;
+	struct mc_state st;
+	char err[512], part[300];
+	int fd;
+
+	snprintf(part, sizeof part, "%s.part", outpath);
+	unlink(outpath);
+	ok(mc_pkg_open(pkgpath, &p, err, sizeof err) == 0, "package opens");
+	/* PKG.part with chunks 0-9 and its head; a state marking only 0-4. */
+	ok(mc_sink_pkg_open(outpath, &sink, err, sizeof err) == 0, "sink opens");
+	ok(sink->ops->resume(sink, &rs, err, sizeof err) == 0 && !rs.have_m, "empty PKG.part: nothing to resume");
+	ok(sink->ops->manifest(sink, &p.m, err, sizeof err) == 0, "head written");
+	ok(mc_sink_write(sink, 0, payload, 10 * CS, err, sizeof err) == 0, "chunks 0-9 written");
+	uint8_t back[100];
+	ok(mc_sink_read(sink, 5 * CS + 7, back, sizeof back, err, sizeof err) == 0 &&
+	   memcmp(back, payload + 5 * CS + 7, sizeof back) == 0, "read back at a payload offset");
+	mc_state_init(&st, p.m.id, NCH);
+	for (uint32_t i = 0; i < 5; i++)
+		mc_state_set(&st, i);
+	ok(sink->ops->sync(sink, err, sizeof err) == 0 && sink->ops->save(sink, &st, err, sizeof err) == 0, "state saved");
+	sink->ops->close(sink);
+	mc_resume_free(&rs);
+
+	fd = open(part, O_RDWR);
+	ok(mc_resume_part(outpath, fd, 0, &rs, err, sizeof err) == 1, "resumes");
+	ok(rs.loaded == 1 && rs.st.nhave == 10 && rs.found == 5 && rs.why[0] == '\0',
+	   "the state is loaded and the unmarked chunks checked: %u verified, %ld found", rs.st.nhave, rs.found);
+	mc_resume_free(&rs);
+	/* PKG.part changed after the state: stale, not loaded, every chunk checked. */
+	ok(pwrite(fd, "x", 1, 100000000) == 1, "PKG.part changed");
+	ok(mc_resume_part(outpath, fd, 0, &rs, err, sizeof err) == 1 && rs.loaded == 0 && rs.why[0] != '\0' &&
+	   rs.st.nhave == 10, "a stale state is not trusted (%s), the check finds %u", rs.why, rs.st.nhave);
+	mc_resume_free(&rs);
+	/* A damaged chunk 2 is found missing even when the state is rescanned. */
+	ok(pwrite(fd, "y", 1, (off_t)(p.l.payload_off + 2 * CS + 9)) == 1, "chunk 2 damaged");
+	ok(mc_resume_part(outpath, fd, MC_RESUME_SAVE, &rs, err, sizeof err) == 1 && !mc_state_has(&rs.st, 2) &&
+	   rs.st.nhave == 9, "a damaged chunk is not counted (%u)", rs.st.nhave);
+	mc_resume_free(&rs);
+	ok(mc_resume_part(outpath, fd, 0, &rs, err, sizeof err) == 1 && rs.loaded == 1 && rs.found == 0,
+	   "MC_RESUME_SAVE kept what the check found (loaded %d, found %ld)", rs.loaded, rs.found);
+	mc_resume_free(&rs);
+	close(fd);
+	mc_state_free(&st);
+	mc_pkg_close(&p);
+	unlink(part);
+	char sf[300];
+	snprintf(sf, sizeof sf, "%s.state", outpath);
+	unlink(sf);
+}
+
+int main(void)
+{
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	snprintf(pkgpath, sizeof pkgpath, "%s/drv.mcpkg", dir);
+	snprintf(outpath, sizeof outpath, "%s/out.mcpkg", dir);
+	ok(make_pkg() == 0, "package made");
+	test_resume();
+	if (in_namespace())
+		test_session();
+	else
+		printf("ok %d - # SKIP the session needs root (a network namespace)\n", ++tap_n);
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		printf("# could not remove %s\n", dir);
+	free(payload);
+	return tap_done();
+}
