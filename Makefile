@@ -27,7 +27,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 BINOUT ?= bin
 
-.PHONY: all deps check check-fast check-asan unit units bats lint demo fuzz fuzz-check bench install uninstall clean
+.PHONY: all deps check check-fast check-asan unit units bats lint demo fuzz fuzz-check bench install uninstall clean valgrind
 all: $(addprefix $(BINOUT)/,$(PROGS))
 
 $(B)/lib/%.o: lib/%.c $(LIB_HDR)
@@ -98,6 +98,11 @@ unit: units
 
 bats: all
 	bats tests/*.bats
+
+# valgrind: one small session (send, recv, repair) and mcast-pack create/verify/extract
+# under memcheck, in a network namespace of its own; fails on any memcheck error.
+valgrind: all
+	MCAST_BIN=$(CURDIR)/$(BINOUT) sh tests/valgrind.sh
 
 # Man pages must be free of mandoc warnings and errors (style notes allowed).
 lint:

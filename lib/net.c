@@ -286,6 +286,8 @@ static int send_gso(int fd, const struct mc_group *g, struct iovec *iov, size_t 
 	} u;
 	struct msghdr mh;
 
+	/* CMSG_SPACE pads past CMSG_LEN: the kernel copies the padding too (valgrind: uninitialised bytes). */
+	memset(&u, 0, sizeof u);
 	memset(&mh, 0, sizeof mh);
 	mh.msg_name = (void *)&g->sa;
 	mh.msg_namelen = g->salen;
