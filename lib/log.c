@@ -60,6 +60,18 @@ void mc_err(const char *fmt, ...)
 	va_end(ap);
 }
 
+void mc_err_sys(const char *fmt, ...)
+{
+	char msg[3072];
+	int e = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	mc_err("%s: %s", msg, strerror(e));
+}
+
 void mc_warn(const char *fmt, ...)
 {
 	va_list ap;
@@ -120,15 +132,47 @@ void mc_progress_end(void)
 	}
 }
 
+/*
+ * The buffer keeps JSON_RESERVE bytes for the end: a field that does not fit
+ * is dropped whole (never cut inside a string), and the line ends with
+ * "truncated":true so that it stays valid JSON and says what happened.
+ */
+#define JSON_RESERVE 24 /* ,"truncated":true} and the NUL */
+
 static void put(struct mc_json *j, const char *s, size_t n)
 {
-	if (j->len + n + 1 >= sizeof j->buf) {
+	if (j->len + n + JSON_RESERVE >= sizeof j->buf) {
 		j->overflow = 1;
 		return;
 	}
 	memcpy(j->buf + j->len, s, n);
 	j->len += n;
 	j->buf[j->len] = '\0';
+}
+
+/* A string literal into j, or overflow when it would not fit whole. */
+static void put_str(struct mc_json *j, const char *s)
+{
+	size_t cap = sizeof j->buf - JSON_RESERVE, n = j->len;
+
+	if (j->overflow)
+		return;
+	mc_json_escape(j->buf, cap, &n, s);
+	if (n + 2 >= cap) /* mc_json_escape stops there: the string may be cut */
+		j->overflow = 1;
+	else
+		j->len = n;
+	j->buf[j->len] = '\0';
+}
+
+/* Ends a field begun at len at: a field that overflowed is taken back whole. */
+static void field_end(struct mc_json *j, size_t at, int was)
+{
+	if (j->overflow && !was) {
+		j->len = at;
+		j->buf[at] = '\0';
+	}
+	j->overflow |= was;
 }
 
 void mc_json_escape(char *buf, size_t cap, size_t *len, const char *s)
@@ -159,11 +203,8 @@ void mc_json_escape(char *buf, size_t cap, size_t *len, const char *s)
 
 static void key(struct mc_json *j, const char *k)
 {
-	size_t n = j->len;
 	put(j, ",", 1);
-	n = j->len;
-	mc_json_escape(j->buf, sizeof j->buf, &n, k);
-	j->len = n;
+	put_str(j, k);
 	put(j, ":", 1);
 }
 
@@ -173,50 +214,62 @@ void mc_json_begin(struct mc_json *j, const char *event)
 	j->overflow = 0;
 	j->buf[0] = '\0';
 	put(j, "{\"event\":", 9);
-	size_t n = j->len;
-	mc_json_escape(j->buf, sizeof j->buf, &n, event);
-	j->len = n;
+	put_str(j, event);
 }
+
+/* Each field: where it starts, whether the line overflowed before it; dropped whole if it does not fit. */
+#define FIELD_BEGIN(j) size_t at_ = (j)->len; int was_ = (j)->overflow; (j)->overflow = 0
+#define FIELD_END(j) field_end((j), at_, was_)
 
 void mc_json_str(struct mc_json *j, const char *k, const char *val)
 {
+	FIELD_BEGIN(j);
 	key(j, k);
-	size_t n = j->len;
-	mc_json_escape(j->buf, sizeof j->buf, &n, val ? val : "");
-	j->len = n;
+	put_str(j, val ? val : "");
+	FIELD_END(j);
 }
 
 void mc_json_u64(struct mc_json *j, const char *k, uint64_t val)
 {
 	char tmp[32];
+	FIELD_BEGIN(j);
 	key(j, k);
 	put(j, tmp, (size_t)snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)val));
+	FIELD_END(j);
 }
 
 void mc_json_i64(struct mc_json *j, const char *k, int64_t val)
 {
 	char tmp[32];
+	FIELD_BEGIN(j);
 	key(j, k);
 	put(j, tmp, (size_t)snprintf(tmp, sizeof tmp, "%lld", (long long)val));
+	FIELD_END(j);
 }
 
 void mc_json_dbl(struct mc_json *j, const char *k, double val)
 {
 	char tmp[64];
+	FIELD_BEGIN(j);
 	key(j, k);
 	put(j, tmp, (size_t)snprintf(tmp, sizeof tmp, "%.6g", val));
+	FIELD_END(j);
 }
 
 void mc_json_bool(struct mc_json *j, const char *k, int val)
 {
+	FIELD_BEGIN(j);
 	key(j, k);
 	put(j, val ? "true" : "false", val ? 4 : 5);
+	FIELD_END(j);
 }
 
 void mc_json_raw(struct mc_json *j, const char *k, const char *raw)
 {
+	FIELD_BEGIN(j);
 	key(j, k);
 	put(j, raw, strlen(raw));
+	FIELD_END(j);
 }
 
 void mc_json_summary(struct mc_json *j, const char *result)
@@ -230,7 +283,11 @@ void mc_json_end(struct mc_json *j)
 {
 	if (!json_mode)
 		return;
-	put(j, "}", 1);
+	if (j->overflow) { /* the reserve holds this: the line stays valid JSON */
+		memcpy(j->buf + j->len, ",\"truncated\":true", 17);
+		j->len += 17;
+	}
+	j->buf[j->len++] = '}';
 	mc_progress_end();
 	fwrite(j->buf, 1, j->len, stdout);
 	fputc('\n', stdout);

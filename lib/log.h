@@ -19,6 +19,8 @@ int mc_log_json(void);
 /* Errors always print; warnings and info need verbosity >= 1, debug >= 2. */
 void mc_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void mc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* mc_err with ": strerror(errno)" appended (errno as it was when called). */
+void mc_err_sys(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void mc_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void mc_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -1,5 +1,6 @@
-/* Unit tests of lib/log.c: control characters from hostile names never reach stderr. */
+/* Unit tests of lib/log.c: control characters from hostile names never reach stderr; JSON lines stay valid. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -27,5 +28,44 @@ int main(void)
 	ok(fgets(line, sizeof line, f) != NULL && strcmp(line, "test: package evil?]0;title??mcast-recv: complete\n") == 0,
 	   "mc_err writes one line with no control character (%s)", line);
 	ok(fgets(line, sizeof line, f) == NULL, "and no forged second line");
+	fclose(f);
+
+	/* A JSON line whose fields do not all fit: whole fields only, and it says so (valid JSON). */
+	static char big[12000], out[16384];
+	memset(big, 'a', sizeof big - 1);
+	big[100] = '"';
+	mc_log_init("test", 1, 1);
+	f = tmpfile();
+	fflush(stdout);
+	saved = dup(STDOUT_FILENO);
+	dup2(fileno(f), STDOUT_FILENO);
+	struct mc_json j;
+	mc_json_begin(&j, "summary");
+	mc_json_u64(&j, "chunks", 7);
+	mc_json_str(&j, "path", big + 4000); /* about 8000 bytes: fits, with its escape */
+	mc_json_str(&j, "missing", big);     /* does not fit: dropped whole */
+	mc_json_raw(&j, "list", "[1,2]");    /* a small field after it still fits */
+	mc_json_end(&j);
+	mc_json_begin(&j, "small");
+	mc_json_u64(&j, "n", 1);
+	mc_json_end(&j);
+	fflush(stdout);
+	dup2(saved, STDOUT_FILENO);
+	rewind(f);
+	size_t n = fread(out, 1, sizeof out - 1, f);
+	out[n] = '\0';
+	char *nl = strchr(out, '\n');
+	ok(nl != NULL && nl - out > 7000 && strncmp(nl - 18, ",\"truncated\":true}", 18) == 0,
+	   "an overflowing line ends with \"truncated\":true (%zu bytes)", nl ? (size_t)(nl - out) : 0);
+	ok(strstr(out, "\"missing\"") == NULL && strstr(out, "\"path\":\"aaa") != NULL &&
+	   strstr(out, ",\"list\":[1,2]") != NULL, "whole fields only: the one that does not fit is left out");
+	ok(nl != NULL && strcmp(nl + 1, "{\"event\":\"small\",\"n\":1}\n") == 0, "the next line is whole (%s)", nl ? nl + 1 : "");
+	/* Valid JSON: python3's parser, when there is one. */
+	if (system("command -v python3 >/dev/null 2>&1") == 0) {
+		FILE *py = popen("python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin]' 2>/dev/null", "w");
+		fwrite(out, 1, n, py);
+		ok(pclose(py) == 0, "both lines parse as JSON");
+	}
+	fclose(f);
 	return tap_done();
 }
