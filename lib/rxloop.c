@@ -48,7 +48,6 @@ struct mc_rxloop {
 	struct mc_rxloop_info info;
 	struct mc_recv_event end;
 	struct saver saver;
-	uint8_t *chunkbuf; /* a verified chunk read back for a sink that takes chunks whole */
 	char err[512];     /* the sink's reason for the last failed write or read */
 };
 
@@ -166,6 +165,14 @@ static int io_read(void *ctx, uint64_t off, void *buf, size_t len)
 	return mc_sink_read(l->sink, off, buf, len, l->err, sizeof l->err) < 0 ? -1 : 0;
 }
 
+/* A verified chunk, whole, for a sink that decodes it onto its place (instead of io_write). */
+static int io_chunk(void *ctx, uint32_t c, const void *buf, size_t len)
+{
+	struct mc_rxloop *l = ctx;
+
+	return l->sink->ops->chunk(l->sink, mc_recv_manifest(l->r), c, buf, len, l->err, sizeof l->err) < 0 ? -1 : 0;
+}
+
 struct mc_rxloop *mc_rxloop_new(const struct mc_rxloop_cfg *cfg, char *err, size_t errlen)
 {
 	struct mc_rxloop *l = calloc(1, sizeof *l);
@@ -181,6 +188,7 @@ struct mc_rxloop *mc_rxloop_new(const struct mc_rxloop_cfg *cfg, char *err, size
 	l->head = rs && rs->have_m;
 	rc = cfg->core;
 	rc.io = (struct mc_recv_io){l, io_write, io_read};
+	rc.chunk = cfg->sink->ops->chunk ? io_chunk : NULL;
 	l->r = mc_recv_new(&rc);
 	if (l->r == NULL || (rs && rs->have_m && mc_recv_preload(l->r, &rs->m, rs->st.have, rs->st.spans, rs->st.nspans) < 0) ||
 	    mc_net_rx_init(&l->rx, 16, 65536) < 0 || mc_net_rx_init(&l->rxfb, 8, 2048) < 0)
@@ -261,22 +269,6 @@ static void send_feedback(struct mc_rxloop *l, uint64_t now)
 	}
 }
 
-/* A verified chunk, whole, for a sink that decodes it onto its place. */
-static int chunk_to_sink(struct mc_rxloop *l, uint32_t c, char *err, size_t errlen)
-{
-	const struct mc_manifest *m = mc_recv_manifest(l->r);
-	uint32_t len = mc_manifest_chunk_len(m, c);
-
-	if (l->sink->ops->chunk == NULL)
-		return 0;
-	if (l->chunkbuf == NULL && (l->chunkbuf = malloc(m->chunk_size ? m->chunk_size : 1)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	int rc = mc_sink_read(l->sink, mc_manifest_chunk_off(m, c), l->chunkbuf, len, err, errlen);
-	return rc < 0 ? rc : l->sink->ops->chunk(l->sink, m, c, l->chunkbuf, len, err, errlen);
-}
-
 /* Handles the core's events; returns -1 to go on, else the run's result. */
 static int events(struct mc_rxloop *l, uint64_t now, char *err, size_t errlen)
 {
@@ -296,8 +288,6 @@ static int events(struct mc_rxloop *l, uint64_t now, char *err, size_t errlen)
 			l->dirty = 1;
 			break;
 		case MC_REV_CHUNK:
-			if (chunk_to_sink(l, ev.arg, err, errlen) < 0)
-				return MC_RXL_ERROR;
 			l->dirty = 1;
 			break;
 		case MC_REV_COMPLETE:
@@ -443,7 +433,6 @@ void mc_rxloop_free(struct mc_rxloop *l)
 	mc_net_rx_free(&l->rx);
 	mc_net_rx_free(&l->rxfb);
 	mc_recv_free(l->r);
-	free(l->chunkbuf);
 	free(l);
 }
 

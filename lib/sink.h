@@ -26,8 +26,8 @@
  *
  * Order of calls: resume (once, before anything), announce (when the session
  * is known: sizes, manifest length), manifest (once the manifest is verified),
- * write/read (spills of partial chunks and verified chunks, any time after
- * announce), chunk (after a chunk was verified and written through write),
+ * write/read (spills of partial chunks, and verified chunks when there is no
+ * chunk op, any time after announce), chunk (a verified chunk, whole),
  * sync then save (now and then, and at the end), finish (once, every chunk
  * verified), close (always, last).
  */
@@ -49,9 +49,13 @@ struct mc_sink_ops {
 	/* Reads back what write put there (partial chunks reloaded, chunks checked). */
 	int (*read)(struct mc_sink *s, uint64_t off, void *buf, size_t len, char *err, size_t errlen);
 	/*
-	 * Chunk i was verified and written through write: buf holds its stored
-	 * bytes whole (len = mc_manifest_chunk_len), for a sink that decodes them
-	 * onto their final place. NULL: nothing more to do (the package file).
+	 * Chunk i was verified: buf holds its stored bytes whole (len =
+	 * mc_manifest_chunk_len; a hole of an image package comes with len 0 and
+	 * buf NULL once the manifest is known), handed over INSTEAD of a write at
+	 * its payload offset, for a sink that decodes chunks onto their final
+	 * place (a target disk). The chunk counts as verified only when this
+	 * returns 0. NULL: verified chunks go through write like everything else
+	 * (the package file).
 	 */
 	int (*chunk)(struct mc_sink *s, const struct mc_manifest *m, uint32_t i, const uint8_t *buf, size_t len,
 		     char *err, size_t errlen);
