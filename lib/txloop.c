@@ -25,6 +25,10 @@
 
 struct mc_txloop {
 	struct mc_txloop_cfg cfg;
+	struct mc_txloop_io io;
+	int real;                 /* io is the sockets' */
+	unsigned rx_i, rx_j, rx_n; /* the feedback batch being handed out (real io) */
+	int rx_last;              /* ... was the last one queued */
 	const struct mc_pkg *pkg;
 	struct mc_txloop_info info;
 	struct mc_sender *s;
@@ -52,6 +56,89 @@ struct mc_txloop {
 	size_t errlen;
 };
 
+static uint64_t now_ns(const struct mc_txloop *l) { return l->io.now_ns(l->io.ctx); }
+static uint64_t now_ms(const struct mc_txloop *l) { return now_ns(l) / 1000000; }
+
+/* The real world: sockets, the package file, the monotonic clock. */
+static uint64_t real_now_ns(void *ctx) { return mc_now_ns(); }
+
+static void real_wait(void *ctx, uint64_t ns)
+{
+	struct mc_txloop *l = ctx;
+	struct pollfd pfd = {l->fb, POLLIN, 0};
+	struct timespec ts = {(time_t)(ns / 1000000000ULL), (long)(ns % 1000000000ULL)};
+
+	ppoll(&pfd, 1, &ts, NULL);
+}
+
+static int real_send(void *ctx, const void *buf, size_t len)
+{
+	struct mc_txloop *l = ctx;
+
+	return mc_net_send(l->tx, &l->cfg.g, buf, len);
+}
+
+static int real_send_batch(void *ctx, struct iovec *iov, unsigned nseg, uint16_t seg, int gso)
+{
+	struct mc_txloop *l = ctx;
+
+	for (;;) {
+		if (mc_net_send_batch(l->tx, &l->cfg.g, iov, 2 * nseg, seg, gso) == 0)
+			return 0;
+		if (errno != EAGAIN && errno != ENOBUFS)
+			return -1;
+		struct pollfd pfd = {l->tx, POLLOUT, 0};
+		poll(&pfd, 1, 10);
+	}
+}
+
+/* Hands out the datagrams of recvmmsg batches one by one, until a batch that was not full is used up. */
+static size_t real_recv(void *ctx, uint8_t *buf, size_t cap, struct sockaddr_storage *from)
+{
+	struct mc_txloop *l = ctx;
+
+	for (;;) {
+		if (l->rx_i < l->rx_n) {
+			const uint8_t *p;
+			size_t len = mc_net_rx_seg(&l->rx, l->rx_i, l->rx_j, &p);
+			if (len == 0) {
+				l->rx_i++;
+				l->rx_j = 0;
+				continue;
+			}
+			l->rx_j++;
+			*from = l->rx.from[l->rx_i];
+			if (len > cap)
+				len = cap;
+			memcpy(buf, p, len);
+			return len;
+		}
+		if (l->rx_last) {
+			l->rx_last = 0;
+			l->rx_n = 0;
+			return 0;
+		}
+		int n = mc_net_rx(l->fb, &l->rx);
+		l->rx_i = l->rx_j = 0;
+		l->rx_n = n > 0 ? (unsigned)n : 0;
+		if (n <= 0)
+			return 0;
+		l->rx_last = n < (int)l->rx.n;
+	}
+}
+
+static int real_read(void *ctx, uint64_t off, void *buf, size_t len)
+{
+	struct mc_txloop *l = ctx;
+	ssize_t r = pread(l->pkg->fd, buf, len, (off_t)(l->pkg->l.payload_off + off));
+
+	if (r == (ssize_t)len)
+		return 0;
+	if (r >= 0)
+		errno = ENODATA;
+	return -1;
+}
+
 static void report(struct mc_txloop *l, int kind, unsigned arg, unsigned arg2, int e, const char *msg)
 {
 	struct mc_txloop_ev ev = {kind, arg, arg2, e, msg};
@@ -74,7 +161,7 @@ static void send_small(struct mc_txloop *l, const uint8_t *buf, size_t len)
 {
 	if (len == 0)
 		return;
-	if (mc_net_send(l->tx, &l->cfg.g, buf, len) < 0)
+	if (l->io.send(l->io.ctx, buf, len) < 0)
 		l->info.send_drops++;
 	l->info.bytes_sent += len;
 	l->info.pkts_sent++;
@@ -116,21 +203,15 @@ static void announce(struct mc_txloop *l)
 
 static void drain_feedback(struct mc_txloop *l)
 {
-	int n;
+	uint8_t fb[2048];
+	struct sockaddr_storage from;
+	uint64_t now = now_ms(l);
+	size_t len;
 
-	while ((n = mc_net_rx(l->fb, &l->rx)) > 0) {
-		uint64_t now = mc_now_ms();
-		for (int i = 0; i < n; i++) {
-			const uint8_t *p;
-			size_t len;
-			for (unsigned j = 0; (len = mc_net_rx_seg(&l->rx, (unsigned)i, j, &p)) > 0; j++) {
-				struct mc_pkt pkt;
-				if (mc_wire_decode(p, len, &pkt) == 0)
-					mc_sender_feedback(l->s, now, &pkt, &l->rx.from[i]);
-			}
-		}
-		if (n < (int)l->rx.n)
-			break;
+	while ((len = l->io.recv(l->io.ctx, fb, sizeof fb, &from)) > 0) {
+		struct mc_pkt pkt;
+		if (mc_wire_decode(fb, len, &pkt) == 0)
+			mc_sender_feedback(l->s, now, &pkt, &from);
 	}
 	unsigned pi, kind;
 	while (mc_sender_event(l->s, &pi, &kind))
@@ -148,7 +229,7 @@ static void drain_feedback(struct mc_txloop *l)
  */
 static void measure(struct mc_txloop *l)
 {
-	uint64_t now = mc_now_ns(), dt = now - l->meas_ns;
+	uint64_t now = now_ns(l), dt = now - l->meas_ns;
 
 	if (dt < MEASURE_MS * 1000000ULL)
 		return;
@@ -162,7 +243,7 @@ static void measure(struct mc_txloop *l)
 /* Feedback and the announcement timer: run between batches, so a long window never starves them. */
 static void housekeeping(struct mc_txloop *l)
 {
-	uint64_t now = mc_now_ms();
+	uint64_t now = now_ms(l);
 
 	drain_feedback(l);
 	measure(l);
@@ -189,10 +270,7 @@ static void housekeeping(struct mc_txloop *l)
 /* Waits for feedback up to ns nanoseconds. */
 static void wait_fb(struct mc_txloop *l, uint64_t ns)
 {
-	struct pollfd pfd = {l->fb, POLLIN, 0};
-	struct timespec ts = {(time_t)(ns / 1000000000ULL), (long)(ns % 1000000000ULL)};
-
-	ppoll(&pfd, 1, &ts, NULL);
+	l->io.wait(l->io.ctx, ns);
 }
 
 /*
@@ -206,7 +284,7 @@ static int send_batch(struct mc_txloop *l, struct iovec *iov, unsigned nseg, uin
 	const struct mc_group *g = &l->cfg.g;
 	uint64_t w;
 
-	while ((w = mc_pace_wait(&l->pace, mc_now_ns(), bytes)) > 0) {
+	while ((w = mc_pace_wait(&l->pace, now_ns(l), bytes)) > 0) {
 		if (w > 200000)
 			housekeeping(l);
 		if (l->over)
@@ -216,16 +294,11 @@ static int send_batch(struct mc_txloop *l, struct iovec *iov, unsigned nseg, uin
 			return -1;
 	}
 	for (;;) {
-		if (mc_net_send_batch(l->tx, g, iov, 2 * nseg, seg, l->info.gso) == 0)
+		if (l->io.send_batch(l->io.ctx, iov, nseg, seg, l->info.gso) == 0)
 			break;
 		if (l->info.gso && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT)) {
 			report(l, MC_TXL_EV_NOGSO, 0, 0, errno, NULL);
 			l->info.gso = 0;
-			continue;
-		}
-		if (errno == EAGAIN || errno == ENOBUFS) {
-			struct pollfd pfd = {l->tx, POLLOUT, 0};
-			poll(&pfd, 1, 10);
 			continue;
 		}
 		if (errno == EINTR) {
@@ -261,16 +334,15 @@ static int send_window(struct mc_txloop *l, unsigned nj)
 	const struct mc_pkg *pkg = l->pkg;
 	uint16_t sym = l->info.sym, seg = (uint16_t)(MC_WIRE_DATA_HDR + sym);
 	unsigned per = GSO_MAX_BYTES / seg, total;
-	ssize_t r;
 
 	if (per > GSO_MAX_SEGS)
 		per = GSO_MAX_SEGS;
 	for (unsigned j = 0; j < nj; j++) {
 		const struct mc_sender_job *job = &l->jobs[j];
 		struct slot *w = &l->win[j];
-		r = pread(pkg->fd, w->block, job->b.len, (off_t)(pkg->l.payload_off + job->b.off));
-		if (r != (ssize_t)job->b.len) {
-			snprintf(l->err, l->errlen, "%s: read: %s", pkg->path, r < 0 ? strerror(errno) : "file shrank while sending");
+		if (l->io.read(l->io.ctx, job->b.off, w->block, job->b.len) < 0) {
+			snprintf(l->err, l->errlen, "%s: read: %s", pkg->path,
+				 errno == ENODATA ? "file shrank while sending" : strerror(errno));
 			return -1;
 		}
 		uint32_t bad;
@@ -327,6 +399,11 @@ struct mc_txloop *mc_txloop_new(const struct mc_txloop_cfg *cfg, char *err, size
 	l->cfg = *cfg;
 	l->pkg = pkg;
 	l->tx = l->fb = -1;
+	l->real = cfg->io == NULL;
+	if (cfg->io)
+		l->io = *cfg->io;
+	else
+		l->io = (struct mc_txloop_io){l, real_now_ns, real_wait, real_send, real_send_batch, real_recv, real_read};
 	l->info.sym = mc_geom_sym_for_mtu(cfg->mtu, cfg->g.family == AF_INET6);
 	sc = cfg->core;
 	if (mc_geom_init_manifest(&sc.geom, &pkg->m, l->info.sym, KMAX) < 0) {
@@ -336,11 +413,12 @@ struct mc_txloop *mc_txloop_new(const struct mc_txloop_cfg *cfg, char *err, size
 	}
 	memcpy(sc.id, pkg->m.id, MC_ID_LEN);
 	memcpy(sc.name, pkg->m.name, sizeof sc.name);
-	if (getrandom(&l->info.session, sizeof l->info.session, 0) != sizeof l->info.session)
+	l->info.session = cfg->session;
+	if (l->info.session == 0 && getrandom(&l->info.session, sizeof l->info.session, 0) != sizeof l->info.session)
 		l->info.session = (uint32_t)getpid() ^ (uint32_t)mc_now_ns();
 	if (l->info.session == 0)
 		l->info.session = 1; /* 0 means "no session" in hellos */
-	l->info.start_ms = mc_now_ms();
+	l->info.start_ms = now_ms(l);
 	l->s = mc_sender_new(&sc, l->info.session, l->info.start_ms);
 	l->fec = mc_fec_new();
 	nomem = !l->s || !l->fec || mc_chunk_check_init(&l->check, &pkg->m) < 0;
@@ -362,10 +440,14 @@ struct mc_txloop *mc_txloop_new(const struct mc_txloop_cfg *cfg, char *err, size
 
 int mc_txloop_open(struct mc_txloop *l, char *err, size_t errlen)
 {
-	if ((l->tx = mc_net_sender(&l->cfg.g, l->cfg.ttl, err, errlen)) < 0 ||
-	    (l->fb = mc_net_listen(&l->cfg.gfb, 0, err, errlen)) < 0)
-		return errno ? -errno : -EIO;
-	l->info.gso = mc_net_gso_ok(l->tx);
+	if (!l->real) {
+		l->info.gso = l->cfg.gso;
+	} else {
+		if ((l->tx = mc_net_sender(&l->cfg.g, l->cfg.ttl, err, errlen)) < 0 ||
+		    (l->fb = mc_net_listen(&l->cfg.gfb, 0, err, errlen)) < 0)
+			return errno ? -errno : -EIO;
+		l->info.gso = mc_net_gso_ok(l->tx);
+	}
 	/*
 	 * The bucket holds 2 ms of the rate (at least four GSO batches): reading
 	 * and coding a window of blocks takes about a millisecond, and a sleep
@@ -375,9 +457,9 @@ int mc_txloop_open(struct mc_txloop *l, char *err, size_t errlen)
 	size_t burst = (size_t)(l->cfg.rate / 8 / 500);
 	if (burst < 4 * GSO_MAX_BYTES)
 		burst = 4 * GSO_MAX_BYTES;
-	mc_pace_init(&l->pace, l->cfg.rate, burst, mc_now_ns());
-	mc_rate_init(&l->info.rate, l->cfg.rate, mc_now_ms());
-	l->meas_ns = mc_now_ns();
+	mc_pace_init(&l->pace, l->cfg.rate, burst, now_ns(l));
+	mc_rate_init(&l->info.rate, l->cfg.rate, now_ms(l));
+	l->meas_ns = now_ns(l);
 	return 0;
 }
 
@@ -394,7 +476,7 @@ int mc_txloop_run(struct mc_txloop *l, char *err, size_t errlen)
 		if (stopped(l))
 			return MC_END_SIGNAL;
 		housekeeping(l);
-		now = mc_now_ms(); /* after feedback: no receiver may look heard "in the future" */
+		now = now_ms(l); /* after feedback: no receiver may look heard "in the future" */
 		if (now >= next_prog) {
 			report(l, MC_TXL_EV_PROGRESS, 0, 0, 0, NULL);
 			next_prog = now + PROGRESS_MS;
@@ -412,9 +494,9 @@ int mc_txloop_run(struct mc_txloop *l, char *err, size_t errlen)
 				l->next_ann = now + ANNOUNCE_MS;
 			}
 			was_idle = 1;
-			uint64_t t0 = mc_now_ns();
+			uint64_t t0 = now_ns(l);
 			wait_fb(l, 10000000);
-			l->meas_idle_ns += mc_now_ns() - t0;
+			l->meas_idle_ns += now_ns(l) - t0;
 			continue;
 		}
 		was_idle = 0;
@@ -441,8 +523,11 @@ void mc_txloop_end(struct mc_txloop *l, int reason)
 	size_t n = mc_wire_encode(&p, buf, sizeof buf);
 	/* Repeated, so that a loss does not leave a receiver waiting for its timeout. */
 	for (int i = 0; i < 5; i++) {
-		mc_net_send(l->tx, &l->cfg.g, buf, n);
-		usleep(20000);
+		l->io.send(l->io.ctx, buf, n);
+		if (l->real)
+			usleep(20000);
+		else
+			l->io.wait(l->io.ctx, 20000000);
 	}
 }
 

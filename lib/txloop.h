@@ -34,6 +34,30 @@ struct mc_txloop_ev {
 	const char *msg;
 };
 
+/*
+ * What the driver does to the world, for a simulator or a test with a fake
+ * clock (cfg.io NULL: the real ones, sockets and CLOCK_MONOTONIC). Every op
+ * takes ctx.
+ */
+struct mc_txloop_io {
+	void *ctx;
+	uint64_t (*now_ns)(void *ctx);
+	/* Waits up to ns, or less when feedback comes in. */
+	void (*wait)(void *ctx, uint64_t ns);
+	/* One datagram to the group. Returns 0 or -1 (counted as dropped). */
+	int (*send)(void *ctx, const void *buf, size_t len);
+	/*
+	 * nseg datagrams of seg bytes, each a header/symbol pair of iov (2 * nseg
+	 * entries), with UDP GSO when gso is set. Returns 0 or -1 with errno:
+	 * EIO, EINVAL or ENOPROTOOPT when GSO is refused, EINTR, else fatal.
+	 */
+	int (*send_batch)(void *ctx, struct iovec *iov, unsigned nseg, uint16_t seg, int gso);
+	/* One feedback datagram into buf, its sender in *from: returns its length, 0 when none is waiting. */
+	size_t (*recv)(void *ctx, uint8_t *buf, size_t cap, struct sockaddr_storage *from);
+	/* Payload bytes [off, off + len) of the package. Returns 0 or -1 (errno; ENODATA: the file shrank). */
+	int (*read)(void *ctx, uint64_t off, void *buf, size_t len);
+};
+
 struct mc_txloop;
 typedef void (*mc_txloop_report_fn)(void *ctx, struct mc_txloop *l, const struct mc_txloop_ev *ev);
 
@@ -45,6 +69,9 @@ struct mc_txloop_cfg {
 	unsigned mtu;
 	struct mc_sender_cfg core;   /* fec_pct, linger_ms, max_time_ms, peer_timeout_ms, max_passes (geometry, id and name: the driver's) */
 	volatile sig_atomic_t *stop; /* set by a signal handler: the session ends (MC_END_SIGNAL) */
+	const struct mc_txloop_io *io; /* NULL: sockets, the package file and the monotonic clock */
+	int gso;                     /* with io: hand batches to send_batch as GSO trains */
+	uint32_t session;            /* with io: the session id (0: random) */
 	mc_txloop_report_fn report;
 	void *ctx;
 };
@@ -64,7 +91,7 @@ struct mc_txloop_info {
  */
 struct mc_txloop *mc_txloop_new(const struct mc_txloop_cfg *cfg, char *err, size_t errlen);
 
-/* Opens the sockets and starts the pacer. Returns 0 or a negative errno-like code with the reason in err. */
+/* Opens the sockets (not with cfg.io) and starts the pacer. Returns 0 or a negative errno-like code with the reason in err. */
 int mc_txloop_open(struct mc_txloop *l, char *err, size_t errlen);
 
 /*

@@ -3,8 +3,9 @@
  * with the one resume sequence (lib/sink_pkg.c, lib/resume.c): a whole
  * package sent and received over multicast on loopback inside a network
  * namespace this test makes (root only; skipped otherwise), a receiver
- * stopped mid-session that resumes and finishes, and the resume rule
- * without any network.
+ * stopped mid-session that resumes and finishes, the resume rule without
+ * any network, and the send driver on a fake clock and fake network feeding
+ * receiver cores in this process (lossy, deterministic, no sockets).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -280,6 +282,205 @@ static void test_resume(void)
 	unlink(sf);
 }
 
+
+/* The send driver in a fake world: its clock moves only when it waits; its datagrams reach receiver cores here. */
+#define NRX 3
+struct fake {
+	uint64_t now;                  /* ns */
+	struct mc_receiver *r[NRX];
+	uint8_t *out[NRX];
+	double loss[NRX];
+	int complete[NRX];
+	uint64_t rng;
+	struct { unsigned from; size_t len; uint8_t buf[MC_WIRE_FEEDBACK_MAX]; } fb[4096];
+	unsigned nfb, fbhead;
+	uint64_t waited, datagrams;
+};
+
+static struct fake fk;
+
+static double fk_u(void)
+{
+	fk.rng ^= fk.rng >> 12;
+	fk.rng ^= fk.rng << 25;
+	fk.rng ^= fk.rng >> 27;
+	return (double)((fk.rng * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
+}
+
+static int fk_write(void *ctx, uint64_t off, const void *buf, size_t len)
+{
+	memcpy((uint8_t *)ctx + off, buf, len);
+	return 0;
+}
+
+static int fk_read(void *ctx, uint64_t off, void *buf, size_t len)
+{
+	memcpy(buf, (uint8_t *)ctx + off, len);
+	return 0;
+}
+
+/* Events and feedback of receiver i after it was fed or ticked. */
+static void fk_after(unsigned i)
+{
+	struct mc_recv_event ev;
+	size_t n;
+
+	while (mc_recv_event(fk.r[i], &ev))
+		if (ev.kind == MC_REV_COMPLETE)
+			fk.complete[i] = 1;
+	while (fk.nfb < 4096 && (n = mc_recv_feedback(fk.r[i], fk.fb[(fk.fbhead + fk.nfb) % 4096].buf, MC_WIRE_FEEDBACK_MAX)) > 0) {
+		fk.fb[(fk.fbhead + fk.nfb) % 4096].from = i;
+		fk.fb[(fk.fbhead + fk.nfb) % 4096].len = n;
+		fk.nfb++;
+	}
+}
+
+static void fk_deliver(const uint8_t *p, size_t len)
+{
+	fk.datagrams++;
+	for (unsigned i = 0; i < NRX; i++) {
+		if (fk_u() < fk.loss[i])
+			continue;
+		mc_recv_packet(fk.r[i], fk.now / 1000000, p, len);
+		fk_after(i);
+	}
+}
+
+static uint64_t fk_now(void *ctx) { return fk.now; }
+
+static void fk_wait(void *ctx, uint64_t ns)
+{
+	uint64_t end = fk.now + ns;
+
+	fk.waited += ns;
+	/* The whole time passes, feedback or not: a fake clock moves only here. */
+	while (fk.now < end) {
+		uint64_t next = end;
+		for (unsigned i = 0; i < NRX; i++) {
+			uint64_t t = mc_recv_next(fk.r[i]);
+			if (t < UINT64_MAX / 1000000 && t * 1000000 < next)
+				next = t * 1000000;
+		}
+		fk.now = next > fk.now ? next : fk.now + 1000;
+		if (fk.now > end)
+			fk.now = end;
+		for (unsigned i = 0; i < NRX; i++) {
+			mc_recv_tick(fk.r[i], fk.now / 1000000);
+			fk_after(i);
+		}
+	}
+}
+
+static int fk_send(void *ctx, const void *buf, size_t len)
+{
+	fk_deliver(buf, len);
+	return 0;
+}
+
+static int fk_send_batch(void *ctx, struct iovec *iov, unsigned nseg, uint16_t seg, int gso)
+{
+	uint8_t d[9000];
+
+	for (unsigned k = 0; k < nseg; k++) {
+		size_t a = iov[2 * k].iov_len, b = iov[2 * k + 1].iov_len;
+		memcpy(d, iov[2 * k].iov_base, a);
+		memcpy(d + a, iov[2 * k + 1].iov_base, b);
+		fk_deliver(d, a + b);
+	}
+	return 0;
+}
+
+static size_t fk_recv(void *ctx, uint8_t *buf, size_t cap, struct sockaddr_storage *from)
+{
+	if (fk.nfb == 0)
+		return 0;
+	unsigned i = fk.fb[fk.fbhead].from;
+	size_t n = fk.fb[fk.fbhead].len;
+	memcpy(buf, fk.fb[fk.fbhead].buf, n < cap ? n : cap);
+	struct sockaddr_in *sin = (struct sockaddr_in *)from;
+	memset(from, 0, sizeof *from);
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(0xc6120701u + i); /* 198.18.7.1 + i */
+	sin->sin_port = htons(7501);
+	/* Feedback is multicast: the other receivers hear it (NACK suppression). */
+	for (unsigned j = 0; j < NRX; j++)
+		if (j != i)
+			mc_recv_packet(fk.r[j], fk.now / 1000000, fk.fb[fk.fbhead].buf, n);
+	fk.fbhead = (fk.fbhead + 1) % 4096;
+	fk.nfb--;
+	return n;
+}
+
+static int fk_pread(void *ctx, uint64_t off, void *buf, size_t len)
+{
+	memcpy(buf, payload + off, len);
+	return 0;
+}
+
+static void test_fake_clock(void)
+{
+	static const struct mc_txloop_io io = {NULL, fk_now, fk_wait, fk_send, fk_send_batch, fk_recv, fk_pread};
+	struct mc_txloop_cfg c;
+	struct mc_txloop *l;
+	struct mc_pkg p;
+	char err[512];
+
+	memset(&fk, 0, sizeof fk);
+	fk.now = 1000000000000ULL;
+	fk.rng = 12345;
+	fk.loss[1] = 0.05;
+	fk.loss[2] = 0.15;
+	ok(mc_pkg_open(pkgpath, &p, err, sizeof err) == 0, "fake clock: package opens");
+	for (unsigned i = 0; i < NRX; i++) {
+		struct mc_recv_cfg rc;
+		memset(&rc, 0, sizeof rc);
+		fk.out[i] = calloc(1, psize);
+		rc.rid = 100 + i;
+		rc.seed = 7 + i;
+		rc.io = (struct mc_recv_io){fk.out[i], fk_write, fk_read};
+		fk.r[i] = mc_recv_new(&rc);
+	}
+	memset(&c, 0, sizeof c);
+	mc_net_group("239.9.9.9", 7500, NULL, &c.g, err, sizeof err);
+	mc_net_group_port(&c.g, 7501, &c.gfb);
+	c.pkg = &p;
+	c.rate = 100000000;
+	c.mtu = 1500;
+	c.core.linger_ms = 300;
+	c.core.peer_timeout_ms = 2000;
+	c.core.max_passes = 12;
+	c.io = &io;
+	c.gso = 1;
+	c.session = 0x1234;
+	uint64_t t0 = fk.now;
+	int reason = -2;
+	if ((l = mc_txloop_new(&c, err, sizeof err)) != NULL && mc_txloop_open(l, err, sizeof err) == 0)
+		reason = mc_txloop_run(l, err, sizeof err);
+	double secs = (double)(fk.now - t0) / 1e9;
+	ok(reason == MC_END_COMPLETE, "fake clock: the session ends complete (%d: %s)", reason, reason == -1 ? err : "");
+	unsigned same = 0;
+	for (unsigned i = 0; i < NRX; i++)
+		same += fk.complete[i] && memcmp(fk.out[i], payload, psize) == 0;
+	ok(same == NRX, "fake clock: all %u receivers (0%%, 5%%, 15%% loss) complete, identical (%u)", NRX, same);
+	const struct mc_txloop_info *in = l ? mc_txloop_info(l) : NULL;
+	const struct mc_sender_stats *st = l ? mc_sender_stats(mc_txloop_sender(l)) : NULL;
+	ok(st && st->joined == NRX && st->complete == NRX, "fake clock: the sender counted %u joined, %u complete",
+	   st ? st->joined : 0, st ? st->complete : 0);
+	/* Paced: never faster than -r (the bucket's 2 ms burst aside), all on the fake clock. */
+	double bps = in ? (double)in->bytes_sent * 8 / secs : 0;
+	ok(in && bps <= 1.02 * (double)c.rate && fk.waited > 0, "fake clock: paced at %.1f Mbit/s for -r 100M over %.3f s",
+	   bps / 1e6, secs);
+	ok(in && (double)in->bytes_sent / (double)psize < 1.6 && (double)in->bytes_sent / (double)psize > 1.0,
+	   "fake clock: %.3fx the payload sent for 15%% loss at the worst receiver", in ? (double)in->bytes_sent / (double)psize : 0);
+	ok(secs < 5.0, "fake clock: %.2f fake seconds (12.5 MiB at 100 Mbit/s, linger 0.3 s)", secs);
+	mc_txloop_free(l);
+	for (unsigned i = 0; i < NRX; i++) {
+		mc_recv_free(fk.r[i]);
+		free(fk.out[i]);
+	}
+	mc_pkg_close(&p);
+}
+
 int main(void)
 {
 	if (mkdtemp(dir) == NULL)
@@ -288,6 +489,7 @@ int main(void)
 	snprintf(outpath, sizeof outpath, "%s/out.mcpkg", dir);
 	ok(make_pkg() == 0, "package made");
 	test_resume();
+	test_fake_clock();
 	if (in_namespace())
 		test_session();
 	else
