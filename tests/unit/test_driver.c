@@ -191,7 +191,7 @@ static int in_namespace(void)
 static void test_session(void)
 {
 	struct rxrun x;
-	struct mc_resume rs;
+	struct mc_resume rs = {0};
 	uint32_t nh, nc;
 	int st = -1;
 
@@ -227,10 +227,16 @@ static void test_session(void)
 	mc_resume_free(&rs);
 }
 
+static int refuse(void *ctx, const struct mc_manifest *m, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "refused here");
+	return -EPERM;
+}
+
 /* The resume rule, no network: a state is a lower bound; a stale one is not trusted. */
 static void test_resume(void)
 {
-	struct mc_resume rs;
+	struct mc_resume rs = {0};
 	struct mc_pkg p;
 	struct mc_sink *sink;
 	struct mc_state st;
@@ -272,6 +278,15 @@ static void test_resume(void)
 	mc_resume_free(&rs);
 	ok(mc_resume_part(outpath, fd, 0, &rs, err, sizeof err) == 1 && rs.loaded == 1 && rs.found == 0,
 	   "MC_RESUME_SAVE kept what the check found (loaded %d, found %ld)", rs.loaded, rs.found);
+	mc_resume_free(&rs);
+	/* accept() refuses the package before anything is read or written: no state appears. */
+	char sf0[300];
+	snprintf(sf0, sizeof sf0, "%s.state", outpath);
+	unlink(sf0);
+	rs.accept = refuse;
+	ok(mc_resume_part(outpath, fd, MC_RESUME_SAVE, &rs, err, sizeof err) == -EPERM && strcmp(err, "refused here") == 0 &&
+	   access(sf0, F_OK) != 0, "a package accept() refuses is not resumed, and no state is written");
+	rs.accept = NULL;
 	mc_resume_free(&rs);
 	close(fd);
 	mc_state_free(&st);
