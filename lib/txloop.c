@@ -27,6 +27,7 @@ struct mc_txloop {
 	struct mc_txloop_cfg cfg;
 	struct mc_txloop_io io;
 	int real;                 /* io is the sockets' */
+	unsigned kmax;
 	unsigned rx_i, rx_j, rx_n; /* the feedback batch being handed out (real io) */
 	int rx_last;              /* ... was the last one queued */
 	const struct mc_pkg *pkg;
@@ -404,9 +405,10 @@ struct mc_txloop *mc_txloop_new(const struct mc_txloop_cfg *cfg, char *err, size
 		l->io = *cfg->io;
 	else
 		l->io = (struct mc_txloop_io){l, real_now_ns, real_wait, real_send, real_send_batch, real_recv, real_read};
-	l->info.sym = mc_geom_sym_for_mtu(cfg->mtu, cfg->g.family == AF_INET6);
+	l->info.sym = cfg->sym ? cfg->sym : mc_geom_sym_for_mtu(cfg->mtu, cfg->g.family == AF_INET6);
+	l->kmax = cfg->kmax ? cfg->kmax : KMAX;
 	sc = cfg->core;
-	if (mc_geom_init_manifest(&sc.geom, &pkg->m, l->info.sym, KMAX) < 0) {
+	if (mc_geom_init_manifest(&sc.geom, &pkg->m, l->info.sym, l->kmax) < 0) {
 		snprintf(err, errlen, "%s: cannot cut into coding blocks", pkg->path);
 		free(l);
 		return NULL;
@@ -423,7 +425,7 @@ struct mc_txloop *mc_txloop_new(const struct mc_txloop_cfg *cfg, char *err, size
 	l->fec = mc_fec_new();
 	nomem = !l->s || !l->fec || mc_chunk_check_init(&l->check, &pkg->m) < 0;
 	for (unsigned j = 0; j < MC_INTERLEAVE; j++) {
-		l->win[j].block = malloc((size_t)KMAX * l->info.sym);
+		l->win[j].block = malloc((size_t)l->kmax * l->info.sym);
 		l->win[j].repair = malloc((size_t)MC_RS_MAX * l->info.sym);
 		l->win[j].hdr = malloc(MC_RS_MAX * sizeof *l->win[j].hdr);
 		nomem |= !l->win[j].block || !l->win[j].repair || !l->win[j].hdr;

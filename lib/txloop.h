@@ -67,6 +67,7 @@ struct mc_txloop_cfg {
 	const struct mc_pkg *pkg;    /* open (borrowed) */
 	uint64_t rate;               /* bits per second */
 	unsigned mtu;
+	uint16_t sym, kmax;          /* symbol size and source symbols per block; 0: from mtu, and 128 */
 	struct mc_sender_cfg core;   /* fec_pct, linger_ms, max_time_ms, peer_timeout_ms, max_passes (geometry, id and name: the driver's) */
 	volatile sig_atomic_t *stop; /* set by a signal handler: the session ends (MC_END_SIGNAL) */
 	const struct mc_txloop_io *io; /* NULL: sockets, the package file and the monotonic clock */
