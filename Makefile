@@ -63,7 +63,8 @@ $(B)/bench/sim: bench/sim.c tests/sim/sim.h $(B)/libmcast.a $(LIB_HDR)
 deps:
 	sh tests/deps.sh
 
-# check: man lint, strict build, unit tests, bats suites, a short fuzz run;
+# check: man lint, strict build, unit tests, bats suites, the valgrind session
+# (about 30 s), a short fuzz run;
 # then everything again under ASan+UBSan. Every stage runs even when an
 # earlier one failed, so one run counts all tests; the status is the worst.
 # Counts go to $(MCAST_COUNTS) (one line per run-all.sh), for .ci/run.
@@ -75,6 +76,8 @@ check:
 	$(MAKE) lint || st=1; \
 	if $(MAKE) WERROR=-Werror all units; then \
 	  sh tests/run-all.sh plain || st=1; \
+	  if $(MAKE) valgrind; then echo "valgrind 1 0 0" >>$(MCAST_COUNTS); \
+	  else echo "valgrind 0 1 0" >>$(MCAST_COUNTS); st=1; fi; \
 	else echo "check: build failed" >&2; echo "build 0 1 0" >>$(MCAST_COUNTS); st=1; fi; \
 	$(MAKE) fuzz-check || st=1; \
 	$(MAKE) check-asan || st=1; \
