@@ -80,7 +80,7 @@ static void usage(FILE *f, int status)
 		      "  --state FILE      with --to (required): the state mcast-recv --to keeps for\n"
 		      "                    TARGET; made when missing, removed once TARGET is complete\n"
 		      "  --json            one JSON event per line on stdout\n"
-		      "  -q, --quiet       errors only\n"
+		      "  -q, --quiet       errors and warnings only\n"
 		      "  -v, --verbose     more detail\n"
 		      "Exit status: 0 complete and verified (--to: every chunk on TARGET and flushed),\n"
 		      "1 error (also: no source can ever serve, every one a missing path or not this\n"

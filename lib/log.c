@@ -75,8 +75,6 @@ void mc_err_sys(const char *fmt, ...)
 void mc_warn(const char *fmt, ...)
 {
 	va_list ap;
-	if (verbosity_level < 1)
-		return;
 	va_start(ap, fmt);
 	vsay(fmt, ap);
 	va_end(ap);

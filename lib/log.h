@@ -8,7 +8,7 @@
 
 /*
  * Talk goes to stderr as "prog: object: reason"; data and --json lines go to
- * stdout. mc_log_init() must run first. Verbosity: 0 quiet (errors only),
+ * stdout. mc_log_init() must run first. Verbosity: 0 quiet (errors and warnings),
  * 1 normal, 2 verbose.
  */
 void mc_log_init(const char *prog, int verbosity, int json);
@@ -16,7 +16,11 @@ const char *mc_log_prog(void);
 int mc_log_verbosity(void);
 int mc_log_json(void);
 
-/* Errors always print; warnings and info need verbosity >= 1, debug >= 2. */
+/*
+ * Errors and warnings always print (-q silences talk, never a warning: a
+ * receiver that cannot send feedback or a source that served bad data is
+ * worth a line in any log); info needs verbosity >= 1, debug >= 2.
+ */
 void mc_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void mc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* mc_err with ": strerror(errno)" appended (errno as it was when called). */

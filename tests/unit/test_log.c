@@ -1,4 +1,5 @@
 /* Unit tests of lib/log.c: control characters from hostile names never reach stderr; JSON lines stay valid. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,24 @@ int main(void)
 	ok(fgets(line, sizeof line, f) != NULL && strcmp(line, "test: package evil?]0;title??mcast-recv: complete\n") == 0,
 	   "mc_err writes one line with no control character (%s)", line);
 	ok(fgets(line, sizeof line, f) == NULL, "and no forged second line");
+	fclose(f);
+
+	/* -q (verbosity 0): warnings and errors still print, info does not; mc_err_sys names errno. */
+	mc_log_init("test", 0, 0);
+	f = tmpfile();
+	fflush(stderr);
+	dup2(fileno(f), STDERR_FILENO);
+	mc_info("said only without -q");
+	mc_warn("a warning");
+	errno = ENOENT;
+	mc_err_sys("open %s", "x");
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	rewind(f);
+	ok(fgets(line, sizeof line, f) != NULL && strcmp(line, "test: a warning\n") == 0, "-q keeps warnings (%s)", line);
+	ok(fgets(line, sizeof line, f) != NULL && strcmp(line, "test: open x: No such file or directory\n") == 0,
+	   "mc_err_sys appends strerror(errno) (%s)", line);
+	ok(fgets(line, sizeof line, f) == NULL, "and -q drops info");
 	fclose(f);
 
 	/* A JSON line whose fields do not all fit: whole fields only, and it says so (valid JSON). */
