@@ -87,7 +87,7 @@ static void help(void)
 	      "  --sign KEY      sign the package with secret key KEY (SHA-256 chunk digests)\n"
 	      "  --trust KEY|DIR accept only packages signed by public key KEY (or any DIR/*.pub); repeatable\n"
 	      "  -C DIR          extract into DIR        -O           payload to standard output\n"
-	      "  -q, --quiet     errors only             --json       JSON lines on stdout\n"
+	      "  -q, --quiet     errors, warnings        --json       JSON lines on stdout\n"
 	      "  -v, --verbose   more detail\n"
 	      "  -h, --help      this help               --version    program version\n"
 	      "\nSee mcast-pack(1) and mcast-package(5).\n",

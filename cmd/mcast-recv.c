@@ -55,7 +55,7 @@ static void help(void)
 	      "  --mem SIZE        memory for chunks being assembled (default 1/8 s of the\n"
 	      "                    sender's rate, 64M to 256M)\n"
 	      "  --json            one JSON event per line on stdout\n"
-	      "  -q, --quiet       errors only\n"
+	      "  -q, --quiet       errors and warnings only\n"
 	      "  -v, --verbose     more detail\n"
 	      "  -h, --help        this help    --version  program version\n"
 	      "Exit: 0 complete and verified, 1 error, 2 usage, 3 incomplete (state kept: run again or mcast-repair).\n");

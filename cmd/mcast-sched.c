@@ -55,7 +55,7 @@ static void usage(FILE *f, int status)
 		      "  --skip-empty      at --max-wait, if nobody asked, exit 3 without running COMMAND\n"
 		      "  --session-key FILE  count only receivers whose hellos carry this 32-byte key's MAC\n"
 		      "  --json            one JSON event per line on stdout\n"
-		      "  -q, --quiet       errors only\n"
+		      "  -q, --quiet       errors and warnings only\n"
 		      "  -v, --verbose     more detail\n"
 		      "SIGUSR1 starts COMMAND at once.\n", f);
 		if (mc_log_close_stdout() < 0)

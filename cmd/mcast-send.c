@@ -49,7 +49,7 @@ static void help(void)
 	      "  --session-key FILE  authenticate every datagram with this 32-byte key (mcast-pack\n"
 	      "                    keygen --session): others' are dropped, receivers without it not counted\n"
 	      "  --json            one JSON event per line on stdout\n"
-	      "  -q, --quiet       errors only\n"
+	      "  -q, --quiet       errors and warnings only\n"
 	      "  -v, --verbose     more detail\n"
 	      "  -h, --help        this help    --version  program version\n");
 }
