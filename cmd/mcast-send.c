@@ -361,8 +361,9 @@ int main(int argc, char **argv)
 	c.ttl = (int)x.o.net.ttl;
 	c.pkg = &x.pkg;
 	c.rate = x.o.rate;
+	c.mtu = (unsigned)x.o.mtu;
 	/* With a session key every datagram carries MC_AUTH_LEN more bytes: the symbols make room for them. */
-	c.mtu = (unsigned)x.o.mtu - (x.o.session_key ? MC_AUTH_LEN : 0);
+	c.sym = mc_geom_sym_for_mtu((unsigned)x.o.mtu - (x.o.session_key ? MC_AUTH_LEN : 0), c.g.family == AF_INET6);
 	c.core.fec_pct = (unsigned)x.o.fec;
 	c.core.linger_ms = x.o.linger;
 	c.core.max_time_ms = x.o.max_time;
