@@ -278,7 +278,8 @@ static int events(struct mc_rxloop *l, uint64_t now, char *err, size_t errlen)
 		const struct mc_manifest *m = mc_recv_manifest(l->r);
 		switch (ev.kind) {
 		case MC_REV_SESSION:
-			if (announce(l, err, errlen) < 0)
+			/* Taken and refused (--trust) within one read: no session to lay out; MC_REV_OTHER says why. */
+			if (mc_recv_announce(l->r) != NULL && announce(l, err, errlen) < 0)
 				return MC_RXL_ERROR;
 			break;
 		case MC_REV_MANIFEST:
