@@ -78,7 +78,10 @@ int mc_target_sync(struct mc_target *t, char *err, size_t errlen);
 long mc_target_check(struct mc_target *t, void (*bad)(void *arg, uint32_t i),
 		     void (*progress)(void *arg, uint64_t done), void *arg, char *err, size_t errlen);
 
-/* 1 when span i on the target matches its span digest, 0 when not, -1 on a read error. One thread at a time. */
+/*
+ * 1 when span i on the target matches its span digest (always for a
+ * don't-care hole, not read), 0 when not, -1 on a read error. One thread at a time.
+ */
 int mc_target_span_ok(struct mc_target *t, uint32_t i, char *err, size_t errlen);
 
 /*
