@@ -44,7 +44,7 @@ static void help(void)
 	      "  --max-time DUR    end the session after DUR whatever its state\n"
 	      "  --max-passes N    passes in which a receiver may ask for repair before it is\n"
 	      "                    told to leave and use mcast-repair (default 12, 0 never)\n"
-	      "  --mtu BYTES       path MTU; datagrams are sized to fit (default 1500)\n"
+	      "  --mtu BYTES       path MTU; datagrams are sized to fit (default: the route's, at most 1500)\n"
 	      "  --peer-timeout DUR  a silent receiver is no longer waited for (default 5s)\n"
 	      "  --session-key FILE  authenticate every datagram with this 32-byte key (mcast-pack\n"
 	      "                    keygen --session): others' are dropped, receivers without it not counted\n"
@@ -93,7 +93,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->fec = MC_DEFAULT_FEC;
 	o->linger = MC_DEFAULT_LINGER_MS;
 	o->max_passes = MC_DEFAULT_MAX_PASSES;
-	o->mtu = MC_DEFAULT_MTU;
+	o->mtu = 0; /* from the group's route (at most MC_DEFAULT_MTU) unless --mtu says */
 	o->peer_timeout = MC_DEFAULT_PEER_TIMEOUT_MS;
 	o->verbosity = 1;
 	opterr = 0; /* our own message, with the program name alone */
@@ -348,6 +348,11 @@ int main(int argc, char **argv)
 		exit(MC_EXIT_USAGE); /* a group that is not multicast, an interface that does not exist */
 	}
 	mc_net_group_port(&c.g, (uint16_t)(x.o.net.port + 1), &c.gfb);
+	if (x.o.mtu == 0) {
+		/* A 1400-byte link (a VPN, some clouds) must not need --mtu: size datagrams from the route's MTU. */
+		unsigned rm = mc_net_route_mtu(&c.g);
+		x.o.mtu = rm >= 576 && rm < MC_DEFAULT_MTU ? rm : MC_DEFAULT_MTU;
+	}
 	if (x.o.session_key)
 		auth = mc_fe_session_key(x.o.session_key);
 	if (mc_pkg_open(x.o.pkg, &x.pkg, err, sizeof err) < 0) {

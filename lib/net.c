@@ -107,6 +107,29 @@ int mc_net_group(const char *group, uint16_t port, const char *iface, struct mc_
 	return -1;
 }
 
+unsigned mc_net_route_mtu(const struct mc_group *g)
+{
+	int fd = socket(g->family, SOCK_DGRAM | SOCK_CLOEXEC, 0), mtu = 0;
+	socklen_t len = sizeof mtu;
+
+	if (fd < 0)
+		return 0;
+	/* A connected UDP socket holds its route: IP_MTU is that route's MTU (multicast follows the interface set). */
+	if (g->ifindex && g->family == AF_INET) {
+		struct ip_mreqn mr = {.imr_ifindex = (int)g->ifindex};
+		setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof mr);
+	} else if (g->ifindex) {
+		int ifi = (int)g->ifindex;
+		setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &ifi, sizeof ifi);
+	}
+	if (connect(fd, (const struct sockaddr *)&g->sa, g->salen) < 0 ||
+	    getsockopt(fd, g->family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6, g->family == AF_INET ? IP_MTU : IPV6_MTU,
+		       &mtu, &len) < 0)
+		mtu = 0;
+	close(fd);
+	return mtu > 0 ? (unsigned)mtu : 0;
+}
+
 void mc_net_group_port(const struct mc_group *g, uint16_t port, struct mc_group *out)
 {
 	char host[INET6_ADDRSTRLEN];

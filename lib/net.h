@@ -22,6 +22,12 @@ struct mc_group {
  */
 int mc_net_group(const char *group, uint16_t port, const char *iface, struct mc_group *g, char *err, size_t errlen);
 
+/*
+ * The MTU of the route to g (through g's interface when it names one), as
+ * the kernel would send: 0 when it cannot tell. No packet is sent.
+ */
+unsigned mc_net_route_mtu(const struct mc_group *g);
+
 /* Copy of g with another port (feedback goes to PORT+1). */
 void mc_net_group_port(const struct mc_group *g, uint16_t port, struct mc_group *out);
 

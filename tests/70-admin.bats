@@ -223,3 +223,20 @@ print(j["result"], j["path"], j.get("name"), j.get("id"))'
 	[[ $output =~ sent:\ [0-9.]+\ [KM]iB,\ [0-9.]+\ [KM]iB/s,\ (pass\ [0-9]+|lingering),\ receivers ]]
 	[[ $output == *"session over (complete): sent 2.9 MiB in "*" s, "*"/s ("*"x the package, 1 pass); receivers: 1 joined, 1 complete"* ]]
 }
+
+@test "mcast-send sizes its datagrams from the route's MTU: a 1300-byte link needs no --mtu" {
+	require_root
+	ns_lo
+	ip -n "$(ns_name local)" link set lo mtu 1300
+	local G=239.77.3.5 P=17350
+	bg_start recv ns_exec local run_recv -g $G -p $P --timeout 20s -o "$PWD/r.mcpkg"
+	wait_for 10 test -e r.mcpkg.part
+	run -0 --separate-stderr ns_exec local with_timeout 30 run_send -v -g $G -p $P -r 20M --linger 500ms p.mcpkg
+	[[ $stderr == *" 12"[0-9][0-9]"-byte symbols"* ]]
+	[[ $stderr != *"Message too long"* ]]
+	bg_wait recv 30
+	cmp r.mcpkg p.mcpkg
+	# --mtu still overrides (and a larger one than the route fails naming it).
+	run -1 --separate-stderr ns_exec local with_timeout 30 run_send -g $G -p $P --mtu 1500 --linger 200ms p.mcpkg
+	[[ $stderr == *"--mtu 1500"* ]]
+}
