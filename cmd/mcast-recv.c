@@ -305,16 +305,19 @@ static void on_report(void *ctx, struct mc_rxloop *l, const struct mc_rxloop_ev 
 	case MC_REV_OTHER:
 		on_other(x, r, ev->arg);
 		break;
-	case MC_REV_COMPLETE:
+	case MC_REV_COMPLETE: {
+		char nc[32];
 		mc_progress_end();
-		mc_info("%s: complete and verified: %s (%u chunks)", x->o.out,
-			mc_fmt_done(m->payload_size, (double)(ev->now - in->start_ms) / 1000.0, sz, sizeof sz), m->nchunks);
+		mc_info("%s: complete and verified: %s (%s)", x->o.out,
+			mc_fmt_done(m->payload_size, (double)(ev->now - in->start_ms) / 1000.0, sz, sizeof sz),
+			mc_fmt_count(m->nchunks, "chunk", "chunks", nc, sizeof nc));
 		mc_json_begin(&j, "done");
 		mc_json_str(&j, "path", x->o.out);
 		mc_json_str(&j, "id", mc_id_hex(m->id, idhex));
 		mc_json_u64(&j, "chunks", m->nchunks);
 		mc_json_end(&j);
 		break;
+	}
 	case MC_RXL_EV_OVERRUN:
 		mc_debug("the kernel dropped %u datagrams for want of socket buffer (%u so far, %.3f s in)",
 			 ev->arg, in->overruns, (double)(ev->now - in->start_ms) / 1000.0);
