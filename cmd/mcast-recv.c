@@ -1,6 +1,7 @@
 /* mcast-recv: joins a session, writes the package, keeps resumable state, exits 3 when something is missing. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +25,17 @@
 #include "resume.h"
 #include "rxloop.h"
 #include "sink.h"
+#include "sink_target.h"
 #include "state.h"
+#include "target.h"
 #include "wire.h"
 
 static const char usage_text[] =
 	"usage: mcast-recv [-qv] [--json] [-g GROUP] [-p PORT] [-i IFACE] [-t TTL] -o PKG\n"
 	"                  [--package NAME] [--expect ID] [--timeout DUR] [--mem SIZE]\n"
+	"                  [--trust KEY.pub|DIR]... [--session-key FILE]\n"
+	"       mcast-recv [-qv] [--json] [-g GROUP] [-p PORT] [-i IFACE] [-t TTL] --to TARGET\n"
+	"                  [--state FILE] [--zeroed] [--package NAME] [--expect ID] [--timeout DUR] [--mem SIZE]\n"
 	"                  [--trust KEY.pub|DIR]... [--session-key FILE]\n"
 	"       mcast-recv -h | --help | --version\n";
 
@@ -40,12 +46,18 @@ static void help(void)
 {
 	mc_fe_help(usage_text,
 	"\nJoins the session on GROUP:PORT (at any moment) and writes PKG.part and PKG.state,\n"
-	      "renamed to PKG once every chunk is verified. Run again with the same -o to resume.\n"
+	      "renamed to PKG once every chunk is verified; or, with --to, writes the image of a\n"
+	      "seekable image package (mcast-pack create --image) onto TARGET in place, keeping what\n"
+	      "is durably there in a state file. Run the same command again to resume.\n"
 	      "  -g, --group GROUP  multicast group, IPv4 or IPv6 (default " MC_DEFAULT_GROUP4 ")\n"
 	      "  -p, --port PORT  data port; feedback goes to PORT+1 (default 7077)\n"
 	      "  -i, --interface IFACE  join on this interface\n"
 	      "  -t, --ttl TTL    TTL / hop limit of feedback (default 1)\n"
 	      "  -o, --output PKG  the package to write (a file: not -, not a device)\n"
+	      "  --to TARGET       write the image onto TARGET, a block device or regular file\n"
+	      "  --state FILE      state of --to (default TARGET.state beside a file,\n"
+	      "                    " MC_TARGET_STATE_DIR "/NAME.state for /dev/NAME)\n"
+	      "  --zeroed          TARGET already reads as zeros: holes are not written\n"
 	      "  --package NAME    join only a session of this package name\n"
 	      "  --expect ID       join only this package id (32 hex digits, or a prefix of 8 or more)\n"
 	      "  --timeout DUR     give up (exit 3) after DUR of silence: no session, or a quiet sender\n"
@@ -53,7 +65,7 @@ static void help(void)
 	      "                    (or any DIR/*.pub); repeatable. Nothing is written before that.\n"
 	      "  --session-key FILE  authenticate every datagram with this 32-byte key; others' are dropped\n"
 	      "  --mem SIZE        memory for chunks being assembled (default 1/8 s of the\n"
-	      "                    sender's rate, 64M to 256M)\n"
+	      "                    sender's rate, 64M to 256M; with --to 32M)\n"
 	      "  --json            one JSON event per line on stdout\n"
 	      "  -q, --quiet       errors and warnings only\n"
 	      "  -v, --verbose     more detail\n"
@@ -63,20 +75,23 @@ static void help(void)
 
 struct opts {
 	struct mc_fe_net net;
-	const char *out, *package, *expect;
+	const char *out, *package, *expect, *state;
 	uint64_t timeout, mem;
-	int verbosity, json;
+	int verbosity, json, to, zeroed;
 	const char **trust; /* --trust KEY.pub|DIR, as given */
 	unsigned ntrust;
 	const char *session_key;
 };
+
+/* --to: the default memory for chunk slots (the target holds what they spill). */
+#define TO_MEM (32u << 20)
 
 /* The keys of --trust (empty: any package is taken). */
 static struct mc_trust trust;
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	enum { O_EXPECT = 256, O_JSON, O_MEM, O_PACKAGE, O_SESSION_KEY, O_TIMEOUT, O_TRUST, O_VERSION };
+	enum { O_EXPECT = 256, O_JSON, O_MEM, O_PACKAGE, O_SESSION_KEY, O_STATE, O_TIMEOUT, O_TO, O_TRUST, O_VERSION, O_ZEROED };
 	static const struct option lopts[] = {
 		{"expect", required_argument, NULL, O_EXPECT},
 		{"group", required_argument, NULL, 'g'},
@@ -89,11 +104,14 @@ static void parse(int argc, char **argv, struct opts *o)
 		{"port", required_argument, NULL, 'p'},
 		{"session-key", required_argument, NULL, O_SESSION_KEY},
 		{"quiet", no_argument, NULL, 'q'},
+		{"state", required_argument, NULL, O_STATE},
 		{"timeout", required_argument, NULL, O_TIMEOUT},
+		{"to", required_argument, NULL, O_TO},
 		{"trust", required_argument, NULL, O_TRUST},
 		{"ttl", required_argument, NULL, 't'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"version", no_argument, NULL, O_VERSION},
+		{"zeroed", no_argument, NULL, O_ZEROED},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -108,7 +126,11 @@ static void parse(int argc, char **argv, struct opts *o)
 			continue;
 		switch (c) {
 		case 'h': help();
-		case 'o': o->out = optarg; break;
+		case 'o':
+			if (o->to)
+				mc_fe_usage_error(usage_text, "-o and --to: one or the other");
+			o->out = optarg;
+			break;
 		case 'q': o->verbosity = 0; break;
 		case 'v': o->verbosity = 2; break;
 		case O_EXPECT: o->expect = optarg; break;
@@ -122,10 +144,23 @@ static void parse(int argc, char **argv, struct opts *o)
 				mc_fe_usage_error(usage_text, "--package: a name of 1 to %d bytes", MC_NAME_MAX);
 			o->package = optarg;
 			break;
+		case O_STATE:
+			if (*optarg == '\0')
+				mc_fe_usage_error(usage_text, "--state: a file name");
+			o->state = optarg;
+			break;
 		case O_TIMEOUT:
 			o->timeout = mc_fe_duration(usage_text, "--timeout", optarg, 1, 366ULL * 86400000);
 			break;
 		case O_SESSION_KEY: o->session_key = optarg; break;
+		case O_TO:
+			if (o->out)
+				mc_fe_usage_error(usage_text, "-o and --to: one or the other");
+			if (*optarg == '\0')
+				mc_fe_usage_error(usage_text, "--to: a block device or regular file");
+			o->out = optarg;
+			o->to = 1;
+			break;
 		case O_TRUST: {
 			const char **t = realloc(o->trust, (o->ntrust + 1) * sizeof *t);
 			if (t == NULL)
@@ -136,6 +171,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		}
 		case O_VERSION:
 			mc_fe_version();
+		case O_ZEROED: o->zeroed = 1; break;
 		default:
 			mc_fe_bad_option(usage_text, argv);
 		}
@@ -143,8 +179,10 @@ static void parse(int argc, char **argv, struct opts *o)
 	if (optind != argc)
 		mc_fe_usage_error(usage_text, "unexpected argument '%s'", argv[optind]);
 	if (o->out == NULL || *o->out == '\0')
-		mc_fe_usage_error(usage_text, "-o PKG is required");
-	if (mc_fe_output_refusal(o->out))
+		mc_fe_usage_error(usage_text, "-o PKG or --to TARGET is required");
+	if (!o->to && (o->state || o->zeroed))
+		mc_fe_usage_error(usage_text, "%s: only with --to TARGET", o->state ? "--state" : "--zeroed");
+	if (!o->to && mc_fe_output_refusal(o->out))
 		mc_fe_usage_error(usage_text, "-o %s: %s", o->out, mc_fe_output_refusal(o->out));
 }
 
@@ -176,6 +214,9 @@ static int already_complete(const struct opts *o, uint32_t *nchunks)
 /* What the messages need besides the driver. */
 struct run {
 	struct opts o;
+	char kept[PATH_MAX + 64];   /* what an incomplete run keeps: "PKG.part and its state", "the state FILE" */
+	char state[PATH_MAX];       /* --to: the state file */
+	struct mc_sink *sink;
 	struct mc_rxloop *l;
 	uint8_t expect[MC_ID_LEN]; /* --expect, parsed */
 	int expect_nhex;
@@ -197,6 +238,8 @@ static void summary(const struct run *x, const char *result)
 		mc_recv_have(r, &nhave, &nchunks);
 	mc_json_summary(&j, result);
 	mc_json_str(&j, "path", x->o.out);
+	if (x->o.to)
+		mc_json_str(&j, "state", x->state);
 	mc_json_u64(&j, "chunks", nchunks);
 	mc_json_u64(&j, "verified", nhave);
 	mc_json_u64(&j, "partial", in->partial);
@@ -225,6 +268,10 @@ static void on_other(const struct run *x, struct mc_receiver *r, uint32_t why)
 	if (why == MC_OTHER_UNTRUSTED)
 		mc_warn("not taking the session of %s (id %.16s) on %s: refused: %s; waiting for another",
 			o->name, oid, g, mc_recv_untrusted(r));
+	else if (why == MC_OTHER_PART && x->o.to)
+		mc_warn("not taking the session of %s (id %.16s) on %s: the state %s is of package %.16s; "
+			"remove it (or use another --state) to receive this one",
+			o->name, oid, g, x->state, mc_id_hex(mc_recv_pinned(r), pid));
 	else if (why == MC_OTHER_PART)
 		mc_warn("not taking the session of %s (id %.16s) on %s: %s.part holds package %.16s; "
 			"remove it (or use another -o) to receive this one",
@@ -330,7 +377,8 @@ static void on_report(void *ctx, struct mc_rxloop *l, const struct mc_rxloop_ev 
 		on_progress(x, l, ev->now);
 		break;
 	case MC_RXL_EV_PARTS_LOST:
-		mc_warn("%s.part: %s; chunks not yet complete will be received again", x->o.out, ev->msg);
+		mc_warn("%s%s: %s; chunks not yet complete will be received again", x->o.out, x->o.to ? "" : ".part",
+			ev->msg);
 		break;
 	}
 }
@@ -348,11 +396,11 @@ static void ended(const struct run *x)
 
 	mc_recv_have(mc_rxloop_receiver(x->l), &nh, &nc);
 	if (mc_recv_manifest(mc_rxloop_receiver(x->l)) && in->partial)
-		mc_err("%s: %s with %u of %u chunks and parts of %u more; %s.part and its state are kept "
-		       "(run mcast-repair or again)", x->o.out, why, nh, nc, in->partial, x->o.out);
+		mc_err("%s: %s with %u of %u chunks and parts of %u more; %s are kept "
+		       "(run mcast-repair or again)", x->o.out, why, nh, nc, in->partial, x->kept);
 	else if (mc_recv_manifest(mc_rxloop_receiver(x->l)))
-		mc_err("%s: %s with %u of %u chunks; %s.part and its state are kept (run mcast-repair or again)",
-		       x->o.out, why, nh, nc, x->o.out);
+		mc_err("%s: %s with %u of %u chunks; %s are kept (run mcast-repair or again)",
+		       x->o.out, why, nh, nc, x->kept);
 	else
 		mc_err("%s: %s before the manifest arrived; nothing kept (run mcast-repair or again)", x->o.out, why);
 	summary(x, ev.kind == MC_REV_END ? "ended" : "left");
@@ -369,7 +417,7 @@ static int outcome(struct run *x, int res, const char *err, int resumed)
 		return MC_EXIT_OK;
 	case MC_RXL_INTERRUPTED:
 		mc_rxloop_save(x->l, serr, sizeof serr);
-		mc_info("interrupted; %s.part and its state are kept, run again to resume", x->o.out);
+		mc_info("interrupted; %s are kept, run again to resume", x->kept);
 		summary(x, "interrupted");
 		return MC_EXIT_INCOMPLETE;
 	case MC_RXL_ENDED:
@@ -383,13 +431,13 @@ static int outcome(struct run *x, int res, const char *err, int resumed)
 		return MC_EXIT_INCOMPLETE;
 	case MC_RXL_SILENT:
 		mc_rxloop_save(x->l, serr, sizeof serr);
-		mc_err("%s: the sender went silent; %s.part and its state are kept (run mcast-repair or again)",
-		       x->o.out, x->o.out);
+		mc_err("%s: the sender went silent; %s are kept (run mcast-repair or again)", x->o.out, x->kept);
 		summary(x, "timeout");
 		return MC_EXIT_INCOMPLETE;
 	}
 	mc_err("%s", err);
-	return MC_EXIT_RUNTIME;
+	/* A target refused once the session said what it carries (not an image, too small): a usage error. */
+	return x->o.to && mc_sink_target_refused(x->sink) ? MC_EXIT_USAGE : MC_EXIT_RUNTIME;
 }
 
 /* PKG is already there, complete and verified: say so, exit 0. */
@@ -412,39 +460,53 @@ static void already(const struct opts *o, uint32_t nchunks)
 	exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
 }
 
-/* A PKG.part's package is taken only when --trust and --expect allow it, before anything else is read. */
+/*
+ * The package of PKG.part (or of the --to state) is taken only when --trust
+ * and --expect allow it, before anything else is read.
+ */
 static int accept_part(void *ctx, const struct mc_manifest *m, char *err, size_t errlen)
 {
 	const struct run *x = ctx;
-	char idhex[40], why[512];
+	char idhex[40], why[512], what[PATH_MAX + 16];
 
+	if (x->o.to)
+		snprintf(what, sizeof what, "%s: the state of", x->state);
+	else
+		snprintf(what, sizeof what, "%s.part: holds", x->o.out);
 	if (trust.n && mc_manifest_trust(m, &trust, why, sizeof why) != MC_SIG_TRUSTED) {
-		snprintf(err, errlen, "%s.part: holds package %s, refused: %s; remove it or choose another -o", x->o.out,
-			 mc_id_hex(m->id, idhex), why);
+		snprintf(err, errlen, "%s package %s, refused: %s; remove it or choose another %s", what,
+			 mc_id_hex(m->id, idhex), why, x->o.to ? "--state" : "-o");
 		return -EPERM;
 	}
 	if (x->o.expect && !mc_id_match(m->id, x->expect, x->expect_nhex)) {
-		snprintf(err, errlen, "%s.part: holds package %s, not --expect %s; remove it or choose another -o", x->o.out,
-			 mc_id_hex(m->id, idhex), x->o.expect);
+		snprintf(err, errlen, "%s package %s, not --expect %s; remove it or choose another %s", what,
+			 mc_id_hex(m->id, idhex), x->o.expect, x->o.to ? "--state" : "-o");
 		return -EPERM;
 	}
 	return 0;
 }
 
-/* What PKG.part holds already (the one resume sequence), said; -1 when it cannot be used. */
+/*
+ * What PKG.part (or the target and its state) holds already (the one resume
+ * sequence), said. Returns 0, or the exit status when it cannot be used.
+ */
 static int resume(struct run *x, struct mc_sink *sink, struct mc_resume *rs)
 {
 	char err[1024];
+	int e;
 
 	rs->accept = accept_part;
 	rs->accept_ctx = x;
-	if (sink->ops->resume(sink, rs, err, sizeof err) < 0) {
+	if ((e = sink->ops->resume(sink, rs, err, sizeof err)) < 0) {
 		mc_err("%s", err);
-		return -1;
+		/* A state of another target, a target too small for the state's image: refused, a usage error. */
+		return e == -EINVAL ? MC_EXIT_USAGE : MC_EXIT_RUNTIME;
 	}
+	if (x->o.to && rs->why[0])
+		mc_warn("%s; every chunk is written again", rs->why);
 	if (!rs->have_m)
 		return 0;
-	if (rs->why[0])
+	if (rs->why[0] && !x->o.to)
 		mc_warn("%s; checking %s.part instead", rs->why, x->o.out);
 	if (rs->save_err[0])
 		mc_warn("%s", rs->save_err);
@@ -457,6 +519,44 @@ static int resume(struct run *x, struct mc_sink *sink, struct mc_resume *rs)
 	return 0;
 }
 
+/*
+ * The sink: PKG.part, or the target (--to) with its state file, said. Returns
+ * 0, or the exit status when it cannot be opened or is refused.
+ */
+static int open_sink(struct run *x, struct mc_sink **sink)
+{
+	char err[512];
+	struct stat sb;
+	int e;
+
+	if (!x->o.to) {
+		if (stat(x->o.out, &sb) == 0 && S_ISDIR(sb.st_mode))
+			mc_fe_usage_error(usage_text, "-o %s: is a directory; -o names the package file to write", x->o.out);
+		snprintf(x->kept, sizeof x->kept, "%s.part and its state", x->o.out);
+		if (mc_sink_pkg_open(x->o.out, sink, err, sizeof err) < 0) {
+			mc_err("%s", err);
+			return MC_EXIT_RUNTIME;
+		}
+		return 0;
+	}
+	if (x->o.state)
+		snprintf(x->state, sizeof x->state, "%s", x->o.state);
+	else if (mc_sink_target_state_path(x->o.out, x->state, sizeof x->state) < 0)
+		mc_fe_usage_error(usage_text, "--to %s: name too long for its state file; give --state FILE", x->o.out);
+	else if (strncmp(x->state, MC_TARGET_STATE_DIR "/", sizeof MC_TARGET_STATE_DIR) == 0 &&
+		 mkdir(MC_TARGET_STATE_DIR, 0755) < 0 && errno != EEXIST)
+		mc_warn("%s: %s (give --state FILE)", MC_TARGET_STATE_DIR, strerror(errno));
+	snprintf(x->kept, sizeof x->kept, "what is on %s and its state %s", x->o.out, x->state);
+	if ((e = mc_sink_target_open(x->o.out, x->state, x->o.zeroed ? MC_TARGET_ZEROED : 0, sink, err,
+				     sizeof err)) < 0) {
+		mc_err("%s", err);
+		return e == -EINVAL ? MC_EXIT_USAGE : MC_EXIT_RUNTIME;
+	}
+	x->sink = *sink;
+	mc_info("writing onto %s; state in %s", x->o.out, x->state);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct run x;
@@ -464,7 +564,6 @@ int main(int argc, char **argv)
 	struct mc_resume rs;
 	struct mc_sink *sink = NULL;
 	struct mc_auth *auth = NULL;
-	struct stat osb;
 	char err[512];
 	int rcode = MC_EXIT_RUNTIME, res = MC_RXL_ERROR;
 	uint32_t done_chunks = 0;
@@ -484,8 +583,6 @@ int main(int argc, char **argv)
 		exit(MC_EXIT_USAGE); /* a group that is not multicast, an interface that does not exist */
 	}
 	mc_net_group_port(&c.g, (uint16_t)(x.o.net.port + 1), &c.gfb);
-	if (stat(x.o.out, &osb) == 0 && S_ISDIR(osb.st_mode))
-		mc_fe_usage_error(usage_text, "-o %s: is a directory; -o names the package file to write", x.o.out);
 	/* Every --trust key is read first: a bad one is an error, never a smaller trust set. */
 	for (unsigned i = 0; i < x.o.ntrust; i++)
 		if (mc_trust_add(&trust, x.o.trust[i], err, sizeof err) < 0) {
@@ -496,18 +593,15 @@ int main(int argc, char **argv)
 		c.core.trust = &trust;
 	if (x.o.session_key)
 		auth = mc_fe_session_key(x.o.session_key);
-	if (already_complete(&x.o, &done_chunks))
+	if (!x.o.to && already_complete(&x.o, &done_chunks))
 		already(&x.o, done_chunks);
-	if (mc_sink_pkg_open(x.o.out, &sink, err, sizeof err) < 0) {
-		mc_err("%s", err);
+	if ((rcode = open_sink(&x, &sink)) != 0 || (rcode = resume(&x, sink, &rs)) != 0)
 		goto out;
-	}
-	if (resume(&x, sink, &rs) < 0)
-		goto out;
+	rcode = MC_EXIT_RUNTIME;
 	c.core.rid = mc_rxloop_rid(x.o.out);
 	if (x.o.package)
 		snprintf(c.core.package, sizeof c.core.package, "%s", x.o.package);
-	c.core.mem_limit = x.o.mem;
+	c.core.mem_limit = x.o.mem ? x.o.mem : x.o.to ? TO_MEM : 0;
 	getrandom(&c.core.seed, sizeof c.core.seed, 0);
 	c.ttl = (int)x.o.net.ttl;
 	c.sink = sink;
@@ -535,7 +629,7 @@ out:
 		mc_rxloop_save(x.l, err, sizeof err);
 	if (rcode == MC_EXIT_RUNTIME)
 		summary(&x, "error");
-	/* Never close PKG.part under the saver's feet. */
+	/* Never close PKG.part (or the target) under the saver's feet. */
 	if (mc_rxloop_stop_saver(x.l, err, sizeof err) < 0 && rcode != MC_EXIT_RUNTIME) {
 		mc_err("%s", err);
 		rcode = MC_EXIT_RUNTIME;

@@ -2,7 +2,8 @@
 # Image packages (format 2, mcast-pack create --image) through whole
 # sessions on a LAN of network namespaces: chunks of their own stored
 # lengths and holes on the wire, with real loss and a late joiner, received
-# as a package (-o).
+# as a package (-o) and straight onto loop devices (--to), one of them
+# killed with SIGKILL and resumed; and what --to refuses before it writes.
 
 bats_require_minimum_version 1.5.0
 load helper
@@ -98,6 +99,31 @@ print(eval(expr, {}, {"j": last}))
 EOF
 }
 
+# disk NAME: a 64 MiB file of random bytes (so holes must be written as
+# zeros) attached to a loop device; prints the device.
+disk() {
+	head -c 64M /dev/urandom >"$T/$1.disk" && loop_attach "$T/$1.disk"
+}
+
+# state_done FILE N: the target state FILE (lib/tstate.h) counts at least N
+# chunks on the target: the word after the manifest's chunk count (the
+# manifest's length is at 40, the manifest at 44).
+state_done() {
+	local mlen h
+	h=$(od -An -j 40 -N 4 -t x1 "$1" 2>/dev/null | tr -d ' \n')
+	[ ${#h} -eq 8 ] || return 1
+	mlen=$((16#$h))
+	h=$(od -An -j $((44 + mlen + 4)) -N 4 -t x1 "$1" 2>/dev/null | tr -d ' \n')
+	[ ${#h} -eq 8 ] && [ $((16#$h)) -ge "$2" ]
+}
+
+# on_target NAME DEV: NAME's run wrote the image onto DEV: equal, e2fsck clean, its state gone.
+on_target() {
+	cmp "$2" "$PK/img" || { echo "$1: $2 differs from the image" >&2; return 1; }
+	e2fsck -fn "$2" >"$T/$1.fsck" 2>&1 || { cat "$T/$1.fsck" >&2; return 1; }
+	[ ! -e "$T/$1.state" ] || { echo "$1: state left behind" >&2; return 1; }
+}
+
 # bigger_than FILE BYTES: FILE exists and holds more than BYTES.
 bigger_than() {
 	[ -e "$1" ] && [ "$(stat -c %s "$1")" -gt "$2" ]
@@ -131,4 +157,85 @@ bigger_than() {
 	# holes and compression: the whole session, a second pass for the late joiner included, sent less than the image
 	image=$(stat -c %s "$PK/img")
 	[ "$(jget send summary 'j["bytes_sent"]')" -lt "$image" ]
+}
+
+@test "image session --to: onto loop devices behind 5% loss, joining late, and SIGKILLed then resumed: each equals the image, e2fsck clean" {
+	require_image
+	require_loop
+	lan_create 4
+	d2=$(disk r2)
+	d3=$(disk r3)
+	d4=$(disk r4)
+	other=$(disk other)
+	ns_loss h2 5 $P
+	recv_bg r2 h2 -i eth0 --to "$d2" --state "$T/r2.state"
+	recv_bg r4 h4 -i eth0 --to "$d4" --state "$T/r4.state"
+	grep -q "state in $T/r2.state" "$T/r2.err"
+	send_bg h1 -i eth0 -r 40M --linger 2s "$PK/img.mcpkg"
+	# r4 is killed once its state says a few chunks are on its target
+	wait_for 20 state_done "$T/r4.state" 4
+	bg_kill r4 KILL
+	ends r4 10 124 137
+	[ -s "$T/r4.state" ]
+	# r3 joins now, mid-session
+	recv_bg r3 h3 -i eth0 --to "$d3" --state "$T/r3.state"
+	# the state is of r4's target: refused for another one, nothing written there
+	sum=$(md5sum <"$other")
+	run -2 --separate-stderr ns_exec h4 run_recv -g "$G" -p "$P" -i eth0 --to "$other" --state "$T/r4.state" --timeout 2s
+	[[ "$stderr" == *"$T/r4.state: the state of another target"* ]]
+	[ "$(md5sum <"$other")" = "$sum" ]
+	# the same command again resumes
+	mv "$T/r4.err" "$T/r4.first.err"
+	recv_bg r4 h4 -i eth0 --to "$d4" --state "$T/r4.state"
+	grep -Eq 'resuming .*: ([4-9]|[1-6][0-9]) of 64 chunks' "$T/r4.err"
+	ends r2 50 0
+	ends r3 50 0
+	ends r4 50 0
+	ends send 50 0
+	on_target r2 "$d2"
+	on_target r3 "$d3"
+	on_target r4 "$d4"
+	[ "$(ns_loss_count h2)" -gt 0 ]
+	[ "$(jget r3 summary 'j["nacks"]')" -ge 1 ]
+	# the resumed receiver asked for less than the whole image the second time
+	[ "$(jget r4 summary 'j["data_packets"]')" -lt "$(jget send summary 'j["symbols"]')" ]
+}
+
+@test "image session --to refuses before writing: a directory, a character device, a mounted device, too small, a tar package" {
+	require_image
+	require_loop
+	ns_lo
+	mkdir "$T/dir"
+	run -2 --separate-stderr run_recv -g "$G" -p "$P" --to "$T/dir" --timeout 1s
+	[[ "$stderr" == *"$T/dir: is a directory"* ]]
+	run -2 --separate-stderr run_recv -g "$G" -p "$P" --to /dev/null --timeout 1s
+	[[ "$stderr" == *"/dev/null: is a character device"* ]]
+	run -2 --separate-stderr run_recv -g "$G" -p "$P" -o "$T/x.mcpkg" --to "$T/y"
+	# mounted: the kernel refuses O_EXCL
+	dev=$(loop_attach "$PK/img")
+	mc_mount "$dev" "$T/mnt" -o ro
+	run -1 --separate-stderr run_recv -g "$G" -p "$P" --to "$dev" --timeout 1s
+	[[ "$stderr" == *"$dev: in use"* ]]
+	mc_umount "$T/mnt"
+	loop_detach "$dev"
+	# too small: refused once the manifest says the image's size
+	head -c 1M /dev/urandom >"$T/small"
+	sum=$(md5sum <"$T/small")
+	send_bg local -r 100M --linger 300ms "$PK/img.mcpkg"
+	run -2 --separate-stderr with_timeout 30 ns_exec local run_recv -g "$G" -p "$P" --to "$T/small" --state "$T/small.state" --timeout 5s
+	[[ "$stderr" == *"$T/small: "*"smaller than the image"* ]]
+	[ "$(md5sum <"$T/small")" = "$sum" ]
+	[ ! -e "$T/small.state" ]
+	bg_kill send
+	ends send 10 0 1 3
+	# a tar package (format 1) is not an image
+	mkdir "$T/tree"
+	echo hello >"$T/tree/a"
+	run_pack create -q -o "$T/tree.mcpkg" "$T/tree"
+	head -c 4M /dev/urandom >"$T/file"
+	sum=$(md5sum <"$T/file")
+	send_bg local -r 100M --linger 300ms "$T/tree.mcpkg"
+	run -2 --separate-stderr with_timeout 30 ns_exec local run_recv -g "$G" -p "$P" --to "$T/file" --timeout 5s
+	[[ "$stderr" == *"$T/file: the session's package is not a seekable image"* ]]
+	[ "$(md5sum <"$T/file")" = "$sum" ]
 }

@@ -1,0 +1,443 @@
+/* The target sink: verified chunks decoded onto their spans, partial ones spilled into their own spans; see sink_target.h. */
+#include "sink_target.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "target.h"
+#include "tstate.h"
+
+/*
+ * Verified chunks wait for the writer thread in QLEN buffers of chunk_size:
+ * decoding and writing leave the receive loop, which goes on taking
+ * datagrams meanwhile, and memory stays QLEN spans.
+ */
+#define QLEN 4
+
+struct job {
+	uint32_t i, len;
+	uint8_t *buf;
+};
+
+struct writer {
+	pthread_t th;
+	int on, stop;
+	pthread_mutex_t mu;
+	pthread_cond_t put, done;  /* a job queued; a job finished */
+	struct job q[QLEN];
+	unsigned head, n;
+	uint8_t *free[QLEN];
+	unsigned nfree, nbuf;
+	uint64_t queued, finished; /* jobs: what a sync waits for is what was queued when it began */
+	int err;                   /* the first failure (negative errno-like), sticky */
+	char msg[512];
+};
+
+struct sink_target {
+	struct mc_sink s;
+	char *path, *state;
+	unsigned flags;
+	struct mc_target *t;  /* open once the manifest is known */
+	struct mc_manifest m; /* the target's own copy (mc_target_open keeps a pointer to it) */
+	int have_m;
+	int refused;          /* an op refused the target or the package (EINVAL) */
+	uint8_t id[MC_DIGEST_LEN];
+	struct writer w;
+};
+
+static int fail(int e, char *err, size_t errlen, const char *path, const char *why)
+{
+	snprintf(err, errlen, "%s: %s", path, why ? why : strerror(e));
+	return -e;
+}
+
+/* A negative code from what lib/target.c left in errno, its reason already in err. */
+static int target_err(void)
+{
+	return errno ? -errno : -EIO;
+}
+
+/* What can be refused before the package is known: anything but a block device or regular file, a busy device. */
+static int precheck(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd;
+
+	if (stat(path, &st) < 0)
+		return errno == ENOENT ? 0 : fail(errno, err, errlen, path, NULL);
+	if (S_ISDIR(st.st_mode))
+		return fail(EINVAL, err, errlen, path, "is a directory; a target is a block device or a regular file");
+	if (S_ISCHR(st.st_mode))
+		return fail(EINVAL, err, errlen, path, "is a character device; a target is a block device or a regular file");
+	if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode))
+		return fail(EINVAL, err, errlen, path, "is not a block device or regular file");
+	if (S_ISBLK(st.st_mode)) {
+		/* O_EXCL: the kernel refuses it while the device or a partition of it is mounted. */
+		if ((fd = open(path, O_RDONLY | O_EXCL | O_CLOEXEC)) < 0)
+			return errno == EBUSY ? fail(EBUSY, err, errlen, path,
+						     "in use: mounted, a partition of it mounted, or held by another program")
+					      : fail(errno, err, errlen, path, NULL);
+		close(fd);
+	}
+	return 0;
+}
+
+/* Opens the target for manifest raw (copied and parsed into k->m); refusals as mc_target_open. */
+static int open_target(struct sink_target *k, const struct mc_manifest *m, char *err, size_t errlen)
+{
+	if (k->t)
+		return 0;
+	if (!k->have_m) {
+		if (mc_manifest_parse(m->raw, m->raw_len, &k->m, err, errlen) < 0)
+			return -EINVAL;
+		k->have_m = 1;
+	}
+	if ((k->t = mc_target_open(k->path, &k->m, k->flags, err, errlen)) == NULL) {
+		k->refused = errno == EINVAL;
+		return target_err();
+	}
+	mc_target_identity(k->t, k->id);
+	return 0;
+}
+
+static int tgt_resume(struct mc_sink *s, struct mc_resume *rs, char *err, size_t errlen)
+{
+	struct sink_target *k = (struct sink_target *)s;
+	uint8_t tid[MC_DIGEST_LEN];
+	struct mc_state st;
+	char why[512];
+	long found;
+	int rc;
+
+	memset(&st, 0, sizeof st);
+	/* The state's manifest first: it says the image before any session does. */
+	if ((rc = mc_tstate_load(k->state, &k->m, tid, &st, why, sizeof why)) <= 0) {
+		/* None, or damaged: what the target holds is not known, every chunk is written again. */
+		if (rc < 0)
+			snprintf(rs->why, sizeof rs->why, "%s", why);
+		return 0;
+	}
+	mc_state_free(&st);
+	k->have_m = 1;
+	/* The caller's say on the state's package (--trust, --expect) comes before anything is opened. */
+	if (rs->accept && (rc = rs->accept(rs->accept_ctx, &k->m, err, errlen)) < 0)
+		return rc;
+	if ((rc = open_target(k, &k->m, err, errlen)) < 0)
+		return rc;
+	/*
+	 * The one resume sequence of a target (lib/tstate.h): a state of another
+	 * target refused; every chunk it does not mark checked on the target
+	 * (chunks decoded after the last save are there), parts of those found
+	 * dropped.
+	 */
+	if ((found = mc_tstate_resume(k->state, k->t, &k->m, &st, rs->why, sizeof rs->why, err, errlen)) < 0) {
+		k->refused = errno == EINVAL;
+		return errno ? -errno : -EIO;
+	}
+	if (mc_manifest_parse(k->m.raw, k->m.raw_len, &rs->m, err, errlen) < 0) {
+		mc_state_free(&st);
+		return -ENOMEM;
+	}
+	rs->have_m = 1;
+	rs->st = st;
+	rs->loaded = 1;
+	rs->found = found;
+	return 0;
+}
+
+static int tgt_announce(struct mc_sink *s, const struct mc_announce *a, char *err, size_t errlen)
+{
+	struct sink_target *k = (struct sink_target *)s;
+
+	if (!a->image && (k->refused = 1))
+		return fail(EINVAL, err, errlen, k->path,
+			    "the session's package is not a seekable image (a tar or raw stream): "
+			    "only a package made with mcast-pack create --image can be written onto a target");
+	return 0;
+}
+
+static int tgt_manifest(struct mc_sink *s, const struct mc_manifest *m, char *err, size_t errlen)
+{
+	return open_target((struct sink_target *)s, m, err, errlen);
+}
+
+/* Calls io for each piece of [off, off + len) of the payload, at the span of the chunk holding it. */
+static int spill_io(struct sink_target *k, uint64_t off, uint8_t *buf, size_t len, int wr, char *err, size_t errlen)
+{
+	if (k->t == NULL)
+		return fail(EINVAL, err, errlen, k->path, "nothing is placed before the manifest is known");
+	while (len) {
+		uint32_t c = mc_manifest_chunk_of(&k->m, off);
+		if (c >= k->m.nchunks)
+			return fail(EINVAL, err, errlen, k->path, "a write past the package's payload");
+		uint64_t in = off - mc_manifest_chunk_off(&k->m, c);
+		size_t n = mc_manifest_chunk_len(&k->m, c) - in < len ? mc_manifest_chunk_len(&k->m, c) - in : len;
+		uint64_t at = mc_tstate_spill_off(&k->m, off); /* a piece never crosses its chunk's end */
+		if ((wr ? mc_target_pwrite(k->t, buf, n, at) : mc_target_pread(k->t, buf, n, at)) < 0)
+			return fail(errno ? errno : EIO, err, errlen, k->path, NULL);
+		buf += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int tgt_write(struct mc_sink *s, uint64_t off, const void *buf, size_t len, char *err, size_t errlen)
+{
+	return spill_io((struct sink_target *)s, off, (uint8_t *)(uintptr_t)buf, len, 1, err, errlen);
+}
+
+static int tgt_read(struct mc_sink *s, uint64_t off, void *buf, size_t len, char *err, size_t errlen)
+{
+	return spill_io((struct sink_target *)s, off, buf, len, 0, err, errlen);
+}
+
+/* The writer thread: decodes and writes the queued chunks (lib/target.h), one at a time. */
+static void *writer_main(void *arg)
+{
+	struct sink_target *k = arg;
+	struct writer *w = &k->w;
+	char err[512];
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (w->n == 0 && !w->stop)
+			pthread_cond_wait(&w->put, &w->mu);
+		if (w->n == 0)
+			break;
+		struct job j = w->q[w->head];
+		pthread_mutex_unlock(&w->mu);
+		int rc = j.len ? mc_target_put_chunk(k->t, j.i, j.buf, j.len, err, sizeof err)
+			       : mc_target_put_hole(k->t, j.i, err, sizeof err);
+		int e = rc < 0 ? target_err() : 0;
+		pthread_mutex_lock(&w->mu);
+		if (e < 0 && w->err == 0) {
+			w->err = e;
+			snprintf(w->msg, sizeof w->msg, "%s", err);
+		}
+		w->head = (w->head + 1) % QLEN;
+		w->n--;
+		if (j.buf)
+			w->free[w->nfree++] = j.buf;
+		w->finished++;
+		pthread_cond_broadcast(&w->done);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* The writer's failure, if any, as an op's result. */
+static int writer_err(struct writer *w, char *err, size_t errlen)
+{
+	int e;
+
+	pthread_mutex_lock(&w->mu);
+	e = w->err;
+	if (e)
+		snprintf(err, errlen, "%s", w->msg);
+	pthread_mutex_unlock(&w->mu);
+	return e;
+}
+
+/* Waits until every chunk queued before the call is written (or failed). */
+static int writer_drain(struct writer *w, char *err, size_t errlen)
+{
+	if (!w->on)
+		return 0;
+	pthread_mutex_lock(&w->mu);
+	uint64_t upto = w->queued;
+	while (w->finished < upto)
+		pthread_cond_wait(&w->done, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+	return writer_err(w, err, errlen);
+}
+
+static void writer_stop(struct writer *w)
+{
+	if (!w->on)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stop = 1;
+	pthread_cond_signal(&w->put);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->th, NULL);
+	for (unsigned i = 0; i < w->nfree; i++)
+		free(w->free[i]);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->put);
+	pthread_cond_destroy(&w->done);
+	w->on = 0;
+}
+
+static int tgt_chunk(struct mc_sink *s, const struct mc_manifest *m, uint32_t i, const uint8_t *buf, size_t len,
+		     char *err, size_t errlen)
+{
+	struct sink_target *k = (struct sink_target *)s;
+	struct writer *w = &k->w;
+	uint8_t *copy = NULL;
+	int rc;
+
+	if (k->t == NULL && (rc = open_target(k, m, err, errlen)) < 0)
+		return rc;
+	if (!w->on) {
+		pthread_mutex_init(&w->mu, NULL);
+		pthread_cond_init(&w->put, NULL);
+		pthread_cond_init(&w->done, NULL);
+		if ((rc = pthread_create(&w->th, NULL, writer_main, k)) != 0) {
+			pthread_mutex_destroy(&w->mu);
+			pthread_cond_destroy(&w->put);
+			pthread_cond_destroy(&w->done);
+			return fail(rc, err, errlen, k->path, "cannot start the writer thread");
+		}
+		w->on = 1;
+	}
+	pthread_mutex_lock(&w->mu);
+	while (len && w->nfree == 0 && w->nbuf == QLEN && w->err == 0)
+		pthread_cond_wait(&w->done, &w->mu);
+	if (w->err == 0 && len) {
+		if (w->nfree)
+			copy = w->free[--w->nfree];
+		else if ((copy = malloc(k->m.chunk_size)) != NULL)
+			w->nbuf++;
+	}
+	int nomem = w->err == 0 && len && copy == NULL;
+	if (w->err == 0 && !nomem) {
+		if (copy)
+			memcpy(copy, buf, len);
+		/* Holes take no buffer: wait for room in the queue itself. */
+		while (w->n == QLEN && w->err == 0)
+			pthread_cond_wait(&w->done, &w->mu);
+		w->q[(w->head + w->n) % QLEN] = (struct job){i, (uint32_t)len, copy};
+		w->n++;
+		w->queued++;
+		pthread_cond_signal(&w->put);
+	}
+	pthread_mutex_unlock(&w->mu);
+	if (nomem)
+		return fail(ENOMEM, err, errlen, k->path, "out of memory");
+	return writer_err(w, err, errlen);
+}
+
+static int tgt_sync(struct mc_sink *s, char *err, size_t errlen)
+{
+	struct sink_target *k = (struct sink_target *)s;
+	int rc;
+
+	/* What was handed over before this sync is written first, then flushed: a save after it may count it. */
+	if ((rc = writer_drain(&k->w, err, errlen)) < 0)
+		return rc;
+	return k->t && mc_target_sync(k->t, err, errlen) < 0 ? target_err() : 0;
+}
+
+static int tgt_save(struct mc_sink *s, const struct mc_state *st, char *err, size_t errlen)
+{
+	struct sink_target *k = (struct sink_target *)s;
+
+	if (k->t == NULL)
+		return 0;
+	return mc_tstate_save(k->state, &k->m, k->id, st, err, errlen) < 0 ? (errno ? -errno : -EIO) : 0;
+}
+
+static int tgt_finish(struct mc_sink *s, const struct mc_manifest *m, char *err, size_t errlen)
+{
+	struct sink_target *k = (struct sink_target *)s;
+	int rc;
+
+	/* Everything on the target and flushed first: only then is the state, the record of what is missing, let go. */
+	if (k->t == NULL)
+		return fail(EINVAL, err, errlen, k->path, "no image was written");
+	if ((rc = tgt_sync(s, err, errlen)) < 0)
+		return rc;
+	if (unlink(k->state) < 0 && errno != ENOENT)
+		return fail(errno, err, errlen, k->state, NULL);
+	/* A save killed between its write and its rename leaves FILE.tmp. */
+	size_t n = strlen(k->state);
+	char *tmp = malloc(n + 5);
+	if (tmp) {
+		memcpy(tmp, k->state, n);
+		memcpy(tmp + n, ".tmp", 5);
+		unlink(tmp);
+		free(tmp);
+	}
+	return 0;
+}
+
+static void tgt_close(struct mc_sink *s)
+{
+	struct sink_target *k = (struct sink_target *)s;
+
+	writer_stop(&k->w);
+	mc_target_close(k->t);
+	if (k->have_m)
+		mc_manifest_free(&k->m);
+	free(k->path);
+	free(k->state);
+	free(k);
+}
+
+static const struct mc_sink_ops target_ops = {
+	.resume = tgt_resume,
+	.announce = tgt_announce,
+	.manifest = tgt_manifest,
+	.write = tgt_write,
+	.read = tgt_read,
+	.chunk = tgt_chunk,
+	.sync = tgt_sync,
+	.save = tgt_save,
+	.finish = tgt_finish,
+	.close = tgt_close,
+};
+
+int mc_sink_target_open(const char *target, const char *state_path, unsigned flags, struct mc_sink **out,
+			char *err, size_t errlen)
+{
+	struct sink_target *k;
+	int rc;
+
+	*out = NULL;
+	if ((rc = precheck(target, err, errlen)) < 0)
+		return rc;
+	if ((k = calloc(1, sizeof *k)) == NULL || (k->path = strdup(target)) == NULL ||
+	    (k->state = strdup(state_path)) == NULL) {
+		if (k)
+			free(k->path);
+		free(k);
+		return fail(ENOMEM, err, errlen, target, "out of memory");
+	}
+	k->s.ops = &target_ops;
+	k->flags = flags & MC_TARGET_ZEROED;
+	*out = &k->s;
+	return 0;
+}
+
+int mc_sink_target_refused(const struct mc_sink *s)
+{
+	return s && ((const struct sink_target *)s)->refused;
+}
+
+int mc_sink_target_state_path(const char *target, char *buf, size_t cap)
+{
+	struct stat st;
+	int n;
+
+	if (stat(target, &st) == 0 && S_ISBLK(st.st_mode)) {
+		const char *name = strncmp(target, "/dev/", 5) == 0 ? target + 5 : target;
+		n = snprintf(buf, cap, "%s/", MC_TARGET_STATE_DIR);
+		if (n < 0 || (size_t)n >= cap)
+			return -1;
+		for (; *name && (size_t)n + 1 < cap; name++)
+			buf[n++] = *name == '/' ? '_' : *name;
+		if (*name || (size_t)n + sizeof ".state" > cap)
+			return -1;
+		memcpy(buf + n, ".state", sizeof ".state");
+		return 0;
+	}
+	n = snprintf(buf, cap, "%s.state", target);
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
