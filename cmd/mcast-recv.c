@@ -47,7 +47,7 @@ static void help(void)
 	mc_fe_help(usage_text,
 	"\nJoins the session on GROUP:PORT (at any moment) and writes PKG.part and PKG.state,\n"
 	      "renamed to PKG once every chunk is verified; or, with --to, writes the image of a\n"
-	      "seekable image package (mcast-pack create --image) onto TARGET in place, keeping what\n"
+	      "seekable image package (format 2, mcast-package(5)) onto TARGET in place, keeping what\n"
 	      "is durably there in a state file. Run the same command again to resume.\n"
 	      "  -g, --group GROUP  multicast group, IPv4 or IPv6 (default " MC_DEFAULT_GROUP4 ")\n"
 	      "  -p, --port PORT  data port; feedback goes to PORT+1 (default 7077)\n"
