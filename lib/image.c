@@ -304,22 +304,6 @@ static void tables_free(struct tables *t)
 	free(t->span);
 }
 
-static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
-{
-	while (n > 0) {
-		ssize_t w = pwrite(fd, p, n, (off_t)off);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
-}
-
 /* ---- --used-only: the volumes of the source and the blocks their file systems leave free ---- */
 
 struct usedmap {
@@ -423,7 +407,7 @@ static int emit(struct run *r, struct slot *s, char *err, size_t errlen)
 		snprintf(err, errlen, "zstd: %s", s->zerr);
 		return -1;
 	}
-	if (s->stored && pwrite_all(r->fd, b, s->stored, r->base + r->pos) < 0) {
+	if (s->stored && mc_pwrite_all(r->fd, b, s->stored, r->base + r->pos) < 0) {
 		snprintf(err, errlen, "%s: %s", r->o->output, strerror(errno));
 		return -1;
 	}

@@ -781,7 +781,7 @@ int mc_pkg_header_decode(const uint8_t in[MC_PKG_HDR_SIZE], uint64_t file_size,
 	return 0;
 }
 
-static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
+int mc_pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
 {
 	const uint8_t *p = buf;
 
@@ -811,7 +811,7 @@ int mc_pkg_write_head(int fd, const struct mc_manifest *m)
 		return -1;
 	mc_pkg_header_encode(m, buf);
 	memcpy(buf + l.manifest_off, m->raw, m->raw_len);
-	rc = pwrite_all(fd, buf, l.payload_off, 0);
+	rc = mc_pwrite_all(fd, buf, l.payload_off, 0);
 	free(buf);
 	return rc;
 }

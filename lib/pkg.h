@@ -242,6 +242,9 @@ void mc_pkg_header_encode(const struct mc_manifest *m, uint8_t out[MC_PKG_HDR_SI
 int mc_pkg_header_decode(const uint8_t in[MC_PKG_HDR_SIZE], uint64_t file_size,
 			 struct mc_pkg_layout *l, uint8_t id[MC_ID_LEN], char *err, size_t errlen);
 
+/* pwrite of all n bytes at off, again after a short write or EINTR. Returns 0 or -1 (errno set). */
+int mc_pwrite_all(int fd, const void *buf, size_t n, uint64_t off);
+
 /* Writes header, manifest and padding at the start of fd (pwrite). Returns 0 or -1 (errno set). */
 int mc_pkg_write_head(int fd, const struct mc_manifest *m);
 

@@ -168,22 +168,6 @@ fail:
 	return NULL;
 }
 
-static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
-{
-	while (n > 0) {
-		ssize_t w = pwrite(fd, p, n, (off_t)off);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
-}
-
 /* The same device opened without O_DIRECT (once, under the lock: writers may be threads). */
 static int buffered_fd(struct mc_target *t)
 {
@@ -227,11 +211,11 @@ static int target_write(struct mc_target *t, const uint8_t *p, size_t n, uint64_
 
 	if (fd < 0)
 		return -1;
-	if (pwrite_all(fd, p, n, off) == 0)
+	if (mc_pwrite_all(fd, p, n, off) == 0)
 		return 0;
 	if (fd != t->fd || !t->direct || errno != EINVAL || (fd = buffered_fd(t)) < 0)
 		return -1;
-	return pwrite_all(fd, p, n, off);
+	return mc_pwrite_all(fd, p, n, off);
 }
 
 int mc_target_put_chunk(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_t len,
@@ -401,7 +385,7 @@ int mc_target_pwrite(struct mc_target *t, const void *p, size_t n, uint64_t off)
 	}
 	if ((fd = raw_fd(t, p, n, off)) < 0)
 		return -1;
-	return pwrite_all(fd, p, n, off);
+	return mc_pwrite_all(fd, p, n, off);
 }
 
 int mc_target_pread(struct mc_target *t, void *p, size_t n, uint64_t off)
