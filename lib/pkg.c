@@ -292,6 +292,32 @@ static void put_trailer(const struct mc_manifest *m, uint8_t *p)
 	mc_sig_trailer_encode(&t, p);
 }
 
+/*
+ * The fields every manifest starts with (mcast-package(5)): magic, format,
+ * name, version, ctime, compression, kind, chunk size, payload size, chunk
+ * count and payload digest. Returns the byte after them.
+ */
+static uint8_t *put_head(uint8_t *p, const struct mc_manifest *m, uint16_t format, uint8_t kind, uint64_t payload,
+			 uint32_t nchunks)
+{
+	size_t nl = strlen(m->name), vl = strlen(m->version);
+
+	memcpy(p, MANIFEST_MAGIC, 4); p += 4;
+	mc_put16(p, format); p += 2;
+	mc_put16(p, (uint16_t)nl); p += 2;
+	memcpy(p, m->name, nl); p += nl;
+	mc_put16(p, (uint16_t)vl); p += 2;
+	memcpy(p, m->version, vl); p += vl;
+	mc_put64(p, m->ctime); p += 8;
+	*p++ = m->compression;
+	*p++ = kind;
+	mc_put32(p, m->chunk_size); p += 4;
+	mc_put64(p, payload); p += 8;
+	mc_put32(p, nchunks); p += 4;
+	memcpy(p, m->payload_digest, MC_DIGEST_LEN);
+	return p + MC_DIGEST_LEN;
+}
+
 int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err, size_t errlen)
 {
 	size_t nl = strlen(m->name), vl = strlen(m->version);
@@ -321,19 +347,7 @@ int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err,
 	free(m->raw);
 	m->raw = p;
 	m->raw_len = (uint32_t)len;
-	memcpy(p, MANIFEST_MAGIC, 4); p += 4;
-	mc_put16(p, MANIFEST_VERSION); p += 2;
-	mc_put16(p, (uint16_t)nl); p += 2;
-	memcpy(p, m->name, nl); p += nl;
-	mc_put16(p, (uint16_t)vl); p += 2;
-	memcpy(p, m->version, vl); p += vl;
-	mc_put64(p, m->ctime); p += 8;
-	*p++ = m->compression;
-	*p++ = m->kind;
-	mc_put32(p, m->chunk_size); p += 4;
-	mc_put64(p, m->payload_size); p += 8;
-	mc_put32(p, m->nchunks); p += 4;
-	memcpy(p, m->payload_digest, MC_DIGEST_LEN); p += MC_DIGEST_LEN;
+	p = put_head(p, m, MANIFEST_VERSION, m->kind, m->payload_size, m->nchunks);
 	if (m->nchunks)
 		memcpy(p, digests, (size_t)m->nchunks * MC_DIGEST_LEN);
 	m->digests = p;
@@ -391,19 +405,7 @@ int mc_manifest_encode_image_vols(struct mc_manifest *m, const uint32_t *stored_
 		return -1;
 	}
 	p = buf;
-	memcpy(p, MANIFEST_MAGIC, 4); p += 4;
-	mc_put16(p, MC_PKG_VERSION_IMAGE); p += 2;
-	mc_put16(p, (uint16_t)nl); p += 2;
-	memcpy(p, m->name, nl); p += nl;
-	mc_put16(p, (uint16_t)vl); p += 2;
-	memcpy(p, m->version, vl); p += vl;
-	mc_put64(p, m->ctime); p += 8;
-	*p++ = m->compression;
-	*p++ = MC_KIND_IMAGE;
-	mc_put32(p, m->chunk_size); p += 4;
-	mc_put64(p, payload); p += 8;
-	mc_put32(p, (uint32_t)n); p += 4;
-	memcpy(p, m->payload_digest, MC_DIGEST_LEN); p += MC_DIGEST_LEN;
+	p = put_head(p, m, MC_PKG_VERSION_IMAGE, MC_KIND_IMAGE, payload, (uint32_t)n);
 	mc_put64(p, m->image_size); p += 8;
 	for (uint64_t i = 0; i < n; i++, p += 4)
 		mc_put32(p, stored_len[i]);
