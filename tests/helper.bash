@@ -599,6 +599,13 @@ require_root() {
 	[ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces)"
 }
 
+# plain_run_only: skip in the ASan+UBSan run of make check. For the few
+# heavy end-to-end tests (hundreds of MiB through a session) whose code paths
+# smaller tests already cover under the sanitizers; they run once, plain.
+plain_run_only() {
+	[ "${MCAST_RUN_MODE:-plain}" != asan ] || skip "heavy: runs in the plain run only (smaller tests cover its code under ASan)"
+}
+
 # require_prog PROG...: skip unless every PROG is built in $MCAST_BIN and is
 # more than a placeholder (placeholders print "not implemented" and exit 1).
 require_prog() {

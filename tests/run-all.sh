@@ -26,6 +26,8 @@ suites=${MCAST_SUITES:-$(ls "$root"/tests/*.bats 2>/dev/null | if [ "$mode" = as
 unit_timeout=${MCAST_UNIT_TIMEOUT:-300}
 export BATS_TEST_TIMEOUT="${BATS_TEST_TIMEOUT:-300}"
 export MCAST_BIN="${MCAST_BIN:-$root/bin}"
+# Tests may ask which run this is (helper.bash: plain_run_only).
+export MCAST_RUN_MODE=$mode
 
 mkdir -p "$logs" "$(dirname "$counts")" || exit 1
 
