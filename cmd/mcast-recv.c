@@ -322,7 +322,7 @@ static void on_report(void *ctx, struct mc_rxloop *l, const struct mc_rxloop_ev 
 	const struct mc_rxloop_info *in = mc_rxloop_info(l);
 	const struct mc_announce *a = mc_recv_announce(r);
 	const struct mc_manifest *m = mc_recv_manifest(r);
-	char addr[80], sz[96], idhex[40];
+	char addr[80], sz[96], idhex[40], sess[12];
 	struct mc_json j;
 
 	switch (ev->kind) {
@@ -333,7 +333,8 @@ static void on_report(void *ctx, struct mc_rxloop *l, const struct mc_rxloop_ev 
 		mc_info("joined session %08x of %s (id %.16s, %s) from %s", ev->arg, a->name,
 			mc_id_hex(a->id, idhex), mc_fmt_size(a->payload_size, sz, sizeof sz), addr);
 		mc_json_begin(&j, "joined");
-		mc_json_u64(&j, "session", ev->arg);
+		snprintf(sess, sizeof sess, "%08x", (unsigned)ev->arg); /* as people read it (mcast-json(7)) */
+		mc_json_str(&j, "session", sess);
 		mc_json_str(&j, "name", a->name);
 		mc_json_str(&j, "id", idhex);
 		mc_json_str(&j, "sender", addr);

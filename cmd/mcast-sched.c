@@ -239,6 +239,10 @@ static int write_status(struct run *r, uint64_t now, const char *state)
 		const struct mc_sched_client *c = &s->clients[i];
 		fprintf(f, "%s{\"id\":\"%s\",\"address\":", i ? "," : "", rid_str(c->rid, id));
 		esc(f, c->addr);
+		if (c->host[0]) {
+			fprintf(f, ",\"host\":");
+			esc(f, c->host);
+		}
 		fprintf(f, ",\"package\":");
 		esc(f, c->name);
 		fprintf(f, ",\"since\":%.3f,\"last\":%.3f,\"hellos\":%llu}",
@@ -337,10 +341,13 @@ static void new_client(struct run *r, const struct mc_sched_client *c, uint64_t 
 	char id[17];
 
 	rid_str(c->rid, id);
-	mc_info("client %zu: %s at %s%s%s", r->s.n, id, c->addr, c->name[0] ? " asking for " : "", c->name);
+	mc_info("client %zu: %s at %s%s%s%s%s%s", r->s.n, id, c->addr, c->host[0] ? " (host " : "", c->host,
+		c->host[0] ? ")" : "", c->name[0] ? " asking for " : "", c->name);
 	mc_json_begin(&j, "client");
 	mc_json_str(&j, "receiver", id); /* "id" is a package id in every program's JSON (mcast-json(7)) */
 	mc_json_str(&j, "address", c->addr);
+	if (c->host[0])
+		mc_json_str(&j, "host", c->host);
 	mc_json_str(&j, "name", c->name);
 	mc_json_u64(&j, "clients", r->s.n);
 	mc_json_dbl(&j, "waited", mc_sched_waited(&r->s, now) / 1000.0);
@@ -372,6 +379,10 @@ static int drain(struct run *r, int fd, struct mc_rx *rx)
 					mc_err("out of memory counting receivers");
 					return -1;
 				}
+				_Static_assert(MC_SCHED_HOST_MAX == MC_HOST_MAX, "a client keeps a hello's host name whole");
+				long ci = p.u.hello.host[0] ? mc_sched_find(&r->s, p.u.hello.rid) : -1;
+				if (ci >= 0) /* made printable by the decoder */
+					memcpy(r->s.clients[ci].host, p.u.hello.host, sizeof r->s.clients[ci].host);
 				if (rc == 1) {
 					new_client(r, &r->s.clients[r->s.n - 1], now);
 					write_status(r, now, "waiting");

@@ -152,25 +152,43 @@ struct run {
 	const char *group; /* "239.1.2.3:7077" */
 };
 
+/*
+ * A receiver as the lines name it: id, address and the host name its hellos
+ * gave (printable, lib/wire.c), so "silent" names a machine an admin can walk to.
+ */
+static void peer_names(const struct mc_peer *p, char rid[20], char addr[80], char who[200])
+{
+	mc_net_addr_str(&p->addr, addr, 80);
+	snprintf(rid, 20, "%016llx", (unsigned long long)p->rid);
+	snprintf(who, 200, "%s at %s%s%s%s", rid, addr, p->host[0] ? " (host " : "", p->host, p->host[0] ? ")" : "");
+}
+
+/* Why a receiver that joined does not have the package, for the end. */
+static const char *peer_state(const struct mc_peer *p)
+{
+	return p->gone ? "silent" : p->told_leave ? "told to leave" : p->left ? "left" : "incomplete";
+}
+
 static void peer_event(const struct run *x, const struct mc_sender *s, unsigned pi, unsigned kind)
 {
 	static const char *const names[] = {"", "joined", "done", "bye", "leave", "gone"};
 	const struct mc_peer *p = mc_sender_peer(s, pi);
-	char addr[80], rid[20];
+	char addr[80], rid[20], who[200];
 	struct mc_json j;
 
-	mc_net_addr_str(&p->addr, addr, sizeof addr);
-	snprintf(rid, sizeof rid, "%016llx", (unsigned long long)p->rid);
+	peer_names(p, rid, addr, who);
 	if (kind == MC_SEV_LEAVE)
-		mc_info("receiver %s at %s: still incomplete after %llu passes, told to leave (mcast-repair)", rid, addr,
+		mc_info("receiver %s: still incomplete after %llu passes, told to leave (mcast-repair)", who,
 			(unsigned long long)x->o.max_passes);
 	else if (kind == MC_SEV_GONE)
-		mc_info("receiver %s at %s: silent, no longer waited for", rid, addr);
+		mc_info("receiver %s: silent, no longer waited for", who);
 	else
-		mc_debug("receiver %s at %s: %s", rid, addr, names[kind]);
+		mc_debug("receiver %s: %s", who, names[kind]);
 	mc_json_begin(&j, names[kind]);
 	mc_json_str(&j, "receiver", rid);
 	mc_json_str(&j, "address", addr);
+	if (p->host[0])
+		mc_json_str(&j, "host", p->host);
 	if (p->total) { /* from its hellos: a receiver first heard by a NACK or DONE has said nothing yet */
 		mc_json_u64(&j, "have", p->have);
 		mc_json_u64(&j, "total", p->total);
@@ -246,19 +264,21 @@ static void on_report(void *ctx, struct mc_txloop *l, const struct mc_txloop_ev 
 static void started(const struct run *x, const struct mc_txloop_cfg *c)
 {
 	const struct mc_txloop_info *in = mc_txloop_info(x->l);
-	char idhex[40], sz[32], rt[32];
+	char idhex[40], sz[32], rt[32], sess[12];
 	struct mc_json j;
 
 	mc_id_hex(x->pkg.m.id, idhex);
-	mc_info("sending %s (id %.16s, %s, %u chunks) to %s at %s, fec %llu%%, %u-byte symbols%s",
+	/* The session id in one form for people and scripts: 8 hex digits, as mcast-recv says it. */
+	snprintf(sess, sizeof sess, "%08x", (unsigned)in->session);
+	mc_info("sending %s (id %.16s, %s, %u chunks) to %s at %s, fec %llu%%, %u-byte symbols%s, session %s",
 		x->pkg.m.name, idhex, mc_fmt_size(x->pkg.l.file_size, sz, sizeof sz), x->pkg.m.nchunks, c->g.text,
-		mc_fmt_rate(x->o.rate, rt, sizeof rt), (unsigned long long)x->o.fec, in->sym, in->gso ? ", UDP GSO" : "");
+		mc_fmt_rate(x->o.rate, rt, sizeof rt), (unsigned long long)x->o.fec, in->sym, in->gso ? ", UDP GSO" : "", sess);
 	mc_json_begin(&j, "start");
 	mc_json_str(&j, "path", x->o.pkg);
 	mc_json_str(&j, "name", x->pkg.m.name);
 	mc_json_str(&j, "id", idhex);
 	mc_json_str(&j, "group", c->g.text);
-	mc_json_u64(&j, "session", in->session);
+	mc_json_str(&j, "session", sess);
 	mc_json_u64(&j, "rate", x->o.rate);
 	mc_json_u64(&j, "bytes", x->pkg.l.file_size);
 	mc_json_u64(&j, "chunks", x->pkg.m.nchunks);
@@ -266,6 +286,8 @@ static void started(const struct run *x, const struct mc_txloop_cfg *c)
 	mc_json_bool(&j, "gso", in->gso);
 	mc_json_end(&j);
 }
+
+#define MISSING_SHOWN 10 /* receivers without the package named one line each at the end */
 
 /* The session is over: what was sent, who has the package; returns the exit status. */
 static int finished(const struct run *x, int reason)
@@ -299,6 +321,42 @@ static int finished(const struct run *x, int reason)
 		mc_info("session over (%s): sent %s (%.2fx the package, %s); receivers: %u joined, %u complete, %u told to leave, %u silent",
 			reason == MC_END_NOBODY ? "no receiver joined" : why, done, times, np, s->joined, s->complete, s->left,
 			s->gone);
+	/* Which machines must still run mcast-repair: a line each (the first few), and in the summary. */
+	char list[4096];
+	size_t ll = 0, shown = 0;
+	list[ll++] = '[';
+	for (unsigned i = 0; i < mc_sender_npeers(sd) && reason != MC_END_DAMAGED; i++) {
+		const struct mc_peer *p = mc_sender_peer(sd, i);
+		char rid[20], addr[80], who[200];
+		if (p->done)
+			continue;
+		peer_names(p, rid, addr, who);
+		if (shown < MISSING_SHOWN)
+			mc_info("receiver %s: %s, %u of %u chunks", who, peer_state(p), p->have, p->total);
+		else if (shown == MISSING_SHOWN)
+			mc_info("and %u more receivers without the package (--json lists them)", incomplete - (unsigned)shown);
+		shown++;
+		/* Each entry whole or not at all: the array stays valid JSON whatever the count. */
+		char e[512];
+		size_t el = 0;
+		e[el++] = ll > 1 ? ',' : '{';
+		if (ll > 1)
+			e[el++] = '{';
+		el += (size_t)snprintf(e + el, sizeof e - el, "\"receiver\":\"%s\",\"address\":", rid);
+		mc_json_escape(e, sizeof e, &el, addr);
+		if (p->host[0]) {
+			el += (size_t)snprintf(e + el, sizeof e - el, ",\"host\":");
+			mc_json_escape(e, sizeof e, &el, p->host);
+		}
+		el += (size_t)snprintf(e + el, sizeof e - el, ",\"state\":\"%s\",\"have\":%u,\"total\":%u}",
+				       peer_state(p), p->have, p->total);
+		if (el < sizeof e && ll + el + 2 < sizeof list) {
+			memcpy(list + ll, e, el);
+			ll += el;
+		}
+	}
+	list[ll++] = ']';
+	list[ll] = '\0';
 	mc_json_summary(&j, result);
 	mc_json_str(&j, "path", x->o.pkg);
 	mc_json_str(&j, "name", x->pkg.m.name);
@@ -314,6 +372,7 @@ static int finished(const struct run *x, int reason)
 	mc_json_u64(&j, "complete", s->complete);
 	mc_json_u64(&j, "left", s->left);
 	mc_json_u64(&j, "silent", s->gone);
+	mc_json_raw(&j, "incomplete_receivers", list);
 	mc_json_u64(&j, "nacks", s->nacks);
 	mc_json_u64(&j, "stale_nack_blocks", s->nack_stale);
 	mc_json_u64(&j, "feedback_dropped", s->feedback_bad);

@@ -828,6 +828,7 @@ static void send_hello(struct mc_receiver *r)
 		memcpy(p.u.hello.name, r->man.name, sizeof p.u.hello.name);
 	else
 		memcpy(p.u.hello.name, r->cfg.package, sizeof p.u.hello.name);
+	memcpy(p.u.hello.host, r->cfg.host, sizeof p.u.hello.host);
 	queue_fb(r, &p);
 	r->st.hellos_sent++;
 }

@@ -37,6 +37,7 @@ struct mc_recv_cfg {
 	uint8_t expect[MC_ID_LEN];     /* --expect: package id or prefix */
 	int expect_nhex;               /* hex digits of expect that must match; 0: any */
 	char package[MC_NAME_MAX + 1]; /* --package NAME, "" any */
+	char host[MC_HOST_MAX + 1];    /* said in every HELLO so the sender names this machine; "" none */
 	size_t mem_limit;              /* bytes of chunk slots; 0: 1/8 s of the announced rate, 64 MiB to 256 MiB */
 	int mem_hard;                  /* mem_limit binds below a window's chunks (simulations of thousands) */
 	uint64_t seed;                 /* random back-off */

@@ -189,6 +189,12 @@ struct mc_rxloop *mc_rxloop_new(const struct mc_rxloop_cfg *cfg, char *err, size
 	rc = cfg->core;
 	rc.io = (struct mc_recv_io){l, io_write, io_read};
 	rc.chunk = cfg->sink->ops->chunk ? io_chunk : NULL;
+	if (rc.host[0] == '\0') {
+		/* The sender's lines name this machine ("silent" names one an admin can walk to). */
+		char h[256] = "";
+		if (gethostname(h, sizeof h - 1) == 0)
+			mc_wire_host(h, strnlen(h, sizeof h - 1), rc.host);
+	}
 	l->r = mc_recv_new(&rc);
 	if (l->r == NULL || (rs && rs->have_m && mc_recv_preload(l->r, &rs->m, rs->st.have, rs->st.spans, rs->st.nspans) < 0) ||
 	    mc_net_rx_init(&l->rx, 16, 65536) < 0 || mc_net_rx_init(&l->rxfb, 8, 2048) < 0)

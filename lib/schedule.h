@@ -13,6 +13,7 @@
 
 #define MC_SCHED_ADDR_MAX 64  /* "[ffff:...]" text of a receiver's address */
 #define MC_SCHED_NAME_MAX 255 /* as MC_NAME_MAX in pkg.h */
+#define MC_SCHED_HOST_MAX 64  /* as MC_HOST_MAX in wire.h */
 #define MC_SCHED_CLIENTS_MAX 1000000u /* bound on memory: beyond this, hellos are not counted */
 
 struct mc_sched_cfg {
@@ -27,6 +28,7 @@ struct mc_sched_client {
 	uint64_t rid;
 	char addr[MC_SCHED_ADDR_MAX];     /* where its last hello came from */
 	char name[MC_SCHED_NAME_MAX + 1]; /* what it asked for, "" for any */
+	char host[MC_SCHED_HOST_MAX + 1];  /* host name its hellos carry (printable, wire.h), "" none */
 	uint64_t first_ms, last_ms;       /* first counted hello, last hello */
 	uint64_t hellos;
 };

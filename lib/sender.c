@@ -419,6 +419,8 @@ void mc_sender_feedback(struct mc_sender *s, uint64_t now, const struct mc_pkt *
 	case MC_PKT_HELLO:
 		peer->have = p->u.hello.have;
 		peer->total = p->u.hello.total;
+		if (p->u.hello.host[0]) /* made printable by the decoder */
+			memcpy(peer->host, p->u.hello.host, sizeof peer->host);
 		if (!(p->flags & MC_FLAG_WELCOMED) && !peer->done)
 			push(s->ctrl, &s->cq_head, &s->cq_len, idx(s, peer), MC_CTRL_WELCOME);
 		break;

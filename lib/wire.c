@@ -40,6 +40,15 @@ static size_t put_name(uint8_t *p, size_t avail, const char *name)
 	return n + 1;
 }
 
+void mc_wire_host(const char *src, size_t n, char *out)
+{
+	if (n > MC_HOST_MAX)
+		n = MC_HOST_MAX;
+	for (size_t i = 0; i < n; i++)
+		out[i] = src[i] > 0x20 && src[i] < 0x7f ? src[i] : '?';
+	out[n] = '\0';
+}
+
 void mc_wire_encode_data_hdr(uint32_t session, uint16_t pass, const struct mc_data *d, uint8_t out[MC_WIRE_DATA_HDR])
 {
 	put_hdr(out, MC_PKT_DATA, (uint8_t)d->esi, session);
@@ -130,6 +139,14 @@ size_t mc_wire_encode(const struct mc_pkt *p, uint8_t *out, size_t cap)
 		if (k == 0)
 			return 0;
 		n = 45 + k;
+		if (h->host[0]) { /* optional: receivers that know no host name send none */
+			size_t hl = strnlen(h->host, MC_HOST_MAX);
+			if (n + 1 + hl > cap)
+				return 0;
+			out[n] = (uint8_t)hl;
+			mc_wire_host(h->host, hl, (char *)out + n + 1);
+			n += 1 + hl;
+		}
 		break;
 	}
 	case MC_PKT_NACK:
@@ -268,8 +285,20 @@ int mc_wire_decode(const uint8_t *b, size_t len, struct mc_pkt *p)
 		h->want_nhex = b[44];
 		if (h->want_nhex > 2 * MC_ID_LEN)
 			return MC_WIRE_EFIELD;
-		if ((k = get_name(b + 45, len - 45, h->name)) < 0 || 45u + (size_t)k != len)
+		if ((k = get_name(b + 45, len - 45, h->name)) < 0)
 			return MC_WIRE_EFIELD;
+		/*
+		 * Optional fields follow the name: a host name (a length byte
+		 * and that many bytes, cut to MC_HOST_MAX and made printable),
+		 * then whatever a later version adds, which is skipped.
+		 */
+		h->host[0] = '\0';
+		size_t at = 45u + (size_t)k;
+		if (at < len) {
+			if (at + 1 + b[at] > len)
+				return MC_WIRE_EFIELD;
+			mc_wire_host((const char *)b + at + 1, b[at], h->host);
+		}
 		return 0;
 	}
 	case MC_PKT_NACK: {

@@ -25,6 +25,11 @@
 #define MC_WIRE_FEEDBACK_MAX 1200 /* feedback datagrams stay below any sane MTU */
 #define MC_WIRE_NACK_MAX ((MC_WIRE_FEEDBACK_MAX - 28) / 8)
 #define MC_WIRE_CTRL_MAX 64
+/*
+ * A HELLO's optional host name (after the package name): at most this many
+ * bytes are kept (HOST_NAME_MAX on Linux), a longer one is cut.
+ */
+#define MC_HOST_MAX 64
 #define MC_RS_MAX 255 /* Reed-Solomon over GF(2^8): at most 255 symbols per block */
 /*
  * The sender interleaves the symbols of up to this many consecutive jobs
@@ -129,6 +134,7 @@ struct mc_hello {
 	uint8_t want_nhex;          /* 0: any package; 32: exactly want_id; 8-31: an --expect prefix */
 	uint32_t have, total;       /* verified chunks, chunks (0 if unknown) */
 	char name[MC_NAME_MAX + 1]; /* wanted package name, "" for any */
+	char host[MC_HOST_MAX + 1]; /* the receiver's host name, "" when it sent none; printable (mc_wire_host) */
 };
 
 struct mc_pkt {
@@ -177,6 +183,14 @@ int mc_wire_decode(const uint8_t *buf, size_t len, struct mc_pkt *p);
  */
 size_t mc_wire_encode(const struct mc_pkt *p, uint8_t *out, size_t cap);
 void mc_wire_encode_data_hdr(uint32_t session, uint16_t pass, const struct mc_data *d, uint8_t out[MC_WIRE_DATA_HDR]);
+
+/*
+ * Copies a host name for a HELLO or from one (n bytes of src, which may hold
+ * anything): at most MC_HOST_MAX bytes, each outside printable ASCII without
+ * the space (0x21-0x7e) turned into '?', so a name from the network can
+ * neither forge a log line nor break a JSON string. out has MC_HOST_MAX + 1 bytes.
+ */
+void mc_wire_host(const char *src, size_t n, char *out);
 
 /* Name of a packet type, for logs. */
 const char *mc_wire_type_name(unsigned type);

@@ -623,8 +623,18 @@ if mode == "garbage":
         i += 1
         if i % 64 == 0:
             time.sleep(0.002)
+elif mode == "hello":
+    # hellos of a made-up receiver whose host name is 255 bytes of escapes,
+    # newlines, a forged log line and bytes that are not UTF-8
+    session, rid, count = int(sys.argv[4], 16), int(sys.argv[5], 16), int(sys.argv[6])
+    host = (b"evil\x1b[2J\nmcast-send: forged line\r\x00\"}" + bytes(range(0x80, 0x100)))[:255]
+    hello = (b"MCS\x02" + bytes([16, 0]) + struct.pack(">HIQ", 0, session, rid) + bytes(16)
+             + struct.pack(">II", 0, 0) + b"\x00" + b"\x00" + bytes([len(host)]) + host)
+    for n in range(count):
+        send(hello, port + 1)
+        time.sleep(0.05)
 else:
-    session, rid, count = int(sys.argv[4]), int(sys.argv[5], 16), int(sys.argv[6])
+    session, rid, count = int(sys.argv[4], 16), int(sys.argv[5], 16), int(sys.argv[6])
     def nack(entries, sess=session, pass_=1):
         return (b"MCS\x02" + bytes([17, 0]) + struct.pack(">HIQIH", 0, sess, rid, pass_, len(entries))
                 + b"\0\0" + b"".join(struct.pack(">IHH", *e) for e in entries))
@@ -695,6 +705,40 @@ EOF_PY
 	grep -q 'session ended: 1 of 2 complete, 1 silent, 0 told to leave: they must run mcast-repair' "$T/send.err"
 	[ "$(jget send summary 'j["feedback_dropped"]')" -gt 0 ]
 	[ "$(jget send summary 'j["nacks"]')" -gt 300 ]
+}
+
+@test "session: receivers are named by host name; a forged hello's binary host name reaches no line raw" {
+	require_session
+	ns_lo
+	hostile_py
+	recv_bg r1 local
+	send_bg local -r 100M --linger 300ms --peer-timeout 2s --max-time 40s "$PK/big.mcpkg"
+	wait_for 10 grep -q '"event":"joined"' "$T/send.out"
+	local session me
+	session=$(jget send start 'j["session"]')
+	[[ $session =~ ^[0-9a-f]{8}$ ]]
+	# the real receiver's hellos name this machine
+	me=$(hostname | tr -c '!-~\n' '?')
+	[ "$(jget send joined 'j["host"]')" = "$me" ]
+	bg_start h1 with_timeout 30 ns_exec local "$PY" "$T/hostile.py" hello $G $P "$session" 0123456789abcdef 20
+	ends h1 30 0
+	ends r1 40 0
+	ends send 40 3
+	same r1 big
+	# the made-up receiver is named with its host name cut to 64 printable bytes
+	local forged='evil?[2J?mcast-send:?forged?line??"}????????????????????????????'
+	[ "$(jget send gone 'j["host"]')" = "$forged" ]
+	[ "$(jget send gone 'j["receiver"]')" = 0123456789abcdef ]
+	grep -qF "receiver 0123456789abcdef at " "$T/send.err"
+	grep -qF "(host $forged): silent, no longer waited for" "$T/send.err"
+	grep -qF "(host $forged): silent, 0 of 0 chunks" "$T/send.err"
+	[ "$(jget send summary 'j["incomplete_receivers"][0]["host"]')" = "$forged" ]
+	[ "$(jget send summary 'j["incomplete_receivers"][0]["state"]')" = silent ]
+	[ "$(jget send summary 'len(j["incomplete_receivers"])')" -eq 1 ]
+	# no control character, escape or forged line on stderr, every stdout line valid JSON
+	! grep -q 'forged line' "$T/send.err"
+	! LC_ALL=C grep -q $'[\x01-\x09\x0b-\x1f\x7f-\xff]' "$T/send.err"
+	json_lines "$T/send.out"
 }
 
 # json_lines FILE: every line of FILE is one JSON object with an "event";

@@ -177,10 +177,13 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 	require_root
 	ns_lo
 	sched_bg --min-clients 2 --max-wait 2s -- sh -c "$REPORT"
-	hello -r 4242 -c 15 -w 50
+	hello -r 4242 -c 15 -w 50 -H lab-pc-07
 	sched_wait 15 0
 	grep -q "clients=1 " "$BATS_TEST_TMPDIR/sched.out"
 	[ "$(grep -c '"event":"client"' "$BATS_TEST_TMPDIR/sched.out")" -eq 1 ]
+	# named by the host name its hellos carry
+	[ "$(json "$(event client)" 'j["host"]')" = lab-pc-07 ]
+	grep -q '^mcast-sched: client 1: 0000000000001092 at 198.18.0.1 (host lab-pc-07)$' "$BATS_TEST_TMPDIR/sched.err"
 	[ "$(grep -c '^0000000000001092 198.18.0.1$' "$BATS_TEST_TMPDIR/sched.out")" -eq 1 ]
 }
 

@@ -3,7 +3,7 @@
  * well-formed HELLO datagrams (mc_wire_encode) to GROUP:PORT+1.
  *
  *   mc-hello [-g GROUP] [-p PORT] [-i IFACE] [-r RID] [-n NAME] [-c COUNT]
- *            [-w INTERVAL_MS] [-k RECEIVERS]
+ *            [-w INTERVAL_MS] [-k RECEIVERS] [-H HOST]
  *
  * -k K plays K receivers, RID .. RID+K-1, each sending COUNT hellos.
  */
@@ -26,7 +26,7 @@ static void die(const char *what)
 
 int main(int argc, char **argv)
 {
-	const char *group = MC_DEFAULT_GROUP4, *iface = NULL, *name = "";
+	const char *group = MC_DEFAULT_GROUP4, *iface = NULL, *name = "", *host = "";
 	uint64_t port = MC_DEFAULT_PORT, rid = 1, count = 1, interval = 100, k = 1;
 	struct mc_group g, fb;
 	struct mc_pkt p;
@@ -34,8 +34,9 @@ int main(int argc, char **argv)
 	char err[256];
 	int c, fd;
 
-	while ((c = getopt(argc, argv, "c:g:i:k:n:p:r:w:")) != -1) {
+	while ((c = getopt(argc, argv, "H:c:g:i:k:n:p:r:w:")) != -1) {
 		switch (c) {
+		case 'H': host = optarg; break;
 		case 'c': if (mc_opt_uint(optarg, 1, 1000000, &count) < 0) die("-c: bad count"); break;
 		case 'g': group = optarg; break;
 		case 'i': iface = optarg; break;
@@ -44,7 +45,7 @@ int main(int argc, char **argv)
 		case 'p': if (mc_opt_uint(optarg, 1, 65534, &port) < 0) die("-p: bad port"); break;
 		case 'r': if (mc_opt_uint(optarg, 0, UINT64_MAX, &rid) < 0) die("-r: bad rid"); break;
 		case 'w': if (mc_opt_uint(optarg, 0, 60000, &interval) < 0) die("-w: bad interval"); break;
-		default: die("usage: mc-hello [-g GROUP] [-p PORT] [-i IFACE] [-r RID] [-n NAME] [-c COUNT] [-w MS] [-k N]");
+		default: die("usage: mc-hello [-g GROUP] [-p PORT] [-i IFACE] [-r RID] [-n NAME] [-c COUNT] [-w MS] [-k N] [-H HOST]");
 		}
 	}
 	if (mc_net_group(group, (uint16_t)port, iface, &g, err, sizeof err) < 0)
@@ -60,6 +61,7 @@ int main(int argc, char **argv)
 			p.type = MC_PKT_HELLO;
 			p.u.hello.rid = rid + r;
 			snprintf(p.u.hello.name, sizeof p.u.hello.name, "%s", name);
+			snprintf(p.u.hello.host, sizeof p.u.hello.host, "%s", host);
 			len = mc_wire_encode(&p, buf, sizeof buf);
 			if (len == 0)
 				die("encode failed");

@@ -108,6 +108,41 @@ int main(void)
 	p.u.hello.total = 9;
 	strcpy(p.u.hello.name, "debian");
 	ok(roundtrip(&p, &q, &len) && q.u.hello.rid == 42 && strcmp(q.u.hello.name, "debian") == 0 && q.u.hello.total == 9, "hello round trip");
+	ok(len == 45 + 7 && q.u.hello.host[0] == '\0', "a hello without a host name is the older form, and decodes with none (%zu bytes)", len);
+	strcpy(p.u.hello.host, "lab-pc-07.example");
+	ok(roundtrip(&p, &q, &len) && strcmp(q.u.hello.host, "lab-pc-07.example") == 0 && strcmp(q.u.hello.name, "debian") == 0,
+	   "hello host name round trip");
+	ok(len == 45 + 7 + 1 + 17, "the host name is a trailing field after the package name (%zu bytes)", len);
+	{
+		/* A later version's fields after the host name are skipped. */
+		uint8_t hb[512];
+		size_t hl = mc_wire_encode(&p, hb, sizeof hb);
+		memcpy(hb + hl, "\x05later", 6);
+		ok(mc_wire_decode(hb, hl + 6, &q) == 0 && strcmp(q.u.hello.host, "lab-pc-07.example") == 0,
+		   "bytes after the host name (a later field) are skipped");
+		/* A host length that runs past the datagram is refused. */
+		hb[45 + 7] = 200;
+		ok(mc_wire_decode(hb, hl, &q) == MC_WIRE_EFIELD, "a host name longer than the datagram is refused");
+		/* Hostile: 255 bytes of binary, control characters and escapes. */
+		hb[45 + 7] = 255;
+		for (int i = 0; i < 255; i++)
+			hb[45 + 8 + i] = (uint8_t)(i % 3 == 0 ? '\033' : i % 3 == 1 ? '\n' : 0x80 + i % 100);
+		hb[45 + 8] = 'x';
+		ok(mc_wire_decode(hb, 45 + 8 + 255, &q) == 0, "a hello with a 255-byte binary host name is taken");
+		size_t n = strlen(q.u.hello.host);
+		int clean = 1;
+		for (size_t i = 0; i < n; i++)
+			clean &= q.u.hello.host[i] > 0x20 && q.u.hello.host[i] < 0x7f;
+		ok(n == MC_HOST_MAX && clean && q.u.hello.host[0] == 'x' && q.u.hello.host[1] == '?',
+		   "its host name is cut to %d bytes, every byte outside 0x21-0x7e made '?'", MC_HOST_MAX);
+		/* The encoder cleans too: a receiver never sends what it could not say. */
+		memset(p.u.hello.host, 0, sizeof p.u.hello.host);
+		strcpy(p.u.hello.host, "a b\tc");
+		ok(roundtrip(&p, &q, &len) && strcmp(q.u.hello.host, "a?b?c") == 0, "space and tab in a host name sent as '?'");
+		char out[MC_HOST_MAX + 1];
+		mc_wire_host("\0x", 2, out);
+		ok(strcmp(out, "?x") == 0, "mc_wire_host: a NUL inside is '?', not the end");
+	}
 
 	memset(&p, 0, sizeof p);
 	p.type = MC_PKT_CTRL;
