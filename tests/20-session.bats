@@ -833,22 +833,19 @@ EOF_PY
 	lan_create 2
 	ns_loss h2 99 $P
 	recv_bg slow h2 -i eth0 --timeout 3s
-	SECONDS=0
 	send_bg h1 -i eth0 -r 100M --max-passes 0 --max-time 3s "$PK/small.mcpkg"
 	ends send 20 3
-	[ "$SECONDS" -lt 15 ]
 	[ "$(jget send summary 'j["reason"]')" = max-time ]
 	[ "$(jget send summary 'int(j["seconds"] < 12)')" = 1 ]
 	ends slow 20 3
 	incomplete slow || [ ! -e "$T/slow.mcpkg" ]
 	# --max-time holds in the middle of a window of blocks too: at 5M a
 	# window of 32 blocks lasts about 9 s
-	SECONDS=0
+	# (the sender's own clock, not the test's: a loaded machine starts processes late)
 	SNAME=slowrate send_bg h1 -i eth0 -r 5M --max-time 1s "$PK/big.mcpkg"
 	ends slowrate 20 0
 	[ "$(jget slowrate summary 'j["reason"]')" = max-time ]
 	[ "$(jget slowrate summary 'int(j["seconds"] < 2.5)')" = 1 ]
-	[ "$SECONDS" -lt 5 ]
 }
 
 @test "session: recv refuses -o DIR, sums up an already complete PKG in --json, and keeps a rescan's state" {
