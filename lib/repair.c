@@ -537,6 +537,9 @@ static int adopt_manifest(struct run *r, struct mc_manifest *m, int rescan)
 	mc_manifest_layout(&r->m, &r->l);
 	if (r->o->target)
 		return open_target(r) < 0 ? -1 : 0; /* the map comes from the state and the check */
+	/* Before a byte is fetched: a package that cannot fit is said at once (exit 1), not after hours. */
+	if (mc_state_space_check(r->o->pkg, r->in_place ? "" : ".part", r->fd, r->l.file_size, r->err, r->errlen) < 0)
+		return -1;
 	if (mc_pkg_write_head(r->fd, &r->m) < 0) {
 		snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", strerror(errno));
 		return -1;
@@ -1174,6 +1177,14 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 		rc = 1;
 	}
 out:
+	if (rc < 0 && created && r.fd >= 0) {
+		/* An error before a byte was written (no room, say): no empty PKG.part left behind either. */
+		char *part = mc_state_part_path(o->pkg);
+		struct stat sb;
+		if (part && fstat(r.fd, &sb) == 0 && sb.st_size == 0)
+			unlink(part);
+		free(part);
+	}
 	if (r.fd >= 0)
 		close(r.fd);
 	if (r.tgt)

@@ -53,7 +53,8 @@ static int pkg_announce(struct mc_sink *s, const struct mc_announce *a, char *er
 
 	if (k->payload_off == 0)
 		k->payload_off = payload_off(a->manifest_len, a->payload_size);
-	return 0;
+	/* Said at once, when the size is known: not half way through a session, nothing received in vain. */
+	return mc_state_space_check(k->pkg, ".part", k->fd, k->payload_off + a->payload_size, err, errlen);
 }
 
 static int pkg_manifest(struct mc_sink *s, const struct mc_manifest *m, char *err, size_t errlen)

@@ -11,8 +11,11 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <xxhash.h>
+
+#include "opt.h"
 
 #define STATE_MAGIC "MCSTATE2"
 #define STATE_FIXED 64 /* bytes besides the bitmap and the spans */
@@ -420,4 +423,34 @@ int mc_state_finish(const char *pkg, int fd, const struct mc_manifest *m, char *
 out:
 	free(part);
 	return rc;
+}
+
+int mc_state_space_check(const char *pkg, const char *suffix, int fd, uint64_t file_size, char *err, size_t errlen)
+{
+	struct statvfs vf;
+	struct stat sb;
+	char dir[4096], need_s[32], free_s[32];
+
+	if (fstatvfs(fd, &vf) < 0 || fstat(fd, &sb) < 0 || vf.f_frsize == 0)
+		return 0; /* cannot tell: writing will say */
+	/* What PKG.part already holds (spilled parts, a head) needs no new space. */
+	uint64_t held = (uint64_t)sb.st_blocks * 512;
+	uint64_t need = file_size > held ? file_size - held : 0;
+	uint64_t avail = (uint64_t)(geteuid() == 0 ? vf.f_bfree : vf.f_bavail) * vf.f_frsize;
+	if (need <= avail)
+		return 0;
+	snprintf(dir, sizeof dir, "%s", pkg);
+	char *slash = strrchr(dir, '/');
+	if (slash == NULL)
+		snprintf(dir, sizeof dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	snprintf(err, errlen,
+		 "%s%s: not enough space: the package needs %s more (%llu bytes), the filesystem of %s has %s free (%llu bytes)",
+		 pkg, suffix, mc_fmt_size(need, need_s, sizeof need_s), (unsigned long long)need, dir,
+		 mc_fmt_size(avail, free_s, sizeof free_s), (unsigned long long)avail);
+	errno = ENOSPC;
+	return -ENOSPC;
 }

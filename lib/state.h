@@ -102,6 +102,18 @@ void mc_state_remove(const char *pkg);
 int mc_state_open_part(const char *pkg, char *err, size_t errlen);
 
 /*
+ * Whether a package file of file_size bytes can be written at fd (the
+ * PKG.part or PKG of the final name pkg, as the user gave it): the free
+ * space of its filesystem (what the caller may use: root may use the
+ * reserve) against file_size less the bytes fd already holds on disk.
+ * Returns 0 when it fits (or when the filesystem cannot tell), -ENOSPC with
+ * "PKG.part: not enough space: ... needs N more, DIR has M free" in err.
+ * The message names where to free space, so a receiver says so at once
+ * instead of failing half way.
+ */
+int mc_state_space_check(const char *pkg, const char *suffix, int fd, uint64_t file_size, char *err, size_t errlen);
+
+/*
  * Reads the manifest from an existing PKG.part's head, if it holds a valid
  * one. Returns 1 (m filled), 0 none or invalid.
  */

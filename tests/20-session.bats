@@ -972,3 +972,28 @@ EOF_PY
 	incomplete r1
 	[ "$(jget r1 summary 'j["result"]')" = ended ]
 }
+
+@test "session: an output that cannot hold the package is said at once, naming the path, the bytes needed and free (exit 1)" {
+	require_session
+	ns_lo
+	local d=$T/small
+	mc_mount tmpfs "$d" -t tmpfs -o size=6M
+	recv_bg r1 local -o "$d/a.mcpkg"
+	send_bg local -r 100M --linger 300ms --max-time 30s "$PK/alpha.mcpkg"
+	ends r1 30 1
+	grep -q "^mcast-recv: $d/a.mcpkg.part: not enough space: the package needs 8.0 MiB more ([0-9]* bytes), the filesystem of $d has 6.0 MiB free ([0-9]* bytes)\$" "$T/r1.err"
+	[ "$(jget r1 summary 'j["result"]')" = error ]
+	# nothing was received in vain: no PKG.part, no state, no package
+	[ -z "$(ls -A "$d")" ]
+	bg_kill send
+	# What PKG.part already holds needs no new room: 6 MiB of it there and
+	# 1 MiB taken by another file leave 3 MiB free for the 2 MiB still missing.
+	mc_umount "$d"
+	mc_mount tmpfs "$d" -t tmpfs -o size=10M
+	head -c 6M "$PK/alpha.mcpkg" >"$d/a.mcpkg.part"
+	head -c 1M /dev/zero >"$d/other"
+	SNAME=send2 send_bg local -r 100M --linger 300ms --max-time 30s "$PK/alpha.mcpkg"
+	recv_bg r2 local -o "$d/a.mcpkg"
+	ends r2 30 0
+	cmp "$d/a.mcpkg" "$PK/alpha.mcpkg"
+}

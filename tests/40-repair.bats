@@ -592,3 +592,19 @@ json_field() {
 	run -0 --separate-stderr ns_exec local run_repair -s "$FLAKY_URL/img.mcpkg" img.mcpkg
 	[[ $stderr != *" left, repairing"* ]]
 }
+
+@test "empty start onto a filesystem too small: said before a byte is fetched, naming the path and the bytes (exit 1)" {
+	require_root
+	mkdir small
+	mc_mount tmpfs "$PWD/small" -t tmpfs -o size=1M
+	run -1 --separate-stderr run_repair --json -s "$PWD/www/img.mcpkg" small/img.mcpkg
+	[[ $stderr == *"small/img.mcpkg.part: not enough space: the package needs 2.5 MiB more ("*" bytes), the filesystem of small has 1.0 MiB free (1048576 bytes)"* ]]
+	[ "$(json_field result)" = error ]
+	[ "$(json_field bytes_fetched)" -eq 0 ]
+	[ -z "$(ls -A small)" ]
+	# room enough: the same command completes
+	mc_umount "$PWD/small"
+	mc_mount tmpfs "$PWD/small" -t tmpfs -o size=4M
+	run -0 --separate-stderr run_repair -s "$PWD/www/img.mcpkg" small/img.mcpkg
+	cmp small/img.mcpkg orig.mcpkg
+}
