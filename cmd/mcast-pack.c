@@ -726,12 +726,18 @@ static int cmd_extract_to(const struct args *a, const char *path)
 		rc = MC_EXIT_RUNTIME;
 		goto out;
 	}
+	/* Writer threads decode and write while the next chunks are read (mc_target_start). */
+	if (mc_target_start(t, 0, err, sizeof err) < 0) {
+		mc_err("%s", err);
+		rc = MC_EXIT_RUNTIME;
+		goto out;
+	}
 	posix_fadvise(p.fd, (off_t)p.l.payload_off, 0, POSIX_FADV_SEQUENTIAL);
 	for (uint32_t i = 0; i < p.m.nchunks; i++) {
 		int c = 1;
 		if (mc_manifest_chunk_flags(&p.m, i) & MC_CHUNK_HOLE) {
 			holes++;
-			c = mc_target_put_hole(t, i, err, sizeof err) < 0 ? -1 : 1;
+			c = mc_target_queue(t, i, NULL, 0, err, sizeof err) < 0 ? -1 : 1;
 		} else if ((c = mc_pkg_check_chunk(&p, i, buf)) == 0) {
 			/* Damaged in the package: the rest is still written, the exit says incomplete. */
 			uint64_t x, y;
@@ -742,7 +748,7 @@ static int cmd_extract_to(const struct args *a, const char *path)
 			continue;
 		} else if (c < 0) {
 			snprintf(err, sizeof err, "%s: %s", path, strerror(errno));
-		} else if (mc_target_put_chunk(t, i, buf, mc_manifest_chunk_len(&p.m, i), err, sizeof err) < 0) {
+		} else if (mc_target_queue(t, i, buf, mc_manifest_chunk_len(&p.m, i), err, sizeof err) < 0) {
 			c = -1;
 		} else {
 			written++;

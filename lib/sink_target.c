@@ -13,32 +13,6 @@
 #include "target.h"
 #include "tstate.h"
 
-/*
- * Verified chunks wait for the writer thread in QLEN buffers of chunk_size:
- * decoding and writing leave the receive loop, which goes on taking
- * datagrams meanwhile, and memory stays QLEN spans.
- */
-#define QLEN 4
-
-struct job {
-	uint32_t i, len;
-	uint8_t *buf;
-};
-
-struct writer {
-	pthread_t th;
-	int on, stop;
-	pthread_mutex_t mu;
-	pthread_cond_t put, done;  /* a job queued; a job finished */
-	struct job q[QLEN];
-	unsigned head, n;
-	uint8_t *free[QLEN];
-	unsigned nfree, nbuf;
-	uint64_t queued, finished; /* jobs: what a sync waits for is what was queued when it began */
-	int err;                   /* the first failure (negative errno-like), sticky */
-	char msg[512];
-};
-
 struct sink_target {
 	struct mc_sink s;
 	char *path, *state;
@@ -48,7 +22,6 @@ struct sink_target {
 	int have_m;
 	int refused;          /* an op refused the target or the package (EINVAL) */
 	uint8_t id[MC_DIGEST_LEN];
-	struct writer w;
 };
 
 static int fail(int e, char *err, size_t errlen, const char *path, const char *why)
@@ -198,140 +171,29 @@ static int tgt_read(struct mc_sink *s, uint64_t off, void *buf, size_t len, char
 	return spill_io((struct sink_target *)s, off, buf, len, 0, err, errlen);
 }
 
-/* The writer thread: decodes and writes the queued chunks (lib/target.h), one at a time. */
-static void *writer_main(void *arg)
-{
-	struct sink_target *k = arg;
-	struct writer *w = &k->w;
-	char err[512];
-
-	pthread_mutex_lock(&w->mu);
-	for (;;) {
-		while (w->n == 0 && !w->stop)
-			pthread_cond_wait(&w->put, &w->mu);
-		if (w->n == 0)
-			break;
-		struct job j = w->q[w->head];
-		pthread_mutex_unlock(&w->mu);
-		int rc = j.len ? mc_target_put_chunk(k->t, j.i, j.buf, j.len, err, sizeof err)
-			       : mc_target_put_hole(k->t, j.i, err, sizeof err);
-		int e = rc < 0 ? target_err() : 0;
-		pthread_mutex_lock(&w->mu);
-		if (e < 0 && w->err == 0) {
-			w->err = e;
-			snprintf(w->msg, sizeof w->msg, "%s", err);
-		}
-		w->head = (w->head + 1) % QLEN;
-		w->n--;
-		if (j.buf)
-			w->free[w->nfree++] = j.buf;
-		w->finished++;
-		pthread_cond_broadcast(&w->done);
-	}
-	pthread_mutex_unlock(&w->mu);
-	return NULL;
-}
-
-/* The writer's failure, if any, as an op's result. */
-static int writer_err(struct writer *w, char *err, size_t errlen)
-{
-	int e;
-
-	pthread_mutex_lock(&w->mu);
-	e = w->err;
-	if (e)
-		snprintf(err, errlen, "%s", w->msg);
-	pthread_mutex_unlock(&w->mu);
-	return e;
-}
-
-/* Waits until every chunk queued before the call is written (or failed). */
-static int writer_drain(struct writer *w, char *err, size_t errlen)
-{
-	if (!w->on)
-		return 0;
-	pthread_mutex_lock(&w->mu);
-	uint64_t upto = w->queued;
-	while (w->finished < upto)
-		pthread_cond_wait(&w->done, &w->mu);
-	pthread_mutex_unlock(&w->mu);
-	return writer_err(w, err, errlen);
-}
-
-static void writer_stop(struct writer *w)
-{
-	if (!w->on)
-		return;
-	pthread_mutex_lock(&w->mu);
-	w->stop = 1;
-	pthread_cond_signal(&w->put);
-	pthread_mutex_unlock(&w->mu);
-	pthread_join(w->th, NULL);
-	for (unsigned i = 0; i < w->nfree; i++)
-		free(w->free[i]);
-	pthread_mutex_destroy(&w->mu);
-	pthread_cond_destroy(&w->put);
-	pthread_cond_destroy(&w->done);
-	w->on = 0;
-}
-
+/*
+ * A verified chunk (or a hole, len 0) to the target's writer threads
+ * (lib/target.h): decoding and writing leave the receive loop, which goes
+ * on taking datagrams meanwhile; memory stays a few spans per thread.
+ */
 static int tgt_chunk(struct mc_sink *s, const struct mc_manifest *m, uint32_t i, const uint8_t *buf, size_t len,
 		     char *err, size_t errlen)
 {
 	struct sink_target *k = (struct sink_target *)s;
-	struct writer *w = &k->w;
-	uint8_t *copy = NULL;
 	int rc;
 
 	if (k->t == NULL && (rc = open_target(k, m, err, errlen)) < 0)
 		return rc;
-	if (!w->on) {
-		pthread_mutex_init(&w->mu, NULL);
-		pthread_cond_init(&w->put, NULL);
-		pthread_cond_init(&w->done, NULL);
-		if ((rc = pthread_create(&w->th, NULL, writer_main, k)) != 0) {
-			pthread_mutex_destroy(&w->mu);
-			pthread_cond_destroy(&w->put);
-			pthread_cond_destroy(&w->done);
-			return fail(rc, err, errlen, k->path, "cannot start the writer thread");
-		}
-		w->on = 1;
-	}
-	pthread_mutex_lock(&w->mu);
-	while (len && w->nfree == 0 && w->nbuf == QLEN && w->err == 0)
-		pthread_cond_wait(&w->done, &w->mu);
-	if (w->err == 0 && len) {
-		if (w->nfree)
-			copy = w->free[--w->nfree];
-		else if ((copy = malloc(k->m.chunk_size)) != NULL)
-			w->nbuf++;
-	}
-	int nomem = w->err == 0 && len && copy == NULL;
-	if (w->err == 0 && !nomem) {
-		if (copy)
-			memcpy(copy, buf, len);
-		/* Holes take no buffer: wait for room in the queue itself. */
-		while (w->n == QLEN && w->err == 0)
-			pthread_cond_wait(&w->done, &w->mu);
-		w->q[(w->head + w->n) % QLEN] = (struct job){i, (uint32_t)len, copy};
-		w->n++;
-		w->queued++;
-		pthread_cond_signal(&w->put);
-	}
-	pthread_mutex_unlock(&w->mu);
-	if (nomem)
-		return fail(ENOMEM, err, errlen, k->path, "out of memory");
-	return writer_err(w, err, errlen);
+	if (mc_target_start(k->t, 0, err, errlen) < 0 || mc_target_queue(k->t, i, buf, (uint32_t)len, err, errlen) < 0)
+		return target_err();
+	return 0;
 }
 
 static int tgt_sync(struct mc_sink *s, char *err, size_t errlen)
 {
 	struct sink_target *k = (struct sink_target *)s;
-	int rc;
 
 	/* What was handed over before this sync is written first, then flushed: a save after it may count it. */
-	if ((rc = writer_drain(&k->w, err, errlen)) < 0)
-		return rc;
 	return k->t && mc_target_sync(k->t, err, errlen) < 0 ? target_err() : 0;
 }
 
@@ -372,7 +234,6 @@ static void tgt_close(struct mc_sink *s)
 {
 	struct sink_target *k = (struct sink_target *)s;
 
-	writer_stop(&k->w);
 	mc_target_close(k->t);
 	if (k->have_m)
 		mc_manifest_free(&k->m);

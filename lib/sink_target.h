@@ -24,9 +24,10 @@
  * chunk the state does not mark is checked on the target: a state is a
  * lower bound (lib/resume.h).
  *
- * Memory: one span to decode into (chunk_size), the decoder's context, the
- * manifest (37 bytes a span) and two bitmaps; the receiver's chunk slots
- * (--mem) are the caller's.
+ * Memory: the target's writer threads (one per CPU, at most
+ * MC_TARGET_MAX_WRITERS: four chunk buffers and a decoder each, see
+ * mc_target_start), the manifest (37 bytes a span) and two bitmaps; the
+ * receiver's chunk slots (--mem) are the caller's.
  */
 
 /*

@@ -17,6 +17,33 @@
 #include "be.h"
 #include "image.h"
 
+/*
+ * The writers (mc_target_start): a queue of chunks, each with its own copy
+ * of the stored bytes, and threads that each decode one into a span buffer
+ * of their own and write it. Several writes in flight is what keeps a disk
+ * busy (a lone synchronous O_DIRECT write of a span waits for the device,
+ * then the next span waits for the decoder); a run of holes in the queue is
+ * one zeroing of the whole range.
+ */
+struct job {
+	uint32_t i, len;      /* a chunk and its stored length; len 0: zeros over [zoff, zoff + zlen) */
+	uint64_t zoff, zlen;
+	uint8_t *buf;
+};
+
+struct pool {
+	pthread_t *th;
+	unsigned nth, depth;
+	pthread_mutex_t mu;
+	pthread_cond_t put, done; /* a job queued; a job finished (or a buffer freed) */
+	struct job *q;
+	unsigned head, n, busy;
+	uint8_t **free;       /* stored-byte buffers not in use */
+	unsigned nfree, nbuf;
+	int stop, err;        /* err: the first failure (an errno), sticky; its reason in msg */
+	char msg[512];
+};
+
 struct mc_target {
 	int fd;
 	char *path;
@@ -33,6 +60,7 @@ struct mc_target {
 	uint64_t btime;       /* a file's birth time (ns), where the file system keeps one: 0 otherwise */
 	struct mc_image_dec *dec;
 	uint8_t *buf;         /* one span */
+	struct pool *pool;    /* NULL until mc_target_start */
 };
 
 static int fail(char *err, size_t errlen, int e, const char *path, const char *fmt, ...)
@@ -218,13 +246,14 @@ static int target_write(struct mc_target *t, const uint8_t *p, size_t n, uint64_
 	return mc_pwrite_all(fd, p, n, off);
 }
 
-int mc_target_put_chunk(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_t len,
-			char *err, size_t errlen)
+/* mc_target_put_chunk with the caller's decoder and span buffer (thread-safe with each thread its own). */
+static int put_chunk(struct mc_target *t, struct mc_image_dec *dec, uint8_t *buf, uint32_t i, const uint8_t *stored,
+		     uint32_t len, char *err, size_t errlen)
 {
 	const struct mc_manifest *m = t->m;
 	unsigned f = mc_manifest_chunk_flags(m, i);
 	uint32_t span = mc_manifest_span_len(m, i);
-	const uint8_t *p = t->buf;
+	const uint8_t *p = buf;
 	char why[256];
 
 	if (i >= m->nchunks)
@@ -245,12 +274,18 @@ int mc_target_put_chunk(struct mc_target *t, uint32_t i, const uint8_t *stored, 
 		    memcmp(sd, mc_manifest_span_digest(m, i), MC_DIGEST_LEN) != 0)
 			return fail(err, errlen, EBADMSG, t->path, "chunk %u: bytes do not match their digest", i);
 		p = stored;
-	} else if (mc_image_decode(t->dec, m, i, stored, len, t->buf, why, sizeof why) < 0) {
+	} else if (mc_image_decode(dec, m, i, stored, len, buf, why, sizeof why) < 0) {
 		return fail(err, errlen, errno, t->path, "%s", why);
 	}
 	if (target_write(t, p, span, mc_manifest_span_off(m, i)) < 0)
 		return fail(err, errlen, errno, t->path, "span %u: %s", i, strerror(errno));
 	return 0;
+}
+
+int mc_target_put_chunk(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_t len,
+			char *err, size_t errlen)
+{
+	return put_chunk(t, t->dec, t->buf, i, stored, len, err, errlen);
 }
 
 int mc_target_put_decoded(struct mc_target *t, uint32_t i, const uint8_t *span, char *err, size_t errlen)
@@ -273,18 +308,13 @@ int mc_target_put_decoded(struct mc_target *t, uint32_t i, const uint8_t *span, 
 	return 0;
 }
 
-int mc_target_put_hole(struct mc_target *t, uint32_t i, char *err, size_t errlen)
+/*
+ * Zeros over [off, off + len) of the image: a hole punched in a regular
+ * file, BLKZEROOUT on a block device, zeros written where neither can.
+ * Returns 0, or -1 with errno.
+ */
+static int zero_range(struct mc_target *t, uint64_t off, uint64_t len)
 {
-	const struct mc_manifest *m = t->m;
-	uint64_t off = mc_manifest_span_off(m, i), len = mc_manifest_span_len(m, i);
-
-	if (i >= m->nchunks)
-		return fail(err, errlen, EINVAL, t->path, "chunk %u: the image has %u", i, m->nchunks);
-	if (t->flags & MC_TARGET_READONLY)
-		return fail(err, errlen, EBADF, t->path, "opened to check only");
-	/* Unused by the file system (--used-only): nothing reads it, so nothing is written there either. */
-	if (t->zeroed || (mc_manifest_chunk_flags(m, i) & MC_CHUNK_DONTCARE))
-		return 0;
 	if (t->blk && off % 512 == 0 && len % 512 == 0) {
 		uint64_t r[2] = {off, len};
 		if (ioctl(t->fd, BLKZEROOUT, r) == 0)
@@ -298,14 +328,227 @@ int mc_target_put_hole(struct mc_target *t, uint32_t i, char *err, size_t errlen
 	for (uint64_t done = 0; done < len;) {
 		size_t n = len - done < sizeof zeros ? (size_t)(len - done) : sizeof zeros;
 		if (target_write(t, zeros, n, off + done) < 0)
-			return fail(err, errlen, errno, t->path, "span %u: %s", i, strerror(errno));
+			return -1;
 		done += n;
 	}
 	return 0;
 }
 
+/* 1 when hole i needs writing (not a don't-care one, not onto a target that reads as zeros); -1 when refused. */
+static int hole_due(struct mc_target *t, uint32_t i, char *err, size_t errlen)
+{
+	const struct mc_manifest *m = t->m;
+
+	if (i >= m->nchunks)
+		return fail(err, errlen, EINVAL, t->path, "chunk %u: the image has %u", i, m->nchunks);
+	if (t->flags & MC_TARGET_READONLY)
+		return fail(err, errlen, EBADF, t->path, "opened to check only");
+	/* Unused by the file system (--used-only): nothing reads it, so nothing is written there either. */
+	return !t->zeroed && !(mc_manifest_chunk_flags(m, i) & MC_CHUNK_DONTCARE);
+}
+
+int mc_target_put_hole(struct mc_target *t, uint32_t i, char *err, size_t errlen)
+{
+	int rc = hole_due(t, i, err, errlen);
+
+	if (rc <= 0)
+		return rc;
+	if (zero_range(t, mc_manifest_span_off(t->m, i), mc_manifest_span_len(t->m, i)) < 0)
+		return fail(err, errlen, errno, t->path, "span %u: %s", i, strerror(errno));
+	return 0;
+}
+
+/* ---- the writers (mc_target_start) ---- */
+
+/* One writer thread: takes the queue's first job, decodes and writes it with a decoder and span of its own. */
+static void *writer_main(void *arg)
+{
+	struct mc_target *t = arg;
+	struct pool *p = t->pool;
+	struct mc_image_dec *dec = mc_image_dec_new();
+	uint8_t *span = mc_pkg_buf(t->m->chunk_size);
+	char err[512];
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (p->n == 0 && !p->stop)
+			pthread_cond_wait(&p->put, &p->mu);
+		if (p->n == 0)
+			break;
+		struct job j = p->q[p->head];
+		p->head = (p->head + 1) % p->depth;
+		p->n--;
+		p->busy++;
+		pthread_mutex_unlock(&p->mu);
+		int rc;
+		if (j.len == 0) {
+			rc = zero_range(t, j.zoff, j.zlen);
+			if (rc < 0)
+				fail(err, sizeof err, errno, t->path, "zeroing bytes %llu-%llu (holes): %s",
+				     (unsigned long long)j.zoff, (unsigned long long)(j.zoff + j.zlen - 1), strerror(errno));
+		} else if (dec == NULL || span == NULL) {
+			rc = fail(err, sizeof err, ENOMEM, t->path, "%s", strerror(ENOMEM));
+		} else {
+			rc = put_chunk(t, dec, span, j.i, j.buf, j.len, err, sizeof err);
+		}
+		int e = rc < 0 ? (errno ? errno : EIO) : 0;
+		pthread_mutex_lock(&p->mu);
+		if (e && p->err == 0) {
+			p->err = e;
+			snprintf(p->msg, sizeof p->msg, "%s", err);
+		}
+		if (j.buf)
+			p->free[p->nfree++] = j.buf;
+		p->busy--;
+		pthread_cond_broadcast(&p->done);
+	}
+	pthread_mutex_unlock(&p->mu);
+	mc_image_dec_free(dec);
+	free(span);
+	return NULL;
+}
+
+/* The writers' first failure as the caller's (0 when none); called with p->mu held. */
+static int pool_err(struct mc_target *t, char *err, size_t errlen)
+{
+	struct pool *p = t->pool;
+
+	if (p->err == 0)
+		return 0;
+	snprintf(err, errlen, "%s", p->msg);
+	errno = p->err;
+	return -1;
+}
+
+static void pool_stop(struct mc_target *t)
+{
+	struct pool *p = t->pool;
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stop = 1;
+	pthread_cond_broadcast(&p->put);
+	pthread_mutex_unlock(&p->mu);
+	for (unsigned k = 0; k < p->nth; k++)
+		pthread_join(p->th[k], NULL);
+	for (unsigned k = 0; k < p->nfree; k++)
+		free(p->free[k]);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->put);
+	pthread_cond_destroy(&p->done);
+	free(p->th);
+	free(p->q);
+	free(p->free);
+	free(p);
+	t->pool = NULL;
+}
+
+int mc_target_start(struct mc_target *t, unsigned threads, char *err, size_t errlen)
+{
+	struct pool *p;
+
+	if (t->pool)
+		return 0;
+	if (threads == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = n < 2 ? 2 : n > MC_TARGET_MAX_WRITERS ? MC_TARGET_MAX_WRITERS : (unsigned)n;
+	}
+	if (threads > MC_TARGET_MAX_WRITERS)
+		threads = MC_TARGET_MAX_WRITERS;
+	if ((p = calloc(1, sizeof *p)) == NULL)
+		return fail(err, errlen, ENOMEM, t->path, "%s", strerror(ENOMEM));
+	p->depth = 2 * threads;
+	p->th = calloc(threads, sizeof *p->th);
+	p->q = calloc(p->depth, sizeof *p->q);
+	p->free = calloc(p->depth + threads, sizeof *p->free);
+	if (p->th == NULL || p->q == NULL || p->free == NULL) {
+		free(p->th);
+		free(p->q);
+		free(p->free);
+		free(p);
+		return fail(err, errlen, ENOMEM, t->path, "%s", strerror(ENOMEM));
+	}
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->put, NULL);
+	pthread_cond_init(&p->done, NULL);
+	t->pool = p;
+	for (; p->nth < threads; p->nth++) {
+		int rc = pthread_create(&p->th[p->nth], NULL, writer_main, t);
+		if (rc != 0) {
+			pool_stop(t);
+			return fail(err, errlen, rc, t->path, "cannot start a writer thread: %s", strerror(rc));
+		}
+	}
+	return 0;
+}
+
+int mc_target_queue(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_t len, char *err, size_t errlen)
+{
+	const struct mc_manifest *m = t->m;
+	struct pool *p = t->pool;
+	uint8_t *copy = NULL;
+	int rc = 0;
+
+	if (p == NULL)
+		return len ? mc_target_put_chunk(t, i, stored, len, err, errlen) : mc_target_put_hole(t, i, err, errlen);
+	if (len == 0 && (rc = hole_due(t, i, err, errlen)) <= 0)
+		return rc;
+	rc = 0;
+	if (len > m->chunk_size)
+		return fail(err, errlen, EBADMSG, t->path, "chunk %u: %u stored bytes, more than a span", i, len);
+	pthread_mutex_lock(&p->mu);
+	if (len == 0 && p->n) {
+		/* A hole right after the hole last queued (and not yet taken): one zeroing for both. */
+		struct job *last = &p->q[(p->head + p->n - 1) % p->depth];
+		if (last->len == 0 && last->zoff + last->zlen == mc_manifest_span_off(m, i)) {
+			last->zlen += mc_manifest_span_len(m, i);
+			goto out;
+		}
+	}
+	while (p->err == 0 && (p->n == p->depth || (len && p->nfree == 0 && p->nbuf == p->depth + p->nth)))
+		pthread_cond_wait(&p->done, &p->mu);
+	if ((rc = pool_err(t, err, errlen)) < 0)
+		goto out;
+	if (len) {
+		if (p->nfree) {
+			copy = p->free[--p->nfree];
+		} else if ((copy = malloc(m->chunk_size)) != NULL) {
+			p->nbuf++;
+		} else {
+			rc = fail(err, errlen, ENOMEM, t->path, "%s", strerror(ENOMEM));
+			goto out;
+		}
+		memcpy(copy, stored, len);
+	}
+	p->q[(p->head + p->n) % p->depth] = (struct job){i, len, mc_manifest_span_off(m, i),
+							  len ? 0 : mc_manifest_span_len(m, i), copy};
+	p->n++;
+	pthread_cond_signal(&p->put);
+out:
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+int mc_target_drain(struct mc_target *t, char *err, size_t errlen)
+{
+	struct pool *p = t->pool;
+	int rc;
+
+	if (p == NULL)
+		return 0;
+	pthread_mutex_lock(&p->mu);
+	while (p->n + p->busy > 0)
+		pthread_cond_wait(&p->done, &p->mu);
+	rc = pool_err(t, err, errlen);
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
 int mc_target_sync(struct mc_target *t, char *err, size_t errlen)
 {
+	if (mc_target_drain(t, err, errlen) < 0)
+		return -1;
 	if (fsync(t->fd) < 0)
 		return fail(err, errlen, errno, t->path, "flushing: %s", strerror(errno));
 	return 0;
@@ -399,6 +642,7 @@ void mc_target_close(struct mc_target *t)
 {
 	if (t == NULL)
 		return;
+	pool_stop(t);
 	if (t->fd >= 0)
 		close(t->fd);
 	if (t->bfd >= 0)

@@ -66,7 +66,31 @@ int mc_target_put_decoded(struct mc_target *t, uint32_t i, const uint8_t *span, 
  */
 int mc_target_put_hole(struct mc_target *t, uint32_t i, char *err, size_t errlen);
 
-/* Flushes everything written to stable storage (fsync: the device's cache too). */
+/*
+ * Writer threads for mc_target_queue: threads of them (0: one per online
+ * CPU, at least 2), each decoding and writing one chunk at a time, so that
+ * several writes are in flight and decoding goes on while the device
+ * writes. Memory: 4 * threads chunk buffers (per thread: two queued, one
+ * being decoded and its span) and a decoder per thread. Returns 0 (also when already started).
+ */
+#define MC_TARGET_MAX_WRITERS 8
+int mc_target_start(struct mc_target *t, unsigned threads, char *err, size_t errlen);
+
+/*
+ * mc_target_put_chunk (len > 0: the stored bytes, copied) or
+ * mc_target_put_hole (len 0), done by a writer thread once mc_target_start
+ * ran (else at once). Waits while 2 * threads chunks are queued. A hole
+ * queued right after another is zeroed with it in one call. Returns 0, or
+ * -1 for the first failure of any queued chunk (the writers' reason in err;
+ * sticky: nothing more is queued). The chunk's own failure may come from a
+ * later call or mc_target_drain. Queue and drain from one thread.
+ */
+int mc_target_queue(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_t len, char *err, size_t errlen);
+
+/* Waits until every chunk queued is written (not yet durable); 0 or -1 as mc_target_queue. */
+int mc_target_drain(struct mc_target *t, char *err, size_t errlen);
+
+/* Flushes everything written (queued chunks first) to stable storage (fsync: the device's cache too). */
 int mc_target_sync(struct mc_target *t, char *err, size_t errlen);
 
 /*
