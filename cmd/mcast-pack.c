@@ -20,7 +20,7 @@
 #include "target.h"
 
 enum { OPT_CHUNK_SIZE = 256, OPT_HELP, OPT_JSON, OPT_MTIME, OPT_SESSION, OPT_SIGN, OPT_TRUST, OPT_VERSION,
-       OPT_IMAGE, OPT_TO, OPT_ZEROED, OPT_USED_ONLY, OPT_FORCE };
+       OPT_IMAGE, OPT_TO, OPT_ZEROED, OPT_USED_ONLY, OPT_FORCE, OPT_PRIVILEGED };
 
 static const char usage_text[] =
 	"usage: mcast-pack create [-qv] [--json] -o PKG [-n NAME] [-V VERSION] [-z zstd|gzip|xz|none]\n"
@@ -32,7 +32,7 @@ static const char usage_text[] =
 	"       mcast-pack info [-qv] [--json] PKG\n"
 	"       mcast-pack list [-qv] [--json] PKG\n"
 	"       mcast-pack verify [-qv] [--json] [--trust KEY.pub|DIR]... [--to TARGET] PKG\n"
-	"       mcast-pack extract [-qv] [--json] [--trust KEY.pub|DIR]... [-C DIR] PKG\n"
+	"       mcast-pack extract [-qv] [--json] [--trust KEY.pub|DIR]... [--privileged] [-C DIR] PKG\n"
 	"       mcast-pack extract [-qv] [--trust KEY.pub|DIR]... -O PKG\n"
 	"       mcast-pack extract [-qv] [--json] [--trust KEY.pub|DIR]... --to TARGET [--zeroed] PKG\n"
 	"       mcast-pack keygen [-qv] [--json] [--session] -o NAME\n"
@@ -86,6 +86,8 @@ static void help(void)
 	      "  --mtime SECONDS clamp times for a reproducible package (default: $SOURCE_DATE_EPOCH)\n"
 	      "  --sign KEY      sign the package with secret key KEY (SHA-256 chunk digests)\n"
 	      "  --trust KEY|DIR accept only packages signed by public key KEY (or any DIR/*.pub); repeatable\n"
+	      "  --privileged    (extract -C) make device nodes and keep setuid/setgid bits and capabilities\n"
+	      "                  of a package no --trust key signed, as tar does (a trusted one keeps them)\n"
 	      "  -C DIR          extract into DIR        -O           payload to standard output\n"
 	      "  -q, --quiet     errors, warnings        --json       JSON lines on stdout\n"
 	      "  -v, --verbose   more detail\n"
@@ -114,6 +116,7 @@ struct args {
 	int used_only, force;   /* create --image --used-only [--force] */
 	const char *to;         /* extract/verify --to TARGET */
 	int zeroed;             /* extract --to --zeroed */
+	int privileged;         /* extract --privileged */
 	const char *sign;       /* create --sign NAME.key */
 	const char **trust;     /* --trust KEY.pub|DIR, as given */
 	unsigned ntrust;
@@ -855,16 +858,22 @@ static int cmd_verify_to(const struct args *a, const char *path)
 	return rc;
 }
 
-static void extract_refused(void *arg, const char *path, const char *why)
+/* An entry refused is an error; one skipped or stripped (untrusted package) is said with -v, and counted at the end. */
+static void extract_note(void *arg, int what, const char *path, const char *why)
 {
-	mc_err("%s: %s: refused: %s", (const char *)arg, path, why);
+	if (what == MC_EXTRACT_REFUSED)
+		mc_err("%s: %s: refused: %s", (const char *)arg, path, why);
+	else if (what == MC_EXTRACT_SKIPPED)
+		mc_debug("%s: %s: %s skipped", (const char *)arg, path, why);
+	else
+		mc_debug("%s: %s: extracted without its %s", (const char *)arg, path, why);
 }
 
 static int cmd_extract(const struct args *a, const char *path)
 {
 	struct mc_pkg p;
 	char err[1024];
-	unsigned refused = 0;
+	struct mc_extract_stats st = {0};
 	int rc = open_trusted(path, 0, &p);
 
 	if (rc)
@@ -876,19 +885,27 @@ static int cmd_extract(const struct args *a, const char *path)
 		}
 	} else {
 		const char *dir = a->dir ? a->dir : ".";
-		if (mc_pkg_extract(&p, dir, extract_refused, (void *)path, &refused, err, sizeof err) < 0) {
+		/* A package signed by a --trust key is the administrator's own: kept whole, as tar would. */
+		unsigned fl = trust.n > 0 || a->privileged ? MC_EXTRACT_PRIVILEGED : 0;
+		if (mc_pkg_extract(&p, dir, fl, extract_note, (void *)path, &st, err, sizeof err) < 0) {
 			rc = exit_for_errno(errno);
 			mc_err("%s", err);
-		} else if (refused) {
-			mc_err("%s: %u entries refused", path, refused);
+		} else if (st.refused) {
+			mc_err("%s: %u entries refused", path, st.refused);
 			rc = MC_EXIT_RUNTIME;
 		}
+		if (st.skipped || st.stripped)
+			mc_warn("%s: not signed by a --trust key: %u device %s skipped, %u %s without setuid, setgid "
+				"or capabilities (--privileged keeps them)", path, st.skipped,
+				st.skipped == 1 ? "node" : "nodes", st.stripped, st.stripped == 1 ? "entry" : "entries");
 		if (mc_log_json()) {
 			struct mc_json j;
 			summary_begin(&j, "extract", result_of(rc, "damaged"));
 			mc_json_str(&j, "path", path);
 			mc_json_str(&j, "dir", dir);
-			mc_json_u64(&j, "refused", refused);
+			mc_json_u64(&j, "refused", st.refused);
+			mc_json_u64(&j, "devices_skipped", st.skipped);
+			mc_json_u64(&j, "privileges_stripped", st.stripped);
 			mc_json_end(&j);
 		} else if (rc == 0) {
 			mc_info("%s: extracted into %s", path, dir);
@@ -1032,6 +1049,9 @@ static int parse_opt(int c, struct args *a, const char **level_arg, const char *
 	case OPT_ZEROED:
 		a->zeroed = 1;
 		break;
+	case OPT_PRIVILEGED:
+		a->privileged = 1;
+		break;
 	case OPT_SIGN:
 		a->sign = optarg;
 		break;
@@ -1067,6 +1087,7 @@ int main(int argc, char **argv)
 		{"force", no_argument, NULL, OPT_FORCE},
 		{"to", required_argument, NULL, OPT_TO},
 		{"zeroed", no_argument, NULL, OPT_ZEROED},
+		{"privileged", no_argument, NULL, OPT_PRIVILEGED},
 		{"sign", required_argument, NULL, OPT_SIGN},
 		{"trust", required_argument, NULL, OPT_TRUST},
 		/* long forms of the short options every program shares */
@@ -1163,6 +1184,8 @@ int main(int argc, char **argv)
 		usage_error("--force: only with create --image --used-only");
 	if (a.zeroed && !(a.to && strcmp(a.cmd, "extract") == 0))
 		usage_error("%s: --zeroed goes with extract --to TARGET", a.cmd);
+	if (a.privileged && (strcmp(a.cmd, "extract") != 0 || a.to || a.to_stdout))
+		usage_error("%s: --privileged goes with extract into a directory (-C DIR)", a.cmd);
 	if (a.sign && strcmp(a.cmd, "create") != 0)
 		usage_error("%s: --sign is for create", a.cmd);
 	if (a.ntrust && strcmp(a.cmd, "verify") != 0 && strcmp(a.cmd, "extract") != 0)

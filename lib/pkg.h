@@ -398,14 +398,38 @@ int mc_pkg_list(const struct mc_pkg *p, void (*fn)(void *arg, struct archive_ent
 int mc_pkg_extract_fd(const struct mc_pkg *p, int fd, char *err, size_t errlen);
 
 /*
+ * What mc_pkg_extract keeps of a tar package. Without MC_EXTRACT_PRIVILEGED
+ * (a package nobody vouched for: no trusted signature, no user's say-so),
+ * what would give its author power over the machine is left out, where tar
+ * would make it as root: character and block device nodes are skipped (a
+ * mode-666 twin of /dev/mem inside DIR is the whole machine's memory), and
+ * setuid/setgid bits and file capabilities (security.capability) are taken
+ * off. FIFOs, sticky bits, owners, ACLs and other attributes are kept.
+ */
+#define MC_EXTRACT_PRIVILEGED 1u
+
+/* What mc_pkg_extract did besides extracting: entries by kind (its note callback's what). */
+enum { MC_EXTRACT_REFUSED, MC_EXTRACT_SKIPPED, MC_EXTRACT_STRIPPED };
+
+struct mc_extract_stats {
+	unsigned refused;  /* refused (absolute, "..", through a symlink) or not creatable: skipped */
+	unsigned skipped;  /* device nodes skipped (without MC_EXTRACT_PRIVILEGED) */
+	unsigned stripped; /* entries made without their setuid/setgid bits or capabilities (likewise) */
+};
+
+/*
  * Extracts into dir (created when missing) with libarchive's secure flags:
  * no absolute paths, no "..", no writing through symlinks; owners only when
- * run as root. Entries refused are reported through refused(arg, path,
- * reason) and counted in *nrefused; extraction goes on with the next one.
+ * run as root; device nodes and setuid only with MC_EXTRACT_PRIVILEGED (see
+ * above). Each entry refused, skipped or stripped is reported through
+ * note(arg, what, path, reason) (any may be NULL) and counted in *st;
+ * extraction goes on with the next one. A disk that fails as a whole
+ * (read-only, full, over quota, I/O error) ends it at the first entry it
+ * fails: -1, err naming that entry's path and the reason, errno set.
  * Changes the working directory while it runs and restores it.
  */
-int mc_pkg_extract(const struct mc_pkg *p, const char *dir,
-		   void (*refused)(void *arg, const char *path, const char *why), void *arg,
-		   unsigned *nrefused, char *err, size_t errlen);
+int mc_pkg_extract(const struct mc_pkg *p, const char *dir, unsigned flags,
+		   void (*note)(void *arg, int what, const char *path, const char *why), void *arg,
+		   struct mc_extract_stats *st, char *err, size_t errlen);
 
 #endif

@@ -755,9 +755,76 @@ static int extract_raw(const struct mc_pkg *p, int dirfd, char *err, size_t errl
 	return rc;
 }
 
-int mc_pkg_extract(const struct mc_pkg *p, const char *dir,
-		   void (*refused)(void *arg, const char *path, const char *why), void *arg,
-		   unsigned *nrefused, char *err, size_t errlen)
+/*
+ * An error of the disk as a whole, not of one entry: every entry after it
+ * would fail the same way (a read-only file system refused 10,279 entries
+ * one by one), so extraction stops at the first.
+ */
+static int disk_error(int e)
+{
+	return e == EROFS || e == ENOSPC || e == EIO || e == EDQUOT;
+}
+
+/* Fails extraction on a disk error of w at path: 1 (err and errno set), else 0. */
+static int disk_failed(struct archive *w, const char *dir, const char *path, char *err, size_t errlen)
+{
+	int e = archive_errno(w);
+
+	if (!disk_error(e))
+		return 0;
+	snprintf(err, errlen, "%s/%s: %s", dir, path, strerror(e));
+	errno = e;
+	return 1;
+}
+
+/*
+ * Without MC_EXTRACT_PRIVILEGED: MC_EXTRACT_SKIPPED for a device node (not
+ * made at all), MC_EXTRACT_STRIPPED when e had setuid/setgid bits or a
+ * security.capability attribute (now taken off e), else -1.
+ */
+static int unprivilege(struct archive_entry *e)
+{
+	mode_t t = archive_entry_filetype(e);
+	int stripped = 0;
+
+	if (t == AE_IFCHR || t == AE_IFBLK)
+		return MC_EXTRACT_SKIPPED;
+	/* A setgid directory only hands its group to new files: kept, as it gives nobody more power. */
+	if (t != AE_IFDIR && (archive_entry_perm(e) & (S_ISUID | S_ISGID))) {
+		archive_entry_set_perm(e, archive_entry_perm(e) & ~(mode_t)(S_ISUID | S_ISGID));
+		stripped = 1;
+	}
+	if (archive_entry_xattr_reset(e) > 0) {
+		struct archive_entry *keep = archive_entry_new();
+		const char *name;
+		const void *val;
+		size_t len;
+		int had = 0;
+		/* No call removes one attribute: keep the others aside, clear, put them back. */
+		while (keep && archive_entry_xattr_next(e, &name, &val, &len) == ARCHIVE_OK) {
+			if (strcmp(name, "security.capability") == 0)
+				had = 1;
+			else
+				archive_entry_xattr_add_entry(keep, name, val, len);
+		}
+		if (keep == NULL) {
+			archive_entry_xattr_clear(e); /* out of memory: none rather than a capability */
+			had = 1;
+		} else if (had) {
+			archive_entry_xattr_clear(e);
+			archive_entry_xattr_reset(keep);
+			while (archive_entry_xattr_next(keep, &name, &val, &len) == ARCHIVE_OK)
+				archive_entry_xattr_add_entry(e, name, val, len);
+		}
+		archive_entry_free(keep);
+		stripped |= had;
+	}
+	return stripped ? MC_EXTRACT_STRIPPED : -1;
+}
+
+int mc_pkg_extract(const struct mc_pkg *p, const char *dir, unsigned eflags,
+		   void (*note)(void *arg, int what, const char *path, const char *why), void *arg,
+		   struct mc_extract_stats *st, char *err, size_t errlen)
 {
 	int flags = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_ACL |
 		    ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_FFLAGS | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
@@ -768,7 +835,7 @@ int mc_pkg_extract(const struct mc_pkg *p, const char *dir,
 	struct rd r;
 	int have_rd = 0;
 
-	*nrefused = 0;
+	memset(st, 0, sizeof *st);
 	if (geteuid() == 0)
 		flags |= ARCHIVE_EXTRACT_OWNER;
 	if (mkdir(dir, 0777) < 0 && errno != EEXIST) {
@@ -803,29 +870,49 @@ int mc_pkg_extract(const struct mc_pkg *p, const char *dir,
 	archive_write_disk_set_standard_lookup(w);
 	while ((s = archive_read_next_header(a, &e)) == ARCHIVE_OK || s == ARCHIVE_WARN) {
 		const char *path = archive_entry_pathname(e);
-		int h = archive_write_header(w, e);
-		if (h == ARCHIVE_FATAL) {
-			snprintf(err, errlen, "%s/%s: %s", dir, path, archive_error_string(w));
-			goto out;
-		}
-		if (h < ARCHIVE_WARN) {
-			/* Refused (absolute, "..", through a symlink) or not creatable: skip its data. */
-			(*nrefused)++;
-			if (refused)
-				refused(arg, path, archive_error_string(w));
+		int what = eflags & MC_EXTRACT_PRIVILEGED ? -1 : unprivilege(e);
+		if (what == MC_EXTRACT_SKIPPED) {
+			st->skipped++;
+			if (note)
+				note(arg, what, path, "device node");
 			if (archive_read_data_skip(a) != ARCHIVE_OK) {
 				rc = rd_fail(&r, a, "cannot read data", err, errlen);
 				goto out;
 			}
 			continue;
 		}
+		int h = archive_write_header(w, e);
+		if (h == ARCHIVE_FATAL) {
+			snprintf(err, errlen, "%s/%s: %s", dir, path, archive_error_string(w));
+			goto out;
+		}
+		if (h < ARCHIVE_OK && disk_failed(w, dir, path, err, errlen))
+			goto out;
+		if (h < ARCHIVE_WARN) {
+			/* Refused (absolute, "..", through a symlink) or not creatable: skip its data. */
+			st->refused++;
+			if (note)
+				note(arg, MC_EXTRACT_REFUSED, path, archive_error_string(w));
+			if (archive_read_data_skip(a) != ARCHIVE_OK) {
+				rc = rd_fail(&r, a, "cannot read data", err, errlen);
+				goto out;
+			}
+			continue;
+		}
+		if (what == MC_EXTRACT_STRIPPED) {
+			st->stripped++;
+			if (note)
+				note(arg, what, path, "setuid, setgid or capabilities");
+		}
 		if (archive_entry_size(e) > 0) {
 			const void *buf;
 			size_t len;
 			la_int64_t off;
+			/* < ARCHIVE_OK: libarchive says a failed write(2) with ARCHIVE_WARN, the bytes lost all the same. */
 			while ((s = archive_read_data_block(a, &buf, &len, &off)) == ARCHIVE_OK)
-				if (archive_write_data_block(w, buf, len, off) < ARCHIVE_WARN) {
-					snprintf(err, errlen, "%s/%s: %s", dir, path, archive_error_string(w));
+				if (archive_write_data_block(w, buf, len, off) < ARCHIVE_OK) {
+					if (!disk_failed(w, dir, path, err, errlen))
+						snprintf(err, errlen, "%s/%s: %s", dir, path, archive_error_string(w));
 					goto out;
 				}
 			if (s != ARCHIVE_EOF) {
@@ -833,7 +920,10 @@ int mc_pkg_extract(const struct mc_pkg *p, const char *dir,
 				goto out;
 			}
 		}
-		if (archive_write_finish_entry(w) < ARCHIVE_WARN) {
+		h = archive_write_finish_entry(w);
+		if (h < ARCHIVE_OK && disk_failed(w, dir, path, err, errlen))
+			goto out;
+		if (h < ARCHIVE_WARN) {
 			snprintf(err, errlen, "%s/%s: %s", dir, path, archive_error_string(w));
 			goto out;
 		}

@@ -540,6 +540,106 @@ EOF
 	[ ! -e "$T/through" ]
 }
 
+# craft_special TAR: a hostile tar: a mode-666 twin of /dev/mem, a block device, setuid and setgid
+# files, a file capability (cap_net_raw, in libarchive's own pax key) and harmless neighbours.
+craft_special() {
+	python3 - "$1" <<'EOF'
+import base64, io, struct, sys, tarfile
+def add(tf, name, data=b"", pax=None, **kw):
+    ti = tarfile.TarInfo(name)
+    for k, v in kw.items():
+        setattr(ti, k, v)
+    ti.size = len(data) if ti.type == tarfile.REGTYPE else 0
+    if pax:
+        ti.pax_headers = {"LIBARCHIVE.xattr." + k: base64.b64encode(v).decode() for k, v in pax.items()}
+    tf.addfile(ti, io.BytesIO(data) if data else None)
+cap = struct.pack("<5I", 0x02000001, 1 << 13, 0, 0, 0)  # VFS_CAP_REVISION_2, effective, cap_net_raw
+with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as tf:
+    add(tf, "ok.txt", b"fine\n", mode=0o644)
+    add(tf, "mem", type=tarfile.CHRTYPE, devmajor=1, devminor=1, mode=0o666)
+    add(tf, "sda", type=tarfile.BLKTYPE, devmajor=8, devminor=0, mode=0o666)
+    add(tf, "fifo", type=tarfile.FIFOTYPE, mode=0o644)
+    add(tf, "shared", type=tarfile.DIRTYPE, mode=0o2775)
+    add(tf, "suid", b"#!/bin/sh\n", mode=0o4755)
+    add(tf, "sgid", b"#!/bin/sh\n", mode=0o2755)
+    add(tf, "ping", b"#!/bin/sh\n", mode=0o755, pax={"security.capability": cap, "user.note": b"hi"})
+    add(tf, "last.txt", b"last\n", mode=0o644)
+EOF
+}
+
+# xattrs FILE: its extended attribute names, sorted, on one line.
+xattrs() {
+	python3 -c 'import os, sys; print(" ".join(sorted(os.listxattr(sys.argv[1]))))' "$1"
+}
+
+@test "pack: an unsigned package extracts no device node and no setuid, setgid or capability, unless --privileged" {
+	require_root
+	craft_special evil.tar
+	tar_to_pkg evil.tar evil.mcpkg
+	run -0 --separate-stderr run_pack extract --json -C dest evil.mcpkg
+	# One warning with the counts, naming the way to keep them.
+	[ "$(grep -c 'not signed by a --trust key' <<<"$stderr")" -eq 1 ]
+	[[ $stderr == *"evil.mcpkg: not signed by a --trust key: 2 device nodes skipped, 3 entries without setuid, setgid or capabilities (--privileged keeps them)"* ]]
+	[[ $output == *'"refused":0,"devices_skipped":2,"privileges_stripped":3'* ]]
+	[ ! -e dest/mem ] && [ ! -e dest/sda ]
+	[ "$(stat -c %a dest/suid)" = 755 ]
+	[ "$(stat -c %a dest/sgid)" = 755 ]
+	[ "$(xattrs dest/ping)" = user.note ]
+	# What gives no power is kept: a FIFO, a setgid directory, other attributes, the data.
+	[ -p dest/fifo ]
+	[ "$(stat -c %a dest/shared)" = 2775 ]
+	[ "$(cat dest/ok.txt)$(cat dest/last.txt)" = finelast ]
+	# -v names each entry.
+	run -0 --separate-stderr run_pack extract -v -C dest2 evil.mcpkg
+	[[ $stderr == *"mem: device node skipped"* ]]
+	[[ $stderr == *"suid: extracted without its setuid, setgid or capabilities"* ]]
+	# --privileged: as tar does as root.
+	run -0 --separate-stderr run_pack extract --privileged -C dest3 evil.mcpkg
+	[[ $stderr != *"not signed"* ]]
+	[ "$(stat -c '%F %t:%T %a' dest3/mem)" = "character special file 1:1 666" ]
+	[ "$(stat -c '%F %t:%T' dest3/sda)" = "block special file 8:0" ]
+	[ "$(stat -c %a dest3/suid)" = 4755 ]
+	[ "$(stat -c %a dest3/sgid)" = 2755 ]
+	[ "$(xattrs dest3/ping)" = "security.capability user.note" ]
+	# Only for extract into a directory.
+	run -2 --separate-stderr run_pack extract --privileged -O evil.mcpkg
+	[[ $stderr == *"--privileged goes with extract into a directory"* ]]
+	run -2 --separate-stderr run_pack verify --privileged evil.mcpkg
+}
+
+# in_small SETUP CMD...: runs CMD in a private mount namespace where ./small is a fresh 1 MiB
+# tmpfs, after the shell line SETUP; the number of entries under small/x after goes to ./count.
+in_small() {
+	local setup=$1
+	shift
+	unshare -m sh -c 'mount -t tmpfs -o size=1m tmpfs small || exit 99; eval "$1"; shift
+		"$@"; rc=$?; find small/x -mindepth 1 | wc -l >count; exit $rc' sh "$setup" "$@"
+}
+
+@test "pack: extract onto a read-only or full file system stops at the first entry with one line, exit 1" {
+	require_root
+	mount_ns_or_skip
+	mkdir -p tree small
+	for i in $(seq 1 40); do mkdir tree/d$i && printf '%s\n' "$i" >tree/d$i/f; done
+	run -0 run_pack create -q -o many.mcpkg tree
+	# Read-only: 80 entries, one line naming the first (each was refused on a line of its own).
+	run -1 --separate-stderr in_small 'mkdir small/x && mount -o remount,ro small' \
+		$EXEC_PREFIX "$MCAST_BIN/mcast-pack" extract -C small/x many.mcpkg
+	[ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
+	[[ $stderr == "mcast-pack: small/x/d1/: Read-only file system" ]]
+	# Full: a file that does not fit is an error, never a file cut short or a hole (exit 0 before).
+	head -c 3000000 /dev/urandom >tree/big
+	run -0 run_pack create -q -o big.mcpkg tree
+	run -1 --separate-stderr in_small 'mkdir small/x' \
+		$EXEC_PREFIX "$MCAST_BIN/mcast-pack" extract -C small/x big.mcpkg
+	[ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
+	[[ $stderr == "mcast-pack: small/x/big: No space left on device" ]]
+	[ "$(cat count)" -le 1 ]
+	run -1 --separate-stderr in_small 'mkdir small/x' \
+		$EXEC_PREFIX "$MCAST_BIN/mcast-pack" extract --json -C small/x big.mcpkg
+	[[ $output == *'"result":"error"'* ]]
+}
+
 @test "pack: not a package, missing file, directory: exit 1 naming the file" {
 	printf 'just some text, long enough to hold a header and then some more bytes....\n' >text
 	for cmd in info list verify extract; do
