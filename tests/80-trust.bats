@@ -335,9 +335,10 @@ ends() {
 	[[ $stderr == *"nothing.pub: No such file"* ]]
 }
 
-# forged_end SESSION ID: an END datagram as mcast-protocol(7) lays it out, for session SESSION (decimal) and package ID (hex).
+# forged_end SESSION ID: an END datagram as mcast-protocol(7) lays it out, for session SESSION and package ID
+# (hex, as --json gives them).
 forged_end() {
-	printf '4d435302040000%08x%s00\n' "$1" "$2" | sed 's/^\(.\{14\}\)/\100/'
+	printf '4d435302040000%08x%s00\n' "$((16#$1))" "$2" | sed 's/^\(.\{14\}\)/\100/'
 }
 
 # joined_field NAME KEY: a field of NAME's --json "joined" event.
