@@ -22,11 +22,13 @@ struct mc_sender {
 	uint32_t pass, cursor;
 	int pass1_done, state, reason;
 	/*
-	 * The first pass is on the wire only once its last window was sent: the
-	 * next mc_sender_window call says so (pass1_sent), and the linger of the
-	 * end rules counts from then, not from when the window was handed out.
+	 * The window last handed out (its pass, 0 none, and its last block) is
+	 * on the wire until the next mc_sender_window call: announcements give
+	 * it, not where the schedule moved on to, and when it ended the first
+	 * pass, the linger of the end rules counts from that call, not from when
+	 * the window was handed out.
 	 */
-	int pass1_sent, filling;
+	uint32_t win_pass, win_last;
 	uint16_t *demand;   /* per block: symbols wanted, 0 none */
 	uint8_t *next_esi;  /* per block: next ESI to send when serving demand */
 	uint8_t *extra;     /* per block: symbols beyond the demand that the asker's loss will take */
@@ -60,12 +62,10 @@ struct mc_sender {
 	unsigned eq_head, eq_len;
 	int ever_joined;
 	struct mc_sender_stats st;
-	struct mc_sender_job carry; /* the first job of the next window (mc_sender_window) */
-	int has_carry;
-	/* The window last handed out, on the wire until the next call (see mc_sender_announce). */
-	int inflight;
-	uint32_t inflight_pass, inflight_block;
 };
+
+/* next_job: the next job would open a new pass (a window ends before it) */
+#define NEW_PASS 3
 
 static void push(struct qent *q, unsigned *head, unsigned *len, unsigned peer, unsigned kind)
 {
@@ -495,7 +495,7 @@ int mc_sender_tick(struct mc_sender *s, uint64_t now)
 			 * completing: as if nobody had, one full pass plus linger, for
 			 * those that join late or come back.
 			 */
-			if (s->pass1_sent && since(now, s->pass1_end_ms) >= s->cfg.linger_ms &&
+			if (s->pass1_done && s->win_pass != 1 && since(now, s->pass1_end_ms) >= s->cfg.linger_ms &&
 			    since(now, s->last_change_ms) >= s->cfg.linger_ms) {
 				s->state = MC_SENDER_OVER;
 				s->reason = s->ever_joined ? MC_END_COMPLETE : MC_END_NOBODY;
@@ -521,7 +521,6 @@ static void end_first_pass(struct mc_sender *s, uint64_t now)
 {
 	s->pass1_done = 1;
 	s->pass1_end_ms = now;
-	s->pass1_sent = !s->filling;
 	s->pass = 2;
 	s->cursor = 0;
 	s->st.passes = 1;
@@ -596,12 +595,17 @@ static int serve_behind(struct mc_sender *s, struct mc_sender_job *job)
 	return 0;
 }
 
-int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
+/*
+ * The next job, as mc_sender_next without the tick. With pass set (a window
+ * being filled), a job of a later pass is not taken: NEW_PASS says the
+ * window ends here, and the next call without it opens that pass.
+ */
+static int next_job(struct mc_sender *s, uint64_t now, struct mc_sender_job *job, uint32_t pass)
 {
 	const struct mc_geom *g = &s->cfg.geom;
 
-	if (mc_sender_tick(s, now) == MC_SENDER_OVER)
-		return MC_SENDER_OVER;
+	if (pass && s->pass != pass)
+		return NEW_PASS;
 	if (!s->pass1_done) {
 		if (serve_behind(s, job))
 			return MC_SENDER_RUN;
@@ -610,6 +614,8 @@ int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
 		if (s->cursor >= g->nblocks) {
 			/* Only holes were left: the first pass ended with the previous block. */
 			end_first_pass(s, now);
+			if (pass)
+				return NEW_PASS;
 		} else {
 			uint32_t gb = s->cursor++;
 			uint16_t k = job->b.k, r = (uint16_t)((k * s->cfg.fec_pct + 99) / 100);
@@ -647,12 +653,21 @@ int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
 			return MC_SENDER_RUN;
 		}
 		/* End of a sweep with demand left behind the cursor: a new pass. */
+		if (pass)
+			return NEW_PASS;
 		s->cursor = 0;
 		s->pass++;
 		s->st.passes = s->pass - 1;
 	}
 	s->state = MC_SENDER_IDLE;
 	return MC_SENDER_IDLE;
+}
+
+int mc_sender_next(struct mc_sender *s, uint64_t now, struct mc_sender_job *job)
+{
+	if (mc_sender_tick(s, now) == MC_SENDER_OVER)
+		return MC_SENDER_OVER;
+	return next_job(s, now, job, 0);
 }
 
 int mc_sender_ctrl(struct mc_sender *s, struct mc_pkt *p)
@@ -674,18 +689,14 @@ int mc_sender_ctrl(struct mc_sender *s, struct mc_pkt *p)
 
 uint8_t mc_sender_announce(const struct mc_sender *s, struct mc_announce *a)
 {
-	a->pass = s->pass;
-	a->cursor = s->cursor;
-	if (s->inflight) {
-		/* A window is still going out: announce what is on the wire, not what the schedule moved on to. */
-		a->pass = s->inflight_pass;
-		a->cursor = s->inflight_block;
-	}
+	/* While a window goes out, what is on the wire, not what the schedule moved on to. */
+	a->pass = s->win_pass ? s->win_pass : s->pass;
+	a->cursor = s->win_pass ? s->win_last : s->cursor;
 	a->joined = (uint16_t)(s->st.joined > 65535 ? 65535 : s->st.joined);
 	a->complete = (uint16_t)(s->st.complete > 65535 ? 65535 : s->st.complete);
 	a->max_passes = (uint16_t)s->cfg.max_passes;
 	a->image = s->cfg.geom.image != 0;
-	return (s->state == MC_SENDER_IDLE && !s->inflight ? MC_FLAG_IDLE : 0) | (s->cfg.geom.image ? MC_FLAG_IMAGE : 0);
+	return (s->state == MC_SENDER_IDLE && !s->win_pass ? MC_FLAG_IDLE : 0) | (s->cfg.geom.image ? MC_FLAG_IMAGE : 0);
 }
 
 int mc_sender_end_reason(const struct mc_sender *s) { return s->reason; }
@@ -790,41 +801,21 @@ unsigned mc_sender_interleave(const struct mc_sender_job *jobs, unsigned njobs, 
 unsigned mc_sender_window(struct mc_sender *s, uint64_t now, struct mc_sender_job *jobs, unsigned max, int *state)
 {
 	unsigned nj = 0;
-	int st = MC_SENDER_RUN;
+	int st;
 
-	s->inflight = 0;
-	if (s->pass1_done && !s->pass1_sent) {
-		/* The window that ended the first pass has been sent. */
-		s->pass1_sent = 1;
-		s->pass1_end_ms = now;
-	}
-	if (max == 0) {
-		*state = mc_sender_tick(s, now);
+	if (s->win_pass == 1 && s->pass1_done)
+		s->pass1_end_ms = now; /* the window that ended the first pass has been sent */
+	s->win_pass = 0;
+	if ((st = mc_sender_tick(s, now)) == MC_SENDER_OVER || max == 0) {
+		*state = st;
 		return 0;
 	}
-	if (s->has_carry) {
-		s->has_carry = 0;
-		if ((st = mc_sender_tick(s, now)) == MC_SENDER_OVER) {
-			*state = st;
-			return 0;
-		}
-		jobs[nj++] = s->carry;
-	}
-	s->filling = 1;
-	while (nj < max && (st = mc_sender_next(s, now, &jobs[nj])) == MC_SENDER_RUN) {
-		if (jobs[nj].pass != jobs[0].pass) {
-			s->carry = jobs[nj];
-			s->has_carry = 1;
-			break;
-		}
+	while (nj < max && (st = next_job(s, now, &jobs[nj], nj ? jobs[0].pass : 0)) == MC_SENDER_RUN)
 		nj++;
-	}
-	s->filling = 0;
 	*state = nj ? MC_SENDER_RUN : st;
 	if (nj) {
-		s->inflight = 1;
-		s->inflight_pass = jobs[0].pass;
-		s->inflight_block = jobs[nj - 1].block;
+		s->win_pass = jobs[0].pass;
+		s->win_last = jobs[nj - 1].block;
 	}
 	return nj;
 }

@@ -38,7 +38,7 @@ struct mc_txloop {
 	struct mc_pace pace;
 	/* What the sender really sends while it has work: where a rate cut starts from. */
 	uint64_t meas_ns, meas_bytes, meas_idle_ns, sent_bps;
-	int over;       /* the end rule was met in the middle of a window: stop it there */
+	int sending;    /* a window is going out: its waits are for the pacer alone */
 	struct mc_chunk_check check; /* the first pass checks each chunk it reads against the manifest */
 	int damaged;    /* ... and stops at the first that does not match */
 	struct slot {
@@ -63,10 +63,11 @@ static uint64_t now_ms(const struct mc_txloop *l) { return now_ns(l) / 1000000; 
 /* The real world: sockets, the package file, the monotonic clock. */
 static uint64_t real_now_ns(void *ctx) { return mc_now_ns(); }
 
+/* Feedback ends the wait only between windows: within one it waits in the socket (ppoll skips a negative fd). */
 static void real_wait(void *ctx, uint64_t ns)
 {
 	struct mc_txloop *l = ctx;
-	struct pollfd pfd = {l->fb, POLLIN, 0};
+	struct pollfd pfd = {l->sending ? -1 : l->fb, POLLIN, 0};
 	struct timespec ts = {(time_t)(ns / 1000000000ULL), (long)(ns % 1000000000ULL)};
 
 	ppoll(&pfd, 1, &ts, NULL);
@@ -241,20 +242,15 @@ static void measure(struct mc_txloop *l)
 	l->meas_bytes = l->meas_idle_ns = 0;
 }
 
-/* Feedback and the announcement timer: run between batches, so a long window never starves them. */
-static void housekeeping(struct mc_txloop *l)
+/*
+ * Announcements ten times a second, and every MC_ANNOUNCE_PKTS datagrams:
+ * within a window too, between its batches (they change nothing, and at a
+ * low rate a window lasts seconds).
+ */
+static void announce_due(struct mc_txloop *l)
 {
 	uint64_t now = now_ms(l);
 
-	drain_feedback(l);
-	measure(l);
-	/* --max-time and the end rule hold within a window too: at a low rate one lasts seconds. */
-	if (mc_sender_tick(l->s, now) == MC_SENDER_OVER)
-		l->over = 1;
-	if (mc_rate_update(&l->info.rate, mc_sender_stats(l->s)->overrun_reports, l->sent_bps, now)) {
-		mc_pace_set_rate(&l->pace, l->info.rate.cur);
-		report(l, MC_TXL_EV_RATE, 0, 0, 0, NULL);
-	}
 	if (now >= l->next_ann) {
 		announce(l);
 		l->next_ann = now + ANNOUNCE_MS;
@@ -268,10 +264,10 @@ static void housekeeping(struct mc_txloop *l)
 	}
 }
 
-/* Waits for feedback up to ns nanoseconds. */
-static void wait_fb(struct mc_txloop *l, uint64_t ns)
+/* --max-time is over: the one end rule a window does not wait for (at 5 Mbit/s one lasts 9 s). */
+static int past_max_time(const struct mc_txloop *l)
 {
-	l->io.wait(l->io.ctx, ns);
+	return l->cfg.core.max_time_ms && now_ms(l) - l->info.start_ms >= l->cfg.core.max_time_ms;
 }
 
 /*
@@ -286,11 +282,10 @@ static int send_batch(struct mc_txloop *l, struct iovec *iov, unsigned nseg, uin
 	uint64_t w;
 
 	while ((w = mc_pace_wait(&l->pace, now_ns(l), bytes)) > 0) {
-		if (w > 200000)
-			housekeeping(l);
-		if (l->over)
+		if (past_max_time(l))
 			return 1;
-		wait_fb(l, w > 2000000 ? 2000000 : w);
+		announce_due(l);
+		l->io.wait(l->io.ctx, w > 2000000 ? 2000000 : w);
 		if (stopped(l))
 			return -1;
 	}
@@ -324,20 +319,12 @@ static int send_batch(struct mc_txloop *l, struct iovec *iov, unsigned nseg, uin
 	return 0;
 }
 
-/*
- * Sends a window of jobs: each block read from the package and its repair
- * symbols computed, then the datagrams of all of them interleaved
- * (mc_sender_interleave) and cut into paced GSO batches.
- */
-static int send_window(struct mc_txloop *l, unsigned nj)
+/* Reads each block of a window from the package, checks it in the first pass, and computes its repair symbols. */
+static int code_window(struct mc_txloop *l, unsigned nj)
 {
-	struct iovec iov[2 * GSO_MAX_SEGS];
 	const struct mc_pkg *pkg = l->pkg;
-	uint16_t sym = l->info.sym, seg = (uint16_t)(MC_WIRE_DATA_HDR + sym);
-	unsigned per = GSO_MAX_BYTES / seg, total;
+	uint16_t sym = l->info.sym;
 
-	if (per > GSO_MAX_SEGS)
-		per = GSO_MAX_SEGS;
 	for (unsigned j = 0; j < nj; j++) {
 		const struct mc_sender_job *job = &l->jobs[j];
 		struct slot *w = &l->win[j];
@@ -364,8 +351,25 @@ static int send_window(struct mc_txloop *l, unsigned nj)
 			return -1;
 		}
 	}
-	total = mc_sender_interleave(l->jobs, nj, l->order);
-	for (unsigned i = 0; i < total; i += per) {
+	return 0;
+}
+
+/*
+ * Sends a coded window: the datagrams of all its blocks interleaved
+ * (mc_sender_interleave), cut into paced GSO batches. Feedback and the end
+ * rule wait until it is out, --max-time aside. Returns 0 or -1.
+ */
+static int send_window(struct mc_txloop *l, unsigned nj)
+{
+	struct iovec iov[2 * GSO_MAX_SEGS];
+	uint16_t sym = l->info.sym, seg = (uint16_t)(MC_WIRE_DATA_HDR + sym);
+	unsigned per = GSO_MAX_BYTES / seg, total = mc_sender_interleave(l->jobs, nj, l->order);
+	int rc = 0;
+
+	if (per > GSO_MAX_SEGS)
+		per = GSO_MAX_SEGS;
+	l->sending = 1;
+	for (unsigned i = 0; i < total && rc == 0; i += per) {
 		unsigned n = total - i < per ? total - i : per;
 		for (unsigned j = 0; j < n; j++) {
 			const struct slot *w = &l->win[l->order[i + j][0]];
@@ -375,15 +379,11 @@ static int send_window(struct mc_txloop *l, unsigned nj)
 			iov[2 * j + 1].iov_base = (void *)w->syms[k];
 			iov[2 * j + 1].iov_len = sym;
 		}
-		int rc = send_batch(l, iov, n, seg);
-		if (rc < 0)
-			return -1;
-		if ((i / per) % 8 == 7)
-			housekeeping(l);
-		if (rc > 0 || l->over)
-			return 0; /* the session is over: the rest of the window is not sent */
+		rc = send_batch(l, iov, n, seg); /* 1: --max-time is over, the rest of the window is not sent */
+		announce_due(l);
 	}
-	return 0;
+	l->sending = 0;
+	return rc < 0 ? -1 : 0;
 }
 
 struct mc_txloop *mc_txloop_new(const struct mc_txloop_cfg *cfg, char *err, size_t errlen)
@@ -465,6 +465,12 @@ int mc_txloop_open(struct mc_txloop *l, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * One loop: between windows, feedback (verdicts, events, the rate) and the
+ * end rule (in mc_sender_window); then a window is coded and sent, its
+ * batches each waiting for the pacer; with nothing to send, a wait for
+ * feedback.
+ */
 int mc_txloop_run(struct mc_txloop *l, char *err, size_t errlen)
 {
 	uint64_t next_prog = 0, last_passes = 0;
@@ -477,8 +483,14 @@ int mc_txloop_run(struct mc_txloop *l, char *err, size_t errlen)
 		unsigned nj;
 		if (stopped(l))
 			return MC_END_SIGNAL;
-		housekeeping(l);
+		drain_feedback(l);
+		measure(l);
 		now = now_ms(l); /* after feedback: no receiver may look heard "in the future" */
+		if (mc_rate_update(&l->info.rate, mc_sender_stats(l->s)->overrun_reports, l->sent_bps, now)) {
+			mc_pace_set_rate(&l->pace, l->info.rate.cur);
+			report(l, MC_TXL_EV_RATE, 0, 0, 0, NULL);
+		}
+		announce_due(l);
 		if (now >= next_prog) {
 			report(l, MC_TXL_EV_PROGRESS, 0, 0, 0, NULL);
 			next_prog = now + PROGRESS_MS;
@@ -497,12 +509,12 @@ int mc_txloop_run(struct mc_txloop *l, char *err, size_t errlen)
 			}
 			was_idle = 1;
 			uint64_t t0 = now_ns(l);
-			wait_fb(l, 10000000);
+			l->io.wait(l->io.ctx, 10000000);
 			l->meas_idle_ns += now_ns(l) - t0;
 			continue;
 		}
 		was_idle = 0;
-		if (send_window(l, nj) < 0) {
+		if (code_window(l, nj) < 0 || send_window(l, nj) < 0) {
 			if (stopped(l))
 				continue;
 			if (l->damaged)
