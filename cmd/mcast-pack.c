@@ -90,8 +90,9 @@ static void help(void)
 	      "                  of a package no --trust key signed, as tar does (a trusted one keeps them)\n"
 	      "  -C DIR          extract into DIR        -O           payload to standard output\n"
 	      "  -q, --quiet     errors, warnings        --json       JSON lines on stdout\n"
-	      "  -v, --verbose   more detail\n"
+	      "  -v, --verbose   more detail             --syslog     talk to syslog, not stderr\n"
 	      "  -h, --help      this help               --version    program version\n"
+	      "  MCAST_LOG_TIME=1: each line on standard error starts with the time (ISO 8601)\n"
 	      "\nSee mcast-pack(1) and mcast-package(5).\n",
 	      stdout);
 	exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
@@ -1023,6 +1024,9 @@ static int parse_opt(int c, struct args *a, const char **level_arg, const char *
 			usage_error("--chunk-size %s: must be a size from 64K to 64M, a multiple of 4K", optarg);
 		a->chunk_size = (uint32_t)v;
 		break;
+	case MC_FE_O_SYSLOG:
+		mc_log_syslog();
+		break;
 	case OPT_JSON:
 		a->json = 1;
 		break;
@@ -1089,6 +1093,7 @@ int main(int argc, char **argv)
 		{"zeroed", no_argument, NULL, OPT_ZEROED},
 		{"privileged", no_argument, NULL, OPT_PRIVILEGED},
 		{"sign", required_argument, NULL, OPT_SIGN},
+		MC_FE_SYSLOG_OPTION,
 		{"trust", required_argument, NULL, OPT_TRUST},
 		/* long forms of the short options every program shares */
 		{"output", required_argument, NULL, 'o'},

@@ -67,6 +67,8 @@ static void help(void)
 	      "  --mem SIZE        memory for chunks being assembled (default 1/8 s of the\n"
 	      "                    sender's rate, 64M to 256M; with --to 32M)\n"
 	      "  --json            one JSON event per line on stdout\n"
+	      "  --syslog          talk to syslog (the journal), not standard error; MCAST_LOG_TIME=1:\n"
+	      "                    each line on standard error starts with the time (ISO 8601)\n"
 	      "  -q, --quiet       errors and warnings only\n"
 	      "  -v, --verbose     more detail\n"
 	      "  -h, --help        this help    --version  program version\n"
@@ -105,6 +107,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		{"session-key", required_argument, NULL, O_SESSION_KEY},
 		{"quiet", no_argument, NULL, 'q'},
 		{"state", required_argument, NULL, O_STATE},
+		MC_FE_SYSLOG_OPTION,
 		{"timeout", required_argument, NULL, O_TIMEOUT},
 		{"to", required_argument, NULL, O_TO},
 		{"trust", required_argument, NULL, O_TRUST},
@@ -135,6 +138,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'v': o->verbosity = 2; break;
 		case O_EXPECT: o->expect = optarg; break;
 		case O_JSON: o->json = 1; break;
+		case MC_FE_O_SYSLOG: mc_log_syslog(); break;
 		case O_MEM:
 			if (mc_opt_size(optarg, 4u << 20, 1ULL << 40, &o->mem) < 0)
 				mc_fe_usage_error(usage_text, "--mem %s: must be a size from 4M, such as 64M", optarg);

@@ -80,6 +80,8 @@ static void usage(FILE *f, int status)
 		      "  --state FILE      with --to (required): the state mcast-recv --to keeps for\n"
 		      "                    TARGET; made when missing, removed once TARGET is complete\n"
 		      "  --json            one JSON event per line on stdout\n"
+		      "  --syslog          talk to syslog (the journal), not standard error; MCAST_LOG_TIME=1:\n"
+		      "                    each line on standard error starts with the time (ISO 8601)\n"
 		      "  -q, --quiet       errors and warnings only\n"
 		      "  -v, --verbose     more detail\n"
 		      "Exit status: 0 complete and verified (--to: every chunk on TARGET and flushed),\n"
@@ -320,6 +322,7 @@ int main(int argc, char **argv)
 		{"source", required_argument, NULL, 's'},
 		{"spread", required_argument, NULL, 'S'},
 		{"state", required_argument, NULL, 'X'},
+		MC_FE_SYSLOG_OPTION,
 		{"timeout", required_argument, NULL, 'T'},
 		{"to", required_argument, NULL, 'O'},
 		{"trust", required_argument, NULL, 'K'},
@@ -356,6 +359,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout, MC_EXIT_OK);
+		case MC_FE_O_SYSLOG:
+			mc_log_syslog();
+			break;
 		case 'J':
 			json = 1;
 			break;

@@ -55,6 +55,8 @@ static void usage(FILE *f, int status)
 		      "  --skip-empty      at --max-wait, if nobody asked, exit 3 without running COMMAND\n"
 		      "  --session-key FILE  count only receivers whose hellos carry this 32-byte key's MAC\n"
 		      "  --json            one JSON event per line on stdout\n"
+		      "  --syslog          talk to syslog (the journal), not standard error; MCAST_LOG_TIME=1:\n"
+		      "                    each line on standard error starts with the time (ISO 8601)\n"
 		      "  -q, --quiet       errors and warnings only\n"
 		      "  -v, --verbose     more detail\n"
 		      "SIGUSR1 starts COMMAND at once.\n", f);
@@ -443,6 +445,7 @@ int main(int argc, char **argv)
 		/* The default since --skip-empty came; still accepted so that old crontabs keep working. */
 		{ "start-empty", no_argument, NULL, O_START_EMPTY },
 		{ "status", required_argument, NULL, O_STATUS },
+		MC_FE_SYSLOG_OPTION,
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -477,6 +480,9 @@ int main(int argc, char **argv)
 			break;
 		case 'v':
 			verbosity++;
+			break;
+		case MC_FE_O_SYSLOG:
+			mc_log_syslog();
 			break;
 		case O_JSON:
 			json = 1;

@@ -49,6 +49,8 @@ static void help(void)
 	      "  --session-key FILE  authenticate every datagram with this 32-byte key (mcast-pack\n"
 	      "                    keygen --session): others' are dropped, receivers without it not counted\n"
 	      "  --json            one JSON event per line on stdout\n"
+	      "  --syslog          talk to syslog (the journal), not standard error; MCAST_LOG_TIME=1:\n"
+	      "                    each line on standard error starts with the time (ISO 8601)\n"
 	      "  -q, --quiet       errors and warnings only\n"
 	      "  -v, --verbose     more detail\n"
 	      "  -h, --help        this help    --version  program version\n");
@@ -80,6 +82,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		{"quiet", no_argument, NULL, 'q'},
 		{"rate", required_argument, NULL, 'r'},
 		{"session-key", required_argument, NULL, O_SESSION_KEY},
+		MC_FE_SYSLOG_OPTION,
 		{"ttl", required_argument, NULL, 't'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"version", no_argument, NULL, O_VERSION},
@@ -113,6 +116,7 @@ static void parse(int argc, char **argv, struct opts *o)
 				mc_fe_usage_error(usage_text, "--fec %s: must be a percentage from 0 to 100", optarg);
 			break;
 		case O_JSON: o->json = 1; break;
+		case MC_FE_O_SYSLOG: mc_log_syslog(); break;
 		case O_LINGER:
 			if (mc_opt_duration(optarg, 0, 86400000, &o->linger) < 0)
 				mc_fe_usage_error(usage_text, "--linger %s: must be a duration such as 2s or 500ms", optarg);

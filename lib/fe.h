@@ -10,6 +10,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * --syslog, which every program takes: its getopt_long value (above any
+ * program's own) and what to do with it, mc_log_syslog() (lib/log.h).
+ */
+#define MC_FE_O_SYSLOG 0x1000
+#define MC_FE_SYSLOG_OPTION {"syslog", no_argument, NULL, MC_FE_O_SYSLOG}
+
 /* Prints "prog: message" and the usage text on stderr, exits 2. */
 void mc_fe_usage_error(const char *usage, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
 

@@ -2,7 +2,9 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,15 +14,40 @@ static int json_mode;
 static int progress_shown;
 static int stderr_tty = -1;
 static struct timespec progress_last;
+static int syslog_on, syslog_open, time_on;
+
+void mc_log_syslog(void) { syslog_on = 1; }
 
 void mc_log_init(const char *prog, int verbosity, int json)
 {
 	const char *slash = strrchr(prog, '/');
+	const char *t = getenv(MC_LOG_TIME_ENV);
 
 	prog_name = slash ? slash + 1 : prog;
 	verbosity_level = verbosity;
 	json_mode = json;
 	stderr_tty = isatty(STDERR_FILENO);
+	time_on = t && *t && strcmp(t, "0") != 0;
+	if (syslog_on && !syslog_open) {
+		openlog(prog_name, LOG_PID, LOG_USER);
+		syslog_open = 1;
+	}
+}
+
+char *mc_log_time(time_t t, char *out, size_t len)
+{
+	struct tm tm;
+	char off[8];
+
+	if (localtime_r(&t, &tm) == NULL || strftime(out, len, "%Y-%m-%dT%H:%M:%S", &tm) == 0 ||
+	    strftime(off, sizeof off, "%z", &tm) != 5) {
+		snprintf(out, len, "%lld", (long long)t);
+		return out;
+	}
+	/* ISO 8601's extended form: +01:00, as the date before it has dashes. */
+	size_t n = strlen(out);
+	snprintf(out + n, len - n, "%.3s:%.2s", off, off + 3);
+	return out;
 }
 
 const char *mc_log_prog(void) { return prog_name; }
@@ -34,14 +61,22 @@ void mc_scrub(char *s, size_t n)
 			s[i] = '?';
 }
 
-static void vsay(const char *fmt, va_list ap)
+static void vsay(int prio, const char *fmt, va_list ap)
 {
-	char line[4096];
+	char line[4096], ts[40];
 	int n;
 
+	if (syslog_open) {
+		/* syslog adds the program and pid; the line is scrubbed as on stderr. */
+		vsnprintf(line, sizeof line, fmt, ap);
+		mc_scrub(line, strlen(line));
+		syslog(prio, "%s", line);
+		return;
+	}
 	mc_progress_end();
 	/* One write per line: programs sharing a terminal or log never interleave mid-line. */
-	n = snprintf(line, sizeof line, "%s: ", prog_name);
+	n = snprintf(line, sizeof line, "%s%s%s: ", time_on ? mc_log_time(time(NULL), ts, sizeof ts) : "", time_on ? " " : "",
+		     prog_name);
 	if (n < 0 || (size_t)n >= sizeof line)
 		n = 0;
 	vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
@@ -56,7 +91,7 @@ void mc_err(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vsay(fmt, ap);
+	vsay(LOG_ERR, fmt, ap);
 	va_end(ap);
 }
 
@@ -76,7 +111,7 @@ void mc_warn(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vsay(fmt, ap);
+	vsay(LOG_WARNING, fmt, ap);
 	va_end(ap);
 }
 
@@ -86,7 +121,7 @@ void mc_info(const char *fmt, ...)
 	if (verbosity_level < 1)
 		return;
 	va_start(ap, fmt);
-	vsay(fmt, ap);
+	vsay(LOG_INFO, fmt, ap);
 	va_end(ap);
 }
 
@@ -96,7 +131,7 @@ void mc_debug(const char *fmt, ...)
 	if (verbosity_level < 2)
 		return;
 	va_start(ap, fmt);
-	vsay(fmt, ap);
+	vsay(LOG_DEBUG, fmt, ap);
 	va_end(ap);
 }
 
@@ -107,7 +142,7 @@ void mc_progress(int force, const char *fmt, ...)
 
 	if (stderr_tty < 0)
 		stderr_tty = isatty(STDERR_FILENO);
-	if (!stderr_tty || verbosity_level < 1)
+	if (!stderr_tty || verbosity_level < 1 || syslog_open)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	if (!force && progress_shown &&

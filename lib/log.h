@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 /*
  * Talk goes to stderr as "prog: object: reason"; data and --json lines go to
@@ -12,6 +13,24 @@
  * 1 normal, 2 verbose.
  */
 void mc_log_init(const char *prog, int verbosity, int json);
+
+/*
+ * --syslog: from the next mc_log_init on, talk goes to syslog(3) (the
+ * journal) instead of stderr, ident the program, facility LOG_USER, with
+ * the priority of its level (LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG);
+ * no progress line. Usage errors stay on stderr. Call it from option parsing.
+ */
+void mc_log_syslog(void);
+
+/*
+ * MCAST_LOG_TIME=1 in the environment (read by mc_log_init): each line on
+ * stderr starts with the local time in ISO 8601 with its offset
+ * ("2026-12-04T09:30:05+01:00 mcast-recv: ..."), for cron logs. Off by
+ * default, so lines stay as scripts match them.
+ */
+#define MC_LOG_TIME_ENV "MCAST_LOG_TIME"
+/* Writes that prefix (without the space) for time t into out (at least 32 bytes); returns out. */
+char *mc_log_time(time_t t, char *out, size_t len);
 const char *mc_log_prog(void);
 int mc_log_verbosity(void);
 int mc_log_json(void);

@@ -240,3 +240,56 @@ print(j["result"], j["path"], j.get("name"), j.get("id"))'
 	run -1 --separate-stderr ns_exec local with_timeout 30 run_send -g $G -p $P --mtu 1500 --linger 200ms p.mcpkg
 	[[ $stderr == *"--mtu 1500"* ]]
 }
+
+@test "MCAST_LOG_TIME=1 starts each stderr line with an ISO 8601 time and offset; unset, lines are as before" {
+	local iso='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[+-][0-9]{2}:[0-9]{2}'
+	run -1 --separate-stderr env MCAST_LOG_TIME=1 TZ=Asia/Kolkata "$MCAST_BIN/mcast-pack" verify none.mcpkg
+	[[ $stderr =~ ^${iso}\ mcast-pack:\ none\.mcpkg:\ No\ such\ file ]]
+	[[ $stderr == *"+05:30 mcast-pack: "* ]]
+	run -1 --separate-stderr env MCAST_LOG_TIME=1 "$MCAST_BIN/mcast-repair" -s none.mcpkg p2.mcpkg
+	while IFS= read -r l; do [[ $l =~ ^${iso}\ mcast-repair:\  ]] || { echo "no time: $l"; false; }; done <<<"$stderr"
+	run -1 --separate-stderr env MCAST_LOG_TIME=0 "$MCAST_BIN/mcast-pack" verify none.mcpkg
+	[ "$stderr" = "mcast-pack: none.mcpkg: No such file or directory" ]
+	run -1 --separate-stderr "$MCAST_BIN/mcast-pack" verify none.mcpkg
+	[ "$stderr" = "mcast-pack: none.mcpkg: No such file or directory" ]
+}
+
+# in_syslog CMD...: runs CMD in a private mount namespace whose /dev/log is a
+# socket this listens on; prints each message it got, then stderr= and rc=.
+in_syslog() {
+	cat >lis.py <<'EOF_PY'
+import os, socket, subprocess, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/dev/log")
+r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+s.setblocking(False)
+while True:
+    try:
+        print(s.recv(65536).decode(errors="replace"))
+    except BlockingIOError:
+        break
+print("stderr=%r" % r.stderr.decode())
+print("rc=%d" % r.returncode)
+EOF_PY
+	unshare -m sh -c 'mount --make-rprivate / && mount -t tmpfs tmpfs /dev && exec python3 lis.py "$@"' sh "$@"
+}
+
+@test "--syslog: every program sends its lines to syslog with the priority of their kind, none to stderr" {
+	require_root
+	mkdir t && echo hi >t/f
+	run -0 in_syslog "$MCAST_BIN/mcast-pack" --syslog create -o q.mcpkg t
+	# LOG_USER|LOG_INFO is 14, LOG_USER|LOG_ERR 11, LOG_USER|LOG_WARNING 12
+	[[ $output =~ \<14\>[A-Z][a-z]{2}\ [\ 0-9][0-9]\ [0-9:]{8}\ mcast-pack\[[0-9]+\]:\ q\.mcpkg:\ created ]]
+	[[ $output == *"stderr=''"*"rc=0"* ]]
+	run -0 in_syslog "$MCAST_BIN/mcast-pack" verify --syslog none.mcpkg
+	[[ $output == *"<11>"*"mcast-pack["*"]: none.mcpkg: No such file or directory"*"stderr=''"*"rc=1"* ]]
+	run -0 in_syslog "$MCAST_BIN/mcast-repair" --syslog -s none.mcpkg p2.mcpkg
+	[[ $output == *"<11>"*"mcast-repair["*"]: "*"none.mcpkg"*"stderr=''"*"rc=1"* ]]
+	run -0 in_syslog "$MCAST_BIN/mcast-recv" --syslog -g 239.1.2.3 -o p3.mcpkg --timeout 100ms
+	[[ $output == *"<14>"*"mcast-recv["*"]: waiting for a session"*"<11>"*"mcast-recv["*"]: no session"*"stderr=''"*"rc=3"* ]]
+	# usage errors stay on stderr
+	run -0 in_syslog "$MCAST_BIN/mcast-send" --syslog --rate x p.mcpkg
+	[[ $output == *"stderr='mcast-send: -r x: rate must be"*"rc=2"* ]]
+	run -0 in_syslog "$MCAST_BIN/mcast-sched" --syslog --max-wait 0 --skip-empty -- true
+	[[ $output == *"mcast-sched["*"]: no client asked"*"stderr=''"*"rc=3"* ]]
+}

@@ -86,5 +86,27 @@ int main(void)
 		ok(pclose(py) == 0, "both lines parse as JSON");
 	}
 	fclose(f);
+	/* MCAST_LOG_TIME's prefix: ISO 8601 local time with the offset in its extended form. */
+	char ts[40];
+	setenv("TZ", "IST-5:30", 1);
+	tzset();
+	ok(strcmp(mc_log_time(0, ts, sizeof ts), "1970-01-01T05:30:00+05:30") == 0, "mc_log_time east of UTC (%s)", ts);
+	setenv("TZ", "EST5", 1);
+	tzset();
+	ok(strcmp(mc_log_time(86400 + 3661, ts, sizeof ts), "1970-01-01T20:01:01-05:00") == 0, "mc_log_time west of UTC (%s)", ts);
+	setenv(MC_LOG_TIME_ENV, "1", 1);
+	mc_log_init("test", 1, 0);
+	f = tmpfile();
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	dup2(fileno(f), STDERR_FILENO);
+	mc_info("timed");
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	rewind(f);
+	ok(fgets(line, sizeof line, f) != NULL && strlen(line) == 26 + strlen("test: timed\n") && line[10] == 'T' &&
+	   strcmp(line + 19, "-05:00 test: timed\n") == 0, "with MCAST_LOG_TIME=1 a line starts with the time (%s)", line);
+	fclose(f);
+	unsetenv(MC_LOG_TIME_ENV);
 	return tap_done();
 }
