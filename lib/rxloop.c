@@ -192,7 +192,8 @@ struct mc_rxloop *mc_rxloop_new(const struct mc_rxloop_cfg *cfg, char *err, size
 	if (rc.host[0] == '\0') {
 		/* The sender's lines name this machine ("silent" names one an admin can walk to). */
 		char h[256] = "";
-		if (gethostname(h, sizeof h - 1) == 0)
+		/* "(none)": the kernel's name before anyone set one (an initramfs): say nothing. */
+		if (gethostname(h, sizeof h - 1) == 0 && strcmp(h, "(none)") != 0)
 			mc_wire_host(h, strnlen(h, sizeof h - 1), rc.host);
 	}
 	l->r = mc_recv_new(&rc);

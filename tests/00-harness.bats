@@ -516,6 +516,83 @@ complete_words() {
 	[ "$status" -eq 2 ]
 }
 
+@test "examples: pxe/mcast-image.sh goes recv --to, then repair --to only on 3, pinned, from a kernel command line" {
+	mkdir "$T/fake"
+	for p in recv repair; do
+		printf '#!/bin/sh\necho "%s $*" >>"%s"\nexit ${FAKE_%s:-0}\n' "$p" "$T/calls" "$(echo $p | tr a-z A-Z)" >"$T/fake/mcast-$p"
+		chmod +x "$T/fake/mcast-$p"
+	done
+	img=$MCAST_ROOT/examples/pxe/mcast-image.sh
+	: >"$T/disk"
+	run env PATH="$T/fake:$PATH" FAKE_RECV=3 sh "$img" -e 643e95aa -k /etc/mcast/lab.pub -w 5s -S 0s -t "$T/st" \
+		-s http://198.18.0.1/lab.mcpkg "$T/disk"
+	echo "$output"; cat "$T/calls"
+	[ "$status" -eq 0 ]
+	sed -n 1p "$T/calls" | grep -q -- "^recv --expect 643e95aa --trust /etc/mcast/lab.pub --timeout 5s --to $T/disk --state $T/st\$"
+	sed -n 2p "$T/calls" | grep -q -- "^repair -s http://198.18.0.1/lab.mcpkg --trust /etc/mcast/lab.pub --spread 0s --to $T/disk --state $T/st\$"
+	# 0: no repair; 2 (a refused disk) and 1: no repair either, the status passed on
+	for st in 0 1 2; do
+		: >"$T/calls"
+		run env PATH="$T/fake:$PATH" FAKE_RECV=$st sh "$img" -n lab -s /x "$T/disk"
+		[ "$status" -eq "$st" ]
+		! grep -q '^repair' "$T/calls"
+	done
+	# 3 and the repair still incomplete: 3
+	run env PATH="$T/fake:$PATH" FAKE_RECV=3 FAKE_REPAIR=3 sh "$img" -n lab -s /x "$T/disk"
+	[ "$status" -eq 3 ]
+	# never unpinned, never a disk that is not there; usage errors are 2 and run nothing
+	: >"$T/calls"
+	run env PATH="$T/fake:$PATH" sh "$img" "$T/disk"
+	[ "$status" -eq 2 ] && [[ $output == *"no -e ID or -n NAME"* ]]
+	run env PATH="$T/fake:$PATH" sh "$img" -n lab /nonexistent/disk
+	[ "$status" -eq 2 ]
+	[ ! -s "$T/calls" ]
+	# the kernel command line of a netboot
+	printf 'BOOT_IMAGE=mcast/vmlinuz ip=dhcp mcast.disk=%s mcast.expect=643e95aa57ba05ce mcast.trust=/etc/mcast/lab.pub mcast.group=239.1.2.3 mcast.wait=20m mcast.state=%s mcast.source=http://dp1/lab.mcpkg,http://dp2/lab.mcpkg quiet\n' \
+		"$T/disk" "$T/st2" >"$T/cmdline"
+	run env PATH="$T/fake:$PATH" FAKE_RECV=3 sh "$img" -c "$T/cmdline"
+	echo "$output"; cat "$T/calls"
+	[ "$status" -eq 0 ]
+	sed -n 1p "$T/calls" | grep -q -- "^recv -g 239.1.2.3 --expect 643e95aa57ba05ce --trust /etc/mcast/lab.pub --timeout 20m --to $T/disk --state $T/st2\$"
+	sed -n 2p "$T/calls" | grep -q -- "^repair -s http://dp1/lab.mcpkg -s http://dp2/lab.mcpkg --trust /etc/mcast/lab.pub --spread 30s --to $T/disk --state $T/st2\$"
+	printf 'ip=dhcp mcast.expect=1234abcd\n' >"$T/cmdline"
+	run env PATH="$T/fake:$PATH" sh "$img" -c "$T/cmdline"
+	[ "$status" -eq 2 ] && [[ $output == *"no mcast.disk="* ]]
+	if command -v shellcheck >/dev/null; then
+		shellcheck -s sh "$img" "$MCAST_ROOT"/examples/pxe/initramfs-tools/hooks/mcast \
+			"$MCAST_ROOT"/examples/pxe/initramfs-tools/scripts/init-premount/mcast
+	fi
+}
+
+@test "examples: pxe/mcast-image.sh with the real programs: a session onto the disk, and a repair of the rest" {
+	require_root
+	require_prog mcast-pack mcast-send mcast-recv mcast-repair
+	ns_lo
+	local G=239.77.0.9 P=17090 id
+	# a 6 MiB "disk image": random spans and zero ones (holes)
+	head -c 3M /dev/urandom >"$T/img"
+	truncate -s 4M "$T/img"
+	head -c 2M /dev/urandom >>"$T/img"
+	run_pack create -q --image -n lab -o "$T/lab.mcpkg" "$T/img"
+	id=$(run_pack info --json "$T/lab.mcpkg" | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+	truncate -s 8M "$T/disk"
+	bg_start image with_timeout 60 ns_exec local env PATH="$MCAST_BIN:$PATH" sh "$MCAST_ROOT/examples/pxe/mcast-image.sh" \
+		-g $G -p $P -e "${id:0:16}" -w 30s -t "$T/disk.state" "$T/disk"
+	wait_for 10 grep -q 'waiting for' "$T/image.err"
+	bg_start send with_timeout 60 ns_exec local run_send -g $G -p $P -r 100M --linger 300ms "$T/lab.mcpkg"
+	bg_wait image 60
+	cat "$T/image.err"
+	grep -q 'image complete and verified' "$T/image.err"
+	cmp -n 6M "$T/disk" "$T/img"
+	bg_wait send 30
+	# no session this time: recv gives up (3), repair --to completes from a file source
+	truncate -s 0 "$T/disk2" && truncate -s 8M "$T/disk2"
+	run -0 ns_exec local env PATH="$MCAST_BIN:$PATH" sh "$MCAST_ROOT/examples/pxe/mcast-image.sh" \
+		-g $G -p $P -e "$id" -w 1s -S 0s -t "$T/disk2.state" -s "$T/lab.mcpkg" "$T/disk2"
+	[[ $output == *"repairing"*"image complete and verified"* ]]
+	cmp -n 6M "$T/disk2" "$T/img"
+}
+
 @test "examples: demo.sh packs, verifies, detects damage (exit 3) and extracts" {
 	require_prog mcast-pack
 	run with_timeout 120 sh "$MCAST_ROOT/examples/demo.sh"
