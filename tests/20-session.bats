@@ -678,13 +678,20 @@ EOF_PY
 	[ "$(jget send summary 'j["complete"]')" -eq 2 ]
 }
 
-@test "session: hostile NACKs (block 2^31, huge runs) at PORT+1: the sender keeps going" {
+# hostile_session: a receiver r1 and a sender of big on the loopback host,
+# the sender already counting r1, and hostile.py written: for the tests that
+# forge feedback at a live session.
+hostile_session() {
 	require_session
 	ns_lo
 	hostile_py
 	recv_bg r1 local
 	send_bg local -r 100M --linger 300ms --peer-timeout 2s --max-time 40s "$PK/big.mcpkg"
 	wait_for 10 grep -q '"event":"joined"' "$T/send.out"
+}
+
+@test "session: hostile NACKs (block 2^31, huge runs) at PORT+1: the sender keeps going" {
+	hostile_session
 	local session rid
 	session=$(jget send start 'j["session"]')
 	rid=$(jget send joined 'j["receiver"]')
@@ -707,12 +714,7 @@ EOF_PY
 }
 
 @test "session: receivers are named by host name; a forged hello's binary host name reaches no line raw" {
-	require_session
-	ns_lo
-	hostile_py
-	recv_bg r1 local
-	send_bg local -r 100M --linger 300ms --peer-timeout 2s --max-time 40s "$PK/big.mcpkg"
-	wait_for 10 grep -q '"event":"joined"' "$T/send.out"
+	hostile_session
 	local session me
 	session=$(jget send start 'j["session"]')
 	[[ $session =~ ^[0-9a-f]{8}$ ]]
@@ -992,8 +994,8 @@ EOF_PY
 	mc_mount tmpfs "$d" -t tmpfs -o size=10M
 	head -c 6M "$PK/alpha.mcpkg" >"$d/a.mcpkg.part"
 	head -c 1M /dev/zero >"$d/other"
-	SNAME=send2 send_bg local -r 100M --linger 300ms --max-time 30s "$PK/alpha.mcpkg"
 	recv_bg r2 local -o "$d/a.mcpkg"
+	SNAME=send2 send_bg local -r 100M --linger 300ms --max-time 30s "$PK/alpha.mcpkg"
 	ends r2 30 0
 	cmp "$d/a.mcpkg" "$PK/alpha.mcpkg"
 }
