@@ -714,15 +714,31 @@ hostile_session() {
 }
 
 @test "session: receivers are named by host name; a forged hello's binary host name reaches no line raw" {
-	hostile_session
+	require_session
+	ns_lo
+	hostile_py
+	recv_bg r1 local
+	# Hellos of a made-up receiver from before the sender starts until it
+	# has counted them (a waiting receiver's hellos name no session), then
+	# silence: it is no longer waited for, and the session ends with exit 3.
+	bg_start h1 with_timeout 60 ns_exec local "$PY" "$T/hostile.py" hello $G $P 0 0123456789abcdef 1200
+	send_bg local -r 100M --linger 300ms --peer-timeout 2s --max-time 40s "$PK/big.mcpkg"
+	wait_for 20 grep -q '"event":"joined","receiver":"0123456789abcdef"' "$T/send.out"
+	bg_kill h1
 	local session me
 	session=$(jget send start 'j["session"]')
 	[[ $session =~ ^[0-9a-f]{8}$ ]]
+	grep -q "^mcast-send: sending big .*, session $session\$" "$T/send.err"
+	grep -q "^mcast-recv: joined session $session of big " "$T/r1.err"
+	[ "$(jget r1 joined 'j["session"]')" = "$session" ]
 	# the real receiver's hellos name this machine
 	me=$(hostname | tr -c '!-~\n' '?')
-	[ "$(jget send joined 'j["host"]')" = "$me" ]
-	bg_start h1 with_timeout 30 ns_exec local "$PY" "$T/hostile.py" hello $G $P "$session" 0123456789abcdef 20
-	ends h1 30 0
+	"$PY" - "$T/send.out" "$me" <<'EOF_PY'
+import json, sys
+hosts = [j.get("host") for j in map(json.loads, open(sys.argv[1]))
+         if j["event"] == "joined" and j["receiver"] != "0123456789abcdef"]
+assert hosts and all(h == sys.argv[2] for h in hosts), (hosts, sys.argv[2])
+EOF_PY
 	ends r1 40 0
 	ends send 40 3
 	same r1 big
