@@ -209,6 +209,35 @@ int main(void)
 		   mc_target_span_ok(tg, 4, err, sizeof err) == 1, "a wrong decoded span is refused, nothing written: %s", err);
 	mc_target_identity(tg, ident);
 	mc_target_close(tg);
+
+	/* Writer threads: chunks queued in any order (holes 1 and 2 next to each other: one zeroing), then drained. */
+	path(t, sizeof t, "queued.img");
+	memset(back, 0x5a, IMG);
+	ok(write_file(t, back, IMG) == 0, "another used file of the image's size");
+	ok((tg = mc_target_open(t, &p.m, 0, err, sizeof err)) != NULL && mc_target_start(tg, 3, err, sizeof err) == 0,
+	   "three writers started: %s", err);
+	all = 1;
+	for (uint32_t k = 0; tg && k < NSPAN; k++) {
+		uint32_t i = k < 3 ? k : NSPAN - 1 - (k - 3); /* 0 1 2, then 6 5 4 3 */
+		uint32_t len = mc_manifest_chunk_flags(&p.m, i) & MC_CHUNK_HOLE ? 0 : mc_manifest_chunk_len(&p.m, i);
+		if (len)
+			mc_pkg_check_chunk(&p, i, buf);
+		all &= mc_target_queue(tg, i, buf, len, err, sizeof err) == 0;
+		memset(buf, 0xee, SPAN); /* the queue keeps its own copy */
+	}
+	ok(all && tg && mc_target_sync(tg, err, sizeof err) == 0, "every chunk queued, drained and synced: %s", err);
+	ok(read_file(t, back, IMG) == 0 && memcmp(back, img, IMG) == 0, "the file is the image");
+	mc_pkg_check_chunk(&p, 0, buf);
+	buf[5] ^= 1;
+	errno = 0;
+	int qrc = tg ? mc_target_queue(tg, 0, buf, l0, err, sizeof err) : -1;
+	ok(tg && (qrc < 0 || mc_target_drain(tg, err, sizeof err) < 0) && errno == EBADMSG,
+	   "wrong bytes queued: the writers' failure comes back: %s", err);
+	mc_pkg_check_chunk(&p, 0, buf);
+	errno = 0;
+	ok(tg && mc_target_queue(tg, 0, buf, l0, err, sizeof err) < 0 && errno == EBADMSG, "and stays: %s", err);
+	ok(read_file(t, back, IMG) == 0 && memcmp(back, img, IMG) == 0, "nothing of the wrong bytes written");
+	mc_target_close(tg);
 	path(t, sizeof t, "new.img");
 	tg = mc_target_open(t, &p.m, MC_TARGET_READONLY, err, sizeof err);
 	mc_target_identity(tg, ident2);
