@@ -111,9 +111,10 @@ int mc_target_span_ok(struct mc_target *t, uint32_t i, char *err, size_t errlen)
 /*
  * Raw access to the target's bytes at any offset and length, for a sink
  * that keeps a chunk's stored bytes in the chunk's own span while the chunk
- * is incomplete (stored_len(i) <= span_len(i), so they fit). Handles the
- * alignment O_DIRECT wants on a block device (unaligned pieces go through
- * the page cache, which the kernel keeps coherent with direct I/O). Return
+ * is incomplete (stored_len(i) <= span_len(i), so they fit). Writes go
+ * through the page cache (fast; durable at mc_target_sync, which the kernel
+ * keeps coherent with the direct I/O of spans); reads use O_DIRECT where
+ * aligned, the page cache elsewhere. Return
  * 0 or -1 with errno; a read past the end of the target fails with EIO.
  */
 int mc_target_pwrite(struct mc_target *t, const void *p, size_t n, uint64_t off);
