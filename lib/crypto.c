@@ -12,7 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <xxhash.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -48,10 +51,16 @@ int mc_random(void *p, size_t n)
 	return n > INT_MAX || RAND_priv_bytes(p, (int)n) != 1 ? -1 : 0;
 }
 
-/* The public half of an Ed25519 seed. */
-static int derive_pub(const uint8_t seed[MC_KEY_SEED_LEN], uint8_t pub[MC_KEY_PUB_LEN])
+/* OpenSSL's id of a key type (enum mc_key_type). */
+static int pkey_id(unsigned type)
 {
-	EVP_PKEY *pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, MC_KEY_SEED_LEN);
+	return type == MC_KEY_X25519 ? EVP_PKEY_X25519 : EVP_PKEY_ED25519;
+}
+
+/* The public half of an Ed25519 seed or an X25519 private key. */
+static int derive_pub(unsigned type, const uint8_t seed[MC_KEY_SEED_LEN], uint8_t pub[MC_KEY_PUB_LEN])
+{
+	EVP_PKEY *pk = EVP_PKEY_new_raw_private_key(pkey_id(type), NULL, seed, MC_KEY_SEED_LEN);
 	size_t len = MC_KEY_PUB_LEN;
 	int rc = -1;
 
@@ -63,9 +72,15 @@ static int derive_pub(const uint8_t seed[MC_KEY_SEED_LEN], uint8_t pub[MC_KEY_PU
 
 int mc_key_generate(struct mc_key *k, char *err, size_t errlen)
 {
+	return mc_key_generate_as(MC_KEY_ED25519, k, err, errlen);
+}
+
+int mc_key_generate_as(unsigned type, struct mc_key *k, char *err, size_t errlen)
+{
 	memset(k, 0, sizeof *k);
-	if (mc_random(k->seed, MC_KEY_SEED_LEN) < 0 || derive_pub(k->seed, k->pub) < 0) {
-		snprintf(err, errlen, "cannot make an Ed25519 key");
+	k->type = (uint8_t)type;
+	if (mc_random(k->seed, MC_KEY_SEED_LEN) < 0 || derive_pub(type, k->seed, k->pub) < 0) {
+		snprintf(err, errlen, "cannot make an %s key", mc_key_type_name(type));
 		return -1;
 	}
 	k->has_secret = 1;
@@ -80,8 +95,8 @@ int mc_sign(const struct mc_key *k, const void *msg, size_t n, uint8_t sig[MC_SI
 	size_t len = MC_SIG_LEN;
 	int rc = -1;
 
-	if (!k->has_secret) {
-		snprintf(err, errlen, "not a secret key");
+	if (!k->has_secret || k->type != MC_KEY_ED25519) {
+		snprintf(err, errlen, "not an Ed25519 secret key");
 		return -1;
 	}
 	pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, k->seed, MC_KEY_SEED_LEN);
@@ -141,7 +156,13 @@ static int b64_decode_exact(const char *s, size_t len, uint8_t *out, size_t n)
 	return 0;
 }
 
-static int format_line(const char *tag, const uint8_t *p, size_t n, const char *comment, char *out, size_t outlen)
+const char *mc_key_type_name(unsigned type)
+{
+	return type == MC_KEY_X25519 ? "x25519" : "ed25519";
+}
+
+static int format_line(const char *tag, unsigned type, const uint8_t *p, size_t n, const char *comment, char *out,
+		       size_t outlen)
 {
 	char b64[128];
 	int w;
@@ -149,9 +170,9 @@ static int format_line(const char *tag, const uint8_t *p, size_t n, const char *
 	if (b64_encode(p, n, b64, sizeof b64) < 0)
 		return -1;
 	if (comment && comment[0])
-		w = snprintf(out, outlen, "%s ed25519 %s %s\n", tag, b64, comment);
+		w = snprintf(out, outlen, "%s %s %s %s\n", tag, mc_key_type_name(type), b64, comment);
 	else
-		w = snprintf(out, outlen, "%s ed25519 %s\n", tag, b64);
+		w = snprintf(out, outlen, "%s %s %s\n", tag, mc_key_type_name(type), b64);
 	return w < 0 || (size_t)w >= outlen ? -1 : w;
 }
 
@@ -164,19 +185,19 @@ int mc_key_format_secret(const struct mc_key *k, char *out, size_t outlen)
 		return -1;
 	memcpy(both, k->seed, MC_KEY_SEED_LEN);
 	memcpy(both + MC_KEY_SEED_LEN, k->pub, MC_KEY_PUB_LEN);
-	w = format_line(MC_KEY_SECRET_TAG, both, sizeof both, k->comment, out, outlen);
+	w = format_line(MC_KEY_SECRET_TAG, k->type, both, sizeof both, k->comment, out, outlen);
 	OPENSSL_cleanse(both, sizeof both);
 	return w;
 }
 
 int mc_key_format_public(const struct mc_key *k, char *out, size_t outlen)
 {
-	return format_line(MC_KEY_PUBLIC_TAG, k->pub, MC_KEY_PUB_LEN, k->comment, out, outlen);
+	return format_line(MC_KEY_PUBLIC_TAG, k->type, k->pub, MC_KEY_PUB_LEN, k->comment, out, outlen);
 }
 
 /* Splits the one line of a key file into tag, type, base64 and comment; checks the common rules. */
-static int parse_line(const char *buf, size_t len, const char *want, const char *other, uint8_t *key, size_t keylen,
-		      char *comment, char *err, size_t errlen)
+static int parse_line(const char *buf, size_t len, const char *want, const char *other, unsigned type, uint8_t *key,
+		      size_t keylen, char *comment, char *err, size_t errlen)
 {
 	const char *p = buf, *end, *sp;
 	size_t taglen = strlen(want);
@@ -202,8 +223,15 @@ static int parse_line(const char *buf, size_t len, const char *want, const char 
 	}
 	p = buf + taglen + 1;
 	sp = memchr(p, ' ', (size_t)(end - p));
-	if (sp == NULL || (size_t)(sp - p) != 7 || memcmp(p, "ed25519", 7) != 0) {
-		snprintf(err, errlen, "unknown key type (only 'ed25519' is known)");
+	if (sp == NULL || (((size_t)(sp - p) != 7 || memcmp(p, "ed25519", 7) != 0) &&
+			   ((size_t)(sp - p) != 6 || memcmp(p, "x25519", 6) != 0))) {
+		snprintf(err, errlen, "unknown key type (only 'ed25519' and 'x25519' are known)");
+		return -1;
+	}
+	if ((size_t)(sp - p) != strlen(mc_key_type_name(type))) {
+		/* A signing key where an encryption key is wanted, or the other way round. */
+		snprintf(err, errlen, "an %.*s key where an %s key is wanted (%s)", (int)(sp - p), p, mc_key_type_name(type),
+			 type == MC_KEY_X25519 ? "mcast-pack keygen --box makes one" : "mcast-pack keygen makes one");
 		return -1;
 	}
 	p = sp + 1;
@@ -233,13 +261,20 @@ static int parse_line(const char *buf, size_t len, const char *want, const char 
 
 int mc_key_parse_secret(const char *buf, size_t len, struct mc_key *k, char *err, size_t errlen)
 {
+	return mc_key_parse_secret_as(MC_KEY_ED25519, buf, len, k, err, errlen);
+}
+
+int mc_key_parse_secret_as(unsigned type, const char *buf, size_t len, struct mc_key *k, char *err, size_t errlen)
+{
 	uint8_t both[MC_KEY_SEED_LEN + MC_KEY_PUB_LEN], pub[MC_KEY_PUB_LEN];
 	int rc = -1;
 
 	memset(k, 0, sizeof *k);
-	if (parse_line(buf, len, MC_KEY_SECRET_TAG, MC_KEY_PUBLIC_TAG, both, sizeof both, k->comment, err, errlen) < 0)
+	if (parse_line(buf, len, MC_KEY_SECRET_TAG, MC_KEY_PUBLIC_TAG, type, both, sizeof both, k->comment, err,
+		       errlen) < 0)
 		goto out;
-	if (derive_pub(both, pub) < 0 || memcmp(pub, both + MC_KEY_SEED_LEN, MC_KEY_PUB_LEN) != 0) {
+	k->type = (uint8_t)type;
+	if (derive_pub(type, both, pub) < 0 || memcmp(pub, both + MC_KEY_SEED_LEN, MC_KEY_PUB_LEN) != 0) {
 		snprintf(err, errlen, "public half does not belong to the secret key (damaged file)");
 		goto out;
 	}
@@ -257,9 +292,16 @@ out:
 
 int mc_key_parse_public(const char *buf, size_t len, struct mc_key *k, char *err, size_t errlen)
 {
+	return mc_key_parse_public_as(MC_KEY_ED25519, buf, len, k, err, errlen);
+}
+
+int mc_key_parse_public_as(unsigned type, const char *buf, size_t len, struct mc_key *k, char *err, size_t errlen)
+{
 	memset(k, 0, sizeof *k);
-	if (parse_line(buf, len, MC_KEY_PUBLIC_TAG, MC_KEY_SECRET_TAG, k->pub, MC_KEY_PUB_LEN, k->comment, err, errlen) < 0)
+	if (parse_line(buf, len, MC_KEY_PUBLIC_TAG, MC_KEY_SECRET_TAG, type, k->pub, MC_KEY_PUB_LEN, k->comment, err,
+		       errlen) < 0)
 		return -1;
+	k->type = (uint8_t)type;
 	mc_key_id(k->pub, k->id);
 	return 0;
 }
@@ -311,6 +353,11 @@ out:
 
 int mc_key_load_secret(const char *path, struct mc_key *k, int *loose, char *err, size_t errlen)
 {
+	return mc_key_load_secret_as(MC_KEY_ED25519, path, k, loose, err, errlen);
+}
+
+int mc_key_load_secret_as(unsigned type, const char *path, struct mc_key *k, int *loose, char *err, size_t errlen)
+{
 	char buf[KEY_FILE_MAX], why[160];
 	struct stat st;
 	ssize_t n = read_small(path, buf, sizeof buf, &st, err, errlen);
@@ -319,7 +366,7 @@ int mc_key_load_secret(const char *path, struct mc_key *k, int *loose, char *err
 	*loose = 0;
 	if (n < 0)
 		goto out;
-	if (mc_key_parse_secret(buf, (size_t)n, k, why, sizeof why) < 0) {
+	if (mc_key_parse_secret_as(type, buf, (size_t)n, k, why, sizeof why) < 0) {
 		snprintf(err, errlen, "%s: %s", path, why);
 		goto out;
 	}
@@ -332,13 +379,18 @@ out:
 
 int mc_key_load_public(const char *path, struct mc_key *k, char *err, size_t errlen)
 {
+	return mc_key_load_public_as(MC_KEY_ED25519, path, k, err, errlen);
+}
+
+int mc_key_load_public_as(unsigned type, const char *path, struct mc_key *k, char *err, size_t errlen)
+{
 	char buf[KEY_FILE_MAX], why[160];
 	struct stat st;
 	ssize_t n = read_small(path, buf, sizeof buf, &st, err, errlen);
 
 	if (n < 0)
 		return -1;
-	if (mc_key_parse_public(buf, (size_t)n, k, why, sizeof why) < 0) {
+	if (mc_key_parse_public_as(type, buf, (size_t)n, k, why, sizeof why) < 0) {
 		snprintf(err, errlen, "%s: %s", path, why);
 		return -1;
 	}
@@ -764,4 +816,211 @@ int mc_hash_once(unsigned alg, const uint8_t *salt, const void *p, size_t n, uin
 	}
 	memset(out, 0, MC_HASH_OUT);
 	return -1;
+}
+
+/* ---- encryption: AEAD, HKDF, X25519 and sealed boxes ---- */
+
+const char *mc_aead_name(unsigned alg)
+{
+	return alg == MC_AEAD_AES256GCM ? "aes-256-gcm" : alg == MC_AEAD_CHACHA20POLY1305 ? "chacha20-poly1305" : "unknown";
+}
+
+struct mc_aead {
+	EVP_CIPHER_CTX *enc, *dec;
+	EVP_CIPHER *ci;
+};
+
+struct mc_aead *mc_aead_new(unsigned alg, const uint8_t key[MC_AEAD_KEY_LEN])
+{
+	struct mc_aead *a = calloc(1, sizeof *a);
+	const char *name = alg == MC_AEAD_AES256GCM ? "AES-256-GCM" : alg == MC_AEAD_CHACHA20POLY1305 ? "ChaCha20-Poly1305" : NULL;
+
+	if (a == NULL || name == NULL)
+		goto fail;
+	/* Fetched once, keyed once: each message then only sets its nonce (the key schedule is not redone). */
+	a->ci = EVP_CIPHER_fetch(NULL, name, NULL);
+	a->enc = EVP_CIPHER_CTX_new();
+	a->dec = EVP_CIPHER_CTX_new();
+	if (a->ci == NULL || a->enc == NULL || a->dec == NULL ||
+	    EVP_EncryptInit_ex2(a->enc, a->ci, key, NULL, NULL) != 1 ||
+	    EVP_DecryptInit_ex2(a->dec, a->ci, key, NULL, NULL) != 1)
+		goto fail;
+	return a;
+fail:
+	mc_aead_free(a);
+	return NULL;
+}
+
+void mc_aead_free(struct mc_aead *a)
+{
+	if (a == NULL)
+		return;
+	EVP_CIPHER_CTX_free(a->enc);
+	EVP_CIPHER_CTX_free(a->dec);
+	EVP_CIPHER_free(a->ci);
+	free(a);
+}
+
+int mc_aead_seal(struct mc_aead *a, const uint8_t nonce[MC_AEAD_NONCE_LEN], const void *aad, size_t aadlen,
+		 const uint8_t *in, uint8_t *out, size_t n, uint8_t tag[MC_AEAD_TAG_LEN])
+{
+	int l;
+
+	if (n > INT_MAX || aadlen > INT_MAX || EVP_EncryptInit_ex2(a->enc, NULL, NULL, nonce, NULL) != 1 ||
+	    (aadlen && EVP_EncryptUpdate(a->enc, NULL, &l, aad, (int)aadlen) != 1) ||
+	    (n && EVP_EncryptUpdate(a->enc, out, &l, in, (int)n) != 1) || EVP_EncryptFinal_ex(a->enc, out + n, &l) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(a->enc, EVP_CTRL_AEAD_GET_TAG, MC_AEAD_TAG_LEN, tag) != 1)
+		return -1;
+	return 0;
+}
+
+int mc_aead_open(struct mc_aead *a, const uint8_t nonce[MC_AEAD_NONCE_LEN], const void *aad, size_t aadlen,
+		 const uint8_t *in, uint8_t *out, size_t n, const uint8_t tag[MC_AEAD_TAG_LEN])
+{
+	uint8_t t[MC_AEAD_TAG_LEN];
+	int l;
+
+	memcpy(t, tag, sizeof t);
+	if (n > INT_MAX || aadlen > INT_MAX || EVP_DecryptInit_ex2(a->dec, NULL, NULL, nonce, NULL) != 1 ||
+	    (aadlen && EVP_DecryptUpdate(a->dec, NULL, &l, aad, (int)aadlen) != 1) ||
+	    (n && EVP_DecryptUpdate(a->dec, out, &l, in, (int)n) != 1) ||
+	    EVP_CIPHER_CTX_ctrl(a->dec, EVP_CTRL_AEAD_SET_TAG, MC_AEAD_TAG_LEN, t) != 1 ||
+	    EVP_DecryptFinal_ex(a->dec, out + n, &l) != 1)
+		return -1;
+	return 0;
+}
+
+int mc_hkdf_sha256(const void *ikm, size_t ikmlen, const void *salt, size_t saltlen, const void *info, size_t infolen,
+		   uint8_t *out, size_t outlen)
+{
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	OSSL_PARAM p[5], *q = p;
+	int rc = -1;
+
+	*q++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+	*q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)ikm, ikmlen);
+	*q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, saltlen);
+	*q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, infolen);
+	*q = OSSL_PARAM_construct_end();
+	if (ctx && EVP_KDF_derive(ctx, out, outlen, p) == 1)
+		rc = 0;
+	EVP_KDF_CTX_free(ctx);
+	EVP_KDF_free(kdf);
+	return rc;
+}
+
+int mc_x25519_public(const uint8_t priv[32], uint8_t pub[32])
+{
+	return derive_pub(MC_KEY_X25519, priv, pub);
+}
+
+int mc_x25519(const uint8_t priv[32], const uint8_t peer[32], uint8_t shared[32])
+{
+	EVP_PKEY *me = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, 32);
+	EVP_PKEY *them = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer, 32);
+	EVP_PKEY_CTX *ctx = me ? EVP_PKEY_CTX_new(me, NULL) : NULL;
+	size_t len = 32;
+	int rc = -1;
+
+	/* OpenSSL refuses an all-zero result (a peer key of small order): RFC 7748 section 6.1's check. */
+	if (them && ctx && EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_derive_set_peer(ctx, them) == 1 &&
+	    EVP_PKEY_derive(ctx, shared, &len) == 1 && len == 32)
+		rc = 0;
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(them);
+	EVP_PKEY_free(me);
+	return rc;
+}
+
+/* The key that seals a box: HKDF-SHA256 of the shared secret, salted with both public keys. */
+static int box_key(const uint8_t shared[32], const uint8_t eph[32], const uint8_t rpub[32], uint8_t key[32])
+{
+	static const char info[] = "mcast sealed box v1";
+	uint8_t salt[64];
+
+	memcpy(salt, eph, 32);
+	memcpy(salt + 32, rpub, 32);
+	return mc_hkdf_sha256(shared, 32, salt, sizeof salt, info, sizeof info, key, 32);
+}
+
+int mc_box_seal(const uint8_t rpub[32], const void *aad, size_t aadlen, const uint8_t msg[MC_BOX_MSG_LEN],
+		uint8_t box[MC_BOX_LEN])
+{
+	static const uint8_t nonce[MC_AEAD_NONCE_LEN]; /* every box has a key of its own (a fresh ephemeral key) */
+	uint8_t eph[32], shared[32], key[32];
+	struct mc_aead *a = NULL;
+	int rc = -1;
+
+	if (mc_random(eph, sizeof eph) < 0 || mc_x25519_public(eph, box) < 0 || mc_x25519(eph, rpub, shared) < 0 ||
+	    box_key(shared, box, rpub, key) < 0 || (a = mc_aead_new(MC_AEAD_AES256GCM, key)) == NULL)
+		goto out;
+	rc = mc_aead_seal(a, nonce, aad, aadlen, msg, box + 32, MC_BOX_MSG_LEN, box + 32 + MC_BOX_MSG_LEN);
+out:
+	mc_aead_free(a);
+	OPENSSL_cleanse(eph, sizeof eph);
+	OPENSSL_cleanse(shared, sizeof shared);
+	OPENSSL_cleanse(key, sizeof key);
+	return rc;
+}
+
+int mc_box_open(const struct mc_key *k, const void *aad, size_t aadlen, const uint8_t box[MC_BOX_LEN],
+		uint8_t msg[MC_BOX_MSG_LEN])
+{
+	static const uint8_t nonce[MC_AEAD_NONCE_LEN];
+	uint8_t shared[32], key[32];
+	struct mc_aead *a = NULL;
+	int rc = -1;
+
+	if (k->type != MC_KEY_X25519 || !k->has_secret || mc_x25519(k->seed, box, shared) < 0 ||
+	    box_key(shared, box, k->pub, key) < 0 || (a = mc_aead_new(MC_AEAD_AES256GCM, key)) == NULL)
+		goto out;
+	rc = mc_aead_open(a, nonce, aad, aadlen, box + 32, msg, MC_BOX_MSG_LEN, box + 32 + MC_BOX_MSG_LEN);
+out:
+	mc_aead_free(a);
+	OPENSSL_cleanse(shared, sizeof shared);
+	OPENSSL_cleanse(key, sizeof key);
+	return rc;
+}
+
+void mc_content_key_id(const uint8_t key[MC_AEAD_KEY_LEN], uint8_t id[MC_KEYID_LEN])
+{
+	static const char dom[] = "mcast content key id v1";
+	uint8_t b[sizeof dom + MC_AEAD_KEY_LEN], h[32];
+
+	memcpy(b, dom, sizeof dom);
+	memcpy(b + sizeof dom, key, MC_AEAD_KEY_LEN);
+	mc_sha256(b, sizeof b, h);
+	memcpy(id, h, MC_KEYID_LEN);
+	OPENSSL_cleanse(b, sizeof b);
+}
+
+int mc_content_key_load(const char *path, struct mc_content_key *k, int *loose, char *err, size_t errlen)
+{
+	char buf[KEY_FILE_MAX], why[160];
+	struct stat st;
+	ssize_t n = read_small(path, buf, sizeof buf, &st, err, errlen);
+	int rc = -1;
+
+	memset(k, 0, sizeof *k);
+	*loose = 0;
+	if (n < 0)
+		goto out;
+	if (n == MC_AEAD_KEY_LEN) {
+		/* 32 bytes: a shared key (keygen --session); a text key file is never that short. */
+		memcpy(k->key, buf, MC_AEAD_KEY_LEN);
+		mc_content_key_id(k->key, k->id);
+	} else if (mc_key_parse_secret_as(MC_KEY_X25519, buf, (size_t)n, &k->box, why, sizeof why) < 0) {
+		snprintf(err, errlen, "%s: neither a 32-byte key (keygen --session) nor an x25519 secret key (keygen --box): %s",
+			 path, why);
+		goto out;
+	} else {
+		k->is_box = 1;
+		memcpy(k->id, k->box.id, MC_KEYID_LEN);
+	}
+	*loose = (st.st_mode & 077) != 0;
+	rc = 0;
+out:
+	OPENSSL_cleanse(buf, sizeof buf);
+	return rc;
 }

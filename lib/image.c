@@ -2,6 +2,7 @@
 #include "image.h"
 #include "disk.h"
 #include "fsmap.h"
+#include "crypto.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -166,6 +167,8 @@ struct slot {
 	int skipped;          /* a sparse file's hole (or unused by its file system): never read, in is not filled */
 	int dontcare;         /* skipped because no file system block in it is used */
 	uint8_t dig[MC_DIGEST_LEN], span[MC_DIGEST_LEN];
+	uint8_t tag[MC_AEAD_TAG_LEN]; /* encrypted packages: the stored bytes' tag */
+	uint32_t index;       /* the chunk it holds (the nonce of its encryption) */
 	int state;
 	const char *zerr;     /* a compressor error */
 };
@@ -187,10 +190,16 @@ struct pool {
 };
 
 
-/* Compresses (or keeps) one span: digests, hole or frame or raw. */
-static void work(struct pool *p, struct slot *s, ZSTD_CCtx *cc)
+/*
+ * Compresses (or keeps) one span: digests, hole or frame or raw; for an
+ * encrypted package the stored bytes are then sealed in place, and their
+ * digest is that of the ciphertext. All of it on the worker: the writer
+ * only writes.
+ */
+static void work(struct pool *p, struct slot *s, ZSTD_CCtx *cc, struct mc_aead *ae)
 {
 	s->zerr = NULL;
+	memset(s->tag, 0, sizeof s->tag);
 	if (s->skipped || mc_image_is_zero(s->in, s->len)) {
 		s->stored = 0;
 		s->flags = MC_CHUNK_HOLE | (s->skipped && s->dontcare ? MC_CHUNK_DONTCARE : 0);
@@ -213,7 +222,10 @@ static void work(struct pool *p, struct slot *s, ZSTD_CCtx *cc)
 			s->stored = (uint32_t)z;
 		}
 	}
-	mc_chunk_digest(p->m, s->flags & MC_CHUNK_RAW ? s->in : s->out, s->stored, s->dig);
+	uint8_t *b = s->flags & MC_CHUNK_RAW ? s->in : s->out;
+	if (p->m->is_encrypted && (ae == NULL || mc_chunk_seal(p->m, ae, s->index, b, s->stored, s->tag) < 0))
+		s->zerr = "cannot encrypt";
+	mc_chunk_digest(p->m, b, s->stored, s->dig);
 }
 
 static ZSTD_CCtx *new_cctx(const struct mc_pkg_create_opts *o)
@@ -235,6 +247,7 @@ static void *worker(void *arg)
 {
 	struct pool *p = arg;
 	ZSTD_CCtx *cc = new_cctx(p->o);
+	struct mc_aead *ae = mc_manifest_aead(p->m);
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
@@ -250,7 +263,7 @@ static void *worker(void *arg)
 		if (cc == NULL && p->o->compression == MC_COMP_ZSTD) {
 			s->zerr = "out of memory";
 		} else {
-			work(p, s, cc);
+			work(p, s, cc, ae);
 		}
 		pthread_mutex_lock(&p->mu);
 		s->state = SLOT_DONE;
@@ -258,13 +271,14 @@ static void *worker(void *arg)
 	}
 	pthread_mutex_unlock(&p->mu);
 	ZSTD_freeCCtx(cc);
+	mc_aead_free(ae);
 	return NULL;
 }
 
 /* The growing per-chunk tables of the manifest. */
 struct tables {
 	uint32_t *lens;
-	uint8_t *flags, *dig, *span;
+	uint8_t *flags, *dig, *span, *tags;
 	size_t n, cap;
 };
 
@@ -284,7 +298,10 @@ static int tables_add(struct tables *t, const struct slot *s)
 		uint8_t *sp = realloc(t->span, cap * MC_DIGEST_LEN);
 		if (sp)
 			t->span = sp;
-		if (!l || !f || !d || !sp)
+		uint8_t *tg = realloc(t->tags, cap * MC_AEAD_TAG_LEN);
+		if (tg)
+			t->tags = tg;
+		if (!l || !f || !d || !sp || !tg)
 			return -1;
 		t->cap = cap;
 	}
@@ -292,6 +309,7 @@ static int tables_add(struct tables *t, const struct slot *s)
 	t->flags[t->n] = s->flags;
 	memcpy(t->dig + t->n * MC_DIGEST_LEN, s->dig, MC_DIGEST_LEN);
 	memcpy(t->span + t->n * MC_DIGEST_LEN, s->span, MC_DIGEST_LEN);
+	memcpy(t->tags + t->n * MC_AEAD_TAG_LEN, s->tag, MC_AEAD_TAG_LEN);
 	t->n++;
 	return 0;
 }
@@ -302,6 +320,7 @@ static void tables_free(struct tables *t)
 	free(t->flags);
 	free(t->dig);
 	free(t->span);
+	free(t->tags);
 }
 
 /* ---- --used-only: the volumes of the source and the blocks their file systems leave free ---- */
@@ -447,7 +466,8 @@ static int wait_done(struct pool *p, struct slot *s)
  * this thread, with no workers); finished ones are written in order. A slot
  * is refilled only once its span is written: memory is the ring.
  */
-static int pump(struct run *r, struct src *in, struct pool *p, ZSTD_CCtx *cc, char *err, size_t errlen)
+static int pump(struct run *r, struct src *in, struct pool *p, ZSTD_CCtx *cc, struct mc_aead *ae, char *err,
+		size_t errlen)
 {
 	uint64_t next = 0, written = 0, off = 0;
 	uint32_t chunk = r->o->chunk_size;
@@ -482,8 +502,9 @@ static int pump(struct run *r, struct src *in, struct pool *p, ZSTD_CCtx *cc, ch
 		off += s->len;
 		if (r->o->progress)
 			r->o->progress(r->o->progress_arg, off, in->seekable ? in->size : 0);
+		s->index = (uint32_t)next;
 		if (p->nth == 0) {
-			work(p, s, cc);
+			work(p, s, cc, ae);
 			s->state = SLOT_DONE;
 		} else {
 			pthread_mutex_lock(&p->mu);
@@ -515,6 +536,7 @@ int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, i
 	struct pool p;
 	struct run r = {.o = o, .fd = fd};
 	ZSTD_CCtx *cc = NULL;
+	struct mc_aead *ae = NULL;
 	unsigned threads = o->threads > 1 ? o->threads : 0;
 	int rc = -1;
 
@@ -572,6 +594,8 @@ int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, i
 	XXH3_128bits_reset(r.whole);
 	if (threads == 0 && o->compression == MC_COMP_ZSTD && (cc = new_cctx(o)) == NULL)
 		goto nomem;
+	if (threads == 0 && m->is_encrypted && (ae = mc_manifest_aead(m)) == NULL)
+		goto nomem;
 	pthread_mutex_init(&p.mu, NULL);
 	pthread_cond_init(&p.cv, NULL);
 	for (unsigned i = 0; i < threads; i++)
@@ -581,7 +605,7 @@ int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, i
 		snprintf(err, errlen, "-j %u: cannot start a thread", threads);
 		goto out_pool;
 	}
-	if (pump(&r, &in, &p, cc, err, errlen) < 0)
+	if (pump(&r, &in, &p, cc, ae, err, errlen) < 0)
 		goto out_pool;
 	m->image_size = r.image; /* a stream's size is what came */
 	if (r.t.n > UINT32_MAX) {
@@ -599,6 +623,7 @@ int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, i
 				r.used->vols[v].stored += r.t.lens[i];
 		}
 	}
+	m->tags = r.t.tags;
 	if (mc_manifest_encode_image_vols(m, r.t.lens, r.t.flags, r.t.dig, r.t.span, r.used ? r.used->table : "",
 					  r.used ? r.used->vols : NULL, r.used ? r.used->nvols : 0, err, errlen) < 0)
 		goto out_pool;
@@ -619,6 +644,7 @@ out:
 	free(p.queue);
 	free(p.th);
 	ZSTD_freeCCtx(cc);
+	mc_aead_free(ae);
 	src_close(&in);
 	XXH3_freeState(r.whole);
 	tables_free(&r.t);
@@ -633,6 +659,8 @@ out:
 
 struct mc_image_dec {
 	ZSTD_DCtx *dc;
+	uint8_t *plain;     /* an encrypted chunk's stored bytes, decrypted */
+	size_t cap;
 };
 
 struct mc_image_dec *mc_image_dec_new(void)
@@ -650,6 +678,7 @@ void mc_image_dec_free(struct mc_image_dec *d)
 {
 	if (d) {
 		ZSTD_freeDCtx(d->dc);
+		free(d->plain);
 		free(d);
 	}
 }
@@ -681,8 +710,43 @@ int mc_image_decode(struct mc_image_dec *d, const struct mc_manifest *m, uint32_
 		memset(out, 0, span); /* the manifest's digest of zeros was checked when it was parsed */
 		return 0;
 	}
+	if (m->is_encrypted) {
+		/* Opened before anything is decoded: a wrong key or a forged tag gives no bytes at all. */
+		struct mc_aead *a = mc_manifest_aead(m);
+		uint8_t *to = f & MC_CHUNK_RAW ? out : NULL;
+		if (a == NULL) {
+			snprintf(err, errlen, "chunk %u: encrypted, and no key was given", i);
+			errno = m->unlocked ? ENOMEM : EACCES;
+			return -1;
+		}
+		if (to == NULL && d->cap < len) {
+			free(d->plain);
+			d->cap = 0;
+			if ((d->plain = malloc(len)) == NULL) {
+				mc_aead_free(a);
+				errno = ENOMEM;
+				snprintf(err, errlen, "chunk %u: %s", i, strerror(ENOMEM));
+				return -1;
+			}
+			d->cap = len;
+		}
+		if (to == NULL)
+			to = d->plain;
+		int r = mc_chunk_open(m, a, i, stored, to, len);
+		mc_aead_free(a);
+		if (r < 0) {
+			snprintf(err, errlen, "chunk %u: does not decrypt (its tag does not match): tampered", i);
+			errno = EBADMSG;
+			return -1;
+		}
+		if (f & MC_CHUNK_RAW)
+			stored = out; /* already in place */
+		else
+			stored = d->plain;
+	}
 	if (f & MC_CHUNK_RAW) {
-		memcpy(out, stored, span);
+		if (stored != out)
+			memcpy(out, stored, span);
 	} else {
 		size_t n = ZSTD_decompressDCtx(d->dc, out, span, stored, len);
 		if (ZSTD_isError(n) || n != span) {

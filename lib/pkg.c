@@ -17,6 +17,8 @@
 #include "be.h"
 #include "crypto.h"
 
+#include <openssl/crypto.h>
+
 #define MANIFEST_MAGIC "MCMF"
 #define MANIFEST_VERSION 1
 /* Fixed part of the manifest: everything but name, version string and chunk digests. */
@@ -237,7 +239,10 @@ unsigned mc_manifest_chunk_flags(const struct mc_manifest *m, uint32_t i)
 
 const uint8_t *mc_manifest_span_digest(const struct mc_manifest *m, uint32_t i)
 {
-	return m->span_digests && i < m->nchunks ? m->span_digests + (size_t)i * MC_DIGEST_LEN : NULL;
+	/* Encrypted: the decrypted table once unlocked, nothing before (the stored one is ciphertext). */
+	const uint8_t *t = m->is_encrypted ? m->span_plain : m->span_digests;
+
+	return t && i < m->nchunks ? t + (size_t)i * MC_DIGEST_LEN : NULL;
 }
 
 uint32_t mc_manifest_holes(const struct mc_manifest *m, uint64_t *bytes)
@@ -265,6 +270,68 @@ void mc_manifest_layout(const struct mc_manifest *m, struct mc_pkg_layout *l)
 	l->file_size = l->payload_off + l->payload_len;
 }
 
+static int seal_spans(struct mc_manifest *m, uint8_t *p, uint64_t n);
+static int unlock_with(struct mc_manifest *m, const uint8_t subkey[32], char *err, size_t errlen);
+
+/* Length of the encryption section of m with n chunks. */
+static uint64_t enc_len(const struct mc_manifest *m, uint64_t n)
+{
+	return MC_ENC_HDR + n * MC_AEAD_TAG_LEN + (uint64_t)m->nrecips * MC_ENC_REC;
+}
+
+/* Writes m's encryption section for n chunks at p (tags from m->tags); returns the byte after it. */
+static uint8_t *put_enc(const struct mc_manifest *m, uint8_t *p, uint64_t n)
+{
+	memcpy(p, MC_ENC_MAGIC, 4);
+	p[4] = m->aead_alg;
+	p[5] = 0;
+	mc_put16(p + 6, m->nrecips);
+	memcpy(p + 8, m->enc_salt, MC_ENC_SALT_LEN);
+	memcpy(p + 8 + MC_ENC_SALT_LEN, m->enc_check, MC_ENC_CHECK_LEN);
+	memcpy(p + 8 + MC_ENC_SALT_LEN + MC_ENC_CHECK_LEN, m->span_tag, MC_AEAD_TAG_LEN);
+	p += MC_ENC_HDR;
+	if (n)
+		memcpy(p, m->tags, n * MC_AEAD_TAG_LEN);
+	p += n * MC_AEAD_TAG_LEN;
+	if (m->nrecips)
+		memcpy(p, m->enc_boxes, (size_t)m->nrecips * MC_ENC_REC);
+	return p + (size_t)m->nrecips * MC_ENC_REC;
+}
+
+/*
+ * Length of an encryption section for n chunks at buf + off (0 when there is
+ * none there: no magic, or it does not fit in len).
+ */
+static uint64_t enc_ext_len(const uint8_t *buf, size_t len, size_t off, uint64_t n)
+{
+	uint64_t e;
+
+	if (off > len || len - off < MC_ENC_HDR || memcmp(buf + off, MC_ENC_MAGIC, 4) != 0)
+		return 0;
+	e = MC_ENC_HDR + n * MC_AEAD_TAG_LEN + (uint64_t)mc_get16(buf + off + 6) * MC_ENC_REC;
+	return e <= len - off ? e : 0;
+}
+
+/* Reads the encryption section at p (its length checked) into m, or returns the reason. */
+static const char *parse_enc(const uint8_t *p, struct mc_manifest *m)
+{
+	if (p[4] != MC_AEAD_AES256GCM && p[4] != MC_AEAD_CHACHA20POLY1305)
+		return "unknown encryption algorithm";
+	if (p[5] != 0)
+		return "encryption section: reserved byte not 0";
+	if (mc_get16(p + 6) > MC_ENC_RECIPS_MAX)
+		return "encryption section: too many recipients";
+	m->is_encrypted = 1;
+	m->aead_alg = p[4];
+	m->nrecips = mc_get16(p + 6);
+	memcpy(m->enc_salt, p + 8, MC_ENC_SALT_LEN);
+	memcpy(m->enc_check, p + 8 + MC_ENC_SALT_LEN, MC_ENC_CHECK_LEN);
+	memcpy(m->span_tag, p + 8 + MC_ENC_SALT_LEN + MC_ENC_CHECK_LEN, MC_AEAD_TAG_LEN);
+	m->tags = p + MC_ENC_HDR;
+	m->recips = m->tags + (size_t)m->nchunks * MC_AEAD_TAG_LEN;
+	return NULL;
+}
+
 uint64_t mc_manifest_payload_off(const struct mc_manifest *m)
 {
 	uint64_t len = MANIFEST_FIXED + strlen(m->name) + strlen(m->version) +
@@ -277,6 +344,9 @@ uint64_t mc_manifest_payload_off(const struct mc_manifest *m)
 
 	if (m->is_signed)
 		len += MC_SIG_TRAILER_LEN;
+	if (m->is_encrypted)
+		len += enc_len(m, m->format == MC_PKG_VERSION_IMAGE ? mc_chunk_count(m->image_size, m->chunk_size)
+								    : mc_chunk_count(m->payload_size, m->chunk_size));
 	if (m->chunk_size < MC_CHUNK_MIN || m->chunk_size > MC_CHUNK_MAX || len > MC_MANIFEST_MAX)
 		return 0;
 	return round_up(MC_PKG_HDR_SIZE + len, MC_PKG_ALIGN);
@@ -333,7 +403,8 @@ int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err,
 		snprintf(err, errlen, "chunk size %u: out of range", m->chunk_size);
 		return -1;
 	}
-	len = MANIFEST_FIXED + nl + vl + want * MC_DIGEST_LEN + (m->is_signed ? MC_SIG_TRAILER_LEN : 0);
+	len = MANIFEST_FIXED + nl + vl + want * MC_DIGEST_LEN + (m->is_signed ? MC_SIG_TRAILER_LEN : 0) +
+	      (m->is_encrypted ? enc_len(m, want) : 0);
 	if (want != m->nchunks || len > MC_MANIFEST_MAX) {
 		snprintf(err, errlen, "payload too large for chunk size %u (at most %u chunks)", m->chunk_size,
 			 (unsigned)((MC_MANIFEST_MAX - MANIFEST_FIXED - 2 * MC_NAME_MAX) / MC_DIGEST_LEN));
@@ -351,8 +422,15 @@ int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err,
 	if (m->nchunks)
 		memcpy(p, digests, (size_t)m->nchunks * MC_DIGEST_LEN);
 	m->digests = p;
+	p += (size_t)m->nchunks * MC_DIGEST_LEN;
+	if (m->is_encrypted) {
+		uint8_t *e = p;
+		p = put_enc(m, p, m->nchunks);
+		m->tags = e + MC_ENC_HDR;
+		m->recips = m->tags + (size_t)m->nchunks * MC_AEAD_TAG_LEN;
+	}
 	if (m->is_signed)
-		put_trailer(m, p + (size_t)m->nchunks * MC_DIGEST_LEN);
+		put_trailer(m, p);
 	m->format = MC_PKG_VERSION;
 	m->image_size = 0;
 	m->stored_lens = m->chunk_flags = m->span_digests = NULL;
@@ -392,7 +470,8 @@ int mc_manifest_encode_image_vols(struct mc_manifest *m, const uint32_t *stored_
 		snprintf(err, errlen, "chunk size %u: out of range", m->chunk_size);
 		return -1;
 	}
-	len = MANIFEST_FIXED2 + nl + vl + n * MC_IMAGE_PER_CHUNK + vlen + (m->is_signed ? MC_SIG_TRAILER_LEN : 0);
+	len = MANIFEST_FIXED2 + nl + vl + n * MC_IMAGE_PER_CHUNK + vlen + (m->is_signed ? MC_SIG_TRAILER_LEN : 0) +
+	      (m->is_encrypted ? enc_len(m, n) : 0);
 	if (len > MC_MANIFEST_MAX) {
 		snprintf(err, errlen, "image too large for chunk size %u (at most %u chunks)", m->chunk_size,
 			 (unsigned)((MC_MANIFEST_MAX - MANIFEST_FIXED2 - 2 * MC_NAME_MAX) / MC_IMAGE_PER_CHUNK));
@@ -412,7 +491,14 @@ int mc_manifest_encode_image_vols(struct mc_manifest *m, const uint32_t *stored_
 	if (n) {
 		memcpy(p, flags, n); p += n;
 		memcpy(p, digests, n * MC_DIGEST_LEN); p += n * MC_DIGEST_LEN;
-		memcpy(p, span_digests, n * MC_DIGEST_LEN); p += n * MC_DIGEST_LEN;
+		memcpy(p, span_digests, n * MC_DIGEST_LEN);
+		/* Encrypted: the span digests of plaintext would let anyone confirm a guess of a span. */
+		if (m->is_encrypted && seal_spans(m, p, n) < 0) {
+			free(buf);
+			snprintf(err, errlen, "manifest: cannot encrypt the span digests");
+			return -1;
+		}
+		p += n * MC_DIGEST_LEN;
 	}
 	if (nvols) {
 		memcpy(p, VOL_MAGIC, 4); p += 4;
@@ -429,7 +515,9 @@ int mc_manifest_encode_image_vols(struct mc_manifest *m, const uint32_t *stored_
 			p[32 + MC_VOL_FSTYPE - 1] = vols[i].flags;
 		}
 	}
-	/* The signature trailer comes last: it signs the volume records too. */
+	if (m->is_encrypted)
+		p = put_enc(m, p, n);
+	/* The signature trailer comes last: it signs the volume records and the encryption section too. */
 	if (m->is_signed)
 		put_trailer(m, p);
 	/* Parsing what was built makes encode exactly as strict as parse. */
@@ -437,6 +525,10 @@ int mc_manifest_encode_image_vols(struct mc_manifest *m, const uint32_t *stored_
 	free(buf);
 	if (rc < 0)
 		return -1;
+	if (m->is_encrypted && unlock_with(&t, m->subkey, err, errlen) < 0) {
+		mc_manifest_free(&t);
+		return -1;
+	}
 	mc_manifest_free(m);
 	*m = t;
 	return 0;
@@ -513,9 +605,11 @@ static const char *parse_image(const uint8_t *buf, size_t off, struct mc_manifes
 					return "out of memory";
 				zdone = 1;
 			}
+			/* Encrypted span digests are checked once decrypted (unlock_with). */
 			if (memcmp(m->digests + (size_t)MC_DIGEST_LEN * i, empty, MC_DIGEST_LEN) != 0 ||
-			    memcmp(m->span_digests + (size_t)MC_DIGEST_LEN * i, spl == m->chunk_size ? zfull : zlast,
-				   MC_DIGEST_LEN) != 0)
+			    (!m->is_encrypted &&
+			     memcmp(m->span_digests + (size_t)MC_DIGEST_LEN * i, spl == m->chunk_size ? zfull : zlast,
+				    MC_DIGEST_LEN) != 0))
 				return "a hole's digests are not those of zeros";
 			continue;
 		}
@@ -610,7 +704,7 @@ int mc_manifest_vol(const struct mc_manifest *m, unsigned i, struct mc_vol *v)
 int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, char *err, size_t errlen)
 {
 	size_t off = 6;
-	uint64_t want, vext = 0;
+	uint64_t want, vext = 0, eext = 0, per;
 	unsigned fmt;
 	const char *why = NULL;
 
@@ -651,6 +745,9 @@ int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, cha
 	want = mc_chunk_count(fmt == MANIFEST_VERSION ? m->payload_size : m->image_size, m->chunk_size);
 	if (fmt == MC_PKG_VERSION_IMAGE)
 		vext = vol_ext_len(buf, len, off, want);
+	per = fmt == MANIFEST_VERSION ? MC_DIGEST_LEN : MC_IMAGE_PER_CHUNK;
+	if (want <= MC_MANIFEST_MAX && want * per + vext <= len - off)
+		eext = enc_ext_len(buf, len, off + want * per + vext, want);
 	if (m->compression > MC_COMP_XZ)
 		why = "unknown compression";
 	else if (fmt == MANIFEST_VERSION && m->kind > MC_KIND_TAR)
@@ -664,13 +761,12 @@ int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, cha
 	else if (want != m->nchunks)
 		why = fmt == MANIFEST_VERSION ? "chunk count does not match payload and chunk sizes"
 					      : "chunk count does not match image and chunk sizes";
-	else if ((uint64_t)(len - off) != want * (fmt == MANIFEST_VERSION ? MC_DIGEST_LEN : MC_IMAGE_PER_CHUNK) + vext) {
+	else if ((uint64_t)(len - off) != want * per + vext + eext) {
 		/* A signed manifest: the same, then the signature trailer. */
 		struct mc_sig_trailer t;
 		char tw[128];
 
-		if ((uint64_t)(len - off) != want * (fmt == MANIFEST_VERSION ? MC_DIGEST_LEN : MC_IMAGE_PER_CHUNK) +
-						 vext + MC_SIG_TRAILER_LEN ||
+		if ((uint64_t)(len - off) != want * per + vext + eext + MC_SIG_TRAILER_LEN ||
 		    !mc_sig_trailer_is(buf + len - MC_SIG_TRAILER_LEN)) {
 			why = "length does not match chunk count";
 		} else if (mc_sig_trailer_decode(buf + len - MC_SIG_TRAILER_LEN, &t, tw, sizeof tw) < 0) {
@@ -695,6 +791,11 @@ int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, cha
 	memcpy(m->raw, buf, len);
 	m->raw_len = (uint32_t)len;
 	m->digests = m->raw + off;
+	if (eext && (why = parse_enc(m->raw + off + want * per + vext, m)) != NULL) {
+		snprintf(err, errlen, "manifest: %s", why);
+		mc_manifest_free(m);
+		return -1;
+	}
 	if (fmt == MC_PKG_VERSION_IMAGE &&
 	    ((why = parse_image(m->raw, off, m)) != NULL ||
 	     (vext && (why = parse_vols(m->raw + off + want * MC_IMAGE_PER_CHUNK, m)) != NULL))) {
@@ -710,6 +811,12 @@ void mc_manifest_free(struct mc_manifest *m)
 {
 	free(m->raw);
 	free(m->chunk_offs);
+	free(m->span_plain);
+	free(m->enc_boxes);
+	m->span_plain = m->enc_boxes = NULL;
+	m->tags = m->recips = NULL;
+	OPENSSL_cleanse(m->subkey, sizeof m->subkey);
+	m->unlocked = 0;
 	m->raw = NULL;
 	m->chunk_offs = NULL;
 	m->digests = m->stored_lens = m->chunk_flags = m->span_digests = NULL;
@@ -972,4 +1079,219 @@ int mc_pkg_check_chunk(const struct mc_pkg *p, uint32_t i, uint8_t *buf)
 		return 0;
 	mc_chunk_digest(&p->m, buf, len, d);
 	return memcmp(d, p->m.digests + (size_t)i * MC_DIGEST_LEN, MC_DIGEST_LEN) == 0;
+}
+
+/* ---- encrypted packages (mcast-package(5), Encrypted packages) ---- */
+
+/* Domain strings (each with its NUL) of the associated data and the derived keys. */
+static const char AAD_CHUNK[] = "mcast chunk v1";
+static const char AAD_SPANS[] = "mcast span digests v1";
+static const char AAD_BOX[] = "mcast content key v1";
+static const char INFO_KEY[] = "mcast package key v1";
+static const char INFO_CHECK[] = "mcast key check v1";
+
+/* Nonce: a domain (0 chunks, 1 the span digest table) and the chunk index, both big-endian. */
+static void nonce_of(uint32_t domain, uint64_t i, uint8_t n[MC_AEAD_NONCE_LEN])
+{
+	mc_put32(n, domain);
+	mc_put64(n + 4, i);
+}
+
+/* Associated data: a domain string, the package's salt and (chunks) the chunk index. Returns its length. */
+static size_t aad_of(const char *dom, size_t dl, const struct mc_manifest *m, uint64_t i, uint8_t *out)
+{
+	memcpy(out, dom, dl);
+	memcpy(out + dl, m->enc_salt, MC_ENC_SALT_LEN);
+	mc_put64(out + dl + MC_ENC_SALT_LEN, i);
+	return dl + MC_ENC_SALT_LEN + 8;
+}
+
+/* The package key and the key check value of content key key for m's salt and algorithm. */
+static int derive_keys(const uint8_t key[MC_AEAD_KEY_LEN], const struct mc_manifest *m, uint8_t subkey[32],
+		       uint8_t check[MC_ENC_CHECK_LEN])
+{
+	uint8_t info[sizeof INFO_KEY + 1];
+
+	memcpy(info, INFO_KEY, sizeof INFO_KEY);
+	info[sizeof INFO_KEY] = m->aead_alg;
+	if (mc_hkdf_sha256(key, MC_AEAD_KEY_LEN, m->enc_salt, MC_ENC_SALT_LEN, info, sizeof info, subkey, 32) < 0 ||
+	    mc_hkdf_sha256(key, MC_AEAD_KEY_LEN, m->enc_salt, MC_ENC_SALT_LEN, INFO_CHECK, sizeof INFO_CHECK, check,
+			   MC_ENC_CHECK_LEN) < 0)
+		return -1;
+	return 0;
+}
+
+struct mc_aead *mc_manifest_aead(const struct mc_manifest *m)
+{
+	return m->is_encrypted && m->unlocked ? mc_aead_new(m->aead_alg, m->subkey) : NULL;
+}
+
+int mc_chunk_seal(const struct mc_manifest *m, struct mc_aead *a, uint32_t i, uint8_t *p, size_t n, uint8_t tag[16])
+{
+	uint8_t nonce[MC_AEAD_NONCE_LEN], aad[sizeof AAD_CHUNK + MC_ENC_SALT_LEN + 8];
+	size_t al = aad_of(AAD_CHUNK, sizeof AAD_CHUNK, m, i, aad);
+
+	nonce_of(0, i, nonce);
+	return mc_aead_seal(a, nonce, aad, al, p, p, n, tag);
+}
+
+int mc_chunk_open(const struct mc_manifest *m, struct mc_aead *a, uint32_t i, const uint8_t *in, uint8_t *out,
+		  size_t n)
+{
+	uint8_t nonce[MC_AEAD_NONCE_LEN], aad[sizeof AAD_CHUNK + MC_ENC_SALT_LEN + 8];
+	size_t al = aad_of(AAD_CHUNK, sizeof AAD_CHUNK, m, i, aad);
+
+	if (a == NULL || m->tags == NULL || i >= m->nchunks)
+		return -1;
+	nonce_of(0, i, nonce);
+	return mc_aead_open(a, nonce, aad, al, in, out, n, m->tags + (size_t)i * MC_AEAD_TAG_LEN);
+}
+
+/* Encrypts the n span digests at p in place (format 2), their tag into m->span_tag. */
+static int seal_spans(struct mc_manifest *m, uint8_t *p, uint64_t n)
+{
+	uint8_t nonce[MC_AEAD_NONCE_LEN], aad[sizeof AAD_SPANS + MC_ENC_SALT_LEN + 8];
+	size_t al = aad_of(AAD_SPANS, sizeof AAD_SPANS, m, 0, aad);
+	struct mc_aead *a = mc_manifest_aead(m);
+	int rc;
+
+	nonce_of(1, 0, nonce);
+	rc = a ? mc_aead_seal(a, nonce, aad, al, p, p, n * MC_DIGEST_LEN, m->span_tag) : -1;
+	mc_aead_free(a);
+	return rc;
+}
+
+/* Takes subkey as m's package key and, for format 2, decrypts and checks the span digests. */
+static int unlock_with(struct mc_manifest *m, const uint8_t subkey[32], char *err, size_t errlen)
+{
+	uint8_t nonce[MC_AEAD_NONCE_LEN], aad[sizeof AAD_SPANS + MC_ENC_SALT_LEN + 8];
+	uint8_t zfull[MC_DIGEST_LEN], zlast[MC_DIGEST_LEN];
+	size_t al = aad_of(AAD_SPANS, sizeof AAD_SPANS, m, 0, aad), n = m->nchunks;
+	struct mc_aead *a;
+	int rc;
+
+	memcpy(m->subkey, subkey, 32);
+	m->unlocked = 1;
+	if (m->format != MC_PKG_VERSION_IMAGE || m->span_digests == NULL || m->span_plain)
+		return 0;
+	if ((m->span_plain = malloc(n ? n * MC_DIGEST_LEN : 1)) == NULL || (a = mc_manifest_aead(m)) == NULL) {
+		snprintf(err, errlen, "manifest: %s", strerror(ENOMEM));
+		return -1;
+	}
+	nonce_of(1, 0, nonce);
+	rc = mc_aead_open(a, nonce, aad, al, m->span_digests, m->span_plain, n * MC_DIGEST_LEN, m->span_tag);
+	mc_aead_free(a);
+	if (rc < 0) {
+		snprintf(err, errlen, "manifest: its span digests do not decrypt: tampered or damaged");
+		goto fail;
+	}
+	/* The check parse_image leaves to here: a hole's span digest is that of zeros. */
+	if (zero_digest(m->chunk_size, zfull) < 0 || zero_digest(mc_manifest_span_len(m, (uint32_t)(n ? n - 1 : 0)), zlast) < 0) {
+		snprintf(err, errlen, "manifest: %s", strerror(ENOMEM));
+		goto fail;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		if ((m->chunk_flags[i] & MC_CHUNK_HOLE) &&
+		    memcmp(m->span_plain + (size_t)i * MC_DIGEST_LEN,
+			   mc_manifest_span_len(m, i) == m->chunk_size ? zfull : zlast, MC_DIGEST_LEN) != 0) {
+			snprintf(err, errlen, "manifest: a hole's span digest is not that of zeros");
+			goto fail;
+		}
+	return 0;
+fail:
+	free(m->span_plain);
+	m->span_plain = NULL;
+	OPENSSL_cleanse(m->subkey, sizeof m->subkey);
+	m->unlocked = 0;
+	return -1;
+}
+
+int mc_manifest_want_encrypt(struct mc_manifest *m, const uint8_t *key, const struct mc_key *to, unsigned nto,
+			     char *err, size_t errlen)
+{
+	uint8_t k[MC_AEAD_KEY_LEN], aad[sizeof AAD_BOX + MC_ENC_SALT_LEN + 8];
+	size_t al;
+	int rc = -1;
+
+	if (nto > MC_ENC_RECIPS_MAX) {
+		snprintf(err, errlen, "--encrypt-to: %u recipients, at most %d", nto, MC_ENC_RECIPS_MAX);
+		return -1;
+	}
+	m->is_encrypted = 1;
+	m->aead_alg = MC_AEAD_AES256GCM;
+	m->nrecips = (uint16_t)nto;
+	/* Random even for a reproducible package: the same key and another content must never share nonces. */
+	if (mc_random(m->enc_salt, MC_ENC_SALT_LEN) < 0 || (key == NULL && mc_random(k, sizeof k) < 0)) {
+		snprintf(err, errlen, "no random bytes for the encryption");
+		goto out;
+	}
+	if (key)
+		memcpy(k, key, sizeof k);
+	if (derive_keys(k, m, m->subkey, m->enc_check) < 0) {
+		snprintf(err, errlen, "cannot derive the package key");
+		goto out;
+	}
+	m->unlocked = 1;
+	free(m->enc_boxes);
+	if ((m->enc_boxes = malloc(nto ? (size_t)nto * MC_ENC_REC : 1)) == NULL) {
+		snprintf(err, errlen, "%s", strerror(ENOMEM));
+		goto out;
+	}
+	al = aad_of(AAD_BOX, sizeof AAD_BOX, m, 0, aad);
+	for (unsigned i = 0; i < nto; i++) {
+		uint8_t *r = m->enc_boxes + (size_t)i * MC_ENC_REC;
+		char kid[2 * MC_KEYID_LEN + 1];
+		if (to[i].type != MC_KEY_X25519) {
+			snprintf(err, errlen, "key %s: not an x25519 key", mc_keyid_hex(to[i].id, kid));
+			goto out;
+		}
+		memcpy(r, to[i].id, MC_KEYID_LEN);
+		if (mc_box_seal(to[i].pub, aad, al, k, r + MC_KEYID_LEN) < 0) {
+			snprintf(err, errlen, "key %s: cannot seal the content key for it", mc_keyid_hex(to[i].id, kid));
+			goto out;
+		}
+	}
+	m->recips = m->enc_boxes;
+	rc = 0;
+out:
+	OPENSSL_cleanse(k, sizeof k);
+	return rc;
+}
+
+int mc_manifest_unlock(struct mc_manifest *m, const struct mc_content_key *ck, char *err, size_t errlen)
+{
+	uint8_t k[MC_AEAD_KEY_LEN], sub[32], check[MC_ENC_CHECK_LEN], aad[sizeof AAD_BOX + MC_ENC_SALT_LEN + 8];
+	char kid[2 * MC_KEYID_LEN + 1];
+	int rc = -1, found = 0;
+
+	if (!m->is_encrypted)
+		return 0;
+	mc_keyid_hex(ck->id, kid);
+	if (ck->is_box) {
+		size_t al = aad_of(AAD_BOX, sizeof AAD_BOX, m, 0, aad);
+		for (unsigned i = 0; i < m->nrecips && !found; i++) {
+			const uint8_t *r = m->recips + (size_t)i * MC_ENC_REC;
+			found = memcmp(r, ck->id, MC_KEYID_LEN) == 0 && mc_box_open(&ck->box, aad, al, r + MC_KEYID_LEN, k) == 0;
+		}
+		if (!found) {
+			snprintf(err, errlen, "encrypted, and not to key %s (%u recipient%s)", kid, m->nrecips,
+				 m->nrecips == 1 ? "" : "s");
+			goto out;
+		}
+	} else {
+		memcpy(k, ck->key, sizeof k);
+	}
+	if (derive_keys(k, m, sub, check) < 0) {
+		snprintf(err, errlen, "cannot derive the package key");
+		goto out;
+	}
+	if (CRYPTO_memcmp(check, m->enc_check, sizeof check) != 0) {
+		snprintf(err, errlen, "encrypted with another key than %s", kid);
+		goto out;
+	}
+	rc = unlock_with(m, sub, err, errlen);
+out:
+	OPENSSL_cleanse(k, sizeof k);
+	OPENSSL_cleanse(sub, sizeof sub);
+	return rc;
 }

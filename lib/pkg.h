@@ -27,6 +27,19 @@
 /* Bound on manifest size a reader accepts (2^24 chunks of 16 bytes + fields). */
 #define MC_MANIFEST_MAX (16u * 1024 * 1024 * 16 + 4096)
 
+/*
+ * The encryption section of an encrypted manifest (mcast-package(5)):
+ * magic, AEAD algorithm (1), 0 (1), recipient count (u16), salt (32), key
+ * check value (16), span digest table tag (16), nchunks tags (16 each),
+ * then MC_ENC_REC bytes per recipient: key id (8) and sealed box.
+ */
+#define MC_ENC_MAGIC "MCEN"
+#define MC_ENC_SALT_LEN 32
+#define MC_ENC_CHECK_LEN 16
+#define MC_ENC_HDR (4 + 1 + 1 + 2 + MC_ENC_SALT_LEN + MC_ENC_CHECK_LEN + 16)
+#define MC_ENC_REC (8 + 80)  /* MC_KEYID_LEN + MC_BOX_LEN */
+#define MC_ENC_RECIPS_MAX 1024
+
 enum mc_comp { MC_COMP_NONE = 0, MC_COMP_GZIP = 1, MC_COMP_ZSTD = 2, MC_COMP_XZ = 3 };
 enum mc_kind { MC_KIND_RAW = 0, MC_KIND_TAR = 1, MC_KIND_IMAGE = 2 };
 
@@ -106,7 +119,57 @@ struct mc_manifest {
 	uint8_t is_signed;
 	uint8_t salt[16];            /* MC_HASH_SALT_LEN */
 	uint8_t signer[32];          /* Ed25519 public key (MC_KEY_PUB_LEN) */
+	/*
+	 * Encrypted packages (either format): the manifest holds an encryption
+	 * section (MC_ENC_MAGIC) before any signature trailer; every chunk's
+	 * stored bytes are AES-256-GCM ciphertext of what they would be
+	 * (digests stay over the stored bytes, so the package moves and
+	 * verifies without the key), and a format-2 manifest's span digests
+	 * are encrypted too. mc_manifest_unlock with the key makes the chunks
+	 * readable (mc_chunk_open) and the span digests available.
+	 */
+	uint8_t is_encrypted;
+	uint8_t aead_alg;            /* enum mc_aead_alg */
+	uint16_t nrecips;            /* sealed boxes of the content key (--encrypt-to) */
+	uint8_t enc_salt[MC_ENC_SALT_LEN];
+	uint8_t enc_check[MC_ENC_CHECK_LEN];
+	uint8_t span_tag[16];        /* format 2: tag of the encrypted span digest table */
+	const uint8_t *tags;         /* nchunks * 16 AEAD tags, into raw (creating: the creator's table, read by encode) */
+	const uint8_t *recips;       /* nrecips * MC_ENC_REC, into raw (creating: enc_boxes) */
+	uint8_t *enc_boxes;          /* creating: the recipient records, owned */
+	uint8_t unlocked;            /* subkey is known: chunks can be sealed or opened */
+	uint8_t subkey[32];          /* the package's AEAD key, derived from the content key and enc_salt */
+	uint8_t *span_plain;         /* format 2, unlocked: the decrypted span digests, owned */
 };
+
+struct mc_key;
+struct mc_content_key;
+struct mc_aead;
+/*
+ * Makes the next encode of m an encrypted one (before the chunks are
+ * made): a random salt, the package key derived from the content key (key,
+ * or a random one when NULL) and the salt, and one sealed box of the content
+ * key per recipient in to[0..nto) (X25519 public keys). The creator then
+ * seals every chunk's stored bytes with mc_chunk_seal and points m->tags
+ * at the nchunks tags before encoding. Returns 0 or -1 with a reason.
+ */
+int mc_manifest_want_encrypt(struct mc_manifest *m, const uint8_t *key, const struct mc_key *to, unsigned nto,
+			     char *err, size_t errlen);
+/*
+ * Finds the package key of an encrypted manifest with k (a 32-byte content
+ * key, checked against the manifest's key check value; or an X25519 key
+ * pair that opens one of its boxes) and decrypts format 2's span digests.
+ * Returns 0, or -1 with a reason naming the key id when k does not open it.
+ */
+int mc_manifest_unlock(struct mc_manifest *m, const struct mc_content_key *k, char *err, size_t errlen);
+/* An AEAD context for m's package key (m being created, or unlocked): one per thread; NULL on failure. */
+struct mc_aead *mc_manifest_aead(const struct mc_manifest *m);
+/* Encrypts chunk i's n stored bytes in place; its tag to tag. Returns 0 or -1. */
+int mc_chunk_seal(const struct mc_manifest *m, struct mc_aead *a, uint32_t i, uint8_t *p, size_t n,
+		  uint8_t tag[16]);
+/* Decrypts chunk i's n stored bytes from in to out (may be the same). Returns 0, or -1 when they do not open. */
+int mc_chunk_open(const struct mc_manifest *m, struct mc_aead *a, uint32_t i, const uint8_t *in, uint8_t *out,
+		  size_t n);
 
 /* Bytes [off, off+len) of chunk `chunk`, offsets from the chunk's start. */
 struct mc_span {
@@ -340,6 +403,15 @@ struct mc_pkg_create_opts {
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
 	const struct mc_key *sign; /* NULL, or sign the manifest with this secret key (crypto.h) */
+	/*
+	 * Encrypt the stored bytes (mcast-package(5)): with encrypt_key (32
+	 * bytes) as content key, or a random one, sealed for each of the
+	 * nencrypt_to X25519 public keys of encrypt_to.
+	 */
+	int encrypt;
+	const uint8_t *encrypt_key;
+	const struct mc_key *encrypt_to;
+	unsigned nencrypt_to;
 };
 
 /*
@@ -372,6 +444,15 @@ long mc_pkg_verify(const struct mc_pkg *p, const struct mc_pkg_verify_cb *cb, ui
 		   int *payload_ok, char *err, size_t errlen);
 /* Reader thread in mc_pkg_verify: -1 (default) when a second CPU is idle at the start, 0 never, 1 always (tests). */
 extern int mc_pkg_verify_threads;
+
+/*
+ * The content check of verify --decrypt: every chunk read, checked, opened
+ * (an encrypted package must be unlocked) and, for an image, decoded and
+ * its span checked. bad(arg, i) for each chunk that fails. Returns the
+ * number of bad chunks, or -1 with a reason in err (I/O, no key, no memory).
+ */
+long mc_pkg_verify_content(const struct mc_pkg *p, void (*bad)(void *arg, uint32_t chunk), void *arg, char *err,
+			   size_t errlen);
 
 /* File byte range [*first, *last] of chunk i (what verify reports). */
 void mc_pkg_chunk_range(const struct mc_pkg *p, uint32_t i, uint64_t *first, uint64_t *last);

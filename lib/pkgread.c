@@ -402,9 +402,20 @@ struct rd {
 	uint8_t *buf;
 	uint32_t next;
 	XXH3_state_t *whole;
+	struct mc_aead *ae;  /* encrypted: the package key's context */
 	int damaged, ioerr, done;
 	char why[256];
 };
+
+/* An encrypted package whose key was not given is refused before anything is read or written. */
+static int need_key(const struct mc_pkg *p, char *err, size_t errlen)
+{
+	if (!p->m.is_encrypted || p->m.unlocked)
+		return 0;
+	snprintf(err, errlen, "%s: encrypted package: its content needs --decrypt KEY", p->path);
+	errno = EACCES;
+	return -1;
+}
 
 /* Next verified chunk: returns its length, 0 at the end, -1 on damage or error (why set). */
 static ssize_t rd_next(struct rd *r)
@@ -445,6 +456,12 @@ static ssize_t rd_next(struct rd *r)
 		return -1;
 	}
 	XXH3_128bits_update(r->whole, r->buf, len);
+	/* Digest first (over the stored ciphertext), then the tag: only authentic plaintext reaches libarchive. */
+	if (p->m.is_encrypted && mc_chunk_open(&p->m, r->ae, i, r->buf, r->buf, len) < 0) {
+		r->damaged = 1;
+		snprintf(r->why, sizeof r->why, "%s: chunk %u: does not decrypt (its tag does not match): tampered", p->path, i);
+		return -1;
+	}
 	r->next++;
 	return len;
 }
@@ -465,12 +482,16 @@ static la_ssize_t rd_read(struct archive *a, void *arg, const void **out)
 static int rd_init(struct rd *r, const struct mc_pkg *p, char *err, size_t errlen)
 {
 	memset(r, 0, sizeof *r);
+	if (need_key(p, err, errlen) < 0)
+		return -1;
 	r->p = p;
 	r->buf = mc_pkg_buf(p->m.chunk_size);
 	r->whole = XXH3_createState();
-	if (r->buf == NULL || r->whole == NULL) {
+	r->ae = mc_manifest_aead(&p->m);
+	if (r->buf == NULL || r->whole == NULL || (p->m.is_encrypted && r->ae == NULL)) {
 		free(r->buf);
 		XXH3_freeState(r->whole);
+		mc_aead_free(r->ae);
 		snprintf(err, errlen, "%s: %s", p->path, strerror(ENOMEM));
 		errno = ENOMEM;
 		return -1;
@@ -484,6 +505,7 @@ static void rd_free(struct rd *r)
 {
 	free(r->buf);
 	XXH3_freeState(r->whole);
+	mc_aead_free(r->ae);
 }
 
 /* Checks the chunks libarchive did not need (after the end-of-archive marker). */
@@ -686,6 +708,8 @@ int mc_pkg_extract_fd(const struct mc_pkg *p, int fd, char *err, size_t errlen)
 	ssize_t n;
 	int rc = -1;
 
+	if (need_key(p, err, errlen) < 0)
+		return -1;
 	if (p->m.kind == MC_KIND_IMAGE)
 		return extract_image_fd(p, fd, err, errlen);
 	if (rd_init(&r, p, err, errlen) < 0)
@@ -836,6 +860,8 @@ int mc_pkg_extract(const struct mc_pkg *p, const char *dir, unsigned eflags,
 	int have_rd = 0;
 
 	memset(st, 0, sizeof *st);
+	if (need_key(p, err, errlen) < 0)
+		return -1;
 	if (geteuid() == 0)
 		flags |= ARCHIVE_EXTRACT_OWNER;
 	if (mkdir(dir, 0777) < 0 && errno != EEXIST) {
@@ -959,4 +985,50 @@ out:
 	}
 	close(dirfd);
 	return rc;
+}
+
+long mc_pkg_verify_content(const struct mc_pkg *p, void (*bad)(void *arg, uint32_t chunk), void *arg, char *err,
+			   size_t errlen)
+{
+	struct mc_image_dec *d = p->m.format == MC_PKG_VERSION_IMAGE ? mc_image_dec_new() : NULL;
+	struct mc_aead *ae = mc_manifest_aead(&p->m);
+	uint8_t *in = mc_pkg_buf(p->m.chunk_size), *out = mc_pkg_buf(p->m.chunk_size);
+	long nbad = 0;
+	char why[256];
+
+	if (need_key(p, err, errlen) < 0) {
+		nbad = -1;
+		goto out;
+	}
+	if (in == NULL || out == NULL || (p->m.is_encrypted && ae == NULL) ||
+	    (p->m.format == MC_PKG_VERSION_IMAGE && d == NULL)) {
+		snprintf(err, errlen, "%s: %s", p->path, strerror(ENOMEM));
+		nbad = -1;
+		goto out;
+	}
+	for (uint32_t i = 0; i < p->m.nchunks; i++) {
+		uint32_t len = mc_manifest_chunk_len(&p->m, i);
+		int c;
+		if (mc_manifest_chunk_flags(&p->m, i) & MC_CHUNK_HOLE)
+			continue;
+		if ((c = mc_pkg_check_chunk(p, i, in)) < 0) {
+			snprintf(err, errlen, "%s: %s", p->path, strerror(errno));
+			nbad = -1;
+			goto out;
+		}
+		if (c == 1 && (d ? mc_image_decode(d, &p->m, i, in, len, out, why, sizeof why)
+				 : p->m.is_encrypted ? mc_chunk_open(&p->m, ae, i, in, out, len) : 0) < 0)
+			c = 0;
+		if (c == 0) {
+			nbad++;
+			if (bad)
+				bad(arg, i);
+		}
+	}
+out:
+	mc_image_dec_free(d);
+	mc_aead_free(ae);
+	free(in);
+	free(out);
+	return nbad;
 }

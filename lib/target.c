@@ -161,6 +161,11 @@ struct mc_target *mc_target_open(const char *path, const struct mc_manifest *m, 
 			mc_kind_name(m->kind), m->format);
 		goto fail;
 	}
+	/* Encrypted without its key: nothing can be written or checked, so the target is not even opened. */
+	if (m->is_encrypted && !m->unlocked) {
+		fail(err, errlen, EACCES, path, "the package is encrypted: writing or checking it needs --decrypt KEY");
+		goto fail;
+	}
 	if (open_target(t, path, err, errlen) < 0)
 		goto fail;
 	created = t->zeroed && !t->blk;
@@ -262,7 +267,7 @@ static int put_chunk(struct mc_target *t, struct mc_image_dec *dec, uint8_t *buf
 		return fail(err, errlen, EBADF, t->path, "opened to check only");
 	if (f & MC_CHUNK_HOLE)
 		return mc_target_put_hole(t, i, err, errlen);
-	if (f & MC_CHUNK_RAW) {
+	if ((f & MC_CHUNK_RAW) && !m->is_encrypted) {
 		/* The stored bytes are the span: checked twice over, written as they are. */
 		uint8_t d[MC_DIGEST_LEN];
 		if (len != span)

@@ -1,6 +1,7 @@
 /*
- * libFuzzer target: the key file parsers (mc_key_parse_public,
- * mc_key_parse_secret) and the manifest signature check (mc_sig_check, with
+ * libFuzzer target: the key file parsers (mc_key_parse_public_as,
+ * mc_key_parse_secret_as, for ed25519 and x25519 keys: bit 2 of the first
+ * byte picks the type) and the manifest signature check (mc_sig_check, with
  * its trailer decoder) on arbitrary bytes. The first byte picks which.
  * A key that parses must format back to exactly the bytes it came from (one
  * spelling per key: the formats are canonical), and parse again to the same
@@ -61,22 +62,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	secret = data[0] & 1;
+	/* Bit 2: the key type wanted (x25519 box keys, else ed25519 signing keys). */
+	unsigned type = data[0] & 4 ? MC_KEY_X25519 : MC_KEY_ED25519;
 	size--;
 	/* A copy of exactly size bytes, so ASan sees any read past the end. */
 	if ((in = malloc(size ? size : 1)) == NULL)
 		return 0;
 	memcpy(in, data + 1, size);
-	if ((secret ? mc_key_parse_secret(in, size, &k, err, sizeof err)
-		    : mc_key_parse_public(in, size, &k, err, sizeof err)) == 0) {
-		assert(k.has_secret == secret);
+	if ((secret ? mc_key_parse_secret_as(type, in, size, &k, err, sizeof err)
+		    : mc_key_parse_public_as(type, in, size, &k, err, sizeof err)) == 0) {
+		assert(k.has_secret == secret && k.type == type);
 		assert(strlen(k.comment) <= MC_KEY_COMMENT_MAX);
 		n = secret ? mc_key_format_secret(&k, out, sizeof out) : mc_key_format_public(&k, out, sizeof out);
 		assert(n > 0);
 		/* The input may lack the final newline; otherwise it is byte for byte what format writes. */
 		assert((size_t)n == size + (size == 0 || in[size - 1] != '\n'));
 		assert(memcmp(out, in, size) == 0);
-		assert((secret ? mc_key_parse_secret(out, (size_t)n, &again, err, sizeof err)
-			       : mc_key_parse_public(out, (size_t)n, &again, err, sizeof err)) == 0);
+		assert((secret ? mc_key_parse_secret_as(type, out, (size_t)n, &again, err, sizeof err)
+			       : mc_key_parse_public_as(type, out, (size_t)n, &again, err, sizeof err)) == 0);
 		assert(memcmp(&k, &again, sizeof k) == 0);
 	} else {
 		assert(strlen(err) > 0);

@@ -306,6 +306,168 @@ static void test_signatures(void)
 	ok(mc_sig_check(raw, len, 1, &t, err, sizeof err) == MC_SIG_TRUSTED, "restored, trusted again");
 }
 
+/*
+ * Encryption primitives against published vectors: X25519 (RFC 7748 section
+ * 6.1), HKDF-SHA256 (RFC 5869 test case 1), AES-256-GCM (the GCM
+ * specification's test case 16, NIST SP 800-38D's vectors), ChaCha20-Poly1305
+ * (RFC 8439 section 2.8.2).
+ */
+static void test_enc_vectors(void)
+{
+	uint8_t a[32], b[32], apub[32], bpub[32], want[128], got[128], s1[32], s2[32];
+	uint8_t ikm[22], salt[13], info[10], okm[42];
+	struct mc_aead *x;
+
+	unhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a", a);
+	unhex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb", b);
+	unhex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a", want);
+	ok(mc_x25519_public(a, apub) == 0 && memcmp(apub, want, 32) == 0, "RFC 7748: Alice's public key");
+	unhex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f", want);
+	ok(mc_x25519_public(b, bpub) == 0 && memcmp(bpub, want, 32) == 0, "RFC 7748: Bob's public key");
+	unhex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742", want);
+	ok(mc_x25519(a, bpub, s1) == 0 && mc_x25519(b, apub, s2) == 0 && memcmp(s1, want, 32) == 0 &&
+	       memcmp(s2, want, 32) == 0, "RFC 7748: both sides get the shared secret");
+	memset(want, 0, 32);
+	ok(mc_x25519(a, want, s1) == -1, "a peer key of small order (all zeros) is refused");
+
+	memset(ikm, 0x0b, sizeof ikm);
+	unhex("000102030405060708090a0b0c", salt);
+	unhex("f0f1f2f3f4f5f6f7f8f9", info);
+	unhex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865", want);
+	ok(mc_hkdf_sha256(ikm, sizeof ikm, salt, sizeof salt, info, sizeof info, okm, sizeof okm) == 0 &&
+	       memcmp(okm, want, 42) == 0, "RFC 5869 test case 1: HKDF-SHA256");
+
+	uint8_t key[32], iv[12], aad[20], pt[60], tag[16], wtag[16];
+	unhex("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308", key);
+	unhex("cafebabefacedbaddecaf888", iv);
+	unhex("feedfacedeadbeeffeedfacedeadbeefabaddad2", aad);
+	unhex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525"
+	      "b16aedf5aa0de657ba637b39", pt);
+	unhex("522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838"
+	      "c5f61e6393ba7a0abcc9f662", want);
+	unhex("76fc6ece0f4e1768cddf8853bb2d551b", wtag);
+	x = mc_aead_new(MC_AEAD_AES256GCM, key);
+	ok(x && mc_aead_seal(x, iv, aad, sizeof aad, pt, got, sizeof pt, tag) == 0 && memcmp(got, want, 60) == 0 &&
+	       memcmp(tag, wtag, 16) == 0, "GCM test case 16: AES-256-GCM ciphertext and tag");
+	ok(x && mc_aead_open(x, iv, aad, sizeof aad, got, got, sizeof pt, tag) == 0 && memcmp(got, pt, 60) == 0,
+	   "and it opens again, in place");
+	memcpy(got, want, 60);
+	got[7] ^= 1;
+	ok(x && mc_aead_open(x, iv, aad, sizeof aad, got, got, sizeof pt, wtag) == -1, "one bit changed: refused");
+	memcpy(got, want, 60);
+	aad[0] ^= 1;
+	ok(x && mc_aead_open(x, iv, aad, sizeof aad, got, got, sizeof pt, wtag) == -1, "other associated data: refused");
+	mc_aead_free(x);
+
+	static const char lad[] = "Ladies and Gentlemen of the class of '99: If I could offer you only one tip for "
+				  "the future, sunscreen would be it.";
+	uint8_t ck[32], cn[12], ca[12], cct[114], ctag[16];
+	for (int i = 0; i < 32; i++)
+		ck[i] = (uint8_t)(0x80 + i);
+	unhex("070000004041424344454647", cn);
+	unhex("50515253c0c1c2c3c4c5c6c7", ca);
+	unhex("d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d63dbea45e8ca9671282fafb69da92728b"
+	      "1a71de0a9e060b2905d6a5b67ecd3b3692ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc"
+	      "3ff4def08e4b7a9de576d26586cec64b6116", want);
+	unhex("1ae10b594f09e26a7e902ecbd0600691", wtag);
+	x = mc_aead_new(MC_AEAD_CHACHA20POLY1305, ck);
+	ok(x && mc_aead_seal(x, cn, ca, sizeof ca, (const uint8_t *)lad, cct, 114, ctag) == 0 &&
+	       memcmp(cct, want, 114) == 0 && memcmp(ctag, wtag, 16) == 0, "RFC 8439 2.8.2: ChaCha20-Poly1305");
+	mc_aead_free(x);
+	ok(mc_aead_new(9, ck) == NULL, "an unknown AEAD is refused");
+}
+
+/* Sealed boxes and x25519 key files. */
+static void test_boxes(void)
+{
+	struct mc_key r, other, back;
+	uint8_t msg[32], box[MC_BOX_LEN], out[32];
+	char err[256], sec[512], pub[512];
+	int sl, pl;
+
+	ok(mc_key_generate_as(MC_KEY_X25519, &r, err, sizeof err) == 0 && r.type == MC_KEY_X25519,
+	   "an x25519 key pair is made");
+	mc_key_generate_as(MC_KEY_X25519, &other, err, sizeof err);
+	mc_random(msg, sizeof msg);
+	ok(mc_box_seal(r.pub, "ad", 2, msg, box) == 0, "a box is sealed");
+	ok(mc_box_open(&r, "ad", 2, box, out) == 0 && memcmp(out, msg, 32) == 0, "its recipient opens it");
+	ok(mc_box_open(&other, "ad", 2, box, out) == -1, "another key does not");
+	ok(mc_box_open(&r, "ae", 2, box, out) == -1, "nor other associated data");
+	box[40] ^= 1;
+	ok(mc_box_open(&r, "ad", 2, box, out) == -1, "nor a changed box");
+
+	strcpy(r.comment, "pc17");
+	sl = mc_key_format_secret(&r, sec, sizeof sec);
+	pl = mc_key_format_public(&r, pub, sizeof pub);
+	ok(sl > 0 && strncmp(sec, "mcast-secret-key-v1 x25519 ", 27) == 0, "secret box key: %.27s...", sec);
+	ok(pl > 0 && strncmp(pub, "mcast-public-key-v1 x25519 ", 27) == 0 && strstr(pub, " pc17\n"), "public box key");
+	ok(mc_key_parse_secret_as(MC_KEY_X25519, sec, (size_t)sl, &back, err, sizeof err) == 0 &&
+	       memcmp(back.seed, r.seed, 32) == 0 && back.type == MC_KEY_X25519, "parses back: %s", err);
+	ok(mc_key_parse_public(pub, (size_t)pl, &back, err, sizeof err) == -1 &&
+	       strstr(err, "an x25519 key where an ed25519 key is wanted"), "not as a signing key: %s", err);
+	ok(mc_key_parse_public_as(MC_KEY_X25519, pub, (size_t)pl, &back, err, sizeof err) == 0 &&
+	       memcmp(back.pub, r.pub, 32) == 0, "as a box key");
+	sec[40] = sec[40] == 'A' ? 'B' : 'A';
+	ok(mc_key_parse_secret_as(MC_KEY_X25519, sec, (size_t)sl, &back, err, sizeof err) == -1, "a damaged secret: %s", err);
+}
+
+/* An encrypted manifest: sealed chunks open only with the key, at their index. */
+static void test_manifest_enc(void)
+{
+	struct mc_manifest m, p;
+	struct mc_content_key ck = {0}, wrong = {0}, boxk = {0};
+	struct mc_key r;
+	uint8_t key[32], chunk[4][100], tags[4 * 16], digests[4 * 16], buf[100];
+	char err[256];
+	struct mc_aead *a;
+
+	mc_random(key, sizeof key);
+	memset(&m, 0, sizeof m);
+	strcpy(m.name, "enc");
+	m.chunk_size = MC_CHUNK_MIN;
+	m.payload_size = 3ull * MC_CHUNK_MIN + 100;
+	m.nchunks = 4;
+	mc_key_generate_as(MC_KEY_X25519, &r, err, sizeof err);
+	boxk.is_box = 1;
+	boxk.box = r;
+	memcpy(boxk.id, r.id, 8);
+	ok(mc_manifest_want_encrypt(&m, key, &r, 1, err, sizeof err) == 0 && m.is_encrypted && m.unlocked,
+	   "want_encrypt: %s", err);
+	a = mc_manifest_aead(&m);
+	for (uint32_t i = 0; i < 4; i++) {
+		memset(chunk[i], 'a' + (int)i, 100);
+		mc_chunk_seal(&m, a, i, chunk[i], 100, tags + 16 * i);
+		mc_digest(chunk[i], 100, digests + 16 * i);
+	}
+	mc_aead_free(a);
+	m.tags = tags;
+	ok(mc_manifest_encode(&m, digests, err, sizeof err) == 0, "an encrypted manifest encodes: %s", err);
+	ok(mc_manifest_parse(m.raw, m.raw_len, &p, err, sizeof err) == 0 && p.is_encrypted && !p.unlocked &&
+	       p.nrecips == 1 && memcmp(p.recips, r.id, 8) == 0, "and parses: %s", err);
+	memcpy(ck.key, key, 32);
+	mc_content_key_id(key, ck.id);
+	mc_random(wrong.key, 32);
+	mc_content_key_id(wrong.key, wrong.id);
+	ok(mc_manifest_unlock(&p, &wrong, err, sizeof err) == -1 && strstr(err, "another key") && !p.unlocked,
+	   "a wrong key is refused: %s", err);
+	ok(mc_manifest_unlock(&p, &ck, err, sizeof err) == 0 && p.unlocked, "the key opens it");
+	a = mc_manifest_aead(&p);
+	ok(mc_chunk_open(&p, a, 2, chunk[2], buf, 100) == 0 && buf[0] == 'c' && buf[99] == 'c', "chunk 2 opens");
+	ok(mc_chunk_open(&p, a, 1, chunk[2], buf, 100) == -1, "chunk 2's bytes at index 1 do not");
+	mc_aead_free(a);
+	mc_manifest_free(&p);
+	ok(mc_manifest_parse(m.raw, m.raw_len, &p, err, sizeof err) == 0 &&
+	       mc_manifest_unlock(&p, &boxk, err, sizeof err) == 0 && p.unlocked, "the recipient's box key opens it: %s",
+	   err);
+	mc_manifest_free(&p);
+	m.raw[m.raw_len - 1] ^= 1; /* the last byte of the box */
+	ok(mc_manifest_parse(m.raw, m.raw_len, &p, err, sizeof err) == 0 &&
+	       mc_manifest_unlock(&p, &boxk, err, sizeof err) == -1 && strstr(err, "not to key"), "a changed box: %s", err);
+	mc_manifest_free(&p);
+	ok(mc_manifest_parse(m.raw, m.raw_len - 1, &p, err, sizeof err) == -1, "a manifest cut short is refused: %s", err);
+	mc_manifest_free(&m);
+}
+
 int main(void)
 {
 	char cmd[600];
@@ -320,6 +482,9 @@ int main(void)
 	test_key_text();
 	test_files();
 	test_signatures();
+	test_enc_vectors();
+	test_boxes();
+	test_manifest_enc();
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "cannot remove %s\n", dir);
