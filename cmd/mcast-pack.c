@@ -20,22 +20,23 @@
 #include "target.h"
 
 enum { OPT_CHUNK_SIZE = 256, OPT_HELP, OPT_JSON, OPT_MTIME, OPT_SESSION, OPT_SIGN, OPT_TRUST, OPT_VERSION,
-       OPT_IMAGE, OPT_TO, OPT_ZEROED, OPT_USED_ONLY, OPT_FORCE, OPT_PRIVILEGED };
+       OPT_IMAGE, OPT_TO, OPT_ZEROED, OPT_USED_ONLY, OPT_FORCE, OPT_PRIVILEGED, OPT_ENCRYPT, OPT_ENCRYPT_TO,
+       OPT_DECRYPT, OPT_BOX };
 
 static const char usage_text[] =
 	"usage: mcast-pack create [-qv] [--json] -o PKG [-n NAME] [-V VERSION] [-z zstd|gzip|xz|none]\n"
 	"                         [-l LEVEL] [-j THREADS] [--chunk-size SIZE] [--mtime SECONDS]\n"
-	"                         [--sign NAME.key] PATH ...\n"
+	"                         [--sign NAME.key] [--encrypt KEY] [--encrypt-to NAME.pub]... PATH ...\n"
 	"       mcast-pack create [-qv] [--json] --image -o PKG [-n NAME] [-V VERSION] [-z zstd|none] [-l LEVEL]\n"
 	"                         [-j THREADS] [--chunk-size SIZE] [--mtime SECONDS] [--sign NAME.key]\n"
-	"                         [--used-only [--force]] SOURCE\n"
+	"                         [--encrypt KEY] [--encrypt-to NAME.pub]... [--used-only [--force]] SOURCE\n"
 	"       mcast-pack info [-qv] [--json] PKG\n"
-	"       mcast-pack list [-qv] [--json] PKG\n"
-	"       mcast-pack verify [-qv] [--json] [--trust KEY.pub|DIR]... [--to TARGET] PKG\n"
-	"       mcast-pack extract [-qv] [--json] [--trust KEY.pub|DIR]... [--privileged] [-C DIR] PKG\n"
-	"       mcast-pack extract [-qv] [--trust KEY.pub|DIR]... -O PKG\n"
-	"       mcast-pack extract [-qv] [--json] [--trust KEY.pub|DIR]... --to TARGET [--zeroed] PKG\n"
-	"       mcast-pack keygen [-qv] [--json] [--session] -o NAME\n"
+	"       mcast-pack list [-qv] [--json] [--decrypt KEY] PKG\n"
+	"       mcast-pack verify [-qv] [--json] [--trust KEY.pub|DIR]... [--decrypt KEY] [--to TARGET] PKG\n"
+	"       mcast-pack extract [-qv] [--json] [--trust KEY.pub|DIR]... [--decrypt KEY] [--privileged] [-C DIR] PKG\n"
+	"       mcast-pack extract [-qv] [--trust KEY.pub|DIR]... [--decrypt KEY] -O PKG\n"
+	"       mcast-pack extract [-qv] [--json] [--trust KEY.pub|DIR]... [--decrypt KEY] --to TARGET [--zeroed] PKG\n"
+	"       mcast-pack keygen [-qv] [--json] [--session | --box] -o NAME\n"
 	"       mcast-pack -h | --help | --version\n";
 
 static void usage(void) __attribute__((noreturn));
@@ -71,7 +72,8 @@ static void help(void)
 	      "  extract  extract into DIR (default .) refusing unsafe paths, or -O the payload to stdout;\n"
 	      "           with --to, write an image package onto TARGET (a block device or regular file) in place\n"
 	      "  keygen   write a signing key pair NAME.key (secret, mode 0600) and NAME.pub;\n"
-	      "           with --session, a 32-byte session key file NAME\n"
+	      "           with --session, a 32-byte session (or --encrypt) key file NAME;\n"
+	      "           with --box, an encryption key pair (x25519) for --encrypt-to\n"
 	      "\n"
 	      "  -o, --output PKG  output package        -n NAME      package name (default: PKG without .mcpkg)\n"
 	      "  -V VERSION      package version         -z COMP      compression (default zstd)\n"
@@ -88,6 +90,9 @@ static void help(void)
 	      "  --trust KEY|DIR accept only packages signed by public key KEY (or any DIR/*.pub); repeatable\n"
 	      "  --privileged    (extract -C) make device nodes and keep setuid/setgid bits and capabilities\n"
 	      "                  of a package no --trust key signed, as tar does (a trusted one keeps them)\n"
+	      "  --encrypt KEY   encrypt every chunk (AES-256-GCM) with the 32-byte key file KEY\n"
+	      "  --encrypt-to P  encrypt, and seal the content key for box public key P; repeatable\n"
+	      "  --decrypt KEY   the key of an encrypted package: a 32-byte key file or a box secret key\n"
 	      "  -C DIR          extract into DIR        -O           payload to standard output\n"
 	      "  -q, --quiet     errors, warnings        --json       JSON lines on stdout\n"
 	      "  -v, --verbose   more detail             --syslog     talk to syslog, not stderr\n"
@@ -121,7 +126,16 @@ struct args {
 	const char *sign;       /* create --sign NAME.key */
 	const char **trust;     /* --trust KEY.pub|DIR, as given */
 	unsigned ntrust;
+	const char *encrypt;    /* create --encrypt KEY */
+	const char **encrypt_to; /* create --encrypt-to NAME.pub, repeatable */
+	unsigned nencrypt_to;
+	const char *decrypt;    /* --decrypt KEY */
+	int box;                /* keygen --box */
 };
+
+/* The key of --decrypt, loaded once the command line is checked. */
+static struct mc_content_key dkey;
+static const char *dkey_path;
 
 /* The public keys of --trust, loaded once the command line is checked (empty: no trust check). */
 static struct mc_trust trust;
@@ -212,12 +226,43 @@ static int check_trust(const struct mc_pkg *p)
 	return 0;
 }
 
-/* open_pkg, then check_trust: the package is open only when 0 is returned. */
+/*
+ * --decrypt: finds the package key of an encrypted package (a key that does
+ * not open it is refused, exit 1, before anything is read or written).
+ * Without --decrypt an encrypted package stays locked: verify checks its
+ * stored bytes; what needs the content (list, extract, --to) refuses it
+ * with need_key.
+ */
+static int check_key(struct mc_pkg *p)
+{
+	char why[256], kid[2 * MC_KEYID_LEN + 1];
+
+	if (!p->m.is_encrypted || dkey_path == NULL)
+		return 0;
+	if (mc_manifest_unlock(&p->m, &dkey, why, sizeof why) < 0) {
+		mc_err("%s: refused: %s (--decrypt %s)", p->path, why, dkey_path);
+		return MC_EXIT_RUNTIME;
+	}
+	mc_debug("%s: opened with key %s", p->path, mc_keyid_hex(dkey.id, kid));
+	return 0;
+}
+
+/* An encrypted package without --decrypt, where its content is needed: refused (exit 1) before anything is written. */
+static int need_key(const struct mc_pkg *p)
+{
+	if (!p->m.is_encrypted || p->m.unlocked)
+		return 0;
+	mc_err("%s: encrypted package: its content needs --decrypt KEY (a 32-byte key file or a box secret key)",
+	       p->path);
+	return MC_EXIT_RUNTIME;
+}
+
+/* open_pkg, then check_trust and check_key: the package is open only when 0 is returned. */
 static int open_trusted(const char *path, unsigned flags, struct mc_pkg *p)
 {
 	int rc = open_pkg(path, flags, p);
 
-	if (rc == 0 && (rc = check_trust(p)) != 0)
+	if (rc == 0 && ((rc = check_trust(p)) != 0 || (rc = check_key(p)) != 0))
 		mc_pkg_close(p);
 	return rc;
 }
@@ -363,9 +408,44 @@ static int cmd_create(const struct args *a, char **paths, int npaths)
 			mc_warn("%s: secret key readable or writable by group or others (chmod 600 it)", a->sign);
 		o.sign = &key;
 	}
+	struct mc_content_key ek;
+	struct mc_key *to = NULL;
+	if (a->encrypt || a->nencrypt_to) {
+		o.encrypt = 1;
+		if (a->encrypt) {
+			if (mc_content_key_load(a->encrypt, &ek, &loose, err, sizeof err) < 0 || ek.is_box) {
+				if (ek.is_box)
+					snprintf(err, sizeof err, "%s: a box secret key; --encrypt takes a 32-byte key file "
+						 "(keygen --session), --encrypt-to a box public key", a->encrypt);
+				mc_err("--encrypt %s", err);
+				explicit_bzero(&ek, sizeof ek);
+				explicit_bzero(&key, sizeof key);
+				return MC_EXIT_RUNTIME;
+			}
+			if (loose)
+				mc_warn("%s: key readable or writable by group or others (chmod 600 it)", a->encrypt);
+			o.encrypt_key = ek.key;
+		}
+		if (a->nencrypt_to && (to = calloc(a->nencrypt_to, sizeof *to)) == NULL) {
+			mc_err("--encrypt-to: %s", strerror(ENOMEM));
+			return MC_EXIT_RUNTIME;
+		}
+		for (unsigned i = 0; i < a->nencrypt_to; i++)
+			if (mc_key_load_public_as(MC_KEY_X25519, a->encrypt_to[i], &to[i], err, sizeof err) < 0) {
+				mc_err("--encrypt-to %s", err);
+				free(to);
+				explicit_bzero(&ek, sizeof ek);
+				explicit_bzero(&key, sizeof key);
+				return MC_EXIT_RUNTIME;
+			}
+		o.encrypt_to = to;
+		o.nencrypt_to = a->nencrypt_to;
+	}
 	rc = mc_pkg_create(&o, id, err, sizeof err);
 	mc_progress_end();
 	explicit_bzero(&key, sizeof key);
+	explicit_bzero(&ek, sizeof ek);
+	free(to);
 	if (rc < 0) {
 		mc_err("%s", err);
 		return MC_EXIT_RUNTIME;
@@ -386,6 +466,7 @@ static int cmd_create(const struct args *a, char **paths, int npaths)
 		mc_json_u64(&j, "file_size", p.l.file_size);
 		mc_json_u64(&j, "chunks", p.m.nchunks);
 		image_json(&j, &p.m);
+		mc_json_bool(&j, "encrypted", p.m.is_encrypted);
 		mc_json_bool(&j, "signed", p.m.is_signed);
 		if (p.m.is_signed) {
 			uint8_t kid[MC_KEYID_LEN];
@@ -398,9 +479,10 @@ static int cmd_create(const struct args *a, char **paths, int npaths)
 		char sz[32], kx[2 * MC_KEYID_LEN + 1];
 		uint8_t kid[MC_KEYID_LEN];
 		mc_key_id(p.m.signer, kid);
-		mc_info("%s: created, id %s, %s in %u chunks%s%s", a->output, hex,
+		mc_info("%s: created, id %s, %s in %u chunks%s%s%s", a->output, hex,
 			mc_fmt_size(p.l.file_size, sz, sizeof sz), p.m.nchunks,
-			p.m.is_signed ? ", signed by key " : "", p.m.is_signed ? mc_keyid_hex(kid, kx) : "");
+			p.m.is_signed ? ", signed by key " : "", p.m.is_signed ? mc_keyid_hex(kid, kx) : "",
+			p.m.is_encrypted ? ", encrypted" : "");
 	}
 	mc_pkg_close(&p);
 	return MC_EXIT_OK;
@@ -446,6 +528,20 @@ static int cmd_info(const char *path)
 		mc_json_bool(&j, "signed", p.m.is_signed);
 		if (p.m.is_signed)
 			mc_json_str(&j, "signer", kid);
+		mc_json_bool(&j, "encrypted", p.m.is_encrypted);
+		if (p.m.is_encrypted) {
+			char rec[MC_ENC_RECIPS_MAX * 20 + 4];
+			size_t n = 0;
+			mc_json_str(&j, "cipher", mc_aead_name(p.m.aead_alg));
+			n += (size_t)snprintf(rec + n, sizeof rec - n, "[");
+			for (unsigned i = 0; i < p.m.nrecips; i++) {
+				char rk[2 * MC_KEYID_LEN + 1];
+				n += (size_t)snprintf(rec + n, sizeof rec - n, "%s\"%s\"", i ? "," : "",
+						      mc_keyid_hex(p.m.recips + (size_t)i * MC_ENC_REC, rk));
+			}
+			snprintf(rec + n, sizeof rec - n, "]");
+			mc_json_raw(&j, "recipients", rec);
+		}
 		mc_json_end(&j);
 	} else {
 		printf("id:             %s\n", hex);
@@ -467,6 +563,15 @@ static int cmd_info(const char *path)
 			printf("signed by:      key %s (checked by verify and extract with --trust)\n", kid);
 		else
 			printf("signed by:      nobody (not signed)\n");
+		if (p.m.is_encrypted) {
+			printf("encrypted:      %s, content needs --decrypt KEY\n", mc_aead_name(p.m.aead_alg));
+			for (unsigned i = 0; i < p.m.nrecips; i++) {
+				char rk[2 * MC_KEYID_LEN + 1];
+				printf("recipient:      key %s\n", mc_keyid_hex(p.m.recips + (size_t)i * MC_ENC_REC, rk));
+			}
+		} else {
+			printf("encrypted:      no\n");
+		}
 	}
 	mc_pkg_close(&p);
 	return MC_EXIT_OK;
@@ -526,8 +631,10 @@ static int cmd_list(const char *path)
 	struct mc_pkg p;
 	char err[512];
 	uint64_t n = 0;
-	int rc = open_pkg(path, 0, &p);
+	int rc = open_trusted(path, 0, &p);
 
+	if (rc == 0 && (rc = need_key(&p)) != 0)
+		mc_pkg_close(&p);
 	if (rc)
 		return rc;
 	if (mc_pkg_list(&p, list_one, &n, err, sizeof err) < 0) {
@@ -615,6 +722,18 @@ static int cmd_verify(const char *path)
 		free(v.runs);
 		mc_pkg_close(&p);
 		return MC_EXIT_RUNTIME;
+	}
+	/* --decrypt: once the stored bytes are intact, the content too: every chunk opened (an image's decoded). */
+	if (bad == 0 && ok && p.m.is_encrypted && p.m.unlocked) {
+		if ((bad = mc_pkg_verify_content(&p, verify_bad, &v, err, sizeof err)) < 0) {
+			mc_err("%s", err);
+			free(v.runs);
+			mc_pkg_close(&p);
+			return MC_EXIT_RUNTIME;
+		}
+		if (bad)
+			mc_err("%s: %ld chunks match their digests but do not open with key %s: the manifest was forged",
+			       path, bad, dkey_path);
 	}
 	int trailing = p.file_size > p.l.file_size;
 	int intact = bad == 0 && ok && !trailing;
@@ -719,6 +838,8 @@ static int cmd_extract_to(const struct args *a, const char *path)
 	int rc = open_trusted(path, 0, &p);
 
 	/* Trusted before the target is even opened: an untrusted package never touches it. */
+	if (rc == 0 && (rc = need_key(&p)) != 0)
+		mc_pkg_close(&p);
 	if (rc)
 		return rc;
 	if ((t = mc_target_open(a->to, &p.m, a->zeroed ? MC_TARGET_ZEROED : 0, err, sizeof err)) == NULL) {
@@ -825,6 +946,8 @@ static int cmd_verify_to(const struct args *a, const char *path)
 	int rc = open_trusted(path, MC_PKG_OPEN_PARTIAL, &p);
 
 	/* Trusted before the target is even opened: an untrusted package never touches it. */
+	if (rc == 0 && (rc = need_key(&p)) != 0)
+		mc_pkg_close(&p);
 	if (rc)
 		return rc;
 	if ((t = mc_target_open(a->to, &p.m, MC_TARGET_READONLY, err, sizeof err)) == NULL) {
@@ -877,6 +1000,8 @@ static int cmd_extract(const struct args *a, const char *path)
 	struct mc_extract_stats st = {0};
 	int rc = open_trusted(path, 0, &p);
 
+	if (rc == 0 && (rc = need_key(&p)) != 0)
+		mc_pkg_close(&p);
 	if (rc)
 		return rc;
 	if (a->to_stdout) {
@@ -940,7 +1065,7 @@ static int cmd_keygen(const struct args *a)
 		}
 		return MC_EXIT_OK;
 	}
-	if (mc_key_generate(&k, err, sizeof err) < 0) {
+	if (mc_key_generate_as(a->box ? MC_KEY_X25519 : MC_KEY_ED25519, &k, err, sizeof err) < 0) {
 		mc_err("%s", err);
 		return MC_EXIT_RUNTIME;
 	}
@@ -969,7 +1094,8 @@ static int cmd_keygen(const struct args *a)
 		mc_json_str(&j, "public_key", pp);
 		mc_json_end(&j);
 	} else {
-		mc_info("%s.key and %s.pub written, key id %s", a->output, a->output, kid);
+		mc_info("%s.key and %s.pub written, %s key id %s", a->output, a->output,
+			a->box ? "encryption (x25519)" : "signing (ed25519)", kid);
 	}
 	return MC_EXIT_OK;
 }
@@ -1059,6 +1185,29 @@ static int parse_opt(int c, struct args *a, const char **level_arg, const char *
 	case OPT_SIGN:
 		a->sign = optarg;
 		break;
+	case OPT_ENCRYPT:
+		if (*optarg == '\0')
+			usage_error("--encrypt: must name a key file");
+		a->encrypt = optarg;
+		break;
+	case OPT_ENCRYPT_TO: {
+		const char **t = realloc(a->encrypt_to, (a->nencrypt_to + 1) * sizeof *t);
+		if (t == NULL) {
+			mc_err("--encrypt-to: %s", strerror(ENOMEM));
+			exit(MC_EXIT_RUNTIME);
+		}
+		a->encrypt_to = t;
+		a->encrypt_to[a->nencrypt_to++] = optarg;
+		break;
+	}
+	case OPT_DECRYPT:
+		if (*optarg == '\0')
+			usage_error("--decrypt: must name a key file");
+		a->decrypt = optarg;
+		break;
+	case OPT_BOX:
+		a->box = 1;
+		break;
 	case OPT_TRUST: {
 		const char **t = realloc(a->trust, (a->ntrust + 1) * sizeof *t);
 		if (t == NULL) {
@@ -1095,6 +1244,10 @@ int main(int argc, char **argv)
 		{"sign", required_argument, NULL, OPT_SIGN},
 		MC_FE_SYSLOG_OPTION,
 		{"trust", required_argument, NULL, OPT_TRUST},
+		{"encrypt", required_argument, NULL, OPT_ENCRYPT},
+		{"encrypt-to", required_argument, NULL, OPT_ENCRYPT_TO},
+		{"decrypt", required_argument, NULL, OPT_DECRYPT},
+		{"box", no_argument, NULL, OPT_BOX},
 		/* long forms of the short options every program shares */
 		{"output", required_argument, NULL, 'o'},
 		{"quiet", no_argument, NULL, 'q'},
@@ -1162,8 +1315,10 @@ int main(int argc, char **argv)
 			usage_error("keygen: -o NAME is required");
 		if (argc != 0)
 			usage_error("keygen: takes no arguments besides -o NAME (%s)", argv[0]);
-	} else if (a.session) {
-		usage_error("%s: --session is for keygen", a.cmd);
+		if (a.session && a.box)
+			usage_error("keygen: --session or --box, not both");
+	} else if (a.session || a.box) {
+		usage_error("%s: --%s is for keygen", a.cmd, a.session ? "session" : "box");
 	}
 	if (strcmp(a.cmd, "create") != 0 &&
 	    ((a.output && strcmp(a.cmd, "keygen") != 0) || a.name || a.version || level_arg || a.threads || mtime_arg ||
@@ -1197,6 +1352,10 @@ int main(int argc, char **argv)
 		usage_error("%s: --trust is for verify and extract", a.cmd);
 	if (a.sign && a.sign[0] == '\0')
 		usage_error("--sign: must name a secret key file");
+	if ((a.encrypt || a.nencrypt_to) && strcmp(a.cmd, "create") != 0)
+		usage_error("%s: --encrypt and --encrypt-to are for create", a.cmd);
+	if (a.decrypt && strcmp(a.cmd, "verify") != 0 && strcmp(a.cmd, "extract") != 0 && strcmp(a.cmd, "list") != 0)
+		usage_error("%s: --decrypt is for list, verify and extract", a.cmd);
 
 	if (strcmp(a.cmd, "create") == 0) {
 		check_create(&a, argv, argc);
@@ -1208,6 +1367,18 @@ int main(int argc, char **argv)
 			usage_error("%s: expects one PKG, got %d arguments", a.cmd, argc);
 		if (a.to_stdout && (a.dir || a.json))
 			usage_error("extract: -O writes the payload to stdout; no -C or --json with it");
+		if (a.decrypt) {
+			char err[1024];
+			int loose;
+			if (mc_content_key_load(a.decrypt, &dkey, &loose, err, sizeof err) < 0) {
+				mc_err("--decrypt %s", err);
+				rc = MC_EXIT_RUNTIME;
+				goto done;
+			}
+			if (loose)
+				mc_warn("%s: key readable or writable by group or others (chmod 600 it)", a.decrypt);
+			dkey_path = a.decrypt;
+		}
 		/* Every --trust key is read before the package: a bad one is an error, never a smaller trust set. */
 		for (unsigned i = 0; i < a.ntrust; i++) {
 			char err[1024];
@@ -1246,5 +1417,7 @@ done:
 		rc = MC_EXIT_RUNTIME;
 	mc_trust_free(&trust);
 	free(a.trust);
+	free(a.encrypt_to);
+	explicit_bzero(&dkey, sizeof dkey);
 	return rc;
 }
