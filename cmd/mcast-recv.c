@@ -36,7 +36,7 @@ static const char usage_text[] =
 	"                  [--trust KEY.pub|DIR]... [--session-key FILE]\n"
 	"       mcast-recv [-qv] [--json] [-g GROUP] [-p PORT] [-i IFACE] [-t TTL] --to TARGET\n"
 	"                  [--state FILE] [--zeroed] [--package NAME] [--expect ID] [--timeout DUR] [--mem SIZE]\n"
-	"                  [--trust KEY.pub|DIR]... [--session-key FILE]\n"
+	"                  [--trust KEY.pub|DIR]... [--session-key FILE] [--decrypt KEY]\n"
 	"       mcast-recv -h | --help | --version\n";
 
 static volatile sig_atomic_t got_signal;
@@ -64,6 +64,8 @@ static void help(void)
 	      "  --trust KEY|DIR   take only a session whose package is signed by this public key\n"
 	      "                    (or any DIR/*.pub); repeatable. Nothing is written before that.\n"
 	      "  --session-key FILE  authenticate every datagram with this 32-byte key; others' are dropped\n"
+	      "  --decrypt KEY     (--to) the key of an encrypted package: a 32-byte key file or a box secret\n"
+	      "                    key; one that does not open it is refused before TARGET is opened\n"
 	      "  --mem SIZE        memory for chunks being assembled (default 1/8 s of the\n"
 	      "                    sender's rate, 64M to 256M; with --to 32M)\n"
 	      "  --json            one JSON event per line on stdout\n"
@@ -83,7 +85,11 @@ struct opts {
 	const char **trust; /* --trust KEY.pub|DIR, as given */
 	unsigned ntrust;
 	const char *session_key;
+	const char *decrypt;  /* --decrypt KEY (--to) */
 };
+
+/* The key of --decrypt, read before the target is opened. */
+static struct mc_content_key dkey;
 
 /* --to: the default memory for chunk slots (the target holds what they spill). */
 #define TO_MEM (32u << 20)
@@ -93,8 +99,9 @@ static struct mc_trust trust;
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	enum { O_EXPECT = 256, O_JSON, O_MEM, O_PACKAGE, O_SESSION_KEY, O_STATE, O_TIMEOUT, O_TO, O_TRUST, O_VERSION, O_ZEROED };
+	enum { O_EXPECT = 256, O_JSON, O_MEM, O_PACKAGE, O_SESSION_KEY, O_STATE, O_TIMEOUT, O_TO, O_TRUST, O_VERSION, O_ZEROED, O_DECRYPT };
 	static const struct option lopts[] = {
+		{"decrypt", required_argument, NULL, O_DECRYPT},
 		{"expect", required_argument, NULL, O_EXPECT},
 		{"group", required_argument, NULL, 'g'},
 		{"help", no_argument, NULL, 'h'},
@@ -136,6 +143,11 @@ static void parse(int argc, char **argv, struct opts *o)
 			break;
 		case 'q': o->verbosity = 0; break;
 		case 'v': o->verbosity = 2; break;
+		case O_DECRYPT:
+			if (*optarg == '\0')
+				mc_fe_usage_error(usage_text, "--decrypt: a key file");
+			o->decrypt = optarg;
+			break;
 		case O_EXPECT: o->expect = optarg; break;
 		case O_JSON: o->json = 1; break;
 		case MC_FE_O_SYSLOG: mc_log_syslog(); break;
@@ -184,8 +196,9 @@ static void parse(int argc, char **argv, struct opts *o)
 		mc_fe_usage_error(usage_text, "unexpected argument '%s'", argv[optind]);
 	if (o->out == NULL || *o->out == '\0')
 		mc_fe_usage_error(usage_text, "-o PKG or --to TARGET is required");
-	if (!o->to && (o->state || o->zeroed))
-		mc_fe_usage_error(usage_text, "%s: only with --to TARGET", o->state ? "--state" : "--zeroed");
+	if (!o->to && (o->state || o->zeroed || o->decrypt))
+		mc_fe_usage_error(usage_text, "%s: only with --to TARGET (-o keeps an encrypted package encrypted)",
+				  o->state ? "--state" : o->zeroed ? "--zeroed" : "--decrypt");
 	if (!o->to && mc_fe_output_refusal(o->out))
 		mc_fe_usage_error(usage_text, "-o %s: %s", o->out, mc_fe_output_refusal(o->out));
 }
@@ -558,6 +571,8 @@ static int open_sink(struct run *x, struct mc_sink **sink)
 		return e == -EINVAL ? MC_EXIT_USAGE : MC_EXIT_RUNTIME;
 	}
 	x->sink = *sink;
+	if (x->o.decrypt)
+		mc_sink_target_decrypt(*sink, &dkey);
 	mc_info("writing onto %s; state in %s", x->o.out, x->state);
 	return 0;
 }
@@ -598,6 +613,15 @@ int main(int argc, char **argv)
 		c.core.trust = &trust;
 	if (x.o.session_key)
 		auth = mc_fe_session_key(x.o.session_key);
+	if (x.o.decrypt) {
+		int loose;
+		if (mc_content_key_load(x.o.decrypt, &dkey, &loose, err, sizeof err) < 0) {
+			mc_err("--decrypt %s", err);
+			exit(MC_EXIT_RUNTIME);
+		}
+		if (loose)
+			mc_warn("%s: key readable or writable by group or others (chmod 600 it)", x.o.decrypt);
+	}
 	if (!x.o.to && already_complete(&x.o, &done_chunks))
 		already(&x.o, done_chunks);
 	if ((rcode = open_sink(&x, &sink)) != 0 || (rcode = resume(&x, sink, &rs)) != 0)
@@ -646,6 +670,7 @@ out:
 	mc_fe_auth_report(auth);
 	mc_trust_free(&trust);
 	free(x.o.trust);
+	explicit_bzero(&dkey, sizeof dkey);
 	if (mc_log_close_stdout() < 0 && rcode == MC_EXIT_OK)
 		rcode = MC_EXIT_RUNTIME;
 	return rcode;

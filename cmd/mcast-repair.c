@@ -28,7 +28,7 @@ static const char usage_text[] =
 	"usage: mcast-repair -s SOURCE [-s SOURCE]... [-j PARALLEL] [--timeout DUR]\n"
 	"                    [--cacert FILE] [--insecure] [-H HEADER]... [--spread DUR]\n"
 	"                    [--trust KEY.pub|DIR]... [--json] [-q] [-v] PKG\n"
-	"       mcast-repair --to TARGET --state FILE -s SOURCE [-s SOURCE]... [options]\n"
+	"       mcast-repair --to TARGET --state FILE [--decrypt KEY] -s SOURCE [-s SOURCE]... [options]\n"
 	"       mcast-repair -h | --help | --version\n";
 
 static volatile sig_atomic_t got_stop;
@@ -79,6 +79,9 @@ static void usage(FILE *f, int status)
 		      "                    missing chunks fetched, verified, decoded in place\n"
 		      "  --state FILE      with --to (required): the state mcast-recv --to keeps for\n"
 		      "                    TARGET; made when missing, removed once TARGET is complete\n"
+		      "  --decrypt KEY     with --to: the key of an encrypted package (a 32-byte key\n"
+		      "                    file or a box secret key); refused before TARGET is opened\n"
+		      "                    when it does not open it\n"
 		      "  --json            one JSON event per line on stdout\n"
 		      "  --syslog          talk to syslog (the journal), not standard error; MCAST_LOG_TIME=1:\n"
 		      "                    each line on standard error starts with the time (ISO 8601)\n"
@@ -313,6 +316,7 @@ int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"cacert", required_argument, NULL, 'C'},
+		{"decrypt", required_argument, NULL, 'D'},
 		{"header", required_argument, NULL, 'H'},
 		{"help", no_argument, NULL, 'h'},
 		{"insecure", no_argument, NULL, 'k'},
@@ -333,6 +337,8 @@ int main(int argc, char **argv)
 	const char *sources[MAX_SOURCES], *headers[MAX_HEADERS];
 	struct mc_repair_opts o = {0};
 	struct mc_trust trust = {0};
+	struct mc_content_key dkey;
+	const char *decrypt = NULL;
 	const char *trusts[MAX_SOURCES];
 	unsigned ntrust = 0;
 	struct mc_repair_result res;
@@ -349,6 +355,11 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'C':
 			o.src.cacert = optarg;
+			break;
+		case 'D':
+			if (optarg[0] == '\0')
+				bad("--decrypt: KEY must not be empty");
+			decrypt = optarg;
 			break;
 		case 'H':
 			if (o.src.nheaders == MAX_HEADERS)
@@ -425,6 +436,8 @@ int main(int argc, char **argv)
 	} else {
 		if (o.state_path)
 			bad("--state: only with --to TARGET (PKG keeps its state in PKG.state)");
+		if (decrypt)
+			bad("--decrypt: only with --to TARGET (PKG is completed encrypted, as it is)");
 		if (argc - optind != 1)
 			bad(argc == optind ? "no PKG given" : "one PKG only");
 		if (argv[optind][0] == '\0')
@@ -443,6 +456,16 @@ int main(int argc, char **argv)
 		}
 	if (trust.n)
 		o.trust = &trust;
+	if (decrypt) {
+		int loose;
+		if (mc_content_key_load(decrypt, &dkey, &loose, err, sizeof err) < 0) {
+			mc_err("--decrypt %s", err);
+			return MC_EXIT_RUNTIME;
+		}
+		if (loose)
+			mc_warn("%s: key readable or writable by group or others (chmod 600 it)", decrypt);
+		o.dkey = &dkey;
+	}
 	o.pkg = o.target ? o.target : argv[optind];
 	to_target = o.target != NULL;
 	o.sources = sources;
@@ -478,6 +501,8 @@ int main(int argc, char **argv)
 		status = MC_EXIT_USAGE; /* --to: refused before a byte was written (unsuitable target, package or state) */
 	mc_repair_result_free(&res);
 	mc_trust_free(&trust);
+	if (decrypt)
+		explicit_bzero(&dkey, sizeof dkey);
 	mc_source_global_cleanup();
 	if (mc_log_close_stdout() < 0 && status == MC_EXIT_OK)
 		status = MC_EXIT_RUNTIME;

@@ -491,6 +491,15 @@ static int open_target(struct run *r)
 {
 	struct stat sb;
 
+	/* An encrypted package opened with --decrypt first: a key that does not open it touches nothing. */
+	if (r->m.is_encrypted && !r->m.unlocked && r->o->dkey) {
+		char why[256];
+		if (mc_manifest_unlock(&r->m, r->o->dkey, why, sizeof why) < 0) {
+			snprintf(r->err, r->errlen, "%s: %s", r->o->target, why);
+			r->res->refused = 0;
+			return -1;
+		}
+	}
 	r->made_target = lstat(r->o->target, &sb) < 0 && errno == ENOENT;
 	r->tgt = mc_target_open(r->o->target, &r->m, 0, r->err, r->errlen);
 	if (r->tgt == NULL) {

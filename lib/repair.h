@@ -63,6 +63,8 @@ struct mc_repair_event {
 
 typedef void (*mc_repair_event_fn)(void *ctx, const struct mc_repair_event *ev);
 
+struct mc_content_key;
+
 struct mc_repair_opts {
 	const char *pkg;
 	const char *const *sources;
@@ -95,6 +97,12 @@ struct mc_repair_opts {
 	 */
 	const char *target;
 	const char *state_path;
+	/*
+	 * --decrypt with --to (crypto.h; NULL: none): the key that opens an
+	 * encrypted package before the target is opened; one that does not,
+	 * or none for an encrypted package, is an error before a byte is written.
+	 */
+	const struct mc_content_key *dkey;
 };
 
 enum mc_repair_src_state {

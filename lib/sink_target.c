@@ -21,6 +21,7 @@ struct sink_target {
 	struct mc_manifest m; /* the target's own copy (mc_target_open keeps a pointer to it) */
 	int have_m;
 	int refused;          /* an op refused the target or the package (EINVAL) */
+	const struct mc_content_key *dkey; /* --decrypt: the key of an encrypted package, or NULL */
 	uint8_t id[MC_DIGEST_LEN];
 };
 
@@ -70,6 +71,12 @@ static int open_target(struct sink_target *k, const struct mc_manifest *m, char 
 		if (mc_manifest_parse(m->raw, m->raw_len, &k->m, err, errlen) < 0)
 			return -EINVAL;
 		k->have_m = 1;
+	}
+	/* An encrypted package opened with --decrypt before the target is: a wrong key touches nothing. */
+	if (k->m.is_encrypted && !k->m.unlocked && k->dkey) {
+		char why[256];
+		if (mc_manifest_unlock(&k->m, k->dkey, why, sizeof why) < 0)
+			return fail(EACCES, err, errlen, k->path, why);
 	}
 	if ((k->t = mc_target_open(k->path, &k->m, k->flags, err, errlen)) == NULL) {
 		k->refused = errno == EINVAL;
@@ -301,4 +308,9 @@ int mc_sink_target_state_path(const char *target, char *buf, size_t cap)
 	}
 	n = snprintf(buf, cap, "%s.state", target);
 	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+void mc_sink_target_decrypt(struct mc_sink *s, const struct mc_content_key *k)
+{
+	((struct sink_target *)s)->dkey = k;
 }

@@ -44,6 +44,14 @@ int mc_sink_target_open(const char *target, const char *state_path, unsigned fla
 			char *err, size_t errlen);
 
 /*
+ * --decrypt: the key (crypto.h) that opens an encrypted package before the
+ * target is opened (a key that does not is refused, -EACCES, with nothing
+ * written); without it an encrypted package is refused the same way.
+ */
+struct mc_content_key;
+void mc_sink_target_decrypt(struct mc_sink *s, const struct mc_content_key *k);
+
+/*
  * 1 when the sink refused the target or the session's package (not an
  * image, too small, ...) rather than failed: the program's usage error.
  */

@@ -173,3 +173,50 @@ sums() { (cd "$1" && find . -type f -exec sha256sum {} + | sort -k2); }
 	run -0 --separate-stderr run_pack extract --decrypt k -C out r.mcpkg
 	[ "$(sums tree)" = "$(sums out)" ]
 }
+
+# recv_to STATUS ARG...: mcast-recv --to target with ARGs, a sender of i.mcpkg started once it listens;
+# it must end with STATUS.
+recv_to() {
+	local want=$1 st=0
+	shift
+	bg_start recv with_timeout 60 ns_exec local run_recv -g $G -p $P --to "$T/target" --state "$T/t.state" --timeout 20s "$@"
+	wait_for 10 grep -q 'waiting for' "$T/recv.err"
+	bg_start send with_timeout 60 ns_exec local run_send -g $G -p $P -r 200M --linger 300ms "$T/i.mcpkg"
+	bg_wait recv 40 || st=$?
+	bg_kill send
+	[ "$st" -eq "$want" ] || { echo "recv exited $st, expected $want:" >&2; cat "$T/recv.err" >&2; return 1; }
+}
+
+@test "encrypt: mcast-recv --to --decrypt writes the image; without the key or with another, the target is untouched" {
+	require_root
+	require_prog mcast-pack mcast-send mcast-recv
+	run_pack create -q --image --chunk-size 64K --encrypt k -o i.mcpkg img
+	head -c 4M /dev/urandom >target
+	before=$(sha256sum <target)
+	ns_lo
+	recv_to 1
+	grep -q 'encrypted.*--decrypt KEY' recv.err
+	[ "$(sha256sum <target)" = "$before" ]
+	recv_to 1 --decrypt "$T/wrong"
+	grep -q 'another key' recv.err
+	[ "$(sha256sum <target)" = "$before" ]
+	recv_to 0 --decrypt "$T/k"
+	cmp target img
+	run -2 --separate-stderr run_recv -g $G -p $P -o "$T/x.mcpkg" --decrypt k
+}
+
+@test "encrypt: mcast-repair --to --decrypt completes a target from the package; a wrong key writes nothing" {
+	require_prog mcast-pack mcast-repair
+	run_pack create -q --image --chunk-size 64K --encrypt k -o i.mcpkg img
+	head -c 4M /dev/urandom >target
+	before=$(sha256sum <target)
+	run -1 --separate-stderr run_repair --to target --state st --decrypt wrong -s "$T/i.mcpkg"
+	[[ $stderr == *"another key"* ]]
+	[ "$(sha256sum <target)" = "$before" ]
+	run -1 --separate-stderr run_repair --to target --state st -s "$T/i.mcpkg"
+	[[ $stderr == *"--decrypt KEY"* ]]
+	[ "$(sha256sum <target)" = "$before" ]
+	run -0 --separate-stderr run_repair --to target --state st --decrypt k -s "$T/i.mcpkg"
+	cmp target img
+	run -2 --separate-stderr run_repair --decrypt k -s "$T/i.mcpkg" out.mcpkg
+}
