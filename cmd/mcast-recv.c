@@ -271,6 +271,7 @@ static void summary(const struct run *x, const char *result)
 	mc_json_u64(&j, "feedback_failed", in->fb_failed);
 	mc_json_u64(&j, "overruns", in->overruns);
 	mc_json_u64(&j, "spills", s->spills);
+	mc_fe_auth_json(&j);
 	mc_json_dbl(&j, "seconds", (double)(mc_now_ms() - (in->start_ms ? in->start_ms : x->start)) / 1000.0);
 	mc_json_end(&j);
 }

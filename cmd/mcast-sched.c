@@ -410,6 +410,7 @@ static void summary_begin(struct mc_json *j, const char *result)
 {
 	mc_json_summary(j, result);
 	mc_json_raw(j, "path", "null");
+	mc_fe_auth_json(j);
 	summarized = 1;
 }
 

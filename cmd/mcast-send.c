@@ -383,6 +383,7 @@ static int finished(const struct run *x, int reason)
 	mc_json_u64(&j, "overruns", s->overruns);
 	mc_json_u64(&j, "rate_cuts", in->rate.cuts);
 	mc_json_u64(&j, "lowest_rate", in->rate.lowest);
+	mc_fe_auth_json(&j);
 	mc_json_dbl(&j, "seconds", secs);
 	mc_json_end(&j);
 	/* 0 when everyone who joined has the package; 3 when some must still run mcast-repair. */
@@ -464,6 +465,7 @@ out:
 		mc_json_str(&j, "reason", "error");
 		mc_json_u64(&j, "bytes_sent", in ? in->bytes_sent : 0);
 		mc_json_u64(&j, "packets_sent", in ? in->pkts_sent : 0);
+		mc_fe_auth_json(&j);
 		mc_json_dbl(&j, "seconds", in ? (double)(mc_now_ms() - in->start_ms) / 1000.0 : 0.0);
 		mc_json_end(&j);
 	}

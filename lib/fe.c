@@ -188,6 +188,9 @@ void mc_fe_signals(volatile sig_atomic_t *flag)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* The session key's context while it is in use (mc_fe_session_key to mc_fe_auth_report). */
+static struct mc_auth *fe_auth;
+
 struct mc_auth *mc_fe_session_key(const char *path)
 {
 	uint8_t key[MC_SESSION_KEY_LEN];
@@ -208,7 +211,19 @@ struct mc_auth *mc_fe_session_key(const char *path)
 		exit(MC_EXIT_RUNTIME);
 	}
 	mc_net_set_auth(a);
+	fe_auth = a;
 	return a;
+}
+
+void mc_fe_auth_json(struct mc_json *j)
+{
+	struct mc_auth_stats st;
+
+	if (fe_auth == NULL)
+		return;
+	st = mc_auth_get_stats(fe_auth);
+	mc_json_u64(j, "auth_failed", st.forged);
+	mc_json_u64(j, "auth_replayed", st.replayed);
 }
 
 void mc_fe_auth_report(struct mc_auth *a)
@@ -226,5 +241,7 @@ void mc_fe_auth_report(struct mc_auth *a)
 		mc_debug("session key: %llu datagrams authenticated, %llu sent", (unsigned long long)st.ok,
 			 (unsigned long long)st.sealed);
 	mc_net_set_auth(NULL);
+	if (fe_auth == a)
+		fe_auth = NULL;
 	mc_auth_free(a);
 }

@@ -76,6 +76,13 @@ struct mc_auth;
 struct mc_auth *mc_fe_session_key(const char *path);
 /* Says how many datagrams failed authentication (when any), then turns it off and frees a. NULL: nothing. */
 void mc_fe_auth_report(struct mc_auth *a);
+/*
+ * With --session-key, adds the datagrams dropped so far to a --json summary:
+ * auth_failed (tag did not match, or too short for one) and auth_replayed
+ * (authentic but taken before); without it, nothing (mcast-json(7)).
+ */
+struct mc_json;
+void mc_fe_auth_json(struct mc_json *j);
 
 /* SIGINT, SIGTERM and SIGHUP set *flag to the signal number (no SA_RESTART); SIGPIPE is ignored. */
 void mc_fe_signals(volatile sig_atomic_t *flag);
