@@ -1100,6 +1100,19 @@ static int cmd_keygen(const struct args *a)
 	return MC_EXIT_OK;
 }
 
+/* Appends arg to the list of a repeatable option (--trust, --encrypt-to). */
+static void push_arg(const char ***v, unsigned *n, const char *opt, const char *arg)
+{
+	const char **t = realloc(*v, (*n + 1) * sizeof *t);
+
+	if (t == NULL) {
+		mc_err("%s: %s", opt, strerror(ENOMEM));
+		exit(MC_EXIT_RUNTIME);
+	}
+	*v = t;
+	t[(*n)++] = arg;
+}
+
 /* Applies one option to a; returns 1 when the program is done (--version). Usage errors exit. */
 static int parse_opt(int c, struct args *a, const char **level_arg, const char **mtime_arg, char **argv)
 {
@@ -1190,16 +1203,9 @@ static int parse_opt(int c, struct args *a, const char **level_arg, const char *
 			usage_error("--encrypt: must name a key file");
 		a->encrypt = optarg;
 		break;
-	case OPT_ENCRYPT_TO: {
-		const char **t = realloc(a->encrypt_to, (a->nencrypt_to + 1) * sizeof *t);
-		if (t == NULL) {
-			mc_err("--encrypt-to: %s", strerror(ENOMEM));
-			exit(MC_EXIT_RUNTIME);
-		}
-		a->encrypt_to = t;
-		a->encrypt_to[a->nencrypt_to++] = optarg;
+	case OPT_ENCRYPT_TO:
+		push_arg(&a->encrypt_to, &a->nencrypt_to, "--encrypt-to", optarg);
 		break;
-	}
 	case OPT_DECRYPT:
 		if (*optarg == '\0')
 			usage_error("--decrypt: must name a key file");
@@ -1208,16 +1214,9 @@ static int parse_opt(int c, struct args *a, const char **level_arg, const char *
 	case OPT_BOX:
 		a->box = 1;
 		break;
-	case OPT_TRUST: {
-		const char **t = realloc(a->trust, (a->ntrust + 1) * sizeof *t);
-		if (t == NULL) {
-			mc_err("--trust: %s", strerror(ENOMEM));
-			exit(MC_EXIT_RUNTIME);
-		}
-		a->trust = t;
-		a->trust[a->ntrust++] = optarg;
+	case OPT_TRUST:
+		push_arg(&a->trust, &a->ntrust, "--trust", optarg);
 		break;
-	}
 	case OPT_VERSION:
 		printf("mcast-pack %s (package formats %d and %d)\n", MC_VERSION, MC_PKG_VERSION, MC_PKG_VERSION_IMAGE);
 		return 1;
