@@ -11,11 +11,6 @@ load helper
 G=239.77.20.1
 P=17200
 
-# Python for the JSON checks and the hostile sender: the system one when there
-# is one (a version manager's shim costs a third of a second a call).
-PY=python3
-[ ! -x /usr/bin/python3 ] || PY=/usr/bin/python3
-
 # mkpkg NAME SIZE: a raw package NAME.mcpkg of SIZE random bytes (no
 # compression, so it is quick) in the file's scratch; prints nothing.
 mkpkg() {
@@ -38,43 +33,10 @@ setup() {
 	T=$BATS_TEST_TMPDIR
 }
 
-# Sessions: every program runs under timeout(1) so a hang fails the test
-# instead of the suite, and teardown kills what is left.
+# Sessions: helper.bash's session_send_bg, session_recv_bg, bg_ends, bg_json.
 
-# send_bg HOST ARG...: mcast-send --json on $G:$P from HOST, in the background
-# as "send" (SNAME overrides the name).
-send_bg() {
-	local host=$1
-	shift
-	bg_start "${SNAME:-send}" with_timeout 60 ns_exec "$host" run_send -g "$G" -p "$P" --json "$@"
-}
-
-# recv_bg NAME HOST ARG...: mcast-recv --json -o $T/NAME.mcpkg on $G:$P in
-# HOST, in the background as NAME; returns once it listens.
-recv_bg() {
-	local name=$1 host=$2
-	shift 2
-	bg_start "$name" with_timeout 60 ns_exec "$host" run_recv -g "$G" -p "$P" --json -o "$T/$name.mcpkg" "$@"
-	wait_for 10 grep -q 'waiting for' "$T/$name.err" || {
-		echo "$name does not listen:" >&2
-		cat "$T/$name.err" >&2
-		return 1
-	}
-}
-
-# ends NAME SECS STATUS...: NAME ends within SECS with one of the STATUSes.
-# bg_wait must run in the test's shell (not under `run`) to reap its child.
-ends() {
-	local name=$1 secs=$2 st=0 s
-	shift 2
-	bg_wait "$name" "$secs" || st=$?
-	for s in "$@"; do
-		[ "$st" -ne "$s" ] || return 0
-	done
-	echo "$name exited $st, expected $*; its stderr:" >&2
-	cat "$T/$name.err" >&2
-	return 1
-}
+# recv_bg NAME HOST ARG...: session_recv_bg with -o $T/NAME.mcpkg.
+recv_bg() { session_recv_bg "$1" "$2" -o "$T/$1.mcpkg" "${@:3}"; }
 
 # same NAME PKG: NAME's output is PKG byte for byte, its .part and .state gone.
 same() {
@@ -90,34 +52,12 @@ incomplete() {
 	[ -s "$T/$1.mcpkg.state" ] || { echo "$1.mcpkg.state missing" >&2; return 1; }
 }
 
-# jget NAME EVENT EXPR: EXPR (Python, on the object j) of the last --json
-# EVENT that NAME printed.
-jget() {
-	"$PY" - "$T/$1.out" "$2" "$3" <<'EOF'
-import json, sys
-path, event, expr = sys.argv[1:]
-last = None
-for line in open(path):
-    j = json.loads(line)
-    if j.get("event") == event:
-        last = j
-if last is None:
-    sys.exit("no %s event in %s" % (event, path))
-print(eval(expr, {}, {"j": last}))
-EOF
-}
-
 # state_has FILE N: the state file FILE counts at least N verified chunks
 # (its layout is in lib/state.h: the count is the big-endian word at 28).
 state_has() {
 	local h
 	h=$(od -An -j 28 -N 4 -t x1 "$1" 2>/dev/null | tr -d ' \n')
 	[ ${#h} -eq 8 ] && [ $((16#$h)) -ge "$2" ]
-}
-
-# bigger_than FILE BYTES: FILE exists and holds more than BYTES.
-bigger_than() {
-	[ -e "$1" ] && [ "$(stat -c %s "$1")" -gt "$2" ]
 }
 
 require_session() {
@@ -259,21 +199,21 @@ require_session() {
 	recv_bg r2 local
 	recv_bg r3 local
 	# 24 MiB at 60 Mbit/s: a pass takes about three seconds
-	send_bg local -r 60M --linger 300ms "$PK/big.mcpkg"
+	session_send_bg local -r 60M --linger 300ms "$PK/big.mcpkg"
 	wait_for 15 bigger_than "$T/r1.mcpkg.part" $((6 << 20))
 	recv_bg late local
-	ends r1 30 0
-	ends r2 30 0
-	ends r3 30 0
-	ends late 30 0
-	ends send 30 0
+	bg_ends r1 30 0
+	bg_ends r2 30 0
+	bg_ends r3 30 0
+	bg_ends late 30 0
+	bg_ends send 30 0
 	for r in r1 r2 r3 late; do same $r big; done
-	[ "$(jget send summary 'j["receivers"]')" -eq 4 ]
-	[ "$(jget send summary 'j["complete"]')" -eq 4 ]
+	[ "$(bg_json send summary 'j["receivers"]')" -eq 4 ]
+	[ "$(bg_json send summary 'j["complete"]')" -eq 4 ]
 	# the late joiner heard only part of the first pass (it joined mid-pass),
 	# and its own NACKs brought it the rest in the next
-	[ "$(jget late summary 'j["nacks"]')" -ge 1 ]
-	[ "$(jget send summary 'j["nacks"]')" -ge 1 ]
+	[ "$(bg_json late summary 'j["nacks"]')" -ge 1 ]
+	[ "$(bg_json send summary 'j["nacks"]')" -ge 1 ]
 	[ "$(grep -c '"event":"joined"' "$T/send.out")" -eq 4 ]
 	[ "$(grep -c '"event":"done"' "$T/send.out")" -eq 4 ]
 }
@@ -286,19 +226,19 @@ require_session() {
 	recv_bg r2 h2 -i eth0
 	recv_bg r3 h3 -i eth0
 	recv_bg r4 h4 -i eth0
-	send_bg h1 -i eth0 -r 300M --linger 300ms "$PK/alpha.mcpkg"
-	ends send 40 0
-	ends r2 10 0
-	ends r3 10 0
-	ends r4 10 0
+	session_send_bg h1 -i eth0 -r 300M --linger 300ms "$PK/alpha.mcpkg"
+	bg_ends send 40 0
+	bg_ends r2 10 0
+	bg_ends r3 10 0
+	bg_ends r4 10 0
 	for r in r2 r3 r4; do same $r alpha; done
 	# the loss was real, and the lossy receivers were healed by repair symbols
 	[ "$(ns_loss_count h3)" -gt 0 ]
 	[ "$(ns_loss_count h4)" -gt "$(ns_loss_count h3)" ]
-	[ "$(jget r4 summary 'j["decoded_blocks"]')" -gt 0 ]
-	[ "$(jget send summary 'j["complete"]')" -eq 3 ]
+	[ "$(bg_json r4 summary 'j["decoded_blocks"]')" -gt 0 ]
+	[ "$(bg_json send summary 'j["complete"]')" -eq 3 ]
 	# the receivers' sender address is h1's
-	[ "$(jget r2 joined 'j["sender"].split(":")[0]')" = 198.18.0.1 ]
+	[ "$(bg_json r2 joined 'j["sender"].split(":")[0]')" = 198.18.0.1 ]
 }
 
 @test "session: IPv6 group ff15:: on a veth LAN" {
@@ -307,32 +247,32 @@ require_session() {
 	G=ff15::77:20:1
 	recv_bg r2 h2 -i eth0
 	recv_bg r3 h3 -i eth0
-	send_bg h1 -i eth0 -r 300M --linger 300ms "$PK/alpha.mcpkg"
-	ends send 40 0
-	ends r2 10 0
-	ends r3 10 0
+	session_send_bg h1 -i eth0 -r 300M --linger 300ms "$PK/alpha.mcpkg"
+	bg_ends send 40 0
+	bg_ends r2 10 0
+	bg_ends r3 10 0
 	same r2 alpha
 	same r3 alpha
-	[[ $(jget send start 'j["group"]') == *ff15::77:20:1* ]]
-	[[ $(jget r2 joined 'j["sender"]') == *2001:db8::1* ]]
-	[ "$(jget send summary 'j["complete"]')" -eq 2 ]
+	[[ $(bg_json send start 'j["group"]') == *ff15::77:20:1* ]]
+	[[ $(bg_json r2 joined 'j["sender"]') == *2001:db8::1* ]]
+	[ "$(bg_json send summary 'j["complete"]')" -eq 2 ]
 }
 
 @test "session: sender killed mid-session, receiver exits 3 with PKG.part and PKG.state" {
 	require_session
 	ns_lo
 	recv_bg r1 local --timeout 2s
-	send_bg local -r 60M "$PK/big.mcpkg"
+	session_send_bg local -r 60M "$PK/big.mcpkg"
 	wait_for 15 bigger_than "$T/r1.mcpkg.part" $((6 << 20))
 	bg_kill send KILL
-	ends send 10 124 137
+	bg_ends send 10 124 137
 	SECONDS=0
-	ends r1 15 3
+	bg_ends r1 15 3
 	[ "$SECONDS" -le 8 ]
 	incomplete r1
-	[ "$(jget r1 summary 'j["result"]')" = timeout ]
-	[ "$(jget r1 summary 'j["verified"]')" -gt 0 ]
-	[ "$(jget r1 summary 'j["verified"]')" -lt 24 ]
+	[ "$(bg_json r1 summary 'j["result"]')" = timeout ]
+	[ "$(bg_json r1 summary 'j["verified"]')" -gt 0 ]
+	[ "$(bg_json r1 summary 'j["verified"]')" -lt 24 ]
 	grep -q 'went silent' "$T/r1.err"
 }
 
@@ -346,12 +286,12 @@ require_session() {
 	# repair pass, however loaded the machine. (Stopping the sender once PKG.part passed
 	# 6 MiB depended on a poll that could come late: on a loaded machine the receiver had
 	# completed by then.)
-	send_bg h1 -i eth0 -r 100M --max-passes 1 "$PK/big.mcpkg"
-	ends send 20 3
-	ends r2 10 3
+	session_send_bg h1 -i eth0 -r 100M --max-passes 1 "$PK/big.mcpkg"
+	bg_ends send 20 3
+	bg_ends r2 10 3
 	incomplete r2
-	partial=$(jget r2 summary 'j["partial"]')
-	verified=$(jget r2 summary 'j["verified"]')
+	partial=$(bg_json r2 summary 'j["partial"]')
+	verified=$(bg_json r2 summary 'j["verified"]')
 	[ "$partial" -gt 0 ]
 	grep -q "and parts of $partial more" "$T/r2.err"
 	run -0 --separate-stderr ns_exec h2 run_repair --json -s "$PK/big.mcpkg" "$T/r2.mcpkg"
@@ -368,17 +308,17 @@ require_session() {
 	lan_create 2
 	ns_loss h2 10 $P
 	recv_bg r2 h2 -i eth0
-	send_bg h1 -i eth0 -r 20M --linger 2s "$PK/big.mcpkg"
+	session_send_bg h1 -i eth0 -r 20M --linger 2s "$PK/big.mcpkg"
 	wait_for 15 bigger_than "$T/r2.mcpkg.part" $((6 << 20))
 	bg_kill r2 TERM
-	ends r2 10 3
-	partial=$(jget r2 summary 'j["partial"]')
+	bg_ends r2 10 3
+	partial=$(bg_json r2 summary 'j["partial"]')
 	[ "$partial" -gt 0 ]
 	bg_start r2b with_timeout 60 ns_exec h2 run_recv -g "$G" -p "$P" --json -i eth0 -o "$T/r2.mcpkg"
 	bg_wait r2b 40
 	grep -q "parts of $partial more" "$T/r2b.err"
 	same r2 big
-	ends send 20 0
+	bg_ends send 20 0
 }
 
 @test "session: --mem less than a window of blocks, under loss: the receiver still keeps up" {
@@ -386,32 +326,32 @@ require_session() {
 	lan_create 2
 	ns_loss h2 10 $P
 	recv_bg r2 h2 -i eth0 --mem 4M
-	send_bg h1 -i eth0 -r 300M --linger 300ms "$PK/big.mcpkg"
-	ends send 40 0
-	ends r2 10 0
+	session_send_bg h1 -i eth0 -r 300M --linger 300ms "$PK/big.mcpkg"
+	bg_ends send 40 0
+	bg_ends r2 10 0
 	same r2 big
-	[ "$(jget send summary 'j["silent"]')" -eq 0 ]
+	[ "$(bg_json send summary 'j["silent"]')" -eq 0 ]
 }
 
 @test "session: receiver SIGKILLed mid-session and restarted with the same -o resumes and finishes" {
 	require_session
 	ns_lo
 	recv_bg r1 local
-	send_bg local -r 60M --linger 500ms "$PK/big.mcpkg"
+	session_send_bg local -r 60M --linger 500ms "$PK/big.mcpkg"
 	# killed once its state (fsync'd about once a second) says it has a few chunks
 	wait_for 15 state_has "$T/r1.mcpkg.state" 4
 	bg_kill r1 KILL
-	ends r1 10 124 137
+	bg_ends r1 10 124 137
 	[ ! -e "$T/r1.mcpkg" ]
 	[ -s "$T/r1.mcpkg.part" ]
 	mv "$T/r1.err" "$T/r1.first.err"
 	recv_bg r1 local
-	ends r1 30 0
-	ends send 30 0
+	bg_ends r1 30 0
+	bg_ends send 30 0
 	same r1 big
 	grep -Eq 'resuming .*: ([4-9]|[12][0-9]) of 24 chunks' "$T/r1.err"
 	# it asked for less than the whole package the second time
-	[ "$(jget r1 summary 'j["data_packets"]')" -lt "$(jget send summary 'j["symbols"]')" ]
+	[ "$(bg_json r1 summary 'j["data_packets"]')" -lt "$(bg_json send summary 'j["symbols"]')" ]
 }
 
 @test "session: a PKG.part whose header disagrees with its manifest on the payload size is not resumed" {
@@ -420,10 +360,10 @@ require_session() {
 	cp "$PK/small.mcpkg" "$T/r1.mcpkg.part"
 	# the payload length (header bytes 40-47) is not covered by the package id
 	printf '\177' | dd of="$T/r1.mcpkg.part" bs=1 seek=44 conv=notrunc 2>/dev/null
-	send_bg local -r 100M --linger 500ms "$PK/small.mcpkg"
+	session_send_bg local -r 100M --linger 500ms "$PK/small.mcpkg"
 	recv_bg r1 local
-	ends r1 30 0
-	ends send 30 0
+	bg_ends r1 30 0
+	bg_ends send 30 0
 	same r1 small
 	run -0 --separate-stderr run_pack verify "$T/r1.mcpkg"
 }
@@ -435,17 +375,17 @@ require_session() {
 	G=239.77.20.2 recv_bg b1 local
 	G=239.77.20.1 recv_bg a2 local
 	G=239.77.20.2 recv_bg b2 local
-	G=239.77.20.1 SNAME=sa send_bg local -r 200M --linger 300ms "$PK/alpha.mcpkg"
-	G=239.77.20.2 SNAME=sb send_bg local -r 200M --linger 300ms "$PK/beta.mcpkg"
-	ends sa 30 0
-	ends sb 30 0
-	for r in a1 a2 b1 b2; do ends $r 10 0; done
+	G=239.77.20.1 SNAME=sa session_send_bg local -r 200M --linger 300ms "$PK/alpha.mcpkg"
+	G=239.77.20.2 SNAME=sb session_send_bg local -r 200M --linger 300ms "$PK/beta.mcpkg"
+	bg_ends sa 30 0
+	bg_ends sb 30 0
+	for r in a1 a2 b1 b2; do bg_ends $r 10 0; done
 	same a1 alpha
 	same a2 alpha
 	same b1 beta
 	same b2 beta
-	[ "$(jget sa summary 'j["receivers"]')" -eq 2 ]
-	[ "$(jget sb summary 'j["receivers"]')" -eq 2 ]
+	[ "$(bg_json sa summary 'j["receivers"]')" -eq 2 ]
+	[ "$(bg_json sb summary 'j["receivers"]')" -eq 2 ]
 }
 
 @test "session: a receiver pinned by --expect or --package to another package takes nothing" {
@@ -458,21 +398,21 @@ require_session() {
 	recv_bg other local --expect "$beta" --timeout 2s
 	recv_bg named local --package beta --timeout 2s
 	recv_bg mine local --expect "${alpha:0:10}" --package alpha --timeout 5s
-	send_bg local -r 200M --linger 300ms "$PK/alpha.mcpkg"
-	ends mine 30 0
+	session_send_bg local -r 200M --linger 300ms "$PK/alpha.mcpkg"
+	bg_ends mine 30 0
 	same mine alpha
 	for r in other named; do
-		ends $r 30 3
+		bg_ends $r 30 3
 		[ ! -e "$T/$r.mcpkg" ]
 		# nothing of alpha was written
 		[ ! -s "$T/$r.mcpkg.part" ]
-		[ "$(jget $r summary 'j["verified"]')" -eq 0 ]
-		[ "$(jget $r summary 'j["result"]')" = timeout ]
+		[ "$(bg_json $r summary 'j["verified"]')" -eq 0 ]
+		[ "$(bg_json $r summary 'j["result"]')" = timeout ]
 		! grep -q '"event":"joined"' "$T/$r.out"
 	done
-	ends send 30 0
+	bg_ends send 30 0
 	# only the receiver that wanted alpha was counted
-	[ "$(jget send summary 'j["receivers"]')" -eq 1 ]
+	[ "$(bg_json send summary 'j["receivers"]')" -eq 1 ]
 }
 
 @test "session: a receiver pinned by an --expect prefix to another package is not counted" {
@@ -483,13 +423,13 @@ require_session() {
 	beta=$(pkg_id "$PK/beta.mcpkg")
 	recv_bg prefix local --expect "${beta:0:8}" --timeout 4s
 	# linger 2s: the waiting receiver's hellos (about once a second) are heard
-	send_bg local -r 200M --linger 2s "$PK/alpha.mcpkg"
-	ends prefix 30 3
+	session_send_bg local -r 200M --linger 2s "$PK/alpha.mcpkg"
+	bg_ends prefix 30 3
 	[ ! -e "$T/prefix.mcpkg" ]
 	[ ! -s "$T/prefix.mcpkg.part" ]
-	ends send 30 0
-	[ "$(jget send summary 'j["receivers"]')" -eq 0 ]
-	[ "$(jget send summary 'j["reason"]')" = nobody ]
+	bg_ends send 30 0
+	[ "$(bg_json send summary 'j["receivers"]')" -eq 0 ]
+	[ "$(bg_json send summary 'j["reason"]')" = nobody ]
 }
 
 @test "session: --timeout bounds the wait when no session appears" {
@@ -520,25 +460,25 @@ require_session() {
 	recv_bg r2 h2 -i eth0
 	recv_bg r3 h3 -i eth0
 	recv_bg slow h4 -i eth0 --timeout 5s
-	send_bg h1 -i eth0 -r 300M --linger 300ms --max-passes 1 "$PK/alpha.mcpkg"
-	ends send 40 3
-	ends r2 10 0
-	ends r3 10 0
-	ends slow 10 3
+	session_send_bg h1 -i eth0 -r 300M --linger 300ms --max-passes 1 "$PK/alpha.mcpkg"
+	bg_ends send 40 3
+	bg_ends r2 10 0
+	bg_ends r3 10 0
+	bg_ends slow 10 3
 	same r2 alpha
 	same r3 alpha
 	incomplete slow
 	grep -q 'told to leave' "$T/slow.err"
 	[ "$(ns_loss_count h4)" -gt 0 ]
-	[ "$(jget slow summary 'j["result"]')" = left ]
-	[ "$(jget send summary 'j["left"]')" -eq 1 ]
-	[ "$(jget send summary 'j["complete"]')" -eq 2 ]
+	[ "$(bg_json slow summary 'j["result"]')" = left ]
+	[ "$(bg_json send summary 'j["left"]')" -eq 1 ]
+	[ "$(bg_json send summary 'j["complete"]')" -eq 2 ]
 	# exit 3 is never called complete: the outcome and the end line say who must repair
-	[ "$(jget send summary 'j["result"]')" = incomplete ]
+	[ "$(bg_json send summary 'j["result"]')" = incomplete ]
 	grep -q 'session ended: 2 of 3 complete, 0 silent, 1 told to leave: they must run mcast-repair' "$T/send.err"
-	[ "$(jget send leave 'j["address"].split(":")[0]')" = 198.18.0.4 ]
+	[ "$(bg_json send leave 'j["address"].split(":")[0]')" = 198.18.0.4 ]
 	# what it kept is verified: mcast-repair would start from it
-	[ "$(jget slow summary 'j["verified"]')" -lt "$(jget slow summary 'j["chunks"]')" ]
+	[ "$(bg_json slow summary 'j["verified"]')" -lt "$(bg_json slow summary 'j["chunks"]')" ]
 }
 
 # hostile.py: throws datagrams at a session. "garbage GROUP PORT SECS" joins
@@ -663,19 +603,19 @@ EOF_PY
 	wait_for 10 grep -q ready "$T/noise.err"
 	# Made-up symbols cost repair rounds while the noise lasts; the
 	# slow-receiver policy (its own test) must not end this one early.
-	send_bg local -r 60M --linger 300ms --max-passes 0 "$PK/alpha.mcpkg"
-	ends noise 30 0
+	session_send_bg local -r 60M --linger 300ms --max-passes 0 "$PK/alpha.mcpkg"
+	bg_ends noise 30 0
 	[ "$(cat "$T/noise.out")" -gt 1000 ]
-	ends r1 30 0
-	ends r2 30 0
-	ends send 30 0
+	bg_ends r1 30 0
+	bg_ends r2 30 0
+	bg_ends send 30 0
 	same r1 alpha
 	same r2 alpha
-	[ "$(jget r1 summary 'j["dropped"]')" -gt 0 ]
+	[ "$(bg_json r1 summary 'j["dropped"]')" -gt 0 ]
 	# made-up symbols reached the decoder, the chunk digests caught them
-	[ $(($(jget r1 summary 'j["bad_chunks"]') + $(jget r2 summary 'j["bad_chunks"]'))) -gt 0 ]
-	[ "$(jget send summary 'j["receivers"]')" -eq 2 ]
-	[ "$(jget send summary 'j["complete"]')" -eq 2 ]
+	[ $(($(bg_json r1 summary 'j["bad_chunks"]') + $(bg_json r2 summary 'j["bad_chunks"]'))) -gt 0 ]
+	[ "$(bg_json send summary 'j["receivers"]')" -eq 2 ]
+	[ "$(bg_json send summary 'j["complete"]')" -eq 2 ]
 }
 
 # hostile_session: a receiver r1 and a sender of big on the loopback host,
@@ -686,31 +626,31 @@ hostile_session() {
 	ns_lo
 	hostile_py
 	recv_bg r1 local
-	send_bg local -r 100M --linger 300ms --peer-timeout 2s --max-time 40s "$PK/big.mcpkg"
+	session_send_bg local -r 100M --linger 300ms --peer-timeout 2s --max-time 40s "$PK/big.mcpkg"
 	wait_for 10 grep -q '"event":"joined"' "$T/send.out"
 }
 
 @test "session: hostile NACKs (block 2^31, huge runs) at PORT+1: the sender keeps going" {
 	hostile_session
 	local session rid
-	session=$(jget send start 'j["session"]')
-	rid=$(jget send joined 'j["receiver"]')
+	session=$(bg_json send start 'j["session"]')
+	rid=$(bg_json send joined 'j["receiver"]')
 	# as the real receiver, and as one nobody has heard of
 	bg_start n1 with_timeout 30 ns_exec local "$PY" "$T/hostile.py" nack $G $P "$session" "$rid" 300
 	bg_start n2 with_timeout 30 ns_exec local "$PY" "$T/hostile.py" nack $G $P "$session" 0123456789abcdef 300
-	ends n1 30 0
-	ends n2 30 0
-	ends r1 40 0
+	bg_ends n1 30 0
+	bg_ends n2 30 0
+	bg_ends r1 40 0
 	# the made-up receiver joined, fell silent and was no longer waited for
-	ends send 40 3
+	bg_ends send 40 3
 	same r1 big
-	[ "$(jget send summary 'j["complete"]')" -eq 1 ]
-	[ "$(jget send summary 'j["silent"]')" -eq 1 ]
-	[ "$(jget send summary 'j["reason"]')" = complete ]
-	[ "$(jget send summary 'j["result"]')" = incomplete ]
+	[ "$(bg_json send summary 'j["complete"]')" -eq 1 ]
+	[ "$(bg_json send summary 'j["silent"]')" -eq 1 ]
+	[ "$(bg_json send summary 'j["reason"]')" = complete ]
+	[ "$(bg_json send summary 'j["result"]')" = incomplete ]
 	grep -q 'session ended: 1 of 2 complete, 1 silent, 0 told to leave: they must run mcast-repair' "$T/send.err"
-	[ "$(jget send summary 'j["feedback_dropped"]')" -gt 0 ]
-	[ "$(jget send summary 'j["nacks"]')" -gt 300 ]
+	[ "$(bg_json send summary 'j["feedback_dropped"]')" -gt 0 ]
+	[ "$(bg_json send summary 'j["nacks"]')" -gt 300 ]
 }
 
 @test "session: receivers are named by host name; a forged hello's binary host name reaches no line raw" {
@@ -722,15 +662,15 @@ hostile_session() {
 	# has counted them (a waiting receiver's hellos name no session), then
 	# silence: it is no longer waited for, and the session ends with exit 3.
 	bg_start h1 with_timeout 60 ns_exec local "$PY" "$T/hostile.py" hello $G $P 0 0123456789abcdef 1200
-	send_bg local -r 100M --linger 300ms --peer-timeout 2s --max-time 40s "$PK/big.mcpkg"
+	session_send_bg local -r 100M --linger 300ms --peer-timeout 2s --max-time 40s "$PK/big.mcpkg"
 	wait_for 20 grep -q '"event":"joined","receiver":"0123456789abcdef"' "$T/send.out"
 	bg_kill h1
 	local session me
-	session=$(jget send start 'j["session"]')
+	session=$(bg_json send start 'j["session"]')
 	[[ $session =~ ^[0-9a-f]{8}$ ]]
 	grep -q "^mcast-send: sending big .*, session $session\$" "$T/send.err"
 	grep -q "^mcast-recv: joined session $session of big " "$T/r1.err"
-	[ "$(jget r1 joined 'j["session"]')" = "$session" ]
+	[ "$(bg_json r1 joined 'j["session"]')" = "$session" ]
 	# the real receiver's hellos name this machine
 	me=$(hostname | tr -c '!-~\n' '?')
 	"$PY" - "$T/send.out" "$me" <<'EOF_PY'
@@ -739,19 +679,19 @@ hosts = [j.get("host") for j in map(json.loads, open(sys.argv[1]))
          if j["event"] == "joined" and j["receiver"] != "0123456789abcdef"]
 assert hosts and all(h == sys.argv[2] for h in hosts), (hosts, sys.argv[2])
 EOF_PY
-	ends r1 40 0
-	ends send 40 3
+	bg_ends r1 40 0
+	bg_ends send 40 3
 	same r1 big
 	# the made-up receiver is named with its host name cut to 64 printable bytes
 	local forged='evil?[2J?mcast-send:?forged?line??"}????????????????????????????'
-	[ "$(jget send gone 'j["host"]')" = "$forged" ]
-	[ "$(jget send gone 'j["receiver"]')" = 0123456789abcdef ]
+	[ "$(bg_json send gone 'j["host"]')" = "$forged" ]
+	[ "$(bg_json send gone 'j["receiver"]')" = 0123456789abcdef ]
 	grep -qF "receiver 0123456789abcdef at " "$T/send.err"
 	grep -qF "(host $forged): silent, no longer waited for" "$T/send.err"
 	grep -qF "(host $forged): silent, 0 of 0 chunks" "$T/send.err"
-	[ "$(jget send summary 'j["incomplete_receivers"][0]["host"]')" = "$forged" ]
-	[ "$(jget send summary 'j["incomplete_receivers"][0]["state"]')" = silent ]
-	[ "$(jget send summary 'len(j["incomplete_receivers"])')" -eq 1 ]
+	[ "$(bg_json send summary 'j["incomplete_receivers"][0]["host"]')" = "$forged" ]
+	[ "$(bg_json send summary 'j["incomplete_receivers"][0]["state"]')" = silent ]
+	[ "$(bg_json send summary 'len(j["incomplete_receivers"])')" -eq 1 ]
 	# no control character, escape or forged line on stderr, every stdout line valid JSON
 	! grep -q 'forged line' "$T/send.err"
 	! LC_ALL=C grep -q $'[\x01-\x09\x0b-\x1f\x7f-\xff]' "$T/send.err"
@@ -776,10 +716,10 @@ EOF_PY
 	recv_bg r1 local
 	bg_start r2 with_timeout 60 ns_exec local run_recv -q -g $G -p $P --json -o "$T/r2.mcpkg"
 	sleep 0.3
-	SNAME=send send_bg local -q -r 300M --linger 300ms "$PK/small.mcpkg"
-	ends send 30 0
-	ends r1 10 0
-	ends r2 10 0
+	SNAME=send session_send_bg local -q -r 300M --linger 300ms "$PK/small.mcpkg"
+	bg_ends send 30 0
+	bg_ends r1 10 0
+	bg_ends r2 10 0
 	same r1 small
 	same r2 small
 	run -0 json_lines "$T/send.out"
@@ -792,13 +732,13 @@ EOF_PY
 	[[ " ${lines[*]} " == *" done "* ]]
 	run -0 json_lines "$T/r2.out"
 	[ "${lines[-1]}" = summary ]
-	[ "$(jget r1 summary 'j["result"]')" = complete ]
-	[ "$(jget r1 summary 'j["verified"]')" -eq "$(jget r1 summary 'j["chunks"]')" ]
-	[ "$(jget r1 done 'j["id"]')" = "$(pkg_id "$PK/small.mcpkg")" ]
+	[ "$(bg_json r1 summary 'j["result"]')" = complete ]
+	[ "$(bg_json r1 summary 'j["verified"]')" -eq "$(bg_json r1 summary 'j["chunks"]')" ]
+	[ "$(bg_json r1 done 'j["id"]')" = "$(pkg_id "$PK/small.mcpkg")" ]
 	for k in bytes_sent passes receivers complete nacks stale_nack_blocks feedback_dropped seconds; do
-		jget send summary "j[\"$k\"]" >/dev/null
+		bg_json send summary "j[\"$k\"]" >/dev/null
 	done
-	[ "$(jget send summary 'j["receivers"]')" -eq 2 ]
+	[ "$(bg_json send summary 'j["receivers"]')" -eq 2 ]
 	# -q: nothing on stderr when all went well
 	[ ! -s "$T/send.err" ]
 	[ ! -s "$T/r2.err" ]
@@ -811,14 +751,14 @@ EOF_PY
 	run -0 --separate-stderr with_timeout 30 ns_exec local run_send -g $G -p $P -r 500M --linger 500ms --json "$PK/small.mcpkg"
 	[ "$SECONDS" -lt 10 ]
 	echo "$output" | tail -n 1 >"$T/send.out"
-	[ "$(jget send summary 'j["reason"]')" = nobody ]
-	[ "$(jget send summary 'j["receivers"]')" -eq 0 ]
-	[ "$(jget send summary 'j["passes"]')" -eq 1 ]
+	[ "$(bg_json send summary 'j["reason"]')" = nobody ]
+	[ "$(bg_json send summary 'j["receivers"]')" -eq 0 ]
+	[ "$(bg_json send summary 'j["passes"]')" -eq 1 ]
 	# the whole pass went out, even when it is one window and the linger is shorter than it
-	[ "$(jget send summary 'j["bytes_sent"] >= j["package_bytes"]')" = True ]
+	[ "$(bg_json send summary 'j["bytes_sent"] >= j["package_bytes"]')" = True ]
 	run -0 --separate-stderr with_timeout 30 ns_exec local run_send -g $G -p $P -r 20M --linger 0 --json "$PK/small.mcpkg"
 	echo "$output" | tail -n 1 >"$T/send.out"
-	[ "$(jget send summary 'j["bytes_sent"] >= j["package_bytes"]')" = True ]
+	[ "$(bg_json send summary 'j["bytes_sent"] >= j["package_bytes"]')" = True ]
 }
 
 @test "session: at a high rate the sender announces about every 2048 datagrams, so a joiner's held DATA reaches the next one" {
@@ -851,19 +791,19 @@ EOF_PY
 	lan_create 2
 	ns_loss h2 99 $P
 	recv_bg slow h2 -i eth0 --timeout 3s
-	send_bg h1 -i eth0 -r 100M --max-passes 0 --max-time 3s "$PK/small.mcpkg"
-	ends send 20 3
-	[ "$(jget send summary 'j["reason"]')" = max-time ]
-	[ "$(jget send summary 'int(j["seconds"] < 12)')" = 1 ]
-	ends slow 20 3
+	session_send_bg h1 -i eth0 -r 100M --max-passes 0 --max-time 3s "$PK/small.mcpkg"
+	bg_ends send 20 3
+	[ "$(bg_json send summary 'j["reason"]')" = max-time ]
+	[ "$(bg_json send summary 'int(j["seconds"] < 12)')" = 1 ]
+	bg_ends slow 20 3
 	incomplete slow || [ ! -e "$T/slow.mcpkg" ]
 	# --max-time holds in the middle of a window of blocks too: at 5M a
 	# window of 32 blocks lasts about 9 s
 	# (the sender's own clock, not the test's: a loaded machine starts processes late)
-	SNAME=slowrate send_bg h1 -i eth0 -r 5M --max-time 1s "$PK/big.mcpkg"
-	ends slowrate 20 0
-	[ "$(jget slowrate summary 'j["reason"]')" = max-time ]
-	[ "$(jget slowrate summary 'int(j["seconds"] < 2.5)')" = 1 ]
+	SNAME=slowrate session_send_bg h1 -i eth0 -r 5M --max-time 1s "$PK/big.mcpkg"
+	bg_ends slowrate 20 0
+	[ "$(bg_json slowrate summary 'j["reason"]')" = max-time ]
+	[ "$(bg_json slowrate summary 'int(j["seconds"] < 2.5)')" = 1 ]
 }
 
 @test "session: recv refuses -o DIR, sums up an already complete PKG in --json, and keeps a rescan's state" {
@@ -879,9 +819,9 @@ EOF_PY
 	[ "$(printf '%s\n' "$output" | tail -1 | "$PY" -c 'import json, sys; j = json.load(sys.stdin); print(j["event"], j["result"], j["already"])')" = "summary complete True" ]
 	# a partial package whose state file is gone: the rescan is saved before anything else
 	recv_bg part local
-	send_bg local -r 20M --max-time 1s "$PK/big.mcpkg"
-	ends send 20 3
-	ends part 20 3
+	session_send_bg local -r 20M --max-time 1s "$PK/big.mcpkg"
+	bg_ends send 20 3
+	bg_ends part 20 3
 	incomplete part
 	rm "$T/part.mcpkg.state"
 	run -3 --separate-stderr with_timeout 20 ns_exec local run_recv -g $G -p $P --timeout 1s --json -o "$T/part.mcpkg"
@@ -912,11 +852,11 @@ EOF_PY
 	# damage the middle of chunk 12 of 24 (1 MiB chunks after the header and manifest)
 	printf 'XX' | dd of="$T/bad.mcpkg" bs=1 seek=$((12 * 1048576 + 600000)) conv=notrunc 2>/dev/null
 	recv_bg r local --timeout 10s
-	send_bg local -r 200M "$T/bad.mcpkg"
-	ends send 20 3
-	ends r 20 3
+	session_send_bg local -r 200M "$T/bad.mcpkg"
+	bg_ends send 20 3
+	bg_ends r 20 3
 	grep -q 'chunk 1[12] (bytes [0-9]*-[0-9]*) does not match its digest' "$T/send.err"
-	[ "$(jget send summary 'j["reason"]')" = damaged ]
+	[ "$(bg_json send summary 'j["reason"]')" = damaged ]
 	grep -q "package is damaged" "$T/r.err"
 	incomplete r
 }
@@ -925,14 +865,14 @@ EOF_PY
 	require_session
 	ns_lo
 	recv_bg part local
-	send_bg local -r 20M --max-time 1s "$PK/big.mcpkg"
-	ends send 20 3
-	ends part 20 3
+	session_send_bg local -r 20M --max-time 1s "$PK/big.mcpkg"
+	bg_ends send 20 3
+	bg_ends part 20 3
 	incomplete part
 	recv_bg part local --timeout 3s
-	send_bg local -r 100M --max-time 4s "$PK/small.mcpkg"
-	ends part 20 3
-	ends send 20 0
+	session_send_bg local -r 100M --max-time 4s "$PK/small.mcpkg"
+	bg_ends part 20 3
+	bg_ends send 20 0
 	grep -q "not taking the session of small (id [0-9a-f]*) on .*: .*part.mcpkg.part holds package" "$T/part.err"
 	[ "$(grep -c 'not taking the session' "$T/part.err")" -eq 1 ]
 	incomplete part
@@ -963,32 +903,32 @@ EOF_PY
 	require_session
 	ns_lo
 	recv_bg r1 local
-	send_bg local -r 60M --linger 300ms "$PK/big.mcpkg"
+	session_send_bg local -r 60M --linger 300ms "$PK/big.mcpkg"
 	wait_for 15 bigger_than "$T/r1.mcpkg.part" $((6 << 20))
 	bg_kill send KILL
-	ends send 10 124 137
-	SNAME=send2 send_bg local -r 60M --linger 300ms "$PK/big.mcpkg"
-	ends r1 30 0
-	ends send2 30 0
+	bg_ends send 10 124 137
+	SNAME=send2 session_send_bg local -r 60M --linger 300ms "$PK/big.mcpkg"
+	bg_ends r1 30 0
+	bg_ends send2 30 0
 	same r1 big
 	[ "$(grep -c '"event":"joined"' "$T/r1.out")" -eq 2 ]
-	[ "$(jget send2 summary 'j["complete"]')" -eq 1 ]
+	[ "$(bg_json send2 summary 'j["complete"]')" -eq 1 ]
 }
 
 @test "session: SIGTERM ends the session; the sender exits 1, the receiver 3 with its state" {
 	require_session
 	ns_lo
 	recv_bg r1 local --timeout 5s
-	send_bg local -r 60M "$PK/big.mcpkg"
+	session_send_bg local -r 60M "$PK/big.mcpkg"
 	wait_for 15 bigger_than "$T/r1.mcpkg.part" $((6 << 20))
 	bg_kill send TERM
-	ends send 10 1
-	[ "$(jget send summary 'j["reason"]')" = signal ]
+	bg_ends send 10 1
+	[ "$(bg_json send summary 'j["reason"]')" = signal ]
 	SECONDS=0
-	ends r1 10 3
+	bg_ends r1 10 3
 	[ "$SECONDS" -lt 3 ]
 	incomplete r1
-	[ "$(jget r1 summary 'j["result"]')" = ended ]
+	[ "$(bg_json r1 summary 'j["result"]')" = ended ]
 }
 
 @test "session: an output that cannot hold the package is said at once, naming the path, the bytes needed and free (exit 1)" {
@@ -997,10 +937,10 @@ EOF_PY
 	local d=$T/small
 	mc_mount tmpfs "$d" -t tmpfs -o size=6M
 	recv_bg r1 local -o "$d/a.mcpkg"
-	send_bg local -r 100M --linger 300ms --max-time 30s "$PK/alpha.mcpkg"
-	ends r1 30 1
+	session_send_bg local -r 100M --linger 300ms --max-time 30s "$PK/alpha.mcpkg"
+	bg_ends r1 30 1
 	grep -q "^mcast-recv: $d/a.mcpkg.part: not enough space: the package needs 8.0 MiB more ([0-9]* bytes), the filesystem of $d has 6.0 MiB free ([0-9]* bytes)\$" "$T/r1.err"
-	[ "$(jget r1 summary 'j["result"]')" = error ]
+	[ "$(bg_json r1 summary 'j["result"]')" = error ]
 	# nothing was received in vain: no PKG.part, no state, no package
 	[ -z "$(ls -A "$d")" ]
 	bg_kill send
@@ -1011,7 +951,7 @@ EOF_PY
 	head -c 6M "$PK/alpha.mcpkg" >"$d/a.mcpkg.part"
 	head -c 1M /dev/zero >"$d/other"
 	recv_bg r2 local -o "$d/a.mcpkg"
-	SNAME=send2 send_bg local -r 100M --linger 300ms --max-time 30s "$PK/alpha.mcpkg"
-	ends r2 30 0
+	SNAME=send2 session_send_bg local -r 100M --linger 300ms --max-time 30s "$PK/alpha.mcpkg"
+	bg_ends r2 30 0
 	cmp "$d/a.mcpkg" "$PK/alpha.mcpkg"
 }

@@ -11,27 +11,15 @@ SHARE="perl i18n zoneinfo bash-completion" # part of /usr/share, about 40 MiB
 
 # One ext4 image for the file: 512 MiB, filled from /usr/share, unmounted, and packed.
 setup_file() {
-	local F=$BATS_FILE_TMPDIR d dirs=()
-	[ "$(id -u)" -eq 0 ] && command -v losetup >/dev/null && losetup -f >/dev/null 2>&1 &&
-		command -v mkfs.ext4 >/dev/null || return 0
-	for d in $SHARE; do dirs+=("/usr/share/$d"); done
-	mc_ext4_image "$F/fs.img" 512M "${dirs[@]}"
-	SOURCE_DATE_EPOCH=1700000000 "$MCAST_BIN/mcast-pack" -q create --image -n fs -o "$F/fs.mcpkg" "$F/fs.img"
-	touch "$F/ready"
+	image_host_ok mkfs.ext4 || return 0
+	mc_ext4_image "$BATS_FILE_TMPDIR/fs.img" 512M $SHARE
+	SOURCE_DATE_EPOCH=1700000000 "$MCAST_BIN/mcast-pack" -q create --image -n fs -o "$BATS_FILE_TMPDIR/fs.mcpkg" "$BATS_FILE_TMPDIR/fs.img"
+	touch "$BATS_FILE_TMPDIR/ready"
 }
 
-teardown_file() { mc_cleanup; }
+setup() { setup_scratch; }
 
-setup() {
-	T=$BATS_TEST_TMPDIR
-	F=$BATS_FILE_TMPDIR
-	cd "$T" || return 1
-}
-
-need_fs() {
-	require_loop
-	[ -f "$F/ready" ] || skip "no ext4 image (mkfs.ext4 missing or setup failed)"
-}
+need_fs() { need_ready "no ext4 image (mkfs.ext4 missing or setup failed)"; }
 
 # An 8 MiB image: data, zeros, random bytes, a short last span.
 make_img() {
@@ -40,7 +28,7 @@ make_img() {
 	dd if=/dev/urandom of="$1" bs=1M seek=5 count=1 conv=notrunc status=none
 }
 
-sum() { sha256sum "$1" | cut -d' ' -f1; }
+sum() { mc_dev_sum "$1"; }
 
 @test "image: ext4 packed with --image, written onto a loop device: equal, e2fsck clean, same tree mounted" {
 	need_fs
@@ -51,7 +39,7 @@ sum() { sha256sum "$1" | cut -d' ' -f1; }
 	dev=$(loop_attach disk)
 	run -0 "$MCAST_BIN/mcast-pack" extract --json --to "$dev" "$F/fs.mcpkg"
 	[[ ${lines[-1]} == *'"result":"complete"'* ]]
-	cmp -n 536870912 "$F/fs.img" "$dev"
+	mc_dev_cmp "$F/fs.img" "$dev"
 	run -0 "$MCAST_BIN/mcast-pack" verify --to "$dev" "$F/fs.mcpkg"
 	run -0 e2fsck -fn "$dev"
 	mc_mount "$dev" mnt -o ro
@@ -186,5 +174,5 @@ sum() { sha256sum "$1" | cut -d' ' -f1; }
 	[ "$(sum "$sdev")" = "$before" ]
 	# Unmounted, the first device takes the image; holes are zeroed on it.
 	run -0 "$MCAST_BIN/mcast-pack" extract --to "$dev" im.mcpkg
-	cmp -n 8400953 "$dev" img
+	mc_dev_cmp img "$dev"
 }

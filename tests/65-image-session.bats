@@ -11,32 +11,13 @@ load helper
 G=239.77.65.1
 P=17650
 
-PY=python3
-[ ! -x /usr/bin/python3 ] || PY=/usr/bin/python3
-
 # The image: a 64 MiB ext4 file system holding a real tree (about 40 MiB of
-# /usr/share), made once for the file and packed with --image. Its loop
-# device and mount go in teardown_file even when something fails.
+# /usr/share), made once for the file and packed with --image.
 setup_file() {
 	export PK=$BATS_FILE_TMPDIR
-	[ "$(id -u)" -eq 0 ] || return 0
-	[ -x "$MCAST_BIN/mcast-pack" ] || return 0
-	command -v mkfs.ext4 >/dev/null && losetup -f >/dev/null 2>&1 || return 0
-	local dev d
-	truncate -s 64M "$PK/img" && mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$PK/img" || return 1
-	dev=$(loop_attach "$PK/img") || return 0
-	if mc_mount "$dev" "$PK/mnt"; then
-		for d in perl i18n zoneinfo common-licenses; do
-			[ ! -d "/usr/share/$d" ] || cp -r "/usr/share/$d" "$PK/mnt/" 2>/dev/null || true
-		done
-		mc_umount "$PK/mnt" || true
-	fi
-	loop_detach "$dev" || true
+	image_host_ok mkfs.ext4 || return 0
+	mc_ext4_image "$PK/img" 64M perl i18n zoneinfo common-licenses
 	run_pack create -q --image -n img -o "$PK/img.mcpkg" "$PK/img"
-}
-
-teardown_file() {
-	mc_cleanup
 }
 
 setup() {
@@ -48,55 +29,6 @@ require_image() {
 	require_prog mcast-pack mcast-send mcast-recv
 	command -v mkfs.ext4 >/dev/null || skip "mkfs.ext4 not installed"
 	[ -s "$PK/img.mcpkg" ] || skip "no image package (loop devices?)"
-}
-
-# send_bg HOST ARG...: mcast-send --json on $G:$P from HOST, in the background as "send".
-send_bg() {
-	local host=$1
-	shift
-	bg_start send with_timeout 60 ns_exec "$host" run_send -g "$G" -p "$P" --json "$@"
-}
-
-# recv_bg NAME HOST ARG...: mcast-recv --json on $G:$P in HOST, in the
-# background as NAME (ARG gives -o or --to); returns once it listens.
-recv_bg() {
-	local name=$1 host=$2
-	shift 2
-	bg_start "$name" with_timeout 60 ns_exec "$host" run_recv -g "$G" -p "$P" --json "$@"
-	wait_for 10 grep -q 'waiting for' "$T/$name.err" || {
-		echo "$name does not listen:" >&2
-		cat "$T/$name.err" >&2
-		return 1
-	}
-}
-
-# ends NAME SECS STATUS...: NAME ends within SECS with one of the STATUSes.
-ends() {
-	local name=$1 secs=$2 st=0 s
-	shift 2
-	bg_wait "$name" "$secs" || st=$?
-	for s in "$@"; do
-		[ "$st" -ne "$s" ] || return 0
-	done
-	echo "$name exited $st, expected $*; its stderr:" >&2
-	cat "$T/$name.err" >&2
-	return 1
-}
-
-# jget NAME EVENT EXPR: EXPR (Python, on the object j) of the last --json EVENT that NAME printed.
-jget() {
-	"$PY" - "$T/$1.out" "$2" "$3" <<'EOF'
-import json, sys
-path, event, expr = sys.argv[1:]
-last = None
-for line in open(path):
-    j = json.loads(line)
-    if j.get("event") == event:
-        last = j
-if last is None:
-    sys.exit("no %s event in %s" % (event, path))
-print(eval(expr, {}, {"j": last}))
-EOF
 }
 
 # disk NAME: a 64 MiB file of random bytes (so holes must be written as
@@ -119,14 +51,9 @@ state_done() {
 
 # on_target NAME DEV: NAME's run wrote the image onto DEV: equal, e2fsck clean, its state gone.
 on_target() {
-	cmp "$2" "$PK/img" || { echo "$1: $2 differs from the image" >&2; return 1; }
+	mc_dev_cmp "$PK/img" "$2" || { echo "$1: $2 differs from the image" >&2; return 1; }
 	e2fsck -fn "$2" >"$T/$1.fsck" 2>&1 || { cat "$T/$1.fsck" >&2; return 1; }
 	[ ! -e "$T/$1.state" ] || { echo "$1: state left behind" >&2; return 1; }
-}
-
-# bigger_than FILE BYTES: FILE exists and holds more than BYTES.
-bigger_than() {
-	[ -e "$1" ] && [ "$(stat -c %s "$1")" -gt "$2" ]
 }
 
 @test "image session: -o receivers behind 5% loss and joining late get the package; verify and extract -O give the image" {
@@ -137,14 +64,14 @@ bigger_than() {
 	[ "$(echo "$output" | "$PY" -c 'import json,sys; j=json.load(sys.stdin); print(j["holes"] > 0 and j["payload_size"] < j["image_size"])')" = True ]
 	lan_create 3
 	ns_loss h2 5 $P
-	recv_bg r2 h2 -i eth0 -o "$T/r2.mcpkg"
+	session_recv_bg r2 h2 -i eth0 -o "$T/r2.mcpkg"
 	# 64 MiB of image, about half of it stored: a pass takes about two seconds at 60 Mbit/s
-	send_bg h1 -i eth0 -r 60M --linger 500ms "$PK/img.mcpkg"
+	session_send_bg h1 -i eth0 -r 60M --linger 500ms "$PK/img.mcpkg"
 	wait_for 15 bigger_than "$T/r2.mcpkg.part" $((4 << 20))
-	recv_bg r3 h3 -i eth0 -o "$T/r3.mcpkg"
-	ends r2 40 0
-	ends r3 40 0
-	ends send 40 0
+	session_recv_bg r3 h3 -i eth0 -o "$T/r3.mcpkg"
+	bg_ends r2 40 0
+	bg_ends r3 40 0
+	bg_ends send 40 0
 	for r in r2 r3; do
 		cmp "$T/$r.mcpkg" "$PK/img.mcpkg"
 		run -0 --separate-stderr run_pack verify "$T/$r.mcpkg"
@@ -152,11 +79,11 @@ bigger_than() {
 	done
 	# the loss was real and healed; the late joiner asked for what it missed
 	[ "$(ns_loss_count h2)" -gt 0 ]
-	[ "$(jget r3 summary 'j["nacks"]')" -ge 1 ]
-	[ "$(jget send summary 'j["complete"]')" -eq 2 ]
+	[ "$(bg_json r3 summary 'j["nacks"]')" -ge 1 ]
+	[ "$(bg_json send summary 'j["complete"]')" -eq 2 ]
 	# holes and compression: the whole session, a second pass for the late joiner included, sent less than the image
 	image=$(stat -c %s "$PK/img")
-	[ "$(jget send summary 'j["bytes_sent"]')" -lt "$image" ]
+	[ "$(bg_json send summary 'j["bytes_sent"]')" -lt "$image" ]
 }
 
 @test "image session --to: onto loop devices behind 5% loss, joining late, and SIGKILLed then resumed: each equals the image, e2fsck clean" {
@@ -168,37 +95,37 @@ bigger_than() {
 	d4=$(disk r4)
 	other=$(disk other)
 	ns_loss h2 5 $P
-	recv_bg r2 h2 -i eth0 --to "$d2" --state "$T/r2.state"
-	recv_bg r4 h4 -i eth0 --to "$d4" --state "$T/r4.state"
+	session_recv_bg r2 h2 -i eth0 --to "$d2" --state "$T/r2.state"
+	session_recv_bg r4 h4 -i eth0 --to "$d4" --state "$T/r4.state"
 	grep -q "state in $T/r2.state" "$T/r2.err"
-	send_bg h1 -i eth0 -r 40M --linger 2s "$PK/img.mcpkg"
+	session_send_bg h1 -i eth0 -r 40M --linger 2s "$PK/img.mcpkg"
 	# r4 is killed once its state says a few chunks are on its target
 	wait_for 20 state_done "$T/r4.state" 4
 	bg_kill r4 KILL
-	ends r4 10 124 137
+	bg_ends r4 10 124 137
 	[ -s "$T/r4.state" ]
 	# r3 joins now, mid-session
-	recv_bg r3 h3 -i eth0 --to "$d3" --state "$T/r3.state"
+	session_recv_bg r3 h3 -i eth0 --to "$d3" --state "$T/r3.state"
 	# the state is of r4's target: refused for another one, nothing written there
-	sum=$(md5sum <"$other")
+	sum=$(mc_dev_sum "$other")
 	run -2 --separate-stderr ns_exec h4 run_recv -g "$G" -p "$P" -i eth0 --to "$other" --state "$T/r4.state" --timeout 2s
 	[[ "$stderr" == *"$T/r4.state: the state of another target"* ]]
-	[ "$(md5sum <"$other")" = "$sum" ]
+	[ "$(mc_dev_sum "$other")" = "$sum" ]
 	# the same command again resumes
 	mv "$T/r4.err" "$T/r4.first.err"
-	recv_bg r4 h4 -i eth0 --to "$d4" --state "$T/r4.state"
+	session_recv_bg r4 h4 -i eth0 --to "$d4" --state "$T/r4.state"
 	grep -Eq 'resuming .*: ([4-9]|[1-6][0-9]) of 64 chunks' "$T/r4.err"
-	ends r2 50 0
-	ends r3 50 0
-	ends r4 50 0
-	ends send 50 0
+	bg_ends r2 50 0
+	bg_ends r3 50 0
+	bg_ends r4 50 0
+	bg_ends send 50 0
 	on_target r2 "$d2"
 	on_target r3 "$d3"
 	on_target r4 "$d4"
 	[ "$(ns_loss_count h2)" -gt 0 ]
-	[ "$(jget r3 summary 'j["nacks"]')" -ge 1 ]
+	[ "$(bg_json r3 summary 'j["nacks"]')" -ge 1 ]
 	# the resumed receiver asked for less than the whole image the second time
-	[ "$(jget r4 summary 'j["data_packets"]')" -lt "$(jget send summary 'j["symbols"]')" ]
+	[ "$(bg_json r4 summary 'j["data_packets"]')" -lt "$(bg_json send summary 'j["symbols"]')" ]
 }
 
 @test "image session --to refuses before writing: a directory, a character device, a mounted device, too small, a tar package" {
@@ -221,20 +148,20 @@ bigger_than() {
 	# too small: refused once the manifest says the image's size
 	head -c 1M /dev/urandom >"$T/small"
 	sum=$(md5sum <"$T/small")
-	send_bg local -r 100M --linger 300ms "$PK/img.mcpkg"
+	session_send_bg local -r 100M --linger 300ms "$PK/img.mcpkg"
 	run -2 --separate-stderr with_timeout 30 ns_exec local run_recv -g "$G" -p "$P" --to "$T/small" --state "$T/small.state" --timeout 5s
 	[[ "$stderr" == *"$T/small: "*"smaller than the image"* ]]
 	[ "$(md5sum <"$T/small")" = "$sum" ]
 	[ ! -e "$T/small.state" ]
 	bg_kill send
-	ends send 10 0 1 3
+	bg_ends send 10 0 1 3
 	# a tar package (format 1) is not an image
 	mkdir "$T/tree"
 	echo hello >"$T/tree/a"
 	run_pack create -q -o "$T/tree.mcpkg" "$T/tree"
 	head -c 4M /dev/urandom >"$T/file"
 	sum=$(md5sum <"$T/file")
-	send_bg local -r 100M --linger 300ms "$T/tree.mcpkg"
+	session_send_bg local -r 100M --linger 300ms "$T/tree.mcpkg"
 	run -2 --separate-stderr with_timeout 30 ns_exec local run_recv -g "$G" -p "$P" --to "$T/file" --timeout 5s
 	[[ "$stderr" == *"$T/file: the session's package is not a seekable image"* ]]
 	[ "$(md5sum <"$T/file")" = "$sum" ]

@@ -27,8 +27,7 @@ for p in t["partitions"]: print(p["start"] * ss, p["size"] * ss, p["start"])'
 
 setup_file() {
 	local F=$BATS_FILE_TMPDIR d f s z ss
-	[ "$(id -u)" -eq 0 ] && command -v losetup >/dev/null && losetup -f >/dev/null 2>&1 || return 0
-	for f in sfdisk mkfs.vfat mcopy mkfs.ext4 dumpe2fs openssl python3; do command -v $f >/dev/null || return 0; done
+	image_host_ok sfdisk mkfs.vfat mcopy mkfs.ext4 dumpe2fs openssl python3 || return 0
 	export MTOOLS_SKIP_CHECK=1
 	garbage 256M disk >"$F/disk.img"
 	sfdisk -q "$F/disk.img" <<-'EOF'
@@ -72,19 +71,12 @@ setup_file() {
 	touch "$F/ready"
 }
 
-teardown_file() { mc_cleanup; }
-
 setup() {
-	T=$BATS_TEST_TMPDIR
-	F=$BATS_FILE_TMPDIR
-	cd "$T" || return 1
+	setup_scratch
 	export MTOOLS_SKIP_CHECK=1
 }
 
-need_disk() {
-	require_loop
-	[ -f "$F/ready" ] || skip "no disk image (sfdisk, mkfs.vfat, mtools, mkfs.ext4 or openssl missing, or setup failed)"
-}
+need_disk() { need_ready "no disk image (sfdisk, mkfs.vfat, mtools, mkfs.ext4 or openssl missing, or setup failed)"; }
 
 # The info --json summary of the packed disk.
 info_json() { "$MCAST_BIN/mcast-pack" info --json "$F/disk.mcpkg" | tail -n 1; }

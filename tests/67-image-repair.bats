@@ -14,34 +14,22 @@ SIZE=$((96 * 1048576))
 
 # One ext4 image for the file: 96 MiB, filled from /usr/share, unmounted, packed in 256 KiB spans.
 setup_file() {
-	local F=$BATS_FILE_TMPDIR d dirs=()
-	[ "$(id -u)" -eq 0 ] && command -v losetup >/dev/null && losetup -f >/dev/null 2>&1 &&
-		command -v mkfs.ext4 >/dev/null && command -v nginx >/dev/null || return 0
-	for d in $SHARE; do dirs+=("/usr/share/$d"); done
-	mc_ext4_image "$F/fs.img" $SIZE "${dirs[@]}"
-	mkdir "$F/www"
-	"$MCAST_BIN/mcast-pack" -q create --image --chunk-size 256K -n fs -o "$F/www/fs.mcpkg" "$F/fs.img"
-	touch "$F/ready"
+	image_host_ok mkfs.ext4 nginx || return 0
+	mc_ext4_image "$BATS_FILE_TMPDIR/fs.img" $SIZE $SHARE
+	mkdir "$BATS_FILE_TMPDIR/www"
+	"$MCAST_BIN/mcast-pack" -q create --image --chunk-size 256K -n fs -o "$BATS_FILE_TMPDIR/www/fs.mcpkg" "$BATS_FILE_TMPDIR/fs.img"
+	touch "$BATS_FILE_TMPDIR/ready"
 }
 
-teardown_file() { mc_cleanup; }
+setup() { setup_scratch; }
 
-setup() {
-	T=$BATS_TEST_TMPDIR
-	F=$BATS_FILE_TMPDIR
-	cd "$T" || return 1
-}
+need_fs() { need_ready "no ext4 image (mkfs.ext4 or nginx missing, or setup failed)"; }
 
-need_fs() {
-	require_loop
-	[ -f "$F/ready" ] || skip "no ext4 image (mkfs.ext4 or nginx missing, or setup failed)"
-}
-
-sum() { sha256sum "$1" | cut -d' ' -f1; }
+sum() { mc_dev_sum "$1"; }
 
 # The target holds the image: same bytes, a clean file system.
 same_fs() {
-	cmp -n $SIZE "$F/fs.img" "$1"
+	mc_dev_cmp "$F/fs.img" "$1"
 	e2fsck -fn "$1"
 }
 
@@ -85,7 +73,7 @@ json_num() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" <<<"$2"; }
 	head -c 256K /dev/urandom | dd of="$dev" bs=256K seek=383 conv=notrunc oflag=direct status=none
 	head -c 1000 /dev/urandom | dd of="$dev" bs=1 seek=300000 conv=notrunc status=none
 	sync
-	run -1 cmp -s -n $SIZE "$F/fs.img" "$dev"
+	run -1 mc_dev_cmp "$F/fs.img" "$dev"
 	run -0 --separate-stderr run_repair --json --to "$dev" --state st -s "$F/www/fs.mcpkg"
 	summary=${lines[-1]}
 	[[ $summary == *'"result":"complete"'* ]]
@@ -111,7 +99,7 @@ json_num() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" <<<"$2"; }
 	[ "$(json_num missing "${lines[-1]}")" = 2 ]
 	[[ $stderr == *"still missing 2 of 384 chunks"* ]]
 	[ -s st ]
-	run -1 cmp -s -n $SIZE "$F/fs.img" "$dev"
+	run -1 mc_dev_cmp "$F/fs.img" "$dev"
 	# The state keeps the manifest: the next run starts from it, with another source.
 	nginx_start local "$F/www"
 	run -0 --separate-stderr ns_exec local with_timeout 60 run_repair --json --to "$dev" --state st \

@@ -218,6 +218,74 @@ wait_for() {
 }
 
 # ---------------------------------------------------------------------------
+# Sessions (20-session, 65-image-session, 68-...): the suite sets G and P, the
+# group and port. Every program runs under timeout(1), so a hang fails the
+# test instead of the suite, and teardown kills what is left.
+
+# Python for JSON checks: the system one when there is one (a version
+# manager's shim costs a third of a second a call).
+PY=python3
+[ ! -x /usr/bin/python3 ] || PY=/usr/bin/python3
+
+# session_send_bg HOST ARG...: mcast-send --json on $G:$P from HOST, in the
+# background as "send" (SNAME overrides the name).
+session_send_bg() {
+	local host=$1
+	shift
+	bg_start "${SNAME:-send}" with_timeout 60 ns_exec "$host" run_send -g "$G" -p "$P" --json "$@"
+}
+
+# session_recv_bg NAME HOST ARG...: mcast-recv --json on $G:$P in HOST, in the
+# background as NAME (ARG gives -o or --to); returns once it listens.
+session_recv_bg() {
+	local name=$1 host=$2
+	shift 2
+	bg_start "$name" with_timeout 60 ns_exec "$host" run_recv -g "$G" -p "$P" --json "$@"
+	wait_for 10 grep -q 'waiting for' "$BATS_TEST_TMPDIR/$name.err" || {
+		echo "$name does not listen:" >&2
+		cat "$BATS_TEST_TMPDIR/$name.err" >&2
+		return 1
+	}
+}
+
+# bg_ends NAME SECS STATUS...: background job NAME ends within SECS with one
+# of the STATUSes; its stderr is shown when not. Call it in the test's shell
+# (not under `run`), where bg_wait can reap the job.
+bg_ends() {
+	local name=$1 secs=$2 st=0 s
+	shift 2
+	bg_wait "$name" "$secs" || st=$?
+	for s in "$@"; do
+		[ "$st" -ne "$s" ] || return 0
+	done
+	echo "$name exited $st, expected $*; its stderr:" >&2
+	cat "$BATS_TEST_TMPDIR/$name.err" >&2
+	return 1
+}
+
+# bg_json NAME EVENT EXPR: EXPR (Python, on the object j) of the last --json
+# EVENT that background job NAME printed.
+bg_json() {
+	"$PY" - "$BATS_TEST_TMPDIR/$1.out" "$2" "$3" <<'PYEOF'
+import json, sys
+path, event, expr = sys.argv[1:]
+last = None
+for line in open(path):
+    j = json.loads(line)
+    if j.get("event") == event:
+        last = j
+if last is None:
+    sys.exit("no %s event in %s" % (event, path))
+print(eval(expr, {}, {"j": last}))
+PYEOF
+}
+
+# bigger_than FILE BYTES: FILE exists and holds more than BYTES.
+bigger_than() {
+	[ -e "$1" ] && [ "$(stat -c %s "$1")" -gt "$2" ]
+}
+
+# ---------------------------------------------------------------------------
 # Network namespaces
 
 # ns_name HOST: the netns name of HOST (as made by ns_lo or lan_create).
@@ -509,19 +577,42 @@ loop_detach() {
 	sync
 }
 
-# mc_mount DEV DIR [mount options]: mounts, recorded for mc_cleanup.
+# Mounts must not outlive their umount. This machine's root mount is private
+# (no propagation), so every `ip netns exec` (ours, parallel suites', other
+# users') copies whatever is mounted at that moment into a mount namespace of
+# its own and keeps it until its last process exits: after our umount the file
+# system lives on there, still holding its device (an O_EXCL open fails with
+# EBUSY for seconds) and writing to it when it goes, onto a loop device that
+# may meanwhile hold another test's file (reads of a fresh ext4 then showed
+# another one's journal bytes). So mc_mount first makes DIR a shared mount
+# point (a bind mount of itself): `ip netns exec` makes its copies slaves, and
+# our umount then reaches every copy.
+
+# mc_mount DEV DIR [mount options]: mounts DEV on DIR (made if needed),
+# recorded for mc_cleanup.
 mc_mount() {
-	mkdir -p "$2" && mount "${@:3}" "$1" "$2" && echo "$2" >>"$MC_STATE/mounts"
+	local dir
+	mkdir -p "$2" && dir=$(cd "$2" && pwd) || return 1
+	mount --bind "$dir" "$dir" || return 1
+	echo "$dir" >>"$MC_STATE/mounts"
+	if ! mount --make-shared "$dir" || ! mount "${@:3}" "$1" "$dir"; then
+		umount "$dir"
+		sed -i "\|^$dir\$|d" "$MC_STATE/mounts"
+		return 1
+	fi
+	echo "$dir" >>"$MC_STATE/mounts"
 }
 
-# mc_umount DIR: unmounts what mc_mount mounted.
+# mc_umount DIR: unmounts what mc_mount mounted (the file system, then DIR's bind mount).
 mc_umount() {
-	umount "$1" && sed -i "\|^$1\$|d" "$MC_STATE/mounts"
+	local dir
+	dir=$(cd "$1" && pwd) || return 1
+	umount "$dir" && umount "$dir" && sed -i "\|^$dir\$|d" "$MC_STATE/mounts"
 }
 
-# mc_ext4_image FILE SIZE DIR...: FILE becomes an ext4 file system of SIZE
-# (truncate's units) holding a copy of each DIR under /share, made on a loop
-# device and unmounted; returns once FILE holds every write.
+# mc_ext4_image FILE SIZE NAME...: FILE becomes an ext4 file system of SIZE
+# (truncate's units) holding a copy of each /usr/share/NAME under /share,
+# made on a loop device and unmounted; returns once FILE holds every write.
 mc_ext4_image() {
 	local img=$1 size=$2 dev d mnt
 	shift 2
@@ -530,16 +621,77 @@ mc_ext4_image() {
 	dev=$(loop_attach "$img") || return 1
 	mc_mount "$dev" "$mnt" || return 1
 	mkdir "$mnt/share"
-	for d in "$@"; do cp -a "$d" "$mnt/share/" || return 1; done
+	for d in "$@"; do cp -a "/usr/share/$d" "$mnt/share/" || return 1; done
 	mc_umount "$mnt"
 	loop_detach "$dev" # returns once the file holds every write
 	rmdir "$mnt"
+}
+
+# image_host_ok CMD...: root, losetup with a free loop device, and each CMD
+# installed. A setup_file checks it before it makes file systems and returns
+# 0 quietly without; its tests then skip through need_ready.
+image_host_ok() {
+	local c
+	[ "$(id -u)" -eq 0 ] && command -v losetup >/dev/null && losetup -f >/dev/null 2>&1 || return 1
+	for c in "$@"; do command -v "$c" >/dev/null || return 1; done
+}
+
+# need_ready WHY: skip the test (saying WHY) unless setup_file finished
+# (it touches $BATS_FILE_TMPDIR/ready last) and loop devices are here.
+need_ready() {
+	require_loop
+	[ -f "$BATS_FILE_TMPDIR/ready" ] || skip "$1"
+}
+
+# setup_scratch: T is this test's scratch, F the file's (setup_file's); cd to T.
+setup_scratch() {
+	T=$BATS_TEST_TMPDIR
+	F=$BATS_FILE_TMPDIR
+	cd "$T" || return 1
+}
+
+# mc_show_last_run: when the test failed, print the output and stderr of its
+# last bats `run` (bats shows neither; a failed `run -0 --separate-stderr`
+# would otherwise say only which status it got). mc_cleanup calls it.
+mc_show_last_run() {
+	[ -n "${BATS_RUN_COMMAND:-}" ] && [ -z "${BATS_TEST_COMPLETED:-}" ] || return 0
+	{
+		echo "last run: $BATS_RUN_COMMAND (status ${status:-?})"
+		[ -z "${output:-}" ] || { echo "its stdout (last 30 lines):"; printf '%s\n' "$output" | tail -n 30 | sed 's/^/  | /'; }
+		[ -z "${stderr:-}" ] || { echo "its stderr (last 30 lines):"; printf '%s\n' "$stderr" | tail -n 30 | sed 's/^/  | /'; }
+	} >&2
+}
+
+# Checks of what a loop device holds read it with O_DIRECT, as the programs
+# under test do: a file system left mounted in someone else's namespace (see
+# mc_mount) can leave pages in a reused loop device's page cache that its
+# backing file does not hold (seen here, Linux 6.18; BLKFLSBUF kept them),
+# while O_DIRECT reads and the file agreed.
+
+# mc_dev_sum DEV|FILE: the sha256 of a block device (read with O_DIRECT) or file.
+mc_dev_sum() {
+	if [ -b "$1" ]; then
+		dd if="$1" iflag=direct bs=1M status=none | sha256sum | cut -d' ' -f1
+	else
+		sha256sum <"$1" | cut -d' ' -f1
+	fi
+}
+
+# mc_dev_cmp IMG DEV: DEV (a block device, read with O_DIRECT, or a file)
+# begins with the bytes of the file IMG.
+mc_dev_cmp() {
+	if [ -b "$2" ]; then
+		cmp -n "$(stat -c %s "$1")" "$1" <(dd if="$2" iflag=direct bs=1M status=none)
+	else
+		cmp -n "$(stat -c %s "$1")" "$1" "$2"
+	fi
 }
 
 # mc_cleanup: stop everything this test started and remove its namespaces.
 # Called by the default teardown(); safe to call twice.
 mc_cleanup() {
 	local p d ns
+	mc_show_last_run
 	if [ -f "$MC_STATE/pids" ]; then
 		for p in $(cat "$MC_STATE/pids"); do
 			for d in $(_mc_descendants "$p") "$p"; do kill -TERM "$d" 2>/dev/null || true; done
@@ -591,8 +743,10 @@ mc_reap_stale() {
 	return 0
 }
 
-# Default teardown; a suite that needs its own must call mc_cleanup in it.
+# Default teardown and teardown_file; a suite that needs its own must call
+# mc_cleanup in it.
 teardown() { mc_cleanup; }
+teardown_file() { mc_cleanup; }
 
 # require_root: skip the test unless it runs as root (namespaces, nftables).
 require_root() {
