@@ -37,18 +37,6 @@ disk() {
 	head -c 64M /dev/urandom >"$T/$1.disk" && loop_attach "$T/$1.disk"
 }
 
-# state_done FILE N: the target state FILE (lib/tstate.h) counts at least N
-# chunks on the target: the word after the manifest's chunk count (the
-# manifest's length is at 40, the manifest at 44).
-state_done() {
-	local mlen h
-	h=$(od -An -j 40 -N 4 -t x1 "$1" 2>/dev/null | tr -d ' \n')
-	[ ${#h} -eq 8 ] || return 1
-	mlen=$((16#$h))
-	h=$(od -An -j $((44 + mlen + 4)) -N 4 -t x1 "$1" 2>/dev/null | tr -d ' \n')
-	[ ${#h} -eq 8 ] && [ $((16#$h)) -ge "$2" ]
-}
-
 # on_target NAME DEV: NAME's run wrote the image onto DEV: equal, e2fsck clean, its state gone.
 on_target() {
 	mc_dev_cmp "$PK/img" "$2" || { echo "$1: $2 differs from the image" >&2; return 1; }
@@ -148,7 +136,7 @@ on_target() {
 	# too small: refused once the manifest says the image's size
 	head -c 1M /dev/urandom >"$T/small"
 	sum=$(md5sum <"$T/small")
-	session_send_bg local -r 100M --linger 300ms "$PK/img.mcpkg"
+	session_send_bg local -r 100M --linger 10s "$PK/img.mcpkg"
 	run -2 --separate-stderr with_timeout 30 ns_exec local run_recv -g "$G" -p "$P" --to "$T/small" --state "$T/small.state" --timeout 5s
 	[[ "$stderr" == *"$T/small: "*"smaller than the image"* ]]
 	[ "$(md5sum <"$T/small")" = "$sum" ]
@@ -161,7 +149,7 @@ on_target() {
 	run_pack create -q -o "$T/tree.mcpkg" "$T/tree"
 	head -c 4M /dev/urandom >"$T/file"
 	sum=$(md5sum <"$T/file")
-	session_send_bg local -r 100M --linger 300ms "$T/tree.mcpkg"
+	session_send_bg local -r 100M --linger 10s "$T/tree.mcpkg"
 	run -2 --separate-stderr with_timeout 30 ns_exec local run_recv -g "$G" -p "$P" --to "$T/file" --timeout 5s
 	[[ "$stderr" == *"$T/file: the session's package is not a seekable image"* ]]
 	[ "$(md5sum <"$T/file")" = "$sum" ]

@@ -365,7 +365,7 @@ ns_addr6() {
 
 # ns_loss HOST PCT [PORT...]: drop PCT% of UDP packets arriving at HOST (to
 # the given destination ports, or to every UDP port), with real kernel loss
-# from nftables in HOST's namespace (PCT 0..99). ns_loss HOST 0 removes it.
+# from nftables in HOST's namespace (PCT 0..100: 100 cuts HOST off). ns_loss HOST 0 removes it.
 ns_loss() {
 	local host=$1 pct=$2 ns port
 	shift 2
@@ -625,6 +625,18 @@ mc_ext4_image() {
 	mc_umount "$mnt"
 	loop_detach "$dev" # returns once the file holds every write
 	rmdir "$mnt"
+}
+
+# state_done FILE N: the target state FILE (lib/tstate.h) counts at least N
+# chunks on the target: the word after the manifest's chunk count (the
+# manifest's length is at 40, the manifest at 44).
+state_done() {
+	local mlen h
+	h=$(od -An -j 40 -N 4 -t x1 "$1" 2>/dev/null | tr -d ' \n')
+	[ ${#h} -eq 8 ] || return 1
+	mlen=$((16#$h))
+	h=$(od -An -j $((44 + mlen + 4)) -N 4 -t x1 "$1" 2>/dev/null | tr -d ' \n')
+	[ ${#h} -eq 8 ] && [ $((16#$h)) -ge "$2" ]
 }
 
 # image_host_ok CMD...: root, losetup with a free loop device, and each CMD
