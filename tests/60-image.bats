@@ -8,6 +8,8 @@ bats_require_minimum_version 1.5.0
 load helper
 
 SHARE="perl i18n zoneinfo bash-completion" # part of /usr/share, about 40 MiB
+G=239.77.60.1
+P=17600
 
 # One ext4 image for the file: 512 MiB, filled from /usr/share, unmounted, and packed.
 setup_file() {
@@ -69,7 +71,7 @@ sum() { mc_dev_sum "$1"; }
 	[[ $output == *'"compression":"none"'* && $output == *'"stored_size":3145728'* ]]
 }
 
-@test "image: a sparse 2 GiB file holding 100 MiB of data packs to about 100 MiB, and back to a sparse file" {
+@test "image: a sparse 2 GiB file holding 100 MiB of data packs to about 100 MiB, back to a sparse file, and a session sends about 100 MiB" {
 	truncate -s 2G sparse
 	for at in 0 700 1400 2000; do
 		dd if=/dev/urandom of=sparse bs=1M seek=$at count=25 conv=notrunc status=none
@@ -85,6 +87,20 @@ sum() { mc_dev_sum "$1"; }
 	[ "$(du -k back | cut -f1)" -lt $((110 * 1024)) ]
 	run -0 "$MCAST_BIN/mcast-pack" verify --to back s.mcpkg
 	for at in 0 700 1400 2000; do cmp -i $((at * 1048576)) -n $((25 * 1048576)) sparse back; done
+	# On the wire too: a session onto a new file sends about the stored bytes, not 2 GiB.
+	require_root
+	ns_lo
+	session_recv_bg rx local --to "$T/wire" --state "$T/wire.state"
+	session_send_bg local -r 1G --linger 300ms s.mcpkg
+	bg_ends rx 60 0
+	bg_ends send 60 0
+	sent=$(bg_json send summary 'j["bytes_sent"]')
+	echo "# bytes_sent $sent, package $size" >&3
+	[ "$sent" -ge "$size" ]
+	[ "$sent" -le $((size * 5 / 4)) ] # headers, announcements: 1.09x here; the image is 20x
+	[ "$(bg_json rx summary 'j["data_packets"]')" -le $((size * 5 / 4 / 1400)) ]
+	[ "$(du -k "$T/wire" | cut -f1)" -lt $((110 * 1024)) ]
+	run -0 "$MCAST_BIN/mcast-pack" verify --to "$T/wire" s.mcpkg
 }
 
 @test "image: extract -O, -C and list; a damaged chunk is named by verify and stops extract with 3" {

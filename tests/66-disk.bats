@@ -5,9 +5,11 @@
 # an ext4 root holding a real tree, each made on its own loop device at its
 # offset (no udev here, so no /dev/loopNpM). Packed with --used-only: stored
 # bytes near what the file systems use, far below the disk; written back onto
-# a loop device (and a larger disk, grown after); every checker passes and the
-# files read back equal. Refused, nothing written: a mounted source, a dirty
-# ext4, a table pointing past the end of the source.
+# a loop device (and a larger disk, grown after), and in one session onto
+# three loop devices (5% loss, a late joiner, a receiver SIGKILLed and
+# resumed); every checker passes and the files read back equal. Refused,
+# nothing written: a mounted source, a dirty ext4, a dirty NTFS, a table
+# pointing past the end of the source.
 
 bats_require_minimum_version 1.5.0
 load helper
@@ -113,31 +115,27 @@ info_json() { "$MCAST_BIN/mcast-pack" info --json "$F/disk.mcpkg" | tail -n 1; }
 	"$MCAST_BIN/mcast-pack" verify "$F/disk.mcpkg"
 }
 
-@test "disk: extract --to a loop device: the GPT verifies, every file system checks clean, files read back equal" {
-	need_disk
-	local t d s z ss
-	truncate -s 256M target.img
-	garbage 96M target | dd of=target.img conv=notrunc status=none # what was there must not matter
-	t=$(loop_attach target.img)
-	run -0 "$MCAST_BIN/mcast-pack" extract --to "$t" "$F/disk.mcpkg"
-	run -0 "$MCAST_BIN/mcast-pack" verify --to "$t" "$F/disk.mcpkg"
-	loop_detach "$t"
-	run -0 sfdisk --verify target.img
+# disk_checks IMG: the disk image IMG holds the packed disk: its GPT verifies
+# and lists the same partitions, fsck.vfat, ntfsfix -n and e2fsck -fn pass on
+# them (each on a loop device of its own), and the files read back equal.
+disk_checks() {
+	local img=$1 d s z ss
+	run -0 sfdisk --verify "$img"
 	[[ $output == *"No errors detected"* ]]
-	[ "$(parts target.img)" = "$(cat "$F/parts")" ]
+	[ "$(parts "$img")" = "$(cat "$F/parts")" ]
 	# EFI: fsck.vfat, then the files through mtools.
 	read -r s z ss < <(sed -n 1p "$F/parts")
-	d=$(loop_attach target.img -o "$s" --sizelimit "$z")
+	d=$(loop_attach "$img" -r -o "$s" --sizelimit "$z")
 	run -0 fsck.vfat -n "$d"
-	mcopy -i "$d" ::/EFI/efi.bin efi.bin
-	cmp efi.bin "$F/efi.bin"
-	mcopy -i "$d" ::/EFI/completions/mount mount.bc
-	cmp mount.bc /usr/share/bash-completion/completions/mount
+	mcopy -n -i "$d" ::/EFI/efi.bin "$img.efi.bin"
+	cmp "$img.efi.bin" "$F/efi.bin"
+	mcopy -n -i "$d" ::/EFI/completions/mount "$img.mount.bc"
+	cmp "$img.mount.bc" /usr/share/bash-completion/completions/mount
 	loop_detach "$d"
 	# Data: ntfsfix -n, and every copied file through ntfscat.
 	if [ -f "$F/ntfs" ]; then
 		read -r s z ss < <(sed -n 2p "$F/parts")
-		d=$(loop_attach target.img -o "$s" --sizelimit "$z")
+		d=$(loop_attach "$img" -r -o "$s" --sizelimit "$z")
 		run -0 ntfsfix -n "$d"
 		ntfscat "$d" ntfs.bin | cmp - "$F/ntfs.bin"
 		ntfscat "$d" Paris | cmp - /usr/share/zoneinfo/Europe/Paris
@@ -148,13 +146,25 @@ info_json() { "$MCAST_BIN/mcast-pack" info --json "$F/disk.mcpkg" | tail -n 1; }
 	fi
 	# Root: e2fsck -fn, then mounted read-only and compared with its source tree.
 	read -r s z ss < <(sed -n 3p "$F/parts")
-	d=$(loop_attach target.img -r -o "$s" --sizelimit "$z")
+	d=$(loop_attach "$img" -r -o "$s" --sizelimit "$z")
 	run -0 e2fsck -fn "$d"
-	mc_mount "$d" "$T/mnt" -o ro
-	diff -r /usr/share/perl "$T/mnt/perl"
-	diff -r /usr/share/zoneinfo "$T/mnt/zoneinfo"
-	mc_umount "$T/mnt"
+	mc_mount "$d" "$img.mnt" -o ro,noload
+	diff -r /usr/share/perl "$img.mnt/perl"
+	diff -r /usr/share/zoneinfo "$img.mnt/zoneinfo"
+	mc_umount "$img.mnt"
 	loop_detach "$d"
+}
+
+@test "disk: extract --to a loop device: the GPT verifies, every file system checks clean, files read back equal" {
+	need_disk
+	local t
+	truncate -s 256M target.img
+	garbage 96M target | dd of=target.img conv=notrunc status=none # what was there must not matter
+	t=$(loop_attach target.img)
+	run -0 "$MCAST_BIN/mcast-pack" extract --to "$t" "$F/disk.mcpkg"
+	run -0 "$MCAST_BIN/mcast-pack" verify --to "$t" "$F/disk.mcpkg"
+	loop_detach "$t"
+	disk_checks "$T/target.img"
 }
 
 @test "disk: onto a larger disk: the rest is left as it was, the last partition and its ext4 grow after" {
@@ -202,7 +212,7 @@ info_json() { "$MCAST_BIN/mcast-pack" info --json "$F/disk.mcpkg" | tail -n 1; }
 	[ "$(blkid -p -o value -s TYPE swap2.img)/$(blkid -p -o value -s LABEL swap2.img)" = swap/sw ]
 }
 
-@test "disk: refused, nothing written: a mounted source, a dirty ext4, a table past the end; usage errors" {
+@test "disk: refused, nothing written: a mounted source, a dirty ext4, a dirty NTFS, a table past the end; usage errors" {
 	need_disk
 	local s z ss d
 	# Mounted read-write (a small GPT disk with one ext4): through a loop device backed by the file, and that device.
@@ -226,6 +236,24 @@ info_json() { "$MCAST_BIN/mcast-pack" info --json "$F/disk.mcpkg" | tail -n 1; }
 	[[ $output == *"dirty.img, partition at byte $s: ext4 is not clean"*e2fsck*--force* ]]
 	[ ! -e m.mcpkg ]
 	run -0 "$MCAST_BIN/mcast-pack" -q create --image --used-only --force -o m.mcpkg dirty.img
+	# NTFS marked dirty: ntfsfix (without -n) marks the volume for a check at the next boot, as a
+	# Windows that did not shut down cleanly leaves it.
+	if [ -f "$F/ntfs" ]; then
+		truncate -s 32M ntfs.img
+		printf 'label: gpt\nstart=1MiB, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n' | sfdisk -q ntfs.img
+		read -r s z ss < <(parts ntfs.img)
+		d=$(loop_attach ntfs.img -o "$s" --sizelimit "$z")
+		mkntfs -Q -F -q -p "$ss" -H 255 -S 63 "$d"
+		run -0 "$MCAST_BIN/mcast-pack" -q create --image --used-only -o n.mcpkg ntfs.img
+		rm n.mcpkg
+		ntfsfix "$d" >/dev/null
+		run ! ntfsinfo -m "$d" # ntfs-3g's own tools refuse it now
+		loop_detach "$d"
+		run -1 "$MCAST_BIN/mcast-pack" create --image --used-only -o n.mcpkg ntfs.img
+		[[ $output == *"ntfs.img, partition at byte $s: ntfs is marked dirty"*chkdsk*--force* ]]
+		[ ! -e n.mcpkg ]
+		run -0 "$MCAST_BIN/mcast-pack" -q create --image --used-only --force -o n.mcpkg ntfs.img
+	fi
 	# A table that points past the end: a 64 MiB disk's GPT on 48 MiB.
 	truncate -s 64M short.img
 	printf 'label: gpt\nstart=1MiB, type=L\n' | sfdisk -q short.img
@@ -289,32 +317,43 @@ info_json() { "$MCAST_BIN/mcast-pack" info --json "$F/disk.mcpkg" | tail -n 1; }
 	loop_detach "$d"
 }
 
-@test "disk: the used-only package through a session (5% loss, a late joiner), then onto a loop device: fsck clean" {
+@test "disk: the used-only package in one session onto three loop devices (5% loss, a late joiner, SIGKILL and resume): the GPT verifies, every file system checks, files read back equal" {
+	plain_run_only
 	need_disk
 	require_root
 	require_prog mcast-send mcast-recv
-	local G=239.77.66.1 P=17660 r t s z ss d
-	lan_create 3
-	ns_loss h2 5 $P
-	bg_start r2 with_timeout 60 ns_exec h2 run_recv -g $G -p $P -i eth0 -o "$T/r2.mcpkg"
-	wait_for 10 grep -q 'waiting for' "$T/r2.err"
-	bg_start send with_timeout 60 ns_exec h1 run_send -g $G -p $P -i eth0 -r 80M --linger 500ms "$F/disk.mcpkg"
-	wait_for 15 test -s "$T/r2.mcpkg.part"
-	bg_start r3 with_timeout 60 ns_exec h3 run_recv -g $G -p $P -i eth0 -o "$T/r3.mcpkg"
-	bg_wait r2 45
-	bg_wait r3 45
-	bg_wait send 45
-	[ "$(ns_loss_count h2)" -gt 0 ]
-	for r in r2 r3; do
-		cmp "$T/$r.mcpkg" "$F/disk.mcpkg"
+	local G=239.77.66.1 P=17660 r
+	local -A dev
+	lan_create 4
+	# Targets that held other bytes where the table, EFI and NTFS go; don't-care holes are not written.
+	for r in r2 r3 r4; do
+		truncate -s 256M $r.img
+		garbage 64M $r | dd of=$r.img conv=notrunc status=none
+		dev[$r]=$(loop_attach $r.img)
 	done
-	truncate -s 256M target.img
-	t=$(loop_attach target.img)
-	run -0 "$MCAST_BIN/mcast-pack" extract --to "$t" "$T/r3.mcpkg"
-	loop_detach "$t"
-	run -0 sfdisk --verify target.img
-	read -r s z ss < <(sed -n 3p "$F/parts")
-	d=$(loop_attach target.img -r -o "$s" --sizelimit "$z")
-	run -0 e2fsck -fn "$d"
-	loop_detach "$d"
+	ns_loss h2 5 $P
+	session_recv_bg r2 h2 -i eth0 --to "${dev[r2]}" --state "$T/r2.state"
+	session_recv_bg r4 h4 -i eth0 --to "${dev[r4]}" --state "$T/r4.state"
+	session_send_bg h1 -i eth0 -r 60M --linger 2s "$F/disk.mcpkg"
+	# Once r4's state counts chunks on its target, r4 is cut off (so it cannot
+	# finish first) and killed; r3 joins then; the same command resumes r4.
+	wait_for 30 state_done "$T/r4.state" 4
+	ns_loss h4 100
+	bg_kill r4 KILL
+	bg_ends r4 10 124 137
+	ns_loss h4 0
+	[ -s "$T/r4.state" ]
+	session_recv_bg r3 h3 -i eth0 --to "${dev[r3]}" --state "$T/r3.state"
+	mv "$T/r4.err" "$T/r4.first.err"
+	session_recv_bg r4 h4 -i eth0 --to "${dev[r4]}" --state "$T/r4.state"
+	grep -q 'resuming ' "$T/r4.err"
+	for r in r2 r3 r4; do bg_ends $r 60 0; done
+	bg_ends send 60 0
+	[ "$(ns_loss_count h2)" -gt 0 ]
+	[ "$(bg_json r3 summary 'j["nacks"]')" -ge 1 ]
+	for r in r2 r3 r4; do
+		[ ! -e "$T/$r.state" ]
+		loop_detach "${dev[$r]}"
+		disk_checks "$T/$r.img"
+	done
 }

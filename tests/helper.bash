@@ -367,21 +367,23 @@ ns_addr6() {
 # the given destination ports, or to every UDP port), with real kernel loss
 # from nftables in HOST's namespace (PCT 0..100: 100 cuts HOST off). ns_loss HOST 0 removes it.
 ns_loss() {
-	local host=$1 pct=$2 ns port
+	local host=$1 pct=$2 ns port odds
 	shift 2
 	ns=$(ns_name "$host")
 	ip netns exec "$ns" nft delete table inet loss 2>/dev/null || true
 	[ "$pct" -gt 0 ] || return 0
+	odds="numgen random mod 100 < $pct"
+	[ "$pct" -lt 100 ] || odds= # nft takes 0..99 there
 	ip netns exec "$ns" nft add table inet loss || return 1
 	ip netns exec "$ns" nft add chain inet loss in \
 		'{ type filter hook input priority 0; policy accept; }' || return 1
 	if [ $# -eq 0 ]; then
-		ip netns exec "$ns" nft add rule inet loss in \
-			meta l4proto udp numgen random mod 100 "<" "$pct" counter drop || return 1
+		# shellcheck disable=SC2086  # odds is words of the rule
+		ip netns exec "$ns" nft add rule inet loss in meta l4proto udp $odds counter drop || return 1
 	fi
 	for port in "$@"; do
-		ip netns exec "$ns" nft add rule inet loss in \
-			udp dport "$port" numgen random mod 100 "<" "$pct" counter drop || return 1
+		# shellcheck disable=SC2086
+		ip netns exec "$ns" nft add rule inet loss in udp dport "$port" $odds counter drop || return 1
 	done
 }
 
