@@ -1,7 +1,10 @@
 /*
  * libFuzzer target: mc_wire_decode on arbitrary bytes. What decodes must
  * re-encode (mc_wire_encode) to the same bytes, reserved fields aside, and
- * decode again to the same fields.
+ * decode again to the same fields. A HELLO re-encodes to its canonical form:
+ * the fields up to the package name byte for byte, then the host name as
+ * decoded (at most MC_HOST_MAX printable bytes, absent when empty), without
+ * the later fields a newer peer may add.
  */
 #include <assert.h>
 #include <stdint.h>
@@ -69,6 +72,7 @@ static void same(const struct mc_pkt *a, const struct mc_pkt *b)
 		const struct mc_hello *x = &a->u.hello, *y = &b->u.hello;
 		assert(x->rid == y->rid && memcmp(x->want_id, y->want_id, MC_ID_LEN) == 0 && x->want_nhex == y->want_nhex);
 		assert(x->have == y->have && x->total == y->total && strcmp(x->name, y->name) == 0);
+		assert(strcmp(x->host, y->host) == 0);
 		break;
 	}
 	case MC_PKT_NACK:
@@ -127,13 +131,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			assert((uint64_t)g.bpc * g.kmax * g.sym >= g.chunk_size);
 		}
 	}
+	/* What the encoder writes: all of it, or a HELLO's canonical form (see the top). */
+	size_t want = size, exact = size;
+	if (p.type == MC_PKT_HELLO) {
+		const struct mc_hello *h = &p.u.hello;
+		size_t hl = strlen(h->host);
+		assert(hl <= MC_HOST_MAX);
+		for (size_t i = 0; i < hl; i++)
+			assert(h->host[i] > 0x20 && h->host[i] < 0x7f); /* nothing a log line or JSON could choke on */
+		exact = 45 + 1 + strlen(h->name);
+		want = exact + (hl ? 1 + hl : 0);
+		assert(want <= size);
+	}
 	out = malloc(size + 1);
 	assert(out != NULL);
 	/* One byte short never fits; the exact size does. */
-	assert(mc_wire_encode(&p, out, size - 1) == 0);
+	assert(mc_wire_encode(&p, out, want - 1) == 0);
 	n = mc_wire_encode(&p, out, size + 1);
-	assert(n == size);
-	for (size_t i = 0; i < size; i++)
+	assert(n == want);
+	for (size_t i = 0; i < exact; i++)
 		assert(out[i] == in[i] || (reserved(p.type, i) && out[i] == 0));
 	memset(&q, 0x5a, sizeof q);
 	assert(mc_wire_decode(out, n, &q) == 0);
