@@ -524,12 +524,12 @@ complete_words() {
 	done
 	img=$MCAST_ROOT/examples/pxe/mcast-image.sh
 	: >"$T/disk"
-	run env PATH="$T/fake:$PATH" FAKE_RECV=3 sh "$img" -e 643e95aa -k /etc/mcast/lab.pub -w 5s -S 0s -t "$T/st" \
-		-s http://198.18.0.1/lab.mcpkg "$T/disk"
+	run env PATH="$T/fake:$PATH" FAKE_RECV=3 sh "$img" -e 643e95aa -k /etc/mcast/lab.pub -d /mnt/usb/lab.key -w 5s -S 0s \
+		-t "$T/st" -s http://198.18.0.1/lab.mcpkg "$T/disk"
 	echo "$output"; cat "$T/calls"
 	[ "$status" -eq 0 ]
-	sed -n 1p "$T/calls" | grep -q -- "^recv --expect 643e95aa --trust /etc/mcast/lab.pub --timeout 5s --to $T/disk --state $T/st\$"
-	sed -n 2p "$T/calls" | grep -q -- "^repair -s http://198.18.0.1/lab.mcpkg --trust /etc/mcast/lab.pub --spread 0s --to $T/disk --state $T/st\$"
+	sed -n 1p "$T/calls" | grep -q -- "^recv --expect 643e95aa --trust /etc/mcast/lab.pub --decrypt /mnt/usb/lab.key --timeout 5s --to $T/disk --state $T/st\$"
+	sed -n 2p "$T/calls" | grep -q -- "^repair -s http://198.18.0.1/lab.mcpkg --trust /etc/mcast/lab.pub --decrypt /mnt/usb/lab.key --spread 0s --to $T/disk --state $T/st\$"
 	# 0: no repair; 2 (a refused disk) and 1: no repair either, the status passed on
 	for st in 0 1 2; do
 		: >"$T/calls"

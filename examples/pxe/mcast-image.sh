@@ -8,19 +8,21 @@
 # chunk that matches.
 #
 # usage: mcast-image.sh [-g GROUP] [-p PORT] [-i IFACE] [-e ID] [-n NAME]
-#                       [-k KEY.pub] [-w WAIT] [-S SPREAD] [-t STATE]
+#                       [-k KEY.pub] [-d KEY] [-w WAIT] [-S SPREAD] [-t STATE]
 #                       [-s SOURCE]... [-G] DISK
 #        mcast-image.sh -c CMDLINE    (options from mcast.* words of a kernel
 #                                      command line, e.g. /proc/cmdline)
 #
 # -e ID / -n NAME pin the package (a stray sender on the LAN is never taken);
 # -k KEY.pub takes only a package signed by that key (nothing else is
-# written); -G grows the last partition to the end of a larger disk after.
+# written); -d KEY decrypts an encrypted package onto the disk (the key file
+# must not be served with the initrd: TFTP hands that to anyone); -G grows
+# the last partition to the end of a larger disk after.
 #
 # Kernel command line words: mcast.disk=/dev/sda mcast.expect=ID
 # mcast.package=NAME mcast.trust=/etc/mcast/lab.pub mcast.group=239.1.2.3
 # mcast.port=7077 mcast.iface=eth0 mcast.wait=30m mcast.spread=30s
-# mcast.state=/run/mcast/sda.state mcast.grow=1
+# mcast.state=/run/mcast/sda.state mcast.grow=1 mcast.decrypt=/mnt/usb/lab.key
 # mcast.source=http://dp1/lab.mcpkg,http://dp2/lab.mcpkg
 #
 # Exit status, as the mcast programs: 0 the whole image is on DISK, flushed
@@ -32,7 +34,7 @@ prog=${0##*/}
 here=$(dirname "$0")
 
 usage() {
-	echo "usage: $prog [-g GROUP] [-p PORT] [-i IFACE] [-e ID] [-n NAME] [-k KEY.pub] [-w WAIT] [-S SPREAD] [-t STATE] [-s SOURCE]... [-G] DISK" >&2
+	echo "usage: $prog [-g GROUP] [-p PORT] [-i IFACE] [-e ID] [-n NAME] [-k KEY.pub] [-d KEY] [-w WAIT] [-S SPREAD] [-t STATE] [-s SOURCE]... [-G] DISK" >&2
 	echo "       $prog -c CMDLINE" >&2
 	exit 2
 }
@@ -50,6 +52,7 @@ from_cmdline() {
 		mcast.expect=*) pin="$pin --expect $v" ;;
 		mcast.package=*) pin="$pin --package $v" ;;
 		mcast.trust=*) trust="$trust --trust $v" ;;
+		mcast.decrypt=*) trust="$trust --decrypt $v" ;;
 		mcast.group=*) net="$net -g $v" ;;
 		mcast.port=*) net="$net -p $v" ;;
 		mcast.iface=*) net="$net -i $v" ;;
@@ -64,13 +67,14 @@ from_cmdline() {
 	[ -n "$disk" ] || { echo "$prog: $1: no mcast.disk= on the command line" >&2; exit 2; }
 }
 
-while getopts c:g:p:i:e:n:k:w:S:t:s:Gh o; do
+while getopts c:d:g:p:i:e:n:k:w:S:t:s:Gh o; do
 	case $o in
 	c) from_cmdline "$OPTARG" ;;
 	g|p|i) net="$net -$o $OPTARG" ;;
 	e) pin="$pin --expect $OPTARG" ;;
 	n) pin="$pin --package $OPTARG" ;;
 	k) trust="$trust --trust $OPTARG" ;;
+	d) trust="$trust --decrypt $OPTARG" ;;
 	w) wait=$OPTARG ;;
 	S) spread=$OPTARG ;;
 	t) state=$OPTARG ;;
