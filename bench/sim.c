@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "clock.h"
 #include "receiver.h"
 #include "sender.h"
 
@@ -93,13 +94,6 @@ struct row {
 	uint64_t nacks;
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static long maxrss_mib(void)
 {
 	struct rusage ru;
@@ -117,7 +111,7 @@ static int run(const struct opts *o, unsigned n, double loss, int burst, unsigne
 	struct sim_rx_cfg *rx = calloc(n, sizeof *rx);
 	struct sim_cfg c;
 	uint32_t nchunks = (uint32_t)((o->payload + o->chunk - 1) / o->chunk);
-	double pass_us = (double)o->payload * (1 + o->fec / 100.0) * (MC_WIRE_DATA_HDR + mc_geom_sym_for_mtu(1500, 0) + 28) / mc_geom_sym_for_mtu(1500, 0) * 8e6 / (double)o->rate;
+	double pass_us = (double)o->payload * (1 + o->fec / 100.0) * (MC_WIRE_DATA_HDR + mc_wire_sym_for_mtu(1500, 0) + MC_WIRE_IP4_UDP) / mc_wire_sym_for_mtu(1500, 0) * 8e6 / (double)o->rate;
 
 	if (rx == NULL)
 		return -1;
@@ -142,8 +136,8 @@ static int run(const struct opts *o, unsigned n, double loss, int burst, unsigne
 	memset(&c, 0, sizeof c);
 	c.payload = o->payload;
 	c.chunk = o->chunk;
-	c.sym = mc_geom_sym_for_mtu(1500, 0);
-	c.kmax = 128; /* as mcast-send */
+	c.sym = mc_wire_sym_for_mtu(1500, 0);
+	c.kmax = MC_KMAX; /* as mcast-send */
 	c.fec = o->fec;
 	c.rate_bps = o->rate;
 	c.nrx = n;
@@ -153,9 +147,9 @@ static int run(const struct opts *o, unsigned n, double loss, int burst, unsigne
 	c.max_passes = o->max_passes;
 	c.mem = o->mem;
 	c.seed = 1000 + n + (uint64_t)(loss * 1000);
-	double t0 = now_s();
+	double t0 = mc_now_s();
 	int rc = sim_run(&c, &w->r);
-	w->wall = now_s() - t0;
+	w->wall = mc_now_s() - t0;
 	free(rx);
 	if (rc < 0)
 		return -1;
@@ -271,8 +265,8 @@ int main(int argc, char **argv)
 	uint32_t nchunks = (uint32_t)((o.payload + o.chunk - 1) / o.chunk);
 	printf("bench/sim: payload %llu MiB in %u chunks of %u KiB, symbols of %u bytes, k<=128, FEC %u%%, rate %llu Mbit/s "
 	       "(one pass %.3f s virtual), feedback delay %llu us, receiver memory %zu KiB, max passes %u\n",
-	       (unsigned long long)(o.payload >> 20), nchunks, o.chunk >> 10, mc_geom_sym_for_mtu(1500, 0), o.fec,
-	       (unsigned long long)(o.rate / 1000000), (double)o.payload * 1.05 * 8 * (mc_geom_sym_for_mtu(1500, 0) + MC_WIRE_DATA_HDR + 28) / mc_geom_sym_for_mtu(1500, 0) / o.rate,
+	       (unsigned long long)(o.payload >> 20), nchunks, o.chunk >> 10, mc_wire_sym_for_mtu(1500, 0), o.fec,
+	       (unsigned long long)(o.rate / 1000000), (double)o.payload * 1.05 * 8 * (mc_wire_sym_for_mtu(1500, 0) + MC_WIRE_DATA_HDR + MC_WIRE_IP4_UDP) / mc_wire_sym_for_mtu(1500, 0) / o.rate,
 	       (unsigned long long)o.fb_delay_us, o.mem >> 10, o.max_passes);
 	printf("columns: wire/pkg = bytes the sender put on the wire (data, repair, announcements, manifest, control, each with its Ethernet, IPv4 and UDP headers) / payload;\n"
 	       "  nack/chk = NACK packets / chunk (all receivers); fb/chunk = all feedback (hello, NACK, done) / chunk;\n"
@@ -345,14 +339,14 @@ int main(int argc, char **argv)
 		if (rows[i].loss == 0.05 && !strcmp(rows[i].kind, "bern") && rows[i].n == ns[nn - 1])
 			printf("  wire/pkg <= 1.15 at 5%% loss and N=%u: %.4f  %s (floor for any block code of k=128: %.4f)\n",
 			       rows[i].n, rows[i].wire, rows[i].wire <= 1.15 ? "MET" : "NOT MET",
-			       sim_block_floor(rows[i].n, 0.05, 128, mc_geom_sym_for_mtu(1500, 0)));
+			       sim_block_floor(rows[i].n, 0.05, 128, mc_wire_sym_for_mtu(1500, 0)));
 	printf("  floor for any block code of k=128 at 5%% loss, frames included:");
 	for (unsigned n = 1; n <= 100000; n *= 10)
-		printf("  N=%u: %.4f", n, sim_block_floor(n, 0.05, 128, mc_geom_sym_for_mtu(1500, 0)));
+		printf("  N=%u: %.4f", n, sim_block_floor(n, 0.05, 128, mc_wire_sym_for_mtu(1500, 0)));
 	printf("\n  (with k=200, N=10000: %.4f; symbols sent per source symbol alone, k=128, N=10000: %.4f)\n",
-	       sim_block_floor(10000, 0.05, 200, mc_geom_sym_for_mtu(1500, 0)),
-	       sim_block_floor(10000, 0.05, 128, mc_geom_sym_for_mtu(1500, 0)) * mc_geom_sym_for_mtu(1500, 0) /
-		       (mc_geom_sym_for_mtu(1500, 0) + MC_WIRE_DATA_HDR + SIM_FRAME_OVERHEAD));
+	       sim_block_floor(10000, 0.05, 200, mc_wire_sym_for_mtu(1500, 0)),
+	       sim_block_floor(10000, 0.05, 128, mc_wire_sym_for_mtu(1500, 0)) * mc_wire_sym_for_mtu(1500, 0) /
+		       (mc_wire_sym_for_mtu(1500, 0) + MC_WIRE_DATA_HDR + SIM_FRAME_OVERHEAD));
 	printf("  feedback per chunk at most logarithmic in N: see the fits above (b ln N; power exponent << 1)\n");
 	printf("  late joiners done one pass after joining: see the 'worst' column (<= ~1.1 passes)\n");
 	printf("peak RSS %ld MiB\n", maxrss_mib());

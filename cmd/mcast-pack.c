@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "crypto.h"
 #include "defaults.h"
 #include "exitcode.h"
@@ -359,18 +360,10 @@ static void image_text(const struct mc_manifest *m)
 
 /* ---- create --image: the progress line (issue 15) ---- */
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Bytes read, rate and (when the size is known) percentage and time left. */
 static void create_progress(void *arg, uint64_t done, uint64_t total)
 {
-	double *start = arg, el = now_s() - *start, rate = el > 0 ? done / el : 0;
+	double *start = arg, el = mc_now_s() - *start, rate = el > 0 ? done / el : 0;
 	char d[32], r[32];
 
 	mc_fmt_size(done, d, sizeof d);
@@ -384,7 +377,7 @@ static void create_progress(void *arg, uint64_t done, uint64_t total)
 
 static int cmd_create(const struct args *a, char **paths, int npaths)
 {
-	double start = now_s();
+	double start = mc_now_s();
 	struct mc_pkg_create_opts o = {
 		.output = a->output, .name = a->name, .version = a->version,
 		.compression = a->compression, .level = a->level, .threads = a->threads,

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "clock.h"
 #include "crypto.h"
 #include "defaults.h"
 #include "exitcode.h"
@@ -19,7 +20,6 @@
 #include "meter.h"
 #include "net.h"
 #include "opt.h"
-#include "pace.h"
 #include "pkg.h"
 #include "receiver.h"
 #include "resume.h"

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "crypto.h"
 #include "exitcode.h"
 #include "fe.h"
@@ -34,13 +35,6 @@ static const char usage_text[] =
 static volatile sig_atomic_t got_stop;
 static struct mc_meter meter; /* bytes fetched against bytes needed, for the live line */
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* The live line: fetched of needed, rate, time left, and what it is doing. */
 static void live(const char *pkg, const struct mc_repair_event *ev, int force)
 {
@@ -48,9 +42,9 @@ static void live(const char *pkg, const struct mc_repair_event *ev, int force)
 	uint64_t done = ev->bytes_fetched < ev->bytes_need ? ev->bytes_fetched : ev->bytes_need;
 
 	if (meter.start_ms == 0)
-		mc_meter_start(&meter, ev->bytes_need, 0, mono_ms());
+		mc_meter_start(&meter, ev->bytes_need, 0, mc_now_ms());
 	meter.total = ev->bytes_need;
-	mc_meter_add(&meter, done, mono_ms());
+	mc_meter_add(&meter, done, mc_now_ms());
 	mc_progress(force, "%s: %s, repairing (%u of %u chunks)", pkg, mc_meter_line(&meter, done, line, sizeof line),
 		    ev->have, ev->nchunks);
 }
@@ -343,7 +337,7 @@ int main(int argc, char **argv)
 	unsigned ntrust = 0;
 	struct mc_repair_result res;
 	struct sigaction sa;
-	struct timespec t0, t1;
+	double t0;
 	char err[2048];
 	uint64_t v;
 	int c, json = 0, verbosity = 1, rc, status;
@@ -486,12 +480,11 @@ int main(int argc, char **argv)
 		mc_err("libcurl: cannot initialise");
 		return MC_EXIT_RUNTIME;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = mc_now_s();
 	rc = mc_repair_run(&o, &res, err, sizeof err);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (rc < 0)
 		mc_err("%s", err);
-	report(o.pkg, rc, &res, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	report(o.pkg, rc, &res, mc_now_s() - t0);
 	if (rc > 0 && got_stop)
 		mc_err("%s: interrupted; state saved, run again to resume", o.pkg);
 	else if (rc > 0 && res.no_source)

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "defaults.h"
 #include "exitcode.h"
 #include "fe.h"
@@ -92,14 +93,6 @@ static void on_signal(int sig)
 		got_usr1 = 1;
 	else
 		got_term = sig;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* 0 when path could be executed, else the status a shell gives: 127 absent, 126 not runnable. */
@@ -362,7 +355,7 @@ static int drain(struct run *r, int fd, struct mc_rx *rx)
 	int n;
 
 	while ((n = mc_net_rx(fd, rx)) > 0) {
-		uint64_t now = now_ms();
+		uint64_t now = mc_now_ms();
 		for (unsigned i = 0; i < (unsigned)n; i++) {
 			const uint8_t *d;
 			size_t len;
@@ -563,7 +556,7 @@ int main(int argc, char **argv)
 	sigdelset(&waitmask, SIGTERM);
 	sigdelset(&waitmask, SIGHUP);
 
-	start = now_ms();
+	start = mc_now_ms();
 	if (mc_sched_init(&r.s, &cfg, start) < 0) {
 		mc_err("--package: name too long");
 		status = MC_EXIT_USAGE;
@@ -601,7 +594,7 @@ int main(int argc, char **argv)
 
 	next_tick = start + TICK_MS;
 	for (;;) {
-		uint64_t now = now_ms(), rem, timeout;
+		uint64_t now = mc_now_ms(), rem, timeout;
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		struct timespec ts;
 
@@ -636,7 +629,7 @@ int main(int argc, char **argv)
 		/* Cancelled (cron job killed, Ctrl-C): say so in the status, then die of the same signal. */
 		int sig = got_term;
 		mc_info("%s: cancelled with %zu client%s", strsignal(sig), r.s.n, r.s.n == 1 ? "" : "s");
-		write_status(&r, now_ms(), "cancelled");
+		write_status(&r, mc_now_ms(), "cancelled");
 		struct mc_json j;
 		summary_begin(&j, "interrupted");
 		mc_json_str(&j, "signal", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
@@ -651,7 +644,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	uint64_t end = now_ms();
+	uint64_t end = mc_now_ms();
 	mc_sched_fmt_ms(mc_sched_waited(&r.s, end) / 1000 * 1000, w, sizeof w);
 	if (d == MC_SCHED_EMPTY) {
 		struct mc_json j;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "clock.h"
 #include "defaults.h"
 #include "exitcode.h"
 #include "fe.h"
@@ -15,7 +16,6 @@
 #include "meter.h"
 #include "net.h"
 #include "opt.h"
-#include "pace.h"
 #include "pkg.h"
 #include "sender.h"
 #include "txloop.h"
@@ -432,7 +432,7 @@ int main(int argc, char **argv)
 	c.rate = x.o.rate;
 	c.mtu = (unsigned)x.o.mtu;
 	/* With a session key every datagram carries MC_AUTH_LEN more bytes: the symbols make room for them. */
-	c.sym = mc_geom_sym_for_mtu((unsigned)x.o.mtu - (x.o.session_key ? MC_AUTH_LEN : 0), c.g.family == AF_INET6);
+	c.sym = mc_wire_sym_for_mtu((unsigned)x.o.mtu - (x.o.session_key ? MC_AUTH_LEN : 0), c.g.family == AF_INET6);
 	c.core.fec_pct = (unsigned)x.o.fec;
 	c.core.linger_ms = x.o.linger;
 	c.core.max_time_ms = x.o.max_time;

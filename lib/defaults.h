@@ -8,14 +8,11 @@
 #define MC_DEFAULT_RATE 500000000ULL  /* bits per second */
 #define MC_DEFAULT_MTU 1500
 #define MC_DEFAULT_FEC 0              /* percent repair symbols in the first pass: none, NACKs do it */
-#define MC_REPAIR_MARGIN 5            /* at least this percent more than asked for, and one symbol */
 #define MC_DEFAULT_LINGER_MS 2000
 #define MC_DEFAULT_CHUNK (1024 * 1024)
 #define MC_DEFAULT_PEER_TIMEOUT_MS 5000 /* silent receiver no longer waited for */
 #define MC_DEFAULT_MAX_PASSES 12        /* slow-receiver policy, see mcast-send(1) */
 #define MC_DEFAULT_RECV_TIMEOUT_MS 0    /* 0: wait for ever for a session to appear */
 #define MC_DEFAULT_RECV_SILENCE_MS 10000 /* without --timeout: a sender silent this long mid-session is gone */
-#define MC_EARLY_MAX 4096 /* DATA a receiver holds before the first announcement (about 6 MB) */
-#define MC_ANNOUNCE_PKTS (MC_EARLY_MAX / 2) /* an announcement at least this often in datagrams: a joiner misses none */
 
 #endif

@@ -1,20 +1,18 @@
 /* Block geometry and Reed-Solomon coding with ISA-L; see fec.h. */
 #include "fec.h"
 #include "pkg.h"
-#include "wire.h"
 
 #include <isa-l/erasure_code.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define RS_N 255
 #define CACHE 4
 
 struct mc_fec {
 	struct {
 		int k;
 		unsigned long use;
-		uint8_t *a; /* RS_N x k, rows 0..k-1 the identity */
+		uint8_t *a; /* MC_RS_MAX x k, rows 0..k-1 the identity */
 	} m[CACHE];
 	unsigned long clock;
 	/*
@@ -26,7 +24,7 @@ struct mc_fec {
 	struct {
 		int k, n;
 		unsigned long use;
-		uint8_t esi[RS_N];
+		uint8_t esi[MC_RS_MAX];
 		uint8_t *tbls;
 	} enc[CACHE];
 	/* Scratch, grown on demand: a receiver that never decodes never pays for it. */
@@ -62,7 +60,7 @@ static int geom_common(struct mc_geom *g, uint64_t nchunks, uint64_t payload_siz
 		       uint16_t kmax)
 {
 	memset(g, 0, sizeof *g);
-	if (sym == 0 || kmax == 0 || kmax >= RS_N || chunk_size == 0)
+	if (sym == 0 || kmax == 0 || kmax >= MC_RS_MAX || chunk_size == 0)
 		return -1;
 	uint64_t block = (uint64_t)kmax * sym;
 	uint64_t bpc = (chunk_size + block - 1) / block;
@@ -162,18 +160,6 @@ int mc_geom_block(const struct mc_geom *g, uint32_t gb, struct mc_block *b)
 	return 0;
 }
 
-uint16_t mc_geom_sym_for_mtu(unsigned mtu, int ipv6)
-{
-	unsigned over = (ipv6 ? 40 : 20) + 8 + MC_WIRE_DATA_HDR; /* IP, UDP, DATA header */
-	unsigned s;
-
-	if (mtu < over + 64)
-		return 0;
-	/* Multiples of 16 keep symbols aligned for the SIMD coder; no more, every byte counts on the wire. */
-	s = (mtu - over) / 16 * 16;
-	return (uint16_t)(s > 65472 - MC_WIRE_DATA_HDR ? 65472 - MC_WIRE_DATA_HDR : s);
-}
-
 struct mc_fec *mc_fec_new(void)
 {
 	return calloc(1, sizeof(struct mc_fec));
@@ -208,10 +194,10 @@ static const uint8_t *matrix(struct mc_fec *f, int k)
 		if (f->m[i].use < f->m[victim].use)
 			victim = i;
 	}
-	uint8_t *a = malloc((size_t)RS_N * k);
+	uint8_t *a = malloc((size_t)MC_RS_MAX * k);
 	if (a == NULL)
 		return NULL;
-	gf_gen_cauchy1_matrix(a, RS_N, k);
+	gf_gen_cauchy1_matrix(a, MC_RS_MAX, k);
 	free(f->m[victim].a);
 	f->m[victim].a = a;
 	f->m[victim].k = k;
@@ -223,7 +209,7 @@ int mc_fec_encode(struct mc_fec *f, int k, int len, uint8_t *const *src, const u
 {
 	const uint8_t *a;
 
-	if (k <= 0 || k >= RS_N || n <= 0 || n > RS_N || len <= 0)
+	if (k <= 0 || k >= MC_RS_MAX || n <= 0 || n > MC_RS_MAX || len <= 0)
 		return -1;
 	for (int r = 0; r < n; r++)
 		if (esi[r] < k)
@@ -238,7 +224,7 @@ int mc_fec_encode(struct mc_fec *f, int k, int len, uint8_t *const *src, const u
 		if (f->enc[i].use < f->enc[victim].use)
 			victim = i;
 	}
-	if ((a = matrix(f, k)) == NULL || scratch(f, (size_t)32 * k * n, (size_t)RS_N * k) < 0)
+	if ((a = matrix(f, k)) == NULL || scratch(f, (size_t)32 * k * n, (size_t)MC_RS_MAX * k) < 0)
 		return -1;
 	for (int r = 0; r < n; r++)
 		memcpy(f->rows + (size_t)r * k, a + (size_t)esi[r] * k, (size_t)k);
@@ -264,11 +250,11 @@ int mc_fec_encode(struct mc_fec *f, int k, int len, uint8_t *const *src, const u
 int mc_fec_decode(struct mc_fec *f, int k, int len, uint8_t **src, const uint8_t *present,
 		  uint8_t *const *rep, const uint8_t *rep_esi, int nrep)
 {
-	int miss[RS_N], known[RS_N], m = 0, nk = 0;
-	uint8_t *in[RS_N], *out[RS_N];
+	int miss[MC_RS_MAX], known[MC_RS_MAX], m = 0, nk = 0;
+	uint8_t *in[MC_RS_MAX], *out[MC_RS_MAX];
 	const uint8_t *a;
 
-	if (k <= 0 || k >= RS_N || len <= 0)
+	if (k <= 0 || k >= MC_RS_MAX || len <= 0)
 		return -1;
 	for (int i = 0; i < k; i++) {
 		if (present[i])
@@ -278,7 +264,7 @@ int mc_fec_decode(struct mc_fec *f, int k, int len, uint8_t **src, const uint8_t
 	}
 	if (m == 0)
 		return 0;
-	if (nrep < m || (a = matrix(f, k)) == NULL || scratch(f, (size_t)32 * k * m, (size_t)RS_N * k) < 0)
+	if (nrep < m || (a = matrix(f, k)) == NULL || scratch(f, (size_t)32 * k * m, (size_t)MC_RS_MAX * k) < 0)
 		return -1;
 	for (int r = 0; r < m; r++) {
 		if (rep_esi[r] < k)
@@ -295,7 +281,7 @@ int mc_fec_decode(struct mc_fec *f, int k, int len, uint8_t **src, const uint8_t
 	 * multiplications.
 	 */
 	if (nk > 0) {
-		uint8_t *arow[RS_N], *crow[RS_N];
+		uint8_t *arow[MC_RS_MAX], *crow[MC_RS_MAX];
 		for (int t = 0; t < m; t++) {
 			arow[t] = f->sub + (size_t)t * nk;
 			for (int c = 0; c < nk; c++)

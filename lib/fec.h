@@ -5,6 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define MC_RS_MAX 255 /* Reed-Solomon over GF(2^8): at most 255 symbols per block */
+#define MC_KMAX 128   /* source symbols per block the sender cuts: see mcast-protocol(7) */
+
 /*
  * The payload is cut into verification chunks (chunk_size bytes, from the
  * manifest). Each chunk is cut into coding blocks of kmax symbols of sym
@@ -82,8 +85,6 @@ int mc_geom_block(const struct mc_geom *g, uint32_t gb, struct mc_block *b);
 /* Blocks in chunk c (fewer than bpc in a short chunk, 0 in a hole or before an image's table is known). */
 uint32_t mc_geom_chunk_blocks(const struct mc_geom *g, uint32_t c);
 
-/* Symbol size for an MTU and address family: the largest multiple of 64 that fits without fragmentation. */
-uint16_t mc_geom_sym_for_mtu(unsigned mtu, int ipv6);
 
 /* A coder keeps the encoding matrices it has built (one per distinct k). */
 struct mc_fec;

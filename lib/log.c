@@ -1,5 +1,6 @@
 /* Diagnostics, progress and JSON events; see log.h. */
 #include "log.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -13,7 +14,7 @@ static int verbosity_level = 1;
 static int json_mode;
 static int progress_shown;
 static int stderr_tty = -1;
-static struct timespec progress_last;
+static uint64_t progress_last; /* ms */
 static int syslog_on, syslog_open, time_on;
 
 void mc_log_syslog(void) { syslog_on = 1; }
@@ -137,16 +138,15 @@ void mc_debug(const char *fmt, ...)
 
 void mc_progress(int force, const char *fmt, ...)
 {
-	struct timespec now;
+	uint64_t now;
 	va_list ap;
 
 	if (stderr_tty < 0)
 		stderr_tty = isatty(STDERR_FILENO);
 	if (!stderr_tty || verbosity_level < 1 || syslog_open)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (!force && progress_shown &&
-	    (now.tv_sec - progress_last.tv_sec) * 1000 + (now.tv_nsec - progress_last.tv_nsec) / 1000000 < 200)
+	now = mc_now_ms();
+	if (!force && progress_shown && now - progress_last < 200)
 		return;
 	progress_last = now;
 	fputs("\r\033[K", stderr);

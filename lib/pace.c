@@ -1,7 +1,5 @@
-/* Token bucket and the monotonic clock; see pace.h. */
+/* Token bucket and the rate under overruns; see pace.h. */
 #include "pace.h"
-
-#include <time.h>
 
 void mc_pace_init(struct mc_pace *p, uint64_t rate_bps, size_t burst, uint64_t now_ns)
 {
@@ -70,17 +68,4 @@ int mc_rate_update(struct mc_rate *r, uint64_t reports, uint64_t sent_bps, uint6
 		return 1;
 	}
 	return 0;
-}
-
-uint64_t mc_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t mc_now_ms(void)
-{
-	return mc_now_ns() / 1000000;
 }

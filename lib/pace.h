@@ -59,8 +59,4 @@ void mc_rate_init(struct mc_rate *r, uint64_t max_bps, uint64_t now_ms);
  */
 int mc_rate_update(struct mc_rate *r, uint64_t reports, uint64_t sent_bps, uint64_t now_ms);
 
-/* Monotonic clock in nanoseconds and milliseconds (the only clock the programs use). */
-uint64_t mc_now_ns(void);
-uint64_t mc_now_ms(void);
-
 #endif

@@ -2,13 +2,12 @@
 #include "receiver.h"
 #include "crypto.h"
 
-#include "defaults.h"
+#include "rand.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAN_FRAG 1024          /* manifest fragments: 1024 bytes at multiples of 1024 */
 #define EVQ 1024
 #define FBQ 32
 #define NACK_PKTS_MAX 16       /* per back-off firing */
@@ -168,13 +167,10 @@ struct mc_receiver {
 	struct mc_recv_stats st;
 };
 
+/* Back-off jitter only, never security. */
 static uint64_t rnd(struct mc_receiver *r)
 {
-	/* xorshift64*: back-off jitter only, never security. */
-	r->rng ^= r->rng >> 12;
-	r->rng ^= r->rng << 25;
-	r->rng ^= r->rng >> 27;
-	return r->rng * 0x2545F4914F6CDD1DULL;
+	return mc_xorshift(&r->rng);
 }
 
 static void event(struct mc_receiver *r, int kind, uint32_t arg)
@@ -1035,7 +1031,7 @@ static void on_announce(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 	session_take(r, now, p);
 	if (!r->man_ok && r->man_buf == NULL) {
 		r->man_len = a->manifest_len;
-		r->man_nfrag = (a->manifest_len + MAN_FRAG - 1) / MAN_FRAG;
+		r->man_nfrag = (a->manifest_len + MC_MANIFEST_FRAG - 1) / MC_MANIFEST_FRAG;
 		r->man_buf = malloc(r->man_len);
 		r->man_got = calloc(r->man_nfrag / 8 + 1, 1);
 		if (!r->man_buf || !r->man_got) {
@@ -1087,12 +1083,12 @@ static void on_manifest(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 
 	if (r->man_ok || r->man_buf == NULL)
 		return;
-	if (f->total != r->man_len || f->offset % MAN_FRAG != 0 ||
-	    f->len != (r->man_len - f->offset < MAN_FRAG ? r->man_len - f->offset : MAN_FRAG)) {
+	if (f->total != r->man_len || f->offset % MC_MANIFEST_FRAG != 0 ||
+	    f->len != (r->man_len - f->offset < MC_MANIFEST_FRAG ? r->man_len - f->offset : MC_MANIFEST_FRAG)) {
 		r->st.bad++;
 		return;
 	}
-	uint32_t i = f->offset / MAN_FRAG;
+	uint32_t i = f->offset / MC_MANIFEST_FRAG;
 	if (bit(r->man_got, i))
 		return;
 	memcpy(r->man_buf + f->offset, f->bytes, f->len);

@@ -1,6 +1,8 @@
 /* Repair logic: which chunks are missing, which source next, verify, write, save state; see repair.h. */
 #include "repair.h"
+#include "clock.h"
 #include "crypto.h"
+#include "rand.h"
 #include "resume.h"
 #include "target.h"
 #include "tstate.h"
@@ -11,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -81,20 +82,10 @@ struct run {
 	int made_target;        /* the target did not exist: mc_target_open made it (removed again when refused) */
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
+/* Jitter only, seeded from getrandom. */
 static uint32_t rnd32(struct run *r)
 {
-	/* xorshift64*: jitter only, seeded from getrandom. */
-	r->rng ^= r->rng >> 12;
-	r->rng ^= r->rng << 25;
-	r->rng ^= r->rng >> 27;
-	return (uint32_t)((r->rng * 2685821657736338717ull) >> 32);
+	return (uint32_t)(mc_xorshift(&r->rng) >> 32);
 }
 
 static void scopy(char *d, size_t n, const char *s)
@@ -112,10 +103,10 @@ static int stopped(const struct run *r)
 
 static void nap(struct run *r, uint64_t ms)
 {
-	uint64_t end = now_ms() + ms;
+	uint64_t end = mc_now_ms() + ms;
 
 	while (!stopped(r)) {
-		uint64_t t = now_ms();
+		uint64_t t = mc_now_ms();
 		if (t >= end)
 			break;
 		uint64_t d = end - t < 100 ? end - t : 100;
@@ -249,7 +240,7 @@ char *mc_repair_list_missing(const struct mc_state *st, char *buf, size_t len)
 /* Makes the state durable: data first, then the map (as mcast-recv does). */
 static int save_state(struct run *r, int force)
 {
-	uint64_t t = now_ms();
+	uint64_t t = mc_now_ms();
 
 	if (!r->dirty || (!force && t - r->last_save_ms < SAVE_EVERY_MS))
 		return 0;
@@ -410,8 +401,8 @@ static int sink(void *ctx, unsigned slot, uint64_t off, const uint8_t *p, size_t
 
 	if (slot >= r->nslots || stopped(r))
 		return -1;
-	if (now_ms() - r->last_tick_ms >= 250) {
-		r->last_tick_ms = now_ms();
+	if (mc_now_ms() - r->last_tick_ms >= 250) {
+		r->last_tick_ms = mc_now_ms();
 		emit(r, MC_REPAIR_EV_TICK, r->res->src[r->cur].name, NULL, 0, 0);
 	}
 	a = &r->slots[slot];
@@ -479,11 +470,6 @@ static void reset_slots(struct run *r)
 {
 	for (unsigned i = 0; i < r->nslots; i++)
 		r->slots[i].chunk = -1;
-}
-
-static int lock_fd(int fd)
-{
-	return flock(fd, LOCK_EX | LOCK_NB);
 }
 
 /* --to: opens the target for r->m, every refusal before a byte is written (res->refused: unsuitable). */
@@ -677,7 +663,7 @@ static int open_local(struct run *r, int *created)
 			snprintf(r->err, r->errlen, "%s: %s", r->o->pkg, strerror(errno));
 			goto out;
 		}
-		if (lock_fd(r->fd) < 0) {
+		if (mc_state_lock(r->fd) < 0) {
 			snprintf(r->err, r->errlen, "%s: in use by another process", r->o->pkg);
 			goto out;
 		}
@@ -1024,7 +1010,7 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 	r.err = err;
 	r.errlen = errlen;
 	if (getrandom(&r.rng, sizeof r.rng, 0) != (ssize_t)sizeof r.rng || r.rng == 0)
-		r.rng = (uint64_t)now_ms() * 0x9e3779b97f4a7c15ull | 1;
+		r.rng = (uint64_t)mc_now_ms() * 0x9e3779b97f4a7c15ull | 1;
 	res->nsrc = o->nsources;
 	res->src = calloc(o->nsources + 1, sizeof *res->src);
 	res->handles = calloc(o->nsources + 1, sizeof *res->handles);

@@ -13,7 +13,7 @@
 #include <xxhash.h>
 
 #include "defaults.h"
-#include "pace.h"
+#include "clock.h"
 
 #define SAVE_MS 1000   /* state made durable at most this often: what a crash can cost */
 #define FINISH_MS 1500 /* after completing, time to tell the sender (DONE) */

@@ -1,8 +1,6 @@
 /* The sender schedule; see sender.h and mcast-protocol(7). No sockets, clocks or files here. */
 #include "sender.h"
 
-#include "defaults.h"
-
 #include <stdlib.h>
 #include <string.h>
 

@@ -19,6 +19,8 @@
  */
 /* Repair requests from one receiver closer together than this count as one round of the slow-receiver policy. */
 #define MC_ROUND_MS 100
+/* Repair after the first pass: at least this percent more than asked for, and one symbol. */
+#define MC_REPAIR_MARGIN 5
 
 struct mc_sender_cfg {
 	struct mc_geom geom;
@@ -132,8 +134,6 @@ int mc_sender_datagrams(struct mc_fec *f, uint32_t session, uint16_t symsize, co
  */
 unsigned mc_sender_interleave(const struct mc_sender_job *jobs, unsigned njobs, uint16_t (*order)[2]);
 
-/* Manifest fragments: 1024 bytes each at multiples of 1024 (the last shorter). */
-#define MC_MANIFEST_FRAG 1024
 /* Encodes fragment idx of manifest m for session into out; returns the length, 0 past the end. */
 size_t mc_sender_manifest_pkt(uint32_t session, const struct mc_manifest *m, uint32_t idx, uint8_t *out, size_t cap);
 /* Encodes the announcement (static fields from m and geometry, dynamic ones from s); returns the length. */

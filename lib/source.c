@@ -1,5 +1,6 @@
 /* Repair sources: ranged reads of a package over HTTP(S) with libcurl, or from a file; see source.h. */
 #include "source.h"
+#include "clock.h"
 #include "opt.h"
 
 #include <ctype.h>
@@ -218,13 +219,6 @@ int mc_source_is_local(const struct mc_source *s)
 void mc_source_set_min_rate(struct mc_source *s, uint64_t bytes_per_s)
 {
 	s->min_rate = bytes_per_s;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* ---- multipart/byteranges ---- */
@@ -641,7 +635,7 @@ static int http_fetch(struct mc_source *s, size_t n, volatile sig_atomic_t *stop
 	while (next < n)
 		queue[qtail++] = next_req(s, n, &next, budget);
 	s->stats.retry_after_ms = 0;
-	uint64_t win_t = now_ms(), win_b = s->stats.bytes;
+	uint64_t win_t = mc_now_ms(), win_b = s->stats.bytes;
 	for (;;) {
 		for (unsigned i = 0; i < s->parallel && qhead < qtail && worst != MC_SOURCE_PERMANENT &&
 				     !(stop && *stop); i++) {
@@ -692,7 +686,7 @@ static int http_fetch(struct mc_source *s, size_t n, volatile sig_atomic_t *stop
 				}
 			}
 		}
-		uint64_t t = now_ms();
+		uint64_t t = mc_now_ms();
 		if (active > 0 && (worst == 0 || worst == MC_SOURCE_TRANSIENT) && t - win_t >= s->stall_ms) {
 			/* The window's bytes against the floor: none at all, or a trickle. */
 			uint64_t got = s->stats.bytes - win_b, floor = s->min_rate * (t - win_t) / 1000;
@@ -779,13 +773,13 @@ int mc_source_fetch(struct mc_source *s, const struct mc_range *r, size_t n,
 
 	if (n == 0)
 		return 0;
-	uint64_t t0 = now_ms();
+	uint64_t t0 = mc_now_ms();
 	s->r = r;
 	s->sink = sink;
 	s->ctx = ctx;
 	rc = s->is_http ? http_fetch(s, n, stop, err, errlen) : file_fetch(s, n, stop, err, errlen);
 	s->r = NULL;
-	s->stats.busy_ms += now_ms() - t0;
+	s->stats.busy_ms += mc_now_ms() - t0;
 	return rc;
 }
 

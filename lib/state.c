@@ -317,6 +317,11 @@ int mc_state_drop_stale(const char *pkg)
 	return n > 0;
 }
 
+int mc_state_lock(int fd)
+{
+	return flock(fd, LOCK_EX | LOCK_NB);
+}
+
 int mc_state_open_part(const char *pkg, char *err, size_t errlen)
 {
 	char *path = mc_state_part_path(pkg);
@@ -333,7 +338,7 @@ int mc_state_open_part(const char *pkg, char *err, size_t errlen)
 			snprintf(err, errlen, "%s: is a symbolic link; not writing through it", path);
 		else
 			snprintf(err, errlen, "%s: %s", path, strerror(errno));
-	} else if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+	} else if (mc_state_lock(fd) < 0) {
 		snprintf(err, errlen, "%s: in use by another process", path);
 		close(fd);
 		fd = -1;

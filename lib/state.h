@@ -102,6 +102,13 @@ void mc_state_remove(const char *pkg);
 int mc_state_open_part(const char *pkg, char *err, size_t errlen);
 
 /*
+ * The exclusive lock of a file being filled (PKG.part, or a package
+ * mcast-repair heals in place), never waited for: another program holding
+ * it is filling the same file. Returns 0, or -1 (EWOULDBLOCK: in use).
+ */
+int mc_state_lock(int fd);
+
+/*
  * Whether a package file of file_size bytes can be written at fd (the
  * PKG.part or PKG of the final name pkg, as the user gave it): the free
  * space of its filesystem (what the caller may use: root may use the

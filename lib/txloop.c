@@ -10,11 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "defaults.h"
+#include "clock.h"
 #include "fec.h"
 #include "wire.h"
 
-#define KMAX 128                /* source symbols per coding block: see mcast-protocol(7) */
 #define ANNOUNCE_MS 100         /* announcements ten times a second, and every MC_ANNOUNCE_PKTS datagrams */
 #define MANIFEST_MIN_MS 100     /* the whole manifest at most this often ... */
 #define MANIFEST_MAX_MS 1000    /* ... and at least this often */
@@ -156,7 +155,7 @@ static int stopped(const struct mc_txloop *l)
 
 static unsigned wire_overhead(const struct mc_txloop *l)
 {
-	return l->cfg.g.family == AF_INET6 ? 48 : 28; /* IP + UDP headers, counted against the rate */
+	return mc_wire_ip_udp(l->cfg.g.family == AF_INET6);
 }
 
 static void send_small(struct mc_txloop *l, const uint8_t *buf, size_t len)
@@ -256,9 +255,9 @@ static void announce_due(struct mc_txloop *l)
 		l->next_ann = now + ANNOUNCE_MS;
 	} else if (l->info.pkts_sent - l->ann_pkts >= MC_ANNOUNCE_PKTS) {
 		/*
-		 * A receiver holds the DATA it hears before its first announcement,
-		 * up to MC_EARLY_MAX datagrams: at 10 Gbit/s a tenth of a second is
-		 * 17 times that, and a late joiner lost what came in between.
+		 * A receiver holds MC_EARLY_MAX datagrams before its first
+		 * announcement: at 10 Gbit/s a tenth of a second is 17 times that,
+		 * and a late joiner lost what came in between.
 		 */
 		announce_only(l);
 	}
@@ -405,8 +404,8 @@ struct mc_txloop *mc_txloop_new(const struct mc_txloop_cfg *cfg, char *err, size
 		l->io = *cfg->io;
 	else
 		l->io = (struct mc_txloop_io){l, real_now_ns, real_wait, real_send, real_send_batch, real_recv, real_read};
-	l->info.sym = cfg->sym ? cfg->sym : mc_geom_sym_for_mtu(cfg->mtu, cfg->g.family == AF_INET6);
-	l->kmax = cfg->kmax ? cfg->kmax : KMAX;
+	l->info.sym = cfg->sym ? cfg->sym : mc_wire_sym_for_mtu(cfg->mtu, cfg->g.family == AF_INET6);
+	l->kmax = cfg->kmax ? cfg->kmax : MC_KMAX;
 	sc = cfg->core;
 	if (mc_geom_init_manifest(&sc.geom, &pkg->m, l->info.sym, l->kmax) < 0) {
 		snprintf(err, errlen, "%s: cannot cut into coding blocks", pkg->path);

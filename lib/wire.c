@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "be.h"
+#include "fec.h"
 
 static void put_hdr(uint8_t *out, uint8_t type, uint8_t flags, uint32_t session)
 {
@@ -345,4 +346,16 @@ const char *mc_wire_type_name(unsigned type)
 	case MC_PKT_BYE: return "bye";
 	default: return "unknown";
 	}
+}
+
+uint16_t mc_wire_sym_for_mtu(unsigned mtu, int ipv6)
+{
+	unsigned over = mc_wire_ip_udp(ipv6) + MC_WIRE_DATA_HDR;
+	unsigned s;
+
+	if (mtu < over + 64)
+		return 0;
+	/* Multiples of 16 keep symbols aligned for the SIMD coder; no more, every byte counts on the wire. */
+	s = (mtu - over) / 16 * 16;
+	return (uint16_t)(s > 65472 - MC_WIRE_DATA_HDR ? 65472 - MC_WIRE_DATA_HDR : s);
 }

@@ -30,7 +30,21 @@
  * bytes are kept (HOST_NAME_MAX on Linux), a longer one is cut.
  */
 #define MC_HOST_MAX 64
-#define MC_RS_MAX 255 /* Reed-Solomon over GF(2^8): at most 255 symbols per block */
+/* Manifest fragments: 1024 bytes each at multiples of 1024 (the last shorter). */
+#define MC_MANIFEST_FRAG 1024
+/*
+ * A receiver holds the DATA it hears before its first announcement, up to
+ * MC_EARLY_MAX datagrams (about 6 MB); the sender announces at least every
+ * MC_ANNOUNCE_PKTS datagrams, so a joiner misses none.
+ */
+#define MC_EARLY_MAX 4096
+#define MC_ANNOUNCE_PKTS (MC_EARLY_MAX / 2)
+/* What IPv4 or IPv6 and UDP headers add to every datagram: counted against the rate. */
+#define MC_WIRE_IP4_UDP 28
+#define MC_WIRE_IP6_UDP 48
+static inline unsigned mc_wire_ip_udp(int ipv6) { return ipv6 ? MC_WIRE_IP6_UDP : MC_WIRE_IP4_UDP; }
+/* Symbol size for an MTU and address family: the largest multiple of 16 that fits a DATA datagram without fragmentation (0: none). */
+uint16_t mc_wire_sym_for_mtu(unsigned mtu, int ipv6);
 /*
  * The sender interleaves the symbols of up to this many consecutive jobs
  * (blocks), so a burst of lost datagrams (a dropped GSO train, a switch

@@ -14,6 +14,7 @@
 
 #include "fec.h"
 #include "pkg.h"
+#include "rand.h"
 #include "receiver.h"
 #include "sender.h"
 #include "wire.h"
@@ -90,15 +91,7 @@ static struct sim_ctx {
 	uint64_t now;
 } sim;
 
-static uint64_t sim_rnd(uint64_t *s)
-{
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 0x2545F4914F6CDD1DULL;
-}
-
-static double sim_u(uint64_t *s) { return (double)(sim_rnd(s) >> 11) / 9007199254740992.0; }
+static double sim_u(uint64_t *s) { return (double)(mc_xorshift(s) >> 11) / 9007199254740992.0; }
 
 static int sim_write(void *ctx, uint64_t off, const void *buf, size_t len)
 {
@@ -322,7 +315,7 @@ static int sim_run(const struct sim_cfg *cfg, struct sim_res *out)
 	sim.payload_size = stored;
 	sim.payload = malloc(stored ? stored : 1);
 	for (uint64_t i = 0; i < stored; i += 8) {
-		uint64_t v = sim_rnd(&rng);
+		uint64_t v = mc_xorshift(&rng);
 		memcpy(sim.payload + i, &v, stored - i < 8 ? stored - i : 8);
 	}
 	stored = 0;
@@ -448,7 +441,7 @@ static int sim_run(const struct sim_cfg *cfg, struct sim_res *out)
 			memcpy(pkt + MC_WIRE_DATA_HDR, win[j].sym[k], g.sym);
 			sim_deliver(pkt, MC_WIRE_DATA_HDR + g.sym);
 			sim.res.data_pkts++;
-			sim.now += (uint64_t)((MC_WIRE_DATA_HDR + g.sym + 28) * us_per_byte);
+			sim.now += (uint64_t)((MC_WIRE_DATA_HDR + g.sym + MC_WIRE_IP4_UDP) * us_per_byte);
 			if (i % 64 == 63) {
 				sim_feedback(s);
 				sim_tick_rx();

@@ -22,6 +22,7 @@
 #include "net.h"
 #include "pace.h"
 #include "pkg.h"
+#include "rand.h"
 #include "resume.h"
 #include "rxloop.h"
 #include "sink.h"
@@ -316,10 +317,7 @@ static struct fake fk;
 
 static double fk_u(void)
 {
-	fk.rng ^= fk.rng >> 12;
-	fk.rng ^= fk.rng << 25;
-	fk.rng ^= fk.rng >> 27;
-	return (double)((fk.rng * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
+	return (double)(mc_xorshift(&fk.rng) >> 11) / 9007199254740992.0;
 }
 
 static int fk_write(void *ctx, uint64_t off, const void *buf, size_t len)

@@ -4,6 +4,7 @@
 
 #include "fec.h"
 #include "tap.h"
+#include "wire.h"
 
 static int roundtrip(struct mc_fec *f, int k, int len, int nloss, unsigned seed)
 {
@@ -115,9 +116,9 @@ int main(void)
 		ok(mc_geom_init(&g, 3 * 1048576 + 5, 1048576, 1408, 128) == 0 && mc_geom_set_table(&g, off) < 0 &&
 		   mc_geom_chunk_off(&g, 2) == 2 * 1048576, "a fixed geometry takes no table");
 	}
-	ok(mc_geom_sym_for_mtu(1500, 0) == 1456 && mc_geom_sym_for_mtu(1500, 1) == 1424,
-	   "symbols of 1456 (IPv4) and 1424 (IPv6) bytes at MTU 1500 (%u, %u)", mc_geom_sym_for_mtu(1500, 0),
-	   mc_geom_sym_for_mtu(1500, 1));
+	ok(mc_wire_sym_for_mtu(1500, 0) == 1456 && mc_wire_sym_for_mtu(1500, 1) == 1424,
+	   "symbols of 1456 (IPv4) and 1424 (IPv6) bytes at MTU 1500 (%u, %u)", mc_wire_sym_for_mtu(1500, 0),
+	   mc_wire_sym_for_mtu(1500, 1));
 	ok(roundtrip(f, 128, 1456, 30, 6), "k=128 of 1456-byte symbols rebuilt");
 	ok(roundtrip(f, 100, 1430, 9, 7), "symbols not a multiple of 16 rebuilt");
 	mc_fec_free(f);

@@ -40,7 +40,7 @@ static int run(unsigned n, double loss, struct sim_res *r, double *nack_chunk)
 	memset(&c, 0, sizeof c);
 	c.payload = PAYLOAD;
 	c.chunk = CHUNK;
-	c.sym = mc_geom_sym_for_mtu(1500, 0);
+	c.sym = mc_wire_sym_for_mtu(1500, 0);
 	c.kmax = 128;
 	c.fec = 5;
 	c.rate_bps = 50000000ULL;
@@ -76,7 +76,7 @@ int main(void)
 	/* NACKs at most logarithmic in N: ten times the receivers may cost ln(200)/ln(20) = 1.77x, not 10x. */
 	ok(fb <= 3.0 * (fa > 1 ? fa : 1), "NACKs per chunk grow sublinearly: %.2f at 20, %.2f at 200 (ratio %.2f, 10x receivers)", fa, fb, fb / (fa > 0 ? fa : 1));
 	/* No block code of k=128 can do better than the floor (bench/README.md); stay near it. */
-	double lo = sim_block_floor(200, 0.05, 128, mc_geom_sym_for_mtu(1500, 0));
+	double lo = sim_block_floor(200, 0.05, 128, mc_wire_sym_for_mtu(1500, 0));
 	ok(wire <= lo * 1.06, "200 at 5%%: wire/payload %.4f within 6%% of the k=128 block-code floor %.4f", wire, lo);
 	/* Issue 6's goal at this size lies below that floor: a TODO no block code can meet. */
 	{
