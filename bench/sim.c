@@ -17,22 +17,18 @@
 #include "sender.h"
 
 /*
- * sim_run frees every receiver and the sender before it returns, and its
- * result holds only totals. To count NACKs apart from hellos and dones, and
- * to time each receiver against its join, the frees are routed through these
- * hooks, which read the statistics first (sim.h itself is not changed).
+ * sim_run frees every receiver before it returns, and its result holds only
+ * totals. To count NACKs apart from hellos and dones, and to time each
+ * receiver against its join, the frees are routed through this hook, which
+ * reads the statistics first (sim.h itself is not changed).
  */
 static void bench_recv_free(struct mc_receiver *r);
-static void bench_sender_free(struct mc_sender *s);
 #define mc_recv_free(r) bench_recv_free(r)
-#define mc_sender_free(s) bench_sender_free(s)
 #include "../tests/sim/sim.h"
 #undef mc_recv_free
-#undef mc_sender_free
 
 struct bench_acc {
 	uint64_t nacks, nack_entries, suppressed, hellos, spills;
-	struct mc_sender_stats sst;
 	unsigned freed;
 	/* late joiners: (done - join) in units of one nominal pass */
 	double late_worst, late_sum;
@@ -65,13 +61,6 @@ static void bench_recv_free(struct mc_receiver *r)
 		}
 	}
 	(mc_recv_free)(r);
-}
-
-static void bench_sender_free(struct mc_sender *s)
-{
-	if (s)
-		acc.sst = *mc_sender_stats(s);
-	(mc_sender_free)(s);
 }
 
 struct opts {

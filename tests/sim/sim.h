@@ -1,8 +1,9 @@
 /*
- * In-process session simulator: the real sender schedule and receiver
- * assembly from lib/, N virtual receivers with their own loss and join
- * time, over a virtual clock. Used by tests/unit/test_session.c (small, in
- * make check) and bench/sim (up to 10,000 receivers).
+ * In-process session simulator: mcast-send's own send loop (lib/txloop.c,
+ * through its I/O table) and the real receiver assembly from lib/, N
+ * virtual receivers with their own loss and join time, over a virtual
+ * clock. Used by tests/unit/test_session.c and test_sim.c (small, in make
+ * check) and bench/sim (up to 10,000 receivers).
  */
 #ifndef MC_SIM_H
 #define MC_SIM_H
@@ -17,6 +18,7 @@
 #include "rand.h"
 #include "receiver.h"
 #include "sender.h"
+#include "txloop.h"
 #include "wire.h"
 
 struct sim_rx_cfg {
@@ -88,7 +90,11 @@ static struct sim_ctx {
 	struct sim_fb *fb;
 	size_t nfb, capfb;
 	struct sim_res res;
-	uint64_t now;
+	uint64_t now;           /* us */
+	uint64_t now_ns;        /* the sender's clock: now in ns */
+	size_t fbh;             /* sim.fb[fbh..nfb) not yet read by the sender, */
+	size_t fbx;             /* sim.fb[fbx..nfb) not yet heard by the other receivers */
+	volatile sig_atomic_t stop; /* the time limit: the send loop ends */
 } sim;
 
 static double sim_u(uint64_t *s) { return (double)(mc_xorshift(s) >> 11) / 9007199254740992.0; }
@@ -257,29 +263,97 @@ static void sim_tick_rx(void)
 	}
 }
 
-static void sim_feedback(struct mc_sender *s)
-{
-	size_t keep = 0;
+/*
+ * The I/O table through which the simulator runs mcast-send's own loop
+ * (lib/txloop.c): a clock that moves only when the sender waits, datagrams
+ * delivered to every receiver at once, feedback back after fb_delay_us.
+ */
+static uint64_t sim_io_now(void *ctx) { return sim.now_ns; }
 
-	for (size_t j = 0; j < sim.nfb; j++) {
-		struct sim_fb *f = &sim.fb[j];
-		if (f->at > sim.now) {
-			sim.fb[keep++] = *f;
+/* Feedback is multicast: when a NACK arrives, the other receivers hear it too (suppression). */
+static void sim_overhear(void)
+{
+	struct mc_pkt p;
+
+	for (; sim.fbx < sim.nfb && sim.fb[sim.fbx].at <= sim.now; sim.fbx++) {
+		struct sim_fb *f = &sim.fb[sim.fbx];
+		if (mc_wire_decode(f->buf, f->len, &p) < 0 || p.type != MC_PKT_NACK)
 			continue;
-		}
-		struct mc_pkt p;
-		if (mc_wire_decode(f->buf, f->len, &p) < 0)
-			continue;
-		mc_sender_feedback(s, sim.now / 1000, &p, NULL);
-		if (p.type == MC_PKT_NACK && p.flags > sim.res.nack_loss_max)
+		if (p.flags > sim.res.nack_loss_max)
 			sim.res.nack_loss_max = p.flags;
-		/* Feedback is multicast: other receivers hear it (suppression). */
-		if (p.type == MC_PKT_NACK)
-			for (unsigned i = 0; i < sim.cfg->nrx; i++)
-				if (i != f->from && sim.rx[i].joined && !sim.rx[i].finished)
-					mc_recv_packet(sim.rx[i].r, sim.now / 1000, f->buf, f->len);
+		for (unsigned i = 0; i < sim.cfg->nrx; i++)
+			if (i != f->from && sim.rx[i].joined && !sim.rx[i].finished)
+				mc_recv_packet(sim.rx[i].r, sim.now / 1000, f->buf, f->len);
 	}
-	sim.nfb = keep;
+}
+
+/* The time passes in steps of at most a millisecond, receivers ticking and hearing each other's NACKs at each. */
+static void sim_io_wait(void *ctx, uint64_t ns)
+{
+	uint64_t end = sim.now_ns + ns;
+
+	while (sim.now_ns < end) {
+		sim.now_ns = end - sim.now_ns > 1000000 ? sim.now_ns + 1000000 : end;
+		sim.now = sim.now_ns / 1000;
+		sim_overhear();
+		sim_tick_rx();
+	}
+	if (sim.now >= sim.cfg->limit_us)
+		sim.stop = 1;
+}
+
+static int sim_io_send(void *ctx, const void *buf, size_t len)
+{
+	if (len > 4 && ((const uint8_t *)buf)[4] == MC_PKT_CTRL)
+		sim.res.ctrl_pkts++;
+	sim_deliver(buf, len);
+	return 0;
+}
+
+/*
+ * DATA leaves one datagram after another at the rate (a batch is not one
+ * instant): receivers tick and hear NACKs every 64, as the time passes.
+ */
+static int sim_io_send_batch(void *ctx, struct iovec *iov, unsigned nseg, uint16_t seg, int gso)
+{
+	uint8_t pkt[70000];
+
+	for (unsigned k = 0; k < nseg; k++) {
+		size_t len = iov[2 * k].iov_len + iov[2 * k + 1].iov_len;
+		memcpy(pkt, iov[2 * k].iov_base, iov[2 * k].iov_len);
+		memcpy(pkt + iov[2 * k].iov_len, iov[2 * k + 1].iov_base, iov[2 * k + 1].iov_len);
+		sim_deliver(pkt, len);
+		sim.now_ns += (uint64_t)((double)(len + MC_WIRE_IP4_UDP) * 8e9 / (double)sim.cfg->rate_bps);
+		sim.now = sim.now_ns / 1000;
+		if (++sim.res.data_pkts % 64 == 0) {
+			sim_overhear();
+			sim_tick_rx();
+		}
+	}
+	return 0;
+}
+
+/* The feedback due by now, one datagram at a time. */
+static size_t sim_io_recv(void *ctx, uint8_t *buf, size_t cap, struct sockaddr_storage *from)
+{
+	sim_overhear();
+	if (sim.fbh == sim.nfb || sim.fb[sim.fbh].at > sim.now) {
+		if (sim.fbh == sim.nfb && sim.fbx == sim.nfb)
+			sim.fbh = sim.fbx = sim.nfb = 0;
+		return 0;
+	}
+	struct sim_fb *f = &sim.fb[sim.fbh++];
+	size_t n = f->len < cap ? f->len : cap;
+	memcpy(buf, f->buf, n);
+	memset(from, 0, sizeof *from);
+	from->ss_family = AF_INET;
+	return n;
+}
+
+static int sim_io_read(void *ctx, uint64_t off, void *buf, size_t len)
+{
+	memcpy(buf, sim.payload + off, len);
+	return 0;
 }
 
 /* Runs one session; returns 0, or -1 on setup failure. */
@@ -288,7 +362,6 @@ static int sim_run(const struct sim_cfg *cfg, struct sim_res *out)
 	struct mc_manifest m;
 	struct mc_geom g;
 	struct mc_sender_cfg sc;
-	struct mc_fec *fec = mc_fec_new();
 	uint64_t rng = cfg->seed ? cfg->seed : 1;
 	char err[256];
 	int rc = -1;
@@ -360,7 +433,10 @@ static int sim_run(const struct sim_cfg *cfg, struct sim_res *out)
 	sc.max_passes = cfg->max_passes;
 	memcpy(sc.id, m.id, MC_ID_LEN);
 	strcpy(sc.name, m.name);
-	struct mc_sender *s = mc_sender_new(&sc, 0x5151, 0);
+	static const struct mc_txloop_io io = {NULL, sim_io_now, sim_io_wait, sim_io_send, sim_io_send_batch, sim_io_recv, sim_io_read};
+	struct mc_txloop_cfg tc;
+	struct mc_pkg pkg;
+	struct mc_txloop *l = NULL;
 	sim.rx = calloc(cfg->nrx, sizeof *sim.rx);
 	for (unsigned i = 0; i < cfg->nrx; i++) {
 		struct sim_rx *x = &sim.rx[i];
@@ -379,86 +455,33 @@ static int sim_run(const struct sim_cfg *cfg, struct sim_res *out)
 			rc2.chunk = sim_chunk;
 		x->r = mc_recv_new(&rc2);
 	}
-	size_t blk = (size_t)g.kmax * g.sym;
-	struct {
-		uint8_t *block, *repair;
-		uint8_t (*hdr)[MC_WIRE_DATA_HDR];
-		const uint8_t *sym[MC_RS_MAX];
-	} win[MC_INTERLEAVE];
-	struct mc_sender_job *jobs = malloc(MC_INTERLEAVE * sizeof *jobs);
-	uint16_t (*order)[2] = malloc((size_t)MC_INTERLEAVE * MC_RS_MAX * sizeof *order);
-	for (unsigned j = 0; j < MC_INTERLEAVE; j++) {
-		win[j].block = malloc(blk);
-		win[j].repair = malloc((size_t)MC_RS_MAX * g.sym);
-		win[j].hdr = malloc(MC_RS_MAX * sizeof *win[j].hdr);
-	}
-	uint8_t pkt[70000];
-	uint64_t next_ann = 0;
-	uint32_t man_idx = 0, nfrag = (m.raw_len + MC_MANIFEST_FRAG - 1) / MC_MANIFEST_FRAG;
-	double us_per_byte = 8e6 / (double)cfg->rate_bps;
-	int was_idle = 0, st = MC_SENDER_RUN;
-
-	while (sim.now < cfg->limit_us) {
-		sim_feedback(s);
-		sim_tick_rx();
-		if (sim.now >= next_ann) {
-			size_t n = mc_sender_announce_pkt(s, &m, cfg->rate_bps, pkt, sizeof pkt);
-			sim_deliver(pkt, n);
-			for (uint32_t f = 0; f < (nfrag + 9) / 10; f++) {
-				n = mc_sender_manifest_pkt(0x5151, &m, man_idx, pkt, sizeof pkt);
-				man_idx = (man_idx + 1) % nfrag;
-				sim_deliver(pkt, n);
-			}
-			next_ann = sim.now + 100000;
-		}
-		struct mc_pkt cp;
-		while (mc_sender_ctrl(s, &cp)) {
-			size_t n = mc_wire_encode(&cp, pkt, sizeof pkt);
-			sim.res.ctrl_pkts++;
-			sim_deliver(pkt, n);
-		}
-		unsigned nj = mc_sender_window(s, sim.now / 1000, jobs, MC_INTERLEAVE, &st);
-		if (nj == 0 && st == MC_SENDER_OVER)
-			break;
-		if (nj == 0) {
-			if (!was_idle)
-				next_ann = sim.now; /* tell receivers at once that nothing is queued */
-			was_idle = 1;
-			sim.now += 1000;
-			continue;
-		}
-		was_idle = 0;
-		for (unsigned j = 0; j < nj; j++) {
-			memset(win[j].block, 0, blk);
-			memcpy(win[j].block, sim.payload + jobs[j].b.off, jobs[j].b.len);
-			if (mc_sender_datagrams(fec, 0x5151, g.sym, &jobs[j], win[j].block, win[j].repair, win[j].hdr, win[j].sym) < 0)
-				goto out;
-		}
-		unsigned total = mc_sender_interleave(jobs, nj, order);
-		for (unsigned i = 0; i < total; i++) {
-			unsigned j = order[i][0], k = order[i][1];
-			memcpy(pkt, win[j].hdr[k], MC_WIRE_DATA_HDR);
-			memcpy(pkt + MC_WIRE_DATA_HDR, win[j].sym[k], g.sym);
-			sim_deliver(pkt, MC_WIRE_DATA_HDR + g.sym);
-			sim.res.data_pkts++;
-			sim.now += (uint64_t)((MC_WIRE_DATA_HDR + g.sym + MC_WIRE_IP4_UDP) * us_per_byte);
-			if (i % 64 == 63) {
-				sim_feedback(s);
-				sim_tick_rx();
-			}
-		}
+	memset(&pkg, 0, sizeof pkg);
+	pkg.fd = -1;
+	pkg.path = (char *)"sim";
+	pkg.m = m;
+	memset(&tc, 0, sizeof tc);
+	mc_net_group("239.1.1.1", 7000, NULL, &tc.g, err, sizeof err);
+	mc_net_group_port(&tc.g, 7001, &tc.gfb);
+	tc.pkg = &pkg;
+	tc.rate = cfg->rate_bps;
+	tc.mtu = 1500;
+	tc.sym = cfg->sym;
+	tc.kmax = cfg->kmax;
+	tc.core = sc;
+	tc.stop = &sim.stop;
+	tc.io = &io;
+	tc.gso = 1;
+	tc.session = 0x5151;
+	sim_tick_rx(); /* receivers there from the start hear the first datagram */
+	if ((l = mc_txloop_new(&tc, err, sizeof err)) == NULL || mc_txloop_open(l, err, sizeof err) < 0 ||
+	    mc_txloop_run(l, err, sizeof err) == -1) {
+		fprintf(stderr, "sim: %s\n", err);
+		mc_txloop_free(l);
+		goto out;
 	}
 	sim.res.end_us = sim.now;
-	{
-		struct mc_pkt ep;
-		memset(&ep, 0, sizeof ep);
-		ep.type = MC_PKT_END;
-		ep.session = 0x5151;
-		memcpy(ep.u.end.id, m.id, MC_ID_LEN);
-		size_t n = mc_wire_encode(&ep, pkt, sizeof pkt);
-		sim_deliver(pkt, n);
-	}
-	sim.res.passes = mc_sender_stats(s)->passes;
+	mc_txloop_end(l, MC_END_COMPLETE);
+	sim.res.passes = mc_sender_stats(mc_txloop_sender(l))->passes;
 	sim.res.payload_bytes = sim.payload_size;
 	for (unsigned i = 0; i < cfg->nrx; i++) {
 		struct sim_rx *x = &sim.rx[i];
@@ -482,14 +505,7 @@ static int sim_run(const struct sim_cfg *cfg, struct sim_res *out)
 		mc_recv_free(x->r);
 		free(x->out);
 	}
-	mc_sender_free(s);
-	for (unsigned j = 0; j < MC_INTERLEAVE; j++) {
-		free(win[j].block);
-		free(win[j].repair);
-		free(win[j].hdr);
-	}
-	free(jobs);
-	free(order);
+	mc_txloop_free(l);
 	*out = sim.res;
 	rc = 0;
 out:
@@ -498,7 +514,6 @@ out:
 	free(sim.fb);
 	free(sim.payload);
 	mc_manifest_free(&m);
-	mc_fec_free(fec);
 	return rc;
 }
 
