@@ -179,8 +179,8 @@ static int sim_lost(struct sim_rx *x)
 	return sim_u(&x->rng) < x->c.loss;
 }
 
-/* What a datagram costs on an Ethernet wire beyond its UDP payload: Ethernet 14, IPv4 20, UDP 8. */
-#define SIM_FRAME_OVERHEAD 42
+/* What a datagram costs on an Ethernet wire beyond its UDP payload: Ethernet 14, then IPv4 and UDP. */
+#define SIM_FRAME_OVERHEAD (14 + MC_WIRE_IP4_UDP)
 
 /*
  * The least any code that works block by block can put on the wire: each of
