@@ -579,37 +579,73 @@ loop_detach() {
 	sync
 }
 
-# Mounts must not outlive their umount. This machine's root mount is private
-# (no propagation), so every `ip netns exec` (ours, parallel suites', other
-# users') copies whatever is mounted at that moment into a mount namespace of
-# its own and keeps it until its last process exits: after our umount the file
-# system lives on there, still holding its device (an O_EXCL open fails with
-# EBUSY for seconds) and writing to it when it goes, onto a loop device that
-# may meanwhile hold another test's file (reads of a fresh ext4 then showed
-# another one's journal bytes). So mc_mount first makes DIR a shared mount
-# point (a bind mount of itself): `ip netns exec` makes its copies slaves, and
-# our umount then reaches every copy.
+# Mounts of block devices must not outlive their umount. This machine's root
+# mount namespace is private (no propagation), so every `ip netns exec` or
+# `unshare -m` (ours, parallel suites', other users') copies whatever is
+# mounted at that moment into a namespace of its own and keeps it until its
+# last process exits: after our umount the file system lived on there, still
+# claiming its device (an O_EXCL open failed with EBUSY for seconds) and
+# writing to it when it went, onto a loop device that may hold another test's
+# file by then (reads of a fresh ext4 showed another one's journal bytes).
+# So a device is mounted in a mount namespace of the test's own (a sleeping
+# holder process, started on first use, that nothing copies), on DIR.ns; DIR
+# is a symbolic link to it through /proc/PID/root, so the test reads and
+# writes DIR as usual. Unmounted there, the device is free at once.
 
-# mc_mount DEV DIR [mount options]: mounts DEV on DIR (made if needed),
-# recorded for mc_cleanup.
-mc_mount() {
-	local dir
-	mkdir -p "$2" && dir=$(cd "$2" && pwd) || return 1
-	mount --bind "$dir" "$dir" || return 1
-	echo "$dir" >>"$MC_STATE/mounts"
-	if ! mount --make-shared "$dir" || ! mount "${@:3}" "$1" "$dir"; then
-		umount "$dir"
-		sed -i "\|^$dir\$|d" "$MC_STATE/mounts"
-		return 1
+# _mc_mntns: MC_MNTNS, the pid of the holder of this test's mount namespace.
+_mc_mntns() {
+	local pid i
+	if [ -f "$MC_STATE/mntns" ]; then
+		MC_MNTNS=$(cat "$MC_STATE/mntns")
+		[ "$(cat "/proc/$MC_MNTNS/comm" 2>/dev/null)" != sleep ] || return 0
 	fi
-	echo "$dir" >>"$MC_STATE/mounts"
+	unshare -m --propagation private sleep 1000000 </dev/null >/dev/null 2>&1 3>&- &
+	pid=$!
+	# unshare execs sleep once the namespace is made.
+	for ((i = 0; i < 500; i++)); do
+		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" != sleep ] || break
+		sleep 0.01
+	done
+	[ "$(readlink "/proc/$pid/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] || return 1
+	echo "$pid" >"$MC_STATE/mntns"
+	MC_MNTNS=$pid
 }
 
-# mc_umount DIR: unmounts what mc_mount mounted (the file system, then DIR's bind mount).
+# mc_mount DEV DIR [mount options]: mounts DEV on DIR (made if needed; an
+# empty DIR is replaced by the link), recorded for mc_cleanup. A block device
+# goes into the test's own mount namespace (above); anything else (tmpfs) is
+# mounted here.
+mc_mount() {
+	local dir
+	dir=$(realpath -ms "$2") || return 1
+	if [ ! -b "$1" ]; then
+		mkdir -p "$dir" && mount "${@:3}" "$1" "$dir" && echo "$dir" >>"$MC_STATE/mounts"
+		return
+	fi
+	_mc_mntns || return 1
+	[ ! -d "$dir" ] || [ -L "$dir" ] || rmdir "$dir" || return 1
+	mkdir -p "$dir.ns" || return 1
+	nsenter -t "$MC_MNTNS" -m mount "${@:3}" "$1" "$dir.ns" || { rmdir "$dir.ns"; return 1; }
+	echo "$dir" >>"$MC_STATE/mounts"
+	ln -sfn "/proc/$MC_MNTNS/root$dir.ns" "$dir"
+}
+
+# _mc_umount DIR [-l]: unmounts what mc_mount mounted on DIR (an absolute path).
+_mc_umount() {
+	if [ -L "$1" ]; then
+		nsenter -t "$(cat "$MC_STATE/mntns")" -m umount ${2:-} "$1.ns" || return 1
+		rm -f "$1"
+		rmdir "$1.ns"
+	else
+		umount ${2:-} "$1"
+	fi
+}
+
+# mc_umount DIR: unmounts what mc_mount mounted.
 mc_umount() {
 	local dir
-	dir=$(cd "$1" && pwd) || return 1
-	umount "$dir" && umount "$dir" && sed -i "\|^$dir\$|d" "$MC_STATE/mounts"
+	dir=$(realpath -ms "$1") || return 1
+	_mc_umount "$dir" && sed -i "\|^$dir\$|d" "$MC_STATE/mounts"
 }
 
 # mc_ext4_image FILE SIZE NAME...: FILE becomes an ext4 file system of SIZE
@@ -624,9 +660,8 @@ mc_ext4_image() {
 	mc_mount "$dev" "$mnt" || return 1
 	mkdir "$mnt/share"
 	for d in "$@"; do cp -a "/usr/share/$d" "$mnt/share/" || return 1; done
-	mc_umount "$mnt"
+	mc_umount "$mnt" # removes mnt
 	loop_detach "$dev" # returns once the file holds every write
-	rmdir "$mnt"
 }
 
 # state_done FILE N: the target state FILE (lib/tstate.h) counts at least N
@@ -732,8 +767,12 @@ mc_cleanup() {
 	fi
 	rm -f "$MC_STATE/nginx" "$MC_STATE/hosts"
 	if [ -f "$MC_STATE/mounts" ]; then
-		tac "$MC_STATE/mounts" | while read -r d; do umount "$d" 2>/dev/null || umount -l "$d" 2>/dev/null || true; done
+		tac "$MC_STATE/mounts" | while read -r d; do _mc_umount "$d" 2>/dev/null || _mc_umount "$d" -l 2>/dev/null || true; done
 		rm -f "$MC_STATE/mounts"
+	fi
+	if [ -f "$MC_STATE/mntns" ]; then
+		kill -KILL "$(cat "$MC_STATE/mntns")" 2>/dev/null || true
+		rm -f "$MC_STATE/mntns"
 	fi
 	if [ -f "$MC_STATE/loops" ]; then
 		while read -r d; do losetup -d "$d" 2>/dev/null || true; done <"$MC_STATE/loops"
