@@ -37,6 +37,7 @@ static const char usage_text[] =
 	"       mcast-pack extract [-qv] [--json] [--trust KEY.pub|DIR]... [--decrypt KEY] [--privileged] [-C DIR] PKG\n"
 	"       mcast-pack extract [-qv] [--trust KEY.pub|DIR]... [--decrypt KEY] -O PKG\n"
 	"       mcast-pack extract [-qv] [--json] [--trust KEY.pub|DIR]... [--decrypt KEY] --to TARGET [--zeroed] PKG\n"
+	"       mcast-pack rewrap [-qv] [--json] --decrypt KEY [--encrypt-to NAME.pub]... [--sign NAME.key] -o OUT PKG\n"
 	"       mcast-pack keygen [-qv] [--json] [--session | --box] -o NAME\n"
 	"       mcast-pack -h | --help | --version\n";
 
@@ -72,6 +73,8 @@ static void help(void)
 	      "           with --to, read TARGET back and check every span of the image against PKG\n"
 	      "  extract  extract into DIR (default .) refusing unsafe paths, or -O the payload to stdout;\n"
 	      "           with --to, write an image package onto TARGET (a block device or regular file) in place\n"
+	      "  rewrap   write OUT: PKG with its content key sealed for the --encrypt-to keys instead\n"
+	      "           (a machine added or revoked), the payload copied, not re-encrypted\n"
 	      "  keygen   write a signing key pair NAME.key (secret, mode 0600) and NAME.pub;\n"
 	      "           with --session, a 32-byte session (or --encrypt) key file NAME;\n"
 	      "           with --box, an encryption key pair (x25519) for --encrypt-to\n"
@@ -1034,6 +1037,62 @@ static int cmd_extract(const struct args *a, const char *path)
 	return rc;
 }
 
+/* ---- rewrap (issue 17): the content key sealed for other recipients, the payload untouched ---- */
+
+static int cmd_rewrap(const struct args *a, const char *path)
+{
+	struct mc_pkg p;
+	struct mc_key sk, *to = NULL;
+	uint8_t id[MC_ID_LEN];
+	char err[1024], hex[2 * MC_ID_LEN + 1];
+	int loose, rc = open_pkg(path, 0, &p);
+
+	if (rc)
+		return rc;
+	if (a->sign) {
+		if (mc_key_load_secret(a->sign, &sk, &loose, err, sizeof err) < 0) {
+			mc_err("--sign %s", err);
+			rc = MC_EXIT_RUNTIME;
+			goto out;
+		}
+		if (loose)
+			mc_warn("%s: secret key readable or writable by group or others (chmod 600 it)", a->sign);
+	}
+	if (a->nencrypt_to && (to = calloc(a->nencrypt_to, sizeof *to)) == NULL) {
+		mc_err("--encrypt-to: %s", strerror(ENOMEM));
+		rc = MC_EXIT_RUNTIME;
+		goto out;
+	}
+	for (unsigned i = 0; i < a->nencrypt_to; i++)
+		if (mc_key_load_public_as(MC_KEY_X25519, a->encrypt_to[i], &to[i], err, sizeof err) < 0) {
+			mc_err("--encrypt-to %s", err);
+			rc = MC_EXIT_RUNTIME;
+			goto out;
+		}
+	if (mc_pkg_rewrap(&p, &dkey, to, a->nencrypt_to, a->sign ? &sk : NULL, a->output, id, err, sizeof err) < 0) {
+		mc_err("%s", err);
+		rc = MC_EXIT_RUNTIME;
+		goto out;
+	}
+	mc_id_hex(id, hex);
+	if (mc_log_json()) {
+		struct mc_json j;
+		summary_begin(&j, "rewrap", "complete");
+		mc_json_str(&j, "path", a->output);
+		mc_json_str(&j, "id", hex);
+		mc_json_u64(&j, "recipients", a->nencrypt_to);
+		mc_json_end(&j);
+	} else {
+		mc_info("%s: rewrapped into %s, id %s, %u recipient%s, payload copied as it is", path, a->output, hex,
+			a->nencrypt_to, a->nencrypt_to == 1 ? "" : "s");
+	}
+out:
+	explicit_bzero(&sk, sizeof sk);
+	free(to);
+	mc_pkg_close(&p);
+	return rc;
+}
+
 /* ---- keygen (issue 17): signing key pairs and session keys ---- */
 
 static int cmd_keygen(const struct args *a)
@@ -1247,7 +1306,7 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, OPT_VERSION},
 		{NULL, 0, NULL, 0},
 	};
-	static const char *const cmds[] = {"create", "extract", "info", "keygen", "list", "verify"};
+	static const char *const cmds[] = {"create", "extract", "info", "keygen", "list", "rewrap", "verify"};
 	struct args a = {.compression = MC_COMP_ZSTD, .level = -1, .chunk_size = MC_DEFAULT_CHUNK,
 			 .mtime = -1, .verbosity = 1};
 	const char *level_arg = NULL, *mtime_arg = NULL, *sde;
@@ -1282,7 +1341,7 @@ int main(int argc, char **argv)
 	argv += optind;
 	mc_log_init("mcast-pack", a.verbosity, a.json);
 	if (a.cmd == NULL)
-		usage_error("missing command (create, info, list, verify, extract or keygen)");
+		usage_error("missing command (create, info, list, verify, extract, rewrap or keygen)");
 	if (level_arg) {
 		uint64_t lo = a.compression == MC_COMP_ZSTD ? 1 : 0, hi = a.compression == MC_COMP_ZSTD ? 22 : 9;
 		if (a.compression == MC_COMP_NONE)
@@ -1313,7 +1372,7 @@ int main(int argc, char **argv)
 		usage_error("%s: --%s is for keygen", a.cmd, a.session ? "session" : "box");
 	}
 	if (strcmp(a.cmd, "create") != 0 &&
-	    ((a.output && strcmp(a.cmd, "keygen") != 0) || a.name || a.version || level_arg || a.threads || mtime_arg ||
+	    ((a.output && strcmp(a.cmd, "keygen") != 0 && strcmp(a.cmd, "rewrap") != 0) || a.name || a.version || level_arg || a.threads || mtime_arg ||
 	     a.chunk_size != MC_DEFAULT_CHUNK || a.compression != MC_COMP_ZSTD))
 		usage_error("%s: -o, -n, -V, -z, -l, -j, --chunk-size and --mtime are for create", a.cmd);
 	if (strcmp(a.cmd, "extract") != 0 && (a.dir || a.to_stdout))
@@ -1338,16 +1397,21 @@ int main(int argc, char **argv)
 		usage_error("%s: --zeroed goes with extract --to TARGET", a.cmd);
 	if (a.privileged && (strcmp(a.cmd, "extract") != 0 || a.to || a.to_stdout))
 		usage_error("%s: --privileged goes with extract into a directory (-C DIR)", a.cmd);
-	if (a.sign && strcmp(a.cmd, "create") != 0)
-		usage_error("%s: --sign is for create", a.cmd);
+	if (a.sign && strcmp(a.cmd, "create") != 0 && strcmp(a.cmd, "rewrap") != 0)
+		usage_error("%s: --sign is for create and rewrap", a.cmd);
 	if (a.ntrust && strcmp(a.cmd, "verify") != 0 && strcmp(a.cmd, "extract") != 0)
 		usage_error("%s: --trust is for verify and extract", a.cmd);
 	if (a.sign && a.sign[0] == '\0')
 		usage_error("--sign: must name a secret key file");
-	if ((a.encrypt || a.nencrypt_to) && strcmp(a.cmd, "create") != 0)
-		usage_error("%s: --encrypt and --encrypt-to are for create", a.cmd);
-	if (a.decrypt && strcmp(a.cmd, "verify") != 0 && strcmp(a.cmd, "extract") != 0 && strcmp(a.cmd, "list") != 0)
-		usage_error("%s: --decrypt is for list, verify and extract", a.cmd);
+	if (a.encrypt && strcmp(a.cmd, "create") != 0)
+		usage_error("%s: --encrypt is for create", a.cmd);
+	if (a.nencrypt_to && strcmp(a.cmd, "create") != 0 && strcmp(a.cmd, "rewrap") != 0)
+		usage_error("%s: --encrypt-to is for create and rewrap", a.cmd);
+	if (a.decrypt && strcmp(a.cmd, "verify") != 0 && strcmp(a.cmd, "extract") != 0 && strcmp(a.cmd, "list") != 0 &&
+	    strcmp(a.cmd, "rewrap") != 0)
+		usage_error("%s: --decrypt is for list, verify, extract and rewrap", a.cmd);
+	if (strcmp(a.cmd, "rewrap") == 0 && (a.decrypt == NULL || a.output == NULL || a.output[0] == '\0'))
+		usage_error("rewrap: --decrypt KEY and -o OUT are required");
 
 	if (strcmp(a.cmd, "create") == 0) {
 		check_create(&a, argv, argc);
@@ -1384,6 +1448,8 @@ int main(int argc, char **argv)
 			rc = cmd_info(argv[0]);
 		else if (strcmp(a.cmd, "list") == 0)
 			rc = cmd_list(argv[0]);
+		else if (strcmp(a.cmd, "rewrap") == 0)
+			rc = cmd_rewrap(&a, argv[0]);
 		else if (strcmp(a.cmd, "verify") == 0)
 			rc = a.to ? cmd_verify_to(&a, argv[0]) : cmd_verify(argv[0]);
 		else if (a.to)

@@ -1206,11 +1206,45 @@ fail:
 	return -1;
 }
 
+int mc_manifest_seal_to(struct mc_manifest *m, const uint8_t *key, const struct mc_key *to,
+			unsigned nto, char *err, size_t errlen)
+{
+	uint8_t aad[sizeof AAD_BOX + MC_ENC_SALT_LEN + 8];
+	size_t al = aad_of(AAD_BOX, sizeof AAD_BOX, m, 0, aad);
+
+	if (nto > MC_ENC_RECIPS_MAX) {
+		snprintf(err, errlen, "--encrypt-to: %u recipients, at most %d", nto, MC_ENC_RECIPS_MAX);
+		return -1;
+	}
+	free(m->enc_boxes);
+	m->recips = NULL;
+	m->nrecips = 0;
+	if ((m->enc_boxes = malloc(nto ? (size_t)nto * MC_ENC_REC : 1)) == NULL) {
+		snprintf(err, errlen, "%s", strerror(ENOMEM));
+		return -1;
+	}
+	for (unsigned i = 0; i < nto; i++) {
+		uint8_t *r = m->enc_boxes + (size_t)i * MC_ENC_REC;
+		char kid[2 * MC_KEYID_LEN + 1];
+		if (to[i].type != MC_KEY_X25519) {
+			snprintf(err, errlen, "key %s: not an x25519 key", mc_keyid_hex(to[i].id, kid));
+			return -1;
+		}
+		memcpy(r, to[i].id, MC_KEYID_LEN);
+		if (mc_box_seal(to[i].pub, aad, al, key, r + MC_KEYID_LEN) < 0) {
+			snprintf(err, errlen, "key %s: cannot seal the content key for it", mc_keyid_hex(to[i].id, kid));
+			return -1;
+		}
+	}
+	m->nrecips = (uint16_t)nto;
+	m->recips = m->enc_boxes;
+	return 0;
+}
+
 int mc_manifest_want_encrypt(struct mc_manifest *m, const uint8_t *key, const struct mc_key *to, unsigned nto,
 			     char *err, size_t errlen)
 {
-	uint8_t k[MC_AEAD_KEY_LEN], aad[sizeof AAD_BOX + MC_ENC_SALT_LEN + 8];
-	size_t al;
+	uint8_t k[MC_AEAD_KEY_LEN];
 	int rc = -1;
 
 	if (nto > MC_ENC_RECIPS_MAX) {
@@ -1232,26 +1266,8 @@ int mc_manifest_want_encrypt(struct mc_manifest *m, const uint8_t *key, const st
 		goto out;
 	}
 	m->unlocked = 1;
-	free(m->enc_boxes);
-	if ((m->enc_boxes = malloc(nto ? (size_t)nto * MC_ENC_REC : 1)) == NULL) {
-		snprintf(err, errlen, "%s", strerror(ENOMEM));
+	if (mc_manifest_seal_to(m, k, to, nto, err, errlen) < 0)
 		goto out;
-	}
-	al = aad_of(AAD_BOX, sizeof AAD_BOX, m, 0, aad);
-	for (unsigned i = 0; i < nto; i++) {
-		uint8_t *r = m->enc_boxes + (size_t)i * MC_ENC_REC;
-		char kid[2 * MC_KEYID_LEN + 1];
-		if (to[i].type != MC_KEY_X25519) {
-			snprintf(err, errlen, "key %s: not an x25519 key", mc_keyid_hex(to[i].id, kid));
-			goto out;
-		}
-		memcpy(r, to[i].id, MC_KEYID_LEN);
-		if (mc_box_seal(to[i].pub, aad, al, k, r + MC_KEYID_LEN) < 0) {
-			snprintf(err, errlen, "key %s: cannot seal the content key for it", mc_keyid_hex(to[i].id, kid));
-			goto out;
-		}
-	}
-	m->recips = m->enc_boxes;
 	rc = 0;
 out:
 	OPENSSL_cleanse(k, sizeof k);
@@ -1259,6 +1275,12 @@ out:
 }
 
 int mc_manifest_unlock(struct mc_manifest *m, const struct mc_content_key *ck, char *err, size_t errlen)
+{
+	return mc_manifest_unlock_key(m, ck, NULL, err, errlen);
+}
+
+int mc_manifest_unlock_key(struct mc_manifest *m, const struct mc_content_key *ck, uint8_t *content_key, char *err,
+			   size_t errlen)
 {
 	uint8_t k[MC_AEAD_KEY_LEN], sub[32], check[MC_ENC_CHECK_LEN], aad[sizeof AAD_BOX + MC_ENC_SALT_LEN + 8];
 	char kid[2 * MC_KEYID_LEN + 1];
@@ -1290,6 +1312,8 @@ int mc_manifest_unlock(struct mc_manifest *m, const struct mc_content_key *ck, c
 		goto out;
 	}
 	rc = unlock_with(m, sub, err, errlen);
+	if (rc == 0 && content_key)
+		memcpy(content_key, k, sizeof k);
 out:
 	OPENSSL_cleanse(k, sizeof k);
 	OPENSSL_cleanse(sub, sizeof sub);

@@ -162,6 +162,16 @@ int mc_manifest_want_encrypt(struct mc_manifest *m, const uint8_t *key, const st
  * Returns 0, or -1 with a reason naming the key id when k does not open it.
  */
 int mc_manifest_unlock(struct mc_manifest *m, const struct mc_content_key *k, char *err, size_t errlen);
+/* The same, and the content key into content_key (32 bytes) when it is not NULL: what rewrap seals again. */
+int mc_manifest_unlock_key(struct mc_manifest *m, const struct mc_content_key *k, uint8_t *content_key, char *err,
+			   size_t errlen);
+/*
+ * Seals the content key key (32 bytes) for each of to[0..nto) (X25519
+ * public keys) as m's recipients, replacing any: the next encode writes
+ * them. Returns 0 or -1 with a reason.
+ */
+int mc_manifest_seal_to(struct mc_manifest *m, const uint8_t *key, const struct mc_key *to, unsigned nto,
+			char *err, size_t errlen);
 /* An AEAD context for m's package key (m being created, or unlocked): one per thread; NULL on failure. */
 struct mc_aead *mc_manifest_aead(const struct mc_manifest *m);
 /* Encrypts chunk i's n stored bytes in place; its tag to tag. Returns 0 or -1. */
@@ -420,6 +430,18 @@ struct mc_pkg_create_opts {
  * name. Returns 0 and fills id, or -1 with "culprit: reason" in err.
  */
 int mc_pkg_create(const struct mc_pkg_create_opts *o, uint8_t id[MC_ID_LEN], char *err, size_t errlen);
+
+/*
+ * rewrap: writes output, a copy of the encrypted package p (unlocked with k)
+ * whose content key is sealed for to[0..nto) instead of its recipients
+ * (none: only the 32-byte key opens it; when k is one, it still does). The
+ * payload is copied as it is, never re-encrypted. A signed p must be signed
+ * again (sign, or it is refused); an unsigned one may be signed. Written
+ * beside output and renamed into place. Returns 0 and the new id, or -1
+ * with a reason in err.
+ */
+int mc_pkg_rewrap(const struct mc_pkg *p, const struct mc_content_key *k, const struct mc_key *to, unsigned nto,
+		  const struct mc_key *sign, const char *output, uint8_t id[MC_ID_LEN], char *err, size_t errlen);
 
 /* Reading side: verify, list and extract (pkgread.c). They need libarchive's archive_entry. */
 struct archive_entry;

@@ -3,6 +3,8 @@
 #include "image.h"
 #include "crypto.h"
 
+#include <openssl/crypto.h>
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
@@ -1472,6 +1474,117 @@ int mc_pkg_create(const struct mc_pkg_create_opts *o, uint8_t id[MC_ID_LEN], cha
 	rc = 0;
 out:
 	out_abort(&t);
+	mc_manifest_free(&m);
+	return rc;
+}
+
+int mc_pkg_rewrap(const struct mc_pkg *p, const struct mc_content_key *k, const struct mc_key *to, unsigned nto,
+		  const struct mc_key *sign, const char *output, uint8_t id[MC_ID_LEN], char *err, size_t errlen)
+{
+	struct mc_pkg_create_opts o = {.output = output};
+	struct tmpout t = {.fd = -1};
+	struct mc_manifest src, m;
+	struct mc_pkg_layout lay;
+	uint8_t key[MC_AEAD_KEY_LEN], *buf = NULL;
+	uint32_t *lens = NULL;
+	struct mc_vol *vols = NULL;
+	char why[256];
+	int rc = -1;
+
+	memset(&m, 0, sizeof m);
+	/* A copy of the manifest to unlock: p's stays as it is. */
+	if (mc_manifest_parse(p->m.raw, p->m.raw_len, &src, err, errlen) < 0)
+		return -1;
+	if (!src.is_encrypted) {
+		snprintf(err, errlen, "%s: not encrypted: nothing to rewrap", p->path);
+		goto out;
+	}
+	if (src.is_signed && sign == NULL) {
+		snprintf(err, errlen, "%s: signed: give --sign KEY to sign the new manifest", p->path);
+		goto out;
+	}
+	if (mc_manifest_unlock_key(&src, k, key, why, sizeof why) < 0) {
+		snprintf(err, errlen, "%s: %s", p->path, why);
+		goto out;
+	}
+	/* Everything as it was but the recipients (and the signer): same salt, key check, tags and chunks. */
+	memcpy(m.name, src.name, sizeof m.name);
+	memcpy(m.version, src.version, sizeof m.version);
+	m.ctime = src.ctime;
+	m.compression = src.compression;
+	m.kind = src.kind;
+	m.chunk_size = src.chunk_size;
+	m.payload_size = src.payload_size;
+	m.nchunks = src.nchunks;
+	m.image_size = src.image_size;
+	m.format = src.format;
+	memcpy(m.payload_digest, src.payload_digest, MC_DIGEST_LEN);
+	m.digest_alg = src.digest_alg;
+	memcpy(m.salt, src.salt, sizeof m.salt);
+	if (sign) {
+		/* An unsigned package's chunk digests are XXH3: a signature over them would protect nothing. */
+		if (!src.is_signed) {
+			snprintf(err, errlen, "%s: not signed: its chunk digests are not cryptographic, so it cannot be "
+				 "signed after the fact", p->path);
+			goto out;
+		}
+		m.is_signed = 1;
+		memcpy(m.signer, sign->pub, sizeof m.signer);
+	}
+	m.is_encrypted = 1;
+	m.aead_alg = src.aead_alg;
+	memcpy(m.enc_salt, src.enc_salt, sizeof m.enc_salt);
+	memcpy(m.enc_check, src.enc_check, sizeof m.enc_check);
+	memcpy(m.subkey, src.subkey, sizeof m.subkey);
+	m.unlocked = 1;
+	m.tags = src.tags;
+	if (mc_manifest_seal_to(&m, key, to, nto, err, errlen) < 0)
+		goto out;
+	if (m.format == MC_PKG_VERSION_IMAGE) {
+		lens = malloc(((size_t)m.nchunks + 1) * sizeof *lens);
+		vols = calloc(src.nvols + 1u, sizeof *vols);
+		if (lens == NULL || vols == NULL) {
+			snprintf(err, errlen, "%s", strerror(ENOMEM));
+			goto out;
+		}
+		for (uint32_t i = 0; i < m.nchunks; i++)
+			lens[i] = mc_manifest_chunk_len(&src, i);
+		for (unsigned i = 0; i < src.nvols; i++)
+			mc_manifest_vol(&src, i, &vols[i]);
+		if (mc_manifest_encode_image_vols(&m, lens, src.chunk_flags, src.digests, src.span_plain, src.vol_table,
+						  vols, src.nvols, err, errlen) < 0)
+			goto out;
+	} else if (mc_manifest_encode(&m, src.digests, err, errlen) < 0) {
+		goto out;
+	}
+	if (sign && mc_manifest_sign(&m, sign, err, errlen) < 0)
+		goto out;
+	/* The payload as it is, behind the new head (its offset moves when the manifest crosses a page). */
+	mc_manifest_layout(&m, &lay);
+	if ((buf = mc_pkg_buf(IOBUF)) == NULL) {
+		snprintf(err, errlen, "%s: %s", output, strerror(ENOMEM));
+		goto out;
+	}
+	if (out_create(&o, &t, err, errlen) < 0)
+		goto out;
+	if (m.payload_size && copy_payload(p->fd, p->l.payload_off, t.fd, m.payload_size, lay.payload_off, buf) < 0) {
+		snprintf(err, errlen, "%s: %s", output, strerror(errno));
+		goto out;
+	}
+	if (ftruncate(t.fd, (off_t)lay.file_size) < 0 || out_commit(&o, &t, &m, err, errlen) < 0) {
+		if (!*err)
+			snprintf(err, errlen, "%s: %s", output, strerror(errno));
+		goto out;
+	}
+	memcpy(id, m.id, MC_ID_LEN);
+	rc = 0;
+out:
+	OPENSSL_cleanse(key, sizeof key);
+	out_abort(&t);
+	free(buf);
+	free(lens);
+	free(vols);
+	mc_manifest_free(&src);
 	mc_manifest_free(&m);
 	return rc;
 }

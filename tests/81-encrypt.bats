@@ -135,6 +135,43 @@ sums() { (cd "$1" && find . -type f -exec sha256sum {} + | sort -k2); }
 	run -0 --separate-stderr run_pack list --decrypt alice.key both.mcpkg
 }
 
+@test "rewrap: a recipient added and one revoked without re-encrypting; a signed package signed again" {
+	run_pack keygen -q --box -o alice
+	run_pack keygen -q --box -o bob
+	run_pack keygen -q --box -o carol
+	run_pack keygen -q -o admin
+	run -0 --separate-stderr run_pack create --sign admin.key --encrypt k --encrypt-to alice.pub --encrypt-to bob.pub \
+		-z none --chunk-size 64K -o p.mcpkg tree
+	run -1 --separate-stderr run_pack rewrap --decrypt alice.key --encrypt-to alice.pub --encrypt-to carol.pub -o q.mcpkg p.mcpkg
+	[[ $stderr == *"signed: give --sign KEY"* ]]
+	[ ! -e q.mcpkg ]
+	run -0 --separate-stderr run_pack rewrap --decrypt alice.key --encrypt-to alice.pub --encrypt-to carol.pub \
+		--sign admin.key -o q.mcpkg p.mcpkg
+	# The payload is the same bytes: nothing was encrypted again.
+	P=$((16#$(od -An -j32 -N8 -tx1 p.mcpkg | tr -d ' \n')))
+	Q=$((16#$(od -An -j32 -N8 -tx1 q.mcpkg | tr -d ' \n')))
+	cmp <(tail -c +$((P + 1)) p.mcpkg) <(tail -c +$((Q + 1)) q.mcpkg)
+	run -0 --separate-stderr run_pack verify --trust admin.pub q.mcpkg
+	for who in alice carol; do
+		rm -rf out
+		run -0 --separate-stderr run_pack extract --trust admin.pub --decrypt $who.key -C out q.mcpkg
+		[ "$(sums tree)" = "$(sums out)" ]
+	done
+	run -1 --separate-stderr run_pack extract --decrypt bob.key -O q.mcpkg
+	[[ $stderr == *"not to key"* ]]
+	# The shared key still opens it; a key that opens nothing rewraps nothing.
+	run -0 --separate-stderr run_pack list --decrypt k q.mcpkg
+	run -1 --separate-stderr run_pack rewrap --decrypt wrong --sign admin.key -o r.mcpkg p.mcpkg
+	[ ! -e r.mcpkg ]
+	run -2 --separate-stderr run_pack rewrap --decrypt k p.mcpkg
+	# An image, with enough recipients to move the payload.
+	run_pack create -q --image --chunk-size 64K --encrypt k -o i.mcpkg img
+	args=()
+	for n in $(seq 60); do args+=(--encrypt-to carol.pub); done
+	run -0 --separate-stderr run_pack rewrap --decrypt k "${args[@]}" -o j.mcpkg i.mcpkg
+	run_pack extract --decrypt carol.key -O j.mcpkg | cmp - img
+}
+
 @test "encrypt: tampered ciphertext, tag or box is caught" {
 	run_pack create -q -z none --chunk-size 64K --encrypt k -o p.mcpkg tree
 	P=$((16#$(od -An -j32 -N8 -tx1 p.mcpkg | tr -d ' \n')))
