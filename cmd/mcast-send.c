@@ -27,13 +27,9 @@ static const char usage_text[] =
 	"                  [--mtu BYTES] [--peer-timeout DUR] [--session-key FILE] PKG\n"
 	"       mcast-send -h | --help | --version\n";
 
-static volatile sig_atomic_t got_signal;
-
-static void help(void) __attribute__((noreturn));
-static void help(void)
-{
-	mc_fe_help(usage_text,
-	"\nMulticasts PKG to every receiver on GROUP:PORT; receivers may join at any time.\n"
+static const struct mc_fe_prog prog = {
+	.usage = usage_text,
+	.help = "\nMulticasts PKG to every receiver on GROUP:PORT; receivers may join at any time.\n"
 	      "  -g, --group GROUP  multicast group, IPv4 or IPv6 (default " MC_DEFAULT_GROUP4 ")\n"
 	      "  -p, --port PORT  data port; feedback comes back on PORT+1 (default 7077)\n"
 	      "  -i, --interface IFACE  send on this interface\n"
@@ -53,26 +49,28 @@ static void help(void)
 	      "                    each line on standard error starts with the time (ISO 8601)\n"
 	      "  -q, --quiet       errors and warnings only\n"
 	      "  -v, --verbose     more detail\n"
-	      "  -h, --help        this help    --version  program version\n");
-}
+	      "  -h, --help        this help    --version  program version\n",
+};
+
+static volatile sig_atomic_t got_signal;
 
 struct opts {
 	struct mc_fe_net net;
 	const char *pkg;
 	uint64_t rate, fec, linger, max_time, max_passes, mtu, peer_timeout;
-	int verbosity, json;
+	struct mc_fe_common fe;
 	const char *session_key;
 };
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	enum { O_FEC = 256, O_JSON, O_LINGER, O_MAX_PASSES, O_MAX_TIME, O_MTU, O_PEER_TIMEOUT, O_SESSION_KEY, O_VERSION };
+	enum { O_FEC = MC_FE_OPT_OWN, O_LINGER, O_MAX_PASSES, O_MAX_TIME, O_MTU, O_PEER_TIMEOUT, O_SESSION_KEY };
 	static const struct option lopts[] = {
 		{"fec", required_argument, NULL, O_FEC},
 		{"group", required_argument, NULL, 'g'},
 		{"help", no_argument, NULL, 'h'},
 		{"interface", required_argument, NULL, 'i'},
-		{"json", no_argument, NULL, O_JSON},
+		{"json", no_argument, NULL, MC_FE_OPT_JSON},
 		{"linger", required_argument, NULL, O_LINGER},
 		{"max-passes", required_argument, NULL, O_MAX_PASSES},
 		{"max-time", required_argument, NULL, O_MAX_TIME},
@@ -85,7 +83,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		MC_FE_SYSLOG_OPTION,
 		{"ttl", required_argument, NULL, 't'},
 		{"verbose", no_argument, NULL, 'v'},
-		{"version", no_argument, NULL, O_VERSION},
+		{"version", no_argument, NULL, MC_FE_OPT_VERSION},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -98,25 +96,20 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->max_passes = MC_DEFAULT_MAX_PASSES;
 	o->mtu = 0; /* from the group's route (at most MC_DEFAULT_MTU) unless --mtu says */
 	o->peer_timeout = MC_DEFAULT_PEER_TIMEOUT_MS;
-	o->verbosity = 1;
+	o->fe.verbosity = 1;
 	opterr = 0; /* our own message, with the program name alone */
 	while ((c = getopt_long(argc, argv, "g:hi:p:qr:t:v", lopts, NULL)) != -1) {
-		if (mc_fe_net_option(usage_text, c, optarg, &o->net))
+		if (mc_fe_net_option(usage_text, c, optarg, &o->net) || mc_fe_common_option(&prog, c, &o->fe))
 			continue;
 		switch (c) {
-		case 'h': help();
-		case 'q': o->verbosity = 0; break;
 		case 'r':
 			if (mc_opt_rate(optarg, 1000, 400000000000ULL, &o->rate) < 0)
 				mc_fe_usage_error(usage_text, "-r %s: rate must be bits per second from 1K to 400G, such as 800M or 1G", optarg);
 			break;
-		case 'v': o->verbosity = 2; break;
 		case O_FEC:
 			if (mc_opt_uint(optarg, 0, 100, &o->fec) < 0)
 				mc_fe_usage_error(usage_text, "--fec %s: must be a percentage from 0 to 100", optarg);
 			break;
-		case O_JSON: o->json = 1; break;
-		case MC_FE_O_SYSLOG: mc_log_syslog(); break;
 		case O_LINGER:
 			if (mc_opt_duration(optarg, 0, 86400000, &o->linger) < 0)
 				mc_fe_usage_error(usage_text, "--linger %s: must be a duration such as 2s or 500ms", optarg);
@@ -137,8 +130,6 @@ static void parse(int argc, char **argv, struct opts *o)
 				mc_fe_usage_error(usage_text, "--peer-timeout %s: must be a duration of 2s or more (receivers speak every second)", optarg);
 			break;
 		case O_SESSION_KEY: o->session_key = optarg; break;
-		case O_VERSION:
-			mc_fe_version();
 		default:
 			mc_fe_bad_option(usage_text, argv);
 		}
@@ -361,7 +352,7 @@ static int finished(const struct run *x, int reason)
 	}
 	list[ll++] = ']';
 	list[ll] = '\0';
-	mc_json_summary(&j, result);
+	mc_fe_summary(&j, result);
 	mc_json_str(&j, "path", x->o.pkg);
 	mc_json_str(&j, "name", x->pkg.m.name);
 	mc_json_str(&j, "id", mc_id_hex(x->pkg.m.id, idhex));
@@ -406,11 +397,9 @@ int main(int argc, char **argv)
 	memset(&c, 0, sizeof c);
 	x.pkg.fd = -1;
 	parse(argc, argv, &x.o);
-	mc_log_init(argv[0], x.o.verbosity, x.o.json);
-	if (mc_net_group(x.o.net.group, (uint16_t)x.o.net.port, x.o.net.iface, &c.g, err, sizeof err) < 0) {
-		mc_err("%s", err);
-		exit(MC_EXIT_USAGE); /* a group that is not multicast, an interface that does not exist */
-	}
+	mc_fe_start(&prog, argv[0], &x.o.fe);
+	mc_fe_summary_about(NULL, x.o.pkg);
+	mc_fe_net_group(&x.o.net, (unsigned)x.o.net.port, &c.g);
 	mc_net_group_port(&c.g, (uint16_t)(x.o.net.port + 1), &c.gfb);
 	if (x.o.mtu == 0) {
 		/* A 1400-byte link (a VPN, some clouds) must not need --mtu: size datagrams from the route's MTU. */
@@ -460,7 +449,7 @@ out:
 		/* A run error (said on standard error): scripts still get their last line. */
 		const struct mc_txloop_info *in = x.l ? mc_txloop_info(x.l) : NULL;
 		struct mc_json j;
-		mc_json_summary(&j, "error");
+		mc_fe_summary(&j, "error");
 		mc_json_str(&j, "path", x.o.pkg);
 		mc_json_str(&j, "reason", "error");
 		mc_json_u64(&j, "bytes_sent", in ? in->bytes_sent : 0);
@@ -472,7 +461,5 @@ out:
 	mc_txloop_free(x.l);
 	mc_pkg_close(&x.pkg);
 	mc_fe_auth_report(auth);
-	if (mc_log_close_stdout() < 0 && rc == MC_EXIT_OK)
-		rc = MC_EXIT_RUNTIME;
-	return rc;
+	return mc_fe_finish(rc);
 }

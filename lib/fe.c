@@ -16,7 +16,7 @@
 #include "net.h"
 #include "opt.h"
 
-static volatile sig_atomic_t *signal_flag;
+static volatile sig_atomic_t *signal_flag, *usr1_flag;
 
 void mc_fe_usage_error(const char *usage, const char *fmt, ...)
 {
@@ -170,22 +170,162 @@ void mc_fe_version(void)
 	exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
 }
 
+/* The signals mc_fe_signals* take over, and what they were before (mc_fe_signals_restore). */
+static const int fe_sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGPIPE};
+static struct sigaction fe_sig_old[sizeof fe_sigs / sizeof fe_sigs[0]];
+static sigset_t fe_mask_old;
+static int fe_sigs_set, fe_mask_set;
+
 static void on_signal(int sig)
 {
-	*signal_flag = sig;
+	if (sig == SIGUSR1)
+		*usr1_flag = 1;
+	else
+		*signal_flag = sig;
+}
+
+static void take_signals(int usr1)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	for (size_t i = 0; i < sizeof fe_sigs / sizeof fe_sigs[0]; i++) {
+		if (fe_sigs[i] == SIGUSR1 && !usr1)
+			continue;
+		sa.sa_handler = fe_sigs[i] == SIGPIPE ? SIG_IGN : on_signal;
+		sigaction(fe_sigs[i], &sa, fe_sigs_set ? NULL : &fe_sig_old[i]);
+	}
+	fe_sigs_set = 1;
 }
 
 void mc_fe_signals(volatile sig_atomic_t *flag)
 {
-	struct sigaction sa;
-
 	signal_flag = flag;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	take_signals(0);
+}
+
+void mc_fe_signals_ppoll(volatile sig_atomic_t *flag, volatile sig_atomic_t *usr1, sigset_t *waitmask)
+{
+	sigset_t block;
+
+	sigemptyset(&block);
+	for (size_t i = 0; i < sizeof fe_sigs / sizeof fe_sigs[0]; i++)
+		if (fe_sigs[i] != SIGPIPE && (fe_sigs[i] != SIGUSR1 || usr1))
+			sigaddset(&block, fe_sigs[i]);
+	sigprocmask(SIG_BLOCK, &block, &fe_mask_old);
+	fe_mask_set = 1;
+	signal_flag = flag;
+	usr1_flag = usr1;
+	take_signals(usr1 != NULL);
+	*waitmask = fe_mask_old;
+	for (size_t i = 0; i < sizeof fe_sigs / sizeof fe_sigs[0]; i++)
+		sigdelset(waitmask, fe_sigs[i]);
+}
+
+void mc_fe_signals_restore(void)
+{
+	if (fe_sigs_set)
+		for (size_t i = 0; i < sizeof fe_sigs / sizeof fe_sigs[0]; i++)
+			if (fe_sigs[i] != SIGUSR1 || usr1_flag)
+				sigaction(fe_sigs[i], &fe_sig_old[i], NULL);
+	if (fe_mask_set)
+		sigprocmask(SIG_SETMASK, &fe_mask_old, NULL);
+	fe_sigs_set = fe_mask_set = 0;
+}
+
+int mc_fe_common_option(const struct mc_fe_prog *p, int c, struct mc_fe_common *o)
+{
+	switch (c) {
+	case 'h':
+		mc_fe_help(p->usage, p->help);
+	case 'q':
+		o->verbosity = 0;
+		return 1;
+	case 'v':
+		o->verbosity = 2;
+		return 1;
+	case MC_FE_OPT_JSON:
+		o->json = 1;
+		return 1;
+	case MC_FE_O_SYSLOG:
+		mc_log_syslog();
+		return 1;
+	case MC_FE_OPT_VERSION:
+		printf("%s %s%s\n", program_invocation_short_name, MC_VERSION, p->version ? p->version : "");
+		exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
+	default:
+		return 0;
+	}
+}
+
+/* The summary a --json run owes (mc_fe_start): what it names, whether it was written. */
+static const struct mc_fe_prog *fe_prog;
+static const char *sum_command, *sum_path;
+static int summarized, finished;
+
+static void owed_summary(int status)
+{
+	const char *three = fe_prog && fe_prog->exit3 ? fe_prog->exit3 : "incomplete";
+	struct mc_json j;
+
+	if (!mc_log_json() || summarized || finished)
+		return;
+	mc_fe_summary(&j, status == MC_EXIT_OK ? "complete" : status == MC_EXIT_INCOMPLETE ? three : "error");
+	if (sum_command)
+		mc_json_str(&j, "command", sum_command);
+	if (sum_path)
+		mc_json_str(&j, "path", sum_path);
+	else
+		mc_json_raw(&j, "path", "null");
+	mc_json_u64(&j, "exit", (uint64_t)status);
+	mc_json_end(&j);
+}
+
+/* exit(3) after --json was chosen (a usage error, a group refused): scripts still get their last line. */
+static void on_exit_summary(int status, void *arg)
+{
+	(void)arg;
+	owed_summary(status);
+}
+
+void mc_fe_start(const struct mc_fe_prog *p, const char *argv0, const struct mc_fe_common *o)
+{
+	mc_log_init(argv0, o->verbosity, o->json);
+	if (fe_prog == NULL && o->json)
+		on_exit(on_exit_summary, NULL);
+	fe_prog = p;
+}
+
+void mc_fe_summary_about(const char *command, const char *path)
+{
+	sum_command = command;
+	sum_path = path;
+}
+
+void mc_fe_summary(struct mc_json *j, const char *result)
+{
+	mc_json_summary(j, result);
+	summarized = 1;
+}
+
+int mc_fe_finish(int status)
+{
+	owed_summary(status);
+	finished = 1;
+	if (mc_log_close_stdout() < 0 && status == MC_EXIT_OK)
+		status = MC_EXIT_RUNTIME;
+	return status;
+}
+
+void mc_fe_net_group(const struct mc_fe_net *n, unsigned port, struct mc_group *g)
+{
+	char err[512];
+
+	if (mc_net_group(n->group, (uint16_t)port, n->iface, g, err, sizeof err) < 0) {
+		mc_err("%s", err);
+		exit(MC_EXIT_USAGE); /* a group that is not multicast, an interface that does not exist */
+	}
 }
 
 /* The session key's context while it is in use (mc_fe_session_key to mc_fe_auth_report). */

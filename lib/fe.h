@@ -84,7 +84,77 @@ void mc_fe_auth_report(struct mc_auth *a);
 struct mc_json;
 void mc_fe_auth_json(struct mc_json *j);
 
-/* SIGINT, SIGTERM and SIGHUP set *flag to the signal number (no SA_RESTART); SIGPIPE is ignored. */
+/*
+ * SIGINT, SIGTERM and SIGHUP set *flag to the signal number (no SA_RESTART);
+ * SIGPIPE is ignored (a closed pipe is an error on write, said and counted).
+ */
 void mc_fe_signals(volatile sig_atomic_t *flag);
+
+/*
+ * As mc_fe_signals, for a program that waits in ppoll(2): SIGUSR1 also sets
+ * *usr1 (when not NULL), and these signals stay blocked except inside the
+ * ppoll given *waitmask, so that none slips between a check and the wait.
+ */
+void mc_fe_signals_ppoll(volatile sig_atomic_t *flag, volatile sig_atomic_t *usr1, sigset_t *waitmask);
+
+/* Before exec or raise: the dispositions and the mask as they were before mc_fe_signals*. */
+void mc_fe_signals_restore(void);
+
+/*
+ * What a program says of itself: its usage (the man page's SYNOPSIS), what
+ * --help adds after it, what --version adds after "PROG VERSION" (or NULL),
+ * and the result word of an exit 3 that wrote no summary of its own (NULL:
+ * "incomplete"; mcast-json(7)).
+ */
+struct mc_fe_prog {
+	const char *usage, *help, *version, *exit3;
+};
+
+/*
+ * The options every program takes, as getopt_long gives them: -h/--help,
+ * -q/--quiet, -v/--verbose, and the long-only --json and --version. A
+ * program numbers its own long-only options from MC_FE_OPT_OWN.
+ */
+enum { MC_FE_OPT_JSON = 256, MC_FE_OPT_VERSION, MC_FE_OPT_OWN };
+
+struct mc_fe_common {
+	int verbosity; /* 0 -q, 1 (the default), 2 -v */
+	int json;
+};
+
+/* Takes getopt's c: returns 1 when it was a common option (-h and --version print and exit), else 0. */
+int mc_fe_common_option(const struct mc_fe_prog *p, int c, struct mc_fe_common *o);
+
+/*
+ * Once the command line is read: the log at o's verbosity and JSON mode
+ * (mc_log_init), and with --json the promise that the run ends with one
+ * summary. A run that exits, or returns through mc_fe_finish, without having
+ * written one by mc_fe_summary gets {"event":"summary","v":1,"result":R,
+ * ["command":CMD,]"path":PATH,"exit":STATUS}: R is complete for 0, p->exit3
+ * for 3, error else; CMD and PATH as mc_fe_summary_about last said.
+ */
+void mc_fe_start(const struct mc_fe_prog *p, const char *argv0, const struct mc_fe_common *o);
+
+/* What a summary written for the program names: command (NULL: no such key) and path (NULL: null). */
+void mc_fe_summary_about(const char *command, const char *path);
+
+/* mc_json_summary, noting that the run has its summary. */
+struct mc_json;
+void mc_fe_summary(struct mc_json *j, const char *result);
+
+/*
+ * The end of main: the summary a --json run still owes (see mc_fe_start),
+ * then stdout flushed and closed. Returns status, or 1 when it was 0 and
+ * stdout could not be written.
+ */
+int mc_fe_finish(int status);
+
+/*
+ * The group of n on port (PORT, or PORT+1 for the feedback) into g. A group
+ * that is not multicast or an interface that does not exist is said and
+ * exits 2.
+ */
+struct mc_group;
+void mc_fe_net_group(const struct mc_fe_net *n, unsigned port, struct mc_group *g);
 
 #endif
