@@ -39,13 +39,9 @@ static const char usage_text[] =
 	"                  [--trust KEY.pub|DIR]... [--session-key FILE] [--decrypt KEY]\n"
 	"       mcast-recv -h | --help | --version\n";
 
-static volatile sig_atomic_t got_signal;
-
-static void help(void) __attribute__((noreturn));
-static void help(void)
-{
-	mc_fe_help(usage_text,
-	"\nJoins the session on GROUP:PORT (at any moment) and writes PKG.part and PKG.state,\n"
+static const struct mc_fe_prog prog = {
+	.usage = usage_text,
+	.help = "\nJoins the session on GROUP:PORT (at any moment) and writes PKG.part and PKG.state,\n"
 	      "renamed to PKG once every chunk is verified; or, with --to, writes the image of a\n"
 	      "seekable image package (format 2, mcast-package(5)) onto TARGET in place, keeping what\n"
 	      "is durably there in a state file. Run the same command again to resume.\n"
@@ -74,14 +70,17 @@ static void help(void)
 	      "  -q, --quiet       errors and warnings only\n"
 	      "  -v, --verbose     more detail\n"
 	      "  -h, --help        this help    --version  program version\n"
-	      "Exit: 0 complete and verified, 1 error, 2 usage, 3 incomplete (state kept: run again or mcast-repair).\n");
-}
+	      "Exit: 0 complete and verified, 1 error, 2 usage, 3 incomplete (state kept: run again or mcast-repair).\n",
+};
+
+static volatile sig_atomic_t got_signal;
 
 struct opts {
 	struct mc_fe_net net;
 	const char *out, *package, *expect, *state;
 	uint64_t timeout, mem;
-	int verbosity, json, to, zeroed;
+	struct mc_fe_common fe;
+	int to, zeroed;
 	const char **trust; /* --trust KEY.pub|DIR, as given */
 	unsigned ntrust;
 	const char *session_key;
@@ -99,14 +98,14 @@ static struct mc_trust trust;
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	enum { O_EXPECT = 256, O_JSON, O_MEM, O_PACKAGE, O_SESSION_KEY, O_STATE, O_TIMEOUT, O_TO, O_TRUST, O_VERSION, O_ZEROED, O_DECRYPT };
+	enum { O_EXPECT = MC_FE_OPT_OWN, O_MEM, O_PACKAGE, O_SESSION_KEY, O_STATE, O_TIMEOUT, O_TO, O_TRUST, O_ZEROED, O_DECRYPT };
 	static const struct option lopts[] = {
 		{"decrypt", required_argument, NULL, O_DECRYPT},
 		{"expect", required_argument, NULL, O_EXPECT},
 		{"group", required_argument, NULL, 'g'},
 		{"help", no_argument, NULL, 'h'},
 		{"interface", required_argument, NULL, 'i'},
-		{"json", no_argument, NULL, O_JSON},
+		{"json", no_argument, NULL, MC_FE_OPT_JSON},
 		{"mem", required_argument, NULL, O_MEM},
 		{"output", required_argument, NULL, 'o'},
 		{"package", required_argument, NULL, O_PACKAGE},
@@ -120,7 +119,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		{"trust", required_argument, NULL, O_TRUST},
 		{"ttl", required_argument, NULL, 't'},
 		{"verbose", no_argument, NULL, 'v'},
-		{"version", no_argument, NULL, O_VERSION},
+		{"version", no_argument, NULL, MC_FE_OPT_VERSION},
 		{"zeroed", no_argument, NULL, O_ZEROED},
 		{NULL, 0, NULL, 0},
 	};
@@ -129,28 +128,23 @@ static void parse(int argc, char **argv, struct opts *o)
 	memset(o, 0, sizeof *o);
 	mc_fe_net_defaults(&o->net);
 	o->mem = 0; /* from the sender's rate */
-	o->verbosity = 1;
+	o->fe.verbosity = 1;
 	opterr = 0; /* our own message, with the program name alone */
 	while ((c = getopt_long(argc, argv, "g:hi:o:p:qt:v", lopts, NULL)) != -1) {
-		if (mc_fe_net_option(usage_text, c, optarg, &o->net))
+		if (mc_fe_net_option(usage_text, c, optarg, &o->net) || mc_fe_common_option(&prog, c, &o->fe))
 			continue;
 		switch (c) {
-		case 'h': help();
 		case 'o':
 			if (o->to)
 				mc_fe_usage_error(usage_text, "-o and --to: one or the other");
 			o->out = optarg;
 			break;
-		case 'q': o->verbosity = 0; break;
-		case 'v': o->verbosity = 2; break;
 		case O_DECRYPT:
 			if (*optarg == '\0')
 				mc_fe_usage_error(usage_text, "--decrypt: a key file");
 			o->decrypt = optarg;
 			break;
 		case O_EXPECT: o->expect = optarg; break;
-		case O_JSON: o->json = 1; break;
-		case MC_FE_O_SYSLOG: mc_log_syslog(); break;
 		case O_MEM:
 			if (mc_opt_size(optarg, 4u << 20, 1ULL << 40, &o->mem) < 0)
 				mc_fe_usage_error(usage_text, "--mem %s: must be a size from 4M, such as 64M", optarg);
@@ -185,8 +179,6 @@ static void parse(int argc, char **argv, struct opts *o)
 			o->trust[o->ntrust++] = optarg;
 			break;
 		}
-		case O_VERSION:
-			mc_fe_version();
 		case O_ZEROED: o->zeroed = 1; break;
 		default:
 			mc_fe_bad_option(usage_text, argv);
@@ -253,7 +245,7 @@ static void summary(const struct run *x, const char *result)
 
 	if (r)
 		mc_recv_have(r, &nhave, &nchunks);
-	mc_json_summary(&j, result);
+	mc_fe_summary(&j, result);
 	mc_json_str(&j, "path", x->o.out);
 	if (x->o.to)
 		mc_json_str(&j, "state", x->state);
@@ -469,14 +461,14 @@ static void already(const struct opts *o, uint32_t nchunks)
 	if (mc_state_drop_stale(o->out))
 		mc_debug("%s.state: stale beside a complete %s; removed", o->out, o->out);
 	mc_info("%s: already complete and verified", o->out);
-	mc_json_summary(&j, "complete");
+	mc_fe_summary(&j, "complete");
 	mc_json_str(&j, "path", o->out);
 	mc_json_u64(&j, "chunks", nchunks);
 	mc_json_u64(&j, "verified", nchunks);
 	mc_json_bool(&j, "already", 1);
 	mc_json_dbl(&j, "seconds", 0);
 	mc_json_end(&j);
-	exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
+	exit(mc_fe_finish(MC_EXIT_OK));
 }
 
 /*
@@ -594,15 +586,13 @@ int main(int argc, char **argv)
 	memset(&rs, 0, sizeof rs);
 	x.start = mc_now_ms();
 	parse(argc, argv, &x.o);
-	mc_log_init(argv[0], x.o.verbosity, x.o.json);
+	mc_fe_start(&prog, argv[0], &x.o.fe);
+	mc_fe_summary_about(NULL, x.o.out);
 	if (x.o.expect && (x.expect_nhex = mc_id_parse(x.o.expect, x.expect)) < 0)
 		mc_fe_usage_error(usage_text, "--expect %s: a package id is 32 hex digits (or a prefix of at least 8)", x.o.expect);
 	memcpy(c.core.expect, x.expect, MC_ID_LEN);
 	c.core.expect_nhex = x.expect_nhex;
-	if (mc_net_group(x.o.net.group, (uint16_t)x.o.net.port, x.o.net.iface, &c.g, err, sizeof err) < 0) {
-		mc_err("%s", err);
-		exit(MC_EXIT_USAGE); /* a group that is not multicast, an interface that does not exist */
-	}
+	mc_fe_net_group(&x.o.net, (unsigned)x.o.net.port, &c.g);
 	mc_net_group_port(&c.g, (uint16_t)(x.o.net.port + 1), &c.gfb);
 	/* Every --trust key is read first: a bad one is an error, never a smaller trust set. */
 	for (unsigned i = 0; i < x.o.ntrust; i++)
@@ -672,7 +662,5 @@ out:
 	mc_trust_free(&trust);
 	free(x.o.trust);
 	explicit_bzero(&dkey, sizeof dkey);
-	if (mc_log_close_stdout() < 0 && rcode == MC_EXIT_OK)
-		rcode = MC_EXIT_RUNTIME;
-	return rcode;
+	return mc_fe_finish(rcode);
 }
