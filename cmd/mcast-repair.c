@@ -4,7 +4,6 @@
  */
 #include <getopt.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,12 +49,9 @@ static void live(const char *pkg, const struct mc_repair_event *ev, int force)
 }
 static int to_target; /* --to: pkg in messages is the target */
 
-static void usage(FILE *f, int status) __attribute__((noreturn));
-static void usage(FILE *f, int status)
-{
-	fputs(usage_text, f);
-	if (f == stdout) {
-		fputs("\nCompletes PKG (PKG.part and its state from mcast-recv, a damaged PKG, or\n"
+static const struct mc_fe_prog prog = {
+	.usage = usage_text,
+	.help = "\nCompletes PKG (PKG.part and its state from mcast-recv, a damaged PKG, or\n"
 		      "nothing yet) from the sources, fetching and verifying only missing chunks.\n"
 		      "  -s, --source SOURCE  http://, https:// or file:// URL, or a path; at least\n"
 		      "                    one, tried in order (a trailing / or a directory gets PKG's name)\n"
@@ -86,37 +82,8 @@ static void usage(FILE *f, int status)
 		      "package), 2 usage (also --to: a target too small, a directory or character\n"
 		      "device, a package that is not an image, a state of another package or\n"
 		      "target), 3 still incomplete, state saved\n"
-		      "(run again later: a network source may come back).\n", f);
-		if (mc_log_close_stdout() < 0)
-			exit(MC_EXIT_RUNTIME);
-	}
-	exit(status);
-}
-
-static void version(void) __attribute__((noreturn));
-static void version(void)
-{
-	printf("mcast-repair %s\n", MC_VERSION);
-	exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
-}
-
-static void bad(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-static void bad(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", mc_log_prog());
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	usage(stderr, MC_EXIT_USAGE);
-}
-
-static void on_signal(int sig)
-{
-	got_stop = sig;
-}
+		      "(run again later: a network source may come back).\n",
+};
 
 static const char *src_state_name(enum mc_repair_src_state s)
 {
@@ -271,7 +238,7 @@ static void report(const char *pkg, int rc, const struct mc_repair_result *res, 
 	}
 	if (res->have_manifest && rc >= 0)
 		mc_repair_list_missing(&res->st, list, sizeof list);
-	mc_json_summary(&j, result_word(rc, res));
+	mc_fe_summary(&j, result_word(rc, res));
 	mc_json_str(&j, "path", pkg);
 	if (res->have_manifest) {
 		char hex[2 * MC_ID_LEN + 1];
@@ -306,198 +273,191 @@ static void report(const char *pkg, int rc, const struct mc_repair_result *res, 
 	}
 }
 
-int main(int argc, char **argv)
+/* The command line, checked: every source, header and --trust key as given. */
+struct args {
+	struct mc_repair_opts o;
+	const char *sources[MAX_SOURCES], *headers[MAX_HEADERS], *trusts[MAX_SOURCES];
+	unsigned ntrust;
+	const char *decrypt;
+	struct mc_fe_common fe;
+};
+
+static void parse(int argc, char **argv, struct args *a)
 {
+	enum { O_CACERT = MC_FE_OPT_OWN, O_DECRYPT, O_INSECURE, O_SPREAD, O_STATE, O_TIMEOUT, O_TO, O_TRUST };
 	static const struct option longopts[] = {
-		{"cacert", required_argument, NULL, 'C'},
-		{"decrypt", required_argument, NULL, 'D'},
+		{"cacert", required_argument, NULL, O_CACERT},
+		{"decrypt", required_argument, NULL, O_DECRYPT},
 		{"header", required_argument, NULL, 'H'},
 		{"help", no_argument, NULL, 'h'},
-		{"insecure", no_argument, NULL, 'k'},
-		{"json", no_argument, NULL, 'J'},
+		{"insecure", no_argument, NULL, O_INSECURE},
+		{"json", no_argument, NULL, MC_FE_OPT_JSON},
 		{"parallel", required_argument, NULL, 'j'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"source", required_argument, NULL, 's'},
-		{"spread", required_argument, NULL, 'S'},
-		{"state", required_argument, NULL, 'X'},
+		{"spread", required_argument, NULL, O_SPREAD},
+		{"state", required_argument, NULL, O_STATE},
 		MC_FE_SYSLOG_OPTION,
-		{"timeout", required_argument, NULL, 'T'},
-		{"to", required_argument, NULL, 'O'},
-		{"trust", required_argument, NULL, 'K'},
+		{"timeout", required_argument, NULL, O_TIMEOUT},
+		{"to", required_argument, NULL, O_TO},
+		{"trust", required_argument, NULL, O_TRUST},
 		{"verbose", no_argument, NULL, 'v'},
-		{"version", no_argument, NULL, 'W'},
+		{"version", no_argument, NULL, MC_FE_OPT_VERSION},
 		{NULL, 0, NULL, 0},
 	};
-	const char *sources[MAX_SOURCES], *headers[MAX_HEADERS];
-	struct mc_repair_opts o = {0};
-	struct mc_trust trust = {0};
-	struct mc_content_key dkey;
-	const char *decrypt = NULL;
-	const char *trusts[MAX_SOURCES];
-	unsigned ntrust = 0;
-	struct mc_repair_result res;
-	struct sigaction sa;
-	double t0;
+	struct mc_repair_opts *o = &a->o;
 	char err[2048];
 	uint64_t v;
-	int c, json = 0, verbosity = 1, rc, status;
+	int c;
 
-	mc_log_init(argv[0], 1, 0);
-	o.src.parallel = DEFAULT_PARALLEL;
+	memset(a, 0, sizeof *a);
+	a->fe.verbosity = 1;
+	o->src.parallel = DEFAULT_PARALLEL;
 	opterr = 0; /* our own message, with the program name alone */
 	while ((c = getopt_long(argc, argv, "H:hj:qs:v", longopts, NULL)) != -1) {
+		if (mc_fe_common_option(&prog, c, &a->fe))
+			continue;
 		switch (c) {
-		case 'C':
-			o.src.cacert = optarg;
-			break;
-		case 'D':
-			if (optarg[0] == '\0')
-				bad("--decrypt: KEY must not be empty");
-			decrypt = optarg;
-			break;
 		case 'H':
-			if (o.src.nheaders == MAX_HEADERS)
-				bad("-H: at most %d headers", MAX_HEADERS);
+			if (o->src.nheaders == MAX_HEADERS)
+				mc_fe_usage_error(usage_text, "-H: at most %d headers", MAX_HEADERS);
 			if (strchr(optarg, ':') == NULL || optarg[0] == ':' || strpbrk(optarg, "\r\n"))
-				bad("-H '%s': not a 'Name: value' header", optarg);
-			headers[o.src.nheaders++] = optarg;
-			break;
-		case 'h':
-			usage(stdout, MC_EXIT_OK);
-		case MC_FE_O_SYSLOG:
-			mc_log_syslog();
-			break;
-		case 'J':
-			json = 1;
+				mc_fe_usage_error(usage_text, "-H '%s': not a 'Name: value' header", optarg);
+			a->headers[o->src.nheaders++] = optarg;
 			break;
 		case 'j':
 			if (mc_opt_uint(optarg, 1, MAX_PARALLEL, &v) < 0)
-				bad("-j '%s': not a number from 1 to %d", optarg, MAX_PARALLEL);
-			o.src.parallel = (unsigned)v;
-			break;
-		case 'k':
-			o.src.insecure = 1;
-			break;
-		case 'q':
-			verbosity = 0;
-			break;
-		case 'S':
-			if (mc_opt_duration(optarg, 0, MAX_SPREAD_MS, &o.spread_ms) < 0)
-				bad("--spread '%s': not a duration (90s, 5m, 250ms)", optarg);
-			break;
-		case 'K':
-			if (ntrust == MAX_SOURCES)
-				bad("--trust: at most %d", MAX_SOURCES);
-			trusts[ntrust++] = optarg;
-			break;
-		case 'T':
-			o.src.stall_ms = mc_fe_duration(usage_text, "--timeout", optarg, 100, MAX_SPREAD_MS);
+				mc_fe_usage_error(usage_text, "-j '%s': not a number from 1 to %d", optarg, MAX_PARALLEL);
+			o->src.parallel = (unsigned)v;
 			break;
 		case 's':
-			if (o.nsources == MAX_SOURCES)
-				bad("-s: at most %d sources", MAX_SOURCES);
+			if (o->nsources == MAX_SOURCES)
+				mc_fe_usage_error(usage_text, "-s: at most %d sources", MAX_SOURCES);
 			if (optarg[0] == '\0')
-				bad("-s: empty source");
+				mc_fe_usage_error(usage_text, "-s: empty source");
 			if (mc_source_check_spec(optarg, err, sizeof err) < 0)
-				bad("-s '%s': %s", optarg, err);
-			sources[o.nsources++] = optarg;
+				mc_fe_usage_error(usage_text, "-s '%s': %s", optarg, err);
+			a->sources[o->nsources++] = optarg;
 			break;
-		case 'v':
-			verbosity = 2;
+		case O_CACERT:
+			o->src.cacert = optarg;
 			break;
-		case 'O':
+		case O_DECRYPT:
 			if (optarg[0] == '\0')
-				bad("--to: TARGET must not be empty");
-			o.target = optarg;
+				mc_fe_usage_error(usage_text, "--decrypt: KEY must not be empty");
+			a->decrypt = optarg;
 			break;
-		case 'X':
+		case O_INSECURE:
+			o->src.insecure = 1;
+			break;
+		case O_SPREAD:
+			if (mc_opt_duration(optarg, 0, MAX_SPREAD_MS, &o->spread_ms) < 0)
+				mc_fe_usage_error(usage_text, "--spread '%s': not a duration (90s, 5m, 250ms)", optarg);
+			break;
+		case O_STATE:
 			if (optarg[0] == '\0')
-				bad("--state: FILE must not be empty");
-			o.state_path = optarg;
+				mc_fe_usage_error(usage_text, "--state: FILE must not be empty");
+			o->state_path = optarg;
 			break;
-		case 'W':
-			version();
+		case O_TIMEOUT:
+			o->src.stall_ms = mc_fe_duration(usage_text, "--timeout", optarg, 100, MAX_SPREAD_MS);
+			break;
+		case O_TO:
+			if (optarg[0] == '\0')
+				mc_fe_usage_error(usage_text, "--to: TARGET must not be empty");
+			o->target = optarg;
+			break;
+		case O_TRUST:
+			if (a->ntrust == MAX_SOURCES)
+				mc_fe_usage_error(usage_text, "--trust: at most %d", MAX_SOURCES);
+			a->trusts[a->ntrust++] = optarg;
+			break;
 		default:
 			mc_fe_bad_option(usage_text, argv);
 		}
 	}
-	if (o.target) {
+	if (o->target) {
 		/* --to: the target is the output; its state beside the command, never PKG.state. */
 		if (argc != optind)
-			bad("--to %s: no PKG with --to (the package comes from the state or the sources)", o.target);
-		if (o.state_path == NULL)
-			bad("--to %s: give --state FILE (the state mcast-recv --to keeps for it)", o.target);
+			mc_fe_usage_error(usage_text, "--to %s: no PKG with --to (the package comes from the state or the sources)", o->target);
+		if (o->state_path == NULL)
+			mc_fe_usage_error(usage_text, "--to %s: give --state FILE (the state mcast-recv --to keeps for it)", o->target);
 	} else {
-		if (o.state_path)
-			bad("--state: only with --to TARGET (PKG keeps its state in PKG.state)");
-		if (decrypt)
-			bad("--decrypt: only with --to TARGET (PKG is completed encrypted, as it is)");
+		if (o->state_path)
+			mc_fe_usage_error(usage_text, "--state: only with --to TARGET (PKG keeps its state in PKG.state)");
+		if (a->decrypt)
+			mc_fe_usage_error(usage_text, "--decrypt: only with --to TARGET (PKG is completed encrypted, as it is)");
 		if (argc - optind != 1)
-			bad(argc == optind ? "no PKG given" : "one PKG only");
+			mc_fe_usage_error(usage_text, argc == optind ? "no PKG given" : "one PKG only");
 		if (argv[optind][0] == '\0')
-			bad("PKG: empty name");
+			mc_fe_usage_error(usage_text, "PKG: empty name");
 		if (mc_fe_output_refusal(argv[optind]))
-			bad("PKG %s: %s", argv[optind], mc_fe_output_refusal(argv[optind]));
+			mc_fe_usage_error(usage_text, "PKG %s: %s", argv[optind], mc_fe_output_refusal(argv[optind]));
 	}
-	if (o.nsources == 0)
-		bad("no source: give at least one -s SOURCE (an http(s):// URL or a path)");
-	mc_log_init(argv[0], verbosity, json);
+	if (o->nsources == 0)
+		mc_fe_usage_error(usage_text, "no source: give at least one -s SOURCE (an http(s):// URL or a path)");
+	o->pkg = o->target ? o->target : argv[optind];
+	o->sources = a->sources;
+	o->src.headers = a->headers;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a;
+	struct mc_trust trust = {0};
+	struct mc_content_key dkey;
+	struct mc_repair_result res;
+	double t0;
+	char err[2048];
+	int rc, status = MC_EXIT_RUNTIME;
+
+	parse(argc, argv, &a);
+	mc_fe_start(&prog, argv[0], &a.fe);
+	mc_fe_summary_about(NULL, a.o.pkg);
 	/* Every --trust key is read before anything else: a bad one is an error, never a smaller trust set. */
-	for (unsigned i = 0; i < ntrust; i++)
-		if (mc_trust_add(&trust, trusts[i], err, sizeof err) < 0) {
+	for (unsigned i = 0; i < a.ntrust; i++)
+		if (mc_trust_add(&trust, a.trusts[i], err, sizeof err) < 0) {
 			mc_err("--trust %s", err);
-			return MC_EXIT_RUNTIME;
+			goto out;
 		}
 	if (trust.n)
-		o.trust = &trust;
-	if (decrypt) {
+		a.o.trust = &trust;
+	if (a.decrypt) {
 		int loose;
-		if (mc_content_key_load(decrypt, &dkey, &loose, err, sizeof err) < 0) {
+		if (mc_content_key_load(a.decrypt, &dkey, &loose, err, sizeof err) < 0) {
 			mc_err("--decrypt %s", err);
-			return MC_EXIT_RUNTIME;
+			goto out;
 		}
 		if (loose)
-			mc_warn("%s: key readable or writable by group or others (chmod 600 it)", decrypt);
-		o.dkey = &dkey;
+			mc_warn("%s: key readable or writable by group or others (chmod 600 it)", a.decrypt);
+		a.o.dkey = &dkey;
 	}
-	o.pkg = o.target ? o.target : argv[optind];
-	to_target = o.target != NULL;
-	o.sources = sources;
-	o.src.headers = headers;
-	o.event = on_event;
-	o.ctx = (void *)o.pkg;
-	o.stop = &got_stop;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
+	to_target = a.o.target != NULL;
+	a.o.event = on_event;
+	a.o.ctx = (void *)a.o.pkg;
+	a.o.stop = &got_stop;
+	mc_fe_signals(&got_stop);
 	if (mc_source_global_init() < 0) {
 		mc_err("libcurl: cannot initialise");
-		return MC_EXIT_RUNTIME;
+		goto out;
 	}
 	t0 = mc_now_s();
-	rc = mc_repair_run(&o, &res, err, sizeof err);
+	rc = mc_repair_run(&a.o, &res, err, sizeof err);
 	if (rc < 0)
 		mc_err("%s", err);
-	report(o.pkg, rc, &res, mc_now_s() - t0);
+	report(a.o.pkg, rc, &res, mc_now_s() - t0);
 	if (rc > 0 && got_stop)
-		mc_err("%s: interrupted; state saved, run again to resume", o.pkg);
+		mc_err("%s: interrupted; state saved, run again to resume", a.o.pkg);
 	else if (rc > 0 && res.no_source)
-		mc_err("%s: no usable source: every source is a path that cannot serve what is missing", o.pkg);
+		mc_err("%s: no usable source: every source is a path that cannot serve what is missing", a.o.pkg);
 	status = rc == 0 ? MC_EXIT_OK : rc > 0 && !res.no_source ? MC_EXIT_INCOMPLETE : MC_EXIT_RUNTIME;
 	if (rc < 0 && res.refused)
 		status = MC_EXIT_USAGE; /* --to: refused before a byte was written (unsuitable target, package or state) */
 	mc_repair_result_free(&res);
-	mc_trust_free(&trust);
-	if (decrypt)
-		explicit_bzero(&dkey, sizeof dkey);
 	mc_source_global_cleanup();
-	if (mc_log_close_stdout() < 0 && status == MC_EXIT_OK)
-		status = MC_EXIT_RUNTIME;
-	return status;
+out:
+	mc_trust_free(&trust);
+	if (a.decrypt)
+		explicit_bzero(&dkey, sizeof dkey);
+	return mc_fe_finish(status);
 }
