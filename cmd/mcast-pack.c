@@ -20,7 +20,7 @@
 #include "pkg.h"
 #include "target.h"
 
-enum { OPT_CHUNK_SIZE = 256, OPT_HELP, OPT_JSON, OPT_MTIME, OPT_SESSION, OPT_SIGN, OPT_TRUST, OPT_VERSION,
+enum { OPT_CHUNK_SIZE = MC_FE_OPT_OWN, OPT_MTIME, OPT_SESSION, OPT_SIGN, OPT_TRUST,
        OPT_IMAGE, OPT_TO, OPT_ZEROED, OPT_USED_ONLY, OPT_FORCE, OPT_PRIVILEGED, OPT_ENCRYPT, OPT_ENCRYPT_TO,
        OPT_DECRYPT, OPT_BOX };
 
@@ -41,31 +41,12 @@ static const char usage_text[] =
 	"       mcast-pack keygen [-qv] [--json] [--session | --box] -o NAME\n"
 	"       mcast-pack -h | --help | --version\n";
 
-static void usage(void) __attribute__((noreturn));
-static void usage(void)
-{
-	fputs(usage_text, stderr);
-	exit(MC_EXIT_USAGE);
-}
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
-static void usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-static void usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "mcast-pack: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	usage();
-}
-
-static void help(void) __attribute__((noreturn));
-static void help(void)
-{
-	fputs(usage_text, stdout);
-	fputs("\n"
+static const struct mc_fe_prog prog = {
+	.usage = usage_text,
+	.help = "\n"
 	      "  create   build PKG from files, directory trees (stored as their contents) or - (raw image on stdin);\n"
 	      "           with --image, a seekable image (format 2) of SOURCE: a block device, a regular file or -\n"
 	      "  info     describe PKG            list     list its entries\n"
@@ -103,9 +84,12 @@ static void help(void)
 	      "  -h, --help      this help               --version    program version\n"
 	      "  MCAST_LOG_TIME=1: each line on standard error starts with the time (ISO 8601)\n"
 	      "\nSee mcast-pack(1) and mcast-package(5).\n",
-	      stdout);
-	exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
-}
+	.version = " (package formats " STR(MC_PKG_VERSION) " and " STR(MC_PKG_VERSION_IMAGE) ")",
+	.exit3 = "damaged", /* a package that is not whole: verify says so, repair heals it */
+};
+
+/* "mcast-pack: message" and the usage on stderr, exit 2. */
+#define usage_error(...) mc_fe_usage_error(usage_text, __VA_ARGS__)
 
 static int exit_for_errno(int e)
 {
@@ -120,7 +104,8 @@ struct args {
 	unsigned threads;
 	uint32_t chunk_size;
 	int64_t mtime;
-	int verbosity, json;
+	struct mc_fe_common fe; /* -q, -v, --json */
+	const char *level_arg, *mtime_arg; /* -l, --mtime: checked once -z and the command are known */
 	int session;            /* keygen --session */
 	int image;              /* create --image */
 	int used_only, force;   /* create --image --used-only [--force] */
@@ -273,16 +258,13 @@ static int open_trusted(const char *path, unsigned flags, struct mc_pkg *p)
 
 /*
  * --json output ends with one "summary" object, as every program's does,
- * naming the command; main() writes a short one for a command that failed
- * before it wrote its own.
+ * naming the command; lib/fe writes a short one for a command that failed
+ * before it wrote its own (mc_fe_summary_about).
  */
-static int summarized;
-
 static void summary_begin(struct mc_json *j, const char *cmd, const char *result)
 {
-	mc_json_summary(j, result);
+	mc_fe_summary(j, result);
 	mc_json_str(j, "command", cmd);
-	summarized = 1;
 }
 
 /* The result word of mcast-json(7) for an exit status; what 3 means depends on the command. */
@@ -1165,11 +1147,13 @@ static void push_arg(const char ***v, unsigned *n, const char *opt, const char *
 	t[(*n)++] = arg;
 }
 
-/* Applies one option to a; returns 1 when the program is done (--version). Usage errors exit. */
-static int parse_opt(int c, struct args *a, const char **level_arg, const char **mtime_arg, char **argv)
+/* Applies one option to a. Usage errors exit, as -h and --version do. */
+static void parse_opt(int c, struct args *a, char **argv)
 {
 	uint64_t v;
 
+	if (mc_fe_common_option(&prog, c, &a->fe))
+		return;
 	switch (c) {
 	case 'C':
 		a->dir = optarg;
@@ -1180,28 +1164,19 @@ static int parse_opt(int c, struct args *a, const char **level_arg, const char *
 	case 'V':
 		a->version = optarg;
 		break;
-	case 'h':
-	case OPT_HELP:
-		help();
 	case 'j':
 		if (mc_opt_uint(optarg, 0, 256, &v) < 0)
 			usage_error("-j %s: threads must be a number from 0 to 256", optarg);
 		a->threads = (unsigned)v;
 		break;
 	case 'l':
-		*level_arg = optarg;
+		a->level_arg = optarg;
 		break;
 	case 'n':
 		a->name = optarg;
 		break;
 	case 'o':
 		a->output = optarg;
-		break;
-	case 'q':
-		a->verbosity = 0;
-		break;
-	case 'v':
-		a->verbosity = 2;
 		break;
 	case 'z': {
 		int z = mc_comp_parse(optarg);
@@ -1215,14 +1190,8 @@ static int parse_opt(int c, struct args *a, const char **level_arg, const char *
 			usage_error("--chunk-size %s: must be a size from 64K to 64M, a multiple of 4K", optarg);
 		a->chunk_size = (uint32_t)v;
 		break;
-	case MC_FE_O_SYSLOG:
-		mc_log_syslog();
-		break;
-	case OPT_JSON:
-		a->json = 1;
-		break;
 	case OPT_MTIME:
-		*mtime_arg = optarg;
+		a->mtime_arg = optarg;
 		break;
 	case OPT_SESSION:
 		a->session = 1;
@@ -1269,21 +1238,22 @@ static int parse_opt(int c, struct args *a, const char **level_arg, const char *
 	case OPT_TRUST:
 		push_arg(&a->trust, &a->ntrust, "--trust", optarg);
 		break;
-	case OPT_VERSION:
-		printf("mcast-pack %s (package formats %d and %d)\n", MC_VERSION, MC_PKG_VERSION, MC_PKG_VERSION_IMAGE);
-		return 1;
 	default:
 		mc_fe_bad_option(usage_text, argv);
 	}
-	return 0;
 }
 
-int main(int argc, char **argv)
+/*
+ * The command line into a: options before the command (-q verify PKG) and
+ * after it (verify -q PKG), the command, then -l and --mtime. Returns the
+ * index in argv of the first operand.
+ */
+static int parse(int argc, char **argv, struct args *a)
 {
 	static const struct option longopts[] = {
 		{"chunk-size", required_argument, NULL, OPT_CHUNK_SIZE},
-		{"help", no_argument, NULL, OPT_HELP},
-		{"json", no_argument, NULL, OPT_JSON},
+		{"help", no_argument, NULL, 'h'},
+		{"json", no_argument, NULL, MC_FE_OPT_JSON},
 		{"mtime", required_argument, NULL, OPT_MTIME},
 		{"session", no_argument, NULL, OPT_SESSION},
 		{"image", no_argument, NULL, OPT_IMAGE},
@@ -1303,176 +1273,175 @@ int main(int argc, char **argv)
 		{"output", required_argument, NULL, 'o'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
-		{"version", no_argument, NULL, OPT_VERSION},
+		{"version", no_argument, NULL, MC_FE_OPT_VERSION},
 		{NULL, 0, NULL, 0},
 	};
 	static const char *const cmds[] = {"create", "extract", "info", "keygen", "list", "rewrap", "verify"};
-	struct args a = {.compression = MC_COMP_ZSTD, .level = -1, .chunk_size = MC_DEFAULT_CHUNK,
-			 .mtime = -1, .verbosity = 1};
-	const char *level_arg = NULL, *mtime_arg = NULL, *sde;
+	const char *sde;
 	uint64_t v;
-	int c, rc;
+	int c, first;
 
-	mc_log_init("mcast-pack", 1, 0);
 	opterr = 0; /* our own message, with the program name alone */
-	/* Options may come before the command (-q verify PKG) and after it (verify -q PKG). */
 	while ((c = getopt_long(argc, argv, "+C:OV:hj:l:n:o:qvz:", longopts, NULL)) != -1)
-		if (parse_opt(c, &a, &level_arg, &mtime_arg, argv))
-			return mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK;
+		parse_opt(c, a, argv);
 	if (optind < argc) {
 		for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 			if (strcmp(argv[optind], cmds[i]) == 0)
-				a.cmd = cmds[i];
-		if (a.cmd == NULL) {
+				a->cmd = cmds[i];
+		if (a->cmd == NULL) {
 			const char *near = mc_fe_nearest(argv[optind], cmds, sizeof cmds / sizeof cmds[0]);
 			if (near)
 				usage_error("%s: unknown command; did you mean '%s'?", argv[optind], near);
 			usage_error("%s: unknown command", argv[optind]);
 		}
-		argc -= optind;
-		argv += optind;
 		/* 0, not 1: glibc starts afresh, and permutes, so options may follow the paths too (verify PKG --json). */
+		first = optind;
 		optind = 0;
-		while ((c = getopt_long(argc, argv, "C:OV:hj:l:n:o:qvz:", longopts, NULL)) != -1)
-			if (parse_opt(c, &a, &level_arg, &mtime_arg, argv))
-				return mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK;
+		while ((c = getopt_long(argc - first, argv + first, "C:OV:hj:l:n:o:qvz:", longopts, NULL)) != -1)
+			parse_opt(c, a, argv + first);
+		optind += first;
 	}
-	argc -= optind;
-	argv += optind;
-	mc_log_init("mcast-pack", a.verbosity, a.json);
-	if (a.cmd == NULL)
+	mc_fe_start(&prog, "mcast-pack", &a->fe);
+	mc_fe_summary_about(a->cmd, NULL);
+	if (a->cmd == NULL)
 		usage_error("missing command (create, info, list, verify, extract, rewrap or keygen)");
-	if (level_arg) {
-		uint64_t lo = a.compression == MC_COMP_ZSTD ? 1 : 0, hi = a.compression == MC_COMP_ZSTD ? 22 : 9;
-		if (a.compression == MC_COMP_NONE)
-			usage_error("-l %s: -z none has no level", level_arg);
-		if (mc_opt_uint(level_arg, lo, hi, &v) < 0)
-			usage_error("-l %s: %s level must be a number from %llu to %llu", level_arg,
-				    mc_comp_name(a.compression), (unsigned long long)lo, (unsigned long long)hi);
-		a.level = (int)v;
+	if (a->level_arg) {
+		uint64_t lo = a->compression == MC_COMP_ZSTD ? 1 : 0, hi = a->compression == MC_COMP_ZSTD ? 22 : 9;
+		if (a->compression == MC_COMP_NONE)
+			usage_error("-l %s: -z none has no level", a->level_arg);
+		if (mc_opt_uint(a->level_arg, lo, hi, &v) < 0)
+			usage_error("-l %s: %s level must be a number from %llu to %llu", a->level_arg,
+				    mc_comp_name(a->compression), (unsigned long long)lo, (unsigned long long)hi);
+		a->level = (int)v;
 	}
-	if (mtime_arg) {
-		const char *s = mtime_arg[0] == '@' ? mtime_arg + 1 : mtime_arg;
+	if (a->mtime_arg) {
+		const char *s = a->mtime_arg[0] == '@' ? a->mtime_arg + 1 : a->mtime_arg;
 		if (mc_opt_uint(s, 0, INT64_MAX, &v) < 0)
-			usage_error("--mtime %s: must be seconds since the epoch", mtime_arg);
-		a.mtime = (int64_t)v;
+			usage_error("--mtime %s: must be seconds since the epoch", a->mtime_arg);
+		a->mtime = (int64_t)v;
 	} else if ((sde = getenv("SOURCE_DATE_EPOCH")) != NULL && *sde) {
 		if (mc_opt_uint(sde, 0, INT64_MAX, &v) < 0)
 			usage_error("SOURCE_DATE_EPOCH=%s: must be seconds since the epoch", sde);
-		a.mtime = (int64_t)v;
+		a->mtime = (int64_t)v;
 	}
-	if (strcmp(a.cmd, "keygen") == 0) {
-		if (a.output == NULL || a.output[0] == '\0')
+	return optind;
+}
+
+/* Each option with the commands it goes with; argc operands are left. */
+static void check_args(const struct args *a, int argc, char **argv)
+{
+	if (strcmp(a->cmd, "keygen") == 0) {
+		if (a->output == NULL || a->output[0] == '\0')
 			usage_error("keygen: -o NAME is required");
 		if (argc != 0)
 			usage_error("keygen: takes no arguments besides -o NAME (%s)", argv[0]);
-		if (a.session && a.box)
+		if (a->session && a->box)
 			usage_error("keygen: --session or --box, not both");
-	} else if (a.session || a.box) {
-		usage_error("%s: --%s is for keygen", a.cmd, a.session ? "session" : "box");
+	} else if (a->session || a->box) {
+		usage_error("%s: --%s is for keygen", a->cmd, a->session ? "session" : "box");
 	}
-	if (strcmp(a.cmd, "create") != 0 &&
-	    ((a.output && strcmp(a.cmd, "keygen") != 0 && strcmp(a.cmd, "rewrap") != 0) || a.name || a.version || level_arg || a.threads || mtime_arg ||
-	     a.chunk_size != MC_DEFAULT_CHUNK || a.compression != MC_COMP_ZSTD))
-		usage_error("%s: -o, -n, -V, -z, -l, -j, --chunk-size and --mtime are for create", a.cmd);
-	if (strcmp(a.cmd, "extract") != 0 && (a.dir || a.to_stdout))
-		usage_error("%s: -C and -O are for extract", a.cmd);
+	if (strcmp(a->cmd, "create") != 0 &&
+	    ((a->output && strcmp(a->cmd, "keygen") != 0 && strcmp(a->cmd, "rewrap") != 0) || a->name || a->version || a->level_arg || a->threads ||
+	     a->mtime_arg || a->chunk_size != MC_DEFAULT_CHUNK || a->compression != MC_COMP_ZSTD))
+		usage_error("%s: -o, -n, -V, -z, -l, -j, --chunk-size and --mtime are for create", a->cmd);
+	if (strcmp(a->cmd, "extract") != 0 && (a->dir || a->to_stdout))
+		usage_error("%s: -C and -O are for extract", a->cmd);
 	/* Images (issue 15): --image for create, --to for extract and verify, --zeroed with extract --to. */
-	if (a.image && strcmp(a.cmd, "create") != 0)
-		usage_error("%s: --image is for create", a.cmd);
-	if (a.image && a.compression != MC_COMP_ZSTD && a.compression != MC_COMP_NONE)
+	if (a->image && strcmp(a->cmd, "create") != 0)
+		usage_error("%s: --image is for create", a->cmd);
+	if (a->image && a->compression != MC_COMP_ZSTD && a->compression != MC_COMP_NONE)
 		usage_error("-z %s: an image's spans are zstd frames or stored as they are (-z zstd or -z none)",
-			    mc_comp_name(a.compression));
-	if (a.image && argc != 1)
+			    mc_comp_name(a->compression));
+	if (a->image && argc != 1)
 		usage_error("create --image: expects one SOURCE (a block device, a regular file or -), got %d", argc);
-	if (a.to && strcmp(a.cmd, "extract") != 0 && strcmp(a.cmd, "verify") != 0)
-		usage_error("%s: --to is for extract and verify", a.cmd);
-	if (a.to && (a.dir || a.to_stdout))
+	if (a->to && strcmp(a->cmd, "extract") != 0 && strcmp(a->cmd, "verify") != 0)
+		usage_error("%s: --to is for extract and verify", a->cmd);
+	if (a->to && (a->dir || a->to_stdout))
 		usage_error("extract: --to writes onto TARGET; no -C or -O with it");
-	if (a.used_only && !a.image)
+	if (a->used_only && !a->image)
 		usage_error("--used-only: only with create --image");
-	if (a.force && !a.used_only)
+	if (a->force && !a->used_only)
 		usage_error("--force: only with create --image --used-only");
-	if (a.zeroed && !(a.to && strcmp(a.cmd, "extract") == 0))
-		usage_error("%s: --zeroed goes with extract --to TARGET", a.cmd);
-	if (a.privileged && (strcmp(a.cmd, "extract") != 0 || a.to || a.to_stdout))
-		usage_error("%s: --privileged goes with extract into a directory (-C DIR)", a.cmd);
-	if (a.sign && strcmp(a.cmd, "create") != 0 && strcmp(a.cmd, "rewrap") != 0)
-		usage_error("%s: --sign is for create and rewrap", a.cmd);
-	if (a.ntrust && strcmp(a.cmd, "verify") != 0 && strcmp(a.cmd, "extract") != 0)
-		usage_error("%s: --trust is for verify and extract", a.cmd);
-	if (a.sign && a.sign[0] == '\0')
+	if (a->zeroed && !(a->to && strcmp(a->cmd, "extract") == 0))
+		usage_error("%s: --zeroed goes with extract --to TARGET", a->cmd);
+	if (a->privileged && (strcmp(a->cmd, "extract") != 0 || a->to || a->to_stdout))
+		usage_error("%s: --privileged goes with extract into a directory (-C DIR)", a->cmd);
+	if (a->sign && strcmp(a->cmd, "create") != 0 && strcmp(a->cmd, "rewrap") != 0)
+		usage_error("%s: --sign is for create and rewrap", a->cmd);
+	if (a->ntrust && strcmp(a->cmd, "verify") != 0 && strcmp(a->cmd, "extract") != 0)
+		usage_error("%s: --trust is for verify and extract", a->cmd);
+	if (a->sign && a->sign[0] == '\0')
 		usage_error("--sign: must name a secret key file");
-	if (a.encrypt && strcmp(a.cmd, "create") != 0)
-		usage_error("%s: --encrypt is for create", a.cmd);
-	if (a.nencrypt_to && strcmp(a.cmd, "create") != 0 && strcmp(a.cmd, "rewrap") != 0)
-		usage_error("%s: --encrypt-to is for create and rewrap", a.cmd);
-	if (a.decrypt && strcmp(a.cmd, "verify") != 0 && strcmp(a.cmd, "extract") != 0 && strcmp(a.cmd, "list") != 0 &&
-	    strcmp(a.cmd, "rewrap") != 0)
-		usage_error("%s: --decrypt is for list, verify, extract and rewrap", a.cmd);
-	if (strcmp(a.cmd, "rewrap") == 0 && (a.decrypt == NULL || a.output == NULL || a.output[0] == '\0'))
+	if (a->encrypt && strcmp(a->cmd, "create") != 0)
+		usage_error("%s: --encrypt is for create", a->cmd);
+	if (a->nencrypt_to && strcmp(a->cmd, "create") != 0 && strcmp(a->cmd, "rewrap") != 0)
+		usage_error("%s: --encrypt-to is for create and rewrap", a->cmd);
+	if (a->decrypt && strcmp(a->cmd, "verify") != 0 && strcmp(a->cmd, "extract") != 0 && strcmp(a->cmd, "list") != 0 &&
+	    strcmp(a->cmd, "rewrap") != 0)
+		usage_error("%s: --decrypt is for list, verify, extract and rewrap", a->cmd);
+	if (strcmp(a->cmd, "rewrap") == 0 && (a->decrypt == NULL || a->output == NULL || a->output[0] == '\0'))
 		usage_error("rewrap: --decrypt KEY and -o OUT are required");
-
-	if (strcmp(a.cmd, "create") == 0) {
-		check_create(&a, argv, argc);
-		rc = cmd_create(&a, argv, argc);
-	} else if (strcmp(a.cmd, "keygen") == 0) {
-		rc = cmd_keygen(&a);
-	} else {
+	if (strcmp(a->cmd, "create") == 0) {
+		check_create(a, argv, argc);
+	} else if (strcmp(a->cmd, "keygen") != 0) {
 		if (argc != 1)
-			usage_error("%s: expects one PKG, got %d arguments", a.cmd, argc);
-		if (a.to_stdout && (a.dir || a.json))
+			usage_error("%s: expects one PKG, got %d arguments", a->cmd, argc);
+		if (a->to_stdout && (a->dir || a->fe.json))
 			usage_error("extract: -O writes the payload to stdout; no -C or --json with it");
-		if (a.decrypt) {
-			char err[1024];
-			int loose;
-			if (mc_content_key_load(a.decrypt, &dkey, &loose, err, sizeof err) < 0) {
-				mc_err("--decrypt %s", err);
-				rc = MC_EXIT_RUNTIME;
-				goto done;
-			}
-			if (loose)
-				mc_warn("%s: key readable or writable by group or others (chmod 600 it)", a.decrypt);
-			dkey_path = a.decrypt;
-		}
-		/* Every --trust key is read before the package: a bad one is an error, never a smaller trust set. */
-		for (unsigned i = 0; i < a.ntrust; i++) {
-			char err[1024];
-			if (mc_trust_add(&trust, a.trust[i], err, sizeof err) < 0) {
-				mc_err("--trust %s", err);
-				rc = MC_EXIT_RUNTIME;
-				goto done;
-			}
-		}
-		if (strcmp(a.cmd, "info") == 0)
-			rc = cmd_info(argv[0]);
-		else if (strcmp(a.cmd, "list") == 0)
-			rc = cmd_list(argv[0]);
-		else if (strcmp(a.cmd, "rewrap") == 0)
-			rc = cmd_rewrap(&a, argv[0]);
-		else if (strcmp(a.cmd, "verify") == 0)
-			rc = a.to ? cmd_verify_to(&a, argv[0]) : cmd_verify(argv[0]);
-		else if (a.to)
-			rc = cmd_extract_to(&a, argv[0]);
-		else
-			rc = cmd_extract(&a, argv[0]);
 	}
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = {.compression = MC_COMP_ZSTD, .level = -1, .chunk_size = MC_DEFAULT_CHUNK,
+			 .mtime = -1, .fe.verbosity = 1};
+	int rc = MC_EXIT_RUNTIME, first;
+
+	mc_log_init("mcast-pack", 1, 0);
+	first = parse(argc, argv, &a);
+	argc -= first;
+	argv += first;
+	/* path as every summary has it: the package (or key) named, null when there was none. */
+	mc_fe_summary_about(a.cmd, strcmp(a.cmd, "create") == 0 || strcmp(a.cmd, "keygen") == 0 ? a.output
+				   : argc > 0 ? argv[0] : NULL);
+	check_args(&a, argc, argv);
+	if (a.decrypt) {
+		char err[1024];
+		int loose;
+		if (mc_content_key_load(a.decrypt, &dkey, &loose, err, sizeof err) < 0) {
+			mc_err("--decrypt %s", err);
+			goto done;
+		}
+		if (loose)
+			mc_warn("%s: key readable or writable by group or others (chmod 600 it)", a.decrypt);
+		dkey_path = a.decrypt;
+	}
+	/* Every --trust key is read before the package: a bad one is an error, never a smaller trust set. */
+	for (unsigned i = 0; i < a.ntrust; i++) {
+		char err[1024];
+		if (mc_trust_add(&trust, a.trust[i], err, sizeof err) < 0) {
+			mc_err("--trust %s", err);
+			goto done;
+		}
+	}
+	if (strcmp(a.cmd, "create") == 0)
+		rc = cmd_create(&a, argv, argc);
+	else if (strcmp(a.cmd, "keygen") == 0)
+		rc = cmd_keygen(&a);
+	else if (strcmp(a.cmd, "info") == 0)
+		rc = cmd_info(argv[0]);
+	else if (strcmp(a.cmd, "list") == 0)
+		rc = cmd_list(argv[0]);
+	else if (strcmp(a.cmd, "rewrap") == 0)
+		rc = cmd_rewrap(&a, argv[0]);
+	else if (strcmp(a.cmd, "verify") == 0)
+		rc = a.to ? cmd_verify_to(&a, argv[0]) : cmd_verify(argv[0]);
+	else if (a.to)
+		rc = cmd_extract_to(&a, argv[0]);
+	else
+		rc = cmd_extract(&a, argv[0]);
 done:
-	if (mc_log_json() && !summarized) {
-		struct mc_json j;
-		summary_begin(&j, a.cmd, result_of(rc, "damaged"));
-		/* path as every summary has it: the package (or key) named, null when there was none. */
-		const char *fp = strcmp(a.cmd, "create") == 0 || strcmp(a.cmd, "keygen") == 0 ? a.output
-				 : argc > 0 ? argv[0] : NULL;
-		if (fp)
-			mc_json_str(&j, "path", fp);
-		else
-			mc_json_raw(&j, "path", "null");
-		mc_json_u64(&j, "exit", (uint64_t)rc);
-		mc_json_end(&j);
-	}
-	if (mc_log_close_stdout() < 0 && rc == MC_EXIT_OK)
-		rc = MC_EXIT_RUNTIME;
+	rc = mc_fe_finish(rc);
 	mc_trust_free(&trust);
 	free(a.trust);
 	free(a.encrypt_to);
