@@ -36,14 +36,9 @@ static const char usage_text[] =
 	"                   -- COMMAND [ARG ...]\n"
 	"       mcast-sched -h | --help | --version\n";
 
-static volatile sig_atomic_t got_usr1, got_term;
-
-static void usage(FILE *f, int status) __attribute__((noreturn));
-static void usage(FILE *f, int status)
-{
-	fputs(usage_text, f);
-	if (f == stdout) {
-		fputs("\nWaits until N receivers asked for the package on GROUP:PORT+1, or DUR passed,\n"
+static const struct mc_fe_prog prog = {
+	.usage = usage_text,
+	.help = "\nWaits until N receivers asked for the package on GROUP:PORT+1, or DUR passed,\n"
 		      "then runs COMMAND with MCAST_CLIENTS and MCAST_CLIENT_LIST set, and exits\n"
 		      "with its status. At DUR it runs COMMAND even when nobody asked (MCAST_CLIENTS=0).\n"
 		      "  -g, --group GROUP  multicast group (default " MC_DEFAULT_GROUP4 ")\n"
@@ -60,40 +55,10 @@ static void usage(FILE *f, int status)
 		      "                    each line on standard error starts with the time (ISO 8601)\n"
 		      "  -q, --quiet       errors and warnings only\n"
 		      "  -v, --verbose     more detail\n"
-		      "SIGUSR1 starts COMMAND at once.\n", f);
-		if (mc_log_close_stdout() < 0)
-			exit(MC_EXIT_RUNTIME);
-	}
-	exit(status);
-}
+		      "SIGUSR1 starts COMMAND at once.\n",
+};
 
-static void version(void) __attribute__((noreturn));
-static void version(void)
-{
-	printf("mcast-sched %s\n", MC_VERSION);
-	exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
-}
-
-static void bad(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-static void bad(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", mc_log_prog());
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	usage(stderr, MC_EXIT_USAGE);
-}
-
-static void on_signal(int sig)
-{
-	if (sig == SIGUSR1)
-		got_usr1 = 1;
-	else
-		got_term = sig;
-}
+static volatile sig_atomic_t got_usr1, got_term;
 
 /* 0 when path could be executed, else the status a shell gives: 127 absent, 126 not runnable. */
 static int probe(const char *path)
@@ -395,40 +360,32 @@ static int drain(struct run *r, int fd, struct mc_rx *rx)
 /*
  * --json ends with one "summary" (result started, empty, interrupted or
  * error: mcast-json(7)), as every program's does; with started, COMMAND's own
- * lines follow it. "path" is null: mcast-sched works on no file.
+ * lines follow it. "path" is null: mcast-sched works on no file (lib/fe
+ * writes the error one, mc_fe_summary_about).
  */
-static int summarized;
-
 static void summary_begin(struct mc_json *j, const char *result)
 {
-	mc_json_summary(j, result);
+	mc_fe_summary(j, result);
 	mc_json_raw(j, "path", "null");
 	mc_fe_auth_json(j);
-	summarized = 1;
 }
 
-/* Failed before its summary (COMMAND not found, a bind refused): scripts still get one. Returns status. */
-static int error_summary(int status)
-{
-	struct mc_json j;
+struct opts {
+	struct mc_fe_net net;
+	struct mc_fe_common fe;
+	struct mc_sched_cfg cfg;
+	const char *session_key;
+};
 
-	if (!summarized) {
-		summary_begin(&j, "error");
-		mc_json_u64(&j, "exit", (uint64_t)status);
-		mc_json_end(&j);
-	}
-	return status;
-}
-
-int main(int argc, char **argv)
+/* The command line into o, and r's --status and COMMAND. */
+static void parse(int argc, char **argv, struct opts *o, struct run *r)
 {
-	enum { O_JSON = 256, O_MAX_WAIT, O_MIN_CLIENTS, O_PACKAGE, O_SESSION_KEY, O_SKIP_EMPTY, O_START_EMPTY, O_STATUS,
-	       O_VERSION };
+	enum { O_MAX_WAIT = MC_FE_OPT_OWN, O_MIN_CLIENTS, O_PACKAGE, O_SESSION_KEY, O_SKIP_EMPTY, O_START_EMPTY, O_STATUS };
 	static const struct option longopts[] = {
 		{ "group", required_argument, NULL, 'g' }, /* long forms as mcast-send and mcast-recv take them */
 		{ "help", no_argument, NULL, 'h' },
 		{ "interface", required_argument, NULL, 'i' },
-		{ "json", no_argument, NULL, O_JSON },
+		{ "json", no_argument, NULL, MC_FE_OPT_JSON },
 		{ "max-wait", required_argument, NULL, O_MAX_WAIT },
 		{ "min-clients", required_argument, NULL, O_MIN_CLIENTS },
 		{ "package", required_argument, NULL, O_PACKAGE },
@@ -441,123 +398,203 @@ int main(int argc, char **argv)
 		{ "status", required_argument, NULL, O_STATUS },
 		MC_FE_SYSLOG_OPTION,
 		{ "verbose", no_argument, NULL, 'v' },
-		{ "version", no_argument, NULL, O_VERSION },
+		{ "version", no_argument, NULL, MC_FE_OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct mc_fe_net net;
-	struct mc_sched_cfg cfg = { .start_empty = 1 }; /* at --max-wait, run COMMAND whatever the count */
-	struct run r;
-	struct mc_group g;
-	struct mc_rx rx = { 0 };
-	struct sigaction sa;
-	sigset_t block, orig;
-	uint64_t v, start, next_tick;
-	int c, verbosity = 1, json = 0, fd = -1, status = MC_EXIT_RUNTIME;
-	enum mc_sched_decision d;
-	char err[256], list[PATH_MAX] = "", w[32];
-	const char *session_key = NULL;
-	struct mc_auth *auth = NULL;
+	uint64_t v;
+	int c;
 
-	memset(&r, 0, sizeof r);
-	mc_log_init(argv[0], 1, 0);
-	/* "+": options end at COMMAND even without "--", so its own options stay its own. */
+	memset(o, 0, sizeof *o);
+	o->fe.verbosity = 1;
+	o->cfg.start_empty = 1; /* at --max-wait, run COMMAND whatever the count */
+	mc_fe_net_defaults(&o->net);
 	opterr = 0; /* our own message, as every program words it */
-	mc_fe_net_defaults(&net);
+	/* "+": options end at COMMAND even without "--", so its own options stay its own. */
 	while ((c = getopt_long(argc, argv, "+g:hi:p:qv", longopts, NULL)) != -1) {
-		if (c != 't' && mc_fe_net_option(usage_text, c, optarg, &net))
-			continue; /* -g, -i, -p as mcast-send and mcast-recv take them */
+		/* -g, -i, -p as mcast-send and mcast-recv take them */
+		if (mc_fe_net_option(usage_text, c, optarg, &o->net) || mc_fe_common_option(&prog, c, &o->fe))
+			continue;
 		switch (c) {
-		case 'h':
-			usage(stdout, MC_EXIT_OK);
-		case 'q':
-			verbosity = 0;
-			break;
-		case 'v':
-			verbosity++;
-			break;
-		case MC_FE_O_SYSLOG:
-			mc_log_syslog();
-			break;
-		case O_JSON:
-			json = 1;
-			break;
 		case O_MAX_WAIT:
 			if (mc_opt_duration(optarg, 0, MAX_WAIT_MS, &v) < 0)
-				bad("--max-wait: %s: not a duration (90s, 5m, 2h; at most 366d)", optarg);
-			cfg.has_max_wait = 1;
-			cfg.max_wait_ms = v;
+				mc_fe_usage_error(usage_text, "--max-wait: %s: not a duration (90s, 5m, 2h; at most 366d)", optarg);
+			o->cfg.has_max_wait = 1;
+			o->cfg.max_wait_ms = v;
 			break;
 		case O_MIN_CLIENTS:
 			if (mc_opt_uint(optarg, 1, MC_SCHED_CLIENTS_MAX, &v) < 0)
-				bad("--min-clients: %s: not a number of clients (1-%u)", optarg, MC_SCHED_CLIENTS_MAX);
-			cfg.min_clients = v;
+				mc_fe_usage_error(usage_text, "--min-clients: %s: not a number of clients (1-%u)", optarg,
+						  MC_SCHED_CLIENTS_MAX);
+			o->cfg.min_clients = v;
 			break;
 		case O_PACKAGE:
 			if (strlen(optarg) > MC_SCHED_NAME_MAX || !*optarg)
-				bad("--package: a name of 1 to %d bytes", MC_SCHED_NAME_MAX);
-			cfg.package = optarg;
+				mc_fe_usage_error(usage_text, "--package: a name of 1 to %d bytes", MC_SCHED_NAME_MAX);
+			o->cfg.package = optarg;
 			break;
 		case O_SESSION_KEY:
-			session_key = optarg;
+			o->session_key = optarg;
 			break;
 		case O_SKIP_EMPTY:
-			cfg.start_empty = 0;
+			o->cfg.start_empty = 0;
 			break;
 		case O_START_EMPTY:
 			break;
 		case O_STATUS:
 			if (!*optarg)
-				bad("--status: empty file name");
-			r.status = optarg;
+				mc_fe_usage_error(usage_text, "--status: empty file name");
+			r->status = optarg;
 			break;
-		case O_VERSION:
-			version();
 		default:
 			mc_fe_bad_option(usage_text, argv);
 		}
 	}
 	if (optind >= argc)
-		bad("missing COMMAND after --");
-	r.cmd = argv + optind;
-	mc_log_init(argv[0], verbosity, json);
+		mc_fe_usage_error(usage_text, "missing COMMAND after --");
+	r->cmd = argv + optind;
+}
 
-	if (mc_net_group(net.group, (uint16_t)(net.port + 1), net.iface, &r.fb, err, sizeof err) < 0)
-		bad("%s", err);
+/*
+ * Counts hellos until the schedule decides, SIGUSR1 says start or a signal
+ * cancels (got_term). Returns the decision, or -1 after an error (said).
+ */
+static int wait_for_clients(struct run *r, int fd, struct mc_rx *rx, const sigset_t *waitmask, uint64_t start)
+{
+	enum mc_sched_decision d = MC_SCHED_WAIT;
+	uint64_t next_tick = start + TICK_MS;
+
+	for (;;) {
+		uint64_t now = mc_now_ms(), rem, timeout;
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		struct timespec ts;
+
+		if (got_term)
+			break;
+		d = mc_sched_poll(&r->s, now, got_usr1);
+		if (d != MC_SCHED_WAIT)
+			break;
+		if (now >= next_tick) {
+			write_status(r, now, "waiting");
+			next_tick = now + TICK_MS;
+		}
+		progress(r, now, 0);
+		rem = mc_sched_remaining(&r->s, now);
+		timeout = next_tick - now;
+		if (rem < timeout)
+			timeout = rem;
+		ts.tv_sec = (time_t)(timeout / 1000);
+		ts.tv_nsec = (long)(timeout % 1000) * 1000000;
+		if (ppoll(&pfd, 1, &ts, waitmask) < 0) {
+			if (errno == EINTR)
+				continue;
+			mc_err("poll: %s", strerror(errno));
+			return -1;
+		}
+		if ((pfd.revents & POLLIN) && drain(r, fd, rx) < 0)
+			return -1;
+	}
+	mc_progress_end();
+	return (int)d;
+}
+
+/* Cancelled (cron job killed, Ctrl-C): say so in the status, then die of the same signal. Returns 128+sig if still alive. */
+static int cancelled(struct run *r, int fd)
+{
+	int sig = got_term;
+	struct mc_json j;
+
+	mc_info("%s: cancelled with %zu client%s", strsignal(sig), r->s.n, r->s.n == 1 ? "" : "s");
+	write_status(r, mc_now_ms(), "cancelled");
+	summary_begin(&j, "interrupted");
+	mc_json_str(&j, "signal", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+	mc_json_u64(&j, "clients", r->s.n);
+	mc_json_end(&j);
+	close(fd);
+	fflush(stdout);
+	mc_fe_signals_restore();
+	signal(sig, SIG_DFL);
+	raise(sig);
+	return 128 + sig;
+}
+
+/* At --max-wait nobody asked and --skip-empty: COMMAND is not run, exit 3. */
+static int empty(struct run *r, uint64_t end, const char *waited)
+{
+	struct mc_json j;
+
+	mc_info("no client asked%s%s within %s: not running %s (--skip-empty)",
+		r->s.package[0] ? " for " : "", r->s.package, waited, r->cmd[0]);
+	write_status(r, end, "empty");
+	summary_begin(&j, "empty");
+	mc_json_str(&j, "reason", mc_sched_reason_name(r->s.reason));
+	mc_json_u64(&j, "clients", 0);
+	mc_json_dbl(&j, "waited", mc_sched_waited(&r->s, end) / 1000.0);
+	mc_json_end(&j);
+	return MC_EXIT_INCOMPLETE;
+}
+
+/* MCAST_CLIENTS and MCAST_CLIENT_LIST for COMMAND, said. Returns 0, or -1 after an error (said). */
+static int hand_over(struct run *r, uint64_t end, const char *waited)
+{
+	char list[PATH_MAX] = "", num[32];
+	struct mc_json j;
+
+	if (write_client_list(&r->s, list, sizeof list) < 0) {
+		mc_err("%s: %s", list, strerror(errno));
+		return -1;
+	}
+	snprintf(num, sizeof num, "%zu", r->s.n);
+	if (setenv("MCAST_CLIENTS", num, 1) < 0 || setenv("MCAST_CLIENT_LIST", list, 1) < 0) {
+		mc_err("environment: %s", strerror(errno));
+		return -1;
+	}
+	mc_info("starting %s: %s, %zu client%s after %s", r->cmd[0], mc_sched_reason_name(r->s.reason),
+		r->s.n, r->s.n == 1 ? "" : "s", waited);
+	write_status(r, end, "started");
+	summary_begin(&j, "started");
+	mc_json_str(&j, "reason", mc_sched_reason_name(r->s.reason));
+	mc_json_u64(&j, "clients", r->s.n);
+	mc_json_dbl(&j, "waited", mc_sched_waited(&r->s, end) / 1000.0);
+	mc_json_str(&j, "client_list", list);
+	mc_json_str(&j, "command", r->cmd[0]);
+	mc_json_end(&j);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	struct run r;
+	struct mc_group g;
+	struct mc_rx rx = { 0 };
+	sigset_t waitmask;
+	uint64_t start, end;
+	int fd = -1, status = MC_EXIT_RUNTIME, d;
+	char err[256], w[32];
+	struct mc_auth *auth = NULL;
+
+	memset(&r, 0, sizeof r);
+	parse(argc, argv, &o, &r);
+	mc_fe_start(&prog, argv[0], &o.fe);
+	mc_fe_summary_about(NULL, NULL);
+	mc_fe_net_group(&o.net, (unsigned)o.net.port + 1, &r.fb);
 	status = find_command(r.cmd[0]);
 	if (status == MC_EXIT_NOT_FOUND) {
 		mc_err("%s: command not found", r.cmd[0]);
-		return error_summary(status);
+		return mc_fe_finish(status);
 	}
 	if (status == MC_EXIT_CANNOT_RUN) {
 		mc_err("%s: cannot run: %s", r.cmd[0], strerror(EACCES));
-		return error_summary(status);
+		return mc_fe_finish(status);
 	}
 	status = MC_EXIT_RUNTIME;
-	if (session_key)
-		auth = mc_fe_session_key(session_key);
-
+	if (o.session_key)
+		auth = mc_fe_session_key(o.session_key);
 	/* Signals stay blocked except inside ppoll, so none slips between a check and the wait. */
-	sigemptyset(&block);
-	sigaddset(&block, SIGUSR1);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGHUP);
-	sigprocmask(SIG_BLOCK, &block, &orig);
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGUSR1, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigset_t waitmask = orig;
-	sigdelset(&waitmask, SIGUSR1);
-	sigdelset(&waitmask, SIGINT);
-	sigdelset(&waitmask, SIGTERM);
-	sigdelset(&waitmask, SIGHUP);
+	mc_fe_signals_ppoll(&got_term, &got_usr1, &waitmask);
 
 	start = mc_now_ms();
-	if (mc_sched_init(&r.s, &cfg, start) < 0) {
+	if (mc_sched_init(&r.s, &o.cfg, start) < 0) {
 		mc_err("--package: name too long");
 		status = MC_EXIT_USAGE;
 		goto out;
@@ -585,104 +622,28 @@ int main(int argc, char **argv)
 		mc_json_str(&j, "group", r.fb.text);
 		mc_json_str(&j, "name", r.s.package);
 		mc_json_str(&j, "condition", r.cond);
-		mc_json_u64(&j, "min_clients", cfg.min_clients);
-		if (cfg.has_max_wait)
-			mc_json_dbl(&j, "max_wait", cfg.max_wait_ms / 1000.0);
+		mc_json_u64(&j, "min_clients", o.cfg.min_clients);
+		if (o.cfg.has_max_wait)
+			mc_json_dbl(&j, "max_wait", o.cfg.max_wait_ms / 1000.0);
 		mc_json_str(&j, "command", r.cmd[0]);
 		mc_json_end(&j);
 	}
 
-	next_tick = start + TICK_MS;
-	for (;;) {
-		uint64_t now = mc_now_ms(), rem, timeout;
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		struct timespec ts;
-
-		if (got_term)
-			break;
-		d = mc_sched_poll(&r.s, now, got_usr1);
-		if (d != MC_SCHED_WAIT)
-			break;
-		if (now >= next_tick) {
-			write_status(&r, now, "waiting");
-			next_tick = now + TICK_MS;
-		}
-		progress(&r, now, 0);
-		rem = mc_sched_remaining(&r.s, now);
-		timeout = next_tick - now;
-		if (rem < timeout)
-			timeout = rem;
-		ts.tv_sec = (time_t)(timeout / 1000);
-		ts.tv_nsec = (long)(timeout % 1000) * 1000000;
-		if (ppoll(&pfd, 1, &ts, &waitmask) < 0) {
-			if (errno == EINTR)
-				continue;
-			mc_err("poll: %s", strerror(errno));
-			goto out;
-		}
-		if ((pfd.revents & POLLIN) && drain(&r, fd, &rx) < 0)
-			goto out;
-	}
-	mc_progress_end();
-
+	if ((d = wait_for_clients(&r, fd, &rx, &waitmask, start)) < 0)
+		goto out;
 	if (got_term) {
-		/* Cancelled (cron job killed, Ctrl-C): say so in the status, then die of the same signal. */
-		int sig = got_term;
-		mc_info("%s: cancelled with %zu client%s", strsignal(sig), r.s.n, r.s.n == 1 ? "" : "s");
-		write_status(&r, mc_now_ms(), "cancelled");
-		struct mc_json j;
-		summary_begin(&j, "interrupted");
-		mc_json_str(&j, "signal", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
-		mc_json_u64(&j, "clients", r.s.n);
-		mc_json_end(&j);
-		close(fd);
-		fflush(stdout);
-		signal(sig, SIG_DFL);
-		sigprocmask(SIG_SETMASK, &orig, NULL);
-		raise(sig);
-		status = 128 + sig;
+		status = cancelled(&r, fd);
+		fd = -1;
 		goto out;
 	}
-
-	uint64_t end = mc_now_ms();
+	end = mc_now_ms();
 	mc_sched_fmt_ms(mc_sched_waited(&r.s, end) / 1000 * 1000, w, sizeof w);
 	if (d == MC_SCHED_EMPTY) {
-		struct mc_json j;
-		mc_info("no client asked%s%s within %s: not running %s (--skip-empty)",
-			r.s.package[0] ? " for " : "", r.s.package, w, r.cmd[0]);
-		write_status(&r, end, "empty");
-		summary_begin(&j, "empty");
-		mc_json_str(&j, "reason", mc_sched_reason_name(r.s.reason));
-		mc_json_u64(&j, "clients", 0);
-		mc_json_dbl(&j, "waited", mc_sched_waited(&r.s, end) / 1000.0);
-		mc_json_end(&j);
-		status = MC_EXIT_INCOMPLETE;
+		status = empty(&r, end, w);
 		goto out;
 	}
-
-	if (write_client_list(&r.s, list, sizeof list) < 0) {
-		mc_err("%s: %s", list, strerror(errno));
+	if (hand_over(&r, end, w) < 0)
 		goto out;
-	}
-	{
-		char num[32];
-		struct mc_json j;
-		snprintf(num, sizeof num, "%zu", r.s.n);
-		if (setenv("MCAST_CLIENTS", num, 1) < 0 || setenv("MCAST_CLIENT_LIST", list, 1) < 0) {
-			mc_err("environment: %s", strerror(errno));
-			goto out;
-		}
-		mc_info("starting %s: %s, %zu client%s after %s", r.cmd[0], mc_sched_reason_name(r.s.reason),
-			r.s.n, r.s.n == 1 ? "" : "s", w);
-		write_status(&r, end, "started");
-		summary_begin(&j, "started");
-		mc_json_str(&j, "reason", mc_sched_reason_name(r.s.reason));
-		mc_json_u64(&j, "clients", r.s.n);
-		mc_json_dbl(&j, "waited", mc_sched_waited(&r.s, end) / 1000.0);
-		mc_json_str(&j, "client_list", list);
-		mc_json_str(&j, "command", r.cmd[0]);
-		mc_json_end(&j);
-	}
 
 	/* The feedback socket is close-on-exec: COMMAND (mcast-send) binds PORT+1 itself. */
 	mc_net_rx_free(&rx);
@@ -691,23 +652,18 @@ int main(int argc, char **argv)
 	fd = -1;
 	fflush(stdout);
 	fflush(stderr);
-	signal(SIGUSR1, SIG_DFL);
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
-	sigprocmask(SIG_SETMASK, &orig, NULL);
+	mc_fe_signals_restore();
 	mc_fe_auth_report(auth);
 	auth = NULL;
 	execvp(r.cmd[0], r.cmd);
 	status = errno == ENOENT || errno == ENOTDIR ? MC_EXIT_NOT_FOUND : MC_EXIT_CANNOT_RUN;
 	mc_err("%s: %s", r.cmd[0], strerror(errno));
 out:
-	error_summary(status);
 	mc_progress_end();
 	mc_fe_auth_report(auth);
 	mc_net_rx_free(&rx);
 	mc_sched_free(&r.s);
 	if (fd >= 0)
 		close(fd);
-	return status;
+	return mc_fe_finish(status);
 }
