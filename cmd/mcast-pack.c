@@ -1302,7 +1302,9 @@ static int parse(int argc, char **argv, struct args *a)
 		optind += first;
 	}
 	mc_fe_start(&prog, "mcast-pack", &a->fe);
-	mc_fe_summary_about(a->cmd, NULL);
+	/* path as every summary has it: the package (or key) named, null when there was none. */
+	mc_fe_summary_about(a->cmd, a->cmd && (strcmp(a->cmd, "create") == 0 || strcmp(a->cmd, "keygen") == 0)
+					    ? a->output : optind < argc ? argv[optind] : NULL);
 	if (a->cmd == NULL)
 		usage_error("missing command (create, info, list, verify, extract, rewrap or keygen)");
 	if (a->level_arg) {
@@ -1401,9 +1403,6 @@ int main(int argc, char **argv)
 	first = parse(argc, argv, &a);
 	argc -= first;
 	argv += first;
-	/* path as every summary has it: the package (or key) named, null when there was none. */
-	mc_fe_summary_about(a.cmd, strcmp(a.cmd, "create") == 0 || strcmp(a.cmd, "keygen") == 0 ? a.output
-				   : argc > 0 ? argv[0] : NULL);
 	check_args(&a, argc, argv);
 	if (a.decrypt) {
 		char err[1024];

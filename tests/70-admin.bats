@@ -186,6 +186,24 @@ print(j["result"], j["path"], j.get("name"), j.get("id"))'
 	[[ $stderr == *"session over (no receiver joined): sent "*" ("*"x the package, 1 pass);"* ]]
 }
 
+@test "a --json run refused once its options are read still ends with one summary (lib/fe)" {
+	run -2 --separate-stderr run_send --json -g 224.0.0.251 p.mcpkg
+	[ "$output" = '{"event":"summary","v":1,"result":"error","path":"p.mcpkg","exit":2}' ]
+	run -2 --separate-stderr run_recv --json --expect xyz -o out.mcpkg
+	[ "$output" = '{"event":"summary","v":1,"result":"error","path":"out.mcpkg","exit":2}' ]
+	[[ $stderr == "mcast-recv: --expect xyz: "* ]]
+	run -2 --separate-stderr run_sched --json -g 224.0.0.255 -- true
+	[ "$output" = '{"event":"summary","v":1,"result":"error","path":null,"exit":2}' ]
+	run -1 --separate-stderr run_repair --json --trust nosuch.pub -s p.mcpkg out.mcpkg
+	[ "$output" = '{"event":"summary","v":1,"result":"error","path":"out.mcpkg","exit":1}' ]
+	run -2 --separate-stderr run_pack create --json -z gzip -l 12 -o x.mcpkg img
+	[ "$output" = '{"event":"summary","v":1,"result":"error","command":"create","path":"x.mcpkg","exit":2}' ]
+	[ ! -e x.mcpkg ]
+	# Before --json is read nothing is promised: an unknown option says so on stderr only.
+	run -2 --separate-stderr run_send --bogus --json p.mcpkg
+	[ -z "$output" ]
+}
+
 @test "verify of a truncated package leads with one verdict and merges runs of bad chunks" {
 	head -c $((40 * 65536)) /dev/urandom >big
 	run_pack create -q -o t.mcpkg -z none --chunk-size 64K - <big
