@@ -157,19 +157,6 @@ int mc_fe_net_option(const char *usage, int c, const char *arg, struct mc_fe_net
 	}
 }
 
-void mc_fe_help(const char *usage, const char *body)
-{
-	fputs(usage, stdout);
-	fputs(body, stdout);
-	exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
-}
-
-void mc_fe_version(void)
-{
-	printf("%s %s\n", program_invocation_short_name, MC_VERSION);
-	exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
-}
-
 /* The signals mc_fe_signals* take over, and what they were before (mc_fe_signals_restore). */
 static const int fe_sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGPIPE};
 static struct sigaction fe_sig_old[sizeof fe_sigs / sizeof fe_sigs[0]];
@@ -238,7 +225,9 @@ int mc_fe_common_option(const struct mc_fe_prog *p, int c, struct mc_fe_common *
 {
 	switch (c) {
 	case 'h':
-		mc_fe_help(p->usage, p->help);
+		fputs(p->usage, stdout);
+		fputs(p->help, stdout);
+		exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
 	case 'q':
 		o->verbosity = 0;
 		return 1;

@@ -1,7 +1,17 @@
 /*
- * Front-end helpers for cmd/ (what lafe_ is to bsdtar): usage errors, help,
- * version and signal flags. The one part of libmcast that prints usage and
- * exits, so that each program's main stays about its own options.
+ * The one front end of the five programs (what lafe_ is to bsdtar): usage
+ * errors, the common options (-h, -q, -v, --json, --version), the shared
+ * network options and their environment defaults, signal flags, and the
+ * summary every --json run ends with. The one part of libmcast that prints
+ * usage and exits, so that each program's main stays about its own work.
+ *
+ * Every program is built the same way:
+ *   static const struct mc_fe_prog prog = {usage_text, help_text, ...};
+ *   parse(): getopt_long, each c offered to mc_fe_net_option (session
+ *            programs) and mc_fe_common_option, then its own switch,
+ *            default: mc_fe_bad_option; misuse: mc_fe_usage_error
+ *   main():  parse, mc_fe_start, mc_fe_summary_about, the work (summaries
+ *            through mc_fe_summary), return mc_fe_finish(status)
  */
 #ifndef MC_FE_H
 #define MC_FE_H
@@ -60,12 +70,6 @@ void mc_fe_net_defaults(struct mc_fe_net *n);
 /* Takes getopt's c and optarg; returns 1 when c was -g, -i, -p or -t (a bad value exits 2), else 0. */
 int mc_fe_net_option(const char *usage, int c, const char *arg, struct mc_fe_net *n);
 
-/* Prints the usage text and body on stdout, exits 0 (1 when stdout cannot be written). */
-void mc_fe_help(const char *usage, const char *body) __attribute__((noreturn));
-
-/* Prints "prog VERSION" on stdout, exits 0 (1 when stdout cannot be written). */
-void mc_fe_version(void) __attribute__((noreturn));
-
 /*
  * --session-key FILE: reads the 32-byte key (warning when the file is open
  * to group or others), and authenticates every datagram the program sends
@@ -122,7 +126,11 @@ struct mc_fe_common {
 	int json;
 };
 
-/* Takes getopt's c: returns 1 when it was a common option (-h and --version print and exit), else 0. */
+/*
+ * Takes getopt's c: returns 1 when it was a common option, else 0. -h prints
+ * the usage and help, --version "PROG VERSION" and p->version, on stdout;
+ * both exit 0 (1 when stdout cannot be written).
+ */
 int mc_fe_common_option(const struct mc_fe_prog *p, int c, struct mc_fe_common *o);
 
 /*
