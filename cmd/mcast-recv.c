@@ -147,7 +147,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		case O_EXPECT: o->expect = optarg; break;
 		case O_MEM:
 			if (mc_opt_size(optarg, 4u << 20, 1ULL << 40, &o->mem) < 0)
-				mc_fe_usage_error(usage_text, "--mem %s: must be a size from 4M, such as 64M", optarg);
+				mc_fe_usage_error(usage_text, "--mem '%s': must be a size from 4M, such as 64M", optarg);
 			break;
 		case O_PACKAGE:
 			if (*optarg == '\0' || strlen(optarg) > MC_NAME_MAX)
@@ -589,7 +589,7 @@ int main(int argc, char **argv)
 	mc_fe_start(&prog, argv[0], &x.o.fe);
 	mc_fe_summary_about(NULL, x.o.out);
 	if (x.o.expect && (x.expect_nhex = mc_id_parse(x.o.expect, x.expect)) < 0)
-		mc_fe_usage_error(usage_text, "--expect %s: a package id is 32 hex digits (or a prefix of at least 8)", x.o.expect);
+		mc_fe_usage_error(usage_text, "--expect '%s': a package id is 32 hex digits (or a prefix of at least 8)", x.o.expect);
 	memcpy(c.core.expect, x.expect, MC_ID_LEN);
 	c.core.expect_nhex = x.expect_nhex;
 	mc_fe_net_group(&x.o.net, (unsigned)x.o.net.port, &c.g);

@@ -417,13 +417,13 @@ static void parse(int argc, char **argv, struct opts *o, struct run *r)
 		switch (c) {
 		case O_MAX_WAIT:
 			if (mc_opt_duration(optarg, 0, MAX_WAIT_MS, &v) < 0)
-				mc_fe_usage_error(usage_text, "--max-wait: %s: not a duration (90s, 5m, 2h; at most 366d)", optarg);
+				mc_fe_usage_error(usage_text, "--max-wait '%s': not a duration (90s, 5m, 2h; at most 366d)", optarg);
 			o->cfg.has_max_wait = 1;
 			o->cfg.max_wait_ms = v;
 			break;
 		case O_MIN_CLIENTS:
 			if (mc_opt_uint(optarg, 1, MC_SCHED_CLIENTS_MAX, &v) < 0)
-				mc_fe_usage_error(usage_text, "--min-clients: %s: not a number of clients (1-%u)", optarg,
+				mc_fe_usage_error(usage_text, "--min-clients '%s': not a number of clients (1-%u)", optarg,
 						  MC_SCHED_CLIENTS_MAX);
 			o->cfg.min_clients = v;
 			break;
