@@ -191,7 +191,7 @@ print(j["result"], j["path"], j.get("name"), j.get("id"))'
 	[ "$output" = '{"event":"summary","v":1,"result":"error","path":"p.mcpkg","exit":2}' ]
 	run -2 --separate-stderr run_recv --json --expect xyz -o out.mcpkg
 	[ "$output" = '{"event":"summary","v":1,"result":"error","path":"out.mcpkg","exit":2}' ]
-	[[ $stderr == "mcast-recv: --expect xyz: "* ]]
+	[[ $stderr == "mcast-recv: --expect 'xyz': "* ]]
 	run -2 --separate-stderr run_sched --json -g 224.0.0.255 -- true
 	[ "$output" = '{"event":"summary","v":1,"result":"error","path":null,"exit":2}' ]
 	run -1 --separate-stderr run_repair --json --trust nosuch.pub -s p.mcpkg out.mcpkg
