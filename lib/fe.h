@@ -1,6 +1,6 @@
 /*
  * The one front end of the five programs (what lafe_ is to bsdtar): usage
- * errors, the common options (-h, -q, -v, --json, --version), the shared
+ * errors, the common options (-h, -q, -v, --json, --syslog, --version), the shared
  * network options and their environment defaults, signal flags, and the
  * summary every --json run ends with. The one part of libmcast that prints
  * usage and exits, so that each program's main stays about its own work.
@@ -22,7 +22,8 @@
 
 /*
  * --syslog, which every program takes: its getopt_long value (above any
- * program's own) and what to do with it, mc_log_syslog() (lib/log.h).
+ * program's own) and its option table entry; mc_fe_common_option does it
+ * (mc_log_syslog(), lib/log.h).
  */
 #define MC_FE_O_SYSLOG 0x1000
 #define MC_FE_SYSLOG_OPTION {"syslog", no_argument, NULL, MC_FE_O_SYSLOG}
@@ -116,8 +117,9 @@ struct mc_fe_prog {
 
 /*
  * The options every program takes, as getopt_long gives them: -h/--help,
- * -q/--quiet, -v/--verbose, and the long-only --json and --version. A
- * program numbers its own long-only options from MC_FE_OPT_OWN.
+ * -q/--quiet, -v/--verbose, and the long-only --json, --version and
+ * --syslog (MC_FE_O_SYSLOG). A program numbers its own long-only options
+ * from MC_FE_OPT_OWN.
  */
 enum { MC_FE_OPT_JSON = 256, MC_FE_OPT_VERSION, MC_FE_OPT_OWN };
 
