@@ -807,6 +807,25 @@ int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, cha
 	return 0;
 }
 
+void mc_manifest_copy_head(struct mc_manifest *dst, const struct mc_manifest *src)
+{
+	memcpy(dst->name, src->name, sizeof dst->name);
+	memcpy(dst->version, src->version, sizeof dst->version);
+	dst->ctime = src->ctime;
+	dst->compression = src->compression;
+	dst->kind = src->kind;
+	dst->chunk_size = src->chunk_size;
+	dst->payload_size = src->payload_size;
+	dst->nchunks = src->nchunks;
+	dst->image_size = src->image_size;
+	dst->format = src->format;
+	memcpy(dst->payload_digest, src->payload_digest, MC_DIGEST_LEN);
+	dst->is_signed = src->is_signed;
+	dst->digest_alg = src->digest_alg;
+	memcpy(dst->salt, src->salt, sizeof dst->salt);
+	memcpy(dst->signer, src->signer, sizeof dst->signer);
+}
+
 void mc_manifest_free(struct mc_manifest *m)
 {
 	free(m->raw);

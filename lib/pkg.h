@@ -226,6 +226,14 @@ void mc_digest(const void *p, size_t n, uint8_t out[MC_DIGEST_LEN]);
 void mc_digest_final(void *xxh3_state, uint8_t out[MC_DIGEST_LEN]);
 
 /*
+ * Copies the fields an encode takes from src to dst (a zeroed manifest): name,
+ * version, ctime, compression, kind, sizes, chunk count, format, payload
+ * digest, and the signing ones (digest algorithm, salt, signer). Nothing
+ * owned, no tables: what re-encoding a parsed manifest starts from.
+ */
+void mc_manifest_copy_head(struct mc_manifest *dst, const struct mc_manifest *src);
+
+/*
  * Parses and validates an encoded manifest (from a file or the wire): every
  * count and length must add up exactly to len, nchunks must match
  * payload_size and chunk_size. Copies buf. Returns 0, or -1 with a reason in

@@ -1508,19 +1508,7 @@ int mc_pkg_rewrap(const struct mc_pkg *p, const struct mc_content_key *k, const 
 		goto out;
 	}
 	/* Everything as it was but the recipients (and the signer): same salt, key check, tags and chunks. */
-	memcpy(m.name, src.name, sizeof m.name);
-	memcpy(m.version, src.version, sizeof m.version);
-	m.ctime = src.ctime;
-	m.compression = src.compression;
-	m.kind = src.kind;
-	m.chunk_size = src.chunk_size;
-	m.payload_size = src.payload_size;
-	m.nchunks = src.nchunks;
-	m.image_size = src.image_size;
-	m.format = src.format;
-	memcpy(m.payload_digest, src.payload_digest, MC_DIGEST_LEN);
-	m.digest_alg = src.digest_alg;
-	memcpy(m.salt, src.salt, sizeof m.salt);
+	mc_manifest_copy_head(&m, &src);
 	if (sign) {
 		/* An unsigned package's chunk digests are XXH3: a signature over them would protect nothing. */
 		if (!src.is_signed) {
@@ -1528,7 +1516,6 @@ int mc_pkg_rewrap(const struct mc_pkg *p, const struct mc_content_key *k, const 
 				 "signed after the fact", p->path);
 			goto out;
 		}
-		m.is_signed = 1;
 		memcpy(m.signer, sign->pub, sizeof m.signer);
 	}
 	m.is_encrypted = 1;

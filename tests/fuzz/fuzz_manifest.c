@@ -73,20 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		/* Canonical: encoding what was parsed gives back the same bytes and id. */
 		memset(&e, 0, sizeof e);
-		memcpy(e.name, m.name, sizeof e.name);
-		memcpy(e.version, m.version, sizeof e.version);
-		e.ctime = m.ctime;
-		e.compression = m.compression;
-		e.kind = m.kind;
-		e.chunk_size = m.chunk_size;
-		e.payload_size = m.payload_size;
-		e.nchunks = m.nchunks;
-		e.image_size = m.image_size;
-		memcpy(e.payload_digest, m.payload_digest, MC_DIGEST_LEN);
-		e.is_signed = m.is_signed;
-		e.digest_alg = m.digest_alg;
-		memcpy(e.salt, m.salt, sizeof e.salt);
-		memcpy(e.signer, m.signer, sizeof e.signer);
+		mc_manifest_copy_head(&e, &m);
 		int enc = -1;
 		if (m.is_encrypted) {
 			e.is_encrypted = 1;
