@@ -24,10 +24,10 @@
  * chunk the state does not mark is checked on the target: a state is a
  * lower bound (lib/resume.h).
  *
- * Memory: the target's writer threads (one per CPU, at most
- * MC_TARGET_MAX_WRITERS: four chunk buffers and a decoder each, see
- * mc_target_start), the manifest (37 bytes a span) and two bitmaps; the
- * receiver's chunk slots (--mem) are the caller's.
+ * Memory: the target's one writer thread (mc_target_start: a queue of four
+ * chunks, one being decoded, its span and a decoder), the manifest (37
+ * bytes a span) and two bitmaps; the receiver's chunk slots (--mem) are
+ * the caller's.
  */
 
 /*

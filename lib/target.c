@@ -463,7 +463,7 @@ int mc_target_start(struct mc_target *t, unsigned threads, char *err, size_t err
 		threads = MC_TARGET_MAX_WRITERS;
 	if ((p = calloc(1, sizeof *p)) == NULL)
 		return fail(err, errlen, ENOMEM, t->path, "%s", strerror(ENOMEM));
-	p->depth = 2 * threads;
+	p->depth = threads < 2 ? 4 : 2 * threads;
 	p->th = calloc(threads, sizeof *p->th);
 	p->q = calloc(p->depth, sizeof *p->q);
 	p->free = calloc(p->depth + threads, sizeof *p->free);
@@ -631,16 +631,7 @@ int mc_target_pwrite(struct mc_target *t, const void *p, size_t n, uint64_t off)
 		errno = ENOSPC;
 		return -1;
 	}
-	/*
-	 * Through the page cache even when aligned: these are a partial chunk's
-	 * parts, written by the receive loop, which must not wait for the disk
-	 * (a synchronous O_DIRECT write per piece made a receiver behind 5%
-	 * loss fall a pass behind on a direct-io loop device). They are durable
-	 * at the next mc_target_sync (fsync of a block device writes back its
-	 * page cache, whichever descriptor filled it), and the span's own
-	 * O_DIRECT write later flushes and drops those pages first.
-	 */
-	if ((fd = t->direct ? buffered_fd(t) : t->fd) < 0)
+	if ((fd = raw_fd(t, p, n, off)) < 0)
 		return -1;
 	return mc_pwrite_all(fd, p, n, off);
 }

@@ -70,8 +70,9 @@ int mc_target_put_hole(struct mc_target *t, uint32_t i, char *err, size_t errlen
  * Writer threads for mc_target_queue: threads of them (0: one per online
  * CPU, at least 2), each decoding and writing one chunk at a time, so that
  * several writes are in flight and decoding goes on while the device
- * writes. Memory: 4 * threads chunk buffers (per thread: two queued, one
- * being decoded and its span) and a decoder per thread. Returns 0 (also when already started).
+ * writes. A queue of 2 * threads chunks (at least 4). Memory: a chunk
+ * buffer per queue entry, and per thread one being decoded, its span and a
+ * decoder. Returns 0 (also when already started).
  */
 #define MC_TARGET_MAX_WRITERS 8
 int mc_target_start(struct mc_target *t, unsigned threads, char *err, size_t errlen);
@@ -79,7 +80,7 @@ int mc_target_start(struct mc_target *t, unsigned threads, char *err, size_t err
 /*
  * mc_target_put_chunk (len > 0: the stored bytes, copied) or
  * mc_target_put_hole (len 0), done by a writer thread once mc_target_start
- * ran (else at once). Waits while 2 * threads chunks are queued. A hole
+ * ran (else at once). Waits while the queue is full. A hole
  * queued right after another is zeroed with it in one call. Returns 0, or
  * -1 for the first failure of any queued chunk (the writers' reason in err;
  * sticky: nothing more is queued). The chunk's own failure may come from a
@@ -111,10 +112,9 @@ int mc_target_span_ok(struct mc_target *t, uint32_t i, char *err, size_t errlen)
 /*
  * Raw access to the target's bytes at any offset and length, for a sink
  * that keeps a chunk's stored bytes in the chunk's own span while the chunk
- * is incomplete (stored_len(i) <= span_len(i), so they fit). Writes go
- * through the page cache (fast; durable at mc_target_sync, which the kernel
- * keeps coherent with the direct I/O of spans); reads use O_DIRECT where
- * aligned, the page cache elsewhere. Return
+ * is incomplete (stored_len(i) <= span_len(i), so they fit). Handles the
+ * alignment O_DIRECT wants on a block device (unaligned pieces go through
+ * the page cache, which the kernel keeps coherent with direct I/O). Return
  * 0 or -1 with errno; a read past the end of the target fails with EIO.
  */
 int mc_target_pwrite(struct mc_target *t, const void *p, size_t n, uint64_t off);
