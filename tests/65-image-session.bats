@@ -87,10 +87,13 @@ on_target() {
 	session_recv_bg r4 h4 -i eth0 --to "$d4" --state "$T/r4.state"
 	grep -q "state in $T/r2.state" "$T/r2.err"
 	session_send_bg h1 -i eth0 -r 40M --linger 2s "$PK/img.mcpkg"
-	# r4 is killed once its state says a few chunks are on its target
+	# r4 is killed once its state says a few chunks are on its target, cut off
+	# first so that it cannot finish before the kill lands
 	wait_for 20 state_done "$T/r4.state" 4
+	ns_loss h4 100
 	bg_kill r4 KILL
 	bg_ends r4 10 124 137
+	ns_loss h4 0
 	[ -s "$T/r4.state" ]
 	# r3 joins now, mid-session
 	session_recv_bg r3 h3 -i eth0 --to "$d3" --state "$T/r3.state"
