@@ -1,7 +1,7 @@
 /*
- * bench/sim: the protocol at scale with no sockets. Drives the real sender
- * schedule and receiver assembly (lib/sender.c, lib/receiver.c) through the
- * in-process simulator tests/sim/sim.h with N = 1 .. 10,000 virtual
+ * bench/sim: the protocol at scale with no sockets. Drives mcast-send's send
+ * loop (lib/txloop.c around lib/sender.c) and the real receiver assembly
+ * (lib/receiver.c) through the in-process simulator tests/sim/sim.h with N = 1 .. 10,000 virtual
  * receivers, each with its own loss, and reports wire overhead, feedback per
  * chunk, passes, virtual time, the slow-receiver policy and late joiners,
  * next to the goals of issue 6. Build: make bench/sim (or B=... bench/sim).
