@@ -967,7 +967,10 @@ int mc_pkg_extract(const struct mc_pkg *p, const char *dir, unsigned eflags,
 		goto out;
 	}
 	rc = 0;
-out:
+out:;
+	/* What failed set errno (EBADMSG: damaged, exit 3); freeing libarchive's writer (it
+	 * finishes the open entry) and the rest may change it. */
+	int saved_errno = errno;
 	if (a)
 		archive_read_free(a);
 	if (w)
@@ -975,15 +978,15 @@ out:
 	if (have_rd)
 		rd_free(&r);
 	if (saved >= 0) {
-		int e2 = errno;
 		if (fchdir(saved) < 0 && rc == 0) {
 			snprintf(err, errlen, "working directory: %s", strerror(errno));
+			saved_errno = errno;
 			rc = -1;
 		}
 		close(saved);
-		errno = e2;
 	}
 	close(dirfd);
+	errno = saved_errno;
 	return rc;
 }
 

@@ -675,6 +675,18 @@ in_small() {
 	[[ $stderr == *man.mcpkg:* ]]
 }
 
+@test "pack: extract -C of a tree damaged in a middle chunk is damaged (exit 3), not an I/O error" {
+	mkdir src
+	head -c 3000000 /dev/urandom >src/a
+	seq 1 200000 >src/b
+	run -0 run_pack create -q --chunk-size 64K -o p.mcpkg src
+	# a chunk in the middle of file a: libarchive stops inside an entry, with the entry open
+	sz=$(stat -c %s p.mcpkg)
+	printf 'XXXXXXXX' | dd of=p.mcpkg bs=1 seek=$((sz / 2)) conv=notrunc 2>/dev/null
+	run -3 --separate-stderr run_pack extract -C out p.mcpkg
+	[[ $stderr == *"p.mcpkg: chunk "*"damaged or missing"* ]]
+}
+
 @test "pack: a manifest whose counts lie is refused without trusting them" {
 	head -c 300000 /dev/urandom >img
 	run -0 run_pack create -q -o p.mcpkg - <img
