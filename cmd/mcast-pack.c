@@ -454,11 +454,11 @@ static int cmd_create(const struct args *a, char **paths, int npaths)
 		}
 		mc_json_end(&j);
 	} else {
-		char sz[32], kx[2 * MC_KEYID_LEN + 1];
+		char sz[32], kx[2 * MC_KEYID_LEN + 1], cn[32];
 		uint8_t kid[MC_KEYID_LEN];
 		mc_key_id(p.m.signer, kid);
-		mc_info("%s: created, id %s, %s in %u chunks%s%s%s", a->output, hex,
-			mc_fmt_size(p.l.file_size, sz, sizeof sz), p.m.nchunks,
+		mc_info("%s: created, id %s, %s in %s%s%s%s", a->output, hex,
+			mc_fmt_size(p.l.file_size, sz, sizeof sz), mc_fmt_count(p.m.nchunks, "chunk", "chunks", cn, sizeof cn),
 			p.m.is_signed ? ", signed by key " : "", p.m.is_signed ? mc_keyid_hex(kid, kx) : "",
 			p.m.is_encrypted ? ", encrypted" : "");
 	}
