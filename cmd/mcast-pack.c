@@ -1405,14 +1405,8 @@ int main(int argc, char **argv)
 	argv += first;
 	check_args(&a, argc, argv);
 	if (a.decrypt) {
-		char err[1024];
-		int loose;
-		if (mc_content_key_load(a.decrypt, &dkey, &loose, err, sizeof err) < 0) {
-			mc_err("--decrypt %s", err);
+		if (mc_fe_decrypt_key(a.decrypt, &dkey) < 0)
 			goto done;
-		}
-		if (loose)
-			mc_warn("%s: key readable or writable by group or others (chmod 600 it)", a.decrypt);
 		dkey_path = a.decrypt;
 	}
 	/* Every --trust key is read before the package: a bad one is an error, never a smaller trust set. */

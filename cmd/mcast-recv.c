@@ -604,15 +604,8 @@ int main(int argc, char **argv)
 		c.core.trust = &trust;
 	if (x.o.session_key)
 		auth = mc_fe_session_key(x.o.session_key);
-	if (x.o.decrypt) {
-		int loose;
-		if (mc_content_key_load(x.o.decrypt, &dkey, &loose, err, sizeof err) < 0) {
-			mc_err("--decrypt %s", err);
-			exit(MC_EXIT_RUNTIME);
-		}
-		if (loose)
-			mc_warn("%s: key readable or writable by group or others (chmod 600 it)", x.o.decrypt);
-	}
+	if (x.o.decrypt && mc_fe_decrypt_key(x.o.decrypt, &dkey) < 0)
+		exit(MC_EXIT_RUNTIME);
 	if (!x.o.to && already_complete(&x.o, &done_chunks))
 		already(&x.o, done_chunks);
 	if ((rcode = open_sink(&x, &sink)) != 0 || (rcode = resume(&x, sink, &rs)) != 0)

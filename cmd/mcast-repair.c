@@ -423,13 +423,8 @@ int main(int argc, char **argv)
 	if (trust.n)
 		a.o.trust = &trust;
 	if (a.decrypt) {
-		int loose;
-		if (mc_content_key_load(a.decrypt, &dkey, &loose, err, sizeof err) < 0) {
-			mc_err("--decrypt %s", err);
+		if (mc_fe_decrypt_key(a.decrypt, &dkey) < 0)
 			goto out;
-		}
-		if (loose)
-			mc_warn("%s: key readable or writable by group or others (chmod 600 it)", a.decrypt);
 		a.o.dkey = &dkey;
 	}
 	to_target = a.o.target != NULL;

@@ -355,6 +355,20 @@ void mc_fe_auth_json(struct mc_json *j)
 	mc_json_u64(j, "auth_replayed", st.replayed);
 }
 
+int mc_fe_decrypt_key(const char *path, struct mc_content_key *k)
+{
+	char err[1024];
+	int loose;
+
+	if (mc_content_key_load(path, k, &loose, err, sizeof err) < 0) {
+		mc_err("--decrypt %s", err);
+		return -1;
+	}
+	if (loose)
+		mc_warn("%s: key readable or writable by group or others (chmod 600 it)", path);
+	return 0;
+}
+
 void mc_fe_auth_report(struct mc_auth *a)
 {
 	struct mc_auth_stats st;

@@ -79,6 +79,14 @@ int mc_fe_net_option(const char *usage, int c, const char *arg, struct mc_fe_net
  */
 struct mc_auth;
 struct mc_auth *mc_fe_session_key(const char *path);
+/*
+ * --decrypt KEY: reads the content key (a 32-byte key file or a box secret
+ * key) into k, warning when the file is open to group or others. Returns 0,
+ * or -1 after a message naming the file.
+ */
+struct mc_content_key;
+int mc_fe_decrypt_key(const char *path, struct mc_content_key *k);
+
 /* Says how many datagrams failed authentication (when any), then turns it off and frees a. NULL: nothing. */
 void mc_fe_auth_report(struct mc_auth *a);
 /*
