@@ -89,6 +89,13 @@ int mc_disk_read(const char *path, uint64_t size, struct mc_disk *d, char *err, 
 		d->part[d->n].size = len;
 		d->n++;
 	}
+	if (d->n == 0) {
+		/* A table of no partitions: the boot sector of a bare NTFS or FAT file system ends in
+		 * the MBR's signature, and libfdisk calls it "dos". One volume, as with no table. */
+		d->table[0] = 0;
+		rc = 0;
+		goto out;
+	}
 	qsort(d->part, d->n, sizeof d->part[0], by_start);
 	for (unsigned i = 1; i < d->n; i++)
 		if (d->part[i].start < d->part[i - 1].start + d->part[i - 1].size) {

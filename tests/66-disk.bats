@@ -212,6 +212,30 @@ disk_checks() {
 	[ "$(blkid -p -o value -s TYPE swap2.img)/$(blkid -p -o value -s LABEL swap2.img)" = swap/sw ]
 }
 
+@test "disk: a bare NTFS (no partition table; its boot sector reads as an empty dos table) is one volume, used blocks only; dirty, it is refused" {
+	need_disk
+	command -v mkntfs >/dev/null && command -v ntfscp >/dev/null || skip "no ntfs-3g tools here"
+	garbage 64M bare >bare.img
+	mkntfs -Q -F -q bare.img 2>/dev/null
+	garbage 2M file >file.bin
+	ntfscp bare.img file.bin file.bin 2>/dev/null
+	run -0 --separate-stderr "$MCAST_BIN/mcast-pack" -q create --image --used-only -o b.mcpkg bare.img
+	run -0 --separate-stderr "$MCAST_BIN/mcast-pack" info --json b.mcpkg
+	[ "$(jget "$output" 'len(d["volumes"])')" = 1 ]
+	[ "$(jget "$output" 'd["volumes"][0]["filesystem"]')" = ntfs ]
+	[ "$(jget "$output" 'd["volumes"][0]["used_only"]')" = True ]
+	# the garbage in the free space is not stored: far below the 64 MiB image
+	[ "$(jget "$output" 'd["volumes"][0]["stored"] < 16 << 20')" = True ]
+	garbage 64M back >back.img
+	run -0 "$MCAST_BIN/mcast-pack" -q extract --to back.img b.mcpkg
+	run -0 ntfsfix -n back.img
+	ntfscat back.img file.bin | cmp - file.bin
+	ntfsfix bare.img >/dev/null
+	run -1 "$MCAST_BIN/mcast-pack" create --image --used-only -o d.mcpkg bare.img
+	[[ $output == *"bare.img: ntfs is marked dirty"*--force* ]]
+	[ ! -e d.mcpkg ]
+}
+
 @test "disk: refused, nothing written: a mounted source, a dirty ext4, a dirty NTFS, a table past the end; usage errors" {
 	need_disk
 	local s z ss d
