@@ -223,10 +223,11 @@ int mc_wire_decode(const uint8_t *b, size_t len, struct mc_pkt *p)
 			 * holds at least two digests per chunk (stored and span).
 			 */
 			if (a->payload_size > (uint64_t)a->nchunks * a->chunk_size ||
-			    a->manifest_len < 32ULL * a->nchunks || a->manifest_len > MC_IMAGE_MANIFEST_PER_CHUNK * (uint64_t)a->nchunks + 4096)
+			    a->manifest_len < 32ULL * a->nchunks || a->manifest_len > MC_IMAGE_MANIFEST_PER_CHUNK * (uint64_t)a->nchunks + MC_MANIFEST_EXTRA_MAX)
 				return MC_WIRE_EFIELD;
 		} else if (a->nchunks != mc_chunk_count(a->payload_size, a->chunk_size) ||
-			   a->manifest_len < 16ULL * a->nchunks || a->manifest_len > 16ULL * a->nchunks + 2048) {
+			   a->manifest_len < 16ULL * a->nchunks ||
+			   a->manifest_len > MC_MANIFEST_PER_CHUNK * (uint64_t)a->nchunks + MC_MANIFEST_EXTRA_MAX) {
 			return MC_WIRE_EFIELD;
 		}
 		return 0;

@@ -91,7 +91,14 @@ enum mc_wire_type {
  * complete. Without the flag, chunks are chunk_size bytes (the last shorter).
  */
 #define MC_FLAG_IMAGE 0x04
-#define MC_IMAGE_MANIFEST_PER_CHUNK 64 /* bound on an image manifest's bytes per chunk (37 today) */
+#define MC_IMAGE_MANIFEST_PER_CHUNK 64 /* bound on an image manifest's bytes per chunk (37, 53 encrypted) */
+#define MC_MANIFEST_PER_CHUNK 32 /* the same for a format-1 manifest (16: a digest; 32 encrypted: and its tag) */
+/*
+ * Bound on a manifest's bytes beside its per-chunk arrays: the head (name,
+ * version), volume records, an encryption section of up to
+ * MC_ENC_RECIPS_MAX sealed boxes of 88 bytes, a signature trailer.
+ */
+#define MC_MANIFEST_EXTRA_MAX (128u << 10)
 #define MC_FLAG_WELCOMED 0x01 /* HELLO: the sender already welcomed this receiver */
 
 enum mc_ctrl_code { MC_CTRL_WELCOME = 1, MC_CTRL_LEAVE = 2, MC_CTRL_DONE = 3 };

@@ -198,7 +198,11 @@ sums() { (cd "$1" && find . -type f -exec sha256sum {} + | sort -k2); }
 @test "encrypt: sent and received with -o without any key, then extracted with it" {
 	require_root
 	require_prog mcast-pack mcast-send mcast-recv
-	run_pack create -q --encrypt k -o p.mcpkg tree
+	# Many chunks (about 190): an encrypted manifest holds a digest and a tag per chunk,
+	# twice a plain one's bytes, and receivers must still take its announcement.
+	head -c 9000000 /dev/urandom >tree/more
+	run_pack create -q -z none --chunk-size 64K --encrypt k -o p.mcpkg tree
+	[ "$(run_pack info --json p.mcpkg | python3 -c 'import json,sys; print(json.load(sys.stdin)["chunks"] > 150)')" = True ]
 	ns_lo
 	bg_start recv with_timeout 60 ns_exec local run_recv -g $G -p $P -o "$T/r.mcpkg"
 	wait_for 10 grep -q 'waiting for' "$T/recv.err"

@@ -47,6 +47,12 @@ int main(void)
 	p.u.ann.kmax = 255;
 	ok(!roundtrip(&p, &q, &len), "announce with 255 source symbols per block is refused");
 	p.u.ann.kmax = 128;
+	/* Encrypted: a digest and a tag per chunk, and a sealed box for each of many recipients. */
+	p.u.ann.manifest_len = 4 * 32 + 1024 * 88 + 600;
+	ok(roundtrip(&p, &q, &len), "announce of an encrypted package for 1024 recipients");
+	p.u.ann.manifest_len = 4 * MC_MANIFEST_PER_CHUNK + MC_MANIFEST_EXTRA_MAX + 1;
+	ok(!roundtrip(&p, &q, &len), "announce with a manifest too long for its chunks is refused");
+	p.u.ann.manifest_len = 4 * 16 + 60;
 	{
 		/* A v1 announcement is byte for byte what it was: the image flag is the only difference. */
 		uint8_t v1[2048], v2[2048];
@@ -76,7 +82,7 @@ int main(void)
 	p.u.ann.payload_size = 3 * 1048576;
 	p.u.ann.manifest_len = 10 * 16;
 	ok(!roundtrip(&p, &q, &len), "image announce with a manifest too short for two digests per chunk is refused");
-	p.u.ann.manifest_len = 10 * MC_IMAGE_MANIFEST_PER_CHUNK + 4097;
+	p.u.ann.manifest_len = 10 * MC_IMAGE_MANIFEST_PER_CHUNK + MC_MANIFEST_EXTRA_MAX + 1;
 	ok(!roundtrip(&p, &q, &len), "image announce with a manifest too long for its chunks is refused");
 
 	memset(&p, 0, sizeof p);
