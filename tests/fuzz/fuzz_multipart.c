@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rand.h"
 #include "source.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -49,14 +50,13 @@ static int sink(void *ctx, unsigned slot, uint64_t off, const uint8_t *p, size_t
 
 static int feed(struct mc_multipart *mp, const uint8_t *body, size_t n, uint8_t seed, struct rec *r)
 {
-	uint32_t x = seed * 2654435761u + 1;
+	uint64_t x = seed * 2654435761u + 1;
 	int rc = 0;
 
 	while (n > 0 && rc == 0) {
 		size_t k = n;
 		if (seed) {
-			x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-			k = 1 + x % (seed < 16 ? seed : 300);
+			k = 1 + mc_xorshift(&x) % (seed < 16 ? seed : 300);
 			if (k > n)
 				k = n;
 		}

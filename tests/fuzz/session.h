@@ -14,6 +14,7 @@
 
 #include "fec.h"
 #include "pkg.h"
+#include "rand.h"
 #include "sender.h"
 #include "wire.h"
 
@@ -44,14 +45,6 @@ struct fz_session {
 	uint16_t *len;
 	unsigned n, cap;
 };
-
-static uint64_t fz_rnd(uint64_t *s)
-{
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 0x2545F4914F6CDD1DULL;
-}
 
 static int fz_add(struct fz_session *s, const uint8_t *buf, size_t len)
 {
@@ -155,7 +148,7 @@ static int fz_session_make(struct fz_session *s, int image)
 	if (!s->payload || !digests || !block || !repair || !hdr || !fec)
 		goto out;
 	for (size_t i = 0; i < s->payload_size; i++)
-		s->payload[i] = (uint8_t)(fz_rnd(&rng) >> 56);
+		s->payload[i] = (uint8_t)(mc_xorshift(&rng) >> 56);
 	strcpy(s->m.name, "fuzz");
 	strcpy(s->m.version, "1");
 	s->m.ctime = 1700000000;
