@@ -8,7 +8,7 @@ PKG_CONFIG ?= pkg-config
 CC ?= cc
 
 VERSION := 0.1.0
-PKGS := libarchive libxxhash libisal libcurl libcrypto libzstd ext2fs com_err libntfs-3g fdisk blkid
+PKGS := libarchive libxxhash libisal libcurl libcrypto libzstd ext2fs com_err libntfs-3g fdisk blkid tsk
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 

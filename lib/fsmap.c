@@ -1,4 +1,7 @@
-/* Used-block maps from the file systems' own libraries: libblkid names it, libext2fs and libntfs-3g map it. */
+/*
+ * Used-block maps from the file systems' own libraries: libblkid names it;
+ * libext2fs, libntfs-3g and The Sleuth Kit's libtsk (FAT, exFAT) map it.
+ */
 #include "fsmap.h"
 
 #include <errno.h>
@@ -20,6 +23,7 @@
 #include <ntfs-3g/volume.h>
 #include <ntfs-3g/attrib.h>
 #include <ntfs-3g/logging.h>
+#include <tsk/libtsk.h>
 
 int mc_extents_add(struct mc_extents *e, uint64_t off, uint64_t len)
 {
@@ -337,6 +341,129 @@ out:
 	return rc;
 }
 
+/*
+ * ---- FAT12/16/32 and exFAT: The Sleuth Kit's libtsk, on an image that reads the volume through fd ----
+ *
+ * libtsk counts FAT in sectors: the reserved area, the FATs and FAT12/16's
+ * root directory come before the first cluster and are always allocated
+ * (metadata); a cluster is free when its FAT entry (exFAT: its bitmap bit)
+ * says so, and bad clusters count as allocated. Only the sectors libtsk
+ * reports unallocated are left out: anything it does not report (the tail
+ * past the last cluster, bytes past the file system) stays.
+ *
+ * FAT's dirty flag is not read: neither libtsk nor libblkid exposes it,
+ * and it is not ours to parse. The FAT is both the allocation map and the
+ * files' cluster chains, so a FAT not cleanly unmounted still maps every
+ * cluster a chain reaches; what a crash can lose (a cluster written but not
+ * yet chained) fsck.fat would free as well.
+ */
+struct timg {
+	TSK_IMG_INFO img; /* first: libtsk takes a pointer to it */
+	int fd;
+	uint64_t off;
+};
+
+static ssize_t ti_read(TSK_IMG_INFO *img, TSK_OFF_T off, char *buf, size_t len)
+{
+	struct timg *t = (struct timg *)img;
+
+	if (off < 0 || off >= img->size)
+		return 0;
+	if ((uint64_t)len > (uint64_t)(img->size - off))
+		len = (size_t)(img->size - off);
+	for (size_t got = 0;;) {
+		ssize_t r = pread(t->fd, buf + got, len - got, (off_t)(t->off + (uint64_t)off + got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return got ? (ssize_t)got : -1;
+		got += (size_t)r;
+		if (r == 0 || got == len)
+			return (ssize_t)got;
+	}
+}
+
+static void ti_close(TSK_IMG_INFO *img)
+{
+	free(img);
+}
+
+static void ti_stat(TSK_IMG_INFO *img, FILE *f)
+{
+}
+
+struct fatwalk {
+	struct mc_extents *fe;
+	uint64_t off, bs, freeb;
+	int nomem;
+};
+
+static TSK_WALK_RET_ENUM fat_free(const TSK_FS_BLOCK *b, void *arg)
+{
+	struct fatwalk *w = arg;
+
+	if (!(b->flags & TSK_FS_BLOCK_FLAG_UNALLOC))
+		return TSK_WALK_CONT;
+	if (mc_extents_add(w->fe, w->off + (uint64_t)b->addr * w->bs, w->bs) < 0) {
+		w->nomem = 1;
+		return TSK_WALK_STOP;
+	}
+	w->freeb += w->bs;
+	return TSK_WALK_CONT;
+}
+
+static int map_fat(const char *path, int fd, uint64_t off, uint64_t size, const char *fstype, struct mc_extents *fe,
+		   uint64_t *used, char *err, size_t errlen)
+{
+	struct timg *t = calloc(1, sizeof *t);
+	TSK_IMG_INFO *img;
+	TSK_FS_INFO *fs;
+	struct fatwalk w = {.fe = fe, .off = off};
+	char wh[512];
+	int rc = -1;
+
+	where(wh, sizeof wh, path, off);
+	if (t == NULL)
+		return fail(err, errlen, ENOMEM, "%s: %s", wh, strerror(ENOMEM));
+	t->fd = fd;
+	t->off = off;
+	t->img.tag = TSK_IMG_INFO_TAG;
+	/* On failure libtsk has not taken t; once it has, tsk_img_close frees it through ti_close. */
+	if ((img = tsk_img_open_external(t, (TSK_OFF_T)size, 0, ti_read, ti_close, ti_stat)) == NULL) {
+		free(t);
+		return fail(err, errlen, EINVAL, "%s: %s: cannot open: %s", wh, fstype, tsk_error_get());
+	}
+	fs = tsk_fs_open_img(img, 0, strcmp(fstype, "exfat") == 0 ? TSK_FS_TYPE_EXFAT : TSK_FS_TYPE_FAT_DETECT);
+	if (fs == NULL) {
+		fail(err, errlen, EINVAL, "%s: %s: cannot open: %s", wh, fstype, tsk_error_get());
+		goto out_img;
+	}
+	w.bs = fs->block_size;
+	if (w.bs == 0 || (uint64_t)fs->block_count > size / w.bs) {
+		fail(err, errlen, ERANGE, "%s: %s of %llu bytes in a volume of %llu: larger than its volume", wh, fstype,
+		     (unsigned long long)((uint64_t)fs->block_count * w.bs), (unsigned long long)size);
+		goto out;
+	}
+	if (fs->block_count && tsk_fs_block_walk(fs, fs->first_block, fs->last_block,
+						 TSK_FS_BLOCK_WALK_FLAG_UNALLOC | TSK_FS_BLOCK_WALK_FLAG_META |
+							 TSK_FS_BLOCK_WALK_FLAG_CONT | TSK_FS_BLOCK_WALK_FLAG_AONLY,
+						 fat_free, &w) != 0) {
+		fail(err, errlen, EIO, "%s: %s: cannot read its allocation map: %s", wh, fstype, tsk_error_get());
+		goto out;
+	}
+	if (w.nomem) {
+		fail(err, errlen, ENOMEM, "%s: %s", wh, strerror(ENOMEM));
+		goto out;
+	}
+	*used = size - w.freeb;
+	rc = 1;
+out:
+	tsk_fs_close(fs);
+out_img:
+	tsk_img_close(img);
+	return rc;
+}
+
 #define SWAP_KEEP (64u * 1024)
 
 int mc_fsmap(const char *path, int fd, uint64_t off, uint64_t size, unsigned flags, char fstype[MC_VOL_FSTYPE],
@@ -348,6 +475,8 @@ int mc_fsmap(const char *path, int fd, uint64_t off, uint64_t size, unsigned fla
 		return map_ext(path, off, size, flags, fstype, free_ext, used, err, errlen);
 	if (strcmp(fstype, "ntfs") == 0)
 		return map_ntfs(path, fd, off, size, flags, free_ext, used, err, errlen);
+	if (strcmp(fstype, "vfat") == 0 || strcmp(fstype, "exfat") == 0)
+		return map_fat(path, fd, off, size, fstype, free_ext, used, err, errlen);
 	if (strcmp(fstype, "swap") == 0 && size > SWAP_KEEP) {
 		/*
 		 * Plain swap (a hibernation image is "swsuspend" and kept whole):

@@ -4,7 +4,8 @@
 # partition (files through mtools), an NTFS data partition (mkntfs, ntfscp) and
 # an ext4 root holding a real tree, each made on its own loop device at its
 # offset (no udev here, so no /dev/loopNpM). Packed with --used-only: stored
-# bytes near what the file systems use, far below the disk; written back onto
+# bytes near what the file systems use (the vfat's too, mapped by libtsk), far
+# below the disk; bare FAT12 and FAT32 volumes likewise; written back onto
 # a loop device (and a larger disk, grown after), and in one session onto
 # three loop devices (5% loss, a late joiner, a receiver SIGKILLed and
 # resumed); every checker passes and the files read back equal. Refused,
@@ -19,6 +20,14 @@ garbage() { openssl enc -aes-128-ctr -nosalt -pbkdf2 -pass "pass:$2" -in /dev/ze
 
 # jget JSON EXPR: a Python expression over the parsed JSON d, printed.
 jget() { python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
+
+# fat_used FILE: the bytes a FAT uses by fsck.fat -v's output in FILE: the area
+# before its first cluster (boot sector, FATs, FAT12/16's root directory) and
+# its used clusters.
+fat_used() {
+	awk '/bytes per cluster/ { c = $1 } /^Data area starts at byte/ { s = $6 }
+		/ files, [0-9]+\/[0-9]+ clusters$/ { split($(NF - 1), a, "/"); u = a[1] } END { print s + u * c }' "$1"
+}
 
 # "start size start_sector" in bytes per partition of disk image $1, from sfdisk -J.
 parts() {
@@ -46,6 +55,7 @@ setup_file() {
 	garbage 1M efi >"$F/efi.bin"
 	mmd -i "$d" ::/EFI
 	mcopy -i "$d" -s /usr/share/bash-completion/completions "$F/efi.bin" ::/EFI/ 2>/dev/null
+	fsck.fat -v -n "$d" >"$F/fsckfat"
 	loop_detach "$d"
 	# Data: NTFS (when its tools are here), files copied in with ntfscp, no mount.
 	if command -v mkntfs >/dev/null && command -v ntfscp >/dev/null; then
@@ -85,12 +95,12 @@ info_json() { "$MCAST_BIN/mcast-pack" info --json "$F/disk.mcpkg" | tail -n 1; }
 
 @test "disk: --used-only records the GPT and each partition's file system; stored bytes near the used ones" {
 	need_disk
-	local j used e4 nt stored
+	local j used e4 nt vf stored
 	j=$(info_json)
 	[ "$(jget "$j" 'd["partition_table"]')" = gpt ]
 	[ "$(jget "$j" '",".join(str(v["filesystem"]) for v in d["volumes"])')" = "vfat,$([ -f "$F/ntfs" ] && echo ntfs || echo None),ext4" ]
-	[ "$(jget "$j" '",".join(str(v["used_only"]) for v in d["volumes"])')" = "False,$([ -f "$F/ntfs" ] && echo True || echo False),True" ]
-	# What the file systems' own tools say they use: dumpe2fs, ntfsinfo, and the whole vfat partition.
+	[ "$(jget "$j" '",".join(str(v["used_only"]) for v in d["volumes"])')" = "True,$([ -f "$F/ntfs" ] && echo True || echo False),True" ]
+	# What the file systems' own tools say they use: dumpe2fs, ntfsinfo and fsck.fat.
 	# ext4: its groups' free counts (the superblock's own total may lag behind them after umount).
 	e4=$(awk -F: '/^Block count/ { n = $2 } /^Block size/ { b = $2 } /^  [0-9]+ free blocks,/ { split($0, a, " "); f += a[1] }
 		END { print (n - f) * b }' "$F/dumpe2fs")
@@ -99,7 +109,12 @@ info_json() { "$MCAST_BIN/mcast-pack" info --json "$F/disk.mcpkg" | tail -n 1; }
 		nt=$(awk -F: '/Cluster Size/ { c = $2 } /Volume Size in Clusters/ { n = $2 } /Free Clusters/ { split($2, a, " "); f = a[1] }
 			END { print (n - f) * c }' "$F/ntfsinfo")
 	fi
-	used=$(($(sed -n 1p "$F/parts" | cut -d' ' -f2) + nt + e4))
+	vf=$(fat_used "$F/fsckfat")
+	used=$((vf + nt + e4))
+	# libtsk's count of the vfat and fsck.fat's agree (libtsk's may hold a tail shorter than a cluster).
+	echo "# vfat used: fsck.fat $vf, libtsk $(jget "$j" 'd["volumes"][0]["used"]')"
+	[ "$(jget "$j" '0 <= d["volumes"][0]["used"] - '"$vf"' < 65536')" = True ]
+	[ "$(jget "$j" 'd["volumes"][0]["stored"] <= '"$vf"' * 11 // 10')" = True ]
 	# libext2fs's count (from the bitmaps) and dumpe2fs's (the group descriptors') agree.
 	echo "# ext4 used: dumpe2fs $e4, libext2fs $(jget "$j" 'd["volumes"][2]["used"]')"
 	[ "$(jget "$j" 'abs(d["volumes"][2]["used"] - '"$e4"') <= 65536')" = True ]
@@ -127,10 +142,10 @@ disk_checks() {
 	read -r s z ss < <(sed -n 1p "$F/parts")
 	d=$(loop_attach "$img" -r -o "$s" --sizelimit "$z")
 	run -0 fsck.vfat -n "$d"
-	mcopy -n -i "$d" ::/EFI/efi.bin "$img.efi.bin"
-	cmp "$img.efi.bin" "$F/efi.bin"
-	mcopy -n -i "$d" ::/EFI/completions/mount "$img.mount.bc"
-	cmp "$img.mount.bc" /usr/share/bash-completion/completions/mount
+	mkdir "$img.efi"
+	mcopy -s -n -i "$d" ::/EFI "$img.efi/"
+	cmp "$img.efi/EFI/efi.bin" "$F/efi.bin"
+	diff -r /usr/share/bash-completion/completions "$img.efi/EFI/completions"
 	loop_detach "$d"
 	# Data: ntfsfix -n, and every copied file through ntfscat.
 	if [ -f "$F/ntfs" ]; then
@@ -234,6 +249,84 @@ disk_checks() {
 	run -1 "$MCAST_BIN/mcast-pack" create --image --used-only -o d.mcpkg bare.img
 	[[ $output == *"bare.img: ntfs is marked dirty"*--force* ]]
 	[ ! -e d.mcpkg ]
+}
+
+@test "disk: bare FAT12 and FAT32 (no partition table) on garbage: free clusters, a deleted file's among them, are not stored; restored, fsck.vfat passes and the files read back equal" {
+	need_disk
+	local f z a j used
+	garbage 4M keep >keep.bin
+	for f in 12 32; do
+		# FAT32 with one-sector clusters: many clusters on a small volume.
+		z=$([ $f = 12 ] && echo 16 || echo 48)
+		a=$([ $f = 12 ] && echo "-F 12" || echo "-F 32 -s 1")
+		garbage ${z}M fat$f >fat$f.img
+		# shellcheck disable=SC2086
+		mkfs.vfat $a -n F$f fat$f.img >/dev/null
+		# A deleted file leaves its garbage in clusters the FAT calls free.
+		garbage 8M big$f >big.bin
+		mcopy -i fat$f.img big.bin ::/big.bin
+		mdel -i fat$f.img ::/big.bin
+		mmd -i fat$f.img ::/d
+		mcopy -i fat$f.img keep.bin /usr/share/zoneinfo/Europe/Paris ::/d/
+		fsck.fat -v -n fat$f.img >fsck$f
+		grep -q "FATs, $f bit entries" fsck$f # the FAT kind asked for
+		run -0 --separate-stderr "$MCAST_BIN/mcast-pack" -q create --image --used-only -o fat$f.mcpkg fat$f.img
+		run -0 --separate-stderr "$MCAST_BIN/mcast-pack" info --json fat$f.mcpkg
+		j=$output
+		[ "$(jget "$j" '[d["partition_table"], len(d["volumes"]), d["volumes"][0]["filesystem"], d["volumes"][0]["used_only"]]')" = "[None, 1, 'vfat', True]" ]
+		used=$(fat_used fsck$f)
+		echo "# FAT$f: used by fsck.fat $used, by libtsk $(jget "$j" 'd["volumes"][0]["used"]'), stored $(jget "$j" 'd["stored_size"]')" >&3
+		[ "$(jget "$j" '0 <= d["volumes"][0]["used"] - '"$used"' < 65536')" = True ]
+		# Stored: what the FAT uses, not the deleted file's 8 MiB nor the rest of the garbage.
+		[ "$(jget "$j" 'd["stored_size"]')" -le $((used * 11 / 10)) ]
+		[ "$(jget "$j" 'd["stored_size"]')" -lt $((6 << 20)) ]
+		garbage ${z}M back$f >back.img
+		run -0 "$MCAST_BIN/mcast-pack" -q extract --to back.img fat$f.mcpkg
+		run -0 fsck.vfat -n back.img
+		rm -rf out && mkdir out
+		mcopy -s -n -i back.img ::/d out/
+		cmp out/d/keep.bin keep.bin
+		cmp out/d/Paris /usr/share/zoneinfo/Europe/Paris
+		run -1 mcopy -n -i back.img ::/big.bin out/
+	done
+}
+
+@test "disk: a bare exFAT on garbage (files written through exfat-fuse): used clusters only; restored, fsck.exfat passes and the files read back equal" {
+	need_disk
+	image_host_ok mkfs.exfat dump.exfat fsck.exfat mount.exfat-fuse && [ -c /dev/fuse ] || skip "no exfatprogs or exfat-fuse here"
+	local d j used
+	garbage 64M exfat >ex.img
+	mkfs.exfat -L EX ex.img >/dev/null
+	garbage 3M keep >keep.bin
+	garbage 8M big >big.bin
+	d=$(loop_attach ex.img)
+	mc_mount "$d" "$T/mnt" -t exfat-fuse
+	mkdir "$T/mnt/d"
+	cp keep.bin /usr/share/zoneinfo/Europe/Paris "$T/mnt/d/"
+	cp big.bin "$T/mnt/" && sync && rm "$T/mnt/big.bin" # its garbage stays in free clusters
+	mc_umount "$T/mnt"
+	loop_detach "$d"
+	run -0 fsck.exfat -n ex.img
+	# What exfatprogs says it uses: everything before the cluster heap, and the clusters not free.
+	used=$(dump.exfat ex.img 2>/dev/null | awk -F: '/Cluster Heap Offset/ { h = $2 } /Sector Size Bits/ { s = $2 }
+		/^Cluster size/ { c = $2 } /^Total Clusters/ { t = $2 } /^Free Clusters/ { f = $2 } END { print h * 2 ^ s + (t - f) * c }')
+	run -0 --separate-stderr "$MCAST_BIN/mcast-pack" -q create --image --used-only -o ex.mcpkg ex.img
+	run -0 --separate-stderr "$MCAST_BIN/mcast-pack" info --json ex.mcpkg
+	j=$output
+	echo "# exFAT: used by dump.exfat $used, by libtsk $(jget "$j" 'd["volumes"][0]["used"]'), stored $(jget "$j" 'd["stored_size"]')" >&3
+	[ "$(jget "$j" '[d["partition_table"], len(d["volumes"]), d["volumes"][0]["filesystem"], d["volumes"][0]["used_only"]]')" = "[None, 1, 'exfat', True]" ]
+	[ "$(jget "$j" 'd["volumes"][0]["used"] == '"$used")" = True ]
+	[ "$(jget "$j" 'd["stored_size"]')" -le $((used * 11 / 10)) ]
+	garbage 64M back >back.img
+	run -0 "$MCAST_BIN/mcast-pack" -q extract --to back.img ex.mcpkg
+	run -0 fsck.exfat -n back.img
+	d=$(loop_attach back.img -r)
+	mc_mount "$d" "$T/mnt2" -t exfat-fuse -o ro
+	cmp "$T/mnt2/d/keep.bin" keep.bin
+	cmp "$T/mnt2/d/Paris" /usr/share/zoneinfo/Europe/Paris
+	[ ! -e "$T/mnt2/big.bin" ]
+	mc_umount "$T/mnt2"
+	loop_detach "$d"
 }
 
 @test "disk: refused, nothing written: a mounted source, a dirty ext4, a dirty NTFS, a table past the end; usage errors" {

@@ -7,7 +7,7 @@ set -u
 NEEDED="build-essential pkg-config libarchive-dev libxxhash-dev xxhash libisal-dev
 libcurl4-openssl-dev libssl-dev libzstd-dev bats nginx-light nftables iproute2 mandoc clang
 libclang-rt-14-dev openssl python3 socat valgrind zstd zsh
-libext2fs-dev comerr-dev ntfs-3g-dev libfdisk-dev libblkid-dev e2fsprogs dosfstools mtools ntfs-3g fdisk"
+libext2fs-dev comerr-dev ntfs-3g-dev libfdisk-dev libblkid-dev libtsk-dev e2fsprogs dosfstools mtools ntfs-3g fdisk exfatprogs exfat-fuse"
 BENCH="udpcast uftp iperf"
 
 missing() {
