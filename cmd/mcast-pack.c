@@ -88,8 +88,9 @@ static const struct mc_fe_prog prog = {
 	.exit3 = "damaged", /* a package that is not whole: verify says so, repair heals it */
 };
 
-/* "mcast-pack: message" and the usage on stderr, exit 2. */
+/* "mcast-pack: message" and the usage on stderr, exit 2; bad_value: "mcast-pack: OPT 'VALUE': reason". */
 #define usage_error(...) mc_fe_usage_error(usage_text, __VA_ARGS__)
+#define bad_value(opt, value, ...) mc_fe_bad_value(usage_text, opt, value, __VA_ARGS__)
 
 static int exit_for_errno(int e)
 {
@@ -140,15 +141,15 @@ static const char *printable(const char *s)
 }
 
 /* -n NAME and -V VERSION: at most MC_NAME_MAX bytes, no control characters; a name is never empty. */
-static void check_text(const char *what, const char *s, int may_be_empty)
+static void check_text(const char *opt, const char *s, int may_be_empty)
 {
 	if (!may_be_empty && *s == '\0')
-		usage_error("%s: must not be empty", what);
+		bad_value(opt, s, "must not be empty");
 	if (strlen(s) > MC_NAME_MAX)
-		usage_error("%s: longer than %d bytes", what, MC_NAME_MAX);
+		bad_value(opt, s, "longer than %d bytes", MC_NAME_MAX);
 	for (const char *c = s; *c; c++)
 		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			usage_error("%s: control characters are not allowed", what);
+			bad_value(opt, s, "control characters are not allowed");
 }
 
 /* create's arguments, checked before anything is read or written. */
@@ -157,27 +158,27 @@ static void check_create(const struct args *a, char **paths, int npaths)
 	if (a->output == NULL)
 		usage_error("create: -o PKG is required");
 	if (a->output[0] == '\0')
-		usage_error("-o PKG: must not be empty");
+		bad_value("-o", a->output, "must not be empty");
 	if (mc_fe_output_refusal(a->output))
-		usage_error("-o %s: %s", a->output, mc_fe_output_refusal(a->output));
+		bad_value("-o", a->output, "%s", mc_fe_output_refusal(a->output));
 	if (npaths < 1)
 		usage_error("create: no PATH to pack");
 	for (int i = 0; i < npaths && npaths > 1; i++)
 		if (strcmp(paths[i], "-") == 0)
 			usage_error("PATH -: standard input can only be packed alone");
 	if (a->name) {
-		check_text("-n NAME", a->name, 0);
+		check_text("-n", a->name, 0);
 	} else {
 		size_t n;
 		const char *b = mc_pkg_default_name(a->output, &n);
 		if (n == 0)
-			usage_error("-o %s: no file name to take the package name from; give -n NAME", a->output);
+			bad_value("-o", a->output, "no file name to take the package name from; give -n NAME");
 		for (size_t i = 0; i < n; i++)
 			if ((unsigned char)b[i] < 0x20 || b[i] == 0x7f)
-				usage_error("-o PKG: its base name (the default package name) has control characters; give -n NAME");
+				bad_value("-o", a->output, "its base name (the default package name) has control characters; give -n NAME");
 	}
 	if (a->version)
-		check_text("-V VERSION", a->version, 1);
+		check_text("-V", a->version, 1);
 	if (a->used_only && strcmp(paths[0], "-") == 0)
 		usage_error("--used-only: reads the file systems of a block device or a regular file, not standard input");
 }
@@ -1166,7 +1167,7 @@ static void parse_opt(int c, struct args *a, char **argv)
 		break;
 	case 'j':
 		if (mc_opt_uint(optarg, 0, 256, &v) < 0)
-			usage_error("-j %s: threads must be a number from 0 to 256", optarg);
+			bad_value("-j", optarg, "threads must be a number from 0 to 256");
 		a->threads = (unsigned)v;
 		break;
 	case 'l':
@@ -1181,13 +1182,13 @@ static void parse_opt(int c, struct args *a, char **argv)
 	case 'z': {
 		int z = mc_comp_parse(optarg);
 		if (z < 0)
-			usage_error("-z %s: compression must be zstd, gzip, xz or none", optarg);
+			bad_value("-z", optarg, "compression must be zstd, gzip, xz or none");
 		a->compression = (unsigned)z;
 		break;
 	}
 	case OPT_CHUNK_SIZE:
 		if (mc_opt_size(optarg, MC_CHUNK_MIN, MC_CHUNK_MAX, &v) < 0 || v % 4096)
-			usage_error("--chunk-size %s: must be a size from 64K to 64M, a multiple of 4K", optarg);
+			bad_value("--chunk-size", optarg, "must be a size from 64K to 64M, a multiple of 4K");
 		a->chunk_size = (uint32_t)v;
 		break;
 	case OPT_MTIME:
@@ -1207,7 +1208,7 @@ static void parse_opt(int c, struct args *a, char **argv)
 		break;
 	case OPT_TO:
 		if (*optarg == '\0')
-			usage_error("--to: TARGET must not be empty");
+			bad_value("--to", optarg, "must not be empty");
 		a->to = optarg;
 		break;
 	case OPT_ZEROED:
@@ -1221,7 +1222,7 @@ static void parse_opt(int c, struct args *a, char **argv)
 		break;
 	case OPT_ENCRYPT:
 		if (*optarg == '\0')
-			usage_error("--encrypt: must name a key file");
+			bad_value("--encrypt", optarg, "must name a key file");
 		a->encrypt = optarg;
 		break;
 	case OPT_ENCRYPT_TO:
@@ -1229,7 +1230,7 @@ static void parse_opt(int c, struct args *a, char **argv)
 		break;
 	case OPT_DECRYPT:
 		if (*optarg == '\0')
-			usage_error("--decrypt: must name a key file");
+			bad_value("--decrypt", optarg, "must name a key file");
 		a->decrypt = optarg;
 		break;
 	case OPT_BOX:
@@ -1310,20 +1311,20 @@ static int parse(int argc, char **argv, struct args *a)
 	if (a->level_arg) {
 		uint64_t lo = a->compression == MC_COMP_ZSTD ? 1 : 0, hi = a->compression == MC_COMP_ZSTD ? 22 : 9;
 		if (a->compression == MC_COMP_NONE)
-			usage_error("-l %s: -z none has no level", a->level_arg);
+			bad_value("-l", a->level_arg, "-z none has no level");
 		if (mc_opt_uint(a->level_arg, lo, hi, &v) < 0)
-			usage_error("-l %s: %s level must be a number from %llu to %llu", a->level_arg,
-				    mc_comp_name(a->compression), (unsigned long long)lo, (unsigned long long)hi);
+			bad_value("-l", a->level_arg, "%s level must be a number from %llu to %llu",
+				  mc_comp_name(a->compression), (unsigned long long)lo, (unsigned long long)hi);
 		a->level = (int)v;
 	}
 	if (a->mtime_arg) {
 		const char *s = a->mtime_arg[0] == '@' ? a->mtime_arg + 1 : a->mtime_arg;
 		if (mc_opt_uint(s, 0, INT64_MAX, &v) < 0)
-			usage_error("--mtime %s: must be seconds since the epoch", a->mtime_arg);
+			bad_value("--mtime", a->mtime_arg, "must be seconds since the epoch");
 		a->mtime = (int64_t)v;
 	} else if ((sde = getenv("SOURCE_DATE_EPOCH")) != NULL && *sde) {
 		if (mc_opt_uint(sde, 0, INT64_MAX, &v) < 0)
-			usage_error("SOURCE_DATE_EPOCH=%s: must be seconds since the epoch", sde);
+			bad_value("SOURCE_DATE_EPOCH", sde, "must be seconds since the epoch");
 		a->mtime = (int64_t)v;
 	}
 	return optind;
@@ -1352,8 +1353,8 @@ static void check_args(const struct args *a, int argc, char **argv)
 	if (a->image && strcmp(a->cmd, "create") != 0)
 		usage_error("%s: --image is for create", a->cmd);
 	if (a->image && a->compression != MC_COMP_ZSTD && a->compression != MC_COMP_NONE)
-		usage_error("-z %s: an image's spans are zstd frames or stored as they are (-z zstd or -z none)",
-			    mc_comp_name(a->compression));
+		bad_value("-z", mc_comp_name(a->compression),
+			  "an image's spans are zstd frames or stored as they are (-z zstd or -z none)");
 	if (a->image && argc != 1)
 		usage_error("create --image: expects one SOURCE (a block device, a regular file or -), got %d", argc);
 	if (a->to && strcmp(a->cmd, "extract") != 0 && strcmp(a->cmd, "verify") != 0)
@@ -1373,7 +1374,7 @@ static void check_args(const struct args *a, int argc, char **argv)
 	if (a->ntrust && strcmp(a->cmd, "verify") != 0 && strcmp(a->cmd, "extract") != 0)
 		usage_error("%s: --trust is for verify and extract", a->cmd);
 	if (a->sign && a->sign[0] == '\0')
-		usage_error("--sign: must name a secret key file");
+		bad_value("--sign", a->sign, "must name a secret key file");
 	if (a->encrypt && strcmp(a->cmd, "create") != 0)
 		usage_error("%s: --encrypt is for create", a->cmd);
 	if (a->nencrypt_to && strcmp(a->cmd, "create") != 0 && strcmp(a->cmd, "rewrap") != 0)

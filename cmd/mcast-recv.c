@@ -141,22 +141,22 @@ static void parse(int argc, char **argv, struct opts *o)
 			break;
 		case O_DECRYPT:
 			if (*optarg == '\0')
-				mc_fe_usage_error(usage_text, "--decrypt: a key file");
+				mc_fe_bad_value(usage_text, "--decrypt", optarg, "must name a key file");
 			o->decrypt = optarg;
 			break;
 		case O_EXPECT: o->expect = optarg; break;
 		case O_MEM:
 			if (mc_opt_size(optarg, 4u << 20, 1ULL << 40, &o->mem) < 0)
-				mc_fe_usage_error(usage_text, "--mem '%s': must be a size from 4M, such as 64M", optarg);
+				mc_fe_bad_value(usage_text, "--mem", optarg, "must be a size from 4M, such as 64M");
 			break;
 		case O_PACKAGE:
 			if (*optarg == '\0' || strlen(optarg) > MC_NAME_MAX)
-				mc_fe_usage_error(usage_text, "--package: a name of 1 to %d bytes", MC_NAME_MAX);
+				mc_fe_bad_value(usage_text, "--package", optarg, "must be a name of 1 to %d bytes", MC_NAME_MAX);
 			o->package = optarg;
 			break;
 		case O_STATE:
 			if (*optarg == '\0')
-				mc_fe_usage_error(usage_text, "--state: a file name");
+				mc_fe_bad_value(usage_text, "--state", optarg, "must name a file");
 			o->state = optarg;
 			break;
 		case O_TIMEOUT:
@@ -167,7 +167,7 @@ static void parse(int argc, char **argv, struct opts *o)
 			if (o->out)
 				mc_fe_usage_error(usage_text, "-o and --to: one or the other");
 			if (*optarg == '\0')
-				mc_fe_usage_error(usage_text, "--to: a block device or regular file");
+				mc_fe_bad_value(usage_text, "--to", optarg, "must name a block device or regular file");
 			o->out = optarg;
 			o->to = 1;
 			break;
@@ -192,7 +192,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		mc_fe_usage_error(usage_text, "%s: only with --to TARGET (-o keeps an encrypted package encrypted)",
 				  o->state ? "--state" : o->zeroed ? "--zeroed" : "--decrypt");
 	if (!o->to && mc_fe_output_refusal(o->out))
-		mc_fe_usage_error(usage_text, "-o %s: %s", o->out, mc_fe_output_refusal(o->out));
+		mc_fe_bad_value(usage_text, "-o", o->out, "%s", mc_fe_output_refusal(o->out));
 }
 
 /* A complete PKG from an earlier run: nothing to do when it is intact and the one asked for. */
@@ -542,7 +542,7 @@ static int open_sink(struct run *x, struct mc_sink **sink)
 
 	if (!x->o.to) {
 		if (stat(x->o.out, &sb) == 0 && S_ISDIR(sb.st_mode))
-			mc_fe_usage_error(usage_text, "-o %s: is a directory; -o names the package file to write", x->o.out);
+			mc_fe_bad_value(usage_text, "-o", x->o.out, "is a directory; -o names the package file to write");
 		snprintf(x->kept, sizeof x->kept, "%s.part and its state", x->o.out);
 		if (mc_sink_pkg_open(x->o.out, sink, err, sizeof err) < 0) {
 			mc_err("%s", err);
@@ -553,7 +553,7 @@ static int open_sink(struct run *x, struct mc_sink **sink)
 	if (x->o.state)
 		snprintf(x->state, sizeof x->state, "%s", x->o.state);
 	else if (mc_sink_target_state_path(x->o.out, x->state, sizeof x->state) < 0)
-		mc_fe_usage_error(usage_text, "--to %s: name too long for its state file; give --state FILE", x->o.out);
+		mc_fe_bad_value(usage_text, "--to", x->o.out, "name too long for its state file; give --state FILE");
 	else if (strncmp(x->state, MC_TARGET_STATE_DIR "/", sizeof MC_TARGET_STATE_DIR) == 0 &&
 		 mkdir(MC_TARGET_STATE_DIR, 0755) < 0 && errno != EEXIST)
 		mc_warn("%s: %s (give --state FILE)", MC_TARGET_STATE_DIR, strerror(errno));
@@ -589,7 +589,7 @@ int main(int argc, char **argv)
 	mc_fe_start(&prog, argv[0], &x.o.fe);
 	mc_fe_summary_about(NULL, x.o.out);
 	if (x.o.expect && (x.expect_nhex = mc_id_parse(x.o.expect, x.expect)) < 0)
-		mc_fe_usage_error(usage_text, "--expect '%s': a package id is 32 hex digits (or a prefix of at least 8)", x.o.expect);
+		mc_fe_bad_value(usage_text, "--expect", x.o.expect, "a package id is 32 hex digits (or a prefix of at least 8)");
 	memcpy(c.core.expect, x.expect, MC_ID_LEN);
 	c.core.expect_nhex = x.expect_nhex;
 	mc_fe_net_group(&x.o.net, (unsigned)x.o.net.port, &c.g);

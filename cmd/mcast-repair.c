@@ -322,21 +322,21 @@ static void parse(int argc, char **argv, struct args *a)
 			if (o->src.nheaders == MAX_HEADERS)
 				mc_fe_usage_error(usage_text, "-H: at most %d headers", MAX_HEADERS);
 			if (strchr(optarg, ':') == NULL || optarg[0] == ':' || strpbrk(optarg, "\r\n"))
-				mc_fe_usage_error(usage_text, "-H '%s': not a 'Name: value' header", optarg);
+				mc_fe_bad_value(usage_text, "-H", optarg, "not a 'Name: value' header");
 			a->headers[o->src.nheaders++] = optarg;
 			break;
 		case 'j':
 			if (mc_opt_uint(optarg, 1, MAX_PARALLEL, &v) < 0)
-				mc_fe_usage_error(usage_text, "-j '%s': not a number from 1 to %d", optarg, MAX_PARALLEL);
+				mc_fe_bad_value(usage_text, "-j", optarg, "not a number from 1 to %d", MAX_PARALLEL);
 			o->src.parallel = (unsigned)v;
 			break;
 		case 's':
 			if (o->nsources == MAX_SOURCES)
 				mc_fe_usage_error(usage_text, "-s: at most %d sources", MAX_SOURCES);
 			if (optarg[0] == '\0')
-				mc_fe_usage_error(usage_text, "-s: empty source");
+				mc_fe_bad_value(usage_text, "-s", optarg, "must not be empty");
 			if (mc_source_check_spec(optarg, err, sizeof err) < 0)
-				mc_fe_usage_error(usage_text, "-s '%s': %s", optarg, err);
+				mc_fe_bad_value(usage_text, "-s", optarg, "%s", err);
 			a->sources[o->nsources++] = optarg;
 			break;
 		case O_CACERT:
@@ -344,7 +344,7 @@ static void parse(int argc, char **argv, struct args *a)
 			break;
 		case O_DECRYPT:
 			if (optarg[0] == '\0')
-				mc_fe_usage_error(usage_text, "--decrypt: KEY must not be empty");
+				mc_fe_bad_value(usage_text, "--decrypt", optarg, "must not be empty");
 			a->decrypt = optarg;
 			break;
 		case O_INSECURE:
@@ -352,11 +352,11 @@ static void parse(int argc, char **argv, struct args *a)
 			break;
 		case O_SPREAD:
 			if (mc_opt_duration(optarg, 0, MAX_SPREAD_MS, &o->spread_ms) < 0)
-				mc_fe_usage_error(usage_text, "--spread '%s': not a duration (90s, 5m, 250ms)", optarg);
+				mc_fe_bad_value(usage_text, "--spread", optarg, "not a duration (90s, 5m, 250ms)");
 			break;
 		case O_STATE:
 			if (optarg[0] == '\0')
-				mc_fe_usage_error(usage_text, "--state: FILE must not be empty");
+				mc_fe_bad_value(usage_text, "--state", optarg, "must not be empty");
 			o->state_path = optarg;
 			break;
 		case O_TIMEOUT:
@@ -364,7 +364,7 @@ static void parse(int argc, char **argv, struct args *a)
 			break;
 		case O_TO:
 			if (optarg[0] == '\0')
-				mc_fe_usage_error(usage_text, "--to: TARGET must not be empty");
+				mc_fe_bad_value(usage_text, "--to", optarg, "must not be empty");
 			o->target = optarg;
 			break;
 		case O_TRUST:
@@ -379,9 +379,9 @@ static void parse(int argc, char **argv, struct args *a)
 	if (o->target) {
 		/* --to: the target is the output; its state beside the command, never PKG.state. */
 		if (argc != optind)
-			mc_fe_usage_error(usage_text, "--to %s: no PKG with --to (the package comes from the state or the sources)", o->target);
+			mc_fe_bad_value(usage_text, "--to", o->target, "no PKG with --to (the package comes from the state or the sources)");
 		if (o->state_path == NULL)
-			mc_fe_usage_error(usage_text, "--to %s: give --state FILE (the state mcast-recv --to keeps for it)", o->target);
+			mc_fe_bad_value(usage_text, "--to", o->target, "give --state FILE (the state mcast-recv --to keeps for it)");
 	} else {
 		if (o->state_path)
 			mc_fe_usage_error(usage_text, "--state: only with --to TARGET (PKG keeps its state in PKG.state)");

@@ -417,19 +417,19 @@ static void parse(int argc, char **argv, struct opts *o, struct run *r)
 		switch (c) {
 		case O_MAX_WAIT:
 			if (mc_opt_duration(optarg, 0, MAX_WAIT_MS, &v) < 0)
-				mc_fe_usage_error(usage_text, "--max-wait '%s': not a duration (90s, 5m, 2h; at most 366d)", optarg);
+				mc_fe_bad_value(usage_text, "--max-wait", optarg, "not a duration (90s, 5m, 2h; at most 366d)");
 			o->cfg.has_max_wait = 1;
 			o->cfg.max_wait_ms = v;
 			break;
 		case O_MIN_CLIENTS:
 			if (mc_opt_uint(optarg, 1, MC_SCHED_CLIENTS_MAX, &v) < 0)
-				mc_fe_usage_error(usage_text, "--min-clients '%s': not a number of clients (1-%u)", optarg,
-						  MC_SCHED_CLIENTS_MAX);
+				mc_fe_bad_value(usage_text, "--min-clients", optarg, "not a number of clients (1-%u)",
+						MC_SCHED_CLIENTS_MAX);
 			o->cfg.min_clients = v;
 			break;
 		case O_PACKAGE:
 			if (strlen(optarg) > MC_SCHED_NAME_MAX || !*optarg)
-				mc_fe_usage_error(usage_text, "--package: a name of 1 to %d bytes", MC_SCHED_NAME_MAX);
+				mc_fe_bad_value(usage_text, "--package", optarg, "must be a name of 1 to %d bytes", MC_SCHED_NAME_MAX);
 			o->cfg.package = optarg;
 			break;
 		case O_SESSION_KEY:
@@ -442,7 +442,7 @@ static void parse(int argc, char **argv, struct opts *o, struct run *r)
 			break;
 		case O_STATUS:
 			if (!*optarg)
-				mc_fe_usage_error(usage_text, "--status: empty file name");
+				mc_fe_bad_value(usage_text, "--status", optarg, "must not be empty");
 			r->status = optarg;
 			break;
 		default:

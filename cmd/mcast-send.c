@@ -104,30 +104,30 @@ static void parse(int argc, char **argv, struct opts *o)
 		switch (c) {
 		case 'r':
 			if (mc_opt_rate(optarg, 1000, 400000000000ULL, &o->rate) < 0)
-				mc_fe_usage_error(usage_text, "-r %s: rate must be bits per second from 1K to 400G, such as 800M or 1G", optarg);
+				mc_fe_bad_value(usage_text, "-r", optarg, "rate must be bits per second from 1K to 400G, such as 800M or 1G");
 			break;
 		case O_FEC:
 			if (mc_opt_uint(optarg, 0, 100, &o->fec) < 0)
-				mc_fe_usage_error(usage_text, "--fec %s: must be a percentage from 0 to 100", optarg);
+				mc_fe_bad_value(usage_text, "--fec", optarg, "must be a percentage from 0 to 100");
 			break;
 		case O_LINGER:
 			if (mc_opt_duration(optarg, 0, 86400000, &o->linger) < 0)
-				mc_fe_usage_error(usage_text, "--linger '%s': must be a duration such as 2s or 500ms", optarg);
+				mc_fe_bad_value(usage_text, "--linger", optarg, "must be a duration such as 2s or 500ms");
 			break;
 		case O_MAX_PASSES:
 			if (mc_opt_uint(optarg, 0, 10000, &o->max_passes) < 0)
-				mc_fe_usage_error(usage_text, "--max-passes '%s': must be a number from 0 to 10000", optarg);
+				mc_fe_bad_value(usage_text, "--max-passes", optarg, "must be a number from 0 to 10000");
 			break;
 		case O_MAX_TIME:
 			o->max_time = mc_fe_duration(usage_text, "--max-time", optarg, 1, 30ULL * 86400000);
 			break;
 		case O_MTU:
 			if (mc_opt_uint(optarg, 576, 65535, &o->mtu) < 0)
-				mc_fe_usage_error(usage_text, "--mtu '%s': must be a number from 576 to 65535", optarg);
+				mc_fe_bad_value(usage_text, "--mtu", optarg, "must be a number from 576 to 65535");
 			break;
 		case O_PEER_TIMEOUT:
 			if (mc_opt_duration(optarg, 2000, 86400000, &o->peer_timeout) < 0)
-				mc_fe_usage_error(usage_text, "--peer-timeout '%s': must be a duration of 2s or more (receivers speak every second)", optarg);
+				mc_fe_bad_value(usage_text, "--peer-timeout", optarg, "must be a duration of 2s or more (receivers speak every second)");
 			break;
 		case O_SESSION_KEY: o->session_key = optarg; break;
 		default:

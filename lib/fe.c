@@ -30,6 +30,24 @@ void mc_fe_usage_error(const char *usage, const char *fmt, ...)
 	exit(MC_EXIT_USAGE);
 }
 
+void mc_fe_bad_value(const char *usage, const char *opt, const char *value, const char *fmt, ...)
+{
+	char why[1024], shown[1024];
+	size_t n = strlen(value);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	/* A value may hold anything (a tab in -n, an escape sequence): never write it raw to a terminal. */
+	if (n >= sizeof shown)
+		n = sizeof shown - 1;
+	memcpy(shown, value, n);
+	shown[n] = '\0';
+	mc_scrub(shown, n);
+	mc_fe_usage_error(usage, "%s '%s': %s", opt, shown, why);
+}
+
 void mc_fe_bad_option(const char *usage, char *const *argv)
 {
 	extern int optind, optopt;
@@ -44,13 +62,13 @@ uint64_t mc_fe_duration(const char *usage, const char *opt, const char *arg, uin
 	uint64_t v;
 
 	if (mc_opt_duration(arg, 0, (uint64_t)1 << 53, &v) < 0)
-		mc_fe_usage_error(usage, "%s '%s': not a duration (90s, 5m, 2h, 250ms)", opt, arg);
+		mc_fe_bad_value(usage, opt, arg, "not a duration (90s, 5m, 2h, 250ms)");
 	if (v == 0 && min_ms > 0)
-		mc_fe_usage_error(usage, "%s '%s': must be more than 0", opt, arg);
+		mc_fe_bad_value(usage, opt, arg, "must be more than 0");
 	if (v < min_ms)
-		mc_fe_usage_error(usage, "%s '%s': must be at least %.3g s", opt, arg, (double)min_ms / 1000);
+		mc_fe_bad_value(usage, opt, arg, "must be at least %.3g s", (double)min_ms / 1000);
 	if (v > max_ms)
-		mc_fe_usage_error(usage, "%s '%s': must be at most %.6g s", opt, arg, (double)max_ms / 1000);
+		mc_fe_bad_value(usage, opt, arg, "must be at most %.6g s", (double)max_ms / 1000);
 	return v;
 }
 
@@ -144,13 +162,13 @@ int mc_fe_net_option(const char *usage, int c, const char *arg, struct mc_fe_net
 	case 'p':
 		/* PORT+1 carries the feedback, so PORT stops one short of the top. */
 		if (mc_opt_uint(arg, 1, 65535, &n->port) == 0 && n->port == 65535)
-			mc_fe_usage_error(usage, "-p %s: PORT+1 carries the feedback, so PORT is at most 65534", arg);
+			mc_fe_bad_value(usage, "-p", arg, "PORT+1 carries the feedback, so PORT is at most 65534");
 		if (mc_opt_uint(arg, 1, 65534, &n->port) < 0)
-			mc_fe_usage_error(usage, "-p %s: port must be a number from 1 to 65534", arg);
+			mc_fe_bad_value(usage, "-p", arg, "port must be a number from 1 to 65534");
 		return 1;
 	case 't':
 		if (mc_opt_uint(arg, 1, 255, &n->ttl) < 0)
-			mc_fe_usage_error(usage, "-t %s: TTL must be a number from 1 to 255", arg);
+			mc_fe_bad_value(usage, "-t", arg, "TTL must be a number from 1 to 255");
 		return 1;
 	default:
 		return 0;

@@ -32,6 +32,15 @@
 void mc_fe_usage_error(const char *usage, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
 
 /*
+ * The one wording of a bad option value: "prog: OPT 'VALUE': reason" and the
+ * usage on stderr, exit 2. OPT is the option as typed (-r, --fec) or an
+ * environment variable; VALUE is shown with control characters as '?'.
+ * Every usage error that names an option's value goes through here.
+ */
+void mc_fe_bad_value(const char *usage, const char *opt, const char *value, const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 4, 5)));
+
+/*
  * For getopt_long's '?' with opterr = 0: names the unknown option or the one
  * missing its value (argv[optind - 1]), then as mc_fe_usage_error.
  */

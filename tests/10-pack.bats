@@ -174,19 +174,19 @@ teardown() {
 	run -2 --separate-stderr run_pack frobnicate x
 	[[ $stderr == *frobnicate* ]]
 	run -2 --separate-stderr run_pack create -o x.mcpkg -l x .
-	[[ $stderr == *"-l x"* ]]
+	[[ $stderr == "mcast-pack: -l 'x': zstd level must be a number from 1 to 22"* ]]
 	run -2 --separate-stderr run_pack create -o x.mcpkg --chunk-size 5x .
-	[[ $stderr == *"--chunk-size 5x"* ]]
+	[[ $stderr == "mcast-pack: --chunk-size '5x': must be a size from 64K to 64M, a multiple of 4K"* ]]
 	run -2 --separate-stderr run_pack create -o x.mcpkg --chunk-size 1K .
-	[[ $stderr == *"--chunk-size 1K"* ]]
+	[[ $stderr == "mcast-pack: --chunk-size '1K': must be a size from 64K to 64M"* ]]
 	run -2 --separate-stderr run_pack create -o x.mcpkg -z lz4 .
-	[[ $stderr == *"-z lz4"* ]]
+	[[ $stderr == "mcast-pack: -z 'lz4': compression must be zstd, gzip, xz or none"* ]]
 	run -2 --separate-stderr run_pack create -o x.mcpkg -j -1 .
-	[[ $stderr == *"-j -1"* ]]
+	[[ $stderr == "mcast-pack: -j '-1': threads must be a number from 0 to 256"* ]]
 	run -2 --separate-stderr run_pack create -o x.mcpkg -z gzip -l 12 .
-	[[ $stderr == *"-l 12"* ]]
+	[[ $stderr == "mcast-pack: -l '12': gzip level must be a number from 0 to 9"* ]]
 	run -2 --separate-stderr run_pack create -o x.mcpkg --mtime yesterday .
-	[[ $stderr == *"--mtime yesterday"* ]]
+	[[ $stderr == "mcast-pack: --mtime 'yesterday': must be seconds since the epoch"* ]]
 	run -2 --separate-stderr run_pack create .
 	[[ $stderr == *"-o"* ]]
 	run -2 --separate-stderr run_pack create -o x.mcpkg
@@ -195,7 +195,7 @@ teardown() {
 	run -2 --separate-stderr run_pack verify -C dir a
 	run -2 --separate-stderr run_pack --bogus
 	SOURCE_DATE_EPOCH=soon run -2 --separate-stderr run_pack create -o x.mcpkg .
-	[[ $stderr == *SOURCE_DATE_EPOCH* ]]
+	[[ $stderr == "mcast-pack: SOURCE_DATE_EPOCH 'soon': must be seconds since the epoch"* ]]
 	[ ! -e x.mcpkg ]
 }
 
@@ -205,18 +205,18 @@ teardown() {
 	long=$(printf 'n%.0s' $(seq 300))
 	run -2 --separate-stderr run_pack create -o t.mcpkg -n "$long" tree
 	[ -z "$output" ]
-	[[ $stderr == "mcast-pack: -n NAME: longer than 255 bytes"* && $stderr == *usage:* ]]
+	[[ $stderr == "mcast-pack: -n '$long': longer than 255 bytes"* && $stderr == *usage:* ]]
 	run -2 --separate-stderr run_pack create -o t.mcpkg -V "$long" tree
-	[[ $stderr == "mcast-pack: -V VERSION: longer than 255 bytes"* ]]
+	[[ $stderr == "mcast-pack: -V '$long': longer than 255 bytes"* ]]
 	run -2 --separate-stderr run_pack create -o t.mcpkg -n "$(printf 'a\tb')" tree
-	[[ $stderr == "mcast-pack: -n NAME: control characters are not allowed"* ]]
+	[[ $stderr == "mcast-pack: -n 'a?b': control characters are not allowed"* ]]
 	run -2 --separate-stderr run_pack create -o t.mcpkg -V "$(printf '1\n2')" tree
-	[[ $stderr == "mcast-pack: -V VERSION: control characters are not allowed"* ]]
+	[[ $stderr == "mcast-pack: -V '1?2': control characters are not allowed"* ]]
 	run -2 --separate-stderr run_pack create -o t.mcpkg - tree
 	[[ $stderr == "mcast-pack: PATH -: standard input can only be packed alone"* ]]
 	# checked before stdin is read: the image below is never consumed
 	run -2 --separate-stderr run_pack create -o t.mcpkg -n "$long" - < <(printf 'img')
-	[[ $stderr == *"-n NAME"* ]]
+	[[ $stderr == "mcast-pack: -n '$long': longer than 255 bytes"* ]]
 	[ ! -e t.mcpkg ]
 	[ -z "$(ls -A | grep mcpkg)" ]
 	# the limit itself is fine
@@ -229,12 +229,12 @@ teardown() {
 	make_tree tree
 	run -2 --separate-stderr run_pack create -o t.mcpkg -n '' tree
 	[ -z "$output" ]
-	[[ $stderr == "mcast-pack: -n NAME: must not be empty"* ]]
+	[[ $stderr == "mcast-pack: -n '': must not be empty"* ]]
 	[ ! -e t.mcpkg ]
 	run -2 --separate-stderr run_pack create -o out/ tree
-	[[ $stderr == *"-o out/"*"-n NAME"* ]]
+	[[ $stderr == "mcast-pack: -o 'out/': no file name to take the package name from; give -n NAME"* ]]
 	run -2 --separate-stderr run_pack create -o '' tree
-	[[ $stderr == *"-o PKG"* ]]
+	[[ $stderr == "mcast-pack: -o '': must not be empty"* ]]
 	mkdir out
 	run -0 run_pack create -q -o out/win11.mcpkg tree
 	run -0 --separate-stderr run_pack info --json out/win11.mcpkg

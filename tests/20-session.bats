@@ -100,20 +100,20 @@ require_session() {
 	local pkg=$PK/alpha.mcpkg
 	run -2 --separate-stderr run_send -r 5x "$pkg"
 	[ -z "$output" ]
-	[[ $stderr == *-r\ 5x* ]]
+	[[ $stderr == "mcast-send: -r '5x': rate must be bits per second"* ]]
 	run -2 --separate-stderr run_send -g 10.0.0.1 "$pkg"
 	[ -z "$output" ]
 	[[ $stderr == *10.0.0.1* ]]
 	run -2 --separate-stderr run_send -g not-an-address "$pkg"
 	[[ $stderr == *not-an-address* ]]
 	run -2 --separate-stderr run_send -p 0 "$pkg"
-	[[ $stderr == *-p\ 0* ]]
+	[[ $stderr == "mcast-send: -p '0': port must be a number from 1 to 65534"* ]]
 	run -2 --separate-stderr run_send -p 65535 "$pkg"
-	[[ $stderr == *-p\ 65535* ]]
+	[[ $stderr == "mcast-send: -p '65535': PORT+1 carries the feedback"* ]]
 	run -2 --separate-stderr run_send -t 0 "$pkg"
-	[[ $stderr == *-t\ 0* ]]
+	[[ $stderr == "mcast-send: -t '0': TTL must be a number from 1 to 255"* ]]
 	run -2 --separate-stderr run_send --fec 101 "$pkg"
-	[[ $stderr == *--fec\ 101* ]]
+	[[ $stderr == "mcast-send: --fec '101': must be a percentage from 0 to 100"* ]]
 	run -2 --separate-stderr run_send --linger -5 "$pkg"
 	[[ $stderr == *--linger* ]]
 	run -2 --separate-stderr run_send --max-time 3parsecs "$pkg"
@@ -166,7 +166,7 @@ require_session() {
 	[ -z "$output" ]
 	[[ $stderr == *10.0.0.1* ]]
 	run -2 --separate-stderr run_recv -p 70000 -o "$o"
-	[[ $stderr == *-p\ 70000* ]]
+	[[ $stderr == "mcast-recv: -p '70000': port must be a number from 1 to 65534"* ]]
 	run -2 --separate-stderr run_recv --expect xyz -o "$o"
 	[[ $stderr == *--expect* ]]
 	run -2 --separate-stderr run_recv --expect 1234567 -o "$o"
@@ -811,7 +811,7 @@ EOF_PY
 	ns_lo
 	mkdir "$T/dir"
 	run -2 --separate-stderr ns_exec local run_recv -g $G -p $P --timeout 1s -o "$T/dir"
-	[[ "$stderr" == *"-o $T/dir: is a directory"* ]]
+	[[ "$stderr" == *"-o '$T/dir': is a directory"* ]]
 	[ ! -e "$T/dir.part" ]
 	[ ! -e "$T/dir.state" ]
 	cp "$PK/small.mcpkg" "$T/done.mcpkg"

@@ -164,7 +164,7 @@ json_num() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" <<<"$2"; }
 	[ "$(sum "$dev")" = "$before" ]
 	# Usage: --to wants --state and no PKG; --state goes with --to.
 	run -2 --separate-stderr run_repair --to t1 -s "$F/www/fs.mcpkg"
-	[[ $stderr == *"--to t1: give --state FILE"* ]]
+	[[ $stderr == "mcast-repair: --to 't1': give --state FILE"* ]]
 	run -2 --separate-stderr run_repair --to t1 --state st -s "$F/www/fs.mcpkg" x.mcpkg
 	run -2 --separate-stderr run_repair --state st -s "$F/www/fs.mcpkg" x.mcpkg
 	[ ! -e x.mcpkg ]

@@ -36,18 +36,18 @@ setup() {
 	[[ $stderr == *"give the port with -p"* ]]
 	# An IPv6 group alone is not taken for ADDR:PORT.
 	run -2 --separate-stderr run_send -g ff15::1 -t 0 p.mcpkg
-	[[ $stderr == *"-t 0"* ]]
+	[[ $stderr == "mcast-send: -t '0': TTL must be a number from 1 to 255"* ]]
 }
 
 @test "port 65535 says that PORT+1 carries the feedback" {
 	run -2 --separate-stderr run_send -p 65535 p.mcpkg
-	[[ $stderr == "mcast-send: -p 65535: PORT+1 carries the feedback, so PORT is at most 65534"* ]]
+	[[ $stderr == "mcast-send: -p '65535': PORT+1 carries the feedback, so PORT is at most 65534"* ]]
 	run -2 --separate-stderr run_recv -p 65535 -o out.mcpkg
-	[[ $stderr == "mcast-recv: -p 65535: PORT+1 carries the feedback"* ]]
+	[[ $stderr == "mcast-recv: -p '65535': PORT+1 carries the feedback"* ]]
 	run -2 --separate-stderr run_sched -p 65535 -- true
-	[[ $stderr == "mcast-sched: -p 65535: PORT+1 carries the feedback"* ]]
+	[[ $stderr == "mcast-sched: -p '65535': PORT+1 carries the feedback"* ]]
 	run -2 --separate-stderr run_sched -p 0 -- true
-	[[ $stderr == "mcast-sched: -p 0: port must be a number from 1 to 65534"* ]]
+	[[ $stderr == "mcast-sched: -p '0': port must be a number from 1 to 65534"* ]]
 }
 
 @test "a 0 duration where 0 makes no sense says it must be more than 0" {
@@ -59,6 +59,64 @@ setup() {
 	[[ $stderr == "mcast-repair: --timeout '0ms': must be more than 0"* ]]
 	run -2 --separate-stderr run_recv --timeout soon -o out.mcpkg
 	[[ $stderr == "mcast-recv: --timeout 'soon': not a duration (90s, 5m, 2h, 250ms)"* ]]
+}
+
+# A bad option value, as every program words it (issue 14): the first line of
+# stderr is exactly "PROG: OPTION 'VALUE': what is wrong", the usage follows,
+# nothing on stdout, exit 2. bad_value PROG MESSAGE ARGS...
+bad_value() {
+	local p=$1 want=$2
+	shift 2
+	run -2 --separate-stderr "$MCAST_BIN/$p" "$@"
+	[ -z "$output" ] || { echo "$p $*: stdout: $output"; return 1; }
+	[ "${stderr%%$'\n'*}" = "$p: $want" ] || { echo "$p $*: got '${stderr%%$'\n'*}', want '$p: $want'"; return 1; }
+	[[ $stderr == *$'\n'usage:* ]] || { echo "$p $*: no usage after the message"; return 1; }
+}
+
+@test "mcast-send: a bad option value is PROG: OPTION 'VALUE': reason, exit 2" {
+	bad_value mcast-send "-r '5x': rate must be bits per second from 1K to 400G, such as 800M or 1G" -r 5x p.mcpkg
+	bad_value mcast-send "--fec '101': must be a percentage from 0 to 100" --fec 101 p.mcpkg
+	bad_value mcast-send "-p '70000': port must be a number from 1 to 65534" -p 70000 p.mcpkg
+	bad_value mcast-send "-t '256': TTL must be a number from 1 to 255" -t 256 p.mcpkg
+	bad_value mcast-send "--mtu '100': must be a number from 576 to 65535" --mtu 100 p.mcpkg
+	bad_value mcast-send "--max-passes '-1': must be a number from 0 to 10000" --max-passes -1 p.mcpkg
+	bad_value mcast-send "--max-time 'soon': not a duration (90s, 5m, 2h, 250ms)" --max-time soon p.mcpkg
+}
+
+@test "mcast-recv: a bad option value is PROG: OPTION 'VALUE': reason, exit 2" {
+	bad_value mcast-recv "--mem '1K': must be a size from 4M, such as 64M" --mem 1K -o out.mcpkg
+	bad_value mcast-recv "--package '': must be a name of 1 to 255 bytes" --package '' -o out.mcpkg
+	bad_value mcast-recv "-p '0': port must be a number from 1 to 65534" -p 0 -o out.mcpkg
+	bad_value mcast-recv "--timeout 'x': not a duration (90s, 5m, 2h, 250ms)" --timeout x -o out.mcpkg
+	bad_value mcast-recv "--expect 'xyz': a package id is 32 hex digits (or a prefix of at least 8)" --expect xyz -o out.mcpkg
+	[ ! -e out.mcpkg.part ]
+}
+
+@test "mcast-repair: a bad option value is PROG: OPTION 'VALUE': reason, exit 2" {
+	bad_value mcast-repair "-j '0': not a number from 1 to 64" -j 0 -s p.mcpkg out.mcpkg
+	bad_value mcast-repair "-H 'nocolon': not a 'Name: value' header" -H nocolon -s p.mcpkg out.mcpkg
+	bad_value mcast-repair "--spread 'x': not a duration (90s, 5m, 250ms)" --spread x -s p.mcpkg out.mcpkg
+	bad_value mcast-repair "-s '': must not be empty" -s '' out.mcpkg
+	bad_value mcast-repair "--to 't1': give --state FILE (the state mcast-recv --to keeps for it)" --to t1 -s p.mcpkg
+	[ ! -e out.mcpkg ]
+}
+
+@test "mcast-sched: a bad option value is PROG: OPTION 'VALUE': reason, exit 2" {
+	bad_value mcast-sched "--min-clients '0': not a number of clients (1-1000000)" --min-clients 0 -- true
+	bad_value mcast-sched "--max-wait 'x': not a duration (90s, 5m, 2h; at most 366d)" --max-wait x -- true
+	bad_value mcast-sched "--status '': must not be empty" --status '' -- true
+	bad_value mcast-sched "-p '65535': PORT+1 carries the feedback, so PORT is at most 65534" -p 65535 -- true
+}
+
+@test "mcast-pack: a bad option value is PROG: OPTION 'VALUE': reason, exit 2" {
+	bad_value mcast-pack "-z 'lz4': compression must be zstd, gzip, xz or none" create -o x.mcpkg -z lz4 img
+	bad_value mcast-pack "-l '99': zstd level must be a number from 1 to 22" create -o x.mcpkg -l 99 img
+	bad_value mcast-pack "-j '300': threads must be a number from 0 to 256" create -o x.mcpkg -j 300 img
+	bad_value mcast-pack "--chunk-size '1K': must be a size from 64K to 64M, a multiple of 4K" create -o x.mcpkg --chunk-size 1K img
+	bad_value mcast-pack "--mtime 'x': must be seconds since the epoch" create -o x.mcpkg --mtime x img
+	# a control character in the value is shown as '?', never written raw
+	bad_value mcast-pack "-n 'a?[1m': control characters are not allowed" create -o x.mcpkg -n $'a\e[1m' img
+	[ ! -e x.mcpkg ]
 }
 
 @test "an unknown mcast-pack command suggests the nearest one" {
@@ -79,25 +137,25 @@ setup() {
 	mknod chr c 1 3
 	run -2 --separate-stderr run_recv -o blk
 	[ -z "$output" ]
-	[[ $stderr == "mcast-recv: -o blk: a device node, never replaced by a package file: "*"--to TARGET"*"mcast-pack extract -O PKG | dd of=DEVICE"* ]]
+	[[ $stderr == "mcast-recv: -o 'blk': a device node, never replaced by a package file: "*"--to TARGET"*"mcast-pack extract -O PKG | dd of=DEVICE"* ]]
 	[ -b blk ]
 	[ ! -e blk.part ]
 	run -2 --separate-stderr run_recv -o /dev/null
-	[[ $stderr == *"-o /dev/null: a device node"* ]]
+	[[ $stderr == "mcast-recv: -o '/dev/null': a device node"* ]]
 	[ -c /dev/null ]
 	run -2 --separate-stderr run_recv -o -
-	[[ $stderr == "mcast-recv: -o -: not standard output: "*"mcast-pack extract -O PKG"* ]]
+	[[ $stderr == "mcast-recv: -o '-': not standard output: "*"mcast-pack extract -O PKG"* ]]
 	[ ! -e ./- ]
 	[ ! -e ./-.part ]
 	run -2 --separate-stderr run_pack create -o chr - <img
-	[[ $stderr == "mcast-pack: -o chr: a device node"* ]]
+	[[ $stderr == "mcast-pack: -o 'chr': a device node"* ]]
 	[ -c chr ]
 	run -2 --separate-stderr run_repair -s p.mcpkg blk
 	[[ $stderr == "mcast-repair: PKG blk: a device node"* ]]
 	[ -b blk ]
 	mkfifo fifo
 	run -2 --separate-stderr run_recv -o fifo
-	[[ $stderr == *"-o fifo: a FIFO or socket, not a file"* ]]
+	[[ $stderr == "mcast-recv: -o 'fifo': a FIFO or socket, not a file"* ]]
 	[ -p fifo ]
 }
 
@@ -121,7 +179,7 @@ setup() {
 	run -2 --separate-stderr run_send --group 224.0.0.9 --port 9000 p.mcpkg
 	[[ $stderr == *"group 224.0.0.9: in 224.0.0.0/24"* ]]
 	run -2 --separate-stderr run_recv --output /dev/null
-	[[ $stderr == *"-o /dev/null: a device node"* ]]
+	[[ $stderr == "mcast-recv: -o '/dev/null': a device node"* ]]
 }
 
 @test "MCAST_GROUP, MCAST_PORT and MCAST_IFACE set the defaults; options win" {
@@ -305,9 +363,9 @@ EOF_PY
 	[[ $output == *"<11>"*"mcast-repair["*"]: "*"none.mcpkg"*"stderr=''"*"rc=1"* ]]
 	run -0 in_syslog "$MCAST_BIN/mcast-recv" --syslog -g 239.1.2.3 -o p3.mcpkg --timeout 100ms
 	[[ $output == *"<14>"*"mcast-recv["*"]: waiting for a session"*"<11>"*"mcast-recv["*"]: no session"*"stderr=''"*"rc=3"* ]]
-	# usage errors stay on stderr
+	# usage errors stay on stderr (Python's repr puts a string holding ' in double quotes)
 	run -0 in_syslog "$MCAST_BIN/mcast-send" --syslog --rate x p.mcpkg
-	[[ $output == *"stderr='mcast-send: -r x: rate must be"*"rc=2"* ]]
+	[[ $output == *"stderr=\"mcast-send: -r 'x': rate must be"*"rc=2"* ]]
 	run -0 in_syslog "$MCAST_BIN/mcast-sched" --syslog --max-wait 0 --skip-empty -- true
 	[[ $output == *"mcast-sched["*"]: no client asked"*"stderr=''"*"rc=3"* ]]
 }
