@@ -33,6 +33,18 @@ fi
 MC_STATE=$BATS_TEST_TMPDIR/.mc # pids, namespaces and servers to clean up
 mkdir -p "$MC_STATE" 2>/dev/null
 
+# python3 is the system one (/usr/bin/python3) for the tests and every
+# program they start (udp-tool.py, flaky-http.py, inline scripts), also
+# through ip netns exec and timeout: a version manager's shim first on PATH
+# (pyenv's) costs half a second and as much CPU a call, and the suites call
+# python3 hundreds of times.
+if [ -x /usr/bin/python3 ] && [[ :$PATH: != *"/.mc-python3:"* ]] && [ "$(command -v python3)" != /usr/bin/python3 ]; then
+	_mc_pydir=${BATS_RUN_TMPDIR:-$BATS_TEST_TMPDIR}/.mc-python3
+	[ -e "$_mc_pydir/python3" ] || { mkdir -p "$_mc_pydir" && ln -sf /usr/bin/python3 "$_mc_pydir/python3"; }
+	PATH=$_mc_pydir:$PATH
+	export PATH
+fi
+
 # Namespace names carry the pid of the test process, so parallel runs never
 # clash and mc_reap_stale can tell leftovers of dead runs from live ones.
 MC_NS_PREFIX=${MC_NS_PREFIX:-mct$$x${BATS_SUITE_TEST_NUMBER:-0}}
@@ -164,13 +176,20 @@ bg_wait() {
 	return "$(cat "$MC_STATE/st.$1")"
 }
 
-# _mc_descendants PID: the pids below PID, deepest first.
+# _mc_descendants PID...: the pids below each PID, deepest first, then PID
+# itself (when it still runs). One ps for the whole tree: a ps per process
+# (it reads all of /proc each time) made a teardown take seconds.
 _mc_descendants() {
-	local c
-	for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
-		_mc_descendants "$c"
-		echo "$c"
-	done
+	ps -e -o pid=,ppid= 2>/dev/null | awk -v roots="$*" '
+		{ kids[$2] = kids[$2] " " $1; alive[$1] = 1 }
+		function walk(p,   n, a, i) {
+			n = split(kids[p], a, " ")
+			for (i = 1; i <= n; i++) if (!(a[i] in seen)) { seen[a[i]] = 1; walk(a[i]); print a[i] }
+		}
+		END {
+			n = split(roots, r, " ")
+			for (i = 1; i <= n; i++) { walk(r[i]); if (alive[r[i]] && !(r[i] in seen)) { seen[r[i]] = 1; print r[i] } }
+		}'
 }
 
 # _mc_gone PID: PID has exited: no such process, or a zombie whose threads
@@ -193,7 +212,7 @@ _mc_gone() {
 bg_kill() {
 	local pid p pids
 	pid=$(bg_pid "$1") || return 1
-	pids="$(_mc_descendants "$pid") $pid"
+	pids=$(_mc_descendants "$pid")
 	for p in $pids; do
 		kill -s "${2:-TERM}" "$p" 2>/dev/null || true
 	done
@@ -742,9 +761,7 @@ mc_cleanup() {
 	local p d ns
 	mc_show_last_run
 	if [ -f "$MC_STATE/pids" ]; then
-		for p in $(cat "$MC_STATE/pids"); do
-			for d in $(_mc_descendants "$p") "$p"; do kill -TERM "$d" 2>/dev/null || true; done
-		done
+		for d in $(_mc_descendants $(cat "$MC_STATE/pids")); do kill -TERM "$d" 2>/dev/null || true; done
 	fi
 	if [ -f "$MC_STATE/nginx" ]; then
 		while read -r d; do nginx_stop "$d"; done <"$MC_STATE/nginx"
@@ -756,9 +773,7 @@ mc_cleanup() {
 	fi
 	if [ -f "$MC_STATE/pids" ]; then
 		sleep 0.1
-		for p in $(cat "$MC_STATE/pids"); do
-			for d in $(_mc_descendants "$p") "$p"; do kill -KILL "$d" 2>/dev/null || true; done
-		done
+		for d in $(_mc_descendants $(cat "$MC_STATE/pids")); do kill -KILL "$d" 2>/dev/null || true; done
 		rm -f "$MC_STATE/pids"
 	fi
 	if [ -f "$MC_STATE/netns" ]; then
