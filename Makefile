@@ -70,11 +70,14 @@ deps:
 # Counts go to $(MCAST_COUNTS) (one line per run-all.sh), for .ci/run.
 MCAST_COUNTS ?= $(CURDIR)/build/test-counts
 export MCAST_COUNTS
+# Builds inside check (plain, ASan, fuzz) use every core: CI calls plain
+# `make check`, and a serial ASan build alone took about a minute.
+CHECK_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 check:
 	@st=0; mkdir -p $$(dirname $(MCAST_COUNTS)); : >$(MCAST_COUNTS); \
 	$(MAKE) lint || st=1; \
-	if $(MAKE) WERROR=-Werror all units; then \
+	if $(MAKE) -j$(CHECK_JOBS) WERROR=-Werror all units; then \
 	  sh tests/run-all.sh plain || st=1; \
 	  if $(MAKE) valgrind; then echo "valgrind 1 0 0" >>$(MCAST_COUNTS); \
 	  else echo "valgrind 0 1 0" >>$(MCAST_COUNTS); st=1; fi; \
@@ -88,7 +91,7 @@ check-fast: all units
 	sh tests/run-all.sh plain
 
 check-asan:
-	@if $(MAKE) B=build-asan BINOUT=build-asan/bin WERROR=-Werror CFLAGS='$(ASAN_CFLAGS)' all units; then \
+	@if $(MAKE) -j$(CHECK_JOBS) B=build-asan BINOUT=build-asan/bin WERROR=-Werror CFLAGS='$(ASAN_CFLAGS)' all units; then \
 	  MCAST_BIN=$(CURDIR)/build-asan/bin MCAST_UNIT=$(CURDIR)/build-asan/tests sh tests/run-all.sh asan; \
 	else echo "check-asan: build failed" >&2; echo "build-asan 0 1 0" >>$(MCAST_COUNTS); exit 1; fi
 
@@ -121,7 +124,8 @@ fuzz:
 	@if [ -f tests/fuzz/Makefile ]; then $(MAKE) -C tests/fuzz run; else echo "fuzz: no tests/fuzz/Makefile yet"; fi
 
 fuzz-check:
-	@if [ -f tests/fuzz/Makefile ] && grep -q '^check:' tests/fuzz/Makefile; then $(MAKE) -C tests/fuzz check; \
+	@if [ -f tests/fuzz/Makefile ] && grep -q '^check:' tests/fuzz/Makefile; then \
+	  $(MAKE) -j$(CHECK_JOBS) -C tests/fuzz all && $(MAKE) -C tests/fuzz check; \
 	else echo "fuzz-check: no fuzz targets yet"; fi
 
 bench: all

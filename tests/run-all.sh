@@ -23,6 +23,14 @@ counts=${MCAST_COUNTS:-$root/build/test-counts}
 logs=${MCAST_LOGS:-$root/build/test-logs}/$mode
 # The harness suite tests the helpers, not the programs: once is enough.
 suites=${MCAST_SUITES:-$(ls "$root"/tests/*.bats 2>/dev/null | if [ "$mode" = asan ]; then grep -v /00-harness.bats; else cat; fi)}
+# Suites start longest first, so that the parallel jobs end together instead
+# of one long suite started last running alone at the end: by the seconds
+# each took in the last run of this mode (the .st files in $logs), else by
+# these measured weights (seconds of a plain run; a suite not named counts
+# 20). The results are still counted and shown in name order.
+default_secs="20-session 160 40-repair 120 00-harness 100 80-trust 80 66-disk 65 50-sched 65
+10-pack 60 68-image-fleet 40 70-admin 40 65-image-session 30 60-image 25 67-image-repair 25
+81-encrypt 20"
 unit_timeout=${MCAST_UNIT_TIMEOUT:-300}
 export BATS_TEST_TIMEOUT="${BATS_TEST_TIMEOUT:-300}"
 export MCAST_BIN="${MCAST_BIN:-$root/bin}"
@@ -40,6 +48,23 @@ done
 # functions, which sh drops: use the real front end.
 PATH=$(printf '%s\n' "$PATH" | tr ':' '\n' | grep -v 'libexec/bats-core$' | paste -sd: -)
 export PATH
+# order_suites: $suites, longest first (see default_secs).
+order_suites() {
+	local s name secs st
+	for s in $suites; do
+		name=$(basename "$s" .bats)
+		secs=
+		if [ -f "$logs/$name.bats.tap.st" ]; then
+			read -r st secs <"$logs/$name.bats.tap.st" || secs=
+		fi
+		case $secs in '' | *[!0-9]*)
+			secs=$(printf '%s\n' $default_secs | awk -v n="$name" 'p == n { print; exit } { p = $0 }')
+			;;
+		esac
+		echo "${secs:-20} $s"
+	done | sort -k1,1nr -s | cut -d' ' -f2-
+}
+ordered=$(order_suites)
 rm -f "$logs"/*.tap "$logs"/*.st "$logs"/san.* "$logs"/reported.* 2>/dev/null
 
 # Sanitizers exit with statuses no program contract uses, and log to files
@@ -109,52 +134,72 @@ san_count() {
 
 start=$(date +%s)
 
-# Unit tests of lib/: every executable in the unit directory.
-nunit=0
+# Unit tests of lib/: every executable in the unit directory, one after the
+# other, as one job beside the suites (each binary's sanitizer reports in
+# files of its own).
+units=
 if [ -d "$unit_dir" ]; then
 	for t in "$unit_dir"/*; do
-		[ -f "$t" ] && [ -x "$t" ] || continue
-		nunit=$((nunit + 1))
-		name=unit/$(basename "$t")
-		out=$logs/$(basename "$t").tap
-		(cd "$root" && timeout -k 5 "$unit_timeout" "$t") >"$out" 2>"$out.err"
-		st=$?
-		[ "$st" -eq 124 ] && echo "not ok - timed out after ${unit_timeout}s" >>"$out"
-		cat "$out.err" >>"$out"
-		tap_count "$name" "$out" "$st"
-		san_count "$name" "$logs/san.unit.*"
+		[ -f "$t" ] && [ -x "$t" ] && units="$units $t"
 	done
 fi
-[ "$nunit" -gt 0 ] || echo "run-all $mode: no unit test binaries in $unit_dir"
+run_units() {
+	local t out
+	for t in $units; do
+		out=$logs/$(basename "$t").tap
+		(
+			[ "$mode" != asan ] || [ -n "$user_asan" ] ||
+				export ASAN_OPTIONS="$asan_base:log_path=$logs/san.unit.$(basename "$t").asan" \
+					UBSAN_OPTIONS="$ubsan_base:log_path=$logs/san.unit.$(basename "$t").ubsan"
+			cd "$root" && exec timeout -k 5 "$unit_timeout" "$t"
+		) >"$out" 2>"$out.err"
+		echo $? >"$out.st"
+	done
+}
 
-# bats suites against the programs in $MCAST_BIN, $MCAST_JOBS suites at a
-# time (default 3: they mostly wait on timers and the network; every test
-# has its own namespaces, so suites never clash).
+# bats suites against the programs in $MCAST_BIN, $MCAST_JOBS jobs at a time
+# (default 3: the suites mostly wait on timers and the network; every test
+# has its own namespaces, so suites never clash), longest first.
+jobs=${MCAST_JOBS:-3}
+running=0
+run_units &
+running=1
+if [ "$mode" != unit ] && command -v bats >/dev/null; then
+	for s in $ordered; do
+		name=$(basename "$s")
+		out=$logs/$name.tap
+		if [ "$running" -ge "$jobs" ]; then
+			wait -n
+			running=$((running - 1))
+		fi
+		(
+			[ "$mode" != asan ] || [ -n "$user_asan" ] ||
+				export ASAN_OPTIONS="$asan_base:log_path=$logs/san.$name.asan" \
+					UBSAN_OPTIONS="$ubsan_base:log_path=$logs/san.$name.ubsan"
+			t0=$(date +%s)
+			cd "$root" && bats --tap "$s" >"$out" 2>&1
+			echo "$? $(($(date +%s) - t0))" >"$out.st"
+		) &
+		running=$((running + 1))
+	done
+fi
+wait
+
+for t in $units; do
+	out=$logs/$(basename "$t").tap
+	st=$(cat "$out.st" 2>/dev/null) || st=1
+	[ "$st" -eq 124 ] && echo "not ok - timed out after ${unit_timeout}s" >>"$out"
+	cat "$out.err" >>"$out"
+	tap_count "unit/$(basename "$t")" "$out" "$st"
+	san_count "unit/$(basename "$t")" "$logs/san.unit.$(basename "$t").*"
+done
+[ -n "$units" ] || echo "run-all $mode: no unit test binaries in $unit_dir"
+
 if [ "$mode" != unit ]; then
 	if ! command -v bats >/dev/null; then
 		echo "  not ok - bats is not installed (run make deps)"
 		failed=$((failed + 1))
 	else
-		jobs=${MCAST_JOBS:-3}
-		running=0
-		for s in $suites; do
-			name=$(basename "$s")
-			out=$logs/$name.tap
-			(
-				[ "$mode" != asan ] || [ -n "$user_asan" ] ||
-					export ASAN_OPTIONS="$asan_base:log_path=$logs/san.$name.asan" \
-						UBSAN_OPTIONS="$ubsan_base:log_path=$logs/san.$name.ubsan"
-				t0=$(date +%s)
-				cd "$root" && bats --tap "$s" >"$out" 2>&1
-				echo "$? $(($(date +%s) - t0))" >"$out.st"
-			) &
-			running=$((running + 1))
-			if [ "$running" -ge "$jobs" ]; then
-				wait -n
-				running=$((running - 1))
-			fi
-		done
-		wait
 		for s in $suites; do
 			name=$(basename "$s")
 			out=$logs/$name.tap
