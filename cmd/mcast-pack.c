@@ -852,7 +852,8 @@ static int cmd_extract_to(const struct args *a, const char *path)
 			continue;
 		} else if (c < 0) {
 			snprintf(err, sizeof err, "%s: %s", path, strerror(errno));
-		} else if (mc_target_queue(t, i, buf, mc_manifest_chunk_len(&p.m, i), err, sizeof err) < 0) {
+		} else if (mc_target_queue_verified(t, i, buf, mc_manifest_chunk_len(&p.m, i), err, sizeof err) < 0) {
+			/* mc_pkg_check_chunk checked its stored digest against p.m, the target's manifest. */
 			c = -1;
 		} else {
 			written++;

@@ -23,7 +23,10 @@
 int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, int fd, uint64_t *base,
 		    char *err, size_t errlen);
 
-/* A decoder for one chunk at a time (a zstd decompression context): one per thread. */
+/*
+ * A decoder for one chunk at a time: a zstd decompression context and, for
+ * an encrypted package, an AEAD context, each made once and reused. One per thread.
+ */
 struct mc_image_dec;
 struct mc_image_dec *mc_image_dec_new(void);
 void mc_image_dec_free(struct mc_image_dec *d);
@@ -38,6 +41,16 @@ void mc_image_dec_free(struct mc_image_dec *d);
  */
 int mc_image_decode(struct mc_image_dec *d, const struct mc_manifest *m, uint32_t i, const uint8_t *stored,
 		    uint32_t len, uint8_t *out, char *err, size_t errlen);
+
+/*
+ * The same for stored bytes the caller has already checked against chunk
+ * i's stored digest in this same m (a receiver or repair verifies every
+ * chunk as it completes, extract reads it with mc_pkg_check_chunk): the
+ * stored digest is not computed again. The length, an encrypted chunk's tag
+ * and the span digest of what it decodes to are still checked.
+ */
+int mc_image_decode_verified(struct mc_image_dec *d, const struct mc_manifest *m, uint32_t i, const uint8_t *stored,
+			     uint32_t len, uint8_t *out, char *err, size_t errlen);
 
 /* 1 when the n bytes at p are all zero. */
 int mc_image_is_zero(const uint8_t *p, size_t n);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "be.h"
+#include "crypto.h"
 #include "image.h"
 
 /*
@@ -29,6 +30,7 @@ struct job {
 	uint32_t i, len;      /* a chunk and its stored length; len 0: zeros over [zoff, zoff + zlen) */
 	uint64_t zoff, zlen;
 	uint8_t *buf;
+	int verified;         /* the caller checked the stored digest (mc_target_queue_verified) */
 };
 
 struct pool {
@@ -251,9 +253,14 @@ static int target_write(struct mc_target *t, const uint8_t *p, size_t n, uint64_
 	return mc_pwrite_all(fd, p, n, off);
 }
 
-/* mc_target_put_chunk with the caller's decoder and span buffer (thread-safe with each thread its own). */
+/*
+ * mc_target_put_chunk with the caller's decoder and span buffer (thread-safe
+ * with each thread its own). verified: the caller has checked the stored
+ * bytes against their digest in t->m, so that digest is not computed again;
+ * the span digest of what is written always is (or is known equal: below).
+ */
 static int put_chunk(struct mc_target *t, struct mc_image_dec *dec, uint8_t *buf, uint32_t i, const uint8_t *stored,
-		     uint32_t len, char *err, size_t errlen)
+		     uint32_t len, int verified, char *err, size_t errlen)
 {
 	const struct mc_manifest *m = t->m;
 	unsigned f = mc_manifest_chunk_flags(m, i);
@@ -268,18 +275,24 @@ static int put_chunk(struct mc_target *t, struct mc_image_dec *dec, uint8_t *buf
 	if (f & MC_CHUNK_HOLE)
 		return mc_target_put_hole(t, i, err, errlen);
 	if ((f & MC_CHUNK_RAW) && !m->is_encrypted) {
-		/* The stored bytes are the span: checked twice over, written as they are. */
+		/* The stored bytes are the span: written as they are once both digests hold. */
+		const uint8_t *want = m->digests + (size_t)i * MC_DIGEST_LEN, *sd = mc_manifest_span_digest(m, i);
 		uint8_t d[MC_DIGEST_LEN];
 		if (len != span)
 			return fail(err, errlen, EBADMSG, t->path, "chunk %u: %u bytes, the span has %u", i, len, span);
-		uint8_t sd[MC_DIGEST_LEN];
-		mc_chunk_digest(m, stored, len, d); /* the stored digest: SHA-256 in a signed package */
-		mc_digest(stored, len, sd);
-		if (memcmp(d, m->digests + (size_t)i * MC_DIGEST_LEN, MC_DIGEST_LEN) != 0 ||
-		    memcmp(sd, mc_manifest_span_digest(m, i), MC_DIGEST_LEN) != 0)
-			return fail(err, errlen, EBADMSG, t->path, "chunk %u: bytes do not match their digest", i);
+		if (!verified) {
+			mc_chunk_digest(m, stored, len, d); /* the stored digest: SHA-256 in a signed package */
+			if (memcmp(d, want, MC_DIGEST_LEN) != 0)
+				return fail(err, errlen, EBADMSG, t->path, "chunk %u: bytes do not match their digest", i);
+		}
+		/* Stored digest XXH3 too and equal to the span's: the bytes just matched it, no second pass. */
+		if (m->digest_alg != MC_HASH_XXH3 || memcmp(want, sd, MC_DIGEST_LEN) != 0) {
+			mc_digest(stored, len, d);
+			if (memcmp(d, sd, MC_DIGEST_LEN) != 0)
+				return fail(err, errlen, EBADMSG, t->path, "chunk %u: bytes do not match their span digest", i);
+		}
 		p = stored;
-	} else if (mc_image_decode(dec, m, i, stored, len, buf, why, sizeof why) < 0) {
+	} else if ((verified ? mc_image_decode_verified : mc_image_decode)(dec, m, i, stored, len, buf, why, sizeof why) < 0) {
 		return fail(err, errlen, errno, t->path, "%s", why);
 	}
 	if (target_write(t, p, span, mc_manifest_span_off(m, i)) < 0)
@@ -290,7 +303,13 @@ static int put_chunk(struct mc_target *t, struct mc_image_dec *dec, uint8_t *buf
 int mc_target_put_chunk(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_t len,
 			char *err, size_t errlen)
 {
-	return put_chunk(t, t->dec, t->buf, i, stored, len, err, errlen);
+	return put_chunk(t, t->dec, t->buf, i, stored, len, 0, err, errlen);
+}
+
+int mc_target_put_verified(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_t len,
+			   char *err, size_t errlen)
+{
+	return put_chunk(t, t->dec, t->buf, i, stored, len, 1, err, errlen);
 }
 
 int mc_target_put_decoded(struct mc_target *t, uint32_t i, const uint8_t *span, char *err, size_t errlen)
@@ -394,7 +413,7 @@ static void *writer_main(void *arg)
 		} else if (dec == NULL || span == NULL) {
 			rc = fail(err, sizeof err, ENOMEM, t->path, "%s", strerror(ENOMEM));
 		} else {
-			rc = put_chunk(t, dec, span, j.i, j.buf, j.len, err, sizeof err);
+			rc = put_chunk(t, dec, span, j.i, j.buf, j.len, j.verified, err, sizeof err);
 		}
 		int e = rc < 0 ? (errno ? errno : EIO) : 0;
 		pthread_mutex_lock(&p->mu);
@@ -488,7 +507,8 @@ int mc_target_start(struct mc_target *t, unsigned threads, char *err, size_t err
 	return 0;
 }
 
-int mc_target_queue(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_t len, char *err, size_t errlen)
+static int queue(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_t len, int verified, char *err,
+		 size_t errlen)
 {
 	const struct mc_manifest *m = t->m;
 	struct pool *p = t->pool;
@@ -496,7 +516,8 @@ int mc_target_queue(struct mc_target *t, uint32_t i, const uint8_t *stored, uint
 	int rc = 0;
 
 	if (p == NULL)
-		return len ? mc_target_put_chunk(t, i, stored, len, err, errlen) : mc_target_put_hole(t, i, err, errlen);
+		return len ? put_chunk(t, t->dec, t->buf, i, stored, len, verified, err, errlen)
+			   : mc_target_put_hole(t, i, err, errlen);
 	if (len == 0 && (rc = hole_due(t, i, err, errlen)) <= 0)
 		return rc;
 	rc = 0;
@@ -527,12 +548,23 @@ int mc_target_queue(struct mc_target *t, uint32_t i, const uint8_t *stored, uint
 		memcpy(copy, stored, len);
 	}
 	p->q[(p->head + p->n) % p->depth] = (struct job){i, len, mc_manifest_span_off(m, i),
-							  len ? 0 : mc_manifest_span_len(m, i), copy};
+							  len ? 0 : mc_manifest_span_len(m, i), copy, verified};
 	p->n++;
 	pthread_cond_signal(&p->put);
 out:
 	pthread_mutex_unlock(&p->mu);
 	return rc;
+}
+
+int mc_target_queue(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_t len, char *err, size_t errlen)
+{
+	return queue(t, i, stored, len, 0, err, errlen);
+}
+
+int mc_target_queue_verified(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_t len, char *err,
+			     size_t errlen)
+{
+	return queue(t, i, stored, len, 1, err, errlen);
 }
 
 int mc_target_drain(struct mc_target *t, char *err, size_t errlen)

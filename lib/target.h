@@ -50,6 +50,20 @@ int mc_target_put_chunk(struct mc_target *t, uint32_t i, const uint8_t *stored, 
 			char *err, size_t errlen);
 
 /*
+ * The same for stored bytes the caller has checked against chunk i's
+ * stored digest in the target's own manifest (the receive and repair
+ * drivers verify every chunk as it completes; extract reads each with
+ * mc_pkg_check_chunk): that digest is not computed again. The length, an
+ * encrypted chunk's tag and the decoded span's digest still are (EBADMSG,
+ * nothing written), except for a span stored as it is whose span digest is
+ * its stored digest (XXH3, unsigned): the caller's check was that one. So
+ * only for bytes checked against this very manifest; anything else goes
+ * through mc_target_put_chunk.
+ */
+int mc_target_put_verified(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_t len,
+			   char *err, size_t errlen);
+
+/*
  * Span i already decoded (mc_image_decode with a decoder and buffer of the
  * caller's, page-aligned for O_DIRECT, else it goes through the page
  * cache): checked against the span digest (EBADMSG, nothing written) and
@@ -87,6 +101,9 @@ int mc_target_start(struct mc_target *t, unsigned threads, char *err, size_t err
  * later call or mc_target_drain. Queue and drain from one thread.
  */
 int mc_target_queue(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_t len, char *err, size_t errlen);
+/* The same with mc_target_put_verified for a chunk (the caller checked its stored digest). */
+int mc_target_queue_verified(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_t len, char *err,
+			     size_t errlen);
 
 /* Waits until every chunk queued is written (not yet durable); 0 or -1 as mc_target_queue. */
 int mc_target_drain(struct mc_target *t, char *err, size_t errlen);

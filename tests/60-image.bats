@@ -118,9 +118,13 @@ sum() { mc_dev_sum "$1"; }
 	run -3 "$MCAST_BIN/mcast-pack" verify im.mcpkg
 	[[ $stderr == *"chunk 0 "* ]] || [[ $output == *"chunk 0 "* ]]
 	run -3 "$MCAST_BIN/mcast-pack" extract -O im.mcpkg
-	cp img tgt
+	# Onto random bytes: the damaged chunk's span keeps them (nothing unverified reaches a target), the rest is written.
+	head -c "$(stat -c %s img)" /dev/urandom >tgt
+	cp tgt tgt.before
 	run -3 "$MCAST_BIN/mcast-pack" extract --to tgt im.mcpkg
 	[[ $output == *"chunk 0 "*"span 0 of tgt not written"* ]]
+	cmp -n 65536 tgt tgt.before
+	run -1 cmp -s tgt tgt.before
 }
 
 @test "image: extract --to a used regular file punches the holes; verify --to names a changed span (3)" {
