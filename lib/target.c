@@ -17,33 +17,21 @@
 #include "be.h"
 #include "crypto.h"
 #include "image.h"
+#include "workq.h"
 
 /*
- * The writers (mc_target_start): a queue of chunks, each with its own copy
- * of the stored bytes, and threads that each decode one into a span buffer
- * of their own and write it. Several writes in flight is what keeps a disk
- * busy (a lone synchronous O_DIRECT write of a span waits for the device,
- * then the next span waits for the decoder); a run of holes in the queue is
- * one zeroing of the whole range.
+ * The writers (mc_target_start): a ring of chunks (lib/workq.h), each slot
+ * with its own copy of the stored bytes, and threads that each decode one
+ * into a span buffer of their own and write it. Several writes in flight is
+ * what keeps a disk busy (a lone synchronous O_DIRECT write of a span waits
+ * for the device, then the next span waits for the decoder); a run of holes
+ * queued one after another is one zeroing of the whole range.
  */
 struct job {
 	uint32_t i, len;      /* a chunk and its stored length; len 0: zeros over [zoff, zoff + zlen) */
 	uint64_t zoff, zlen;
-	uint8_t *buf;
+	uint8_t *buf;         /* the slot's copy of the stored bytes (chunk_size, made at its first use) */
 	int verified;         /* the caller checked the stored digest (mc_target_queue_verified) */
-};
-
-struct pool {
-	pthread_t *th;
-	unsigned nth, depth;
-	pthread_mutex_t mu;
-	pthread_cond_t put, done; /* a job queued; a job finished (or a buffer freed) */
-	struct job *q;
-	unsigned head, n, busy;
-	uint8_t **free;       /* stored-byte buffers not in use */
-	unsigned nfree, nbuf;
-	int stop, err;        /* err: the first failure (an errno), sticky; its reason in msg */
-	char msg[512];
 };
 
 struct mc_target {
@@ -62,7 +50,11 @@ struct mc_target {
 	uint64_t btime;       /* a file's birth time (ns), where the file system keeps one: 0 otherwise */
 	struct mc_image_dec *dec;
 	uint8_t *buf;         /* one span */
-	struct pool *pool;    /* NULL until mc_target_start */
+	struct mc_workq *wq;  /* the writers: NULL until mc_target_start */
+	struct job *jobs;     /* its slots */
+	unsigned depth;
+	uint64_t hoff, hlen;  /* holes queued and not yet handed to the writers (hlen 0: none) */
+	pthread_mutex_t qmu;  /* queueing: a sink's receive thread queues while its state-saving thread drains */
 };
 
 static int fail(char *err, size_t errlen, int e, const char *path, const char *fmt, ...)
@@ -156,6 +148,7 @@ struct mc_target *mc_target_open(const char *path, const struct mc_manifest *m, 
 	t->fd = t->bfd = -1;
 	t->m = m;
 	pthread_mutex_init(&t->mu, NULL);
+	pthread_mutex_init(&t->qmu, NULL);
 	t->flags = flags;
 	if (m->format != MC_PKG_VERSION_IMAGE) {
 		fail(err, errlen, EINVAL, path, "the package is a %s stream (format %u), not a seekable image: "
@@ -384,95 +377,69 @@ int mc_target_put_hole(struct mc_target *t, uint32_t i, char *err, size_t errlen
 
 /* ---- the writers (mc_target_start) ---- */
 
-/* One writer thread: takes the queue's first job, decodes and writes it with a decoder and span of its own. */
-static void *writer_main(void *arg)
+/* A writer's own decoder and span buffer. */
+struct wts {
+	struct mc_image_dec *dec;
+	uint8_t *span;
+};
+
+static void *writer_start(void *arg)
 {
 	struct mc_target *t = arg;
-	struct pool *p = t->pool;
-	struct mc_image_dec *dec = mc_image_dec_new();
-	uint8_t *span = mc_pkg_buf(t->m->chunk_size);
-	char err[512];
+	struct wts *w = calloc(1, sizeof *w);
 
-	pthread_mutex_lock(&p->mu);
-	for (;;) {
-		while (p->n == 0 && !p->stop)
-			pthread_cond_wait(&p->put, &p->mu);
-		if (p->n == 0)
-			break;
-		struct job j = p->q[p->head];
-		p->head = (p->head + 1) % p->depth;
-		p->n--;
-		p->busy++;
-		pthread_mutex_unlock(&p->mu);
-		int rc;
-		if (j.len == 0) {
-			rc = zero_range(t, j.zoff, j.zlen);
-			if (rc < 0)
-				fail(err, sizeof err, errno, t->path, "zeroing bytes %llu-%llu (holes): %s",
-				     (unsigned long long)j.zoff, (unsigned long long)(j.zoff + j.zlen - 1), strerror(errno));
-		} else if (dec == NULL || span == NULL) {
-			rc = fail(err, sizeof err, ENOMEM, t->path, "%s", strerror(ENOMEM));
-		} else {
-			rc = put_chunk(t, dec, span, j.i, j.buf, j.len, j.verified, err, sizeof err);
-		}
-		int e = rc < 0 ? (errno ? errno : EIO) : 0;
-		pthread_mutex_lock(&p->mu);
-		if (e && p->err == 0) {
-			p->err = e;
-			snprintf(p->msg, sizeof p->msg, "%s", err);
-		}
-		if (j.buf)
-			p->free[p->nfree++] = j.buf;
-		p->busy--;
-		pthread_cond_broadcast(&p->done);
+	if (w) {
+		w->dec = mc_image_dec_new();
+		w->span = mc_pkg_buf(t->m->chunk_size);
 	}
-	pthread_mutex_unlock(&p->mu);
-	mc_image_dec_free(dec);
-	free(span);
-	return NULL;
+	return w;
 }
 
-/* The writers' first failure as the caller's (0 when none); called with p->mu held. */
-static int pool_err(struct mc_target *t, char *err, size_t errlen)
+static void writer_stop(void *arg, void *ts)
 {
-	struct pool *p = t->pool;
+	struct wts *w = ts;
 
-	if (p->err == 0)
-		return 0;
-	snprintf(err, errlen, "%s", p->msg);
-	errno = p->err;
-	return -1;
+	if (w) {
+		mc_image_dec_free(w->dec);
+		free(w->span);
+		free(w);
+	}
 }
 
-static void pool_stop(struct mc_target *t)
+/* One job on a writer: a chunk decoded and written, or a run of holes zeroed. */
+static int writer_work(void *arg, void *ts, unsigned slot, char *err, size_t errlen)
 {
-	struct pool *p = t->pool;
+	struct mc_target *t = arg;
+	struct wts *w = ts;
+	const struct job *j = &t->jobs[slot];
 
-	if (p == NULL)
-		return;
-	pthread_mutex_lock(&p->mu);
-	p->stop = 1;
-	pthread_cond_broadcast(&p->put);
-	pthread_mutex_unlock(&p->mu);
-	for (unsigned k = 0; k < p->nth; k++)
-		pthread_join(p->th[k], NULL);
-	for (unsigned k = 0; k < p->nfree; k++)
-		free(p->free[k]);
-	pthread_mutex_destroy(&p->mu);
-	pthread_cond_destroy(&p->put);
-	pthread_cond_destroy(&p->done);
-	free(p->th);
-	free(p->q);
-	free(p->free);
-	free(p);
-	t->pool = NULL;
+	if (j->len == 0) {
+		if (zero_range(t, j->zoff, j->zlen) == 0)
+			return 0;
+		return fail(err, errlen, errno, t->path, "zeroing bytes %llu-%llu (holes): %s", (unsigned long long)j->zoff,
+			    (unsigned long long)(j->zoff + j->zlen - 1), strerror(errno));
+	}
+	if (w == NULL || w->dec == NULL || w->span == NULL)
+		return fail(err, errlen, ENOMEM, t->path, "%s", strerror(ENOMEM));
+	return put_chunk(t, w->dec, w->span, j->i, j->buf, j->len, j->verified, err, errlen);
+}
+
+static const struct mc_workq_ops writer_ops = {writer_start, writer_stop, writer_work, NULL};
+
+/* Stops the writers once what was queued is written; frees the slots. */
+static void writers_stop(struct mc_target *t)
+{
+	mc_workq_free(t->wq);
+	t->wq = NULL;
+	for (unsigned k = 0; t->jobs && k < t->depth; k++)
+		free(t->jobs[k].buf);
+	free(t->jobs);
+	t->jobs = NULL;
 }
 
 int mc_target_start(struct mc_target *t, unsigned threads, char *err, size_t errlen)
 {
-	struct pool *p;
-
-	if (t->pool)
+	if (t->wq)
 		return 0;
 	if (threads == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -480,79 +447,79 @@ int mc_target_start(struct mc_target *t, unsigned threads, char *err, size_t err
 	}
 	if (threads > MC_TARGET_MAX_WRITERS)
 		threads = MC_TARGET_MAX_WRITERS;
-	if ((p = calloc(1, sizeof *p)) == NULL)
+	t->depth = threads < 2 ? 4 : 2 * threads;
+	if ((t->jobs = calloc(t->depth, sizeof *t->jobs)) == NULL)
 		return fail(err, errlen, ENOMEM, t->path, "%s", strerror(ENOMEM));
-	p->depth = threads < 2 ? 4 : 2 * threads;
-	p->th = calloc(threads, sizeof *p->th);
-	p->q = calloc(p->depth, sizeof *p->q);
-	p->free = calloc(p->depth + threads, sizeof *p->free);
-	if (p->th == NULL || p->q == NULL || p->free == NULL) {
-		free(p->th);
-		free(p->q);
-		free(p->free);
-		free(p);
-		return fail(err, errlen, ENOMEM, t->path, "%s", strerror(ENOMEM));
-	}
-	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->put, NULL);
-	pthread_cond_init(&p->done, NULL);
-	t->pool = p;
-	for (; p->nth < threads; p->nth++) {
-		int rc = pthread_create(&p->th[p->nth], NULL, writer_main, t);
-		if (rc != 0) {
-			pool_stop(t);
-			return fail(err, errlen, rc, t->path, "cannot start a writer thread: %s", strerror(rc));
-		}
+	if ((t->wq = mc_workq_new(&writer_ops, t, threads, t->depth)) == NULL) {
+		int e = errno;
+		writers_stop(t);
+		return fail(err, errlen, e, t->path, "cannot start a writer thread: %s", strerror(e));
 	}
 	return 0;
+}
+
+/* Hands a job to the writers (the stored bytes copied into its slot). */
+static int submit(struct mc_target *t, const struct job *j, const uint8_t *stored, char *err, size_t errlen)
+{
+	unsigned k;
+
+	if (mc_workq_get(t->wq, &k, err, errlen) < 0)
+		return -1;
+	struct job *d = &t->jobs[k];
+	if (j->len && d->buf == NULL && (d->buf = malloc(t->m->chunk_size)) == NULL)
+		return fail(err, errlen, ENOMEM, t->path, "%s", strerror(ENOMEM));
+	uint8_t *buf = d->buf;
+	*d = *j;
+	d->buf = buf;
+	if (j->len)
+		memcpy(buf, stored, j->len);
+	return mc_workq_put(t->wq, err, errlen);
+}
+
+/* The holes queued last, as one zeroing. */
+static int flush_holes(struct mc_target *t, char *err, size_t errlen)
+{
+	struct job j = {.zoff = t->hoff, .zlen = t->hlen};
+
+	if (t->hlen == 0)
+		return 0;
+	t->hlen = 0;
+	return submit(t, &j, NULL, err, errlen);
 }
 
 static int queue(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_t len, int verified, char *err,
 		 size_t errlen)
 {
 	const struct mc_manifest *m = t->m;
-	struct pool *p = t->pool;
-	uint8_t *copy = NULL;
-	int rc = 0;
+	int rc;
 
-	if (p == NULL)
+	if (t->wq == NULL)
 		return len ? put_chunk(t, t->dec, t->buf, i, stored, len, verified, err, errlen)
 			   : mc_target_put_hole(t, i, err, errlen);
-	if (len == 0 && (rc = hole_due(t, i, err, errlen)) <= 0)
+	if (len == 0) {
+		if ((rc = hole_due(t, i, err, errlen)) <= 0)
+			return rc;
+		uint64_t off = mc_manifest_span_off(m, i), n = mc_manifest_span_len(m, i);
+		rc = 0;
+		pthread_mutex_lock(&t->qmu);
+		/* A hole right after the last one queued: one zeroing for both, handed over with the next chunk or drain. */
+		if (t->hlen && t->hoff + t->hlen == off) {
+			t->hlen += n;
+		} else if ((rc = flush_holes(t, err, errlen)) == 0) {
+			t->hoff = off;
+			t->hlen = n;
+		}
+		pthread_mutex_unlock(&t->qmu);
 		return rc;
-	rc = 0;
+	}
+	if (i >= m->nchunks)
+		return fail(err, errlen, EINVAL, t->path, "chunk %u: the image has %u", i, m->nchunks);
 	if (len > m->chunk_size)
 		return fail(err, errlen, EBADMSG, t->path, "chunk %u: %u stored bytes, more than a span", i, len);
-	pthread_mutex_lock(&p->mu);
-	if (len == 0 && p->n) {
-		/* A hole right after the hole last queued (and not yet taken): one zeroing for both. */
-		struct job *last = &p->q[(p->head + p->n - 1) % p->depth];
-		if (last->len == 0 && last->zoff + last->zlen == mc_manifest_span_off(m, i)) {
-			last->zlen += mc_manifest_span_len(m, i);
-			goto out;
-		}
-	}
-	while (p->err == 0 && (p->n == p->depth || (len && p->nfree == 0 && p->nbuf == p->depth + p->nth)))
-		pthread_cond_wait(&p->done, &p->mu);
-	if ((rc = pool_err(t, err, errlen)) < 0)
-		goto out;
-	if (len) {
-		if (p->nfree) {
-			copy = p->free[--p->nfree];
-		} else if ((copy = malloc(m->chunk_size)) != NULL) {
-			p->nbuf++;
-		} else {
-			rc = fail(err, errlen, ENOMEM, t->path, "%s", strerror(ENOMEM));
-			goto out;
-		}
-		memcpy(copy, stored, len);
-	}
-	p->q[(p->head + p->n) % p->depth] = (struct job){i, len, mc_manifest_span_off(m, i),
-							  len ? 0 : mc_manifest_span_len(m, i), copy, verified};
-	p->n++;
-	pthread_cond_signal(&p->put);
-out:
-	pthread_mutex_unlock(&p->mu);
+	struct job j = {.i = i, .len = len, .verified = verified};
+	pthread_mutex_lock(&t->qmu);
+	rc = flush_holes(t, err, errlen) < 0 ? -1 : submit(t, &j, stored, err, errlen);
+	pthread_mutex_unlock(&t->qmu);
 	return rc;
 }
 
@@ -569,17 +536,15 @@ int mc_target_queue_verified(struct mc_target *t, uint32_t i, const uint8_t *sto
 
 int mc_target_drain(struct mc_target *t, char *err, size_t errlen)
 {
-	struct pool *p = t->pool;
 	int rc;
 
-	if (p == NULL)
+	if (t->wq == NULL)
 		return 0;
-	pthread_mutex_lock(&p->mu);
-	while (p->n + p->busy > 0)
-		pthread_cond_wait(&p->done, &p->mu);
-	rc = pool_err(t, err, errlen);
-	pthread_mutex_unlock(&p->mu);
-	return rc;
+	pthread_mutex_lock(&t->qmu);
+	rc = flush_holes(t, err, errlen);
+	pthread_mutex_unlock(&t->qmu);
+	/* Everything queued before this call is written when it returns (a state saved after it may count it). */
+	return rc < 0 ? -1 : mc_workq_wait(t->wq, err, errlen);
 }
 
 int mc_target_sync(struct mc_target *t, char *err, size_t errlen)
@@ -679,7 +644,7 @@ void mc_target_close(struct mc_target *t)
 {
 	if (t == NULL)
 		return;
-	pool_stop(t);
+	writers_stop(t);
 	if (t->fd >= 0)
 		close(t->fd);
 	if (t->bfd >= 0)
@@ -688,6 +653,7 @@ void mc_target_close(struct mc_target *t)
 	free(t->buf);
 	free(t->path);
 	pthread_mutex_destroy(&t->mu);
+	pthread_mutex_destroy(&t->qmu);
 	free(t);
 }
 
