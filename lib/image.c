@@ -3,11 +3,11 @@
 #include "disk.h"
 #include "fsmap.h"
 #include "crypto.h"
+#include "workq.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,8 +157,6 @@ static ssize_t src_read(struct src *s, uint64_t off, uint8_t *buf, size_t n, cha
 
 /* ---- spans in flight ---- */
 
-enum { SLOT_FREE, SLOT_QUEUED, SLOT_BUSY, SLOT_DONE };
-
 struct slot {
 	uint8_t *in, *out;
 	uint32_t len;         /* span length */
@@ -169,21 +167,16 @@ struct slot {
 	uint8_t dig[MC_DIGEST_LEN], span[MC_DIGEST_LEN];
 	uint8_t tag[MC_AEAD_TAG_LEN]; /* encrypted packages: the stored bytes' tag */
 	uint32_t index;       /* the chunk it holds (the nonce of its encryption) */
-	int state;
 	const char *zerr;     /* a compressor error */
 };
 
+/* The spans in flight: a ring of slots (lib/workq.h) read in order, compressed by workers, emitted in order. */
 struct pool {
 	const struct mc_pkg_create_opts *o;
 	struct slot *s;
 	unsigned nslots;
 	size_t outcap;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	unsigned qhead, qlen, *queue; /* slot indices waiting for a worker, in order */
-	int stop;
-	pthread_t *th;
-	unsigned nth;
+	struct run *r;        /* where emit appends */
 	/* Span digests of a skipped hole (never read): a whole span of zeros, and the last, shorter one. */
 	uint8_t zero_full[MC_DIGEST_LEN], zero_last[MC_DIGEST_LEN];
 	const struct mc_manifest *m; /* its digest algorithm (and salt) for the stored digests */
@@ -243,37 +236,51 @@ static ZSTD_CCtx *new_cctx(const struct mc_pkg_create_opts *o)
 	return cc;
 }
 
-static void *worker(void *arg)
+/* A worker's own compressor and AEAD context. */
+struct wts {
+	ZSTD_CCtx *cc;
+	struct mc_aead *ae;
+};
+
+static void *worker_start(void *arg)
 {
 	struct pool *p = arg;
-	ZSTD_CCtx *cc = new_cctx(p->o);
-	struct mc_aead *ae = mc_manifest_aead(p->m);
+	struct wts *w = calloc(1, sizeof *w);
 
-	pthread_mutex_lock(&p->mu);
-	for (;;) {
-		while (!p->stop && p->qlen == 0)
-			pthread_cond_wait(&p->cv, &p->mu);
-		if (p->stop)
-			break;
-		struct slot *s = &p->s[p->queue[p->qhead]];
-		p->qhead = (p->qhead + 1) % p->nslots;
-		p->qlen--;
-		s->state = SLOT_BUSY;
-		pthread_mutex_unlock(&p->mu);
-		if (cc == NULL && p->o->compression == MC_COMP_ZSTD) {
-			s->zerr = "out of memory";
-		} else {
-			work(p, s, cc, ae);
-		}
-		pthread_mutex_lock(&p->mu);
-		s->state = SLOT_DONE;
-		pthread_cond_broadcast(&p->cv);
+	if (w) {
+		w->cc = new_cctx(p->o);
+		w->ae = mc_manifest_aead(p->m);
 	}
-	pthread_mutex_unlock(&p->mu);
-	ZSTD_freeCCtx(cc);
-	mc_aead_free(ae);
-	return NULL;
+	return w;
 }
+
+static void worker_stop(void *arg, void *ts)
+{
+	struct wts *w = ts;
+
+	if (w) {
+		ZSTD_freeCCtx(w->cc);
+		mc_aead_free(w->ae);
+		free(w);
+	}
+}
+
+static int worker_work(void *arg, void *ts, unsigned slot, char *err, size_t errlen)
+{
+	struct pool *p = arg;
+	struct wts *w = ts;
+	struct slot *s = &p->s[slot];
+
+	if (w == NULL || (w->cc == NULL && p->o->compression == MC_COMP_ZSTD))
+		s->zerr = "out of memory";
+	else
+		work(p, s, w->cc, w->ae);
+	return 0; /* a compressor error is the emitter's to tell, in order */
+}
+
+static int emit_slot(void *arg, unsigned slot, char *err, size_t errlen);
+
+static const struct mc_workq_ops span_ops = {worker_start, worker_stop, worker_work, emit_slot};
 
 /* The growing per-chunk tables of the manifest. */
 struct tables {
@@ -406,7 +413,7 @@ static void usedmap_zero(const struct usedmap *u, uint64_t off, uint8_t *buf, ui
 	}
 }
 
-/* The state of one create: where stored bytes go, and what the manifest will say. */
+/* The state of one create: where stored bytes go, and what the manifest will say (the emitter's). */
 struct run {
 	const struct mc_pkg_create_opts *o;
 	int fd;
@@ -418,12 +425,16 @@ struct run {
 };
 
 /* Appends a finished span to the payload and the tables, in chunk order. */
-static int emit(struct run *r, struct slot *s, char *err, size_t errlen)
+static int emit_slot(void *arg, unsigned slot, char *err, size_t errlen)
 {
+	struct pool *p = arg;
+	struct run *r = p->r;
+	struct slot *s = &p->s[slot];
 	const uint8_t *b = s->flags & MC_CHUNK_RAW ? s->in : s->out;
 
 	if (s->zerr) {
 		snprintf(err, errlen, "zstd: %s", s->zerr);
+		errno = EIO;
 		return -1;
 	}
 	if (s->stored && mc_pwrite_all(r->fd, b, s->stored, r->base + r->pos) < 0) {
@@ -434,55 +445,29 @@ static int emit(struct run *r, struct slot *s, char *err, size_t errlen)
 	r->pos += s->stored;
 	if (tables_add(&r->t, s) < 0) {
 		snprintf(err, errlen, "%s: %s", r->o->output, strerror(ENOMEM));
+		errno = ENOMEM;
 		return -1;
 	}
 	return 0;
 }
 
-static void pool_stop(struct pool *p)
-{
-	pthread_mutex_lock(&p->mu);
-	p->stop = 1;
-	pthread_cond_broadcast(&p->cv);
-	pthread_mutex_unlock(&p->mu);
-	for (unsigned i = 0; i < p->nth; i++)
-		pthread_join(p->th[i], NULL);
-	p->nth = 0;
-}
-
-static int wait_done(struct pool *p, struct slot *s)
-{
-	if (p->nth == 0)
-		return 0;
-	pthread_mutex_lock(&p->mu);
-	while (s->state != SLOT_DONE)
-		pthread_cond_wait(&p->cv, &p->mu);
-	pthread_mutex_unlock(&p->mu);
-	return 0;
-}
-
 /*
- * Reads the spans in order into a ring of slots; workers compress them (or
- * this thread, with no workers); finished ones are written in order. A slot
- * is refilled only once its span is written: memory is the ring.
+ * Reads the spans in order into the ring of slots; workers compress them
+ * (or this thread, with no workers) and the emitter writes them in order. A
+ * slot is refilled only once its span is written: memory is the ring.
  */
-static int pump(struct run *r, struct src *in, struct pool *p, ZSTD_CCtx *cc, struct mc_aead *ae, char *err,
-		size_t errlen)
+static int pump(struct run *r, struct src *in, struct pool *p, struct mc_workq *q, char *err, size_t errlen)
 {
-	uint64_t next = 0, written = 0, off = 0;
+	uint64_t next = 0, off = 0;
 	uint32_t chunk = r->o->chunk_size;
+	unsigned k;
 
 	for (;;) {
-		struct slot *s = &p->s[next % p->nslots];
-		if (next >= p->nslots) {
-			/* Its previous span is the oldest in flight: write it out first. */
-			wait_done(p, s);
-			if (emit(r, s, err, errlen) < 0)
-				return -1;
-			written++;
-		}
 		if (in->seekable && off >= in->size)
 			break;
+		if (mc_workq_get(q, &k, err, errlen) < 0)
+			return -1;
+		struct slot *s = &p->s[k];
 		uint32_t want = in->seekable && in->size - off < chunk ? (uint32_t)(in->size - off) : chunk;
 		uint64_t unused = r->used ? usedmap_free(r->used, off, want) : 0;
 		s->dontcare = want > 0 && unused == want;
@@ -503,30 +488,15 @@ static int pump(struct run *r, struct src *in, struct pool *p, ZSTD_CCtx *cc, st
 		if (r->o->progress)
 			r->o->progress(r->o->progress_arg, off, in->seekable ? in->size : 0);
 		s->index = (uint32_t)next;
-		if (p->nth == 0) {
-			work(p, s, cc, ae);
-			s->state = SLOT_DONE;
-		} else {
-			pthread_mutex_lock(&p->mu);
-			s->state = SLOT_QUEUED;
-			p->queue[(p->qhead + p->qlen) % p->nslots] = (unsigned)(s - p->s);
-			p->qlen++;
-			pthread_cond_signal(&p->cv);
-			pthread_mutex_unlock(&p->mu);
-		}
+		if (mc_workq_put(q, err, errlen) < 0)
+			return -1;
 		next++;
 		if (s->len < chunk) /* the last, shorter span */
 			break;
 	}
 	r->image = off;
-	/* The spans still in flight, oldest first. */
-	for (; written < next; written++) {
-		struct slot *s = &p->s[written % p->nslots];
-		wait_done(p, s);
-		if (emit(r, s, err, errlen) < 0)
-			return -1;
-	}
-	return 0;
+	/* The spans still in flight. */
+	return mc_workq_wait(q, err, errlen);
 }
 
 int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, int fd, uint64_t *base,
@@ -535,14 +505,14 @@ int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, i
 	struct src in;
 	struct pool p;
 	struct run r = {.o = o, .fd = fd};
-	ZSTD_CCtx *cc = NULL;
-	struct mc_aead *ae = NULL;
+	struct mc_workq *q = NULL;
 	unsigned threads = o->threads > 1 ? o->threads : 0;
 	int rc = -1;
 
 	memset(&p, 0, sizeof p);
 	p.o = o;
 	p.m = m;
+	p.r = &r;
 	if (o->npaths != 1) {
 		snprintf(err, errlen, "--image packs one SOURCE (a block device, a regular file or -), not %u", o->npaths);
 		errno = EINVAL;
@@ -580,10 +550,8 @@ int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, i
 	p.nslots = threads ? 2 * threads : 1;
 	p.outcap = ZSTD_compressBound(o->chunk_size);
 	p.s = calloc(p.nslots, sizeof *p.s);
-	p.queue = calloc(p.nslots, sizeof *p.queue);
-	p.th = calloc(threads ? threads : 1, sizeof *p.th);
 	r.whole = XXH3_createState();
-	if (p.s == NULL || p.queue == NULL || p.th == NULL || r.whole == NULL)
+	if (p.s == NULL || r.whole == NULL)
 		goto nomem;
 	for (unsigned i = 0; i < p.nslots; i++)
 		if ((p.s[i].in = mc_pkg_buf(o->chunk_size)) == NULL || (p.s[i].out = mc_pkg_buf(p.outcap)) == NULL)
@@ -592,20 +560,12 @@ int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, i
 	mc_digest(p.s[0].out, o->chunk_size, p.zero_full);
 	mc_digest(p.s[0].out, in.seekable ? in.size % o->chunk_size : 0, p.zero_last);
 	XXH3_128bits_reset(r.whole);
-	if (threads == 0 && o->compression == MC_COMP_ZSTD && (cc = new_cctx(o)) == NULL)
-		goto nomem;
-	if (threads == 0 && m->is_encrypted && (ae = mc_manifest_aead(m)) == NULL)
-		goto nomem;
-	pthread_mutex_init(&p.mu, NULL);
-	pthread_cond_init(&p.cv, NULL);
-	for (unsigned i = 0; i < threads; i++)
-		if (pthread_create(&p.th[i], NULL, worker, &p) == 0)
-			p.nth++;
-	if (threads && p.nth == 0) {
-		snprintf(err, errlen, "-j %u: cannot start a thread", threads);
-		goto out_pool;
+	/* Workers compress (none: this thread does), the emitter writes in order: lib/workq.h. */
+	if ((q = mc_workq_new(&span_ops, &p, threads, p.nslots)) == NULL) {
+		snprintf(err, errlen, "-j %u: cannot start a thread: %s", threads, strerror(errno));
+		goto out;
 	}
-	if (pump(&r, &in, &p, cc, ae, err, errlen) < 0)
+	if (pump(&r, &in, &p, q, err, errlen) < 0)
 		goto out_pool;
 	m->image_size = r.image; /* a stream's size is what came */
 	if (r.t.n > UINT32_MAX) {
@@ -629,9 +589,8 @@ int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, i
 		goto out_pool;
 	rc = 0;
 out_pool:
-	pool_stop(&p);
-	pthread_mutex_destroy(&p.mu);
-	pthread_cond_destroy(&p.cv);
+	mc_workq_free(q); /* before the slots and tables it works on */
+	q = NULL;
 	goto out;
 nomem:
 	snprintf(err, errlen, "%s: %s", o->output, strerror(ENOMEM));
@@ -640,11 +599,8 @@ out:
 		free(p.s[i].in);
 		free(p.s[i].out);
 	}
+	mc_workq_free(q);
 	free(p.s);
-	free(p.queue);
-	free(p.th);
-	ZSTD_freeCCtx(cc);
-	mc_aead_free(ae);
 	src_close(&in);
 	XXH3_freeState(r.whole);
 	tables_free(&r.t);

@@ -2,6 +2,7 @@
 #include "pkg.h"
 #include "image.h"
 #include "crypto.h"
+#include "workq.h"
 
 #include <openssl/crypto.h>
 
@@ -98,84 +99,62 @@ static void sink_buffered(struct sink *s);
 /*
  * Signed or encrypted format-1 packages: SHA-256 (1.7 GB/s) and AES-GCM
  * cost too much to do inline as XXH3 is (22 GB/s): --sign alone made create
- * 1.4-1.6x slower. So the payload is cut into buffers of whole chunks; the
- * thread that makes the stream fills them; workers seal (encrypt) and
- * digest their chunks, several chunks at once; a writer thread takes them in
- * order, feeds the whole-payload digest (XXH3, over the stored bytes) and
- * writes them (O_DIRECT where the file system takes it).
+ * 1.4-1.6x slower. So the payload is cut into buffers of whole chunks, the
+ * slots of a lib/workq ring; the thread that makes the stream fills them;
+ * workers seal (encrypt) and digest the chunks of a buffer each, several
+ * buffers at once; the ring's emitter takes them in order, feeds the
+ * whole-payload digest (XXH3, over the stored bytes) and writes them
+ * (O_DIRECT where the file system takes it).
  */
-#define CP_BUFS 4
-#define CP_TARGET (8u << 20)
-
-enum { CB_FREE, CB_FILLING, CB_QUEUED };
+#define CP_MEM (32u << 20) /* all the buffers: 4 of 8 MiB, more and smaller with more threads */
 
 struct cbuf {
 	uint8_t *p;
 	size_t len;          /* bytes in it */
 	uint32_t first;      /* the chunk it starts with */
-	unsigned nch, next, done; /* its chunks, the next one for a worker, those finished */
+	unsigned nch;        /* its chunks */
 	uint8_t *dig, *tag;  /* per chunk */
-	int state;
 };
 
 struct cpipe {
 	struct sink *s;
 	const struct mc_manifest *m;
 	size_t cap;          /* bytes per buffer: per chunks */
-	unsigned per;
-	struct cbuf b[CP_BUFS];
-	uint64_t nfill, nwrite; /* buffers handed over, buffers written */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	pthread_t th[16], wth;
-	unsigned nth;
-	int have_w, quit, failed;
+	unsigned per, nb;
+	struct cbuf *b;
+	struct mc_workq *q;
+	uint64_t nfill;      /* buffers handed over */
+	struct cbuf *cur;    /* the one being filled, or NULL */
 };
 
-/* Seals and digests one chunk of a buffer. */
-static int cp_chunk(struct cpipe *c, struct cbuf *b, unsigned k, struct mc_aead *ae)
+/* Seals and digests the chunks of a buffer (a worker, with its own AEAD context). */
+static int cp_work(void *arg, void *ts, unsigned slot, char *err, size_t errlen)
 {
-	size_t off = (size_t)k * c->m->chunk_size, n = b->len - off < c->m->chunk_size ? b->len - off : c->m->chunk_size;
-	uint8_t *p = b->p + off;
+	struct cpipe *c = arg;
+	struct cbuf *b = &c->b[slot];
 
-	if (c->m->is_encrypted && (ae == NULL || mc_chunk_seal(c->m, ae, b->first + k, p, n, b->tag + (size_t)k * MC_AEAD_TAG_LEN) < 0))
-		return -1;
-	mc_chunk_digest(c->m, p, n, b->dig + (size_t)k * MC_DIGEST_LEN);
+	for (unsigned k = 0; k < b->nch; k++) {
+		size_t off = (size_t)k * c->m->chunk_size, n = b->len - off < c->m->chunk_size ? b->len - off : c->m->chunk_size;
+		uint8_t *p = b->p + off;
+		if (c->m->is_encrypted &&
+		    (ts == NULL || mc_chunk_seal(c->m, ts, b->first + k, p, n, b->tag + (size_t)k * MC_AEAD_TAG_LEN) < 0)) {
+			snprintf(err, errlen, "chunk %u: cannot encrypt", b->first + k);
+			errno = EIO;
+			return -1;
+		}
+		mc_chunk_digest(c->m, p, n, b->dig + (size_t)k * MC_DIGEST_LEN);
+	}
 	return 0;
 }
 
-static void *cp_worker(void *arg)
+static void *cp_start(void *arg)
 {
-	struct cpipe *c = arg;
-	struct mc_aead *ae = mc_manifest_aead(c->m);
+	return mc_manifest_aead(((struct cpipe *)arg)->m);
+}
 
-	pthread_mutex_lock(&c->mu);
-	for (;;) {
-		struct cbuf *b = NULL;
-		/* The oldest buffer with a chunk left: the writer waits for it first. */
-		for (uint64_t q = c->nwrite; q < c->nfill && b == NULL; q++) {
-			struct cbuf *x = &c->b[q % CP_BUFS];
-			if (x->state == CB_QUEUED && x->next < x->nch)
-				b = x;
-		}
-		if (b == NULL) {
-			if (c->quit)
-				break;
-			pthread_cond_wait(&c->cv, &c->mu);
-			continue;
-		}
-		unsigned k = b->next++;
-		pthread_mutex_unlock(&c->mu);
-		int r = cp_chunk(c, b, k, ae);
-		pthread_mutex_lock(&c->mu);
-		if (r < 0)
-			c->failed = 1;
-		if (++b->done == b->nch)
-			pthread_cond_broadcast(&c->cv);
-	}
-	pthread_mutex_unlock(&c->mu);
-	mc_aead_free(ae);
-	return NULL;
+static void cp_stop_ts(void *arg, void *ts)
+{
+	mc_aead_free(ts);
 }
 
 /* Appends n per-chunk entries of w bytes to a growing table. */
@@ -195,9 +174,11 @@ static int table_add(uint8_t **t, size_t *cap, size_t have, const uint8_t *p, si
 	return 0;
 }
 
-/* Writes a finished buffer: whole digest, tables, then the bytes at their place. */
-static int cp_write(struct cpipe *c, struct cbuf *b)
+/* Writes a finished buffer, in order (the emitter): whole digest, tables, then the bytes at their place. */
+static int cp_write(void *arg, unsigned slot, char *err, size_t errlen)
 {
+	struct cpipe *c = arg;
+	struct cbuf *b = &c->b[slot];
 	struct sink *s = c->s;
 	size_t n = b->len, pad = 0;
 
@@ -205,7 +186,7 @@ static int cp_write(struct cpipe *c, struct cbuf *b)
 	if (table_add(&s->digests, &s->capdig, s->ndig, b->dig, b->nch, MC_DIGEST_LEN) < 0 ||
 	    (c->m->is_encrypted && table_add(&s->tags, &s->captag, s->ndig, b->tag, b->nch, MC_AEAD_TAG_LEN) < 0)) {
 		s->err = ENOMEM;
-		return -1;
+		goto fail;
 	}
 	s->ndig += b->nch;
 	if (s->direct && n % SINK_ALIGN) {
@@ -213,127 +194,84 @@ static int cp_write(struct cpipe *c, struct cbuf *b)
 		memset(b->p + n, 0, pad);
 	}
 	if (sink_put(s, b->p, n + pad) < 0)
-		return -1;
+		goto fail;
 	s->written -= pad;
 	if (pad && ftruncate(s->fd, (off_t)(s->base + s->written)) < 0) {
 		s->err = errno;
-		return -1;
+		goto fail;
 	}
 	return 0;
+fail:
+	snprintf(err, errlen, "%s", strerror(s->err ? s->err : EIO));
+	errno = s->err ? s->err : EIO;
+	return -1;
 }
 
-static void *cp_writer(void *arg)
-{
-	struct cpipe *c = arg;
+static const struct mc_workq_ops cp_ops = {cp_start, cp_stop_ts, cp_work, cp_write};
 
-	pthread_mutex_lock(&c->mu);
-	for (;;) {
-		struct cbuf *b = &c->b[c->nwrite % CP_BUFS];
-		if (c->nwrite < c->nfill && b->state == CB_QUEUED && b->done == b->nch) {
-			pthread_mutex_unlock(&c->mu);
-			int r = c->failed ? -1 : cp_write(c, b);
-			pthread_mutex_lock(&c->mu);
-			if (r < 0)
-				c->failed = 1;
-			b->state = CB_FREE;
-			c->nwrite++;
-			pthread_cond_broadcast(&c->cv);
-			continue;
-		}
-		if (c->quit && c->nwrite == c->nfill)
-			break;
-		pthread_cond_wait(&c->cv, &c->mu);
-	}
-	pthread_mutex_unlock(&c->mu);
-	return NULL;
+/* A failure of the workers or the writer, as the sink's. */
+static int cp_failed(struct cpipe *c)
+{
+	if (!c->s->err)
+		c->s->err = errno ? errno : EIO;
+	return -1;
 }
 
 /* Hands the buffer being filled to the workers. */
-static void cp_submit(struct cpipe *c)
+static int cp_submit(struct cpipe *c)
 {
-	struct cbuf *b = &c->b[c->nfill % CP_BUFS];
+	struct cbuf *b = c->cur;
 
-	pthread_mutex_lock(&c->mu);
 	b->nch = (unsigned)((b->len + c->m->chunk_size - 1) / c->m->chunk_size);
 	b->first = (uint32_t)(c->nfill * c->per);
-	b->next = b->done = 0;
-	b->state = CB_QUEUED;
 	c->nfill++;
-	pthread_cond_broadcast(&c->cv);
-	pthread_mutex_unlock(&c->mu);
+	c->cur = NULL;
+	return mc_workq_put(c->q, NULL, 0) < 0 ? cp_failed(c) : 0;
 }
 
 static int cp_feed(struct cpipe *c, const uint8_t *p, size_t n)
 {
 	while (n > 0) {
-		struct cbuf *b = &c->b[c->nfill % CP_BUFS];
-		if (b->state != CB_FILLING) {
-			pthread_mutex_lock(&c->mu);
-			while (b->state != CB_FREE && !c->failed)
-				pthread_cond_wait(&c->cv, &c->mu);
-			int failed = c->failed;
-			pthread_mutex_unlock(&c->mu);
-			if (failed) {
-				if (!c->s->err)
-					c->s->err = EIO;
-				return -1;
-			}
-			b->state = CB_FILLING;
-			b->len = 0;
+		if (c->cur == NULL) {
+			unsigned k;
+			if (mc_workq_get(c->q, &k, NULL, 0) < 0)
+				return cp_failed(c);
+			c->cur = &c->b[k];
+			c->cur->len = 0;
 		}
+		struct cbuf *b = c->cur;
 		size_t take = c->cap - b->len < n ? c->cap - b->len : n;
 		memcpy(b->p + b->len, p, take);
 		b->len += take;
 		c->s->total += take;
 		p += take;
 		n -= take;
-		if (b->len == c->cap)
-			cp_submit(c);
+		if (b->len == c->cap && cp_submit(c) < 0)
+			return -1;
 	}
 	return 0;
-}
-
-/* Stops the threads (after the last buffer when done is set). */
-static void cp_stop(struct cpipe *c)
-{
-	pthread_mutex_lock(&c->mu);
-	c->quit = 1;
-	pthread_cond_broadcast(&c->cv);
-	pthread_mutex_unlock(&c->mu);
-	for (unsigned i = 0; i < c->nth; i++)
-		pthread_join(c->th[i], NULL);
-	c->nth = 0;
-	if (c->have_w)
-		pthread_join(c->wth, NULL);
-	c->have_w = 0;
 }
 
 static void cp_free(struct cpipe *c)
 {
 	if (c == NULL)
 		return;
-	cp_stop(c);
-	pthread_mutex_destroy(&c->mu);
-	pthread_cond_destroy(&c->cv);
-	for (unsigned i = 0; i < CP_BUFS; i++) {
+	mc_workq_free(c->q);
+	for (unsigned i = 0; c->b && i < c->nb; i++) {
 		free(c->b[i].p);
 		free(c->b[i].dig);
 		free(c->b[i].tag);
 	}
+	free(c->b);
 	free(c);
 }
 
 /* The last buffer, then waits for everything to be written. */
 static int cp_end(struct cpipe *c)
 {
-	struct cbuf *b = &c->b[c->nfill % CP_BUFS];
-
-	if (b->state == CB_FILLING && b->len > 0)
-		cp_submit(c);
-	cp_stop(c);
-	if (c->failed && !c->s->err)
-		c->s->err = EIO;
-	return c->failed ? -1 : 0;
+	if (c->cur && c->cur->len > 0 && cp_submit(c) < 0)
+		return -1;
+	return mc_workq_wait(c->q, NULL, 0) < 0 ? cp_failed(c) : 0;
 }
 
 static struct cpipe *cp_new(struct sink *s, const struct mc_manifest *m, unsigned threads)
@@ -344,23 +282,22 @@ static struct cpipe *cp_new(struct sink *s, const struct mc_manifest *m, unsigne
 		return NULL;
 	c->s = s;
 	c->m = m;
-	c->per = m->chunk_size >= CP_TARGET ? 1 : CP_TARGET / m->chunk_size;
+	if (threads == 0)
+		threads = 1;
+	if (threads > MC_WORKQ_MAX_THREADS)
+		threads = MC_WORKQ_MAX_THREADS;
+	/* Two buffers a worker (at least four) in CP_MEM: each worker has one while the next is filled or written. */
+	c->nb = 2 * threads < 4 ? 4 : 2 * threads;
+	c->per = m->chunk_size >= CP_MEM / c->nb ? 1 : (unsigned)(CP_MEM / c->nb / m->chunk_size);
 	c->cap = (size_t)c->per * m->chunk_size;
-	pthread_mutex_init(&c->mu, NULL);
-	pthread_cond_init(&c->cv, NULL);
-	for (unsigned i = 0; i < CP_BUFS; i++)
+	if ((c->b = calloc(c->nb, sizeof *c->b)) == NULL)
+		goto fail;
+	for (unsigned i = 0; i < c->nb; i++)
 		if ((c->b[i].p = mc_pkg_buf(c->cap + SINK_ALIGN)) == NULL ||
 		    (c->b[i].dig = malloc((size_t)c->per * MC_DIGEST_LEN)) == NULL ||
 		    (c->b[i].tag = calloc(c->per, MC_AEAD_TAG_LEN)) == NULL)
 			goto fail;
-	if (threads > 16)
-		threads = 16;
-	for (unsigned i = 0; i < (threads ? threads : 1); i++)
-		if (pthread_create(&c->th[c->nth], NULL, cp_worker, c) == 0)
-			c->nth++;
-	if (pthread_create(&c->wth, NULL, cp_writer, c) == 0)
-		c->have_w = 1;
-	if (c->nth == 0 || !c->have_w)
+	if ((c->q = mc_workq_new(&cp_ops, c, threads, c->nb)) == NULL)
 		goto fail;
 	return c;
 fail:
