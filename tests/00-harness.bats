@@ -9,7 +9,7 @@ T=$BATS_TEST_TMPDIR
 # recv_bg NAME HOST GROUP PORT: a udp_tool receiver in HOST, joined and ready.
 recv_bg() {
 	bg_start "$1" ns_exec "$2" udp_tool recv "$3" "$4" -i "${5:-eth0}" --seconds 0.5 --max-seconds "${6:-20}"
-	wait_for 10 grep -q ready "$T/$1.err"
+	wait_for 30 grep -q ready "$T/$1.err"
 }
 
 # no_bats CMD...: run CMD without this test's BATS_* variables (a nested bats).
@@ -307,7 +307,7 @@ EOF
 	ns_lo
 	printf 'MCASTPACKETHEADER' >"$T/pkt"
 	bg_start r ns_exec local udp_tool recv 239.5.5.5 7010 -i lo --count 5 --seconds 5 --max-seconds 15
-	wait_for 10 grep -q ready "$T/r.err"
+	wait_for 30 grep -q ready "$T/r.err"
 	ns_exec local udp_tool send 239.5.5.5 7010 --random 1400 -n 3
 	ns_exec local udp_tool send 239.5.5.5 7010 --file "$T/pkt" --truncate 5
 	ns_exec local udp_tool send 239.5.5.5 7010 --hex 00ff
@@ -578,7 +578,7 @@ complete_words() {
 	truncate -s 8M "$T/disk"
 	bg_start image with_timeout 60 ns_exec local env PATH="$MCAST_BIN:$PATH" sh "$MCAST_ROOT/examples/pxe/mcast-image.sh" \
 		-g $G -p $P -e "${id:0:16}" -w 30s -t "$T/disk.state" "$T/disk"
-	wait_for 10 grep -q 'waiting for' "$T/image.err"
+	wait_for 30 grep -q 'waiting for' "$T/image.err"
 	bg_start send with_timeout 60 ns_exec local run_send -g $G -p $P -r 100M --linger 300ms "$T/lab.mcpkg"
 	bg_wait image 60
 	cat "$T/image.err"

@@ -260,7 +260,7 @@ session_recv_bg() {
 	local name=$1 host=$2
 	shift 2
 	bg_start "$name" with_timeout 60 ns_exec "$host" run_recv -g "$G" -p "$P" --json "$@"
-	wait_for 10 grep -q 'waiting for' "$BATS_TEST_TMPDIR/$name.err" || {
+	wait_for 30 grep -q 'waiting for' "$BATS_TEST_TMPDIR/$name.err" || {
 		echo "$name does not listen:" >&2
 		cat "$BATS_TEST_TMPDIR/$name.err" >&2
 		return 1
@@ -492,7 +492,7 @@ EOF
 	NGINX_DIR=$d
 	NGINX_URL=$scheme://$urladdr:$port
 	# nginx daemonises before it listens: wait until it answers.
-	wait_for 10 "${ns_cmd[@]}" bash -c "exec 3<>/dev/tcp/$addr/$port" 2>/dev/null || {
+	wait_for 30 "${ns_cmd[@]}" bash -c "exec 3<>/dev/tcp/$addr/$port" 2>/dev/null || {
 		echo "nginx_start: $NGINX_URL does not answer" >&2
 		return 1
 	}
@@ -555,7 +555,7 @@ flaky_start() {
 	local urladdr=$addr
 	case $addr in *:*) urladdr="[$addr]" ;; esac
 	FLAKY_URL=http://$urladdr:$port
-	wait_for 10 "${ns_cmd[@]}" bash -c "exec 3<>/dev/tcp/$addr/$port" 2>/dev/null || {
+	wait_for 30 "${ns_cmd[@]}" bash -c "exec 3<>/dev/tcp/$addr/$port" 2>/dev/null || {
 		echo "flaky_start: $FLAKY_URL does not answer" >&2
 		cat "$FLAKY_LOG.out" >&2
 		return 1

@@ -177,7 +177,7 @@ if [ "$mode" != unit ] && command -v bats >/dev/null; then
 				export ASAN_OPTIONS="$asan_base:log_path=$logs/san.$name.asan" \
 					UBSAN_OPTIONS="$ubsan_base:log_path=$logs/san.$name.ubsan"
 			t0=$(date +%s)
-			cd "$root" && bats --tap "$s" >"$out" 2>&1
+			cd "$root" && bats --tap --timing "$s" >"$out" 2>&1
 			echo "$? $(($(date +%s) - t0))" >"$out.st"
 		) &
 		running=$((running + 1))
