@@ -370,16 +370,31 @@ const char *mc_pkg_default_name(const char *output, size_t *len);
  * Checks chunks against the manifest while the payload is read in order (a
  * sender's first pass, block by block): bytes fed at the offset where the
  * last ones ended continue the check; any other offset is ignored.
+ * An unsigned package's chunks are checked one by one (XXH3, cheap). A signed
+ * package's chunk digests are SHA-256, which costs the sender as much CPU as
+ * sending: its payload is checked whole instead, against the XXH3 payload
+ * digest the signature covers too, and only when that fails is each chunk
+ * hashed to name the bad one (the caller's part: *bad is MC_CHUNK_CHECK_WHOLE).
+ * No safety rests on the sender's check: every receiver checks each chunk
+ * against its signed digest before it counts; this one names a damaged
+ * package early.
  */
+#define MC_CHUNK_CHECK_WHOLE UINT32_MAX
 struct mc_chunk_check {
 	const struct mc_manifest *m;
-	void *xxh;          /* struct mc_hash (crypto.h) of the chunk under way, as the manifest's digest_alg */
+	void *xxh;          /* struct mc_hash (crypto.h) of the chunk under way (unsigned packages) */
+	void *whole;        /* XXH3_state_t of the whole payload (signed packages) */
+	uint64_t end;       /* payload bytes in all */
 	uint32_t chunk;     /* the chunk under way */
 	uint64_t next;      /* payload offset expected next */
 	uint64_t fed;       /* bytes of the chunk fed so far */
 };
 int mc_chunk_check_init(struct mc_chunk_check *c, const struct mc_manifest *m);
-/* Returns 0, or -1 when a chunk ended that does not match its digest (*bad = its index). */
+/*
+ * Returns 0, or -1 when a chunk ended that does not match its digest (*bad =
+ * its index), or when the whole payload of a signed package was fed and does
+ * not match (*bad = MC_CHUNK_CHECK_WHOLE).
+ */
 int mc_chunk_check_feed(struct mc_chunk_check *c, uint64_t off, const uint8_t *p, size_t n, uint32_t *bad);
 void mc_chunk_check_free(struct mc_chunk_check *c);
 

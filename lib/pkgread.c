@@ -42,6 +42,14 @@ int mc_chunk_check_init(struct mc_chunk_check *c, const struct mc_manifest *m)
 {
 	memset(c, 0, sizeof *c);
 	c->m = m;
+	if (m->nchunks)
+		c->end = mc_manifest_chunk_off(m, m->nchunks - 1) + mc_manifest_chunk_len(m, m->nchunks - 1);
+	if (m->digest_alg != MC_HASH_XXH3) {
+		if ((c->whole = XXH3_createState()) == NULL)
+			return -1;
+		XXH3_128bits_reset(c->whole);
+		return 0;
+	}
 	if ((c->xxh = malloc(sizeof(struct mc_hash))) == NULL)
 		return -1;
 	if (mc_hash_init(c->xxh, m->digest_alg, m->salt) < 0) {
@@ -52,10 +60,32 @@ int mc_chunk_check_init(struct mc_chunk_check *c, const struct mc_manifest *m)
 	return 0;
 }
 
+/* The whole payload, fed in order (signed packages): -1 with *bad = MC_CHUNK_CHECK_WHOLE when it ends wrong. */
+static int whole_feed(struct mc_chunk_check *c, const uint8_t *p, size_t n, uint32_t *bad)
+{
+	uint8_t d[MC_DIGEST_LEN];
+
+	if (n > c->end - c->next)
+		n = (size_t)(c->end - c->next);
+	XXH3_128bits_update(c->whole, p, n);
+	c->next += n;
+	if (c->next < c->end)
+		return 0;
+	mc_digest_final(c->whole, d);
+	XXH3_freeState(c->whole);
+	c->whole = NULL;
+	if (memcmp(d, c->m->payload_digest, MC_DIGEST_LEN) == 0)
+		return 0;
+	*bad = MC_CHUNK_CHECK_WHOLE;
+	return -1;
+}
+
 int mc_chunk_check_feed(struct mc_chunk_check *c, uint64_t off, const uint8_t *p, size_t n, uint32_t *bad)
 {
 	int rc = 0;
 
+	if (c->whole)
+		return off == c->next ? whole_feed(c, p, n, bad) : 0;
 	if (c->xxh == NULL || off != c->next || c->chunk >= c->m->nchunks)
 		return 0;
 	c->next += n;
@@ -86,6 +116,9 @@ void mc_chunk_check_free(struct mc_chunk_check *c)
 		mc_hash_free(c->xxh);
 	free(c->xxh);
 	c->xxh = NULL;
+	if (c->whole)
+		XXH3_freeState(c->whole);
+	c->whole = NULL;
 }
 
 const char *mc_pkg_raw_name(const struct mc_manifest *m)

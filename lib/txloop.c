@@ -318,6 +318,48 @@ static int send_batch(struct mc_txloop *l, struct iovec *iov, unsigned nseg, uin
 	return 0;
 }
 
+/*
+ * A signed package's payload did not match its digest at the end of the first
+ * pass: reads and hashes chunk after chunk (SHA-256, as the receivers do) for
+ * the first bad one. Returns 0 with its index in *bad (MC_CHUNK_CHECK_WHOLE
+ * when every chunk matches: the payload digest itself is wrong), or -1 with
+ * the reason in l->err (a read failed).
+ */
+static int find_bad_chunk(struct mc_txloop *l, uint32_t *bad)
+{
+	const struct mc_manifest *m = &l->pkg->m;
+	uint8_t *buf = NULL, d[MC_DIGEST_LEN];
+	size_t cap = 0;
+
+	*bad = MC_CHUNK_CHECK_WHOLE;
+	for (uint32_t c = 0; c < m->nchunks; c++) {
+		uint32_t len = mc_manifest_chunk_len(m, c);
+		if (len > cap) {
+			uint8_t *nb = realloc(buf, len);
+			if (nb == NULL) {
+				free(buf);
+				snprintf(l->err, l->errlen, "out of memory");
+				return -1;
+			}
+			buf = nb;
+			cap = len;
+		}
+		if (l->io.read(l->io.ctx, mc_manifest_chunk_off(m, c), buf, len) < 0) {
+			snprintf(l->err, l->errlen, "%s: read: %s", l->pkg->path,
+				 errno == ENODATA ? "file shrank while sending" : strerror(errno));
+			free(buf);
+			return -1;
+		}
+		mc_chunk_digest(m, buf, len, d);
+		if (memcmp(d, m->digests + (size_t)c * MC_DIGEST_LEN, MC_DIGEST_LEN) != 0) {
+			*bad = c;
+			break;
+		}
+	}
+	free(buf);
+	return 0;
+}
+
 /* Reads each block of a window from the package, checks it in the first pass, and computes its repair symbols. */
 static int code_window(struct mc_txloop *l, unsigned nj)
 {
@@ -334,12 +376,19 @@ static int code_window(struct mc_txloop *l, unsigned nj)
 		}
 		uint32_t bad;
 		if (mc_chunk_check_feed(&l->check, job->b.off, w->block, job->b.len, &bad) < 0) {
-			uint64_t first = pkg->l.payload_off + mc_manifest_chunk_off(&pkg->m, bad);
 			char msg[1024];
-			snprintf(msg, sizeof msg, "%s: chunk %u (bytes %llu-%llu) does not match its digest: the package is damaged "
-				 "(mcast-pack verify names every bad chunk, mcast-repair heals it)",
-				 pkg->path, bad, (unsigned long long)first,
-				 (unsigned long long)(first + mc_manifest_chunk_len(&pkg->m, bad) - 1));
+			if (bad == MC_CHUNK_CHECK_WHOLE && find_bad_chunk(l, &bad) < 0)
+				return -1;
+			if (bad == MC_CHUNK_CHECK_WHOLE) {
+				snprintf(msg, sizeof msg, "%s: the payload does not match its digest, although each chunk matches "
+					 "its own: the package is damaged (mcast-pack verify)", pkg->path);
+			} else {
+				uint64_t first = pkg->l.payload_off + mc_manifest_chunk_off(&pkg->m, bad);
+				snprintf(msg, sizeof msg, "%s: chunk %u (bytes %llu-%llu) does not match its digest: the package is "
+					 "damaged (mcast-pack verify names every bad chunk, mcast-repair heals it)",
+					 pkg->path, bad, (unsigned long long)first,
+					 (unsigned long long)(first + mc_manifest_chunk_len(&pkg->m, bad) - 1));
+			}
 			report(l, MC_TXL_EV_DAMAGED, bad, 0, 0, msg);
 			l->damaged = 1;
 			return -1;

@@ -250,6 +250,16 @@ ends() {
 	cp s.mcpkg d.mcpkg
 	printf 'XY' | dd of=d.mcpkg bs=1 seek=$((4096 + 1200000)) conv=notrunc status=none
 	run -3 --separate-stderr run_pack verify d.mcpkg
+	# Sent, the damage is named by the sender (its first pass checks the signed payload digest, then
+	# finds the chunk), the session ends "damaged", and a --trust receiver keeps only verified chunks.
+	recv_bg r2 --trust admin.pub --json
+	bg_start dsend with_timeout 60 ns_exec local run_send -g "$G" -p "$P" -r 200M --linger 300ms --json "$T/d.mcpkg"
+	ends r2 40 3
+	ends dsend 40 3
+	grep -q 'd.mcpkg: chunk 1 (bytes [0-9]*-[0-9]*) does not match its digest' dsend.err
+	grep -q '"reason":"damaged"' dsend.out
+	grep -q 'package is damaged' r2.err
+	[ ! -e r2.mcpkg ]
 	run -0 --separate-stderr run_repair -s "$T/s.mcpkg" d.mcpkg
 	cmp d.mcpkg s.mcpkg
 	run -0 --separate-stderr run_repair -s "$T/s.mcpkg" n.mcpkg
@@ -397,6 +407,37 @@ forged() { sed -n 's/^forged=//p' "$T/$1.out"; }
 	head -c 31 /dev/urandom >short.key
 	run -1 --separate-stderr run_send --session-key short.key p.mcpkg
 	[[ $stderr == *"short.key: a session key is exactly 32 bytes"* ]]
+}
+
+@test "--session-key: a forged LEAVE stops a receiver without the key, not one with it" {
+	require_root
+	run_pack -q keygen --session -o sk
+	head -c 2000000 /dev/urandom >img
+	run_pack create -q -z none -n img -o p.mcpkg - <img
+	ns_lo
+	# Without keys: CTRL LEAVE to the receiver id its HELLO gave away, and it stops (exit 3, state kept).
+	recv_bg r0
+	forger f0 leave local --seconds 5 --gap 0.05
+	bg_start send0 with_timeout 60 ns_exec local run_send -g "$G" -p "$P" -r 4M --linger 300ms "$T/p.mcpkg"
+	ends r0 20 3
+	grep -q 'told to leave by the sender' r0.err
+	[ -e r0.mcpkg.part ] && [ ! -e r0.mcpkg ]
+	bg_kill send0
+	ends f0 20 0
+	# With the key on both sides the same LEAVEs, sent to the receiver's real id, change nothing.
+	recv_bg r1 --json --session-key sk
+	forger f1 leave local --seconds 30 --gap 0.05
+	bg_start send with_timeout 60 ns_exec local run_send -g "$G" -p "$P" -r 10M --linger 300ms --session-key sk "$T/p.mcpkg"
+	ends r1 40 0
+	ends send 40 0
+	ends f1 20 0
+	cmp r1.mcpkg p.mcpkg
+	# The forger heard the receiver's id and sent LEAVEs during the session; each was dropped and counted.
+	[ "$(sed -n 's/^receivers=//p' "$T/f1.out")" -ge 1 ]
+	n=$(forged f1)
+	[ "$n" -ge 10 ]
+	[ "$(summary r1 auth_failed)" -ge $((n / 2)) ]
+	! grep -q 'told to leave' r1.err
 }
 
 @test "mcast-sched --session-key: forged hellos start nothing; a receiver with the key is counted" {

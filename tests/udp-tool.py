@@ -27,6 +27,9 @@ KIND:
   end      END (all receivers complete), the same with a made-up 28-byte
            authentication trailer, and 200 random bytes to PORT+1
   hello    HELLOs only (receivers asking for the package, counted by mcast-sched)
+  leave    CTRL LEAVE (the slow-receiver policy's "stop and use mcast-repair")
+           to every receiver id heard in a HELLO on PORT+1 (ids are not
+           secret: a HELLO's trailer authenticates, it does not hide)
 It prints "forged=N" (datagrams sent) on stdout. With no ANNOUNCE within
 --wait seconds (default 10) it exits 1."""
 
@@ -207,6 +210,10 @@ def ended(ann, me):
 
 
 def cmd_forge(a):
+    if a.kind == "leave":
+        # joined before the session starts: the receivers' first HELLOs (to PORT+1) carry their ids, bytes 12-19
+        fbs = open_socket(a.group, a.port + 1, a.iface, bind=True)
+        fbs.setblocking(False)
     ann = learn(a)
     if ann is None:
         print("forge: no ANNOUNCE heard", file=sys.stderr)
@@ -218,6 +225,7 @@ def cmd_forge(a):
     rids = [int.from_bytes(os.urandom(8), "big") for _ in range(a.receivers)]
     blk = blocks(ann)
     n = 0
+    heard = set()
 
     def send(pkt, to):
         nonlocal n
@@ -254,9 +262,23 @@ def cmd_forge(a):
         elif a.kind == "hello":
             for r in rids:
                 send(hello(ann, r), fb)
+        elif a.kind == "leave":
+            while True:
+                try:
+                    d = fbs.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    break
+                if len(d) >= 20 and d[:4] == MAGIC and d[4] in (16, 17):  # HELLO, NACK
+                    heard.add(d[12:20])
+            if heard:
+                ids = sorted(heard)
+                send(hdr(5, ann["session"]) + struct.pack(">H", len(ids))
+                     + b"".join(r + bytes([2, 0, 0, 0]) for r in ids), data)
         if a.gap:
             time.sleep(a.gap)
     print("forged=%d" % n)
+    if a.kind == "leave":
+        print("receivers=%d" % len(heard))
     return 0
 
 
@@ -284,7 +306,7 @@ def main():
     pr.add_argument("--types", action="store_true")
     pr.add_argument("--max-seconds", type=float, default=30.0)
     pf = sub.add_parser("forge")
-    pf.add_argument("kind", choices=["overrun", "nack", "data", "end", "hello"])
+    pf.add_argument("kind", choices=["overrun", "nack", "data", "end", "hello", "leave"])
     pf.add_argument("group")
     pf.add_argument("port", type=int)
     pf.add_argument("-i", "--iface")
