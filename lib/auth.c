@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 
 #include "be.h"
 
@@ -19,8 +21,15 @@ struct origin {
 	int used;
 };
 
+/*
+ * Sealing (tx) and checking (rx) each have their context and lock: a
+ * receiver's NACKs never wait for its data to be checked. Both contexts
+ * encrypt (a GMAC is computed, then compared in constant time), keyed once:
+ * a datagram only sets its IV, and the tag comes out through a prepared
+ * parameter (the EVP_CTRL_AEAD_GET_TAG path builds one per call).
+ */
 struct mc_auth {
-	pthread_mutex_t mu;
+	pthread_mutex_t mu, rmu;
 	EVP_CIPHER *aes;
 	EVP_CIPHER_CTX *tx, *rx;
 	uint8_t key[MC_SESSION_KEY_LEN];
@@ -44,6 +53,7 @@ struct mc_auth *mc_auth_new(const uint8_t key[MC_SESSION_KEY_LEN])
 	if (a == NULL)
 		return NULL;
 	pthread_mutex_init(&a->mu, NULL);
+	pthread_mutex_init(&a->rmu, NULL);
 	memcpy(a->key, key, MC_SESSION_KEY_LEN);
 	a->aes = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
 	a->tx = EVP_CIPHER_CTX_new();
@@ -52,7 +62,7 @@ struct mc_auth *mc_auth_new(const uint8_t key[MC_SESSION_KEY_LEN])
 	/* The key schedule once per context; each datagram only sets its IV. */
 	if (a->aes == NULL || a->tx == NULL || a->rx == NULL || a->o == NULL || new_origin(a) < 0 ||
 	    EVP_EncryptInit_ex(a->tx, a->aes, NULL, a->key, NULL) != 1 ||
-	    EVP_DecryptInit_ex(a->rx, a->aes, NULL, a->key, NULL) != 1) {
+	    EVP_EncryptInit_ex(a->rx, a->aes, NULL, a->key, NULL) != 1) {
 		mc_auth_free(a);
 		return NULL;
 	}
@@ -69,20 +79,22 @@ void mc_auth_free(struct mc_auth *a)
 	OPENSSL_cleanse(a->key, sizeof a->key);
 	free(a->o);
 	pthread_mutex_destroy(&a->mu);
+	pthread_mutex_destroy(&a->rmu);
 	free(a);
 }
 
-/* GMAC of the datagram's pieces under iv into tag (the encrypting direction: tx). */
-static int gmac_tx(struct mc_auth *a, const uint8_t iv[12], const struct iovec *iov, unsigned n, uint8_t tag[16])
+/* GMAC of the datagram's pieces under iv into tag, with ctx (tx or rx, keyed for encryption). */
+static int gmac(EVP_CIPHER_CTX *ctx, const uint8_t iv[12], const struct iovec *iov, unsigned n, uint8_t tag[16])
 {
+	OSSL_PARAM tp[2] = {OSSL_PARAM_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, 16), OSSL_PARAM_END};
 	int len;
 
-	if (EVP_EncryptInit_ex(a->tx, NULL, NULL, NULL, iv) != 1)
+	if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, iv) != 1)
 		return -1;
 	for (unsigned i = 0; i < n; i++)
-		if (iov[i].iov_len && EVP_EncryptUpdate(a->tx, NULL, &len, iov[i].iov_base, (int)iov[i].iov_len) != 1)
+		if (iov[i].iov_len && EVP_EncryptUpdate(ctx, NULL, &len, iov[i].iov_base, (int)iov[i].iov_len) != 1)
 			return -1;
-	if (EVP_EncryptFinal_ex(a->tx, tag, &len) != 1 || EVP_CIPHER_CTX_ctrl(a->tx, EVP_CTRL_AEAD_GET_TAG, 16, tag) != 1)
+	if (EVP_EncryptFinal_ex(ctx, tag, &len) != 1 || EVP_CIPHER_CTX_get_params(ctx, tp) != 1)
 		return -1;
 	return 0;
 }
@@ -102,7 +114,7 @@ int mc_auth_seal(struct mc_auth *a, const struct iovec *iov, unsigned n, uint8_t
 	}
 	mc_put64(trailer, a->my_origin);
 	mc_put32(trailer + 8, a->my_seq++);
-	rc = gmac_tx(a, trailer, iov, n, trailer + 12);
+	rc = gmac(a->tx, trailer, iov, n, trailer + 12);
 	if (rc == 0)
 		a->st.sealed++;
 	pthread_mutex_unlock(&a->mu);
@@ -162,21 +174,16 @@ long mc_auth_open(struct mc_auth *a, const uint8_t *p, size_t len)
 {
 	const uint8_t *t = p + len - MC_AUTH_LEN;
 	uint8_t tag[16];
-	int l, good;
 	long rc = -1;
 
-	pthread_mutex_lock(&a->mu);
+	pthread_mutex_lock(&a->rmu);
 	if (len < MC_AUTH_LEN || len - MC_AUTH_LEN > INT32_MAX) {
 		a->st.forged++;
 		goto out;
 	}
-	memcpy(tag, t + 12, 16);
 	/* Checked before the window is touched: a forger cannot move anyone's window. */
-	good = EVP_DecryptInit_ex(a->rx, NULL, NULL, NULL, t) == 1 &&
-	       (len == MC_AUTH_LEN || EVP_DecryptUpdate(a->rx, NULL, &l, p, (int)(len - MC_AUTH_LEN)) == 1) &&
-	       EVP_CIPHER_CTX_ctrl(a->rx, EVP_CTRL_AEAD_SET_TAG, 16, tag) == 1 &&
-	       EVP_DecryptFinal_ex(a->rx, tag, &l) == 1;
-	if (!good) {
+	struct iovec v = {(void *)p, len - MC_AUTH_LEN};
+	if (gmac(a->rx, t, &v, 1, tag) < 0 || CRYPTO_memcmp(tag, t + 12, 16) != 0) {
 		a->st.forged++;
 		goto out;
 	}
@@ -189,7 +196,7 @@ long mc_auth_open(struct mc_auth *a, const uint8_t *p, size_t len)
 	a->st.ok++;
 	rc = (long)(len - MC_AUTH_LEN);
 out:
-	pthread_mutex_unlock(&a->mu);
+	pthread_mutex_unlock(&a->rmu);
 	return rc;
 }
 
@@ -198,7 +205,9 @@ struct mc_auth_stats mc_auth_get_stats(struct mc_auth *a)
 	struct mc_auth_stats s;
 
 	pthread_mutex_lock(&a->mu);
+	pthread_mutex_lock(&a->rmu);
 	s = a->st;
+	pthread_mutex_unlock(&a->rmu);
 	pthread_mutex_unlock(&a->mu);
 	return s;
 }
