@@ -364,12 +364,17 @@ forger() {
 
 forged() { sed -n 's/^forged=//p' "$T/$1.out"; }
 
+# key_session BYTES: the session key sk, p.mcpkg of BYTES random bytes (stored), and the ns_lo host.
+key_session() {
+	run_pack -q keygen --session -o sk || return 1
+	head -c "$1" /dev/urandom >img
+	run_pack create -q -z none -n img -o p.mcpkg - <img || return 1
+	ns_lo
+}
+
 @test "--session-key: a forged END stops a receiver without the key, not one with it; others' datagrams are dropped and counted" {
 	require_root
-	run_pack -q keygen --session -o sk
-	head -c 3000000 /dev/urandom >img
-	run_pack create -q -z none -n img -o p.mcpkg - <img
-	ns_lo
+	key_session 3000000
 	# Without keys the forged END works: that is the attack.
 	recv_bg r0 --json
 	forger f0 end local --seconds 3 --gap 0.05
@@ -411,10 +416,7 @@ forged() { sed -n 's/^forged=//p' "$T/$1.out"; }
 
 @test "--session-key: a forged LEAVE stops a receiver without the key, not one with it" {
 	require_root
-	run_pack -q keygen --session -o sk
-	head -c 2000000 /dev/urandom >img
-	run_pack create -q -z none -n img -o p.mcpkg - <img
-	ns_lo
+	key_session 2000000
 	# Without keys: CTRL LEAVE to the receiver id its HELLO gave away, and it stops (exit 3, state kept).
 	recv_bg r0
 	forger f0 leave local --seconds 5 --gap 0.05
