@@ -157,6 +157,28 @@ out:
 	return rc;
 }
 
+/*
+ * Up to count bytes at offset of the volume [voff, voff+vsize) of fd, never
+ * past its end: what the libraries below read the volume through.
+ */
+static ssize_t vol_pread(int fd, uint64_t voff, uint64_t vsize, void *buf, size_t count, uint64_t offset)
+{
+	if (offset >= vsize)
+		return 0;
+	if (count > vsize - offset)
+		count = (size_t)(vsize - offset);
+	for (size_t got = 0;;) {
+		ssize_t r = pread(fd, (char *)buf + got, count - got, (off_t)(voff + offset + got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return got ? (ssize_t)got : -1;
+		got += (size_t)r;
+		if (r == 0 || got == count)
+			return (ssize_t)got;
+	}
+}
+
 /* ---- NTFS: libntfs-3g on device operations that read the volume at its offset, read-only ---- */
 
 struct ndev {
@@ -202,20 +224,7 @@ static s64 nd_pread(struct ntfs_device *dev, void *buf, s64 count, s64 offset)
 		errno = EINVAL;
 		return -1;
 	}
-	if ((uint64_t)offset >= d->size)
-		return 0;
-	if ((uint64_t)count > d->size - (uint64_t)offset)
-		count = (s64)(d->size - (uint64_t)offset);
-	for (s64 got = 0;;) {
-		ssize_t r = pread(d->fd, (char *)buf + got, (size_t)(count - got), (off_t)(d->off + (uint64_t)offset + (uint64_t)got));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return got ? got : -1;
-		got += r;
-		if (r == 0 || got == count)
-			return got;
-	}
+	return vol_pread(d->fd, d->off, d->size, buf, (size_t)count, (uint64_t)offset);
 }
 
 static s64 nd_read(struct ntfs_device *dev, void *buf, s64 count)
@@ -367,20 +376,11 @@ static ssize_t ti_read(TSK_IMG_INFO *img, TSK_OFF_T off, char *buf, size_t len)
 {
 	struct timg *t = (struct timg *)img;
 
-	if (off < 0 || off >= img->size)
-		return 0;
-	if ((uint64_t)len > (uint64_t)(img->size - off))
-		len = (size_t)(img->size - off);
-	for (size_t got = 0;;) {
-		ssize_t r = pread(t->fd, buf + got, len - got, (off_t)(t->off + (uint64_t)off + got));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return got ? (ssize_t)got : -1;
-		got += (size_t)r;
-		if (r == 0 || got == len)
-			return (ssize_t)got;
+	if (off < 0) {
+		errno = EINVAL;
+		return -1;
 	}
+	return vol_pread(t->fd, t->off, (uint64_t)img->size, buf, len, (uint64_t)off);
 }
 
 static void ti_close(TSK_IMG_INFO *img)
