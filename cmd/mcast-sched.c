@@ -229,7 +229,7 @@ static int write_status(struct run *r, uint64_t now, const char *state)
 	rc = 0;
 out:
 	if (rc < 0 && !r->status_warned) {
-		mc_warn("%s: %s", r->status, strerror(errno));
+		mc_warn_sys("%s", r->status);
 		r->status_warned = 1;
 	}
 	return rc;
@@ -351,7 +351,7 @@ static int drain(struct run *r, int fd, struct mc_rx *rx)
 		}
 	}
 	if (n < 0) {
-		mc_err("%s: receive: %s", r->fb.text, strerror(errno));
+		mc_err_sys("%s: receive", r->fb.text);
 		return -1;
 	}
 	return 0;
@@ -487,7 +487,7 @@ static int wait_for_clients(struct run *r, int fd, struct mc_rx *rx, const sigse
 		if (ppoll(&pfd, 1, &ts, waitmask) < 0) {
 			if (errno == EINTR)
 				continue;
-			mc_err("poll: %s", strerror(errno));
+			mc_err_sys("poll");
 			return -1;
 		}
 		if ((pfd.revents & POLLIN) && drain(r, fd, rx) < 0)
@@ -540,12 +540,12 @@ static int hand_over(struct run *r, uint64_t end, const char *waited)
 	struct mc_json j;
 
 	if (write_client_list(&r->s, list, sizeof list) < 0) {
-		mc_err("%s: %s", list, strerror(errno));
+		mc_err_sys("%s", list);
 		return -1;
 	}
 	snprintf(num, sizeof num, "%zu", r->s.n);
 	if (setenv("MCAST_CLIENTS", num, 1) < 0 || setenv("MCAST_CLIENT_LIST", list, 1) < 0) {
-		mc_err("environment: %s", strerror(errno));
+		mc_err_sys("environment");
 		return -1;
 	}
 	mc_info("starting %s: %s, %zu client%s after %s", r->cmd[0], mc_sched_reason_name(r->s.reason),
@@ -657,7 +657,7 @@ int main(int argc, char **argv)
 	auth = NULL;
 	execvp(r.cmd[0], r.cmd);
 	status = errno == ENOENT || errno == ENOTDIR ? MC_EXIT_NOT_FOUND : MC_EXIT_CANNOT_RUN;
-	mc_err("%s: %s", r.cmd[0], strerror(errno));
+	mc_err_sys("%s", r.cmd[0]);
 out:
 	mc_progress_end();
 	mc_fe_auth_report(auth);

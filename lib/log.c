@@ -88,6 +88,15 @@ static void vsay(int prio, const char *fmt, va_list ap)
 	fwrite(line, 1, (size_t)n, stderr);
 }
 
+static void say(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(int prio, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsay(prio, fmt, ap);
+	va_end(ap);
+}
+
 void mc_err(const char *fmt, ...)
 {
 	va_list ap;
@@ -96,16 +105,33 @@ void mc_err(const char *fmt, ...)
 	va_end(ap);
 }
 
-void mc_err_sys(const char *fmt, ...)
+/* vsay at prio with ": strerror(e)" appended. */
+static void vsay_sys(int prio, int e, const char *fmt, va_list ap)
 {
 	char msg[3072];
+
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	say(prio, "%s: %s", msg, strerror(e));
+}
+
+void mc_err_sys(const char *fmt, ...)
+{
 	int e = errno;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	vsay_sys(LOG_ERR, e, fmt, ap);
 	va_end(ap);
-	mc_err("%s: %s", msg, strerror(e));
+}
+
+void mc_warn_sys(const char *fmt, ...)
+{
+	int e = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsay_sys(LOG_WARNING, e, fmt, ap);
+	va_end(ap);
 }
 
 void mc_warn(const char *fmt, ...)
