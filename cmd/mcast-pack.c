@@ -92,9 +92,10 @@ static const struct mc_fe_prog prog = {
 #define usage_error(...) mc_fe_usage_error(usage_text, __VA_ARGS__)
 #define bad_value(opt, value, ...) mc_fe_bad_value(usage_text, opt, value, __VA_ARGS__)
 
-static int exit_for_errno(int e)
+/* The exit status for lib's negative code e (lib/exitcode.h): damaged is 3, anything else 1. */
+static int exit_for(int e)
 {
-	return e == EBADMSG ? MC_EXIT_INCOMPLETE : MC_EXIT_RUNTIME;
+	return e == -EBADMSG ? MC_EXIT_INCOMPLETE : MC_EXIT_RUNTIME;
 }
 
 struct args {
@@ -187,10 +188,11 @@ static int open_pkg(const char *path, unsigned flags, struct mc_pkg *p)
 {
 	char err[512];
 
-	if (mc_pkg_open_flags(path, flags, p, err, sizeof err) < 0) {
-		int rc = exit_for_errno(errno);
+	int e = mc_pkg_open_flags(path, flags, p, err, sizeof err);
+
+	if (e < 0) {
 		mc_err("%s", err);
-		return rc;
+		return exit_for(e);
 	}
 	return 0;
 }
@@ -616,8 +618,8 @@ static int cmd_list(const char *path)
 		mc_pkg_close(&p);
 	if (rc)
 		return rc;
-	if (mc_pkg_list(&p, list_one, &n, err, sizeof err) < 0) {
-		rc = exit_for_errno(errno);
+	if ((rc = mc_pkg_list(&p, list_one, &n, err, sizeof err)) < 0) {
+		rc = exit_for(rc);
 		mc_err("%s", err);
 	}
 	if (mc_log_json()) {
@@ -851,7 +853,7 @@ static int cmd_extract_to(const struct args *a, const char *path)
 			ts.bad++;
 			continue;
 		} else if (c < 0) {
-			snprintf(err, sizeof err, "%s: %s", path, strerror(errno));
+			snprintf(err, sizeof err, "%s: %s", path, strerror(-c));
 		} else if (mc_target_queue_verified(t, i, buf, mc_manifest_chunk_len(&p.m, i), err, sizeof err) < 0) {
 			/* mc_pkg_check_chunk checked its stored digest against p.m, the target's manifest. */
 			c = -1;
@@ -985,16 +987,16 @@ static int cmd_extract(const struct args *a, const char *path)
 	if (rc)
 		return rc;
 	if (a->to_stdout) {
-		if (mc_pkg_extract_fd(&p, STDOUT_FILENO, err, sizeof err) < 0) {
-			rc = exit_for_errno(errno);
+		if ((rc = mc_pkg_extract_fd(&p, STDOUT_FILENO, err, sizeof err)) < 0) {
+			rc = exit_for(rc);
 			mc_err("%s", err);
 		}
 	} else {
 		const char *dir = a->dir ? a->dir : ".";
 		/* A package signed by a --trust key is the administrator's own: kept whole, as tar would. */
 		unsigned fl = trust.n > 0 || a->privileged ? MC_EXTRACT_PRIVILEGED : 0;
-		if (mc_pkg_extract(&p, dir, fl, extract_note, (void *)path, &st, err, sizeof err) < 0) {
-			rc = exit_for_errno(errno);
+		if ((rc = mc_pkg_extract(&p, dir, fl, extract_note, (void *)path, &st, err, sizeof err)) < 0) {
+			rc = exit_for(rc);
 			mc_err("%s", err);
 		} else if (st.refused) {
 			mc_err("%s: %u entries refused", path, st.refused);

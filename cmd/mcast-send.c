@@ -390,7 +390,7 @@ int main(int argc, char **argv)
 	struct run x;
 	struct mc_txloop_cfg c;
 	char err[512];
-	int rc = MC_EXIT_RUNTIME, reason = -1;
+	int rc = MC_EXIT_RUNTIME, reason = -1, e;
 	struct mc_auth *auth = NULL;
 
 	memset(&x, 0, sizeof x);
@@ -408,9 +408,9 @@ int main(int argc, char **argv)
 	}
 	if (x.o.session_key)
 		auth = mc_fe_session_key(x.o.session_key);
-	if (mc_pkg_open(x.o.pkg, &x.pkg, err, sizeof err) < 0) {
+	if ((e = mc_pkg_open(x.o.pkg, &x.pkg, err, sizeof err)) < 0) {
 		/* A package cut short or with a damaged head is damaged, as a bad chunk is (mcast-pack verify says 3 too). */
-		if (errno == EBADMSG)
+		if (e == -EBADMSG)
 			rc = MC_EXIT_INCOMPLETE;
 		mc_err("%s%s", err, rc == MC_EXIT_INCOMPLETE ? " (the package is damaged: mcast-repair heals it)" : "");
 		goto out;

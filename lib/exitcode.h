@@ -3,20 +3,43 @@
 #define MC_EXITCODE_H
 
 /*
- * Errors in lib (new code follows this; older modules are being brought to it):
+ * Errors in lib: the one convention (issue 14).
  *
  *   A function that can fail returns 0 (or a count, or 1 for "yes") on
- *   success and a negative errno-like code on failure (-ENOMEM, -EIO,
- *   -EBADMSG for damaged-but-resumable data, -EINVAL for "not ours"), and
- *   writes the reason, naming the file, device or address at fault, into a
- *   caller's buffer (char *err, size_t errlen): "PKG.part: No space left on
- *   device". An allocation failure is "out of memory", never an I/O error.
- *   lib never prints and never exits; cmd/ says the reason (mc_err, or
- *   mc_err_sys where errno is the reason) and picks the exit status below
- *   from the code (-EBADMSG: MC_EXIT_INCOMPLETE).
+ *   success and a negative errno code on failure, and leaves no meaning in
+ *   errno: callers look at the code, never at errno after the call. The
+ *   codes that carry meaning:
+ *     -EBADMSG  damaged or truncated data (a package, a chunk, a span):
+ *               incomplete but resumable, exit MC_EXIT_INCOMPLETE
+ *     -EINVAL   not ours or not suitable (not an mcast package, a target
+ *               that cannot take the image): a usage error where cmd/ says so
+ *     -EACCES   encrypted, and no key that opens it
+ *     -ENOMEM   out of memory: said as such, never as an I/O error
+ *     -EPROTO   a payload libarchive cannot decode
+ *     else      the -errno of the system call that failed (-EIO, -ENOSPC ...)
+ *   A function that takes (char *err, size_t errlen) writes the reason
+ *   there, naming the file, device or address at fault ("PKG.part: No space
+ *   left on device"). lib never prints and never exits; cmd/ says the reason
+ *   (mc_err; mc_err_sys where errno is the reason of a call it made itself)
+ *   and picks the exit status below from the code.
  *
  *   Callbacks and ops tables (lib/sink.h) follow the same rule. A pure core
  *   (sender, receiver) reports failures of its callbacks as events.
+ *
+ * Who follows it: pkg (mc_pkg_*, mc_pwrite_all, mc_pkg_write_head,
+ * mc_manifest_parse, mc_manifest_encode*, mc_manifest_unlock*,
+ * mc_chunk_check_init), pkgread (list, extract, verify), resume, sink_pkg,
+ * sink_target, mc_image_decode, mc_state_rescan.
+ *
+ * Not yet (each still to be brought to it): -1 with errno set as the
+ * meaning in target (fail()), workq (a failed callback's errno), tstate,
+ * disk, fsmap, image (create side), state (lock, space check), net (send),
+ * txloop; -1 with a reason only in
+ * crypto, net, source's setup, repair, pkgcreate (mc_pkg_create and
+ * mc_pkg_rewrap return -1) and the mc_manifest sign and seal calls;
+ * negative enums in source (MC_SOURCE_*) and signatures (mc_sig_result).
+ * Parsers that answer yes or no (mc_opt_*, mc_id_parse, mc_comp_parse,
+ * mc_wire_decode) return -1 for "no": not an error convention.
  */
 
 #define MC_EXIT_OK 0         /* done and verified */

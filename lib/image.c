@@ -437,8 +437,10 @@ static int emit_slot(void *arg, unsigned slot, char *err, size_t errlen)
 		errno = EIO;
 		return -1;
 	}
-	if (s->stored && mc_pwrite_all(r->fd, b, s->stored, r->base + r->pos) < 0) {
-		snprintf(err, errlen, "%s: %s", r->o->output, strerror(errno));
+	int e = s->stored ? mc_pwrite_all(r->fd, b, s->stored, r->base + r->pos) : 0;
+	if (e < 0) {
+		snprintf(err, errlen, "%s: %s", r->o->output, strerror(-e));
+		errno = -e; /* lib/workq keeps the errno of a failed emit */
 		return -1;
 	}
 	XXH3_128bits_update(r->whole, b, s->stored);
@@ -665,20 +667,17 @@ static int decode(struct mc_image_dec *d, const struct mc_manifest *m, uint32_t 
 
 	if (m->format != MC_PKG_VERSION_IMAGE || i >= m->nchunks) {
 		snprintf(err, errlen, "chunk %u: not a chunk of a seekable image", i);
-		errno = EINVAL;
-		return -1;
+		return -EINVAL;
 	}
 	if (len != mc_manifest_chunk_len(m, i)) {
 		snprintf(err, errlen, "chunk %u: %u stored bytes, the manifest says %u", i, len, mc_manifest_chunk_len(m, i));
-		errno = EBADMSG;
-		return -1;
+		return -EBADMSG;
 	}
 	if (!verified) {
 		mc_chunk_digest(m, stored, len, dg);
 		if (memcmp(dg, m->digests + (size_t)i * MC_DIGEST_LEN, MC_DIGEST_LEN) != 0) {
 			snprintf(err, errlen, "chunk %u: stored bytes do not match their digest", i);
-			errno = EBADMSG;
-			return -1;
+			return -EBADMSG;
 		}
 	}
 	if (f & MC_CHUNK_HOLE) {
@@ -691,16 +690,14 @@ static int decode(struct mc_image_dec *d, const struct mc_manifest *m, uint32_t 
 		uint8_t *to = f & MC_CHUNK_RAW ? out : NULL;
 		if (a == NULL) {
 			snprintf(err, errlen, "chunk %u: encrypted, and no key was given", i);
-			errno = m->unlocked ? ENOMEM : EACCES;
-			return -1;
+			return m->unlocked ? -ENOMEM : -EACCES;
 		}
 		if (to == NULL && d->cap < len) {
 			free(d->plain);
 			d->cap = 0;
 			if ((d->plain = malloc(len)) == NULL) {
-				errno = ENOMEM;
 				snprintf(err, errlen, "chunk %u: %s", i, strerror(ENOMEM));
-				return -1;
+				return -ENOMEM;
 			}
 			d->cap = len;
 		}
@@ -708,8 +705,7 @@ static int decode(struct mc_image_dec *d, const struct mc_manifest *m, uint32_t 
 			to = d->plain;
 		if (mc_chunk_open(m, a, i, stored, to, len) < 0) {
 			snprintf(err, errlen, "chunk %u: does not decrypt (its tag does not match): tampered", i);
-			errno = EBADMSG;
-			return -1;
+			return -EBADMSG;
 		}
 		if (f & MC_CHUNK_RAW)
 			stored = out; /* already in place */
@@ -724,15 +720,13 @@ static int decode(struct mc_image_dec *d, const struct mc_manifest *m, uint32_t 
 		if (ZSTD_isError(n) || n != span) {
 			snprintf(err, errlen, "chunk %u: does not decode to its %u bytes: %s", i, span,
 				 ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short");
-			errno = EBADMSG;
-			return -1;
+			return -EBADMSG;
 		}
 	}
 	mc_digest(out, span, dg);
 	if (memcmp(dg, mc_manifest_span_digest(m, i), MC_DIGEST_LEN) != 0) {
 		snprintf(err, errlen, "chunk %u: decoded span does not match its digest", i);
-		errno = EBADMSG;
-		return -1;
+		return -EBADMSG;
 	}
 	return 0;
 }

@@ -35,9 +35,9 @@ void mc_image_dec_free(struct mc_image_dec *d);
  * Decodes chunk i of m from its len stored bytes into out (at least
  * mc_manifest_span_len(m, i) bytes, which are written): the stored digest is
  * checked before decoding, the span digest after; a hole gives zeros.
- * Returns 0, or -1 with errno EBADMSG and the reason in err when the bytes
- * are not those of chunk i (nothing trustworthy in out), ENOMEM or EINVAL
- * (i out of range, or not a format-2 manifest).
+ * Returns 0, or with the reason in err -EBADMSG when the bytes are not
+ * those of chunk i (nothing trustworthy in out), -EACCES (encrypted, not
+ * unlocked), -ENOMEM, or -EINVAL (i out of range, or not a format-2 manifest).
  */
 int mc_image_decode(struct mc_image_dec *d, const struct mc_manifest *m, uint32_t i, const uint8_t *stored,
 		    uint32_t len, uint8_t *out, char *err, size_t errlen);

@@ -397,23 +397,23 @@ int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err,
 
 	if (nl > MC_NAME_MAX || vl > MC_NAME_MAX) {
 		snprintf(err, errlen, "%s: longer than %d bytes", nl > MC_NAME_MAX ? "name" : "version", MC_NAME_MAX);
-		return -1;
+		return -EINVAL;
 	}
 	if (m->chunk_size < MC_CHUNK_MIN || m->chunk_size > MC_CHUNK_MAX) {
 		snprintf(err, errlen, "chunk size %u: out of range", m->chunk_size);
-		return -1;
+		return -EINVAL;
 	}
 	len = MANIFEST_FIXED + nl + vl + want * MC_DIGEST_LEN + (m->is_signed ? MC_SIG_TRAILER_LEN : 0) +
 	      (m->is_encrypted ? enc_len(m, want) : 0);
 	if (want != m->nchunks || len > MC_MANIFEST_MAX) {
 		snprintf(err, errlen, "payload too large for chunk size %u (at most %u chunks)", m->chunk_size,
 			 (unsigned)((MC_MANIFEST_MAX - MANIFEST_FIXED - 2 * MC_NAME_MAX) / MC_DIGEST_LEN));
-		return -1;
+		return -EINVAL;
 	}
 	p = malloc(len);
 	if (p == NULL) {
 		snprintf(err, errlen, "manifest: %s", strerror(ENOMEM));
-		return -1;
+		return -ENOMEM;
 	}
 	free(m->raw);
 	m->raw = p;
@@ -459,29 +459,29 @@ int mc_manifest_encode_image_vols(struct mc_manifest *m, const uint32_t *stored_
 
 	if (nvols > MC_VOL_MAX || strlen(table) > 4) {
 		snprintf(err, errlen, "manifest: %u volumes, at most %d", nvols, MC_VOL_MAX);
-		return -1;
+		return -EINVAL;
 	}
 
 	if (nl > MC_NAME_MAX || vl > MC_NAME_MAX) {
 		snprintf(err, errlen, "%s: longer than %d bytes", nl > MC_NAME_MAX ? "name" : "version", MC_NAME_MAX);
-		return -1;
+		return -EINVAL;
 	}
 	if (m->chunk_size < MC_CHUNK_MIN || m->chunk_size > MC_CHUNK_MAX) {
 		snprintf(err, errlen, "chunk size %u: out of range", m->chunk_size);
-		return -1;
+		return -EINVAL;
 	}
 	len = MANIFEST_FIXED2 + nl + vl + n * MC_IMAGE_PER_CHUNK + vlen + (m->is_signed ? MC_SIG_TRAILER_LEN : 0) +
 	      (m->is_encrypted ? enc_len(m, n) : 0);
 	if (len > MC_MANIFEST_MAX) {
 		snprintf(err, errlen, "image too large for chunk size %u (at most %u chunks)", m->chunk_size,
 			 (unsigned)((MC_MANIFEST_MAX - MANIFEST_FIXED2 - 2 * MC_NAME_MAX) / MC_IMAGE_PER_CHUNK));
-		return -1;
+		return -EINVAL;
 	}
 	for (uint64_t i = 0; i < n; i++)
 		payload += stored_len[i];
 	if ((buf = malloc(len)) == NULL) {
 		snprintf(err, errlen, "manifest: %s", strerror(ENOMEM));
-		return -1;
+		return -ENOMEM;
 	}
 	p = buf;
 	p = put_head(p, m, MC_PKG_VERSION_IMAGE, MC_KIND_IMAGE, payload, (uint32_t)n);
@@ -496,7 +496,7 @@ int mc_manifest_encode_image_vols(struct mc_manifest *m, const uint32_t *stored_
 		if (m->is_encrypted && seal_spans(m, p, n) < 0) {
 			free(buf);
 			snprintf(err, errlen, "manifest: cannot encrypt the span digests");
-			return -1;
+			return -ENOMEM; /* the AEAD context is all that can fail */
 		}
 		p += n * MC_DIGEST_LEN;
 	}
@@ -524,10 +524,10 @@ int mc_manifest_encode_image_vols(struct mc_manifest *m, const uint32_t *stored_
 	rc = mc_manifest_parse(buf, len, &t, err, errlen);
 	free(buf);
 	if (rc < 0)
-		return -1;
-	if (m->is_encrypted && unlock_with(&t, m->subkey, err, errlen) < 0) {
+		return rc;
+	if (m->is_encrypted && (rc = unlock_with(&t, m->subkey, err, errlen)) < 0) {
 		mc_manifest_free(&t);
-		return -1;
+		return rc;
 	}
 	mc_manifest_free(m);
 	*m = t;
@@ -574,6 +574,9 @@ static int zero_digest(uint64_t n, uint8_t out[MC_DIGEST_LEN])
  * stored lengths add up to payload_size. Fills the pointers and the offset
  * table, or returns the reason.
  */
+/* parse_image's reason when it could not allocate: mc_manifest_parse says -ENOMEM, not damage. */
+static const char OOM[] = "out of memory";
+
 static const char *parse_image(const uint8_t *buf, size_t off, struct mc_manifest *m)
 {
 	uint32_t n = m->nchunks, last = span_len(m->image_size, m->chunk_size, n ? n - 1 : 0);
@@ -586,7 +589,7 @@ static const char *parse_image(const uint8_t *buf, size_t off, struct mc_manifes
 	m->digests = m->chunk_flags + n;
 	m->span_digests = m->digests + (size_t)MC_DIGEST_LEN * n;
 	if ((m->chunk_offs = malloc(((size_t)n + 1) * sizeof *m->chunk_offs)) == NULL)
-		return "out of memory";
+		return OOM;
 	mc_chunk_digest(m, "", 0, empty);
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t sl = mc_get32(m->stored_lens + (size_t)4 * i), spl = i + 1 == n ? last : m->chunk_size;
@@ -602,7 +605,7 @@ static const char *parse_image(const uint8_t *buf, size_t off, struct mc_manifes
 				return "a hole with stored bytes";
 			if (!zdone) {
 				if (zero_digest(m->chunk_size, zfull) < 0 || zero_digest(last, zlast) < 0)
-					return "out of memory";
+					return OOM;
 				zdone = 1;
 			}
 			/* Encrypted span digests are checked once decrypted (unlock_with). */
@@ -711,24 +714,24 @@ int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, cha
 	memset(m, 0, sizeof *m);
 	if (len < MANIFEST_FIXED || memcmp(buf, MANIFEST_MAGIC, 4) != 0) {
 		snprintf(err, errlen, "manifest: bad magic or too short (%zu bytes)", len);
-		return -1;
+		return -EBADMSG;
 	}
 	fmt = mc_get16(buf + 4);
 	if (fmt != MANIFEST_VERSION && fmt != MC_PKG_VERSION_IMAGE) {
 		snprintf(err, errlen, "manifest: unsupported version %u", fmt);
-		return -1;
+		return -EBADMSG;
 	}
 	if (len > MC_MANIFEST_MAX) {
 		snprintf(err, errlen, "manifest: %zu bytes, more than %u", len, MC_MANIFEST_MAX);
-		return -1;
+		return -EBADMSG;
 	}
 	if (get_str(buf, len, &off, m->name) < 0 || get_str(buf, len, &off, m->version) < 0) {
 		snprintf(err, errlen, "manifest: bad name or version string");
-		return -1;
+		return -EBADMSG;
 	}
 	if (len - off < (fmt == MANIFEST_VERSION ? MANIFEST_FIXED : MANIFEST_FIXED2) - 10) {
 		snprintf(err, errlen, "manifest: truncated");
-		return -1;
+		return -EBADMSG;
 	}
 	m->format = (uint8_t)fmt;
 	m->ctime = mc_get64(buf + off); off += 8;
@@ -771,7 +774,7 @@ int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, cha
 			why = "length does not match chunk count";
 		} else if (mc_sig_trailer_decode(buf + len - MC_SIG_TRAILER_LEN, &t, tw, sizeof tw) < 0) {
 			snprintf(err, errlen, "manifest: %s", tw);
-			return -1;
+			return -EBADMSG;
 		} else {
 			m->is_signed = 1;
 			m->digest_alg = t.alg;
@@ -781,12 +784,12 @@ int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, cha
 	}
 	if (why) {
 		snprintf(err, errlen, "manifest: %s", why);
-		return -1;
+		return -EBADMSG;
 	}
 	m->raw = malloc(len);
 	if (m->raw == NULL) {
 		snprintf(err, errlen, "manifest: %s", strerror(ENOMEM));
-		return -1;
+		return -ENOMEM;
 	}
 	memcpy(m->raw, buf, len);
 	m->raw_len = (uint32_t)len;
@@ -794,14 +797,14 @@ int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, cha
 	if (eext && (why = parse_enc(m->raw + off + want * per + vext, m)) != NULL) {
 		snprintf(err, errlen, "manifest: %s", why);
 		mc_manifest_free(m);
-		return -1;
+		return -EBADMSG;
 	}
 	if (fmt == MC_PKG_VERSION_IMAGE &&
 	    ((why = parse_image(m->raw, off, m)) != NULL ||
 	     (vext && (why = parse_vols(m->raw + off + want * MC_IMAGE_PER_CHUNK, m)) != NULL))) {
 		snprintf(err, errlen, "manifest: %s", why);
 		mc_manifest_free(m);
-		return -1;
+		return why == OOM ? -ENOMEM : -EBADMSG;
 	}
 	mc_digest(m->raw, len, m->id);
 	return 0;
@@ -872,13 +875,11 @@ int mc_pkg_header_decode(const uint8_t in[MC_PKG_HDR_SIZE], uint64_t file_size,
 
 	if (memcmp(in, MC_PKG_MAGIC, MC_PKG_MAGIC_LEN) != 0) {
 		snprintf(err, errlen, "not an mcast package (bad magic)");
-		errno = EINVAL;
-		return -1;
+		return -EINVAL;
 	}
 	if (mc_get16(in + 8) != MC_PKG_VERSION && mc_get16(in + 8) != MC_PKG_VERSION_IMAGE) {
 		snprintf(err, errlen, "unsupported package format version %u", mc_get16(in + 8));
-		errno = EINVAL;
-		return -1;
+		return -EINVAL;
 	}
 	l->format = mc_get16(in + 8);
 	l->manifest_off = mc_get64(in + 16);
@@ -902,8 +903,7 @@ int mc_pkg_header_decode(const uint8_t in[MC_PKG_HDR_SIZE], uint64_t file_size,
 	}
 	if (why) {
 		snprintf(err, errlen, "%s", why);
-		errno = EBADMSG;
-		return -1;
+		return -EBADMSG;
 	}
 	memcpy(id, in + 48, MC_ID_LEN);
 	return 0;
@@ -918,7 +918,7 @@ int mc_pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			return -1;
+			return -errno;
 		}
 		p += w;
 		n -= (size_t)w;
@@ -936,7 +936,7 @@ int mc_pkg_write_head(int fd, const struct mc_manifest *m)
 	mc_manifest_layout(m, &l);
 	buf = calloc(1, l.payload_off);
 	if (buf == NULL)
-		return -1;
+		return -ENOMEM;
 	mc_pkg_header_encode(m, buf);
 	memcpy(buf + l.manifest_off, m->raw, m->raw_len);
 	rc = mc_pwrite_all(fd, buf, l.payload_off, 0);
@@ -944,6 +944,7 @@ int mc_pkg_write_head(int fd, const struct mc_manifest *m)
 	return rc;
 }
 
+/* pread of n bytes at off, again after a short read or EINTR: the bytes read (fewer at the end of the file), or -errno. */
 static ssize_t pread_all(int fd, void *buf, size_t n, uint64_t off)
 {
 	size_t got = 0;
@@ -953,7 +954,7 @@ static ssize_t pread_all(int fd, void *buf, size_t n, uint64_t off)
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			return -1;
+			return -errno;
 		}
 		if (r == 0)
 			break;
@@ -985,7 +986,7 @@ int mc_pkg_open_flags(const char *path, unsigned flags, struct mc_pkg *p, char *
 	}
 	r = pread_all(p->fd, hdr, sizeof hdr, 0);
 	if (r < 0) {
-		e = errno;
+		e = (int)-r;
 		snprintf(err, errlen, "%s: %s", path, strerror(e));
 		goto fail;
 	}
@@ -997,9 +998,8 @@ int mc_pkg_open_flags(const char *path, unsigned flags, struct mc_pkg *p, char *
 							   : "not an mcast package (too short)");
 		goto fail;
 	}
-	if (mc_pkg_header_decode(hdr, (flags & MC_PKG_OPEN_PARTIAL) ? UINT64_MAX : (uint64_t)sb.st_size,
-				 &p->l, id, why, sizeof why) < 0) {
-		e = errno;
+	if ((e = -mc_pkg_header_decode(hdr, (flags & MC_PKG_OPEN_PARTIAL) ? UINT64_MAX : (uint64_t)sb.st_size,
+				       &p->l, id, why, sizeof why)) > 0) {
 		snprintf(err, errlen, "%s: %s", path, why);
 		goto fail;
 	}
@@ -1023,12 +1023,11 @@ int mc_pkg_open_flags(const char *path, unsigned flags, struct mc_pkg *p, char *
 	}
 	r = pread_all(p->fd, buf, p->l.manifest_len, p->l.manifest_off);
 	if (r != (ssize_t)p->l.manifest_len) {
-		e = r < 0 ? errno : EBADMSG;
+		e = r < 0 ? (int)-r : EBADMSG;
 		snprintf(err, errlen, "%s: %s", path, r < 0 ? strerror(e) : "truncated inside the manifest");
 		goto fail;
 	}
-	if (mc_manifest_parse(buf, p->l.manifest_len, &p->m, why, sizeof why) < 0) {
-		e = EBADMSG;
+	if ((e = -mc_manifest_parse(buf, p->l.manifest_len, &p->m, why, sizeof why)) > 0) {
 		snprintf(err, errlen, "%s: %s", path, why);
 		goto fail;
 	}
@@ -1059,8 +1058,7 @@ int mc_pkg_open_flags(const char *path, unsigned flags, struct mc_pkg *p, char *
 fail:
 	free(buf);
 	mc_pkg_close(p);
-	errno = e;
-	return -1;
+	return -e;
 }
 
 int mc_pkg_open(const char *path, struct mc_pkg *p, char *err, size_t errlen)
@@ -1093,7 +1091,7 @@ int mc_pkg_check_chunk(const struct mc_pkg *p, uint32_t i, uint8_t *buf)
 		return 0;
 	r = pread_all(p->fd, buf, len, p->l.payload_off + mc_manifest_chunk_off(&p->m, i));
 	if (r < 0)
-		return -1;
+		return (int)r;
 	if ((uint32_t)r != len)
 		return 0;
 	mc_chunk_digest(&p->m, buf, len, d);
@@ -1195,18 +1193,20 @@ static int unlock_with(struct mc_manifest *m, const uint8_t subkey[32], char *er
 		return 0;
 	if ((m->span_plain = malloc(n ? n * MC_DIGEST_LEN : 1)) == NULL || (a = mc_manifest_aead(m)) == NULL) {
 		snprintf(err, errlen, "manifest: %s", strerror(ENOMEM));
-		return -1;
+		return -ENOMEM;
 	}
 	nonce_of(1, 0, nonce);
 	rc = mc_aead_open(a, nonce, aad, al, m->span_digests, m->span_plain, n * MC_DIGEST_LEN, m->span_tag);
 	mc_aead_free(a);
 	if (rc < 0) {
 		snprintf(err, errlen, "manifest: its span digests do not decrypt: tampered or damaged");
+		rc = -EBADMSG;
 		goto fail;
 	}
 	/* The check parse_image leaves to here: a hole's span digest is that of zeros. */
 	if (zero_digest(m->chunk_size, zfull) < 0 || zero_digest(mc_manifest_span_len(m, (uint32_t)(n ? n - 1 : 0)), zlast) < 0) {
 		snprintf(err, errlen, "manifest: %s", strerror(ENOMEM));
+		rc = -ENOMEM;
 		goto fail;
 	}
 	for (uint32_t i = 0; i < n; i++)
@@ -1214,6 +1214,7 @@ static int unlock_with(struct mc_manifest *m, const uint8_t subkey[32], char *er
 		    memcmp(m->span_plain + (size_t)i * MC_DIGEST_LEN,
 			   mc_manifest_span_len(m, i) == m->chunk_size ? zfull : zlast, MC_DIGEST_LEN) != 0) {
 			snprintf(err, errlen, "manifest: a hole's span digest is not that of zeros");
+			rc = -EBADMSG;
 			goto fail;
 		}
 	return 0;
@@ -1222,7 +1223,7 @@ fail:
 	m->span_plain = NULL;
 	OPENSSL_cleanse(m->subkey, sizeof m->subkey);
 	m->unlocked = 0;
-	return -1;
+	return rc;
 }
 
 int mc_manifest_seal_to(struct mc_manifest *m, const uint8_t *key, const struct mc_key *to,
@@ -1303,7 +1304,7 @@ int mc_manifest_unlock_key(struct mc_manifest *m, const struct mc_content_key *c
 {
 	uint8_t k[MC_AEAD_KEY_LEN], sub[32], check[MC_ENC_CHECK_LEN], aad[sizeof AAD_BOX + MC_ENC_SALT_LEN + 8];
 	char kid[2 * MC_KEYID_LEN + 1];
-	int rc = -1, found = 0;
+	int rc = -EACCES, found = 0;
 
 	if (!m->is_encrypted)
 		return 0;
@@ -1324,6 +1325,7 @@ int mc_manifest_unlock_key(struct mc_manifest *m, const struct mc_content_key *c
 	}
 	if (derive_keys(k, m, sub, check) < 0) {
 		snprintf(err, errlen, "cannot derive the package key");
+		rc = -ENOMEM; /* HKDF fails only when OpenSSL cannot allocate */
 		goto out;
 	}
 	if (CRYPTO_memcmp(check, m->enc_check, sizeof check) != 0) {

@@ -1,4 +1,16 @@
-/* The package file format (mcast-package(5)): header, manifest, payload. */
+/*
+ * The package file format (mcast-package(5)): header, manifest, payload.
+ *
+ * Errors follow lib's one convention (lib/exitcode.h): every mc_pkg_*
+ * function, mc_pwrite_all, mc_manifest_parse, mc_manifest_encode*,
+ * mc_manifest_unlock* and mc_chunk_check_init return
+ * a negative errno code and never leave meaning in errno: -EBADMSG the
+ * package is damaged or truncated (exit 3: resumable, mcast-repair heals
+ * it), -EINVAL not an mcast package, -EACCES encrypted and not unlocked,
+ * -ENOMEM out of memory, -EPROTO a payload libarchive cannot decode, else
+ * the -errno of the failed system call. Those that take err write the
+ * reason there, naming the file.
+ */
 #ifndef MC_PKG_H
 #define MC_PKG_H
 
@@ -159,7 +171,8 @@ int mc_manifest_want_encrypt(struct mc_manifest *m, const uint8_t *key, const st
  * Finds the package key of an encrypted manifest with k (a 32-byte content
  * key, checked against the manifest's key check value; or an X25519 key
  * pair that opens one of its boxes) and decrypts format 2's span digests.
- * Returns 0, or -1 with a reason naming the key id when k does not open it.
+ * Returns 0, or with a reason in err -EACCES naming the key id when k does
+ * not open it, -EBADMSG (span digests tampered) or -ENOMEM.
  */
 int mc_manifest_unlock(struct mc_manifest *m, const struct mc_content_key *k, char *err, size_t errlen);
 /* The same, and the content key into content_key (32 bytes) when it is not NULL: what rewrap seals again. */
@@ -236,8 +249,8 @@ void mc_manifest_copy_head(struct mc_manifest *dst, const struct mc_manifest *sr
 /*
  * Parses and validates an encoded manifest (from a file or the wire): every
  * count and length must add up exactly to len, nchunks must match
- * payload_size and chunk_size. Copies buf. Returns 0, or -1 with a reason in
- * err (no file name: the caller adds it).
+ * payload_size and chunk_size. Copies buf. Returns 0, or with a reason in
+ * err (no file name: the caller adds it) -EBADMSG, or -ENOMEM.
  */
 int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, char *err, size_t errlen);
 void mc_manifest_free(struct mc_manifest *m);
@@ -246,8 +259,8 @@ void mc_manifest_free(struct mc_manifest *m);
  * Encodes m (name, version, ctime, compression, kind, chunk_size,
  * payload_size, nchunks, payload_digest) with the nchunks*16 bytes of
  * digests into m->raw, pointing m->digests into it and setting m->id and
- * format 1. Returns 0, or -1 with a reason in err (too long a name, too many
- * chunks).
+ * format 1. Returns 0, or with a reason in err -EINVAL (too long a name, too
+ * many chunks) or -ENOMEM.
  */
 int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err, size_t errlen);
 
@@ -259,7 +272,8 @@ int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err,
  * chunk_size)): stored_len[i], flags[i], digests (16 each, of the stored
  * bytes) and span_digests (16 each, of the decoded span). The result is
  * parsed back with every check mc_manifest_parse makes, so what encodes
- * parses. Returns 0, or -1 with a reason in err.
+ * parses. Returns 0, or with a reason in err -EINVAL (what cannot be
+ * encoded), -ENOMEM, or mc_manifest_parse's code.
  */
 int mc_manifest_encode_image(struct mc_manifest *m, const uint32_t *stored_len, const uint8_t *flags,
 			     const uint8_t *digests, const uint8_t *span_digests, char *err, size_t errlen);
@@ -318,15 +332,16 @@ void mc_pkg_header_encode(const struct mc_manifest *m, uint8_t out[MC_PKG_HDR_SI
 
 /*
  * Decodes a header and checks it against the file size (sizes must add up,
- * nothing may point past the file). Returns 0 or -1 with a reason in err.
+ * nothing may point past the file). Returns 0, or with a reason in err
+ * -EINVAL (not a package, or an unknown format version) or -EBADMSG.
  */
 int mc_pkg_header_decode(const uint8_t in[MC_PKG_HDR_SIZE], uint64_t file_size,
 			 struct mc_pkg_layout *l, uint8_t id[MC_ID_LEN], char *err, size_t errlen);
 
-/* pwrite of all n bytes at off, again after a short write or EINTR. Returns 0 or -1 (errno set). */
+/* pwrite of all n bytes at off, again after a short write or EINTR. Returns 0 or -errno. */
 int mc_pwrite_all(int fd, const void *buf, size_t n, uint64_t off);
 
-/* Writes header, manifest and padding at the start of fd (pwrite). Returns 0 or -1 (errno set). */
+/* Writes header, manifest and padding at the start of fd (pwrite). Returns 0, -ENOMEM or -errno. */
 int mc_pkg_write_head(int fd, const struct mc_manifest *m);
 
 /* Names of compressions and kinds ("zstd", "tar", ...). */
@@ -351,11 +366,11 @@ struct mc_pkg {
 };
 
 /*
- * Opens and validates header and manifest (not the chunks). Returns 0 or -1
- * with "path: reason" in err and errno: EINVAL when the file is not an mcast
- * package (or of an unknown format version), EBADMSG when it is one but
- * damaged or truncated (header or manifest do not add up: resumable, exit
- * 3), else the errno of the failed system call.
+ * Opens and validates header and manifest (not the chunks). Returns 0, or
+ * with "path: reason" in err: -EINVAL when the file is not an mcast package
+ * (or of an unknown format version), -EBADMSG when it is one but damaged or
+ * truncated (header or manifest do not add up: resumable, exit 3), -ENOMEM,
+ * else the -errno of the failed system call.
  */
 int mc_pkg_open(const char *path, struct mc_pkg *p, char *err, size_t errlen);
 /* MC_PKG_OPEN_PARTIAL: accept a file shorter than the header says (verify names the missing chunks). */
@@ -389,6 +404,7 @@ struct mc_chunk_check {
 	uint64_t next;      /* payload offset expected next */
 	uint64_t fed;       /* bytes of the chunk fed so far */
 };
+/* Returns 0 or -ENOMEM. */
 int mc_chunk_check_init(struct mc_chunk_check *c, const struct mc_manifest *m);
 /*
  * Returns 0, or -1 when a chunk ended that does not match its digest (*bad =
@@ -400,7 +416,7 @@ void mc_chunk_check_free(struct mc_chunk_check *c);
 
 /*
  * Reads chunk i into buf (at least chunk_size bytes) and checks its digest.
- * Returns 1 intact, 0 damaged (or short), -1 I/O error (errno set).
+ * Returns 1 intact, 0 damaged (or short), or the read's -errno.
  */
 int mc_pkg_check_chunk(const struct mc_pkg *p, uint32_t i, uint8_t *buf);
 
@@ -476,7 +492,7 @@ struct archive_entry;
  * the calling thread. buf is not used and may be NULL: verify reads through
  * 16 MiB of its own, whatever the chunk size, with a reader thread when a
  * second CPU is idle (mc_pkg_verify_threads). Returns the number of bad chunks (0: intact),
- * or -1 on an I/O error with "path: reason" in err. *payload_ok is 0 when
+ * or with "path: reason" in err -ENOMEM or a read's -errno. *payload_ok is 0 when
  * the whole-payload digest does not match (then the package is damaged even
  * with no bad chunk).
  */
@@ -494,7 +510,8 @@ extern int mc_pkg_verify_threads;
  * The content check of verify --decrypt: every chunk read, checked, opened
  * (an encrypted package must be unlocked) and, for an image, decoded and
  * its span checked. bad(arg, i) for each chunk that fails. Returns the
- * number of bad chunks, or -1 with a reason in err (I/O, no key, no memory).
+ * number of bad chunks, or with a reason in err -EACCES (no key), -ENOMEM or
+ * a read's -errno.
  */
 long mc_pkg_verify_content(const struct mc_pkg *p, void (*bad)(void *arg, uint32_t chunk), void *arg, char *err,
 			   size_t errlen);
@@ -511,9 +528,11 @@ const char *mc_pkg_raw_name(const struct mc_manifest *m);
 /*
  * The read functions stream the payload chunk by chunk, checking every
  * chunk's digest before libarchive sees it, and the whole-payload digest at
- * the end. They return 0, or -1 with "culprit: reason" in err; errno is
- * EBADMSG when the package is damaged (a chunk or the payload digest does
- * not match: exit 3), anything else for I/O and format errors.
+ * the end. They return 0, or with "culprit: reason" in err -EBADMSG when the
+ * package is damaged (a chunk or the payload digest does not match: exit
+ * 3), -EACCES when it is encrypted and not unlocked, -ENOMEM, -EPROTO when
+ * libarchive cannot decode the payload, else the -errno of the failed call
+ * (reading the package, or writing the output).
  */
 
 /* Calls fn for each entry of the payload (one synthetic entry for a raw image). */
@@ -551,7 +570,7 @@ struct mc_extract_stats {
  * note(arg, what, path, reason) (any may be NULL) and counted in *st;
  * extraction goes on with the next one. A disk that fails as a whole
  * (read-only, full, over quota, I/O error) ends it at the first entry it
- * fails: -1, err naming that entry's path and the reason, errno set.
+ * fails: its -errno, err naming that entry's path and the reason.
  * Changes the working directory while it runs and restores it.
  */
 int mc_pkg_extract(const struct mc_pkg *p, const char *dir, unsigned flags,

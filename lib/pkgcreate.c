@@ -1220,8 +1220,11 @@ static int out_commit(const struct mc_pkg_create_opts *o, struct tmpout *t, cons
 	mode_t um = umask(0);
 
 	umask(um);
-	if (mc_pkg_write_head(t->fd, m) < 0 || fchmod(t->fd, 0666 & ~um) < 0 || fsync(t->fd) < 0) {
-		snprintf(err, errlen, "%s: %s", o->output, strerror(errno));
+	int e = mc_pkg_write_head(t->fd, m);
+	if (e == 0 && (fchmod(t->fd, 0666 & ~um) < 0 || fsync(t->fd) < 0))
+		e = -errno;
+	if (e < 0) {
+		snprintf(err, errlen, "%s: %s", o->output, strerror(-e));
 		return -1;
 	}
 	if (close(t->fd) < 0) {

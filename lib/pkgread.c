@@ -51,11 +51,11 @@ int mc_chunk_check_init(struct mc_chunk_check *c, const struct mc_manifest *m)
 		return 0;
 	}
 	if ((c->xxh = malloc(sizeof(struct mc_hash))) == NULL)
-		return -1;
+		return -ENOMEM;
 	if (mc_hash_init(c->xxh, m->digest_alg, m->salt) < 0) {
 		free(c->xxh);
 		c->xxh = NULL;
-		return -1;
+		return -ENOMEM; /* an unknown digest_alg never parses: only the context can fail */
 	}
 	return 0;
 }
@@ -352,7 +352,7 @@ long mc_pkg_verify(const struct mc_pkg *p, const struct mc_pkg_verify_cb *cb, ui
 			break;
 	if (whole == NULL || chunk == NULL || r.s[nslots - 1].buf == NULL) {
 		snprintf(err, errlen, "%s: %s", p->path, strerror(ENOMEM));
-		bad = -1;
+		bad = -ENOMEM;
 		goto out;
 	}
 	XXH3_128bits_reset(whole);
@@ -415,7 +415,7 @@ long mc_pkg_verify(const struct mc_pkg *p, const struct mc_pkg_verify_cb *cb, ui
 	}
 	if (ioerr) {
 		snprintf(err, errlen, "%s: %s", p->path, strerror(ioerr));
-		bad = -1;
+		bad = -ioerr;
 	} else if (bad == 0) {
 		mc_digest_final(whole, d);
 		*payload_ok = memcmp(d, p->m.payload_digest, MC_DIGEST_LEN) == 0;
@@ -436,7 +436,7 @@ struct rd {
 	uint32_t next;
 	XXH3_state_t *whole;
 	struct mc_aead *ae;  /* encrypted: the package key's context */
-	int damaged, ioerr, done;
+	int damaged, ioerr, done; /* ioerr: the errno of a failed read */
 	char why[256];
 };
 
@@ -446,8 +446,7 @@ static int need_key(const struct mc_pkg *p, char *err, size_t errlen)
 	if (!p->m.is_encrypted || p->m.unlocked)
 		return 0;
 	snprintf(err, errlen, "%s: encrypted package: its content needs --decrypt KEY", p->path);
-	errno = EACCES;
-	return -1;
+	return -EACCES;
 }
 
 /* Next verified chunk: returns its length, 0 at the end, -1 on damage or error (why set). */
@@ -476,8 +475,8 @@ static ssize_t rd_next(struct rd *r)
 	uint32_t i = r->next, len = mc_manifest_chunk_len(&p->m, i);
 	int c = mc_pkg_check_chunk(p, i, r->buf);
 	if (c < 0) {
-		r->ioerr = errno;
-		snprintf(r->why, sizeof r->why, "%s: %s", p->path, strerror(errno));
+		r->ioerr = -c;
+		snprintf(r->why, sizeof r->why, "%s: %s", p->path, strerror(-c));
 		return -1;
 	}
 	if (c == 0) {
@@ -514,9 +513,11 @@ static la_ssize_t rd_read(struct archive *a, void *arg, const void **out)
 
 static int rd_init(struct rd *r, const struct mc_pkg *p, char *err, size_t errlen)
 {
+	int rc;
+
 	memset(r, 0, sizeof *r);
-	if (need_key(p, err, errlen) < 0)
-		return -1;
+	if ((rc = need_key(p, err, errlen)) < 0)
+		return rc;
 	r->p = p;
 	r->buf = mc_pkg_buf(p->m.chunk_size);
 	r->whole = XXH3_createState();
@@ -526,8 +527,7 @@ static int rd_init(struct rd *r, const struct mc_pkg *p, char *err, size_t errle
 		XXH3_freeState(r->whole);
 		mc_aead_free(r->ae);
 		snprintf(err, errlen, "%s: %s", p->path, strerror(ENOMEM));
-		errno = ENOMEM;
-		return -1;
+		return -ENOMEM;
 	}
 	XXH3_128bits_reset(r->whole);
 	posix_fadvise(p->fd, (off_t)p->l.payload_off, 0, POSIX_FADV_SEQUENTIAL);
@@ -551,18 +551,21 @@ static int rd_drain(struct rd *r)
 	return n < 0 ? -1 : 0;
 }
 
-/* Sets err and errno after a failure, preferring what the reader saw over libarchive's words. */
-static int rd_fail(struct rd *r, struct archive *a, const char *fallback, char *err, size_t errlen)
+/*
+ * The reason and code of a failure, preferring what the reader saw over
+ * libarchive's words: -EBADMSG damaged, the read's -errno, -e when given
+ * (-ENOMEM: libarchive could not be set up), else -EPROTO (a payload
+ * libarchive cannot decode).
+ */
+static int rd_fail(struct rd *r, struct archive *a, int e, const char *fallback, char *err, size_t errlen)
 {
 	if (r->damaged || r->ioerr) {
 		snprintf(err, errlen, "%s", r->why);
-		errno = r->damaged ? EBADMSG : r->ioerr;
-	} else {
-		const char *s = a ? archive_error_string(a) : NULL;
-		snprintf(err, errlen, "%s: %s", r->p->path, s ? s : fallback);
-		errno = EPROTO;
+		return r->damaged ? -EBADMSG : -r->ioerr;
 	}
-	return -1;
+	const char *s = a ? archive_error_string(a) : NULL;
+	snprintf(err, errlen, "%s: %s", r->p->path, s ? s : fallback);
+	return e ? -e : -EPROTO;
 }
 
 static struct archive *rd_open(struct rd *r, int raw)
@@ -591,16 +594,20 @@ int mc_pkg_list(const struct mc_pkg *p, void (*fn)(void *arg, struct archive_ent
 	struct archive *a = NULL;
 	struct archive_entry *e;
 	struct rd r;
-	int rc = -1, s;
+	int rc, s;
 
-	if (rd_init(&r, p, err, errlen) < 0)
-		return -1;
+	if ((rc = rd_init(&r, p, err, errlen)) < 0)
+		return rc;
 	if (p->m.kind == MC_KIND_RAW || p->m.kind == MC_KIND_IMAGE) {
 		if (rd_drain(&r) < 0) {
-			rc = rd_fail(&r, NULL, "", err, errlen);
+			rc = rd_fail(&r, NULL, 0, "", err, errlen);
 			goto out;
 		}
-		e = archive_entry_new();
+		if ((e = archive_entry_new()) == NULL) {
+			snprintf(err, errlen, "%s: out of memory", p->path);
+			rc = -ENOMEM;
+			goto out;
+		}
 		archive_entry_set_pathname(e, mc_pkg_raw_name(&p->m));
 		archive_entry_set_filetype(e, AE_IFREG);
 		archive_entry_set_perm(e, 0644);
@@ -616,18 +623,18 @@ int mc_pkg_list(const struct mc_pkg *p, void (*fn)(void *arg, struct archive_ent
 	}
 	a = rd_open(&r, 0);
 	if (a == NULL) {
-		rc = rd_fail(&r, NULL, "out of memory", err, errlen);
+		rc = rd_fail(&r, NULL, ENOMEM, "out of memory", err, errlen);
 		goto out;
 	}
 	while ((s = archive_read_next_header(a, &e)) == ARCHIVE_OK || s == ARCHIVE_WARN) {
 		fn(arg, e);
 		if (archive_read_data_skip(a) != ARCHIVE_OK) {
-			rc = rd_fail(&r, a, "cannot read data", err, errlen);
+			rc = rd_fail(&r, a, 0, "cannot read data", err, errlen);
 			goto out;
 		}
 	}
 	if (s != ARCHIVE_EOF || rd_drain(&r) < 0) {
-		rc = rd_fail(&r, a, "cannot read payload", err, errlen);
+		rc = rd_fail(&r, a, 0, "cannot read payload", err, errlen);
 		goto out;
 	}
 	rc = 0;
@@ -638,6 +645,7 @@ out:
 	return rc;
 }
 
+/* write(2) of all n bytes: 0 or -errno. */
 static int write_all(int fd, const void *buf, size_t n)
 {
 	const uint8_t *q = buf;
@@ -647,7 +655,7 @@ static int write_all(int fd, const void *buf, size_t n)
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			return -1;
+			return -errno;
 		}
 		q += w;
 		n -= (size_t)w;
@@ -666,14 +674,14 @@ static int extract_image_fd(const struct mc_pkg *p, int fd, char *err, size_t er
 	uint8_t *in = mc_pkg_buf(p->m.chunk_size), *out = mc_pkg_buf(p->m.chunk_size), dg[MC_DIGEST_LEN];
 	XXH3_state_t *whole = XXH3_createState();
 	struct stat st;
-	int fl = fcntl(fd, F_GETFL), rc = -1;
+	int fl = fcntl(fd, F_GETFL), rc;
 	int seek = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && fl >= 0 && !(fl & O_APPEND) &&
 		   lseek(fd, 0, SEEK_CUR) >= 0;
 	char why[256];
 
 	if (d == NULL || in == NULL || out == NULL || whole == NULL) {
 		snprintf(err, errlen, "%s: %s", p->path, strerror(ENOMEM));
-		errno = ENOMEM;
+		rc = -ENOMEM;
 		goto out;
 	}
 	XXH3_128bits_reset(whole);
@@ -681,8 +689,14 @@ static int extract_image_fd(const struct mc_pkg *p, int fd, char *err, size_t er
 	for (uint32_t i = 0; i < p->m.nchunks; i++) {
 		uint32_t span = mc_manifest_span_len(&p->m, i), len = mc_manifest_chunk_len(&p->m, i);
 		if (mc_manifest_chunk_flags(&p->m, i) & MC_CHUNK_HOLE) {
-			if (seek ? lseek(fd, span, SEEK_CUR) < 0 : (memset(out, 0, span), write_all(fd, out, span) < 0)) {
-				snprintf(err, errlen, "output: %s", strerror(errno));
+			if (seek) {
+				rc = lseek(fd, span, SEEK_CUR) < 0 ? -errno : 0;
+			} else {
+				memset(out, 0, span);
+				rc = write_all(fd, out, span);
+			}
+			if (rc < 0) {
+				snprintf(err, errlen, "output: %s", strerror(-rc));
 				goto out;
 			}
 			continue;
@@ -692,20 +706,20 @@ static int extract_image_fd(const struct mc_pkg *p, int fd, char *err, size_t er
 			uint64_t a, b;
 			mc_pkg_chunk_range(p, i, &a, &b);
 			if (c < 0)
-				snprintf(err, errlen, "%s: %s", p->path, strerror(errno));
+				snprintf(err, errlen, "%s: %s", p->path, strerror(-c));
 			else
 				snprintf(err, errlen, "%s: chunk %u (bytes %llu-%llu): damaged or missing", p->path, i,
 					 (unsigned long long)a, (unsigned long long)b);
-			errno = c < 0 ? errno : EBADMSG;
+			rc = c < 0 ? c : -EBADMSG;
 			goto out;
 		}
 		XXH3_128bits_update(whole, in, len);
-		if (mc_image_decode(d, &p->m, i, in, len, out, why, sizeof why) < 0) {
+		if ((rc = mc_image_decode(d, &p->m, i, in, len, out, why, sizeof why)) < 0) {
 			snprintf(err, errlen, "%s: %s", p->path, why);
 			goto out;
 		}
-		if (write_all(fd, out, span) < 0) {
-			snprintf(err, errlen, "output: %s", strerror(errno));
+		if ((rc = write_all(fd, out, span)) < 0) {
+			snprintf(err, errlen, "output: %s", strerror(-rc));
 			goto out;
 		}
 	}
@@ -713,14 +727,15 @@ static int extract_image_fd(const struct mc_pkg *p, int fd, char *err, size_t er
 	if (seek) {
 		off_t end = lseek(fd, 0, SEEK_CUR);
 		if (end < 0 || ftruncate(fd, end) < 0) {
-			snprintf(err, errlen, "output: %s", strerror(errno));
+			rc = -errno;
+			snprintf(err, errlen, "output: %s", strerror(-rc));
 			goto out;
 		}
 	}
 	mc_digest_final(whole, dg);
 	if (memcmp(dg, p->m.payload_digest, MC_DIGEST_LEN) != 0) {
 		snprintf(err, errlen, "%s: payload digest does not match the manifest", p->path);
-		errno = EBADMSG;
+		rc = -EBADMSG;
 		goto out;
 	}
 	rc = 0;
@@ -739,23 +754,23 @@ int mc_pkg_extract_fd(const struct mc_pkg *p, int fd, char *err, size_t errlen)
 	struct rd r;
 	uint8_t *out = NULL;
 	ssize_t n;
-	int rc = -1;
+	int rc;
 
-	if (need_key(p, err, errlen) < 0)
-		return -1;
+	if ((rc = need_key(p, err, errlen)) < 0)
+		return rc;
 	if (p->m.kind == MC_KIND_IMAGE)
 		return extract_image_fd(p, fd, err, errlen);
-	if (rd_init(&r, p, err, errlen) < 0)
-		return -1;
+	if ((rc = rd_init(&r, p, err, errlen)) < 0)
+		return rc;
 	if (p->m.compression == MC_COMP_NONE) {
 		/* Nothing to decode: the verified chunks are the payload. */
 		while ((n = rd_next(&r)) > 0)
-			if (write_all(fd, r.buf, (size_t)n) < 0) {
-				snprintf(err, errlen, "output: %s", strerror(errno));
+			if ((rc = write_all(fd, r.buf, (size_t)n)) < 0) {
+				snprintf(err, errlen, "output: %s", strerror(-rc));
 				goto out;
 			}
 		if (n < 0)
-			rc = rd_fail(&r, NULL, "", err, errlen);
+			rc = rd_fail(&r, NULL, 0, "", err, errlen);
 		else
 			rc = 0;
 		goto out;
@@ -763,26 +778,26 @@ int mc_pkg_extract_fd(const struct mc_pkg *p, int fd, char *err, size_t errlen)
 	out = mc_pkg_buf(1 << 20);
 	a = rd_open(&r, 1);
 	if (a == NULL || out == NULL) {
-		rc = rd_fail(&r, NULL, "out of memory", err, errlen);
+		rc = rd_fail(&r, NULL, ENOMEM, "out of memory", err, errlen);
 		goto out;
 	}
 	int s = archive_read_next_header(a, &e);
 	if (s == ARCHIVE_OK || s == ARCHIVE_WARN) {
 		while ((n = archive_read_data(a, out, 1 << 20)) > 0)
-			if (write_all(fd, out, (size_t)n) < 0) {
-				snprintf(err, errlen, "output: %s", strerror(errno));
+			if ((rc = write_all(fd, out, (size_t)n)) < 0) {
+				snprintf(err, errlen, "output: %s", strerror(-rc));
 				goto out;
 			}
 		if (n < 0) {
-			rc = rd_fail(&r, a, "cannot decode payload", err, errlen);
+			rc = rd_fail(&r, a, 0, "cannot decode payload", err, errlen);
 			goto out;
 		}
 	} else if (s != ARCHIVE_EOF) {
-		rc = rd_fail(&r, a, "cannot decode payload", err, errlen);
+		rc = rd_fail(&r, a, 0, "cannot decode payload", err, errlen);
 		goto out;
 	}
 	if (rd_drain(&r) < 0) {
-		rc = rd_fail(&r, NULL, "", err, errlen);
+		rc = rd_fail(&r, NULL, 0, "", err, errlen);
 		goto out;
 	}
 	rc = 0;
@@ -801,13 +816,14 @@ static int extract_raw(const struct mc_pkg *p, int dirfd, char *err, size_t errl
 	int rc;
 
 	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", name, strerror(errno));
-		return -1;
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", name, strerror(-rc));
+		return rc;
 	}
 	rc = mc_pkg_extract_fd(p, fd, err, errlen);
 	if (close(fd) < 0 && rc == 0) {
-		snprintf(err, errlen, "%s: %s", name, strerror(errno));
-		rc = -1;
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", name, strerror(-rc));
 	}
 	return rc;
 }
@@ -822,7 +838,7 @@ static int disk_error(int e)
 	return e == EROFS || e == ENOSPC || e == EIO || e == EDQUOT;
 }
 
-/* Fails extraction on a disk error of w at path: 1 (err and errno set), else 0. */
+/* Fails extraction on a disk error of w at path: -errno with the reason in err, else 0. */
 static int disk_failed(struct archive *w, const char *dir, const char *path, char *err, size_t errlen)
 {
 	int e = archive_errno(w);
@@ -830,8 +846,15 @@ static int disk_failed(struct archive *w, const char *dir, const char *path, cha
 	if (!disk_error(e))
 		return 0;
 	snprintf(err, errlen, "%s/%s: %s", dir, path, strerror(e));
-	errno = e;
-	return 1;
+	return -e;
+}
+
+/* The code of a failure of libarchive's disk writer w: its errno, or -EPROTO when it gave none. */
+static int write_code(struct archive *w)
+{
+	int e = archive_errno(w);
+
+	return e > 0 ? -e : -EPROTO;
 }
 
 /*
@@ -893,18 +916,20 @@ int mc_pkg_extract(const struct mc_pkg *p, const char *dir, unsigned eflags,
 	int have_rd = 0;
 
 	memset(st, 0, sizeof *st);
-	if (need_key(p, err, errlen) < 0)
-		return -1;
+	if ((rc = need_key(p, err, errlen)) < 0)
+		return rc;
 	if (geteuid() == 0)
 		flags |= ARCHIVE_EXTRACT_OWNER;
 	if (mkdir(dir, 0777) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-		return -1;
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", dir, strerror(-rc));
+		return rc;
 	}
 	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0) {
-		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-		return -1;
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", dir, strerror(-rc));
+		return rc;
 	}
 	if (p->m.kind == MC_KIND_RAW || p->m.kind == MC_KIND_IMAGE) {
 		rc = extract_raw(p, dirfd, err, errlen);
@@ -913,16 +938,17 @@ int mc_pkg_extract(const struct mc_pkg *p, const char *dir, unsigned eflags,
 	}
 	saved = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (saved < 0 || fchdir(dirfd) < 0) {
-		snprintf(err, errlen, "%s: %s", saved < 0 ? "." : dir, strerror(errno));
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", saved < 0 ? "." : dir, strerror(-rc));
 		goto out;
 	}
-	if (rd_init(&r, p, err, errlen) < 0)
+	if ((rc = rd_init(&r, p, err, errlen)) < 0)
 		goto out;
 	have_rd = 1;
 	a = rd_open(&r, 0);
 	w = archive_write_disk_new();
 	if (a == NULL || w == NULL) {
-		rc = rd_fail(&r, NULL, "out of memory", err, errlen);
+		rc = rd_fail(&r, NULL, ENOMEM, "out of memory", err, errlen);
 		goto out;
 	}
 	archive_write_disk_set_options(w, flags);
@@ -935,7 +961,7 @@ int mc_pkg_extract(const struct mc_pkg *p, const char *dir, unsigned eflags,
 			if (note)
 				note(arg, what, path, "device node");
 			if (archive_read_data_skip(a) != ARCHIVE_OK) {
-				rc = rd_fail(&r, a, "cannot read data", err, errlen);
+				rc = rd_fail(&r, a, 0, "cannot read data", err, errlen);
 				goto out;
 			}
 			continue;
@@ -943,9 +969,10 @@ int mc_pkg_extract(const struct mc_pkg *p, const char *dir, unsigned eflags,
 		int h = archive_write_header(w, e);
 		if (h == ARCHIVE_FATAL) {
 			snprintf(err, errlen, "%s/%s: %s", dir, path, archive_error_string(w));
+			rc = write_code(w);
 			goto out;
 		}
-		if (h < ARCHIVE_OK && disk_failed(w, dir, path, err, errlen))
+		if (h < ARCHIVE_OK && (rc = disk_failed(w, dir, path, err, errlen)) < 0)
 			goto out;
 		if (h < ARCHIVE_WARN) {
 			/* Refused (absolute, "..", through a symlink) or not creatable: skip its data. */
@@ -953,7 +980,7 @@ int mc_pkg_extract(const struct mc_pkg *p, const char *dir, unsigned eflags,
 			if (note)
 				note(arg, MC_EXTRACT_REFUSED, path, archive_error_string(w));
 			if (archive_read_data_skip(a) != ARCHIVE_OK) {
-				rc = rd_fail(&r, a, "cannot read data", err, errlen);
+				rc = rd_fail(&r, a, 0, "cannot read data", err, errlen);
 				goto out;
 			}
 			continue;
@@ -970,40 +997,41 @@ int mc_pkg_extract(const struct mc_pkg *p, const char *dir, unsigned eflags,
 			/* < ARCHIVE_OK: libarchive says a failed write(2) with ARCHIVE_WARN, the bytes lost all the same. */
 			while ((s = archive_read_data_block(a, &buf, &len, &off)) == ARCHIVE_OK)
 				if (archive_write_data_block(w, buf, len, off) < ARCHIVE_OK) {
-					if (!disk_failed(w, dir, path, err, errlen))
+					if ((rc = disk_failed(w, dir, path, err, errlen)) == 0) {
 						snprintf(err, errlen, "%s/%s: %s", dir, path, archive_error_string(w));
+						rc = write_code(w);
+					}
 					goto out;
 				}
 			if (s != ARCHIVE_EOF) {
-				rc = rd_fail(&r, a, "cannot read data", err, errlen);
+				rc = rd_fail(&r, a, 0, "cannot read data", err, errlen);
 				goto out;
 			}
 		}
 		h = archive_write_finish_entry(w);
-		if (h < ARCHIVE_OK && disk_failed(w, dir, path, err, errlen))
+		if (h < ARCHIVE_OK && (rc = disk_failed(w, dir, path, err, errlen)) < 0)
 			goto out;
 		if (h < ARCHIVE_WARN) {
 			snprintf(err, errlen, "%s/%s: %s", dir, path, archive_error_string(w));
+			rc = write_code(w);
 			goto out;
 		}
 	}
 	if (s != ARCHIVE_EOF) {
-		rc = rd_fail(&r, a, "cannot read payload", err, errlen);
+		rc = rd_fail(&r, a, 0, "cannot read payload", err, errlen);
 		goto out;
 	}
 	if (archive_write_close(w) < ARCHIVE_WARN) {
 		snprintf(err, errlen, "%s: %s", dir, archive_error_string(w));
+		rc = write_code(w);
 		goto out;
 	}
 	if (rd_drain(&r) < 0) {
-		rc = rd_fail(&r, NULL, "", err, errlen);
+		rc = rd_fail(&r, NULL, 0, "", err, errlen);
 		goto out;
 	}
 	rc = 0;
-out:;
-	/* What failed set errno (EBADMSG: damaged, exit 3); freeing libarchive's writer (it
-	 * finishes the open entry) and the rest may change it. */
-	int saved_errno = errno;
+out:
 	if (a)
 		archive_read_free(a);
 	if (w)
@@ -1012,14 +1040,12 @@ out:;
 		rd_free(&r);
 	if (saved >= 0) {
 		if (fchdir(saved) < 0 && rc == 0) {
-			snprintf(err, errlen, "working directory: %s", strerror(errno));
-			saved_errno = errno;
-			rc = -1;
+			rc = -errno;
+			snprintf(err, errlen, "working directory: %s", strerror(-rc));
 		}
 		close(saved);
 	}
 	close(dirfd);
-	errno = saved_errno;
 	return rc;
 }
 
@@ -1032,14 +1058,12 @@ long mc_pkg_verify_content(const struct mc_pkg *p, void (*bad)(void *arg, uint32
 	long nbad = 0;
 	char why[256];
 
-	if (need_key(p, err, errlen) < 0) {
-		nbad = -1;
+	if ((nbad = need_key(p, err, errlen)) < 0)
 		goto out;
-	}
 	if (in == NULL || out == NULL || (p->m.is_encrypted && ae == NULL) ||
 	    (p->m.format == MC_PKG_VERSION_IMAGE && d == NULL)) {
 		snprintf(err, errlen, "%s: %s", p->path, strerror(ENOMEM));
-		nbad = -1;
+		nbad = -ENOMEM;
 		goto out;
 	}
 	for (uint32_t i = 0; i < p->m.nchunks; i++) {
@@ -1048,13 +1072,21 @@ long mc_pkg_verify_content(const struct mc_pkg *p, void (*bad)(void *arg, uint32
 		if (mc_manifest_chunk_flags(&p->m, i) & MC_CHUNK_HOLE)
 			continue;
 		if ((c = mc_pkg_check_chunk(p, i, in)) < 0) {
-			snprintf(err, errlen, "%s: %s", p->path, strerror(errno));
-			nbad = -1;
+			snprintf(err, errlen, "%s: %s", p->path, strerror(-c));
+			nbad = c;
 			goto out;
 		}
-		if (c == 1 && (d ? mc_image_decode(d, &p->m, i, in, len, out, why, sizeof why)
-				 : p->m.is_encrypted ? mc_chunk_open(&p->m, ae, i, in, out, len) : 0) < 0)
+		if (c == 1 && d) {
+			int r = mc_image_decode(d, &p->m, i, in, len, out, why, sizeof why);
+			if (r < 0 && r != -EBADMSG) { /* out of memory: not the chunk's fault */
+				snprintf(err, errlen, "%s: %s", p->path, why);
+				nbad = r;
+				goto out;
+			}
+			c = r == 0;
+		} else if (c == 1 && p->m.is_encrypted && mc_chunk_open(&p->m, ae, i, in, out, len) < 0) {
 			c = 0;
+		}
 		if (c == 0) {
 			nbad++;
 			if (bad)

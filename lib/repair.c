@@ -539,8 +539,9 @@ static int adopt_manifest(struct run *r, struct mc_manifest *m, int rescan)
 	/* Before a byte is fetched: a package that cannot fit is said at once (exit 1), not after hours. */
 	if (mc_state_space_check(r->o->pkg, r->in_place ? "" : ".part", r->fd, r->l.file_size, r->err, r->errlen) < 0)
 		return -1;
-	if (mc_pkg_write_head(r->fd, &r->m) < 0) {
-		snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", strerror(errno));
+	int e = mc_pkg_write_head(r->fd, &r->m);
+	if (e < 0) {
+		snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", strerror(-e));
 		return -1;
 	}
 	mc_state_free(&r->res->st);
@@ -636,7 +637,7 @@ static int rescan(struct run *r)
 	n = mc_state_rescan(r->fd, &r->m, &r->res->st, buf);
 	free(buf);
 	if (n < 0) {
-		snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", strerror(errno));
+		snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", strerror((int)-n));
 		return -1;
 	}
 	if (n > 0)

@@ -47,13 +47,11 @@ int mc_resume_state(const char *pkg, int fd, unsigned flags, struct mc_resume *r
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	errno = 0;
 	rs->found = mc_state_rescan(fd, m, &rs->st, buf);
 	free(buf);
 	if (rs->found < 0) {
-		int e = errno ? errno : EIO;
-		snprintf(err, errlen, "%s%s: %s", pkg, suffix, strerror(e));
-		return -e;
+		snprintf(err, errlen, "%s%s: %s", pkg, suffix, strerror((int)-rs->found));
+		return (int)rs->found;
 	}
 	mc_state_spans_fit(&rs->st, m);
 	/* What the check found is kept at once: whatever happens next, PKG.state says it. */

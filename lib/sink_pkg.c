@@ -63,8 +63,9 @@ static int pkg_manifest(struct mc_sink *s, const struct mc_manifest *m, char *er
 
 	if (k->head)
 		return 0;
-	if (mc_pkg_write_head(k->fd, m) < 0)
-		return fail(k, errno ? errno : EIO, err, errlen);
+	int e = mc_pkg_write_head(k->fd, m);
+	if (e < 0)
+		return fail(k, -e, err, errlen);
 	k->payload_off = payload_off(m->raw_len, m->payload_size);
 	k->head = 1;
 	return 0;

@@ -822,7 +822,7 @@ int mc_source_open(struct mc_source *s, uint8_t id[MC_ID_LEN], struct mc_manifes
 	struct mc_pkg_layout l;
 	uint64_t size = UINT64_MAX;
 	char why[256];
-	int rc;
+	int rc, k;
 
 	if (!s->is_http && s->fd < 0) {
 		struct stat sb;
@@ -847,13 +847,17 @@ int mc_source_open(struct mc_source *s, uint8_t id[MC_ID_LEN], struct mc_manifes
 	}
 	if (m == NULL)
 		return 0;
-	if (l.manifest_len > MC_MANIFEST_MAX || (buf = malloc(l.manifest_len)) == NULL) {
+	if (l.manifest_len > MC_MANIFEST_MAX) {
 		snprintf(err, errlen, "manifest too large");
 		return MC_SOURCE_PERMANENT;
 	}
+	if ((buf = malloc(l.manifest_len)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return MC_SOURCE_PERMANENT;
+	}
 	rc = read_span(s, buf, l.manifest_off, l.manifest_len, err, errlen);
-	if (rc == 0 && mc_manifest_parse(buf, l.manifest_len, m, why, sizeof why) < 0) {
-		snprintf(err, errlen, "bad manifest: %s", why);
+	if (rc == 0 && (k = mc_manifest_parse(buf, l.manifest_len, m, why, sizeof why)) < 0) {
+		snprintf(err, errlen, "%s%s", k == -ENOMEM ? "" : "bad manifest: ", why);
 		rc = MC_SOURCE_PERMANENT;
 	} else if (rc == 0 && memcmp(m->id, id, MC_ID_LEN) != 0) {
 		mc_manifest_free(m);

@@ -391,7 +391,7 @@ long mc_state_rescan(int fd, const struct mc_manifest *m, struct mc_state *st, u
 		uint32_t len = mc_manifest_chunk_len(m, i);
 		ssize_t r = pread(fd, buf, len, (off_t)(l.payload_off + mc_manifest_chunk_off(m, i)));
 		if (r < 0)
-			return -1;
+			return -errno;
 		if ((uint32_t)r != len)
 			continue;
 		mc_chunk_digest(m, buf, len, d);

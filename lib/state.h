@@ -129,7 +129,7 @@ int mc_state_read_part_manifest(int fd, struct mc_manifest *m);
 /*
  * Verifies every chunk of PKG.part not yet marked in st against m and marks
  * those that are intact (used when the state file is lost or stale).
- * buf must hold chunk_size bytes. Returns the number found, or -1 on I/O error.
+ * buf must hold chunk_size bytes. Returns the number found, or -errno on an I/O error.
  */
 long mc_state_rescan(int fd, const struct mc_manifest *m, struct mc_state *st, uint8_t *buf);
 

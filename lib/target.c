@@ -285,8 +285,10 @@ static int put_chunk(struct mc_target *t, struct mc_image_dec *dec, uint8_t *buf
 				return fail(err, errlen, EBADMSG, t->path, "chunk %u: bytes do not match their span digest", i);
 		}
 		p = stored;
-	} else if ((verified ? mc_image_decode_verified : mc_image_decode)(dec, m, i, stored, len, buf, why, sizeof why) < 0) {
-		return fail(err, errlen, errno, t->path, "%s", why);
+	} else {
+		int r = (verified ? mc_image_decode_verified : mc_image_decode)(dec, m, i, stored, len, buf, why, sizeof why);
+		if (r < 0)
+			return fail(err, errlen, -r, t->path, "%s", why);
 	}
 	if (target_write(t, p, span, mc_manifest_span_off(m, i)) < 0)
 		return fail(err, errlen, errno, t->path, "span %u: %s", i, strerror(errno));

@@ -4,6 +4,7 @@
 #include "tap.h"
 
 #include <fcntl.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -448,7 +449,7 @@ static void test_manifest_enc(void)
 	mc_content_key_id(key, ck.id);
 	mc_random(wrong.key, 32);
 	mc_content_key_id(wrong.key, wrong.id);
-	ok(mc_manifest_unlock(&p, &wrong, err, sizeof err) == -1 && strstr(err, "another key") && !p.unlocked,
+	ok(mc_manifest_unlock(&p, &wrong, err, sizeof err) == -EACCES && strstr(err, "another key") && !p.unlocked,
 	   "a wrong key is refused: %s", err);
 	ok(mc_manifest_unlock(&p, &ck, err, sizeof err) == 0 && p.unlocked, "the key opens it");
 	a = mc_manifest_aead(&p);
@@ -462,9 +463,9 @@ static void test_manifest_enc(void)
 	mc_manifest_free(&p);
 	m.raw[m.raw_len - 1] ^= 1; /* the last byte of the box */
 	ok(mc_manifest_parse(m.raw, m.raw_len, &p, err, sizeof err) == 0 &&
-	       mc_manifest_unlock(&p, &boxk, err, sizeof err) == -1 && strstr(err, "not to key"), "a changed box: %s", err);
+	       mc_manifest_unlock(&p, &boxk, err, sizeof err) == -EACCES && strstr(err, "not to key"), "a changed box: %s", err);
 	mc_manifest_free(&p);
-	ok(mc_manifest_parse(m.raw, m.raw_len - 1, &p, err, sizeof err) == -1, "a manifest cut short is refused: %s", err);
+	ok(mc_manifest_parse(m.raw, m.raw_len - 1, &p, err, sizeof err) == -EBADMSG, "a manifest cut short is refused: %s", err);
 	mc_manifest_free(&m);
 }
 
