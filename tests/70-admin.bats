@@ -337,7 +337,8 @@ in_syslog() {
 import os, socket, subprocess, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind("/dev/log")
-r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+# stdout is read and dropped: /dev/null is hidden by the tmpfs on /dev (the system python opens it for DEVNULL)
+r = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 s.setblocking(False)
 while True:
     try:
