@@ -77,6 +77,7 @@ require_session() {
 # Usage
 
 @test "session: --help of both programs on stdout only, exit 0" {
+	asan_covered_elsewhere
 	require_prog mcast-send mcast-recv
 	for p in send recv; do
 		run -0 --separate-stderr "run_$p" --help
@@ -94,6 +95,7 @@ require_session() {
 }
 
 @test "session: --version of both programs" {
+	asan_covered_elsewhere
 	require_prog mcast-send mcast-recv
 	run -0 --separate-stderr run_send --version
 	[[ $output =~ ^mcast-send\ [0-9]+\.[0-9]+ ]]
@@ -146,6 +148,7 @@ require_session() {
 }
 
 @test "session: mcast-send on a package that is not there exits 1 naming it" {
+	asan_covered_elsewhere
 	require_prog mcast-send
 	run -1 --separate-stderr run_send -g $G -p $P "$BATS_TEST_TMPDIR/absent.mcpkg"
 	[ -z "$output" ]
@@ -227,6 +230,7 @@ require_session() {
 }
 
 @test "session: bridged LAN, real loss of 5% at one receiver and 20% at another" {
+	asan_covered_elsewhere
 	require_session
 	lan_create 4
 	ns_loss h3 5 $P
@@ -285,6 +289,7 @@ require_session() {
 }
 
 @test "session: a lossy receiver cut off before the repair pass keeps the parts it got; repair fetches only the rest" {
+	asan_covered_elsewhere
 	require_session
 	require_prog mcast-repair
 	lan_create 2
@@ -350,6 +355,7 @@ require_session() {
 }
 
 @test "session: receiver SIGKILLed mid-session and restarted with the same -o resumes and finishes" {
+	asan_covered_elsewhere
 	require_session
 	ns_lo
 	recv_bg r1 local
@@ -385,6 +391,7 @@ require_session() {
 }
 
 @test "session: two sessions on two groups (same port) at once" {
+	asan_covered_elsewhere
 	require_session
 	ns_lo
 	G=239.77.20.1 recv_bg a1 local
@@ -449,6 +456,7 @@ require_session() {
 }
 
 @test "session: --timeout bounds the wait when no session appears" {
+	asan_covered_elsewhere
 	require_session
 	ns_lo
 	SECONDS=0
@@ -753,6 +761,7 @@ EOF_PY
 }
 
 @test "session: --json is one object per line with a final summary, -q keeps stderr empty" {
+	asan_covered_elsewhere
 	require_session
 	ns_lo
 	recv_bg r1 local
@@ -787,6 +796,7 @@ EOF_PY
 }
 
 @test "session: nobody joins, the sender ends after one pass plus linger and exits 0" {
+	asan_covered_elsewhere
 	require_session
 	ns_lo
 	SECONDS=0
@@ -804,6 +814,7 @@ EOF_PY
 }
 
 @test "session: at a high rate the sender announces about every 2048 datagrams, so a joiner's held DATA reaches the next one" {
+	asan_covered_elsewhere
 	require_session
 	ns_lo
 	bg_start count with_timeout 30 ns_exec local udp_tool recv $G $P --types --seconds 1 --max-seconds 20
@@ -821,6 +832,7 @@ EOF_PY
 }
 
 @test "session: a rerun on a complete PKG exits 0 at once, --max-time ends a session" {
+	asan_covered_elsewhere
 	require_session
 	ns_lo
 	cp "$PK/small.mcpkg" "$T/done.mcpkg"
@@ -928,6 +940,7 @@ EOF_PY
 }
 
 @test "session: usage equals the man page SYNOPSIS, and both pages lint clean" {
+	asan_covered_elsewhere
 	require_prog mcast-send mcast-recv
 	command -v mandoc >/dev/null || skip "mandoc not installed"
 	local p usage synopsis
@@ -958,6 +971,7 @@ EOF_PY
 }
 
 @test "session: SIGTERM ends the session; the sender exits 1, the receiver 3 with its state" {
+	asan_covered_elsewhere
 	require_session
 	ns_lo
 	recv_bg r1 local --timeout 5s

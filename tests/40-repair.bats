@@ -368,6 +368,7 @@ json_field() {
 }
 
 @test "a source with 404: next source used; alone: exit 3 and state kept" {
+	asan_covered_elsewhere
 	require_root
 	ns_lo
 	nginx_start local www
@@ -384,6 +385,7 @@ json_field() {
 }
 
 @test "empty start with only a 404 source: exit 3, nothing left behind" {
+	asan_covered_elsewhere
 	require_root
 	ns_lo
 	nginx_start local www
@@ -509,6 +511,7 @@ json_field() {
 }
 
 @test "redirects are followed" {
+	asan_covered_elsewhere
 	require_root
 	ns_lo
 	nginx_start local www -c 'location = /moved.mcpkg { return 302 /img.mcpkg; }'
@@ -544,6 +547,7 @@ json_field() {
 }
 
 @test "interrupted repair resumes and keeps what it had" {
+	asan_covered_elsewhere
 	require_root
 	ns_lo
 	# Slow source: the whole package takes about three seconds.

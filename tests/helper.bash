@@ -828,6 +828,23 @@ plain_run_only() {
 	[ "${MCAST_RUN_MODE:-plain}" != asan ] || skip "heavy: runs in the plain run only (smaller tests cover its code under ASan)"
 }
 
+# asan_covered_elsewhere: skip in the ASan+UBSan run of make check. For tests
+# each of whose lines and branches of lib/ and cmd/ other tests run under the
+# sanitizers too (gcov per test, tests/tools/asan-cover); they still run in
+# the plain run. A test of hostile or malformed input stays in both runs,
+# whatever gcov says: the sanitizers are for the bytes it sends.
+asan_covered_elsewhere() {
+	[ "${MCAST_RUN_MODE:-plain}" != asan ] || [ -n "${MC_COV:-}" ] ||
+		skip "every line and branch it runs, other tests run under ASan too"
+}
+
+# tests/tools/asan-cover measures each test's coverage apart: MC_COV is its
+# directory, and gcov writes under MC_COV/SUITE/TEST (setup_file: .../setup).
+if [ -n "${MC_COV:-}" ] && [ -n "${BATS_TEST_FILENAME:-}" ]; then
+	GCOV_PREFIX=$MC_COV/$(basename "$BATS_TEST_FILENAME" .bats)/${BATS_SUITE_TEST_NUMBER:-setup}
+	export GCOV_PREFIX
+fi
+
 # require_prog PROG...: skip unless every PROG is built in $MCAST_BIN and is
 # more than a placeholder (placeholders print "not implemented" and exit 1).
 require_prog() {
