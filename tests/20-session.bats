@@ -474,17 +474,10 @@ require_session() {
 @test "session: slow-receiver policy, a receiver behind 65% loss is told to leave, the others complete" {
 	require_session
 	lan_create 4
-	# 65% of the DATA packets lost (type 3, the fifth byte of the payload);
-	# announcements, manifest and the sender's verdicts pass, so the receiver
-	# learns the package, keeps a state and does hear "leave"
-	ip netns exec "$(ns_name h4)" nft -f - <<-EOF_NFT
-		table inet loss {
-			chain in {
-				type filter hook input priority 0; policy accept;
-				udp dport $P @th,96,8 3 numgen random mod 100 < 65 counter drop
-			}
-		}
-	EOF_NFT
+	# 65% of the DATA packets lost; announcements, manifest and the sender's
+	# verdicts pass, so the receiver learns the package, keeps a state and
+	# does hear "leave"
+	data_loss h4 65
 	recv_bg r2 h2 -i eth0
 	recv_bg r3 h3 -i eth0
 	recv_bg slow h4 -i eth0 --timeout 5s
