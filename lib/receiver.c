@@ -263,8 +263,13 @@ static int alloc_slots(struct mc_receiver *r)
 	 * At least the chunks that one window of interleaved blocks spans, and
 	 * two more: with fewer, every datagram would evict a chunk to the file
 	 * and read another back, and the receiver would fall silent doing so.
+	 * An image's chunks are as long as they compress to, many of them one
+	 * block: a window may span MC_INTERLEAVE chunks (bench/image, a 1 GiB
+	 * image of 1024 chunks: a receiver without loss parked chunks 2574
+	 * times in some runs with 31 slots, never with 34).
 	 */
-	unsigned floor = r->cfg.mem_hard ? 2 : (MC_INTERLEAVE + g->bpc - 1) / g->bpc + 2;
+	unsigned span = g->image ? MC_INTERLEAVE : (MC_INTERLEAVE + g->bpc - 1) / g->bpc;
+	unsigned floor = r->cfg.mem_hard ? 2 : span + 2;
 	if (r->nslots < floor)
 		r->nslots = floor;
 	if (r->nslots > g->nchunks)

@@ -13,6 +13,9 @@
 #include "target.h"
 #include "tstate.h"
 
+/* Writer threads of a receiver's target, one of them decoding at a time (tgt_chunk). */
+#define MC_SINK_TARGET_WRITERS 2
+
 struct sink_target {
 	struct mc_sink s;
 	char *path, *state;
@@ -209,13 +212,16 @@ static int tgt_chunk(struct mc_sink *s, const struct mc_manifest *m, uint32_t i,
 	if (k->t == NULL && (rc = open_target(k, m, err, errlen)) < 0)
 		return rc;
 	/*
-	 * One writer: in a session the receive loop must keep the CPU it needs
-	 * (bench/image, two receivers and a sender on two vCPUs: with a writer
-	 * per CPU, a receiver behind 5% loss fell silent and was left with half
-	 * the chunks in 4 of 16 runs, against none of 7 with one), and more
-	 * writers gained nothing there: the session is bound by the CPU, not the disk.
+	 * Two writers, one decoding at a time: on a disk one synchronous write
+	 * at a time left the decoder waiting for the device and the device for
+	 * the decoder (a 1 MiB O_DIRECT write took 4.9 ms on bench/image's
+	 * direct target); more decoders would take CPU the receive loop, the
+	 * other receivers and the sender need on a small machine. (A decoder
+	 * per CPU left a receiver behind 5% loss incomplete in 4 of 16 runs of
+	 * bench/image; at load 14 one writer did too, in 3 of 4 onto the
+	 * direct target: the writers are not the whole cause.)
 	 */
-	if (mc_target_start(k->t, 1, err, errlen) < 0)
+	if (mc_target_start_writers(k->t, MC_SINK_TARGET_WRITERS, 1, err, errlen) < 0)
 		return target_err();
 	/* The receiver checked the stored digest (sink.h: only verified chunks come here): not digested again. */
 	if ((len && same_check(k, m, i, len) ? mc_target_queue_verified : mc_target_queue)(k->t, i, buf, (uint32_t)len, err,

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdarg.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
@@ -55,6 +56,8 @@ struct mc_target {
 	unsigned depth;
 	uint64_t hoff, hlen;  /* holes queued and not yet handed to the writers (hlen 0: none) */
 	pthread_mutex_t qmu;  /* queueing: a sink's receive thread queues while its state-saving thread drains */
+	sem_t dsem;           /* decoding slots (mc_target_start_writers): decoders at once, however many write */
+	int dlimit;
 };
 
 static int fail(char *err, size_t errlen, int e, const char *path, const char *fmt, ...)
@@ -286,7 +289,12 @@ static int put_chunk(struct mc_target *t, struct mc_image_dec *dec, uint8_t *buf
 		}
 		p = stored;
 	} else {
+		if (t->dlimit)
+			while (sem_wait(&t->dsem) < 0 && errno == EINTR)
+				;
 		int r = (verified ? mc_image_decode_verified : mc_image_decode)(dec, m, i, stored, len, buf, why, sizeof why);
+		if (t->dlimit)
+			sem_post(&t->dsem);
 		if (r < 0)
 			return fail(err, errlen, -r, t->path, "%s", why);
 	}
@@ -441,6 +449,11 @@ static void writers_stop(struct mc_target *t)
 
 int mc_target_start(struct mc_target *t, unsigned threads, char *err, size_t errlen)
 {
+	return mc_target_start_writers(t, threads, 0, err, errlen);
+}
+
+int mc_target_start_writers(struct mc_target *t, unsigned threads, unsigned decoders, char *err, size_t errlen)
+{
 	if (t->wq)
 		return 0;
 	if (threads == 0) {
@@ -450,6 +463,11 @@ int mc_target_start(struct mc_target *t, unsigned threads, char *err, size_t err
 	if (threads > MC_TARGET_MAX_WRITERS)
 		threads = MC_TARGET_MAX_WRITERS;
 	t->depth = threads < 2 ? 4 : 2 * threads;
+	if (decoders && decoders < threads) {
+		if (sem_init(&t->dsem, 0, decoders) < 0)
+			return fail(err, errlen, errno, t->path, "%s", strerror(errno));
+		t->dlimit = 1;
+	}
 	if ((t->jobs = calloc(t->depth, sizeof *t->jobs)) == NULL)
 		return fail(err, errlen, ENOMEM, t->path, "%s", strerror(ENOMEM));
 	if ((t->wq = mc_workq_new(&writer_ops, t, threads, t->depth)) == NULL) {
@@ -656,6 +674,8 @@ void mc_target_close(struct mc_target *t)
 	free(t->path);
 	pthread_mutex_destroy(&t->mu);
 	pthread_mutex_destroy(&t->qmu);
+	if (t->dlimit)
+		sem_destroy(&t->dsem);
 	free(t);
 }
 

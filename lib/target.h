@@ -92,6 +92,15 @@ int mc_target_put_hole(struct mc_target *t, uint32_t i, char *err, size_t errlen
 int mc_target_start(struct mc_target *t, unsigned threads, char *err, size_t errlen);
 
 /*
+ * The same with at most decoders (0: as many as writers) decoding at once:
+ * the others write meanwhile. A receiver's writers (mcast-recv --to) keep
+ * several writes in flight on a disk while no more CPU goes to decoding
+ * than with one writer: the receive loop, the other receivers and the
+ * sender share the machine's cores.
+ */
+int mc_target_start_writers(struct mc_target *t, unsigned threads, unsigned decoders, char *err, size_t errlen);
+
+/*
  * mc_target_put_chunk (len > 0: the stored bytes, copied) or
  * mc_target_put_hole (len 0), done by a writer thread once mc_target_start
  * ran (else at once). Waits while the queue is full. A hole

@@ -256,6 +256,21 @@ int main(void)
 	ok(tg && mc_target_queue(tg, 0, buf, l0, err, sizeof err) < 0 && errno == EBADMSG, "and stays: %s", err);
 	ok(read_file(t, back, IMG) == 0 && memcmp(back, img, IMG) == 0, "nothing of the wrong bytes written");
 	mc_target_close(tg);
+	/* Three writers, one decoding at a time (a receiver's): every chunk, in reverse order, as verified. */
+	memset(back, 0x3c, IMG);
+	ok(write_file(t, back, IMG) == 0 && (tg = mc_target_open(t, &p.m, 0, err, sizeof err)) != NULL &&
+		   mc_target_start_writers(tg, 3, 1, err, sizeof err) == 0, "three writers, one decoder: %s", err);
+	all = 1;
+	for (uint32_t k = 0; tg && k < NSPAN; k++) {
+		uint32_t i = NSPAN - 1 - k;
+		uint32_t len = mc_manifest_chunk_flags(&p.m, i) & MC_CHUNK_HOLE ? 0 : mc_manifest_chunk_len(&p.m, i);
+		if (len)
+			mc_pkg_check_chunk(&p, i, buf);
+		all &= mc_target_queue_verified(tg, i, buf, len, err, sizeof err) == 0;
+	}
+	ok(all && tg && mc_target_sync(tg, err, sizeof err) == 0 && read_file(t, back, IMG) == 0 && memcmp(back, img, IMG) == 0,
+	   "the file is the image: %s", err);
+	mc_target_close(tg);
 	/* The same through mc_target_queue_verified: the writer decodes, the span digest refuses. */
 	ok((tg = mc_target_open(t, &p.m, 0, err, sizeof err)) != NULL && mc_target_start(tg, 2, err, sizeof err) == 0,
 	   "writers again: %s", err);
