@@ -1634,6 +1634,24 @@ static void report_overruns(struct mc_receiver *r, uint64_t now)
 	queue_nack(r, &p);
 }
 
+/* A hello when one is due (waiting or joined). */
+static void hello_due(struct mc_receiver *r, uint64_t now)
+{
+	if (now >= r->next_hello) {
+		send_hello(r);
+		uint64_t every = r->phase == MC_RPH_WAIT ? HELLO_WAIT_MS : r->welcomed ? mc_heartbeat_ms(r->ann.joined) : HELLO_JOIN_MS;
+		r->next_hello = now + every - every / 8 + rnd(r) % (every / 4);
+	}
+}
+
+void mc_recv_alive(struct mc_receiver *r, uint64_t now)
+{
+	if (r->place_due)
+		place_image(r, now);
+	if (r->phase == MC_RPH_WAIT || r->phase == MC_RPH_JOINED)
+		hello_due(r, now);
+}
+
 uint64_t mc_recv_tick(struct mc_receiver *r, uint64_t now)
 {
 	uint64_t next = now + 1000;
@@ -1643,11 +1661,7 @@ uint64_t mc_recv_tick(struct mc_receiver *r, uint64_t now)
 	switch (r->phase) {
 	case MC_RPH_WAIT:
 	case MC_RPH_JOINED:
-		if (now >= r->next_hello) {
-			send_hello(r);
-			uint64_t every = r->phase == MC_RPH_WAIT ? HELLO_WAIT_MS : r->welcomed ? mc_heartbeat_ms(r->ann.joined) : HELLO_JOIN_MS;
-			r->next_hello = now + every - every / 8 + rnd(r) % (every / 4);
-		}
+		hello_due(r, now);
 		if (r->next_hello < next)
 			next = r->next_hello;
 		if (r->phase != MC_RPH_JOINED)

@@ -134,6 +134,14 @@ void mc_recv_overruns(struct mc_receiver *r, uint32_t dropped);
 /* Runs timers (hello, NACK back-off, done); returns when it next wants to run (absolute ms). */
 uint64_t mc_recv_tick(struct mc_receiver *r, uint64_t now_ms);
 
+/*
+ * Only what cannot wait while the loop is still behind in its reading (its
+ * socket holds more): a hello when due, so that the sender keeps waiting
+ * for this receiver, and an image's placing. No NACK: what it would ask
+ * for may be in the datagrams not read yet.
+ */
+void mc_recv_alive(struct mc_receiver *r, uint64_t now_ms);
+
 /* When the timers next want mc_recv_tick (absolute ms); packets may bring it forward. */
 uint64_t mc_recv_next(const struct mc_receiver *r);
 

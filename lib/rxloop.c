@@ -18,7 +18,7 @@
 #define SAVE_MS 1000   /* state made durable at most this often: what a crash can cost */
 #define FINISH_MS 1500 /* after completing, time to tell the sender (DONE) */
 #define FB_SAY_MS 10000 /* feedback that cannot be sent is said again after this long */
-#define DRAIN_MS 100   /* datagrams read at most this long before the tick and feedback */
+#define DRAIN_MS 100   /* datagrams read at most this long before a hello can go out */
 
 /*
  * The state is made durable by a thread of its own: fdatasync of a file being
@@ -230,9 +230,11 @@ static void report(struct mc_rxloop *l, int kind, uint32_t arg, int e, uint64_t 
 }
 
 /* Reads what is queued on both sockets into the core. */
-static void drain(struct mc_rxloop *l, uint64_t now)
+/* Reads what the sockets hold; returns 1 when it stopped after DRAIN_MS with datagrams still there. */
+static int drain(struct mc_rxloop *l, uint64_t now)
 {
 	uint64_t t0 = mc_now_ms();
+	int behind = 0;
 
 	for (int s = 0; s < 2; s++) {
 		struct mc_rx *r = s == 0 ? &l->rx : &l->rxfb;
@@ -254,14 +256,16 @@ static void drain(struct mc_rxloop *l, uint64_t now)
 				break;
 			/*
 			 * A receiver seconds behind (its 128 MiB socket buffer holds
-			 * them, so no overrun) still says it is there: back to the
-			 * tick and feedback within DRAIN_MS. 64 full rounds can be
+			 * them, so no overrun) still says it is there: back to a
+			 * hello within DRAIN_MS (mc_recv_alive). 64 full rounds can be
 			 * 45,000 datagrams, 4 s for a receiver behind loss on a busy
 			 * disk (bench/image): the sender heard nothing for its peer
 			 * timeout and ended the session without it.
 			 */
-			if (mc_now_ms() - t0 >= DRAIN_MS)
+			if (mc_now_ms() - t0 >= DRAIN_MS) {
+				behind = 1;
 				break;
+			}
 		}
 	}
 	uint32_t ovr = mc_net_overruns(l->data);
@@ -271,6 +275,7 @@ static void drain(struct mc_rxloop *l, uint64_t now)
 		report(l, MC_RXL_EV_OVERRUN, ovr - was, 0, now);
 	}
 	mc_recv_overruns(l->r, l->info.overruns);
+	return behind;
 }
 
 static void send_feedback(struct mc_rxloop *l, uint64_t now)
@@ -370,9 +375,11 @@ int mc_rxloop_run(struct mc_rxloop *l, char *err, size_t errlen)
 			return MC_RXL_ERROR;
 		}
 		now = mc_now_ms();
-		drain(l, now);
-		now = mc_now_ms(); /* the tick and feedback at the time they happen, after a long read */
-		mc_recv_tick(l->r, now);
+		/* Still behind in the reading: only a hello (the sender must keep waiting), no NACK yet. */
+		if (drain(l, now))
+			mc_recv_alive(l->r, mc_now_ms());
+		else
+			mc_recv_tick(l->r, now);
 		send_feedback(l, now);
 		if ((res = events(l, now, err, errlen)) >= 0)
 			return res;
