@@ -777,8 +777,11 @@ static int cmd_verify(const char *path)
 		mc_json_bool(&j, "payload_digest_ok", ok);
 		mc_json_end(&j);
 	}
-	if (intact)
-		mc_info("%s: ok, %u chunks verified, id %s", path, p.m.nchunks, hex);
+	if (intact) {
+		char cn[32];
+
+		mc_info("%s: ok, %s verified, id %s", path, mc_fmt_count(p.m.nchunks, "chunk", "chunks", cn, sizeof cn), hex);
+	}
 	mc_pkg_close(&p);
 	return intact ? MC_EXIT_OK : MC_EXIT_INCOMPLETE;
 }

@@ -114,7 +114,7 @@ sum() { mc_dev_sum "$1"; }
 	run -0 "$MCAST_BIN/mcast-pack" list -v im.mcpkg
 	[[ $output == *" 8400953 im"* ]]
 	# One byte of the first chunk's frame, just after the 4096-byte head.
-	printf '\377' | dd of=im.mcpkg bs=1 seek=4200 conv=notrunc status=none
+	flip_byte im.mcpkg 4200
 	run -3 "$MCAST_BIN/mcast-pack" verify im.mcpkg
 	[[ $stderr == *"chunk 0 "* ]] || [[ $output == *"chunk 0 "* ]]
 	run -3 "$MCAST_BIN/mcast-pack" extract -O im.mcpkg
@@ -135,7 +135,7 @@ sum() { mc_dev_sum "$1"; }
 	cmp -n 8400953 tgt img
 	[ "$(stat -c %s tgt)" -eq $((9 * 1048576)) ] # a larger target keeps its size
 	run -0 "$MCAST_BIN/mcast-pack" verify --to tgt im.mcpkg
-	printf 'x' | dd of=tgt bs=1 seek=3000000 conv=notrunc status=none
+	flip_byte tgt 3000000
 	run -3 --separate-stderr "$MCAST_BIN/mcast-pack" verify --json --to tgt im.mcpkg
 	[[ $stderr == *"tgt: span 2 (bytes 2097152-3145727): differs from the image"* ]]
 	[[ ${lines[0]} == *'"event":"bad_span","index":2'* ]]

@@ -268,7 +268,7 @@ print(j["result"], j["path"], j.get("name"), j.get("id"))'
 	off=$(run_pack info --json t.mcpkg | python3 -c 'import json,sys; print(json.load(sys.stdin)["payload_offset"])')
 	cp t.mcpkg cut.mcpkg
 	truncate -s $((off + 10 * 65536)) cut.mcpkg
-	printf 'x' | dd of=cut.mcpkg bs=1 seek=$((off + 2 * 65536 + 7)) conv=notrunc status=none
+	flip_byte cut.mcpkg $((off + 2 * 65536 + 7))
 	run -3 --separate-stderr run_pack verify cut.mcpkg
 	[ "${stderr%%$'\n'*}" = "mcast-pack: cut.mcpkg: damaged: 31 of 40 chunks bad (1.9 MiB in 2 runs); run mcast-repair" ]
 	[[ $stderr == *"cut.mcpkg: chunk 2 (bytes $((off + 2 * 65536))-$((off + 3 * 65536 - 1))): damaged or missing"* ]]

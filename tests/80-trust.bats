@@ -162,7 +162,7 @@ signed_setup() {
 @test "signed packages: a changed payload byte is a damaged chunk (exit 3); usage errors" {
 	signed_setup
 	cp s.mcpkg d.mcpkg
-	printf 'X' | dd of=d.mcpkg bs=1 seek=5000 conv=notrunc status=none
+	flip_byte d.mcpkg 5000
 	run --separate-stderr run_pack verify --trust admin.pub d.mcpkg
 	[ "$status" -eq 3 ]
 	[[ $stderr == *"chunk 0 "* ]]

@@ -176,7 +176,7 @@ sums() { (cd "$1" && find . -type f -exec sha256sum {} + | sort -k2); }
 	run_pack create -q -z none --chunk-size 64K --encrypt k -o p.mcpkg tree
 	P=$((16#$(od -An -j32 -N8 -tx1 p.mcpkg | tr -d ' \n')))
 	cp p.mcpkg t.mcpkg
-	printf 'X' | dd of=t.mcpkg bs=1 seek=$((P + 70000)) conv=notrunc status=none
+	flip_byte t.mcpkg $((P + 70000))
 	run -3 --separate-stderr run_pack verify t.mcpkg
 	run -3 --separate-stderr run_pack extract --decrypt k -O t.mcpkg
 	[[ $stderr == *"chunk 1 "*"damaged"* ]]

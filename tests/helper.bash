@@ -300,6 +300,15 @@ PYEOF
 }
 
 # bigger_than FILE BYTES: FILE exists and holds more than BYTES.
+# flip_byte FILE OFFSET: complement the byte at OFFSET, so the file surely changes there
+# (writing a fixed character would leave a byte that already held it unchanged: 1 run in 256).
+flip_byte() {
+	local b
+	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	[ -n "$b" ] || { echo "flip_byte: $1 has no byte at $2" >&2; return 1; }
+	printf "\\$(printf %03o $((255 - b)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
 bigger_than() {
 	[ -e "$1" ] && [ "$(stat -c %s "$1")" -gt "$2" ]
 }
