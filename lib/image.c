@@ -434,21 +434,18 @@ static int emit_slot(void *arg, unsigned slot, char *err, size_t errlen)
 
 	if (s->zerr) {
 		snprintf(err, errlen, "zstd: %s", s->zerr);
-		errno = EIO;
-		return -1;
+		return -EIO;
 	}
 	int e = s->stored ? mc_pwrite_all(r->fd, b, s->stored, r->base + r->pos) : 0;
 	if (e < 0) {
 		snprintf(err, errlen, "%s: %s", r->o->output, strerror(-e));
-		errno = -e; /* lib/workq keeps the errno of a failed emit */
-		return -1;
+		return e; /* lib/workq keeps the code of a failed emit */
 	}
 	XXH3_128bits_update(r->whole, b, s->stored);
 	r->pos += s->stored;
 	if (tables_add(&r->t, s) < 0) {
 		snprintf(err, errlen, "%s: %s", r->o->output, strerror(ENOMEM));
-		errno = ENOMEM;
-		return -1;
+		return -ENOMEM;
 	}
 	return 0;
 }
@@ -463,12 +460,13 @@ static int pump(struct run *r, struct src *in, struct pool *p, struct mc_workq *
 	uint64_t next = 0, off = 0;
 	uint32_t chunk = r->o->chunk_size;
 	unsigned k;
+	int rc;
 
 	for (;;) {
 		if (in->seekable && off >= in->size)
 			break;
-		if (mc_workq_get(q, &k, err, errlen) < 0)
-			return -1;
+		if ((rc = mc_workq_get(q, &k, err, errlen)) < 0)
+			return rc;
 		struct slot *s = &p->s[k];
 		uint32_t want = in->seekable && in->size - off < chunk ? (uint32_t)(in->size - off) : chunk;
 		uint64_t unused = r->used ? usedmap_free(r->used, off, want) : 0;
@@ -490,8 +488,8 @@ static int pump(struct run *r, struct src *in, struct pool *p, struct mc_workq *
 		if (r->o->progress)
 			r->o->progress(r->o->progress_arg, off, in->seekable ? in->size : 0);
 		s->index = (uint32_t)next;
-		if (mc_workq_put(q, err, errlen) < 0)
-			return -1;
+		if ((rc = mc_workq_put(q, err, errlen)) < 0)
+			return rc;
 		next++;
 		if (s->len < chunk) /* the last, shorter span */
 			break;
@@ -563,8 +561,9 @@ int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, i
 	mc_digest(p.s[0].out, in.seekable ? in.size % o->chunk_size : 0, p.zero_last);
 	XXH3_128bits_reset(r.whole);
 	/* Workers compress (none: this thread does), the emitter writes in order: lib/workq.h. */
-	if ((q = mc_workq_new(&span_ops, &p, threads, p.nslots)) == NULL) {
-		snprintf(err, errlen, "-j %u: cannot start a thread: %s", threads, strerror(errno));
+	int e = mc_workq_new(&q, &span_ops, &p, threads, p.nslots);
+	if (e < 0) {
+		snprintf(err, errlen, "-j %u: cannot start a thread: %s", threads, strerror(-e));
 		goto out;
 	}
 	if (pump(&r, &in, &p, q, err, errlen) < 0)

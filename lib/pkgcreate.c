@@ -139,8 +139,7 @@ static int cp_work(void *arg, void *ts, unsigned slot, char *err, size_t errlen)
 		if (c->m->is_encrypted &&
 		    (ts == NULL || mc_chunk_seal(c->m, ts, b->first + k, p, n, b->tag + (size_t)k * MC_AEAD_TAG_LEN) < 0)) {
 			snprintf(err, errlen, "chunk %u: cannot encrypt", b->first + k);
-			errno = EIO;
-			return -1;
+			return -EIO;
 		}
 		mc_chunk_digest(c->m, p, n, b->dig + (size_t)k * MC_DIGEST_LEN);
 	}
@@ -203,17 +202,16 @@ static int cp_write(void *arg, unsigned slot, char *err, size_t errlen)
 	return 0;
 fail:
 	snprintf(err, errlen, "%s", strerror(s->err ? s->err : EIO));
-	errno = s->err ? s->err : EIO;
-	return -1;
+	return -(s->err ? s->err : EIO);
 }
 
 static const struct mc_workq_ops cp_ops = {cp_start, cp_stop_ts, cp_work, cp_write};
 
-/* A failure of the workers or the writer, as the sink's. */
-static int cp_failed(struct cpipe *c)
+/* A failure of the workers or the writer (lib/workq's code), as the sink's. */
+static int cp_failed(struct cpipe *c, int rc)
 {
 	if (!c->s->err)
-		c->s->err = errno ? errno : EIO;
+		c->s->err = rc < 0 ? -rc : EIO;
 	return -1;
 }
 
@@ -226,7 +224,8 @@ static int cp_submit(struct cpipe *c)
 	b->first = (uint32_t)(c->nfill * c->per);
 	c->nfill++;
 	c->cur = NULL;
-	return mc_workq_put(c->q, NULL, 0) < 0 ? cp_failed(c) : 0;
+	int rc = mc_workq_put(c->q, NULL, 0);
+	return rc < 0 ? cp_failed(c, rc) : 0;
 }
 
 static int cp_feed(struct cpipe *c, const uint8_t *p, size_t n)
@@ -234,8 +233,9 @@ static int cp_feed(struct cpipe *c, const uint8_t *p, size_t n)
 	while (n > 0) {
 		if (c->cur == NULL) {
 			unsigned k;
-			if (mc_workq_get(c->q, &k, NULL, 0) < 0)
-				return cp_failed(c);
+			int rc = mc_workq_get(c->q, &k, NULL, 0);
+			if (rc < 0)
+				return cp_failed(c, rc);
 			c->cur = &c->b[k];
 			c->cur->len = 0;
 		}
@@ -271,7 +271,8 @@ static int cp_end(struct cpipe *c)
 {
 	if (c->cur && c->cur->len > 0 && cp_submit(c) < 0)
 		return -1;
-	return mc_workq_wait(c->q, NULL, 0) < 0 ? cp_failed(c) : 0;
+	int rc = mc_workq_wait(c->q, NULL, 0);
+	return rc < 0 ? cp_failed(c, rc) : 0;
 }
 
 static struct cpipe *cp_new(struct sink *s, const struct mc_manifest *m, unsigned threads)
@@ -297,7 +298,7 @@ static struct cpipe *cp_new(struct sink *s, const struct mc_manifest *m, unsigne
 		    (c->b[i].dig = malloc((size_t)c->per * MC_DIGEST_LEN)) == NULL ||
 		    (c->b[i].tag = calloc(c->per, MC_AEAD_TAG_LEN)) == NULL)
 			goto fail;
-	if ((c->q = mc_workq_new(&cp_ops, c, threads, c->nb)) == NULL)
+	if (mc_workq_new(&c->q, &cp_ops, c, threads, c->nb) < 0)
 		goto fail;
 	return c;
 fail:

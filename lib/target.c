@@ -416,6 +416,24 @@ static void writer_stop(void *arg, void *ts)
 	}
 }
 
+/*
+ * lib/workq speaks negative errno codes (lib/exitcode.h); fail() here still
+ * says the code in errno: to_wq turns one into the other for the writers,
+ * from_wq back for this file's callers.
+ */
+static int to_wq(int rc)
+{
+	return rc < 0 ? -(errno ? errno : EIO) : rc;
+}
+
+static int from_wq(int rc)
+{
+	if (rc >= 0)
+		return rc;
+	errno = -rc;
+	return -1;
+}
+
 /* One job on a writer: a chunk decoded and written, or a run of holes zeroed. */
 static int writer_work(void *arg, void *ts, unsigned slot, char *err, size_t errlen)
 {
@@ -426,12 +444,12 @@ static int writer_work(void *arg, void *ts, unsigned slot, char *err, size_t err
 	if (j->len == 0) {
 		if (zero_range(t, j->zoff, j->zlen) == 0)
 			return 0;
-		return fail(err, errlen, errno, t->path, "zeroing bytes %llu-%llu (holes): %s", (unsigned long long)j->zoff,
-			    (unsigned long long)(j->zoff + j->zlen - 1), strerror(errno));
+		return to_wq(fail(err, errlen, errno, t->path, "zeroing bytes %llu-%llu (holes): %s",
+				  (unsigned long long)j->zoff, (unsigned long long)(j->zoff + j->zlen - 1), strerror(errno)));
 	}
 	if (w == NULL || w->dec == NULL || w->span == NULL)
-		return fail(err, errlen, ENOMEM, t->path, "%s", strerror(ENOMEM));
-	return put_chunk(t, w->dec, w->span, j->i, j->buf, j->len, j->verified, err, errlen);
+		return to_wq(fail(err, errlen, ENOMEM, t->path, "%s", strerror(ENOMEM)));
+	return to_wq(put_chunk(t, w->dec, w->span, j->i, j->buf, j->len, j->verified, err, errlen));
 }
 
 static const struct mc_workq_ops writer_ops = {writer_start, writer_stop, writer_work, NULL};
@@ -470,10 +488,10 @@ int mc_target_start_writers(struct mc_target *t, unsigned threads, unsigned deco
 	}
 	if ((t->jobs = calloc(t->depth, sizeof *t->jobs)) == NULL)
 		return fail(err, errlen, ENOMEM, t->path, "%s", strerror(ENOMEM));
-	if ((t->wq = mc_workq_new(&writer_ops, t, threads, t->depth)) == NULL) {
-		int e = errno;
+	int e = mc_workq_new(&t->wq, &writer_ops, t, threads, t->depth);
+	if (e < 0) {
 		writers_stop(t);
-		return fail(err, errlen, e, t->path, "cannot start a writer thread: %s", strerror(e));
+		return fail(err, errlen, -e, t->path, "cannot start a writer thread: %s", strerror(-e));
 	}
 	return 0;
 }
@@ -483,7 +501,7 @@ static int submit(struct mc_target *t, const struct job *j, const uint8_t *store
 {
 	unsigned k;
 
-	if (mc_workq_get(t->wq, &k, err, errlen) < 0)
+	if (from_wq(mc_workq_get(t->wq, &k, err, errlen)) < 0)
 		return -1;
 	struct job *d = &t->jobs[k];
 	if (j->len && d->buf == NULL && (d->buf = malloc(t->m->chunk_size)) == NULL)
@@ -493,7 +511,7 @@ static int submit(struct mc_target *t, const struct job *j, const uint8_t *store
 	d->buf = buf;
 	if (j->len)
 		memcpy(buf, stored, j->len);
-	return mc_workq_put(t->wq, err, errlen);
+	return from_wq(mc_workq_put(t->wq, err, errlen));
 }
 
 /* The holes queued last, as one zeroing. */
@@ -564,7 +582,7 @@ int mc_target_drain(struct mc_target *t, char *err, size_t errlen)
 	rc = flush_holes(t, err, errlen);
 	pthread_mutex_unlock(&t->qmu);
 	/* Everything queued before this call is written when it returns (a state saved after it may count it). */
-	return rc < 0 ? -1 : mc_workq_wait(t->wq, err, errlen);
+	return rc < 0 ? -1 : from_wq(mc_workq_wait(t->wq, err, errlen));
 }
 
 int mc_target_sync(struct mc_target *t, char *err, size_t errlen)

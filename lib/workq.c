@@ -18,18 +18,18 @@ struct mc_workq {
 	pthread_cond_t done_cv; /* a slot worked or freed: the emitter and the producer */
 	uint64_t nput, taken, freed; /* slots put, taken by a worker, free again (counts: slot = n % depth) */
 	uint8_t *worked;        /* per slot: its work is over (until it is freed) */
-	int stop, err;          /* err: the first failure's errno, sticky; its reason in msg */
+	int stop, err;          /* err: the first failure's code (an errno, positive), sticky; its reason in msg */
 	char msg[MC_WORKQ_ERR];
 	void *ts;               /* without threads: the caller's state (made at the first put) */
 	int have_ts;
 };
 
-/* Records a failure (the first one wins); called with mu held, or with no threads. */
-static void failed(struct mc_workq *q, int e, const char *why)
+/* Records a failure, a callback's negative code (the first one wins); called with mu held, or with no threads. */
+static void failed(struct mc_workq *q, int rc, const char *why)
 {
 	if (q->err)
 		return;
-	q->err = e ? e : EIO;
+	q->err = rc < 0 ? -rc : EIO;
 	snprintf(q->msg, sizeof q->msg, "%s", why[0] ? why : "failed");
 }
 
@@ -39,8 +39,7 @@ static int report(struct mc_workq *q, char *err, size_t errlen)
 		return 0;
 	if (err && errlen)
 		snprintf(err, errlen, "%s", q->msg);
-	errno = q->err;
-	return -1;
+	return -q->err;
 }
 
 /* Without emit: frees the worked slots at the head, in order. Called with mu held. */
@@ -67,16 +66,13 @@ static void *worker(void *arg)
 		unsigned slot = (unsigned)(q->taken++ % q->depth);
 		int skip = q->err != 0; /* after a failure, nothing more is done */
 		pthread_mutex_unlock(&q->mu);
-		int rc = 0, e = 0;
+		int rc = 0;
 		why[0] = '\0';
-		if (!skip) {
-			errno = 0;
+		if (!skip)
 			rc = q->ops->work(q->arg, ts, slot, why, sizeof why);
-			e = errno;
-		}
 		pthread_mutex_lock(&q->mu);
 		if (rc < 0)
-			failed(q, e, why);
+			failed(q, rc, why);
 		q->worked[slot] = 1;
 		if (q->ops->emit == NULL)
 			retire(q);
@@ -102,16 +98,13 @@ static void *emitter(void *arg)
 		unsigned slot = (unsigned)(q->freed % q->depth);
 		int skip = q->err != 0;
 		pthread_mutex_unlock(&q->mu);
-		int rc = 0, e = 0;
+		int rc = 0;
 		why[0] = '\0';
-		if (!skip) {
-			errno = 0;
+		if (!skip)
 			rc = q->ops->emit(q->arg, slot, why, sizeof why);
-			e = errno;
-		}
 		pthread_mutex_lock(&q->mu);
 		if (rc < 0)
-			failed(q, e, why);
+			failed(q, rc, why);
 		q->worked[slot] = 0;
 		q->freed++;
 		pthread_cond_broadcast(&q->done_cv);
@@ -120,15 +113,15 @@ static void *emitter(void *arg)
 	return NULL;
 }
 
-struct mc_workq *mc_workq_new(const struct mc_workq_ops *ops, void *arg, unsigned threads, unsigned depth)
+int mc_workq_new(struct mc_workq **qp, const struct mc_workq_ops *ops, void *arg, unsigned threads, unsigned depth)
 {
 	struct mc_workq *q = calloc(1, sizeof *q);
 	int rc = 0;
 
+	*qp = NULL;
 	if (q == NULL || (q->worked = calloc(depth ? depth : 1, 1)) == NULL) {
 		free(q);
-		errno = ENOMEM;
-		return NULL;
+		return -ENOMEM;
 	}
 	q->ops = ops;
 	q->arg = arg;
@@ -148,11 +141,11 @@ struct mc_workq *mc_workq_new(const struct mc_workq_ops *ops, void *arg, unsigne
 			goto fail;
 		q->have_eth = 1;
 	}
-	return q;
+	*qp = q;
+	return 0;
 fail:
 	mc_workq_free(q);
-	errno = rc;
-	return NULL;
+	return -rc;
 }
 
 int mc_workq_get(struct mc_workq *q, unsigned *slot, char *err, size_t errlen)
@@ -181,10 +174,9 @@ int mc_workq_put(struct mc_workq *q, char *err, size_t errlen)
 			q->have_ts = 1;
 		}
 		q->nput++;
-		errno = 0;
-		if (q->err == 0 && (q->ops->work(q->arg, q->ts, slot, why, sizeof why) < 0 ||
-				    (q->ops->emit && q->ops->emit(q->arg, slot, why, sizeof why) < 0)))
-			failed(q, errno, why);
+		if (q->err == 0 && ((rc = q->ops->work(q->arg, q->ts, slot, why, sizeof why)) < 0 ||
+				    (q->ops->emit && (rc = q->ops->emit(q->arg, slot, why, sizeof why)) < 0)))
+			failed(q, rc, why);
 		q->freed++;
 		return report(q, err, errlen);
 	}

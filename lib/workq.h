@@ -17,11 +17,12 @@
  * With threads 0 there are no threads: mc_workq_put runs work and emit
  * itself, on the caller's thread, with one state made at the first put.
  *
- * Errors: work and emit return 0 or -1 with the reason in err (errlen
- * bytes, MC_WORKQ_ERR) and errno set. The first failure is sticky: from
- * then on nothing more is worked or emitted (slots already worked may be
- * left unemitted), and mc_workq_get, mc_workq_put and mc_workq_wait return
- * -1 with that reason and errno.
+ * Errors (lib/exitcode.h): work and emit return 0 or a negative errno code
+ * (-ENOSPC, -EIO, -ENOMEM ...) with the reason in err (errlen bytes,
+ * MC_WORKQ_ERR). The first failure is sticky: from then on nothing more is
+ * worked or emitted (slots already worked may be left unemitted), and
+ * mc_workq_get, mc_workq_put and mc_workq_wait return that code with that
+ * reason. Nothing is said through errno.
  *
  * One thread (the producer) calls get and put, or a lock of the caller's
  * keeps them one at a time; mc_workq_wait may be called from any thread
@@ -49,18 +50,19 @@ struct mc_workq;
 
 /*
  * threads workers (at most MC_WORKQ_MAX_THREADS; 0: none, all on the
- * caller's thread) over depth slots (at least 1). Returns NULL with errno
- * (ENOMEM, or pthread_create's error when no thread could start).
+ * caller's thread) over depth slots (at least 1), into *q. Returns 0, or
+ * -ENOMEM, or pthread_create's error negated when no thread could start
+ * (*q NULL then).
  */
-struct mc_workq *mc_workq_new(const struct mc_workq_ops *ops, void *arg, unsigned threads, unsigned depth);
+int mc_workq_new(struct mc_workq **q, const struct mc_workq_ops *ops, void *arg, unsigned threads, unsigned depth);
 
-/* The next slot to fill into *slot, once it is free. Returns 0, or -1 after a failure (its reason in err). */
+/* The next slot to fill into *slot, once it is free. Returns 0, or the failure's code (its reason in err). */
 int mc_workq_get(struct mc_workq *q, unsigned *slot, char *err, size_t errlen);
 
-/* Hands the slot mc_workq_get gave over. Returns 0, or -1 after a failure (without threads: maybe this one). */
+/* Hands the slot mc_workq_get gave over. Returns 0, or a failure's code (without threads: maybe this one's). */
 int mc_workq_put(struct mc_workq *q, char *err, size_t errlen);
 
-/* Waits until every slot put before the call is worked and emitted. Returns 0, or -1 for the first failure. */
+/* Waits until every slot put before the call is worked and emitted. Returns 0, or the first failure's code. */
 int mc_workq_wait(struct mc_workq *q, char *err, size_t errlen);
 
 /* Slots put and not yet free (worked and emitted). */

@@ -64,8 +64,8 @@ static int t_work(void *arg, void *ts, unsigned slot, char *err, size_t errlen)
 	pthread_mutex_unlock(&c->mu);
 	if (v == c->fail_at) {
 		snprintf(err, errlen, "item %u: failed on purpose", v);
-		errno = EBADMSG;
-		return -1;
+		errno = EAGAIN; /* never the answer: the code is */
+		return -EBADMSG;
 	}
 	return 0;
 }
@@ -77,8 +77,7 @@ static int t_emit(void *arg, unsigned slot, char *err, size_t errlen)
 
 	if (v == c->fail_emit_at) {
 		snprintf(err, errlen, "item %u: cannot write", v);
-		errno = ENOSPC;
-		return -1;
+		return -ENOSPC;
 	}
 	c->out[c->nout++] = v; /* only the emitter touches out */
 	return 0;
@@ -87,20 +86,23 @@ static int t_emit(void *arg, unsigned slot, char *err, size_t errlen)
 static const struct mc_workq_ops ops = {t_start, t_stop, t_work, t_emit};
 static const struct mc_workq_ops ops_noemit = {t_start, t_stop, t_work, NULL};
 
-/* Puts items 0..n-1 (stops at the first refusal); returns how many were put. */
-static unsigned run(struct mc_workq *q, struct ctx *c, unsigned n, char *err, size_t errlen)
+/* Puts items 0..n-1 (stops at the first refusal, its code into *code); returns how many were put. */
+static unsigned run(struct mc_workq *q, struct ctx *c, unsigned n, int *code, char *err, size_t errlen)
 {
 	unsigned i, slot;
+	int rc = 0;
 
 	for (i = 0; i < n; i++) {
-		if (mc_workq_get(q, &slot, err, errlen) < 0)
+		if ((rc = mc_workq_get(q, &slot, err, errlen)) < 0)
 			break;
 		c->item[slot] = i;
-		if (mc_workq_put(q, err, errlen) < 0) {
+		if ((rc = mc_workq_put(q, err, errlen)) < 0) {
 			i++;
 			break;
 		}
 	}
+	if (code)
+		*code = rc;
 	return i;
 }
 
@@ -120,8 +122,8 @@ int main(void)
 
 	for (unsigned th = 0; th <= 3; th += 3) {
 		init(&c);
-		ok((q = mc_workq_new(&ops, &c, th, DEPTH)) != NULL, "%u threads, %u slots", th, DEPTH);
-		unsigned put = run(q, &c, N, err, sizeof err);
+		ok(mc_workq_new(&q, &ops, &c, th, DEPTH) == 0 && q != NULL, "%u threads, %u slots", th, DEPTH);
+		unsigned put = run(q, &c, N, NULL, err, sizeof err);
 		ok(put == N && mc_workq_wait(q, err, sizeof err) == 0 && mc_workq_pending(q) == 0, "%u items put and done", put);
 		inorder = c.nout == N;
 		for (unsigned i = 0; inorder && i < N; i++)
@@ -138,15 +140,15 @@ int main(void)
 	for (unsigned th = 0; th <= 2; th += 2) {
 		init(&c);
 		c.fail_at = 500;
-		q = mc_workq_new(&ops, &c, th, DEPTH);
-		unsigned put = run(q, &c, N, err, sizeof err);
-		ok(put < N && put >= 501 && put <= 501 + DEPTH + 1 && errno == EBADMSG && strstr(err, "item 500: failed on purpose"),
-		   "%u threads: the producer is refused soon after the failure (%u put): %s", th, put, err);
-		errno = 0;
+		mc_workq_new(&q, &ops, &c, th, DEPTH);
+		int code = 0;
+		unsigned put = run(q, &c, N, &code, err, sizeof err);
+		ok(put < N && put >= 501 && put <= 501 + DEPTH + 1 && code == -EBADMSG && strstr(err, "item 500: failed on purpose"),
+		   "%u threads: the producer is refused soon after the failure (%u put, %d): %s", th, put, code, err);
 		err[0] = '\0';
-		ok(mc_workq_wait(q, err, sizeof err) < 0 && errno == EBADMSG && strstr(err, "item 500"), "wait says it too: %s", err);
+		ok(mc_workq_wait(q, err, sizeof err) == -EBADMSG && strstr(err, "item 500"), "wait says it too: %s", err);
 		unsigned slot;
-		ok(mc_workq_get(q, &slot, err, sizeof err) < 0, "and get, again");
+		ok(mc_workq_get(q, &slot, err, sizeof err) == -EBADMSG, "and get, again");
 		inorder = c.nout <= 500 && c.nout + 2 + DEPTH >= 500;
 		for (unsigned i = 0; inorder && i < c.nout; i++)
 			inorder = c.out[i] == i;
@@ -159,27 +161,36 @@ int main(void)
 	/* A failure in emit (a write): the same. */
 	init(&c);
 	c.fail_emit_at = 100;
-	q = mc_workq_new(&ops, &c, 2, DEPTH);
-	run(q, &c, N, err, sizeof err);
-	errno = 0;
-	errno = 0;
-	ok(mc_workq_wait(q, err, sizeof err) < 0 && errno == ENOSPC && strstr(err, "item 100: cannot write") && c.nout == 100,
-	   "a failed emit stops the rest (%u emitted): %s", c.nout, err);
+	mc_workq_new(&q, &ops, &c, 2, DEPTH);
+	run(q, &c, N, NULL, err, sizeof err);
+	ok(mc_workq_wait(q, err, sizeof err) == -ENOSPC && strstr(err, "item 100: cannot write") && c.nout == 100,
+	   "a failed emit comes back as its code, -ENOSPC, and stops the rest (%u emitted): %s", c.nout, err);
+	mc_workq_free(q);
+	pthread_mutex_destroy(&c.mu);
+
+	/* Without threads: put itself answers with the failed emit's code. */
+	init(&c);
+	c.fail_emit_at = 3;
+	mc_workq_new(&q, &ops, &c, 0, DEPTH);
+	int code = 0;
+	unsigned put0 = run(q, &c, N, &code, err, sizeof err);
+	ok(put0 == 4 && code == -ENOSPC && strstr(err, "item 3: cannot write") && c.nout == 3,
+	   "no threads: the put of the item whose emit failed returns -ENOSPC (%u put, %d)", put0, code);
 	mc_workq_free(q);
 	pthread_mutex_destroy(&c.mu);
 
 	/* Without emit: slots come free in order once worked; everything is worked. */
 	init(&c);
-	q = mc_workq_new(&ops_noemit, &c, 3, DEPTH);
-	ok(run(q, &c, N, err, sizeof err) == N && mc_workq_wait(q, err, sizeof err) == 0 && c.worked == N && c.nout == 0,
+	mc_workq_new(&q, &ops_noemit, &c, 3, DEPTH);
+	ok(run(q, &c, N, NULL, err, sizeof err) == N && mc_workq_wait(q, err, sizeof err) == 0 && c.worked == N && c.nout == 0,
 	   "no emit: %u worked", c.worked);
 	mc_workq_free(q);
 	pthread_mutex_destroy(&c.mu);
 
 	/* Freed with slots still in flight: they are done first, nothing lost or leaked. */
 	init(&c);
-	q = mc_workq_new(&ops, &c, 2, DEPTH);
-	run(q, &c, 50, err, sizeof err);
+	mc_workq_new(&q, &ops, &c, 2, DEPTH);
+	run(q, &c, 50, NULL, err, sizeof err);
 	mc_workq_free(q);
 	ok(c.nout == 50 && c.stops == 2, "freed at once: the 50 put were still emitted (%u)", c.nout);
 	pthread_mutex_destroy(&c.mu);
