@@ -33,12 +33,11 @@ int mc_disk_read(const char *path, uint64_t size, struct mc_disk *d, char *err, 
 	memset(d, 0, sizeof *d);
 	if (cxt == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(ENOMEM));
-		errno = ENOMEM;
-		return -1;
+		return -ENOMEM;
 	}
 	if ((r = fdisk_assign_device(cxt, path, 1)) < 0) {
 		snprintf(err, errlen, "%s: cannot read its partition table: %s", path, strerror(-r));
-		errno = EINVAL;
+		rc = -EINVAL;
 		goto out;
 	}
 	if (!fdisk_has_label(cxt)) {
@@ -54,7 +53,7 @@ int mc_disk_read(const char *path, uint64_t size, struct mc_disk *d, char *err, 
 	ss = fdisk_get_sector_size(cxt);
 	if ((r = fdisk_get_partitions(cxt, &tb)) < 0 || (itr = fdisk_new_iter(FDISK_ITER_FORWARD)) == NULL) {
 		snprintf(err, errlen, "%s: cannot read its %s partitions: %s", path, name, strerror(r < 0 ? -r : ENOMEM));
-		errno = EINVAL;
+		rc = -EINVAL;
 		goto out;
 	}
 	while (fdisk_table_next_partition(tb, itr, &pa) == 0) {
@@ -65,7 +64,7 @@ int mc_disk_read(const char *path, uint64_t size, struct mc_disk *d, char *err, 
 				 "%s: a GPT disk whose GPT cannot be read: it points past the end of the source (%llu bytes: "
 				 "a truncated copy, or the table of a larger disk), or it is damaged",
 				 path, (unsigned long long)size);
-			errno = ERANGE;
+			rc = -ERANGE;
 			goto out;
 		}
 		if (fdisk_partition_is_container(pa) || !fdisk_partition_has_start(pa) || !fdisk_partition_has_size(pa))
@@ -77,12 +76,12 @@ int mc_disk_read(const char *path, uint64_t size, struct mc_disk *d, char *err, 
 				 "a truncated copy, or the table of a larger disk",
 				 path, name, fdisk_partition_get_partno(pa) + 1, (unsigned long long)start,
 				 (unsigned long long)(start + len), (unsigned long long)size);
-			errno = ERANGE;
+			rc = -ERANGE;
 			goto out;
 		}
 		if (d->n == MC_VOL_MAX) {
 			snprintf(err, errlen, "%s: more than %d partitions", path, MC_VOL_MAX);
-			errno = E2BIG;
+			rc = -E2BIG;
 			goto out;
 		}
 		d->part[d->n].start = start;
@@ -101,7 +100,7 @@ int mc_disk_read(const char *path, uint64_t size, struct mc_disk *d, char *err, 
 		if (d->part[i].start < d->part[i - 1].start + d->part[i - 1].size) {
 			snprintf(err, errlen, "%s: its %s table has overlapping partitions (at bytes %llu and %llu)", path, name,
 				 (unsigned long long)d->part[i - 1].start, (unsigned long long)d->part[i].start);
-			errno = EINVAL;
+			rc = -EINVAL;
 			goto out;
 		}
 	rc = 1;
@@ -129,8 +128,7 @@ static int blk_unused(const char *dev, const char *what, char *err, size_t errle
 		 "%s: mounted read-write or in use (a mounted partition, a device-mapper or RAID member): "
 		 "its block maps cannot be trusted; unmount it, or --force",
 		 what);
-	errno = EBUSY;
-	return -1;
+	return -EBUSY;
 }
 
 int mc_disk_check_unused(const char *path, char *err, size_t errlen)

@@ -21,20 +21,20 @@ struct mc_disk {
 
 /*
  * Reads the partition table of path (size bytes) into d, partitions in
- * order of their start. Returns 1 with a table, 0 with none (d->n 0), -1
- * with "path: reason" in err: errno ERANGE when a partition runs past the
- * end of the source (a truncated copy, or a table of another disk), E2BIG
- * with more than MC_VOL_MAX partitions, EINVAL for a table that cannot be
- * read.
+ * order of their start. Returns 1 with a table, 0 with none (d->n 0), or
+ * a negative code with "path: reason" in err: -ERANGE when a partition
+ * runs past the end of the source (a truncated copy, or a table of another
+ * disk), -E2BIG with more than MC_VOL_MAX partitions, -EINVAL for a table
+ * that cannot be read, -ENOMEM.
  */
 int mc_disk_read(const char *path, uint64_t size, struct mc_disk *d, char *err, size_t errlen);
 
 /*
  * 0 when path (a block device, or a regular file that may back a loop
  * device) is neither mounted read-write nor otherwise held, so its file
- * systems' block maps can be trusted; -1 with "path: reason" in err and
- * errno EBUSY when it is (a block device held by the kernel, mounted
- * read-only as a bare file system, is accepted).
+ * systems' block maps can be trusted; -EBUSY with "path: reason" in err
+ * when it is (a block device held by the kernel, mounted read-only as a
+ * bare file system, is accepted).
  */
 int mc_disk_check_unused(const char *path, char *err, size_t errlen);
 

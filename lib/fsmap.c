@@ -36,10 +36,8 @@ int mc_extents_add(struct mc_extents *e, uint64_t off, uint64_t len)
 	if (e->n == e->cap) {
 		size_t cap = e->cap ? 2 * e->cap : 256;
 		struct mc_extent *v = realloc(e->v, cap * sizeof *v);
-		if (v == NULL) {
-			errno = ENOMEM;
-			return -1;
-		}
+		if (v == NULL)
+			return -ENOMEM;
 		e->v = v;
 		e->cap = cap;
 	}
@@ -64,8 +62,7 @@ static int fail(char *err, size_t errlen, int e, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
-	errno = e;
-	return -1;
+	return -e;
 }
 
 /* "PATH" for a bare file system, "PATH, partition at byte N" inside a disk: what messages name. */
@@ -122,20 +119,20 @@ static int map_ext(const char *path, uint64_t off, uint64_t size, unsigned flags
 	blk64_t first = sb->s_first_data_block, total = ext2fs_blocks_count(sb);
 	uint64_t bs = fs->blocksize;
 	if (total > size / bs) {
-		fail(err, errlen, ERANGE, "%s: %s of %llu bytes in a volume of %llu: larger than its volume", w, fstype,
+		rc = fail(err, errlen, ERANGE, "%s: %s of %llu bytes in a volume of %llu: larger than its volume", w, fstype,
 		     (unsigned long long)(total * bs), (unsigned long long)size);
 		goto out;
 	}
 	if (!(flags & MC_FSMAP_FORCE) &&
 	    ((sb->s_state & EXT2_ERROR_FS) || !(sb->s_state & EXT2_VALID_FS) || ext2fs_has_feature_journal_needs_recovery(sb))) {
-		fail(err, errlen, EUCLEAN,
+		rc = fail(err, errlen, EUCLEAN,
 		     "%s: %s is not clean (%s): its block map cannot be trusted; run e2fsck, or --force", w, fstype,
 		     ext2fs_has_feature_journal_needs_recovery(sb) ? "its journal needs replaying (mounted, or not unmounted cleanly)"
 		     : (sb->s_state & EXT2_ERROR_FS) ? "errors recorded" : "not marked valid");
 		goto out;
 	}
 	if ((e = ext2fs_read_block_bitmap(fs)) != 0) {
-		fail(err, errlen, EIO, "%s: %s: cannot read its block bitmap: %s", w, fstype, error_message(e));
+		rc = fail(err, errlen, EIO, "%s: %s: cannot read its block bitmap: %s", w, fstype, error_message(e));
 		goto out;
 	}
 	/* Runs of free blocks, found with the library's own search. */
@@ -145,7 +142,7 @@ static int map_ext(const char *path, uint64_t off, uint64_t size, unsigned flags
 		if (ext2fs_find_first_set_block_bitmap2(fs->block_map, z, total - 1, &s) != 0)
 			s = total;
 		if (mc_extents_add(fe, off + z * bs, (s - z) * bs) < 0) {
-			fail(err, errlen, ENOMEM, "%s: %s", w, strerror(ENOMEM));
+			rc = fail(err, errlen, ENOMEM, "%s: %s", w, strerror(ENOMEM));
 			goto out;
 		}
 		freeb += (s - z) * bs;
@@ -179,7 +176,12 @@ static ssize_t vol_pread(int fd, uint64_t voff, uint64_t vsize, void *buf, size_
 	}
 }
 
-/* ---- NTFS: libntfs-3g on device operations that read the volume at its offset, read-only ---- */
+/*
+ * ---- NTFS: libntfs-3g on device operations that read the volume at its offset, read-only ----
+ *
+ * These operations (and libtsk's ti_read below) answer -1 with errno:
+ * that is the contract of the library that calls them, not lib's.
+ */
 
 struct ndev {
 	int fd;
@@ -298,17 +300,17 @@ static int map_ntfs(const char *path, int fd, uint64_t off, uint64_t size, unsig
 	}
 	uint64_t cs = vol->cluster_size, nc = (uint64_t)vol->nr_clusters;
 	if (nc > size / cs) {
-		fail(err, errlen, ERANGE, "%s: ntfs of %llu bytes in a volume of %llu: larger than its volume", w,
+		rc = fail(err, errlen, ERANGE, "%s: ntfs of %llu bytes in a volume of %llu: larger than its volume", w,
 		     (unsigned long long)(nc * cs), (unsigned long long)size);
 		goto out;
 	}
 	if (!(flags & MC_FSMAP_FORCE) && (le16_to_cpu(vol->flags) & le16_to_cpu(VOLUME_IS_DIRTY))) {
-		fail(err, errlen, EUCLEAN,
+		rc = fail(err, errlen, EUCLEAN,
 		     "%s: ntfs is marked dirty (not shut down cleanly): its cluster map cannot be trusted; run chkdsk, or --force", w);
 		goto out;
 	}
 	if ((bm = malloc(BM)) == NULL) {
-		fail(err, errlen, ENOMEM, "%s: %s", w, strerror(ENOMEM));
+		rc = fail(err, errlen, ENOMEM, "%s: %s", w, strerror(ENOMEM));
 		goto out;
 	}
 	/* $Bitmap, one bit per cluster (bit 0 of byte 0 is cluster 0), read through the library. */
@@ -318,7 +320,7 @@ static int map_ntfs(const char *path, int fd, uint64_t off, uint64_t size, unsig
 		uint64_t want = (nc + 7) / 8 - pos < BM ? (nc + 7) / 8 - pos : BM;
 		s64 got = ntfs_attr_pread(vol->lcnbmp_na, (s64)pos, (s64)want, bm);
 		if (got != (s64)want) {
-			fail(err, errlen, EIO, "%s: ntfs: cannot read its cluster bitmap: %s", w,
+			rc = fail(err, errlen, EIO, "%s: ntfs: cannot read its cluster bitmap: %s", w,
 			     got < 0 ? strerror(errno) : "short");
 			goto out;
 		}
@@ -343,7 +345,7 @@ static int map_ntfs(const char *path, int fd, uint64_t off, uint64_t size, unsig
 	rc = 1;
 	goto out;
 nomem:
-	fail(err, errlen, ENOMEM, "%s: %s", w, strerror(ENOMEM));
+	rc = fail(err, errlen, ENOMEM, "%s: %s", w, strerror(ENOMEM));
 out:
 	free(bm);
 	ntfs_umount(vol, FALSE); /* closes and frees dev */
@@ -435,12 +437,12 @@ static int map_fat(const char *path, int fd, uint64_t off, uint64_t size, const 
 	}
 	fs = tsk_fs_open_img(img, 0, strcmp(fstype, "exfat") == 0 ? TSK_FS_TYPE_EXFAT : TSK_FS_TYPE_FAT_DETECT);
 	if (fs == NULL) {
-		fail(err, errlen, EINVAL, "%s: %s: cannot open: %s", wh, fstype, tsk_error_get());
+		rc = fail(err, errlen, EINVAL, "%s: %s: cannot open: %s", wh, fstype, tsk_error_get());
 		goto out_img;
 	}
 	w.bs = fs->block_size;
 	if (w.bs == 0 || (uint64_t)fs->block_count > size / w.bs) {
-		fail(err, errlen, ERANGE, "%s: %s of %llu bytes in a volume of %llu: larger than its volume", wh, fstype,
+		rc = fail(err, errlen, ERANGE, "%s: %s of %llu bytes in a volume of %llu: larger than its volume", wh, fstype,
 		     (unsigned long long)((uint64_t)fs->block_count * w.bs), (unsigned long long)size);
 		goto out;
 	}
@@ -448,11 +450,11 @@ static int map_fat(const char *path, int fd, uint64_t off, uint64_t size, const 
 						 TSK_FS_BLOCK_WALK_FLAG_UNALLOC | TSK_FS_BLOCK_WALK_FLAG_META |
 							 TSK_FS_BLOCK_WALK_FLAG_CONT | TSK_FS_BLOCK_WALK_FLAG_AONLY,
 						 fat_free, &w) != 0) {
-		fail(err, errlen, EIO, "%s: %s: cannot read its allocation map: %s", wh, fstype, tsk_error_get());
+		rc = fail(err, errlen, EIO, "%s: %s: cannot read its allocation map: %s", wh, fstype, tsk_error_get());
 		goto out;
 	}
 	if (w.nomem) {
-		fail(err, errlen, ENOMEM, "%s: %s", wh, strerror(ENOMEM));
+		rc = fail(err, errlen, ENOMEM, "%s: %s", wh, strerror(ENOMEM));
 		goto out;
 	}
 	*used = size - w.freeb;

@@ -19,7 +19,7 @@ struct mc_extents {
 	struct mc_extent *v;
 	size_t n, cap;
 };
-/* Appends [off, off+len) (after every range already there); 0 or -1 (ENOMEM). */
+/* Appends [off, off+len) (after every range already there); 0 or -ENOMEM. */
 int mc_extents_add(struct mc_extents *e, uint64_t off, uint64_t len);
 void mc_extents_free(struct mc_extents *e);
 
@@ -35,10 +35,11 @@ void mc_extents_free(struct mc_extents *e);
  * as NTFS's backup boot sector or a FAT's area before its first cluster,
  * count as used) and the bytes it uses in *used.
  * Returns 1 when mapped, 0 when no library maps this file system (*used =
- * size: image it whole), -1 with "path: reason" in err and errno EUCLEAN
- * (not clean: needs fsck, a journal to replay, or NTFS marked dirty; only
- * without MC_FSMAP_FORCE; a FAT's dirty flag is not read), ERANGE (the file system is larger than its
- * volume) or another errno.
+ * size: image it whole), or a negative code with "path: reason" in err:
+ * -EUCLEAN (not clean: needs fsck, a journal to replay, or NTFS marked
+ * dirty; only without MC_FSMAP_FORCE; a FAT's dirty flag is not read),
+ * -ERANGE (the file system is larger than its volume), -EINVAL (cannot be
+ * opened), -EIO (its map cannot be read), -ENOMEM.
  */
 int mc_fsmap(const char *path, int fd, uint64_t off, uint64_t size, unsigned flags, char fstype[MC_VOL_FSTYPE],
 	     struct mc_extents *free_ext, uint64_t *used, char *err, size_t errlen);
