@@ -119,19 +119,17 @@ static int pkg_sync(struct mc_sink *s, char *err, size_t errlen)
 static int pkg_save(struct mc_sink *s, const struct mc_state *st, char *err, size_t errlen)
 {
 	struct sink_pkg *k = (struct sink_pkg *)s;
+	int rc = mc_state_save(k->pkg, k->fd, st, err, errlen);
 
-	if (mc_state_save(k->pkg, k->fd, st, err, errlen) < 0)
-		return errno ? -errno : -EIO;
-	return 0;
+	return rc < 0 ? rc : 0;
 }
 
 static int pkg_finish(struct mc_sink *s, const struct mc_manifest *m, char *err, size_t errlen)
 {
 	struct sink_pkg *k = (struct sink_pkg *)s;
+	int rc = mc_state_finish(k->pkg, k->fd, m, err, errlen);
 
-	if (mc_state_finish(k->pkg, k->fd, m, err, errlen) < 0)
-		return errno ? -errno : -EIO;
-	return 0;
+	return rc < 0 ? rc : 0;
 }
 
 static void pkg_close(struct mc_sink *s)
@@ -178,10 +176,10 @@ int mc_sink_pkg_open(const char *pkg, struct mc_sink **out, char *err, size_t er
 	}
 	k->s.ops = &pkg_ops;
 	if ((k->fd = mc_state_open_part(pkg, err, errlen)) < 0) {
-		int e = errno ? errno : EIO;
+		int rc = k->fd;
 		free(k->pkg);
 		free(k);
-		return -e;
+		return rc;
 	}
 	*out = &k->s;
 	return 0;

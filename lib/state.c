@@ -29,7 +29,7 @@ int mc_state_init(struct mc_state *st, const uint8_t id[MC_ID_LEN], uint32_t nch
 	st->have = calloc((size_t)nchunks / 8 + 1, 1);
 	st->spans = NULL;
 	st->nspans = 0;
-	return st->have ? 0 : -1;
+	return st->have ? 0 : -ENOMEM;
 }
 
 void mc_state_free(struct mc_state *st)
@@ -108,23 +108,32 @@ int mc_state_load(const char *pkg, int part_fd, struct mc_state *st, char *err, 
 	st->nspans = 0;
 	if (path == NULL) {
 		snprintf(err, errlen, "%s.state: out of memory", pkg);
-		return -1;
+		return -ENOMEM;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		if (errno == ENOENT)
+		if (errno == ENOENT) {
 			rc = 0;
-		else
+		} else {
+			rc = -errno;
 			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		}
 		goto out;
 	}
 	if (fstat(fd, &sb) < 0 || sb.st_size < STATE_FIXED + 1 || sb.st_size > STATE_MAX) {
 		snprintf(err, errlen, "%s: not a state file (size)", path);
+		rc = -EBADMSG;
 		goto out;
 	}
 	buf = malloc((size_t)sb.st_size);
-	if (buf == NULL || pread(fd, buf, (size_t)sb.st_size, 0) != sb.st_size) {
+	if (buf == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (pread(fd, buf, (size_t)sb.st_size, 0) != sb.st_size) {
 		snprintf(err, errlen, "%s: cannot read", path);
+		rc = -EIO;
 		goto out;
 	}
 	size_t len = (size_t)sb.st_size;
@@ -133,6 +142,7 @@ int mc_state_load(const char *pkg, int part_fd, struct mc_state *st, char *err, 
 	if (memcmp(buf, STATE_MAGIC, 8) != 0 || len < STATE_FIXED + bm ||
 	    XXH64(buf, len - 8, 0) != mc_get64(buf + len - 8)) {
 		snprintf(err, errlen, "%s: damaged state file", path);
+		rc = -EBADMSG;
 		goto out;
 	}
 	const uint8_t *q = buf + 32 + bm;
@@ -140,16 +150,19 @@ int mc_state_load(const char *pkg, int part_fd, struct mc_state *st, char *err, 
 	uint32_t cnsec = mc_get32(q + 16), nspans = mc_get32(q + 20);
 	if (nspans > (len - STATE_FIXED - bm) / 12 || len != STATE_FIXED + bm + (size_t)nspans * 12) {
 		snprintf(err, errlen, "%s: damaged state file", path);
+		rc = -EBADMSG;
 		goto out;
 	}
 	if (part_fd >= 0 && (fstat(part_fd, &psb) < 0 || (uint64_t)psb.st_size != psize ||
 			     (uint64_t)psb.st_ctim.tv_sec != csec || (uint32_t)psb.st_ctim.tv_nsec != cnsec)) {
 		snprintf(err, errlen, "%s.part changed since %s was written", pkg, path);
+		rc = -EBADMSG;
 		goto out;
 	}
 	if (mc_state_init(st, buf + 8, n) < 0 || (nspans && (st->spans = malloc((size_t)nspans * sizeof *st->spans)) == NULL)) {
 		mc_state_free(st);
 		snprintf(err, errlen, "%s: out of memory", path);
+		rc = -ENOMEM;
 		goto out;
 	}
 	mc_state_spans_get(st, q + 24, nspans);
@@ -221,16 +234,19 @@ int mc_state_replace(const char *path, const char *tmp, const void *buf, size_t 
 	errno = 0;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0 || write(fd, buf, len) != (ssize_t)len || fsync(fd) < 0) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno ? errno : EIO));
+		rc = -(errno ? errno : EIO); /* a short write without errno: EIO */
+		snprintf(err, errlen, "%s: %s", tmp, strerror(-rc));
 		goto out;
 	}
 	if (close(fd) < 0) {
 		fd = -1;
+		rc = -errno;
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
 		goto out;
 	}
 	fd = -1;
 	if (rename(tmp, path) < 0) {
+		rc = -errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
@@ -258,9 +274,11 @@ int mc_state_save(const char *pkg, int part_fd, const struct mc_state *st, char 
 	size_t len = STATE_FIXED + bm + (size_t)nspans * 12;
 	if (path == NULL || tmp == NULL || (buf = malloc(len)) == NULL) {
 		snprintf(err, errlen, "%s.state: out of memory", pkg);
+		rc = -ENOMEM;
 		goto out;
 	}
 	if (fstat(part_fd, &psb) < 0) {
+		rc = -errno;
 		snprintf(err, errlen, "%s.part: %s", pkg, strerror(errno));
 		goto out;
 	}
@@ -319,7 +337,7 @@ int mc_state_drop_stale(const char *pkg)
 
 int mc_state_lock(int fd)
 {
-	return flock(fd, LOCK_EX | LOCK_NB);
+	return flock(fd, LOCK_EX | LOCK_NB) < 0 ? -errno : 0;
 }
 
 int mc_state_open_part(const char *pkg, char *err, size_t errlen)
@@ -329,11 +347,12 @@ int mc_state_open_part(const char *pkg, char *err, size_t errlen)
 
 	if (path == NULL) {
 		snprintf(err, errlen, "%s.part: out of memory", pkg);
-		return -1;
+		return -ENOMEM;
 	}
 	/* Not through a symlink: what is written lands at PKG.part itself, nowhere else. */
 	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0) {
+		fd = -errno;
 		if (errno == ELOOP)
 			snprintf(err, errlen, "%s: is a symbolic link; not writing through it", path);
 		else
@@ -341,8 +360,7 @@ int mc_state_open_part(const char *pkg, char *err, size_t errlen)
 	} else if (mc_state_lock(fd) < 0) {
 		snprintf(err, errlen, "%s: in use by another process", path);
 		close(fd);
-		fd = -1;
-		errno = EWOULDBLOCK;
+		fd = -EWOULDBLOCK;
 	}
 	free(path);
 	return fd;
@@ -412,13 +430,15 @@ int mc_state_finish(const char *pkg, int fd, const struct mc_manifest *m, char *
 	mc_manifest_layout(m, &l);
 	if (part == NULL) {
 		snprintf(err, errlen, "%s: out of memory", pkg);
-		return -1;
+		return -ENOMEM;
 	}
 	if (ftruncate(fd, (off_t)l.file_size) < 0 || fsync(fd) < 0) {
+		rc = -errno;
 		snprintf(err, errlen, "%s: %s", part, strerror(errno));
 		goto out;
 	}
 	if (rename(part, pkg) < 0) {
+		rc = -errno;
 		snprintf(err, errlen, "%s: %s", pkg, strerror(errno));
 		goto out;
 	}
@@ -456,6 +476,5 @@ int mc_state_space_check(const char *pkg, const char *suffix, int fd, uint64_t f
 		 "%s%s: not enough space: the package needs %s more (%llu bytes), the filesystem of %s has %s free (%llu bytes)",
 		 pkg, suffix, mc_fmt_size(need, need_s, sizeof need_s), (unsigned long long)need, dir,
 		 mc_fmt_size(avail, free_s, sizeof free_s), (unsigned long long)avail);
-	errno = ENOSPC;
 	return -ENOSPC;
 }

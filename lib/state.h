@@ -38,7 +38,7 @@ struct mc_state {
 	uint32_t nspans;
 };
 
-/* Allocates an empty state for nchunks. Returns 0 or -1 (ENOMEM). */
+/* Allocates an empty state for nchunks. Returns 0 or -ENOMEM. */
 int mc_state_init(struct mc_state *st, const uint8_t id[MC_ID_LEN], uint32_t nchunks);
 void mc_state_free(struct mc_state *st);
 static inline int mc_state_has(const struct mc_state *st, uint32_t i)
@@ -54,14 +54,16 @@ char *mc_state_file_path(const char *pkg);
 
 /*
  * Loads PKG.state and checks it against PKG.part, open as part_fd. Returns 1
- * loaded, 0 when there is none, -1 when it is damaged, unreadable or stale
- * (reason in err; the caller rescans PKG.part).
+ * loaded, 0 when there is none, or a negative code with the reason in err
+ * (the caller rescans PKG.part): -EBADMSG when it is damaged or stale
+ * (PKG.part changed since), -ENOMEM, else the failed call's -errno.
  */
 int mc_state_load(const char *pkg, int part_fd, struct mc_state *st, char *err, size_t errlen);
 
 /*
  * Atomically replaces PKG.state (see above), recording PKG.part's size and
- * change time from part_fd. Returns 0 or -1 with reason in err.
+ * change time from part_fd. Returns 0 or a negative errno code with the
+ * reason in err (-ENOMEM, the failed call's -errno).
  */
 int mc_state_save(const char *pkg, int part_fd, const struct mc_state *st, char *err, size_t errlen);
 
@@ -83,7 +85,8 @@ void mc_state_spans_get(struct mc_state *st, const uint8_t *q, uint32_t n);
 /*
  * Atomically replaces path with len bytes of buf: written to tmp (a new
  * file, never a planted link), fsync'd, renamed over path, the directory
- * fsync'd. Returns 0, or -1 with "FILE: reason" in err (tmp removed).
+ * fsync'd. Returns 0, or the failed call's -errno with "FILE: reason" in
+ * err (tmp removed).
  */
 int mc_state_replace(const char *path, const char *tmp, const void *buf, size_t len, char *err, size_t errlen);
 
@@ -96,15 +99,17 @@ void mc_state_remove(const char *pkg);
 /*
  * Opens (or creates, 0644) PKG.part for read/write and takes an exclusive
  * lock so two programs never fill the same file. A PKG.part that is a
- * symbolic link is refused (ELOOP). Returns the fd, or -1 with
- * reason in err (EWOULDBLOCK: "in use by another process").
+ * symbolic link is refused (-ELOOP). Returns the fd, or a negative errno
+ * code with the reason in err (-EWOULDBLOCK: "in use by another process",
+ * -ENOMEM, else open's).
  */
 int mc_state_open_part(const char *pkg, char *err, size_t errlen);
 
 /*
  * The exclusive lock of a file being filled (PKG.part, or a package
  * mcast-repair heals in place), never waited for: another program holding
- * it is filling the same file. Returns 0, or -1 (EWOULDBLOCK: in use).
+ * it is filling the same file. Returns 0, or -EWOULDBLOCK (in use; else
+ * flock's -errno).
  */
 int mc_state_lock(int fd);
 
@@ -136,7 +141,8 @@ long mc_state_rescan(int fd, const struct mc_manifest *m, struct mc_state *st, u
 /*
  * Finishes: truncates PKG.part to the package size, fsyncs it, renames it to
  * PKG, fsyncs the directory and removes PKG.state (and a PKG.state.tmp left
- * by a save that was cut short). Returns 0 or -1 with reason in err.
+ * by a save that was cut short). Returns 0 or a negative errno code with
+ * the reason in err.
  * The rename is the commit: a crash after it, before PKG.state is gone,
  * leaves a complete PKG beside a stale PKG.state, which
  * mc_state_drop_stale() removes.

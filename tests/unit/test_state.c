@@ -2,7 +2,9 @@
 #include "state.h"
 #include "tap.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,11 +53,11 @@ static void test_round_trip(void)
 	/* Written to after the save (a killed receiver, another program): stale. */
 	usleep(20000);
 	ok(pwrite(fd, "x", 1, 3) == 1, "PKG.part changed");
-	ok(mc_state_load(pkg, fd, &back, err, sizeof err) == -1 && strstr(err, "changed") != NULL,
+	ok(mc_state_load(pkg, fd, &back, err, sizeof err) == -EBADMSG && strstr(err, "changed") != NULL,
 	   "a state older than PKG.part is refused: %s", err);
 	ok(mc_state_save(pkg, fd, &st, err, sizeof err) == 0, "saved again");
 	ok(ftruncate(fd, 5) == 0, "PKG.part truncated");
-	ok(mc_state_load(pkg, fd, &back, err, sizeof err) == -1, "a truncated PKG.part is noticed: %s", err);
+	ok(mc_state_load(pkg, fd, &back, err, sizeof err) == -EBADMSG, "a truncated PKG.part is noticed: %s", err);
 	ok(mc_state_save(pkg, fd, &st, err, sizeof err) == 0, "saved again");
 	ok(mc_state_load(pkg, -1, &back, err, sizeof err) == 1, "without PKG.part, no check");
 	mc_state_free(&back);
@@ -85,8 +87,25 @@ static void test_round_trip(void)
 	int sfd = open(path, O_WRONLY);
 	ok(sfd >= 0 && pwrite(sfd, "X", 1, 40) == 1, "state damaged");
 	close(sfd);
-	ok(mc_state_load(pkg, fd, &back, err, sizeof err) == -1 && strstr(err, "damaged") != NULL, "damage found: %s", err);
+	ok(mc_state_load(pkg, fd, &back, err, sizeof err) == -EBADMSG && strstr(err, "damaged") != NULL, "damage found: %s", err);
+
+	/* Held elsewhere: the lock is per open file, so a second open here is another program's. */
+	snprintf(path, sizeof path, "%s.part", pkg);
+	int fd2 = open(path, O_RDWR);
+	ok(fd2 >= 0 && mc_state_lock(fd2) == -EWOULDBLOCK, "a held PKG.part: mc_state_lock says -EWOULDBLOCK");
+	close(fd2);
+	err[0] = '\0';
+	ok(mc_state_open_part(pkg, err, sizeof err) == -EWOULDBLOCK && strstr(err, "in use by another process"),
+	   "mc_state_open_part of a held PKG.part: -EWOULDBLOCK: %s", err);
+
+	/* More than the file system holds: -ENOSPC naming what is short, errno left alone. */
+	errno = 0;
+	ok(mc_state_space_check(pkg, ".part", fd, UINT64_MAX / 2, err, sizeof err) == -ENOSPC && errno == 0 &&
+	       strstr(err, "not enough space") != NULL,
+	   "space check: -ENOSPC: %s", err);
+	ok(mc_state_space_check(pkg, ".part", fd, 1, err, sizeof err) == 0, "space check: one byte fits");
 	close(fd);
+	ok(mc_state_lock(-1) == -EBADF, "mc_state_lock of a bad fd: flock's -EBADF");
 }
 
 int main(void)
