@@ -30,12 +30,13 @@
  * mc_manifest_parse, mc_manifest_encode*, mc_manifest_unlock*,
  * mc_chunk_check_init), pkgread (list, extract, verify), resume, sink_pkg,
  * sink_target, mc_image_decode, state (mc_state_*), workq (its callbacks
- * too), disk, fsmap (mc_extents_add, mc_fsmap; its device callbacks for
+ * too), net (setup, send and receive), txloop (mc_txloop_open, _run and
+ * its io ops), disk, fsmap (mc_extents_add, mc_fsmap; its device callbacks for
  * libntfs-3g and libtsk answer -1 and errno, as those libraries ask).
  *
  * Not yet (each still to be brought to it): -1 with errno set as the
- * meaning in target (fail()), tstate, image (create side), net (send),
- * txloop; -1 with a reason only in crypto, net, source's setup, repair,
+ * meaning in target (fail()), tstate, image (create side); -1 with a
+ * reason only in crypto, source's setup, repair,
  * pkgcreate (mc_pkg_create and mc_pkg_rewrap return -1) and the
  * mc_manifest sign and seal calls; negative enums in source (MC_SOURCE_*)
  * and signatures (mc_sig_result).

@@ -46,14 +46,15 @@ int mc_net_group(const char *group, uint16_t port, const char *iface, struct mc_
 	if (iface && *iface) {
 		g->ifindex = if_nametoindex(iface);
 		if (g->ifindex == 0) {
-			snprintf(err, errlen, "interface %s: %s", iface, strerror(errno));
-			return -1;
+			int e = errno ? errno : ENODEV;
+			snprintf(err, errlen, "interface %s: %s", iface, strerror(e));
+			return -e;
 		}
 	}
 	if (inet_pton(AF_INET, group, &s4->sin_addr) == 1) {
 		if (!IN_MULTICAST(ntohl(s4->sin_addr.s_addr))) {
 			snprintf(err, errlen, "group %s: not an IPv4 multicast address (224.0.0.0/4)", group);
-			return -1;
+			return -EINVAL;
 		}
 		/*
 		 * 224.0.0.0/24 is the link-local control block (OSPF, VRRP, mDNS):
@@ -64,7 +65,7 @@ int mc_net_group(const char *group, uint16_t port, const char *iface, struct mc_
 			snprintf(err, errlen, "group %s: in 224.0.0.0/24, the link-local control block every switch "
 				 "floods to every port: use an administratively scoped group in 239.0.0.0/8, such as %s",
 				 group, MC_DEFAULT_GROUP4);
-			return -1;
+			return -EINVAL;
 		}
 		s4->sin_family = AF_INET;
 		s4->sin_port = htons(port);
@@ -76,7 +77,7 @@ int mc_net_group(const char *group, uint16_t port, const char *iface, struct mc_
 	if (inet_pton(AF_INET6, group, &s6->sin6_addr) == 1) {
 		if (!IN6_IS_ADDR_MULTICAST(&s6->sin6_addr)) {
 			snprintf(err, errlen, "group %s: not an IPv6 multicast address (ff00::/8)", group);
-			return -1;
+			return -EINVAL;
 		}
 		s6->sin6_family = AF_INET6;
 		s6->sin6_port = htons(port);
@@ -100,11 +101,11 @@ int mc_net_group(const char *group, uint16_t port, const char *iface, struct mc_
 		struct in6_addr a6;
 		if (inet_pton(AF_INET, host, &a6) == 1 || inet_pton(AF_INET6, host, &a6) == 1) {
 			snprintf(err, errlen, "group %s: give the port with -p: -g %s -p %s", group, host, colon + 1);
-			return -1;
+			return -EINVAL;
 		}
 	}
 	snprintf(err, errlen, "group %s: not an IP address", group);
-	return -1;
+	return -EINVAL;
 }
 
 unsigned mc_net_route_mtu(const struct mc_group *g)
@@ -205,12 +206,12 @@ static const char *iface_hint(const struct mc_group *g, int e)
 
 int mc_net_listen(const struct mc_group *g, int gro, char *err, size_t errlen)
 {
-	int fd, one = 1;
+	int fd, one = 1, e;
 
 	fd = socket(g->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: socket: %s", g->text, strerror(errno));
-		return -1;
+		return -errno;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
@@ -246,18 +247,19 @@ int mc_net_listen(const struct mc_group *g, int gro, char *err, size_t errlen)
 	}
 	return fd;
 fail:
+	e = errno;
 	close(fd);
-	return -1;
+	return -e;
 }
 
 int mc_net_sender(const struct mc_group *g, int ttl, char *err, size_t errlen)
 {
-	int fd, one = 1;
+	int fd, one = 1, e;
 
 	fd = socket(g->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: socket: %s", g->text, strerror(errno));
-		return -1;
+		return -errno;
 	}
 	bigbuf(fd, SO_SNDBUF, SO_SNDBUFFORCE, SNDBUF);
 	if (g->family == AF_INET) {
@@ -288,8 +290,9 @@ int mc_net_sender(const struct mc_group *g, int ttl, char *err, size_t errlen)
 	}
 	return fd;
 fail:
+	e = errno;
 	close(fd);
-	return -1;
+	return -e;
 }
 
 int mc_net_gso_ok(int fd)
@@ -300,7 +303,7 @@ int mc_net_gso_ok(int fd)
 	return getsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, &l) == 0;
 }
 
-/* One sendmsg of datagrams of seg bytes each (the last possibly shorter) with UDP GSO. Returns 0 or -1. */
+/* One sendmsg of datagrams of seg bytes each (the last possibly shorter) with UDP GSO. Returns 0 or -errno. */
 static int send_gso(int fd, const struct mc_group *g, struct iovec *iov, size_t niov, uint16_t seg)
 {
 	union {
@@ -323,7 +326,7 @@ static int send_gso(int fd, const struct mc_group *g, struct iovec *iov, size_t 
 	c->cmsg_type = UDP_SEGMENT;
 	c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
 	memcpy(CMSG_DATA(c), &seg, sizeof seg);
-	return sendmsg(fd, &mh, 0) < 0 ? -1 : 0;
+	return sendmsg(fd, &mh, 0) < 0 ? -errno : 0;
 }
 
 /* The session key's context (mc_net_set_auth), NULL when sessions are not authenticated. */
@@ -355,16 +358,15 @@ static int send_batch_auth(int fd, const struct mc_group *g, struct iovec *iov, 
 		for (unsigned d = 0; d < k; d++) {
 			v[3 * d] = iov[2 * (d0 + d)];
 			v[3 * d + 1] = iov[2 * (d0 + d) + 1];
-			if (mc_auth_seal(net_auth, &v[3 * d], 2, tr[d]) < 0) {
-				errno = EIO;
-				return -1;
-			}
+			if (mc_auth_seal(net_auth, &v[3 * d], 2, tr[d]) < 0)
+				return -EIO;
 			v[3 * d + 2].iov_base = tr[d];
 			v[3 * d + 2].iov_len = MC_AUTH_LEN;
 		}
 		if (gso) {
-			if (send_gso(fd, g, v, 3 * k, (uint16_t)(seg + MC_AUTH_LEN)) < 0)
-				return -1;
+			int rc = send_gso(fd, g, v, 3 * k, (uint16_t)(seg + MC_AUTH_LEN));
+			if (rc < 0)
+				return rc;
 		} else {
 			struct mmsghdr msgs[MAXD];
 			for (unsigned d = 0; d < k; d++) {
@@ -377,7 +379,7 @@ static int send_batch_auth(int fd, const struct mc_group *g, struct iovec *iov, 
 			for (unsigned done = 0; done < k;) {
 				int r = sendmmsg(fd, msgs + done, k - done, 0);
 				if (r < 0)
-					return -1;
+					return -errno;
 				done += (unsigned)r;
 			}
 		}
@@ -404,7 +406,7 @@ int mc_net_send_batch(int fd, const struct mc_group *g, struct iovec *iov, unsig
 	for (unsigned done = 0; done < n;) {
 		int r = sendmmsg(fd, msgs + done, n - done, 0);
 		if (r < 0)
-			return -1;
+			return -errno;
 		done += (unsigned)r;
 	}
 	return 0;
@@ -416,19 +418,17 @@ int mc_net_send(int fd, const struct mc_group *g, const void *buf, size_t len)
 		uint8_t tr[MC_AUTH_LEN];
 		struct iovec v[2] = {{(void *)buf, len}, {tr, MC_AUTH_LEN}};
 		struct msghdr mh;
-		if (mc_auth_seal(net_auth, v, 1, tr) < 0) {
-			errno = EIO;
-			return -1;
-		}
+		if (mc_auth_seal(net_auth, v, 1, tr) < 0)
+			return -EIO;
 		memset(&mh, 0, sizeof mh);
 		mh.msg_name = (void *)&g->sa;
 		mh.msg_namelen = g->salen;
 		mh.msg_iov = v;
 		mh.msg_iovlen = 2;
-		return sendmsg(fd, &mh, 0) < 0 ? -1 : 0;
+		return sendmsg(fd, &mh, 0) < 0 ? -errno : 0;
 	}
 	if (sendto(fd, buf, len, 0, (const struct sockaddr *)&g->sa, g->salen) < 0)
-		return -1;
+		return -errno;
 	return 0;
 }
 
@@ -445,7 +445,7 @@ int mc_net_rx_init(struct mc_rx *rx, unsigned n, size_t size)
 	rx->segsize = calloc(n, sizeof *rx->segsize);
 	if (!rx->bufs || !rx->msgs || !rx->iov || !rx->from || !rx->cmsg || !rx->segsize) {
 		mc_net_rx_free(rx);
-		return -1;
+		return -ENOMEM;
 	}
 	return 0;
 }
@@ -478,7 +478,7 @@ int mc_net_rx(int fd, struct mc_rx *rx)
 	}
 	r = recvmmsg(fd, rx->msgs, rx->n, MSG_DONTWAIT, NULL);
 	if (r < 0)
-		return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+		return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -errno;
 	for (int i = 0; i < r; i++) {
 		struct msghdr *mh = &rx->msgs[i].msg_hdr;
 		rx->segsize[i] = 0;

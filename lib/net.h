@@ -17,8 +17,9 @@ struct mc_group {
 
 /*
  * Parses GROUP (must be an IPv4 or IPv6 multicast address) and resolves
- * IFACE (NULL: none). port is stored in sa. Returns 0 or -1 with a reason
- * naming the address or interface in err.
+ * IFACE (NULL: none). port is stored in sa. Returns 0, or -EINVAL (not a
+ * multicast address we take) or if_nametoindex's -errno (-ENODEV: no such
+ * interface), with a reason naming the address or interface in err.
  */
 int mc_net_group(const char *group, uint16_t port, const char *iface, struct mc_group *g, char *err, size_t errlen);
 
@@ -34,14 +35,16 @@ void mc_net_group_port(const struct mc_group *g, uint16_t port, struct mc_group 
 /*
  * A socket bound to the group and its port, joined on g's interface, with a
  * large receive buffer, non-blocking. gro: ask for UDP GRO (coalesced
- * datagrams, split again by mc_net_rx). Returns fd or -1 with reason.
+ * datagrams, split again by mc_net_rx). Returns fd, or the failed call's
+ * -errno with the reason (naming the group) in err.
  */
 int mc_net_listen(const struct mc_group *g, int gro, char *err, size_t errlen);
 
 /*
  * A socket for sending to groups: TTL/hop limit, outgoing interface,
  * multicast loopback on (receivers may share the host), large send buffer,
- * non-blocking. Returns fd or -1 with reason.
+ * non-blocking. Returns fd, or the failed call's -errno with the reason in
+ * err.
  */
 int mc_net_sender(const struct mc_group *g, int ttl, char *err, size_t errlen);
 
@@ -51,19 +54,21 @@ int mc_net_gso_ok(int fd);
 /*
  * Sends the datagrams gathered in iov (their concatenation, each seg bytes,
  * the last possibly shorter) to g: with UDP GSO as one call when gso is set,
- * else one datagram per sendmmsg entry. Returns 0, or -1 (errno; EAGAIN
- * when the socket buffer is full, EIO/EINVAL when GSO is refused).
+ * else one datagram per sendmmsg entry. Returns 0, or the call's -errno
+ * (-EAGAIN when the socket buffer is full, -EIO/-EINVAL when GSO is
+ * refused; -EIO also when authentication cannot seal).
  */
 #include <sys/uio.h>
 int mc_net_send_batch(int fd, const struct mc_group *g, struct iovec *iov, unsigned niov, uint16_t seg, int gso);
 
-/* Sends one datagram to g (non-blocking; EAGAIN counts as dropped). Returns 0 or -1. */
+/* Sends one datagram to g (non-blocking; -EAGAIN counts as dropped). Returns 0 or the call's -errno. */
 int mc_net_send(int fd, const struct mc_group *g, const void *buf, size_t len);
 
 /*
  * Batched receive. mc_net_rx_init allocates n message buffers of size bytes
  * each (64K to hold a GRO super-datagram). mc_net_rx reads what is queued
- * without blocking and returns the number of messages (0: none, -1: error);
+ * without blocking and returns the number of messages (0: none, else
+ * recvmmsg's -errno); mc_net_rx_init returns 0 or -ENOMEM;
  * mc_net_rx_seg then walks each message's datagrams (split by the GRO
  * segment size the kernel reports).
  */

@@ -212,9 +212,13 @@ int mc_rxloop_open(struct mc_rxloop *l, char *err, size_t errlen)
 {
 	socklen_t rl = sizeof l->info.rcvbuf;
 
-	if ((l->data = mc_net_listen(&l->cfg.g, 1, err, errlen)) < 0 || (l->fbl = mc_net_listen(&l->cfg.gfb, 0, err, errlen)) < 0 ||
-	    (l->tx = mc_net_sender(&l->cfg.gfb, l->cfg.ttl, err, errlen)) < 0)
-		return errno ? -errno : -EIO;
+	/* A negative code left in a socket's place is no socket: mc_rxloop_free closes only those >= 0. */
+	if ((l->data = mc_net_listen(&l->cfg.g, 1, err, errlen)) < 0)
+		return l->data;
+	if ((l->fbl = mc_net_listen(&l->cfg.gfb, 0, err, errlen)) < 0)
+		return l->fbl;
+	if ((l->tx = mc_net_sender(&l->cfg.gfb, l->cfg.ttl, err, errlen)) < 0)
+		return l->tx;
 	if (getsockopt(l->data, SOL_SOCKET, SO_RCVBUF, &l->info.rcvbuf, &rl) < 0)
 		l->info.rcvbuf = 0;
 	l->info.start_ms = mc_now_ms();
@@ -284,10 +288,11 @@ static void send_feedback(struct mc_rxloop *l, uint64_t now)
 	size_t fl;
 
 	while ((fl = mc_recv_feedback(l->r, fb, sizeof fb)) > 0) {
-		if (mc_net_send(l->tx, &l->cfg.gfb, fb, fl) < 0 && errno != EAGAIN && errno != ENOBUFS) {
+		int rc = mc_net_send(l->tx, &l->cfg.gfb, fb, fl);
+		if (rc < 0 && rc != -EAGAIN && rc != -ENOBUFS) {
 			/* The sender never hears this receiver: no repair, not counted. Say so, now and then. */
 			if (l->info.fb_failed++ == 0 || now - l->fb_failed_ms >= FB_SAY_MS) {
-				report(l, MC_RXL_EV_FEEDBACK, 0, errno, now);
+				report(l, MC_RXL_EV_FEEDBACK, 0, -rc, now);
 				l->fb_failed_ms = now;
 			}
 		}

@@ -84,10 +84,11 @@ static int real_send_batch(void *ctx, struct iovec *iov, unsigned nseg, uint16_t
 	struct mc_txloop *l = ctx;
 
 	for (;;) {
-		if (mc_net_send_batch(l->tx, &l->cfg.g, iov, 2 * nseg, seg, gso) == 0)
+		int rc = mc_net_send_batch(l->tx, &l->cfg.g, iov, 2 * nseg, seg, gso);
+		if (rc == 0)
 			return 0;
-		if (errno != EAGAIN && errno != ENOBUFS)
-			return -1;
+		if (rc != -EAGAIN && rc != -ENOBUFS)
+			return rc;
 		struct pollfd pfd = {l->tx, POLLOUT, 0};
 		poll(&pfd, 1, 10);
 	}
@@ -135,9 +136,7 @@ static int real_read(void *ctx, uint64_t off, void *buf, size_t len)
 
 	if (r == (ssize_t)len)
 		return 0;
-	if (r >= 0)
-		errno = ENODATA;
-	return -1;
+	return r >= 0 ? -ENODATA : -errno;
 }
 
 static void report(struct mc_txloop *l, int kind, unsigned arg, unsigned arg2, int e, const char *msg)
@@ -272,7 +271,8 @@ static int past_max_time(const struct mc_txloop *l)
 /*
  * Sends iov (header/symbol pairs) as paced GSO batches, falling back to
  * sendmmsg if GSO is refused. Returns 0 sent, 1 not sent because the session
- * ended while it waited for its turn, -1 error or signal.
+ * ended while it waited for its turn, -EINTR on a signal, else the send's
+ * negative code (the reason in l->err).
  */
 static int send_batch(struct mc_txloop *l, struct iovec *iov, unsigned nseg, uint16_t seg)
 {
@@ -286,30 +286,31 @@ static int send_batch(struct mc_txloop *l, struct iovec *iov, unsigned nseg, uin
 		announce_due(l);
 		l->io.wait(l->io.ctx, w > 2000000 ? 2000000 : w);
 		if (stopped(l))
-			return -1;
+			return -EINTR;
 	}
 	for (;;) {
-		if (l->io.send_batch(l->io.ctx, iov, nseg, seg, l->info.gso) == 0)
+		int rc = l->io.send_batch(l->io.ctx, iov, nseg, seg, l->info.gso);
+		if (rc == 0)
 			break;
-		if (l->info.gso && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT)) {
-			report(l, MC_TXL_EV_NOGSO, 0, 0, errno, NULL);
+		if (l->info.gso && (rc == -EIO || rc == -EINVAL || rc == -ENOPROTOOPT)) {
+			report(l, MC_TXL_EV_NOGSO, 0, 0, -rc, NULL);
 			l->info.gso = 0;
 			continue;
 		}
-		if (errno == EINTR) {
+		if (rc == -EINTR) {
 			if (stopped(l))
-				return -1;
+				return rc;
 			continue;
 		}
-		if (errno == EMSGSIZE)
+		if (rc == -EMSGSIZE)
 			snprintf(l->err, l->errlen, "%s: send: %s: --mtu %u is more than the way to the group takes", g->text,
-				 strerror(errno), l->cfg.mtu);
-		else if (errno == ENETUNREACH && g->ifindex == 0)
+				 strerror(-rc), l->cfg.mtu);
+		else if (rc == -ENETUNREACH && g->ifindex == 0)
 			snprintf(l->err, l->errlen, "%s: send: %s (no route to the group: name the interface with -i)", g->text,
-				 strerror(errno));
+				 strerror(-rc));
 		else
-			snprintf(l->err, l->errlen, "%s: send: %s", g->text, strerror(errno));
-		return -1;
+			snprintf(l->err, l->errlen, "%s: send: %s", g->text, strerror(-rc));
+		return rc;
 	}
 	mc_pace_spend(&l->pace, bytes);
 	l->meas_bytes += bytes;
@@ -318,12 +319,19 @@ static int send_batch(struct mc_txloop *l, struct iovec *iov, unsigned nseg, uin
 	return 0;
 }
 
+/* A read of the package that failed (io.read's code): the reason into l->err. */
+static void read_failed(struct mc_txloop *l, int rc)
+{
+	snprintf(l->err, l->errlen, "%s: read: %s", l->pkg->path,
+		 rc == -ENODATA ? "file shrank while sending" : strerror(-rc));
+}
+
 /*
  * A signed package's payload did not match its digest at the end of the first
  * pass: reads and hashes chunk after chunk (SHA-256, as the receivers do) for
  * the first bad one. Returns 0 with its index in *bad (MC_CHUNK_CHECK_WHOLE
- * when every chunk matches: the payload digest itself is wrong), or -1 with
- * the reason in l->err (a read failed).
+ * when every chunk matches: the payload digest itself is wrong), or a
+ * negative code with the reason in l->err (-ENOMEM, a read that failed).
  */
 static int find_bad_chunk(struct mc_txloop *l, uint32_t *bad)
 {
@@ -339,16 +347,16 @@ static int find_bad_chunk(struct mc_txloop *l, uint32_t *bad)
 			if (nb == NULL) {
 				free(buf);
 				snprintf(l->err, l->errlen, "out of memory");
-				return -1;
+				return -ENOMEM;
 			}
 			buf = nb;
 			cap = len;
 		}
-		if (l->io.read(l->io.ctx, mc_manifest_chunk_off(m, c), buf, len) < 0) {
-			snprintf(l->err, l->errlen, "%s: read: %s", l->pkg->path,
-				 errno == ENODATA ? "file shrank while sending" : strerror(errno));
+		int rc = l->io.read(l->io.ctx, mc_manifest_chunk_off(m, c), buf, len);
+		if (rc < 0) {
+			read_failed(l, rc);
 			free(buf);
-			return -1;
+			return rc;
 		}
 		mc_chunk_digest(m, buf, len, d);
 		if (memcmp(d, m->digests + (size_t)c * MC_DIGEST_LEN, MC_DIGEST_LEN) != 0) {
@@ -360,25 +368,29 @@ static int find_bad_chunk(struct mc_txloop *l, uint32_t *bad)
 	return 0;
 }
 
-/* Reads each block of a window from the package, checks it in the first pass, and computes its repair symbols. */
+/*
+ * Reads each block of a window from the package, checks it in the first
+ * pass, and computes its repair symbols. Returns 0, or a negative code with
+ * the reason in l->err (-EBADMSG: the package is damaged, said as an event).
+ */
 static int code_window(struct mc_txloop *l, unsigned nj)
 {
 	const struct mc_pkg *pkg = l->pkg;
 	uint16_t sym = l->info.sym;
+	int rc;
 
 	for (unsigned j = 0; j < nj; j++) {
 		const struct mc_sender_job *job = &l->jobs[j];
 		struct slot *w = &l->win[j];
-		if (l->io.read(l->io.ctx, job->b.off, w->block, job->b.len) < 0) {
-			snprintf(l->err, l->errlen, "%s: read: %s", pkg->path,
-				 errno == ENODATA ? "file shrank while sending" : strerror(errno));
-			return -1;
+		if ((rc = l->io.read(l->io.ctx, job->b.off, w->block, job->b.len)) < 0) {
+			read_failed(l, rc);
+			return rc;
 		}
 		uint32_t bad;
 		if (mc_chunk_check_feed(&l->check, job->b.off, w->block, job->b.len, &bad) < 0) {
 			char msg[1024];
-			if (bad == MC_CHUNK_CHECK_WHOLE && find_bad_chunk(l, &bad) < 0)
-				return -1;
+			if (bad == MC_CHUNK_CHECK_WHOLE && (rc = find_bad_chunk(l, &bad)) < 0)
+				return rc;
 			if (bad == MC_CHUNK_CHECK_WHOLE) {
 				snprintf(msg, sizeof msg, "%s: the payload does not match its digest, although each chunk matches "
 					 "its own: the package is damaged (mcast-pack verify)", pkg->path);
@@ -391,12 +403,12 @@ static int code_window(struct mc_txloop *l, unsigned nj)
 			}
 			report(l, MC_TXL_EV_DAMAGED, bad, 0, 0, msg);
 			l->damaged = 1;
-			return -1;
+			return -EBADMSG;
 		}
 		memset(w->block + job->b.len, 0, (size_t)job->b.k * sym - job->b.len);
 		if (mc_sender_datagrams(l->fec, l->info.session, sym, job, w->block, w->repair, w->hdr, w->syms) < 0) {
 			snprintf(l->err, l->errlen, "%s: erasure coder failed", pkg->path);
-			return -1;
+			return -EIO;
 		}
 	}
 	return 0;
@@ -405,7 +417,8 @@ static int code_window(struct mc_txloop *l, unsigned nj)
 /*
  * Sends a coded window: the datagrams of all its blocks interleaved
  * (mc_sender_interleave), cut into paced GSO batches. Feedback and the end
- * rule wait until it is out, --max-time aside. Returns 0 or -1.
+ * rule wait until it is out, --max-time aside. Returns 0 or send_batch's
+ * negative code.
  */
 static int send_window(struct mc_txloop *l, unsigned nj)
 {
@@ -431,7 +444,7 @@ static int send_window(struct mc_txloop *l, unsigned nj)
 		announce_due(l);
 	}
 	l->sending = 0;
-	return rc < 0 ? -1 : 0;
+	return rc < 0 ? rc : 0;
 }
 
 struct mc_txloop *mc_txloop_new(const struct mc_txloop_cfg *cfg, char *err, size_t errlen)
@@ -493,9 +506,11 @@ int mc_txloop_open(struct mc_txloop *l, char *err, size_t errlen)
 	if (!l->real) {
 		l->info.gso = l->cfg.gso;
 	} else {
-		if ((l->tx = mc_net_sender(&l->cfg.g, l->cfg.ttl, err, errlen)) < 0 ||
-		    (l->fb = mc_net_listen(&l->cfg.gfb, 0, err, errlen)) < 0)
-			return errno ? -errno : -EIO;
+		/* A negative code left in tx or fb is no socket: mc_txloop_free closes only those >= 0. */
+		if ((l->tx = mc_net_sender(&l->cfg.g, l->cfg.ttl, err, errlen)) < 0)
+			return l->tx;
+		if ((l->fb = mc_net_listen(&l->cfg.gfb, 0, err, errlen)) < 0)
+			return l->fb;
 		l->info.gso = mc_net_gso_ok(l->tx);
 	}
 	/*
@@ -562,12 +577,15 @@ int mc_txloop_run(struct mc_txloop *l, char *err, size_t errlen)
 			continue;
 		}
 		was_idle = 0;
-		if (code_window(l, nj) < 0 || send_window(l, nj) < 0) {
+		int rc = code_window(l, nj);
+		if (rc == 0)
+			rc = send_window(l, nj);
+		if (rc < 0) {
 			if (stopped(l))
 				continue;
 			if (l->damaged)
 				return MC_END_DAMAGED; /* receivers keep what they verified and hear why it ended */
-			return -1;
+			return rc;
 		}
 	}
 }

@@ -23,7 +23,7 @@ enum mc_txloop_evkind {
 	MC_TXL_EV_PROGRESS, /* four times a second (arg: 1 forced, the last one) */
 	MC_TXL_EV_PASS,     /* pass arg done */
 	MC_TXL_EV_RATE,     /* the rate changed (mc_txloop_info: rate) */
-	MC_TXL_EV_NOGSO,    /* UDP GSO refused (errno in err): datagram by datagram from now on */
+	MC_TXL_EV_NOGSO,    /* UDP GSO refused (the errno, positive, in err): datagram by datagram from now on */
 	MC_TXL_EV_DAMAGED,  /* a chunk of the package does not match its digest (msg): the session ends (MC_END_DAMAGED) */
 };
 
@@ -44,17 +44,18 @@ struct mc_txloop_io {
 	uint64_t (*now_ns)(void *ctx);
 	/* Waits up to ns, or less when feedback comes in. */
 	void (*wait)(void *ctx, uint64_t ns);
-	/* One datagram to the group. Returns 0 or -1 (counted as dropped). */
+	/* One datagram to the group. Returns 0 or a negative errno code (counted as dropped). */
 	int (*send)(void *ctx, const void *buf, size_t len);
 	/*
 	 * nseg datagrams of seg bytes, each a header/symbol pair of iov (2 * nseg
-	 * entries), with UDP GSO when gso is set. Returns 0 or -1 with errno:
-	 * EIO, EINVAL or ENOPROTOOPT when GSO is refused, EINTR, else fatal.
+	 * entries), with UDP GSO when gso is set. Returns 0 or a negative errno
+	 * code: -EIO, -EINVAL or -ENOPROTOOPT when GSO is refused, -EINTR, else
+	 * fatal (lib/exitcode.h: never through errno).
 	 */
 	int (*send_batch)(void *ctx, struct iovec *iov, unsigned nseg, uint16_t seg, int gso);
 	/* One feedback datagram into buf, its sender in *from: returns its length, 0 when none is waiting. */
 	size_t (*recv)(void *ctx, uint8_t *buf, size_t cap, struct sockaddr_storage *from);
-	/* Payload bytes [off, off + len) of the package. Returns 0 or -1 (errno; ENODATA: the file shrank). */
+	/* Payload bytes [off, off + len) of the package. Returns 0 or a negative errno code (-ENODATA: the file shrank). */
 	int (*read)(void *ctx, uint64_t off, void *buf, size_t len);
 };
 
@@ -92,12 +93,13 @@ struct mc_txloop_info {
  */
 struct mc_txloop *mc_txloop_new(const struct mc_txloop_cfg *cfg, char *err, size_t errlen);
 
-/* Opens the sockets (not with cfg.io) and starts the pacer. Returns 0 or a negative errno-like code with the reason in err. */
+/* Opens the sockets (not with cfg.io) and starts the pacer. Returns 0 or the failed call's -errno with the reason in err. */
 int mc_txloop_open(struct mc_txloop *l, char *err, size_t errlen);
 
 /*
- * Runs the session until it is over; returns why (enum mc_end_reason), or
- * -1 on an error (reason in err: a send or read that failed).
+ * Runs the session until it is over; returns why (enum mc_end_reason, 0 or
+ * more), or a negative errno code with the reason in err: a send or read
+ * that failed (-ENODATA: the package shrank), -ENOMEM, -EIO (the coder).
  */
 int mc_txloop_run(struct mc_txloop *l, char *err, size_t errlen);
 

@@ -491,7 +491,7 @@ static int sim_run(const struct sim_cfg *cfg, struct sim_res *out)
 	tc.session = 0x5151;
 	sim_tick_rx(); /* receivers there from the start hear the first datagram */
 	if ((l = mc_txloop_new(&tc, err, sizeof err)) == NULL || mc_txloop_open(l, err, sizeof err) < 0 ||
-	    mc_txloop_run(l, err, sizeof err) == -1) {
+	    mc_txloop_run(l, err, sizeof err) < 0) {
 		fprintf(stderr, "sim: %s\n", err);
 		mc_txloop_free(l);
 		goto out;

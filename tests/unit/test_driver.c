@@ -494,6 +494,78 @@ static void test_fake_clock(void)
 	mc_pkg_close(&p);
 }
 
+/* The send driver's io failing: its codes come back as codes (lib/exitcode.h), never through errno. */
+static struct {
+	uint64_t now, cut;  /* ns; reads at or past cut fail with -ENODATA (the file shrank) */
+	unsigned batches, nogso, nogso_err;
+} ef;
+
+static uint64_t ef_now(void *ctx) { return ef.now; }
+static void ef_wait(void *ctx, uint64_t ns) { ef.now += ns ? ns : 1000; }
+static int ef_send(void *ctx, const void *buf, size_t len) { return 0; }
+static size_t ef_recv(void *ctx, uint8_t *buf, size_t cap, struct sockaddr_storage *from) { return 0; }
+
+static int ef_send_batch(void *ctx, struct iovec *iov, unsigned nseg, uint16_t seg, int gso)
+{
+	errno = ENOSPC; /* never the answer */
+	if (gso)
+		return -EIO; /* GSO refused: the driver goes on datagram by datagram */
+	ef.batches++;
+	return 0;
+}
+
+static int ef_read(void *ctx, uint64_t off, void *buf, size_t len)
+{
+	errno = EPERM; /* never the answer */
+	if (off + len > ef.cut)
+		return -ENODATA;
+	memcpy(buf, payload + off, len);
+	return 0;
+}
+
+static void ef_report(void *ctx, struct mc_txloop *l, const struct mc_txloop_ev *ev)
+{
+	if (ev->kind == MC_TXL_EV_NOGSO) {
+		ef.nogso++;
+		ef.nogso_err = (unsigned)ev->err;
+	}
+}
+
+static void test_io_errors(void)
+{
+	static const struct mc_txloop_io io = {NULL, ef_now, ef_wait, ef_send, ef_send_batch, ef_recv, ef_read};
+	struct mc_txloop_cfg c;
+	struct mc_txloop *l;
+	struct mc_pkg p;
+	char err[512] = "";
+	int reason = 0;
+
+	memset(&ef, 0, sizeof ef);
+	ef.now = 1000000000000ULL;
+	ef.cut = psize / 2;
+	ok(mc_pkg_open(pkgpath, &p, err, sizeof err) == 0, "io errors: package opens");
+	memset(&c, 0, sizeof c);
+	mc_net_group("239.9.9.9", 7500, NULL, &c.g, err, sizeof err);
+	mc_net_group_port(&c.g, 7501, &c.gfb);
+	c.pkg = &p;
+	c.rate = 1000000000;
+	c.mtu = 1500;
+	c.core.linger_ms = 300;
+	c.io = &io;
+	c.gso = 1;
+	c.session = 0x4321;
+	c.report = ef_report;
+	if ((l = mc_txloop_new(&c, err, sizeof err)) != NULL && mc_txloop_open(l, err, sizeof err) == 0)
+		reason = mc_txloop_run(l, err, sizeof err);
+	ok(ef.nogso == 1 && ef.nogso_err == EIO && ef.batches > 0,
+	   "io errors: a batch refused with -EIO under GSO is said once (err %u) and the rest go without (%u batches)",
+	   ef.nogso_err, ef.batches);
+	ok(reason == -ENODATA && strstr(err, "file shrank while sending") != NULL,
+	   "io errors: a read that fails with -ENODATA ends the run with -ENODATA (%d): %s", reason, err);
+	mc_txloop_free(l);
+	mc_pkg_close(&p);
+}
+
 int main(void)
 {
 	if (mkdtemp(dir) == NULL)
@@ -503,6 +575,7 @@ int main(void)
 	ok(make_pkg() == 0, "package made");
 	test_resume();
 	test_fake_clock();
+	test_io_errors();
 	if (in_namespace())
 		test_session();
 	else
