@@ -31,17 +31,25 @@
  * mc_chunk_check_init), pkgread (list, extract, verify), resume, sink_pkg,
  * sink_target, mc_image_decode, state (mc_state_*), workq (its callbacks
  * too), net (setup, send and receive), txloop (mc_txloop_open, _run and
- * its io ops), disk, fsmap (mc_extents_add, mc_fsmap; its device callbacks for
+ * its io ops), source's setup (mc_source_global_init, _new, _check_spec),
+ * disk, fsmap (mc_extents_add, mc_fsmap; its device callbacks for
  * libntfs-3g and libtsk answer -1 and errno, as those libraries ask).
  *
  * Not yet (each still to be brought to it): -1 with errno set as the
  * meaning in target (fail()), tstate, image (create side); -1 with a
- * reason only in crypto, source's setup, repair,
+ * reason only in crypto, repair,
  * pkgcreate (mc_pkg_create and mc_pkg_rewrap return -1) and the
- * mc_manifest sign and seal calls; negative enums in source (MC_SOURCE_*)
- * and signatures (mc_sig_result).
- * Parsers that answer yes or no (mc_opt_*, mc_id_parse, mc_comp_parse,
- * mc_wire_decode) return -1 for "no": not an error convention.
+ * mc_manifest sign and seal calls; a negative enum in signatures
+ * (mc_sig_result).
+ *
+ * Answers, not errors (no errno, no code to pick an exit from): parsers
+ * that answer yes or no (mc_opt_*, mc_id_parse, mc_comp_parse,
+ * mc_wire_decode, mc_multipart_*, mc_content_range_parse) return -1 for
+ * "no"; mc_source_open and mc_source_fetch return a class, MC_SOURCE_*
+ * (ask again later, give the source up, stopped, stalled: leave it for
+ * now), the answer repair's retry policy needs whatever the cause was (an
+ * HTTP status, a TLS failure, a short body, an errno), ordered by how
+ * serious it is, with the reason in err.
  */
 
 #define MC_EXIT_OK 0         /* done and verified */

@@ -72,7 +72,10 @@ struct mc_source {
 
 int mc_source_global_init(void)
 {
-	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+	CURLcode c = curl_global_init(CURL_GLOBAL_DEFAULT);
+
+	/* libcurl fails here for want of memory, or of its TLS library: neither is an errno of ours. */
+	return c == CURLE_OK ? 0 : c == CURLE_OUT_OF_MEMORY ? -ENOMEM : -EIO;
 }
 
 void mc_source_global_cleanup(void)
@@ -102,7 +105,7 @@ int mc_source_new(const char *spec, const char *name, const struct mc_source_opt
 	*out = NULL;
 	if (s == NULL) {
 		snprintf(err, errlen, "out of memory");
-		return -1;
+		return -ENOMEM;
 	}
 	s->fd = -1;
 	s->parallel = o && o->parallel ? o->parallel : 1;
@@ -124,13 +127,13 @@ int mc_source_new(const char *spec, const char *name, const struct mc_source_opt
 		if (*p != '/') {
 			snprintf(err, errlen, "only local file:// URLs are supported");
 			free(s);
-			return -1;
+			return -EINVAL;
 		}
 		s->name = strdup(p);
 	} else if (strstr(spec, "://") != NULL) {
 		snprintf(err, errlen, "unsupported source (http://, https://, file:// or a path)");
 		free(s);
-		return -1;
+		return -EINVAL;
 	} else {
 		s->name = strdup(spec);
 	}
@@ -166,7 +169,7 @@ int mc_source_new(const char *spec, const char *name, const struct mc_source_opt
 nomem:
 	snprintf(err, errlen, "out of memory");
 	mc_source_free(s);
-	return -1;
+	return -ENOMEM;
 }
 
 int mc_source_check_spec(const char *spec, char *err, size_t errlen)

@@ -55,7 +55,16 @@ struct mc_range {
  */
 typedef int (*mc_source_sink)(void *ctx, unsigned slot, uint64_t off, const uint8_t *p, size_t len);
 
-/* Error classes of mc_source_open and mc_source_fetch (negative returns). */
+/*
+ * What to do with a source after mc_source_open or mc_source_fetch failed
+ * (their negative returns, the reason in err). A class, not an errno code:
+ * the answer to "ask it again later, give it up, stop, or leave it for
+ * now", which the caller's retry policy needs whatever the cause (an HTTP
+ * status, a TLS failure, a short body, an errno); ordered by how serious it
+ * is (the lowest wins when transfers fail differently). An allocation
+ * failure gives the source up (PERMANENT) and says "out of memory".
+ * lib/exitcode.h lists it beside the yes/no parsers.
+ */
 enum {
 	MC_SOURCE_TRANSIENT = -1, /* worth retrying later: connection, timeout, 5xx, 429, short body */
 	MC_SOURCE_PERMANENT = -2, /* this source will not do: 4xx, bad TLS, no such file, wrong package */
@@ -74,21 +83,23 @@ struct mc_source_stats {
 
 /*
  * Global set-up and clean-up of libcurl; call once around all sources (not
- * thread safe, as curl_global_init). Returns 0 or -1.
+ * thread safe, as curl_global_init). Returns 0, -ENOMEM, or -EIO (libcurl
+ * could not start its TLS library).
  */
 int mc_source_global_init(void);
 void mc_source_global_cleanup(void);
 
 /*
  * Prepares a source for spec; name is the package's file name, appended to
- * directory specs. Makes no request yet. Returns 0 and *out, or -1 with the
- * reason in err (bad URL scheme, out of memory).
+ * directory specs. Makes no request yet. Returns 0 and *out, or a negative
+ * errno code with the reason in err: -EINVAL (a URL scheme we do not read),
+ * -ENOMEM.
  */
 int mc_source_new(const char *spec, const char *name, const struct mc_source_opts *o,
 		  struct mc_source **out, char *err, size_t errlen);
 void mc_source_free(struct mc_source *s);
 
-/* Checks that spec names a kind of source this library reads. Returns 0, or -1 with the reason in err. */
+/* Checks that spec names a kind of source this library reads. Returns 0, or mc_source_new's code with the reason in err. */
 int mc_source_check_spec(const char *spec, char *err, size_t errlen);
 
 /* The resolved address or path, for messages. */
