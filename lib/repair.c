@@ -57,6 +57,7 @@ struct run {
 	char *err;
 	size_t errlen;
 	int failed;             /* local error inside the sink */
+	int code;               /* the first local error's negative code (lib/exitcode.h): what mc_repair_run returns */
 	/*
 	 * Chunks partly in the file (spans from the state): only their gaps are
 	 * fetched, into a copy of the chunk read from the file, which is verified
@@ -237,6 +238,27 @@ char *mc_repair_list_missing(const struct mc_state *st, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * A local error (its reason already in r->err): keeps its code, the first
+ * one, for mc_repair_run to return; the static functions here answer -1.
+ */
+static int lerr(struct run *r, int code)
+{
+	if (r->code == 0)
+		r->code = code < 0 ? code : -EIO;
+	return -1;
+}
+
+/*
+ * The same for a failed call to target.c or tstate.c: -1 there means errno
+ * holds the code (they are on exitcode.h's "Not yet" list), else the
+ * return is the code.
+ */
+static int lerr_call(struct run *r, int rc)
+{
+	return lerr(r, rc == -1 ? -(errno ? errno : EIO) : rc);
+}
+
 /* Makes the state durable: data first, then the map (as mcast-recv does). */
 static int save_state(struct run *r, int force)
 {
@@ -248,22 +270,25 @@ static int save_state(struct run *r, int force)
 		/* The target first, then its state: never a chunk marked that is not durable. */
 		if (r->tgt == NULL)
 			return 0;
-		if (mc_target_sync(r->tgt, r->err, r->errlen) < 0)
-			return -1;
+		int c = mc_target_sync(r->tgt, r->err, r->errlen);
+		if (c < 0)
+			return lerr_call(r, c);
 		sync_spans(r);
-		if (mc_tstate_save(r->o->state_path, &r->m, r->tid, &r->res->st, r->err, r->errlen) < 0)
-			return -1;
+		if ((c = mc_tstate_save(r->o->state_path, &r->m, r->tid, &r->res->st, r->err, r->errlen)) < 0)
+			return lerr_call(r, c);
 		r->last_save_ms = t;
 		r->dirty = 0;
 		return 0;
 	}
 	if (fdatasync(r->fd) < 0) {
-		snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", strerror(errno));
-		return -1;
+		int e = errno;
+		snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", strerror(e));
+		return lerr(r, -e);
 	}
 	sync_spans(r);
-	if (!r->in_place && mc_state_save(r->o->pkg, r->fd, &r->res->st, r->err, r->errlen) < 0)
-		return -1;
+	int c = r->in_place ? 0 : mc_state_save(r->o->pkg, r->fd, &r->res->st, r->err, r->errlen);
+	if (c < 0)
+		return lerr(r, c);
 	r->last_save_ms = t;
 	r->dirty = 0;
 	return 0;
@@ -290,9 +315,10 @@ static int chunk_store(struct run *r, uint32_t i, const uint8_t *buf)
 		 * bytes before they are written. The stored digest was checked by
 		 * every caller (chunk_ok, on r->m, the target's manifest): not twice.
 		 */
-		if (mc_target_put_verified(r->tgt, i, buf, len, r->err, r->errlen) < 0) {
-			if (errno != EBADMSG)
-				return -1;
+		int c = mc_target_put_verified(r->tgt, i, buf, len, r->err, r->errlen);
+		if (c < 0) {
+			if (c != -EBADMSG && (c != -1 || errno != EBADMSG)) /* target.c: -1 and errno, or the code */
+				return lerr_call(r, c);
 			r->bad[r->cur][i >> 3] |= (uint8_t)(1u << (i & 7));
 			ss->chunks_bad++;
 			emit(r, MC_REPAIR_EV_BAD, ss->name, "span digest mismatch after decoding", i, 0);
@@ -305,9 +331,9 @@ static int chunk_store(struct run *r, uint32_t i, const uint8_t *buf)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
-			snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part",
-				 strerror(w < 0 ? errno : ENOSPC));
-			return -1;
+			int e = w < 0 ? errno : ENOSPC;
+			snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", strerror(e));
+			return lerr(r, -e);
 		}
 		done += (uint32_t)w;
 	}
@@ -364,7 +390,7 @@ static int partial_take(struct run *r, struct pchunk *pc, uint32_t within, const
 		}
 		if ((pc->buf = malloc(r->m.chunk_size)) == NULL) {
 			snprintf(r->err, r->errlen, "out of memory");
-			return -1;
+			return lerr(r, -ENOMEM);
 		}
 		r->nbufs++;
 		/* What the file holds: the spans, and whatever is in the gaps (about to be replaced). */
@@ -376,8 +402,9 @@ static int partial_take(struct run *r, struct pchunk *pc, uint32_t within, const
 		else
 			got = pread(r->fd, pc->buf, len, (off_t)(r->l.payload_off + mc_manifest_chunk_off(&r->m, c)));
 		if (got < 0) {
-			snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->tgt ? "" : ".part", strerror(errno));
-			return -1;
+			int e = errno ? errno : EIO;
+			snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->tgt ? "" : ".part", strerror(e));
+			return lerr(r, -e);
 		}
 		memset(pc->buf + got, 0, len - (size_t)got);
 	}
@@ -484,17 +511,18 @@ static int open_target(struct run *r)
 	/* An encrypted package opened with --decrypt first: a key that does not open it touches nothing. */
 	if (r->m.is_encrypted && !r->m.unlocked && r->o->dkey) {
 		char why[256];
-		if (mc_manifest_unlock(&r->m, r->o->dkey, why, sizeof why) < 0) {
+		int c = mc_manifest_unlock(&r->m, r->o->dkey, why, sizeof why);
+		if (c < 0) {
 			snprintf(r->err, r->errlen, "%s: %s", r->o->target, why);
 			r->res->refused = 0;
-			return -1;
+			return lerr(r, c);
 		}
 	}
 	r->made_target = lstat(r->o->target, &sb) < 0 && errno == ENOENT;
 	r->tgt = mc_target_open(r->o->target, &r->m, 0, r->err, r->errlen);
 	if (r->tgt == NULL) {
 		r->res->refused = errno == EINVAL;
-		return -1;
+		return lerr_call(r, -1);
 	}
 	mc_target_identity(r->tgt, r->tid);
 	/*
@@ -507,7 +535,7 @@ static int open_target(struct run *r)
 	long n = mc_tstate_resume(r->o->state_path, r->tgt, &r->m, &r->res->st, why, sizeof why, r->err, r->errlen);
 	if (n < 0) {
 		r->res->refused = errno == EINVAL;
-		return -1;
+		return lerr_call(r, n == -1 ? -1 : (int)n);
 	}
 	r->dirty = 1;
 	return 0;
@@ -519,8 +547,9 @@ static int put_holes(struct run *r)
 	for (uint32_t i = 0; i < r->m.nchunks; i++) {
 		if (mc_state_has(&r->res->st, i) || !(mc_manifest_chunk_flags(&r->m, i) & MC_CHUNK_HOLE))
 			continue;
-		if (mc_target_put_hole(r->tgt, i, r->err, r->errlen) < 0)
-			return -1;
+		int c = mc_target_put_hole(r->tgt, i, r->err, r->errlen);
+		if (c < 0)
+			return lerr_call(r, c);
 		mc_state_set(&r->res->st, i);
 		r->dirty = 1;
 	}
@@ -537,17 +566,18 @@ static int adopt_manifest(struct run *r, struct mc_manifest *m, int rescan)
 	if (r->o->target)
 		return open_target(r) < 0 ? -1 : 0; /* the map comes from the state and the check */
 	/* Before a byte is fetched: a package that cannot fit is said at once (exit 1), not after hours. */
-	if (mc_state_space_check(r->o->pkg, r->in_place ? "" : ".part", r->fd, r->l.file_size, r->err, r->errlen) < 0)
-		return -1;
-	int e = mc_pkg_write_head(r->fd, &r->m);
+	int e = mc_state_space_check(r->o->pkg, r->in_place ? "" : ".part", r->fd, r->l.file_size, r->err, r->errlen);
+	if (e < 0)
+		return lerr(r, e);
+	e = mc_pkg_write_head(r->fd, &r->m);
 	if (e < 0) {
 		snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", strerror(-e));
-		return -1;
+		return lerr(r, e);
 	}
 	mc_state_free(&r->res->st);
-	if (mc_state_init(&r->res->st, r->m.id, r->m.nchunks) < 0) {
+	if ((e = mc_state_init(&r->res->st, r->m.id, r->m.nchunks)) < 0) {
 		snprintf(r->err, r->errlen, "out of memory");
-		return -1;
+		return lerr(r, e);
 	}
 	r->dirty = 1;
 	return rescan;
@@ -607,7 +637,7 @@ static int build_partials(struct run *r)
 		return 0;
 	if ((r->pc = calloc(st->nspans, sizeof *r->pc)) == NULL) {
 		snprintf(r->err, r->errlen, "out of memory");
-		return -1;
+		return lerr(r, -ENOMEM);
 	}
 	uint64_t cover = 0;
 	for (uint32_t i = 0; i < st->nspans; i++) {
@@ -632,13 +662,13 @@ static int rescan(struct run *r)
 
 	if (buf == NULL) {
 		snprintf(r->err, r->errlen, "out of memory");
-		return -1;
+		return lerr(r, -ENOMEM);
 	}
 	n = mc_state_rescan(r->fd, &r->m, &r->res->st, buf);
 	free(buf);
 	if (n < 0) {
 		snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", strerror((int)-n));
-		return -1;
+		return lerr(r, (int)n);
 	}
 	if (n > 0)
 		r->dirty = 1;
@@ -655,28 +685,35 @@ static int open_local(struct run *r, int *created)
 	*created = 0;
 	if (part == NULL) {
 		snprintf(r->err, r->errlen, "out of memory");
-		return -1;
+		return lerr(r, -ENOMEM);
 	}
 	if (stat(part, &sb) < 0 && errno == ENOENT && stat(r->o->pkg, &sb) == 0) {
 		if (!S_ISREG(sb.st_mode)) {
 			snprintf(r->err, r->errlen, "%s: not a regular file", r->o->pkg);
+			lerr(r, -EINVAL);
 			goto out;
 		}
 		r->in_place = 1;
 		r->fd = open(r->o->pkg, O_RDWR | O_CLOEXEC);
 		if (r->fd < 0) {
-			snprintf(r->err, r->errlen, "%s: %s", r->o->pkg, strerror(errno));
+			int e = errno;
+			snprintf(r->err, r->errlen, "%s: %s", r->o->pkg, strerror(e));
+			lerr(r, -e);
 			goto out;
 		}
-		if (mc_state_lock(r->fd) < 0) {
+		int c = mc_state_lock(r->fd);
+		if (c < 0) {
 			snprintf(r->err, r->errlen, "%s: in use by another process", r->o->pkg);
+			lerr(r, c);
 			goto out;
 		}
 	} else {
 		*created = stat(part, &sb) < 0;
 		r->fd = mc_state_open_part(r->o->pkg, r->err, r->errlen);
-		if (r->fd < 0)
+		if (r->fd < 0) {
+			lerr(r, r->fd);
 			goto out;
+		}
 	}
 	rc = 0;
 out:
@@ -717,6 +754,7 @@ static int open_source(struct run *r, unsigned k, uint64_t *retry_ms)
 			mc_tstate_match(r->o->state_path, &r->m, r->tid, &sm, r->tgt, r->err, r->errlen);
 			mc_manifest_free(&sm);
 			r->res->refused = 1;
+			lerr(r, -EINVAL); /* not the state's package: not suitable */
 			return LOCAL_ERR;
 		}
 		if (memcmp(id, r->m.id, MC_ID_LEN) != 0) {
@@ -854,7 +892,7 @@ static int use_source(struct run *r, unsigned k)
 		ranges = malloc(((size_t)r->m.nchunks + r->res->st.nspans + 1) * sizeof *ranges);
 		if (want == NULL || ranges == NULL) {
 			snprintf(r->err, r->errlen, "out of memory");
-			rc = -1;
+			rc = lerr(r, -ENOMEM);
 			goto out;
 		}
 	}
@@ -881,13 +919,13 @@ static int use_source(struct run *r, unsigned k)
 				ranges = malloc(((size_t)r->m.nchunks + r->res->st.nspans + 1) * sizeof *ranges);
 				if (r->bad[k] == NULL || want == NULL || ranges == NULL) {
 					snprintf(r->err, r->errlen, "out of memory");
-					rc = -1;
+					rc = lerr(r, -ENOMEM);
 					break;
 				}
 				for (unsigned i = 0; i < r->nslots; i++) {
 					if (r->slots[i].buf == NULL && (r->slots[i].buf = malloc(r->m.chunk_size)) == NULL) {
 						snprintf(r->err, r->errlen, "out of memory");
-						rc = -1;
+						rc = lerr(r, -ENOMEM);
 						break;
 					}
 				}
@@ -1025,13 +1063,16 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 	r.slots = calloc(r.nslots, sizeof *r.slots);
 	if (res->src == NULL || res->handles == NULL || r.bad == NULL || r.sr == NULL || r.slots == NULL) {
 		snprintf(err, errlen, "out of memory");
+		lerr(&r, -ENOMEM);
 		goto out;
 	}
 	const char *base = strrchr(o->pkg, '/');
 	base = o->target ? "" : base ? base + 1 : o->pkg; /* --to: a source names the package itself */
 	for (unsigned k = 0; k < o->nsources; k++) {
-		if (mc_source_new(o->sources[k], base, &o->src, &res->handles[k], e, sizeof e) < 0) {
+		int c = mc_source_new(o->sources[k], base, &o->src, &res->handles[k], e, sizeof e);
+		if (c < 0) {
 			snprintf(err, errlen, "%s: %s", o->sources[k], e);
+			lerr(&r, c);
 			goto out;
 		}
 		res->src[k].name = mc_source_name(res->handles[k]);
@@ -1046,8 +1087,9 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 		 */
 		struct mc_state st0;
 		int l = mc_tstate_load(o->state_path, &r.m, r.tid, &st0, e, sizeof e);
-		if (l < 0 && errno == ENOMEM) {
+		if ((l == -1 && errno == ENOMEM) || l == -ENOMEM) { /* tstate.c: -1 and errno, or the code */
 			snprintf(err, errlen, "%s", e);
+			lerr(&r, -ENOMEM);
 			goto out;
 		}
 		if (l < 0)
@@ -1069,6 +1111,7 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 		snprintf(err, errlen, "%s%s: holds package %s, refused: %s", o->target ? o->state_path : o->pkg,
 			 r.in_place || o->target ? "" : ".part", r.m.name, e);
 		res->refused = o->target != NULL;
+		lerr(&r, -EPERM); /* not trusted: refused by the caller's policy */
 		goto out;
 	}
 	if (r.have_m && o->target) {
@@ -1080,8 +1123,10 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 		/* The rest of the sequence: the state or none, every chunk it does not mark checked. */
 		int rr = mc_resume_state(o->pkg, r.fd, r.in_place ? MC_RESUME_IN_PLACE : 0, &rs, err, errlen);
 		res->st = rs.st;
-		if (rr < 0)
+		if (rr < 0) {
+			lerr(&r, rr);
 			goto out;
+		}
 		scopy(stale, sizeof stale, rs.why);
 		if (!rs.loaded || rs.found > 0)
 			r.dirty = 1;
@@ -1136,17 +1181,24 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 			 * checked: flushed, then the state goes (done: nothing to
 			 * resume, and the next image onto this target starts clean).
 			 */
-			if (mc_target_sync(r.tgt, err, errlen) < 0)
+			int c = mc_target_sync(r.tgt, err, errlen);
+			if (c < 0) {
+				lerr_call(&r, c);
 				goto out;
+			}
 			if (unlink(o->state_path) < 0 && errno != ENOENT) {
-				snprintf(err, errlen, "%s: %s", o->state_path, strerror(errno));
+				int e2 = errno;
+				snprintf(err, errlen, "%s: %s", o->state_path, strerror(e2));
+				lerr(&r, -e2);
 				goto out;
 			}
 		} else if (r.in_place) {
 			struct stat sb;
 			if (fstat(r.fd, &sb) < 0 || ((uint64_t)sb.st_size != r.l.file_size &&
 						     ftruncate(r.fd, (off_t)r.l.file_size) < 0) || fsync(r.fd) < 0) {
-				snprintf(err, errlen, "%s: %s", o->pkg, strerror(errno));
+				int e2 = errno;
+				snprintf(err, errlen, "%s: %s", o->pkg, strerror(e2));
+				lerr(&r, -e2);
 				goto out;
 			}
 			/*
@@ -1154,8 +1206,12 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 			 * between renaming PKG.part to PKG and removing its state).
 			 */
 			mc_state_drop_stale(o->pkg);
-		} else if (mc_state_finish(o->pkg, r.fd, &r.m, err, errlen) < 0) {
-			goto out;
+		} else {
+			int c = mc_state_finish(o->pkg, r.fd, &r.m, err, errlen);
+			if (c < 0) {
+				lerr(&r, c);
+				goto out;
+			}
 		}
 		rc = 0;
 	} else {
@@ -1203,7 +1259,8 @@ out:
 	free(r.sr);
 	if (r.have_m)
 		mc_manifest_free(&r.m);
-	return rc;
+	/* Every local error kept its code on the way (lerr); -EIO only should one have been missed. */
+	return rc < 0 ? (r.code ? r.code : -EIO) : rc;
 }
 
 void mc_repair_result_free(struct mc_repair_result *res)

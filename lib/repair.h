@@ -141,9 +141,11 @@ struct mc_repair_result {
 /*
  * Runs the repair. Returns 0 when PKG is complete and verified (renamed into
  * place), 1 when some chunks (or the manifest) could not be had (state saved,
- * nothing verified lost), -1 on a local error (reason in err: "PKG.part:
- * No space left on device"). res is filled in every case; free it with
- * mc_repair_result_free.
+ * nothing verified lost), or a negative errno code on a local error
+ * (lib/exitcode.h; reason in err: "PKG.part: No space left on device" and
+ * -ENOSPC, "out of memory" and -ENOMEM; with res->refused, a target,
+ * package or state refused before a byte was written). res is filled in
+ * every case; free it with mc_repair_result_free.
  */
 int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, char *err, size_t errlen);
 void mc_repair_result_free(struct mc_repair_result *res);
