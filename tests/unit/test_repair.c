@@ -1,5 +1,8 @@
 /* Unit tests of the pure parts of repair: range planning, back-off, missing lists, multipart and Content-Range parsing. */
+#include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "repair.h"
@@ -210,6 +213,26 @@ static void test_multipart(void)
 	ok(rc == 0 && c.nparts == 2, "long preamble line skipped");
 }
 
+/* A local error comes back as its code (lib/exitcode.h), the reason naming the file. */
+static void test_local_error(void)
+{
+	char dir[] = "/tmp/mcast-test-repair.XXXXXX", pkg[300], err[512] = "";
+	struct mc_repair_result res;
+
+	if (mkdtemp(dir) == NULL) {
+		ok(0, "temporary directory");
+		return;
+	}
+	snprintf(pkg, sizeof pkg, "%s/no/such/dir/p.mcpkg", dir);
+	struct mc_repair_opts o = {.pkg = pkg};
+	errno = 0;
+	int rc = mc_repair_run(&o, &res, err, sizeof err);
+	ok(rc == -ENOENT && strstr(err, "p.mcpkg.part") != NULL,
+	   "PKG.part in a directory that is not there: -ENOENT (%d), naming it: %s", rc, err);
+	mc_repair_result_free(&res);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	test_ranges();
@@ -217,5 +240,6 @@ int main(void)
 	test_missing_list();
 	test_content_range();
 	test_multipart();
+	test_local_error();
 	return tap_done();
 }
