@@ -49,7 +49,11 @@
  * (ask again later, give the source up, stopped, stalled: leave it for
  * now), the answer repair's retry policy needs whatever the cause was (an
  * HTTP status, a TLS failure, a short body, an errno), ordered by how
- * serious it is, with the reason in err.
+ * serious it is, with the reason in err. The session drivers' constructors
+ * (mc_txloop_new, mc_rxloop_new) return the driver or NULL with the reason
+ * in err: what fails there (memory, a package that cannot be cut into
+ * coding blocks) is a runtime error whatever the cause, and the opening
+ * that follows (mc_txloop_open, mc_rxloop_open) returns the code.
  */
 
 #define MC_EXIT_OK 0         /* done and verified */
