@@ -123,6 +123,7 @@ struct mc_receiver {
 	uint32_t *req_at;         /* first pass: the sender's block when asked for or served (REQ_SERVED) */
 	uint64_t nack_at, next_scan;
 	uint32_t scan_pos;        /* where the budgeted scans resume */
+	uint32_t gap;             /* no chunk before this one lacks anything (the scans start there) */
 	uint32_t overruns, overruns_told;
 	int auto_mem;             /* mem_limit follows the first announced rate */
 	uint64_t overrun_next;    /* earliest time for the next report of overruns alone */
@@ -362,6 +363,7 @@ static int setup_chunks(struct mc_receiver *r, const struct mc_geom *g)
 	if (alloc_slots(r) < 0)
 		return -1;
 	r->nhave = 0;
+	r->gap = 0;
 	return 0;
 }
 
@@ -1553,6 +1555,41 @@ static void queue_nack(struct mc_receiver *r, struct mc_pkt *p)
 	queue_fb(r, p);
 }
 
+/*
+ * The first block the scans for blocks to ask for look at: every chunk
+ * before r->gap is verified (it only moves forward, as chunks are verified
+ * in any order and never lose it).
+ */
+static uint32_t scan_start(struct mc_receiver *r)
+{
+	while (r->gap < r->geom.nchunks && bit(r->have, r->gap))
+		r->gap++;
+	return r->gap * r->geom.bpc;
+}
+
+/*
+ * One step of a scan over the blocks [lo, end), once around from where it
+ * is: the next block, or the next chunk's first when the rest of this chunk
+ * has nothing to ask for (verified, a hole, past its end). *left counts the
+ * blocks not yet passed. A receiver ticks every SCAN_MS: walking every block
+ * of every verified chunk and every number past a short chunk's end (most
+ * of an image's, whose chunks are as long as they compress to) was a fifth
+ * of mcast-recv --to's instructions.
+ */
+static uint32_t scan_step(const struct mc_receiver *r, uint32_t gb, int rest, uint32_t lo, uint32_t end,
+			  uint32_t *left)
+{
+	uint32_t next = gb + 1;
+
+	if (rest) {
+		next = (gb / r->geom.bpc + 1) * r->geom.bpc;
+		if (next > end)
+			next = end;
+	}
+	*left = *left > next - gb ? *left - (next - gb) : 0;
+	return next < end ? next : lo;
+}
+
 /* Builds NACKs for eligible blocks, run-length coded, at most NACK_PKTS_MAX datagrams. */
 static void send_nacks(struct mc_receiver *r, uint64_t now)
 {
@@ -1560,25 +1597,28 @@ static void send_nacks(struct mc_receiver *r, uint64_t now)
 	unsigned pkts = 0;
 
 	nack_start(r, &p);
-	uint32_t end = scan_end(r), gb = r->scan_pos < end ? r->scan_pos : 0;
-	for (uint32_t i = 0; i < end && i < NACK_SCAN_BUDGET && pkts < NACK_PKTS_MAX; i++, gb = gb + 1 < end ? gb + 1 : 0) {
+	uint32_t lo = scan_start(r), end = scan_end(r);
+	uint32_t gb = r->scan_pos >= lo && r->scan_pos < end ? r->scan_pos : lo, left = end > lo ? end - lo : 0;
+	for (uint32_t i = 0; left && i < NACK_SCAN_BUDGET && pkts < NACK_PKTS_MAX; i++) {
 		struct mc_block b;
-		if (mc_geom_block(&r->geom, gb, &b) < 0)
+		uint32_t at = gb;
+		if (mc_geom_block(&r->geom, at, &b) < 0 || bit(r->have, b.chunk)) {
+			gb = scan_step(r, at, 1, lo, end, &left); /* nothing to ask for in the rest of this chunk */
 			continue;
-		if (bit(r->have, b.chunk))
-			continue; /* verified: nothing to ask for in this chunk */
-		uint16_t need = need_of(r, gb, &b);
-		if (need == 0 || !eligible(r, now, gb))
+		}
+		gb = scan_step(r, at, 0, lo, end, &left);
+		uint16_t need = need_of(r, at, &b);
+		if (need == 0 || !eligible(r, now, at))
 			continue;
-		mark_requested(r, now, gb);
+		mark_requested(r, now, at);
 		struct mc_nack_entry *last = p.u.nack.n ? &p.u.nack.e[p.u.nack.n - 1] : NULL;
-		if (last && last->need == need && last->block + last->run == gb && last->run < 0xffff) {
+		if (last && last->need == need && last->block + last->run == at && last->run < 0xffff) {
 			last->run++;
 		} else if (last && last->need == need && need == MC_NEED_ALL && last->run < 0xffff &&
 			   mc_geom_block(&r->geom, last->block + last->run, &b) < 0 &&
-			   (gb - last->block) < 0xffff) {
+			   (at - last->block) < 0xffff) {
 			/* Holes between chunks are skipped by the sender: extend across them. */
-			last->run = (uint16_t)(gb - last->block + 1);
+			last->run = (uint16_t)(at - last->block + 1);
 		} else {
 			if (p.u.nack.n == MC_WIRE_NACK_MAX) {
 				queue_nack(r, &p);
@@ -1588,7 +1628,7 @@ static void send_nacks(struct mc_receiver *r, uint64_t now)
 				if (++pkts == NACK_PKTS_MAX)
 					break;
 			}
-			p.u.nack.e[p.u.nack.n++] = (struct mc_nack_entry){gb, 1, need};
+			p.u.nack.e[p.u.nack.n++] = (struct mc_nack_entry){at, 1, need};
 		}
 	}
 	if (p.u.nack.n && pkts < NACK_PKTS_MAX) {
@@ -1600,23 +1640,18 @@ static void send_nacks(struct mc_receiver *r, uint64_t now)
 
 static int any_eligible(struct mc_receiver *r, uint64_t now)
 {
-	uint32_t end = scan_end(r);
+	uint32_t lo = scan_start(r), end = scan_end(r);
+	uint32_t left = end > lo ? end - lo : 0;
 
-	if (r->scan_pos >= end)
-		r->scan_pos = 0;
-	for (uint32_t i = 0; i < end && i < SCAN_BUDGET; i++) {
+	if (r->scan_pos < lo || r->scan_pos >= end)
+		r->scan_pos = lo;
+	for (uint32_t i = 0; left && i < SCAN_BUDGET; i++) {
 		uint32_t gb = r->scan_pos;
 		struct mc_block b;
-		r->scan_pos = gb + 1 < end ? gb + 1 : 0;
-		if (mc_geom_block(&r->geom, gb, &b) < 0)
-			continue;
-		if (bit(r->have, b.chunk)) {
-			/* A verified chunk: on to the next one (it counts as one block of the budget). */
-			uint32_t next = (b.chunk + 1) * r->geom.bpc;
-			r->scan_pos = next < end ? next : 0;
-			continue;
-		}
-		if (need_of(r, gb, &b) && eligible(r, now, gb)) {
+		/* A verified chunk, a hole, a short chunk's end: on to the next chunk (one block of the budget). */
+		int rest = mc_geom_block(&r->geom, gb, &b) < 0 || bit(r->have, b.chunk);
+		r->scan_pos = scan_step(r, gb, rest, lo, end, &left);
+		if (!rest && need_of(r, gb, &b) && eligible(r, now, gb)) {
 			r->scan_pos = gb; /* the NACK round starts here */
 			return 1;
 		}
