@@ -48,7 +48,9 @@ char *mc_keyid_hex(const uint8_t id[MC_KEYID_LEN], char out[2 * MC_KEYID_LEN + 1
 
 int mc_random(void *p, size_t n)
 {
-	return n > INT_MAX || RAND_priv_bytes(p, (int)n) != 1 ? -1 : 0;
+	if (n > INT_MAX)
+		return -EINVAL;
+	return RAND_priv_bytes(p, (int)n) != 1 ? -EIO : 0;
 }
 
 /* OpenSSL's id of a key type (enum mc_key_type). */
@@ -79,9 +81,11 @@ int mc_key_generate_as(unsigned type, struct mc_key *k, char *err, size_t errlen
 {
 	memset(k, 0, sizeof *k);
 	k->type = (uint8_t)type;
-	if (mc_random(k->seed, MC_KEY_SEED_LEN) < 0 || derive_pub(type, k->seed, k->pub) < 0) {
+	int rc = mc_random(k->seed, MC_KEY_SEED_LEN);
+
+	if (rc < 0 || derive_pub(type, k->seed, k->pub) < 0) {
 		snprintf(err, errlen, "cannot make an %s key", mc_key_type_name(type));
-		return -1;
+		return rc < 0 ? rc : -ENOMEM; /* OpenSSL fails on a valid seed only when it cannot allocate */
 	}
 	k->has_secret = 1;
 	mc_key_id(k->pub, k->id);
@@ -93,11 +97,11 @@ int mc_sign(const struct mc_key *k, const void *msg, size_t n, uint8_t sig[MC_SI
 	EVP_PKEY *pk = NULL;
 	EVP_MD_CTX *ctx = NULL;
 	size_t len = MC_SIG_LEN;
-	int rc = -1;
+	int rc = -ENOMEM; /* OpenSSL fails with a valid key only when it cannot allocate */
 
 	if (!k->has_secret || k->type != MC_KEY_ED25519) {
 		snprintf(err, errlen, "not an Ed25519 secret key");
-		return -1;
+		return -EINVAL;
 	}
 	pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, k->seed, MC_KEY_SEED_LEN);
 	ctx = EVP_MD_CTX_new();
@@ -168,12 +172,12 @@ static int format_line(const char *tag, unsigned type, const uint8_t *p, size_t 
 	int w;
 
 	if (b64_encode(p, n, b64, sizeof b64) < 0)
-		return -1;
+		return -ENOBUFS;
 	if (comment && comment[0])
 		w = snprintf(out, outlen, "%s %s %s %s\n", tag, mc_key_type_name(type), b64, comment);
 	else
 		w = snprintf(out, outlen, "%s %s %s\n", tag, mc_key_type_name(type), b64);
-	return w < 0 || (size_t)w >= outlen ? -1 : w;
+	return w < 0 || (size_t)w >= outlen ? -ENOBUFS : w;
 }
 
 int mc_key_format_secret(const struct mc_key *k, char *out, size_t outlen)
@@ -182,7 +186,7 @@ int mc_key_format_secret(const struct mc_key *k, char *out, size_t outlen)
 	int w;
 
 	if (!k->has_secret)
-		return -1;
+		return -EINVAL;
 	memcpy(both, k->seed, MC_KEY_SEED_LEN);
 	memcpy(both + MC_KEY_SEED_LEN, k->pub, MC_KEY_PUB_LEN);
 	w = format_line(MC_KEY_SECRET_TAG, k->type, both, sizeof both, k->comment, out, outlen);
@@ -209,36 +213,36 @@ static int parse_line(const char *buf, size_t len, const char *want, const char 
 		if (*q == '\n' || *q == '\0' || *q == '\r') {
 			snprintf(err, errlen, *q == '\n' ? "more than one line" : "holds a %s character",
 				 *q == '\0' ? "NUL" : "carriage return");
-			return -1;
+			return -EINVAL;
 		}
 	if (len >= strlen(other) + 1 && memcmp(buf, other, strlen(other)) == 0 && buf[strlen(other)] == ' ') {
 		snprintf(err, errlen, "a %s key where a %s key is wanted",
 			 strcmp(other, MC_KEY_SECRET_TAG) == 0 ? "secret" : "public",
 			 strcmp(want, MC_KEY_SECRET_TAG) == 0 ? "secret" : "public");
-		return -1;
+		return -EINVAL;
 	}
 	if (len < taglen + 1 || memcmp(buf, want, taglen) != 0 || buf[taglen] != ' ') {
 		snprintf(err, errlen, "not an mcast key file (the line must start with '%s ')", want);
-		return -1;
+		return -EINVAL;
 	}
 	p = buf + taglen + 1;
 	sp = memchr(p, ' ', (size_t)(end - p));
 	if (sp == NULL || (((size_t)(sp - p) != 7 || memcmp(p, "ed25519", 7) != 0) &&
 			   ((size_t)(sp - p) != 6 || memcmp(p, "x25519", 6) != 0))) {
 		snprintf(err, errlen, "unknown key type (only 'ed25519' and 'x25519' are known)");
-		return -1;
+		return -EINVAL;
 	}
 	if ((size_t)(sp - p) != strlen(mc_key_type_name(type))) {
 		/* A signing key where an encryption key is wanted, or the other way round. */
 		snprintf(err, errlen, "an %.*s key where an %s key is wanted (%s)", (int)(sp - p), p, mc_key_type_name(type),
 			 type == MC_KEY_X25519 ? "mcast-pack keygen --box makes one" : "mcast-pack keygen makes one");
-		return -1;
+		return -EINVAL;
 	}
 	p = sp + 1;
 	sp = memchr(p, ' ', (size_t)(end - p));
 	if (b64_decode_exact(p, (size_t)((sp ? sp : end) - p), key, keylen) < 0) {
 		snprintf(err, errlen, "key is not %zu bytes of base64", keylen);
-		return -1;
+		return -EINVAL;
 	}
 	comment[0] = '\0';
 	if (sp) {
@@ -246,12 +250,12 @@ static int parse_line(const char *buf, size_t len, const char *want, const char 
 
 		if (cl == 0 || cl > MC_KEY_COMMENT_MAX) {
 			snprintf(err, errlen, "comment empty or longer than %d bytes", MC_KEY_COMMENT_MAX);
-			return -1;
+			return -EINVAL;
 		}
 		for (size_t i = 0; i < cl; i++)
 			if ((unsigned char)sp[1 + i] < 0x20 || (unsigned char)sp[1 + i] > 0x7e) {
 				snprintf(err, errlen, "comment holds a byte that is not printable ASCII");
-				return -1;
+				return -EINVAL;
 			}
 		memcpy(comment, sp + 1, cl);
 		comment[cl] = '\0';
@@ -267,12 +271,13 @@ int mc_key_parse_secret(const char *buf, size_t len, struct mc_key *k, char *err
 int mc_key_parse_secret_as(unsigned type, const char *buf, size_t len, struct mc_key *k, char *err, size_t errlen)
 {
 	uint8_t both[MC_KEY_SEED_LEN + MC_KEY_PUB_LEN], pub[MC_KEY_PUB_LEN];
-	int rc = -1;
+	int rc;
 
 	memset(k, 0, sizeof *k);
-	if (parse_line(buf, len, MC_KEY_SECRET_TAG, MC_KEY_PUBLIC_TAG, type, both, sizeof both, k->comment, err,
-		       errlen) < 0)
+	if ((rc = parse_line(buf, len, MC_KEY_SECRET_TAG, MC_KEY_PUBLIC_TAG, type, both, sizeof both, k->comment, err,
+			     errlen)) < 0)
 		goto out;
+	rc = -EINVAL;
 	k->type = (uint8_t)type;
 	if (derive_pub(type, both, pub) < 0 || memcmp(pub, both + MC_KEY_SEED_LEN, MC_KEY_PUB_LEN) != 0) {
 		snprintf(err, errlen, "public half does not belong to the secret key (damaged file)");
@@ -297,26 +302,33 @@ int mc_key_parse_public(const char *buf, size_t len, struct mc_key *k, char *err
 
 int mc_key_parse_public_as(unsigned type, const char *buf, size_t len, struct mc_key *k, char *err, size_t errlen)
 {
+	int rc;
+
 	memset(k, 0, sizeof *k);
-	if (parse_line(buf, len, MC_KEY_PUBLIC_TAG, MC_KEY_SECRET_TAG, type, k->pub, MC_KEY_PUB_LEN, k->comment, err,
-		       errlen) < 0)
-		return -1;
+	if ((rc = parse_line(buf, len, MC_KEY_PUBLIC_TAG, MC_KEY_SECRET_TAG, type, k->pub, MC_KEY_PUB_LEN, k->comment,
+			     err, errlen)) < 0)
+		return rc;
 	k->type = (uint8_t)type;
 	mc_key_id(k->pub, k->id);
 	return 0;
 }
 
-/* Reads a small regular file whole. Returns its length, or -1 with "path: reason" in err. */
+/*
+ * Reads a small regular file whole. Returns its length, or with "path:
+ * reason" in err the -errno of the call that failed, or -EINVAL (not a
+ * regular file, too large for a key).
+ */
 static ssize_t read_small(const char *path, char *buf, size_t cap, struct stat *st, char *err, size_t errlen)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	ssize_t n = -1, got = 0;
+	ssize_t n = -EINVAL, got = 0;
 
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
+		return -errno;
 	}
 	if (fstat(fd, st) < 0) {
+		n = -errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
@@ -334,6 +346,7 @@ static ssize_t read_small(const char *path, char *buf, size_t cap, struct stat *
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
+			n = -errno;
 			snprintf(err, errlen, "%s: %s", path, strerror(errno));
 			goto out;
 		}
@@ -361,12 +374,12 @@ int mc_key_load_secret_as(unsigned type, const char *path, struct mc_key *k, int
 	char buf[KEY_FILE_MAX], why[160];
 	struct stat st;
 	ssize_t n = read_small(path, buf, sizeof buf, &st, err, errlen);
-	int rc = -1;
+	int rc = (int)n;
 
 	*loose = 0;
 	if (n < 0)
 		goto out;
-	if (mc_key_parse_secret_as(type, buf, (size_t)n, k, why, sizeof why) < 0) {
+	if ((rc = mc_key_parse_secret_as(type, buf, (size_t)n, k, why, sizeof why)) < 0) {
 		snprintf(err, errlen, "%s: %s", path, why);
 		goto out;
 	}
@@ -387,25 +400,27 @@ int mc_key_load_public_as(unsigned type, const char *path, struct mc_key *k, cha
 	char buf[KEY_FILE_MAX], why[160];
 	struct stat st;
 	ssize_t n = read_small(path, buf, sizeof buf, &st, err, errlen);
+	int rc;
 
 	if (n < 0)
-		return -1;
-	if (mc_key_parse_public_as(type, buf, (size_t)n, k, why, sizeof why) < 0) {
+		return (int)n;
+	if ((rc = mc_key_parse_public_as(type, buf, (size_t)n, k, why, sizeof why)) < 0) {
 		snprintf(err, errlen, "%s: %s", path, why);
-		return -1;
+		return rc;
 	}
 	return 0;
 }
 
-/* Creates path with O_EXCL and mode, writes n bytes, flushes. Returns 0 or -1 with "path: reason". */
+/* Creates path with O_EXCL and mode, writes n bytes, flushes. Returns 0 or -errno with "path: reason". */
 static int write_new(const char *path, const void *p, size_t n, mode_t mode, char *err, size_t errlen)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	size_t done = 0;
+	int e;
 
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: %s", path, errno == EEXIST ? "exists (not overwritten)" : strerror(errno));
-		return -1;
+		return -errno;
 	}
 	/* open's mode passes through the umask; a secret must be 0600 whatever the umask says. */
 	if (fchmod(fd, mode) < 0)
@@ -427,18 +442,19 @@ static int write_new(const char *path, const void *p, size_t n, mode_t mode, cha
 	}
 	return 0;
 fail:
-	snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	e = errno;
+	snprintf(err, errlen, "%s: %s", path, strerror(e));
 	if (fd >= 0)
 		close(fd);
 	unlink(path);
-	return -1;
+	return -e;
 }
 
 int mc_key_write_pair(const char *name, const struct mc_key *k, char *err, size_t errlen)
 {
 	char sec[512], pub[512], *kp = NULL, *pp = NULL;
 	size_t nl = strlen(name);
-	int sl, pl, rc = -1;
+	int sl, pl, rc = -EINVAL;
 	struct stat st;
 
 	if ((sl = mc_key_format_secret(k, sec, sizeof sec)) < 0 || (pl = mc_key_format_public(k, pub, sizeof pub)) < 0) {
@@ -447,6 +463,7 @@ int mc_key_write_pair(const char *name, const struct mc_key *k, char *err, size_
 	}
 	if ((kp = malloc(nl + 5)) == NULL || (pp = malloc(nl + 5)) == NULL) {
 		snprintf(err, errlen, "%s: %s", name, strerror(ENOMEM));
+		rc = -ENOMEM;
 		goto out;
 	}
 	memcpy(kp, name, nl);
@@ -456,15 +473,15 @@ int mc_key_write_pair(const char *name, const struct mc_key *k, char *err, size_
 	/* Check both first: a keygen that fails must leave no half pair behind, nor touch an old one. */
 	if (lstat(pp, &st) == 0) {
 		snprintf(err, errlen, "%s: exists (not overwritten)", pp);
+		rc = -EEXIST;
 		goto out;
 	}
-	if (write_new(kp, sec, (size_t)sl, 0600, err, errlen) < 0)
+	if ((rc = write_new(kp, sec, (size_t)sl, 0600, err, errlen)) < 0)
 		goto out;
-	if (write_new(pp, pub, (size_t)pl, 0644, err, errlen) < 0) {
+	if ((rc = write_new(pp, pub, (size_t)pl, 0644, err, errlen)) < 0) {
 		unlink(kp);
 		goto out;
 	}
-	rc = 0;
 out:
 	OPENSSL_cleanse(sec, sizeof sec);
 	free(kp);
@@ -477,9 +494,9 @@ int mc_session_key_write(const char *path, char *err, size_t errlen)
 	uint8_t key[MC_SESSION_KEY_LEN];
 	int rc;
 
-	if (mc_random(key, sizeof key) < 0) {
+	if ((rc = mc_random(key, sizeof key)) < 0) {
 		snprintf(err, errlen, "%s: no random bytes", path);
-		return -1;
+		return rc;
 	}
 	rc = write_new(path, key, sizeof key, 0600, err, errlen);
 	OPENSSL_cleanse(key, sizeof key);
@@ -491,7 +508,7 @@ int mc_session_key_load(const char *path, uint8_t key[MC_SESSION_KEY_LEN], int *
 	char buf[KEY_FILE_MAX];
 	struct stat st;
 	ssize_t n = read_small(path, buf, sizeof buf, &st, err, errlen);
-	int rc = -1;
+	int rc = n < 0 ? (int)n : -EINVAL;
 
 	*loose = 0;
 	if (n < 0)
@@ -520,7 +537,7 @@ static int trust_push(struct mc_trust *t, const struct mc_key *k, const char *pa
 	n = realloc(t->keys, (t->n + 1) * sizeof *n);
 	if (n == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(ENOMEM));
-		return -1;
+		return -ENOMEM;
 	}
 	t->keys = n;
 	t->keys[t->n++] = *k;
@@ -540,20 +557,20 @@ int mc_trust_add(struct mc_trust *t, const char *path, char *err, size_t errlen)
 	struct dirent *e;
 	char **names = NULL, *full = NULL;
 	size_t nn = 0, added = 0;
-	int rc = -1;
+	int rc = -ENOMEM;
 
 	if (stat(path, &st) < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
+		return -errno;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		if (mc_key_load_public(path, &k, err, errlen) < 0)
-			return -1;
+		if ((rc = mc_key_load_public(path, &k, err, errlen)) < 0)
+			return rc;
 		return trust_push(t, &k, path, err, errlen);
 	}
 	if ((d = opendir(path)) == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
+		return -errno;
 	}
 	while ((e = readdir(d)) != NULL) {
 		size_t l = strlen(e->d_name);
@@ -579,15 +596,17 @@ int mc_trust_add(struct mc_trust *t, const char *path, char *err, size_t errlen)
 		free(full);
 		if ((full = malloc(l)) == NULL) {
 			snprintf(err, errlen, "%s: %s", path, strerror(ENOMEM));
+			rc = -ENOMEM;
 			goto out;
 		}
 		snprintf(full, l, "%s/%s", path, names[i]);
-		if (mc_key_load_public(full, &k, err, errlen) < 0 || trust_push(t, &k, full, err, errlen) < 0)
+		if ((rc = mc_key_load_public(full, &k, err, errlen)) < 0 || (rc = trust_push(t, &k, full, err, errlen)) < 0)
 			goto out;
 		added++;
 	}
 	if (added == 0) {
 		snprintf(err, errlen, "%s: a directory without any *.pub key", path);
+		rc = -EINVAL;
 		goto out;
 	}
 	rc = 0;
@@ -626,12 +645,12 @@ int mc_sig_trailer_decode(const uint8_t p[MC_SIG_TRAILER_LEN], struct mc_sig_tra
 {
 	if (!mc_sig_trailer_is(p)) {
 		snprintf(err, errlen, "signature trailer: bad magic");
-		return -1;
+		return -EBADMSG;
 	}
 	/* A signature over digests anyone can forge (XXH3) would protect nothing: only SHA-256 is taken. */
 	if (p[4] != MC_HASH_SHA256) {
 		snprintf(err, errlen, "signature trailer: chunk digest algorithm %u is not a cryptographic one", p[4]);
-		return -1;
+		return -EBADMSG;
 	}
 	t->alg = p[4];
 	memcpy(t->salt, p + 5, MC_HASH_SALT_LEN);
@@ -672,11 +691,11 @@ int mc_sig_sign(uint8_t *raw, size_t len, const struct mc_key *k, char *err, siz
 	if (len < MC_SIG_TRAILER_LEN || !mc_sig_trailer_is(raw + len - MC_SIG_TRAILER_LEN) ||
 	    memcmp(raw + len - MC_SIG_LEN - MC_KEY_PUB_LEN, k->pub, MC_KEY_PUB_LEN) != 0) {
 		snprintf(err, errlen, "manifest: no signature trailer for this key");
-		return -1;
+		return -EINVAL;
 	}
 	if ((msg = signed_message(raw, len, &n)) == NULL) {
 		snprintf(err, errlen, "manifest: %s", strerror(ENOMEM));
-		return -1;
+		return -ENOMEM;
 	}
 	rc = mc_sign(k, msg, n, raw + len - MC_SIG_LEN, err, errlen);
 	free(msg);
@@ -737,9 +756,9 @@ int mc_hash_init(struct mc_hash *h, unsigned alg, const uint8_t *salt)
 	else if (alg == MC_HASH_SHA256)
 		h->state = EVP_MD_CTX_new();
 	else
-		return -1;
+		return -EINVAL;
 	if (h->state == NULL)
-		return -1;
+		return -ENOMEM;
 	mc_hash_reset(h);
 	return 0;
 }
@@ -813,9 +832,11 @@ int mc_hash_once(unsigned alg, const uint8_t *salt, const void *p, size_t n, uin
 			memcpy(out, full, MC_HASH_OUT);
 			return 0;
 		}
+		memset(out, 0, MC_HASH_OUT);
+		return -ENOMEM; /* OpenSSL's SHA-256 fails only when it cannot allocate */
 	}
 	memset(out, 0, MC_HASH_OUT);
-	return -1;
+	return -EINVAL;
 }
 
 /* ---- encryption: AEAD, HKDF, X25519 and sealed boxes ---- */
@@ -866,11 +887,13 @@ int mc_aead_seal(struct mc_aead *a, const uint8_t nonce[MC_AEAD_NONCE_LEN], cons
 {
 	int l;
 
-	if (n > INT_MAX || aadlen > INT_MAX || EVP_EncryptInit_ex2(a->enc, NULL, NULL, nonce, NULL) != 1 ||
+	if (n > INT_MAX || aadlen > INT_MAX)
+		return -EINVAL;
+	if (EVP_EncryptInit_ex2(a->enc, NULL, NULL, nonce, NULL) != 1 ||
 	    (aadlen && EVP_EncryptUpdate(a->enc, NULL, &l, aad, (int)aadlen) != 1) ||
 	    (n && EVP_EncryptUpdate(a->enc, out, &l, in, (int)n) != 1) || EVP_EncryptFinal_ex(a->enc, out + n, &l) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(a->enc, EVP_CTRL_AEAD_GET_TAG, MC_AEAD_TAG_LEN, tag) != 1)
-		return -1;
+		return -EIO;
 	return 0;
 }
 
@@ -881,12 +904,14 @@ int mc_aead_open(struct mc_aead *a, const uint8_t nonce[MC_AEAD_NONCE_LEN], cons
 	int l;
 
 	memcpy(t, tag, sizeof t);
-	if (n > INT_MAX || aadlen > INT_MAX || EVP_DecryptInit_ex2(a->dec, NULL, NULL, nonce, NULL) != 1 ||
+	if (n > INT_MAX || aadlen > INT_MAX)
+		return -EINVAL;
+	if (EVP_DecryptInit_ex2(a->dec, NULL, NULL, nonce, NULL) != 1 ||
 	    (aadlen && EVP_DecryptUpdate(a->dec, NULL, &l, aad, (int)aadlen) != 1) ||
 	    (n && EVP_DecryptUpdate(a->dec, out, &l, in, (int)n) != 1) ||
 	    EVP_CIPHER_CTX_ctrl(a->dec, EVP_CTRL_AEAD_SET_TAG, MC_AEAD_TAG_LEN, t) != 1 ||
 	    EVP_DecryptFinal_ex(a->dec, out + n, &l) != 1)
-		return -1;
+		return -EBADMSG;
 	return 0;
 }
 
@@ -896,7 +921,7 @@ int mc_hkdf_sha256(const void *ikm, size_t ikmlen, const void *salt, size_t salt
 	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
 	EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
 	OSSL_PARAM p[5], *q = p;
-	int rc = -1;
+	int rc = -ENOMEM; /* HKDF fails only when OpenSSL cannot allocate */
 
 	*q++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
 	*q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)ikm, ikmlen);
@@ -912,7 +937,7 @@ int mc_hkdf_sha256(const void *ikm, size_t ikmlen, const void *salt, size_t salt
 
 int mc_x25519_public(const uint8_t priv[32], uint8_t pub[32])
 {
-	return derive_pub(MC_KEY_X25519, priv, pub);
+	return derive_pub(MC_KEY_X25519, priv, pub) < 0 ? -ENOMEM : 0;
 }
 
 int mc_x25519(const uint8_t priv[32], const uint8_t peer[32], uint8_t shared[32])
@@ -921,12 +946,11 @@ int mc_x25519(const uint8_t priv[32], const uint8_t peer[32], uint8_t shared[32]
 	EVP_PKEY *them = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer, 32);
 	EVP_PKEY_CTX *ctx = me ? EVP_PKEY_CTX_new(me, NULL) : NULL;
 	size_t len = 32;
-	int rc = -1;
+	int rc = -ENOMEM;
 
 	/* OpenSSL refuses an all-zero result (a peer key of small order): RFC 7748 section 6.1's check. */
-	if (them && ctx && EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_derive_set_peer(ctx, them) == 1 &&
-	    EVP_PKEY_derive(ctx, shared, &len) == 1 && len == 32)
-		rc = 0;
+	if (them && ctx && EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_derive_set_peer(ctx, them) == 1)
+		rc = EVP_PKEY_derive(ctx, shared, &len) == 1 && len == 32 ? 0 : -EINVAL;
 	EVP_PKEY_CTX_free(ctx);
 	EVP_PKEY_free(them);
 	EVP_PKEY_free(me);
@@ -950,11 +974,15 @@ int mc_box_seal(const uint8_t rpub[32], const void *aad, size_t aadlen, const ui
 	static const uint8_t nonce[MC_AEAD_NONCE_LEN]; /* every box has a key of its own (a fresh ephemeral key) */
 	uint8_t eph[32], shared[32], key[32];
 	struct mc_aead *a = NULL;
-	int rc = -1;
+	int rc;
 
-	if (mc_random(eph, sizeof eph) < 0 || mc_x25519_public(eph, box) < 0 || mc_x25519(eph, rpub, shared) < 0 ||
-	    box_key(shared, box, rpub, key) < 0 || (a = mc_aead_new(MC_AEAD_AES256GCM, key)) == NULL)
+	if ((rc = mc_random(eph, sizeof eph)) < 0 || (rc = mc_x25519_public(eph, box)) < 0 ||
+	    (rc = mc_x25519(eph, rpub, shared)) < 0 || (rc = box_key(shared, box, rpub, key)) < 0)
 		goto out;
+	if ((a = mc_aead_new(MC_AEAD_AES256GCM, key)) == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	rc = mc_aead_seal(a, nonce, aad, aadlen, msg, box + 32, MC_BOX_MSG_LEN, box + 32 + MC_BOX_MSG_LEN);
 out:
 	mc_aead_free(a);
@@ -970,11 +998,21 @@ int mc_box_open(const struct mc_key *k, const void *aad, size_t aadlen, const ui
 	static const uint8_t nonce[MC_AEAD_NONCE_LEN];
 	uint8_t shared[32], key[32];
 	struct mc_aead *a = NULL;
-	int rc = -1;
+	int rc = -EINVAL;
 
-	if (k->type != MC_KEY_X25519 || !k->has_secret || mc_x25519(k->seed, box, shared) < 0 ||
-	    box_key(shared, box, k->pub, key) < 0 || (a = mc_aead_new(MC_AEAD_AES256GCM, key)) == NULL)
+	if (k->type != MC_KEY_X25519 || !k->has_secret)
+		return -EINVAL;
+	/* A box whose ephemeral key has small order is not one anyone sealed: changed. */
+	if ((rc = mc_x25519(k->seed, box, shared)) < 0) {
+		rc = rc == -EINVAL ? -EBADMSG : rc;
 		goto out;
+	}
+	if ((rc = box_key(shared, box, k->pub, key)) < 0)
+		goto out;
+	if ((a = mc_aead_new(MC_AEAD_AES256GCM, key)) == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	rc = mc_aead_open(a, nonce, aad, aadlen, box + 32, msg, MC_BOX_MSG_LEN, box + 32 + MC_BOX_MSG_LEN);
 out:
 	mc_aead_free(a);
@@ -1000,7 +1038,7 @@ int mc_content_key_load(const char *path, struct mc_content_key *k, int *loose, 
 	char buf[KEY_FILE_MAX], why[160];
 	struct stat st;
 	ssize_t n = read_small(path, buf, sizeof buf, &st, err, errlen);
-	int rc = -1;
+	int rc = (int)n;
 
 	memset(k, 0, sizeof *k);
 	*loose = 0;
@@ -1010,7 +1048,7 @@ int mc_content_key_load(const char *path, struct mc_content_key *k, int *loose, 
 		/* 32 bytes: a shared key (keygen --session); a text key file is never that short. */
 		memcpy(k->key, buf, MC_AEAD_KEY_LEN);
 		mc_content_key_id(k->key, k->id);
-	} else if (mc_key_parse_secret_as(MC_KEY_X25519, buf, (size_t)n, &k->box, why, sizeof why) < 0) {
+	} else if ((rc = mc_key_parse_secret_as(MC_KEY_X25519, buf, (size_t)n, &k->box, why, sizeof why)) < 0) {
 		snprintf(err, errlen, "%s: neither a 32-byte key (keygen --session) nor an x25519 secret key (keygen --box): %s",
 			 path, why);
 		goto out;

@@ -3,6 +3,14 @@
  * key pairs and their text files, trust sets of public keys, session keys,
  * and the chunk digest algorithms. Every primitive comes from OpenSSL 3's
  * libcrypto; nothing here is hand-written cryptography.
+ *
+ * Errors follow lib/exitcode.h: 0 (or a length) on success, else a negative
+ * errno code: -EINVAL for a key, key file or argument that is not what is
+ * wanted; -EBADMSG for bytes that do not authenticate (an AEAD tag, a box,
+ * a signature trailer); -ENOMEM when OpenSSL cannot allocate (its only way
+ * to fail on valid input); -EIO when the system gives no random bytes; the
+ * -errno of a system call that failed (-ENOENT, -EEXIST, -EACCES ...).
+ * Those that take (err, errlen) say why there.
  */
 #ifndef MC_CRYPTO_H
 #define MC_CRYPTO_H
@@ -46,7 +54,7 @@ void mc_key_id(const uint8_t pub[MC_KEY_PUB_LEN], uint8_t id[MC_KEYID_LEN]);
 /* Key id as 16 lowercase hex digits; returns out. */
 char *mc_keyid_hex(const uint8_t id[MC_KEYID_LEN], char out[2 * MC_KEYID_LEN + 1]);
 
-/* Makes a new Ed25519 key pair (comment left empty). Returns 0 or -1 with a reason in err. */
+/* Makes a new Ed25519 key pair (comment left empty). Returns 0, or -EIO or -ENOMEM with a reason in err. */
 int mc_key_generate(struct mc_key *k, char *err, size_t errlen);
 /* The same for a key pair of type (enum mc_key_type). */
 int mc_key_generate_as(unsigned type, struct mc_key *k, char *err, size_t errlen);
@@ -56,8 +64,8 @@ int mc_key_generate_as(unsigned type, struct mc_key *k, char *err, size_t errlen
  *   mcast-secret-key-v1 TYPE BASE64(seed || public) [COMMENT]
  *   mcast-public-key-v1 TYPE BASE64(public) [COMMENT]
  * TYPE is ed25519 or x25519, as k->type says.
- * Return the length written, or -1 when out is too small (or, for the
- * secret form, k holds no secret).
+ * Return the length written, or -ENOBUFS when out is too small (-EINVAL
+ * for the secret form of a k that holds no secret).
  */
 int mc_key_format_secret(const struct mc_key *k, char *out, size_t outlen);
 int mc_key_format_public(const struct mc_key *k, char *out, size_t outlen);
@@ -67,7 +75,7 @@ int mc_key_format_public(const struct mc_key *k, char *out, size_t outlen);
  * line, a trailing newline optional, single spaces between the fields,
  * canonical base64 of exactly the right length, a printable ASCII comment;
  * the secret form's public half must be the one its seed derives. Returns 0,
- * or -1 with a reason in err (no file name: the caller adds it).
+ * or -EINVAL with a reason in err (no file name: the caller adds it).
  */
 int mc_key_parse_secret(const char *buf, size_t len, struct mc_key *k, char *err, size_t errlen);
 int mc_key_parse_public(const char *buf, size_t len, struct mc_key *k, char *err, size_t errlen);
@@ -77,7 +85,8 @@ int mc_key_parse_public_as(unsigned type, const char *buf, size_t len, struct mc
 
 /*
  * Reads and parses a key file (a regular file of at most 4 KiB). Returns 0,
- * or -1 with "path: reason" in err. For a secret key, *loose is set when
+ * or with "path: reason" in err -EINVAL (not a key file of that kind) or
+ * the -errno of the read (-ENOENT ...). For a secret key, *loose is set when
  * the file is readable or writable by group or others (the caller warns).
  */
 int mc_key_load_secret(const char *path, struct mc_key *k, int *loose, char *err, size_t errlen);
@@ -88,17 +97,18 @@ int mc_key_load_public_as(unsigned type, const char *path, struct mc_key *k, cha
 /*
  * keygen: writes name.key (mode 0600) and name.pub (0644) for k, both
  * created with O_EXCL so an existing file is never overwritten (nothing is
- * written when either exists), flushed to disk. Returns 0 or -1 with
+ * written when either exists), flushed to disk. Returns 0 or -EEXIST, or
+ * the -errno of the write, with
  * "path: reason" in err.
  */
 int mc_key_write_pair(const char *name, const struct mc_key *k, char *err, size_t errlen);
 
-/* Writes MC_SESSION_KEY_LEN random bytes to path (O_EXCL, mode 0600). Returns 0 or -1 with "path: reason". */
+/* Writes MC_SESSION_KEY_LEN random bytes to path (O_EXCL, mode 0600). Returns 0 or -errno with "path: reason". */
 int mc_session_key_write(const char *path, char *err, size_t errlen);
 /* Reads a session key file: a regular file of exactly MC_SESSION_KEY_LEN bytes; *loose as above. */
 int mc_session_key_load(const char *path, uint8_t key[MC_SESSION_KEY_LEN], int *loose, char *err, size_t errlen);
 
-/* Ed25519 signature of msg with k's secret. Returns 0 or -1 with a reason in err. */
+/* Ed25519 signature of msg with k's secret. Returns 0, or -EINVAL (no Ed25519 secret) or -ENOMEM with a reason in err. */
 int mc_sign(const struct mc_key *k, const void *msg, size_t n, uint8_t sig[MC_SIG_LEN], char *err, size_t errlen);
 /* 1 when sig is pub's signature of msg, else 0. */
 int mc_sign_verify(const uint8_t pub[MC_KEY_PUB_LEN], const void *msg, size_t n, const uint8_t sig[MC_SIG_LEN]);
@@ -111,7 +121,8 @@ struct mc_trust {
 /*
  * Adds path: a public key file, or a directory whose *.pub files are all
  * added (one that is not a public key is an error; so is a directory
- * without any). Returns 0 or -1 with "path: reason" in err.
+ * without any: -EINVAL). Returns 0 or a code as mc_key_load_public's with
+ * "path: reason" in err.
  */
 int mc_trust_add(struct mc_trust *t, const char *path, char *err, size_t errlen);
 /* The trusted key with this public half, or NULL. */
@@ -134,7 +145,7 @@ struct mc_hash {
 	void *state;                     /* XXH3_state_t or EVP_MD_CTX */
 	uint8_t salt[MC_HASH_SALT_LEN];
 };
-/* Returns 0, or -1 (unknown algorithm, no memory). salt: MC_HASH_SALT_LEN bytes, used by SHA256 only. */
+/* Returns 0, or -EINVAL (unknown algorithm) or -ENOMEM. salt: MC_HASH_SALT_LEN bytes, used by SHA256 only. */
 int mc_hash_init(struct mc_hash *h, unsigned alg, const uint8_t *salt);
 /* Starts a new digest with the same algorithm and salt. */
 void mc_hash_reset(struct mc_hash *h);
@@ -142,7 +153,7 @@ void mc_hash_update(struct mc_hash *h, const void *p, size_t n);
 /* The digest of what was fed since init/reset (then reset again before reuse). */
 void mc_hash_final(struct mc_hash *h, uint8_t out[MC_HASH_OUT]);
 void mc_hash_free(struct mc_hash *h);
-/* One-shot digest. Returns 0, or -1 for an unknown algorithm (out zeroed). */
+/* One-shot digest. Returns 0, or -EINVAL for an unknown algorithm (out zeroed) or -ENOMEM. */
 int mc_hash_once(unsigned alg, const uint8_t *salt, const void *p, size_t n, uint8_t out[MC_HASH_OUT]);
 
 /*
@@ -164,14 +175,14 @@ struct mc_sig_trailer {
 };
 /* 1 when p (MC_SIG_TRAILER_LEN bytes) starts with the trailer's magic. */
 int mc_sig_trailer_is(const uint8_t *p);
-/* Decodes a trailer; the algorithm must be a cryptographic one. Returns 0 or -1 with a reason. */
+/* Decodes a trailer; the algorithm must be a cryptographic one. Returns 0 or -EBADMSG with a reason. */
 int mc_sig_trailer_decode(const uint8_t p[MC_SIG_TRAILER_LEN], struct mc_sig_trailer *t, char *err, size_t errlen);
 void mc_sig_trailer_encode(const struct mc_sig_trailer *t, uint8_t out[MC_SIG_TRAILER_LEN]);
 
 /*
  * Signs an encoded manifest of len bytes that ends in a trailer naming k's
  * public key: writes the signature into its last MC_SIG_LEN bytes. Returns 0
- * or -1 with a reason in err.
+ * or with a reason in err -EINVAL (the trailer does not name k), -ENOMEM.
  */
 int mc_sig_sign(uint8_t *raw, size_t len, const struct mc_key *k, char *err, size_t errlen);
 
@@ -193,7 +204,7 @@ int mc_sig_check(const uint8_t *raw, size_t len, int is_signed, const struct mc_
 /* Full SHA-256 (test vectors, key ids). */
 void mc_sha256(const void *p, size_t n, uint8_t out[32]);
 
-/* n bytes from the system's CSPRNG. Returns 0 or -1. */
+/* n bytes from the system's CSPRNG. Returns 0 or -EIO. */
 int mc_random(void *p, size_t n);
 
 /*
@@ -213,18 +224,18 @@ const char *mc_aead_name(unsigned alg);
 struct mc_aead;
 struct mc_aead *mc_aead_new(unsigned alg, const uint8_t key[MC_AEAD_KEY_LEN]);
 void mc_aead_free(struct mc_aead *a);
-/* Encrypts n bytes of in to out (they may be the same), tag apart. Returns 0 or -1. */
+/* Encrypts n bytes of in to out (they may be the same), tag apart. Returns 0 or -EIO. */
 int mc_aead_seal(struct mc_aead *a, const uint8_t nonce[MC_AEAD_NONCE_LEN], const void *aad, size_t aadlen,
 		 const uint8_t *in, uint8_t *out, size_t n, uint8_t tag[MC_AEAD_TAG_LEN]);
-/* Decrypts n bytes of in to out (they may be the same). Returns 0, or -1 when the tag does not match (out is garbage). */
+/* Decrypts n bytes of in to out (they may be the same). Returns 0, or -EBADMSG when the tag does not match (out is garbage). */
 int mc_aead_open(struct mc_aead *a, const uint8_t nonce[MC_AEAD_NONCE_LEN], const void *aad, size_t aadlen,
 		 const uint8_t *in, uint8_t *out, size_t n, const uint8_t tag[MC_AEAD_TAG_LEN]);
 
-/* HKDF with SHA-256 (RFC 5869), extract and expand, OpenSSL's EVP_KDF. Returns 0 or -1. */
+/* HKDF with SHA-256 (RFC 5869), extract and expand, OpenSSL's EVP_KDF. Returns 0 or -ENOMEM. */
 int mc_hkdf_sha256(const void *ikm, size_t ikmlen, const void *salt, size_t saltlen, const void *info, size_t infolen,
 		   uint8_t *out, size_t outlen);
 
-/* X25519 (RFC 7748): a private key's public key, and the shared secret (-1 when it is all zeros). */
+/* X25519 (RFC 7748): a private key's public key, and the shared secret (-EINVAL when it is all zeros). */
 int mc_x25519_public(const uint8_t priv[32], uint8_t pub[32]);
 int mc_x25519(const uint8_t priv[32], const uint8_t peer[32], uint8_t shared[32]);
 
@@ -239,7 +250,7 @@ int mc_x25519(const uint8_t priv[32], const uint8_t peer[32], uint8_t shared[32]
 #define MC_BOX_LEN (32 + MC_BOX_MSG_LEN + MC_AEAD_TAG_LEN)
 int mc_box_seal(const uint8_t rpub[32], const void *aad, size_t aadlen, const uint8_t msg[MC_BOX_MSG_LEN],
 		uint8_t box[MC_BOX_LEN]);
-/* Opens a box with k (an X25519 key pair). Returns 0, or -1 when it is not for k or was changed. */
+/* Opens a box with k (an X25519 key pair). Returns 0, or -EBADMSG when it is not for k or was changed (-EINVAL: k is no X25519 pair). */
 int mc_box_open(const struct mc_key *k, const void *aad, size_t aadlen, const uint8_t box[MC_BOX_LEN],
 		uint8_t msg[MC_BOX_MSG_LEN]);
 
@@ -257,7 +268,7 @@ struct mc_content_key {
 	uint8_t id[MC_KEYID_LEN];
 };
 void mc_content_key_id(const uint8_t key[MC_AEAD_KEY_LEN], uint8_t id[MC_KEYID_LEN]);
-/* Reads either kind; *loose as for secret keys. Returns 0 or -1 with "path: reason" in err. */
+/* Reads either kind; *loose as for secret keys. Returns 0 or a code as mc_key_load_secret's, "path: reason" in err. */
 int mc_content_key_load(const char *path, struct mc_content_key *k, int *loose, char *err, size_t errlen);
 
 #endif

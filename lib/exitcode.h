@@ -34,13 +34,14 @@
  * its io ops), source's setup (mc_source_global_init, _new, _check_spec),
  * repair (mc_repair_run), disk, fsmap (mc_extents_add, mc_fsmap; its
  * device callbacks for libntfs-3g and libtsk answer -1 and errno, as those
- * libraries ask).
+ * libraries ask), pkgcreate (mc_pkg_create, mc_pkg_rewrap), image
+ * (mc_image_create too), crypto (keys, key files, trust sets, digests,
+ * AEAD, boxes), the mc_manifest sign and seal calls (mc_manifest_want_sign,
+ * _sign, _want_encrypt, _seal_to, mc_chunk_seal, mc_chunk_open).
  *
  * Not yet (each still to be brought to it): -1 with errno set as the
- * meaning in target (fail()), tstate, image (create side); -1 with a
- * reason only in crypto, pkgcreate (mc_pkg_create and mc_pkg_rewrap return
- * -1) and the mc_manifest sign and seal calls; a negative enum in
- * signatures (mc_sig_result).
+ * meaning in target (fail()), tstate; a negative enum in signatures
+ * (mc_sig_result).
  *
  * Answers, not errors (no errno, no code to pick an exit from): parsers
  * that answer yes or no (mc_opt_*, mc_id_parse, mc_comp_parse,

@@ -66,25 +66,24 @@ static int src_open(struct src *s, const char *path, char *err, size_t errlen)
 		s->fd = STDIN_FILENO;
 	} else if ((s->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
+		return -errno;
 	} else {
 		s->own = 1;
 	}
 	if (fstat(s->fd, &st) < 0) {
 		snprintf(err, errlen, "%s: %s", s->name, strerror(errno));
-		return -1;
+		return -errno;
 	}
 	if (S_ISDIR(st.st_mode)) {
 		snprintf(err, errlen, "%s: is a directory; --image takes a block device, a regular file or -", s->name);
-		errno = EISDIR;
-		return -1;
+		return -EISDIR;
 	}
 	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
 		off_t pos = s->own ? 0 : lseek(s->fd, 0, SEEK_CUR);
 		uint64_t size = (uint64_t)st.st_size;
 		if (S_ISBLK(st.st_mode) && ioctl(s->fd, BLKGETSIZE64, &size) < 0) {
 			snprintf(err, errlen, "%s: cannot tell its size: %s", s->name, strerror(errno));
-			return -1;
+			return -errno;
 		}
 		if (pos >= 0 && (uint64_t)pos <= size) {
 			s->seekable = 1;
@@ -128,7 +127,11 @@ static int src_hole(struct src *s, uint64_t off, uint64_t len)
 	return off + len <= s->dstart;
 }
 
-/* Reads span bytes at off (stream: the next ones); returns how many came, fewer only at the end, or -1. */
+/*
+ * Reads span bytes at off (stream: the next ones); returns how many came,
+ * fewer only at the end, or with the reason in err the read's -errno, or
+ * -EIO when a source of known size ends early.
+ */
 static ssize_t src_read(struct src *s, uint64_t off, uint8_t *buf, size_t n, char *err, size_t errlen)
 {
 	size_t got = 0;
@@ -140,7 +143,7 @@ static ssize_t src_read(struct src *s, uint64_t off, uint8_t *buf, size_t n, cha
 			if (errno == EINTR)
 				continue;
 			snprintf(err, errlen, "%s: %s", s->name, strerror(errno));
-			return -1;
+			return -errno;
 		}
 		if (r == 0)
 			s->eof = 1;
@@ -149,13 +152,14 @@ static ssize_t src_read(struct src *s, uint64_t off, uint8_t *buf, size_t n, cha
 	if (s->seekable && got < n) {
 		snprintf(err, errlen, "%s: shorter than its size said (%llu bytes): did it change while read?",
 			 s->name, (unsigned long long)s->size);
-		errno = EIO;
-		return -1;
+		return -EIO;
 	}
 	return (ssize_t)got;
 }
 
 /* ---- spans in flight ---- */
+
+static const char NOMEM[] = "out of memory"; /* a worker without its compressor: -ENOMEM, not -EIO */
 
 struct slot {
 	uint8_t *in, *out;
@@ -272,7 +276,7 @@ static int worker_work(void *arg, void *ts, unsigned slot, char *err, size_t err
 	struct slot *s = &p->s[slot];
 
 	if (w == NULL || (w->cc == NULL && p->o->compression == MC_COMP_ZSTD))
-		s->zerr = "out of memory";
+		s->zerr = NOMEM;
 	else
 		work(p, s, w->cc, w->ae);
 	return 0; /* a compressor error is the emitter's to tell, in order */
@@ -309,7 +313,7 @@ static int tables_add(struct tables *t, const struct slot *s)
 		if (tg)
 			t->tags = tg;
 		if (!l || !f || !d || !sp || !tg)
-			return -1;
+			return -ENOMEM;
 		t->cap = cap;
 	}
 	t->lens[t->n] = s->stored;
@@ -343,7 +347,8 @@ struct usedmap {
 /*
  * Reads the partition table (or finds one bare file system) and each
  * volume's block map, refusing a source in use or a file system that is not
- * clean (unless forced): what the spans will leave out.
+ * clean (unless forced): what the spans will leave out. Returns 0 or a
+ * negative errno code with the reason in err.
  */
 static int usedmap_plan(const struct mc_pkg_create_opts *o, struct src *in, struct usedmap *u, char *err,
 			size_t errlen)
@@ -355,14 +360,13 @@ static int usedmap_plan(const struct mc_pkg_create_opts *o, struct src *in, stru
 	if (strcmp(path, "-") == 0 || !in->seekable || in->base != 0) {
 		snprintf(err, errlen, "--used-only: %s: reads the file systems of a block device or a regular file, "
 			 "not a stream", in->name);
-		errno = EINVAL;
-		return -1;
+		return -EINVAL;
 	}
-	if (!o->force && mc_disk_check_unused(path, err, errlen) < 0)
-		return -1;
+	if (!o->force && (r = mc_disk_check_unused(path, err, errlen)) < 0)
+		return r;
 	if ((d = malloc(sizeof *d)) == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(ENOMEM));
-		return -1;
+		return -ENOMEM;
 	}
 	if ((r = mc_disk_read(path, in->size, d, err, errlen)) == 0) {
 		/* No partition table: the source is one volume (a bare file system, or nothing known). */
@@ -384,7 +388,7 @@ static int usedmap_plan(const struct mc_pkg_create_opts *o, struct src *in, stru
 		u->nvols = d->n;
 	}
 	free(d);
-	return r < 0 ? -1 : 0;
+	return r < 0 ? r : 0;
 }
 
 /* Bytes of [off, off+len) that no file system uses; moves the cursor (spans come in order). */
@@ -434,7 +438,7 @@ static int emit_slot(void *arg, unsigned slot, char *err, size_t errlen)
 
 	if (s->zerr) {
 		snprintf(err, errlen, "zstd: %s", s->zerr);
-		return -EIO;
+		return s->zerr == NOMEM ? -ENOMEM : -EIO;
 	}
 	int e = s->stored ? mc_pwrite_all(r->fd, b, s->stored, r->base + r->pos) : 0;
 	if (e < 0) {
@@ -477,7 +481,7 @@ static int pump(struct run *r, struct src *in, struct pool *p, struct mc_workq *
 		} else {
 			ssize_t got = src_read(in, off, s->in, want, err, errlen);
 			if (got < 0)
-				return -1;
+				return (int)got;
 			if (got == 0)
 				break;
 			s->len = (uint32_t)got;
@@ -507,7 +511,7 @@ int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, i
 	struct run r = {.o = o, .fd = fd};
 	struct mc_workq *q = NULL;
 	unsigned threads = o->threads > 1 ? o->threads : 0;
-	int rc = -1;
+	int rc = -ENOMEM;
 
 	memset(&p, 0, sizeof p);
 	p.o = o;
@@ -515,30 +519,28 @@ int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, i
 	p.r = &r;
 	if (o->npaths != 1) {
 		snprintf(err, errlen, "--image packs one SOURCE (a block device, a regular file or -), not %u", o->npaths);
-		errno = EINVAL;
-		return -1;
+		return -EINVAL;
 	}
 	if (o->compression != MC_COMP_ZSTD && o->compression != MC_COMP_NONE) {
 		snprintf(err, errlen, "--image: spans are zstd frames or stored as they are (-z zstd or none), not %s",
 			 mc_comp_name(o->compression));
-		errno = EINVAL;
-		return -1;
+		return -EINVAL;
 	}
-	if (src_open(&in, o->paths[0], err, errlen) < 0) {
+	if ((rc = src_open(&in, o->paths[0], err, errlen)) < 0) {
 		src_close(&in);
-		return -1;
+		return rc;
 	}
 	if (o->used_only) {
 		if ((r.used = calloc(1, sizeof *r.used)) == NULL) {
 			snprintf(err, errlen, "%s: %s", o->output, strerror(ENOMEM));
 			src_close(&in);
-			return -1;
+			return -ENOMEM;
 		}
-		if (usedmap_plan(o, &in, r.used, err, errlen) < 0) {
+		if ((rc = usedmap_plan(o, &in, r.used, err, errlen)) < 0) {
 			mc_extents_free(&r.used->fr);
 			free(r.used);
 			src_close(&in);
-			return -1;
+			return rc;
 		}
 		m->nvols = (uint16_t)r.used->nvols; /* the payload offset counts their records */
 	}
@@ -561,16 +563,16 @@ int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, i
 	mc_digest(p.s[0].out, in.seekable ? in.size % o->chunk_size : 0, p.zero_last);
 	XXH3_128bits_reset(r.whole);
 	/* Workers compress (none: this thread does), the emitter writes in order: lib/workq.h. */
-	int e = mc_workq_new(&q, &span_ops, &p, threads, p.nslots);
-	if (e < 0) {
-		snprintf(err, errlen, "-j %u: cannot start a thread: %s", threads, strerror(-e));
+	if ((rc = mc_workq_new(&q, &span_ops, &p, threads, p.nslots)) < 0) {
+		snprintf(err, errlen, "-j %u: cannot start a thread: %s", threads, strerror(-rc));
 		goto out;
 	}
-	if (pump(&r, &in, &p, q, err, errlen) < 0)
+	if ((rc = pump(&r, &in, &p, q, err, errlen)) < 0)
 		goto out_pool;
 	m->image_size = r.image; /* a stream's size is what came */
 	if (r.t.n > UINT32_MAX) {
 		snprintf(err, errlen, "%s: too many chunks; use a larger --chunk-size", o->output);
+		rc = -EINVAL;
 		goto out_pool;
 	}
 	mc_digest_final(r.whole, m->payload_digest);
@@ -585,16 +587,15 @@ int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, i
 		}
 	}
 	m->tags = r.t.tags;
-	if (mc_manifest_encode_image_vols(m, r.t.lens, r.t.flags, r.t.dig, r.t.span, r.used ? r.used->table : "",
-					  r.used ? r.used->vols : NULL, r.used ? r.used->nvols : 0, err, errlen) < 0)
-		goto out_pool;
-	rc = 0;
+	rc = mc_manifest_encode_image_vols(m, r.t.lens, r.t.flags, r.t.dig, r.t.span, r.used ? r.used->table : "",
+					   r.used ? r.used->vols : NULL, r.used ? r.used->nvols : 0, err, errlen);
 out_pool:
 	mc_workq_free(q); /* before the slots and tables it works on */
 	q = NULL;
 	goto out;
 nomem:
 	snprintf(err, errlen, "%s: %s", o->output, strerror(ENOMEM));
+	rc = -ENOMEM;
 out:
 	for (unsigned i = 0; p.s && i < p.nslots; i++) {
 		free(p.s[i].in);

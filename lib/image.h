@@ -14,11 +14,16 @@
  * SEEK_DATA/SEEK_HOLE and never read) becomes a hole; any other is one zstd
  * frame at o->level, or its own bytes when the frame would not be smaller
  * (always with MC_COMP_NONE). o->threads > 1 compresses that many spans at
- * once; memory stays at 2 * threads spans in and out, whatever the image
- * size. The stored bytes go to fd from *base on, in chunk order: the payload
- * offset of the finished package when the image size is known in advance,
- * else 0. Fills and encodes m (name, version, ctime already set). Returns 0,
- * or -1 with "culprit: reason" in err.
+ * once; an encrypted package's spans are sealed and every span digested on
+ * the worker that compressed it. Memory stays at 2 * threads spans in and
+ * out, whatever the image size. The stored bytes go to fd from *base on,
+ * in chunk order: the payload offset of the finished package when the
+ * image size is known in advance, else 0. Fills and encodes m (name, version, ctime already set). Returns 0,
+ * or a negative errno code (lib/exitcode.h) with "culprit: reason" in err:
+ * -EINVAL (not one SOURCE, a compression spans cannot have, a stream with
+ * --used-only, a source in use or not clean), -EISDIR, -ENOMEM, -EIO (a
+ * source that ended early, a span that would not compress or seal), or the
+ * -errno of the read or write that failed.
  */
 int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, int fd, uint64_t *base,
 		    char *err, size_t errlen);

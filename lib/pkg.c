@@ -58,9 +58,11 @@ void mc_chunk_digest(const struct mc_manifest *m, const void *p, size_t n, uint8
 int mc_manifest_want_sign(struct mc_manifest *m, const struct mc_key *k, const void *salt_seed, size_t seedlen,
 			  char *err, size_t errlen)
 {
+	int rc;
+
 	if (!k->has_secret) {
 		snprintf(err, errlen, "not a secret key");
-		return -1;
+		return -EINVAL;
 	}
 	if (salt_seed) {
 		/*
@@ -74,7 +76,7 @@ int mc_manifest_want_sign(struct mc_manifest *m, const struct mc_key *k, const v
 
 		if (b == NULL) {
 			snprintf(err, errlen, "%s", strerror(ENOMEM));
-			return -1;
+			return -ENOMEM;
 		}
 		memcpy(b, dom, sizeof dom);
 		memcpy(b + sizeof dom, k->seed, MC_KEY_SEED_LEN);
@@ -83,9 +85,9 @@ int mc_manifest_want_sign(struct mc_manifest *m, const struct mc_key *k, const v
 		memset(b, 0, n);
 		free(b);
 		memcpy(m->salt, h, MC_HASH_SALT_LEN);
-	} else if (mc_random(m->salt, MC_HASH_SALT_LEN) < 0) {
+	} else if ((rc = mc_random(m->salt, MC_HASH_SALT_LEN)) < 0) {
 		snprintf(err, errlen, "no random bytes for the digest salt");
-		return -1;
+		return rc;
 	}
 	m->is_signed = 1;
 	m->digest_alg = MC_HASH_SHA256;
@@ -95,11 +97,14 @@ int mc_manifest_want_sign(struct mc_manifest *m, const struct mc_key *k, const v
 
 int mc_manifest_sign(struct mc_manifest *m, const struct mc_key *k, char *err, size_t errlen)
 {
-	if (!m->is_signed || m->raw == NULL || mc_sig_sign(m->raw, m->raw_len, k, err, errlen) < 0) {
-		if (!m->is_signed)
-			snprintf(err, errlen, "manifest not encoded for signing");
-		return -1;
+	int rc;
+
+	if (!m->is_signed || m->raw == NULL) {
+		snprintf(err, errlen, "manifest not encoded for signing");
+		return -EINVAL;
 	}
+	if ((rc = mc_sig_sign(m->raw, m->raw_len, k, err, errlen)) < 0)
+		return rc;
 	mc_digest(m->raw, m->raw_len, m->id);
 	return 0;
 }
@@ -1134,7 +1139,7 @@ static int derive_keys(const uint8_t key[MC_AEAD_KEY_LEN], const struct mc_manif
 	if (mc_hkdf_sha256(key, MC_AEAD_KEY_LEN, m->enc_salt, MC_ENC_SALT_LEN, info, sizeof info, subkey, 32) < 0 ||
 	    mc_hkdf_sha256(key, MC_AEAD_KEY_LEN, m->enc_salt, MC_ENC_SALT_LEN, INFO_CHECK, sizeof INFO_CHECK, check,
 			   MC_ENC_CHECK_LEN) < 0)
-		return -1;
+		return -ENOMEM; /* HKDF fails only when OpenSSL cannot allocate */
 	return 0;
 }
 
@@ -1159,7 +1164,7 @@ int mc_chunk_open(const struct mc_manifest *m, struct mc_aead *a, uint32_t i, co
 	size_t al = aad_of(AAD_CHUNK, sizeof AAD_CHUNK, m, i, aad);
 
 	if (a == NULL || m->tags == NULL || i >= m->nchunks)
-		return -1;
+		return -EBADMSG; /* no key, no tags, no such chunk: nothing opens */
 	nonce_of(0, i, nonce);
 	return mc_aead_open(a, nonce, aad, al, in, out, n, m->tags + (size_t)i * MC_AEAD_TAG_LEN);
 }
@@ -1173,7 +1178,7 @@ static int seal_spans(struct mc_manifest *m, uint8_t *p, uint64_t n)
 	int rc;
 
 	nonce_of(1, 0, nonce);
-	rc = a ? mc_aead_seal(a, nonce, aad, al, p, p, n * MC_DIGEST_LEN, m->span_tag) : -1;
+	rc = a ? mc_aead_seal(a, nonce, aad, al, p, p, n * MC_DIGEST_LEN, m->span_tag) : -ENOMEM;
 	mc_aead_free(a);
 	return rc;
 }
@@ -1231,29 +1236,30 @@ int mc_manifest_seal_to(struct mc_manifest *m, const uint8_t *key, const struct 
 {
 	uint8_t aad[sizeof AAD_BOX + MC_ENC_SALT_LEN + 8];
 	size_t al = aad_of(AAD_BOX, sizeof AAD_BOX, m, 0, aad);
+	int rc;
 
 	if (nto > MC_ENC_RECIPS_MAX) {
 		snprintf(err, errlen, "--encrypt-to: %u recipients, at most %d", nto, MC_ENC_RECIPS_MAX);
-		return -1;
+		return -EINVAL;
 	}
 	free(m->enc_boxes);
 	m->recips = NULL;
 	m->nrecips = 0;
 	if ((m->enc_boxes = malloc(nto ? (size_t)nto * MC_ENC_REC : 1)) == NULL) {
 		snprintf(err, errlen, "%s", strerror(ENOMEM));
-		return -1;
+		return -ENOMEM;
 	}
 	for (unsigned i = 0; i < nto; i++) {
 		uint8_t *r = m->enc_boxes + (size_t)i * MC_ENC_REC;
 		char kid[2 * MC_KEYID_LEN + 1];
 		if (to[i].type != MC_KEY_X25519) {
 			snprintf(err, errlen, "key %s: not an x25519 key", mc_keyid_hex(to[i].id, kid));
-			return -1;
+			return -EINVAL;
 		}
 		memcpy(r, to[i].id, MC_KEYID_LEN);
-		if (mc_box_seal(to[i].pub, aad, al, key, r + MC_KEYID_LEN) < 0) {
+		if ((rc = mc_box_seal(to[i].pub, aad, al, key, r + MC_KEYID_LEN)) < 0) {
 			snprintf(err, errlen, "key %s: cannot seal the content key for it", mc_keyid_hex(to[i].id, kid));
-			return -1;
+			return rc;
 		}
 	}
 	m->nrecips = (uint16_t)nto;
@@ -1265,30 +1271,28 @@ int mc_manifest_want_encrypt(struct mc_manifest *m, const uint8_t *key, const st
 			     char *err, size_t errlen)
 {
 	uint8_t k[MC_AEAD_KEY_LEN];
-	int rc = -1;
+	int rc;
 
 	if (nto > MC_ENC_RECIPS_MAX) {
 		snprintf(err, errlen, "--encrypt-to: %u recipients, at most %d", nto, MC_ENC_RECIPS_MAX);
-		return -1;
+		return -EINVAL;
 	}
 	m->is_encrypted = 1;
 	m->aead_alg = MC_AEAD_AES256GCM;
 	m->nrecips = (uint16_t)nto;
 	/* Random even for a reproducible package: the same key and another content must never share nonces. */
-	if (mc_random(m->enc_salt, MC_ENC_SALT_LEN) < 0 || (key == NULL && mc_random(k, sizeof k) < 0)) {
+	if ((rc = mc_random(m->enc_salt, MC_ENC_SALT_LEN)) < 0 || (key == NULL && (rc = mc_random(k, sizeof k)) < 0)) {
 		snprintf(err, errlen, "no random bytes for the encryption");
 		goto out;
 	}
 	if (key)
 		memcpy(k, key, sizeof k);
-	if (derive_keys(k, m, m->subkey, m->enc_check) < 0) {
+	if ((rc = derive_keys(k, m, m->subkey, m->enc_check)) < 0) {
 		snprintf(err, errlen, "cannot derive the package key");
 		goto out;
 	}
 	m->unlocked = 1;
-	if (mc_manifest_seal_to(m, k, to, nto, err, errlen) < 0)
-		goto out;
-	rc = 0;
+	rc = mc_manifest_seal_to(m, k, to, nto, err, errlen);
 out:
 	OPENSSL_cleanse(k, sizeof k);
 	return rc;

@@ -163,7 +163,9 @@ struct mc_aead;
  * or a random one when NULL) and the salt, and one sealed box of the content
  * key per recipient in to[0..nto) (X25519 public keys). The creator then
  * seals every chunk's stored bytes with mc_chunk_seal and points m->tags
- * at the nchunks tags before encoding. Returns 0 or -1 with a reason.
+ * at the nchunks tags before encoding. Returns 0, or with a reason in err
+ * -EINVAL (too many recipients, one not an X25519 key), -EIO (no random
+ * bytes) or -ENOMEM.
  */
 int mc_manifest_want_encrypt(struct mc_manifest *m, const uint8_t *key, const struct mc_key *to, unsigned nto,
 			     char *err, size_t errlen);
@@ -181,16 +183,17 @@ int mc_manifest_unlock_key(struct mc_manifest *m, const struct mc_content_key *k
 /*
  * Seals the content key key (32 bytes) for each of to[0..nto) (X25519
  * public keys) as m's recipients, replacing any: the next encode writes
- * them. Returns 0 or -1 with a reason.
+ * them. Returns 0, or -EINVAL, -EIO or -ENOMEM as mc_manifest_want_encrypt
+ * with a reason.
  */
 int mc_manifest_seal_to(struct mc_manifest *m, const uint8_t *key, const struct mc_key *to, unsigned nto,
 			char *err, size_t errlen);
 /* An AEAD context for m's package key (m being created, or unlocked): one per thread; NULL on failure. */
 struct mc_aead *mc_manifest_aead(const struct mc_manifest *m);
-/* Encrypts chunk i's n stored bytes in place; its tag to tag. Returns 0 or -1. */
+/* Encrypts chunk i's n stored bytes in place; its tag to tag. Returns 0 or mc_aead_seal's -EIO (-EINVAL: too long). */
 int mc_chunk_seal(const struct mc_manifest *m, struct mc_aead *a, uint32_t i, uint8_t *p, size_t n,
 		  uint8_t tag[16]);
-/* Decrypts chunk i's n stored bytes from in to out (may be the same). Returns 0, or -1 when they do not open. */
+/* Decrypts chunk i's n stored bytes from in to out (may be the same). Returns 0, or -EBADMSG when they do not open. */
 int mc_chunk_open(const struct mc_manifest *m, struct mc_aead *a, uint32_t i, const uint8_t *in, uint8_t *out,
 		  size_t n);
 
@@ -221,11 +224,15 @@ struct mc_trust;
  * not NULL, a salt derived from k's secret and those bytes, for a
  * reproducible package), and room for the signature. Call before the chunk
  * digests are computed (mc_chunk_digest needs the salt) and before
- * mc_manifest_payload_off. Returns 0 or -1 with a reason in err.
+ * mc_manifest_payload_off. Returns 0, or with a reason in err -EINVAL (k
+ * holds no secret), -EIO (no random bytes for the salt) or -ENOMEM.
  */
 int mc_manifest_want_sign(struct mc_manifest *m, const struct mc_key *k, const void *salt_seed, size_t seedlen,
 			  char *err, size_t errlen);
-/* Signs an encoded manifest with k (after encode), updating m->id. Returns 0 or -1 with a reason. */
+/*
+ * Signs an encoded manifest with k (after encode), updating m->id. Returns
+ * 0, or with a reason -EINVAL (not encoded for signing by k) or -ENOMEM.
+ */
 int mc_manifest_sign(struct mc_manifest *m, const struct mc_key *k, char *err, size_t errlen);
 /*
  * Checks m's signature against the trust set: 0 (MC_SIG_TRUSTED) or the
@@ -466,7 +473,11 @@ struct mc_pkg_create_opts {
 /*
  * Builds a package (with image set, a format-2 one: lib/image.h): writes a
  * temporary file beside output and renames it into place only when complete. Never leaves a partial file under the final
- * name. Returns 0 and fills id, or -1 with "culprit: reason" in err.
+ * name. Returns 0 and fills id, or a negative errno code (lib/exitcode.h)
+ * with "culprit: reason" in err: -EINVAL (no PATH, a bad name, version,
+ * chunk size, compression option or SOURCE, the same name twice), -ENOMEM,
+ * -EIO, mc_image_create's codes, or the -errno of the call that failed on
+ * an input or the output (-ENOENT, -EACCES, -ENOSPC ...).
  */
 int mc_pkg_create(const struct mc_pkg_create_opts *o, uint8_t id[MC_ID_LEN], char *err, size_t errlen);
 
@@ -475,9 +486,11 @@ int mc_pkg_create(const struct mc_pkg_create_opts *o, uint8_t id[MC_ID_LEN], cha
  * whose content key is sealed for to[0..nto) instead of its recipients
  * (none: only the 32-byte key opens it; when k is one, it still does). The
  * payload is copied as it is, never re-encrypted. A signed p must be signed
- * again (sign, or it is refused); an unsigned one may be signed. Written
- * beside output and renamed into place. Returns 0 and the new id, or -1
- * with a reason in err.
+ * again (sign, or it is refused); an unsigned one cannot be (its chunk
+ * digests are XXH3). Written beside output and renamed into place. Returns
+ * 0 and the new id, or with a reason in err -EINVAL (not encrypted, a
+ * signing key missing or not wanted), -EACCES (k does not open it),
+ * -EBADMSG (its manifest is damaged), -ENOMEM, or the -errno of the copy.
  */
 int mc_pkg_rewrap(const struct mc_pkg *p, const struct mc_content_key *k, const struct mc_key *to, unsigned nto,
 		  const struct mc_key *sign, const char *output, uint8_t id[MC_ID_LEN], char *err, size_t errlen);

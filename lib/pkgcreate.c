@@ -554,6 +554,18 @@ static la_ssize_t sink_write(struct archive *a, void *arg, const void *buf, size
 	return (la_ssize_t)n;
 }
 
+/*
+ * The code of a libarchive failure: the output's errno when the sink failed
+ * (whatever libarchive made of it), else libarchive's errno when it has one
+ * (ENOMEM, a read's), else -EIO.
+ */
+static int arc_code(struct archive *a, const struct sink *s)
+{
+	if (s && s->err)
+		return -s->err;
+	return a && archive_errno(a) > 0 ? -archive_errno(a) : -EIO;
+}
+
 /* Writes what is left, turns O_DIRECT off and finishes the last, shorter chunk. */
 static int sink_end(struct sink *s)
 {
@@ -631,19 +643,19 @@ static int walk(struct entlist *l, const char *src, const char *prefix, char *er
 {
 	DIR *d = opendir(src);
 	struct dirent *de;
-	int rc = -1;
+	int rc = 0;
 
 	if (d == NULL) {
 		snprintf(err, errlen, "%s: %s", src, strerror(errno));
-		return -1;
+		return -errno;
 	}
 	for (;;) {
 		errno = 0;
 		de = readdir(d);
 		if (de == NULL) {
 			if (errno) {
+				rc = -errno;
 				snprintf(err, errlen, "%s: %s", src, strerror(errno));
-				goto out;
 			}
 			break;
 		}
@@ -652,24 +664,26 @@ static int walk(struct entlist *l, const char *src, const char *prefix, char *er
 		char *csrc = join(src, de->d_name);
 		char *cname = *prefix ? join(prefix, de->d_name) : strdup(de->d_name);
 		struct stat st;
-		int r = -1;
-		if (csrc == NULL || cname == NULL)
+		int r = -ENOMEM;
+		if (csrc == NULL || cname == NULL) {
 			snprintf(err, errlen, "%s: %s", src, strerror(ENOMEM));
-		else if (lstat(csrc, &st) < 0)
+		} else if (lstat(csrc, &st) < 0) {
+			r = -errno;
 			snprintf(err, errlen, "%s: %s", csrc, strerror(errno));
-		else if (ent_add(l, cname, csrc, &st, 0) < 0)
+		} else if (ent_add(l, cname, csrc, &st, 0) < 0) {
 			snprintf(err, errlen, "%s: %s", csrc, strerror(ENOMEM));
-		else if (S_ISDIR(st.st_mode))
+		} else if (S_ISDIR(st.st_mode)) {
 			r = walk(l, csrc, cname, err, errlen);
-		else
+		} else {
 			r = 0;
+		}
 		free(csrc);
 		free(cname);
-		if (r < 0)
-			goto out;
+		if (r < 0) {
+			rc = r;
+			break;
+		}
 	}
-	rc = 0;
-out:
 	closedir(d);
 	return rc;
 }
@@ -685,14 +699,15 @@ static int collect(const struct mc_pkg_create_opts *o, struct entlist *l, char *
 	for (unsigned i = 0; i < o->npaths; i++) {
 		char *path = strdup(o->paths[i]);
 		struct stat st;
-		int r = -1;
+		int r = -ENOMEM;
 		if (path == NULL) {
 			snprintf(err, errlen, "%s: %s", o->paths[i], strerror(ENOMEM));
-			return -1;
+			return -ENOMEM;
 		}
 		for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--)
 			path[n - 1] = '\0';
 		if (stat(path, &st) < 0) {
+			r = -errno;
 			snprintf(err, errlen, "%s: %s", o->paths[i], strerror(errno));
 		} else if (S_ISDIR(st.st_mode)) {
 			r = walk(l, path, "", err, errlen);
@@ -707,7 +722,7 @@ static int collect(const struct mc_pkg_create_opts *o, struct entlist *l, char *
 		}
 		free(path);
 		if (r < 0)
-			return -1;
+			return r;
 	}
 	if (l->n > 1)
 		qsort(l->v, l->n, sizeof *l->v, ent_cmp);
@@ -715,7 +730,7 @@ static int collect(const struct mc_pkg_create_opts *o, struct entlist *l, char *
 		if (strcmp(l->v[i - 1].name, l->v[i].name) == 0) {
 			snprintf(err, errlen, "%s: also given as %s (both would be stored as %s)", l->v[i].src,
 				 l->v[i - 1].src, l->v[i].name);
-			return -1;
+			return -EINVAL;
 		}
 	return 0;
 }
@@ -736,7 +751,7 @@ static int set_filter(struct archive *a, const struct mc_pkg_create_opts *o, cha
 	if (r != ARCHIVE_OK) {
 		snprintf(err, errlen, "compression %s: %s", mc_comp_name(o->compression),
 			 archive_error_string(a) ? archive_error_string(a) : "not supported");
-		return -1;
+		return -EINVAL;
 	}
 	if (o->compression == MC_COMP_NONE)
 		return 0;
@@ -744,7 +759,7 @@ static int set_filter(struct archive *a, const struct mc_pkg_create_opts *o, cha
 		snprintf(v, sizeof v, "%d", o->level);
 		if (archive_write_set_filter_option(a, name[o->compression], "compression-level", v) != ARCHIVE_OK) {
 			snprintf(err, errlen, "compression level %d: not accepted by %s", o->level, name[o->compression]);
-			return -1;
+			return -EINVAL;
 		}
 	}
 	/* gzip has no threads in libarchive; its output must not carry the current time either. */
@@ -759,7 +774,7 @@ static int set_filter(struct archive *a, const struct mc_pkg_create_opts *o, cha
 		snprintf(v, sizeof v, "%u", o->threads > 1 ? o->threads : 1);
 		if (archive_write_set_filter_option(a, name[o->compression], "threads", v) != ARCHIVE_OK) {
 			snprintf(err, errlen, "threads %u: not accepted by %s", o->threads, name[o->compression]);
-			return -1;
+			return -EINVAL;
 		}
 	}
 	return 0;
@@ -771,21 +786,23 @@ static int put_entry(struct archive *a, struct archive *disk, struct archive_ent
 {
 	struct archive_entry *e = archive_entry_new(), *spare = NULL;
 	struct stat st = en->st;
-	int fd = -1, rc = -1;
+	int fd = -1, rc = 0;
 
 	if (e == NULL) {
 		snprintf(err, errlen, "%s: %s", en->src, strerror(ENOMEM));
-		return -1;
+		return -ENOMEM;
 	}
 	if (S_ISREG(st.st_mode)) {
 		fd = open(en->src, O_RDONLY | O_CLOEXEC | (en->follow ? 0 : O_NOFOLLOW));
 		if (fd < 0 || fstat(fd, &st) < 0) {
+			rc = -errno;
 			snprintf(err, errlen, "%s: %s", en->src, strerror(errno));
 			goto out;
 		}
 	}
 	archive_entry_copy_sourcepath(e, en->src);
 	if (archive_read_disk_entry_from_file(disk, e, fd, &st) < ARCHIVE_WARN) {
+		rc = arc_code(disk, NULL);
 		snprintf(err, errlen, "%s: %s", en->src, archive_error_string(disk));
 		goto out;
 	}
@@ -797,11 +814,10 @@ static int put_entry(struct archive *a, struct archive *disk, struct archive_ent
 	if (mtime >= 0 && archive_entry_mtime(e) >= mtime)
 		archive_entry_set_mtime(e, (time_t)mtime, 0);
 	archive_entry_linkify(lr, &e, &spare);
-	if (e == NULL) {
-		rc = 0;
+	if (e == NULL)
 		goto out;
-	}
 	if (archive_write_header(a, e) < ARCHIVE_WARN) {
+		rc = arc_code(a, s);
 		snprintf(err, errlen, "%s: %s", s->err ? "output" : en->src, archive_error_string(a));
 		goto out;
 	}
@@ -812,12 +828,14 @@ static int put_entry(struct archive *a, struct archive *disk, struct archive_ent
 			if (n < 0) {
 				if (errno == EINTR)
 					continue;
+				rc = -errno;
 				snprintf(err, errlen, "%s: %s", en->src, strerror(errno));
 				goto out;
 			}
 			if (n == 0)
 				break; /* shrank while read: libarchive pads the entry with zeros */
 			if (archive_write_data(a, buf, (size_t)n) < 0) {
+				rc = arc_code(a, s);
 				snprintf(err, errlen, "output: %s", archive_error_string(a));
 				goto out;
 			}
@@ -825,10 +843,10 @@ static int put_entry(struct archive *a, struct archive *disk, struct archive_ent
 		}
 	}
 	if (archive_write_finish_entry(a) < ARCHIVE_WARN) {
+		rc = arc_code(a, s);
 		snprintf(err, errlen, "output: %s", archive_error_string(a));
 		goto out;
 	}
-	rc = 0;
 out:
 	if (fd >= 0)
 		close(fd);
@@ -842,7 +860,7 @@ static int write_tree(const struct mc_pkg_create_opts *o, const struct entlist *
 {
 	struct archive *a = archive_write_new(), *disk = archive_read_disk_new();
 	struct archive_entry_linkresolver *lr = archive_entry_linkresolver_new();
-	int rc = -1;
+	int rc = -ENOMEM;
 
 	if (a == NULL || disk == NULL || lr == NULL) {
 		snprintf(err, errlen, "archive: %s", strerror(ENOMEM));
@@ -851,18 +869,20 @@ static int write_tree(const struct mc_pkg_create_opts *o, const struct entlist *
 	archive_read_disk_set_standard_lookup(disk);
 	archive_entry_linkresolver_set_strategy(lr, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED);
 	archive_write_set_format_pax_restricted(a);
-	if (set_filter(a, o, err, errlen) < 0)
+	if ((rc = set_filter(a, o, err, errlen)) < 0)
 		goto out;
 	archive_write_set_bytes_per_block(a, 64 * 1024);
 	archive_write_set_bytes_in_last_block(a, 1);
 	if (archive_write_open(a, s, NULL, sink_write, NULL) != ARCHIVE_OK) {
+		rc = arc_code(a, s);
 		snprintf(err, errlen, "output: %s", archive_error_string(a));
 		goto out;
 	}
 	for (size_t i = 0; i < l->n; i++)
-		if (put_entry(a, disk, lr, &l->v[i], o->mtime, buf, s, err, errlen) < 0)
+		if ((rc = put_entry(a, disk, lr, &l->v[i], o->mtime, buf, s, err, errlen)) < 0)
 			goto out;
 	if (archive_write_close(a) != ARCHIVE_OK) {
+		rc = arc_code(a, s);
 		snprintf(err, errlen, "output: %s", archive_error_string(a));
 		goto out;
 	}
@@ -882,7 +902,7 @@ static int write_raw(const struct mc_pkg_create_opts *o, struct sink *s, uint8_t
 	struct archive *a = NULL;
 	struct archive_entry *e = NULL;
 	ssize_t n;
-	int rc = -1;
+	int rc = -ENOMEM;
 
 	if (o->compression != MC_COMP_NONE) {
 		a = archive_write_new();
@@ -892,7 +912,7 @@ static int write_raw(const struct mc_pkg_create_opts *o, struct sink *s, uint8_t
 			goto out;
 		}
 		archive_write_set_format_raw(a);
-		if (set_filter(a, o, err, errlen) < 0)
+		if ((rc = set_filter(a, o, err, errlen)) < 0)
 			goto out;
 		archive_write_set_bytes_per_block(a, 64 * 1024);
 		archive_write_set_bytes_in_last_block(a, 1);
@@ -901,6 +921,7 @@ static int write_raw(const struct mc_pkg_create_opts *o, struct sink *s, uint8_t
 		archive_entry_set_perm(e, 0644);
 		if (archive_write_open(a, s, NULL, sink_write, NULL) != ARCHIVE_OK ||
 		    archive_write_header(a, e) != ARCHIVE_OK) {
+			rc = arc_code(a, s);
 			snprintf(err, errlen, "output: %s", archive_error_string(a));
 			goto out;
 		}
@@ -913,6 +934,7 @@ static int write_raw(const struct mc_pkg_create_opts *o, struct sink *s, uint8_t
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			rc = -errno;
 			snprintf(err, errlen, "standard input: %s", strerror(errno));
 			goto out;
 		}
@@ -920,17 +942,20 @@ static int write_raw(const struct mc_pkg_create_opts *o, struct sink *s, uint8_t
 			break;
 		if (into != buf) {
 			if (sink_took(s, (size_t)n) < 0) {
+				rc = arc_code(NULL, s);
 				snprintf(err, errlen, "output: %s", strerror(s->err));
 				goto out;
 			}
 			continue;
 		}
 		if (a ? archive_write_data(a, buf, (size_t)n) < 0 : sink_feed(s, buf, (size_t)n) < 0) {
+			rc = arc_code(a, s);
 			snprintf(err, errlen, "output: %s", a ? archive_error_string(a) : strerror(s->err));
 			goto out;
 		}
 	}
 	if (a && archive_write_close(a) != ARCHIVE_OK) {
+		rc = arc_code(a, s);
 		snprintf(err, errlen, "output: %s", archive_error_string(a));
 		goto out;
 	}
@@ -942,7 +967,7 @@ out:
 	return rc;
 }
 
-/* Copies n bytes of in at from to out at off, in the kernel when it can. */
+/* Copies n bytes of in at from to out at off, in the kernel when it can. Returns 0 or -errno (-EIO: in ended). */
 static int copy_payload(int in, uint64_t from, int out, uint64_t n, uint64_t off, uint8_t *buf)
 {
 	loff_t ioff = (loff_t)from, ooff = (loff_t)off;
@@ -965,7 +990,7 @@ static int copy_payload(int in, uint64_t from, int out, uint64_t n, uint64_t off
 					if (k < 0) {
 						if (errno == EINTR)
 							continue;
-						return -1;
+						return -errno;
 					}
 					w += k;
 				}
@@ -976,12 +1001,10 @@ static int copy_payload(int in, uint64_t from, int out, uint64_t n, uint64_t off
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			return -1;
+			return -errno;
 		}
-		if (r == 0) {
-			errno = EIO;
-			return -1;
-		}
+		if (r == 0)
+			return -EIO;
 		n -= (uint64_t)r;
 	}
 	return 0;
@@ -1155,16 +1178,19 @@ struct tmpout {
 
 static int out_create(const struct mc_pkg_create_opts *o, struct tmpout *t, char *err, size_t errlen)
 {
+	int e;
+
 	t->fd = -1;
 	if ((t->tmp = temp_path(o->output)) == NULL) {
 		snprintf(err, errlen, "%s: %s", o->output, strerror(ENOMEM));
-		return -1;
+		return -ENOMEM;
 	}
 	if ((t->fd = mkostemp(t->tmp, O_CLOEXEC)) < 0) {
-		snprintf(err, errlen, "%s: cannot create a temporary file beside it: %s", o->output, strerror(errno));
+		e = errno;
+		snprintf(err, errlen, "%s: cannot create a temporary file beside it: %s", o->output, strerror(e));
 		free(t->tmp);
 		t->tmp = NULL;
-		return -1;
+		return -e;
 	}
 	return 0;
 }
@@ -1191,22 +1217,23 @@ static int out_place(const struct mc_pkg_create_opts *o, struct tmpout *t, uint6
 {
 	struct tmpout t2;
 	uint8_t *buf;
+	int rc;
 
 	if (total == 0 || base == payload_off || move_payload(t->fd, base, payload_off) == 0)
 		return 0;
 	if ((buf = mc_pkg_buf(IOBUF)) == NULL) {
 		snprintf(err, errlen, "%s: %s", o->output, strerror(ENOMEM));
-		return -1;
+		return -ENOMEM;
 	}
-	if (out_create(o, &t2, err, errlen) < 0) {
+	if ((rc = out_create(o, &t2, err, errlen)) < 0) {
 		free(buf);
-		return -1;
+		return rc;
 	}
-	if (copy_payload(t->fd, base, t2.fd, total, payload_off, buf) < 0) {
-		snprintf(err, errlen, "%s: %s", o->output, strerror(errno));
+	if ((rc = copy_payload(t->fd, base, t2.fd, total, payload_off, buf)) < 0) {
+		snprintf(err, errlen, "%s: %s", o->output, strerror(-rc));
 		free(buf);
 		out_abort(&t2);
-		return -1;
+		return rc;
 	}
 	free(buf);
 	out_abort(t);
@@ -1226,17 +1253,17 @@ static int out_commit(const struct mc_pkg_create_opts *o, struct tmpout *t, cons
 		e = -errno;
 	if (e < 0) {
 		snprintf(err, errlen, "%s: %s", o->output, strerror(-e));
-		return -1;
+		return e;
 	}
 	if (close(t->fd) < 0) {
 		t->fd = -1;
 		snprintf(err, errlen, "%s: %s", o->output, strerror(errno));
-		return -1;
+		return -errno;
 	}
 	t->fd = -1;
 	if (rename(t->tmp, o->output) < 0) {
 		snprintf(err, errlen, "%s: %s", o->output, strerror(errno));
-		return -1;
+		return -errno;
 	}
 	free(t->tmp);
 	t->tmp = NULL;
@@ -1259,15 +1286,15 @@ static int head_fields(const struct mc_pkg_create_opts *o, struct mc_manifest *m
 	if ((o->name && strlen(o->name) > MC_NAME_MAX) || (o->version && strlen(o->version) > MC_NAME_MAX)) {
 		snprintf(err, errlen, "%s: longer than %d bytes", o->name && strlen(o->name) > MC_NAME_MAX ? "name" : "version",
 			 MC_NAME_MAX);
-		return -1;
+		return -EINVAL;
 	}
 	if (!valid_text(m->name) || !valid_text(m->version)) {
 		snprintf(err, errlen, "%s: control characters are not allowed", valid_text(m->name) ? "version" : "name");
-		return -1;
+		return -EINVAL;
 	}
 	if (o->chunk_size < MC_CHUNK_MIN || o->chunk_size > MC_CHUNK_MAX) {
 		snprintf(err, errlen, "chunk size %u: out of range", o->chunk_size);
-		return -1;
+		return -EINVAL;
 	}
 	m->ctime = o->mtime >= 0 ? (uint64_t)o->mtime : (uint64_t)time(NULL);
 	m->compression = (uint8_t)o->compression;
@@ -1288,15 +1315,16 @@ static int create_stream(const struct mc_pkg_create_opts *o, struct mc_manifest 
 	struct mc_hash chunkh;
 	uint8_t *buf = NULL;
 	int raw = o->npaths == 1 && strcmp(o->paths[0], "-") == 0;
-	int rc = -1;
+	int rc = -ENOMEM;
 
 	for (unsigned i = 0; i < o->npaths && !raw; i++)
 		if (strcmp(o->paths[i], "-") == 0) {
 			snprintf(err, errlen, "-: standard input can only be packed alone");
-			return -1;
+			return -EINVAL;
 		}
-	if (!raw && collect(o, &l, err, errlen) < 0)
+	if (!raw && (rc = collect(o, &l, err, errlen)) < 0)
 		goto out;
+	rc = -ENOMEM;
 	buf = mc_pkg_buf(IOBUF);
 	s.whole = XXH3_createState();
 	if (mc_hash_init(&chunkh, m->digest_alg, m->salt) == 0)
@@ -1334,13 +1362,14 @@ static int create_stream(const struct mc_pkg_create_opts *o, struct mc_manifest 
 		s.dbufs[1] = mc_pkg_buf(SINK_DIRECT);
 		sink_start(&s);
 	}
-	if ((raw ? write_raw(o, &s, buf, err, errlen) : write_tree(o, &l, &s, buf, err, errlen)) < 0) {
+	if ((rc = raw ? write_raw(o, &s, buf, err, errlen) : write_tree(o, &l, &s, buf, err, errlen)) < 0) {
 		if (s.err) /* the output failed, whatever libarchive said */
 			snprintf(err, errlen, "%s: %s", o->output, strerror(s.err));
 		goto out;
 	}
 	if (sink_end(&s) < 0) {
-		snprintf(err, errlen, "%s: %s", o->output, strerror(s.err));
+		rc = -(s.err ? s.err : EIO);
+		snprintf(err, errlen, "%s: %s", o->output, strerror(-rc));
 		goto out;
 	}
 	m->kind = raw ? MC_KIND_RAW : MC_KIND_TAR;
@@ -1348,18 +1377,19 @@ static int create_stream(const struct mc_pkg_create_opts *o, struct mc_manifest 
 	m->nchunks = (uint32_t)s.ndig;
 	if (s.ndig > UINT32_MAX) {
 		snprintf(err, errlen, "%s: too many chunks; use a larger --chunk-size", o->output);
+		rc = -EINVAL;
 		goto out;
 	}
 	mc_digest_final(s.whole, m->payload_digest);
 	if (m->is_encrypted && s.ndig && s.tags == NULL) {
 		snprintf(err, errlen, "%s: %s", o->output, strerror(ENOMEM));
+		rc = -ENOMEM;
 		goto out;
 	}
 	m->tags = s.tags;
-	if (mc_manifest_encode(m, s.digests, err, errlen) < 0)
+	if ((rc = mc_manifest_encode(m, s.digests, err, errlen)) < 0)
 		goto out;
 	*base = s.base;
-	rc = 0;
 out:
 	cp_free(s.cp);
 	sink_stop(&s);
@@ -1381,38 +1411,38 @@ int mc_pkg_create(const struct mc_pkg_create_opts *o, uint8_t id[MC_ID_LEN], cha
 	struct mc_manifest m;
 	struct mc_pkg_layout lay;
 	uint64_t base = 0;
-	int rc = -1;
+	int rc;
 
 	memset(&m, 0, sizeof m);
 	if (o->npaths == 0) {
 		snprintf(err, errlen, "nothing to pack: no PATH given");
-		return -1;
+		return -EINVAL;
 	}
-	if (head_fields(o, &m, err, errlen) < 0)
+	if ((rc = head_fields(o, &m, err, errlen)) < 0)
 		goto out;
 	/* --sign: SHA-256 chunk digests, salted; a reproducible (--mtime) package derives its salt. */
 	if (o->sign) {
 		char seed[2 * (MC_NAME_MAX + 1) + 24];
 		int sl = snprintf(seed, sizeof seed, "%s%c%s%c%lld", m.name, 0, m.version, 0, (long long)o->mtime);
-		if (mc_manifest_want_sign(&m, o->sign, o->mtime >= 0 ? seed : NULL, (size_t)sl, err, errlen) < 0)
+		if ((rc = mc_manifest_want_sign(&m, o->sign, o->mtime >= 0 ? seed : NULL, (size_t)sl, err, errlen)) < 0)
 			goto out;
 	}
 	/* --encrypt, --encrypt-to: the package key and the recipients' boxes, before any chunk is made. */
-	if (o->encrypt && mc_manifest_want_encrypt(&m, o->encrypt_key, o->encrypt_to, o->nencrypt_to, err, errlen) < 0)
+	if (o->encrypt &&
+	    (rc = mc_manifest_want_encrypt(&m, o->encrypt_key, o->encrypt_to, o->nencrypt_to, err, errlen)) < 0)
 		goto out;
-	if (out_create(o, &t, err, errlen) < 0)
+	if ((rc = out_create(o, &t, err, errlen)) < 0)
 		goto out;
-	if ((o->image ? mc_image_create(o, &m, t.fd, &base, err, errlen)
-		      : create_stream(o, &m, &t, &base, err, errlen)) < 0)
+	if ((rc = o->image ? mc_image_create(o, &m, t.fd, &base, err, errlen)
+			   : create_stream(o, &m, &t, &base, err, errlen)) < 0)
 		goto out;
-	if (o->sign && mc_manifest_sign(&m, o->sign, err, errlen) < 0)
+	if (o->sign && (rc = mc_manifest_sign(&m, o->sign, err, errlen)) < 0)
 		goto out;
 	mc_manifest_layout(&m, &lay);
-	if (out_place(o, &t, base, m.payload_size, lay.payload_off, err, errlen) < 0 ||
-	    out_commit(o, &t, &m, err, errlen) < 0)
+	if ((rc = out_place(o, &t, base, m.payload_size, lay.payload_off, err, errlen)) < 0 ||
+	    (rc = out_commit(o, &t, &m, err, errlen)) < 0)
 		goto out;
 	memcpy(id, m.id, MC_ID_LEN);
-	rc = 0;
 out:
 	out_abort(&t);
 	mc_manifest_free(&m);
@@ -1430,12 +1460,13 @@ int mc_pkg_rewrap(const struct mc_pkg *p, const struct mc_content_key *k, const 
 	uint32_t *lens = NULL;
 	struct mc_vol *vols = NULL;
 	char why[256];
-	int rc = -1;
+	int rc = -EINVAL;
 
 	memset(&m, 0, sizeof m);
 	/* A copy of the manifest to unlock: p's stays as it is. */
-	if (mc_manifest_parse(p->m.raw, p->m.raw_len, &src, err, errlen) < 0)
-		return -1;
+	if ((rc = mc_manifest_parse(p->m.raw, p->m.raw_len, &src, err, errlen)) < 0)
+		return rc;
+	rc = -EINVAL;
 	if (!src.is_encrypted) {
 		snprintf(err, errlen, "%s: not encrypted: nothing to rewrap", p->path);
 		goto out;
@@ -1444,7 +1475,7 @@ int mc_pkg_rewrap(const struct mc_pkg *p, const struct mc_content_key *k, const 
 		snprintf(err, errlen, "%s: signed: give --sign KEY to sign the new manifest", p->path);
 		goto out;
 	}
-	if (mc_manifest_unlock_key(&src, k, key, why, sizeof why) < 0) {
+	if ((rc = mc_manifest_unlock_key(&src, k, key, why, sizeof why)) < 0) {
 		snprintf(err, errlen, "%s: %s", p->path, why);
 		goto out;
 	}
@@ -1455,6 +1486,7 @@ int mc_pkg_rewrap(const struct mc_pkg *p, const struct mc_content_key *k, const 
 		if (!src.is_signed) {
 			snprintf(err, errlen, "%s: not signed: its chunk digests are not cryptographic, so it cannot be "
 				 "signed after the fact", p->path);
+			rc = -EINVAL;
 			goto out;
 		}
 		memcpy(m.signer, sign->pub, sizeof m.signer);
@@ -1466,46 +1498,50 @@ int mc_pkg_rewrap(const struct mc_pkg *p, const struct mc_content_key *k, const 
 	memcpy(m.subkey, src.subkey, sizeof m.subkey);
 	m.unlocked = 1;
 	m.tags = src.tags;
-	if (mc_manifest_seal_to(&m, key, to, nto, err, errlen) < 0)
+	if ((rc = mc_manifest_seal_to(&m, key, to, nto, err, errlen)) < 0)
 		goto out;
 	if (m.format == MC_PKG_VERSION_IMAGE) {
 		lens = malloc(((size_t)m.nchunks + 1) * sizeof *lens);
 		vols = calloc(src.nvols + 1u, sizeof *vols);
 		if (lens == NULL || vols == NULL) {
 			snprintf(err, errlen, "%s", strerror(ENOMEM));
+			rc = -ENOMEM;
 			goto out;
 		}
 		for (uint32_t i = 0; i < m.nchunks; i++)
 			lens[i] = mc_manifest_chunk_len(&src, i);
 		for (unsigned i = 0; i < src.nvols; i++)
 			mc_manifest_vol(&src, i, &vols[i]);
-		if (mc_manifest_encode_image_vols(&m, lens, src.chunk_flags, src.digests, src.span_plain, src.vol_table,
-						  vols, src.nvols, err, errlen) < 0)
+		if ((rc = mc_manifest_encode_image_vols(&m, lens, src.chunk_flags, src.digests, src.span_plain,
+							src.vol_table, vols, src.nvols, err, errlen)) < 0)
 			goto out;
-	} else if (mc_manifest_encode(&m, src.digests, err, errlen) < 0) {
+	} else if ((rc = mc_manifest_encode(&m, src.digests, err, errlen)) < 0) {
 		goto out;
 	}
-	if (sign && mc_manifest_sign(&m, sign, err, errlen) < 0)
+	if (sign && (rc = mc_manifest_sign(&m, sign, err, errlen)) < 0)
 		goto out;
 	/* The payload as it is, behind the new head (its offset moves when the manifest crosses a page). */
 	mc_manifest_layout(&m, &lay);
 	if ((buf = mc_pkg_buf(IOBUF)) == NULL) {
 		snprintf(err, errlen, "%s: %s", output, strerror(ENOMEM));
+		rc = -ENOMEM;
 		goto out;
 	}
-	if (out_create(&o, &t, err, errlen) < 0)
+	if ((rc = out_create(&o, &t, err, errlen)) < 0)
 		goto out;
-	if (m.payload_size && copy_payload(p->fd, p->l.payload_off, t.fd, m.payload_size, lay.payload_off, buf) < 0) {
+	if (m.payload_size &&
+	    (rc = copy_payload(p->fd, p->l.payload_off, t.fd, m.payload_size, lay.payload_off, buf)) < 0) {
+		snprintf(err, errlen, "%s: %s", output, strerror(-rc));
+		goto out;
+	}
+	if (ftruncate(t.fd, (off_t)lay.file_size) < 0) {
+		rc = -errno;
 		snprintf(err, errlen, "%s: %s", output, strerror(errno));
 		goto out;
 	}
-	if (ftruncate(t.fd, (off_t)lay.file_size) < 0 || out_commit(&o, &t, &m, err, errlen) < 0) {
-		if (!*err)
-			snprintf(err, errlen, "%s: %s", output, strerror(errno));
+	if ((rc = out_commit(&o, &t, &m, err, errlen)) < 0)
 		goto out;
-	}
 	memcpy(id, m.id, MC_ID_LEN);
-	rc = 0;
 out:
 	OPENSSL_cleanse(key, sizeof key);
 	out_abort(&t);

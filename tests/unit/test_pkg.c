@@ -173,6 +173,36 @@ static void lie_hole_raw(uint8_t *b) { b[IM_FLAGS + 1] |= MC_CHUNK_RAW; }
  * hole, raw, hole, compressed, raw. Encoded, parsed back, its tables, every
  * lie refused, and a package of it opened, checked and verified.
  */
+/* mc_pkg_create's answers are codes (lib/exitcode.h), never -1 with errno, and nothing is left behind. */
+static void create_codes(void)
+{
+	char dir[] = "/tmp/mc-pkgcodes.XXXXXX", out[512], missing[512], err[512];
+	const char *paths[1];
+	uint8_t id[MC_ID_LEN];
+	struct mc_pkg_create_opts o = {.output = out, .compression = MC_COMP_ZSTD, .level = -1,
+				       .chunk_size = 1u << 20, .mtime = -1, .paths = paths, .npaths = 0};
+
+	ok(mkdtemp(dir) != NULL, "codes: scratch");
+	snprintf(out, sizeof out, "%s/out.mcpkg", dir);
+	snprintf(missing, sizeof missing, "%s/missing", dir);
+	ok(mc_pkg_create(&o, id, err, sizeof err) == -EINVAL && strstr(err, "no PATH"), "no PATH: -EINVAL: %s", err);
+	paths[0] = missing;
+	o.npaths = 1;
+	ok(mc_pkg_create(&o, id, err, sizeof err) == -ENOENT && strstr(err, missing), "a missing PATH: -ENOENT: %s", err);
+	o.chunk_size = 1;
+	ok(mc_pkg_create(&o, id, err, sizeof err) == -EINVAL && strstr(err, "chunk size"), "chunk size 1: -EINVAL: %s", err);
+	o.chunk_size = 1u << 20;
+	paths[0] = dir;
+	o.image = 1;
+	ok(mc_pkg_create(&o, id, err, sizeof err) == -EISDIR && strstr(err, "is a directory"),
+	   "--image of a directory: -EISDIR: %s", err);
+	o.image = 0;
+	snprintf(out, sizeof out, "%s/no/such/dir/out.mcpkg", dir);
+	ok(mc_pkg_create(&o, id, err, sizeof err) == -ENOENT && strstr(err, "temporary file"),
+	   "an output in no directory: -ENOENT: %s", err);
+	ok(rmdir(dir) == 0, "codes: nothing left behind");
+}
+
 static void image_manifest(void)
 {
 	const uint32_t lens[6] = {1000, 0, 65536, 0, 5, 100};
@@ -466,6 +496,7 @@ int main(void)
 	create_and_verify(1536 * 1024, "one CPU, 1.5M chunks");
 
 	image_manifest();
+	create_codes();
 
 	/* Too many chunks for the manifest bound. */
 	fill(&p, (uint64_t)MC_CHUNK_MIN * (17u << 20), MC_CHUNK_MIN);
