@@ -789,12 +789,10 @@ static int cmd_verify(const char *path)
 /* ---- images onto a target: extract --to, verify --to (issue 15) ---- */
 
 /* The exit code for a target mc_target_open refused: unsuitable (2) or a runtime failure (1). */
-static int target_refused(const char *err)
+static int target_refused(int rc, const char *err)
 {
-	int e = errno;
-
 	mc_err("%s", err);
-	return e == EINVAL ? MC_EXIT_USAGE : MC_EXIT_RUNTIME;
+	return rc == -EINVAL ? MC_EXIT_USAGE : MC_EXIT_RUNTIME;
 }
 
 struct tstate {
@@ -826,9 +824,9 @@ static int cmd_extract_to(const struct args *a, const char *path)
 		mc_pkg_close(&p);
 	if (rc)
 		return rc;
-	if ((t = mc_target_open(a->to, &p.m, a->zeroed ? MC_TARGET_ZEROED : 0, err, sizeof err)) == NULL) {
+	if ((rc = mc_target_open(a->to, &p.m, a->zeroed ? MC_TARGET_ZEROED : 0, &t, err, sizeof err)) < 0) {
 		mc_pkg_close(&p);
-		return target_refused(err);
+		return target_refused(rc, err);
 	}
 	if ((buf = mc_pkg_buf(p.m.chunk_size)) == NULL) {
 		mc_err("%s: %s", path, strerror(ENOMEM));
@@ -935,9 +933,9 @@ static int cmd_verify_to(const struct args *a, const char *path)
 		mc_pkg_close(&p);
 	if (rc)
 		return rc;
-	if ((t = mc_target_open(a->to, &p.m, MC_TARGET_READONLY, err, sizeof err)) == NULL) {
+	if ((rc = mc_target_open(a->to, &p.m, MC_TARGET_READONLY, &t, err, sizeof err)) < 0) {
 		mc_pkg_close(&p);
-		return target_refused(err);
+		return target_refused(rc, err);
 	}
 	bad = mc_target_check(t, verify_to_bad, target_progress, &ts, err, sizeof err);
 	mc_progress_end();

@@ -37,10 +37,11 @@
  * libraries ask), pkgcreate (mc_pkg_create, mc_pkg_rewrap), image
  * (mc_image_create too), crypto (keys, key files, trust sets, digests,
  * AEAD, boxes), the mc_manifest sign and seal calls (mc_manifest_want_sign,
- * _sign, _want_encrypt, _seal_to, mc_chunk_seal, mc_chunk_open).
+ * _sign, _want_encrypt, _seal_to, mc_chunk_seal, mc_chunk_open), target
+ * (mc_target_*; mc_target_open gives the target in *out), tstate
+ * (mc_tstate_*).
  *
- * Not yet (each still to be brought to it): -1 with errno set as the
- * meaning in target (fail()), tstate; a negative enum in signatures
+ * Not yet (each still to be brought to it): a negative enum in signatures
  * (mc_sig_result).
  *
  * Answers, not errors (no errno, no code to pick an exit from): parsers

@@ -249,16 +249,6 @@ static int lerr(struct run *r, int code)
 	return -1;
 }
 
-/*
- * The same for a failed call to target.c or tstate.c: -1 there means errno
- * holds the code (they are on exitcode.h's "Not yet" list), else the
- * return is the code.
- */
-static int lerr_call(struct run *r, int rc)
-{
-	return lerr(r, rc == -1 ? -(errno ? errno : EIO) : rc);
-}
-
 /* Makes the state durable: data first, then the map (as mcast-recv does). */
 static int save_state(struct run *r, int force)
 {
@@ -272,10 +262,10 @@ static int save_state(struct run *r, int force)
 			return 0;
 		int c = mc_target_sync(r->tgt, r->err, r->errlen);
 		if (c < 0)
-			return lerr_call(r, c);
+			return lerr(r, c);
 		sync_spans(r);
 		if ((c = mc_tstate_save(r->o->state_path, &r->m, r->tid, &r->res->st, r->err, r->errlen)) < 0)
-			return lerr_call(r, c);
+			return lerr(r, c);
 		r->last_save_ms = t;
 		r->dirty = 0;
 		return 0;
@@ -317,8 +307,8 @@ static int chunk_store(struct run *r, uint32_t i, const uint8_t *buf)
 		 */
 		int c = mc_target_put_verified(r->tgt, i, buf, len, r->err, r->errlen);
 		if (c < 0) {
-			if (c != -EBADMSG && (c != -1 || errno != EBADMSG)) /* target.c: -1 and errno, or the code */
-				return lerr_call(r, c);
+			if (c != -EBADMSG)
+				return lerr(r, c);
 			r->bad[r->cur][i >> 3] |= (uint8_t)(1u << (i & 7));
 			ss->chunks_bad++;
 			emit(r, MC_REPAIR_EV_BAD, ss->name, "span digest mismatch after decoding", i, 0);
@@ -395,14 +385,14 @@ static int partial_take(struct run *r, struct pchunk *pc, uint32_t within, const
 		r->nbufs++;
 		/* What the file holds: the spans, and whatever is in the gaps (about to be replaced). */
 		ssize_t got;
-		if (r->tgt) /* a receiver spilled the chunk's stored bytes into its own span */
-			got = mc_target_pread(r->tgt, pc->buf, len, mc_tstate_spill_off(&r->m, mc_manifest_chunk_off(&r->m, c))) < 0
-				      ? -1
-				      : (ssize_t)len;
-		else
-			got = pread(r->fd, pc->buf, len, (off_t)(r->l.payload_off + mc_manifest_chunk_off(&r->m, c)));
+		int e = 0;
+		if (r->tgt) { /* a receiver spilled the chunk's stored bytes into its own span */
+			e = -mc_target_pread(r->tgt, pc->buf, len, mc_tstate_spill_off(&r->m, mc_manifest_chunk_off(&r->m, c)));
+			got = e ? -1 : (ssize_t)len;
+		} else if ((got = pread(r->fd, pc->buf, len, (off_t)(r->l.payload_off + mc_manifest_chunk_off(&r->m, c)))) < 0) {
+			e = errno ? errno : EIO;
+		}
 		if (got < 0) {
-			int e = errno ? errno : EIO;
 			snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->tgt ? "" : ".part", strerror(e));
 			return lerr(r, -e);
 		}
@@ -519,10 +509,10 @@ static int open_target(struct run *r)
 		}
 	}
 	r->made_target = lstat(r->o->target, &sb) < 0 && errno == ENOENT;
-	r->tgt = mc_target_open(r->o->target, &r->m, 0, r->err, r->errlen);
-	if (r->tgt == NULL) {
-		r->res->refused = errno == EINVAL;
-		return lerr_call(r, -1);
+	int c = mc_target_open(r->o->target, &r->m, 0, &r->tgt, r->err, r->errlen);
+	if (c < 0) {
+		r->res->refused = c == -EINVAL;
+		return lerr(r, c);
 	}
 	mc_target_identity(r->tgt, r->tid);
 	/*
@@ -534,8 +524,8 @@ static int open_target(struct run *r)
 	mc_state_free(&r->res->st);
 	long n = mc_tstate_resume(r->o->state_path, r->tgt, &r->m, &r->res->st, why, sizeof why, r->err, r->errlen);
 	if (n < 0) {
-		r->res->refused = errno == EINVAL;
-		return lerr_call(r, n == -1 ? -1 : (int)n);
+		r->res->refused = n == -EINVAL;
+		return lerr(r, (int)n);
 	}
 	r->dirty = 1;
 	return 0;
@@ -549,7 +539,7 @@ static int put_holes(struct run *r)
 			continue;
 		int c = mc_target_put_hole(r->tgt, i, r->err, r->errlen);
 		if (c < 0)
-			return lerr_call(r, c);
+			return lerr(r, c);
 		mc_state_set(&r->res->st, i);
 		r->dirty = 1;
 	}
@@ -1087,7 +1077,7 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 		 */
 		struct mc_state st0;
 		int l = mc_tstate_load(o->state_path, &r.m, r.tid, &st0, e, sizeof e);
-		if ((l == -1 && errno == ENOMEM) || l == -ENOMEM) { /* tstate.c: -1 and errno, or the code */
+		if (l == -ENOMEM) {
 			snprintf(err, errlen, "%s", e);
 			lerr(&r, -ENOMEM);
 			goto out;
@@ -1183,7 +1173,7 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 			 */
 			int c = mc_target_sync(r.tgt, err, errlen);
 			if (c < 0) {
-				lerr_call(&r, c);
+				lerr(&r, c);
 				goto out;
 			}
 			if (unlink(o->state_path) < 0 && errno != ENOENT) {

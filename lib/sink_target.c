@@ -30,14 +30,8 @@ struct sink_target {
 
 static int fail(int e, char *err, size_t errlen, const char *path, const char *why)
 {
-	snprintf(err, errlen, "%s: %s", path, why ? why : strerror(e));
+	snprintf(err, errlen, "%s: %s", path, why ? why : e == ENOMEM ? "out of memory" : strerror(e));
 	return -e;
-}
-
-/* A negative code from what lib/target.c left in errno, its reason already in err. */
-static int target_err(void)
-{
-	return errno ? -errno : -EIO;
 }
 
 /* What can be refused before the package is known: anything but a block device or regular file, a busy device. */
@@ -81,9 +75,10 @@ static int open_target(struct sink_target *k, const struct mc_manifest *m, char 
 		if (mc_manifest_unlock(&k->m, k->dkey, why, sizeof why) < 0)
 			return fail(EACCES, err, errlen, k->path, why);
 	}
-	if ((k->t = mc_target_open(k->path, &k->m, k->flags, err, errlen)) == NULL) {
-		k->refused = errno == EINVAL;
-		return target_err();
+	int rc = mc_target_open(k->path, &k->m, k->flags, &k->t, err, errlen);
+	if (rc < 0) {
+		k->refused = rc == -EINVAL;
+		return rc;
 	}
 	mc_target_identity(k->t, k->id);
 	return 0;
@@ -120,8 +115,8 @@ static int tgt_resume(struct mc_sink *s, struct mc_resume *rs, char *err, size_t
 	 * dropped.
 	 */
 	if ((found = mc_tstate_resume(k->state, k->t, &k->m, &st, rs->why, sizeof rs->why, err, errlen)) < 0) {
-		k->refused = errno == EINVAL;
-		return errno ? -errno : -EIO;
+		k->refused = found == -EINVAL;
+		return (int)found;
 	}
 	if (mc_manifest_parse(k->m.raw, k->m.raw_len, &rs->m, err, errlen) < 0) {
 		mc_state_free(&st);
@@ -162,8 +157,9 @@ static int spill_io(struct sink_target *k, uint64_t off, uint8_t *buf, size_t le
 		uint64_t in = off - mc_manifest_chunk_off(&k->m, c);
 		size_t n = mc_manifest_chunk_len(&k->m, c) - in < len ? mc_manifest_chunk_len(&k->m, c) - in : len;
 		uint64_t at = mc_tstate_spill_off(&k->m, off); /* a piece never crosses its chunk's end */
-		if ((wr ? mc_target_pwrite(k->t, buf, n, at) : mc_target_pread(k->t, buf, n, at)) < 0)
-			return fail(errno ? errno : EIO, err, errlen, k->path, NULL);
+		int rc = wr ? mc_target_pwrite(k->t, buf, n, at) : mc_target_pread(k->t, buf, n, at);
+		if (rc < 0)
+			return fail(-rc, err, errlen, k->path, NULL);
 		buf += n;
 		off += n;
 		len -= n;
@@ -221,13 +217,11 @@ static int tgt_chunk(struct mc_sink *s, const struct mc_manifest *m, uint32_t i,
 	 * bench/image; at load 14 one writer did too, in 3 of 4 onto the
 	 * direct target: the writers are not the whole cause.)
 	 */
-	if (mc_target_start_writers(k->t, MC_SINK_TARGET_WRITERS, 1, err, errlen) < 0)
-		return target_err();
+	if ((rc = mc_target_start_writers(k->t, MC_SINK_TARGET_WRITERS, 1, err, errlen)) < 0)
+		return rc;
 	/* The receiver checked the stored digest (sink.h: only verified chunks come here): not digested again. */
-	if ((len && same_check(k, m, i, len) ? mc_target_queue_verified : mc_target_queue)(k->t, i, buf, (uint32_t)len, err,
-											  errlen) < 0)
-		return target_err();
-	return 0;
+	return (len && same_check(k, m, i, len) ? mc_target_queue_verified : mc_target_queue)(k->t, i, buf, (uint32_t)len,
+											       err, errlen);
 }
 
 static int tgt_sync(struct mc_sink *s, char *err, size_t errlen)
@@ -235,7 +229,7 @@ static int tgt_sync(struct mc_sink *s, char *err, size_t errlen)
 	struct sink_target *k = (struct sink_target *)s;
 
 	/* What was handed over before this sync is written first, then flushed: a save after it may count it. */
-	return k->t && mc_target_sync(k->t, err, errlen) < 0 ? target_err() : 0;
+	return k->t ? mc_target_sync(k->t, err, errlen) : 0;
 }
 
 static int tgt_save(struct mc_sink *s, const struct mc_state *st, char *err, size_t errlen)
@@ -244,7 +238,7 @@ static int tgt_save(struct mc_sink *s, const struct mc_state *st, char *err, siz
 
 	if (k->t == NULL)
 		return 0;
-	return mc_tstate_save(k->state, &k->m, k->id, st, err, errlen) < 0 ? (errno ? -errno : -EIO) : 0;
+	return mc_tstate_save(k->state, &k->m, k->id, st, err, errlen);
 }
 
 static int tgt_finish(struct mc_sink *s, const struct mc_manifest *m, char *err, size_t errlen)

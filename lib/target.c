@@ -60,6 +60,7 @@ struct mc_target {
 	int dlimit;
 };
 
+/* Says "PATH: reason" in err; returns -e (lib/exitcode.h). */
 static int fail(char *err, size_t errlen, int e, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 static int fail(char *err, size_t errlen, int e, const char *path, const char *fmt, ...)
@@ -71,8 +72,21 @@ static int fail(char *err, size_t errlen, int e, const char *path, const char *f
 	if (n >= 0 && (size_t)n < errlen)
 		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
 	va_end(ap);
-	errno = e;
-	return -1;
+	return -e;
+}
+
+/* A failed call's errno as the code, "PATH: WHAT" and its reason in err. */
+static int sys_fail(char *err, size_t errlen, const char *path, const char *what)
+{
+	int e = errno ? errno : EIO;
+
+	return fail(err, errlen, e, path, "%s%s", what, e == ENOMEM ? "out of memory" : strerror(e));
+}
+
+/* The reason of code rc (negative): ENOMEM said as what it is. */
+static const char *why(int rc)
+{
+	return rc == -ENOMEM ? "out of memory" : strerror(-rc);
 }
 
 static const char *kind_of(mode_t mode)
@@ -89,13 +103,13 @@ static int open_target(struct mc_target *t, const char *path, char *err, size_t 
 
 	if (stat(path, &st) < 0) {
 		if (errno != ENOENT || ro)
-			return fail(err, errlen, errno, path, "%s", strerror(errno));
+			return sys_fail(err, errlen, path, "");
 		/* A new file: created, then sized below once nothing else can refuse it. */
 		if ((t->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666)) < 0)
-			return fail(err, errlen, errno, path, "%s", strerror(errno));
+			return sys_fail(err, errlen, path, "");
 		t->zeroed = 1;
 		if (fstat(t->fd, &st) < 0)
-			return fail(err, errlen, errno, path, "%s", strerror(errno));
+			return sys_fail(err, errlen, path, "");
 	} else {
 		if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode))
 			return fail(err, errlen, EINVAL, path, "is %s; a target is a block device or a regular file",
@@ -106,11 +120,11 @@ static int open_target(struct mc_target *t, const char *path, char *err, size_t 
 			if (errno == EBUSY)
 				return fail(err, errlen, EBUSY, path,
 					    "in use: mounted, a partition of it mounted, or held by another program");
-			return fail(err, errlen, errno, path, "%s", strerror(errno));
+			return sys_fail(err, errlen, path, "");
 		}
 		/* The same thing that was looked at (no swap between stat and open). */
 		if (fstat(t->fd, &st2) < 0)
-			return fail(err, errlen, errno, path, "%s", strerror(errno));
+			return sys_fail(err, errlen, path, "");
 		if (st2.st_dev != st.st_dev || st2.st_ino != st.st_ino || (st2.st_mode & S_IFMT) != (st.st_mode & S_IFMT))
 			return fail(err, errlen, EAGAIN, path, "changed while it was opened");
 	}
@@ -124,7 +138,7 @@ static int open_target(struct mc_target *t, const char *path, char *err, size_t 
 	if (!t->blk && statx(t->fd, "", AT_EMPTY_PATH, STATX_BTIME, &sx) == 0 && (sx.stx_mask & STATX_BTIME))
 		t->btime = (uint64_t)sx.stx_btime.tv_sec * 1000000000u + sx.stx_btime.tv_nsec;
 	if (t->blk && ioctl(t->fd, BLKGETSIZE64, &t->size) < 0)
-		return fail(err, errlen, errno, path, "cannot tell its size: %s", strerror(errno));
+		return sys_fail(err, errlen, path, "cannot tell its size: ");
 	/*
 	 * A disk is written with O_DIRECT where it takes it: spans start at
 	 * multiples of the chunk size and come from page-aligned buffers, and
@@ -137,45 +151,44 @@ static int open_target(struct mc_target *t, const char *path, char *err, size_t 
 	return 0;
 }
 
-struct mc_target *mc_target_open(const char *path, const struct mc_manifest *m, unsigned flags,
-				 char *err, size_t errlen)
+int mc_target_open(const char *path, const struct mc_manifest *m, unsigned flags, struct mc_target **out,
+		   char *err, size_t errlen)
 {
 	struct mc_target *t = calloc(1, sizeof *t);
 	char sz[2][32];
-	int created = 0, e;
+	int created = 0, rc;
 
-	if (t == NULL) {
-		fail(err, errlen, ENOMEM, path, "%s", strerror(ENOMEM));
-		return NULL;
-	}
+	*out = NULL;
+	if (t == NULL)
+		return fail(err, errlen, ENOMEM, path, "out of memory");
 	t->fd = t->bfd = -1;
 	t->m = m;
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_mutex_init(&t->qmu, NULL);
 	t->flags = flags;
 	if (m->format != MC_PKG_VERSION_IMAGE) {
-		fail(err, errlen, EINVAL, path, "the package is a %s stream (format %u), not a seekable image: "
+		rc = fail(err, errlen, EINVAL, path, "the package is a %s stream (format %u), not a seekable image: "
 			"only a package made with create --image can be written onto a target",
 			mc_kind_name(m->kind), m->format);
 		goto fail;
 	}
 	/* Encrypted without its key: nothing can be written or checked, so the target is not even opened. */
 	if (m->is_encrypted && !m->unlocked) {
-		fail(err, errlen, EACCES, path, "the package is encrypted: writing or checking it needs --decrypt KEY");
+		rc = fail(err, errlen, EACCES, path, "the package is encrypted: writing or checking it needs --decrypt KEY");
 		goto fail;
 	}
-	if (open_target(t, path, err, errlen) < 0)
+	if ((rc = open_target(t, path, err, errlen)) < 0)
 		goto fail;
 	created = t->zeroed && !t->blk;
 	if (created ? 0 : t->size < m->image_size) {
 		snprintf(sz[0], sizeof sz[0], "%llu", (unsigned long long)t->size);
 		snprintf(sz[1], sizeof sz[1], "%llu", (unsigned long long)m->image_size);
-		fail(err, errlen, EINVAL, path, "%s bytes, smaller than the image (%s bytes)", sz[0], sz[1]);
+		rc = fail(err, errlen, EINVAL, path, "%s bytes, smaller than the image (%s bytes)", sz[0], sz[1]);
 		goto fail;
 	}
 	if (created) {
 		if (ftruncate(t->fd, (off_t)m->image_size) < 0) {
-			fail(err, errlen, errno, path, "%s", strerror(errno));
+			rc = sys_fail(err, errlen, path, "");
 			goto fail;
 		}
 		t->size = m->image_size;
@@ -186,20 +199,19 @@ struct mc_target *mc_target_open(const char *path, const struct mc_manifest *m, 
 	t->dec = mc_image_dec_new();
 	t->buf = mc_pkg_buf(m->chunk_size);
 	if (t->path == NULL || t->dec == NULL || t->buf == NULL) {
-		fail(err, errlen, ENOMEM, path, "%s", strerror(ENOMEM));
+		rc = fail(err, errlen, ENOMEM, path, "out of memory");
 		goto fail;
 	}
-	return t;
+	*out = t;
+	return 0;
 fail:
-	e = errno;
 	if (created)
 		unlink(path);
 	mc_target_close(t);
-	errno = e;
-	return NULL;
+	return rc;
 }
 
-/* The same device opened without O_DIRECT (once, under the lock: writers may be threads). */
+/* The same device opened without O_DIRECT (once, under the lock: writers may be threads); the fd or -errno. */
 static int buffered_fd(struct mc_target *t)
 {
 	int fd;
@@ -209,19 +221,22 @@ static int buffered_fd(struct mc_target *t)
 		struct stat a, b;
 		fd = open(t->path, ((t->flags & MC_TARGET_READONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 		/* The same device as the first open, not whatever the path names now. */
-		if (fd >= 0 && (fstat(fd, &a) < 0 || fstat(t->fd, &b) < 0 || a.st_rdev != b.st_rdev)) {
+		if (fd < 0) {
+			fd = -(errno ? errno : EIO);
+		} else if (fstat(fd, &a) < 0 || fstat(t->fd, &b) < 0 || a.st_rdev != b.st_rdev) {
 			close(fd);
-			fd = -1;
-			errno = ENODEV;
+			fd = -ENODEV;
 		}
-		t->bfd = fd;
+		if (fd >= 0)
+			t->bfd = fd;
+	} else {
+		fd = t->bfd;
 	}
-	fd = t->bfd;
 	pthread_mutex_unlock(&t->mu);
 	return fd;
 }
 
-/* The fd for n bytes at off from p: the O_DIRECT one when all is aligned, else the buffered one. */
+/* The fd for n bytes at off from p: the O_DIRECT one when all is aligned, else the buffered one (or -errno). */
 static int raw_fd(struct mc_target *t, const void *p, size_t n, uint64_t off)
 {
 	if (!t->direct || ((uintptr_t)p % MC_PKG_ALIGN == 0 && n % MC_PKG_ALIGN == 0 && off % MC_PKG_ALIGN == 0))
@@ -234,18 +249,18 @@ static int raw_fd(struct mc_target *t, const void *p, size_t n, uint64_t off)
  * device wants: what is not (a caller's buffer, a short last span) goes
  * through the buffered descriptor, which the kernel keeps coherent with
  * direct I/O; so does a write the device refuses as unaligned (EINVAL).
- * Thread-safe: pwrite, and raw_fd's lock.
+ * Thread-safe: pwrite, and raw_fd's lock. Returns 0 or -errno.
  */
 static int target_write(struct mc_target *t, const uint8_t *p, size_t n, uint64_t off)
 {
-	int fd = raw_fd(t, p, n, off);
+	int fd = raw_fd(t, p, n, off), rc;
 
 	if (fd < 0)
-		return -1;
-	if (mc_pwrite_all(fd, p, n, off) == 0)
+		return fd;
+	if ((rc = mc_pwrite_all(fd, p, n, off)) == 0)
 		return 0;
-	if (fd != t->fd || !t->direct || errno != EINVAL || (fd = buffered_fd(t)) < 0)
-		return -1;
+	if (fd != t->fd || !t->direct || rc != -EINVAL || (fd = buffered_fd(t)) < 0)
+		return fd < 0 ? fd : rc;
 	return mc_pwrite_all(fd, p, n, off);
 }
 
@@ -262,7 +277,8 @@ static int put_chunk(struct mc_target *t, struct mc_image_dec *dec, uint8_t *buf
 	unsigned f = mc_manifest_chunk_flags(m, i);
 	uint32_t span = mc_manifest_span_len(m, i);
 	const uint8_t *p = buf;
-	char why[256];
+	char reason[256];
+	int r;
 
 	if (i >= m->nchunks)
 		return fail(err, errlen, EINVAL, t->path, "chunk %u: the image has %u", i, m->nchunks);
@@ -292,14 +308,14 @@ static int put_chunk(struct mc_target *t, struct mc_image_dec *dec, uint8_t *buf
 		if (t->dlimit)
 			while (sem_wait(&t->dsem) < 0 && errno == EINTR)
 				;
-		int r = (verified ? mc_image_decode_verified : mc_image_decode)(dec, m, i, stored, len, buf, why, sizeof why);
+		r = (verified ? mc_image_decode_verified : mc_image_decode)(dec, m, i, stored, len, buf, reason, sizeof reason);
 		if (t->dlimit)
 			sem_post(&t->dsem);
 		if (r < 0)
-			return fail(err, errlen, -r, t->path, "%s", why);
+			return fail(err, errlen, -r, t->path, "%s", reason);
 	}
-	if (target_write(t, p, span, mc_manifest_span_off(m, i)) < 0)
-		return fail(err, errlen, errno, t->path, "span %u: %s", i, strerror(errno));
+	if ((r = target_write(t, p, span, mc_manifest_span_off(m, i))) < 0)
+		return fail(err, errlen, -r, t->path, "span %u: %s", i, why(r));
 	return 0;
 }
 
@@ -320,6 +336,7 @@ int mc_target_put_decoded(struct mc_target *t, uint32_t i, const uint8_t *span, 
 	const struct mc_manifest *m = t->m;
 	uint8_t d[MC_DIGEST_LEN];
 	uint32_t n = mc_manifest_span_len(m, i);
+	int r;
 
 	if (i >= m->nchunks)
 		return fail(err, errlen, EINVAL, t->path, "chunk %u: the image has %u", i, m->nchunks);
@@ -330,15 +347,15 @@ int mc_target_put_decoded(struct mc_target *t, uint32_t i, const uint8_t *span, 
 	mc_digest(span, n, d);
 	if (memcmp(d, mc_manifest_span_digest(m, i), MC_DIGEST_LEN) != 0)
 		return fail(err, errlen, EBADMSG, t->path, "span %u: bytes do not match its digest", i);
-	if (target_write(t, span, n, mc_manifest_span_off(m, i)) < 0)
-		return fail(err, errlen, errno, t->path, "span %u: %s", i, strerror(errno));
+	if ((r = target_write(t, span, n, mc_manifest_span_off(m, i))) < 0)
+		return fail(err, errlen, -r, t->path, "span %u: %s", i, why(r));
 	return 0;
 }
 
 /*
  * Zeros over [off, off + len) of the image: a hole punched in a regular
  * file, BLKZEROOUT on a block device, zeros written where neither can.
- * Returns 0, or -1 with errno.
+ * Returns 0 or -errno.
  */
 static int zero_range(struct mc_target *t, uint64_t off, uint64_t len)
 {
@@ -354,8 +371,9 @@ static int zero_range(struct mc_target *t, uint64_t off, uint64_t len)
 	static const uint8_t zeros[1 << 16] __attribute__((aligned(MC_PKG_ALIGN)));
 	for (uint64_t done = 0; done < len;) {
 		size_t n = len - done < sizeof zeros ? (size_t)(len - done) : sizeof zeros;
-		if (target_write(t, zeros, n, off + done) < 0)
-			return -1;
+		int rc = target_write(t, zeros, n, off + done);
+		if (rc < 0)
+			return rc;
 		done += n;
 	}
 	return 0;
@@ -380,8 +398,8 @@ int mc_target_put_hole(struct mc_target *t, uint32_t i, char *err, size_t errlen
 
 	if (rc <= 0)
 		return rc;
-	if (zero_range(t, mc_manifest_span_off(t->m, i), mc_manifest_span_len(t->m, i)) < 0)
-		return fail(err, errlen, errno, t->path, "span %u: %s", i, strerror(errno));
+	if ((rc = zero_range(t, mc_manifest_span_off(t->m, i), mc_manifest_span_len(t->m, i))) < 0)
+		return fail(err, errlen, -rc, t->path, "span %u: %s", i, why(rc));
 	return 0;
 }
 
@@ -416,24 +434,6 @@ static void writer_stop(void *arg, void *ts)
 	}
 }
 
-/*
- * lib/workq speaks negative errno codes (lib/exitcode.h); fail() here still
- * says the code in errno: to_wq turns one into the other for the writers,
- * from_wq back for this file's callers.
- */
-static int to_wq(int rc)
-{
-	return rc < 0 ? -(errno ? errno : EIO) : rc;
-}
-
-static int from_wq(int rc)
-{
-	if (rc >= 0)
-		return rc;
-	errno = -rc;
-	return -1;
-}
-
 /* One job on a writer: a chunk decoded and written, or a run of holes zeroed. */
 static int writer_work(void *arg, void *ts, unsigned slot, char *err, size_t errlen)
 {
@@ -442,14 +442,15 @@ static int writer_work(void *arg, void *ts, unsigned slot, char *err, size_t err
 	const struct job *j = &t->jobs[slot];
 
 	if (j->len == 0) {
-		if (zero_range(t, j->zoff, j->zlen) == 0)
+		int rc = zero_range(t, j->zoff, j->zlen);
+		if (rc == 0)
 			return 0;
-		return to_wq(fail(err, errlen, errno, t->path, "zeroing bytes %llu-%llu (holes): %s",
-				  (unsigned long long)j->zoff, (unsigned long long)(j->zoff + j->zlen - 1), strerror(errno)));
+		return fail(err, errlen, -rc, t->path, "zeroing bytes %llu-%llu (holes): %s", (unsigned long long)j->zoff,
+			    (unsigned long long)(j->zoff + j->zlen - 1), why(rc));
 	}
 	if (w == NULL || w->dec == NULL || w->span == NULL)
-		return to_wq(fail(err, errlen, ENOMEM, t->path, "%s", strerror(ENOMEM)));
-	return to_wq(put_chunk(t, w->dec, w->span, j->i, j->buf, j->len, j->verified, err, errlen));
+		return fail(err, errlen, ENOMEM, t->path, "out of memory");
+	return put_chunk(t, w->dec, w->span, j->i, j->buf, j->len, j->verified, err, errlen);
 }
 
 static const struct mc_workq_ops writer_ops = {writer_start, writer_stop, writer_work, NULL};
@@ -483,15 +484,15 @@ int mc_target_start_writers(struct mc_target *t, unsigned threads, unsigned deco
 	t->depth = threads < 2 ? 4 : 2 * threads;
 	if (decoders && decoders < threads) {
 		if (sem_init(&t->dsem, 0, decoders) < 0)
-			return fail(err, errlen, errno, t->path, "%s", strerror(errno));
+			return sys_fail(err, errlen, t->path, "");
 		t->dlimit = 1;
 	}
 	if ((t->jobs = calloc(t->depth, sizeof *t->jobs)) == NULL)
-		return fail(err, errlen, ENOMEM, t->path, "%s", strerror(ENOMEM));
+		return fail(err, errlen, ENOMEM, t->path, "out of memory");
 	int e = mc_workq_new(&t->wq, &writer_ops, t, threads, t->depth);
 	if (e < 0) {
 		writers_stop(t);
-		return fail(err, errlen, -e, t->path, "cannot start a writer thread: %s", strerror(-e));
+		return fail(err, errlen, -e, t->path, "cannot start a writer thread: %s", why(e));
 	}
 	return 0;
 }
@@ -500,18 +501,19 @@ int mc_target_start_writers(struct mc_target *t, unsigned threads, unsigned deco
 static int submit(struct mc_target *t, const struct job *j, const uint8_t *stored, char *err, size_t errlen)
 {
 	unsigned k;
+	int rc;
 
-	if (from_wq(mc_workq_get(t->wq, &k, err, errlen)) < 0)
-		return -1;
+	if ((rc = mc_workq_get(t->wq, &k, err, errlen)) < 0)
+		return rc;
 	struct job *d = &t->jobs[k];
 	if (j->len && d->buf == NULL && (d->buf = malloc(t->m->chunk_size)) == NULL)
-		return fail(err, errlen, ENOMEM, t->path, "%s", strerror(ENOMEM));
+		return fail(err, errlen, ENOMEM, t->path, "out of memory");
 	uint8_t *buf = d->buf;
 	*d = *j;
 	d->buf = buf;
 	if (j->len)
 		memcpy(buf, stored, j->len);
-	return from_wq(mc_workq_put(t->wq, err, errlen));
+	return mc_workq_put(t->wq, err, errlen);
 }
 
 /* The holes queued last, as one zeroing. */
@@ -556,7 +558,8 @@ static int queue(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_
 		return fail(err, errlen, EBADMSG, t->path, "chunk %u: %u stored bytes, more than a span", i, len);
 	struct job j = {.i = i, .len = len, .verified = verified};
 	pthread_mutex_lock(&t->qmu);
-	rc = flush_holes(t, err, errlen) < 0 ? -1 : submit(t, &j, stored, err, errlen);
+	if ((rc = flush_holes(t, err, errlen)) == 0)
+		rc = submit(t, &j, stored, err, errlen);
 	pthread_mutex_unlock(&t->qmu);
 	return rc;
 }
@@ -582,19 +585,21 @@ int mc_target_drain(struct mc_target *t, char *err, size_t errlen)
 	rc = flush_holes(t, err, errlen);
 	pthread_mutex_unlock(&t->qmu);
 	/* Everything queued before this call is written when it returns (a state saved after it may count it). */
-	return rc < 0 ? -1 : from_wq(mc_workq_wait(t->wq, err, errlen));
+	return rc < 0 ? rc : mc_workq_wait(t->wq, err, errlen);
 }
 
 int mc_target_sync(struct mc_target *t, char *err, size_t errlen)
 {
-	if (mc_target_drain(t, err, errlen) < 0)
-		return -1;
+	int rc = mc_target_drain(t, err, errlen);
+
+	if (rc < 0)
+		return rc;
 	if (fsync(t->fd) < 0)
-		return fail(err, errlen, errno, t->path, "flushing: %s", strerror(errno));
+		return sys_fail(err, errlen, t->path, "flushing: ");
 	return 0;
 }
 
-/* Reads n bytes at off, all of them or fails (EIO past the end). */
+/* Reads n bytes at off, all of them; 0 or -errno (-EIO past the end). */
 static int pread_all(int fd, uint8_t *p, size_t n, uint64_t off)
 {
 	while (n > 0) {
@@ -602,11 +607,9 @@ static int pread_all(int fd, uint8_t *p, size_t n, uint64_t off)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
-			return -1;
-		if (r == 0) {
-			errno = EIO;
-			return -1;
-		}
+			return -errno;
+		if (r == 0)
+			return -EIO;
 		p += r;
 		n -= (size_t)r;
 		off += (uint64_t)r;
@@ -619,13 +622,14 @@ int mc_target_span_ok(struct mc_target *t, uint32_t i, char *err, size_t errlen)
 	const struct mc_manifest *m = t->m;
 	uint32_t span = mc_manifest_span_len(m, i);
 	uint8_t d[MC_DIGEST_LEN];
+	int rc;
 
 	if (i >= m->nchunks)
 		return fail(err, errlen, EINVAL, t->path, "chunk %u: the image has %u", i, m->nchunks);
 	if (mc_manifest_chunk_flags(m, i) & MC_CHUNK_DONTCARE)
 		return 1; /* unused by the file system: whatever is there will do */
-	if (mc_target_pread(t, t->buf, span, mc_manifest_span_off(m, i)) < 0)
-		return fail(err, errlen, errno, t->path, "span %u: %s", i, strerror(errno));
+	if ((rc = mc_target_pread(t, t->buf, span, mc_manifest_span_off(m, i))) < 0)
+		return fail(err, errlen, -rc, t->path, "span %u: %s", i, why(rc));
 	mc_digest(t->buf, span, d);
 	return memcmp(d, mc_manifest_span_digest(m, i), MC_DIGEST_LEN) == 0;
 }
@@ -642,7 +646,7 @@ long mc_target_check(struct mc_target *t, void (*bad)(void *arg, uint32_t i),
 	for (uint32_t i = 0; i < m->nchunks; i++) {
 		int ok = 1;
 		if (!(mc_manifest_chunk_flags(m, i) & MC_CHUNK_DONTCARE) && (ok = mc_target_span_ok(t, i, err, errlen)) < 0)
-			return -1;
+			return ok;
 		if (!ok) {
 			nbad++;
 			if (bad)
@@ -658,16 +662,12 @@ int mc_target_pwrite(struct mc_target *t, const void *p, size_t n, uint64_t off)
 {
 	int fd;
 
-	if (t->flags & MC_TARGET_READONLY) {
-		errno = EBADF;
-		return -1;
-	}
-	if (off > t->size || n > t->size - off) {
-		errno = ENOSPC;
-		return -1;
-	}
+	if (t->flags & MC_TARGET_READONLY)
+		return -EBADF;
+	if (off > t->size || n > t->size - off)
+		return -ENOSPC;
 	if ((fd = raw_fd(t, p, n, off)) < 0)
-		return -1;
+		return fd;
 	return mc_pwrite_all(fd, p, n, off);
 }
 
@@ -675,7 +675,7 @@ int mc_target_pread(struct mc_target *t, void *p, size_t n, uint64_t off)
 {
 	int fd = raw_fd(t, p, n, off);
 
-	return fd < 0 ? -1 : pread_all(fd, p, n, off);
+	return fd < 0 ? fd : pread_all(fd, p, n, off);
 }
 
 void mc_target_close(struct mc_target *t)

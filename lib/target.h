@@ -3,13 +3,16 @@
  * regular file, in place, no staging copy. The one piece of code behind
  * `mcast-pack extract --to`, `mcast-recv --to` and `mcast-repair --to`.
  *
- * Error convention: functions return 0 (or a count) or -1 with "TARGET:
- * reason" in err and errno set. On mc_target_open, errno EINVAL means the
- * target or package is unsuitable (a directory, a character device, too
- * small, not an image package: a usage error, exit 2); anything else is a
- * runtime error (EBUSY: a mounted or busy block device; exit 1). On
- * mc_target_put_chunk, EBADMSG means the bytes given are not those of the
- * chunk (nothing was written).
+ * Errors follow lib's one convention (lib/exitcode.h): functions return 0
+ * (or a count) or a negative errno code, with "TARGET: reason" in err
+ * where they take one; errno means nothing after a call. From
+ * mc_target_open, -EINVAL means the target or package is unsuitable (a
+ * directory, a character device, too small, not an image package: a usage
+ * error, exit 2), -EACCES an encrypted package without its key; anything
+ * else is a runtime error (-EBUSY: a mounted or busy block device; exit 1).
+ * From mc_target_put_chunk and the like, -EBADMSG means the bytes given are
+ * not those of the chunk (nothing was written). -ENOMEM is said as "out of
+ * memory".
  */
 #ifndef MC_TARGET_H
 #define MC_TARGET_H
@@ -34,10 +37,10 @@ struct mc_target;
  * with O_EXCL). A path that does not exist becomes a new regular file of
  * the image's size (it reads as zeros, so holes are skipped). A larger
  * target keeps its bytes past the image. m must outlive the target.
- * Returns NULL on failure.
+ * Returns 0 with the target in *out, or a negative code (*out NULL).
  */
-struct mc_target *mc_target_open(const char *path, const struct mc_manifest *m, unsigned flags,
-				 char *err, size_t errlen);
+int mc_target_open(const char *path, const struct mc_manifest *m, unsigned flags, struct mc_target **out,
+		   char *err, size_t errlen);
 
 /*
  * Chunk i, given as its len stored bytes (a zstd frame or the raw span, as
@@ -86,7 +89,7 @@ int mc_target_put_hole(struct mc_target *t, uint32_t i, char *err, size_t errlen
  * several writes are in flight and decoding goes on while the device
  * writes. A queue of 2 * threads chunks (at least 4). Memory: a chunk
  * buffer per queue entry, and per thread one being decoded, its span and a
- * decoder. Returns 0 (also when already started).
+ * decoder. Returns 0 (also when already started) or a negative code.
  */
 #define MC_TARGET_MAX_WRITERS 8
 int mc_target_start(struct mc_target *t, unsigned threads, char *err, size_t errlen);
@@ -105,8 +108,8 @@ int mc_target_start_writers(struct mc_target *t, unsigned threads, unsigned deco
  * mc_target_put_hole (len 0), done by a writer thread once mc_target_start
  * ran (else at once). Waits while the queue is full. A hole
  * queued right after another is zeroed with it in one call. Returns 0, or
- * -1 for the first failure of any queued chunk (the writers' reason in err;
- * sticky: nothing more is queued). The chunk's own failure may come from a
+ * the code of the first failure of any queued chunk (the writers' reason in
+ * err; sticky: nothing more is queued). The chunk's own failure may come from a
  * later call or mc_target_drain. Queue and drain from one thread.
  */
 int mc_target_queue(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_t len, char *err, size_t errlen);
@@ -114,7 +117,7 @@ int mc_target_queue(struct mc_target *t, uint32_t i, const uint8_t *stored, uint
 int mc_target_queue_verified(struct mc_target *t, uint32_t i, const uint8_t *stored, uint32_t len, char *err,
 			     size_t errlen);
 
-/* Waits until every chunk queued is written (not yet durable); 0 or -1 as mc_target_queue. */
+/* Waits until every chunk queued is written (not yet durable); 0 or a code as mc_target_queue. */
 int mc_target_drain(struct mc_target *t, char *err, size_t errlen);
 
 /* Flushes everything written (queued chunks first) to stable storage (fsync: the device's cache too). */
@@ -124,14 +127,15 @@ int mc_target_sync(struct mc_target *t, char *err, size_t errlen);
  * Reads every span back and compares it with its span digest (a don't-care
  * hole is not read). bad(arg, i) is called for each that differs, in order;
  * progress(arg, bytes of the image done) now and then (either may be NULL).
- * Returns the number of differing spans, or -1 on a read error.
+ * Returns the number of differing spans, or a negative code (a read error).
  */
 long mc_target_check(struct mc_target *t, void (*bad)(void *arg, uint32_t i),
 		     void (*progress)(void *arg, uint64_t done), void *arg, char *err, size_t errlen);
 
 /*
  * 1 when span i on the target matches its span digest (always for a
- * don't-care hole, not read), 0 when not, -1 on a read error. One thread at a time.
+ * don't-care hole, not read), 0 when not, a negative code on a read error.
+ * One thread at a time.
  */
 int mc_target_span_ok(struct mc_target *t, uint32_t i, char *err, size_t errlen);
 
@@ -141,7 +145,8 @@ int mc_target_span_ok(struct mc_target *t, uint32_t i, char *err, size_t errlen)
  * is incomplete (stored_len(i) <= span_len(i), so they fit). Handles the
  * alignment O_DIRECT wants on a block device (unaligned pieces go through
  * the page cache, which the kernel keeps coherent with direct I/O). Return
- * 0 or -1 with errno; a read past the end of the target fails with EIO.
+ * 0 or -errno (no err: the caller names what it wrote); a write past the
+ * end of the target is -ENOSPC, a read -EIO; -EBADF opened read-only.
  */
 int mc_target_pwrite(struct mc_target *t, const void *p, size_t n, uint64_t off);
 int mc_target_pread(struct mc_target *t, void *p, size_t n, uint64_t off);

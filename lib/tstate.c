@@ -16,18 +16,18 @@
 #define TSTATE_HEAD (8 + MC_ID_LEN + MC_DIGEST_LEN + 4) /* before the manifest */
 #define TSTATE_TAIL (4 + 4 + 4 + 8)                     /* nchunks, count, nspans, XXH64 */
 
+/* Says "PATH: MSG" in err; returns -e (lib/exitcode.h). */
 static int fail(char *err, size_t errlen, int e, const char *path, const char *msg)
 {
 	snprintf(err, errlen, "%s: %s", path, msg);
-	errno = e;
-	return -1;
+	return -e;
 }
 
 int mc_tstate_load(const char *path, struct mc_manifest *m, uint8_t tid[MC_DIGEST_LEN], struct mc_state *st,
 		   char *err, size_t errlen)
 {
 	uint8_t *buf = NULL;
-	int fd, rc = -1;
+	int fd, rc;
 	struct stat sb;
 	char e[256];
 
@@ -36,30 +36,32 @@ int mc_tstate_load(const char *path, struct mc_manifest *m, uint8_t tid[MC_DIGES
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		if (errno == ENOENT)
 			return 0;
-		return fail(err, errlen, errno, path, strerror(errno));
+		int e0 = errno;
+		return fail(err, errlen, e0, path, strerror(e0));
 	}
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size < TSTATE_HEAD + TSTATE_TAIL + 1 ||
 	    (uint64_t)sb.st_size > MC_TSTATE_MAX) {
-		fail(err, errlen, EINVAL, path, "not a target state file (size or kind)");
+		rc = fail(err, errlen, EINVAL, path, "not a target state file (size or kind)");
 		goto out;
 	}
 	size_t len = (size_t)sb.st_size;
 	if ((buf = malloc(len)) == NULL || pread(fd, buf, len, 0) != (ssize_t)len) {
-		fail(err, errlen, buf ? EIO : ENOMEM, path, buf ? "cannot read" : "out of memory");
+		rc = fail(err, errlen, buf ? EIO : ENOMEM, path, buf ? "cannot read" : "out of memory");
 		goto out;
 	}
 	if (memcmp(buf, TSTATE_MAGIC, 8) != 0 || XXH64(buf, len - 8, 0) != mc_get64(buf + len - 8)) {
-		fail(err, errlen, EINVAL, path, "damaged or not a target state file");
+		rc = fail(err, errlen, EINVAL, path, "damaged or not a target state file");
 		goto out;
 	}
 	uint32_t mlen = mc_get32(buf + TSTATE_HEAD - 4);
 	if (mlen > len - TSTATE_HEAD - TSTATE_TAIL) {
-		fail(err, errlen, EINVAL, path, "damaged target state file (manifest length)");
+		rc = fail(err, errlen, EINVAL, path, "damaged target state file (manifest length)");
 		goto out;
 	}
-	if (mc_manifest_parse(buf + TSTATE_HEAD, mlen, m, e, sizeof e) < 0) {
+	if ((rc = mc_manifest_parse(buf + TSTATE_HEAD, mlen, m, e, sizeof e)) < 0) {
 		snprintf(err, errlen, "%s: damaged target state file (manifest: %s)", path, e);
-		errno = EINVAL;
+		if (rc != -ENOMEM)
+			rc = -EINVAL;
 		goto out;
 	}
 	const uint8_t *q = buf + TSTATE_HEAD + mlen;
@@ -69,13 +71,13 @@ int mc_tstate_load(const char *path, struct mc_manifest *m, uint8_t tid[MC_DIGES
 	    (nspans = mc_get32(q + 8 + bm)) > (len - TSTATE_HEAD - mlen - TSTATE_TAIL - bm) / 12 ||
 	    len != TSTATE_HEAD + mlen + TSTATE_TAIL + bm + (size_t)nspans * 12) {
 		mc_manifest_free(m);
-		fail(err, errlen, EINVAL, path, "damaged target state file (lengths)");
+		rc = fail(err, errlen, EINVAL, path, "damaged target state file (lengths)");
 		goto out;
 	}
 	if (mc_state_init(st, m->id, n) < 0 || (nspans && (st->spans = malloc((size_t)nspans * sizeof *st->spans)) == NULL)) {
 		mc_state_free(st);
 		mc_manifest_free(m);
-		fail(err, errlen, ENOMEM, path, "out of memory");
+		rc = fail(err, errlen, ENOMEM, path, "out of memory");
 		goto out;
 	}
 	memcpy(st->have, q + 8, bm);
@@ -111,8 +113,7 @@ int mc_tstate_match(const char *path, const struct mc_manifest *sm, const uint8_
 		describe(want, b, sizeof b);
 		snprintf(err, errlen, "%s: the state of package %s, not of %s: refused (remove it to start over)", path,
 			 a, b);
-		errno = EINVAL;
-		return -1;
+		return -EINVAL;
 	}
 	mc_target_identity(t, mine);
 	if (memcmp(mine, tid, MC_DIGEST_LEN) != 0) {
@@ -120,8 +121,7 @@ int mc_tstate_match(const char *path, const struct mc_manifest *sm, const uint8_
 			 "%s: the state of another target (not this device or file, or of another size): refused "
 			 "(remove it to start over)",
 			 path);
-		errno = EINVAL;
-		return -1;
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -136,7 +136,7 @@ long mc_tstate_check(struct mc_target *t, const struct mc_manifest *m, struct mc
 		/* A span the file system does not use: whatever the target holds will do (as mc_target_check). */
 		int ok = mc_manifest_chunk_flags(m, i) & MC_CHUNK_DONTCARE ? 1 : mc_target_span_ok(t, i, err, errlen);
 		if (ok < 0)
-			return -1;
+			return ok;
 		if (ok) {
 			mc_state_set(st, i);
 			found++;
@@ -154,9 +154,9 @@ long mc_tstate_resume(const char *path, struct mc_target *t, const struct mc_man
 	uint8_t tid[MC_DIGEST_LEN];
 	int l = mc_tstate_load(path, &sm, tid, st, why, whylen);
 
-	if (l <= 0 && errno == ENOMEM) {
+	if (l == -ENOMEM) {
 		snprintf(err, errlen, "%s", why);
-		return -1;
+		return l;
 	}
 	if (l <= 0) {
 		if (l == 0 && whylen)
@@ -168,8 +168,7 @@ long mc_tstate_resume(const char *path, struct mc_target *t, const struct mc_man
 		mc_manifest_free(&sm);
 		if (rc < 0) {
 			mc_state_free(st);
-			errno = EINVAL;
-			return -1;
+			return rc;
 		}
 		if (whylen)
 			why[0] = '\0';
@@ -192,10 +191,10 @@ int mc_tstate_save(const char *path, const struct mc_manifest *m, const uint8_t 
 	size_t len = fixed + (size_t)nspans * 12;
 	char *tmp = malloc(plen + 5);
 	uint8_t *buf = malloc(len);
-	int rc = -1;
+	int rc;
 
 	if (tmp == NULL || buf == NULL) {
-		fail(err, errlen, ENOMEM, path, "out of memory");
+		rc = fail(err, errlen, ENOMEM, path, "out of memory");
 		goto out;
 	}
 	memcpy(tmp, path, plen);

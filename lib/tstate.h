@@ -16,9 +16,10 @@
  * only after the target was synced (mc_target_sync), so it never claims a
  * chunk that is not durable on the target.
  *
- * Error convention as lib/target.h: -1 with "FILE: reason" in err; errno
- * EINVAL when a state is refused for the target or package at hand (a usage
- * error, exit 2).
+ * Errors follow lib's one convention (lib/exitcode.h), as lib/target.h:
+ * a negative errno code with "FILE: reason" in err, never errno; -EINVAL
+ * when a state is refused for the target or package at hand (a usage
+ * error, exit 2) or is not a state at all, -ENOMEM said as "out of memory".
  */
 #ifndef MC_TSTATE_H
 #define MC_TSTATE_H
@@ -49,9 +50,10 @@ static inline uint64_t mc_tstate_spill_off(const struct mc_manifest *m, uint64_t
 /*
  * Loads FILE. Returns 1 with m (the manifest it keeps, parsed and checked:
  * free with mc_manifest_free), tid (the target it was written against) and
- * st (bitmap and spans, spans fit to m), 0 when FILE does not exist, -1
- * when it cannot be read or is damaged (err says which; a caller starts
- * from an empty state, every span checked).
+ * st (bitmap and spans, spans fit to m), 0 when FILE does not exist, a
+ * negative code when it cannot be read (-errno, -ENOMEM) or is damaged or
+ * not a state file (-EINVAL); err says which. A caller starts from an
+ * empty state then, every span checked, unless out of memory.
  */
 int mc_tstate_load(const char *path, struct mc_manifest *m, uint8_t tid[MC_DIGEST_LEN], struct mc_state *st,
 		   char *err, size_t errlen);
@@ -59,7 +61,7 @@ int mc_tstate_load(const char *path, struct mc_manifest *m, uint8_t tid[MC_DIGES
 /*
  * Refuses a loaded state that is not for this package (want: the package
  * the session or the source offers; NULL: none known yet) and this target
- * (t's identity against tid). Returns 0, or -1 with errno EINVAL and
+ * (t's identity against tid). Returns 0, or -EINVAL with
  * "FILE: the state of ..., not ...: refused" in err.
  */
 int mc_tstate_match(const char *path, const struct mc_manifest *sm, const uint8_t tid[MC_DIGEST_LEN],
@@ -71,26 +73,27 @@ int mc_tstate_match(const char *path, const struct mc_manifest *sm, const uint8_
  * matches its span digest (a hole on a target that reads as zeros
  * included; a don't-care hole is marked unread); spans of chunks found are
  * dropped. Nothing is written.
- * Returns the number found, or -1 on a read error.
+ * Returns the number found, or a negative code (a read error).
  */
 long mc_tstate_check(struct mc_target *t, const struct mc_manifest *m, struct mc_state *st, char *err, size_t errlen);
 
 /*
  * The resume sequence of a target, one for mcast-recv --to and mcast-repair
  * --to: loads FILE; a state of another package than m, or of another target
- * than t, is refused (-1 with errno EINVAL, nothing changed); a missing one
+ * than t, is refused (-EINVAL, nothing changed); a missing one
  * counts as empty, and so does a damaged one (why says why it was not used,
  * else why is ""); then every chunk it does not mark is checked on t
  * (mc_tstate_check). st is set for m (spans fit; free with mc_state_free).
- * Returns the number of chunks the check found, or -1 (err: a refusal, a read
- * error, out of memory).
+ * Returns the number of chunks the check found, or a negative code (err: a
+ * refusal -EINVAL, a read error, -ENOMEM).
  */
 long mc_tstate_resume(const char *path, struct mc_target *t, const struct mc_manifest *m, struct mc_state *st,
 		      char *why, size_t whylen, char *err, size_t errlen);
 
 /*
  * Atomically replaces FILE with st for package m on the target of identity
- * tid. Sync the target first. Returns 0 or -1 with "FILE: reason" in err.
+ * tid. Sync the target first. Returns 0 or a negative code with "FILE:
+ * reason" in err.
  */
 int mc_tstate_save(const char *path, const struct mc_manifest *m, const uint8_t tid[MC_DIGEST_LEN],
 		   const struct mc_state *st, char *err, size_t errlen);

@@ -149,9 +149,9 @@ int main(void)
 	mc_pkg_close(&q);
 
 	/* A target: a new file, then a used one (holes punched), checked, damaged, refused. */
-	struct mc_target *tg;
+	struct mc_target *tg, *no = NULL;
 	path(t, sizeof t, "new.img");
-	ok((tg = mc_target_open(t, &p.m, 0, err, sizeof err)) != NULL && mc_target_size(tg) == IMG &&
+	ok(mc_target_open(t, &p.m, 0, &tg, err, sizeof err) == 0 && mc_target_size(tg) == IMG &&
 		   !mc_target_is_blockdev(tg), "a new file becomes a target of the image's size: %s", err);
 	all = 1;
 	for (uint32_t i = 0; tg && i < NSPAN; i++) {
@@ -167,13 +167,12 @@ int main(void)
 	path(t, sizeof t, "used.img");
 	memset(back, 0xa5, IMG);
 	ok(write_file(t, back, IMG) == 0, "a used file of the image's size");
-	ok((tg = mc_target_open(t, &p.m, 0, err, sizeof err)) != NULL, "opens: %s", err);
+	ok(mc_target_open(t, &p.m, 0, &tg, err, sizeof err) == 0, "opens: %s", err);
 	uint8_t before[MC_DIGEST_LEN], after[MC_DIGEST_LEN], ident[MC_DIGEST_LEN], ident2[MC_DIGEST_LEN];
 	mc_digest(back, IMG, before);
 	mc_pkg_check_chunk(&p, 0, buf);
 	buf[3] ^= 1;
-	errno = 0;
-	ok(tg && mc_target_put_chunk(tg, 0, buf, l0, err, sizeof err) < 0 && errno == EBADMSG,
+	ok(tg && mc_target_put_chunk(tg, 0, buf, l0, err, sizeof err) == -EBADMSG,
 	   "wrong bytes refused: %s", err);
 	ok(read_file(t, back, IMG) == 0 && (mc_digest(back, IMG, after), memcmp(before, after, 16) == 0),
 	   "and nothing written");
@@ -182,18 +181,15 @@ int main(void)
 	 * digest): a frame still fails to decode or its span digest, a raw span
 	 * given unverified still fails both digests; nothing is written.
 	 */
-	errno = 0;
-	ok(tg && mc_target_put_verified(tg, 0, buf, l0, err, sizeof err) < 0 && errno == EBADMSG,
+	ok(tg && mc_target_put_verified(tg, 0, buf, l0, err, sizeof err) == -EBADMSG,
 	   "a damaged frame put as verified is refused: %s", err);
 	uint32_t l3 = mc_manifest_chunk_len(&p.m, 3);
 	mc_pkg_check_chunk(&p, 3, buf);
 	buf[l3 - 1] ^= 0x40;
-	errno = 0;
-	ok(tg && mc_target_put_chunk(tg, 3, buf, l3, err, sizeof err) < 0 && errno == EBADMSG,
+	ok(tg && mc_target_put_chunk(tg, 3, buf, l3, err, sizeof err) == -EBADMSG,
 	   "a damaged raw span is refused: %s", err);
 	mc_pkg_check_chunk(&p, 4, buf);
-	errno = 0;
-	ok(tg && mc_target_put_verified(tg, 0, buf, l0, err, sizeof err) < 0 && errno == EBADMSG,
+	ok(tg && mc_target_put_verified(tg, 0, buf, l0, err, sizeof err) == -EBADMSG,
 	   "another chunk's intact bytes put as verified chunk 0 are refused: %s", err);
 	ok(read_file(t, back, IMG) == 0 && (mc_digest(back, IMG, after), memcmp(before, after, 16) == 0),
 	   "and nothing of them written");
@@ -213,8 +209,7 @@ int main(void)
 		   mc_target_span_ok(tg, 4, err, sizeof err) == 0, "stored bytes spilled into span 4: it no longer checks");
 	ok(mc_target_pread(tg, out, l4 - 1, 4 * SPAN + 7) == 0 && memcmp(out, buf + 1, l4 - 1) == 0,
 	   "and read back as they were");
-	errno = 0;
-	ok(mc_target_pwrite(tg, buf, 2, IMG - 1) < 0 && errno == ENOSPC, "no raw write past the target's end");
+	ok(mc_target_pwrite(tg, buf, 2, IMG - 1) == -ENOSPC, "no raw write past the target's end");
 	ok(mc_target_put_chunk(tg, 4, buf, l4, err, sizeof err) == 0 && mc_target_span_ok(tg, 4, err, sizeof err) == 1,
 	   "the chunk put over them: span 4 checks again");
 	/* Decoded by the caller (a thread of its own), then put. */
@@ -222,8 +217,7 @@ int main(void)
 		   mc_target_put_decoded(tg, 4, out, err, sizeof err) == 0 && mc_target_span_ok(tg, 4, err, sizeof err) == 1,
 	   "a span decoded by the caller is put: %s", err);
 	out[10] ^= 1;
-	errno = 0;
-	ok(mc_target_put_decoded(tg, 4, out, err, sizeof err) < 0 && errno == EBADMSG &&
+	ok(mc_target_put_decoded(tg, 4, out, err, sizeof err) == -EBADMSG &&
 		   mc_target_span_ok(tg, 4, err, sizeof err) == 1, "a wrong decoded span is refused, nothing written: %s", err);
 	mc_target_identity(tg, ident);
 	mc_target_close(tg);
@@ -232,7 +226,7 @@ int main(void)
 	path(t, sizeof t, "queued.img");
 	memset(back, 0x5a, IMG);
 	ok(write_file(t, back, IMG) == 0, "another used file of the image's size");
-	ok((tg = mc_target_open(t, &p.m, 0, err, sizeof err)) != NULL && mc_target_start(tg, 3, err, sizeof err) == 0,
+	ok(mc_target_open(t, &p.m, 0, &tg, err, sizeof err) == 0 && mc_target_start(tg, 3, err, sizeof err) == 0,
 	   "three writers started: %s", err);
 	all = 1;
 	for (uint32_t k = 0; tg && k < NSPAN; k++) {
@@ -247,18 +241,16 @@ int main(void)
 	ok(read_file(t, back, IMG) == 0 && memcmp(back, img, IMG) == 0, "the file is the image");
 	mc_pkg_check_chunk(&p, 0, buf);
 	buf[5] ^= 1;
-	errno = 0;
 	int qrc = tg ? mc_target_queue(tg, 0, buf, l0, err, sizeof err) : -1;
-	ok(tg && (qrc < 0 || mc_target_drain(tg, err, sizeof err) < 0) && errno == EBADMSG,
+	ok(tg && (qrc < 0 ? qrc : mc_target_drain(tg, err, sizeof err)) == -EBADMSG,
 	   "wrong bytes queued: the writers' failure comes back: %s", err);
 	mc_pkg_check_chunk(&p, 0, buf);
-	errno = 0;
-	ok(tg && mc_target_queue(tg, 0, buf, l0, err, sizeof err) < 0 && errno == EBADMSG, "and stays: %s", err);
+	ok(tg && mc_target_queue(tg, 0, buf, l0, err, sizeof err) == -EBADMSG, "and stays: %s", err);
 	ok(read_file(t, back, IMG) == 0 && memcmp(back, img, IMG) == 0, "nothing of the wrong bytes written");
 	mc_target_close(tg);
 	/* Three writers, one decoding at a time (a receiver's): every chunk, in reverse order, as verified. */
 	memset(back, 0x3c, IMG);
-	ok(write_file(t, back, IMG) == 0 && (tg = mc_target_open(t, &p.m, 0, err, sizeof err)) != NULL &&
+	ok(write_file(t, back, IMG) == 0 && mc_target_open(t, &p.m, 0, &tg, err, sizeof err) == 0 &&
 		   mc_target_start_writers(tg, 3, 1, err, sizeof err) == 0, "three writers, one decoder: %s", err);
 	all = 1;
 	for (uint32_t k = 0; tg && k < NSPAN; k++) {
@@ -272,46 +264,40 @@ int main(void)
 	   "the file is the image: %s", err);
 	mc_target_close(tg);
 	/* The same through mc_target_queue_verified: the writer decodes, the span digest refuses. */
-	ok((tg = mc_target_open(t, &p.m, 0, err, sizeof err)) != NULL && mc_target_start(tg, 2, err, sizeof err) == 0,
+	ok(mc_target_open(t, &p.m, 0, &tg, err, sizeof err) == 0 && mc_target_start(tg, 2, err, sizeof err) == 0,
 	   "writers again: %s", err);
 	mc_pkg_check_chunk(&p, 4, buf);
 	buf[7] ^= 1;
-	errno = 0;
 	qrc = tg ? mc_target_queue_verified(tg, 4, buf, l4, err, sizeof err) : -1;
-	ok(tg && (qrc < 0 || mc_target_drain(tg, err, sizeof err) < 0) && errno == EBADMSG,
+	ok(tg && (qrc < 0 ? qrc : mc_target_drain(tg, err, sizeof err)) == -EBADMSG,
 	   "a damaged frame queued as verified is refused by its writer: %s", err);
 	ok(read_file(t, back, IMG) == 0 && memcmp(back, img, IMG) == 0, "nothing of the wrong bytes written");
 	mc_target_close(tg);
 	path(t, sizeof t, "new.img");
-	tg = mc_target_open(t, &p.m, MC_TARGET_READONLY, err, sizeof err);
+	mc_target_open(t, &p.m, MC_TARGET_READONLY, &tg, err, sizeof err);
 	mc_target_identity(tg, ident2);
 	ok(tg && memcmp(ident, ident2, 16) != 0, "two files, two identities");
-	errno = 0;
-	ok(tg && mc_target_put_hole(tg, 1, err, sizeof err) < 0 && errno == EBADF, "read-only: %s", err);
+	ok(tg && mc_target_put_hole(tg, 1, err, sizeof err) == -EBADF, "read-only: %s", err);
 	mc_target_close(tg);
 
 	/* Refusals, before a byte is written. */
 	path(t, sizeof t, "small.img");
 	ok(write_file(t, img, IMG - 1) == 0, "a file one byte short");
-	errno = 0;
-	ok(mc_target_open(t, &p.m, 0, err, sizeof err) == NULL && errno == EINVAL && strstr(err, "smaller"),
+	ok(mc_target_open(t, &p.m, 0, &no, err, sizeof err) == -EINVAL && strstr(err, "smaller"),
 	   "too small: %s", err);
-	errno = 0;
-	ok(mc_target_open(dir, &p.m, 0, err, sizeof err) == NULL && errno == EINVAL && strstr(err, "directory"),
+	ok(mc_target_open(dir, &p.m, 0, &no, err, sizeof err) == -EINVAL && strstr(err, "directory"),
 	   "a directory: %s", err);
-	errno = 0;
-	ok(mc_target_open("/dev/null", &p.m, 0, err, sizeof err) == NULL && errno == EINVAL &&
+	ok(mc_target_open("/dev/null", &p.m, 0, &no, err, sizeof err) == -EINVAL &&
 		   strstr(err, "character device"), "a character device: %s", err);
 	struct mc_manifest v1;
 	memset(&v1, 0, sizeof v1);
 	v1.format = 1;
 	v1.kind = MC_KIND_TAR;
 	path(t, sizeof t, "v1.img");
-	errno = 0;
-	ok(mc_target_open(t, &v1, 0, err, sizeof err) == NULL && errno == EINVAL && strstr(err, "not a seekable image") &&
+	ok(mc_target_open(t, &v1, 0, &no, err, sizeof err) == -EINVAL && strstr(err, "not a seekable image") &&
 		   access(t, F_OK) < 0, "a format-1 package, and no file made: %s", err);
 	path(t, sizeof t, "missing.img");
-	ok(mc_target_open(t, &p.m, MC_TARGET_READONLY, err, sizeof err) == NULL && errno == ENOENT,
+	ok(mc_target_open(t, &p.m, MC_TARGET_READONLY, &no, err, sizeof err) == -ENOENT,
 	   "read-only never creates: %s", err);
 
 	mc_image_dec_free(d);
