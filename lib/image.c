@@ -510,7 +510,11 @@ int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, i
 	struct pool p;
 	struct run r = {.o = o, .fd = fd};
 	struct mc_workq *q = NULL;
-	unsigned threads = o->threads > 1 ? o->threads : 0;
+	/*
+	 * One worker at least, even at -j 0 or 1: this thread reads, the worker
+	 * compresses (and seals and digests), the emitter writes, all at once.
+	 */
+	unsigned threads = o->threads > 1 ? o->threads : 1;
 	int rc = -ENOMEM;
 
 	memset(&p, 0, sizeof p);
@@ -549,7 +553,8 @@ int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, i
 	m->image_size = in.size;
 	*base = in.seekable && in.size ? mc_manifest_payload_off(m) : 0;
 	r.base = *base;
-	p.nslots = threads ? 2 * threads : 1;
+	/* Two slots a worker; with one worker three: one read, one compressed and one written at once. */
+	p.nslots = threads > 1 ? 2 * threads : 3;
 	p.outcap = ZSTD_compressBound(o->chunk_size);
 	p.s = calloc(p.nslots, sizeof *p.s);
 	r.whole = XXH3_createState();
@@ -562,7 +567,7 @@ int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, i
 	mc_digest(p.s[0].out, o->chunk_size, p.zero_full);
 	mc_digest(p.s[0].out, in.seekable ? in.size % o->chunk_size : 0, p.zero_last);
 	XXH3_128bits_reset(r.whole);
-	/* Workers compress (none: this thread does), the emitter writes in order: lib/workq.h. */
+	/* Workers compress, the emitter writes in order: lib/workq.h. */
 	if ((rc = mc_workq_new(&q, &span_ops, &p, threads, p.nslots)) < 0) {
 		snprintf(err, errlen, "-j %u: cannot start a thread: %s", threads, strerror(-rc));
 		goto out;

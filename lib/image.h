@@ -14,9 +14,10 @@
  * SEEK_DATA/SEEK_HOLE and never read) becomes a hole; any other is one zstd
  * frame at o->level, or its own bytes when the frame would not be smaller
  * (always with MC_COMP_NONE). o->threads > 1 compresses that many spans at
- * once; an encrypted package's spans are sealed and every span digested on
- * the worker that compressed it. Memory stays at 2 * threads spans in and
- * out, whatever the image size. The stored bytes go to fd from *base on,
+ * once (0 or 1: one, on a worker of its own while this thread reads and
+ * another writes); an encrypted package's spans are sealed and every span
+ * digested on the worker that compressed it. Memory stays at 2 * threads
+ * spans in and out (3 with one worker), whatever the image size. The stored bytes go to fd from *base on,
  * in chunk order: the payload offset of the finished package when the
  * image size is known in advance, else 0. Fills and encodes m (name, version, ctime already set). Returns 0,
  * or a negative errno code (lib/exitcode.h) with "culprit: reason" in err:
