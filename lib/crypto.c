@@ -727,7 +727,7 @@ int mc_sig_check(const uint8_t *raw, size_t len, int is_signed, const struct mc_
 	}
 	if ((msg = signed_message(raw, len, &n)) == NULL) {
 		snprintf(err, errlen, "%s", strerror(ENOMEM));
-		return MC_SIG_BAD;
+		return -ENOMEM;
 	}
 	good = mc_sign_verify(tr.pub, msg, n, tr.sig);
 	free(msg);

@@ -15,6 +15,7 @@
 #ifndef MC_CRYPTO_H
 #define MC_CRYPTO_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -186,18 +187,18 @@ void mc_sig_trailer_encode(const struct mc_sig_trailer *t, uint8_t out[MC_SIG_TR
  */
 int mc_sig_sign(uint8_t *raw, size_t len, const struct mc_key *k, char *err, size_t errlen);
 
-/* What mc_sig_check found. */
+/* What mc_sig_check found: 0 or a negative errno code, as everywhere in lib (lib/exitcode.h). */
 enum mc_sig_result {
 	MC_SIG_TRUSTED = 0,
-	MC_SIG_UNSIGNED = -1,   /* no trailer */
-	MC_SIG_UNTRUSTED = -2,  /* signed, by a key not in the trust set */
-	MC_SIG_BAD = -3,        /* the signature does not match the manifest: tampered or damaged */
+	MC_SIG_UNSIGNED = -ENOKEY,       /* no trailer: no signature to check */
+	MC_SIG_UNTRUSTED = -EKEYREJECTED, /* signed, by a key not in the trust set */
+	MC_SIG_BAD = -EBADMSG,           /* the signature does not match the manifest: tampered or damaged */
 };
 /*
  * Checks an encoded manifest (len bytes; signed says whether it ends in a
  * trailer) against the trust set t: the signer must be in t and the
- * signature must match. Returns an enum mc_sig_result, with a reason naming
- * the signer's key id in err for anything but MC_SIG_TRUSTED.
+ * signature must match. Returns an enum mc_sig_result, or -ENOMEM, with a
+ * reason naming the signer's key id in err for anything but MC_SIG_TRUSTED.
  */
 int mc_sig_check(const uint8_t *raw, size_t len, int is_signed, const struct mc_trust *t, char *err, size_t errlen);
 

@@ -39,10 +39,9 @@
  * AEAD, boxes), the mc_manifest sign and seal calls (mc_manifest_want_sign,
  * _sign, _want_encrypt, _seal_to, mc_chunk_seal, mc_chunk_open), target
  * (mc_target_*; mc_target_open gives the target in *out), tstate
- * (mc_tstate_*).
- *
- * Not yet (each still to be brought to it): a negative enum in signatures
- * (mc_sig_result).
+ * (mc_tstate_*), signatures (mc_sig_check, mc_manifest_trust: enum
+ * mc_sig_result names its codes, -ENOKEY unsigned, -EKEYREJECTED by a key
+ * not trusted, -EBADMSG tampered).
  *
  * Answers, not errors (no errno, no code to pick an exit from): parsers
  * that answer yes or no (mc_opt_*, mc_id_parse, mc_comp_parse,

@@ -236,7 +236,8 @@ int mc_manifest_want_sign(struct mc_manifest *m, const struct mc_key *k, const v
 int mc_manifest_sign(struct mc_manifest *m, const struct mc_key *k, char *err, size_t errlen);
 /*
  * Checks m's signature against the trust set: 0 (MC_SIG_TRUSTED) or the
- * enum mc_sig_result of the refusal with a reason naming the signer's key id.
+ * enum mc_sig_result of the refusal (a negative errno code; -ENOMEM too)
+ * with a reason naming the signer's key id.
  */
 int mc_manifest_trust(const struct mc_manifest *m, const struct mc_trust *t, char *err, size_t errlen);
 
