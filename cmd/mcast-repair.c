@@ -2,6 +2,7 @@
  * mcast-repair: completes a partial or damaged package from unicast sources
  * (HTTP/HTTPS ranges or a file path), fetching only what is missing.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -432,8 +433,9 @@ int main(int argc, char **argv)
 	a.o.ctx = (void *)a.o.pkg;
 	a.o.stop = &got_stop;
 	mc_fe_signals(&got_stop);
-	if (mc_source_global_init() < 0) {
-		mc_err("libcurl: cannot initialise");
+	if ((rc = mc_source_global_init()) < 0) {
+		/* -ENOMEM is said as out of memory (lib/exitcode.h); -EIO: its TLS library did not start. */
+		mc_err("libcurl: cannot initialise: %s", rc == -ENOMEM ? "out of memory" : "its TLS library did not start");
 		goto out;
 	}
 	t0 = mc_now_s();

@@ -117,6 +117,19 @@ json_field() {
 	[[ $output == *--timeout* && $output == *--source* && $output == *--quiet* && $output == *--verbose* ]]
 }
 
+@test "libcurl that cannot start for want of memory: said as out of memory, exit 1" {
+	# A shim in front of libcurl: curl_global_init answers CURLE_OUT_OF_MEMORY.
+	# Plain run only: an ASan binary wants its runtime first, before any preload.
+	plain_run_only
+	command -v cc >/dev/null || skip "no C compiler for the shim"
+	printf '#include <curl/curl.h>\nCURLcode curl_global_init(long f) { (void)f; return CURLE_OUT_OF_MEMORY; }\n' >shim.c
+	cc -shared -fPIC -o shim.so shim.c
+	partial x.mcpkg 3
+	run -1 --separate-stderr env LD_PRELOAD="$PWD/shim.so" "$MCAST_BIN/mcast-repair" -s www/ x.mcpkg
+	[[ $stderr == *"libcurl: cannot initialise: out of memory"* ]]
+	[ -f x.mcpkg.part ]
+}
+
 @test "local sources that can never serve are named; none usable left: exit 1, state kept" {
 	partial img.mcpkg 3 4
 	echo "not a package" >junk.mcpkg
