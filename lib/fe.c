@@ -136,13 +136,18 @@ void mc_fe_net_defaults(struct mc_fe_net *n)
 
 	n->group = MC_DEFAULT_GROUP4;
 	n->iface = NULL;
+	n->group_from = n->iface_from = NULL;
 	n->port = MC_DEFAULT_PORT;
 	n->ttl = MC_DEFAULT_TTL;
 	/* An admin's defaults, set once for cron lines and client scripts; the options still win. */
-	if ((e = getenv("MCAST_GROUP")) && *e)
+	if ((e = getenv("MCAST_GROUP")) && *e) {
 		n->group = e;
-	if ((e = getenv("MCAST_IFACE")) && *e)
+		n->group_from = "MCAST_GROUP";
+	}
+	if ((e = getenv("MCAST_IFACE")) && *e) {
 		n->iface = e;
+		n->iface_from = "MCAST_IFACE";
+	}
 	if ((e = getenv("MCAST_PORT")) && *e && mc_opt_uint(e, 1, 65534, &n->port) < 0) {
 		fprintf(stderr, "%s: MCAST_PORT '%s': port must be a number from 1 to 65534 (PORT+1 carries the "
 			"feedback): fix or unset it\n", program_invocation_short_name, e);
@@ -155,9 +160,11 @@ int mc_fe_net_option(const char *usage, int c, const char *arg, struct mc_fe_net
 	switch (c) {
 	case 'g':
 		n->group = arg;
+		n->group_from = "-g";
 		return 1;
 	case 'i':
 		n->iface = arg;
+		n->iface_from = "-i";
 		return 1;
 	case 'p':
 		/* PORT+1 carries the feedback, so PORT stops one short of the top. */
@@ -330,6 +337,22 @@ void mc_fe_net_group(const struct mc_fe_net *n, unsigned port, struct mc_group *
 	char err[512];
 
 	if (mc_net_group(n->group, (uint16_t)port, n->iface, g, err, sizeof err) < 0) {
+		/*
+		 * lib names the group or interface ("group X: why"); a value the
+		 * user gave is said as every bad value is: "-g 'X': why", or by the
+		 * environment variable that set it.
+		 */
+		const char *what[2][3] = { { "group ", n->group, n->group_from }, { "interface ", n->iface, n->iface_from } };
+
+		for (int i = 0; i < 2; i++) {
+			size_t a = strlen(what[i][0]), b = what[i][1] ? strlen(what[i][1]) : 0;
+
+			if (what[i][1] && what[i][2] && strncmp(err, what[i][0], a) == 0 &&
+			    strncmp(err + a, what[i][1], b) == 0 && strncmp(err + a + b, ": ", 2) == 0) {
+				mc_err("%s '%s': %s", what[i][2], what[i][1], err + a + b + 2);
+				exit(MC_EXIT_USAGE);
+			}
+		}
 		mc_err("%s", err);
 		exit(MC_EXIT_USAGE); /* a group that is not multicast, an interface that does not exist */
 	}

@@ -67,6 +67,7 @@ const char *mc_fe_nearest(const char *word, const char *const *choices, size_t n
 /* The network options every session program shares: -g GROUP -i IFACE -p PORT -t TTL. */
 struct mc_fe_net {
 	const char *group, *iface;
+	const char *group_from, *iface_from; /* what set them ("-g", "MCAST_GROUP"; NULL: the default), for errors */
 	uint64_t port, ttl;
 };
 
