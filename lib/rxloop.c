@@ -15,7 +15,9 @@
 #include "defaults.h"
 #include "clock.h"
 
-#define SAVE_MS 1000   /* state made durable at most this often: what a crash can cost */
+#define SAVE_MS 1000   /* state made durable at least this often while chunks come: what a crash can cost */
+#define SAVE_MIN_MS 100 /* and sooner, once SAVE_BYTES more are verified and the last save is done */
+#define SAVE_BYTES (32u << 20)
 #define FINISH_MS 1500 /* after completing, time to tell the sender (DONE) */
 #define FB_SAY_MS 10000 /* feedback that cannot be sent is said again after this long */
 #define DRAIN_MS 100   /* datagrams read at most this long before a hello can go out */
@@ -27,12 +29,16 @@
  * into loss for the whole session. The loop hands over a copy of the
  * verified bitmap, taken after the chunks' writes; the thread syncs the
  * sink, then saves the state, so the state never claims what is not durable.
+ * It saves again as soon as SAVE_BYTES more are verified and the last save
+ * is done, not only once a SAVE_MS: each sync then writes back a slice while
+ * the next chunks come, instead of all of it at the end (on bench/image's
+ * page-cached target the final flush took 0.68 s of a 1.6 s session).
  */
 struct saver {
 	pthread_t th;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	int started, pending, quit, failed;
+	int started, pending, busy, quit, failed;
 	struct mc_sink *sink;
 	struct mc_state snap, work;
 	char err[512];
@@ -46,6 +52,7 @@ struct mc_rxloop {
 	struct mc_rx rx, rxfb;
 	int dirty, announced, head;
 	uint64_t last_save, fb_failed_ms, finish_at;
+	uint32_t saved_have;  /* verified chunks at the last save handed over */
 	struct mc_rxloop_info info;
 	struct mc_recv_event end;
 	struct saver saver;
@@ -67,11 +74,13 @@ static void *saver_main(void *arg)
 		v->work.nhave = v->snap.nhave;
 		memcpy(v->work.have, v->snap.have, (size_t)v->snap.nchunks / 8 + 1);
 		v->pending = 0;
+		v->busy = 1;
 		pthread_mutex_unlock(&v->mu);
 		char err[512];
 		int bad = v->sink->ops->sync(v->sink, err, sizeof err) < 0 ||
 			  v->sink->ops->save(v->sink, &v->work, err, sizeof err) < 0;
 		pthread_mutex_lock(&v->mu);
+		v->busy = 0;
 		if (bad && !v->failed) {
 			v->failed = 1;
 			memcpy(v->err, err, sizeof err);
@@ -107,6 +116,19 @@ static int saver_post(struct saver *v, const struct mc_manifest *m, const uint8_
 	}
 	pthread_mutex_unlock(&v->mu);
 	return rc;
+}
+
+/* 1 when the saver has nothing to do (or has not started). */
+static int saver_idle(struct saver *v)
+{
+	int idle = 1;
+
+	if (v->started) {
+		pthread_mutex_lock(&v->mu);
+		idle = !v->pending && !v->busy;
+		pthread_mutex_unlock(&v->mu);
+	}
+	return idle;
 }
 
 /* Finishes the saver's work and stops it; returns -1 when any save failed (reason in err). */
@@ -340,18 +362,21 @@ static int events(struct mc_rxloop *l, uint64_t now, char *err, size_t errlen)
 	return -1;
 }
 
-/* Hands the verified map to the state-saving thread, at most once a SAVE_MS. Returns 0 or -1. */
+/* Hands the verified map to the state-saving thread once a SAVE_MS, or sooner (see struct saver). Returns 0 or -1. */
 static int save_now_and_then(struct mc_rxloop *l, uint64_t now, char *err, size_t errlen)
 {
 	uint32_t sh = 0, sc = 0;
 	const uint8_t *bm;
 	const struct mc_manifest *sm;
 
-	if (!l->dirty || now - l->last_save < SAVE_MS || !l->head)
+	if (!l->dirty || now - l->last_save < SAVE_MIN_MS || !l->head)
 		return 0;
 	bm = mc_recv_have(l->r, &sh, &sc);
 	sm = mc_recv_manifest(l->r);
 	if (bm == NULL || sm == NULL)
+		return 0;
+	if (now - l->last_save < SAVE_MS &&
+	    ((uint64_t)(sh - (sh < l->saved_have ? sh : l->saved_have)) * sm->chunk_size < SAVE_BYTES || !saver_idle(&l->saver)))
 		return 0;
 	if (saver_post(&l->saver, sm, bm, sh, sc) < 0) {
 		snprintf(err, errlen, "%s", l->saver.err[0] ? l->saver.err : "cannot save the state");
@@ -359,6 +384,7 @@ static int save_now_and_then(struct mc_rxloop *l, uint64_t now, char *err, size_
 	}
 	l->dirty = 0;
 	l->last_save = now;
+	l->saved_have = sh;
 	return 0;
 }
 
