@@ -408,7 +408,7 @@ static int cmd_create(const struct args *a, char **paths, int npaths)
 			o.encrypt_key = ek.key;
 		}
 		if (a->nencrypt_to && (to = calloc(a->nencrypt_to, sizeof *to)) == NULL) {
-			mc_err("--encrypt-to: %s", strerror(ENOMEM));
+			mc_err("--encrypt-to: %s", mc_strerror(-ENOMEM));
 			return MC_EXIT_RUNTIME;
 		}
 		for (unsigned i = 0; i < a->nencrypt_to; i++)
@@ -695,7 +695,7 @@ static int cmd_verify(const char *path)
 	bad = mc_pkg_verify(&p, &cb, NULL, &ok, err, sizeof err);
 	mc_progress_end();
 	if (bad >= 0 && v.nomem) {
-		snprintf(err, sizeof err, "out of memory");
+		snprintf(err, sizeof err, "%s", mc_strerror(-ENOMEM));
 		bad = -1;
 	}
 	if (bad < 0) {
@@ -829,7 +829,7 @@ static int cmd_extract_to(const struct args *a, const char *path)
 		return target_refused(rc, err);
 	}
 	if ((buf = mc_pkg_buf(p.m.chunk_size)) == NULL) {
-		mc_err("%s: %s", path, strerror(ENOMEM));
+		mc_err("%s: %s", path, mc_strerror(-ENOMEM));
 		rc = MC_EXIT_RUNTIME;
 		goto out;
 	}
@@ -1046,7 +1046,7 @@ static int cmd_rewrap(const struct args *a, const char *path)
 			mc_warn("%s: secret key readable or writable by group or others (chmod 600 it)", a->sign);
 	}
 	if (a->nencrypt_to && (to = calloc(a->nencrypt_to, sizeof *to)) == NULL) {
-		mc_err("--encrypt-to: %s", strerror(ENOMEM));
+		mc_err("--encrypt-to: %s", mc_strerror(-ENOMEM));
 		rc = MC_EXIT_RUNTIME;
 		goto out;
 	}
@@ -1145,7 +1145,7 @@ static void push_arg(const char ***v, unsigned *n, const char *opt, const char *
 	const char **t = realloc(*v, (*n + 1) * sizeof *t);
 
 	if (t == NULL) {
-		mc_err("%s: %s", opt, strerror(ENOMEM));
+		mc_err("%s: %s", opt, mc_strerror(-ENOMEM));
 		exit(MC_EXIT_RUNTIME);
 	}
 	*v = t;

@@ -174,7 +174,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		case O_TRUST: {
 			const char **t = realloc(o->trust, (o->ntrust + 1) * sizeof *t);
 			if (t == NULL)
-				mc_fe_usage_error(usage_text, "--trust: %s", strerror(ENOMEM));
+				mc_fe_usage_error(usage_text, "--trust: %s", mc_strerror(-ENOMEM));
 			o->trust = t;
 			o->trust[o->ntrust++] = optarg;
 			break;

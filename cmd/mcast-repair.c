@@ -435,7 +435,7 @@ int main(int argc, char **argv)
 	mc_fe_signals(&got_stop);
 	if ((rc = mc_source_global_init()) < 0) {
 		/* -ENOMEM is said as out of memory (lib/exitcode.h); -EIO: its TLS library did not start. */
-		mc_err("libcurl: cannot initialise: %s", rc == -ENOMEM ? "out of memory" : "its TLS library did not start");
+		mc_err("libcurl: cannot initialise: %s", rc == -ENOMEM ? mc_strerror(rc) : "its TLS library did not start");
 		goto out;
 	}
 	t0 = mc_now_s();

@@ -607,7 +607,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (mc_net_rx_init(&rx, 64, 2048) < 0) {
-		mc_err("out of memory");
+		mc_err("%s", mc_strerror(-ENOMEM));
 		goto out;
 	}
 	if (r.status && write_status(&r, start, "waiting") < 0) {

@@ -1,5 +1,6 @@
 /* Keys, signatures, trust sets and chunk digests on OpenSSL 3's libcrypto (see crypto.h). */
 #include "crypto.h"
+#include "exitcode.h"
 #include "log.h"
 
 #include <dirent.h>
@@ -462,7 +463,7 @@ int mc_key_write_pair(const char *name, const struct mc_key *k, char *err, size_
 		goto out;
 	}
 	if ((kp = malloc(nl + 5)) == NULL || (pp = malloc(nl + 5)) == NULL) {
-		snprintf(err, errlen, "%s: %s", name, strerror(ENOMEM));
+		snprintf(err, errlen, "%s: %s", name, mc_strerror(-ENOMEM));
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -536,7 +537,7 @@ static int trust_push(struct mc_trust *t, const struct mc_key *k, const char *pa
 		return 0;
 	n = realloc(t->keys, (t->n + 1) * sizeof *n);
 	if (n == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(ENOMEM));
+		snprintf(err, errlen, "%s: %s", path, mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	t->keys = n;
@@ -581,7 +582,7 @@ int mc_trust_add(struct mc_trust *t, const char *path, char *err, size_t errlen)
 		if ((g = realloc(names, (nn + 1) * sizeof *g)) == NULL || (g[nn] = strdup(e->d_name)) == NULL) {
 			if (g)
 				names = g;
-			snprintf(err, errlen, "%s: %s", path, strerror(ENOMEM));
+			snprintf(err, errlen, "%s: %s", path, mc_strerror(-ENOMEM));
 			goto out;
 		}
 		names = g;
@@ -595,7 +596,7 @@ int mc_trust_add(struct mc_trust *t, const char *path, char *err, size_t errlen)
 
 		free(full);
 		if ((full = malloc(l)) == NULL) {
-			snprintf(err, errlen, "%s: %s", path, strerror(ENOMEM));
+			snprintf(err, errlen, "%s: %s", path, mc_strerror(-ENOMEM));
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -694,7 +695,7 @@ int mc_sig_sign(uint8_t *raw, size_t len, const struct mc_key *k, char *err, siz
 		return -EINVAL;
 	}
 	if ((msg = signed_message(raw, len, &n)) == NULL) {
-		snprintf(err, errlen, "manifest: %s", strerror(ENOMEM));
+		snprintf(err, errlen, "manifest: %s", mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	rc = mc_sign(k, msg, n, raw + len - MC_SIG_LEN, err, errlen);
@@ -726,7 +727,7 @@ int mc_sig_check(const uint8_t *raw, size_t len, int is_signed, const struct mc_
 		return MC_SIG_UNTRUSTED;
 	}
 	if ((msg = signed_message(raw, len, &n)) == NULL) {
-		snprintf(err, errlen, "%s", strerror(ENOMEM));
+		snprintf(err, errlen, "%s", mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	good = mc_sign_verify(tr.pub, msg, n, tr.sig);

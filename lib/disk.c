@@ -1,5 +1,6 @@
 /* Whole disks: partition tables through libfdisk; a source mounted or in use, asked of the kernel. */
 #include "disk.h"
+#include "exitcode.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -32,7 +33,7 @@ int mc_disk_read(const char *path, uint64_t size, struct mc_disk *d, char *err, 
 
 	memset(d, 0, sizeof *d);
 	if (cxt == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(ENOMEM));
+		snprintf(err, errlen, "%s: %s", path, mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	if ((r = fdisk_assign_device(cxt, path, 1)) < 0) {

@@ -57,6 +57,18 @@
  * that follows (mc_txloop_open, mc_rxloop_open) returns the code.
  */
 
+/*
+ * The reason of a code (negative errno, as lib returns; a positive errno
+ * is read the same): "out of memory" for ENOMEM (the C library's "Cannot
+ * allocate memory" reads like a device fault), strerror's text otherwise.
+ * Every reason lib or cmd/ writes for a code goes through it, so no memory
+ * is said one way everywhere. The ENOMEM reason is one string, the same
+ * pointer each time, so code that passes a bare reason up can tell it
+ * from the others (why == mc_strerror(-ENOMEM)). Declared here rather
+ * than in log.h: it belongs to the convention above, and lib never prints.
+ */
+const char *mc_strerror(int code);
+
 #define MC_EXIT_OK 0         /* done and verified */
 #define MC_EXIT_RUNTIME 1    /* I/O, network or resource error */
 #define MC_EXIT_USAGE 2      /* bad command line */

@@ -3,6 +3,7 @@
  * libext2fs, libntfs-3g and The Sleuth Kit's libtsk (FAT, exFAT) map it.
  */
 #include "fsmap.h"
+#include "exitcode.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -142,7 +143,7 @@ static int map_ext(const char *path, uint64_t off, uint64_t size, unsigned flags
 		if (ext2fs_find_first_set_block_bitmap2(fs->block_map, z, total - 1, &s) != 0)
 			s = total;
 		if (mc_extents_add(fe, off + z * bs, (s - z) * bs) < 0) {
-			rc = fail(err, errlen, ENOMEM, "%s: %s", w, strerror(ENOMEM));
+			rc = fail(err, errlen, ENOMEM, "%s: %s", w, mc_strerror(-ENOMEM));
 			goto out;
 		}
 		freeb += (s - z) * bs;
@@ -292,7 +293,7 @@ static int map_ntfs(const char *path, int fd, uint64_t off, uint64_t size, unsig
 	where(w, sizeof w, path, off);
 	ntfs_log_set_handler(ntfs_log_handler_null); /* its messages go to stderr otherwise; ours name the source */
 	if ((dev = ntfs_device_alloc(w, 0, &nd_ops, &d)) == NULL)
-		return fail(err, errlen, ENOMEM, "%s: %s", w, strerror(ENOMEM));
+		return fail(err, errlen, ENOMEM, "%s: %s", w, mc_strerror(-ENOMEM));
 	if ((vol = ntfs_device_mount(dev, NTFS_MNT_RDONLY)) == NULL) {
 		int e = errno;
 		ntfs_device_free(dev);
@@ -310,7 +311,7 @@ static int map_ntfs(const char *path, int fd, uint64_t off, uint64_t size, unsig
 		goto out;
 	}
 	if ((bm = malloc(BM)) == NULL) {
-		rc = fail(err, errlen, ENOMEM, "%s: %s", w, strerror(ENOMEM));
+		rc = fail(err, errlen, ENOMEM, "%s: %s", w, mc_strerror(-ENOMEM));
 		goto out;
 	}
 	/* $Bitmap, one bit per cluster (bit 0 of byte 0 is cluster 0), read through the library. */
@@ -345,7 +346,7 @@ static int map_ntfs(const char *path, int fd, uint64_t off, uint64_t size, unsig
 	rc = 1;
 	goto out;
 nomem:
-	rc = fail(err, errlen, ENOMEM, "%s: %s", w, strerror(ENOMEM));
+	rc = fail(err, errlen, ENOMEM, "%s: %s", w, mc_strerror(-ENOMEM));
 out:
 	free(bm);
 	ntfs_umount(vol, FALSE); /* closes and frees dev */
@@ -426,7 +427,7 @@ static int map_fat(const char *path, int fd, uint64_t off, uint64_t size, const 
 
 	where(wh, sizeof wh, path, off);
 	if (t == NULL)
-		return fail(err, errlen, ENOMEM, "%s: %s", wh, strerror(ENOMEM));
+		return fail(err, errlen, ENOMEM, "%s: %s", wh, mc_strerror(-ENOMEM));
 	t->fd = fd;
 	t->off = off;
 	t->img.tag = TSK_IMG_INFO_TAG;
@@ -454,7 +455,7 @@ static int map_fat(const char *path, int fd, uint64_t off, uint64_t size, const 
 		goto out;
 	}
 	if (w.nomem) {
-		rc = fail(err, errlen, ENOMEM, "%s: %s", wh, strerror(ENOMEM));
+		rc = fail(err, errlen, ENOMEM, "%s: %s", wh, mc_strerror(-ENOMEM));
 		goto out;
 	}
 	*used = size - w.freeb;
@@ -487,7 +488,7 @@ int mc_fsmap(const char *path, int fd, uint64_t off, uint64_t size, unsigned fla
 		 * 64 KiB cover the header page of any page size.
 		 */
 		if (mc_extents_add(free_ext, off + SWAP_KEEP, size - SWAP_KEEP) < 0)
-			return fail(err, errlen, ENOMEM, "%s: %s", path, strerror(ENOMEM));
+			return fail(err, errlen, ENOMEM, "%s: %s", path, mc_strerror(-ENOMEM));
 		*used = SWAP_KEEP;
 		return 1;
 	}

@@ -1,5 +1,6 @@
 /* Seekable image packages: spans compressed alone (zstd) in parallel, zero spans as holes; one chunk decoded alone. */
 #include "image.h"
+#include "exitcode.h"
 #include "disk.h"
 #include "fsmap.h"
 #include "crypto.h"
@@ -159,8 +160,6 @@ static ssize_t src_read(struct src *s, uint64_t off, uint8_t *buf, size_t n, cha
 
 /* ---- spans in flight ---- */
 
-static const char NOMEM[] = "out of memory"; /* a worker without its compressor: -ENOMEM, not -EIO */
-
 struct slot {
 	uint8_t *in, *out;
 	uint32_t len;         /* span length */
@@ -276,7 +275,7 @@ static int worker_work(void *arg, void *ts, unsigned slot, char *err, size_t err
 	struct slot *s = &p->s[slot];
 
 	if (w == NULL || (w->cc == NULL && p->o->compression == MC_COMP_ZSTD))
-		s->zerr = NOMEM;
+		s->zerr = mc_strerror(-ENOMEM); /* one pointer: the emitter says -ENOMEM, not -EIO */
 	else
 		work(p, s, w->cc, w->ae);
 	return 0; /* a compressor error is the emitter's to tell, in order */
@@ -365,7 +364,7 @@ static int usedmap_plan(const struct mc_pkg_create_opts *o, struct src *in, stru
 	if (!o->force && (r = mc_disk_check_unused(path, err, errlen)) < 0)
 		return r;
 	if ((d = malloc(sizeof *d)) == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(ENOMEM));
+		snprintf(err, errlen, "%s: %s", path, mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	if ((r = mc_disk_read(path, in->size, d, err, errlen)) == 0) {
@@ -438,7 +437,7 @@ static int emit_slot(void *arg, unsigned slot, char *err, size_t errlen)
 
 	if (s->zerr) {
 		snprintf(err, errlen, "zstd: %s", s->zerr);
-		return s->zerr == NOMEM ? -ENOMEM : -EIO;
+		return s->zerr == mc_strerror(-ENOMEM) ? -ENOMEM : -EIO;
 	}
 	int e = s->stored ? mc_pwrite_all(r->fd, b, s->stored, r->base + r->pos) : 0;
 	if (e < 0) {
@@ -448,7 +447,7 @@ static int emit_slot(void *arg, unsigned slot, char *err, size_t errlen)
 	XXH3_128bits_update(r->whole, b, s->stored);
 	r->pos += s->stored;
 	if (tables_add(&r->t, s) < 0) {
-		snprintf(err, errlen, "%s: %s", r->o->output, strerror(ENOMEM));
+		snprintf(err, errlen, "%s: %s", r->o->output, mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	return 0;
@@ -536,7 +535,7 @@ int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, i
 	}
 	if (o->used_only) {
 		if ((r.used = calloc(1, sizeof *r.used)) == NULL) {
-			snprintf(err, errlen, "%s: %s", o->output, strerror(ENOMEM));
+			snprintf(err, errlen, "%s: %s", o->output, mc_strerror(-ENOMEM));
 			src_close(&in);
 			return -ENOMEM;
 		}
@@ -599,7 +598,7 @@ out_pool:
 	q = NULL;
 	goto out;
 nomem:
-	snprintf(err, errlen, "%s: %s", o->output, strerror(ENOMEM));
+	snprintf(err, errlen, "%s: %s", o->output, mc_strerror(-ENOMEM));
 	rc = -ENOMEM;
 out:
 	for (unsigned i = 0; p.s && i < p.nslots; i++) {
@@ -701,7 +700,7 @@ static int decode(struct mc_image_dec *d, const struct mc_manifest *m, uint32_t 
 			free(d->plain);
 			d->cap = 0;
 			if ((d->plain = malloc(len)) == NULL) {
-				snprintf(err, errlen, "chunk %u: %s", i, strerror(ENOMEM));
+				snprintf(err, errlen, "chunk %u: %s", i, mc_strerror(-ENOMEM));
 				return -ENOMEM;
 			}
 			d->cap = len;

@@ -1,5 +1,6 @@
 /* Package format: header and manifest codecs, validation, opening and chunk checks (mcast-package(5)). */
 #include "pkg.h"
+#include "exitcode.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -75,7 +76,7 @@ int mc_manifest_want_sign(struct mc_manifest *m, const struct mc_key *k, const v
 		uint8_t *b = malloc(n), h[32];
 
 		if (b == NULL) {
-			snprintf(err, errlen, "%s", strerror(ENOMEM));
+			snprintf(err, errlen, "%s", mc_strerror(-ENOMEM));
 			return -ENOMEM;
 		}
 		memcpy(b, dom, sizeof dom);
@@ -417,7 +418,7 @@ int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err,
 	}
 	p = malloc(len);
 	if (p == NULL) {
-		snprintf(err, errlen, "manifest: %s", strerror(ENOMEM));
+		snprintf(err, errlen, "manifest: %s", mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	free(m->raw);
@@ -485,7 +486,7 @@ int mc_manifest_encode_image_vols(struct mc_manifest *m, const uint32_t *stored_
 	for (uint64_t i = 0; i < n; i++)
 		payload += stored_len[i];
 	if ((buf = malloc(len)) == NULL) {
-		snprintf(err, errlen, "manifest: %s", strerror(ENOMEM));
+		snprintf(err, errlen, "manifest: %s", mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	p = buf;
@@ -579,9 +580,6 @@ static int zero_digest(uint64_t n, uint8_t out[MC_DIGEST_LEN])
  * stored lengths add up to payload_size. Fills the pointers and the offset
  * table, or returns the reason.
  */
-/* parse_image's reason when it could not allocate: mc_manifest_parse says -ENOMEM, not damage. */
-static const char OOM[] = "out of memory";
-
 static const char *parse_image(const uint8_t *buf, size_t off, struct mc_manifest *m)
 {
 	uint32_t n = m->nchunks, last = span_len(m->image_size, m->chunk_size, n ? n - 1 : 0);
@@ -594,7 +592,7 @@ static const char *parse_image(const uint8_t *buf, size_t off, struct mc_manifes
 	m->digests = m->chunk_flags + n;
 	m->span_digests = m->digests + (size_t)MC_DIGEST_LEN * n;
 	if ((m->chunk_offs = malloc(((size_t)n + 1) * sizeof *m->chunk_offs)) == NULL)
-		return OOM;
+		return mc_strerror(-ENOMEM); /* one pointer: mc_manifest_parse says -ENOMEM, not damage */
 	mc_chunk_digest(m, "", 0, empty);
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t sl = mc_get32(m->stored_lens + (size_t)4 * i), spl = i + 1 == n ? last : m->chunk_size;
@@ -610,7 +608,7 @@ static const char *parse_image(const uint8_t *buf, size_t off, struct mc_manifes
 				return "a hole with stored bytes";
 			if (!zdone) {
 				if (zero_digest(m->chunk_size, zfull) < 0 || zero_digest(last, zlast) < 0)
-					return OOM;
+					return mc_strerror(-ENOMEM);
 				zdone = 1;
 			}
 			/* Encrypted span digests are checked once decrypted (unlock_with). */
@@ -793,7 +791,7 @@ int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, cha
 	}
 	m->raw = malloc(len);
 	if (m->raw == NULL) {
-		snprintf(err, errlen, "manifest: %s", strerror(ENOMEM));
+		snprintf(err, errlen, "manifest: %s", mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	memcpy(m->raw, buf, len);
@@ -809,7 +807,7 @@ int mc_manifest_parse(const uint8_t *buf, size_t len, struct mc_manifest *m, cha
 	     (vext && (why = parse_vols(m->raw + off + want * MC_IMAGE_PER_CHUNK, m)) != NULL))) {
 		snprintf(err, errlen, "manifest: %s", why);
 		mc_manifest_free(m);
-		return why == OOM ? -ENOMEM : -EBADMSG;
+		return why == mc_strerror(-ENOMEM) ? -ENOMEM : -EBADMSG;
 	}
 	mc_digest(m->raw, len, m->id);
 	return 0;
@@ -1197,7 +1195,7 @@ static int unlock_with(struct mc_manifest *m, const uint8_t subkey[32], char *er
 	if (m->format != MC_PKG_VERSION_IMAGE || m->span_digests == NULL || m->span_plain)
 		return 0;
 	if ((m->span_plain = malloc(n ? n * MC_DIGEST_LEN : 1)) == NULL || (a = mc_manifest_aead(m)) == NULL) {
-		snprintf(err, errlen, "manifest: %s", strerror(ENOMEM));
+		snprintf(err, errlen, "manifest: %s", mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	nonce_of(1, 0, nonce);
@@ -1210,7 +1208,7 @@ static int unlock_with(struct mc_manifest *m, const uint8_t subkey[32], char *er
 	}
 	/* The check parse_image leaves to here: a hole's span digest is that of zeros. */
 	if (zero_digest(m->chunk_size, zfull) < 0 || zero_digest(mc_manifest_span_len(m, (uint32_t)(n ? n - 1 : 0)), zlast) < 0) {
-		snprintf(err, errlen, "manifest: %s", strerror(ENOMEM));
+		snprintf(err, errlen, "manifest: %s", mc_strerror(-ENOMEM));
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -1246,7 +1244,7 @@ int mc_manifest_seal_to(struct mc_manifest *m, const uint8_t *key, const struct 
 	m->recips = NULL;
 	m->nrecips = 0;
 	if ((m->enc_boxes = malloc(nto ? (size_t)nto * MC_ENC_REC : 1)) == NULL) {
-		snprintf(err, errlen, "%s", strerror(ENOMEM));
+		snprintf(err, errlen, "%s", mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	for (unsigned i = 0; i < nto; i++) {

@@ -1,5 +1,6 @@
 /* Building packages: a sorted, reproducible pax stream (or a raw image) hashed per chunk while written. */
 #include "pkg.h"
+#include "exitcode.h"
 #include "image.h"
 #include "crypto.h"
 #include "workq.h"
@@ -666,12 +667,12 @@ static int walk(struct entlist *l, const char *src, const char *prefix, char *er
 		struct stat st;
 		int r = -ENOMEM;
 		if (csrc == NULL || cname == NULL) {
-			snprintf(err, errlen, "%s: %s", src, strerror(ENOMEM));
+			snprintf(err, errlen, "%s: %s", src, mc_strerror(-ENOMEM));
 		} else if (lstat(csrc, &st) < 0) {
 			r = -errno;
 			snprintf(err, errlen, "%s: %s", csrc, strerror(errno));
 		} else if (ent_add(l, cname, csrc, &st, 0) < 0) {
-			snprintf(err, errlen, "%s: %s", csrc, strerror(ENOMEM));
+			snprintf(err, errlen, "%s: %s", csrc, mc_strerror(-ENOMEM));
 		} else if (S_ISDIR(st.st_mode)) {
 			r = walk(l, csrc, cname, err, errlen);
 		} else {
@@ -701,7 +702,7 @@ static int collect(const struct mc_pkg_create_opts *o, struct entlist *l, char *
 		struct stat st;
 		int r = -ENOMEM;
 		if (path == NULL) {
-			snprintf(err, errlen, "%s: %s", o->paths[i], strerror(ENOMEM));
+			snprintf(err, errlen, "%s: %s", o->paths[i], mc_strerror(-ENOMEM));
 			return -ENOMEM;
 		}
 		for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--)
@@ -715,7 +716,7 @@ static int collect(const struct mc_pkg_create_opts *o, struct entlist *l, char *
 			char *tmp = strdup(path);
 			const char *base = tmp ? basename(tmp) : NULL;
 			if (base == NULL || ent_add(l, base, path, &st, 1) < 0)
-				snprintf(err, errlen, "%s: %s", path, strerror(ENOMEM));
+				snprintf(err, errlen, "%s: %s", path, mc_strerror(-ENOMEM));
 			else
 				r = 0;
 			free(tmp);
@@ -789,7 +790,7 @@ static int put_entry(struct archive *a, struct archive *disk, struct archive_ent
 	int fd = -1, rc = 0;
 
 	if (e == NULL) {
-		snprintf(err, errlen, "%s: %s", en->src, strerror(ENOMEM));
+		snprintf(err, errlen, "%s: %s", en->src, mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	if (S_ISREG(st.st_mode)) {
@@ -863,7 +864,7 @@ static int write_tree(const struct mc_pkg_create_opts *o, const struct entlist *
 	int rc = -ENOMEM;
 
 	if (a == NULL || disk == NULL || lr == NULL) {
-		snprintf(err, errlen, "archive: %s", strerror(ENOMEM));
+		snprintf(err, errlen, "archive: %s", mc_strerror(-ENOMEM));
 		goto out;
 	}
 	archive_read_disk_set_standard_lookup(disk);
@@ -908,7 +909,7 @@ static int write_raw(const struct mc_pkg_create_opts *o, struct sink *s, uint8_t
 		a = archive_write_new();
 		e = archive_entry_new();
 		if (a == NULL || e == NULL) {
-			snprintf(err, errlen, "archive: %s", strerror(ENOMEM));
+			snprintf(err, errlen, "archive: %s", mc_strerror(-ENOMEM));
 			goto out;
 		}
 		archive_write_set_format_raw(a);
@@ -1182,7 +1183,7 @@ static int out_create(const struct mc_pkg_create_opts *o, struct tmpout *t, char
 
 	t->fd = -1;
 	if ((t->tmp = temp_path(o->output)) == NULL) {
-		snprintf(err, errlen, "%s: %s", o->output, strerror(ENOMEM));
+		snprintf(err, errlen, "%s: %s", o->output, mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	if ((t->fd = mkostemp(t->tmp, O_CLOEXEC)) < 0) {
@@ -1222,7 +1223,7 @@ static int out_place(const struct mc_pkg_create_opts *o, struct tmpout *t, uint6
 	if (total == 0 || base == payload_off || move_payload(t->fd, base, payload_off) == 0)
 		return 0;
 	if ((buf = mc_pkg_buf(IOBUF)) == NULL) {
-		snprintf(err, errlen, "%s: %s", o->output, strerror(ENOMEM));
+		snprintf(err, errlen, "%s: %s", o->output, mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	if ((rc = out_create(o, &t2, err, errlen)) < 0) {
@@ -1330,7 +1331,7 @@ static int create_stream(const struct mc_pkg_create_opts *o, struct mc_manifest 
 	if (mc_hash_init(&chunkh, m->digest_alg, m->salt) == 0)
 		s.chunk = &chunkh;
 	if (buf == NULL || s.whole == NULL || s.chunk == NULL) {
-		snprintf(err, errlen, "%s: %s", o->output, strerror(ENOMEM));
+		snprintf(err, errlen, "%s: %s", o->output, mc_strerror(-ENOMEM));
 		goto out;
 	}
 	XXH3_128bits_reset(s.whole);
@@ -1351,7 +1352,7 @@ static int create_stream(const struct mc_pkg_create_opts *o, struct mc_manifest 
 	if (m->is_signed || m->is_encrypted) {
 		/* The chunks to seal or digest go to workers (struct cpipe); the direct writes are its writer's. */
 		if ((s.cp = cp_new(&s, m, o->threads)) == NULL) {
-			snprintf(err, errlen, "%s: cannot start the workers: %s", o->output, strerror(ENOMEM));
+			snprintf(err, errlen, "%s: cannot start the workers: %s", o->output, mc_strerror(-ENOMEM));
 			goto out;
 		}
 		if (fl >= 0 && fcntl(s.fd, F_SETFL, fl | O_DIRECT) == 0)
@@ -1382,7 +1383,7 @@ static int create_stream(const struct mc_pkg_create_opts *o, struct mc_manifest 
 	}
 	mc_digest_final(s.whole, m->payload_digest);
 	if (m->is_encrypted && s.ndig && s.tags == NULL) {
-		snprintf(err, errlen, "%s: %s", o->output, strerror(ENOMEM));
+		snprintf(err, errlen, "%s: %s", o->output, mc_strerror(-ENOMEM));
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -1504,7 +1505,7 @@ int mc_pkg_rewrap(const struct mc_pkg *p, const struct mc_content_key *k, const 
 		lens = malloc(((size_t)m.nchunks + 1) * sizeof *lens);
 		vols = calloc(src.nvols + 1u, sizeof *vols);
 		if (lens == NULL || vols == NULL) {
-			snprintf(err, errlen, "%s", strerror(ENOMEM));
+			snprintf(err, errlen, "%s", mc_strerror(-ENOMEM));
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -1523,7 +1524,7 @@ int mc_pkg_rewrap(const struct mc_pkg *p, const struct mc_content_key *k, const 
 	/* The payload as it is, behind the new head (its offset moves when the manifest crosses a page). */
 	mc_manifest_layout(&m, &lay);
 	if ((buf = mc_pkg_buf(IOBUF)) == NULL) {
-		snprintf(err, errlen, "%s: %s", output, strerror(ENOMEM));
+		snprintf(err, errlen, "%s: %s", output, mc_strerror(-ENOMEM));
 		rc = -ENOMEM;
 		goto out;
 	}

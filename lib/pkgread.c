@@ -1,5 +1,6 @@
 /* Reading packages: verify every chunk, list entries, extract securely or to a file descriptor. */
 #include "pkg.h"
+#include "exitcode.h"
 #include "image.h"
 #include "crypto.h"
 
@@ -351,7 +352,7 @@ long mc_pkg_verify(const struct mc_pkg *p, const struct mc_pkg_verify_cb *cb, ui
 		if ((r.s[k].buf = mc_pkg_buf(VPIECE)) == NULL)
 			break;
 	if (whole == NULL || chunk == NULL || r.s[nslots - 1].buf == NULL) {
-		snprintf(err, errlen, "%s: %s", p->path, strerror(ENOMEM));
+		snprintf(err, errlen, "%s: %s", p->path, mc_strerror(-ENOMEM));
 		bad = -ENOMEM;
 		goto out;
 	}
@@ -526,7 +527,7 @@ static int rd_init(struct rd *r, const struct mc_pkg *p, char *err, size_t errle
 		free(r->buf);
 		XXH3_freeState(r->whole);
 		mc_aead_free(r->ae);
-		snprintf(err, errlen, "%s: %s", p->path, strerror(ENOMEM));
+		snprintf(err, errlen, "%s: %s", p->path, mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	XXH3_128bits_reset(r->whole);
@@ -604,7 +605,7 @@ int mc_pkg_list(const struct mc_pkg *p, void (*fn)(void *arg, struct archive_ent
 			goto out;
 		}
 		if ((e = archive_entry_new()) == NULL) {
-			snprintf(err, errlen, "%s: out of memory", p->path);
+			snprintf(err, errlen, "%s: %s", p->path, mc_strerror(-ENOMEM));
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -623,7 +624,7 @@ int mc_pkg_list(const struct mc_pkg *p, void (*fn)(void *arg, struct archive_ent
 	}
 	a = rd_open(&r, 0);
 	if (a == NULL) {
-		rc = rd_fail(&r, NULL, ENOMEM, "out of memory", err, errlen);
+		rc = rd_fail(&r, NULL, ENOMEM, mc_strerror(-ENOMEM), err, errlen);
 		goto out;
 	}
 	while ((s = archive_read_next_header(a, &e)) == ARCHIVE_OK || s == ARCHIVE_WARN) {
@@ -680,7 +681,7 @@ static int extract_image_fd(const struct mc_pkg *p, int fd, char *err, size_t er
 	char why[256];
 
 	if (d == NULL || in == NULL || out == NULL || whole == NULL) {
-		snprintf(err, errlen, "%s: %s", p->path, strerror(ENOMEM));
+		snprintf(err, errlen, "%s: %s", p->path, mc_strerror(-ENOMEM));
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -778,7 +779,7 @@ int mc_pkg_extract_fd(const struct mc_pkg *p, int fd, char *err, size_t errlen)
 	out = mc_pkg_buf(1 << 20);
 	a = rd_open(&r, 1);
 	if (a == NULL || out == NULL) {
-		rc = rd_fail(&r, NULL, ENOMEM, "out of memory", err, errlen);
+		rc = rd_fail(&r, NULL, ENOMEM, mc_strerror(-ENOMEM), err, errlen);
 		goto out;
 	}
 	int s = archive_read_next_header(a, &e);
@@ -948,7 +949,7 @@ int mc_pkg_extract(const struct mc_pkg *p, const char *dir, unsigned eflags,
 	a = rd_open(&r, 0);
 	w = archive_write_disk_new();
 	if (a == NULL || w == NULL) {
-		rc = rd_fail(&r, NULL, ENOMEM, "out of memory", err, errlen);
+		rc = rd_fail(&r, NULL, ENOMEM, mc_strerror(-ENOMEM), err, errlen);
 		goto out;
 	}
 	archive_write_disk_set_options(w, flags);
@@ -1062,7 +1063,7 @@ long mc_pkg_verify_content(const struct mc_pkg *p, void (*bad)(void *arg, uint32
 		goto out;
 	if (in == NULL || out == NULL || (p->m.is_encrypted && ae == NULL) ||
 	    (p->m.format == MC_PKG_VERSION_IMAGE && d == NULL)) {
-		snprintf(err, errlen, "%s: %s", p->path, strerror(ENOMEM));
+		snprintf(err, errlen, "%s: %s", p->path, mc_strerror(-ENOMEM));
 		nbad = -ENOMEM;
 		goto out;
 	}

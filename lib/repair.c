@@ -1,5 +1,6 @@
 /* Repair logic: which chunks are missing, which source next, verify, write, save state; see repair.h. */
 #include "repair.h"
+#include "exitcode.h"
 #include "clock.h"
 #include "crypto.h"
 #include "rand.h"
@@ -379,7 +380,7 @@ static int partial_take(struct run *r, struct pchunk *pc, uint32_t within, const
 			v->spoiled = 1;
 		}
 		if ((pc->buf = malloc(r->m.chunk_size)) == NULL) {
-			snprintf(r->err, r->errlen, "out of memory");
+			snprintf(r->err, r->errlen, "%s", mc_strerror(-ENOMEM));
 			return lerr(r, -ENOMEM);
 		}
 		r->nbufs++;
@@ -566,7 +567,7 @@ static int adopt_manifest(struct run *r, struct mc_manifest *m, int rescan)
 	}
 	mc_state_free(&r->res->st);
 	if ((e = mc_state_init(&r->res->st, r->m.id, r->m.nchunks)) < 0) {
-		snprintf(r->err, r->errlen, "out of memory");
+		snprintf(r->err, r->errlen, "%s", mc_strerror(-ENOMEM));
 		return lerr(r, e);
 	}
 	r->dirty = 1;
@@ -626,7 +627,7 @@ static int build_partials(struct run *r)
 	if (st->nspans == 0)
 		return 0;
 	if ((r->pc = calloc(st->nspans, sizeof *r->pc)) == NULL) {
-		snprintf(r->err, r->errlen, "out of memory");
+		snprintf(r->err, r->errlen, "%s", mc_strerror(-ENOMEM));
 		return lerr(r, -ENOMEM);
 	}
 	uint64_t cover = 0;
@@ -651,7 +652,7 @@ static int rescan(struct run *r)
 	long n;
 
 	if (buf == NULL) {
-		snprintf(r->err, r->errlen, "out of memory");
+		snprintf(r->err, r->errlen, "%s", mc_strerror(-ENOMEM));
 		return lerr(r, -ENOMEM);
 	}
 	n = mc_state_rescan(r->fd, &r->m, &r->res->st, buf);
@@ -674,7 +675,7 @@ static int open_local(struct run *r, int *created)
 
 	*created = 0;
 	if (part == NULL) {
-		snprintf(r->err, r->errlen, "out of memory");
+		snprintf(r->err, r->errlen, "%s", mc_strerror(-ENOMEM));
 		return lerr(r, -ENOMEM);
 	}
 	if (stat(part, &sb) < 0 && errno == ENOENT && stat(r->o->pkg, &sb) == 0) {
@@ -881,7 +882,7 @@ static int use_source(struct run *r, unsigned k)
 		want = malloc((size_t)r->m.nchunks / 8 + 1);
 		ranges = malloc(((size_t)r->m.nchunks + r->res->st.nspans + 1) * sizeof *ranges);
 		if (want == NULL || ranges == NULL) {
-			snprintf(r->err, r->errlen, "out of memory");
+			snprintf(r->err, r->errlen, "%s", mc_strerror(-ENOMEM));
 			rc = lerr(r, -ENOMEM);
 			goto out;
 		}
@@ -908,13 +909,13 @@ static int use_source(struct run *r, unsigned k)
 				want = malloc((size_t)r->m.nchunks / 8 + 1);
 				ranges = malloc(((size_t)r->m.nchunks + r->res->st.nspans + 1) * sizeof *ranges);
 				if (r->bad[k] == NULL || want == NULL || ranges == NULL) {
-					snprintf(r->err, r->errlen, "out of memory");
+					snprintf(r->err, r->errlen, "%s", mc_strerror(-ENOMEM));
 					rc = lerr(r, -ENOMEM);
 					break;
 				}
 				for (unsigned i = 0; i < r->nslots; i++) {
 					if (r->slots[i].buf == NULL && (r->slots[i].buf = malloc(r->m.chunk_size)) == NULL) {
-						snprintf(r->err, r->errlen, "out of memory");
+						snprintf(r->err, r->errlen, "%s", mc_strerror(-ENOMEM));
 						rc = lerr(r, -ENOMEM);
 						break;
 					}
@@ -1052,7 +1053,7 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 	r.nslots = o->src.parallel ? o->src.parallel : 1;
 	r.slots = calloc(r.nslots, sizeof *r.slots);
 	if (res->src == NULL || res->handles == NULL || r.bad == NULL || r.sr == NULL || r.slots == NULL) {
-		snprintf(err, errlen, "out of memory");
+		snprintf(err, errlen, "%s", mc_strerror(-ENOMEM));
 		lerr(&r, -ENOMEM);
 		goto out;
 	}

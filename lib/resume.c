@@ -1,5 +1,6 @@
 /* The one resume sequence; see resume.h for the rule. */
 #include "resume.h"
+#include "exitcode.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -40,11 +41,11 @@ int mc_resume_state(const char *pkg, int fd, unsigned flags, struct mc_resume *r
 	}
 	rs->loaded = lr;
 	if (!lr && mc_state_init(&rs->st, m->id, m->nchunks) < 0) {
-		snprintf(err, errlen, "out of memory");
+		snprintf(err, errlen, "%s", mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	if ((buf = malloc(m->chunk_size)) == NULL) {
-		snprintf(err, errlen, "out of memory");
+		snprintf(err, errlen, "%s", mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	rs->found = mc_state_rescan(fd, m, &rs->st, buf);

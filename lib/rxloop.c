@@ -1,5 +1,6 @@
 /* The receive driver; see rxloop.h. */
 #include "rxloop.h"
+#include "exitcode.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -226,7 +227,7 @@ struct mc_rxloop *mc_rxloop_new(const struct mc_rxloop_cfg *cfg, char *err, size
 	return l;
 nomem:
 	mc_rxloop_free(l);
-	snprintf(err, errlen, "out of memory");
+	snprintf(err, errlen, "%s", mc_strerror(-ENOMEM));
 	return NULL;
 }
 
@@ -449,7 +450,7 @@ int mc_rxloop_save(struct mc_rxloop *l, char *warn, size_t warnlen)
 	l->err[0] = '\0';
 	long ns = mc_recv_flush(l->r) < 0 ? -1 : mc_recv_spans(l->r, &st.spans);
 	if (ns < 0) {
-		struct mc_rxloop_ev ev = {MC_RXL_EV_PARTS_LOST, 0, 0, mc_now_ms(), l->err[0] ? l->err : strerror(ENOMEM)};
+		struct mc_rxloop_ev ev = {MC_RXL_EV_PARTS_LOST, 0, 0, mc_now_ms(), l->err[0] ? l->err : mc_strerror(-ENOMEM)};
 		if (l->cfg.report)
 			l->cfg.report(l->cfg.ctx, l, &ev);
 	}

@@ -1,5 +1,6 @@
 /* The package file sink: PKG.part in the final layout, PKG.state beside it, renamed to PKG when complete. */
 #include "sink.h"
+#include "exitcode.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -171,7 +172,7 @@ int mc_sink_pkg_open(const char *pkg, struct mc_sink **out, char *err, size_t er
 	*out = NULL;
 	if (k == NULL || (k->pkg = strdup(pkg)) == NULL) {
 		free(k);
-		snprintf(err, errlen, "out of memory");
+		snprintf(err, errlen, "%s", mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	k->s.ops = &pkg_ops;

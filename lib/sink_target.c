@@ -1,5 +1,6 @@
 /* The target sink: verified chunks decoded onto their spans, partial ones spilled into their own spans; see sink_target.h. */
 #include "sink_target.h"
+#include "exitcode.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +31,7 @@ struct sink_target {
 
 static int fail(int e, char *err, size_t errlen, const char *path, const char *why)
 {
-	snprintf(err, errlen, "%s: %s", path, why ? why : e == ENOMEM ? "out of memory" : strerror(e));
+	snprintf(err, errlen, "%s: %s", path, why ? why : mc_strerror(-e));
 	return -e;
 }
 
@@ -304,7 +305,7 @@ int mc_sink_target_open(const char *target, const char *state_path, unsigned fla
 		if (k)
 			free(k->path);
 		free(k);
-		return fail(ENOMEM, err, errlen, target, "out of memory");
+		return fail(ENOMEM, err, errlen, target, mc_strerror(-ENOMEM));
 	}
 	k->s.ops = &target_ops;
 	k->flags = flags & MC_TARGET_ZEROED;

@@ -1,5 +1,6 @@
 /* Repair sources: ranged reads of a package over HTTP(S) with libcurl, or from a file; see source.h. */
 #include "source.h"
+#include "exitcode.h"
 #include "clock.h"
 #include "opt.h"
 
@@ -104,7 +105,7 @@ int mc_source_new(const char *spec, const char *name, const struct mc_source_opt
 
 	*out = NULL;
 	if (s == NULL) {
-		snprintf(err, errlen, "out of memory");
+		snprintf(err, errlen, "%s", mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	s->fd = -1;
@@ -167,7 +168,7 @@ int mc_source_new(const char *spec, const char *name, const struct mc_source_opt
 	*out = s;
 	return 0;
 nomem:
-	snprintf(err, errlen, "out of memory");
+	snprintf(err, errlen, "%s", mc_strerror(-ENOMEM));
 	mc_source_free(s);
 	return -ENOMEM;
 }
@@ -628,7 +629,7 @@ static int http_fetch(struct mc_source *s, size_t n, volatile sig_atomic_t *stop
 	int worst = 0, still = 0;
 
 	if (queue == NULL) {
-		snprintf(err, errlen, "out of memory");
+		snprintf(err, errlen, "%s", mc_strerror(-ENOMEM));
 		return MC_SOURCE_PERMANENT;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -647,7 +648,7 @@ static int http_fetch(struct mc_source *s, size_t n, volatile sig_atomic_t *stop
 				continue;
 			sl->idx = i;
 			if (slot_setup(s, sl) < 0) {
-				snprintf(err, errlen, "out of memory");
+				snprintf(err, errlen, "%s", mc_strerror(-ENOMEM));
 				worst = MC_SOURCE_PERMANENT;
 				break;
 			}
@@ -733,7 +734,7 @@ static int file_fetch(struct mc_source *s, size_t n, volatile sig_atomic_t *stop
 	uint8_t *buf = malloc(FILE_READ_MAX);
 
 	if (buf == NULL) {
-		snprintf(err, errlen, "out of memory");
+		snprintf(err, errlen, "%s", mc_strerror(-ENOMEM));
 		return MC_SOURCE_PERMANENT;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -855,7 +856,7 @@ int mc_source_open(struct mc_source *s, uint8_t id[MC_ID_LEN], struct mc_manifes
 		return MC_SOURCE_PERMANENT;
 	}
 	if ((buf = malloc(l.manifest_len)) == NULL) {
-		snprintf(err, errlen, "out of memory");
+		snprintf(err, errlen, "%s", mc_strerror(-ENOMEM));
 		return MC_SOURCE_PERMANENT;
 	}
 	rc = read_span(s, buf, l.manifest_off, l.manifest_len, err, errlen);

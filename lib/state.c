@@ -1,5 +1,6 @@
 /* Durable receive state; see state.h for the file layout and the crash rules. */
 #include "state.h"
+#include "exitcode.h"
 
 #include "be.h"
 
@@ -107,7 +108,7 @@ int mc_state_load(const char *pkg, int part_fd, struct mc_state *st, char *err, 
 	st->spans = NULL;
 	st->nspans = 0;
 	if (path == NULL) {
-		snprintf(err, errlen, "%s.state: out of memory", pkg);
+		snprintf(err, errlen, "%s.state: %s", pkg, mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -127,7 +128,7 @@ int mc_state_load(const char *pkg, int part_fd, struct mc_state *st, char *err, 
 	}
 	buf = malloc((size_t)sb.st_size);
 	if (buf == NULL) {
-		snprintf(err, errlen, "%s: out of memory", path);
+		snprintf(err, errlen, "%s: %s", path, mc_strerror(-ENOMEM));
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -161,7 +162,7 @@ int mc_state_load(const char *pkg, int part_fd, struct mc_state *st, char *err, 
 	}
 	if (mc_state_init(st, buf + 8, n) < 0 || (nspans && (st->spans = malloc((size_t)nspans * sizeof *st->spans)) == NULL)) {
 		mc_state_free(st);
-		snprintf(err, errlen, "%s: out of memory", path);
+		snprintf(err, errlen, "%s: %s", path, mc_strerror(-ENOMEM));
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -273,7 +274,7 @@ int mc_state_save(const char *pkg, int part_fd, const struct mc_state *st, char 
 		nspans = (uint32_t)((STATE_MAX - STATE_FIXED - bm) / 12); /* keep what fits: the rest is fetched again */
 	size_t len = STATE_FIXED + bm + (size_t)nspans * 12;
 	if (path == NULL || tmp == NULL || (buf = malloc(len)) == NULL) {
-		snprintf(err, errlen, "%s.state: out of memory", pkg);
+		snprintf(err, errlen, "%s.state: %s", pkg, mc_strerror(-ENOMEM));
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -346,7 +347,7 @@ int mc_state_open_part(const char *pkg, char *err, size_t errlen)
 	int fd;
 
 	if (path == NULL) {
-		snprintf(err, errlen, "%s.part: out of memory", pkg);
+		snprintf(err, errlen, "%s.part: %s", pkg, mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	/* Not through a symlink: what is written lands at PKG.part itself, nowhere else. */
@@ -429,7 +430,7 @@ int mc_state_finish(const char *pkg, int fd, const struct mc_manifest *m, char *
 
 	mc_manifest_layout(m, &l);
 	if (part == NULL) {
-		snprintf(err, errlen, "%s: out of memory", pkg);
+		snprintf(err, errlen, "%s: %s", pkg, mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
 	if (ftruncate(fd, (off_t)l.file_size) < 0 || fsync(fd) < 0) {

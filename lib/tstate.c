@@ -1,5 +1,6 @@
 /* The state of a target written in place: format, load, key checks, resume check, save; see tstate.h. */
 #include "tstate.h"
+#include "exitcode.h"
 
 #include "be.h"
 
@@ -46,7 +47,7 @@ int mc_tstate_load(const char *path, struct mc_manifest *m, uint8_t tid[MC_DIGES
 	}
 	size_t len = (size_t)sb.st_size;
 	if ((buf = malloc(len)) == NULL || pread(fd, buf, len, 0) != (ssize_t)len) {
-		rc = fail(err, errlen, buf ? EIO : ENOMEM, path, buf ? "cannot read" : "out of memory");
+		rc = fail(err, errlen, buf ? EIO : ENOMEM, path, buf ? "cannot read" : mc_strerror(-ENOMEM));
 		goto out;
 	}
 	if (memcmp(buf, TSTATE_MAGIC, 8) != 0 || XXH64(buf, len - 8, 0) != mc_get64(buf + len - 8)) {
@@ -77,7 +78,7 @@ int mc_tstate_load(const char *path, struct mc_manifest *m, uint8_t tid[MC_DIGES
 	if (mc_state_init(st, m->id, n) < 0 || (nspans && (st->spans = malloc((size_t)nspans * sizeof *st->spans)) == NULL)) {
 		mc_state_free(st);
 		mc_manifest_free(m);
-		rc = fail(err, errlen, ENOMEM, path, "out of memory");
+		rc = fail(err, errlen, ENOMEM, path, mc_strerror(-ENOMEM));
 		goto out;
 	}
 	memcpy(st->have, q + 8, bm);
@@ -162,7 +163,7 @@ long mc_tstate_resume(const char *path, struct mc_target *t, const struct mc_man
 		if (l == 0 && whylen)
 			why[0] = '\0';
 		if (mc_state_init(st, m->id, m->nchunks) < 0)
-			return fail(err, errlen, ENOMEM, path, "out of memory");
+			return fail(err, errlen, ENOMEM, path, mc_strerror(-ENOMEM));
 	} else {
 		int rc = mc_tstate_match(path, &sm, tid, m, t, err, errlen);
 		mc_manifest_free(&sm);
@@ -194,7 +195,7 @@ int mc_tstate_save(const char *path, const struct mc_manifest *m, const uint8_t 
 	int rc;
 
 	if (tmp == NULL || buf == NULL) {
-		rc = fail(err, errlen, ENOMEM, path, "out of memory");
+		rc = fail(err, errlen, ENOMEM, path, mc_strerror(-ENOMEM));
 		goto out;
 	}
 	memcpy(tmp, path, plen);

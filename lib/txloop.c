@@ -1,5 +1,6 @@
 /* The send driver; see txloop.h. */
 #include "txloop.h"
+#include "exitcode.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -346,7 +347,7 @@ static int find_bad_chunk(struct mc_txloop *l, uint32_t *bad)
 			uint8_t *nb = realloc(buf, len);
 			if (nb == NULL) {
 				free(buf);
-				snprintf(l->err, l->errlen, "out of memory");
+				snprintf(l->err, l->errlen, "%s", mc_strerror(-ENOMEM));
 				return -ENOMEM;
 			}
 			buf = nb;
@@ -455,7 +456,7 @@ struct mc_txloop *mc_txloop_new(const struct mc_txloop_cfg *cfg, char *err, size
 	int nomem;
 
 	if (l == NULL) {
-		snprintf(err, errlen, "out of memory");
+		snprintf(err, errlen, "%s", mc_strerror(-ENOMEM));
 		return NULL;
 	}
 	l->cfg = *cfg;
@@ -494,7 +495,7 @@ struct mc_txloop *mc_txloop_new(const struct mc_txloop_cfg *cfg, char *err, size
 	l->order = malloc((size_t)MC_INTERLEAVE * MC_RS_MAX * sizeof *l->order);
 	if (nomem || !l->order || mc_net_rx_init(&l->rx, 32, 2048) < 0) {
 		mc_txloop_free(l);
-		snprintf(err, errlen, "out of memory");
+		snprintf(err, errlen, "%s", mc_strerror(-ENOMEM));
 		return NULL;
 	}
 	l->nfrag = (pkg->m.raw_len + MC_MANIFEST_FRAG - 1) / MC_MANIFEST_FRAG;

@@ -7,8 +7,29 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "exitcode.h"
 #include "pkg.h"
 #include "tap.h"
+
+/*
+ * The next allocation of exactly fail_size bytes fails, once: how lib says
+ * no memory is tested on the real paths. Plain builds only: ASan brings its
+ * own malloc, and glibc's __libc_malloc is what ours stands in front of.
+ */
+#ifndef __SANITIZE_ADDRESS__
+#define FAIL_MALLOC 1
+extern void *__libc_malloc(size_t n);
+static size_t fail_size;
+void *malloc(size_t n)
+{
+	if (fail_size && n == fail_size) {
+		fail_size = 0;
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __libc_malloc(n);
+}
+#endif
 
 static void fill(struct mc_manifest *m, uint64_t payload, uint32_t chunk)
 {
@@ -277,6 +298,13 @@ static void image_manifest(void)
 	memcpy(big, m.raw, m.raw_len);
 	ok(mc_manifest_parse(big, m.raw_len + 37, &p, err, sizeof err) < 0, "one chunk's bytes too many refused: %s", err);
 	free(big);
+#ifdef FAIL_MALLOC
+	/* No memory for the chunk offsets: -ENOMEM and "out of memory", not a bad manifest. */
+	fail_size = 7 * sizeof *p.chunk_offs;
+	ok(mc_manifest_parse(m.raw, m.raw_len, &p, err, sizeof err) == -ENOMEM && strcmp(err, "manifest: out of memory") == 0,
+	   "no memory for the chunk offsets: -ENOMEM, %s", err);
+	fail_size = 0;
+#endif
 
 	/* encode refuses what parse would. */
 	struct mc_manifest q;
@@ -387,6 +415,16 @@ int main(void)
 	ok(l.manifest_off == 64 && l.manifest_len == m.raw_len && l.payload_off == 4096 &&
 	   l.file_size == 4096 + payload, "layout");
 	mc_manifest_free(&p);
+#ifdef FAIL_MALLOC
+	fail_size = m.raw_len; /* its copy of the manifest */
+	ok(mc_manifest_parse(m.raw, m.raw_len, &p, err, sizeof err) == -ENOMEM && strcmp(err, "manifest: out of memory") == 0,
+	   "no memory for the copy: -ENOMEM, said as %s", err);
+	fail_size = 0;
+#endif
+	ok(strcmp(mc_strerror(-ENOMEM), "out of memory") == 0 && strcmp(mc_strerror(ENOMEM), "out of memory") == 0 &&
+		   mc_strerror(-ENOMEM) == mc_strerror(-ENOMEM) && strcmp(mc_strerror(-ENOSPC), strerror(ENOSPC)) == 0 &&
+		   strcmp(mc_strerror(EIO), strerror(EIO)) == 0,
+	   "mc_strerror: out of memory for ENOMEM (one string), strerror's text for the rest");
 
 	/* Lies: every one of them refused. */
 	uint8_t *bad = malloc(m.raw_len + 16);
