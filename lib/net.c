@@ -210,8 +210,9 @@ int mc_net_listen(const struct mc_group *g, int gro, char *err, size_t errlen)
 
 	fd = socket(g->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		snprintf(err, errlen, "%s: socket: %s", g->text, strerror(errno));
-		return -errno;
+		e = errno; /* before snprintf, which may set errno */
+		snprintf(err, errlen, "%s: socket: %s", g->text, strerror(e));
+		return -e;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
@@ -220,7 +221,8 @@ int mc_net_listen(const struct mc_group *g, int gro, char *err, size_t errlen)
 		setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
 	/* Binding to the group itself keeps other groups sharing the port out of this socket. */
 	if (bind(fd, (const struct sockaddr *)&g->sa, g->salen) < 0) {
-		snprintf(err, errlen, "%s: bind: %s%s", g->text, strerror(errno), iface_hint(g, errno));
+		e = errno;
+		snprintf(err, errlen, "%s: bind: %s%s", g->text, strerror(e), iface_hint(g, e));
 		goto fail;
 	}
 	if (g->family == AF_INET) {
@@ -229,7 +231,8 @@ int mc_net_listen(const struct mc_group *g, int gro, char *err, size_t errlen)
 		mr.imr_multiaddr = ((const struct sockaddr_in *)&g->sa)->sin_addr;
 		mr.imr_ifindex = (int)g->ifindex;
 		if (setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr) < 0) {
-			snprintf(err, errlen, "%s: join: %s%s", g->text, strerror(errno), iface_hint(g, errno));
+			e = errno;
+			snprintf(err, errlen, "%s: join: %s%s", g->text, strerror(e), iface_hint(g, e));
 			goto fail;
 		}
 		int zero = 0;
@@ -241,13 +244,13 @@ int mc_net_listen(const struct mc_group *g, int gro, char *err, size_t errlen)
 		mr.ipv6mr_multiaddr = ((const struct sockaddr_in6 *)&g->sa)->sin6_addr;
 		mr.ipv6mr_interface = g->ifindex;
 		if (setsockopt(fd, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &mr, sizeof mr) < 0) {
-			snprintf(err, errlen, "%s: join: %s%s", g->text, strerror(errno), iface_hint(g, errno));
+			e = errno;
+			snprintf(err, errlen, "%s: join: %s%s", g->text, strerror(e), iface_hint(g, e));
 			goto fail;
 		}
 	}
 	return fd;
 fail:
-	e = errno;
 	close(fd);
 	return -e;
 }
@@ -258,8 +261,9 @@ int mc_net_sender(const struct mc_group *g, int ttl, char *err, size_t errlen)
 
 	fd = socket(g->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		snprintf(err, errlen, "%s: socket: %s", g->text, strerror(errno));
-		return -errno;
+		e = errno; /* before snprintf, which may set errno */
+		snprintf(err, errlen, "%s: socket: %s", g->text, strerror(e));
+		return -e;
 	}
 	bigbuf(fd, SO_SNDBUF, SO_SNDBUFFORCE, SNDBUF);
 	if (g->family == AF_INET) {
@@ -270,7 +274,8 @@ int mc_net_sender(const struct mc_group *g, int ttl, char *err, size_t errlen)
 		if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &t, sizeof t) < 0 ||
 		    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &loop, sizeof loop) < 0 ||
 		    (g->ifindex && setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof mr) < 0)) {
-			snprintf(err, errlen, "%s: multicast options: %s", g->text, strerror(errno));
+			e = errno;
+			snprintf(err, errlen, "%s: multicast options: %s", g->text, strerror(e));
 			goto fail;
 		}
 	} else {
@@ -279,7 +284,8 @@ int mc_net_sender(const struct mc_group *g, int ttl, char *err, size_t errlen)
 		if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof hops) < 0 ||
 		    setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &one, sizeof one) < 0 ||
 		    (idx && setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &idx, sizeof idx) < 0)) {
-			snprintf(err, errlen, "%s: multicast options: %s", g->text, strerror(errno));
+			e = errno;
+			snprintf(err, errlen, "%s: multicast options: %s", g->text, strerror(e));
 			goto fail;
 		}
 	}
@@ -290,7 +296,6 @@ int mc_net_sender(const struct mc_group *g, int ttl, char *err, size_t errlen)
 	}
 	return fd;
 fail:
-	e = errno;
 	close(fd);
 	return -e;
 }

@@ -1,9 +1,30 @@
 /* Unit tests of lib/net.c's answers: negative errno codes (lib/exitcode.h), the reason naming the group or interface. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "net.h"
 #include "tap.h"
+
+/*
+ * strerror that leaves errno set to clobber when asked: the code a call
+ * returns must be the failed call's errno, saved before the reason is
+ * written. Plain builds only: ASan has its own strerror in front of glibc's.
+ */
+#ifndef __SANITIZE_ADDRESS__
+#define CLOBBER 1
+static int clobber;
+char *strerror(int e)
+{
+	static char buf[128];
+
+	snprintf(buf, sizeof buf, "%s", strerrordesc_np(e) ? strerrordesc_np(e) : "Unknown error");
+	if (clobber)
+		errno = clobber;
+	return buf;
+}
+#endif
 
 int main(void)
 {
@@ -36,5 +57,26 @@ int main(void)
 	ok(mc_net_rx_init(&rx, 4, 2048) == 0, "receive buffers");
 	ok(mc_net_rx(-1, &rx) == -EBADF, "mc_net_rx on a bad descriptor: -EBADF");
 	mc_net_rx_free(&rx);
+
+	/* A join and multicast options through an interface index no interface has: the kernel's code, whatever runs after. */
+	int rc1, rc2, fd;
+	ok(mc_net_group("239.1.2.3", 7077, NULL, &g, err, sizeof err) == 0, "group again");
+	g.ifindex = 0x7ffffff0;
+	rc1 = mc_net_listen(&g, 0, err, sizeof err);
+	ok(rc1 < 0 && strstr(err, "239.1.2.3:7077: join: ") && strstr(err, strerrordesc_np(-rc1)),
+	   "a join on no interface fails with its code, said in err: %d, %s", rc1, err);
+	if (rc1 >= 0)
+		close(rc1);
+	fd = mc_net_sender(&g, 1, err, sizeof err);
+	rc2 = fd;
+	ok(fd < 0 && strstr(err, "multicast options: "), "multicast options on no interface fail: %d, %s", rc2, err);
+	if (fd >= 0)
+		close(fd);
+#ifdef CLOBBER
+	clobber = EUCLEAN;
+	ok(mc_net_listen(&g, 0, err, sizeof err) == rc1, "mc_net_listen: the join's code, not errno after the reason (%s)", err);
+	ok(mc_net_sender(&g, 1, err, sizeof err) == rc2, "mc_net_sender: the option's code, not errno after the reason (%s)", err);
+	clobber = 0;
+#endif
 	return tap_done();
 }
