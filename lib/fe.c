@@ -334,26 +334,23 @@ int mc_fe_finish(int status)
 
 void mc_fe_net_group(const struct mc_fe_net *n, unsigned port, struct mc_group *g)
 {
-	char err[512];
+	char why[512];
+	int rc = mc_net_group(n->group, (uint16_t)port, n->iface, g, why, sizeof why);
 
-	if (mc_net_group(n->group, (uint16_t)port, n->iface, g, err, sizeof err) < 0) {
+	if (rc < 0) {
 		/*
-		 * lib names the group or interface ("group X: why"); a value the
-		 * user gave is said as every bad value is: "-g 'X': why", or by the
-		 * environment variable that set it.
+		 * lib says which part failed by the code (-EINVAL: the group) and
+		 * the reason alone; a value the user gave is named as every bad
+		 * value is, "-g 'X': why" or by the variable that set it, and the
+		 * default as "group X: why".
 		 */
-		const char *what[2][3] = { { "group ", n->group, n->group_from }, { "interface ", n->iface, n->iface_from } };
+		int grp = rc == -EINVAL;
+		const char *val = grp ? n->group : n->iface, *from = grp ? n->group_from : n->iface_from;
 
-		for (int i = 0; i < 2; i++) {
-			size_t a = strlen(what[i][0]), b = what[i][1] ? strlen(what[i][1]) : 0;
-
-			if (what[i][1] && what[i][2] && strncmp(err, what[i][0], a) == 0 &&
-			    strncmp(err + a, what[i][1], b) == 0 && strncmp(err + a + b, ": ", 2) == 0) {
-				mc_err("%s '%s': %s", what[i][2], what[i][1], err + a + b + 2);
-				exit(MC_EXIT_USAGE);
-			}
-		}
-		mc_err("%s", err);
+		if (from)
+			mc_err("%s '%s': %s", from, val, why);
+		else
+			mc_err("%s %s: %s", grp ? "group" : "interface", val, why);
 		exit(MC_EXIT_USAGE); /* a group that is not multicast, an interface that does not exist */
 	}
 }

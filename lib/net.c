@@ -1,5 +1,6 @@
 /* Multicast sockets and batched I/O; see net.h. */
 #include "net.h"
+#include "exitcode.h"
 #include "auth.h"
 #include "defaults.h"
 
@@ -46,14 +47,15 @@ int mc_net_group(const char *group, uint16_t port, const char *iface, struct mc_
 	if (iface && *iface) {
 		g->ifindex = if_nametoindex(iface);
 		if (g->ifindex == 0) {
-			int e = errno ? errno : ENODEV;
-			snprintf(err, errlen, "interface %s: %s", iface, strerror(e));
+			/* Never -EINVAL: that code says the group is at fault (net.h). */
+			int e = errno && errno != EINVAL ? errno : ENODEV;
+			snprintf(err, errlen, "%s", mc_strerror(-e));
 			return -e;
 		}
 	}
 	if (inet_pton(AF_INET, group, &s4->sin_addr) == 1) {
 		if (!IN_MULTICAST(ntohl(s4->sin_addr.s_addr))) {
-			snprintf(err, errlen, "group %s: not an IPv4 multicast address (224.0.0.0/4)", group);
+			snprintf(err, errlen, "not an IPv4 multicast address (224.0.0.0/4)");
 			return -EINVAL;
 		}
 		/*
@@ -62,9 +64,9 @@ int mc_net_group(const char *group, uint16_t port, const char *iface, struct mc_
 		 * port, and an image stream there reaches every machine on the LAN.
 		 */
 		if ((ntohl(s4->sin_addr.s_addr) & 0xffffff00u) == 0xe0000000u) {
-			snprintf(err, errlen, "group %s: in 224.0.0.0/24, the link-local control block every switch "
+			snprintf(err, errlen, "in 224.0.0.0/24, the link-local control block every switch "
 				 "floods to every port: use an administratively scoped group in 239.0.0.0/8, such as %s",
-				 group, MC_DEFAULT_GROUP4);
+				 MC_DEFAULT_GROUP4);
 			return -EINVAL;
 		}
 		s4->sin_family = AF_INET;
@@ -76,7 +78,7 @@ int mc_net_group(const char *group, uint16_t port, const char *iface, struct mc_
 	}
 	if (inet_pton(AF_INET6, group, &s6->sin6_addr) == 1) {
 		if (!IN6_IS_ADDR_MULTICAST(&s6->sin6_addr)) {
-			snprintf(err, errlen, "group %s: not an IPv6 multicast address (ff00::/8)", group);
+			snprintf(err, errlen, "not an IPv6 multicast address (ff00::/8)");
 			return -EINVAL;
 		}
 		s6->sin6_family = AF_INET6;
@@ -100,11 +102,11 @@ int mc_net_group(const char *group, uint16_t port, const char *iface, struct mc_
 		}
 		struct in6_addr a6;
 		if (inet_pton(AF_INET, host, &a6) == 1 || inet_pton(AF_INET6, host, &a6) == 1) {
-			snprintf(err, errlen, "group %s: give the port with -p: -g %s -p %s", group, host, colon + 1);
+			snprintf(err, errlen, "give the port with -p: -g %s -p %s", host, colon + 1);
 			return -EINVAL;
 		}
 	}
-	snprintf(err, errlen, "group %s: not an IP address", group);
+	snprintf(err, errlen, "not an IP address");
 	return -EINVAL;
 }
 

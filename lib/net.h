@@ -17,9 +17,12 @@ struct mc_group {
 
 /*
  * Parses GROUP (must be an IPv4 or IPv6 multicast address) and resolves
- * IFACE (NULL: none). port is stored in sa. Returns 0, or -EINVAL (not a
- * multicast address we take) or if_nametoindex's -errno (-ENODEV: no such
- * interface), with a reason naming the address or interface in err.
+ * IFACE (NULL: none). port is stored in sa. Returns 0; -EINVAL when GROUP
+ * is at fault (not a multicast address we take); any other code when
+ * IFACE is (if_nametoindex's -errno: -ENODEV, no such interface). err gets
+ * the reason alone ("not an IP address", "No such device"): the caller
+ * names GROUP or IFACE as it got them ("-g 'X': ", "MCAST_IFACE 'Y': "),
+ * which only it knows.
  */
 int mc_net_group(const char *group, uint16_t port, const char *iface, struct mc_group *g, char *err, size_t errlen);
 
