@@ -280,6 +280,8 @@ struct args {
 	const char *sources[MAX_SOURCES], *headers[MAX_HEADERS], *trusts[MAX_SOURCES];
 	unsigned ntrust;
 	const char *decrypt;
+	const char *unchecked; /* a -s that could not be checked (no memory), and its code */
+	int unchecked_rc;
 	struct mc_fe_common fe;
 };
 
@@ -309,7 +311,7 @@ static void parse(int argc, char **argv, struct args *a)
 	struct mc_repair_opts *o = &a->o;
 	char err[2048];
 	uint64_t v;
-	int c;
+	int c, rc;
 
 	memset(a, 0, sizeof *a);
 	a->fe.verbosity = 1;
@@ -336,8 +338,12 @@ static void parse(int argc, char **argv, struct args *a)
 				mc_fe_usage_error(usage_text, "-s: at most %d sources", MAX_SOURCES);
 			if (optarg[0] == '\0')
 				mc_fe_bad_value(usage_text, "-s", optarg, "must not be empty");
-			if (mc_source_check_spec(optarg, err, sizeof err) < 0)
+			if ((rc = mc_source_check_spec(optarg, err, sizeof err)) == -EINVAL)
 				mc_fe_bad_value(usage_text, "-s", optarg, "%s", err);
+			if (rc < 0 && a->unchecked == NULL) { /* out of memory: not the user's error, said once logging is up */
+				a->unchecked = optarg;
+				a->unchecked_rc = rc;
+			}
 			a->sources[o->nsources++] = optarg;
 			break;
 		case O_CACERT:
@@ -415,6 +421,10 @@ int main(int argc, char **argv)
 	parse(argc, argv, &a);
 	mc_fe_start(&prog, argv[0], &a.fe);
 	mc_fe_summary_about(NULL, a.o.pkg);
+	if (a.unchecked) {
+		mc_err("-s '%s': %s", a.unchecked, mc_strerror(a.unchecked_rc));
+		goto out;
+	}
 	/* Every --trust key is read before anything else: a bad one is an error, never a smaller trust set. */
 	for (unsigned i = 0; i < a.ntrust; i++)
 		if (mc_trust_add(&trust, a.trusts[i], err, sizeof err) < 0) {

@@ -130,6 +130,18 @@ json_field() {
 	[ -f x.mcpkg.part ]
 }
 
+@test "no memory to check a -s source: said as out of memory, exit 1, not a usage error" {
+	# A shim in front of libcurl: curl_multi_init answers NULL, as it does for want of memory.
+	plain_run_only
+	command -v cc >/dev/null || skip "no C compiler for the shim"
+	printf '#include <curl/curl.h>\nCURLM *curl_multi_init(void) { return NULL; }\n' >shim.c
+	cc -shared -fPIC -o shim.so shim.c
+	partial x.mcpkg 3
+	run -1 --separate-stderr env LD_PRELOAD="$PWD/shim.so" "$MCAST_BIN/mcast-repair" -s http://127.0.0.1:9/ x.mcpkg
+	[ "$stderr" = "mcast-repair: -s 'http://127.0.0.1:9/': out of memory" ]
+	[ -f x.mcpkg.part ]
+}
+
 @test "local sources that can never serve are named; none usable left: exit 1, state kept" {
 	partial img.mcpkg 3 4
 	echo "not a package" >junk.mcpkg
