@@ -132,9 +132,11 @@ int mc_state_load(const char *pkg, int part_fd, struct mc_state *st, char *err, 
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (pread(fd, buf, (size_t)sb.st_size, 0) != sb.st_size) {
-		snprintf(err, errlen, "%s: cannot read", path);
-		rc = -EIO;
+	ssize_t got = pread(fd, buf, (size_t)sb.st_size, 0);
+	if (got != sb.st_size) {
+		/* A failed read says its errno; a short one is a file cut while it was read. */
+		rc = got < 0 ? -errno : -EBADMSG;
+		snprintf(err, errlen, "%s: %s", path, got < 0 ? strerror(-rc) : "damaged state file (shorter than it was)");
 		goto out;
 	}
 	size_t len = (size_t)sb.st_size;

@@ -79,7 +79,7 @@ static int fail(char *err, size_t errlen, int e, const char *path, const char *f
 /* A failed call's errno as the code, "PATH: WHAT" and its reason in err. */
 static int sys_fail(char *err, size_t errlen, const char *path, const char *what)
 {
-	int e = errno ? errno : EIO;
+	int e = errno; /* every caller comes straight from the system call that failed and set it */
 
 	return fail(err, errlen, e, path, "%s%s", what, mc_strerror(-e));
 }
@@ -223,7 +223,7 @@ static int buffered_fd(struct mc_target *t)
 		fd = open(t->path, ((t->flags & MC_TARGET_READONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 		/* The same device as the first open, not whatever the path names now. */
 		if (fd < 0) {
-			fd = -(errno ? errno : EIO);
+			fd = -errno;
 		} else if (fstat(fd, &a) < 0 || fstat(t->fd, &b) < 0 || a.st_rdev != b.st_rdev) {
 			close(fd);
 			fd = -ENODEV;

@@ -46,8 +46,15 @@ int mc_tstate_load(const char *path, struct mc_manifest *m, uint8_t tid[MC_DIGES
 		goto out;
 	}
 	size_t len = (size_t)sb.st_size;
-	if ((buf = malloc(len)) == NULL || pread(fd, buf, len, 0) != (ssize_t)len) {
-		rc = fail(err, errlen, buf ? EIO : ENOMEM, path, buf ? "cannot read" : mc_strerror(-ENOMEM));
+	if ((buf = malloc(len)) == NULL) {
+		rc = fail(err, errlen, ENOMEM, path, mc_strerror(-ENOMEM));
+		goto out;
+	}
+	ssize_t got = pread(fd, buf, len, 0);
+	if (got != (ssize_t)len) {
+		/* A failed read says its errno; a short one is a file cut while it was read: not a state (EINVAL). */
+		int e0 = got < 0 ? errno : EINVAL;
+		rc = fail(err, errlen, e0, path, got < 0 ? strerror(e0) : "damaged target state file (shorter than it was)");
 		goto out;
 	}
 	if (memcmp(buf, TSTATE_MAGIC, 8) != 0 || XXH64(buf, len - 8, 0) != mc_get64(buf + len - 8)) {
