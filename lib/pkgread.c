@@ -542,15 +542,6 @@ static void rd_free(struct rd *r)
 	mc_aead_free(r->ae);
 }
 
-/* Checks the chunks libarchive did not need (after the end-of-archive marker). */
-static int rd_drain(struct rd *r)
-{
-	ssize_t n;
-
-	while ((n = rd_next(r)) > 0)
-		;
-	return n < 0 ? -1 : 0;
-}
 
 /*
  * The reason and code of a failure, preferring what the reader saw over
@@ -567,6 +558,24 @@ static int rd_fail(struct rd *r, struct archive *a, int e, const char *fallback,
 	const char *s = a ? archive_error_string(a) : NULL;
 	snprintf(err, errlen, "%s: %s", r->p->path, s ? s : fallback);
 	return e ? -e : -EPROTO;
+}
+
+/* Checks the chunks libarchive did not need (after the end-of-archive marker): 0, or rd_fail's code. */
+static int rd_drain(struct rd *r, char *err, size_t errlen)
+{
+	ssize_t n;
+
+	while ((n = rd_next(r)) > 0)
+		;
+	return n < 0 ? rd_fail(r, NULL, 0, "", err, errlen) : 0;
+}
+
+/* The end of every reader: libarchive's side (a may be NULL), then the reader's. */
+static void rd_close(struct rd *r, struct archive *a)
+{
+	if (a)
+		archive_read_free(a);
+	rd_free(r);
 }
 
 static struct archive *rd_open(struct rd *r, int raw)
@@ -600,10 +609,8 @@ int mc_pkg_list(const struct mc_pkg *p, void (*fn)(void *arg, struct archive_ent
 	if ((rc = rd_init(&r, p, err, errlen)) < 0)
 		return rc;
 	if (p->m.kind == MC_KIND_RAW || p->m.kind == MC_KIND_IMAGE) {
-		if (rd_drain(&r) < 0) {
-			rc = rd_fail(&r, NULL, 0, "", err, errlen);
+		if ((rc = rd_drain(&r, err, errlen)) < 0)
 			goto out;
-		}
 		if ((e = archive_entry_new()) == NULL) {
 			snprintf(err, errlen, "%s: %s", p->path, mc_strerror(-ENOMEM));
 			rc = -ENOMEM;
@@ -634,15 +641,13 @@ int mc_pkg_list(const struct mc_pkg *p, void (*fn)(void *arg, struct archive_ent
 			goto out;
 		}
 	}
-	if (s != ARCHIVE_EOF || rd_drain(&r) < 0) {
+	if (s != ARCHIVE_EOF) {
 		rc = rd_fail(&r, a, 0, "cannot read payload", err, errlen);
 		goto out;
 	}
-	rc = 0;
+	rc = rd_drain(&r, err, errlen);
 out:
-	if (a)
-		archive_read_free(a);
-	rd_free(&r);
+	rd_close(&r, a);
 	return rc;
 }
 
@@ -797,16 +802,10 @@ int mc_pkg_extract_fd(const struct mc_pkg *p, int fd, char *err, size_t errlen)
 		rc = rd_fail(&r, a, 0, "cannot decode payload", err, errlen);
 		goto out;
 	}
-	if (rd_drain(&r) < 0) {
-		rc = rd_fail(&r, NULL, 0, "", err, errlen);
-		goto out;
-	}
-	rc = 0;
+	rc = rd_drain(&r, err, errlen);
 out:
-	if (a)
-		archive_read_free(a);
 	free(out);
-	rd_free(&r);
+	rd_close(&r, a);
 	return rc;
 }
 
@@ -1027,18 +1026,12 @@ int mc_pkg_extract(const struct mc_pkg *p, const char *dir, unsigned eflags,
 		rc = write_code(w);
 		goto out;
 	}
-	if (rd_drain(&r) < 0) {
-		rc = rd_fail(&r, NULL, 0, "", err, errlen);
-		goto out;
-	}
-	rc = 0;
+	rc = rd_drain(&r, err, errlen);
 out:
-	if (a)
-		archive_read_free(a);
 	if (w)
 		archive_write_free(w);
-	if (have_rd)
-		rd_free(&r);
+	if (have_rd) /* a is opened only after r */
+		rd_close(&r, a);
 	if (saved >= 0) {
 		if (fchdir(saved) < 0 && rc == 0) {
 			rc = -errno;
