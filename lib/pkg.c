@@ -394,13 +394,9 @@ static uint8_t *put_head(uint8_t *p, const struct mc_manifest *m, uint16_t forma
 	return p + MC_DIGEST_LEN;
 }
 
-int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err, size_t errlen)
+/* What both encoders refuse before the length is known: a name or version too long, a chunk size out of range. */
+static int check_head(const struct mc_manifest *m, size_t nl, size_t vl, char *err, size_t errlen)
 {
-	size_t nl = strlen(m->name), vl = strlen(m->version);
-	uint64_t want = mc_chunk_count(m->payload_size, m->chunk_size);
-	uint64_t len;
-	uint8_t *p;
-
 	if (nl > MC_NAME_MAX || vl > MC_NAME_MAX) {
 		snprintf(err, errlen, "%s: longer than %d bytes", nl > MC_NAME_MAX ? "name" : "version", MC_NAME_MAX);
 		return -EINVAL;
@@ -409,13 +405,31 @@ int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err,
 		snprintf(err, errlen, "chunk size %u: out of range", m->chunk_size);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+/* A manifest past MC_MANIFEST_MAX: WHAT (payload, image) has more chunks than fixed + per bytes a chunk allow. */
+static int too_large(const char *what, uint32_t chunk_size, size_t fixed, size_t per, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s too large for chunk size %u (at most %u chunks)", what, chunk_size,
+		 (unsigned)((MC_MANIFEST_MAX - fixed - 2 * MC_NAME_MAX) / per));
+	return -EINVAL;
+}
+
+int mc_manifest_encode(struct mc_manifest *m, const uint8_t *digests, char *err, size_t errlen)
+{
+	size_t nl = strlen(m->name), vl = strlen(m->version);
+	uint64_t want = mc_chunk_count(m->payload_size, m->chunk_size);
+	uint64_t len;
+	uint8_t *p;
+	int rc;
+
+	if ((rc = check_head(m, nl, vl, err, errlen)) < 0)
+		return rc;
 	len = MANIFEST_FIXED + nl + vl + want * MC_DIGEST_LEN + (m->is_signed ? MC_SIG_TRAILER_LEN : 0) +
 	      (m->is_encrypted ? enc_len(m, want) : 0);
-	if (want != m->nchunks || len > MC_MANIFEST_MAX) {
-		snprintf(err, errlen, "payload too large for chunk size %u (at most %u chunks)", m->chunk_size,
-			 (unsigned)((MC_MANIFEST_MAX - MANIFEST_FIXED - 2 * MC_NAME_MAX) / MC_DIGEST_LEN));
-		return -EINVAL;
-	}
+	if (want != m->nchunks || len > MC_MANIFEST_MAX)
+		return too_large("payload", m->chunk_size, MANIFEST_FIXED, MC_DIGEST_LEN, err, errlen);
 	p = malloc(len);
 	if (p == NULL) {
 		snprintf(err, errlen, "manifest: %s", mc_strerror(-ENOMEM));
@@ -467,22 +481,12 @@ int mc_manifest_encode_image_vols(struct mc_manifest *m, const uint32_t *stored_
 		snprintf(err, errlen, "manifest: %u volumes, at most %d", nvols, MC_VOL_MAX);
 		return -EINVAL;
 	}
-
-	if (nl > MC_NAME_MAX || vl > MC_NAME_MAX) {
-		snprintf(err, errlen, "%s: longer than %d bytes", nl > MC_NAME_MAX ? "name" : "version", MC_NAME_MAX);
-		return -EINVAL;
-	}
-	if (m->chunk_size < MC_CHUNK_MIN || m->chunk_size > MC_CHUNK_MAX) {
-		snprintf(err, errlen, "chunk size %u: out of range", m->chunk_size);
-		return -EINVAL;
-	}
+	if ((rc = check_head(m, nl, vl, err, errlen)) < 0)
+		return rc;
 	len = MANIFEST_FIXED2 + nl + vl + n * MC_IMAGE_PER_CHUNK + vlen + (m->is_signed ? MC_SIG_TRAILER_LEN : 0) +
 	      (m->is_encrypted ? enc_len(m, n) : 0);
-	if (len > MC_MANIFEST_MAX) {
-		snprintf(err, errlen, "image too large for chunk size %u (at most %u chunks)", m->chunk_size,
-			 (unsigned)((MC_MANIFEST_MAX - MANIFEST_FIXED2 - 2 * MC_NAME_MAX) / MC_IMAGE_PER_CHUNK));
-		return -EINVAL;
-	}
+	if (len > MC_MANIFEST_MAX)
+		return too_large("image", m->chunk_size, MANIFEST_FIXED2, MC_IMAGE_PER_CHUNK, err, errlen);
 	for (uint64_t i = 0; i < n; i++)
 		payload += stored_len[i];
 	if ((buf = malloc(len)) == NULL) {

@@ -539,6 +539,11 @@ int main(void)
 	/* Too many chunks for the manifest bound. */
 	fill(&p, (uint64_t)MC_CHUNK_MIN * (17u << 20), MC_CHUNK_MIN);
 	ok(mc_manifest_encode(&p, NULL, err, sizeof err) < 0, "too many chunks refused: %s", err);
+	fill(&p, 0, MC_CHUNK_MIN);
+	p.image_size = (uint64_t)MC_CHUNK_MIN << 30;
+	ok(mc_manifest_encode_image(&p, NULL, NULL, NULL, NULL, err, sizeof err) == -EINVAL &&
+		   strncmp(err, "image too large for chunk size ", 31) == 0 && strstr(err, " chunks)"),
+	   "an image of too many chunks refused: %s", err);
 	mc_manifest_free(&m);
 	return tap_done();
 }
