@@ -142,8 +142,7 @@ int mc_state_load(const char *pkg, int part_fd, struct mc_state *st, char *err, 
 	size_t len = (size_t)sb.st_size;
 	uint32_t n = mc_get32(buf + 24);
 	size_t bm = (size_t)n / 8 + 1;
-	if (memcmp(buf, STATE_MAGIC, 8) != 0 || len < STATE_FIXED + bm ||
-	    XXH64(buf, len - 8, 0) != mc_get64(buf + len - 8)) {
+	if (memcmp(buf, STATE_MAGIC, 8) != 0 || len < STATE_FIXED + bm || !mc_state_sealed(buf, len)) {
 		snprintf(err, errlen, "%s: damaged state file", path);
 		rc = -EBADMSG;
 		goto out;
@@ -169,15 +168,7 @@ int mc_state_load(const char *pkg, int part_fd, struct mc_state *st, char *err, 
 		goto out;
 	}
 	mc_state_spans_get(st, q + 24, nspans);
-	memcpy(st->have, buf + 32, bm);
-	/* Recount rather than trust the stored count, and clear bits past nchunks. */
-	if (n % 8)
-		st->have[n / 8] &= (uint8_t)((1u << (n % 8)) - 1);
-	else
-		st->have[n / 8] = 0;
-	st->nhave = 0;
-	for (uint32_t i = 0; i < n; i++)
-		st->nhave += mc_state_has(st, i);
+	mc_state_map_get(st, buf + 32);
 	rc = 1;
 out:
 	if (fd >= 0)
@@ -228,9 +219,37 @@ void mc_state_spans_get(struct mc_state *st, const uint8_t *q, uint32_t n)
 	}
 }
 
-int mc_state_replace(const char *path, const char *tmp, const void *buf, size_t len, char *err, size_t errlen)
+uint8_t *mc_state_map_put(const struct mc_state *st, uint8_t *q)
+{
+	size_t bm = (size_t)st->nchunks / 8 + 1;
+
+	mc_put32(q, st->nchunks);
+	mc_put32(q + 4, st->nhave);
+	memcpy(q + 8, st->have, bm);
+	return q + 8 + bm;
+}
+
+void mc_state_map_get(struct mc_state *st, const uint8_t *have)
+{
+	uint32_t n = st->nchunks;
+
+	memcpy(st->have, have, (size_t)n / 8 + 1);
+	st->have[n / 8] &= (uint8_t)((1u << (n % 8)) - 1); /* none past nchunks (all of the last byte when n % 8 == 0) */
+	st->nhave = 0;
+	for (uint32_t i = 0; i < n; i++)
+		st->nhave += mc_state_has(st, i);
+}
+
+int mc_state_sealed(const uint8_t *buf, size_t len)
+{
+	return XXH64(buf, len - 8, 0) == mc_get64(buf + len - 8);
+}
+
+int mc_state_replace(const char *path, const char *tmp, uint8_t *buf, size_t len, char *err, size_t errlen)
 {
 	int fd, rc = -1;
+
+	mc_put64(buf + len - 8, XXH64(buf, len - 8, 0));
 
 	/* A new file, never one that was there: a planted symlink must not redirect the write. */
 	unlink(tmp);
@@ -287,16 +306,12 @@ int mc_state_save(const char *pkg, int part_fd, const struct mc_state *st, char 
 	}
 	memcpy(buf, STATE_MAGIC, 8);
 	memcpy(buf + 8, st->id, MC_ID_LEN);
-	mc_put32(buf + 24, st->nchunks);
-	mc_put32(buf + 28, st->nhave);
-	memcpy(buf + 32, st->have, bm);
-	uint8_t *q = buf + 32 + bm;
+	uint8_t *q = mc_state_map_put(st, buf + 24);
 	mc_put64(q, (uint64_t)psb.st_size);
 	mc_put64(q + 8, (uint64_t)psb.st_ctim.tv_sec);
 	mc_put32(q + 16, (uint32_t)psb.st_ctim.tv_nsec);
 	mc_put32(q + 20, nspans);
 	mc_state_spans_put(st, nspans, q + 24);
-	mc_put64(buf + len - 8, XXH64(buf, len - 8, 0));
 	rc = mc_state_replace(path, tmp, buf, len, err, errlen);
 out:
 	free(buf);

@@ -83,12 +83,27 @@ void mc_state_spans_put(const struct mc_state *st, uint32_t n, uint8_t *q);
 void mc_state_spans_get(struct mc_state *st, const uint8_t *q, uint32_t n);
 
 /*
- * Atomically replaces path with len bytes of buf: written to tmp (a new
- * file, never a planted link), fsync'd, renamed over path, the directory
- * fsync'd. Returns 0, or the failed call's -errno with "FILE: reason" in
- * err (tmp removed).
+ * The map as both state files store it (lib/tstate.h too): nchunks (4),
+ * verified count (4), bitmap (nchunks/8 + 1 bytes). mc_state_map_put
+ * writes st's at q and returns the byte after it. mc_state_map_get takes
+ * the bitmap at have into st (made by mc_state_init for its nchunks),
+ * clears the bits past nchunks and counts nhave anew rather than trust the
+ * stored count.
  */
-int mc_state_replace(const char *path, const char *tmp, const void *buf, size_t len, char *err, size_t errlen);
+uint8_t *mc_state_map_put(const struct mc_state *st, uint8_t *q);
+void mc_state_map_get(struct mc_state *st, const uint8_t *have);
+
+/* Whether the last 8 bytes of buf (len > 8) are the XXH64 of the rest, as every state file ends. */
+int mc_state_sealed(const uint8_t *buf, size_t len);
+
+/*
+ * Seals buf (its last 8 bytes: the XXH64 of the rest) and atomically
+ * replaces path with its len bytes: written to tmp (a new file, never a
+ * planted link), fsync'd, renamed over path, the directory fsync'd.
+ * Returns 0, or the failed call's -errno with "FILE: reason" in err (tmp
+ * removed).
+ */
+int mc_state_replace(const char *path, const char *tmp, uint8_t *buf, size_t len, char *err, size_t errlen);
 
 /* How many distinct chunks n sorted spans touch. */
 uint32_t mc_span_chunks(const struct mc_span *sp, uint32_t n);

@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #define TSTATE_MAGIC "MCTSTAT1"
 #define TSTATE_HEAD (8 + MC_ID_LEN + MC_DIGEST_LEN + 4) /* before the manifest */
@@ -57,7 +56,7 @@ int mc_tstate_load(const char *path, struct mc_manifest *m, uint8_t tid[MC_DIGES
 		rc = fail(err, errlen, e0, path, got < 0 ? strerror(e0) : "damaged target state file (shorter than it was)");
 		goto out;
 	}
-	if (memcmp(buf, TSTATE_MAGIC, 8) != 0 || XXH64(buf, len - 8, 0) != mc_get64(buf + len - 8)) {
+	if (memcmp(buf, TSTATE_MAGIC, 8) != 0 || !mc_state_sealed(buf, len)) {
 		rc = fail(err, errlen, EINVAL, path, "damaged or not a target state file");
 		goto out;
 	}
@@ -88,11 +87,7 @@ int mc_tstate_load(const char *path, struct mc_manifest *m, uint8_t tid[MC_DIGES
 		rc = fail(err, errlen, ENOMEM, path, mc_strerror(-ENOMEM));
 		goto out;
 	}
-	memcpy(st->have, q + 8, bm);
-	/* Recount rather than trust the stored count, and clear bits past nchunks. */
-	st->have[n / 8] &= (uint8_t)((1u << (n % 8)) - 1);
-	for (uint32_t i = 0; i < n; i++)
-		st->nhave += mc_state_has(st, i);
+	mc_state_map_get(st, q + 8);
 	mc_state_spans_get(st, q + 8 + bm + 4, nspans);
 	mc_state_spans_fit(st, m);
 	memcpy(tid, buf + 8 + MC_ID_LEN, MC_DIGEST_LEN);
@@ -212,14 +207,9 @@ int mc_tstate_save(const char *path, const struct mc_manifest *m, const uint8_t 
 	memcpy(buf + 8 + MC_ID_LEN, tid, MC_DIGEST_LEN);
 	mc_put32(buf + TSTATE_HEAD - 4, m->raw_len);
 	memcpy(buf + TSTATE_HEAD, m->raw, m->raw_len);
-	uint8_t *q = buf + TSTATE_HEAD + m->raw_len;
-	mc_put32(q, st->nchunks);
-	mc_put32(q + 4, st->nhave);
-	memcpy(q + 8, st->have, bm);
-	q += 8 + bm;
+	uint8_t *q = mc_state_map_put(st, buf + TSTATE_HEAD + m->raw_len);
 	mc_put32(q, nspans);
 	mc_state_spans_put(st, nspans, q + 4);
-	mc_put64(buf + len - 8, XXH64(buf, len - 8, 0));
 	rc = mc_state_replace(path, tmp, buf, len, err, errlen);
 out:
 	free(buf);
