@@ -854,7 +854,7 @@ static int cmd_extract_to(const struct args *a, const char *path)
 			ts.bad++;
 			continue;
 		} else if (c < 0) {
-			snprintf(err, sizeof err, "%s: %s", path, strerror(-c));
+			snprintf(err, sizeof err, "%s: %s", path, mc_strerror(c));
 		} else if (mc_target_queue_verified(t, i, buf, mc_manifest_chunk_len(&p.m, i), err, sizeof err) < 0) {
 			/* mc_pkg_check_chunk checked its stored digest against p.m, the target's manifest. */
 			c = -1;

@@ -351,7 +351,7 @@ static int drain(struct run *r, int fd, struct mc_rx *rx)
 		}
 	}
 	if (n < 0) {
-		mc_err("%s: receive: %s", r->fb.text, strerror(-n)); /* mc_net_rx's code */
+		mc_err("%s: receive: %s", r->fb.text, mc_strerror(n)); /* mc_net_rx's code */
 		return -1;
 	}
 	return 0;

@@ -37,7 +37,7 @@ int mc_disk_read(const char *path, uint64_t size, struct mc_disk *d, char *err, 
 		return -ENOMEM;
 	}
 	if ((r = fdisk_assign_device(cxt, path, 1)) < 0) {
-		snprintf(err, errlen, "%s: cannot read its partition table: %s", path, strerror(-r));
+		snprintf(err, errlen, "%s: cannot read its partition table: %s", path, mc_strerror(r));
 		rc = -EINVAL;
 		goto out;
 	}

@@ -441,7 +441,7 @@ static int emit_slot(void *arg, unsigned slot, char *err, size_t errlen)
 	}
 	int e = s->stored ? mc_pwrite_all(r->fd, b, s->stored, r->base + r->pos) : 0;
 	if (e < 0) {
-		snprintf(err, errlen, "%s: %s", r->o->output, strerror(-e));
+		snprintf(err, errlen, "%s: %s", r->o->output, mc_strerror(e));
 		return e; /* lib/workq keeps the code of a failed emit */
 	}
 	XXH3_128bits_update(r->whole, b, s->stored);
@@ -568,7 +568,7 @@ int mc_image_create(const struct mc_pkg_create_opts *o, struct mc_manifest *m, i
 	XXH3_128bits_reset(r.whole);
 	/* Workers compress, the emitter writes in order: lib/workq.h. */
 	if ((rc = mc_workq_new(&q, &span_ops, &p, threads, p.nslots)) < 0) {
-		snprintf(err, errlen, "-j %u: cannot start a thread: %s", threads, strerror(-rc));
+		snprintf(err, errlen, "-j %u: cannot start a thread: %s", threads, mc_strerror(rc));
 		goto out;
 	}
 	if ((rc = pump(&r, &in, &p, q, err, errlen)) < 0)

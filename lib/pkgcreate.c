@@ -1231,7 +1231,7 @@ static int out_place(const struct mc_pkg_create_opts *o, struct tmpout *t, uint6
 		return rc;
 	}
 	if ((rc = copy_payload(t->fd, base, t2.fd, total, payload_off, buf)) < 0) {
-		snprintf(err, errlen, "%s: %s", o->output, strerror(-rc));
+		snprintf(err, errlen, "%s: %s", o->output, mc_strerror(rc));
 		free(buf);
 		out_abort(&t2);
 		return rc;
@@ -1253,7 +1253,7 @@ static int out_commit(const struct mc_pkg_create_opts *o, struct tmpout *t, cons
 	if (e == 0 && (fchmod(t->fd, 0666 & ~um) < 0 || fsync(t->fd) < 0))
 		e = -errno;
 	if (e < 0) {
-		snprintf(err, errlen, "%s: %s", o->output, strerror(-e));
+		snprintf(err, errlen, "%s: %s", o->output, mc_strerror(e));
 		return e;
 	}
 	if (close(t->fd) < 0) {
@@ -1370,7 +1370,7 @@ static int create_stream(const struct mc_pkg_create_opts *o, struct mc_manifest 
 	}
 	if (sink_end(&s) < 0) {
 		rc = -(s.err ? s.err : EIO);
-		snprintf(err, errlen, "%s: %s", o->output, strerror(-rc));
+		snprintf(err, errlen, "%s: %s", o->output, mc_strerror(rc));
 		goto out;
 	}
 	m->kind = raw ? MC_KIND_RAW : MC_KIND_TAR;
@@ -1532,7 +1532,7 @@ int mc_pkg_rewrap(const struct mc_pkg *p, const struct mc_content_key *k, const 
 		goto out;
 	if (m.payload_size &&
 	    (rc = copy_payload(p->fd, p->l.payload_off, t.fd, m.payload_size, lay.payload_off, buf)) < 0) {
-		snprintf(err, errlen, "%s: %s", output, strerror(-rc));
+		snprintf(err, errlen, "%s: %s", output, mc_strerror(rc));
 		goto out;
 	}
 	if (ftruncate(t.fd, (off_t)lay.file_size) < 0) {

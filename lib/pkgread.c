@@ -477,7 +477,7 @@ static ssize_t rd_next(struct rd *r)
 	int c = mc_pkg_check_chunk(p, i, r->buf);
 	if (c < 0) {
 		r->ioerr = -c;
-		snprintf(r->why, sizeof r->why, "%s: %s", p->path, strerror(-c));
+		snprintf(r->why, sizeof r->why, "%s: %s", p->path, mc_strerror(c));
 		return -1;
 	}
 	if (c == 0) {
@@ -702,7 +702,7 @@ static int extract_image_fd(const struct mc_pkg *p, int fd, char *err, size_t er
 				rc = write_all(fd, out, span);
 			}
 			if (rc < 0) {
-				snprintf(err, errlen, "output: %s", strerror(-rc));
+				snprintf(err, errlen, "output: %s", mc_strerror(rc));
 				goto out;
 			}
 			continue;
@@ -712,7 +712,7 @@ static int extract_image_fd(const struct mc_pkg *p, int fd, char *err, size_t er
 			uint64_t a, b;
 			mc_pkg_chunk_range(p, i, &a, &b);
 			if (c < 0)
-				snprintf(err, errlen, "%s: %s", p->path, strerror(-c));
+				snprintf(err, errlen, "%s: %s", p->path, mc_strerror(c));
 			else
 				snprintf(err, errlen, "%s: chunk %u (bytes %llu-%llu): damaged or missing", p->path, i,
 					 (unsigned long long)a, (unsigned long long)b);
@@ -725,7 +725,7 @@ static int extract_image_fd(const struct mc_pkg *p, int fd, char *err, size_t er
 			goto out;
 		}
 		if ((rc = write_all(fd, out, span)) < 0) {
-			snprintf(err, errlen, "output: %s", strerror(-rc));
+			snprintf(err, errlen, "output: %s", mc_strerror(rc));
 			goto out;
 		}
 	}
@@ -734,7 +734,7 @@ static int extract_image_fd(const struct mc_pkg *p, int fd, char *err, size_t er
 		off_t end = lseek(fd, 0, SEEK_CUR);
 		if (end < 0 || ftruncate(fd, end) < 0) {
 			rc = -errno;
-			snprintf(err, errlen, "output: %s", strerror(-rc));
+			snprintf(err, errlen, "output: %s", mc_strerror(rc));
 			goto out;
 		}
 	}
@@ -772,7 +772,7 @@ int mc_pkg_extract_fd(const struct mc_pkg *p, int fd, char *err, size_t errlen)
 		/* Nothing to decode: the verified chunks are the payload. */
 		while ((n = rd_next(&r)) > 0)
 			if ((rc = write_all(fd, r.buf, (size_t)n)) < 0) {
-				snprintf(err, errlen, "output: %s", strerror(-rc));
+				snprintf(err, errlen, "output: %s", mc_strerror(rc));
 				goto out;
 			}
 		if (n < 0)
@@ -791,7 +791,7 @@ int mc_pkg_extract_fd(const struct mc_pkg *p, int fd, char *err, size_t errlen)
 	if (s == ARCHIVE_OK || s == ARCHIVE_WARN) {
 		while ((n = archive_read_data(a, out, 1 << 20)) > 0)
 			if ((rc = write_all(fd, out, (size_t)n)) < 0) {
-				snprintf(err, errlen, "output: %s", strerror(-rc));
+				snprintf(err, errlen, "output: %s", mc_strerror(rc));
 				goto out;
 			}
 		if (n < 0) {
@@ -817,13 +817,13 @@ static int extract_raw(const struct mc_pkg *p, int dirfd, char *err, size_t errl
 
 	if (fd < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "%s: %s", name, strerror(-rc));
+		snprintf(err, errlen, "%s: %s", name, mc_strerror(rc));
 		return rc;
 	}
 	rc = mc_pkg_extract_fd(p, fd, err, errlen);
 	if (close(fd) < 0 && rc == 0) {
 		rc = -errno;
-		snprintf(err, errlen, "%s: %s", name, strerror(-rc));
+		snprintf(err, errlen, "%s: %s", name, mc_strerror(rc));
 	}
 	return rc;
 }
@@ -922,13 +922,13 @@ int mc_pkg_extract(const struct mc_pkg *p, const char *dir, unsigned eflags,
 		flags |= ARCHIVE_EXTRACT_OWNER;
 	if (mkdir(dir, 0777) < 0 && errno != EEXIST) {
 		rc = -errno;
-		snprintf(err, errlen, "%s: %s", dir, strerror(-rc));
+		snprintf(err, errlen, "%s: %s", dir, mc_strerror(rc));
 		return rc;
 	}
 	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "%s: %s", dir, strerror(-rc));
+		snprintf(err, errlen, "%s: %s", dir, mc_strerror(rc));
 		return rc;
 	}
 	if (p->m.kind == MC_KIND_RAW || p->m.kind == MC_KIND_IMAGE) {
@@ -939,7 +939,7 @@ int mc_pkg_extract(const struct mc_pkg *p, const char *dir, unsigned eflags,
 	saved = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (saved < 0 || fchdir(dirfd) < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "%s: %s", saved < 0 ? "." : dir, strerror(-rc));
+		snprintf(err, errlen, "%s: %s", saved < 0 ? "." : dir, mc_strerror(rc));
 		goto out;
 	}
 	if ((rc = rd_init(&r, p, err, errlen)) < 0)
@@ -1035,7 +1035,7 @@ out:
 	if (saved >= 0) {
 		if (fchdir(saved) < 0 && rc == 0) {
 			rc = -errno;
-			snprintf(err, errlen, "working directory: %s", strerror(-rc));
+			snprintf(err, errlen, "working directory: %s", mc_strerror(rc));
 		}
 		close(saved);
 	}
@@ -1066,7 +1066,7 @@ long mc_pkg_verify_content(const struct mc_pkg *p, void (*bad)(void *arg, uint32
 		if (mc_manifest_chunk_flags(&p->m, i) & MC_CHUNK_HOLE)
 			continue;
 		if ((c = mc_pkg_check_chunk(p, i, in)) < 0) {
-			snprintf(err, errlen, "%s: %s", p->path, strerror(-c));
+			snprintf(err, errlen, "%s: %s", p->path, mc_strerror(c));
 			nbad = c;
 			goto out;
 		}

@@ -562,7 +562,7 @@ static int adopt_manifest(struct run *r, struct mc_manifest *m, int rescan)
 		return lerr(r, e);
 	e = mc_pkg_write_head(r->fd, &r->m);
 	if (e < 0) {
-		snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", strerror(-e));
+		snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", mc_strerror(e));
 		return lerr(r, e);
 	}
 	mc_state_free(&r->res->st);

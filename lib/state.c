@@ -136,7 +136,7 @@ int mc_state_load(const char *pkg, int part_fd, struct mc_state *st, char *err, 
 	if (got != sb.st_size) {
 		/* A failed read says its errno; a short one is a file cut while it was read. */
 		rc = got < 0 ? -errno : -EBADMSG;
-		snprintf(err, errlen, "%s: %s", path, got < 0 ? strerror(-rc) : "damaged state file (shorter than it was)");
+		snprintf(err, errlen, "%s: %s", path, got < 0 ? mc_strerror(rc) : "damaged state file (shorter than it was)");
 		goto out;
 	}
 	size_t len = (size_t)sb.st_size;
@@ -257,7 +257,7 @@ int mc_state_replace(const char *path, const char *tmp, uint8_t *buf, size_t len
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0 || write(fd, buf, len) != (ssize_t)len || fsync(fd) < 0) {
 		rc = -(errno ? errno : EIO); /* a short write without errno: EIO */
-		snprintf(err, errlen, "%s: %s", tmp, strerror(-rc));
+		snprintf(err, errlen, "%s: %s", tmp, mc_strerror(rc));
 		goto out;
 	}
 	if (close(fd) < 0) {

@@ -305,12 +305,12 @@ static int send_batch(struct mc_txloop *l, struct iovec *iov, unsigned nseg, uin
 		}
 		if (rc == -EMSGSIZE)
 			snprintf(l->err, l->errlen, "%s: send: %s: --mtu %u is more than the way to the group takes", g->text,
-				 strerror(-rc), l->cfg.mtu);
+				 mc_strerror(rc), l->cfg.mtu);
 		else if (rc == -ENETUNREACH && g->ifindex == 0)
 			snprintf(l->err, l->errlen, "%s: send: %s (no route to the group: name the interface with -i)", g->text,
-				 strerror(-rc));
+				 mc_strerror(rc));
 		else
-			snprintf(l->err, l->errlen, "%s: send: %s", g->text, strerror(-rc));
+			snprintf(l->err, l->errlen, "%s: send: %s", g->text, mc_strerror(rc));
 		return rc;
 	}
 	mc_pace_spend(&l->pace, bytes);
@@ -324,7 +324,7 @@ static int send_batch(struct mc_txloop *l, struct iovec *iov, unsigned nseg, uin
 static void read_failed(struct mc_txloop *l, int rc)
 {
 	snprintf(l->err, l->errlen, "%s: read: %s", l->pkg->path,
-		 rc == -ENODATA ? "file shrank while sending" : strerror(-rc));
+		 rc == -ENODATA ? "file shrank while sending" : mc_strerror(rc));
 }
 
 /*
