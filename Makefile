@@ -42,7 +42,7 @@ $(BINOUT)/%: cmd/%.c $(B)/libmcast.a $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libmcast.a $(LDLIBS)
 
-$(B)/tests/%: tests/unit/%.c tests/unit/tap.h $(B)/libmcast.a $(LIB_HDR)
+$(B)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(B)/libmcast.a $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(B)/libmcast.a $(LDLIBS)
 

@@ -117,27 +117,27 @@ json_field() {
 	[[ $output == *--timeout* && $output == *--source* && $output == *--quiet* && $output == *--verbose* ]]
 }
 
-@test "libcurl that cannot start for want of memory: said as out of memory, exit 1" {
-	# A shim in front of libcurl: curl_global_init answers CURLE_OUT_OF_MEMORY.
-	# Plain run only: an ASan binary wants its runtime first, before any preload.
+# repair_shimmed C SOURCE: mcast-repair -s SOURCE on x.mcpkg (3 chunks short) with a shim in front
+# of libcurl holding the C definitions given. Plain run only: an ASan binary wants its runtime
+# first, before any preload.
+repair_shimmed() {
 	plain_run_only
 	command -v cc >/dev/null || skip "no C compiler for the shim"
-	printf '#include <curl/curl.h>\nCURLcode curl_global_init(long f) { (void)f; return CURLE_OUT_OF_MEMORY; }\n' >shim.c
+	printf '#include <curl/curl.h>\n%s\n' "$1" >shim.c
 	cc -shared -fPIC -o shim.so shim.c
 	partial x.mcpkg 3
-	run -1 --separate-stderr env LD_PRELOAD="$PWD/shim.so" "$MCAST_BIN/mcast-repair" -s www/ x.mcpkg
+	run -1 --separate-stderr env LD_PRELOAD="$PWD/shim.so" "$MCAST_BIN/mcast-repair" -s "$2" x.mcpkg
+}
+
+@test "libcurl that cannot start for want of memory: said as out of memory, exit 1" {
+	repair_shimmed 'CURLcode curl_global_init(long f) { (void)f; return CURLE_OUT_OF_MEMORY; }' www/
 	[[ $stderr == *"libcurl: cannot initialise: out of memory"* ]]
 	[ -f x.mcpkg.part ]
 }
 
 @test "no memory to check a -s source: said as out of memory, exit 1, not a usage error" {
-	# A shim in front of libcurl: curl_multi_init answers NULL, as it does for want of memory.
-	plain_run_only
-	command -v cc >/dev/null || skip "no C compiler for the shim"
-	printf '#include <curl/curl.h>\nCURLM *curl_multi_init(void) { return NULL; }\n' >shim.c
-	cc -shared -fPIC -o shim.so shim.c
-	partial x.mcpkg 3
-	run -1 --separate-stderr env LD_PRELOAD="$PWD/shim.so" "$MCAST_BIN/mcast-repair" -s http://127.0.0.1:9/ x.mcpkg
+	# curl_multi_init answers NULL, as it does for want of memory.
+	repair_shimmed 'CURLM *curl_multi_init(void) { return NULL; }' http://127.0.0.1:9/
 	[ "$stderr" = "mcast-repair: -s 'http://127.0.0.1:9/': out of memory" ]
 	[ -f x.mcpkg.part ]
 }

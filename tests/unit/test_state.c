@@ -1,4 +1,5 @@
 /* Unit tests of lib/state.c: PKG.state round trip, spans, staleness against PKG.part. */
+#include "fail.h"
 #include "state.h"
 #include "tap.h"
 
@@ -10,26 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/*
- * pread that fails once with pread_fails when it is set: a state that
- * cannot be read says the read's own code. Plain builds only: ASan has its
- * own pread in front of glibc's.
- */
-#ifndef __SANITIZE_ADDRESS__
-#include <sys/syscall.h>
-#define FAIL_PREAD 1
-static int pread_fails;
-ssize_t pread(int fd, void *buf, size_t n, off_t off)
-{
-	if (pread_fails) {
-		errno = pread_fails;
-		pread_fails = 0;
-		return -1;
-	}
-	return syscall(SYS_pread64, fd, buf, n, off);
-}
-#endif
 
 static char dir[] = "/tmp/mcast-test-state.XXXXXX";
 static char pkg[256];
