@@ -10,7 +10,7 @@ setup_file() {
 	export HELLO=$BATS_FILE_TMPDIR/mc-hello
 	cd "$MCAST_ROOT" &&
 		${CC:-cc} -std=c11 -D_GNU_SOURCE -O1 -Ilib -o "$HELLO" tests/tools/mc-hello.c \
-			lib/wire.c lib/net.c lib/auth.c lib/crypto.c lib/log.c lib/clock.c lib/opt.c -lcrypto -lxxhash -lm
+			lib/wire.c lib/net.c lib/auth.c lib/crypto.c lib/exitcode.c lib/log.c lib/clock.c lib/opt.c -lcrypto -lxxhash -lm
 }
 
 G=239.77.1.5

@@ -446,7 +446,7 @@ key_session() {
 	require_root
 	hello=$T/mc-hello
 	(cd "$MCAST_ROOT" && ${CC:-cc} -std=c11 -D_GNU_SOURCE -O1 -Ilib -o "$hello" tests/tools/mc-hello.c \
-		lib/wire.c lib/net.c lib/auth.c lib/crypto.c lib/log.c lib/clock.c lib/opt.c -lcrypto -lxxhash -lm)
+		lib/wire.c lib/net.c lib/auth.c lib/crypto.c lib/exitcode.c lib/log.c lib/clock.c lib/opt.c -lcrypto -lxxhash -lm)
 	run_pack -q keygen --session -o sk
 	ns_lo
 	bg_start sched with_timeout 30 ns_exec local run_sched -g "$G" -p "$P" --session-key sk --skip-empty \

@@ -7,6 +7,7 @@
  *
  * -k K plays K receivers, RID .. RID+K-1, each sending COUNT hellos.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,8 +49,11 @@ int main(int argc, char **argv)
 		default: die("usage: mc-hello [-g GROUP] [-p PORT] [-i IFACE] [-r RID] [-n NAME] [-c COUNT] [-w MS] [-k N] [-H HOST]");
 		}
 	}
-	if (mc_net_group(group, (uint16_t)port, iface, &g, err, sizeof err) < 0)
-		die(err);
+	int rc = mc_net_group(group, (uint16_t)port, iface, &g, err, sizeof err);
+	if (rc < 0) { /* the reason alone: -EINVAL says the group is at fault, else the interface */
+		fprintf(stderr, "mc-hello: %s %s: %s\n", rc == -EINVAL ? "-g" : "-i", rc == -EINVAL ? group : iface, err);
+		exit(2);
+	}
 	mc_net_group_port(&g, (uint16_t)(port + 1), &fb);
 	fd = mc_net_sender(&fb, 1, err, sizeof err);
 	if (fd < 0)
