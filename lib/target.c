@@ -32,7 +32,7 @@
 struct job {
 	uint32_t i, len;      /* a chunk and its stored length; len 0: zeros over [zoff, zoff + zlen) */
 	uint64_t zoff, zlen;
-	uint8_t *buf;         /* a copy of the stored bytes, as long as they are (made by submit, freed by the writer) */
+	uint8_t *buf;         /* the slot's copy of the stored bytes (chunk_size, made at its first use) */
 	int verified;         /* the caller checked the stored digest (mc_target_queue_verified) */
 };
 
@@ -449,17 +449,9 @@ static int writer_work(void *arg, void *ts, unsigned slot, char *err, size_t err
 		return fail(err, errlen, -rc, t->path, "zeroing bytes %llu-%llu (holes): %s", (unsigned long long)j->zoff,
 			    (unsigned long long)(j->zoff + j->zlen - 1), why(rc));
 	}
-	int rc = w == NULL || w->dec == NULL || w->span == NULL
-			 ? fail(err, errlen, ENOMEM, t->path, mc_strerror(-ENOMEM))
-			 : put_chunk(t, w->dec, w->span, j->i, j->buf, j->len, j->verified, err, errlen);
-	/*
-	 * The copy goes with its job: a slot kept at the longest chunk it ever
-	 * held would hold a whole chunk_size (some spans are stored raw) for
-	 * each slot, resident, where an image's chunks average a sixth of it.
-	 */
-	free(t->jobs[slot].buf);
-	t->jobs[slot].buf = NULL;
-	return rc;
+	if (w == NULL || w->dec == NULL || w->span == NULL)
+		return fail(err, errlen, ENOMEM, t->path, mc_strerror(-ENOMEM));
+	return put_chunk(t, w->dec, w->span, j->i, j->buf, j->len, j->verified, err, errlen);
 }
 
 static const struct mc_workq_ops writer_ops = {writer_start, writer_stop, writer_work, NULL};
@@ -490,7 +482,7 @@ int mc_target_start_writers(struct mc_target *t, unsigned threads, unsigned deco
 	}
 	if (threads > MC_TARGET_MAX_WRITERS)
 		threads = MC_TARGET_MAX_WRITERS;
-	t->depth = threads < 2 ? 4 : threads + 2; /* each writer busy, and two queued */
+	t->depth = threads < 2 ? 4 : 2 * threads;
 	if (decoders && decoders < threads) {
 		if (sem_init(&t->dsem, 0, decoders) < 0)
 			return sys_fail(err, errlen, t->path, "");
@@ -515,10 +507,9 @@ static int submit(struct mc_target *t, const struct job *j, const uint8_t *store
 	if ((rc = mc_workq_get(t->wq, &k, err, errlen)) < 0)
 		return rc;
 	struct job *d = &t->jobs[k];
-	uint8_t *buf = NULL;
-	if (j->len && (buf = malloc(j->len)) == NULL)
-		return fail(err, errlen, ENOMEM, t->path, mc_strerror(-ENOMEM)); /* the slot stays the next one's */
-	free(d->buf); /* NULL unless a failure stopped the writers before its job */
+	if (j->len && d->buf == NULL && (d->buf = malloc(t->m->chunk_size)) == NULL)
+		return fail(err, errlen, ENOMEM, t->path, mc_strerror(-ENOMEM));
+	uint8_t *buf = d->buf;
 	*d = *j;
 	d->buf = buf;
 	if (j->len)
