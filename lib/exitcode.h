@@ -14,12 +14,14 @@
  *     -EINVAL   not ours or not suitable (not an mcast package, a target
  *               that cannot take the image): a usage error where cmd/ says so
  *     -EACCES   encrypted, and no key that opens it
- *     -ENOMEM   out of memory: said as such, never as an I/O error
+ *     -ENOMEM   out of memory: said as such (mc_strerror), never as an I/O error
  *     -EPROTO   a payload libarchive cannot decode
  *     else      the -errno of the system call that failed (-EIO, -ENOSPC ...)
  *   A function that takes (char *err, size_t errlen) writes the reason
  *   there, naming the file, device or address at fault ("PKG.part: No space
- *   left on device"). lib never prints and never exits; cmd/ says the reason
+ *   left on device"); mc_net_group alone gives the bare reason, as its
+ *   caller names the option or variable that gave the group. lib never
+ *   prints and never exits; cmd/ says the reason
  *   (mc_err; mc_err_sys where errno is the reason of a call it made itself)
  *   and picks the exit status below from the code.
  *
