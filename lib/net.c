@@ -344,6 +344,28 @@ void mc_net_set_auth(struct mc_auth *a)
 	net_auth = a;
 }
 
+/* sendmmsg of n datagrams (at most SEND_EACH_MAX) of per pieces each, iov[per * i] on: 0 or -errno. */
+#define SEND_EACH_MAX 128
+static int send_each(int fd, const struct mc_group *g, struct iovec *iov, unsigned n, unsigned per)
+{
+	struct mmsghdr msgs[SEND_EACH_MAX];
+
+	for (unsigned d = 0; d < n; d++) {
+		memset(&msgs[d], 0, sizeof msgs[d]);
+		msgs[d].msg_hdr.msg_name = (void *)&g->sa;
+		msgs[d].msg_hdr.msg_namelen = g->salen;
+		msgs[d].msg_hdr.msg_iov = &iov[per * d];
+		msgs[d].msg_hdr.msg_iovlen = per;
+	}
+	for (unsigned done = 0; done < n;) {
+		int r = sendmmsg(fd, msgs + done, n - done, 0);
+		if (r < 0)
+			return -errno;
+		done += (unsigned)r;
+	}
+	return 0;
+}
+
 /*
  * mc_net_send_batch with authentication: each header/symbol pair gets its
  * trailer as a third piece; GSO segments grow by MC_AUTH_LEN, and a batch is
@@ -351,7 +373,7 @@ void mc_net_set_auth(struct mc_auth *a)
  */
 static int send_batch_auth(int fd, const struct mc_group *g, struct iovec *iov, unsigned niov, uint16_t seg, int gso)
 {
-	enum { MAXD = 128 };
+	enum { MAXD = SEND_EACH_MAX };
 	uint8_t tr[MAXD][MC_AUTH_LEN];
 	struct iovec v[3 * MAXD];
 	unsigned nd = niov / 2, per = gso ? 65000u / ((unsigned)seg + MC_AUTH_LEN) : MAXD;
@@ -375,20 +397,9 @@ static int send_batch_auth(int fd, const struct mc_group *g, struct iovec *iov, 
 			if (rc < 0)
 				return rc;
 		} else {
-			struct mmsghdr msgs[MAXD];
-			for (unsigned d = 0; d < k; d++) {
-				memset(&msgs[d], 0, sizeof msgs[d]);
-				msgs[d].msg_hdr.msg_name = (void *)&g->sa;
-				msgs[d].msg_hdr.msg_namelen = g->salen;
-				msgs[d].msg_hdr.msg_iov = &v[3 * d];
-				msgs[d].msg_hdr.msg_iovlen = 3;
-			}
-			for (unsigned done = 0; done < k;) {
-				int r = sendmmsg(fd, msgs + done, k - done, 0);
-				if (r < 0)
-					return -errno;
-				done += (unsigned)r;
-			}
+			int rc = send_each(fd, g, v, k, 3);
+			if (rc < 0)
+				return rc;
 		}
 	}
 	return 0;
@@ -401,22 +412,7 @@ int mc_net_send_batch(int fd, const struct mc_group *g, struct iovec *iov, unsig
 	if (gso)
 		return send_gso(fd, g, iov, niov, seg);
 	/* Without GSO: iov holds header/symbol pairs, one datagram per pair. */
-	struct mmsghdr msgs[128];
-	unsigned n = 0;
-	for (unsigned i = 0; i + 1 < niov && n < 128; i += 2, n++) {
-		memset(&msgs[n], 0, sizeof msgs[n]);
-		msgs[n].msg_hdr.msg_name = (void *)&g->sa;
-		msgs[n].msg_hdr.msg_namelen = g->salen;
-		msgs[n].msg_hdr.msg_iov = &iov[i];
-		msgs[n].msg_hdr.msg_iovlen = 2;
-	}
-	for (unsigned done = 0; done < n;) {
-		int r = sendmmsg(fd, msgs + done, n - done, 0);
-		if (r < 0)
-			return -errno;
-		done += (unsigned)r;
-	}
-	return 0;
+	return send_each(fd, g, iov, niov / 2 < SEND_EACH_MAX ? niov / 2 : SEND_EACH_MAX, 2);
 }
 
 int mc_net_send(int fd, const struct mc_group *g, const void *buf, size_t len)
