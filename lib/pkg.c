@@ -145,6 +145,14 @@ char *mc_id_hex(const uint8_t id[MC_ID_LEN], char out[2 * MC_ID_LEN + 1])
 	return out;
 }
 
+char *mc_manifest_describe(const struct mc_manifest *m, char *buf, size_t len)
+{
+	char hex[2 * MC_ID_LEN + 1];
+
+	snprintf(buf, len, "%s%s%s (id %s)", m->name, m->version[0] ? " " : "", m->version, mc_id_hex(m->id, hex));
+	return buf;
+}
+
 static int hexval(int c)
 {
 	if (c >= '0' && c <= '9')

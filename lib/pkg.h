@@ -359,6 +359,8 @@ const char *mc_kind_name(unsigned k);
 int mc_comp_parse(const char *s);
 /* Package id as 32 hex digits. */
 char *mc_id_hex(const uint8_t id[MC_ID_LEN], char out[2 * MC_ID_LEN + 1]);
+/* "NAME VERSION (id HEX)" of m into buf (len bytes), as messages name a package; returns buf. */
+char *mc_manifest_describe(const struct mc_manifest *m, char *buf, size_t len);
 /* Parses a full id (32 hex) or a prefix of at least 8 hex digits; returns its length in hex digits or -1. */
 int mc_id_parse(const char *s, uint8_t id[MC_ID_LEN]);
 /* 1 when id starts with the first nhex hex digits of want. */

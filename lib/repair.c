@@ -712,13 +712,6 @@ out:
 	return rc;
 }
 
-static void describe(const struct mc_manifest *m, char *buf, size_t len)
-{
-	char hex[2 * MC_ID_LEN + 1];
-
-	snprintf(buf, len, "%s%s%s (id %s)", m->name, m->version[0] ? " " : "", m->version, mc_id_hex(m->id, hex));
-}
-
 /* Opens source k: checks its package id, or takes its manifest when there is none yet. Returns 0, 1 (skip it), -1. */
 static int open_source(struct run *r, unsigned k, uint64_t *retry_ms)
 {
@@ -749,9 +742,9 @@ static int open_source(struct run *r, unsigned k, uint64_t *retry_ms)
 			return LOCAL_ERR;
 		}
 		if (memcmp(id, r->m.id, MC_ID_LEN) != 0) {
-			describe(&r->m, mine, sizeof mine);
+			mc_manifest_describe(&r->m, mine, sizeof mine);
 			if (mc_source_open(s, id, &sm, e, sizeof e) == 0) {
-				describe(&sm, theirs, sizeof theirs);
+				mc_manifest_describe(&sm, theirs, sizeof theirs);
 				mc_manifest_free(&sm);
 			} else {
 				char hex[2 * MC_ID_LEN + 1];
@@ -763,7 +756,7 @@ static int open_source(struct run *r, unsigned k, uint64_t *retry_ms)
 			return 1;
 		}
 	} else {
-		describe(&sm, theirs, sizeof theirs);
+		mc_manifest_describe(&sm, theirs, sizeof theirs);
 		if (r->o->trust && mc_manifest_trust(&sm, r->o->trust, e, sizeof e) != MC_SIG_TRUSTED) {
 			/* Before adopt_manifest writes the head: an untrusted source leaves nothing behind. */
 			snprintf(ss->reason, sizeof ss->reason, "serves %s, refused: %s", theirs, e);

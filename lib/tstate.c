@@ -98,13 +98,6 @@ out:
 	return rc;
 }
 
-static void describe(const struct mc_manifest *m, char *buf, size_t len)
-{
-	char hex[2 * MC_ID_LEN + 1];
-
-	snprintf(buf, len, "%s%s%s (id %s)", m->name, m->version[0] ? " " : "", m->version, mc_id_hex(m->id, hex));
-}
-
 int mc_tstate_match(const char *path, const struct mc_manifest *sm, const uint8_t tid[MC_DIGEST_LEN],
 		    const struct mc_manifest *want, struct mc_target *t, char *err, size_t errlen)
 {
@@ -112,8 +105,8 @@ int mc_tstate_match(const char *path, const struct mc_manifest *sm, const uint8_
 	char a[2 * MC_NAME_MAX + 64], b[2 * MC_NAME_MAX + 64];
 
 	if (want && memcmp(sm->id, want->id, MC_ID_LEN) != 0) {
-		describe(sm, a, sizeof a);
-		describe(want, b, sizeof b);
+		mc_manifest_describe(sm, a, sizeof a);
+		mc_manifest_describe(want, b, sizeof b);
 		snprintf(err, errlen, "%s: the state of package %s, not of %s: refused (remove it to start over)", path,
 			 a, b);
 		return -EINVAL;
