@@ -206,37 +206,41 @@ static const char *iface_hint(const struct mc_group *g, int e)
 	return "";
 }
 
+/*
+ * A failed setup call: "GROUP: WHAT: reason" (and the -i hint where one
+ * helps) in err, fd closed when open; returns -e. e is the errno the call
+ * left, passed in before anything here can change it.
+ */
+static int setup_fail(int fd, const struct mc_group *g, const char *what, int e, int hint, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s: %s: %s%s", g->text, what, strerror(e), hint ? iface_hint(g, e) : "");
+	if (fd >= 0)
+		close(fd);
+	return -e;
+}
+
 int mc_net_listen(const struct mc_group *g, int gro, char *err, size_t errlen)
 {
-	int fd, one = 1, e;
+	int fd, one = 1;
 
 	fd = socket(g->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		e = errno; /* before snprintf, which may set errno */
-		snprintf(err, errlen, "%s: socket: %s", g->text, strerror(e));
-		return -e;
-	}
+	if (fd < 0)
+		return setup_fail(fd, g, "socket", errno, 0, err, errlen);
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
 	bigbuf(fd, SO_RCVBUF, SO_RCVBUFFORCE, RCVBUF);
 	if (gro)
 		setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
 	/* Binding to the group itself keeps other groups sharing the port out of this socket. */
-	if (bind(fd, (const struct sockaddr *)&g->sa, g->salen) < 0) {
-		e = errno;
-		snprintf(err, errlen, "%s: bind: %s%s", g->text, strerror(e), iface_hint(g, e));
-		goto fail;
-	}
+	if (bind(fd, (const struct sockaddr *)&g->sa, g->salen) < 0)
+		return setup_fail(fd, g, "bind", errno, 1, err, errlen);
 	if (g->family == AF_INET) {
 		struct ip_mreqn mr;
 		memset(&mr, 0, sizeof mr);
 		mr.imr_multiaddr = ((const struct sockaddr_in *)&g->sa)->sin_addr;
 		mr.imr_ifindex = (int)g->ifindex;
-		if (setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr) < 0) {
-			e = errno;
-			snprintf(err, errlen, "%s: join: %s%s", g->text, strerror(e), iface_hint(g, e));
-			goto fail;
-		}
+		if (setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr) < 0)
+			return setup_fail(fd, g, "join", errno, 1, err, errlen);
 		int zero = 0;
 		setsockopt(fd, IPPROTO_IP, IP_MULTICAST_ALL, &zero, sizeof zero);
 		setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
@@ -245,28 +249,19 @@ int mc_net_listen(const struct mc_group *g, int gro, char *err, size_t errlen)
 		memset(&mr, 0, sizeof mr);
 		mr.ipv6mr_multiaddr = ((const struct sockaddr_in6 *)&g->sa)->sin6_addr;
 		mr.ipv6mr_interface = g->ifindex;
-		if (setsockopt(fd, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &mr, sizeof mr) < 0) {
-			e = errno;
-			snprintf(err, errlen, "%s: join: %s%s", g->text, strerror(e), iface_hint(g, e));
-			goto fail;
-		}
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &mr, sizeof mr) < 0)
+			return setup_fail(fd, g, "join", errno, 1, err, errlen);
 	}
 	return fd;
-fail:
-	close(fd);
-	return -e;
 }
 
 int mc_net_sender(const struct mc_group *g, int ttl, char *err, size_t errlen)
 {
-	int fd, one = 1, e;
+	int fd, one = 1;
 
 	fd = socket(g->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		e = errno; /* before snprintf, which may set errno */
-		snprintf(err, errlen, "%s: socket: %s", g->text, strerror(e));
-		return -e;
-	}
+	if (fd < 0)
+		return setup_fail(fd, g, "socket", errno, 0, err, errlen);
 	bigbuf(fd, SO_SNDBUF, SO_SNDBUFFORCE, SNDBUF);
 	if (g->family == AF_INET) {
 		unsigned char t = (unsigned char)ttl, loop = 1;
@@ -275,21 +270,15 @@ int mc_net_sender(const struct mc_group *g, int ttl, char *err, size_t errlen)
 		mr.imr_ifindex = (int)g->ifindex;
 		if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &t, sizeof t) < 0 ||
 		    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &loop, sizeof loop) < 0 ||
-		    (g->ifindex && setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof mr) < 0)) {
-			e = errno;
-			snprintf(err, errlen, "%s: multicast options: %s", g->text, strerror(e));
-			goto fail;
-		}
+		    (g->ifindex && setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof mr) < 0))
+			return setup_fail(fd, g, "multicast options", errno, 0, err, errlen);
 	} else {
 		int hops = ttl;
 		unsigned idx = g->ifindex;
 		if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof hops) < 0 ||
 		    setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &one, sizeof one) < 0 ||
-		    (idx && setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &idx, sizeof idx) < 0)) {
-			e = errno;
-			snprintf(err, errlen, "%s: multicast options: %s", g->text, strerror(e));
-			goto fail;
-		}
+		    (idx && setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &idx, sizeof idx) < 0))
+			return setup_fail(fd, g, "multicast options", errno, 0, err, errlen);
 	}
 	/* Never fragment: datagrams are sized to the MTU, a bigger one is a bug to see, not to hide. */
 	if (g->family == AF_INET) {
@@ -297,9 +286,6 @@ int mc_net_sender(const struct mc_group *g, int ttl, char *err, size_t errlen)
 		setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
 	}
 	return fd;
-fail:
-	close(fd);
-	return -e;
 }
 
 int mc_net_gso_ok(int fd)
