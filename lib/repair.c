@@ -429,54 +429,42 @@ static int sink(void *ctx, unsigned slot, uint64_t off, const uint8_t *p, size_t
 	}
 	a = &r->slots[slot];
 	while (n > 0) {
-		if (off < r->l.payload_off) { /* header and manifest: not ours to take here */
-			size_t k = r->l.payload_off - off < n ? (size_t)(r->l.payload_off - off) : n;
-			off += k;
-			p += k;
-			n -= k;
-			a->chunk = -1;
-			continue;
-		}
+		size_t k; /* bytes this round takes or passes over */
 		if (off >= pend)
 			return 0;
+		if (off < r->l.payload_off) { /* header and manifest: not ours to take here */
+			k = r->l.payload_off - off < n ? (size_t)(r->l.payload_off - off) : n;
+			a->chunk = -1;
+			goto next;
+		}
 		uint64_t rel = off - r->l.payload_off;
 		uint32_t i = mc_manifest_chunk_of(&r->m, rel);
 		uint32_t within = (uint32_t)(rel - mc_manifest_chunk_off(&r->m, i));
 		uint32_t clen = mc_manifest_chunk_len(&r->m, i);
 		struct pchunk *pc = r->npc ? find_pc(r, i) : NULL;
+		k = clen - within < n ? clen - within : n; /* to the end of chunk i at most */
 		if (pc) {
 			/* A gap of a partial chunk: into its copy; verified and written once all came. */
-			size_t k = clen - within < n ? clen - within : n;
 			if (wanted(r, i) && pc->need && !pc->spoiled && partial_take(r, pc, within, p, k) < 0) {
 				r->failed = 1;
 				return -1;
 			}
-			off += k;
-			p += k;
-			n -= k;
 			a->chunk = -1;
-			continue;
+			goto next;
 		}
 		if (a->chunk != (int64_t)i || a->fill != within) {
 			if (within != 0) { /* joined mid-chunk: this chunk cannot be completed here */
-				size_t k = clen - within < n ? clen - within : n;
-				off += k;
-				p += k;
-				n -= k;
 				a->chunk = -1;
-				continue;
+				goto next;
 			}
 			a->chunk = i;
 			a->fill = 0;
 		}
-		size_t k = clen - a->fill < n ? clen - a->fill : n;
+		/* Here a->fill == within: k runs to the end of the chunk as for the others. */
 		int want = wanted(r, i);
 		if (want)
 			memcpy(a->buf + a->fill, p, k);
 		a->fill += (uint32_t)k;
-		off += k;
-		p += k;
-		n -= k;
 		if (a->fill == clen) {
 			a->chunk = -1;
 			if (want && chunk_done(r, i, a->buf) < 0) {
@@ -484,6 +472,10 @@ static int sink(void *ctx, unsigned slot, uint64_t off, const uint8_t *p, size_t
 				return -1;
 			}
 		}
+next:
+		off += k;
+		p += k;
+		n -= k;
 	}
 	return 0;
 }
