@@ -1016,6 +1016,17 @@ out:
 	return rc;
 }
 
+/* A PKG.part this run created and left empty (open as fd) is removed: no empty partial package behind. */
+static void drop_empty_part(const char *pkg, int fd)
+{
+	char *part = mc_state_part_path(pkg);
+	struct stat sb;
+
+	if (part && fstat(fd, &sb) == 0 && sb.st_size == 0)
+		unlink(part);
+	free(part);
+}
+
 int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, char *err, size_t errlen)
 {
 	struct run r = {0};
@@ -1193,14 +1204,8 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 	} else {
 		if (r.have_m && save_state(&r, 1) < 0)
 			goto out;
-		if (!r.have_m && created) {
-			/* Nothing learned: do not leave an empty PKG.part behind. */
-			char *part = mc_state_part_path(o->pkg);
-			struct stat sb;
-			if (part && fstat(r.fd, &sb) == 0 && sb.st_size == 0)
-				unlink(part);
-			free(part);
-		}
+		if (!r.have_m && created)
+			drop_empty_part(o->pkg, r.fd); /* nothing learned */
 		/* Only paths: what failed there fails the same next time (a network source may come back). */
 		res->no_source = !stopped(&r) && o->nsources > 0;
 		for (unsigned k = 0; k < o->nsources; k++)
@@ -1209,14 +1214,8 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 		rc = 1;
 	}
 out:
-	if (rc < 0 && created && r.fd >= 0) {
-		/* An error before a byte was written (no room, say): no empty PKG.part left behind either. */
-		char *part = mc_state_part_path(o->pkg);
-		struct stat sb;
-		if (part && fstat(r.fd, &sb) == 0 && sb.st_size == 0)
-			unlink(part);
-		free(part);
-	}
+	if (rc < 0 && created && r.fd >= 0)
+		drop_empty_part(o->pkg, r.fd); /* an error before a byte was written (no room, say) */
 	if (r.fd >= 0)
 		close(r.fd);
 	if (r.tgt)
