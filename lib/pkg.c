@@ -1,6 +1,7 @@
 /* Package format: header and manifest codecs, validation, opening and chunk checks (mcast-package(5)). */
 #include "pkg.h"
 #include "exitcode.h"
+#include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -136,13 +137,7 @@ int mc_comp_parse(const char *s)
 
 char *mc_id_hex(const uint8_t id[MC_ID_LEN], char out[2 * MC_ID_LEN + 1])
 {
-	static const char d[] = "0123456789abcdef";
-	for (int i = 0; i < MC_ID_LEN; i++) {
-		out[2 * i] = d[id[i] >> 4];
-		out[2 * i + 1] = d[id[i] & 15];
-	}
-	out[2 * MC_ID_LEN] = '\0';
-	return out;
+	return mc_hex(id, MC_ID_LEN, out);
 }
 
 char *mc_manifest_describe(const struct mc_manifest *m, char *buf, size_t len)
