@@ -161,7 +161,7 @@ int mc_target_open(const char *path, const struct mc_manifest *m, unsigned flags
 
 	*out = NULL;
 	if (t == NULL)
-		return fail(err, errlen, ENOMEM, path, mc_strerror(-ENOMEM));
+		return fail(err, errlen, ENOMEM, path, "%s", mc_strerror(-ENOMEM));
 	t->fd = t->bfd = -1;
 	t->m = m;
 	pthread_mutex_init(&t->mu, NULL);
@@ -200,7 +200,7 @@ int mc_target_open(const char *path, const struct mc_manifest *m, unsigned flags
 	t->dec = mc_image_dec_new();
 	t->buf = mc_pkg_buf(m->chunk_size);
 	if (t->path == NULL || t->dec == NULL || t->buf == NULL) {
-		rc = fail(err, errlen, ENOMEM, path, mc_strerror(-ENOMEM));
+		rc = fail(err, errlen, ENOMEM, path, "%s", mc_strerror(-ENOMEM));
 		goto fail;
 	}
 	*out = t;
@@ -450,7 +450,7 @@ static int writer_work(void *arg, void *ts, unsigned slot, char *err, size_t err
 			    (unsigned long long)(j->zoff + j->zlen - 1), why(rc));
 	}
 	if (w == NULL || w->dec == NULL || w->span == NULL)
-		return fail(err, errlen, ENOMEM, t->path, mc_strerror(-ENOMEM));
+		return fail(err, errlen, ENOMEM, t->path, "%s", mc_strerror(-ENOMEM));
 	return put_chunk(t, w->dec, w->span, j->i, j->buf, j->len, j->verified, err, errlen);
 }
 
@@ -489,7 +489,7 @@ int mc_target_start_writers(struct mc_target *t, unsigned threads, unsigned deco
 		t->dlimit = 1;
 	}
 	if ((t->jobs = calloc(t->depth, sizeof *t->jobs)) == NULL)
-		return fail(err, errlen, ENOMEM, t->path, mc_strerror(-ENOMEM));
+		return fail(err, errlen, ENOMEM, t->path, "%s", mc_strerror(-ENOMEM));
 	int e = mc_workq_new(&t->wq, &writer_ops, t, threads, t->depth);
 	if (e < 0) {
 		writers_stop(t);
@@ -508,7 +508,7 @@ static int submit(struct mc_target *t, const struct job *j, const uint8_t *store
 		return rc;
 	struct job *d = &t->jobs[k];
 	if (j->len && d->buf == NULL && (d->buf = malloc(t->m->chunk_size)) == NULL)
-		return fail(err, errlen, ENOMEM, t->path, mc_strerror(-ENOMEM));
+		return fail(err, errlen, ENOMEM, t->path, "%s", mc_strerror(-ENOMEM));
 	uint8_t *buf = d->buf;
 	*d = *j;
 	d->buf = buf;
