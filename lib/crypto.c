@@ -325,12 +325,12 @@ static ssize_t read_small(const char *path, char *buf, size_t cap, struct stat *
 	ssize_t n = -EINVAL, got = 0;
 
 	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		snprintf(err, errlen, "%s: %s", path, mc_strerror(-errno));
 		return -errno;
 	}
 	if (fstat(fd, st) < 0) {
 		n = -errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		snprintf(err, errlen, "%s: %s", path, mc_strerror(-errno));
 		goto out;
 	}
 	if (!S_ISREG(st->st_mode)) {
@@ -348,7 +348,7 @@ static ssize_t read_small(const char *path, char *buf, size_t cap, struct stat *
 			continue;
 		if (r < 0) {
 			n = -errno;
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			snprintf(err, errlen, "%s: %s", path, mc_strerror(-errno));
 			goto out;
 		}
 		if (r == 0)
@@ -420,7 +420,7 @@ static int write_new(const char *path, const void *p, size_t n, mode_t mode, cha
 	int e;
 
 	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, errno == EEXIST ? "exists (not overwritten)" : strerror(errno));
+		snprintf(err, errlen, "%s: %s", path, errno == EEXIST ? "exists (not overwritten)" : mc_strerror(-errno));
 		return -errno;
 	}
 	/* open's mode passes through the umask; a secret must be 0600 whatever the umask says. */
@@ -444,7 +444,7 @@ static int write_new(const char *path, const void *p, size_t n, mode_t mode, cha
 	return 0;
 fail:
 	e = errno;
-	snprintf(err, errlen, "%s: %s", path, strerror(e));
+	snprintf(err, errlen, "%s: %s", path, mc_strerror(-e));
 	if (fd >= 0)
 		close(fd);
 	unlink(path);
@@ -561,7 +561,7 @@ int mc_trust_add(struct mc_trust *t, const char *path, char *err, size_t errlen)
 	int rc = -ENOMEM;
 
 	if (stat(path, &st) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		snprintf(err, errlen, "%s: %s", path, mc_strerror(-errno));
 		return -errno;
 	}
 	if (!S_ISDIR(st.st_mode)) {
@@ -570,7 +570,7 @@ int mc_trust_add(struct mc_trust *t, const char *path, char *err, size_t errlen)
 		return trust_push(t, &k, path, err, errlen);
 	}
 	if ((d = opendir(path)) == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		snprintf(err, errlen, "%s: %s", path, mc_strerror(-errno));
 		return -errno;
 	}
 	while ((e = readdir(d)) != NULL) {

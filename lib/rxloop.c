@@ -406,7 +406,7 @@ int mc_rxloop_run(struct mc_rxloop *l, char *err, size_t errlen)
 		if (l->cfg.stop && *l->cfg.stop)
 			return MC_RXL_INTERRUPTED;
 		if (poll(pfd, 2, wait) < 0 && errno != EINTR) {
-			snprintf(err, errlen, "poll: %s", strerror(errno));
+			snprintf(err, errlen, "poll: %s", mc_strerror(-errno));
 			return MC_RXL_ERROR;
 		}
 		now = mc_now_ms();

@@ -32,7 +32,7 @@ static uint64_t payload_off(uint64_t manifest_len, uint64_t payload_size)
 
 static int fail(const struct sink_pkg *k, int e, char *err, size_t errlen)
 {
-	snprintf(err, errlen, "%s.part: %s", k->pkg, strerror(e));
+	snprintf(err, errlen, "%s.part: %s", k->pkg, mc_strerror(-e));
 	return -e;
 }
 

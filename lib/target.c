@@ -84,12 +84,6 @@ static int sys_fail(char *err, size_t errlen, const char *path, const char *what
 	return fail(err, errlen, e, path, "%s%s", what, mc_strerror(-e));
 }
 
-/* The reason of code rc (negative): ENOMEM said as what it is. */
-static const char *why(int rc)
-{
-	return mc_strerror(rc);
-}
-
 static const char *kind_of(mode_t mode)
 {
 	return S_ISDIR(mode) ? "a directory" : S_ISCHR(mode) ? "a character device" : S_ISFIFO(mode) ? "a FIFO"
@@ -316,7 +310,7 @@ static int put_chunk(struct mc_target *t, struct mc_image_dec *dec, uint8_t *buf
 			return fail(err, errlen, -r, t->path, "%s", reason);
 	}
 	if ((r = target_write(t, p, span, mc_manifest_span_off(m, i))) < 0)
-		return fail(err, errlen, -r, t->path, "span %u: %s", i, why(r));
+		return fail(err, errlen, -r, t->path, "span %u: %s", i, mc_strerror(r));
 	return 0;
 }
 
@@ -349,7 +343,7 @@ int mc_target_put_decoded(struct mc_target *t, uint32_t i, const uint8_t *span, 
 	if (memcmp(d, mc_manifest_span_digest(m, i), MC_DIGEST_LEN) != 0)
 		return fail(err, errlen, EBADMSG, t->path, "span %u: bytes do not match its digest", i);
 	if ((r = target_write(t, span, n, mc_manifest_span_off(m, i))) < 0)
-		return fail(err, errlen, -r, t->path, "span %u: %s", i, why(r));
+		return fail(err, errlen, -r, t->path, "span %u: %s", i, mc_strerror(r));
 	return 0;
 }
 
@@ -400,7 +394,7 @@ int mc_target_put_hole(struct mc_target *t, uint32_t i, char *err, size_t errlen
 	if (rc <= 0)
 		return rc;
 	if ((rc = zero_range(t, mc_manifest_span_off(t->m, i), mc_manifest_span_len(t->m, i))) < 0)
-		return fail(err, errlen, -rc, t->path, "span %u: %s", i, why(rc));
+		return fail(err, errlen, -rc, t->path, "span %u: %s", i, mc_strerror(rc));
 	return 0;
 }
 
@@ -447,7 +441,7 @@ static int writer_work(void *arg, void *ts, unsigned slot, char *err, size_t err
 		if (rc == 0)
 			return 0;
 		return fail(err, errlen, -rc, t->path, "zeroing bytes %llu-%llu (holes): %s", (unsigned long long)j->zoff,
-			    (unsigned long long)(j->zoff + j->zlen - 1), why(rc));
+			    (unsigned long long)(j->zoff + j->zlen - 1), mc_strerror(rc));
 	}
 	if (w == NULL || w->dec == NULL || w->span == NULL)
 		return fail(err, errlen, ENOMEM, t->path, "%s", mc_strerror(-ENOMEM));
@@ -493,7 +487,7 @@ int mc_target_start_writers(struct mc_target *t, unsigned threads, unsigned deco
 	int e = mc_workq_new(&t->wq, &writer_ops, t, threads, t->depth);
 	if (e < 0) {
 		writers_stop(t);
-		return fail(err, errlen, -e, t->path, "cannot start a writer thread: %s", why(e));
+		return fail(err, errlen, -e, t->path, "cannot start a writer thread: %s", mc_strerror(e));
 	}
 	return 0;
 }
@@ -630,7 +624,7 @@ int mc_target_span_ok(struct mc_target *t, uint32_t i, char *err, size_t errlen)
 	if (mc_manifest_chunk_flags(m, i) & MC_CHUNK_DONTCARE)
 		return 1; /* unused by the file system: whatever is there will do */
 	if ((rc = mc_target_pread(t, t->buf, span, mc_manifest_span_off(m, i))) < 0)
-		return fail(err, errlen, -rc, t->path, "span %u: %s", i, why(rc));
+		return fail(err, errlen, -rc, t->path, "span %u: %s", i, mc_strerror(rc));
 	mc_digest(t->buf, span, d);
 	return memcmp(d, mc_manifest_span_digest(m, i), MC_DIGEST_LEN) == 0;
 }
