@@ -443,6 +443,7 @@ require_session() {
 }
 
 @test "session: a receiver pinned by an --expect prefix to another package is not counted" {
+	asan_covered_elsewhere
 	require_session
 	ns_lo
 	local alpha beta

@@ -237,6 +237,7 @@ repair_shimmed() {
 }
 
 @test "a real session cut off mid-way (mcast-recv killed), completed from nginx" {
+	asan_covered_elsewhere
 	require_root
 	require_prog mcast-send mcast-recv
 	# A package of its own, 200 chunks: the sender interleaves windows of 32
@@ -593,6 +594,7 @@ repair_shimmed() {
 }
 
 @test "SIGTERM saves state and exits 3" {
+	asan_covered_elsewhere
 	require_root
 	ns_lo
 	nginx_start local www -c 'limit_rate 400k;'
@@ -611,6 +613,7 @@ repair_shimmed() {
 }
 
 @test "on a terminal (script), a live line shows bytes of the total, rate and time left; the end line size, time and rate" {
+	asan_covered_elsewhere
 	require_root
 	command -v script >/dev/null || skip "script (util-linux) not installed"
 	ns_lo

@@ -423,6 +423,7 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 }
 
 @test "sched: receivers waiting before the session are counted, then served by mcast-send" {
+	asan_covered_elsewhere
 	require_root
 	require_prog mcast-pack mcast-send mcast-recv
 	lan_create 3

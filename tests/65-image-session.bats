@@ -45,6 +45,7 @@ on_target() {
 }
 
 @test "image session: -o receivers behind 5% loss and joining late get the package; verify and extract -O give the image" {
+	asan_covered_elsewhere
 	require_image
 	# the package has holes (spans of zeros) and is smaller than the image
 	run -0 --separate-stderr run_pack info --json "$PK/img.mcpkg"

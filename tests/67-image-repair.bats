@@ -37,6 +37,7 @@ same_fs() {
 json_num() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" <<<"$2"; }
 
 @test "repair --to: an empty loop device completed from nginx, only stored bytes fetched: equal, e2fsck clean" {
+	asan_covered_elsewhere
 	need_fs
 	truncate -s $((SIZE + 1048576)) disk
 	dev=$(loop_attach disk)
@@ -85,6 +86,7 @@ json_num() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" <<<"$2"; }
 }
 
 @test "repair --to: a run cut short keeps its state; the same command completes it from nginx, fetching only the rest" {
+	asan_covered_elsewhere
 	need_fs
 	truncate -s $SIZE disk
 	dev=$(loop_attach disk)

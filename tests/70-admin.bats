@@ -219,6 +219,7 @@ print(j["result"], j["path"], j.get("name"), j.get("id"))'
 }
 
 @test "every program's --json summary has the same outcome and path keys (mcast-json(7))" {
+	asan_covered_elsewhere
 	require_root
 	ns_lo
 	local G=239.77.3.3 P=17330 id
@@ -285,6 +286,7 @@ print(j["result"], j["path"], j.get("name"), j.get("id"))'
 }
 
 @test "on a terminal (script), mcast-recv and mcast-send show a live line with rate and time left" {
+	asan_covered_elsewhere
 	require_root
 	command -v script >/dev/null || skip "script (util-linux) not installed"
 	ns_lo
