@@ -173,8 +173,11 @@ static void parse(int argc, char **argv, struct opts *o)
 			break;
 		case O_TRUST: {
 			const char **t = realloc(o->trust, (o->ntrust + 1) * sizeof *t);
-			if (t == NULL)
-				mc_fe_usage_error(usage_text, "--trust: %s", mc_strerror(-ENOMEM));
+			if (t == NULL) {
+				mc_log_init("mcast-recv", 1, 0); /* not set up yet while options are read */
+				mc_err("--trust: %s", mc_strerror(-ENOMEM)); /* not the user's doing: a runtime error */
+				exit(MC_EXIT_RUNTIME);
+			}
 			o->trust = t;
 			o->trust[o->ntrust++] = optarg;
 			break;

@@ -325,12 +325,13 @@ static ssize_t read_small(const char *path, char *buf, size_t cap, struct stat *
 	ssize_t n = -EINVAL, got = 0;
 
 	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, mc_strerror(-errno));
-		return -errno;
+		int e0 = errno; /* before anything can change it */
+		snprintf(err, errlen, "%s: %s", path, mc_strerror(-e0));
+		return -e0;
 	}
 	if (fstat(fd, st) < 0) {
 		n = -errno;
-		snprintf(err, errlen, "%s: %s", path, mc_strerror(-errno));
+		snprintf(err, errlen, "%s: %s", path, mc_strerror((int)n));
 		goto out;
 	}
 	if (!S_ISREG(st->st_mode)) {
@@ -348,7 +349,7 @@ static ssize_t read_small(const char *path, char *buf, size_t cap, struct stat *
 			continue;
 		if (r < 0) {
 			n = -errno;
-			snprintf(err, errlen, "%s: %s", path, mc_strerror(-errno));
+			snprintf(err, errlen, "%s: %s", path, mc_strerror((int)n));
 			goto out;
 		}
 		if (r == 0)
@@ -420,8 +421,9 @@ static int write_new(const char *path, const void *p, size_t n, mode_t mode, cha
 	int e;
 
 	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, errno == EEXIST ? "exists (not overwritten)" : mc_strerror(-errno));
-		return -errno;
+		int e0 = errno; /* before anything can change it */
+		snprintf(err, errlen, "%s: %s", path, e0 == EEXIST ? "exists (not overwritten)" : mc_strerror(-e0));
+		return -e0;
 	}
 	/* open's mode passes through the umask; a secret must be 0600 whatever the umask says. */
 	if (fchmod(fd, mode) < 0)
@@ -561,8 +563,9 @@ int mc_trust_add(struct mc_trust *t, const char *path, char *err, size_t errlen)
 	int rc = -ENOMEM;
 
 	if (stat(path, &st) < 0) {
-		snprintf(err, errlen, "%s: %s", path, mc_strerror(-errno));
-		return -errno;
+		int e0 = errno; /* before anything can change it */
+		snprintf(err, errlen, "%s: %s", path, mc_strerror(-e0));
+		return -e0;
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		if ((rc = mc_key_load_public(path, &k, err, errlen)) < 0)
@@ -570,8 +573,9 @@ int mc_trust_add(struct mc_trust *t, const char *path, char *err, size_t errlen)
 		return trust_push(t, &k, path, err, errlen);
 	}
 	if ((d = opendir(path)) == NULL) {
-		snprintf(err, errlen, "%s: %s", path, mc_strerror(-errno));
-		return -errno;
+		int e0 = errno; /* before anything can change it */
+		snprintf(err, errlen, "%s: %s", path, mc_strerror(-e0));
+		return -e0;
 	}
 	while ((e = readdir(d)) != NULL) {
 		size_t l = strlen(e->d_name);

@@ -53,8 +53,8 @@ int mc_disk_read(const char *path, uint64_t size, struct mc_disk *d, char *err, 
 	snprintf(d->table, sizeof d->table, "%s", name);
 	ss = fdisk_get_sector_size(cxt);
 	if ((r = fdisk_get_partitions(cxt, &tb)) < 0 || (itr = fdisk_new_iter(FDISK_ITER_FORWARD)) == NULL) {
-		snprintf(err, errlen, "%s: cannot read its %s partitions: %s", path, name, strerror(r < 0 ? -r : ENOMEM));
-		rc = -EINVAL;
+		rc = r < 0 ? r : -ENOMEM;
+		snprintf(err, errlen, "%s: cannot read its %s partitions: %s", path, name, mc_strerror(rc));
 		goto out;
 	}
 	while (fdisk_table_next_partition(tb, itr, &pa) == 0) {

@@ -66,14 +66,16 @@ static int src_open(struct src *s, const char *path, char *err, size_t errlen)
 	if (strcmp(path, "-") == 0) {
 		s->fd = STDIN_FILENO;
 	} else if ((s->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -errno;
+		int e0 = errno; /* before anything can change it */
+		snprintf(err, errlen, "%s: %s", path, mc_strerror(-e0));
+		return -e0;
 	} else {
 		s->own = 1;
 	}
 	if (fstat(s->fd, &st) < 0) {
-		snprintf(err, errlen, "%s: %s", s->name, strerror(errno));
-		return -errno;
+		int e0 = errno; /* before anything can change it */
+		snprintf(err, errlen, "%s: %s", s->name, mc_strerror(-e0));
+		return -e0;
 	}
 	if (S_ISDIR(st.st_mode)) {
 		snprintf(err, errlen, "%s: is a directory; --image takes a block device, a regular file or -", s->name);
@@ -83,8 +85,9 @@ static int src_open(struct src *s, const char *path, char *err, size_t errlen)
 		off_t pos = s->own ? 0 : lseek(s->fd, 0, SEEK_CUR);
 		uint64_t size = (uint64_t)st.st_size;
 		if (S_ISBLK(st.st_mode) && ioctl(s->fd, BLKGETSIZE64, &size) < 0) {
-			snprintf(err, errlen, "%s: cannot tell its size: %s", s->name, strerror(errno));
-			return -errno;
+			int e0 = errno; /* before anything can change it */
+			snprintf(err, errlen, "%s: cannot tell its size: %s", s->name, mc_strerror(-e0));
+			return -e0;
 		}
 		if (pos >= 0 && (uint64_t)pos <= size) {
 			s->seekable = 1;
@@ -143,8 +146,9 @@ static ssize_t src_read(struct src *s, uint64_t off, uint8_t *buf, size_t n, cha
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			snprintf(err, errlen, "%s: %s", s->name, strerror(errno));
-			return -errno;
+			int e0 = errno; /* before anything can change it */
+			snprintf(err, errlen, "%s: %s", s->name, mc_strerror(-e0));
+			return -e0;
 		}
 		if (r == 0)
 			s->eof = 1;

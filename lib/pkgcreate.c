@@ -647,8 +647,9 @@ static int walk(struct entlist *l, const char *src, const char *prefix, char *er
 	int rc = 0;
 
 	if (d == NULL) {
-		snprintf(err, errlen, "%s: %s", src, strerror(errno));
-		return -errno;
+		int e0 = errno; /* before anything can change it */
+		snprintf(err, errlen, "%s: %s", src, mc_strerror(-e0));
+		return -e0;
 	}
 	for (;;) {
 		errno = 0;
@@ -656,7 +657,7 @@ static int walk(struct entlist *l, const char *src, const char *prefix, char *er
 		if (de == NULL) {
 			if (errno) {
 				rc = -errno;
-				snprintf(err, errlen, "%s: %s", src, strerror(errno));
+				snprintf(err, errlen, "%s: %s", src, mc_strerror(-errno));
 			}
 			break;
 		}
@@ -670,7 +671,7 @@ static int walk(struct entlist *l, const char *src, const char *prefix, char *er
 			snprintf(err, errlen, "%s: %s", src, mc_strerror(-ENOMEM));
 		} else if (lstat(csrc, &st) < 0) {
 			r = -errno;
-			snprintf(err, errlen, "%s: %s", csrc, strerror(errno));
+			snprintf(err, errlen, "%s: %s", csrc, mc_strerror(-errno));
 		} else if (ent_add(l, cname, csrc, &st, 0) < 0) {
 			snprintf(err, errlen, "%s: %s", csrc, mc_strerror(-ENOMEM));
 		} else if (S_ISDIR(st.st_mode)) {
@@ -709,7 +710,7 @@ static int collect(const struct mc_pkg_create_opts *o, struct entlist *l, char *
 			path[n - 1] = '\0';
 		if (stat(path, &st) < 0) {
 			r = -errno;
-			snprintf(err, errlen, "%s: %s", o->paths[i], strerror(errno));
+			snprintf(err, errlen, "%s: %s", o->paths[i], mc_strerror(-errno));
 		} else if (S_ISDIR(st.st_mode)) {
 			r = walk(l, path, "", err, errlen);
 		} else {
@@ -797,7 +798,7 @@ static int put_entry(struct archive *a, struct archive *disk, struct archive_ent
 		fd = open(en->src, O_RDONLY | O_CLOEXEC | (en->follow ? 0 : O_NOFOLLOW));
 		if (fd < 0 || fstat(fd, &st) < 0) {
 			rc = -errno;
-			snprintf(err, errlen, "%s: %s", en->src, strerror(errno));
+			snprintf(err, errlen, "%s: %s", en->src, mc_strerror(-errno));
 			goto out;
 		}
 	}
@@ -830,7 +831,7 @@ static int put_entry(struct archive *a, struct archive *disk, struct archive_ent
 				if (errno == EINTR)
 					continue;
 				rc = -errno;
-				snprintf(err, errlen, "%s: %s", en->src, strerror(errno));
+				snprintf(err, errlen, "%s: %s", en->src, mc_strerror(-errno));
 				goto out;
 			}
 			if (n == 0)
@@ -936,7 +937,7 @@ static int write_raw(const struct mc_pkg_create_opts *o, struct sink *s, uint8_t
 			if (errno == EINTR)
 				continue;
 			rc = -errno;
-			snprintf(err, errlen, "standard input: %s", strerror(errno));
+			snprintf(err, errlen, "standard input: %s", mc_strerror(-errno));
 			goto out;
 		}
 		if (n == 0)
@@ -1258,13 +1259,15 @@ static int out_commit(const struct mc_pkg_create_opts *o, struct tmpout *t, cons
 	}
 	if (close(t->fd) < 0) {
 		t->fd = -1;
-		snprintf(err, errlen, "%s: %s", o->output, strerror(errno));
-		return -errno;
+		int e0 = errno; /* before anything can change it */
+		snprintf(err, errlen, "%s: %s", o->output, mc_strerror(-e0));
+		return -e0;
 	}
 	t->fd = -1;
 	if (rename(t->tmp, o->output) < 0) {
-		snprintf(err, errlen, "%s: %s", o->output, strerror(errno));
-		return -errno;
+		int e0 = errno; /* before anything can change it */
+		snprintf(err, errlen, "%s: %s", o->output, mc_strerror(-e0));
+		return -e0;
 	}
 	free(t->tmp);
 	t->tmp = NULL;
@@ -1537,7 +1540,7 @@ int mc_pkg_rewrap(const struct mc_pkg *p, const struct mc_content_key *k, const 
 	}
 	if (ftruncate(t.fd, (off_t)lay.file_size) < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "%s: %s", output, strerror(errno));
+		snprintf(err, errlen, "%s: %s", output, mc_strerror(-errno));
 		goto out;
 	}
 	if ((rc = out_commit(&o, &t, &m, err, errlen)) < 0)

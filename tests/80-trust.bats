@@ -24,6 +24,30 @@ setup() {
 	[[ $stderr == *"key id $id"* ]]
 }
 
+@test "no memory for one more --trust: said as out of memory, exit 1, not a usage error" {
+	# realloc answers NULL for the first --trust's list (one pointer), as it does for want of memory.
+	# Plain run only: an ASan binary wants its runtime first, before any preload.
+	plain_run_only
+	command -v cc >/dev/null || skip "no C compiler for the shim"
+	cat >shim.c <<-'EOF'
+		#include <errno.h>
+		#include <stddef.h>
+		extern void *__libc_realloc(void *, size_t);
+		void *realloc(void *p, size_t n)
+		{
+			if (p == NULL && n == sizeof(void *)) {
+				errno = ENOMEM;
+				return NULL;
+			}
+			return __libc_realloc(p, n);
+		}
+	EOF
+	cc -shared -fPIC -o shim.so shim.c
+	run -1 --separate-stderr env LD_PRELOAD="$PWD/shim.so" "$MCAST_BIN/mcast-recv" --trust k.pub -o x.mcpkg
+	[ "$stderr" = "mcast-recv: --trust: out of memory" ]
+	[ ! -e x.mcpkg.part ]
+}
+
 @test "keygen: refuses to overwrite, leaves the old pair alone" {
 	run --separate-stderr run_pack keygen -o admin
 	[ "$status" -eq 0 ]
