@@ -379,7 +379,7 @@ static int save_now_and_then(struct mc_rxloop *l, uint64_t now, char *err, size_
 	if (bm == NULL || sm == NULL)
 		return 0;
 	if (now - l->last_save < SAVE_MS &&
-	    ((uint64_t)(sh - (sh < l->saved_have ? sh : l->saved_have)) * sm->chunk_size < SAVE_BYTES || !saver_idle(&l->saver)))
+	    ((uint64_t)(sh > l->saved_have ? sh - l->saved_have : 0) * sm->chunk_size < SAVE_BYTES || !saver_idle(&l->saver)))
 		return 0;
 	if (saver_post(&l->saver, sm, bm, sh, sc) < 0) {
 		snprintf(err, errlen, "%s", l->saver.err[0] ? l->saver.err : "cannot save the state");

@@ -79,7 +79,8 @@ static int fail(char *err, size_t errlen, int e, const char *path, const char *f
 /* A failed call's errno as the code, "PATH: WHAT" and its reason in err. */
 static int sys_fail(char *err, size_t errlen, const char *path, const char *what)
 {
-	int e = errno; /* every caller comes straight from the system call that failed and set it */
+	/* Callers come straight from the failed system call; a zero errno still must not read as success. */
+	int e = errno ? errno : EIO;
 
 	return fail(err, errlen, e, path, "%s%s", what, mc_strerror(-e));
 }
@@ -217,7 +218,7 @@ static int buffered_fd(struct mc_target *t)
 		fd = open(t->path, ((t->flags & MC_TARGET_READONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 		/* The same device as the first open, not whatever the path names now. */
 		if (fd < 0) {
-			fd = -errno;
+			fd = -(errno ? errno : EIO); /* never 0: that would read as a descriptor */
 		} else if (fstat(fd, &a) < 0 || fstat(t->fd, &b) < 0 || a.st_rdev != b.st_rdev) {
 			close(fd);
 			fd = -ENODEV;
