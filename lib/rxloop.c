@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "exitcode.h"
 
+/* The defaults of mc_rxloop_cfg's save_ms, save_min_ms, save_bytes: */
 #define SAVE_MS 1000   /* state made durable at least this often while chunks come: what a crash can cost */
 #define SAVE_MIN_MS 250 /* and sooner, once SAVE_BYTES more are verified and the last save is done */
 #define SAVE_BYTES (64u << 20)
@@ -208,6 +209,12 @@ struct mc_rxloop *mc_rxloop_new(const struct mc_rxloop_cfg *cfg, char *err, size
 	if (l == NULL)
 		goto nomem;
 	l->cfg = *cfg;
+	if (l->cfg.save_ms == 0)
+		l->cfg.save_ms = SAVE_MS;
+	if (l->cfg.save_min_ms == 0)
+		l->cfg.save_min_ms = SAVE_MIN_MS;
+	if (l->cfg.save_bytes == 0)
+		l->cfg.save_bytes = SAVE_BYTES;
 	l->sink = cfg->sink;
 	l->saver.sink = cfg->sink;
 	l->data = l->fbl = l->tx = -1;
@@ -365,21 +372,22 @@ static int events(struct mc_rxloop *l, uint64_t now, char *err, size_t errlen)
 	return -1;
 }
 
-/* Hands the verified map to the state-saving thread once a SAVE_MS, or sooner (see struct saver). Returns 0 or -1. */
+/* Hands the verified map to the state-saving thread once a save_ms, or sooner (see struct saver). Returns 0 or -1. */
 static int save_now_and_then(struct mc_rxloop *l, uint64_t now, char *err, size_t errlen)
 {
 	uint32_t sh = 0, sc = 0;
 	const uint8_t *bm;
 	const struct mc_manifest *sm;
 
-	if (!l->dirty || now - l->last_save < SAVE_MIN_MS || !l->head)
+	if (!l->dirty || now - l->last_save < l->cfg.save_min_ms || !l->head)
 		return 0;
 	bm = mc_recv_have(l->r, &sh, &sc);
 	sm = mc_recv_manifest(l->r);
 	if (bm == NULL || sm == NULL)
 		return 0;
-	if (now - l->last_save < SAVE_MS &&
-	    ((uint64_t)(sh > l->saved_have ? sh - l->saved_have : 0) * sm->chunk_size < SAVE_BYTES || !saver_idle(&l->saver)))
+	if (now - l->last_save < l->cfg.save_ms &&
+	    ((uint64_t)(sh > l->saved_have ? sh - l->saved_have : 0) * sm->chunk_size < l->cfg.save_bytes ||
+	     !saver_idle(&l->saver)))
 		return 0;
 	if (saver_post(&l->saver, sm, bm, sh, sc) < 0) {
 		snprintf(err, errlen, "%s", l->saver.err[0] ? l->saver.err : "cannot save the state");

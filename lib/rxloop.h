@@ -15,7 +15,7 @@
  * mc_rxloop owns the data and feedback sockets and the clock, feeds the
  * receiver core (lib/receiver.h) what arrives, sends the feedback it
  * queues, writes what it keeps through a sink (lib/sink.h), and makes the
- * sink's state durable on a thread of its own, at most once a second. It
+ * sink's state durable on a thread of its own, at least once a second. It
  * never prints: what a program says about the session comes out through the
  * report callback, and the outcome is what mc_rxloop_run returns.
  */
@@ -46,6 +46,14 @@ struct mc_rxloop_cfg {
 	const struct mc_resume *rs;  /* what the sink holds already (have_m 0: nothing) */
 	uint64_t timeout_ms;         /* --timeout: no session, or a sender silent this long; 0 none */
 	volatile sig_atomic_t *stop; /* set by a signal handler: return MC_RXL_INTERRUPTED */
+	/*
+	 * When the state is handed to the saving thread (0: the defaults, what
+	 * the programs use): at least once a save_ms while chunks come (1000),
+	 * never sooner than save_min_ms after the last (250), and in between as
+	 * soon as save_bytes more are verified and the last save is done
+	 * (64 MiB). Tests make the early save visible with a small save_bytes.
+	 */
+	uint64_t save_ms, save_min_ms, save_bytes;
 	mc_rxloop_report_fn report;
 	void *ctx;
 };

@@ -4,8 +4,11 @@
  * package sent and received over multicast on loopback inside a network
  * namespace this test makes (root only; skipped otherwise), a receiver
  * stopped mid-session that resumes and finishes, the resume rule without
- * any network, and the send driver on a fake clock and fake network feeding
- * receiver cores in this process (lossy, deterministic, no sockets).
+ * any network, a receiver killed mid-session after its state was saved
+ * early (every few chunks verified, long before the save interval) that
+ * resumes from that state, and the send driver on a fake clock and fake
+ * network feeding receiver cores in this process (lossy, deterministic, no
+ * sockets).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -88,8 +92,8 @@ static int same_file(const char *a, const char *b)
 	return system(cmd) == 0;
 }
 
-/* A sender in a child process for at most max_ms; returns its pid. */
-static pid_t sender(uint64_t max_ms)
+/* A sender in a child process at rate bit/s for at most max_ms; returns its pid. */
+static pid_t sender(uint64_t max_ms, uint64_t rate)
 {
 	pid_t pid = fork();
 
@@ -106,7 +110,7 @@ static pid_t sender(uint64_t max_ms)
 	mc_net_group_port(&c.g, 7501, &c.gfb);
 	c.ttl = 1;
 	c.pkg = &p;
-	c.rate = 200000000;
+	c.rate = rate;
 	c.mtu = 1500;
 	c.core.linger_ms = 200;
 	c.core.max_time_ms = max_ms;
@@ -121,10 +125,21 @@ static pid_t sender(uint64_t max_ms)
 	_exit(reason < 0 ? 12 : 0);
 }
 
+/* What a receiver in a child process tells the test (shared memory). */
+struct rxshared {
+	volatile uint32_t nhave;        /* verified chunks, after every event */
+	volatile uint32_t at_manifest;  /* verified chunks when the manifest came: what a first save can hold */
+	volatile int manifest, frozen;
+};
+
 struct rxrun {
 	volatile sig_atomic_t stop;
 	int stop_after;        /* chunks verified in this run before *stop is set; 0 never */
 	unsigned chunks, sessions, completes;
+	uint64_t save_ms, save_min_ms, save_bytes, timeout_ms; /* mc_rxloop_cfg's; 0 the defaults (timeout 10 s) */
+	pid_t freeze;          /* SIGSTOP'd once freeze_after chunks are verified; 0 none */
+	unsigned freeze_after;
+	struct rxshared *sh;   /* or NULL */
 };
 
 static void on_report(void *ctx, struct mc_rxloop *l, const struct mc_rxloop_ev *ev)
@@ -137,6 +152,22 @@ static void on_report(void *ctx, struct mc_rxloop *l, const struct mc_rxloop_ev 
 		x->completes++;
 	if (ev->kind == MC_REV_CHUNK && ++x->chunks >= (unsigned)x->stop_after && x->stop_after)
 		x->stop = 1;
+	if (x->sh) {
+		uint32_t nh = 0, nc = 0;
+		mc_recv_have(mc_rxloop_receiver(l), &nh, &nc);
+		x->sh->nhave = nh;
+		if (ev->kind == MC_REV_MANIFEST) {
+			x->sh->at_manifest = nh;
+			x->sh->manifest = 1;
+		}
+	}
+	/* The sender stops in the middle of the package: nothing more can come, the saver catches up. */
+	if (ev->kind == MC_REV_CHUNK && x->freeze && x->chunks >= x->freeze_after) {
+		kill(x->freeze, SIGSTOP);
+		x->freeze = 0;
+		if (x->sh)
+			x->sh->frozen = 1;
+	}
 }
 
 /* One receiver run into outpath; returns the driver's result, fills nhave/nchunks. */
@@ -161,7 +192,10 @@ static int receive(struct rxrun *x, struct mc_resume *rs, uint32_t *nhave, uint3
 	c.core.seed = 42;
 	c.sink = sink;
 	c.rs = rs;
-	c.timeout_ms = 10000;
+	c.timeout_ms = x->timeout_ms ? x->timeout_ms : 10000;
+	c.save_ms = x->save_ms;
+	c.save_min_ms = x->save_min_ms;
+	c.save_bytes = x->save_bytes;
 	c.stop = &x->stop;
 	c.report = on_report;
 	c.ctx = x;
@@ -199,7 +233,8 @@ static void test_session(void)
 	/* A receiver stopped once a chunk is verified keeps PKG.part and its state. */
 	memset(&x, 0, sizeof x);
 	x.stop_after = 1;
-	pid_t s = sender(20000);
+	/* 50 Mbit/s: a receiver would have to be kept off the CPU for 2 s to find the whole package queued. */
+	pid_t s = sender(20000, 50000000);
 	int res = receive(&x, &rs, &nh, &nc);
 	kill(s, SIGKILL);
 	waitpid(s, &st, 0);
@@ -215,7 +250,7 @@ static void test_session(void)
 
 	/* Run again: what was verified is resumed, the rest received, PKG is the package. */
 	memset(&x, 0, sizeof x);
-	s = sender(20000);
+	s = sender(20000, 200000000);
 	res = receive(&x, &rs, &nh, &nc);
 	ok(rs.have_m && rs.st.nhave >= had, "resumed with %u chunks (had %u)", rs.have_m ? rs.st.nhave : 0, had);
 	ok(res == MC_RXL_COMPLETE && nh == NCH, "resumed receiver completes (%d, %u of %u)", res, nh, nc);
@@ -226,6 +261,113 @@ static void test_session(void)
 	waitpid(s, &st, 0);
 	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "sender ended the session by itself (status %d)", st);
 	mc_resume_free(&rs);
+}
+
+/* Verified chunks PKG.state claims (part_fd -1: read as it is, however PKG.part changed); 0 when there is none. */
+static uint32_t state_on_disk(void)
+{
+	struct mc_state st;
+	char err[512];
+	uint32_t n = 0;
+
+	if (mc_state_load(outpath, -1, &st, err, sizeof err) == 1)
+		n = st.nhave;
+	mc_state_free(&st);
+	return n;
+}
+
+/*
+ * The early save: with save_ms an hour, a state on disk that holds chunks
+ * verified after the first save can only come from the save made once
+ * save_bytes more are verified. The receiver runs in a child process that
+ * stops the sender (SIGSTOP) in the middle of the package; once PKG.state
+ * claims every chunk the receiver verified it is killed (SIGKILL: no final
+ * save), and a second run resumes from that state without receiving those
+ * chunks again. No timing: the test waits for states, bounded only so that
+ * a broken saver fails instead of hanging.
+ */
+static void test_early_save(void)
+{
+	struct rxshared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct mc_resume rs = {0};
+	struct rxrun x;
+	uint32_t nh, nc, saved = 0, seen = 0;
+	char part[300], state[300];
+	int st = -1, stable = 0, killed = 0;
+
+	if (sh == MAP_FAILED) {
+		ok(0, "early save: shared memory (%s)", strerror(errno));
+		return;
+	}
+	memset(sh, 0, sizeof *sh);
+	snprintf(part, sizeof part, "%s.part", outpath);
+	snprintf(state, sizeof state, "%s.state", outpath);
+	unlink(outpath);
+	unlink(part);
+	unlink(state);
+	/* 20 Mbit/s: the package takes 5 s, the sender is stopped at a fifth of it. */
+	pid_t s = sender(60000, 20000000);
+	pid_t r = fork();
+	if (r == 0) {
+		memset(&x, 0, sizeof x);
+		x.save_ms = 3600000;
+		x.save_min_ms = 1;
+		x.save_bytes = CS; /* any chunk more: the state catches up with every chunk verified */
+		x.timeout_ms = 120000;
+		x.freeze = s;
+		x.freeze_after = NCH / 5;
+		x.sh = sh;
+		receive(&x, &rs, &nh, &nc);
+		_exit(0); /* the receiver was meant to be killed */
+	}
+	for (int i = 0; i < 3000 && r > 0; i++) {
+		usleep(10000);
+		if (waitpid(r, &st, WNOHANG) == r) {
+			r = 0;
+			break;
+		}
+		if (!sh->frozen)
+			continue;
+		/* The same count on disk as in the receiver, three looks in a row: the saver caught up. */
+		uint32_t n = sh->nhave;
+		seen = state_on_disk();
+		stable = seen == n && n >= NCH / 5 ? stable + 1 : 0;
+		if (stable == 3 && sh->nhave == n) {
+			kill(r, SIGKILL);
+			waitpid(r, &st, 0);
+			killed = 1;
+			break;
+		}
+	}
+	if (r > 0 && !killed) {
+		kill(r, SIGKILL);
+		waitpid(r, &st, 0);
+	}
+	kill(s, SIGKILL);
+	waitpid(s, &st, 0);
+	saved = state_on_disk();
+	ok(killed && sh->manifest && saved >= NCH / 5 && saved < NCH,
+	   "early save: a receiver stopped at %u of %u chunks was killed with all of them in PKG.state (%u, last seen %u, %u verified)",
+	   NCH / 5, NCH, saved, seen, sh->nhave);
+	ok(sh->manifest && sh->at_manifest < saved,
+	   "early save: PKG.state holds chunks verified after the manifest (%u, then %u), with save_ms an hour", sh->at_manifest,
+	   saved);
+
+	/* Resume: the state is trusted (nothing was written after it) and its chunks are not received again. */
+	memset(&x, 0, sizeof x);
+	s = sender(20000, 200000000);
+	int res = receive(&x, &rs, &nh, &nc);
+	ok(rs.have_m && rs.loaded == 1 && rs.st.nhave >= saved,
+	   "early save: the killed receiver's state is loaded (loaded %d, %u chunks, %u saved)", rs.loaded,
+	   rs.have_m ? rs.st.nhave : 0, saved);
+	ok(res == MC_RXL_COMPLETE && nh == NCH && x.chunks <= NCH - saved,
+	   "early save: the resumed receiver completes receiving only what was not saved (%d, %u received, %u saved)", res,
+	   x.chunks, saved);
+	ok(same_file(outpath, pkgpath) && access(part, F_OK) != 0 && access(state, F_OK) != 0,
+	   "early save: PKG equals the sent package, PKG.part and PKG.state gone");
+	waitpid(s, &st, 0);
+	mc_resume_free(&rs);
+	munmap(sh, sizeof *sh);
 }
 
 static int refuse(void *ctx, const struct mc_manifest *m, char *err, size_t errlen)
@@ -576,9 +718,10 @@ int main(void)
 	test_resume();
 	test_fake_clock();
 	test_io_errors();
-	if (in_namespace())
+	if (in_namespace()) {
 		test_session();
-	else
+		test_early_save();
+	} else
 		printf("ok %d - # SKIP the session needs root (a network namespace)\n", ++tap_n);
 	char cmd[300];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
