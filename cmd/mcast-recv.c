@@ -385,7 +385,7 @@ static void on_report(void *ctx, struct mc_rxloop *l, const struct mc_rxloop_ev 
 		break;
 	case MC_RXL_EV_FEEDBACK:
 		mc_warn("%s: cannot send feedback: %s (the sender cannot count or repair this receiver)",
-			mc_rxloop_group(l), strerror(ev->err));
+			mc_rxloop_group(l), mc_strerror(ev->err));
 		break;
 	case MC_RXL_EV_PROGRESS:
 		on_progress(x, l, ev->now);
@@ -558,8 +558,10 @@ static int open_sink(struct run *x, struct mc_sink **sink)
 	else if (mc_sink_target_state_path(x->o.out, x->state, sizeof x->state) < 0)
 		mc_fe_bad_value(usage_text, "--to", x->o.out, "name too long for its state file; give --state FILE");
 	else if (strncmp(x->state, MC_TARGET_STATE_DIR "/", sizeof MC_TARGET_STATE_DIR) == 0 &&
-		 mkdir(MC_TARGET_STATE_DIR, 0755) < 0 && errno != EEXIST)
-		mc_warn("%s: %s (give --state FILE)", MC_TARGET_STATE_DIR, strerror(errno));
+		 mkdir(MC_TARGET_STATE_DIR, 0755) < 0 && errno != EEXIST) {
+		int e0 = errno;
+		mc_warn("%s: %s (give --state FILE)", MC_TARGET_STATE_DIR, mc_strerror(e0));
+	}
 	snprintf(x->kept, sizeof x->kept, "what is on %s and its state %s", x->o.out, x->state);
 	if ((e = mc_sink_target_open(x->o.out, x->state, x->o.zeroed ? MC_TARGET_ZEROED : 0, sink, err,
 				     sizeof err)) < 0) {

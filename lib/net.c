@@ -213,7 +213,7 @@ static const char *iface_hint(const struct mc_group *g, int e)
  */
 static int setup_fail(int fd, const struct mc_group *g, const char *what, int e, int hint, char *err, size_t errlen)
 {
-	snprintf(err, errlen, "%s: %s: %s%s", g->text, what, strerror(e), hint ? iface_hint(g, e) : "");
+	snprintf(err, errlen, "%s: %s: %s%s", g->text, what, mc_strerror(e), hint ? iface_hint(g, e) : "");
 	if (fd >= 0)
 		close(fd);
 	return -e;

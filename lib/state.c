@@ -117,7 +117,7 @@ int mc_state_load(const char *pkg, int part_fd, struct mc_state *st, char *err, 
 			rc = 0;
 		} else {
 			rc = -errno;
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			snprintf(err, errlen, "%s: %s", path, mc_strerror(rc));
 		}
 		goto out;
 	}
@@ -263,13 +263,13 @@ int mc_state_replace(const char *path, const char *tmp, uint8_t *buf, size_t len
 	if (close(fd) < 0) {
 		fd = -1;
 		rc = -errno;
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		snprintf(err, errlen, "%s: %s", tmp, mc_strerror(rc));
 		goto out;
 	}
 	fd = -1;
 	if (rename(tmp, path) < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		snprintf(err, errlen, "%s: %s", path, mc_strerror(rc));
 		goto out;
 	}
 	fsync_dir_of(path);
@@ -301,7 +301,7 @@ int mc_state_save(const char *pkg, int part_fd, const struct mc_state *st, char 
 	}
 	if (fstat(part_fd, &psb) < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "%s.part: %s", pkg, strerror(errno));
+		snprintf(err, errlen, "%s.part: %s", pkg, mc_strerror(rc));
 		goto out;
 	}
 	memcpy(buf, STATE_MAGIC, 8);
@@ -371,10 +371,10 @@ int mc_state_open_part(const char *pkg, char *err, size_t errlen)
 	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		fd = -errno;
-		if (errno == ELOOP)
+		if (fd == -ELOOP)
 			snprintf(err, errlen, "%s: is a symbolic link; not writing through it", path);
 		else
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			snprintf(err, errlen, "%s: %s", path, mc_strerror(fd));
 	} else if (mc_state_lock(fd) < 0) {
 		snprintf(err, errlen, "%s: in use by another process", path);
 		close(fd);
@@ -452,12 +452,12 @@ int mc_state_finish(const char *pkg, int fd, const struct mc_manifest *m, char *
 	}
 	if (ftruncate(fd, (off_t)l.file_size) < 0 || fsync(fd) < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "%s: %s", part, strerror(errno));
+		snprintf(err, errlen, "%s: %s", part, mc_strerror(rc));
 		goto out;
 	}
 	if (rename(part, pkg) < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "%s: %s", pkg, strerror(errno));
+		snprintf(err, errlen, "%s: %s", pkg, mc_strerror(rc));
 		goto out;
 	}
 	fsync_dir_of(pkg);

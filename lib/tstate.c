@@ -37,7 +37,7 @@ int mc_tstate_load(const char *path, struct mc_manifest *m, uint8_t tid[MC_DIGES
 		if (errno == ENOENT)
 			return 0;
 		int e0 = errno;
-		return fail(err, errlen, e0, path, strerror(e0));
+		return fail(err, errlen, e0, path, mc_strerror(e0));
 	}
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size < TSTATE_HEAD + TSTATE_TAIL + 1 ||
 	    (uint64_t)sb.st_size > MC_TSTATE_MAX) {
@@ -53,7 +53,7 @@ int mc_tstate_load(const char *path, struct mc_manifest *m, uint8_t tid[MC_DIGES
 	if (got != (ssize_t)len) {
 		/* A failed read says its errno; a short one is a file cut while it was read: not a state (EINVAL). */
 		int e0 = got < 0 ? errno : EINVAL;
-		rc = fail(err, errlen, e0, path, got < 0 ? strerror(e0) : "damaged target state file (shorter than it was)");
+		rc = fail(err, errlen, e0, path, got < 0 ? mc_strerror(e0) : "damaged target state file (shorter than it was)");
 		goto out;
 	}
 	if (memcmp(buf, TSTATE_MAGIC, 8) != 0 || !mc_state_sealed(buf, len)) {

@@ -1,7 +1,8 @@
 /*
- * A system call a unit test can make fail once, in front of glibc's: how lib
+ * System calls a unit test can make fail once, in front of glibc's: how lib
  * says a failure is tested on its real paths. Plain builds only (ASan and
- * UBSan bring their own pread); FAIL_PREAD is defined where it is there.
+ * UBSan bring their own pread and fstat); FAIL_PREAD is defined where
+ * they are there.
  */
 #ifndef MC_TEST_FAIL_H
 #define MC_TEST_FAIL_H
@@ -10,6 +11,7 @@
 #include <sys/types.h>
 
 #ifndef __SANITIZE_ADDRESS__
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -24,6 +26,18 @@ ssize_t pread(int fd, void *buf, size_t n, off_t off)
 		return -1;
 	}
 	return syscall(SYS_pread64, fd, buf, n, off);
+}
+
+/* The next fstat fails with this errno (0: none). */
+static int fstat_fails;
+int fstat(int fd, struct stat *sb)
+{
+	if (fstat_fails) {
+		errno = fstat_fails;
+		fstat_fails = 0;
+		return -1;
+	}
+	return (int)syscall(SYS_fstat, fd, sb);
 }
 #endif
 

@@ -50,6 +50,17 @@ static void test_round_trip(void)
 		   strstr(err, strerror(EUCLEAN)) && back.have == NULL,
 	   "a read that fails says its own code and reason, not -EIO: %s", err);
 #endif
+#ifdef FAIL_PREAD
+	/* A code is said through mc_strerror (lib/exitcode.h): no memory reads as such, not as a device fault. */
+	pread_fails = ENOMEM;
+	ok(mc_state_load(pkg, fd, &back, err, sizeof err) == -ENOMEM && strstr(err, ".state: out of memory") &&
+		   back.have == NULL, "a read that fails for want of memory says so: %s", err);
+	fstat_fails = ENOMEM;
+	ok(mc_state_save(pkg, fd, &st, err, sizeof err) == -ENOMEM && strstr(err, ".part: out of memory"),
+	   "a save whose fstat of PKG.part fails for want of memory says so: %s", err);
+#endif
+	ok(mc_state_save(pkg, -1, &st, err, sizeof err) == -EBADF && strstr(err, ".part: ") && strstr(err, strerror(EBADF)),
+	   "a save with no PKG.part open says fstat's code and reason: %s", err);
 	ok(mc_state_load(pkg, fd, &back, err, sizeof err) == 1, "loaded: %s", err);
 	ok(back.nchunks == 20 && back.nhave == 2 && mc_state_has(&back, 3) && mc_state_has(&back, 19) &&
 	       !mc_state_has(&back, 4), "the map comes back");

@@ -108,6 +108,9 @@ int main(void)
 	pread_fails = EUCLEAN;
 	ok(mc_tstate_load(sf, &m, lt, &ld, err, sizeof err) == -EUCLEAN && strstr(err, strerror(EUCLEAN)) &&
 		   m.raw == NULL && ld.have == NULL, "a read that fails says its own code and reason, not -EIO: %s", err);
+	pread_fails = ENOMEM;
+	ok(mc_tstate_load(sf, &m, lt, &ld, err, sizeof err) == -ENOMEM && strstr(err, ": out of memory") &&
+		   m.raw == NULL && ld.have == NULL, "a read that fails for want of memory says so (mc_strerror): %s", err);
 #endif
 	ok(mc_tstate_load(sf, &m, lt, &ld, err, sizeof err) == 1, "loaded: %s", err);
 	ok(memcmp(m.id, p.m.id, MC_ID_LEN) == 0 && m.format == 2 && m.nchunks == NSPAN && m.image_size == IMG,
