@@ -305,7 +305,11 @@ static void test_early_save(void)
 	unlink(outpath);
 	unlink(part);
 	unlink(state);
-	/* 20 Mbit/s: the package takes 5 s, the sender is stopped at a fifth of it. */
+	/*
+	 * 20 Mbit/s: the package takes 5 s, the sender is stopped at a tenth of
+	 * it (a receiver would have to be kept off the CPU for 4 s to find the
+	 * rest queued).
+	 */
 	pid_t s = sender(60000, 20000000);
 	pid_t r = fork();
 	if (r == 0) {
@@ -315,7 +319,7 @@ static void test_early_save(void)
 		x.save_bytes = CS; /* any chunk more: the state catches up with every chunk verified */
 		x.timeout_ms = 120000;
 		x.freeze = s;
-		x.freeze_after = NCH / 5;
+		x.freeze_after = NCH / 10;
 		x.sh = sh;
 		receive(&x, &rs, &nh, &nc);
 		_exit(0); /* the receiver was meant to be killed */
@@ -331,7 +335,7 @@ static void test_early_save(void)
 		/* The same count on disk as in the receiver, three looks in a row: the saver caught up. */
 		uint32_t n = sh->nhave;
 		seen = state_on_disk();
-		stable = seen == n && n >= NCH / 5 ? stable + 1 : 0;
+		stable = seen == n && n >= NCH / 10 ? stable + 1 : 0;
 		if (stable == 3 && sh->nhave == n) {
 			kill(r, SIGKILL);
 			waitpid(r, &st, 0);
@@ -346,9 +350,9 @@ static void test_early_save(void)
 	kill(s, SIGKILL);
 	waitpid(s, &st, 0);
 	saved = state_on_disk();
-	ok(killed && sh->manifest && saved >= NCH / 5 && saved < NCH,
+	ok(killed && sh->manifest && saved >= NCH / 10 && saved < NCH,
 	   "early save: a receiver stopped at %u of %u chunks was killed with all of them in PKG.state (%u, last seen %u, %u verified)",
-	   NCH / 5, NCH, saved, seen, sh->nhave);
+	   NCH / 10, NCH, saved, seen, sh->nhave);
 	ok(sh->manifest && sh->at_manifest < saved,
 	   "early save: PKG.state holds chunks verified after the manifest (%u, then %u), with save_ms an hour", sh->at_manifest,
 	   saved);
