@@ -386,8 +386,10 @@ require_session() {
 	cp "$PK/small.mcpkg" "$T/r1.mcpkg.part"
 	# the payload length (header bytes 40-47) is not covered by the package id
 	printf '\177' | dd of="$T/r1.mcpkg.part" bs=1 seek=44 conv=notrunc 2>/dev/null
-	session_send_bg local -r 100M --linger 500ms "$PK/small.mcpkg"
+	# the receiver listens first: a sender that nobody joined ends 500 ms
+	# after its first pass, sooner than a loaded machine may start a receiver
 	recv_bg r1 local
+	session_send_bg local -r 100M --linger 500ms "$PK/small.mcpkg"
 	bg_ends r1 30 0
 	bg_ends send 30 0
 	same r1 small
