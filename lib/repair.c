@@ -686,7 +686,7 @@ static int open_local(struct run *r, int *created)
 		}
 		int c = mc_state_lock(r->fd);
 		if (c < 0) {
-			snprintf(r->err, r->errlen, "%s: in use by another process", r->o->pkg);
+			mc_state_lock_fail(r->err, r->errlen, r->o->pkg, c);
 			lerr(r, c);
 			goto out;
 		}

@@ -358,10 +358,18 @@ int mc_state_lock(int fd)
 	return flock(fd, LOCK_EX | LOCK_NB) < 0 ? -errno : 0;
 }
 
+void mc_state_lock_fail(char *err, size_t errlen, const char *path, int rc)
+{
+	if (rc == -EWOULDBLOCK)
+		snprintf(err, errlen, "%s: in use by another process", path);
+	else /* a file system without locks (ENOLCK on some NFS) is not another process */
+		snprintf(err, errlen, "%s: cannot lock: %s", path, mc_strerror(rc));
+}
+
 int mc_state_open_part(const char *pkg, char *err, size_t errlen)
 {
 	char *path = mc_state_part_path(pkg);
-	int fd;
+	int fd, rc;
 
 	if (path == NULL) {
 		snprintf(err, errlen, "%s.part: %s", pkg, mc_strerror(-ENOMEM));
@@ -375,10 +383,10 @@ int mc_state_open_part(const char *pkg, char *err, size_t errlen)
 			snprintf(err, errlen, "%s: is a symbolic link; not writing through it", path);
 		else
 			snprintf(err, errlen, "%s: %s", path, mc_strerror(fd));
-	} else if (mc_state_lock(fd) < 0) {
-		snprintf(err, errlen, "%s: in use by another process", path);
+	} else if ((rc = mc_state_lock(fd)) < 0) {
+		mc_state_lock_fail(err, errlen, path, rc);
 		close(fd);
-		fd = -EWOULDBLOCK;
+		fd = rc;
 	}
 	free(path);
 	return fd;

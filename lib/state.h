@@ -128,6 +128,9 @@ int mc_state_open_part(const char *pkg, char *err, size_t errlen);
  */
 int mc_state_lock(int fd);
 
+/* Says in err why mc_state_lock(path's fd) failed with rc: another process, or the lock's own reason. */
+void mc_state_lock_fail(char *err, size_t errlen, const char *path, int rc);
+
 /*
  * Whether a package file of file_size bytes can be written at fd (the
  * PKG.part or PKG of the final name pkg, as the user gave it): the free

@@ -2,7 +2,7 @@
  * System calls a unit test can make fail once, in front of glibc's: how lib
  * says a failure is tested on its real paths. Plain builds only (ASan and
  * UBSan bring their own pread and fstat); FAIL_PREAD is defined where
- * they are there.
+ * they (and flock) are there.
  */
 #ifndef MC_TEST_FAIL_H
 #define MC_TEST_FAIL_H
@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #ifndef __SANITIZE_ADDRESS__
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -38,6 +39,18 @@ int fstat(int fd, struct stat *sb)
 		return -1;
 	}
 	return (int)syscall(SYS_fstat, fd, sb);
+}
+
+/* The next flock fails with this errno (0: none). */
+static int flock_fails;
+int flock(int fd, int op)
+{
+	if (flock_fails) {
+		errno = flock_fails;
+		flock_fails = 0;
+		return -1;
+	}
+	return (int)syscall(SYS_flock, fd, op);
 }
 #endif
 

@@ -115,6 +115,14 @@ static void test_round_trip(void)
 	err[0] = '\0';
 	ok(mc_state_open_part(pkg, err, sizeof err) == -EWOULDBLOCK && strstr(err, "in use by another process"),
 	   "mc_state_open_part of a held PKG.part: -EWOULDBLOCK: %s", err);
+#ifdef FAIL_PREAD
+	/* A file system without locks is not another process: the lock's own reason. */
+	flock_fails = ENOLCK;
+	err[0] = '\0';
+	ok(mc_state_open_part(pkg, err, sizeof err) == -ENOLCK && strstr(err, "cannot lock: ") != NULL &&
+	       strstr(err, "in use") == NULL,
+	   "mc_state_open_part whose lock fails with ENOLCK: -ENOLCK: %s", err);
+#endif
 
 	/* More than the file system holds: -ENOSPC naming what is short, errno left alone. */
 	errno = 0;
