@@ -584,7 +584,7 @@ int main(int argc, char **argv)
 		return mc_fe_finish(status);
 	}
 	if (status == MC_EXIT_CANNOT_RUN) {
-		mc_err("%s: cannot run: %s", r.cmd[0], strerror(EACCES));
+		mc_err("%s: cannot run: %s", r.cmd[0], mc_strerror(EACCES));
 		return mc_fe_finish(status);
 	}
 	status = MC_EXIT_RUNTIME;

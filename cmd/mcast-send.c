@@ -248,7 +248,7 @@ static void on_report(void *ctx, struct mc_txloop *l, const struct mc_txloop_ev 
 			 (unsigned long long)mc_sender_stats(mc_txloop_sender(l))->overruns);
 		break;
 	case MC_TXL_EV_NOGSO:
-		mc_debug("%s: UDP GSO refused (%s), sending datagram by datagram", x->group, strerror(ev->err));
+		mc_debug("%s: UDP GSO refused (%s), sending datagram by datagram", x->group, mc_strerror(ev->err));
 		break;
 	case MC_TXL_EV_DAMAGED:
 		mc_err("%s", ev->msg);

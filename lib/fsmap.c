@@ -297,7 +297,7 @@ static int map_ntfs(const char *path, int fd, uint64_t off, uint64_t size, unsig
 	if ((vol = ntfs_device_mount(dev, NTFS_MNT_RDONLY)) == NULL) {
 		int e = errno;
 		ntfs_device_free(dev);
-		return fail(err, errlen, EINVAL, "%s: ntfs: cannot open: %s", w, strerror(e));
+		return fail(err, errlen, EINVAL, "%s: ntfs: cannot open: %s", w, mc_strerror(e));
 	}
 	uint64_t cs = vol->cluster_size, nc = (uint64_t)vol->nr_clusters;
 	if (nc > size / cs) {
@@ -322,7 +322,7 @@ static int map_ntfs(const char *path, int fd, uint64_t off, uint64_t size, unsig
 		s64 got = ntfs_attr_pread(vol->lcnbmp_na, (s64)pos, (s64)want, bm);
 		if (got != (s64)want) {
 			rc = fail(err, errlen, EIO, "%s: ntfs: cannot read its cluster bitmap: %s", w,
-			     got < 0 ? strerror(errno) : "short");
+			     got < 0 ? mc_strerror(errno) : "short");
 			goto out;
 		}
 		for (uint64_t i = 0; i < want * 8 && c < nc; i++, c++) {

@@ -1,6 +1,7 @@
 /* Diagnostics, progress and JSON events; see log.h. */
 #include "log.h"
 #include "clock.h"
+#include "exitcode.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -105,13 +106,13 @@ void mc_err(const char *fmt, ...)
 	va_end(ap);
 }
 
-/* vsay at prio with ": strerror(e)" appended. */
+/* vsay at prio with ": mc_strerror(e)" appended. */
 static void vsay_sys(int prio, int e, const char *fmt, va_list ap)
 {
 	char msg[3072];
 
 	vsnprintf(msg, sizeof msg, fmt, ap);
-	say(prio, "%s: %s", msg, strerror(e));
+	say(prio, "%s: %s", msg, mc_strerror(e));
 }
 
 void mc_err_sys(const char *fmt, ...)
@@ -357,10 +358,10 @@ int mc_log_close_stdout(void)
 {
 	if (fflush(stdout) != 0 || ferror(stdout) || fclose(stdout) != 0) {
 		if (errno != EPIPE) {
-			mc_err("standard output: %s", strerror(errno ? errno : EIO));
+			mc_err("standard output: %s", mc_strerror(errno ? errno : EIO));
 			return -1;
 		}
-		mc_err("standard output: %s", strerror(errno));
+		mc_err("standard output: %s", mc_strerror(errno));
 		return -1;
 	}
 	return 0;

@@ -42,7 +42,7 @@ int mc_log_json(void);
  */
 void mc_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void mc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* mc_err and mc_warn with ": strerror(errno)" appended (errno as it was when called). */
+/* mc_err and mc_warn with ": " and errno's reason appended (mc_strerror; errno as it was when called). */
 void mc_err_sys(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void mc_warn_sys(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void mc_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

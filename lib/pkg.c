@@ -986,18 +986,18 @@ int mc_pkg_open_flags(const char *path, unsigned flags, struct mc_pkg *p, char *
 	p->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (p->fd < 0 || fstat(p->fd, &sb) < 0) {
 		e = errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		snprintf(err, errlen, "%s: %s", path, mc_strerror(e));
 		goto fail;
 	}
 	if (S_ISDIR(sb.st_mode)) {
 		e = EISDIR;
-		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		snprintf(err, errlen, "%s: %s", path, mc_strerror(e));
 		goto fail;
 	}
 	r = pread_all(p->fd, hdr, sizeof hdr, 0);
 	if (r < 0) {
 		e = (int)-r;
-		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		snprintf(err, errlen, "%s: %s", path, mc_strerror(e));
 		goto fail;
 	}
 	if (r < (ssize_t)sizeof hdr) {
@@ -1028,13 +1028,13 @@ int mc_pkg_open_flags(const char *path, unsigned flags, struct mc_pkg *p, char *
 	buf = malloc(p->l.manifest_len);
 	if (buf == NULL) {
 		e = ENOMEM;
-		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		snprintf(err, errlen, "%s: %s", path, mc_strerror(e));
 		goto fail;
 	}
 	r = pread_all(p->fd, buf, p->l.manifest_len, p->l.manifest_off);
 	if (r != (ssize_t)p->l.manifest_len) {
 		e = r < 0 ? (int)-r : EBADMSG;
-		snprintf(err, errlen, "%s: %s", path, r < 0 ? strerror(e) : "truncated inside the manifest");
+		snprintf(err, errlen, "%s: %s", path, r < 0 ? mc_strerror(e) : "truncated inside the manifest");
 		goto fail;
 	}
 	if ((e = -mc_manifest_parse(buf, p->l.manifest_len, &p->m, why, sizeof why)) > 0) {
@@ -1059,7 +1059,7 @@ int mc_pkg_open_flags(const char *path, unsigned flags, struct mc_pkg *p, char *
 	p->path = strdup(path);
 	if (p->path == NULL) {
 		e = ENOMEM;
-		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		snprintf(err, errlen, "%s: %s", path, mc_strerror(e));
 		goto fail;
 	}
 	p->file_size = (uint64_t)sb.st_size;

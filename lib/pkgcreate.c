@@ -202,7 +202,7 @@ static int cp_write(void *arg, unsigned slot, char *err, size_t errlen)
 	}
 	return 0;
 fail:
-	snprintf(err, errlen, "%s", strerror(s->err ? s->err : EIO));
+	snprintf(err, errlen, "%s", mc_strerror(s->err ? s->err : EIO));
 	return -(s->err ? s->err : EIO);
 }
 
@@ -549,7 +549,7 @@ static la_ssize_t sink_write(struct archive *a, void *arg, const void *buf, size
 	struct sink *s = arg;
 
 	if (sink_feed(s, buf, n) < 0) {
-		archive_set_error(a, s->err, "%s", strerror(s->err));
+		archive_set_error(a, s->err, "%s", mc_strerror(s->err));
 		return -1;
 	}
 	return (la_ssize_t)n;
@@ -945,14 +945,14 @@ static int write_raw(const struct mc_pkg_create_opts *o, struct sink *s, uint8_t
 		if (into != buf) {
 			if (sink_took(s, (size_t)n) < 0) {
 				rc = arc_code(NULL, s);
-				snprintf(err, errlen, "output: %s", strerror(s->err));
+				snprintf(err, errlen, "output: %s", mc_strerror(s->err));
 				goto out;
 			}
 			continue;
 		}
 		if (a ? archive_write_data(a, buf, (size_t)n) < 0 : sink_feed(s, buf, (size_t)n) < 0) {
 			rc = arc_code(a, s);
-			snprintf(err, errlen, "output: %s", a ? archive_error_string(a) : strerror(s->err));
+			snprintf(err, errlen, "output: %s", a ? archive_error_string(a) : mc_strerror(s->err));
 			goto out;
 		}
 	}
@@ -1189,7 +1189,7 @@ static int out_create(const struct mc_pkg_create_opts *o, struct tmpout *t, char
 	}
 	if ((t->fd = mkostemp(t->tmp, O_CLOEXEC)) < 0) {
 		e = errno;
-		snprintf(err, errlen, "%s: cannot create a temporary file beside it: %s", o->output, strerror(e));
+		snprintf(err, errlen, "%s: cannot create a temporary file beside it: %s", o->output, mc_strerror(e));
 		free(t->tmp);
 		t->tmp = NULL;
 		return -e;
@@ -1368,7 +1368,7 @@ static int create_stream(const struct mc_pkg_create_opts *o, struct mc_manifest 
 	}
 	if ((rc = raw ? write_raw(o, &s, buf, err, errlen) : write_tree(o, &l, &s, buf, err, errlen)) < 0) {
 		if (s.err) /* the output failed, whatever libarchive said */
-			snprintf(err, errlen, "%s: %s", o->output, strerror(s.err));
+			snprintf(err, errlen, "%s: %s", o->output, mc_strerror(s.err));
 		goto out;
 	}
 	if (sink_end(&s) < 0) {

@@ -415,7 +415,7 @@ long mc_pkg_verify(const struct mc_pkg *p, const struct mc_pkg_verify_cb *cb, ui
 		pthread_cond_destroy(&r.cv);
 	}
 	if (ioerr) {
-		snprintf(err, errlen, "%s: %s", p->path, strerror(ioerr));
+		snprintf(err, errlen, "%s: %s", p->path, mc_strerror(ioerr));
 		bad = -ioerr;
 	} else if (bad == 0) {
 		mc_digest_final(whole, d);
@@ -845,7 +845,7 @@ static int disk_failed(struct archive *w, const char *dir, const char *path, cha
 
 	if (!disk_error(e))
 		return 0;
-	snprintf(err, errlen, "%s/%s: %s", dir, path, strerror(e));
+	snprintf(err, errlen, "%s/%s: %s", dir, path, mc_strerror(e));
 	return -e;
 }
 

@@ -273,7 +273,7 @@ static int save_state(struct run *r, int force)
 	}
 	if (fdatasync(r->fd) < 0) {
 		int e = errno;
-		snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", strerror(e));
+		snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", mc_strerror(e));
 		return lerr(r, -e);
 	}
 	sync_spans(r);
@@ -323,7 +323,7 @@ static int chunk_store(struct run *r, uint32_t i, const uint8_t *buf)
 			continue;
 		if (w <= 0) {
 			int e = w < 0 ? errno : ENOSPC;
-			snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", strerror(e));
+			snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", mc_strerror(e));
 			return lerr(r, -e);
 		}
 		done += (uint32_t)w;
@@ -394,7 +394,7 @@ static int partial_take(struct run *r, struct pchunk *pc, uint32_t within, const
 			e = errno ? errno : EIO;
 		}
 		if (got < 0) {
-			snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->tgt ? "" : ".part", strerror(e));
+			snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->tgt ? "" : ".part", mc_strerror(e));
 			return lerr(r, -e);
 		}
 		memset(pc->buf + got, 0, len - (size_t)got);
@@ -650,7 +650,7 @@ static int rescan(struct run *r)
 	n = mc_state_rescan(r->fd, &r->m, &r->res->st, buf);
 	free(buf);
 	if (n < 0) {
-		snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", strerror((int)-n));
+		snprintf(r->err, r->errlen, "%s%s: %s", r->o->pkg, r->in_place ? "" : ".part", mc_strerror((int)-n));
 		return lerr(r, (int)n);
 	}
 	if (n > 0)
@@ -680,7 +680,7 @@ static int open_local(struct run *r, int *created)
 		r->fd = open(r->o->pkg, O_RDWR | O_CLOEXEC);
 		if (r->fd < 0) {
 			int e = errno;
-			snprintf(r->err, r->errlen, "%s: %s", r->o->pkg, strerror(e));
+			snprintf(r->err, r->errlen, "%s: %s", r->o->pkg, mc_strerror(e));
 			lerr(r, -e);
 			goto out;
 		}
@@ -1175,7 +1175,7 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 			}
 			if (unlink(o->state_path) < 0 && errno != ENOENT) {
 				int e2 = errno;
-				snprintf(err, errlen, "%s: %s", o->state_path, strerror(e2));
+				snprintf(err, errlen, "%s: %s", o->state_path, mc_strerror(e2));
 				lerr(&r, -e2);
 				goto out;
 			}
@@ -1184,7 +1184,7 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 			if (fstat(r.fd, &sb) < 0 || ((uint64_t)sb.st_size != r.l.file_size &&
 						     ftruncate(r.fd, (off_t)r.l.file_size) < 0) || fsync(r.fd) < 0) {
 				int e2 = errno;
-				snprintf(err, errlen, "%s: %s", o->pkg, strerror(e2));
+				snprintf(err, errlen, "%s: %s", o->pkg, mc_strerror(e2));
 				lerr(&r, -e2);
 				goto out;
 			}

@@ -51,7 +51,7 @@ int mc_resume_state(const char *pkg, int fd, unsigned flags, struct mc_resume *r
 	rs->found = mc_state_rescan(fd, m, &rs->st, buf);
 	free(buf);
 	if (rs->found < 0) {
-		snprintf(err, errlen, "%s%s: %s", pkg, suffix, strerror((int)-rs->found));
+		snprintf(err, errlen, "%s%s: %s", pkg, suffix, mc_strerror((int)-rs->found));
 		return (int)rs->found;
 	}
 	mc_state_spans_fit(&rs->st, m);

@@ -752,7 +752,7 @@ static int file_fetch(struct mc_source *s, size_t n, volatile sig_atomic_t *stop
 			s->stats.requests++;
 			if (got <= 0) {
 				if (got < 0)
-					snprintf(err, errlen, "%s", strerror(errno));
+					snprintf(err, errlen, "%s", mc_strerror(errno));
 				else
 					snprintf(err, errlen, "file ends at byte %" PRIu64, off);
 				free(buf);
@@ -832,7 +832,7 @@ int mc_source_open(struct mc_source *s, uint8_t id[MC_ID_LEN], struct mc_manifes
 		struct stat sb;
 		s->fd = open(s->name, O_RDONLY | O_CLOEXEC);
 		if (s->fd < 0) {
-			snprintf(err, errlen, "%s", strerror(errno));
+			snprintf(err, errlen, "%s", mc_strerror(errno));
 			return MC_SOURCE_PERMANENT;
 		}
 		if (fstat(s->fd, &sb) == 0 && S_ISREG(sb.st_mode))

@@ -40,12 +40,16 @@ int main(void)
 	mc_warn("a warning");
 	errno = ENOENT;
 	mc_err_sys("open %s", "x");
+	errno = ENOMEM;
+	mc_warn_sys("read %s", "y");
 	fflush(stderr);
 	dup2(saved, STDERR_FILENO);
 	rewind(f);
 	ok(fgets(line, sizeof line, f) != NULL && strcmp(line, "test: a warning\n") == 0, "-q keeps warnings (%s)", line);
 	ok(fgets(line, sizeof line, f) != NULL && strcmp(line, "test: open x: No such file or directory\n") == 0,
-	   "mc_err_sys appends strerror(errno) (%s)", line);
+	   "mc_err_sys appends errno's reason (%s)", line);
+	ok(fgets(line, sizeof line, f) != NULL && strcmp(line, "test: read y: out of memory\n") == 0,
+	   "mc_warn_sys says ENOMEM as lib's convention does (%s)", line);
 	ok(fgets(line, sizeof line, f) == NULL, "and -q drops info");
 	fclose(f);
 
