@@ -553,15 +553,7 @@ static int open_sink(struct run *x, struct mc_sink **sink)
 		}
 		return 0;
 	}
-	if (x->o.state)
-		snprintf(x->state, sizeof x->state, "%s", x->o.state);
-	else if (mc_sink_target_state_path(x->o.out, x->state, sizeof x->state) < 0)
-		mc_fe_bad_value(usage_text, "--to", x->o.out, "name too long for its state file; give --state FILE");
-	else if (strncmp(x->state, MC_TARGET_STATE_DIR "/", sizeof MC_TARGET_STATE_DIR) == 0 &&
-		 mkdir(MC_TARGET_STATE_DIR, 0755) < 0 && errno != EEXIST) {
-		int e0 = errno;
-		mc_warn("%s: %s (give --state FILE)", MC_TARGET_STATE_DIR, mc_strerror(e0));
-	}
+	mc_fe_target_state(usage_text, x->o.out, x->o.state, x->state, sizeof x->state);
 	snprintf(x->kept, sizeof x->kept, "what is on %s and its state %s", x->o.out, x->state);
 	if ((e = mc_sink_target_open(x->o.out, x->state, x->o.zeroed ? MC_TARGET_ZEROED : 0, sink, err,
 				     sizeof err)) < 0) {

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "meter.h"
 #include "opt.h"
 #include "repair.h"
+#include "sink_target.h"
 
 #define MAX_SOURCES 64
 #define MAX_HEADERS 64
@@ -29,7 +31,7 @@ static const char usage_text[] =
 	"usage: mcast-repair -s SOURCE [-s SOURCE]... [-j PARALLEL] [--timeout DUR]\n"
 	"                    [--cacert FILE] [--insecure] [-H HEADER]... [--spread DUR]\n"
 	"                    [--trust KEY.pub|DIR]... [--json] [-q] [-v] PKG\n"
-	"       mcast-repair --to TARGET --state FILE [--decrypt KEY] -s SOURCE [-s SOURCE]... [options]\n"
+	"       mcast-repair --to TARGET [--state FILE] [--decrypt KEY] -s SOURCE [-s SOURCE]... [options]\n"
 	"       mcast-repair -h | --help | --version\n";
 
 static volatile sig_atomic_t got_stop;
@@ -68,8 +70,9 @@ static const struct mc_fe_prog prog = {
 		      "  --to TARGET       complete TARGET (a block device or file an image package is\n"
 		      "                    written onto, by mcast-recv --to or not yet) instead of PKG:\n"
 		      "                    missing chunks fetched, verified, decoded in place\n"
-		      "  --state FILE      with --to (required): the state mcast-recv --to keeps for\n"
-		      "                    TARGET; made when missing, removed once TARGET is complete\n"
+		      "  --state FILE      with --to: the state mcast-recv --to keeps for TARGET (default\n"
+		      "                    as there: TARGET.state beside a file, " MC_TARGET_STATE_DIR "/NAME.state\n"
+		      "                    for /dev/NAME); made when missing, removed once TARGET is complete\n"
 		      "  --decrypt KEY     with --to: the key of an encrypted package (a 32-byte key\n"
 		      "                    file or a box secret key); refused before TARGET is opened\n"
 		      "                    when it does not open it\n"
@@ -79,8 +82,8 @@ static const struct mc_fe_prog prog = {
 		      "  -q, --quiet       errors and warnings only\n"
 		      "  -v, --verbose     more detail\n"
 		      "Exit status: 0 complete and verified (--to: every chunk on TARGET and flushed),\n"
-		      "1 error (also: no source can ever serve, every one a missing path or not this\n"
-		      "package), 2 usage (also --to: a target too small, a directory or character\n"
+		      "1 error (also: no source can ever serve, every one a path that is missing, not\n"
+		      "this package or lacks what is missing), 2 usage (also --to: a target too small, a directory or character\n"
 		      "device, a package that is not an image, a state of another package or\n"
 		      "target), 3 still incomplete, state saved\n"
 		      "(run again later: a network source may come back).\n",
@@ -387,8 +390,9 @@ static void parse(int argc, char **argv, struct args *a)
 		/* --to: the target is the output; its state beside the command, never PKG.state. */
 		if (argc != optind)
 			mc_fe_bad_value(usage_text, "--to", o->target, "no PKG with --to (the package comes from the state or the sources)");
-		if (o->state_path == NULL)
-			mc_fe_bad_value(usage_text, "--to", o->target, "give --state FILE (the state mcast-recv --to keeps for it)");
+		/* Without --state, the one mcast-recv --to keeps by default for the same target. */
+		static char state[PATH_MAX];
+		o->state_path = mc_fe_target_state(usage_text, o->target, o->state_path, state, sizeof state);
 	} else {
 		if (o->state_path)
 			mc_fe_usage_error(usage_text, "--state: only with --to TARGET (PKG keeps its state in PKG.state)");

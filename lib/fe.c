@@ -15,6 +15,7 @@
 #include "log.h"
 #include "net.h"
 #include "opt.h"
+#include "sink_target.h"
 
 static volatile sig_atomic_t *signal_flag, *usr1_flag;
 
@@ -111,6 +112,20 @@ static unsigned edits(const char *a, const char *b)
 			d[i][j] = m;
 		}
 	return d[la][lb];
+}
+
+const char *mc_fe_target_state(const char *usage, const char *target, const char *given, char *buf, size_t cap)
+{
+	if (given)
+		snprintf(buf, cap, "%s", given);
+	else if (mc_sink_target_state_path(target, buf, cap) < 0)
+		mc_fe_bad_value(usage, "--to", target, "name too long for its state file; give --state FILE");
+	else if (strncmp(buf, MC_TARGET_STATE_DIR "/", sizeof MC_TARGET_STATE_DIR) == 0 &&
+		 mkdir(MC_TARGET_STATE_DIR, 0755) < 0 && errno != EEXIST) {
+		int e = errno;
+		mc_warn("%s: %s (give --state FILE)", MC_TARGET_STATE_DIR, mc_strerror(e));
+	}
+	return buf;
 }
 
 const char *mc_fe_nearest(const char *word, const char *const *choices, size_t n)

@@ -61,6 +61,14 @@ uint64_t mc_fe_duration(const char *usage, const char *opt, const char *arg, uin
  */
 const char *mc_fe_output_refusal(const char *path);
 
+/*
+ * The state file of --to TARGET into buf (cap bytes): given (--state), else
+ * TARGET's default (mc_sink_target_state_path), whose directory is made when
+ * missing (a warning when it cannot be). A name that does not fit is a usage
+ * error (exit 2). Returns buf.
+ */
+const char *mc_fe_target_state(const char *usage, const char *target, const char *given, char *buf, size_t cap);
+
 /* The choice nearest to word (a typo: at most two edits, or a prefix), or NULL. */
 const char *mc_fe_nearest(const char *word, const char *const *choices, size_t n);
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# tests/67-image-repair.bats: mcast-repair --to TARGET --state FILE completes an
+# tests/67-image-repair.bats: mcast-repair --to TARGET [--state FILE] completes an
 # image on a target disk from unicast sources (nginx in a namespace, a path):
 # an ext4 file system with a real tree, onto an empty loop device, onto one
 # half written and damaged, after a run cut short and after SIGTERM (each
@@ -164,34 +164,46 @@ json_num() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" <<<"$2"; }
 	run -1 --separate-stderr run_repair --to "$dev" --state s3 -s "$F/www/fs.mcpkg"
 	[[ $stderr == *"$dev: in use: mounted"* ]]
 	[ "$(sum "$dev")" = "$before" ]
-	# Usage: --to wants --state and no PKG; --state goes with --to.
-	run -2 --separate-stderr run_repair --to t1 -s "$F/www/fs.mcpkg"
-	[[ $stderr == "mcast-repair: --to 't1': give --state FILE"* ]]
+	# Usage: --to wants no PKG; --state goes with --to.
 	run -2 --separate-stderr run_repair --to t1 --state st -s "$F/www/fs.mcpkg" x.mcpkg
 	run -2 --separate-stderr run_repair --state st -s "$F/www/fs.mcpkg" x.mcpkg
 	[ ! -e x.mcpkg ]
 	[ ! -e x.mcpkg.part ]
 }
 
+# term_then_resume TARGET STATE [--state FILE]: repair --to TARGET from a slow
+# nginx, stopped by SIGTERM, exits 3 with its state in STATE; the next run
+# (the same options) resumes from it, keeps all it had, and removes STATE.
+term_then_resume() {
+	local tgt=$1 state=$2 st=0 have
+	shift 2
+	ns_lo
+	nginx_start local "$F/www" -c 'limit_rate 1m;'
+	bg_start rep ns_exec local run_repair --json -j 1 --to "$tgt" "$@" -s "$NGINX_URL/fs.mcpkg"
+	wait_for 20 grep -q '"event":"fetched"' "$BATS_TEST_TMPDIR/rep.out"
+	bg_kill rep TERM
+	bg_wait rep 10 || st=$?
+	[ "$st" -eq 3 ]
+	[ -s "$state" ]
+	grep -q '"result":"interrupted"' "$BATS_TEST_TMPDIR/rep.out"
+	grep -q "interrupted; state saved" "$BATS_TEST_TMPDIR/rep.err"
+	have=$(json_num have "$(grep '"event":"fetched"' "$BATS_TEST_TMPDIR/rep.out" | tail -n 1)")
+	run -0 --separate-stderr run_repair --json --to "$tgt" "$@" -s "$F/www/fs.mcpkg"
+	[[ ${lines[-1]} == *'"result":"complete"'* ]]
+	[ "$(json_num had "${lines[-1]}")" -ge "$have" ] # everything verified before the signal was kept
+	same_fs "$tgt"
+	[ ! -e "$state" ]
+}
+
 @test "repair --to: SIGTERM mid-way saves the state and exits 3; the next run resumes from it" {
 	need_fs
 	truncate -s $SIZE disk
 	dev=$(loop_attach disk)
-	ns_lo
-	nginx_start local "$F/www" -c 'limit_rate 1m;'
-	bg_start rep ns_exec local run_repair --json -j 1 --to "$dev" --state st -s "$NGINX_URL/fs.mcpkg"
-	wait_for 20 grep -q '"event":"fetched"' "$BATS_TEST_TMPDIR/rep.out"
-	bg_kill rep TERM
-	st=0
-	bg_wait rep 10 || st=$?
-	[ "$st" -eq 3 ]
-	[ -s st ]
-	grep -q '"result":"interrupted"' "$BATS_TEST_TMPDIR/rep.out"
-	grep -q "interrupted; state saved" "$BATS_TEST_TMPDIR/rep.err"
-	have=$(json_num have "$(grep '"event":"fetched"' "$BATS_TEST_TMPDIR/rep.out" | tail -n 1)")
-	run -0 --separate-stderr run_repair --json --to "$dev" --state st -s "$F/www/fs.mcpkg"
-	[[ ${lines[-1]} == *'"result":"complete"'* ]]
-	[ "$(json_num had "${lines[-1]}")" -ge "$have" ] # everything verified before the signal was kept
-	same_fs "$dev"
-	[ ! -e st ]
+	term_then_resume "$dev" st --state st
+}
+
+@test "repair --to a file without --state: the state goes where mcast-recv --to keeps it by default, TARGET.state" {
+	need_fs
+	truncate -s $SIZE disk.img
+	term_then_resume disk.img disk.img.state
 }

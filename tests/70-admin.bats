@@ -100,7 +100,7 @@ bad_value() {
 	bad_value mcast-repair "-H 'nocolon': not a 'Name: value' header" -H nocolon -s p.mcpkg out.mcpkg
 	bad_value mcast-repair "--spread 'x': not a duration (90s, 5m, 250ms)" --spread x -s p.mcpkg out.mcpkg
 	bad_value mcast-repair "-s '': must not be empty" -s '' out.mcpkg
-	bad_value mcast-repair "--to 't1': give --state FILE (the state mcast-recv --to keeps for it)" --to t1 -s p.mcpkg
+	bad_value mcast-repair "--to 't1': no PKG with --to (the package comes from the state or the sources)" --to t1 -s p.mcpkg x.mcpkg
 	[ ! -e out.mcpkg ]
 }
 
