@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,10 +19,12 @@
 #include "meter.h"
 #include "opt.h"
 #include "pkg.h"
+#include "state.h"
 #include "target.h"
+#include "tstate.h"
 
 enum { OPT_CHUNK_SIZE = MC_FE_OPT_OWN, OPT_MTIME, OPT_SESSION, OPT_SIGN, OPT_TRUST,
-       OPT_IMAGE, OPT_TO, OPT_ZEROED, OPT_USED_ONLY, OPT_FORCE, OPT_PRIVILEGED, OPT_ENCRYPT, OPT_ENCRYPT_TO,
+       OPT_IMAGE, OPT_TO, OPT_STATE, OPT_ZEROED, OPT_USED_ONLY, OPT_FORCE, OPT_PRIVILEGED, OPT_ENCRYPT, OPT_ENCRYPT_TO,
        OPT_DECRYPT, OPT_BOX };
 
 static const char usage_text[] =
@@ -36,7 +39,7 @@ static const char usage_text[] =
 	"       mcast-pack verify [-qv] [--json] [--trust KEY.pub|DIR]... [--decrypt KEY] [--to TARGET] PKG\n"
 	"       mcast-pack extract [-qv] [--json] [--trust KEY.pub|DIR]... [--decrypt KEY] [--privileged] [-C DIR] PKG\n"
 	"       mcast-pack extract [-qv] [--trust KEY.pub|DIR]... [--decrypt KEY] -O PKG\n"
-	"       mcast-pack extract [-qv] [--json] [--trust KEY.pub|DIR]... [--decrypt KEY] --to TARGET [--zeroed] PKG\n"
+	"       mcast-pack extract [-qv] [--json] [--trust KEY.pub|DIR]... [--decrypt KEY] --to TARGET [--state FILE] [--zeroed] PKG\n"
 	"       mcast-pack rewrap [-qv] [--json] --decrypt KEY [--encrypt-to NAME.pub]... [--sign NAME.key] -o OUT PKG\n"
 	"       mcast-pack keygen [-qv] [--json] [--session | --box] -o NAME\n"
 	"       mcast-pack -h | --help | --version\n";
@@ -69,6 +72,8 @@ static const struct mc_fe_prog prog = {
 	      "                  FAT, exFAT), on a bare file system or each partition of a GPT or MBR disk\n"
 	      "  --force         (--used-only) take a file system mounted read-write or not clean all the same\n"
 	      "  --to TARGET     the block device or file an image is written onto (extract) or checked on (verify)\n"
+	      "  --state FILE    (extract --to) keep what is on TARGET in FILE: a run stopped (signal,\n"
+	      "                  damaged chunk) resumes with the same command; FILE goes once complete\n"
 	      "  --zeroed        TARGET already reads as zeros: holes are not written (extract --to)\n"
 	      "  --mtime SECONDS clamp times for a reproducible package (default: $SOURCE_DATE_EPOCH)\n"
 	      "  --sign KEY      sign the package with secret key KEY (SHA-256 chunk digests)\n"
@@ -113,6 +118,7 @@ struct args {
 	int used_only, force;   /* create --image --used-only [--force] */
 	const char *to;         /* extract/verify --to TARGET */
 	int zeroed;             /* extract --to --zeroed */
+	const char *state;      /* extract --to --state FILE */
 	int privileged;         /* extract --privileged */
 	const char *sign;       /* create --sign NAME.key */
 	const char **trust;     /* --trust KEY.pub|DIR, as given */
@@ -809,14 +815,56 @@ static void target_progress(void *arg, uint64_t done)
 	mc_progress(0, "%s: %llu%%", ts->target, (unsigned long long)(total ? done * 100 / total : 100));
 }
 
+static volatile sig_atomic_t got_stop; /* extract --to --state: SIGINT, SIGTERM, SIGHUP */
+
+/* extract --to --state: what extract keeps of its work, as mcast-recv --to and mcast-repair --to do. */
+struct xstate {
+	const char *path;        /* --state FILE, NULL: none kept */
+	struct mc_state st;      /* chunks durably on the target */
+	uint8_t tid[MC_DIGEST_LEN];
+	uint8_t *bad;            /* chunks damaged in the package (bitmap): never marked */
+	uint32_t from;           /* chunks from here on were queued since the last save */
+	uint64_t saved_ms;
+};
+
+#define XSTATE_EVERY_MS 1000
+
+/*
+ * Makes every chunk queued before chunk upto durable, then marks those the
+ * package did not fail and saves the state: never a chunk marked that is
+ * not on the target. Returns 0 or -1 with the reason in err.
+ */
+static int xstate_save(struct xstate *x, struct mc_target *t, const struct mc_manifest *m, uint32_t upto, char *err,
+		       size_t errlen)
+{
+	uint32_t n = 0;
+
+	if (mc_target_sync(t, err, errlen) < 0)
+		return -1;
+	for (uint32_t i = x->from; i < upto; i++)
+		if (!(x->bad[i >> 3] >> (i & 7) & 1))
+			mc_state_set(&x->st, i);
+	x->from = upto;
+	/* Parts of chunks a receiver left are kept for those still missing, dropped for the rest. */
+	for (uint32_t i = 0; i < x->st.nspans; i++)
+		if (!mc_state_has(&x->st, x->st.spans[i].chunk))
+			x->st.spans[n++] = x->st.spans[i];
+	x->st.nspans = n;
+	x->saved_ms = mc_now_ms();
+	return mc_tstate_save(x->path, m, x->tid, &x->st, err, errlen) < 0 ? -1 : 0;
+}
+
 static int cmd_extract_to(const struct args *a, const char *path)
 {
 	struct mc_pkg p;
 	struct mc_target *t;
 	struct tstate ts = {.p = &p, .target = a->to};
+	struct xstate x = {.path = a->state};
 	char err[1024];
 	uint8_t *buf = NULL;
-	uint64_t holes = 0, written = 0;
+	uint64_t holes = 0, written = 0, had = 0;
+	uint32_t i = 0;
+	int stopped = 0;
 	int rc = open_trusted(path, 0, &p);
 
 	/* Trusted before the target is even opened: an untrusted package never touches it. */
@@ -827,6 +875,34 @@ static int cmd_extract_to(const struct args *a, const char *path)
 	if ((rc = mc_target_open(a->to, &p.m, a->zeroed ? MC_TARGET_ZEROED : 0, &t, err, sizeof err)) < 0) {
 		mc_pkg_close(&p);
 		return target_refused(rc, err);
+	}
+	if (x.path) {
+		/*
+		 * The resume sequence of every --to (lib/tstate.h): a state of
+		 * another package or target refused before a byte is written; else
+		 * every chunk it does not mark is checked on the target, and what
+		 * is there already is not written again.
+		 */
+		char why[512];
+		mc_target_identity(t, x.tid);
+		long n = mc_tstate_resume(x.path, t, &p.m, &x.st, why, sizeof why, err, sizeof err);
+		if (n < 0) {
+			mc_err("%s", err);
+			rc = n == -EINVAL ? MC_EXIT_USAGE : MC_EXIT_RUNTIME;
+			goto out;
+		}
+		if (why[0])
+			mc_warn("%s (not used: every span checked on %s)", why, a->to);
+		if ((x.bad = calloc((size_t)p.m.nchunks / 8 + 1, 1)) == NULL) {
+			mc_err("%s: %s", x.path, mc_strerror(-ENOMEM));
+			rc = MC_EXIT_RUNTIME;
+			goto out;
+		}
+		had = x.st.nhave;
+		if (had)
+			mc_info("%s: %llu of %u spans already on %s", path, (unsigned long long)had, p.m.nchunks, a->to);
+		x.saved_ms = mc_now_ms();
+		mc_fe_signals(&got_stop);
 	}
 	if ((buf = mc_pkg_buf(p.m.chunk_size)) == NULL) {
 		mc_err("%s: %s", path, mc_strerror(-ENOMEM));
@@ -840,18 +916,22 @@ static int cmd_extract_to(const struct args *a, const char *path)
 		goto out;
 	}
 	posix_fadvise(p.fd, (off_t)p.l.payload_off, 0, POSIX_FADV_SEQUENTIAL);
-	for (uint32_t i = 0; i < p.m.nchunks; i++) {
+	for (; i < p.m.nchunks && !got_stop; i++) {
 		int c = 1;
-		if (mc_manifest_chunk_flags(&p.m, i) & MC_CHUNK_HOLE) {
+		if (x.path && mc_state_has(&x.st, i)) {
+			continue;
+		} else if (mc_manifest_chunk_flags(&p.m, i) & MC_CHUNK_HOLE) {
 			holes++;
 			c = mc_target_queue(t, i, NULL, 0, err, sizeof err) < 0 ? -1 : 1;
 		} else if ((c = mc_pkg_check_chunk(&p, i, buf)) == 0) {
 			/* Damaged in the package: the rest is still written, the exit says incomplete. */
-			uint64_t x, y;
-			mc_pkg_chunk_range(&p, i, &x, &y);
+			uint64_t lo, hi;
+			mc_pkg_chunk_range(&p, i, &lo, &hi);
 			mc_err("%s: chunk %u (bytes %llu-%llu): damaged or missing; span %u of %s not written", path, i,
-			       (unsigned long long)x, (unsigned long long)y, i, a->to);
+			       (unsigned long long)lo, (unsigned long long)hi, i, a->to);
 			ts.bad++;
+			if (x.bad)
+				x.bad[i >> 3] |= (uint8_t)(1u << (i & 7));
 			continue;
 		} else if (c < 0) {
 			snprintf(err, sizeof err, "%s: %s", path, mc_strerror(c));
@@ -861,6 +941,8 @@ static int cmd_extract_to(const struct args *a, const char *path)
 		} else {
 			written++;
 		}
+		if (c > 0 && x.path && mc_now_ms() - x.saved_ms >= XSTATE_EVERY_MS)
+			c = xstate_save(&x, t, &p.m, i + 1, err, sizeof err) < 0 ? -1 : 1;
 		if (c < 0) {
 			mc_progress_end();
 			mc_err("%s", err);
@@ -870,18 +952,28 @@ static int cmd_extract_to(const struct args *a, const char *path)
 		target_progress(&ts, mc_manifest_span_off(&p.m, i) + mc_manifest_span_len(&p.m, i));
 	}
 	mc_progress_end();
-	if (mc_target_sync(t, err, sizeof err) < 0) {
+	/* Read once: a signal during the final flush no longer stops a complete extract. */
+	stopped = got_stop != 0;
+	if (x.path && (stopped || ts.bad) ? xstate_save(&x, t, &p.m, i, err, sizeof err) < 0
+					  : mc_target_sync(t, err, sizeof err) < 0) {
 		mc_err("%s", err);
 		rc = MC_EXIT_RUNTIME;
+	} else if (stopped) {
+		mc_err("%s: interrupted; state saved in %s, run the same command again to resume", a->to, x.path);
+		rc = MC_EXIT_INCOMPLETE;
 	} else if (ts.bad) {
 		mc_err("%s: %llu of %u spans not written (the package is damaged; run mcast-repair, then again)", a->to,
 		       (unsigned long long)ts.bad, p.m.nchunks);
 		rc = MC_EXIT_INCOMPLETE;
+	} else if (x.path && unlink(x.path) < 0 && errno != ENOENT) {
+		/* Complete and flushed: the state has done its work. */
+		int e = errno;
+		mc_warn("%s: %s", x.path, mc_strerror(e));
 	}
 out:
 	if (mc_log_json()) {
 		struct mc_json j;
-		summary_begin(&j, "extract", result_of(rc, "damaged"));
+		summary_begin(&j, "extract", stopped && rc == MC_EXIT_INCOMPLETE ? "interrupted" : result_of(rc, "damaged"));
 		mc_json_str(&j, "path", path);
 		mc_json_str(&j, "target", a->to);
 		mc_json_u64(&j, "image_size", p.m.image_size);
@@ -889,12 +981,19 @@ out:
 		mc_json_u64(&j, "written", written);
 		mc_json_u64(&j, "holes", holes);
 		mc_json_u64(&j, "bad", ts.bad);
+		if (x.path) {
+			mc_json_str(&j, "state", x.path);
+			mc_json_u64(&j, "had", had);
+		}
 		mc_json_end(&j);
 	} else if (rc == 0) {
 		mc_info("%s: written onto %s and flushed (%llu spans, %llu holes)", path, a->to,
 			(unsigned long long)written, (unsigned long long)holes);
 	}
 	free(buf);
+	free(x.bad);
+	if (x.path)
+		mc_state_free(&x.st);
 	mc_target_close(t);
 	mc_pkg_close(&p);
 	return rc;
@@ -1215,6 +1314,11 @@ static void parse_opt(int c, struct args *a, char **argv)
 			bad_value("--to", optarg, "must not be empty");
 		a->to = optarg;
 		break;
+	case OPT_STATE:
+		if (*optarg == '\0')
+			bad_value("--state", optarg, "must not be empty");
+		a->state = optarg;
+		break;
 	case OPT_ZEROED:
 		a->zeroed = 1;
 		break;
@@ -1265,6 +1369,7 @@ static int parse(int argc, char **argv, struct args *a)
 		{"used-only", no_argument, NULL, OPT_USED_ONLY},
 		{"force", no_argument, NULL, OPT_FORCE},
 		{"to", required_argument, NULL, OPT_TO},
+		{"state", required_argument, NULL, OPT_STATE},
 		{"zeroed", no_argument, NULL, OPT_ZEROED},
 		{"privileged", no_argument, NULL, OPT_PRIVILEGED},
 		{"sign", required_argument, NULL, OPT_SIGN},
@@ -1371,6 +1476,8 @@ static void check_args(const struct args *a, int argc, char **argv)
 		usage_error("--force: only with create --image --used-only");
 	if (a->zeroed && !(a->to && strcmp(a->cmd, "extract") == 0))
 		usage_error("%s: --zeroed goes with extract --to TARGET", a->cmd);
+	if (a->state && !(a->to && strcmp(a->cmd, "extract") == 0))
+		usage_error("%s: --state goes with extract --to TARGET", a->cmd);
 	if (a->privileged && (strcmp(a->cmd, "extract") != 0 || a->to || a->to_stdout))
 		usage_error("%s: --privileged goes with extract into a directory (-C DIR)", a->cmd);
 	if (a->sign && strcmp(a->cmd, "create") != 0 && strcmp(a->cmd, "rewrap") != 0)

@@ -146,6 +146,80 @@ sum() { mc_dev_sum "$1"; }
 	cmp z img
 }
 
+# jfield KEY LINE: KEY of the JSON object LINE.
+jfield() { python3 -c 'import json, sys; print(json.loads(sys.argv[2])[sys.argv[1]])' "$1" "$2"; }
+
+@test "image: extract --to --state keeps what is on the target: a damaged package leaves it (3), the next run writes only the rest; another package's state is refused" {
+	make_img img
+	run -0 "$MCAST_BIN/mcast-pack" create --image -o im.mcpkg img
+	cp im.mcpkg bad.mcpkg
+	flip_byte bad.mcpkg 4200 # chunk 0's frame
+	head -c 9M /dev/urandom >tgt
+	run -3 --separate-stderr "$MCAST_BIN/mcast-pack" extract --json --to tgt --state st bad.mcpkg
+	[ "$(jfield result "${lines[-1]}")" = damaged ]
+	[ "$(jfield bad "${lines[-1]}")" -eq 1 ]
+	[ -s st ]
+	# Another package's state: refused before a byte is written.
+	cp img img2
+	printf 'x' | dd of=img2 bs=1 seek=5300000 conv=notrunc status=none
+	run -0 "$MCAST_BIN/mcast-pack" create --image -o other.mcpkg img2
+	before=$(sum tgt)
+	run -2 --separate-stderr "$MCAST_BIN/mcast-pack" extract --to tgt --state st other.mcpkg
+	[[ $stderr == *"st: "*"refused"* ]]
+	[ "$(sum tgt)" = "$before" ]
+	# The same package again: the 8 spans on the target are kept, chunk 0 alone is written, the state goes.
+	run -0 --separate-stderr "$MCAST_BIN/mcast-pack" extract --json --to tgt --state st im.mcpkg
+	[ "$(jfield result "${lines[-1]}")" = complete ]
+	[ "$(jfield had "${lines[-1]}")" -eq 8 ]
+	[ "$(jfield written "${lines[-1]}")" -eq 1 ]
+	cmp -n 8400953 tgt img
+	[ ! -e st ]
+	# --state goes with extract --to alone.
+	run -2 "$MCAST_BIN/mcast-pack" extract --state st -O im.mcpkg
+	run -2 "$MCAST_BIN/mcast-pack" verify --to tgt --state st im.mcpkg
+}
+
+@test "image: extract --to --state stopped by SIGTERM mid-way saves its state and exits 3; the same command resumes" {
+	plain_run_only # an ASan binary wants its runtime first, before any preload
+	command -v cc >/dev/null || skip "no C compiler for the shim"
+	# A shim in front of pread: reading the package's first chunk brings SIGTERM, as a shutdown would.
+	cat >shim.c <<-'EOF'
+		#include <signal.h>
+		#include <stdio.h>
+		#include <string.h>
+		#include <sys/syscall.h>
+		#include <unistd.h>
+		static ssize_t get(int fd, void *b, size_t n, off_t off)
+		{
+			static int once;
+			char link[64], path[4096];
+			ssize_t l;
+			snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+			l = readlink(link, path, sizeof path - 1);
+			if (l > 6 && memcmp(path + l - 6, ".mcpkg", 6) == 0 && n >= 65536 &&
+			    !__atomic_exchange_n(&once, 1, __ATOMIC_SEQ_CST))
+				kill(getpid(), SIGTERM);
+			return syscall(SYS_pread64, fd, b, n, off);
+		}
+		ssize_t pread(int fd, void *b, size_t n, off_t off) { return get(fd, b, n, off); }
+		ssize_t pread64(int fd, void *b, size_t n, off_t off) { return get(fd, b, n, off); }
+	EOF
+	cc -shared -fPIC -o shim.so shim.c
+	make_img img
+	run -0 "$MCAST_BIN/mcast-pack" create --image -o im.mcpkg img
+	head -c 9M /dev/urandom >tgt
+	run -3 --separate-stderr env LD_PRELOAD="$PWD/shim.so" "$MCAST_BIN/mcast-pack" extract --json --to tgt --state st im.mcpkg
+	[ "$(jfield result "${lines[-1]}")" = interrupted ]
+	[[ $stderr == *"tgt: interrupted; state saved in st"* ]]
+	[ -s st ]
+	run -0 --separate-stderr "$MCAST_BIN/mcast-pack" extract --json --to tgt --state st im.mcpkg
+	[ "$(jfield result "${lines[-1]}")" = complete ]
+	[ "$(jfield had "${lines[-1]}")" -eq 1 ] # the first chunk, read when the signal came, was written
+	[ "$(jfield written "${lines[-1]}")" -eq 2 ]
+	cmp -n 8400953 tgt img
+	[ ! -e st ]
+}
+
 @test "image: refusals name the target and leave it unchanged" {
 	make_img img
 	run -0 "$MCAST_BIN/mcast-pack" create --image -o im.mcpkg img
