@@ -598,6 +598,30 @@ static struct archive *rd_open(struct rd *r, int raw)
 	return a;
 }
 
+/* The decoded length of a raw package's compressed payload, read through (every chunk checked). */
+static int raw_size(struct rd *r, int64_t *size, char *err, size_t errlen)
+{
+	struct archive *a = rd_open(r, 1);
+	struct archive_entry *e;
+	static char sink[1 << 16];
+	la_ssize_t n = 0;
+	int s, rc = 0;
+
+	*size = 0;
+	if (a == NULL)
+		return rd_fail(r, NULL, ENOMEM, mc_strerror(-ENOMEM), err, errlen);
+	if ((s = archive_read_next_header(a, &e)) == ARCHIVE_OK || s == ARCHIVE_WARN) {
+		while ((n = archive_read_data(a, sink, sizeof sink)) > 0)
+			*size += n;
+	}
+	if (s == ARCHIVE_FATAL || s == ARCHIVE_FAILED || n < 0)
+		rc = rd_fail(r, a, 0, "cannot read data", err, errlen);
+	else if ((rc = rd_drain(r, err, errlen)) == 0 && r->damaged)
+		rc = rd_fail(r, a, 0, "", err, errlen);
+	archive_read_free(a);
+	return rc;
+}
+
 int mc_pkg_list(const struct mc_pkg *p, void (*fn)(void *arg, struct archive_entry *e), void *arg,
 		char *err, size_t errlen)
 {
@@ -609,8 +633,14 @@ int mc_pkg_list(const struct mc_pkg *p, void (*fn)(void *arg, struct archive_ent
 	if ((rc = rd_init(&r, p, err, errlen)) < 0)
 		return rc;
 	if (p->m.kind == MC_KIND_RAW || p->m.kind == MC_KIND_IMAGE) {
-		if ((rc = rd_drain(&r, err, errlen)) < 0)
+		int64_t size = p->m.kind == MC_KIND_IMAGE ? (int64_t)p->m.image_size : (int64_t)p->m.payload_size;
+		if (p->m.kind == MC_KIND_RAW && p->m.compression != MC_COMP_NONE) {
+			/* The manifest does not say how long a compressed stream decodes to: it is counted. */
+			if ((rc = raw_size(&r, &size, err, errlen)) < 0)
+				goto out;
+		} else if ((rc = rd_drain(&r, err, errlen)) < 0) {
 			goto out;
+		}
 		if ((e = archive_entry_new()) == NULL) {
 			snprintf(err, errlen, "%s: %s", p->path, mc_strerror(-ENOMEM));
 			rc = -ENOMEM;
@@ -620,10 +650,7 @@ int mc_pkg_list(const struct mc_pkg *p, void (*fn)(void *arg, struct archive_ent
 		archive_entry_set_filetype(e, AE_IFREG);
 		archive_entry_set_perm(e, 0644);
 		archive_entry_set_mtime(e, (time_t)p->m.ctime, 0);
-		if (p->m.kind == MC_KIND_IMAGE)
-			archive_entry_set_size(e, (la_int64_t)p->m.image_size);
-		else if (p->m.compression == MC_COMP_NONE)
-			archive_entry_set_size(e, (la_int64_t)p->m.payload_size);
+		archive_entry_set_size(e, (la_int64_t)size);
 		fn(arg, e);
 		archive_entry_free(e);
 		rc = 0;

@@ -352,6 +352,9 @@ assert "hardlink" in (e["hard"]["type"], e["a.txt"]["type"])
 		cmp img back
 		run -0 --separate-stderr run_pack info "r-$z.mcpkg"
 		[[ $output == *"kind:           raw"* ]]
+		# list says how long the image is, compressed or not (the manifest does not: it is counted)
+		run -0 --separate-stderr run_pack list --json "r-$z.mcpkg"
+		[[ ${lines[0]} == *'"path":"disk"'*'"size":2500000,'* ]]
 	done
 	run -0 --separate-stderr run_pack list r-none.mcpkg
 	[ "$output" = disk ]
