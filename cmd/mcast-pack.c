@@ -94,6 +94,8 @@ static const struct mc_fe_prog prog = {
 };
 
 /* "mcast-pack: message" and the usage on stderr, exit 2; bad_value: "mcast-pack: OPT 'VALUE': reason". */
+/* The short options of every command, in the order of the option table and the switch. */
+#define SHORTOPTS "C:OV:hj:l:n:o:qvz:"
 #define usage_error(...) mc_fe_usage_error(usage_text, __VA_ARGS__)
 #define bad_value(opt, value, ...) mc_fe_bad_value(usage_text, opt, value, __VA_ARGS__)
 
@@ -1391,8 +1393,12 @@ static int parse(int argc, char **argv, struct args *a)
 	uint64_t v;
 	int c, first;
 
+	/* --json anywhere, before the command or after it: a usage error still ends with the summary. */
+	first = mc_fe_prescan(&prog, argc, argv, "+" SHORTOPTS, longopts);
+	if (first < argc)
+		mc_fe_prescan(&prog, argc - first, argv + first, SHORTOPTS, longopts);
 	opterr = 0; /* our own message, with the program name alone */
-	while ((c = getopt_long(argc, argv, "+C:OV:hj:l:n:o:qvz:", longopts, NULL)) != -1)
+	while ((c = getopt_long(argc, argv, "+" SHORTOPTS, longopts, NULL)) != -1)
 		parse_opt(c, a, argv);
 	if (optind < argc) {
 		for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
@@ -1404,10 +1410,11 @@ static int parse(int argc, char **argv, struct args *a)
 				usage_error("%s: unknown command; did you mean '%s'?", argv[optind], near);
 			usage_error("%s: unknown command", argv[optind]);
 		}
+		mc_fe_summary_about(a->cmd, NULL); /* a usage error after the command names it */
 		/* 0, not 1: glibc starts afresh, and permutes, so options may follow the paths too (verify PKG --json). */
 		first = optind;
 		optind = 0;
-		while ((c = getopt_long(argc - first, argv + first, "C:OV:hj:l:n:o:qvz:", longopts, NULL)) != -1)
+		while ((c = getopt_long(argc - first, argv + first, SHORTOPTS, longopts, NULL)) != -1)
 			parse_opt(c, a, argv + first);
 		optind += first;
 	}

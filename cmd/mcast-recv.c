@@ -123,14 +123,16 @@ static void parse(int argc, char **argv, struct opts *o)
 		{"zeroed", no_argument, NULL, O_ZEROED},
 		{NULL, 0, NULL, 0},
 	};
+	static const char shortopts[] = "g:hi:o:p:qt:v";
 	int c;
 
+	mc_fe_prescan(&prog, argc, argv, shortopts, lopts);
 	memset(o, 0, sizeof *o);
 	mc_fe_net_defaults(&o->net);
 	o->mem = 0; /* from the sender's rate */
 	o->fe.verbosity = 1;
 	opterr = 0; /* our own message, with the program name alone */
-	while ((c = getopt_long(argc, argv, "g:hi:o:p:qt:v", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, shortopts, lopts, NULL)) != -1) {
 		if (mc_fe_net_option(usage_text, c, optarg, &o->net) || mc_fe_common_option(&prog, c, &o->fe))
 			continue;
 		switch (c) {

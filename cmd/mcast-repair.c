@@ -314,13 +314,15 @@ static void parse(int argc, char **argv, struct args *a)
 	struct mc_repair_opts *o = &a->o;
 	char err[2048];
 	uint64_t v;
+	static const char shortopts[] = "H:hj:qs:v";
 	int c, rc;
 
+	mc_fe_prescan(&prog, argc, argv, shortopts, longopts);
 	memset(a, 0, sizeof *a);
 	a->fe.verbosity = 1;
 	o->src.parallel = DEFAULT_PARALLEL;
 	opterr = 0; /* our own message, with the program name alone */
-	while ((c = getopt_long(argc, argv, "H:hj:qs:v", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
 		if (mc_fe_common_option(&prog, c, &a->fe))
 			continue;
 		switch (c) {

@@ -401,16 +401,18 @@ static void parse(int argc, char **argv, struct opts *o, struct run *r)
 		{ "version", no_argument, NULL, MC_FE_OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
+	/* "+": options end at COMMAND even without "--", so its own options stay its own. */
+	static const char shortopts[] = "+g:hi:p:qv";
 	uint64_t v;
 	int c;
 
+	mc_fe_prescan(&prog, argc, argv, shortopts, longopts);
 	memset(o, 0, sizeof *o);
 	o->fe.verbosity = 1;
 	o->cfg.start_empty = 1; /* at --max-wait, run COMMAND whatever the count */
 	mc_fe_net_defaults(&o->net);
 	opterr = 0; /* our own message, as every program words it */
-	/* "+": options end at COMMAND even without "--", so its own options stay its own. */
-	while ((c = getopt_long(argc, argv, "+g:hi:p:qv", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
 		/* -g, -i, -p as mcast-send and mcast-recv take them */
 		if (mc_fe_net_option(usage_text, c, optarg, &o->net) || mc_fe_common_option(&prog, c, &o->fe))
 			continue;

@@ -86,8 +86,10 @@ static void parse(int argc, char **argv, struct opts *o)
 		{"version", no_argument, NULL, MC_FE_OPT_VERSION},
 		{NULL, 0, NULL, 0},
 	};
+	static const char shortopts[] = "g:hi:p:qr:t:v";
 	int c;
 
+	mc_fe_prescan(&prog, argc, argv, shortopts, lopts);
 	memset(o, 0, sizeof *o);
 	mc_fe_net_defaults(&o->net);
 	o->rate = MC_DEFAULT_RATE;
@@ -98,7 +100,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->peer_timeout = MC_DEFAULT_PEER_TIMEOUT_MS;
 	o->fe.verbosity = 1;
 	opterr = 0; /* our own message, with the program name alone */
-	while ((c = getopt_long(argc, argv, "g:hi:p:qr:t:v", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, shortopts, lopts, NULL)) != -1) {
 		if (mc_fe_net_option(usage_text, c, optarg, &o->net) || mc_fe_common_option(&prog, c, &o->fe))
 			continue;
 		switch (c) {

@@ -261,10 +261,22 @@ void mc_fe_signals_restore(void)
 	fe_sigs_set = fe_mask_set = 0;
 }
 
+/* The summary a --json run owes (mc_fe_start): what it names, whether it was written. */
+static const struct mc_fe_prog *fe_prog;
+static const char *sum_command, *sum_path;
+static int summarized, finished, owed_hooked;
+
+/* -h and --version: their output is all of stdout. */
+static void no_summary(void)
+{
+	finished = 1;
+}
+
 int mc_fe_common_option(const struct mc_fe_prog *p, int c, struct mc_fe_common *o)
 {
 	switch (c) {
 	case 'h':
+		no_summary(); /* stdout is the help alone, even with --json before it */
 		fputs(p->usage, stdout);
 		fputs(p->help, stdout);
 		exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
@@ -281,6 +293,7 @@ int mc_fe_common_option(const struct mc_fe_prog *p, int c, struct mc_fe_common *
 		mc_log_syslog();
 		return 1;
 	case MC_FE_OPT_VERSION:
+		no_summary();
 		printf("%s %s%s\n", program_invocation_short_name, MC_VERSION, p->version ? p->version : "");
 		exit(mc_log_close_stdout() < 0 ? MC_EXIT_RUNTIME : MC_EXIT_OK);
 	default:
@@ -288,10 +301,6 @@ int mc_fe_common_option(const struct mc_fe_prog *p, int c, struct mc_fe_common *
 	}
 }
 
-/* The summary a --json run owes (mc_fe_start): what it names, whether it was written. */
-static const struct mc_fe_prog *fe_prog;
-static const char *sum_command, *sum_path;
-static int summarized, finished;
 
 static void owed_summary(int status)
 {
@@ -318,11 +327,54 @@ static void on_exit_summary(int status, void *arg)
 	owed_summary(status);
 }
 
+/* From now on every exit of a --json run writes the summary it still owes. */
+static void owe_summary(const struct mc_fe_prog *p)
+{
+	if (!owed_hooked && on_exit(on_exit_summary, NULL) == 0)
+		owed_hooked = 1;
+	fe_prog = p;
+}
+
+/* One getopt_long pass over a copy of argv (glibc permutes what it reads): whether --json is in it; *end as optind. */
+static int json_asked(int argc, char **argv, const char *shortopts, const struct option *longopts, int *end)
+{
+	char **v = malloc(((size_t)argc + 1) * sizeof *v);
+	int c, json = 0, err = opterr;
+
+	*end = argc;
+	if (v == NULL)
+		return 0; /* no early summary; the options are still read as ever */
+	memcpy(v, argv, ((size_t)argc + 1) * sizeof *v);
+	opterr = 0;
+	optind = 0;
+	while ((c = getopt_long(argc, v, shortopts, longopts, NULL)) != -1)
+		if (c == MC_FE_OPT_JSON)
+			json = 1;
+	*end = optind;
+	opterr = err;
+	optind = 0;
+	free(v);
+	return json;
+}
+
+int mc_fe_prescan(const struct mc_fe_prog *p, int argc, char **argv, const char *shortopts,
+		  const struct option *longopts)
+{
+	int end;
+
+	if (json_asked(argc, argv, shortopts, longopts, &end)) {
+		/* The log in JSON mode at once: mc_fe_start sets it again as the options say. */
+		mc_log_init(program_invocation_short_name, 1, 1);
+		owe_summary(p);
+	}
+	return end;
+}
+
 void mc_fe_start(const struct mc_fe_prog *p, const char *argv0, const struct mc_fe_common *o)
 {
 	mc_log_init(argv0, o->verbosity, o->json);
-	if (fe_prog == NULL && o->json)
-		on_exit(on_exit_summary, NULL);
+	if (o->json)
+		owe_summary(p);
 	fe_prog = p;
 }
 

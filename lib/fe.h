@@ -7,15 +7,17 @@
  *
  * Every program is built the same way:
  *   static const struct mc_fe_prog prog = {usage_text, help_text, ...};
- *   parse(): getopt_long, each c offered to mc_fe_net_option (session
- *            programs) and mc_fe_common_option, then its own switch,
- *            default: mc_fe_bad_option; misuse: mc_fe_usage_error
+ *   parse(): mc_fe_prescan, then getopt_long, each c offered to
+ *            mc_fe_net_option (session programs) and mc_fe_common_option,
+ *            then its own switch, default: mc_fe_bad_option; misuse:
+ *            mc_fe_usage_error
  *   main():  parse, mc_fe_start, mc_fe_summary_about, the work (summaries
  *            through mc_fe_summary), return mc_fe_finish(status)
  */
 #ifndef MC_FE_H
 #define MC_FE_H
 
+#include <getopt.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -153,6 +155,21 @@ struct mc_fe_common {
 	int verbosity; /* 0 -q, 1 (the default), 2 -v */
 	int json;
 };
+
+/*
+ * Before the options are read: whether argv asks for --json, read as
+ * getopt_long will read it with shortopts and longopts (an option's value
+ * is not an option; "--", and with a leading "+" the first operand, ends
+ * the options, so mcast-sched's COMMAND is not looked at). When it does, a
+ * usage error found while the options are read (mc_fe_usage_error,
+ * mc_fe_bad_value, mc_fe_bad_option, a bad MCAST_PORT) still ends with the
+ * short summary of mc_fe_start: result "error", "exit":2, on stdout, as
+ * every error of a --json run does. -h and --version print no summary.
+ * Leaves getopt to start afresh (optind 0). Returns the index of the first
+ * argument the options ended at (mcast-pack scans again after its command).
+ */
+int mc_fe_prescan(const struct mc_fe_prog *p, int argc, char **argv, const char *shortopts,
+		  const struct option *longopts);
 
 /*
  * Takes getopt's c: returns 1 when it was a common option, else 0. -h prints

@@ -263,8 +263,8 @@ print(j["result"], j["path"], j.get("name"), j.get("id"))'
 	run -2 --separate-stderr run_pack create --json -z gzip -l 12 -o x.mcpkg img
 	[ "$output" = '{"event":"summary","v":1,"result":"error","command":"create","path":"x.mcpkg","exit":2}' ]
 	[ ! -e x.mcpkg ]
-	# Before --json is read nothing is promised: an unknown option says so on stderr only.
-	run -2 --separate-stderr run_send --bogus --json p.mcpkg
+	# Without --json, stdout stays empty.
+	run -2 --separate-stderr run_send --bogus p.mcpkg
 	[ -z "$output" ]
 }
 
@@ -376,4 +376,77 @@ EOF_PY
 	[[ $output == *"stderr=\"mcast-send: -r 'x': rate must be"*"rc=2"* ]]
 	run -0 in_syslog "$MCAST_BIN/mcast-sched" --syslog --max-wait 0 --skip-empty -- true
 	[[ $output == *"mcast-sched["*"]: no client asked"*"stderr=''"*"rc=3"* ]]
+}
+
+# usage_json PROG ARG...: runs PROG (run_send ...), which must exit 2 with stdout one
+# JSON line, the summary of a usage error (mcast-json(7)); prints its stderr's first line.
+usage_json() {
+	run -2 --separate-stderr "$@"
+	[ "${#lines[@]}" -eq 1 ] || { echo "stdout: $output" >&2; return 1; }
+	python3 -c 'import json,sys
+j = json.loads(sys.argv[1])
+assert (j["event"], j["v"], j["result"], j["exit"]) == ("summary", 1, "error", 2), j
+assert "path" in j, j' "$output"
+	printf '%s\n' "${stderr%%$'\n'*}"
+}
+
+@test "every usage error of every program, --json before or after the fault, ends with one summary line (lib/fe)" {
+	local prog bad unknown where out
+	for prog in send recv repair sched pack; do
+		case $prog in
+		send) bad=(-r abc p.mcpkg) ;;
+		recv) bad=(--timeout xyz -o out.mcpkg) ;;
+		repair) bad=(-s p.mcpkg -j 0 out.mcpkg) ;;
+		sched) bad=(--min-clients 0 -- true) ;;
+		pack) bad=(create -z foo -o x.mcpkg img) ;;
+		esac
+		unknown=("${bad[@]}")
+		for where in before after; do
+			# a bad value: the same PROG: OPTION 'VALUE': reason on stderr as without --json
+			if [ $where = before ]; then
+				out=$(usage_json run_$prog --json "${bad[@]}")
+			elif [ $prog = sched ]; then
+				out=$(usage_json run_$prog --min-clients 0 --json -- true)
+			else
+				out=$(usage_json run_$prog "${bad[@]}" --json)
+			fi
+			[[ $out == "mcast-$prog: "*" '"*"': "* ]]
+			# an unknown option, before --json was read or after it
+			if [ $where = before ]; then
+				out=$(usage_json run_$prog --json --bogus "${unknown[@]}")
+			elif [ $prog = sched ]; then
+				out=$(usage_json run_$prog --bogus --json -- true)
+			else
+				out=$(usage_json run_$prog --bogus "${unknown[@]}" --json)
+			fi
+			[ "$out" = "mcast-$prog: --bogus: unknown option, or its value is missing" ]
+		done
+		# Without --json stdout stays empty.
+		run -2 --separate-stderr run_$prog "${bad[@]}"
+		[ -z "$output" ]
+		[[ $stderr == "mcast-$prog: "*" '"*"': "* ]]
+	done
+	# The exact lines: a usage error found while the options are read knows no path yet;
+	# mcast-pack names its command once it has read it.
+	run -2 --separate-stderr run_send -r abc p.mcpkg --json
+	[ "$output" = '{"event":"summary","v":1,"result":"error","path":null,"exit":2}' ]
+	run -2 --separate-stderr run_pack create --json --bogus
+	[ "$output" = '{"event":"summary","v":1,"result":"error","command":"create","path":null,"exit":2}' ]
+	# Another missing piece of the command line, and a bad MCAST_PORT, likewise.
+	out=$(usage_json run_repair --json out.mcpkg)
+	[[ $out == "mcast-repair: no source: "* ]]
+	out=$(MCAST_PORT=0 usage_json run_recv --json -o out.mcpkg)
+	[[ $out == "mcast-recv: MCAST_PORT '0': "* ]]
+	# --json after "--" is COMMAND's, not mcast-sched's: nothing on stdout.
+	run -2 --separate-stderr run_sched --bogus -- "$MCAST_BIN/mcast-send" --json p.mcpkg
+	[ -z "$output" ]
+	run -2 --separate-stderr run_sched --bogus "$MCAST_BIN/mcast-send" --json p.mcpkg
+	[ -z "$output" ]
+	# -h and --version print what they print, with no summary after it.
+	run -0 --separate-stderr run_send --json -h
+	[[ ${lines[0]} == "usage: mcast-send "* ]]
+	[[ $output != *'"event"'* ]]
+	run -0 --separate-stderr run_pack --json --version
+	[[ $output == "mcast-pack "* ]]
+	[[ $output != *'"event"'* ]]
 }
