@@ -437,7 +437,8 @@ static int cmd_create(const struct args *a, char **paths, int npaths)
 	free(to);
 	if (rc < 0) {
 		mc_err("%s", err);
-		return MC_EXIT_RUNTIME;
+		/* A directory where a file goes (--image SOURCE, -o) is the command line's fault, as -o DIR is to mcast-recv. */
+		return rc == -EISDIR ? MC_EXIT_USAGE : MC_EXIT_RUNTIME;
 	}
 	mc_id_hex(id, hex);
 	if (open_pkg(a->output, 0, &p) != 0)

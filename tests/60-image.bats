@@ -239,6 +239,10 @@ jfield() { python3 -c 'import json, sys; print(json.loads(sys.argv[2])[sys.argv[
 	run -2 --separate-stderr "$MCAST_BIN/mcast-pack" extract --to /dev/null im.mcpkg
 	[[ $stderr == *"/dev/null: is a character device"* ]]
 	run -2 --separate-stderr "$MCAST_BIN/mcast-pack" verify --to big tar.mcpkg
+	# A directory as SOURCE, or as -o: the command line's fault (2).
+	run -2 --separate-stderr "$MCAST_BIN/mcast-pack" create --image -o x.mcpkg tree
+	[[ $stderr == *"tree: is a directory; --image takes a block device, a regular file or -"* ]]
+	run -2 --separate-stderr "$MCAST_BIN/mcast-pack" create --image -o tree img
 	# Usage: --image takes one SOURCE and zstd or none; --to goes with extract and verify alone.
 	run -2 "$MCAST_BIN/mcast-pack" create --image -o x.mcpkg img img
 	run -2 "$MCAST_BIN/mcast-pack" create --image -z gzip -o x.mcpkg img
