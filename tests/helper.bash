@@ -15,6 +15,10 @@ if declare -F bats_require_minimum_version >/dev/null; then
 	bats_require_minimum_version 1.5.0
 fi
 
+# (Without a subshell when bats gives the directory: this runs once a test.)
+if [ -z "${MCAST_ROOT:-}" ] && [[ ${BATS_TEST_DIRNAME:-} == /*/tests ]]; then
+	MCAST_ROOT=${BATS_TEST_DIRNAME%/tests}
+fi
 MCAST_ROOT=${MCAST_ROOT:-$(cd "${BATS_TEST_DIRNAME:-$(dirname "${BASH_SOURCE[0]}")}/.." && pwd)}
 MCAST_BIN=${MCAST_BIN:-$MCAST_ROOT/bin}
 EXEC_PREFIX=${EXEC_PREFIX:-}
@@ -52,6 +56,17 @@ MC_NS_PREFIX=${MC_NS_PREFIX:-mct$$x${BATS_SUITE_TEST_NUMBER:-0}}
 # ---------------------------------------------------------------------------
 # Running the programs
 
+# Why most helpers begin with `local -; set +T` and go on in _mc_u_NAME: bats
+# runs a DEBUG trap before every command of a test, also inside the functions
+# it calls (set -T), and here that trap costs about 1.5-2 ms of CPU a command
+# (a loop of 1000 `[ -f F ]` in a test took 1.5 s; with -T off 0.025 s). A
+# function called with -T off runs without the trap, so a helper's own
+# commands, its polling loops (bg_wait, wait_for) and the functions it calls
+# cost what plain bash costs; `local -` puts -T back when it returns. The
+# suites are CPU-bound on two cores, so that was seconds of the run per test.
+# A failure inside still fails the test, which bats reports at the helper's
+# call.
+
 # _mc_argv CMD ARG...: expand CMD into the real argv in the array MC_ARGV.
 # run_<prog>, ns_exec and with_timeout compose in any order, e.g.
 #   with_timeout 20 ns_exec h1 run_recv -o out.mcpkg
@@ -74,7 +89,7 @@ _mc_argv() {
 		[ $# -gt 0 ] || { echo "ns_exec: no command" >&2; return 2; }
 		_mc_argv "$@" || return
 		# "-" is the root namespace (as for nginx_start and flaky_start).
-		[ "$host" = - ] || MC_ARGV=(ip netns exec "$(ns_name "$host")" "${MC_ARGV[@]}")
+		[ "$host" = - ] || MC_ARGV=(ip netns exec "$MC_NS_PREFIX-$host" "${MC_ARGV[@]}")
 		;;
 	with_timeout)
 		local secs=$1
@@ -84,7 +99,7 @@ _mc_argv() {
 		MC_ARGV=(timeout -k 5 "$secs" "${MC_ARGV[@]}")
 		;;
 	*)
-		if [ "$(type -t "$cmd")" = function ]; then
+		if declare -F "$cmd" >/dev/null; then
 			# Any other shell function: run it in a bash that loads this file.
 			MC_ARGV=(env MC_HELPER_FN="$cmd" bash -c \
 				'. "$MCAST_ROOT/tests/helper.bash"; "$MC_HELPER_FN" "$@"' "$cmd" "$@")
@@ -103,23 +118,37 @@ _mc_exec() {
 
 # run_pack ARG...: run bin/mcast-pack (from $MCAST_BIN, under $EXEC_PREFIX).
 # Use under bats `run`:  run -3 --separate-stderr run_pack verify x.mcpkg
-run_pack() { _mc_exec run_pack "$@"; }
-run_send() { _mc_exec run_send "$@"; }
-run_recv() { _mc_exec run_recv "$@"; }
-run_repair() { _mc_exec run_repair "$@"; }
-run_sched() { _mc_exec run_sched "$@"; }
+run_pack() { local -; set +T; _mc_exec run_pack "$@"; }
+run_send() { local -; set +T; _mc_exec run_send "$@"; }
+run_recv() { local -; set +T; _mc_exec run_recv "$@"; }
+run_repair() { local -; set +T; _mc_exec run_repair "$@"; }
+run_sched() { local -; set +T; _mc_exec run_sched "$@"; }
 
 # with_timeout SECS CMD ARG...: run CMD, killed after SECS (status 124, as
 # timeout(1)); SIGKILL 5 s later if it ignores SIGTERM. CMD may be a program,
 # run_<prog>, ns_exec ..., or a shell function.
-with_timeout() { _mc_exec with_timeout "$@"; }
+with_timeout() { local -; set +T; _mc_exec with_timeout "$@"; }
 
 # ns_exec HOST CMD ARG...: run CMD inside HOST's namespace ("-": the root one).
-ns_exec() { _mc_exec ns_exec "$@"; }
+ns_exec() { local -; set +T; _mc_exec ns_exec "$@"; }
 
 # udp_tool send|recv ...: tests/udp-tool.py, to check that multicast flows
 # and to throw garbage datagrams at a session (see its --help).
-udp_tool() { _mc_exec udp_tool "$@"; }
+udp_tool() { local -; set +T; _mc_exec udp_tool "$@"; }
+
+# mc_sleep SECS: sleep(1) without a process. The polling loops below wait
+# thousands of times a run, and a fork and exec of sleep from a test's shell
+# costs about 6 ms of CPU here (the suites are CPU-bound): read -t on a FIFO
+# held open for reading and writing, which never gets a byte, only times out.
+mc_sleep() {
+	local f=$MC_STATE/sleep.fifo _mc_none
+	if [ ! -p "$f" ] && ! mkfifo "$f" 2>/dev/null && [ ! -p "$f" ]; then
+		sleep "$1"
+		return 0
+	fi
+	read -r -t "$1" _mc_none <>"$f" || true
+	return 0
+}
 
 # ---------------------------------------------------------------------------
 # Background processes
@@ -129,7 +158,8 @@ udp_tool() { _mc_exec udp_tool "$@"; }
 # Sets BG_PID, the pid of CMD itself (bg_pid NAME prints it later). A keeper
 # records its exit status, so bg_wait works from any subshell (bats `run`).
 # Everything is killed in teardown. Background jobs close fd 3, as bats needs.
-bg_start() {
+bg_start() { local -; set +T; _mc_u_bg_start "$@"; }
+_mc_u_bg_start() {
 	local name=$1 MC_ARGV i
 	shift
 	_mc_argv "$@" || return
@@ -147,7 +177,7 @@ bg_start() {
 	echo $! >>"$MC_STATE/pids"
 	for ((i = 0; i < 500; i++)); do
 		[ -f "$MC_STATE/bg.$name" ] && break
-		sleep 0.01
+		mc_sleep 0.01
 	done
 	BG_PID=$(cat "$MC_STATE/bg.$name") || return 1
 	echo "$BG_PID" >>"$MC_STATE/pids"
@@ -161,7 +191,8 @@ bg_running() { [ -f "$MC_STATE/bg.$1" ] && [ ! -f "$MC_STATE/st.$1" ]; }
 # bg_wait NAME [SECS]: wait for NAME to end (at most SECS, default 60) and
 # return its exit status (128+N when killed by signal N); 124 if it still
 # runs then (it is killed).
-bg_wait() {
+bg_wait() { local -; set +T; _mc_u_bg_wait "$@"; }
+_mc_u_bg_wait() {
 	local deadline
 	[ -f "$MC_STATE/bg.$1" ] || { echo "bg_wait: no job $1" >&2; return 1; }
 	deadline=$((SECONDS + ${2:-60}))
@@ -171,7 +202,7 @@ bg_wait() {
 			bg_kill "$1" KILL
 			return 124
 		fi
-		sleep 0.05
+		mc_sleep 0.05
 	done
 	return "$(cat "$MC_STATE/st.$1")"
 }
@@ -209,7 +240,8 @@ _mc_gone() {
 # while the program below it still exits (a thread in fdatasync, an ASan
 # heap to unmap) and holds its PKG.part lock, so that the next program run
 # on the same output would find it "in use by another process".
-bg_kill() {
+bg_kill() { local -; set +T; _mc_u_bg_kill "$@"; }
+_mc_u_bg_kill() {
 	local pid p pids
 	pid=$(bg_pid "$1") || return 1
 	pids=$(_mc_descendants "$pid")
@@ -227,12 +259,13 @@ bg_kill() {
 }
 
 # wait_for SECS CMD ARG...: poll CMD every 0.1 s until it succeeds; 1 on timeout.
-wait_for() {
+wait_for() { local -; set +T; _mc_u_wait_for "$@"; }
+_mc_u_wait_for() {
 	local deadline=$((SECONDS + $1))
 	shift
 	until "$@"; do
 		[ "$SECONDS" -lt "$deadline" ] || return 1
-		sleep 0.1
+		mc_sleep 0.1
 	done
 }
 
@@ -248,7 +281,8 @@ PY=python3
 
 # session_send_bg HOST ARG...: mcast-send --json on $G:$P from HOST, in the
 # background as "send" (SNAME overrides the name).
-session_send_bg() {
+session_send_bg() { local -; set +T; _mc_u_session_send_bg "$@"; }
+_mc_u_session_send_bg() {
 	local host=$1
 	shift
 	bg_start "${SNAME:-send}" with_timeout 60 ns_exec "$host" run_send -g "$G" -p "$P" --json "$@"
@@ -256,7 +290,8 @@ session_send_bg() {
 
 # session_recv_bg NAME HOST ARG...: mcast-recv --json on $G:$P in HOST, in the
 # background as NAME (ARG gives -o or --to); returns once it listens.
-session_recv_bg() {
+session_recv_bg() { local -; set +T; _mc_u_session_recv_bg "$@"; }
+_mc_u_session_recv_bg() {
 	local name=$1 host=$2
 	shift 2
 	bg_start "$name" with_timeout 60 ns_exec "$host" run_recv -g "$G" -p "$P" --json "$@"
@@ -270,7 +305,8 @@ session_recv_bg() {
 # bg_ends NAME SECS STATUS...: background job NAME ends within SECS with one
 # of the STATUSes; its stderr is shown when not. Call it in the test's shell
 # (not under `run`), where bg_wait can reap the job.
-bg_ends() {
+bg_ends() { local -; set +T; _mc_u_bg_ends "$@"; }
+_mc_u_bg_ends() {
 	local name=$1 secs=$2 st=0 s
 	shift 2
 	bg_wait "$name" "$secs" || st=$?
@@ -284,7 +320,8 @@ bg_ends() {
 
 # bg_json NAME EVENT EXPR: EXPR (Python, on the object j) of the last --json
 # EVENT that background job NAME printed.
-bg_json() {
+bg_json() { local -; set +T; _mc_u_bg_json "$@"; }
+_mc_u_bg_json() {
 	"$PY" - "$BATS_TEST_TMPDIR/$1.out" "$2" "$3" <<'PYEOF'
 import json, sys
 path, event, expr = sys.argv[1:]
@@ -302,7 +339,8 @@ PYEOF
 # bigger_than FILE BYTES: FILE exists and holds more than BYTES.
 # flip_byte FILE OFFSET: complement the byte at OFFSET, so the file surely changes there
 # (writing a fixed character would leave a byte that already held it unchanged: 1 run in 256).
-flip_byte() {
+flip_byte() { local -; set +T; _mc_u_flip_byte "$@"; }
+_mc_u_flip_byte() {
 	local b
 	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
 	[ -n "$b" ] || { echo "flip_byte: $1 has no byte at $2" >&2; return 1; }
@@ -319,28 +357,42 @@ bigger_than() {
 # ns_name HOST: the netns name of HOST (as made by ns_lo or lan_create).
 ns_name() { printf '%s-%s\n' "$MC_NS_PREFIX" "$1"; }
 
-_mc_ns_add() {
-	local ns
-	ns=$(ns_name "$1")
-	ip netns add "$ns" || return 1
-	echo "$ns" >>"$MC_STATE/netns"
-	ip -n "$ns" link set lo up multicast on
-}
+# (The helpers below name namespaces as ns_name does, without its subshell,
+# and give ip its commands in batches: each ip started from a test's shell
+# costs several ms of CPU, and the suites are CPU-bound.)
 
 # ns_lo [HOST]: a one-host namespace (default HOST "local") where multicast
 # goes over lo: lo up with multicast on, route 224.0.0.0/4 dev lo, and the
 # address 198.18.0.1 (on a dummy link when the kernel has them, else on lo).
 # IPv4 only: IPv6 multicast over lo does not work, use lan_create.
-ns_lo() {
+ns_lo() { local -; set +T; _mc_u_ns_lo "$@"; }
+_mc_u_ns_lo() {
 	local host=${1:-local} ns
-	ns=$(ns_name "$host")
-	_mc_ns_add "$host" || return 1
-	ip -n "$ns" route add 224.0.0.0/4 dev lo || return 1
-	if ip -n "$ns" link add mc0 type dummy 2>/dev/null; then
-		ip -n "$ns" addr add 198.18.0.1/24 dev mc0 &&
-			ip -n "$ns" link set mc0 up || return 1
-	else
-		ip -n "$ns" addr add 198.18.0.1/32 dev lo || return 1
+	ns=$MC_NS_PREFIX-$host
+	ip netns add "$ns" || return 1
+	echo "$ns" >>"$MC_STATE/netns"
+	# The dummy link first: a kernel without them stops the batch there
+	# (and the next ns_lo of this bats run goes to lo at once).
+	local nodummy=${BATS_RUN_TMPDIR:-$MC_STATE}/.mc-no-dummy
+	if [ -e "$nodummy" ] || ! ip -n "$ns" -batch - <<-EOF_IP 2>/dev/null; then
+		link add mc0 type dummy
+		link set lo up multicast on
+		route add 224.0.0.0/4 dev lo
+		addr add 198.18.0.1/24 dev mc0
+		link set mc0 up
+	EOF_IP
+		if [ ! -e "$nodummy" ]; then
+			if ip -n "$ns" link show mc0 >/dev/null 2>&1; then
+				echo "ns_lo: setting up $ns failed" >&2
+				return 1
+			fi
+			: >"$nodummy"
+		fi
+		ip -n "$ns" -batch - <<-EOF_IP || return 1
+			link set lo up multicast on
+			route add 224.0.0.0/4 dev lo
+			addr add 198.18.0.1/32 dev lo
+		EOF_IP
 	fi
 	echo "$host" >>"$MC_STATE/hosts"
 	NS_HOST=$host
@@ -350,28 +402,43 @@ ns_lo() {
 # (multicast_snooping 0) in a namespace of its own ("br"). Host hI has eth0
 # with 198.18.0.I/24 and 2001:db8::I/64 (nodad, no link-local), and routes
 # 239.0.0.0/8 and ff15::/16 via eth0. Sets LAN_HOSTS=(h1 ... hN).
-lan_create() {
-	local n=$1 i host ns br
+lan_create() { local -; set +T; _mc_u_lan_create "$@"; }
+_mc_u_lan_create() {
+	local n=$1 i host ns br adds links
 	[ "$n" -ge 1 ] && [ "$n" -le 250 ] || { echo "lan_create: 1..250 hosts" >&2; return 2; }
-	_mc_ns_add br || return 1
-	br=$(ns_name br)
-	ip -n "$br" link add br0 type bridge mcast_snooping 0 || return 1
-	ip -n "$br" link set br0 up || return 1
+	br=$MC_NS_PREFIX-br
+	adds="netns add $br" links=
+	for ((i = 1; i <= n; i++)); do
+		adds+=$'\n'"netns add $MC_NS_PREFIX-h$i"
+		links+="link add v$i type veth peer name eth0 netns $MC_NS_PREFIX-h$i
+link set v$i master br0
+link set v$i up
+"
+	done
+	# Recorded first, so that teardown removes what a failed batch made.
+	printf '%s\n' "$br" >>"$MC_STATE/netns"
+	for ((i = 1; i <= n; i++)); do printf '%s\n' "$MC_NS_PREFIX-h$i" >>"$MC_STATE/netns"; done
+	ip -batch - <<<"$adds" || return 1
+	ip -n "$br" -batch - <<-EOF_IP || return 1
+		link set lo up multicast on
+		link add br0 type bridge mcast_snooping 0
+		link set br0 up
+		$links
+	EOF_IP
 	LAN_HOSTS=()
 	for ((i = 1; i <= n; i++)); do
 		host=h$i
-		ns=$(ns_name "$host")
-		_mc_ns_add "$host" || return 1
-		ip -n "$br" link add "v$i" type veth peer name eth0 netns "$ns" || return 1
-		ip -n "$br" link set "v$i" master br0 || return 1
-		ip -n "$br" link set "v$i" up || return 1
+		ns=$MC_NS_PREFIX-$host
 		# No link-local (and so no DAD); the test addresses are added nodad.
 		ip -n "$ns" link set eth0 addrgenmode none 2>/dev/null || true
-		ip -n "$ns" link set eth0 up multicast on || return 1
-		ip -n "$ns" addr add "198.18.0.$i/24" dev eth0 || return 1
-		ip -n "$ns" -6 addr add "2001:db8::$i/64" dev eth0 nodad || return 1
-		ip -n "$ns" route add 239.0.0.0/8 dev eth0 || return 1
-		ip -n "$ns" -6 route add ff15::/16 dev eth0 || return 1
+		ip -n "$ns" -batch - <<-EOF_IP || return 1
+			link set lo up multicast on
+			link set eth0 up multicast on
+			addr add 198.18.0.$i/24 dev eth0
+			addr add 2001:db8::$i/64 dev eth0 nodad
+			route add 239.0.0.0/8 dev eth0
+			route add ff15::/16 dev eth0
+		EOF_IP
 		echo "$host" >>"$MC_STATE/hosts"
 		LAN_HOSTS+=("$host")
 	done
@@ -394,7 +461,8 @@ ns_addr6() {
 # ns_loss HOST PCT [PORT...]: drop PCT% of UDP packets arriving at HOST (to
 # the given destination ports, or to every UDP port), with real kernel loss
 # from nftables in HOST's namespace (PCT 0..100: 100 cuts HOST off). ns_loss HOST 0 removes it.
-ns_loss() {
+ns_loss() { local -; set +T; _mc_u_ns_loss "$@"; }
+_mc_u_ns_loss() {
 	local host=$1 pct=$2 ns port odds
 	shift 2
 	ns=$(ns_name "$host")
@@ -416,7 +484,8 @@ ns_loss() {
 }
 
 # ns_loss_count HOST: packets dropped so far by HOST's loss rules.
-ns_loss_count() {
+ns_loss_count() { local -; set +T; _mc_u_ns_loss_count "$@"; }
+_mc_u_ns_loss_count() {
 	ip netns exec "$(ns_name "$1")" nft list table inet loss 2>/dev/null |
 		awk '/drop/ { for (i = 1; i < NF; i++) if ($i == "packets") n += $(i + 1) }
 		     END { print n + 0 }'
@@ -432,7 +501,8 @@ ns_loss_count() {
 # 8443 with -s). -c: extra directives for the server block, e.g. 'max_ranges 0;'.
 # Sets NGINX_URL (no trailing slash) and NGINX_DIR (its config, pid and logs:
 # access.log records each request with its Range and bytes sent).
-nginx_start() {
+nginx_start() { local -; set +T; _mc_u_nginx_start "$@"; }
+_mc_u_nginx_start() {
 	local host=$1 dir=$2 tls= addr=127.0.0.1 port= extra= d ns_cmd=() OPTIND=1 o
 	shift 2
 	while getopts sa:p:c: o; do
@@ -509,19 +579,21 @@ EOF
 
 # nginx_stop [DIR]: stop the nginx whose private directory is DIR (default the
 # last started). Teardown stops all of them.
-nginx_stop() {
+nginx_stop() { local -; set +T; _mc_u_nginx_stop "$@"; }
+_mc_u_nginx_stop() {
 	local d=${1:-$NGINX_DIR} pid
 	[ -f "$d/nginx.pid" ] || return 0
 	pid=$(cat "$d/nginx.pid")
 	kill -QUIT "$pid" 2>/dev/null || true
-	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; mc_sleep 0.1; done
 	kill -KILL "$pid" 2>/dev/null || true
 	return 0
 }
 
 # mc_make_cert DIR [ADDR]: self-signed certificate DIR/cert.pem, key DIR/key.pem,
 # valid for localhost, 127.0.0.1, 198.18.0.1-9 and 2001:db8::1-9 (and ADDR).
-mc_make_cert() {
+mc_make_cert() { local -; set +T; _mc_u_mc_make_cert "$@"; }
+_mc_u_mc_make_cert() {
 	local d=$1 addr=${2:-127.0.0.1} san="DNS:localhost,IP:127.0.0.1,IP:::1" i
 	for i in 1 2 3 4 5 6 7 8 9; do san="$san,IP:198.18.0.$i,IP:2001:db8::$i"; done
 	case ",$san," in *",IP:$addr,"*) ;; *) san="$san,IP:$addr" ;; esac
@@ -545,7 +617,8 @@ mc_free_port() {
 # no byte), --trickle BPS (the body at BPS bytes a second), --hostile-first N
 # (only the first N requests stall or trickle), --addr, --port.
 # Sets FLAKY_URL and FLAKY_LOG (one JSON line per request).
-flaky_start() {
+flaky_start() { local -; set +T; _mc_u_flaky_start "$@"; }
+_mc_u_flaky_start() {
 	local host=$1 dir=$2 port=8081 addr=127.0.0.1 a ns_cmd=() prev=
 	shift 2
 	for a in "$@"; do
@@ -580,13 +653,14 @@ flaky_start() {
 
 # require_loop: skip unless root with a free loop device (losetup -f).
 require_loop() {
-	[ "$(id -u)" -eq 0 ] || skip "needs root (loop devices)"
+	[ "$EUID" -eq 0 ] || skip "needs root (loop devices)"
 	command -v losetup >/dev/null || skip "no losetup here"
 	losetup -f >/dev/null 2>&1 || skip "no free loop device (this kernel has no loop driver, or all are busy)"
 }
 
 # loop_attach FILE [losetup options]: attaches FILE, prints the device.
-loop_attach() {
+loop_attach() { local -; set +T; _mc_u_loop_attach "$@"; }
+_mc_u_loop_attach() {
 	local dev
 	dev=$(losetup -f --show "$@") || return 1
 	echo "$dev" >>"$MC_STATE/loops"
@@ -596,12 +670,13 @@ loop_attach() {
 # loop_detach DEV: detaches a device loop_attach made (mc_cleanup does it too)
 # and returns only once it is gone and its backing file holds every write:
 # losetup -d returns while the kernel still tears the device down.
-loop_detach() {
+loop_detach() { local -; set +T; _mc_u_loop_detach "$@"; }
+_mc_u_loop_detach() {
 	local i=0
 	losetup -d "$1" || return 1
 	sed -i "\|^$1\$|d" "$MC_STATE/loops"
 	while [ -e "/sys/block/${1#/dev/}/loop/backing_file" ] && [ $i -lt 100 ]; do
-		sleep 0.05
+		mc_sleep 0.05
 		i=$((i + 1))
 	done
 	sync
@@ -632,7 +707,7 @@ _mc_mntns() {
 	# unshare execs sleep once the namespace is made.
 	for ((i = 0; i < 500; i++)); do
 		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" != sleep ] || break
-		sleep 0.01
+		mc_sleep 0.01
 	done
 	[ "$(readlink "/proc/$pid/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] || return 1
 	echo "$pid" >"$MC_STATE/mntns"
@@ -643,7 +718,8 @@ _mc_mntns() {
 # empty DIR is replaced by the link), recorded for mc_cleanup. A block device
 # goes into the test's own mount namespace (above); anything else (tmpfs) is
 # mounted here.
-mc_mount() {
+mc_mount() { local -; set +T; _mc_u_mc_mount "$@"; }
+_mc_u_mc_mount() {
 	local dir
 	dir=$(realpath -ms "$2") || return 1
 	if [ ! -b "$1" ]; then
@@ -670,7 +746,8 @@ _mc_umount() {
 }
 
 # mc_umount DIR: unmounts what mc_mount mounted.
-mc_umount() {
+mc_umount() { local -; set +T; _mc_u_mc_umount "$@"; }
+_mc_u_mc_umount() {
 	local dir
 	dir=$(realpath -ms "$1") || return 1
 	_mc_umount "$dir" && sed -i "\|^$dir\$|d" "$MC_STATE/mounts"
@@ -679,7 +756,8 @@ mc_umount() {
 # mc_ext4_image FILE SIZE NAME...: FILE becomes an ext4 file system of SIZE
 # (truncate's units) holding a copy of each /usr/share/NAME under /share,
 # made on a loop device and unmounted; returns once FILE holds every write.
-mc_ext4_image() {
+mc_ext4_image() { local -; set +T; _mc_u_mc_ext4_image "$@"; }
+_mc_u_mc_ext4_image() {
 	local img=$1 size=$2 dev d mnt
 	shift 2
 	mnt=$(mktemp -d "${BATS_FILE_TMPDIR:-$BATS_TEST_TMPDIR}/mnt.XXXX") || return 1
@@ -695,7 +773,8 @@ mc_ext4_image() {
 # state_done FILE N: the target state FILE (lib/tstate.h) counts at least N
 # chunks on the target: the word after the manifest's chunk count (the
 # manifest's length is at 40, the manifest at 44).
-state_done() {
+state_done() { local -; set +T; _mc_u_state_done "$@"; }
+_mc_u_state_done() {
 	local mlen h
 	h=$(od -An -j 40 -N 4 -t x1 "$1" 2>/dev/null | tr -d ' \n')
 	[ ${#h} -eq 8 ] || return 1
@@ -709,7 +788,7 @@ state_done() {
 # 0 quietly without; its tests then skip through need_ready.
 image_host_ok() {
 	local c
-	[ "$(id -u)" -eq 0 ] && command -v losetup >/dev/null && losetup -f >/dev/null 2>&1 || return 1
+	[ "$EUID" -eq 0 ] && command -v losetup >/dev/null && losetup -f >/dev/null 2>&1 || return 1
 	for c in "$@"; do command -v "$c" >/dev/null || return 1; done
 }
 
@@ -746,7 +825,8 @@ mc_show_last_run() {
 # while O_DIRECT reads and the file agreed.
 
 # mc_dev_sum DEV|FILE: the sha256 of a block device (read with O_DIRECT) or file.
-mc_dev_sum() {
+mc_dev_sum() { local -; set +T; _mc_u_mc_dev_sum "$@"; }
+_mc_u_mc_dev_sum() {
 	if [ -b "$1" ]; then
 		dd if="$1" iflag=direct bs=1M status=none | sha256sum | cut -d' ' -f1
 	else
@@ -756,7 +836,8 @@ mc_dev_sum() {
 
 # mc_dev_cmp IMG DEV: DEV (a block device, read with O_DIRECT, or a file)
 # begins with the bytes of the file IMG.
-mc_dev_cmp() {
+mc_dev_cmp() { local -; set +T; _mc_u_mc_dev_cmp "$@"; }
+_mc_u_mc_dev_cmp() {
 	if [ -b "$2" ]; then
 		cmp -n "$(stat -c %s "$1")" "$1" <(dd if="$2" iflag=direct bs=1M status=none)
 	else
@@ -766,7 +847,8 @@ mc_dev_cmp() {
 
 # mc_cleanup: stop everything this test started and remove its namespaces.
 # Called by the default teardown(); safe to call twice.
-mc_cleanup() {
+mc_cleanup() { local -; set +T; _mc_u_mc_cleanup "$@"; }
+_mc_u_mc_cleanup() {
 	local p d ns
 	mc_show_last_run
 	if [ -f "$MC_STATE/pids" ]; then
@@ -775,18 +857,19 @@ mc_cleanup() {
 	if [ -f "$MC_STATE/nginx" ]; then
 		while read -r d; do nginx_stop "$d"; done <"$MC_STATE/nginx"
 	fi
+	# One ip for all the namespaces (-force: on past one that is gone).
+	local nsl=
 	if [ -f "$MC_STATE/netns" ]; then
-		while read -r ns; do
-			for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
-		done <"$MC_STATE/netns"
+		while read -r ns; do nsl+="netns pids $ns"$'\n'; done <"$MC_STATE/netns"
+		for p in $(ip -force -batch - <<<"$nsl" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
 	fi
 	if [ -f "$MC_STATE/pids" ]; then
-		sleep 0.1
+		mc_sleep 0.1
 		for d in $(_mc_descendants $(cat "$MC_STATE/pids")); do kill -KILL "$d" 2>/dev/null || true; done
 		rm -f "$MC_STATE/pids"
 	fi
 	if [ -f "$MC_STATE/netns" ]; then
-		while read -r ns; do ip netns del "$ns" 2>/dev/null || true; done <"$MC_STATE/netns"
+		ip -force -batch - <<<"${nsl//netns pids /netns del }" >/dev/null 2>&1 || true
 		rm -f "$MC_STATE/netns"
 	fi
 	rm -f "$MC_STATE/nginx" "$MC_STATE/hosts"
@@ -807,7 +890,8 @@ mc_cleanup() {
 
 # mc_reap_stale: delete mct* namespaces left by test processes that are gone
 # (a run killed before its teardown). run-all.sh calls it first.
-mc_reap_stale() {
+mc_reap_stale() { local -; set +T; _mc_u_mc_reap_stale "$@"; }
+_mc_u_mc_reap_stale() {
 	local ns pid p
 	for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }'); do
 		case $ns in mct[0-9]*x*) ;; *) continue ;; esac
@@ -827,7 +911,7 @@ teardown_file() { mc_cleanup; }
 
 # require_root: skip the test unless it runs as root (namespaces, nftables).
 require_root() {
-	[ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces)"
+	[ "$EUID" -eq 0 ] || skip "needs root (network namespaces)"
 }
 
 # plain_run_only: skip in the ASan+UBSan run of make check. For the few
@@ -852,6 +936,13 @@ asan_covered_elsewhere() {
 if [ -n "${MC_COV:-}" ] && [ -n "${BATS_TEST_FILENAME:-}" ]; then
 	GCOV_PREFIX=$MC_COV/$(basename "$BATS_TEST_FILENAME" .bats)/${BATS_SUITE_TEST_NUMBER:-setup}
 	export GCOV_PREFIX
+fi
+
+# MC_CPUACCT (tests/tools/cpu-per-test): a cgroup v1 cpuacct directory; each
+# test's process (and all it starts) goes into MC_CPUACCT/SUITE.TEST.
+if [ -n "${MC_CPUACCT:-}" ] && [ -n "${BATS_TEST_FILENAME:-}" ]; then
+	_mc_cg=$MC_CPUACCT/$(basename "$BATS_TEST_FILENAME" .bats).${BATS_SUITE_TEST_NUMBER:-setup}
+	mkdir -p "$_mc_cg" && echo "$BASHPID" >"$_mc_cg/cgroup.procs"
 fi
 
 # require_prog PROG...: skip unless every PROG is built in $MCAST_BIN and is

@@ -39,6 +39,13 @@ export MCAST_RUN_MODE=$mode
 
 mkdir -p "$logs" "$(dirname "$counts")" || exit 1
 
+# The system python3 first on PATH, as helper.bash wants it, once for all
+# tests (helper.bash would otherwise check it in every test's process).
+if [ -x /usr/bin/python3 ] && [ "$(command -v python3)" != /usr/bin/python3 ]; then
+	mkdir -p "$logs/.mc-python3" && ln -sf /usr/bin/python3 "$logs/.mc-python3/python3" &&
+		PATH=$logs/.mc-python3:$PATH
+fi
+
 # A run started from inside a bats test (the harness tests do) must not
 # inherit that test's bats state.
 for v in $(env | sed -n 's/^\(BATS_[A-Za-z0-9_]*\)=.*/\1/p'); do
