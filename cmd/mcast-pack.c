@@ -1503,6 +1503,8 @@ static void check_args(const struct args *a, int argc, char **argv)
 		usage_error("%s: --decrypt is for list, verify, extract and rewrap", a->cmd);
 	if (strcmp(a->cmd, "rewrap") == 0 && (a->decrypt == NULL || a->output == NULL || a->output[0] == '\0'))
 		usage_error("rewrap: --decrypt KEY and -o OUT are required");
+	if (strcmp(a->cmd, "rewrap") == 0 && mc_fe_output_refusal(a->output))
+		bad_value("-o", a->output, "%s", mc_fe_output_refusal(a->output));
 	if (strcmp(a->cmd, "create") == 0) {
 		check_create(a, argv, argc);
 	} else if (strcmp(a->cmd, "keygen") != 0) {

@@ -549,9 +549,10 @@ static int open_sink(struct run *x, struct mc_sink **sink)
 		if (stat(x->o.out, &sb) == 0 && S_ISDIR(sb.st_mode))
 			mc_fe_bad_value(usage_text, "-o", x->o.out, "is a directory; -o names the package file to write");
 		snprintf(x->kept, sizeof x->kept, "%s.part and its state", x->o.out);
-		if (mc_sink_pkg_open(x->o.out, sink, err, sizeof err) < 0) {
+		if ((e = mc_sink_pkg_open(x->o.out, sink, err, sizeof err)) < 0) {
 			mc_err("%s", err);
-			return MC_EXIT_RUNTIME;
+			/* PKG.part or its state a device node, FIFO or socket: refused, nothing written. */
+			return e == -EINVAL ? MC_EXIT_USAGE : MC_EXIT_RUNTIME;
 		}
 		return 0;
 	}

@@ -465,7 +465,8 @@ int main(int argc, char **argv)
 		mc_err("%s: no usable source: every source is a path that cannot serve what is missing", a.o.pkg);
 	status = rc == 0 ? MC_EXIT_OK : rc > 0 && !res.no_source ? MC_EXIT_INCOMPLETE : MC_EXIT_RUNTIME;
 	if (rc < 0 && res.refused)
-		status = MC_EXIT_USAGE; /* --to: refused before a byte was written (unsuitable target, package or state) */
+		status = MC_EXIT_USAGE; /* refused before a byte was written (unsuitable target, package or state;
+					   a PKG.part or PKG.state that is a device node, FIFO or socket) */
 	mc_repair_result_free(&res);
 	mc_source_global_cleanup();
 out:

@@ -47,7 +47,7 @@ static const struct mc_fe_prog prog = {
 		      "  --min-clients N   start once N distinct receivers asked\n"
 		      "  --max-wait DUR    start after DUR (90s, 5m, 2h) with whoever asked, even none\n"
 		      "  --package NAME    count only receivers asking for NAME (or for any)\n"
-		      "  --status FILE     keep a JSON status in FILE, rewritten atomically\n"
+		      "  --status FILE     keep a JSON status in FILE (not a device), rewritten atomically\n"
 		      "  --skip-empty      at --max-wait, if nobody asked, exit 3 without running COMMAND\n"
 		      "  --session-key FILE  count only receivers whose hellos carry this 32-byte key's MAC\n"
 		      "  --json            one JSON event per line on stdout\n"
@@ -144,17 +144,43 @@ static void esc(FILE *f, const char *s)
 	fputs(buf, f);
 }
 
+/*
+ * Why path cannot be the --status file, or NULL: the status is renamed into
+ * place, which would put a regular file where a device node, FIFO or socket
+ * was (or a symlink to one pointed).
+ */
+static const char *status_refusal(const char *path)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) < 0)
+		return NULL;
+	if (S_ISBLK(sb.st_mode) || S_ISCHR(sb.st_mode))
+		return "a device node, never replaced by a status file";
+	if (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode))
+		return "a FIFO or socket, not a file: the status is rewritten through a temporary file and rename(2)";
+	return NULL;
+}
+
 /* Rewrites the status file through a temporary beside it and rename(2), so readers never see half of it. */
 static int write_status(struct run *r, uint64_t now, const char *state)
 {
 	const struct mc_sched *s = &r->s;
 	char tmp[PATH_MAX], id[17];
 	uint64_t rem = mc_sched_remaining(s, now);
+	const char *why;
 	FILE *f = NULL;
 	int fd, rc = -1;
 
 	if (!r->status)
 		return 0;
+	/* Checked at the command line; one made since is left as it is, said once. */
+	if ((why = status_refusal(r->status)) != NULL) {
+		if (!r->status_warned)
+			mc_warn("--status %s: %s; not written", r->status, why);
+		r->status_warned = 1;
+		return -1;
+	}
 	if (snprintf(tmp, sizeof tmp, "%s.XXXXXX", r->status) >= (int)sizeof tmp) {
 		errno = ENAMETOOLONG;
 		goto out;
@@ -445,6 +471,8 @@ static void parse(int argc, char **argv, struct opts *o, struct run *r)
 		case O_STATUS:
 			if (!*optarg)
 				mc_fe_bad_value(usage_text, "--status", optarg, "must not be empty");
+			if (status_refusal(optarg))
+				mc_fe_bad_value(usage_text, "--status", optarg, "%s", status_refusal(optarg));
 			r->status = optarg;
 			break;
 		default:

@@ -1264,6 +1264,13 @@ static int out_commit(const struct mc_pkg_create_opts *o, struct tmpout *t, cons
 		return -e0;
 	}
 	t->fd = -1;
+	/* cmd/ refuses such an output up front (mc_fe_output_refusal); one made since is not replaced either. */
+	struct stat sb;
+	if (lstat(o->output, &sb) == 0 && (S_ISBLK(sb.st_mode) || S_ISCHR(sb.st_mode) || S_ISFIFO(sb.st_mode) ||
+					  S_ISSOCK(sb.st_mode))) {
+		snprintf(err, errlen, "%s: a device node, FIFO or socket, never replaced by a package file", o->output);
+		return -EINVAL;
+	}
 	if (rename(t->tmp, o->output) < 0) {
 		int e0 = errno; /* before anything can change it */
 		snprintf(err, errlen, "%s: %s", o->output, mc_strerror(-e0));

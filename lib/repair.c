@@ -694,6 +694,7 @@ static int open_local(struct run *r, int *created)
 		*created = stat(part, &sb) < 0;
 		r->fd = mc_state_open_part(r->o->pkg, r->err, r->errlen);
 		if (r->fd < 0) {
+			r->res->refused = r->fd == -EINVAL; /* PKG.part or its state a device node, FIFO or socket */
 			lerr(r, r->fd);
 			goto out;
 		}
@@ -1016,17 +1017,6 @@ out:
 	return rc;
 }
 
-/* A PKG.part this run created and left empty (open as fd) is removed: no empty partial package behind. */
-static void drop_empty_part(const char *pkg, int fd)
-{
-	char *part = mc_state_part_path(pkg);
-	struct stat sb;
-
-	if (part && fstat(fd, &sb) == 0 && sb.st_size == 0)
-		unlink(part);
-	free(part);
-}
-
 int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, char *err, size_t errlen)
 {
 	struct run r = {0};
@@ -1205,7 +1195,7 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 		if (r.have_m && save_state(&r, 1) < 0)
 			goto out;
 		if (!r.have_m && created)
-			drop_empty_part(o->pkg, r.fd); /* nothing learned */
+			mc_state_drop_empty_part(o->pkg, r.fd); /* nothing learned */
 		/* Only paths: what failed there fails the same next time (a network source may come back). */
 		res->no_source = !stopped(&r) && o->nsources > 0;
 		for (unsigned k = 0; k < o->nsources; k++)
@@ -1215,7 +1205,7 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 	}
 out:
 	if (rc < 0 && created && r.fd >= 0)
-		drop_empty_part(o->pkg, r.fd); /* an error before a byte was written (no room, say) */
+		mc_state_drop_empty_part(o->pkg, r.fd); /* an error before a byte was written (no room, say) */
 	if (r.fd >= 0)
 		close(r.fd);
 	if (r.tgt)

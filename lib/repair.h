@@ -123,7 +123,8 @@ struct mc_repair_src_summary {
 struct mc_repair_result {
 	int have_manifest;
 	int in_place;              /* healed PKG itself */
-	int refused;               /* --to: the target, package or state was refused before a byte was written:
+	int refused;               /* --to: the target, package or state was refused before a byte was written
+	                              (or PKG.part, PKG.state was a device node, FIFO or socket):
 	                              a usage error (exit 2), reason in err */
 	int no_source;             /* incomplete and no source can ever do better: every one is a local
 	                              path that is missing, not this package or lacks what is missing */

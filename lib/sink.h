@@ -88,7 +88,8 @@ static inline int mc_sink_read(struct mc_sink *s, uint64_t off, void *buf, size_
  * The package file sink: PKG.part (the final layout, mcast-package(5)) and
  * PKG.state beside it (lib/state.h), PKG.part renamed to PKG at finish.
  * Opens (creates) and locks PKG.part. Returns 0 and *out, or a negative
- * errno-like code with "PKG.part: reason" in err.
+ * errno-like code with "PKG.part: reason" in err (-EINVAL: PKG.part or its
+ * state is a device node, FIFO or socket, refused as mc_state_open_part says).
  */
 int mc_sink_pkg_open(const char *pkg, struct mc_sink **out, char *err, size_t errlen);
 

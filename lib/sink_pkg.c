@@ -136,16 +136,11 @@ static int pkg_finish(struct mc_sink *s, const struct mc_manifest *m, char *err,
 static void pkg_close(struct mc_sink *s)
 {
 	struct sink_pkg *k = (struct sink_pkg *)s;
-	struct stat sb;
 
 	if (k->fd >= 0) {
 		/* Nothing was ever received: leave no empty PKG.part behind. */
-		if (!k->head && fstat(k->fd, &sb) == 0 && sb.st_size == 0) {
-			char *part = mc_state_part_path(k->pkg);
-			if (part)
-				unlink(part);
-			free(part);
-		}
+		if (!k->head)
+			mc_state_drop_empty_part(k->pkg, k->fd);
 		close(k->fd);
 	}
 	free(k->pkg);

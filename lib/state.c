@@ -94,6 +94,54 @@ static char *suffixed(const char *pkg, const char *suffix)
 	return p;
 }
 
+/*
+ * PKG.part, PKG.state and the temporary state are regular files: a device
+ * node, FIFO or socket under one of those names is not ours to write,
+ * rename over or remove (writing onto a device would put the package on
+ * that disk; opening a FIFO blocks). What m is, for a refusal, or NULL for
+ * anything else (a regular file; a symlink, refused or harmlessly replaced
+ * where it matters; a directory, which no call here can take).
+ */
+static const char *special_kind(mode_t m)
+{
+	if (S_ISBLK(m) || S_ISCHR(m))
+		return "a device node";
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISSOCK(m))
+		return "a socket";
+	return NULL;
+}
+
+/* -EINVAL with "PATH: a device node, not WHAT: refused" in err when m is special_kind, else 0. */
+static int refuse_mode(const char *path, mode_t m, const char *what, char *err, size_t errlen)
+{
+	const char *k = special_kind(m);
+
+	if (k == NULL)
+		return 0;
+	snprintf(err, errlen, "%s: %s, not %s: refused", path, k, what);
+	return -EINVAL;
+}
+
+/* refuse_mode for path itself (a symlink is not followed); 0 when nothing is there. */
+static int refuse_special(const char *path, const char *what, char *err, size_t errlen)
+{
+	struct stat sb;
+
+	return lstat(path, &sb) == 0 ? refuse_mode(path, sb.st_mode, what, err, errlen) : 0;
+}
+
+/* unlink(2), but never of a device node, FIFO or socket: removing one of ours never takes one of those. */
+static int unlink_ours(const char *path)
+{
+	struct stat sb;
+
+	if (lstat(path, &sb) < 0 || special_kind(sb.st_mode))
+		return -1;
+	return unlink(path);
+}
+
 char *mc_state_part_path(const char *pkg) { return suffixed(pkg, ".part"); }
 char *mc_state_file_path(const char *pkg) { return suffixed(pkg, ".state"); }
 
@@ -111,7 +159,10 @@ int mc_state_load(const char *pkg, int part_fd, struct mc_state *st, char *err, 
 		snprintf(err, errlen, "%s.state: %s", pkg, mc_strerror(-ENOMEM));
 		return -ENOMEM;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* A device is never opened (that alone may act on it), a FIFO never waited on. */
+	if (stat(path, &sb) == 0 && (rc = refuse_mode(path, sb.st_mode, "a state file", err, errlen)) < 0)
+		goto out;
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT) {
 			rc = 0;
@@ -119,6 +170,11 @@ int mc_state_load(const char *pkg, int part_fd, struct mc_state *st, char *err, 
 			rc = -errno;
 			snprintf(err, errlen, "%s: %s", path, mc_strerror(rc));
 		}
+		goto out;
+	}
+	if (fstat(fd, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file, not a state file: refused", path);
+		rc = -EINVAL;
 		goto out;
 	}
 	if (fstat(fd, &sb) < 0 || sb.st_size < STATE_FIXED + 1 || sb.st_size > STATE_MAX) {
@@ -247,14 +303,20 @@ int mc_state_sealed(const uint8_t *buf, size_t len)
 
 int mc_state_replace(const char *path, const char *tmp, uint8_t *buf, size_t len, char *err, size_t errlen)
 {
-	int fd, rc = -1;
+	int fd, rc = -1, made = 0;
 
 	mc_put64(buf + len - 8, XXH64(buf, len - 8, 0));
 
+	/* Neither name a device node, FIFO or socket: such a file is never removed, nor renamed over. */
+	if ((rc = refuse_special(tmp, "a state file", err, errlen)) < 0 ||
+	    (rc = refuse_special(path, "a state file", err, errlen)) < 0)
+		return rc;
+	rc = -1;
 	/* A new file, never one that was there: a planted symlink must not redirect the write. */
 	unlink(tmp);
 	errno = 0;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	made = fd >= 0;
 	if (fd < 0 || write(fd, buf, len) != (ssize_t)len || fsync(fd) < 0) {
 		rc = -(errno ? errno : EIO); /* a short write without errno: EIO */
 		snprintf(err, errlen, "%s: %s", tmp, mc_strerror(rc));
@@ -277,8 +339,8 @@ int mc_state_replace(const char *path, const char *tmp, uint8_t *buf, size_t len
 out:
 	if (fd >= 0)
 		close(fd);
-	if (rc < 0)
-		unlink(tmp);
+	if (rc < 0 && made)
+		unlink(tmp); /* ours alone: a file that beat O_EXCL to the name stays */
 	return rc;
 }
 
@@ -325,11 +387,11 @@ void mc_state_remove(const char *pkg)
 	char *path = mc_state_file_path(pkg), *tmp = suffixed(pkg, ".state.tmp");
 
 	if (path) {
-		unlink(path);
+		unlink_ours(path);
 		free(path);
 	}
 	if (tmp) {
-		unlink(tmp); /* a save killed between its write and its rename */
+		unlink_ours(tmp); /* a save killed between its write and its rename */
 		free(tmp);
 	}
 }
@@ -342,8 +404,8 @@ int mc_state_drop_stale(const char *pkg)
 
 	/* With a PKG.part the state is that file's: not ours to touch. */
 	if (part && path && tmp && lstat(part, &sb) < 0 && errno == ENOENT) {
-		n += unlink(path) == 0;
-		n += unlink(tmp) == 0;
+		n += unlink_ours(path) == 0;
+		n += unlink_ours(tmp) == 0;
 		if (n)
 			fsync_dir_of(path);
 	}
@@ -368,28 +430,60 @@ void mc_state_lock_fail(char *err, size_t errlen, const char *path, int rc)
 
 int mc_state_open_part(const char *pkg, char *err, size_t errlen)
 {
-	char *path = mc_state_part_path(pkg);
+	char *path = mc_state_part_path(pkg), *spath = mc_state_file_path(pkg), *tmp = suffixed(pkg, ".state.tmp");
+	struct stat sb;
 	int fd, rc;
 
-	if (path == NULL) {
+	if (path == NULL || spath == NULL || tmp == NULL) {
 		snprintf(err, errlen, "%s.part: %s", pkg, mc_strerror(-ENOMEM));
-		return -ENOMEM;
+		fd = -ENOMEM;
+		goto out;
 	}
+	/* Refused before a byte is written anywhere, and a device is not even opened (that alone may act on it). */
+	if ((fd = refuse_special(path, "a partial package", err, errlen)) < 0 ||
+	    (fd = refuse_special(spath, "a state file", err, errlen)) < 0 ||
+	    (fd = refuse_special(tmp, "a state file", err, errlen)) < 0)
+		goto out;
 	/* Not through a symlink: what is written lands at PKG.part itself, nowhere else. */
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		fd = -errno;
 		if (fd == -ELOOP)
 			snprintf(err, errlen, "%s: is a symbolic link; not writing through it", path);
 		else
 			snprintf(err, errlen, "%s: %s", path, mc_strerror(fd));
+	} else if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		/* Made between the check and the open (O_NONBLOCK: a FIFO did not hold the open up). */
+		snprintf(err, errlen, "%s: not a regular file, not a partial package: refused", path);
+		close(fd);
+		fd = -EINVAL;
+	} else if ((rc = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, rc & ~O_NONBLOCK) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", path, mc_strerror(rc));
+		close(fd);
+		fd = rc;
 	} else if ((rc = mc_state_lock(fd)) < 0) {
 		mc_state_lock_fail(err, errlen, path, rc);
 		close(fd);
 		fd = rc;
 	}
+out:
 	free(path);
+	free(spath);
+	free(tmp);
 	return fd;
+}
+
+void mc_state_drop_empty_part(const char *pkg, int fd)
+{
+	char *part = mc_state_part_path(pkg);
+	struct stat sb, at;
+
+	/* Only the file open as fd, still under that name: a regular file, empty. */
+	if (part && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0 && lstat(part, &at) == 0 &&
+	    at.st_dev == sb.st_dev && at.st_ino == sb.st_ino)
+		unlink(part);
+	free(part);
 }
 
 int mc_state_read_part_manifest(int fd, struct mc_manifest *m)
@@ -463,6 +557,9 @@ int mc_state_finish(const char *pkg, int fd, const struct mc_manifest *m, char *
 		snprintf(err, errlen, "%s: %s", part, mc_strerror(rc));
 		goto out;
 	}
+	/* PKG is checked at the command line too; one made since is not replaced either. */
+	if ((rc = refuse_special(pkg, "a package", err, errlen)) < 0)
+		goto out;
 	if (rename(part, pkg) < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "%s: %s", pkg, mc_strerror(rc));

@@ -56,7 +56,9 @@ char *mc_state_file_path(const char *pkg);
  * Loads PKG.state and checks it against PKG.part, open as part_fd. Returns 1
  * loaded, 0 when there is none, or a negative code with the reason in err
  * (the caller rescans PKG.part): -EBADMSG when it is damaged or stale
- * (PKG.part changed since), -ENOMEM, else the failed call's -errno.
+ * (PKG.part changed since), -EINVAL when it is not a regular file (a
+ * device is never opened, a FIFO never waited on), -ENOMEM, else the
+ * failed call's -errno.
  */
 int mc_state_load(const char *pkg, int part_fd, struct mc_state *st, char *err, size_t errlen);
 
@@ -101,24 +103,35 @@ int mc_state_sealed(const uint8_t *buf, size_t len);
  * replaces path with its len bytes: written to tmp (a new file, never a
  * planted link), fsync'd, renamed over path, the directory fsync'd.
  * Returns 0, or the failed call's -errno with "FILE: reason" in err (tmp
- * removed).
+ * removed); -EINVAL, nothing written or removed, when path or tmp is a
+ * device node, FIFO or socket.
  */
 int mc_state_replace(const char *path, const char *tmp, uint8_t *buf, size_t len, char *err, size_t errlen);
 
 /* How many distinct chunks n sorted spans touch. */
 uint32_t mc_span_chunks(const struct mc_span *sp, uint32_t n);
 
-/* Removes PKG.state and any PKG.state.tmp (missing is fine). */
+/* Removes PKG.state and any PKG.state.tmp (missing is fine; a device node, FIFO or socket stays). */
 void mc_state_remove(const char *pkg);
 
 /*
  * Opens (or creates, 0644) PKG.part for read/write and takes an exclusive
  * lock so two programs never fill the same file. A PKG.part that is a
- * symbolic link is refused (-ELOOP). Returns the fd, or a negative errno
- * code with the reason in err (-EWOULDBLOCK: "in use by another process",
- * -ENOMEM, else open's).
+ * symbolic link is refused (-ELOOP); one that is a device node, FIFO or
+ * socket, or a PKG.state or PKG.state.tmp that is, is refused with -EINVAL
+ * ("PKG.part: a device node, not a partial package: refused": a usage
+ * error) before anything is written, and a device is not even opened.
+ * Returns the fd, or a negative errno code with the reason in err
+ * (-EWOULDBLOCK: "in use by another process", -ENOMEM, else open's).
  */
 int mc_state_open_part(const char *pkg, char *err, size_t errlen);
+
+/*
+ * Removes PKG.part when it is still the file open as fd, a regular file and
+ * empty (a run that received nothing leaves no empty partial package); never
+ * a device node or another file put under the name since.
+ */
+void mc_state_drop_empty_part(const char *pkg, int fd);
 
 /*
  * The exclusive lock of a file being filled (PKG.part, or a package
@@ -160,7 +173,8 @@ long mc_state_rescan(int fd, const struct mc_manifest *m, struct mc_state *st, u
  * Finishes: truncates PKG.part to the package size, fsyncs it, renames it to
  * PKG, fsyncs the directory and removes PKG.state (and a PKG.state.tmp left
  * by a save that was cut short). Returns 0 or a negative errno code with
- * the reason in err.
+ * the reason in err (-EINVAL when PKG is a device node, FIFO or socket:
+ * never renamed over).
  * The rename is the commit: a crash after it, before PKG.state is gone,
  * leaves a complete PKG beside a stale PKG.state, which
  * mc_state_drop_stale() removes.
@@ -169,8 +183,8 @@ int mc_state_finish(const char *pkg, int fd, const struct mc_manifest *m, char *
 
 /*
  * For a PKG found complete and verified: when there is no PKG.part, a
- * PKG.state (or PKG.state.tmp) beside it describes nothing and is removed.
- * Returns 1 when something was removed, else 0.
+ * PKG.state (or PKG.state.tmp) beside it describes nothing and is removed
+ * (unless it is a device node, FIFO or socket, never ours). Returns 1 when something was removed, else 0.
  */
 int mc_state_drop_stale(const char *pkg);
 

@@ -816,3 +816,29 @@ assert s["event"] == "summary" and s["command"] == "verify" and s["result"] == "
 	run -0 --separate-stderr run_pack list "$BATS_TEST_TMPDIR/p.mcpkg" -q
 	[[ $output == *a* ]]
 }
+
+@test "pack rewrap: -o a device node, a symlink to one or a FIFO is refused (exit 2) before anything is read; the node stays" {
+	require_root
+	run_pack keygen -q --session -o sk
+	head -c 100000 /dev/urandom >img
+	run_pack create -q --encrypt sk -o e1.mcpkg - <img
+	mknod nd4 c 1 3
+	ln -s nd4 link
+	mkfifo fifo
+	for o in nd4 link; do
+		run -2 --separate-stderr run_pack rewrap -q --decrypt sk -o $o e1.mcpkg
+		[[ $stderr == "mcast-pack: -o '$o': a device node, never replaced by a package file"* ]]
+	done
+	run -2 --separate-stderr run_pack rewrap -q --decrypt sk -o fifo e1.mcpkg
+	[[ $stderr == "mcast-pack: -o 'fifo': a FIFO or socket, not a file"* ]]
+	# Before anything is read: a key that is not there is not what stops it.
+	run -2 --separate-stderr run_pack rewrap -q --decrypt no-such.key -o nd4 e1.mcpkg
+	[[ $stderr == *"a device node"* ]]
+	[ "$(stat -c '%F %t,%T' nd4)" = "character special file 1,3" ]
+	[ -L link ] && [ -p fifo ]
+	# Nothing beside them either: no temporary file was made.
+	[ "$(ls -A | grep -c '^\.\?\(nd4\|link\|fifo\)')" -eq 3 ]
+	# A regular file is still written.
+	run -0 --separate-stderr run_pack rewrap -q --decrypt sk -o ok.mcpkg e1.mcpkg
+	run_pack extract -q --decrypt sk -O ok.mcpkg | cmp - img
+}

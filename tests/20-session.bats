@@ -1013,3 +1013,41 @@ EOF_PY
 	bg_ends r2 30 0
 	cmp "$d/a.mcpkg" "$PK/alpha.mcpkg"
 }
+
+@test "session: a PKG.part, PKG.state or PKG.state.tmp that is a device node, FIFO or socket is refused (exit 2): nothing written onto it, nothing removed" {
+	require_session
+	require_loop
+	ns_lo
+	local dev sum
+	head -c 1M /dev/urandom >"$T/back"
+	dev=$(loop_attach "$T/back")
+	sum=$(mc_dev_sum "$dev")
+	mknod "$T/lp.part" b "$((0x$(stat -c %t "$dev")))" "$((0x$(stat -c %T "$dev")))"
+	# With a session on: before, the package went onto the device behind lp.part ('lp.part: Invalid argument', exit 1).
+	session_send_bg local -r 100M --linger 10s --max-time 30s "$PK/small.mcpkg"
+	run -2 --separate-stderr with_timeout 20 ns_exec local run_recv -g $G -p $P --timeout 5 -o "$T/lp"
+	[ "$stderr" = "mcast-recv: $T/lp.part: a device node, not a partial package: refused" ]
+	bg_kill send
+	[ -b "$T/lp.part" ]
+	[ "$(mc_dev_sum "$dev")" = "$sum" ]
+	[ ! -e "$T/lp" ] && [ ! -e "$T/lp.state" ]
+	# No session: before, the node was removed as an empty PKG.part when the wait ended.
+	mknod "$T/nd5.part" c 1 3
+	run -2 --separate-stderr with_timeout 20 ns_exec local run_recv -g $G -p $P --timeout 1 -o "$T/nd5"
+	[ "$stderr" = "mcast-recv: $T/nd5.part: a device node, not a partial package: refused" ]
+	[ "$(stat -c '%F %t,%T' "$T/nd5.part")" = "character special file 1,3" ]
+	# The state and its temporary: a FIFO is not waited on, a socket not replaced.
+	mkfifo "$T/f.state"
+	run -2 --separate-stderr with_timeout 20 ns_exec local run_recv -g $G -p $P --timeout 1 -o "$T/f"
+	[ "$stderr" = "mcast-recv: $T/f.state: a FIFO, not a state file: refused" ]
+	[ -p "$T/f.state" ] && [ ! -e "$T/f.part" ]
+	"$PY" -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$T/s.state.tmp"
+	run -2 --separate-stderr with_timeout 20 ns_exec local run_recv -g $G -p $P --timeout 1 -o "$T/s"
+	[ "$stderr" = "mcast-recv: $T/s.state.tmp: a socket, not a state file: refused" ]
+	[ -S "$T/s.state.tmp" ] && [ ! -e "$T/s.part" ]
+	# A complete PKG beside a PKG.state that is a node: already complete, the node not removed as stale.
+	cp "$PK/small.mcpkg" "$T/done.mcpkg"
+	mknod "$T/done.mcpkg.state" c 1 3
+	run -0 --separate-stderr with_timeout 20 ns_exec local run_recv -g $G -p $P --timeout 1 -o "$T/done.mcpkg"
+	[ -c "$T/done.mcpkg.state" ]
+}

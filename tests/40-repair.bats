@@ -645,3 +645,32 @@ repair_shimmed() {
 	run -0 --separate-stderr run_repair -s "$PWD/www/img.mcpkg" small/img.mcpkg
 	cmp small/img.mcpkg orig.mcpkg
 }
+
+@test "repair: a PKG.part, PKG.state or PKG.state.tmp that is a device node, FIFO or socket is refused (exit 2): nothing written onto it, nothing removed" {
+	require_loop
+	local dev sum
+	head -c 1M /dev/urandom >back
+	dev=$(loop_attach "$PWD/back")
+	sum=$(mc_dev_sum "$dev")
+	mknod lp.part b "$((0x$(stat -c %t "$dev")))" "$((0x$(stat -c %T "$dev")))"
+	# Before, the package was written onto the device behind lp.part, then 'lp.part: Invalid argument' (exit 1).
+	run -2 --separate-stderr run_repair -s www/img.mcpkg lp
+	[[ $stderr == *"mcast-repair: lp.part: a device node, not a partial package: refused"* ]]
+	[ -b lp.part ]
+	[ "$(mc_dev_sum "$dev")" = "$sum" ]
+	[ ! -e lp ] && [ ! -e lp.state ]
+	mknod c.state c 1 3
+	run -2 --separate-stderr run_repair -s www/img.mcpkg c
+	[[ $stderr == *"mcast-repair: c.state: a device node, not a state file: refused"* ]]
+	[ -c c.state ] && [ ! -e c.part ] && [ ! -e c ]
+	mkfifo f.state.tmp
+	run -2 --separate-stderr with_timeout 20 run_repair -s www/img.mcpkg f
+	[[ $stderr == *"mcast-repair: f.state.tmp: a FIFO, not a state file: refused"* ]]
+	[ -p f.state.tmp ] && [ ! -e f.part ]
+	# A complete PKG beside a PKG.state that is a node: healed (nothing to do), the node is not removed as stale.
+	cp orig.mcpkg done.mcpkg
+	mknod done.mcpkg.state c 1 3
+	run -0 --separate-stderr run_repair -s www/img.mcpkg done.mcpkg
+	[ -c done.mcpkg.state ]
+	cmp done.mcpkg orig.mcpkg
+}

@@ -442,3 +442,28 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 	cmp "$BATS_TEST_TMPDIR/win11.mcpkg" "$BATS_TEST_TMPDIR/r2.mcpkg"
 	cmp "$BATS_TEST_TMPDIR/win11.mcpkg" "$BATS_TEST_TMPDIR/r3.mcpkg"
 }
+
+@test "sched: --status never replaces a device node, FIFO or socket (or a symlink to one): refused (exit 2), or left alone when made during the wait" {
+	require_root
+	ns_lo
+	cd "$BATS_TEST_TMPDIR"
+	mknod nd c 1 3
+	ln -s nd link
+	mkfifo fifo
+	for f in nd link; do
+		run -2 --separate-stderr with_timeout 20 ns_exec local run_sched -g $G -p $P --status $f --max-wait 1s -- true
+		[[ $stderr == "mcast-sched: --status '$f': a device node, never replaced by a status file"* ]]
+	done
+	run -2 --separate-stderr with_timeout 20 ns_exec local run_sched -g $G -p $P --status fifo --max-wait 1s -- true
+	[[ $stderr == "mcast-sched: --status 'fifo': a FIFO or socket, not a file"* ]]
+	[ "$(stat -c '%F %t,%T' nd)" = "character special file 1,3" ]
+	[ -L link ] && [ -p fifo ]
+	# A node put there while it waits is said once and left as it is (a rewrite every second would replace it).
+	sched_bg --status st.json --min-clients 5 --max-wait 10m -- true
+	rm st.json
+	mknod st.json c 1 3
+	wait_for 20 grep -q "mcast-sched: --status st.json: a device node, never replaced by a status file; not written" sched.err
+	bg_kill sched
+	[ "$(stat -c '%F %t,%T' st.json)" = "character special file 1,3" ]
+	[ "$(ls -A | grep -c '^st.json')" -eq 1 ]
+}
