@@ -354,32 +354,35 @@ static void image_text(const struct mc_manifest *m)
 	}
 }
 
-/* ---- create --image: the progress line (issue 15) ---- */
+/* ---- the live line of long work: create, verify, extract (lib/meter.h, as send, recv and repair draw it) ---- */
 
-/* Bytes read, rate and (when the size is known) percentage and time left. */
+static struct mc_meter live_meter; /* one command a run */
+
+/*
+ * "LABEL: 53.2 MiB of 147.7 MiB (36%), 29.1 MiB/s, 0:03 left, STATE" on a
+ * terminal (mc_progress: not with -q): redrawn at most five times a second,
+ * and at once when done reaches total, so that work shorter than that still
+ * ends on a line with its rate. total 0: not known (bytes and rate only).
+ */
+static void live(const char *label, uint64_t done, uint64_t total, const char *state)
+{
+	mc_meter_show(&live_meter, total && done >= total, label, done, total, mc_now_ms(), state);
+}
+
+/* create: the input bytes read (a tree's files, standard input, an image). */
 static void create_progress(void *arg, uint64_t done, uint64_t total)
 {
-	double *start = arg, el = mc_now_s() - *start, rate = el > 0 ? done / el : 0;
-	char d[32], r[32];
-
-	mc_fmt_size(done, d, sizeof d);
-	mc_fmt_size((uint64_t)rate, r, sizeof r);
-	if (total && rate > 0)
-		mc_progress(0, "create: %s read, %llu%%, %s/s, %.0f s left", d,
-			    (unsigned long long)(done * 100 / total), r, (double)(total - done) / rate);
-	else
-		mc_progress(0, "create: %s read, %s/s", d, r);
+	live(arg, done, total, "packing");
 }
 
 static int cmd_create(const struct args *a, char **paths, int npaths)
 {
-	double start = mc_now_s();
 	struct mc_pkg_create_opts o = {
 		.output = a->output, .name = a->name, .version = a->version,
 		.compression = a->compression, .level = a->level, .threads = a->threads,
 		.chunk_size = a->chunk_size, .mtime = a->mtime,
 		.paths = (const char *const *)paths, .npaths = (unsigned)npaths,
-		.image = a->image, .progress = a->image ? create_progress : NULL, .progress_arg = &start,
+		.image = a->image, .progress = create_progress, .progress_arg = (void *)a->output,
 		.used_only = a->used_only, .force = a->force,
 	};
 	uint8_t id[MC_ID_LEN];
@@ -687,7 +690,7 @@ static void verify_bad(void *arg, uint32_t i)
 static void verify_progress(void *arg, uint64_t done)
 {
 	struct vstate *v = arg;
-	mc_progress(0, "verify: %llu%%", (unsigned long long)(v->p->m.payload_size ? done * 100 / v->p->m.payload_size : 100));
+	live(v->p->path, done, v->p->m.payload_size, "verifying");
 }
 
 static int cmd_verify(const char *path)
@@ -701,6 +704,7 @@ static int cmd_verify(const char *path)
 
 	if (rc)
 		return rc;
+	live(path, 0, p.m.payload_size, "verifying"); /* the rate from the start, the first chunk's time in it */
 	bad = mc_pkg_verify(&p, &cb, NULL, &ok, err, sizeof err);
 	mc_progress_end();
 	if (bad >= 0 && v.nomem) {
@@ -810,12 +814,12 @@ struct tstate {
 	uint64_t bad;
 };
 
+/* extract --to, verify --to: the image's bytes done, holes included. */
 static void target_progress(void *arg, uint64_t done)
 {
 	const struct tstate *ts = arg;
-	uint64_t total = ts->p->m.image_size;
 
-	mc_progress(0, "%s: %llu%%", ts->target, (unsigned long long)(total ? done * 100 / total : 100));
+	live(ts->target, done, ts->p->m.image_size, NULL);
 }
 
 static volatile sig_atomic_t got_stop; /* extract --to --state: SIGINT, SIGTERM, SIGHUP */
@@ -1039,6 +1043,7 @@ static int cmd_verify_to(const struct args *a, const char *path)
 		mc_pkg_close(&p);
 		return target_refused(rc, err);
 	}
+	target_progress(&ts, 0);
 	bad = mc_target_check(t, verify_to_bad, target_progress, &ts, err, sizeof err);
 	mc_progress_end();
 	if (bad < 0) {
@@ -1078,6 +1083,14 @@ static void extract_note(void *arg, int what, const char *path, const char *why)
 		mc_debug("%s: %s: extracted without its %s", (const char *)arg, path, why);
 }
 
+/* extract -C, -O: the stored bytes read and checked. */
+static void extract_progress(void *arg, uint64_t done)
+{
+	const struct mc_pkg *p = arg;
+
+	live(p->path, done, p->m.payload_size, "extracting");
+}
+
 static int cmd_extract(const struct args *a, const char *path)
 {
 	struct mc_pkg p;
@@ -1089,6 +1102,9 @@ static int cmd_extract(const struct args *a, const char *path)
 		mc_pkg_close(&p);
 	if (rc)
 		return rc;
+	p.progress = extract_progress;
+	p.progress_arg = &p;
+	extract_progress(&p, 0);
 	if (a->to_stdout) {
 		if ((rc = mc_pkg_extract_fd(&p, STDOUT_FILENO, err, sizeof err)) < 0) {
 			rc = exit_for(rc);
@@ -1122,6 +1138,7 @@ static int cmd_extract(const struct args *a, const char *path)
 			mc_info("%s: extracted into %s", path, dir);
 		}
 	}
+	mc_progress_end();
 	mc_pkg_close(&p);
 	return rc;
 }

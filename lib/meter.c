@@ -15,12 +15,12 @@ void mc_meter_start(struct mc_meter *m, uint64_t total, uint64_t done, uint64_t 
 
 void mc_meter_add(struct mc_meter *m, uint64_t done, uint64_t now_ms)
 {
+	m->last_ms = now_ms;
+	m->last_done = done;
 	if (m->n > 0) {
 		unsigned last = (m->head + MC_METER_SAMPLES - 1) % MC_METER_SAMPLES;
-		if (now_ms - m->t[last] < 250) {
-			m->d[last] = done; /* too soon for a new sample: the newest moves on */
-			return;
-		}
+		if (now_ms - m->t[last] < 250)
+			return; /* too soon for a new sample: only the newest point moves on */
 	}
 	m->t[m->head] = now_ms;
 	m->d[m->head] = done;
@@ -31,18 +31,20 @@ void mc_meter_add(struct mc_meter *m, uint64_t done, uint64_t now_ms)
 
 double mc_meter_rate(const struct mc_meter *m)
 {
-	unsigned last, first;
+	unsigned first;
 
-	if (m->n < 2)
+	if (m->n < 1)
 		return 0;
-	last = (m->head + MC_METER_SAMPLES - 1) % MC_METER_SAMPLES;
 	first = (m->head + MC_METER_SAMPLES - m->n) % MC_METER_SAMPLES;
-	/* The oldest sample still inside the window (the newest pair at least). */
-	for (unsigned k = 0; k + 2 < m->n && m->t[last] - m->t[first] > MC_METER_WINDOW_MS; k++)
+	/*
+	 * The oldest sample still inside the window, up to the newest point:
+	 * work shorter than one sample's 250 ms still has a rate at its end.
+	 */
+	for (unsigned k = 0; k + 1 < m->n && m->last_ms - m->t[first] > MC_METER_WINDOW_MS; k++)
 		first = (first + 1) % MC_METER_SAMPLES;
-	if (m->t[last] <= m->t[first] || m->d[last] < m->d[first])
+	if (m->last_ms <= m->t[first] || m->last_done < m->d[first])
 		return 0;
-	return (double)(m->d[last] - m->d[first]) * 1000.0 / (double)(m->t[last] - m->t[first]);
+	return (double)(m->last_done - m->d[first]) * 1000.0 / (double)(m->last_ms - m->t[first]);
 }
 
 char *mc_fmt_eta(double secs, char *buf, size_t len)
@@ -87,7 +89,8 @@ void mc_meter_show(struct mc_meter *m, int force, const char *label, uint64_t do
 		mc_meter_start(m, total, done, now_ms ? now_ms : 1);
 	m->total = total;
 	mc_meter_add(m, done, now_ms);
-	mc_progress(force, "%s: %s, %s", label, mc_meter_line(m, done, line, sizeof line), state);
+	mc_progress(force, "%s: %s%s%s", label, mc_meter_line(m, done, line, sizeof line), state ? ", " : "",
+		    state ? state : "");
 }
 
 char *mc_fmt_done(uint64_t bytes, double secs, char *buf, size_t len)

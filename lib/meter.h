@@ -18,15 +18,19 @@ struct mc_meter {
 	uint64_t start_ms, start_done;
 	uint64_t t[MC_METER_SAMPLES], d[MC_METER_SAMPLES];
 	unsigned n, head;
+	uint64_t last_ms, last_done; /* the newest point, also between samples: the rate runs up to it */
 };
 
 /* Starts a meter at now_ms with done bytes already there (not counted in the rate). */
 void mc_meter_start(struct mc_meter *m, uint64_t total, uint64_t done, uint64_t now_ms);
 
-/* Records that done bytes are there at now_ms (samples kept at most every 250 ms). */
+/*
+ * Records that done bytes are there at now_ms: the newest point always,
+ * a sample of the window at most every 250 ms.
+ */
 void mc_meter_add(struct mc_meter *m, uint64_t done, uint64_t now_ms);
 
-/* Bytes per second over the last window (0 until two samples). */
+/* Bytes per second from the oldest sample of the last window to the newest point (0 until time has passed). */
 double mc_meter_rate(const struct mc_meter *m);
 
 /*
@@ -38,8 +42,9 @@ char *mc_meter_line(const struct mc_meter *m, uint64_t done, char *buf, size_t l
 
 /*
  * Draws the live line on a terminal (mc_progress): "LABEL: 53.2 MiB of 147.7
- * MiB (36%), 29.1 MiB/s, 0:03 left, STATE". Starts m at the first call (and
- * when the total becomes known); force redraws at once.
+ * MiB (36%), 29.1 MiB/s, 0:03 left, STATE" (no ", STATE" when state is
+ * NULL). Starts m at the first call (and when the total becomes known);
+ * force redraws at once.
  */
 void mc_meter_show(struct mc_meter *m, int force, const char *label, uint64_t done, uint64_t total, uint64_t now_ms,
 		   const char *state);

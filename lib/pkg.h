@@ -373,6 +373,14 @@ struct mc_pkg {
 	struct mc_manifest m;
 	struct mc_pkg_layout l;
 	uint64_t file_size;      /* actual size on disk (less than l.file_size only with MC_PKG_OPEN_PARTIAL) */
+	/*
+	 * Set by the caller after opening, or NULL: progress(progress_arg, bytes)
+	 * with the stored payload bytes read and checked so far, once per chunk,
+	 * from the calling thread, by mc_pkg_list, mc_pkg_extract and
+	 * mc_pkg_extract_fd (out of m.payload_size; for a live line).
+	 */
+	void (*progress)(void *arg, uint64_t done);
+	void *progress_arg;
 };
 
 /*
@@ -458,7 +466,11 @@ struct mc_pkg_create_opts {
 	 * read-write or not clean all the same.
 	 */
 	int used_only, force;
-	/* Called now and then from the calling thread while an image is read (total 0: not known). May be NULL. */
+	/*
+	 * Called now and then from the calling thread with the input bytes read
+	 * (an image's; a tree's files' data, a hard-linked file's once; standard
+	 * input's) out of total (0: not known, as for a pipe). May be NULL.
+	 */
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
 	const struct mc_key *sign; /* NULL, or sign the manifest with this secret key (crypto.h) */

@@ -782,10 +782,24 @@ static int set_filter(struct archive *a, const struct mc_pkg_create_opts *o, cha
 	return 0;
 }
 
+/* The bytes read from the input so far and in all (0: not known), for o->progress. */
+struct inprog {
+	const struct mc_pkg_create_opts *o;
+	uint64_t done, total;
+};
+
+static void in_read(struct inprog *ip, size_t n)
+{
+	ip->done += n;
+	if (ip->o->progress)
+		ip->o->progress(ip->o->progress_arg, ip->done, ip->total);
+}
+
 /* Writes one entry and its data; err names the source file on failure. */
 static int put_entry(struct archive *a, struct archive *disk, struct archive_entry_linkresolver *lr,
-		     const struct ent *en, int64_t mtime, uint8_t *buf, struct sink *s, char *err, size_t errlen)
+		     const struct ent *en, struct inprog *ip, uint8_t *buf, struct sink *s, char *err, size_t errlen)
 {
+	int64_t mtime = ip->o->mtime;
 	struct archive_entry *e = archive_entry_new(), *spare = NULL;
 	struct stat st = en->st;
 	int fd = -1, rc = 0;
@@ -842,6 +856,7 @@ static int put_entry(struct archive *a, struct archive *disk, struct archive_ent
 				goto out;
 			}
 			left -= n;
+			in_read(ip, (size_t)n);
 		}
 	}
 	if (archive_write_finish_entry(a) < ARCHIVE_WARN) {
@@ -858,7 +873,7 @@ out:
 }
 
 static int write_tree(const struct mc_pkg_create_opts *o, const struct entlist *l, struct sink *s, uint8_t *buf,
-		      char *err, size_t errlen)
+		      struct inprog *ip, char *err, size_t errlen)
 {
 	struct archive *a = archive_write_new(), *disk = archive_read_disk_new();
 	struct archive_entry_linkresolver *lr = archive_entry_linkresolver_new();
@@ -881,7 +896,7 @@ static int write_tree(const struct mc_pkg_create_opts *o, const struct entlist *
 		goto out;
 	}
 	for (size_t i = 0; i < l->n; i++)
-		if ((rc = put_entry(a, disk, lr, &l->v[i], o->mtime, buf, s, err, errlen)) < 0)
+		if ((rc = put_entry(a, disk, lr, &l->v[i], ip, buf, s, err, errlen)) < 0)
 			goto out;
 	if (archive_write_close(a) != ARCHIVE_OK) {
 		rc = arc_code(a, s);
@@ -899,7 +914,8 @@ out:
 	return rc;
 }
 
-static int write_raw(const struct mc_pkg_create_opts *o, struct sink *s, uint8_t *buf, char *err, size_t errlen)
+static int write_raw(const struct mc_pkg_create_opts *o, struct sink *s, uint8_t *buf, struct inprog *ip, char *err,
+		     size_t errlen)
 {
 	struct archive *a = NULL;
 	struct archive_entry *e = NULL;
@@ -942,6 +958,7 @@ static int write_raw(const struct mc_pkg_create_opts *o, struct sink *s, uint8_t
 		}
 		if (n == 0)
 			break;
+		in_read(ip, (size_t)n);
 		if (into != buf) {
 			if (sink_took(s, (size_t)n) < 0) {
 				rc = arc_code(NULL, s);
@@ -1036,9 +1053,9 @@ static uint64_t raw_payload_size(void)
 	return (uint64_t)(st.st_size - pos);
 }
 
-/* A hard-linked file for tree_payload_size: its device and inode, and its data. */
+/* A hard-linked file for tree_payload_size: its device and inode, its data, and its size. */
 struct linked {
-	uint64_t dev, ino, data;
+	uint64_t dev, ino, data, size;
 };
 
 static int cmp_linked(const void *a, const void *b)
@@ -1086,14 +1103,16 @@ static uint64_t data_bytes(const struct ent *en)
  * attributes, large ids) are left out. The estimate only has to give the
  * right payload_off, which steps every 256 chunks (256 MiB with 1 MiB
  * chunks); when it does not, the payload is moved after all (move_payload).
- * 0 when it cannot tell (no memory).
+ * 0 when it cannot tell (no memory). *input: the bytes put_entry will read,
+ * every regular file's size once (the progress total), 0 likewise.
  */
-static uint64_t tree_payload_size(const struct entlist *l)
+static uint64_t tree_payload_size(const struct entlist *l, uint64_t *input)
 {
 	struct linked *lk = malloc((l->n ? l->n : 1) * sizeof *lk);
 	uint64_t size = 1024;
 	size_t nlk = 0;
 
+	*input = 0;
 	if (lk == NULL)
 		return 0;
 	for (size_t i = 0; i < l->n; i++) {
@@ -1105,16 +1124,21 @@ static uint64_t tree_payload_size(const struct entlist *l)
 		if ((uint64_t)st->st_blocks * 512 < data)
 			data = data_bytes(&l->v[i]);
 		data = (data + 511) & ~(uint64_t)511;
-		if (st->st_nlink > 1)
-			lk[nlk++] = (struct linked){(uint64_t)st->st_dev, (uint64_t)st->st_ino, data}; /* once, below */
-		else
+		if (st->st_nlink > 1) {
+			lk[nlk++] = (struct linked){(uint64_t)st->st_dev, (uint64_t)st->st_ino, data,
+						    (uint64_t)st->st_size}; /* once, below */
+		} else {
 			size += data;
+			*input += (uint64_t)st->st_size;
+		}
 	}
 	/* The data of a hard-linked file goes with one of its names. */
 	qsort(lk, nlk, sizeof *lk, cmp_linked);
 	for (size_t i = 0; i < nlk; i++)
-		if (i == 0 || cmp_linked(&lk[i], &lk[i - 1]) != 0)
+		if (i == 0 || cmp_linked(&lk[i], &lk[i - 1]) != 0) {
 			size += lk[i].data;
+			*input += lk[i].size;
+		}
 	free(lk);
 	return size;
 }
@@ -1355,8 +1379,12 @@ static int create_stream(const struct mc_pkg_create_opts *o, struct mc_manifest 
 	 * the file system cannot move blocks (tmpfs, btrfs) a move is a copy:
 	 * a 1 GiB tree on tmpfs took 1.13 s to create, now 0.47 s.
 	 */
-	if (o->compression == MC_COMP_NONE)
-		s.base = planned_payload_off(m, o->chunk_size, raw ? raw_payload_size() : tree_payload_size(&l));
+	struct inprog ip = {o, 0, 0};
+	if (o->compression == MC_COMP_NONE || o->progress) {
+		uint64_t est = raw ? (ip.total = raw_payload_size()) : tree_payload_size(&l, &ip.total);
+		if (o->compression == MC_COMP_NONE)
+			s.base = planned_payload_off(m, o->chunk_size, est);
+	}
 	/* O_DIRECT where the file system takes it (see struct sink). */
 	int fl = fcntl(s.fd, F_GETFL);
 	if (m->is_signed || m->is_encrypted) {
@@ -1373,7 +1401,7 @@ static int create_stream(const struct mc_pkg_create_opts *o, struct mc_manifest 
 		s.dbufs[1] = mc_pkg_buf(SINK_DIRECT);
 		sink_start(&s);
 	}
-	if ((rc = raw ? write_raw(o, &s, buf, err, errlen) : write_tree(o, &l, &s, buf, err, errlen)) < 0) {
+	if ((rc = raw ? write_raw(o, &s, buf, &ip, err, errlen) : write_tree(o, &l, &s, buf, &ip, err, errlen)) < 0) {
 		if (s.err) /* the output failed, whatever libarchive said */
 			snprintf(err, errlen, "%s: %s", o->output, mc_strerror(s.err));
 		goto out;

@@ -438,6 +438,7 @@ struct rd {
 	XXH3_state_t *whole;
 	struct mc_aead *ae;  /* encrypted: the package key's context */
 	int damaged, ioerr, done; /* ioerr: the errno of a failed read */
+	uint64_t bytes;           /* stored bytes read and checked, for p->progress */
 	char why[256];
 };
 
@@ -496,6 +497,9 @@ static ssize_t rd_next(struct rd *r)
 		return -1;
 	}
 	r->next++;
+	r->bytes += len;
+	if (p->progress)
+		p->progress(p->progress_arg, r->bytes);
 	return len;
 }
 
@@ -707,6 +711,7 @@ static int extract_image_fd(const struct mc_pkg *p, int fd, char *err, size_t er
 	uint8_t *in = mc_pkg_buf(p->m.chunk_size), *out = mc_pkg_buf(p->m.chunk_size), dg[MC_DIGEST_LEN];
 	XXH3_state_t *whole = XXH3_createState();
 	struct stat st;
+	uint64_t done = 0; /* stored bytes, for p->progress */
 	int fl = fcntl(fd, F_GETFL), rc;
 	int seek = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && fl >= 0 && !(fl & O_APPEND) &&
 		   lseek(fd, 0, SEEK_CUR) >= 0;
@@ -755,6 +760,9 @@ static int extract_image_fd(const struct mc_pkg *p, int fd, char *err, size_t er
 			snprintf(err, errlen, "output: %s", mc_strerror(rc));
 			goto out;
 		}
+		done += len;
+		if (p->progress)
+			p->progress(p->progress_arg, done);
 	}
 	/* Holes at the end: the file must still have the image's size. */
 	if (seek) {

@@ -450,3 +450,45 @@ assert "path" in j, j' "$output"
 	[[ $output == "mcast-pack "* ]]
 	[[ $output != *'"event"'* ]]
 }
+
+@test "on a terminal (script), mcast-pack create, verify and extract show the live line with rate and time left; off one, none" {
+	command -v script >/dev/null || skip "script (util-linux) not installed"
+	mkdir tree
+	head -c 4000000 /dev/urandom >tree/a
+	head -c 4000000 /dev/urandom >tree/b
+	# Signed: SHA-256 chunk digests, so that verify and extract take a few milliseconds, a rate's worth.
+	run_pack keygen -q -o k
+	# The words mcast-recv's and mcast-repair's lines use (lib/meter): done of total (percent), rate, time left.
+	local fig='[0-9.]+ ([KM]iB|B) of [0-9.]+ MiB \([0-9]+%\), [0-9.]+ [KMG]iB/s, [0-9]+:[0-9][0-9] left'
+	on_tty() { script -qfec "$*" /dev/null | tr '\r' '\n'; }
+	out=$(on_tty "$MCAST_BIN/mcast-pack create --sign k.key -o big.mcpkg tree")
+	[[ $out =~ big\.mcpkg:\ $fig,\ packing ]]
+	# The total of a tree is its files' data: 7.6 MiB.
+	[[ $out == *"big.mcpkg: 7.6 MiB of 7.6 MiB (100%), "* ]]
+	out=$(on_tty "$MCAST_BIN/mcast-pack verify big.mcpkg")
+	[[ $out =~ big\.mcpkg:\ $fig,\ verifying ]]
+	[[ $out == *"big.mcpkg: ok, "* ]]
+	out=$(on_tty "$MCAST_BIN/mcast-pack extract -C x big.mcpkg")
+	[[ $out =~ big\.mcpkg:\ $fig,\ extracting ]]
+	cmp x/a tree/a
+	# -O: the payload on stdout, the line on the terminal's stderr.
+	out=$(script -qfec "$MCAST_BIN/mcast-pack extract -O big.mcpkg 2>&1 >raw.tar" /dev/null | tr '\r' '\n')
+	[[ $out =~ big\.mcpkg:\ $fig,\ extracting ]]
+	tar -tf raw.tar | grep -qx a
+	# An image onto a target and its check.
+	run_pack create -q --image -o i.mcpkg tree/a
+	truncate -s 4000000 tgt
+	out=$(on_tty "$MCAST_BIN/mcast-pack extract --to tgt i.mcpkg")
+	[[ $out =~ tgt:\ [0-9.]+\ [KM]iB\ of\ 3\.8\ MiB\ \([0-9]+%\),\ [0-9.]+\ [KMG]iB/s,\ [0-9]+:[0-9][0-9]\ left ]]
+	cmp tgt tree/a
+	out=$(on_tty "$MCAST_BIN/mcast-pack verify --to tgt i.mcpkg")
+	[[ $out =~ tgt:\ [0-9.]+\ ([KM]iB|B)\ of\ 3\.8\ MiB ]]
+	# -q on a terminal, and no terminal at all: no live line.
+	out=$(on_tty "$MCAST_BIN/mcast-pack -q verify big.mcpkg")
+	[[ $out != *" left"* ]]
+	for c in "create -o c2.mcpkg tree" "verify big.mcpkg" "extract -C y big.mcpkg" "extract --to tgt i.mcpkg"; do
+		# shellcheck disable=SC2086  # c is words on purpose
+		run -0 --separate-stderr run_pack $c
+		[[ $stderr != *" left"* && $stderr != *$'\r'* ]]
+	done
+}

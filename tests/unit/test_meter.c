@@ -23,12 +23,20 @@ int main(void)
 		mc_meter_add(&m, 40u << 20, 1000 + t * 1000);
 	ok(mc_meter_rate(&m) == 0, "a stall shows as no rate within the window");
 	ok(strstr(mc_meter_line(&m, 40u << 20, buf, sizeof buf), "--:-- left") != NULL, "no time left promised: %s", buf);
-	/* Samples closer than 250 ms move the newest one on. */
+	/* Points closer than 250 ms are no new sample, but the newest point moves on and the rate runs up to it. */
 	mc_meter_start(&m, 0, 0, 0);
 	mc_meter_add(&m, 100, 100);
 	mc_meter_add(&m, 200, 200);
-	ok(m.n == 1 && m.d[0] == 200, "samples within 250 ms merge");
-	ok(strcmp(mc_meter_line(&m, 200, buf, sizeof buf), "200 B, --/s") == 0, "no total: %s", buf);
+	ok(m.n == 1 && m.d[0] == 0 && m.last_done == 200, "points within 250 ms are one sample");
+	ok(strcmp(mc_meter_line(&m, 200, buf, sizeof buf), "200 B, 1000 B/s") == 0, "no total: %s", buf);
+	/* Work shorter than a sample (mcast-pack verify of a small package) still ends with its rate. */
+	mc_meter_start(&m, 10u << 20, 0, 5000);
+	mc_meter_add(&m, 10u << 20, 5100);
+	ok(strcmp(mc_meter_line(&m, 10u << 20, buf, sizeof buf), "10.0 MiB of 10.0 MiB (100%), 100.0 MiB/s, 0:00 left") == 0,
+	   "short work: %s", buf);
+	mc_meter_start(&m, 10u << 20, 0, 5000);
+	mc_meter_add(&m, 1u << 20, 5000);
+	ok(mc_meter_rate(&m) == 0, "no rate before time has passed");
 
 	ok(strcmp(mc_fmt_eta(65, buf, sizeof buf), "1:05") == 0, "eta 1:05");
 	ok(strcmp(mc_fmt_eta(3723, buf, sizeof buf), "1:02:03") == 0, "eta 1:02:03");
