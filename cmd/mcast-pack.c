@@ -361,12 +361,15 @@ static struct mc_meter live_meter; /* one command a run */
 /*
  * "LABEL: 53.2 MiB of 147.7 MiB (36%), 29.1 MiB/s, 0:03 left, STATE" on a
  * terminal (mc_progress: not with -q): redrawn at most five times a second,
- * and at once when done reaches total, so that work shorter than that still
+ * and at once when done first reaches total, so that work shorter than that still
  * ends on a line with its rate. total 0: not known (bytes and rate only).
  */
 static void live(const char *label, uint64_t done, uint64_t total, const char *state)
 {
-	mc_meter_show(&live_meter, total && done >= total, label, done, total, mc_now_ms(), state);
+	/* Forced once: input that grew while read goes on past its total. */
+	int full = total && done >= total && live_meter.last_done < total;
+
+	mc_meter_show(&live_meter, full, label, done, total, mc_now_ms(), state);
 }
 
 /* create: the input bytes read (a tree's files, standard input, an image). */
