@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -975,10 +976,9 @@ static int cmd_extract_to(const struct args *a, const char *path)
 		mc_err("%s: %llu of %u spans not written (the package is damaged; run mcast-repair, then again)", a->to,
 		       (unsigned long long)ts.bad, p.m.nchunks);
 		rc = MC_EXIT_INCOMPLETE;
-	} else if (x.path && unlink(x.path) < 0 && errno != ENOENT) {
+	} else if (x.path && mc_tstate_remove(x.path, err, sizeof err) < 0) {
 		/* Complete and flushed: the state has done its work. */
-		int e = errno;
-		mc_warn("%s: %s", x.path, mc_strerror(e));
+		mc_warn("%s", err);
 	}
 out:
 	if (mc_log_json()) {
@@ -1506,6 +1506,11 @@ static void check_args(const struct args *a, int argc, char **argv)
 		usage_error("%s: --zeroed goes with extract --to TARGET", a->cmd);
 	if (a->state && !(a->to && strcmp(a->cmd, "extract") == 0))
 		usage_error("%s: --state goes with extract --to TARGET", a->cmd);
+	if (a->state) {
+		/* The rule of every --state (a regular file, or none yet); the name is used as given. */
+		static char state[PATH_MAX];
+		mc_fe_target_state(usage_text, a->to, a->state, state, sizeof state);
+	}
 	if (a->privileged && (strcmp(a->cmd, "extract") != 0 || a->to || a->to_stdout))
 		usage_error("%s: --privileged goes with extract into a directory (-C DIR)", a->cmd);
 	if (a->sign && strcmp(a->cmd, "create") != 0 && strcmp(a->cmd, "rewrap") != 0)

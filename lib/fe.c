@@ -116,6 +116,8 @@ static unsigned edits(const char *a, const char *b)
 
 const char *mc_fe_target_state(const char *usage, const char *target, const char *given, char *buf, size_t cap)
 {
+	struct stat sb;
+
 	if (given)
 		snprintf(buf, cap, "%s", given);
 	else if (mc_sink_target_state_path(target, buf, cap) < 0)
@@ -125,6 +127,10 @@ const char *mc_fe_target_state(const char *usage, const char *target, const char
 		int e = errno;
 		mc_warn("%s: %s (give --state FILE)", MC_TARGET_STATE_DIR, mc_strerror(e));
 	}
+	/* The state is replaced and at last removed: never a directory, device node, FIFO or socket. */
+	if (stat(buf, &sb) == 0 && !S_ISREG(sb.st_mode))
+		mc_fe_bad_value(usage, "--state", buf, "%s; the state is a regular file (give --state FILE)",
+				S_ISDIR(sb.st_mode) ? "is a directory" : "is not a regular file");
 	return buf;
 }
 

@@ -66,8 +66,8 @@ const char *mc_fe_output_refusal(const char *path);
 /*
  * The state file of --to TARGET into buf (cap bytes): given (--state), else
  * TARGET's default (mc_sink_target_state_path), whose directory is made when
- * missing (a warning when it cannot be). A name that does not fit is a usage
- * error (exit 2). Returns buf.
+ * missing (a warning when it cannot be). A name that does not fit, or one
+ * that exists and is not a regular file, is a usage error (exit 2). Returns buf.
  */
 const char *mc_fe_target_state(const char *usage, const char *target, const char *given, char *buf, size_t cap);
 

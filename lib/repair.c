@@ -1163,10 +1163,8 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 				lerr(&r, c);
 				goto out;
 			}
-			if (unlink(o->state_path) < 0 && errno != ENOENT) {
-				int e2 = errno;
-				snprintf(err, errlen, "%s: %s", o->state_path, mc_strerror(e2));
-				lerr(&r, -e2);
+			if ((c = mc_tstate_remove(o->state_path, err, errlen)) < 0) {
+				lerr(&r, c);
 				goto out;
 			}
 		} else if (r.in_place) {

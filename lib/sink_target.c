@@ -252,18 +252,7 @@ static int tgt_finish(struct mc_sink *s, const struct mc_manifest *m, char *err,
 		return fail(EINVAL, err, errlen, k->path, "no image was written");
 	if ((rc = tgt_sync(s, err, errlen)) < 0)
 		return rc;
-	if (unlink(k->state) < 0 && errno != ENOENT)
-		return fail(errno, err, errlen, k->state, NULL);
-	/* A save killed between its write and its rename leaves FILE.tmp. */
-	size_t n = strlen(k->state);
-	char *tmp = malloc(n + 5);
-	if (tmp) {
-		memcpy(tmp, k->state, n);
-		memcpy(tmp + n, ".tmp", 5);
-		unlink(tmp);
-		free(tmp);
-	}
-	return 0;
+	return mc_tstate_remove(k->state, err, errlen);
 }
 
 static void tgt_close(struct mc_sink *s)

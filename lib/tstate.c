@@ -209,3 +209,32 @@ out:
 	free(tmp);
 	return rc;
 }
+
+/* unlink(2) of a regular file only (0 when there is none or it is not one), else -errno. */
+static int unlink_regular(const char *path)
+{
+	struct stat sb;
+
+	if (lstat(path, &sb) < 0 || !S_ISREG(sb.st_mode))
+		return 0;
+	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+int mc_tstate_remove(const char *path, char *err, size_t errlen)
+{
+	size_t n = strlen(path);
+	char *tmp = malloc(n + 5);
+	int rc = unlink_regular(path);
+
+	if (rc < 0) {
+		free(tmp);
+		return fail(err, errlen, -rc, path, mc_strerror(rc));
+	}
+	if (tmp) {
+		memcpy(tmp, path, n);
+		memcpy(tmp + n, ".tmp", 5);
+		unlink_regular(tmp);
+		free(tmp);
+	}
+	return 0;
+}

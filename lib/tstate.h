@@ -98,4 +98,12 @@ long mc_tstate_resume(const char *path, struct mc_target *t, const struct mc_man
 int mc_tstate_save(const char *path, const struct mc_manifest *m, const uint8_t tid[MC_DIGEST_LEN],
 		   const struct mc_state *st, char *err, size_t errlen);
 
+/*
+ * Removes FILE, and FILE.tmp that a save killed between its write and its
+ * rename leaves, once the target is complete and flushed. Only regular
+ * files: a device node, FIFO or socket under the name is left as it is.
+ * Returns 0 (also when there was none) or -errno with "FILE: reason" in err.
+ */
+int mc_tstate_remove(const char *path, char *err, size_t errlen);
+
 #endif

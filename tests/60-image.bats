@@ -174,6 +174,15 @@ jfield() { python3 -c 'import json, sys; print(json.loads(sys.argv[2])[sys.argv[
 	[ "$(jfield written "${lines[-1]}")" -eq 1 ]
 	cmp -n 8400953 tgt img
 	[ ! -e st ]
+	# The state is a regular file: a device node or a directory is refused, left as it was.
+	# (a node of its own, as /dev/null: a program that got it wrong must not take the system's)
+	mknod nd c 1 3
+	run -2 --separate-stderr "$MCAST_BIN/mcast-pack" extract --to tgt --state nd im.mcpkg
+	[[ $stderr == *"--state 'nd': is not a regular file"* ]]
+	[ -c nd ]
+	mkdir sd
+	run -2 --separate-stderr "$MCAST_BIN/mcast-pack" extract --to tgt --state sd im.mcpkg
+	[[ $stderr == *"--state 'sd': is a directory"* ]]
 	# --state goes with extract --to alone.
 	run -2 "$MCAST_BIN/mcast-pack" extract --state st -O im.mcpkg
 	run -2 "$MCAST_BIN/mcast-pack" verify --to tgt --state st im.mcpkg

@@ -130,6 +130,11 @@ on_target() {
 	run -2 --separate-stderr run_recv -g "$G" -p "$P" --to /dev/null --timeout 1s
 	[[ "$stderr" == *"/dev/null: is a character device"* ]]
 	run -2 --separate-stderr run_recv -g "$G" -p "$P" -o "$T/x.mcpkg" --to "$T/y"
+	# a state that is not a regular file: never replaced nor removed
+	mknod "$T/nd" c 1 3 # a node of its own, as /dev/null: a program that got it wrong must not take the system's
+	run -2 --separate-stderr run_recv -g "$G" -p "$P" --to "$T/y" --state "$T/nd" --timeout 1s
+	[[ "$stderr" == *"--state '$T/nd': is not a regular file"* ]]
+	[ -c "$T/nd" ] && [ ! -e "$T/y" ]
 	# mounted: the kernel refuses O_EXCL
 	dev=$(loop_attach "$PK/img")
 	mc_mount "$dev" "$T/mnt" -o ro

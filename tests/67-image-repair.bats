@@ -164,6 +164,11 @@ json_num() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" <<<"$2"; }
 	run -1 --separate-stderr run_repair --to "$dev" --state s3 -s "$F/www/fs.mcpkg"
 	[[ $stderr == *"$dev: in use: mounted"* ]]
 	[ "$(sum "$dev")" = "$before" ]
+	# A state that is not a regular file: never replaced nor removed.
+	mknod nd c 1 3 # a node of its own, as /dev/null: a program that got it wrong must not take the system's
+	run -2 --separate-stderr run_repair --to t1 --state nd -s "$F/www/fs.mcpkg"
+	[[ $stderr == *"--state 'nd': is not a regular file"* ]]
+	[ -c nd ]
 	# Usage: --to wants no PKG; --state goes with --to.
 	run -2 --separate-stderr run_repair --to t1 --state st -s "$F/www/fs.mcpkg" x.mcpkg
 	run -2 --separate-stderr run_repair --state st -s "$F/www/fs.mcpkg" x.mcpkg
