@@ -325,6 +325,7 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 }
 
 @test "sched: --start-empty is still accepted and changes nothing" {
+	asan_covered_elsewhere
 	require_root
 	ns_lo
 	sched_bg --max-wait 1s --start-empty -- sh -c "$REPORT; exit 6"
@@ -368,6 +369,7 @@ REPORT='echo "clients=$MCAST_CLIENTS pid=$$"; cat "$MCAST_CLIENT_LIST"'
 }
 
 @test "sched: counts a real mcast-recv waiting before any session" {
+	asan_covered_elsewhere
 	require_root
 	require_prog mcast-recv
 	ns_lo

@@ -229,6 +229,7 @@ disk_checks() {
 }
 
 @test "disk: a bare NTFS (no partition table; its boot sector reads as an empty dos table) is one volume, used blocks only; dirty, it is refused" {
+	asan_covered_elsewhere
 	need_disk
 	command -v mkntfs >/dev/null && command -v ntfscp >/dev/null || skip "no ntfs-3g tools here"
 	garbage 64M bare >bare.img

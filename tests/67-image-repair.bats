@@ -86,7 +86,6 @@ json_num() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" <<<"$2"; }
 }
 
 @test "repair --to: a run cut short keeps its state; the same command completes it from nginx, fetching only the rest" {
-	asan_covered_elsewhere
 	need_fs
 	truncate -s $SIZE disk
 	dev=$(loop_attach disk)

@@ -28,6 +28,7 @@ setup() {
 sums() { (cd "$1" && find . -type f -exec sha256sum {} + | sort -k2); }
 
 @test "encrypt: a tree round trip; content unreadable without the key, names included" {
+	asan_covered_elsewhere
 	run -0 --separate-stderr run_pack create -z none --encrypt k -o p.mcpkg tree
 	[[ $stderr == *encrypted* ]]
 	! grep -aq 'line 199999' p.mcpkg
