@@ -963,8 +963,8 @@ static int cmd_extract_to(const struct args *a, const char *path)
 		target_progress(&ts, mc_manifest_span_off(&p.m, i) + mc_manifest_span_len(&p.m, i));
 	}
 	mc_progress_end();
-	/* Read once: a signal during the final flush no longer stops a complete extract. */
-	stopped = got_stop != 0;
+	/* Read once, and only while spans were left: a signal during the final flush does not stop a complete extract. */
+	stopped = got_stop && i < p.m.nchunks;
 	if (x.path && (stopped || ts.bad) ? xstate_save(&x, t, &p.m, i, err, sizeof err) < 0
 					  : mc_target_sync(t, err, sizeof err) < 0) {
 		mc_err("%s", err);

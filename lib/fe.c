@@ -116,11 +116,12 @@ static unsigned edits(const char *a, const char *b)
 
 const char *mc_fe_target_state(const char *usage, const char *target, const char *given, char *buf, size_t cap)
 {
-	struct stat sb;
+	struct stat sb, tb;
 
-	if (given)
-		snprintf(buf, cap, "%s", given);
-	else if (mc_sink_target_state_path(target, buf, cap) < 0)
+	if (given) {
+		if ((size_t)snprintf(buf, cap, "%s", given) >= cap)
+			mc_fe_bad_value(usage, "--state", given, "name too long");
+	} else if (mc_sink_target_state_path(target, buf, cap) < 0)
 		mc_fe_bad_value(usage, "--to", target, "name too long for its state file; give --state FILE");
 	else if (strncmp(buf, MC_TARGET_STATE_DIR "/", sizeof MC_TARGET_STATE_DIR) == 0 &&
 		 mkdir(MC_TARGET_STATE_DIR, 0755) < 0 && errno != EEXIST) {
@@ -131,6 +132,10 @@ const char *mc_fe_target_state(const char *usage, const char *target, const char
 	if (stat(buf, &sb) == 0 && !S_ISREG(sb.st_mode))
 		mc_fe_bad_value(usage, "--state", buf, "%s; the state is a regular file (give --state FILE)",
 				S_ISDIR(sb.st_mode) ? "is a directory" : "is not a regular file");
+	/* Nor the target itself: the state would be written over the image. */
+	if (strcmp(buf, target) == 0 ||
+	    (stat(buf, &sb) == 0 && stat(target, &tb) == 0 && sb.st_dev == tb.st_dev && sb.st_ino == tb.st_ino))
+		mc_fe_bad_value(usage, "--state", buf, "is the target itself; give another --state FILE");
 	return buf;
 }
 

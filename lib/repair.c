@@ -1063,6 +1063,11 @@ int mc_repair_run(const struct mc_repair_opts *o, struct mc_repair_result *res, 
 		 * damaged one is said and counts as empty (every span checked).
 		 */
 		struct mc_state st0;
+		if (mc_tstate_refuse_foreign(o->state_path, err, errlen) < 0) {
+			res->refused = 1; /* nothing written: exit 2 */
+			lerr(&r, -EINVAL);
+			goto out;
+		}
 		int l = mc_tstate_load(o->state_path, &r.m, r.tid, &st0, e, sizeof e);
 		if (l == -ENOMEM) {
 			snprintf(err, errlen, "%s", e);

@@ -143,11 +143,31 @@ long mc_tstate_check(struct mc_target *t, const struct mc_manifest *m, struct mc
 	return found;
 }
 
+int mc_tstate_refuse_foreign(const char *path, char *err, size_t errlen)
+{
+	uint8_t head[8];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	ssize_t n;
+
+	if (fd < 0)
+		return 0;
+	n = pread(fd, head, sizeof head, 0);
+	close(fd);
+	if (n > 0 && (n < (ssize_t)sizeof head || memcmp(head, TSTATE_MAGIC, sizeof head) != 0))
+		return fail(err, errlen, EINVAL, path,
+			    "not a target state file (it holds something else): refused; give another --state FILE");
+	return 0;
+}
+
 long mc_tstate_resume(const char *path, struct mc_target *t, const struct mc_manifest *m, struct mc_state *st,
 		      char *why, size_t whylen, char *err, size_t errlen)
 {
 	struct mc_manifest sm;
 	uint8_t tid[MC_DIGEST_LEN];
+
+	memset(st, 0, sizeof *st);
+	if (mc_tstate_refuse_foreign(path, err, errlen) < 0)
+		return -EINVAL;
 	int l = mc_tstate_load(path, &sm, tid, st, why, whylen);
 
 	if (l == -ENOMEM) {
@@ -210,12 +230,12 @@ out:
 	return rc;
 }
 
-/* unlink(2) of a regular file only (0 when there is none or it is not one), else -errno. */
+/* unlink(2) of a regular file or a symbolic link (never followed) only; 0 when there is none or it is neither, else -errno. */
 static int unlink_regular(const char *path)
 {
 	struct stat sb;
 
-	if (lstat(path, &sb) < 0 || !S_ISREG(sb.st_mode))
+	if (lstat(path, &sb) < 0 || !(S_ISREG(sb.st_mode) || S_ISLNK(sb.st_mode)))
 		return 0;
 	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
 }

@@ -59,6 +59,16 @@ int mc_tstate_load(const char *path, struct mc_manifest *m, uint8_t tid[MC_DIGES
 		   char *err, size_t errlen);
 
 /*
+ * Refuses FILE when it holds something that is not a target state (not
+ * empty, not starting with the state's magic): the first save would replace
+ * it and the end remove it. A damaged state (the magic, a bad seal) is not
+ * refused: the callers start from an empty one. States are replaced whole by
+ * a rename, so none is half written. Returns 0, or -EINVAL with
+ * "FILE: not a target state file ...: refused" in err.
+ */
+int mc_tstate_refuse_foreign(const char *path, char *err, size_t errlen);
+
+/*
  * Refuses a loaded state that is not for this package (want: the package
  * the session or the source offers; NULL: none known yet) and this target
  * (t's identity against tid). Returns 0, or -EINVAL with
@@ -101,7 +111,8 @@ int mc_tstate_save(const char *path, const struct mc_manifest *m, const uint8_t 
 /*
  * Removes FILE, and FILE.tmp that a save killed between its write and its
  * rename leaves, once the target is complete and flushed. Only regular
- * files: a device node, FIFO or socket under the name is left as it is.
+ * files and symbolic links (not followed): a device node, FIFO or socket
+ * under the name is left as it is.
  * Returns 0 (also when there was none) or -errno with "FILE: reason" in err.
  */
 int mc_tstate_remove(const char *path, char *err, size_t errlen);

@@ -183,6 +183,19 @@ jfield() { python3 -c 'import json, sys; print(json.loads(sys.argv[2])[sys.argv[
 	mkdir sd
 	run -2 --separate-stderr "$MCAST_BIN/mcast-pack" extract --to tgt --state sd im.mcpkg
 	[[ $stderr == *"--state 'sd': is a directory"* ]]
+	# A file that is not a target state (the package, the target, any other) is refused, never replaced nor removed.
+	cp im.mcpkg keep.mcpkg
+	echo "some notes" >notes
+	before=$(sum tgt)
+	for f in keep.mcpkg notes; do
+		run -2 --separate-stderr "$MCAST_BIN/mcast-pack" extract --to tgt --state $f keep.mcpkg
+		[[ $stderr == *"$f: not a target state file (it holds something else): refused"* ]]
+	done
+	cmp keep.mcpkg im.mcpkg
+	[ "$(cat notes)" = "some notes" ]
+	run -2 --separate-stderr "$MCAST_BIN/mcast-pack" extract --to tgt --state tgt im.mcpkg
+	[[ $stderr == *"--state 'tgt': is the target itself"* ]]
+	[ "$(sum tgt)" = "$before" ]
 	# --state goes with extract --to alone.
 	run -2 "$MCAST_BIN/mcast-pack" extract --state st -O im.mcpkg
 	run -2 "$MCAST_BIN/mcast-pack" verify --to tgt --state st im.mcpkg

@@ -164,6 +164,11 @@ json_num() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" <<<"$2"; }
 	[[ $stderr == *"$dev: in use: mounted"* ]]
 	[ "$(sum "$dev")" = "$before" ]
 	# A state that is not a regular file: never replaced nor removed.
+	# A file that is not a target state: refused, never replaced nor removed.
+	echo "some notes" >notes
+	run -2 --separate-stderr run_repair --to t1 --state notes -s "$F/www/fs.mcpkg"
+	[[ $stderr == *"notes: not a target state file (it holds something else): refused"* ]]
+	[ "$(cat notes)" = "some notes" ]
 	mknod nd c 1 3 # a node of its own, as /dev/null: a program that got it wrong must not take the system's
 	run -2 --separate-stderr run_repair --to t1 --state nd -s "$F/www/fs.mcpkg"
 	[[ $stderr == *"--state 'nd': is not a regular file"* ]]
