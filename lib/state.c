@@ -132,14 +132,15 @@ static int refuse_special(const char *path, const char *what, char *err, size_t 
 	return lstat(path, &sb) == 0 ? refuse_mode(path, sb.st_mode, what, err, errlen) : 0;
 }
 
-/* unlink(2), but never of a device node, FIFO or socket: removing one of ours never takes one of those. */
-static int unlink_ours(const char *path)
+int mc_state_unlink_ours(const char *path)
 {
 	struct stat sb;
 
 	if (lstat(path, &sb) < 0 || special_kind(sb.st_mode))
-		return -1;
-	return unlink(path);
+		return 0;
+	if (unlink(path) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return 1;
 }
 
 char *mc_state_part_path(const char *pkg) { return suffixed(pkg, ".part"); }
@@ -387,11 +388,11 @@ void mc_state_remove(const char *pkg)
 	char *path = mc_state_file_path(pkg), *tmp = suffixed(pkg, ".state.tmp");
 
 	if (path) {
-		unlink_ours(path);
+		mc_state_unlink_ours(path);
 		free(path);
 	}
 	if (tmp) {
-		unlink_ours(tmp); /* a save killed between its write and its rename */
+		mc_state_unlink_ours(tmp); /* a save killed between its write and its rename */
 		free(tmp);
 	}
 }
@@ -404,8 +405,8 @@ int mc_state_drop_stale(const char *pkg)
 
 	/* With a PKG.part the state is that file's: not ours to touch. */
 	if (part && path && tmp && lstat(part, &sb) < 0 && errno == ENOENT) {
-		n += unlink_ours(path) == 0;
-		n += unlink_ours(tmp) == 0;
+		n += mc_state_unlink_ours(path) == 1;
+		n += mc_state_unlink_ours(tmp) == 1;
 		if (n)
 			fsync_dir_of(path);
 	}

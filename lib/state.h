@@ -134,6 +134,14 @@ int mc_state_open_part(const char *pkg, char *err, size_t errlen);
 void mc_state_drop_empty_part(const char *pkg, int fd);
 
 /*
+ * unlink(2) of a file of ours (a state, a partial package) that is never a
+ * device node, FIFO or socket: one of those under the name is left as it
+ * is; a symbolic link is removed, not followed. Returns 1 removed, 0
+ * nothing there or left as it is, or -errno.
+ */
+int mc_state_unlink_ours(const char *path);
+
+/*
  * The exclusive lock of a file being filled (PKG.part, or a package
  * mcast-repair heals in place), never waited for: another program holding
  * it is filling the same file. Returns 0, or -EWOULDBLOCK (in use; else

@@ -230,21 +230,11 @@ out:
 	return rc;
 }
 
-/* unlink(2) of a regular file or a symbolic link (never followed) only; 0 when there is none or it is neither, else -errno. */
-static int unlink_regular(const char *path)
-{
-	struct stat sb;
-
-	if (lstat(path, &sb) < 0 || !(S_ISREG(sb.st_mode) || S_ISLNK(sb.st_mode)))
-		return 0;
-	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
-}
-
 int mc_tstate_remove(const char *path, char *err, size_t errlen)
 {
 	size_t n = strlen(path);
 	char *tmp = malloc(n + 5);
-	int rc = unlink_regular(path);
+	int rc = mc_state_unlink_ours(path);
 
 	if (rc < 0) {
 		free(tmp);
@@ -253,7 +243,7 @@ int mc_tstate_remove(const char *path, char *err, size_t errlen)
 	if (tmp) {
 		memcpy(tmp, path, n);
 		memcpy(tmp + n, ".tmp", 5);
-		unlink_regular(tmp);
+		mc_state_unlink_ours(tmp);
 		free(tmp);
 	}
 	return 0;
