@@ -29,8 +29,9 @@
  * written at hundreds of MB/s can take a second or more, and a receiver that
  * stopped reading for that long would overflow its socket and turn the stall
  * into loss for the whole session. The loop hands over a copy of the
- * verified bitmap, taken after the chunks' writes; the thread syncs the
- * sink, then saves the state, so the state never claims what is not durable.
+ * verified bitmap and the parts of chunks (spans_union), taken after the
+ * chunks' writes; the thread syncs the sink, then saves the state, so the
+ * state never claims what is not durable.
  * It saves again as soon as SAVE_BYTES more are verified and the last save
  * is done, not only once a SAVE_MS: each sync then writes back a slice while
  * the next chunks come, instead of all of it at the end (on bench/image's
@@ -55,6 +56,8 @@ struct mc_rxloop {
 	int data, fbl, tx;
 	struct mc_rx rx, rxfb;
 	int dirty, announced, head;
+	struct mc_span *carried; /* the loaded state's parts of chunks, kept by every save (spans_union) */
+	uint32_t ncarried;
 	uint64_t last_save, fb_failed_ms, finish_at;
 	uint32_t saved_have;  /* verified chunks at the last save handed over */
 	struct mc_rxloop_info info;
@@ -62,6 +65,43 @@ struct mc_rxloop {
 	struct saver saver;
 	char err[512];     /* the sink's reason for the last failed write or read */
 };
+
+/*
+ * The parts of chunks (spans of their stored bytes) a save claims: those the
+ * run started with (the loaded state's, l->carried) and those the core spilled
+ * (mc_recv_spans), of chunks have does not mark. The core keeps the loaded
+ * ones only as whole symbols of chunks not in memory, and the state thread's
+ * saves held none at all: a resumed receiver killed after a save lost what an
+ * earlier run had made durable. Both lists sorted by chunk then offset, not
+ * overlapping; the union is too (what mc_state_spans_get takes). Returns the
+ * count (*out malloc'd) or -1, out of memory.
+ */
+static long spans_union(const struct mc_span *a, uint32_t na, const struct mc_span *b, uint32_t nb,
+			const uint8_t *have, uint32_t nchunks, struct mc_span **out)
+{
+	struct mc_span *v = malloc(((size_t)na + nb + 1) * sizeof *v);
+	uint32_t i = 0, j = 0;
+	long n = 0;
+
+	if ((*out = v) == NULL)
+		return -1;
+	while (i < na || j < nb) {
+		const struct mc_span *s = j >= nb || (i < na && (a[i].chunk < b[j].chunk ||
+								  (a[i].chunk == b[j].chunk && a[i].off <= b[j].off)))
+						  ? &a[i++]
+						  : &b[j++];
+		if (s->len == 0 || s->chunk >= nchunks || (have[s->chunk >> 3] >> (s->chunk & 7) & 1))
+			continue;
+		struct mc_span *pv = n ? &v[n - 1] : NULL;
+		if (pv && pv->chunk == s->chunk && s->off <= pv->off + pv->len) {
+			if (s->off + s->len > pv->off + pv->len)
+				pv->len = s->off + s->len - pv->off;
+		} else {
+			v[n++] = *s;
+		}
+	}
+	return n;
+}
 
 static void *saver_main(void *arg)
 {
@@ -77,6 +117,11 @@ static void *saver_main(void *arg)
 		v->work.nchunks = v->snap.nchunks;
 		v->work.nhave = v->snap.nhave;
 		memcpy(v->work.have, v->snap.have, (size_t)v->snap.nchunks / 8 + 1);
+		free(v->work.spans);
+		v->work.spans = v->snap.spans;
+		v->work.nspans = v->snap.nspans;
+		v->snap.spans = NULL;
+		v->snap.nspans = 0;
 		v->pending = 0;
 		v->busy = 1;
 		pthread_mutex_unlock(&v->mu);
@@ -94,27 +139,40 @@ static void *saver_main(void *arg)
 	return NULL;
 }
 
-/* Hands a snapshot to the saver (started on first use). Returns 0, or -1 when it failed earlier. */
-static int saver_post(struct saver *v, const struct mc_manifest *m, const uint8_t *have, uint32_t nhave, uint32_t nchunks)
+/*
+ * Hands a snapshot to the saver (started on first use): the verified map and
+ * the parts of chunks (spans, taken over: freed here whatever happens).
+ * Returns 0, or -1 when it failed earlier.
+ */
+static int saver_post(struct saver *v, const struct mc_manifest *m, const uint8_t *have, uint32_t nhave, uint32_t nchunks,
+		      struct mc_span *spans, uint32_t nspans)
 {
 	int rc = 0;
 
 	if (!v->started) {
-		if (mc_state_init(&v->snap, m->id, nchunks) < 0 || mc_state_init(&v->work, m->id, nchunks) < 0)
+		if (mc_state_init(&v->snap, m->id, nchunks) < 0 || mc_state_init(&v->work, m->id, nchunks) < 0) {
+			free(spans);
 			return -1;
+		}
 		pthread_mutex_init(&v->mu, NULL);
 		pthread_cond_init(&v->cv, NULL);
-		if (pthread_create(&v->th, NULL, saver_main, v) != 0)
+		if (pthread_create(&v->th, NULL, saver_main, v) != 0) {
+			free(spans);
 			return -1;
+		}
 		v->started = 1;
 	}
 	pthread_mutex_lock(&v->mu);
 	if (v->failed) {
 		rc = -1;
+		free(spans);
 	} else {
 		memcpy(v->snap.id, m->id, MC_ID_LEN);
 		v->snap.nhave = nhave;
 		memcpy(v->snap.have, have, (size_t)nchunks / 8 + 1);
+		free(v->snap.spans); /* a snapshot not taken yet: this one replaces it */
+		v->snap.spans = spans;
+		v->snap.nspans = nspans;
 		v->pending = 1;
 		pthread_cond_signal(&v->cv);
 	}
@@ -233,6 +291,12 @@ struct mc_rxloop *mc_rxloop_new(const struct mc_rxloop_cfg *cfg, char *err, size
 	if (l->r == NULL || (rs && rs->have_m && mc_recv_preload(l->r, &rs->m, rs->st.have, rs->st.spans, rs->st.nspans) < 0) ||
 	    mc_net_rx_init(&l->rx, 16, 65536) < 0 || mc_net_rx_init(&l->rxfb, 8, 2048) < 0)
 		goto nomem;
+	if (rs && rs->have_m && rs->st.nspans) {
+		if ((l->carried = malloc((size_t)rs->st.nspans * sizeof *l->carried)) == NULL)
+			goto nomem;
+		memcpy(l->carried, rs->st.spans, (size_t)rs->st.nspans * sizeof *l->carried);
+		l->ncarried = rs->st.nspans;
+	}
 	return l;
 nomem:
 	mc_rxloop_free(l);
@@ -366,6 +430,15 @@ static int events(struct mc_rxloop *l, uint64_t now, char *err, size_t errlen)
 		case MC_REV_IOERR:
 			snprintf(err, errlen, "%s", l->err[0] ? l->err : "I/O error");
 			return MC_RXL_ERROR;
+		case MC_REV_BADCHUNK: {
+			/* The core forgot the chunk, parts on the sink included (fetched whole again): so do the saves. */
+			uint32_t n = 0;
+			for (uint32_t i = 0; i < l->ncarried; i++)
+				if (l->carried[i].chunk != ev.arg)
+					l->carried[n++] = l->carried[i];
+			l->ncarried = n;
+			break;
+		}
 		}
 		report(l, ev.kind, ev.arg, 0, now);
 	}
@@ -389,7 +462,23 @@ static int save_now_and_then(struct mc_rxloop *l, uint64_t now, char *err, size_
 	    ((uint64_t)(sh > l->saved_have ? sh - l->saved_have : 0) * sm->chunk_size < l->cfg.save_bytes ||
 	     !saver_idle(&l->saver)))
 		return 0;
-	if (saver_post(&l->saver, sm, bm, sh, sc) < 0) {
+	/*
+	 * The parts of chunks too: the carried ones are durable since an earlier
+	 * run, the spilled ones were written before this snapshot and the thread
+	 * syncs the sink before it saves. (A chunk verified after the snapshot
+	 * is written over its parts before the next save: the resume check finds
+	 * it whole, or its parts fail their digest and it is fetched again.)
+	 */
+	struct mc_span *sp = NULL, *u = NULL;
+	long ns = mc_recv_spans(l->r, &sp);
+	long nu = spans_union(l->carried, l->ncarried, sp, ns > 0 ? (uint32_t)ns : 0, bm, sc, &u);
+	free(sp);
+	if (nu < 0) {
+		/* Never a state without the parts it had: none now (a state is a lower bound, the resume check finds the rest). */
+		snprintf(err, errlen, "cannot save the state: %s", mc_strerror(-ENOMEM));
+		return -1;
+	}
+	if (saver_post(&l->saver, sm, bm, sh, sc, u, (uint32_t)nu) < 0) {
 		snprintf(err, errlen, "%s", l->saver.err[0] ? l->saver.err : "cannot save the state");
 		return -1;
 	}
@@ -458,7 +547,15 @@ int mc_rxloop_save(struct mc_rxloop *l, char *warn, size_t warnlen)
 	/* Chunks half received are kept too: their symbols go to the sink, their extent to the state. */
 	memset(&st, 0, sizeof st);
 	l->err[0] = '\0';
-	long ns = mc_recv_flush(l->r) < 0 ? -1 : mc_recv_spans(l->r, &st.spans);
+	struct mc_span *sp = NULL;
+	long ns = mc_recv_flush(l->r) < 0 ? -1 : mc_recv_spans(l->r, &sp);
+	long nu = spans_union(l->carried, l->ncarried, sp, ns > 0 ? (uint32_t)ns : 0, have, nchunks, &st.spans);
+	free(sp);
+	if (nu < 0) {
+		/* Not saved rather than saved without the parts it had; the state on disk stays a lower bound. */
+		snprintf(warn, warnlen, "cannot save the state: %s", mc_strerror(-ENOMEM));
+		return -1;
+	}
 	if (ns < 0) {
 		struct mc_rxloop_ev ev = {MC_RXL_EV_PARTS_LOST, 0, 0, mc_now_ms(), l->err[0] ? l->err : mc_strerror(-ENOMEM)};
 		if (l->cfg.report)
@@ -472,7 +569,7 @@ int mc_rxloop_save(struct mc_rxloop *l, char *warn, size_t warnlen)
 	st.nchunks = nchunks;
 	st.nhave = nhave;
 	st.have = (uint8_t *)have;
-	st.nspans = ns > 0 ? (uint32_t)ns : 0;
+	st.nspans = nu > 0 ? (uint32_t)nu : 0;
 	l->info.partial = mc_span_chunks(st.spans, st.nspans);
 	int sr = l->sink->ops->save(l->sink, &st, warn, warnlen);
 	free(st.spans);
@@ -504,6 +601,7 @@ void mc_rxloop_free(struct mc_rxloop *l)
 	mc_net_rx_free(&l->rx);
 	mc_net_rx_free(&l->rxfb);
 	mc_recv_free(l->r);
+	free(l->carried);
 	free(l);
 }
 

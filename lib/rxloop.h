@@ -93,10 +93,13 @@ int mc_rxloop_run(struct mc_rxloop *l, char *err, size_t errlen);
 /*
  * The final save (after the state-saving thread stopped): the parts of
  * chunks still being assembled are written, the sink synced and its state
- * saved with them (parts that cannot be kept are reported as
- * MC_RXL_EV_PARTS_LOST, the verified chunks are saved all the same).
- * Returns 0, or -1 with the reason in err. Nothing to do before the sink
- * holds the manifest.
+ * saved with them and with the parts the run started with (the resumed
+ * state's spans, of chunks not verified or failed since: every save keeps
+ * them, the state thread's too). Parts of this run that cannot be kept are
+ * reported as MC_RXL_EV_PARTS_LOST, the rest is saved all the same; out of
+ * memory for the list, nothing is saved (the state on disk stays a lower
+ * bound). Returns 0, or -1 with the reason in err. Nothing to do before the
+ * sink holds the manifest.
  */
 int mc_rxloop_save(struct mc_rxloop *l, char *err, size_t errlen);
 

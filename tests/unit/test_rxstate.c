@@ -6,8 +6,9 @@
  * it receives a while, the sender is stopped (SIGSTOP) before those chunks,
  * and once the state on disk claims every chunk the receiver verified the
  * receiver is killed (SIGKILL: no final save, only the saves of the state
- * thread). Twice. Each time the state must still hold every part it started
- * with: an earlier run's durable work is never dropped by a later run's save.
+ * thread). Twice; then once stopped (its final save). Each time the state
+ * must still hold every part it started with: an earlier run's durable work
+ * is never dropped by a later run's save.
  * A last run completes the target from those parts; it equals the image.
  * Needs root (a network namespace on loopback); skipped otherwise. No timing:
  * the test waits for states, bounded only so that a broken saver fails.
@@ -187,6 +188,7 @@ static pid_t sender(uint64_t rate)
 struct shared {
 	volatile uint32_t nhave, chunks;
 	volatile int frozen, loaded;
+	volatile sig_atomic_t stop; /* set by the test: the receiver stops and makes its final save */
 };
 
 struct run {
@@ -247,7 +249,7 @@ static int receive(struct run *x, int *complete)
 	c.save_ms = 3600000; /* the saves of the state thread only: one each chunk more */
 	c.save_min_ms = 1;
 	c.save_bytes = CS;
-	c.stop = &x->stop;
+	c.stop = x->sh ? &x->sh->stop : &x->stop;
 	c.report = on_report;
 	c.ctx = x;
 	if ((l = mc_rxloop_new(&c, err, sizeof err)) == NULL || mc_rxloop_open(l, err, sizeof err) < 0) {
@@ -257,6 +259,8 @@ static int receive(struct run *x, int *complete)
 	res = mc_rxloop_run(l, err, sizeof err);
 	if (res == MC_RXL_ERROR)
 		printf("# %s\n", err);
+	if (res != MC_RXL_COMPLETE && mc_rxloop_save(l, err, sizeof err) < 0)
+		printf("# final save: %s\n", err);
 	if (complete)
 		*complete = mc_rxloop_info(l)->complete;
 out:
@@ -304,8 +308,11 @@ static int parts_kept(const struct mc_state *st)
 	return 1;
 }
 
-/* A receiver resumed, the sender stopped after `after` chunks, the receiver killed once the state caught up. */
-static void killed_run(int round, unsigned after)
+/*
+ * A receiver resumed, the sender stopped after `after` chunks, the receiver
+ * killed once the state caught up; or (stop) stopped then: its final save.
+ */
+static void killed_run(int round, unsigned after, int stop)
 {
 	struct shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	struct mc_state st;
@@ -341,7 +348,10 @@ static void killed_run(int round, unsigned after)
 		seen = state_have(NULL);
 		stable = seen == (long)n && seen > before ? stable + 1 : 0;
 		if (stable == 3 && sh->nhave == n) {
-			kill(r, SIGKILL);
+			if (stop)
+				sh->stop = 1;
+			else
+				kill(r, SIGKILL);
 			waitpid(r, &status, 0);
 			killed = 1;
 			break;
@@ -356,10 +366,10 @@ static void killed_run(int round, unsigned after)
 	memset(&st, 0, sizeof st);
 	long now = state_have(&st);
 	ok(killed && sh->loaded && now > before && now < (long)NCH,
-	   "round %d: a resumed receiver killed once its state held every chunk it verified (%ld, had %ld, %u verified)",
-	   round, now, before, sh->nhave);
-	ok(now >= 0 && parts_kept(&st),
-	   "round %d: the killed receiver's state still holds the parts of chunks its run started with", round);
+	   "round %d: a resumed receiver %s once its state held every chunk it verified (%ld, had %ld, %u verified)",
+	   round, stop ? "stopped" : "killed", now, before, sh->nhave);
+	ok(now >= 0 && parts_kept(&st), "round %d: the %s receiver's state still holds the parts of chunks its run started with",
+	   round, stop ? "stopped" : "killed");
 	mc_state_free(&st);
 	munmap(sh, sizeof *sh);
 }
@@ -398,8 +408,10 @@ int main(void)
 		ok(state_have(&st) == DONE0 && st.nspans == NPARTS && parts_kept(&st), "the first state: %u chunks, %zu parts",
 		   DONE0, NPARTS);
 		mc_state_free(&st);
-		killed_run(1, NCH / 8);
-		killed_run(2, NCH / 8);
+		killed_run(1, NCH / 8, 0);
+		killed_run(2, NCH / 8, 0);
+		/* The final save too: parts not a whole symbol of this session are kept as they are. */
+		killed_run(3, NCH / 8, 1);
 		/* The last run: everything, the parts taken from the target; the state goes once the target is whole. */
 		struct run x;
 		int complete = 0, status;
