@@ -56,7 +56,7 @@ struct mc_rxloop {
 	int data, fbl, tx;
 	struct mc_rx rx, rxfb;
 	int dirty, announced, head;
-	struct mc_span *carried; /* the loaded state's parts of chunks, kept by every save (spans_union) */
+	struct mc_span *carried; /* parts of chunks the loaded state or a save claimed, kept by every save (spans_union) */
 	uint32_t ncarried;
 	uint64_t last_save, fb_failed_ms, finish_at;
 	uint32_t saved_have;  /* verified chunks at the last save handed over */
@@ -68,11 +68,12 @@ struct mc_rxloop {
 
 /*
  * The parts of chunks (spans of their stored bytes) a save claims: those the
- * run started with (the loaded state's, l->carried) and those the core spilled
- * (mc_recv_spans), of chunks have does not mark. The core keeps the loaded
- * ones only as whole symbols of chunks not in memory, and the state thread's
- * saves held none at all: a resumed receiver killed after a save lost what an
- * earlier run had made durable. Both lists sorted by chunk then offset, not
+ * run started with (the loaded state's) or an earlier save claimed
+ * (l->carried), and those the core spilled (mc_recv_spans), of chunks have
+ * does not mark. The core keeps the loaded ones only as whole symbols of
+ * chunks not in memory, and the state thread's saves held none at all: a
+ * resumed receiver killed after a save lost what an earlier run had made
+ * durable. Both lists sorted by chunk then offset, not
  * overlapping; the union is too (what mc_state_spans_get takes). Returns the
  * count (*out malloc'd) or -1, out of memory.
  */
@@ -477,6 +478,20 @@ static int save_now_and_then(struct mc_rxloop *l, uint64_t now, char *err, size_
 		/* Never a state without the parts it had: none now (a state is a lower bound, the resume check finds the rest). */
 		snprintf(err, errlen, "cannot save the state: %s", mc_strerror(-ENOMEM));
 		return -1;
+	}
+	/*
+	 * What a save claims stays claimed until its chunk is verified or fails:
+	 * a chunk taken up again holds its spilled parts in memory (mc_recv_spans
+	 * lists them no more), and they are still on the sink. A copy, as the
+	 * thread takes u; without memory for it the carried ones stay as they were.
+	 */
+	struct mc_span *keep = nu ? malloc((size_t)nu * sizeof *keep) : NULL;
+	if (keep || nu == 0) {
+		if (keep)
+			memcpy(keep, u, (size_t)nu * sizeof *keep);
+		free(l->carried);
+		l->carried = keep;
+		l->ncarried = (uint32_t)nu;
 	}
 	if (saver_post(&l->saver, sm, bm, sh, sc, u, (uint32_t)nu) < 0) {
 		snprintf(err, errlen, "%s", l->saver.err[0] ? l->saver.err : "cannot save the state");
