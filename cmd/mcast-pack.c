@@ -930,6 +930,8 @@ static int cmd_extract_to(const struct args *a, const char *path)
 	for (; i < p.m.nchunks && !got_stop; i++) {
 		int c = 1;
 		if (x.path && mc_state_has(&x.st, i)) {
+			/* Already on the target: done, though not this run's work (the live rate counts what is written). */
+			mc_meter_skip(&live_meter, mc_manifest_span_len(&p.m, i));
 			continue;
 		} else if (mc_manifest_chunk_flags(&p.m, i) & MC_CHUNK_HOLE) {
 			holes++;

@@ -29,6 +29,15 @@ void mc_meter_add(struct mc_meter *m, uint64_t done, uint64_t now_ms)
 		m->n++;
 }
 
+void mc_meter_skip(struct mc_meter *m, uint64_t bytes)
+{
+	/* Every point moves up by them: differences, the rate, stay what was done. */
+	for (unsigned i = 0; i < MC_METER_SAMPLES; i++)
+		m->d[i] += bytes;
+	m->start_done += bytes;
+	m->last_done += bytes;
+}
+
 double mc_meter_rate(const struct mc_meter *m)
 {
 	unsigned first;

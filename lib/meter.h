@@ -30,6 +30,12 @@ void mc_meter_start(struct mc_meter *m, uint64_t total, uint64_t done, uint64_t 
  */
 void mc_meter_add(struct mc_meter *m, uint64_t done, uint64_t now_ms);
 
+/*
+ * Bytes found done without work (already there, skipped over): the next
+ * points count them in done, the rate does not see them.
+ */
+void mc_meter_skip(struct mc_meter *m, uint64_t bytes);
+
 /* Bytes per second from the oldest sample of the last window to the newest point (0 until time has passed). */
 double mc_meter_rate(const struct mc_meter *m);
 

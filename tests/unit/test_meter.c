@@ -37,6 +37,14 @@ int main(void)
 	mc_meter_start(&m, 10u << 20, 0, 5000);
 	mc_meter_add(&m, 1u << 20, 5000);
 	ok(mc_meter_rate(&m) == 0, "no rate before time has passed");
+	/* A resumed extract: 100 MiB found on the target between 10 MiB written each second: done has them, the rate not. */
+	mc_meter_start(&m, 200u << 20, 0, 1000);
+	mc_meter_add(&m, 10u << 20, 2000);
+	mc_meter_skip(&m, 100u << 20);
+	mc_meter_add(&m, 120u << 20, 3000);
+	ok(mc_meter_rate(&m) > 10.4e6 && mc_meter_rate(&m) < 10.5e6, "skipped bytes are not in the rate (%.0f)", mc_meter_rate(&m));
+	ok(strcmp(mc_meter_line(&m, 120u << 20, buf, sizeof buf), "120.0 MiB of 200.0 MiB (60%), 10.0 MiB/s, 0:08 left") == 0,
+	   "skipped bytes are done: %s", buf);
 
 	ok(strcmp(mc_fmt_eta(65, buf, sizeof buf), "1:05") == 0, "eta 1:05");
 	ok(strcmp(mc_fmt_eta(3723, buf, sizeof buf), "1:02:03") == 0, "eta 1:02:03");
