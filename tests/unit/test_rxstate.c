@@ -12,6 +12,9 @@
  * A last run completes the target from those parts; it equals the image.
  * Needs root (a network namespace on loopback); skipped otherwise. No timing:
  * the test waits for states, bounded only so that a broken saver fails.
+ * The other two users of the resume sequence (mc_tstate_resume) keep the
+ * parts too: mcast-repair --to stopped before those chunks, and mcast-pack
+ * extract --to --state (MCAST_BIN, default bin/) from a package spoiled at them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +30,7 @@
 
 #include "net.h"
 #include "pkg.h"
+#include "repair.h"
 #include "resume.h"
 #include "rxloop.h"
 #include "sink.h"
@@ -387,6 +391,119 @@ static int target_is_image(void)
 	return same;
 }
 
+/* A copy of the package at path with chunk `bad` and those after it spoiled. */
+static int pkg_copy(const char *path, uint32_t bad)
+{
+	struct mc_pkg p;
+	char err[256];
+	uint64_t poff;
+	int in, out, rc = -1;
+
+	if (mc_pkg_open(pkgpath, &p, err, sizeof err) < 0)
+		return -1;
+	poff = p.l.payload_off;
+	mc_pkg_close(&p);
+	uint64_t len = poff + isize;
+	uint8_t *b = malloc(len);
+	if (b && (in = open(pkgpath, O_RDONLY)) >= 0) {
+		if (pread(in, b, len, 0) == (ssize_t)len) {
+			for (uint32_t c = bad; c < NCH; c++)
+				b[poff + (uint64_t)c * CS + 100] ^= 0x5a; /* no part covers byte 100 of these: the spill stays right */
+			if ((out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) >= 0) {
+				rc = write(out, b, len) == (ssize_t)len ? 0 : -1;
+				close(out);
+			}
+		}
+		close(in);
+	}
+	free(b);
+	return rc;
+}
+
+static volatile sig_atomic_t repair_stop;
+
+/* Stops a repair once 20 chunks came: long before the last ones, where the parts are. */
+static void repair_event(void *ctx, const struct mc_repair_event *ev)
+{
+	unsigned *n = ctx;
+
+	if (ev->type == MC_REPAIR_EV_CHUNK && ++*n >= 20)
+		repair_stop = 1;
+}
+
+/*
+ * mcast-repair --to shares the resume sequence: stopped before it reaches
+ * the chunks with parts, the state it saves keeps every part.
+ */
+static void test_repair_keeps_parts(void)
+{
+	char err[512];
+	const char *srcs[1] = {pkgpath};
+	struct mc_repair_opts o;
+	struct mc_repair_result res;
+	struct mc_state st;
+	unsigned chunks = 0;
+
+	if (make_first_state() < 0) {
+		ok(0, "repair --to: fixtures");
+		return;
+	}
+	repair_stop = 0;
+	memset(&o, 0, sizeof o);
+	memset(&res, 0, sizeof res);
+	o.pkg = pkgpath;
+	o.sources = srcs;
+	o.event = repair_event;
+	o.ctx = &chunks;
+	o.stop = &repair_stop;
+	o.nsources = 1;
+	o.src.parallel = 1;
+	o.backoff_base_ms = 1;
+	o.max_attempts = 1;
+	o.target = tgtpath;
+	o.state_path = statepath;
+	int rc = mc_repair_run(&o, &res, err, sizeof err);
+	if (rc < 0)
+		printf("# %s\n", err);
+	mc_repair_result_free(&res);
+	memset(&st, 0, sizeof st);
+	long n = state_have(&st);
+	ok(rc == 1 && n > DONE0 && n < NCH - 3, "repair --to stopped mid-way: incomplete, %ld of %u chunks (%d)", n, NCH, rc);
+	ok(n >= 0 && parts_kept(&st), "repair --to: its state still holds every part");
+	mc_state_free(&st);
+}
+
+/*
+ * mcast-pack extract --to --state too: a package spoiled from the chunks
+ * with parts on writes the others and exits 3; its state keeps every part.
+ */
+static void test_extract_keeps_parts(void)
+{
+	char bad[300], cmd[1200];
+	const char *bin = getenv("MCAST_BIN") ? getenv("MCAST_BIN") : "bin";
+	struct mc_state st;
+
+	snprintf(bad, sizeof bad, "%s/bad.mcpkg", dir);
+	snprintf(cmd, sizeof cmd, "%s/mcast-pack", bin);
+	if (access(cmd, X_OK) != 0) {
+		printf("ok %d - # SKIP extract --to: no %s (MCAST_BIN)\n", ++tap_n, cmd);
+		return;
+	}
+	if (make_first_state() < 0 || pkg_copy(bad, NCH - 3) < 0) {
+		ok(0, "extract --to: fixtures");
+		return;
+	}
+	snprintf(cmd, sizeof cmd, "'%s/mcast-pack' -q extract --to '%s' --state '%s' '%s' 2>/dev/null", bin, tgtpath,
+		 statepath, bad);
+	int w = system(cmd);
+	memset(&st, 0, sizeof st);
+	long n = state_have(&st);
+	ok(WIFEXITED(w) && WEXITSTATUS(w) == 3 && n == NCH - 3,
+	   "extract --to --state from a package spoiled at the parts: exit 3, %ld of %u chunks", n, NCH);
+	ok(n >= 0 && parts_kept(&st), "extract --to --state: its state still holds every part");
+	mc_state_free(&st);
+}
+
 static int in_namespace(void)
 {
 	if (geteuid() != 0 || unshare(CLONE_NEWNET) < 0)
@@ -402,6 +519,9 @@ int main(void)
 	snprintf(tgtpath, sizeof tgtpath, "%s/target", dir);
 	snprintf(statepath, sizeof statepath, "%s/target.state", dir);
 	ok(make_pkg() == 0 && make_first_state() == 0, "image package, target and first state made");
+	test_repair_keeps_parts();
+	test_extract_keeps_parts();
+	ok(make_first_state() == 0, "the first state again");
 	if (in_namespace()) {
 		struct mc_state st;
 		memset(&st, 0, sizeof st);
