@@ -23,6 +23,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "imgpkg.h"
+#include "losession.h"
 #include "net.h"
 #include "pace.h"
 #include "pkg.h"
@@ -88,42 +90,7 @@ out:
 /* The same bytes as an image package (format 2): NCH spans of CS stored raw, the last short. */
 static int make_image_pkg(void)
 {
-	struct mc_manifest m;
-	struct mc_pkg_layout l;
-	uint32_t len[NCH];
-	uint8_t fl[NCH], *dg = malloc((size_t)NCH * MC_DIGEST_LEN);
-	char err[256];
-	int fd, rc = -1;
-
-	if (dg == NULL)
-		return -1;
-	memset(&m, 0, sizeof m);
-	snprintf(m.name, sizeof m.name, "drvimg");
-	m.chunk_size = CS;
-	m.image_size = psize;
-	m.compression = MC_COMP_NONE;
-	mc_digest(payload, psize, m.payload_digest);
-	for (uint32_t i = 0; i < NCH; i++) {
-		uint64_t off = (uint64_t)i * CS;
-		len[i] = (uint32_t)(psize - off < CS ? psize - off : CS);
-		fl[i] = MC_CHUNK_RAW;
-		mc_digest(payload + off, len[i], dg + (size_t)i * MC_DIGEST_LEN);
-	}
-	if (mc_manifest_encode_image(&m, len, fl, dg, dg, err, sizeof err) < 0) {
-		printf("# %s\n", err);
-		goto out;
-	}
-	mc_manifest_layout(&m, &l);
-	fd = open(imgpath, O_RDWR | O_CREAT | O_TRUNC, 0644);
-	if (fd >= 0 && mc_pkg_write_head(fd, &m) == 0 &&
-	    pwrite(fd, payload, psize, (off_t)l.payload_off) == (ssize_t)psize)
-		rc = 0;
-	if (fd >= 0)
-		close(fd);
-	mc_manifest_free(&m);
-out:
-	free(dg);
-	return rc;
+	return imgpkg_write(imgpath, "drvimg", payload, psize, CS);
 }
 
 static int same_file(const char *a, const char *b)
@@ -136,34 +103,7 @@ static int same_file(const char *a, const char *b)
 /* A sender in a child process at rate bit/s for at most max_ms; returns its pid. */
 static pid_t sender(uint64_t max_ms, uint64_t rate)
 {
-	pid_t pid = fork();
-
-	if (pid != 0)
-		return pid;
-	struct mc_txloop_cfg c;
-	struct mc_pkg p;
-	struct mc_txloop *l;
-	char err[512];
-	memset(&c, 0, sizeof c);
-	if (mc_pkg_open(pkgpath, &p, err, sizeof err) < 0 ||
-	    mc_net_group("239.9.9.9", 7500, NULL, &c.g, err, sizeof err) < 0)
-		_exit(10);
-	mc_net_group_port(&c.g, 7501, &c.gfb);
-	c.ttl = 1;
-	c.pkg = &p;
-	c.rate = rate;
-	c.mtu = 1500;
-	c.core.linger_ms = 200;
-	c.core.max_time_ms = max_ms;
-	c.core.peer_timeout_ms = 2000;
-	c.core.max_passes = 12;
-	if ((l = mc_txloop_new(&c, err, sizeof err)) == NULL || mc_txloop_open(l, err, sizeof err) < 0)
-		_exit(11);
-	int reason = mc_txloop_run(l, err, sizeof err);
-	mc_txloop_end(l, reason < 0 ? MC_END_SIGNAL : reason);
-	mc_txloop_free(l);
-	mc_pkg_close(&p);
-	_exit(reason < 0 ? 12 : 0);
+	return losession_sender(pkgpath, "239.9.9.9", 7500, max_ms, rate);
 }
 
 /* What a receiver in a child process tells the test (shared memory). */
@@ -240,16 +180,8 @@ static int receive(struct rxrun *x, struct mc_resume *rs, uint32_t *nhave, uint3
 	c.stop = &x->stop;
 	c.report = on_report;
 	c.ctx = x;
-	if ((l = mc_rxloop_new(&c, err, sizeof err)) == NULL || mc_rxloop_open(l, err, sizeof err) < 0) {
-		printf("# %s\n", err);
-		goto out;
-	}
-	res = mc_rxloop_run(l, err, sizeof err);
-	if (res == MC_RXL_ERROR)
-		printf("# %s\n", err);
-	if (res != MC_RXL_COMPLETE)
-		mc_rxloop_save(l, err, sizeof err);
-	mc_recv_have(mc_rxloop_receiver(l), nhave, nchunks);
+	if ((res = losession_receive(&c, &l)) >= 0)
+		mc_recv_have(mc_rxloop_receiver(l), nhave, nchunks);
 out:
 	mc_rxloop_free(l);
 	if (sink)
@@ -259,9 +191,7 @@ out:
 
 static int in_namespace(void)
 {
-	if (geteuid() != 0 || unshare(CLONE_NEWNET) < 0)
-		return 0;
-	return system("ip link set lo up multicast on && ip route add 224.0.0.0/4 dev lo") == 0;
+	return losession_namespace();
 }
 
 static void test_session(void)
@@ -317,6 +247,11 @@ static uint32_t state_on_disk(void)
 	return n;
 }
 
+static long state_on_disk_n(void)
+{
+	return state_on_disk();
+}
+
 /*
  * The early save: with save_ms an hour, a state on disk that holds chunks
  * verified after the first save can only come from the save made once
@@ -334,7 +269,7 @@ static void test_early_save(void)
 	struct rxrun x;
 	uint32_t nh, nc, saved = 0, seen = 0;
 	char part[300], state[300];
-	int st = -1, stable = 0, killed = 0;
+	int st = -1, killed = 0;
 
 	if (sh == MAP_FAILED) {
 		ok(0, "early save: shared memory (%s)", strerror(errno));
@@ -365,29 +300,10 @@ static void test_early_save(void)
 		receive(&x, &rs, &nh, &nc);
 		_exit(0); /* the receiver was meant to be killed */
 	}
-	for (int i = 0; i < 3000 && r > 0; i++) {
-		usleep(10000);
-		if (waitpid(r, &st, WNOHANG) == r) {
-			r = 0;
-			break;
-		}
-		if (!sh->frozen)
-			continue;
-		/* The same count on disk as in the receiver, three looks in a row: the saver caught up. */
-		uint32_t n = sh->nhave;
-		seen = state_on_disk();
-		stable = seen == n && n >= NCH / 10 ? stable + 1 : 0;
-		if (stable == 3 && sh->nhave == n) {
-			kill(r, SIGKILL);
-			waitpid(r, &st, 0);
-			killed = 1;
-			break;
-		}
-	}
-	if (r > 0 && !killed) {
-		kill(r, SIGKILL);
-		waitpid(r, &st, 0);
-	}
+	/* The same count on disk as in the receiver, three looks in a row: the saver caught up. */
+	long last = -1;
+	killed = losession_end_saved(r, &sh->frozen, &sh->nhave, state_on_disk_n, NCH / 10, NULL, &last);
+	seen = last < 0 ? 0 : (uint32_t)last;
 	kill(s, SIGKILL);
 	waitpid(s, &st, 0);
 	saved = state_on_disk();

@@ -28,6 +28,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "imgpkg.h"
+#include "losession.h"
 #include "net.h"
 #include "pkg.h"
 #include "repair.h"
@@ -61,47 +63,16 @@ static const struct mc_span parts[] = {
 /* An image package (format 2) of NCH raw chunks of pseudo-random bytes, the last one short. */
 static int make_pkg(void)
 {
-	struct mc_manifest m;
-	struct mc_pkg_layout l;
-	uint32_t len[NCH];
-	uint8_t fl[NCH], *dg = malloc((size_t)NCH * MC_DIGEST_LEN);
 	uint64_t x = 0x9e3779b97f4a7c15ULL;
-	char err[256];
-	int fd, rc = -1;
 
 	isize = (uint64_t)NCH * CS - 777;
-	if (dg == NULL || (image = malloc(isize)) == NULL)
-		goto out;
+	if ((image = malloc(isize)) == NULL)
+		return -1;
 	for (uint64_t i = 0; i < isize; i++) {
 		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
 		image[i] = (uint8_t)x;
 	}
-	memset(&m, 0, sizeof m);
-	snprintf(m.name, sizeof m.name, "rxstate");
-	m.chunk_size = CS;
-	m.image_size = isize;
-	m.compression = MC_COMP_NONE;
-	mc_digest(image, isize, m.payload_digest);
-	for (uint32_t i = 0; i < NCH; i++) {
-		uint64_t off = (uint64_t)i * CS;
-		len[i] = (uint32_t)(isize - off < CS ? isize - off : CS);
-		fl[i] = MC_CHUNK_RAW;
-		mc_digest(image + off, len[i], dg + (size_t)i * MC_DIGEST_LEN);
-	}
-	if (mc_manifest_encode_image(&m, len, fl, dg, dg, err, sizeof err) < 0) {
-		printf("# %s\n", err);
-		goto out;
-	}
-	mc_manifest_layout(&m, &l);
-	fd = open(pkgpath, O_RDWR | O_CREAT | O_TRUNC, 0644);
-	if (fd >= 0 && mc_pkg_write_head(fd, &m) == 0 && pwrite(fd, image, isize, (off_t)l.payload_off) == (ssize_t)isize)
-		rc = 0;
-	if (fd >= 0)
-		close(fd);
-	mc_manifest_free(&m);
-out:
-	free(dg);
-	return rc;
+	return imgpkg_write(pkgpath, "rxstate", image, isize, CS);
 }
 
 /*
@@ -158,34 +129,7 @@ out:
 /* A sender in a child process at rate bit/s; returns its pid. */
 static pid_t sender(uint64_t rate)
 {
-	pid_t pid = fork();
-
-	if (pid != 0)
-		return pid;
-	struct mc_txloop_cfg c;
-	struct mc_pkg p;
-	struct mc_txloop *l;
-	char err[512];
-	memset(&c, 0, sizeof c);
-	if (mc_pkg_open(pkgpath, &p, err, sizeof err) < 0 ||
-	    mc_net_group("239.9.9.21", 7520, NULL, &c.g, err, sizeof err) < 0)
-		_exit(10);
-	mc_net_group_port(&c.g, 7521, &c.gfb);
-	c.ttl = 1;
-	c.pkg = &p;
-	c.rate = rate;
-	c.mtu = 1500;
-	c.core.linger_ms = 200;
-	c.core.max_time_ms = 60000;
-	c.core.peer_timeout_ms = 2000;
-	c.core.max_passes = 12;
-	if ((l = mc_txloop_new(&c, err, sizeof err)) == NULL || mc_txloop_open(l, err, sizeof err) < 0)
-		_exit(11);
-	int reason = mc_txloop_run(l, err, sizeof err);
-	mc_txloop_end(l, reason < 0 ? MC_END_SIGNAL : reason);
-	mc_txloop_free(l);
-	mc_pkg_close(&p);
-	_exit(reason < 0 ? 12 : 0);
+	return losession_sender(pkgpath, "239.9.9.21", 7520, 60000, rate);
 }
 
 /* What the receiver in a child process tells the test. */
@@ -256,16 +200,7 @@ static int receive(struct run *x, int *complete)
 	c.stop = x->sh ? &x->sh->stop : &x->stop;
 	c.report = on_report;
 	c.ctx = x;
-	if ((l = mc_rxloop_new(&c, err, sizeof err)) == NULL || mc_rxloop_open(l, err, sizeof err) < 0) {
-		printf("# %s\n", err);
-		goto out;
-	}
-	res = mc_rxloop_run(l, err, sizeof err);
-	if (res == MC_RXL_ERROR)
-		printf("# %s\n", err);
-	if (res != MC_RXL_COMPLETE && mc_rxloop_save(l, err, sizeof err) < 0)
-		printf("# final save: %s\n", err);
-	if (complete)
+	if ((res = losession_receive(&c, &l)) >= 0 && complete)
 		*complete = mc_rxloop_info(l)->complete;
 out:
 	mc_rxloop_free(l);
@@ -312,6 +247,11 @@ static int parts_kept(const struct mc_state *st)
 	return 1;
 }
 
+static long state_now(void)
+{
+	return state_have(NULL);
+}
+
 /*
  * A receiver resumed, the sender stopped after `after` chunks, the receiver
  * killed once the state caught up; or (stop) stopped then: its final save.
@@ -321,7 +261,7 @@ static void killed_run(int round, unsigned after, int stop)
 	struct shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	struct mc_state st;
 	long before = state_have(NULL), seen = -1;
-	int status, stable = 0, killed = 0;
+	int status, killed = 0;
 
 	if (sh == MAP_FAILED) {
 		ok(0, "round %d: shared memory (%s)", round, strerror(errno));
@@ -340,31 +280,7 @@ static void killed_run(int round, unsigned after, int stop)
 		receive(&x, NULL);
 		_exit(0); /* meant to be killed */
 	}
-	for (int i = 0; i < 3000; i++) {
-		usleep(10000);
-		if (waitpid(r, &status, WNOHANG) == r) {
-			r = 0;
-			break;
-		}
-		if (!sh->frozen)
-			continue;
-		uint32_t n = sh->nhave;
-		seen = state_have(NULL);
-		stable = seen == (long)n && seen > before ? stable + 1 : 0;
-		if (stable == 3 && sh->nhave == n) {
-			if (stop)
-				sh->stop = 1;
-			else
-				kill(r, SIGKILL);
-			waitpid(r, &status, 0);
-			killed = 1;
-			break;
-		}
-	}
-	if (r > 0 && !killed) {
-		kill(r, SIGKILL);
-		waitpid(r, &status, 0);
-	}
+	killed = losession_end_saved(r, &sh->frozen, &sh->nhave, state_now, before + 1, stop ? &sh->stop : NULL, &seen);
 	kill(s, SIGKILL);
 	waitpid(s, &status, 0);
 	memset(&st, 0, sizeof st);
@@ -506,9 +422,7 @@ static void test_extract_keeps_parts(void)
 
 static int in_namespace(void)
 {
-	if (geteuid() != 0 || unshare(CLONE_NEWNET) < 0)
-		return 0;
-	return system("ip link set lo up multicast on && ip route add 224.0.0.0/4 dev lo") == 0;
+	return losession_namespace();
 }
 
 int main(void)
