@@ -23,7 +23,7 @@
 
 static const char usage_text[] =
 	"usage: mcast-send [-qv] [--json] [-g GROUP] [-p PORT] [-i IFACE] [-t TTL] [-r RATE]\n"
-	"                  [--fec PERCENT] [--linger DUR] [--max-time DUR] [--max-passes N]\n"
+	"                  [--fec PERCENT|auto] [--linger DUR] [--max-time DUR] [--max-passes N]\n"
 	"                  [--mtu BYTES] [--peer-timeout DUR] [--session-key FILE] PKG\n"
 	"       mcast-send -h | --help | --version\n";
 
@@ -35,7 +35,8 @@ static const struct mc_fe_prog prog = {
 	      "  -i, --interface IFACE  send on this interface\n"
 	      "  -t, --ttl TTL    multicast TTL / hop limit (default 1)\n"
 	      "  -r, --rate RATE  bits per second, e.g. 800M, 1G (default 500M); lower while receivers overrun\n"
-	      "  --fec PERCENT     repair symbols in the first pass (default 0: NACKs ask)\n"
+	      "  --fec PERCENT|auto  repair symbols in the first pass, in percent of each block; auto\n"
+	      "                    (the default): twice the loss receivers report, none without loss\n"
 	      "  --linger DUR      wait this long for new receivers after all completed (default 2s)\n"
 	      "  --max-time DUR    end the session after DUR whatever its state\n"
 	      "  --max-passes N    passes in which a receiver may ask for repair before it is\n"
@@ -58,6 +59,7 @@ struct opts {
 	struct mc_fe_net net;
 	const char *pkg;
 	uint64_t rate, fec, linger, max_time, max_passes, mtu, peer_timeout;
+	int fec_auto; /* --fec auto (the default) */
 	struct mc_fe_common fe;
 	const char *session_key;
 };
@@ -93,7 +95,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	memset(o, 0, sizeof *o);
 	mc_fe_net_defaults(&o->net);
 	o->rate = MC_DEFAULT_RATE;
-	o->fec = MC_DEFAULT_FEC;
+	o->fec_auto = 1;
 	o->linger = MC_DEFAULT_LINGER_MS;
 	o->max_passes = MC_DEFAULT_MAX_PASSES;
 	o->mtu = 0; /* from the group's route (at most MC_DEFAULT_MTU) unless --mtu says */
@@ -109,8 +111,9 @@ static void parse(int argc, char **argv, struct opts *o)
 				mc_fe_bad_value(usage_text, "-r", optarg, "rate must be bits per second from 1K to 400G, such as 800M or 1G");
 			break;
 		case O_FEC:
-			if (mc_opt_uint(optarg, 0, 100, &o->fec) < 0)
-				mc_fe_bad_value(usage_text, "--fec", optarg, "must be a percentage from 0 to 100");
+			o->fec_auto = strcmp(optarg, "auto") == 0;
+			if (!o->fec_auto && mc_opt_uint(optarg, 0, 100, &o->fec) < 0)
+				mc_fe_bad_value(usage_text, "--fec", optarg, "must be a percentage from 0 to 100, or auto");
 			break;
 		case O_LINGER:
 			if (mc_opt_duration(optarg, 0, 86400000, &o->linger) < 0)
@@ -267,9 +270,12 @@ static void started(const struct run *x, const struct mc_txloop_cfg *c)
 	mc_id_hex(x->pkg.m.id, idhex);
 	/* The session id in one form for people and scripts: 8 hex digits, as mcast-recv says it. */
 	snprintf(sess, sizeof sess, "%08x", (unsigned)in->session);
-	mc_info("sending %s (id %.16s, %s, %u chunks) to %s at %s, fec %llu%%, %u-byte symbols%s, session %s",
+	char fec[32] = "auto";
+	if (!x->o.fec_auto)
+		snprintf(fec, sizeof fec, "%llu%%", (unsigned long long)x->o.fec);
+	mc_info("sending %s (id %.16s, %s, %u chunks) to %s at %s, fec %s, %u-byte symbols%s, session %s",
 		x->pkg.m.name, idhex, mc_fmt_size(x->pkg.l.file_size, sz, sizeof sz), x->pkg.m.nchunks, c->g.text,
-		mc_fmt_rate(x->o.rate, rt, sizeof rt), (unsigned long long)x->o.fec, in->sym, in->gso ? ", UDP GSO" : "", sess);
+		mc_fmt_rate(x->o.rate, rt, sizeof rt), fec, in->sym, in->gso ? ", UDP GSO" : "", sess);
 	mc_json_begin(&j, "start");
 	mc_json_str(&j, "path", x->o.pkg);
 	mc_json_str(&j, "name", x->pkg.m.name);
@@ -425,6 +431,7 @@ int main(int argc, char **argv)
 	/* With a session key every datagram carries MC_AUTH_LEN more bytes: the symbols make room for them. */
 	c.sym = mc_wire_sym_for_mtu((unsigned)x.o.mtu - (x.o.session_key ? MC_AUTH_LEN : 0), c.g.family == AF_INET6);
 	c.core.fec_pct = (unsigned)x.o.fec;
+	c.core.fec_auto = x.o.fec_auto;
 	c.core.linger_ms = x.o.linger;
 	c.core.max_time_ms = x.o.max_time;
 	c.core.peer_timeout_ms = x.o.peer_timeout;

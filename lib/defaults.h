@@ -7,7 +7,6 @@
 #define MC_DEFAULT_TTL 1
 #define MC_DEFAULT_RATE 500000000ULL  /* bits per second */
 #define MC_DEFAULT_MTU 1500
-#define MC_DEFAULT_FEC 0              /* percent repair symbols in the first pass: none, NACKs do it */
 #define MC_DEFAULT_LINGER_MS 2000
 #define MC_DEFAULT_CHUNK (1024 * 1024)
 #define MC_DEFAULT_PEER_TIMEOUT_MS 5000 /* silent receiver no longer waited for */

@@ -31,6 +31,7 @@
 #define LOSS_MIN_SYMBOLS 2048 /* symbols sampled before a loss estimate is told */
 #define REQ_SERVED 0x80000000u
 #define OVERRUN_REPORT_MS 10  /* at most this often a report of overruns alone */
+#define LOSS_REPORT_MS 50     /* at most this often a report of loss alone, while behind in the first pass */
 #define DONE_EVERY_MS 100
 #define DONE_TRIES 10
 #define DEFAULT_BACKOFF_MS 10
@@ -127,6 +128,7 @@ struct mc_receiver {
 	uint32_t overruns, overruns_told;
 	int auto_mem;             /* mem_limit follows the first announced rate */
 	uint64_t overrun_next;    /* earliest time for the next report of overruns alone */
+	uint64_t loss_next;       /* ... and of loss alone (mc_recv_alive) */
 	int eligible;
 	/*
 	 * This receiver's loss in the first pass, told to the sender in NACKs
@@ -139,6 +141,13 @@ struct mc_receiver {
 	 * UINT32_MAX).
 	 */
 	uint64_t est_span, est_lost;
+	/*
+	 * The same seen from the gaps between the ESIs of a block as they
+	 * arrive in the first pass (the sender sends them in order), for the
+	 * reports of a receiver behind in its reading (mc_recv_alive): it
+	 * completes few blocks and asks for none, so est_* learn little then.
+	 */
+	uint64_t gap_span, gap_lost;
 	uint32_t est_from;
 	int est_set;
 	int early_full; /* DATA before the first announcement was let go: a gap follows what was held */
@@ -1306,6 +1315,13 @@ static void on_data(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
 		r->st.dup++;
 		return;
 	}
+	if (pass <= 1 && gb >= r->est_from) {
+		unsigned next = esi_span(k); /* the ESI this one would be without loss */
+		if (d->esi >= next) {
+			r->gap_span += d->esi - next + 1u;
+			r->gap_lost += d->esi - next;
+		}
+	}
 	k->bits[d->esi >> 6] |= 1ULL << (d->esi & 63);
 	uint8_t *base = s->buf + (size_t)bi * g->kmax * g->sym;
 	if (d->esi < b.k) {
@@ -1706,6 +1722,26 @@ void mc_recv_alive(struct mc_receiver *r, uint64_t now)
 		place_image(r, now);
 	if (r->phase == MC_RPH_WAIT || r->phase == MC_RPH_JOINED)
 		hello_due(r, now);
+	/*
+	 * Behind in its reading a receiver asks for nothing yet, but tells its
+	 * loss while the first pass goes on (a NACK with no entries): a sender
+	 * with --fec auto sends the rest of the pass with repair enough for
+	 * it. At 5 Gbit/s the sender ends its first pass long before such a
+	 * receiver has read it, and its NACKs came only then.
+	 */
+	uint8_t loss = loss_256(r);
+	if (r->gap_span >= LOSS_MIN_SYMBOLS) {
+		uint64_t g = (r->gap_lost * 256 + r->gap_span / 2) / r->gap_span;
+		if (g > loss)
+			loss = (uint8_t)(g > MC_LOSS_MAX ? MC_LOSS_MAX : g);
+	}
+	if (r->phase == MC_RPH_JOINED && r->spass <= 1 && !r->sidle && loss && now >= r->loss_next) {
+		struct mc_pkt p;
+		nack_start(r, &p);
+		r->loss_next = now + LOSS_REPORT_MS;
+		p.flags = loss;
+		queue_fb(r, &p);
+	}
 }
 
 uint64_t mc_recv_tick(struct mc_receiver *r, uint64_t now)

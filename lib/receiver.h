@@ -137,8 +137,9 @@ uint64_t mc_recv_tick(struct mc_receiver *r, uint64_t now_ms);
 /*
  * Only what cannot wait while the loop is still behind in its reading (its
  * socket holds more): a hello when due, so that the sender keeps waiting
- * for this receiver, and an image's placing. No NACK: what it would ask
- * for may be in the datagrams not read yet.
+ * for this receiver, an image's placing, and in the first pass a report of
+ * its loss (a NACK with no entries, for --fec auto). No NACK that asks:
+ * what it would ask for may be in the datagrams not read yet.
  */
 void mc_recv_alive(struct mc_receiver *r, uint64_t now_ms);
 

@@ -22,7 +22,7 @@
 #define SAVE_BYTES (64u << 20)
 #define FINISH_MS 1500 /* after completing, time to tell the sender (DONE) */
 #define FB_SAY_MS 10000 /* feedback that cannot be sent is said again after this long */
-#define DRAIN_MS 100   /* datagrams read at most this long before a hello can go out */
+#define DRAIN_MS 25    /* datagrams read at most this long before a hello or a loss report can go out */
 
 /*
  * The state is made durable by a thread of its own: fdatasync of a file being

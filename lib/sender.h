@@ -21,10 +21,18 @@
 #define MC_ROUND_MS 100
 /* Repair after the first pass: at least this percent more than asked for, and one symbol. */
 #define MC_REPAIR_MARGIN 5
+/*
+ * --fec auto: first-pass repair of twice the worst loss that receivers
+ * reported in their NACKs over the last MC_FEC_AUTO_MS to twice that, at
+ * most MC_FEC_AUTO_MAX percent; none while nobody reports loss.
+ */
+#define MC_FEC_AUTO_MS 500
+#define MC_FEC_AUTO_MAX 25
 
 struct mc_sender_cfg {
 	struct mc_geom geom;
 	unsigned fec_pct;          /* repair symbols per block in the first pass, percent of k */
+	int fec_auto;              /* --fec auto: the first pass's repair follows the loss receivers report (fec_pct unused there) */
 	uint64_t linger_ms;
 	uint64_t max_time_ms;      /* 0: no limit */
 	uint64_t peer_timeout_ms;  /* a silent receiver is no longer waited for */

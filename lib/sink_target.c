@@ -14,8 +14,9 @@
 #include "target.h"
 #include "tstate.h"
 
-/* Writer threads of a receiver's target, one of them decoding at a time (tgt_chunk). */
-#define MC_SINK_TARGET_WRITERS 2
+/* Writer threads of a receiver's target, and how many of them decode at a time (tgt_chunk). */
+#define MC_SINK_TARGET_WRITERS 4
+#define MC_SINK_TARGET_DECODERS 2
 
 struct sink_target {
 	struct mc_sink s;
@@ -209,16 +210,21 @@ static int tgt_chunk(struct mc_sink *s, const struct mc_manifest *m, uint32_t i,
 	if (k->t == NULL && (rc = open_target(k, m, err, errlen)) < 0)
 		return rc;
 	/*
-	 * Two writers, one decoding at a time: on a disk one synchronous write
-	 * at a time left the decoder waiting for the device and the device for
-	 * the decoder (a 1 MiB O_DIRECT write took 4.9 ms on bench/image's
-	 * direct target); more decoders would take CPU the receive loop, the
-	 * other receivers and the sender need on a small machine. (A decoder
-	 * per CPU left a receiver behind 5% loss incomplete in 4 of 16 runs of
-	 * bench/image; at load 14 one writer did too, in 3 of 4 onto the
-	 * direct target: the writers are not the whole cause.)
+	 * Four writers, two decoding at a time: on a disk one synchronous
+	 * write at a time left the decoder waiting for the device and the
+	 * device for the decoder (a 1 MiB O_DIRECT write took 4.9 ms on
+	 * bench/image's direct target). With two writers and one decoder a
+	 * receiver alone wrote its direct target in 1.55 times dd's time (the
+	 * median of six sessions, the machine otherwise quiet), with four and
+	 * two in 1.28 (six writers: 1.25); two receivers writing onto one
+	 * disk, the disk's limit, were as fast either way. More decoders than
+	 * two would take CPU the receive loop, the other receivers and the
+	 * sender need on a small machine. (A decoder per CPU left a receiver
+	 * behind 5% loss incomplete in 4 of 16 runs of bench/image when the
+	 * manifest still came only every 100 ms; at load 14 one writer did
+	 * too, in 3 of 4 onto the direct target.)
 	 */
-	if ((rc = mc_target_start_writers(k->t, MC_SINK_TARGET_WRITERS, 1, err, errlen)) < 0)
+	if ((rc = mc_target_start_writers(k->t, MC_SINK_TARGET_WRITERS, MC_SINK_TARGET_DECODERS, err, errlen)) < 0)
 		return rc;
 	/* The receiver checked the stored digest (sink.h: only verified chunks come here): not digested again. */
 	return (len && same_check(k, m, i, len) ? mc_target_queue_verified : mc_target_queue)(k->t, i, buf, (uint32_t)len,

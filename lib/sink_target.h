@@ -24,10 +24,10 @@
  * chunk the state does not mark is checked on the target: a state is a
  * lower bound (lib/resume.h).
  *
- * Memory: the target's two writer threads (mc_target_start_writers, one
- * decoding at a time: four chunks queued, and per thread one being decoded,
- * its span and a decoder), the manifest (37 bytes a span) and two bitmaps;
- * the receiver's chunk slots (--mem) are the caller's.
+ * Memory: the target's four writer threads (mc_target_start_writers, two
+ * decoding at a time: eight chunks queued or being decoded, and per thread
+ * the span it decodes into and a decoder), the manifest (37 bytes a span)
+ * and two bitmaps; the receiver's chunk slots (--mem) are the caller's.
  */
 
 /*

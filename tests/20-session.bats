@@ -302,8 +302,9 @@ require_session() {
 	# --max-passes 1: the sender tells the receiver to leave after the first pass, before any
 	# repair pass, however loaded the machine. (Stopping the sender once PKG.part passed
 	# 6 MiB depended on a poll that could come late: on a loaded machine the receiver had
-	# completed by then.)
-	session_send_bg h1 -i eth0 -r 100M --max-passes 1 "$PK/big.mcpkg"
+	# completed by then.) --fec 0: with --fec auto the first pass carries repair for the
+	# loss r2 reports, and r2 completes from it alone.
+	session_send_bg h1 -i eth0 -r 100M --max-passes 1 --fec 0 "$PK/big.mcpkg"
 	bg_ends send 20 3
 	bg_ends r2 10 3
 	incomplete r2

@@ -78,7 +78,7 @@ bad_value() {
 
 @test "mcast-send: a bad option value is PROG: OPTION 'VALUE': reason, exit 2" {
 	bad_value mcast-send "-r '5x': rate must be bits per second from 1K to 400G, such as 800M or 1G" -r 5x p.mcpkg
-	bad_value mcast-send "--fec '101': must be a percentage from 0 to 100" --fec 101 p.mcpkg
+	bad_value mcast-send "--fec '101': must be a percentage from 0 to 100, or auto" --fec 101 p.mcpkg
 	bad_value mcast-send "-p '70000': port must be a number from 1 to 65534" -p 70000 p.mcpkg
 	bad_value mcast-send "-t '256': TTL must be a number from 1 to 255" -t 256 p.mcpkg
 	bad_value mcast-send "--mtu '100': must be a number from 576 to 65535" --mtu 100 p.mcpkg

@@ -152,6 +152,64 @@ static void test_loss_extra(void)
 }
 
 /*
+ * --fec auto: no first-pass repair until a receiver reports loss, then
+ * twice its loss (at most MC_FEC_AUTO_MAX percent), back to none once
+ * nobody has reported any for two windows; a receiver whose own kernel
+ * dropped datagrams (overruns) does not count.
+ */
+/* The next block of the first pass (what NACKs asked for is served first, and skipped here). */
+static int next_fresh(struct mc_sender *s, uint64_t now, struct mc_sender_job *j)
+{
+	int rc;
+
+	while ((rc = mc_sender_next(s, now, j)) == MC_SENDER_RUN && j->n < j->b.k)
+		;
+	return rc == MC_SENDER_RUN && j->pass == 1;
+}
+
+static void test_fec_auto(void)
+{
+	struct mc_sender_cfg c = cfg();
+	c.fec_pct = 0;
+	c.fec_auto = 1;
+	struct mc_sender *s = mc_sender_new(&c, 1, 0);
+	struct mc_sender_job j;
+
+	feed(s, 1000, MC_PKT_HELLO, 100, 1);
+	ok(next_fresh(s, 1000, &j) && j.block == 0 && j.n == j.b.k, "auto: no loss heard, no repair (%u)", j.n - j.b.k);
+	nack_lossy(s, 1001, 100, 0, 1, 3, 13); /* 13/256: 5.1%, so 11% */
+	ok(next_fresh(s, 1002, &j) && j.block == 1 && j.n - j.b.k == (j.b.k * 11 + 99) / 100,
+	   "auto: 5%% loss reported, 11%% repair (%u of k %u)", j.n - j.b.k, j.b.k);
+	nack_lossy(s, 1003, 100, 0, 1, 3, 128); /* 50% */
+	ok(next_fresh(s, 1004, &j) && j.block == 2 && j.n - j.b.k == (j.b.k * MC_FEC_AUTO_MAX + 99) / 100,
+	   "auto: 50%% loss, at most %u%% (%u of k %u)", MC_FEC_AUTO_MAX, j.n - j.b.k, j.b.k);
+	ok(next_fresh(s, 1004 + 2 * MC_FEC_AUTO_MS, &j) && j.block == 3 && j.n == j.b.k,
+	   "auto: nothing reported for two windows, none again (%u)", j.n - j.b.k);
+	struct mc_pkt p;
+	memset(&p, 0, sizeof p);
+	p.type = MC_PKT_NACK;
+	p.flags = 64;
+	p.session = 1;
+	p.u.nack.rid = 100;
+	p.u.nack.overruns = 3;
+	p.u.nack.n = 1;
+	p.u.nack.e[0] = (struct mc_nack_entry){0, 1, 3};
+	mc_sender_feedback(s, 2100, &p, NULL);
+	ok(next_fresh(s, 2101, &j) && j.block == 4 && j.n == j.b.k,
+	   "auto: the loss of a receiver that overran is not repaired ahead (%u)", j.n - j.b.k);
+	mc_sender_free(s);
+
+	c = cfg();
+	c.fec_pct = 0;
+	s = mc_sender_new(&c, 1, 0);
+	feed(s, 1000, MC_PKT_HELLO, 100, 1);
+	next_fresh(s, 1000, &j);
+	nack_lossy(s, 1001, 100, 0, 1, 3, 128);
+	ok(next_fresh(s, 1002, &j) && j.n == j.b.k, "--fec 0: none whatever is reported (%u)", j.n - j.b.k);
+	mc_sender_free(s);
+}
+
+/*
  * A NACK written before its receiver heard the pass that sent the block
  * (a late joiner still busy with the end of the first pass) is not taken:
  * the block is on its way. One from a receiver that heard that pass is.
@@ -222,6 +280,7 @@ int main(void)
 	test_behind();
 	test_inflight();
 	test_loss_extra();
+	test_fec_auto();
 
 	struct mc_sender_cfg c = cfg();
 	struct mc_sender_job j;
