@@ -73,9 +73,9 @@ struct mc_rxloop {
  * does not mark. The core keeps the loaded ones only as whole symbols of
  * chunks not in memory, and the state thread's saves held none at all: a
  * resumed receiver killed after a save lost what an earlier run had made
- * durable. Both lists sorted by chunk then offset, not
- * overlapping; the union is too (what mc_state_spans_get takes). Returns the
- * count (*out malloc'd) or -1, out of memory.
+ * durable. Both lists sorted by chunk then offset, not overlapping; the
+ * union is too (what mc_state_spans_get takes). Returns the count (*out
+ * malloc'd) or -1, out of memory.
  */
 static long spans_union(const struct mc_span *a, uint32_t na, const struct mc_span *b, uint32_t nb,
 			const uint8_t *have, uint32_t nchunks, struct mc_span **out)
@@ -467,8 +467,8 @@ static int save_now_and_then(struct mc_rxloop *l, uint64_t now, char *err, size_
 	 * The parts of chunks too: the carried ones are durable since an earlier
 	 * run, the spilled ones were written before this snapshot and the thread
 	 * syncs the sink before it saves. (A chunk verified after the snapshot
-	 * is written over its parts before the next save: the resume check finds
-	 * it whole, or its parts fail their digest and it is fetched again.)
+	 * may be written over its parts before the next save: the resume check
+	 * finds it whole, or its parts fail their digest and it is fetched again.)
 	 */
 	struct mc_span *sp = NULL, *u = NULL;
 	long ns = mc_recv_spans(l->r, &sp);
