@@ -538,6 +538,46 @@ static int fk_pread(void *ctx, uint64_t off, void *buf, size_t len)
 	return 0;
 }
 
+/* A fake world at its start: the clock, the random stream, no loss yet. */
+static void fk_begin(uint64_t rng)
+{
+	memset(&fk, 0, sizeof fk);
+	fk.now = 1000000000000ULL;
+	fk.rng = rng;
+}
+
+/* Its NRX receiver cores, ids rid0.., back-off seeds seed0.., each into a buffer of its own. */
+static void fk_receivers(uint64_t rid0, uint64_t seed0)
+{
+	for (unsigned i = 0; i < NRX; i++) {
+		struct mc_recv_cfg rc;
+		memset(&rc, 0, sizeof rc);
+		fk.out[i] = calloc(1, psize);
+		rc.rid = rid0 + i;
+		rc.seed = seed0 + i;
+		rc.io = (struct mc_recv_io){fk.out[i], fk_write, fk_read};
+		fk.r[i] = mc_recv_new(&rc);
+	}
+}
+
+/* Receivers that completed with the payload, byte for byte. */
+static unsigned fk_identical(void)
+{
+	unsigned same = 0;
+
+	for (unsigned i = 0; i < NRX; i++)
+		same += fk.complete[i] && memcmp(fk.out[i], payload, psize) == 0;
+	return same;
+}
+
+static void fk_end(void)
+{
+	for (unsigned i = 0; i < NRX; i++) {
+		mc_recv_free(fk.r[i]);
+		free(fk.out[i]);
+	}
+}
+
 /* A send driver on io (a fake world) for package p: group 239.9.9.9:7500, GSO trains, linger 0.3 s. */
 static void fake_cfg(struct mc_txloop_cfg *c, const struct mc_pkg *p, const struct mc_txloop_io *io, uint64_t rate,
 		     uint32_t session)
@@ -564,21 +604,11 @@ static void test_fake_clock(void)
 	struct mc_pkg p;
 	char err[512];
 
-	memset(&fk, 0, sizeof fk);
-	fk.now = 1000000000000ULL;
-	fk.rng = 12345;
+	fk_begin(12345);
 	fk.loss[1] = 0.05;
 	fk.loss[2] = 0.15;
 	ok(mc_pkg_open(pkgpath, &p, err, sizeof err) == 0, "fake clock: package opens");
-	for (unsigned i = 0; i < NRX; i++) {
-		struct mc_recv_cfg rc;
-		memset(&rc, 0, sizeof rc);
-		fk.out[i] = calloc(1, psize);
-		rc.rid = 100 + i;
-		rc.seed = 7 + i;
-		rc.io = (struct mc_recv_io){fk.out[i], fk_write, fk_read};
-		fk.r[i] = mc_recv_new(&rc);
-	}
+	fk_receivers(100, 7);
 	fake_cfg(&c, &p, &io, 100000000, 0x1234);
 	c.core.peer_timeout_ms = 2000;
 	c.core.max_passes = 12;
@@ -588,9 +618,7 @@ static void test_fake_clock(void)
 		reason = mc_txloop_run(l, err, sizeof err);
 	double secs = (double)(fk.now - t0) / 1e9;
 	ok(reason == MC_END_COMPLETE, "fake clock: the session ends complete (%d: %s)", reason, reason < 0 ? err : "");
-	unsigned same = 0;
-	for (unsigned i = 0; i < NRX; i++)
-		same += fk.complete[i] && memcmp(fk.out[i], payload, psize) == 0;
+	unsigned same = fk_identical();
 	ok(same == NRX, "fake clock: all %u receivers (0%%, 5%%, 15%% loss) complete, identical (%u)", NRX, same);
 	const struct mc_txloop_info *in = l ? mc_txloop_info(l) : NULL;
 	const struct mc_sender_stats *st = l ? mc_sender_stats(mc_txloop_sender(l)) : NULL;
@@ -604,10 +632,7 @@ static void test_fake_clock(void)
 	   "fake clock: %.3fx the payload sent for 15%% loss at the worst receiver", in ? (double)in->bytes_sent / (double)psize : 0);
 	ok(secs < 5.0, "fake clock: %.2f fake seconds (12.5 MiB at 100 Mbit/s, linger 0.3 s)", secs);
 	mc_txloop_free(l);
-	for (unsigned i = 0; i < NRX; i++) {
-		mc_recv_free(fk.r[i]);
-		free(fk.out[i]);
-	}
+	fk_end();
 	mc_pkg_close(&p);
 }
 
@@ -627,30 +652,18 @@ static void test_image_manifest(void)
 	struct mc_pkg p;
 	char err[512];
 
-	memset(&fk, 0, sizeof fk);
-	fk.now = 1000000000000ULL;
-	fk.rng = 999;
+	fk_begin(999);
 	fk.man_drop[0] = 1;  /* the manifest's first fragment */
 	fk.man_drop[1] = 10; /* all of the first sending (fewer than ten fragments) and some more */
 	ok(make_image_pkg() == 0 && mc_pkg_open(imgpath, &p, err, sizeof err) == 0, "image manifest: image package opens");
-	for (unsigned i = 0; i < NRX; i++) {
-		struct mc_recv_cfg rc;
-		memset(&rc, 0, sizeof rc);
-		fk.out[i] = calloc(1, psize);
-		rc.rid = 200 + i;
-		rc.seed = 17 + i;
-		rc.io = (struct mc_recv_io){fk.out[i], fk_write, fk_read};
-		fk.r[i] = mc_recv_new(&rc);
-	}
+	fk_receivers(200, 17);
 	fake_cfg(&c, &p, &io, 5000000000ULL, 0x5678);
 	c.core.peer_timeout_ms = 2000;
 	c.core.max_passes = 12;
 	int reason = -2;
 	if ((l = mc_txloop_new(&c, err, sizeof err)) != NULL && mc_txloop_open(l, err, sizeof err) == 0)
 		reason = mc_txloop_run(l, err, sizeof err);
-	unsigned same = 0;
-	for (unsigned i = 0; i < NRX; i++)
-		same += fk.complete[i] && memcmp(fk.out[i], payload, psize) == 0;
+	unsigned same = fk_identical();
 	ok(reason == MC_END_COMPLETE && same == NRX, "image manifest: the session ends complete (%d), %u of %u identical",
 	   reason, same, NRX);
 	const struct mc_txloop_info *in = l ? mc_txloop_info(l) : NULL;
@@ -660,10 +673,7 @@ static void test_image_manifest(void)
 	   "image manifest: receivers that lost manifest fragments asked for nothing (%llu repair symbols, %.3fx the payload)",
 	   st ? (unsigned long long)st->repair_symbols : 0, in ? (double)in->bytes_sent / (double)psize : 0);
 	mc_txloop_free(l);
-	for (unsigned i = 0; i < NRX; i++) {
-		mc_recv_free(fk.r[i]);
-		free(fk.out[i]);
-	}
+	fk_end();
 	mc_pkg_close(&p);
 }
 
