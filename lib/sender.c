@@ -53,6 +53,7 @@ struct mc_sender {
 	/* --fec auto: the worst loss reported (256ths) in this window of MC_FEC_AUTO_MS and the one before */
 	uint8_t loss_cur, loss_prev;
 	uint64_t loss_win_ms;
+	int p1_caught_up;   /* the blocks sent before --fec auto first said some got theirs (fec_catch_up) */
 	struct mc_peer *peers;
 	unsigned npeers, cap;
 	unsigned *hash;     /* open addressing: peer index + 1, 0 empty */
@@ -379,6 +380,29 @@ static unsigned first_pass_pct(struct mc_sender *s, uint64_t now)
 	return pct > MC_FEC_AUTO_MAX ? MC_FEC_AUTO_MAX : pct;
 }
 
+/*
+ * --fec auto, the first time in the first pass it says some: the blocks the
+ * cursor passed before went out without repair, and get it now, as demand
+ * served behind the cursor (serve_behind) within the same pass. Loss is told
+ * first some 10-30 ms into a session, 5-10% of a first pass at 5 Gbit/s:
+ * without this those blocks waited for a second pass, and the end of the
+ * session for them.
+ */
+static void fec_catch_up(struct mc_sender *s, uint64_t now)
+{
+	if (s->pass1_done || s->p1_caught_up)
+		return;
+	unsigned pct = first_pass_pct(s, now);
+	if (pct == 0)
+		return;
+	s->p1_caught_up = 1;
+	for (uint32_t gb = 0; gb < s->cursor; gb++) {
+		struct mc_block b;
+		if (mc_geom_block(&s->cfg.geom, gb, &b) == 0)
+			add_demand(s, gb, (uint16_t)((b.k * pct + 99) / 100), 0);
+	}
+}
+
 /* NACK accounting: overruns, demand for the blocks named, a round of the slow-receiver policy. */
 static void on_nack(struct mc_sender *s, uint64_t now, struct mc_peer *peer, const struct mc_pkt *p)
 {
@@ -400,6 +424,7 @@ static void on_nack(struct mc_sender *s, uint64_t now, struct mc_peer *peer, con
 		uint8_t l = p->flags > MC_LOSS_MAX ? MC_LOSS_MAX : p->flags;
 		if (l > s->loss_cur)
 			s->loss_cur = l;
+		fec_catch_up(s, now);
 	}
 	if (p->u.nack.n == 0)
 		return; /* a report of overruns or loss alone */

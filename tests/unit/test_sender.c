@@ -199,6 +199,31 @@ static void test_fec_auto(void)
 	   "auto: the loss of a receiver that overran is not repaired ahead (%u)", j.n - j.b.k);
 	mc_sender_free(s);
 
+	/*
+	 * The first report in the first pass: the blocks already sent without
+	 * repair get it, served behind the cursor in the same pass.
+	 */
+	c = cfg();
+	c.fec_pct = 0;
+	c.fec_auto = 1;
+	s = mc_sender_new(&c, 1, 0);
+	feed(s, 1000, MC_PKT_HELLO, 100, 1);
+	for (int i = 0; i < 4; i++)
+		next_fresh(s, 1000, &j); /* blocks 0-3, no repair */
+	nack_lossy(s, 1001, 100, 5, 1, 3, 13); /* 5%: 11% from now on */
+	unsigned caught = 0, fresh = 0, want = 0;
+	while (fresh < 2 && mc_sender_next(s, 1002, &j) == MC_SENDER_RUN && j.pass == 1) {
+		if (j.n >= j.b.k) {
+			fresh++;
+			continue;
+		}
+		want = (j.b.k * 11 + 99) / 100;
+		caught += j.block < 4 && j.n == want;
+	}
+	ok(caught == 4, "auto: the first loss told, the 4 blocks sent before get their %u repair symbols in the same pass (%u)",
+	   want, caught);
+	mc_sender_free(s);
+
 	c = cfg();
 	c.fec_pct = 0;
 	s = mc_sender_new(&c, 1, 0);
