@@ -31,7 +31,7 @@
 #define LOSS_MIN_SYMBOLS 2048 /* symbols sampled before a loss estimate is told */
 #define REQ_SERVED 0x80000000u
 #define OVERRUN_REPORT_MS 10  /* at most this often a report of overruns alone */
-#define LOSS_REPORT_MS 50     /* at most this often a report of loss alone, while behind in the first pass */
+#define LOSS_REPORT_MS 250    /* at most this often a report of loss alone, while behind in the first pass */
 #define DONE_EVERY_MS 100
 #define DONE_TRIES 10
 #define DEFAULT_BACKOFF_MS 10
@@ -129,6 +129,8 @@ struct mc_receiver {
 	int auto_mem;             /* mem_limit follows the first announced rate */
 	uint64_t overrun_next;    /* earliest time for the next report of overruns alone */
 	uint64_t loss_next;       /* ... and of loss alone (mc_recv_alive) */
+	uint8_t loss_heard;       /* the largest loss another receiver told since loss_heard_ms (suppression) */
+	uint64_t loss_heard_ms;
 	int eligible;
 	/*
 	 * This receiver's loss in the first pass, told to the sender in NACKs
@@ -1018,6 +1020,7 @@ static void session_take(struct mc_receiver *r, uint64_t now, const struct mc_pk
 	r->have_session = 1;
 	r->ended = 0;
 	r->est_set = 0; /* which blocks sample the loss: from the first DATA of this session on */
+	r->gap_span = r->gap_lost = 0;
 	r->session = p->session;
 	r->ann = *a;
 	r->spass = a->pass;
@@ -1320,6 +1323,10 @@ static void on_data(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
 		if (d->esi >= next) {
 			r->gap_span += d->esi - next + 1u;
 			r->gap_lost += d->esi - next;
+			if (r->gap_span > (1u << 22)) { /* a running estimate, as est_* */
+				r->gap_span >>= 1;
+				r->gap_lost >>= 1;
+			}
 		}
 	}
 	k->bits[d->esi >> 6] |= 1ULL << (d->esi & 63);
@@ -1435,6 +1442,13 @@ static void on_nack_heard(struct mc_receiver *r, uint64_t now, const struct mc_p
 	if (!r->have_session || p->session != r->session || p->u.nack.rid == r->cfg.rid)
 		return;
 	r->st.nacks_heard++;
+	/* Another receiver told a loss as large as ours lately: ours need not be told (mc_recv_alive). */
+	if (now - r->loss_heard_ms >= LOSS_REPORT_MS)
+		r->loss_heard = 0;
+	if (p->flags > r->loss_heard) {
+		r->loss_heard = p->flags;
+		r->loss_heard_ms = now;
+	}
 	for (unsigned i = 0; i < p->u.nack.n; i++) {
 		const struct mc_nack_entry *e = &p->u.nack.e[i];
 		if (e->block >= r->geom.nblocks)
@@ -1735,7 +1749,8 @@ void mc_recv_alive(struct mc_receiver *r, uint64_t now)
 		if (g > loss)
 			loss = (uint8_t)(g > MC_LOSS_MAX ? MC_LOSS_MAX : g);
 	}
-	if (r->phase == MC_RPH_JOINED && r->spass <= 1 && !r->sidle && loss && now >= r->loss_next) {
+	int told = r->loss_heard >= loss && now - r->loss_heard_ms < LOSS_REPORT_MS;
+	if (r->phase == MC_RPH_JOINED && r->spass <= 1 && !r->sidle && loss && !told && now >= r->loss_next) {
 		struct mc_pkt p;
 		nack_start(r, &p);
 		r->loss_next = now + LOSS_REPORT_MS;

@@ -410,16 +410,18 @@ static void on_nack(struct mc_sender *s, uint64_t now, struct mc_peer *peer, con
 
 	if (grew && grew < 0x8000) {
 		peer->overruns = p->u.nack.overruns;
+		peer->overrun_ms = now ? now : 1;
 		s->st.overruns += grew;
 		s->st.overrun_reports++;
 	}
 	/*
 	 * Its loss, for --fec auto (also from a NACK with no entries: a
-	 * receiver behind in its reading reports its loss so); not when its
-	 * own kernel dropped datagrams (overruns), which a rate cut answers
-	 * and more repair would worsen.
+	 * receiver behind in its reading reports its loss so); not for 1 s
+	 * after its own kernel dropped datagrams (overruns grew): a rate cut
+	 * answers those, more repair would worsen them, and its estimate
+	 * counts them as loss.
 	 */
-	if (s->cfg.fec_auto && !(grew && grew < 0x8000)) {
+	if (s->cfg.fec_auto && !(peer->overrun_ms && since(now, peer->overrun_ms) < 2 * MC_FEC_AUTO_MS)) {
 		loss_roll(s, now);
 		uint8_t l = p->flags > MC_LOSS_MAX ? MC_LOSS_MAX : p->flags;
 		if (l > s->loss_cur)

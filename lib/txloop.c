@@ -278,7 +278,7 @@ static void announce_due(struct mc_txloop *l)
 		 * second of DATA at 5 Gbit/s: its first pass asked for two
 		 * thirds of the package again (bench/image). So fragments go
 		 * out here too, as many as MANIFEST_PKTS_PCT of the datagrams
-		 * since the last allow: a manifest of up to about 50 fragments
+		 * since the last announcement allow: a manifest of up to about 50 fragments
 		 * (a 1 GiB image) comes whole within MC_ANNOUNCE_PKTS.
 		 */
 		if (l->image) {

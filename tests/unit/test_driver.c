@@ -415,6 +415,8 @@ struct fake {
 	unsigned nfb, fbhead;
 	uint64_t waited, datagrams;
 	unsigned man_drop[NRX];        /* manifest datagrams still to be lost at receiver i */
+	int behind[NRX];               /* receiver i reads as one behind in its reading: mc_recv_alive after each datagram */
+	unsigned loss_reports;         /* NACKs with no entries that told a loss, as the sender got them */
 };
 
 static struct fake fk;
@@ -463,6 +465,8 @@ static void fk_deliver(const uint8_t *p, size_t len)
 			continue;
 		}
 		mc_recv_packet(fk.r[i], fk.now / 1000000, p, len);
+		if (fk.behind[i])
+			mc_recv_alive(fk.r[i], fk.now / 1000000);
 		fk_after(i);
 	}
 }
@@ -518,6 +522,9 @@ static size_t fk_recv(void *ctx, uint8_t *buf, size_t cap, struct sockaddr_stora
 	unsigned i = fk.fb[fk.fbhead].from;
 	size_t n = fk.fb[fk.fbhead].len;
 	memcpy(buf, fk.fb[fk.fbhead].buf, n < cap ? n : cap);
+	struct mc_pkt q;
+	if (mc_wire_decode(fk.fb[fk.fbhead].buf, n, &q) == 0 && q.type == MC_PKT_NACK && q.u.nack.n == 0 && q.flags)
+		fk.loss_reports++;
 	struct sockaddr_in *sin = (struct sockaddr_in *)from;
 	memset(from, 0, sizeof *from);
 	sin->sin_family = AF_INET;
@@ -677,6 +684,46 @@ static void test_image_manifest(void)
 	mc_pkg_close(&p);
 }
 
+/*
+ * --fec auto and a receiver behind in its reading: it asks for nothing then,
+ * but tells its loss (NACKs with no entries, at most every 250 ms), and the
+ * sender's first pass carries repair for it.
+ */
+static void test_loss_reports(void)
+{
+	static const struct mc_txloop_io io = {NULL, fk_now, fk_wait, fk_send, fk_send_batch, fk_recv, fk_pread};
+	struct mc_txloop_cfg c;
+	struct mc_txloop *l;
+	struct mc_pkg p;
+	char err[512];
+
+	fk_begin(4242);
+	fk.loss[1] = 0.05;
+	fk.behind[1] = 1;
+	ok(mc_pkg_open(pkgpath, &p, err, sizeof err) == 0, "loss reports: package opens");
+	fk_receivers(300, 27);
+	fake_cfg(&c, &p, &io, 100000000, 0x9abc);
+	c.core.peer_timeout_ms = 2000;
+	c.core.max_passes = 12;
+	c.core.fec_auto = 1;
+	int reason = -2;
+	uint64_t t0 = fk.now;
+	if ((l = mc_txloop_new(&c, err, sizeof err)) != NULL && mc_txloop_open(l, err, sizeof err) == 0)
+		reason = mc_txloop_run(l, err, sizeof err);
+	double secs = (double)(fk.now - t0) / 1e9;
+	unsigned same = fk_identical();
+	ok(reason == MC_END_COMPLETE && same == NRX, "loss reports: the session ends complete (%d), %u of %u identical", reason,
+	   same, NRX);
+	const struct mc_sender_stats *st = l ? mc_sender_stats(mc_txloop_sender(l)) : NULL;
+	ok(fk.loss_reports >= 1 && fk.loss_reports <= 2 + (unsigned)(secs * 4),
+	   "loss reports: the receiver behind 5%% loss told it %u times in %.2f s (at most every 250 ms)", fk.loss_reports, secs);
+	ok(st && st->repair_symbols > 0, "loss reports: the sender sent repair for it (%llu symbols)",
+	   st ? (unsigned long long)st->repair_symbols : 0);
+	mc_txloop_free(l);
+	fk_end();
+	mc_pkg_close(&p);
+}
+
 /* The send driver's io failing: its codes come back as codes (lib/exitcode.h), never through errno. */
 static struct {
 	uint64_t now, cut;  /* ns; reads at or past cut fail with -ENODATA (the file shrank) */
@@ -751,6 +798,7 @@ int main(void)
 	test_resume();
 	test_fake_clock();
 	test_image_manifest();
+	test_loss_reports();
 	test_io_errors();
 	if (in_namespace()) {
 		test_session();
