@@ -1750,7 +1750,8 @@ void mc_recv_alive(struct mc_receiver *r, uint64_t now)
 			loss = (uint8_t)(g > MC_LOSS_MAX ? MC_LOSS_MAX : g);
 	}
 	int told = r->loss_heard >= loss && now - r->loss_heard_ms < LOSS_REPORT_MS;
-	if (r->phase == MC_RPH_JOINED && r->spass <= 1 && !r->sidle && loss && !told && now >= r->loss_next) {
+	/* Not once its own kernel dropped datagrams: the gaps count those too, and the sender leaves it out. */
+	if (r->phase == MC_RPH_JOINED && r->spass <= 1 && !r->sidle && loss && !told && !r->overruns && now >= r->loss_next) {
 		struct mc_pkt p;
 		nack_start(r, &p);
 		r->loss_next = now + LOSS_REPORT_MS;

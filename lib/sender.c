@@ -416,12 +416,13 @@ static void on_nack(struct mc_sender *s, uint64_t now, struct mc_peer *peer, con
 	}
 	/*
 	 * Its loss, for --fec auto (also from a NACK with no entries: a
-	 * receiver behind in its reading reports its loss so); not for 1 s
-	 * after its own kernel dropped datagrams (overruns grew): a rate cut
-	 * answers those, more repair would worsen them, and its estimate
-	 * counts them as loss.
+	 * receiver behind in its reading reports its loss so); never from a
+	 * receiver whose own kernel dropped datagrams this session (overruns):
+	 * its estimate counts those drops as loss, a rate cut answers them, and
+	 * more repair would worsen them (on a loaded machine such a receiver
+	 * on loopback had the sender send 1.34x its package).
 	 */
-	if (s->cfg.fec_auto && !(peer->overrun_ms && since(now, peer->overrun_ms) < 2 * MC_FEC_AUTO_MS)) {
+	if (s->cfg.fec_auto && !peer->overrun_ms) {
 		loss_roll(s, now);
 		uint8_t l = p->flags > MC_LOSS_MAX ? MC_LOSS_MAX : p->flags;
 		if (l > s->loss_cur)

@@ -60,7 +60,7 @@ struct mc_peer {
 	uint32_t have, total;
 	uint32_t nacks;
 	uint16_t overruns;         /* as it last reported (modulo 65536) */
-	uint64_t overrun_ms;       /* when they last grew (--fec auto leaves its loss out for a while after) */
+	uint64_t overrun_ms;       /* when they last grew; 0 never (--fec auto leaves the loss of one that overran out) */
 	char host[MC_HOST_MAX + 1]; /* host name from its hellos, "" until one names it */
 	uint8_t welcomed, done, left, gone, told_leave, acked_done;
 };
