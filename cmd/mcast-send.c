@@ -35,8 +35,8 @@ static const struct mc_fe_prog prog = {
 	      "  -i, --interface IFACE  send on this interface\n"
 	      "  -t, --ttl TTL    multicast TTL / hop limit (default 1)\n"
 	      "  -r, --rate RATE  bits per second, e.g. 800M, 1G (default 500M); lower while receivers overrun\n"
-	      "  --fec PERCENT|auto  repair symbols in the first pass, in percent of each block; auto\n"
-	      "                    (the default): twice the loss receivers report, none without loss\n"
+	      "  --fec PERCENT|auto  repair symbols in the first pass, in percent of each block\n"
+	      "                    (default 0: NACKs ask); auto: twice the loss receivers report\n"
 	      "  --linger DUR      wait this long for new receivers after all completed (default 2s)\n"
 	      "  --max-time DUR    end the session after DUR whatever its state\n"
 	      "  --max-passes N    passes in which a receiver may ask for repair before it is\n"
@@ -59,7 +59,7 @@ struct opts {
 	struct mc_fe_net net;
 	const char *pkg;
 	uint64_t rate, fec, linger, max_time, max_passes, mtu, peer_timeout;
-	int fec_auto; /* --fec auto (the default) */
+	int fec_auto; /* --fec auto */
 	struct mc_fe_common fe;
 	const char *session_key;
 };
@@ -95,7 +95,6 @@ static void parse(int argc, char **argv, struct opts *o)
 	memset(o, 0, sizeof *o);
 	mc_fe_net_defaults(&o->net);
 	o->rate = MC_DEFAULT_RATE;
-	o->fec_auto = 1;
 	o->linger = MC_DEFAULT_LINGER_MS;
 	o->max_passes = MC_DEFAULT_MAX_PASSES;
 	o->mtu = 0; /* from the group's route (at most MC_DEFAULT_MTU) unless --mtu says */
