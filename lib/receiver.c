@@ -5,6 +5,7 @@
 #include "rand.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,6 +110,15 @@ struct mc_receiver {
 	uint8_t *have, *unverified;
 	uint32_t nhave;
 	int32_t *slot_of;
+	/*
+	 * Image sessions: the blocks the sender sends before each chunk
+	 * (nchunks + 1 of them). Block numbers leave bpc to every chunk, but a
+	 * compressed chunk has fewer blocks and a hole none, and the sender's
+	 * interleave window is MC_INTERLEAVE blocks it sends: past a hole,
+	 * block numbers ran ahead of it and blocks still being sent looked
+	 * passed (NACKed, and counted as lost). NULL: block numbers count.
+	 */
+	uint32_t *bord;
 	uint8_t **spill;          /* per chunk: source symbols written while evicted */
 	struct mc_span *pre_spans; /* resume: parts of chunks in the file, until the coding is known */
 	uint32_t pre_nspans;
@@ -317,6 +327,8 @@ static void free_chunks(struct mc_receiver *r)
 	free(r->req_pass);
 	free(r->req_ms);
 	free(r->req_at);
+	free(r->bord);
+	r->bord = NULL;
 	r->spill = NULL;
 	r->slot_of = NULL;
 	r->have = r->unverified = NULL;
@@ -342,6 +354,41 @@ void mc_recv_free(struct mc_receiver *r)
 	free(r);
 }
 
+/* r->bord for the geometry in r->geom (see there); left NULL for a package of chunks alike, or without memory. */
+static void build_ord(struct mc_receiver *r)
+{
+	const struct mc_geom *g = &r->geom;
+
+	free(r->bord);
+	r->bord = NULL;
+	if (!g->image || !mc_geom_placed(g) || (r->bord = malloc(((size_t)g->nchunks + 1) * sizeof *r->bord)) == NULL)
+		return;
+	uint32_t n = 0;
+	for (uint32_t c = 0; c < g->nchunks; c++) {
+		r->bord[c] = n;
+		n += mc_geom_chunk_blocks(g, c);
+	}
+	r->bord[g->nchunks] = n;
+}
+
+/* Where block gb stands in the sender's order: how many blocks it sends before it. */
+static uint64_t blk_ord(const struct mc_receiver *r, uint32_t gb)
+{
+	if (r->bord == NULL)
+		return gb;
+	uint32_t c = gb / r->geom.bpc, i = gb % r->geom.bpc;
+	if (c >= r->geom.nchunks)
+		return r->bord[r->geom.nchunks];
+	uint32_t n = r->bord[c + 1] - r->bord[c];
+	return r->bord[c] + (i < n ? i : n);
+}
+
+/* Has the sender (its last DATA) gone more than dist blocks it sends beyond block gb? */
+static int gone_past(const struct mc_receiver *r, uint32_t gb, uint32_t dist)
+{
+	return blk_ord(r, gb) + dist < blk_ord(r, r->sblock);
+}
+
 /* Per-block request state for the geometry in r->geom (replacing any). Returns 0 or -1. */
 static int alloc_requests(struct mc_receiver *r)
 {
@@ -361,6 +408,7 @@ static int alloc_requests(struct mc_receiver *r)
 static int setup_chunks(struct mc_receiver *r, const struct mc_geom *g)
 {
 	r->geom = *g;
+	build_ord(r);
 	size_t nc = g->nchunks ? g->nchunks : 1;
 	r->have = calloc(nc / 8 + 1, 1);
 	r->unverified = calloc(nc / 8 + 1, 1);
@@ -1001,6 +1049,7 @@ static int session_recode(struct mc_receiver *r, const struct mc_geom *g)
 	}
 	free_slots(r);
 	r->geom = *g;
+	build_ord(r);
 	/* The slots again, as many as this block size needs (all were free after the flush). */
 	if (alloc_requests(r) < 0 || alloc_slots(r) < 0) {
 		free(sp);
@@ -1151,6 +1200,7 @@ static void on_manifest(struct mc_receiver *r, uint64_t now, const struct mc_pkt
 		return;
 	}
 	r->man_ok = 1;
+	build_ord(r);
 	free(r->man_buf);
 	free(r->man_got);
 	r->man_buf = r->man_got = NULL;
@@ -1298,7 +1348,7 @@ static void on_data(struct mc_receiver *r, uint64_t now, const struct mc_pkt *p)
 		r->est_set = 1;
 		r->est_from = r->spass <= 1 ? r->sblock + MC_INTERLEAVE : UINT32_MAX;
 	}
-	if (r->req_pass[gb] && r->spass <= 1 && (uint64_t)gb + MC_INTERLEAVE < r->sblock)
+	if (r->req_pass[gb] && r->spass <= 1 && gone_past(r, gb, MC_INTERLEAVE))
 		r->req_at[gb] = (r->sblock & ~REQ_SERVED) | REQ_SERVED; /* first-pass repair of what was asked for */
 	if (bit(r->have, b.chunk)) {
 		r->st.dup++;
@@ -1404,20 +1454,20 @@ static int eligible(const struct mc_receiver *r, uint64_t now, uint32_t gb)
 
 	if (rp == 0) {
 		if (r->spass <= 1 && !r->sidle)
-			return (uint64_t)gb + MC_INTERLEAVE < r->sblock; /* first pass: only what it has gone past */
+			return gone_past(r, gb, MC_INTERLEAVE); /* first pass: only what it has gone past */
 		return 1;
 	}
 	if (r->spass <= 1 && !r->sidle) {
 		uint32_t at = r->req_at[gb];
 		if (at & REQ_SERVED)
-			return (uint64_t)(at & ~REQ_SERVED) + MC_INTERLEAVE < r->sblock;
-		return (uint64_t)at + P1_UNSERVED_BLOCKS < r->sblock;
+			return gone_past(r, at & ~REQ_SERVED, MC_INTERLEAVE);
+		return gone_past(r, at, P1_UNSERVED_BLOCKS);
 	}
 	/* Asked already: wait until the sender went past the point that should have served it. */
 	uint32_t full = (r->spass & ~0xffffu) | rp;
 	if (full > r->spass + 0x8000u)
 		full -= 0x10000u;
-	if (r->spass > full || (r->spass == full && r->sblock > (uint64_t)gb + MC_INTERLEAVE))
+	if (r->spass > full || (r->spass == full && gone_past(r, gb, MC_INTERLEAVE)))
 		return 1;
 	/* req_ms keeps the low 32 bits of the time: compare in that arithmetic. */
 	return r->sidle && (uint32_t)((uint32_t)now - r->req_ms[gb]) > IDLE_RETRY_MS;
@@ -1561,9 +1611,24 @@ void mc_recv_packet(struct mc_receiver *r, uint64_t now, const uint8_t *buf, siz
  */
 static uint32_t scan_end(const struct mc_receiver *r)
 {
-	if (r->spass <= 1 && !r->sidle)
-		return r->sblock > MC_INTERLEAVE ? r->sblock - MC_INTERLEAVE : 0;
-	return r->geom.nblocks;
+	if (r->spass > 1 || r->sidle)
+		return r->geom.nblocks;
+	uint64_t o = blk_ord(r, r->sblock);
+	if (o <= MC_INTERLEAVE)
+		return 0;
+	o -= MC_INTERLEAVE;
+	if (r->bord == NULL)
+		return (uint32_t)o;
+	/* The block the sender sends o-th: in the last chunk whose blocks start at or before o. */
+	uint32_t lo = 0, hi = r->geom.nchunks;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo + 1) / 2;
+		if (r->bord[mid] <= o)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo >= r->geom.nchunks ? r->geom.nblocks : lo * r->geom.bpc + (uint32_t)(o - r->bord[lo]);
 }
 
 /* A NACK with no entries yet; it carries the overruns, which the sender thereby learns. */

@@ -417,6 +417,7 @@ struct fake {
 	unsigned man_drop[NRX];        /* manifest datagrams still to be lost at receiver i */
 	int behind[NRX];               /* receiver i reads as one behind in its reading: mc_recv_alive after each datagram */
 	unsigned loss_reports;         /* NACKs with no entries that told a loss, as the sender got them */
+	const uint8_t *src;            /* the payload the sender reads; NULL: payload */
 };
 
 static struct fake fk;
@@ -541,7 +542,7 @@ static size_t fk_recv(void *ctx, uint8_t *buf, size_t cap, struct sockaddr_stora
 
 static int fk_pread(void *ctx, uint64_t off, void *buf, size_t len)
 {
-	memcpy(buf, payload + off, len);
+	memcpy(buf, (fk.src ? fk.src : payload) + off, len);
 	return 0;
 }
 
@@ -685,6 +686,67 @@ static void test_image_manifest(void)
 }
 
 /*
+ * Block numbers leave room for a whole span's blocks in every chunk, but a
+ * hole has none and the sender skips it: past a long hole the numbers of
+ * the blocks it sends leap far beyond those it is still sending (its
+ * interleave window holds MC_INTERLEAVE blocks it sends). Receivers took
+ * the leap for the sender's having passed the blocks before the hole,
+ * NACKed them and counted their symbols still to come as lost: with --fec
+ * auto a 100 MiB sparse image went out at 1.35x on a loopback with no loss.
+ * At 100 Mbit/s here the receivers scan while the window that holds the
+ * blocks on both sides of the hole goes out (without the fix: 3 NACKs, 364
+ * repair symbols, 1.185x).
+ */
+static void test_image_holes(void)
+{
+	static const struct mc_txloop_io io = {NULL, fk_now, fk_wait, fk_send, fk_send_batch, fk_recv, fk_pread};
+	struct mc_txloop_cfg c;
+	struct mc_txloop *l;
+	struct mc_pkg p;
+	char err[512];
+	uint8_t *img = malloc(psize), *stored = malloc(psize);
+	uint64_t slen = 0;
+
+	fk_begin(777);
+	/* Chunks 40 to 179 of 200 are zeros: holes, 140 block numbers the sender never sends. */
+	if (img && stored) {
+		memcpy(img, payload, psize);
+		memset(img + 40ull * CS, 0, 140ull * CS);
+		memcpy(stored, img, 40ull * CS);
+		memcpy(stored + 40ull * CS, img + 180ull * CS, psize - 180ull * CS);
+		slen = psize - 140ull * CS;
+		fk.src = stored;
+	}
+	ok(img && stored && imgpkg_write_holes(imgpath, "drvholes", img, psize, CS, 1) == 0 &&
+		   mc_pkg_open(imgpath, &p, err, sizeof err) == 0 && p.m.payload_size == slen,
+	   "image holes: a package with 140 holes of 200 chunks opens (%llu stored bytes)", (unsigned long long)slen);
+	fk_receivers(500, 37);
+	fake_cfg(&c, &p, &io, 100000000, 0x2468);
+	c.core.peer_timeout_ms = 2000;
+	c.core.max_passes = 12;
+	c.core.fec_auto = 1;
+	int reason = -2;
+	if ((l = mc_txloop_new(&c, err, sizeof err)) != NULL && mc_txloop_open(l, err, sizeof err) == 0)
+		reason = mc_txloop_run(l, err, sizeof err);
+	unsigned same = 0;
+	for (unsigned i = 0; i < NRX; i++)
+		same += fk.complete[i] && memcmp(fk.out[i], stored, slen) == 0;
+	ok(reason == MC_END_COMPLETE && same == NRX, "image holes: the session ends complete (%d), %u of %u identical",
+	   reason, same, NRX);
+	const struct mc_sender_stats *st = l ? mc_sender_stats(mc_txloop_sender(l)) : NULL;
+	const struct mc_txloop_info *in = l ? mc_txloop_info(l) : NULL;
+	ok(st && in && st->nacks == 0 && st->repair_symbols == 0,
+	   "image holes: no loss, so no NACK and no repair with --fec auto (%llu NACKs, %llu repair symbols, %.3fx)",
+	   st ? (unsigned long long)st->nacks : 0, st ? (unsigned long long)st->repair_symbols : 0,
+	   in ? (double)in->bytes_sent / (double)slen : 0);
+	mc_txloop_free(l);
+	fk_end();
+	mc_pkg_close(&p);
+	free(img);
+	free(stored);
+}
+
+/*
  * --fec auto and a receiver behind in its reading: it asks for nothing then,
  * but tells its loss (NACKs with no entries, at most every 250 ms), and the
  * sender's first pass carries repair for it.
@@ -798,6 +860,7 @@ int main(void)
 	test_resume();
 	test_fake_clock();
 	test_image_manifest();
+	test_image_holes();
 	test_loss_reports();
 	test_io_errors();
 	if (in_namespace()) {
