@@ -36,7 +36,7 @@ static const struct mc_fe_prog prog = {
 	      "  -t, --ttl TTL    multicast TTL / hop limit (default 1)\n"
 	      "  -r, --rate RATE  bits per second, e.g. 800M, 1G (default 500M); lower while receivers overrun\n"
 	      "  --fec PERCENT|auto  repair symbols in the first pass, in percent of each block\n"
-	      "                    (default 0: NACKs ask); auto: twice the loss receivers report\n"
+	      "                    (default auto: twice the loss receivers report, none without)\n"
 	      "  --linger DUR      wait this long for new receivers after all completed (default 2s)\n"
 	      "  --max-time DUR    end the session after DUR whatever its state\n"
 	      "  --max-passes N    passes in which a receiver may ask for repair before it is\n"
@@ -99,6 +99,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->max_passes = MC_DEFAULT_MAX_PASSES;
 	o->mtu = 0; /* from the group's route (at most MC_DEFAULT_MTU) unless --mtu says */
 	o->peer_timeout = MC_DEFAULT_PEER_TIMEOUT_MS;
+	o->fec_auto = 1; /* --fec auto: none on a clean LAN, twice the loss told on a lossy one */
 	o->fe.verbosity = 1;
 	opterr = 0; /* our own message, with the program name alone */
 	while ((c = getopt_long(argc, argv, shortopts, lopts, NULL)) != -1) {
