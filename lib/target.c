@@ -32,7 +32,7 @@
 struct job {
 	uint32_t i, len;      /* a chunk and its stored length; len 0: zeros over [zoff, zoff + zlen) */
 	uint64_t zoff, zlen;
-	uint8_t *buf;         /* the slot's copy of the stored bytes (chunk_size, made at its first use) */
+	uint8_t *buf;         /* the slot's copy of the stored bytes (chunk_size, page-aligned, made at its first use) */
 	int verified;         /* the caller checked the stored digest (mc_target_queue_verified) */
 };
 
@@ -473,7 +473,7 @@ int mc_target_start_writers(struct mc_target *t, unsigned threads, unsigned deco
 		return 0;
 	if (threads == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		threads = n < 2 ? 2 : n > MC_TARGET_MAX_WRITERS ? MC_TARGET_MAX_WRITERS : (unsigned)n;
+		threads = n < 4 ? 4 : n > MC_TARGET_MAX_WRITERS ? MC_TARGET_MAX_WRITERS : (unsigned)n;
 	}
 	if (threads > MC_TARGET_MAX_WRITERS)
 		threads = MC_TARGET_MAX_WRITERS;
@@ -502,7 +502,8 @@ static int submit(struct mc_target *t, const struct job *j, const uint8_t *store
 	if ((rc = mc_workq_get(t->wq, &k, err, errlen)) < 0)
 		return rc;
 	struct job *d = &t->jobs[k];
-	if (j->len && d->buf == NULL && (d->buf = malloc(t->m->chunk_size)) == NULL)
+	/* Page-aligned, as O_DIRECT wants: a stored-raw span is written straight from it (put_chunk). */
+	if (j->len && d->buf == NULL && (d->buf = mc_pkg_buf(t->m->chunk_size)) == NULL)
 		return fail(err, errlen, ENOMEM, t->path, "%s", mc_strerror(-ENOMEM));
 	uint8_t *buf = d->buf;
 	*d = *j;
