@@ -15,7 +15,10 @@ PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 WARN := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DMC_VERSION='"$(VERSION)"' $(WARN) $(WERROR) -Ilib $(PKG_CFLAGS) $(CFLAGS)
-LDLIBS := $(PKG_LIBS) -lm -lpthread
+# --as-needed: each program records only the libraries it calls (mcast-recv, the
+# program of a small live or PXE system, does not load libtsk, libcurl and the
+# rest that only packing from a file system or fetching over HTTP needs).
+LDLIBS := -Wl,--as-needed $(PKG_LIBS) -lm -lpthread
 
 # Sanitizer builds live in their own tree so they never mix with the normal objects.
 B ?= build
