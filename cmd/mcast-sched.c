@@ -151,13 +151,11 @@ static void esc(FILE *f, const char *s)
  */
 static const char *status_refusal(const char *path)
 {
-	struct stat sb;
+	int k = mc_fe_special_path(path);
 
-	if (stat(path, &sb) < 0)
-		return NULL;
-	if (S_ISBLK(sb.st_mode) || S_ISCHR(sb.st_mode))
+	if (k == MC_FE_DEVICE)
 		return "a device node, never replaced by a status file";
-	if (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode))
+	if (k == MC_FE_FIFO_SOCK)
 		return "a FIFO or socket, not a file: the status is rewritten through a temporary file and rename(2)";
 	return NULL;
 }

@@ -73,18 +73,32 @@ uint64_t mc_fe_duration(const char *usage, const char *opt, const char *arg, uin
 	return v;
 }
 
-const char *mc_fe_output_refusal(const char *path)
+int mc_fe_special_path(const char *path)
 {
 	struct stat sb;
+
+	if (stat(path, &sb) < 0)
+		return 0;
+	if (S_ISBLK(sb.st_mode) || S_ISCHR(sb.st_mode))
+		return MC_FE_DEVICE;
+	if (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode))
+		return MC_FE_FIFO_SOCK;
+	return 0;
+}
+
+const char *mc_fe_output_refusal(const char *path)
+{
+	int k;
 
 	if (strcmp(path, "-") == 0)
 		return "not standard output: a package is a file (PKG.part and its state are kept beside it "
 		       "while it is incomplete); receive into a file, then stream its payload with "
 		       "'mcast-pack extract -O PKG', or write an image onto a disk with --to TARGET";
-	if (stat(path, &sb) == 0 && (S_ISBLK(sb.st_mode) || S_ISCHR(sb.st_mode)))
+	k = mc_fe_special_path(path);
+	if (k == MC_FE_DEVICE)
 		return "a device node, never replaced by a package file: to put an image onto a disk use "
 		       "--to TARGET, or 'mcast-pack extract -O PKG | dd of=DEVICE'";
-	if (stat(path, &sb) == 0 && (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode)))
+	if (k == MC_FE_FIFO_SOCK)
 		return "a FIFO or socket, not a file: a package is written in place and renamed, so it "
 		       "must be a regular file; stream a payload with 'mcast-pack extract -O PKG'";
 	return NULL;

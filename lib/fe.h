@@ -56,6 +56,15 @@ void mc_fe_bad_option(const char *usage, char *const *argv) __attribute__((noret
 uint64_t mc_fe_duration(const char *usage, const char *opt, const char *arg, uint64_t min_ms, uint64_t max_ms);
 
 /*
+ * What kind of special file path is, following symlinks: MC_FE_DEVICE (a
+ * block or character device), MC_FE_FIFO_SOCK (a FIFO or socket), or 0 when
+ * it is anything else or cannot be stat(2)ed. For refusing outputs that are
+ * written through a temporary file and rename(2).
+ */
+enum { MC_FE_DEVICE = 1, MC_FE_FIFO_SOCK = 2 };
+int mc_fe_special_path(const char *path);
+
+/*
  * Why path cannot be a package file to write, or NULL when it can: "-" (a
  * package is a file with PKG.part and a state beside it, not a stream) or
  * an existing device node, FIFO or socket (never replaced by a package).
