@@ -492,3 +492,20 @@ assert "path" in j, j' "$output"
 		[[ $stderr != *" left"* && $stderr != *$'\r'* ]]
 	done
 }
+
+@test "mcast-recv and mcast-repair need none of the libraries that packing from a file system uses (a small initrd)" {
+	command -v readelf >/dev/null || skip "readelf (binutils) is not installed"
+	local p needed
+	for p in mcast-recv mcast-repair mcast-sched; do
+		needed=$(readelf -d "$MCAST_BIN/$p" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+		[[ $needed == *libzstd* ]] # what it does need is listed
+		for l in libtsk libext2fs libntfs-3g libfdisk libarchive; do
+			[[ $needed != *"$l".so* ]] || { echo "$p needs $l: $needed"; return 1; }
+		done
+	done
+	needed=$(readelf -d "$MCAST_BIN/mcast-recv" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+	[[ $needed != *libcurl* ]] || { echo "mcast-recv needs libcurl: $needed"; return 1; }
+	# The packer still has them: the check above is not vacuous.
+	needed=$(readelf -d "$MCAST_BIN/mcast-pack" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+	[[ $needed == *libtsk* && $needed == *libext2fs* ]]
+}
