@@ -397,6 +397,17 @@ EOF
 	[ "$status" -eq 0 ]
 }
 
+@test "man pages: no prose rendered as flags (words after a .Fl delimiter)" {
+	# mdoc makes every word after ".Fl -x :" a flag of its own, which mandoc
+	# -Tlint does not flag: "--to: -a -lossy -receiver -keeps" was shipped.
+	local f bad=
+	for f in "$MCAST_ROOT"/man/*.[157]; do
+		bad="$bad$(mandoc -Tascii "$f" | col -b | grep -E '(^|[ (])-[a-z]{2,} -[a-z]{2,} -[a-z]{2,}' | sed "s|^|${f##*/}: |")"
+	done
+	echo "$bad"
+	[ -z "$bad" ]
+}
+
 @test "completions: one bash and one zsh file per program, both parse" {
 	for p in mcast-pack mcast-send mcast-recv mcast-repair mcast-sched; do
 		bash -n "$MCAST_ROOT/completions/bash/$p"
